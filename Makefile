@@ -1,0 +1,59 @@
+# SPDX-License-Identifier: LGPL-2.1-only
+# Thin wrapper around CMake.  The two commands a new machine needs:
+#   make run    install deps, build Release, run the demo
+#   make test   install deps, build Debug with ASan+UBSan, run the suite
+.PHONY: all deps release debug tsan run test test-tsan install format format-check bench clean
+
+JOBS     ?= $(shell nproc)
+BUILD    ?= build
+PREFIX   ?= /usr/local
+CMAKE    := cmake
+SOURCES  := $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+
+all: release
+
+deps:
+	@./scripts/install-deps.sh
+
+$(BUILD)/release/CMakeCache.txt:
+	$(CMAKE) -S . -B $(BUILD)/release -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=$(PREFIX)
+
+$(BUILD)/debug/CMakeCache.txt:
+	$(CMAKE) -S . -B $(BUILD)/debug -DCMAKE_BUILD_TYPE=Debug -DEVPL_SANITIZE=address,undefined
+
+$(BUILD)/tsan/CMakeCache.txt:
+	$(CMAKE) -S . -B $(BUILD)/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEVPL_SANITIZE=thread
+
+release: deps $(BUILD)/release/CMakeCache.txt
+	$(CMAKE) --build $(BUILD)/release -j $(JOBS)
+
+debug: deps $(BUILD)/debug/CMakeCache.txt
+	$(CMAKE) --build $(BUILD)/debug -j $(JOBS)
+
+tsan: deps $(BUILD)/tsan/CMakeCache.txt
+	$(CMAKE) --build $(BUILD)/tsan -j $(JOBS)
+	cd $(BUILD)/tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+		ctest --output-on-failure -j $(JOBS) -L threads
+
+run: release
+	$(BUILD)/release/examples/evpl-demo
+
+test: debug
+	cd $(BUILD)/debug && ASAN_OPTIONS="detect_leaks=1:abort_on_error=0" \
+		UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
+		ctest --output-on-failure -j $(JOBS)
+
+install: release
+	$(CMAKE) --install $(BUILD)/release
+
+format:
+	clang-format -i $(SOURCES)
+
+format-check:
+	clang-format --dry-run --Werror $(SOURCES)
+
+bench: release
+	$(BUILD)/release/bench/bench-loop
+
+clean:
+	rm -rf $(BUILD)

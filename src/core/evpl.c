@@ -1,0 +1,353 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * Process initialisation and the loop itself: creation, one pass
+ * (evpl_continue), run/stop, destroy, hooks.
+ */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/internal.h"
+
+struct evpl_shared *evpl_shared;
+static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void
+evpl_atexit(void)
+{
+    /* Loops still alive at exit belong to threads we cannot stop safely;
+     * free only what is ours alone. */
+    evpl__thread_config_free_adopted();
+} /* evpl_atexit */
+
+/* Called with init_lock held. */
+static void
+shared_init(struct evpl_global_config *config)
+{
+    struct evpl_shared *s;
+
+    if (!config) {
+        config = evpl_global_config_init();
+    }
+
+    s = evpl__zalloc(sizeof(*s));
+    s->config = config;
+    pthread_mutex_init(&s->lock, NULL);
+
+    switch (config->core_mech) {
+        case EVPL_CORE_MECH_DEFAULT:
+        case EVPL_CORE_MECH_EPOLL:
+            s->mech = &evpl_mech_epoll;
+            break;
+        case EVPL_CORE_MECH_SELECT:
+            s->mech = &evpl_mech_select;
+            break;
+        default:
+            evpl_bug("core", "core mechanism %d is not available on this platform",
+                     (int) config->core_mech);
+    }
+
+    s->virtual_clock = config->virtual_clock;
+    atomic_init(&s->virtual_now, 0);
+    evpl__clock_init(config->hf_time_mode);
+
+    signal(SIGPIPE, SIG_IGN);
+
+    __atomic_store_n(&evpl_shared, s, __ATOMIC_RELEASE);
+    atexit(evpl_atexit);
+} /* shared_init */
+
+EVPL_API void
+evpl_init(struct evpl_global_config *global_config)
+{
+    pthread_mutex_lock(&init_lock);
+    if (evpl_shared) {
+        pthread_mutex_unlock(&init_lock);
+        evpl_bug("core", "evpl_init called after the library was already initialised");
+    }
+    shared_init(global_config);
+    pthread_mutex_unlock(&init_lock);
+} /* evpl_init */
+
+void
+evpl__ensure_init(void)
+{
+    pthread_mutex_lock(&init_lock);
+    if (!evpl_shared) {
+        shared_init(NULL);
+    }
+    pthread_mutex_unlock(&init_lock);
+} /* evpl__ensure_init */
+
+static void
+wake_callback(struct evpl *evpl, struct evpl_doorbell *doorbell)
+{
+    /* nothing to do: waking up was the point (evpl_stop) */
+} /* wake_callback */
+
+struct evpl *
+evpl__create(const struct evpl_thread_config *config)
+{
+    struct evpl *evpl;
+    int rc;
+
+    evpl_auto_init();
+
+    evpl = aligned_alloc(EVPL_CACHELINE, sizeof(*evpl));
+    if (!evpl) {
+        evpl_bug("core", "out of memory creating a loop");
+    }
+    memset(evpl, 0, sizeof(*evpl));
+
+    evpl->config = config ? *config : evpl_shared->config->thread_default;
+    evpl->config.adopted = 0;
+    evpl->config.adopted_next = evpl->config.adopted_prev = NULL;
+
+    evpl__timers_init(&evpl->timers);
+
+    evpl->mech = evpl_shared->mech;
+    rc = evpl->mech->create(evpl);
+    if (rc < 0) {
+        evpl_bug("core", "cannot create the %s wait mechanism: %s", evpl->mech->name,
+                 strerror(-rc));
+    }
+
+    evpl->now = evpl__now(evpl);
+    evpl->last_activity = evpl->now; /* the spin window starts at creation */
+
+    evpl_add_doorbell(evpl, &evpl->wake, wake_callback);
+
+    pthread_mutex_lock(&evpl_shared->lock);
+    evpl->next = evpl_shared->loops;
+    if (evpl->next) {
+        evpl->next->prev = evpl;
+    }
+    evpl_shared->loops = evpl;
+    pthread_mutex_unlock(&evpl_shared->lock);
+
+    return evpl;
+} /* evpl__create */
+
+EVPL_API struct evpl *
+evpl_create(struct evpl_thread_config *config)
+{
+    struct evpl *evpl = evpl__create(config);
+
+    evpl__thread_config_adopt(config);
+    return evpl;
+} /* evpl_create */
+
+EVPL_API void
+evpl_destroy(struct evpl *evpl)
+{
+    struct evpl_shared *s = evpl_shared;
+
+    /* (binds are closed here once the networking layer exists) */
+
+    if (evpl->poll_mode) {
+        evpl__polls_exit(evpl);
+        evpl->poll_mode = 0;
+    }
+
+    evpl_remove_doorbell(evpl, &evpl->wake);
+
+    /* The spec leaves removal of doorbells to the application; close the
+     * descriptors of any it forgot so they do not leak. */
+    while (evpl->doorbells_len) {
+        struct evpl_doorbell_impl *db = evpl->doorbells[evpl->doorbells_len - 1];
+
+        evpl_log_error("core", "evpl_destroy: doorbell %p still registered", (void *) db);
+        evpl_remove_doorbell(evpl, (struct evpl_doorbell *) db);
+    }
+
+    pthread_mutex_lock(&s->lock);
+    if (evpl->prev) {
+        evpl->prev->next = evpl->next;
+    } else {
+        s->loops = evpl->next;
+    }
+    if (evpl->next) {
+        evpl->next->prev = evpl->prev;
+    }
+    s->retired_passes += atomic_load(&evpl->counters.passes);
+    s->retired_events += atomic_load(&evpl->counters.events);
+    s->retired_sleeps += atomic_load(&evpl->counters.sleeps);
+    s->retired_poll_ns += atomic_load(&evpl->counters.poll_ns);
+    s->retired_switches += atomic_load(&evpl->counters.switches);
+    s->retired_timers += atomic_load(&evpl->counters.timers);
+    pthread_mutex_unlock(&s->lock);
+
+    evpl__polls_destroy(evpl);
+    evpl__timers_destroy(&evpl->timers);
+    evpl->mech->destroy(evpl);
+    free(evpl->active);
+    free(evpl->deferrals);
+    free(evpl->doorbells);
+    free(evpl);
+} /* evpl_destroy */
+
+/* Enter or leave poll mode (loop.md §4.2 with DESIGN §9.1). */
+static void
+update_poll_mode(struct evpl *evpl, uint64_t now)
+{
+    int want;
+
+    if (evpl->activity) {
+        evpl->activity = 0;
+        evpl->last_activity = now;
+    }
+
+    want = evpl->config.poll_mode &&
+           (evpl->pins > 0 || now - evpl->last_activity <= evpl->config.spin_ns);
+
+    if (want == evpl->poll_mode) {
+        if (want) {
+            evpl__polls_enter(evpl); /* polls added since entering */
+        }
+        return;
+    }
+
+    evpl_counter_add(&evpl->counters.switches, 1);
+    if (want) {
+        evpl->poll_mode = 1;
+        evpl->poll_since = now;
+        /* Ringers may now skip the eventfd; doorbells_pending is checked
+         * every pass while polling. */
+        atomic_store(&evpl->polling, 1);
+        evpl__polls_enter(evpl);
+    } else {
+        evpl->poll_mode = 0;
+        /* seq_cst store, then the pending check before sleeping: a ringer
+         * either sees polling == 0 and writes the eventfd, or we see its
+         * doorbells_pending increment. */
+        atomic_store(&evpl->polling, 0);
+        evpl_counter_add(&evpl->counters.poll_ns, now - evpl->poll_since);
+        evpl__polls_exit(evpl);
+    }
+} /* update_poll_mode */
+
+static int64_t
+wait_timeout_ns(struct evpl *evpl, uint64_t now)
+{
+    int64_t timeout = evpl->config.wait_ms < 0 ? -1 : (int64_t) evpl->config.wait_ms * 1000000;
+    uint64_t next = evpl__timers_next(&evpl->timers);
+
+    if (evpl->poll_mode || evpl_shared->virtual_clock || evpl->mech_full || evpl->deferrals_len ||
+        (evpl->activity && evpl->config.poll_mode) || atomic_load(&evpl->doorbells_pending) ||
+        (evpl->active_len && evpl__events_compact(evpl))) {
+        return 0;
+    }
+
+    if (next != UINT64_MAX) {
+        int64_t until = next > now ? (int64_t) (next - now) : 0;
+
+        if (timeout < 0 || until < timeout) {
+            timeout = until;
+        }
+    }
+    return timeout;
+} /* wait_timeout_ns */
+
+static void
+full_pass(struct evpl *evpl)
+{
+    uint64_t now;
+    int64_t timeout;
+    int n;
+
+    now = evpl__now(evpl);
+    evpl->now = now;
+
+    if (evpl->timers.heap_len && evpl__timers_next(&evpl->timers) <= now) {
+        unsigned fired = evpl__timers_run(evpl, now);
+
+        if (fired) {
+            evpl->activity = 1;
+            evpl_counter_add(&evpl->counters.timers, fired);
+        }
+    }
+
+    update_poll_mode(evpl, now);
+
+    timeout = wait_timeout_ns(evpl, now);
+
+    if (evpl->hooks.pre_wait) {
+        evpl->hooks.pre_wait(evpl, evpl->hooks.private_data);
+    }
+    if (timeout != 0) {
+        evpl_counter_add(&evpl->counters.sleeps, 1);
+    }
+    n = evpl->mech->wait(evpl, timeout);
+    if (evpl->hooks.post_wait) {
+        evpl->hooks.post_wait(evpl, evpl->hooks.private_data);
+    }
+
+    if (n > 0) {
+        evpl->activity = 1;
+    }
+
+    evpl->poll_passes = 0;
+} /* full_pass */
+
+EVPL_API void
+evpl_continue(struct evpl *evpl)
+{
+    unsigned ran;
+
+    if (evpl->poll_mode && evpl->polls_len && evpl->poll_passes < evpl->config.poll_iterations) {
+        /* poll-only pass: no clock, no syscall */
+        evpl->poll_passes++;
+        evpl__polls_run(evpl);
+    } else {
+        full_pass(evpl);
+    }
+
+    if (atomic_load_explicit(&evpl->doorbells_pending, memory_order_relaxed)) {
+        evpl__doorbells_collect(evpl);
+    }
+
+    if (evpl->active_len) {
+        ran = evpl__events_dispatch(evpl);
+        if (ran) {
+            evpl_counter_add(&evpl->counters.events, ran);
+        }
+    }
+
+    if (evpl->deferrals_len) {
+        evpl__deferrals_run(evpl);
+    }
+
+    if (evpl->hooks.iteration_end) {
+        evpl->hooks.iteration_end(evpl, evpl->hooks.private_data);
+    }
+
+    evpl_counter_add(&evpl->counters.passes, 1);
+} /* evpl_continue */
+
+EVPL_API void
+evpl_run(struct evpl *evpl)
+{
+    while (!atomic_load_explicit(&evpl->stopped, memory_order_acquire)) {
+        evpl_continue(evpl);
+    }
+} /* evpl_run */
+
+EVPL_API void
+evpl_stop(struct evpl *evpl)
+{
+    if (atomic_exchange_explicit(&evpl->stopped, 1, memory_order_acq_rel)) {
+        return; /* already stopped: harmless */
+    }
+    evpl_ring_doorbell(&evpl->wake);
+} /* evpl_stop */
+
+EVPL_API void
+evpl_set_loop_hooks(struct evpl *evpl, const struct evpl_loop_hooks *hooks)
+{
+    if (hooks) {
+        evpl->hooks = *hooks;
+    } else {
+        memset(&evpl->hooks, 0, sizeof(evpl->hooks));
+    }
+} /* evpl_set_loop_hooks */

@@ -1,0 +1,391 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * Private declarations shared by the core.  Nothing here is installed.
+ * Naming: evpl__<object>_<verb> for non-static internal functions.
+ */
+#pragma once
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include <evpl/evpl.h>
+
+#define EVPL_CACHELINE 64
+
+#define likely(x)   __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+#define container_of(ptr, type, member) ((type *) ((char *) (ptr) -offsetof(type, member)))
+
+/* ---- logging (log.c) ---- */
+
+enum evpl_log_level {
+    EVPL_LOG_DEBUG = 0,
+    EVPL_LOG_INFO = 1,
+    EVPL_LOG_ERROR = 2,
+    EVPL_LOG_FATAL = 3,
+    EVPL_LOG_NONE = 4,
+};
+
+extern int evpl__log_threshold;
+
+void evpl__log(int level, const char *module, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* The level test is inline so a disabled debug line costs one compare. */
+#define evpl_log_at(lvl, mod, ...)                                    \
+    do {                                                              \
+        if (unlikely((lvl) >= evpl__log_threshold)) {                 \
+            evpl__log((lvl), (mod), __FILE__, __LINE__, __VA_ARGS__); \
+        }                                                             \
+    } while (0)
+
+#define evpl_log_debug(mod, ...) evpl_log_at(EVPL_LOG_DEBUG, mod, __VA_ARGS__)
+#define evpl_log_info(mod, ...)  evpl_log_at(EVPL_LOG_INFO, mod, __VA_ARGS__)
+#define evpl_log_error(mod, ...) evpl_log_at(EVPL_LOG_ERROR, mod, __VA_ARGS__)
+
+/* Contract violations: one path, always on (they are cheap checks). */
+#define evpl_bug(mod, ...) evpl_abort((mod), __FILE__, __LINE__, __VA_ARGS__)
+#define EVPL_ASSERT(cond)                                    \
+    do {                                                     \
+        if (unlikely(!(cond))) {                             \
+            evpl_bug("core", "assertion failed: %s", #cond); \
+        }                                                    \
+    } while (0)
+
+/* Allocation that aborts on failure: for the few places where upstream
+ * promises a non-NULL result (config objects, loop creation). */
+void *evpl__zalloc(size_t size);
+void *evpl__realloc(void *ptr, size_t size);
+
+/* Grow a dynamic array so that index n fits: doubles capacity. */
+#define evpl_array_reserve(arr, cap, n)                           \
+    do {                                                          \
+        if ((n) >= (cap)) {                                       \
+            uint32_t ncap_ = (cap) ? (cap) *2 : 16;               \
+            while (ncap_ <= (n))                                  \
+                ncap_ *= 2;                                       \
+            (arr) = evpl__realloc((arr), ncap_ * sizeof(*(arr))); \
+            (cap) = ncap_;                                        \
+        }                                                         \
+    } while (0)
+
+/* ---- configuration (config.c) ---- */
+
+struct evpl_thread_config {
+    int poll_mode;
+    int poll_iterations;
+    int wait_ms;
+    uint64_t spin_ns;
+    /* Set when the object was handed to evpl_create & co.  Upstream
+     * consumes such objects, so programs written for it never release
+     * them; we copy instead and free the never-released ones at exit. */
+    struct evpl_thread_config *adopted_next;
+    struct evpl_thread_config *adopted_prev;
+    int adopted;
+};
+
+struct evpl_global_config {
+    enum evpl_core_mech core_mech;
+    uint64_t buffer_size;
+    uint64_t slab_size;
+    int huge_pages;
+    uint64_t huge_page_size;
+    unsigned int max_datagram_size;
+    unsigned int max_datagram_batch;
+    unsigned int max_num_iovec;
+    unsigned int iovec_ring_size;
+    unsigned int dgram_ring_size;
+    unsigned int rdma_request_ring_size;
+    unsigned int max_pending;
+    unsigned int max_poll_fd;
+    unsigned int resolve_timeout_ms;
+    unsigned int hf_time_mode;
+    int virtual_clock;
+    unsigned int preallocate_slabs;
+    unsigned int preallocate_threads;
+    int io_uring_enabled;
+    unsigned int io_uring_entries;
+    int libaio_enabled;
+    unsigned int libaio_max_pending;
+    int vfio_enabled;
+    int xlio_enabled;
+    int rdmacm_enabled;
+    uint8_t rdmacm_tos;
+    unsigned int rdmacm_datagram_size_override;
+    int rdmacm_srq_prefill;
+    unsigned int rdmacm_max_sge;
+    unsigned int rdmacm_cq_size;
+    unsigned int rdmacm_sq_size;
+    unsigned int rdmacm_srq_size;
+    unsigned int rdmacm_srq_min;
+    unsigned int rdmacm_srq_batch;
+    unsigned int rdmacm_max_inline;
+    unsigned int rdmacm_retry_count;
+    unsigned int rdmacm_rnr_retry_count;
+    char *tls_cert;
+    char *tls_key;
+    char *tls_ca;
+    char *tls_cipher_list;
+    int tls_verify_peer;
+    int tls_ktls_enabled;
+    unsigned int http_max_header_size;
+    unsigned int rpc2_max_message_size;
+    struct evpl_thread_config thread_default;
+};
+
+void evpl__thread_config_adopt(struct evpl_thread_config *config);
+void evpl__thread_config_free_adopted(void);
+
+/* ---- process-wide state (evpl.c) ---- */
+
+struct evpl_mech_ops;
+
+struct evpl_shared {
+    struct evpl_global_config *config;
+    const struct evpl_mech_ops *mech;
+    int virtual_clock;
+    _Atomic uint64_t virtual_now;
+    pthread_mutex_t lock; /* loops list, adopted configs */
+    struct evpl *loops;   /* live loops, for metrics */
+    /* counters of destroyed loops, so scraped totals stay monotonic */
+    uint64_t retired_passes;
+    uint64_t retired_events;
+    uint64_t retired_sleeps;
+    uint64_t retired_poll_ns;
+    uint64_t retired_switches;
+    uint64_t retired_timers;
+};
+
+extern struct evpl_shared *evpl_shared;
+
+/* Initialise with defaults unless already done.  Cheap when done. */
+void evpl__ensure_init(void);
+
+static inline void
+evpl_auto_init(void)
+{
+    if (unlikely(!__atomic_load_n(&evpl_shared, __ATOMIC_ACQUIRE))) {
+        evpl__ensure_init();
+    }
+} /* evpl_auto_init */
+
+/* ---- clock (clock.c) ---- */
+
+void evpl__clock_init(unsigned int hf_time_mode);
+/* CLOCK_MONOTONIC-compatible ns, TSC-backed where reliable. */
+uint64_t evpl__hf_now_ns(void);
+
+/* ---- events (event.c): fds the wait mechanism watches ---- */
+
+struct evpl_event;
+typedef void (*evpl_event_cb_t)(struct evpl *evpl, struct evpl_event *event);
+
+enum {
+    EVPL_EV_READ_INTEREST = 1u << 0,
+    EVPL_EV_WRITE_INTEREST = 1u << 1,
+    EVPL_EV_READABLE = 1u << 2,   /* latched until marked unreadable */
+    EVPL_EV_WRITABLE = 1u << 3,   /* latched until marked unwritable */
+    EVPL_EV_ERROR = 1u << 4,      /* delivered once to error_cb */
+    EVPL_EV_KICK = 1u << 5,       /* run read_cb once, no fd readiness */
+    EVPL_EV_ACTIVE = 1u << 6,     /* has a slot in the active array */
+    EVPL_EV_REGISTERED = 1u << 7, /* known to the wait mechanism */
+    EVPL_EV_WANT_WRITE = 1u << 8, /* register for EPOLLOUT too */
+};
+
+/*
+ * 40 bytes: it has to fit, with the rest of their state, inside the public
+ * 64-byte doorbell and 80-byte fd event storage.
+ */
+struct evpl_event {
+    int fd;
+    uint32_t flags;
+    int32_t active_idx;
+    uint32_t unused;
+    evpl_event_cb_t read_cb;
+    evpl_event_cb_t write_cb;
+    evpl_event_cb_t error_cb;
+};
+
+void evpl__event_init(struct evpl_event *event, int fd, evpl_event_cb_t read_cb,
+                      evpl_event_cb_t write_cb, evpl_event_cb_t error_cb);
+/* Register with the wait mechanism; returns 0 or a negative errno. */
+int evpl__event_add(struct evpl *evpl, struct evpl_event *event);
+void evpl__event_remove(struct evpl *evpl, struct evpl_event *event);
+/* Set flag bits (interest or readiness) and (de)activate as needed. */
+void evpl__event_set(struct evpl *evpl, struct evpl_event *event, uint32_t bits);
+void evpl__event_clear(struct evpl *evpl, struct evpl_event *event, uint32_t bits);
+/* Run every active event once; returns how many callbacks ran. */
+unsigned evpl__events_dispatch(struct evpl *evpl);
+/* Drop slots of removed or no-longer-ready events; returns how many remain. */
+uint32_t evpl__events_compact(struct evpl *evpl);
+
+/* ---- wait mechanisms (mech_*.c) ---- */
+
+struct evpl_mech_ops {
+    const char *name;
+    int (*create)(struct evpl *evpl);
+    void (*destroy)(struct evpl *evpl);
+    int (*add)(struct evpl *evpl, struct evpl_event *event);
+    void (*remove)(struct evpl *evpl, struct evpl_event *event);
+    /* Wait up to timeout_ns (-1 = forever) and latch readiness into events
+     * with evpl__event_set; returns the number of events reported. */
+    int (*wait)(struct evpl *evpl, int64_t timeout_ns);
+};
+
+extern const struct evpl_mech_ops evpl_mech_epoll;
+extern const struct evpl_mech_ops evpl_mech_select;
+
+/* ---- timers (timer.c) ---- */
+
+struct evpl_timer_heap_entry {
+    uint64_t deadline;
+    uint32_t node;
+};
+
+struct evpl_timer_node {
+    struct evpl_timer *timer;
+    uint32_t heap_idx; /* EVPL_TIMER_FIRING while in its callback */
+    uint32_t next_free;
+};
+
+struct evpl_timer_hash_slot {
+    struct evpl_timer *timer;
+    uint32_t node;
+};
+
+struct evpl_timers {
+    struct evpl_timer_heap_entry *heap;
+    uint32_t heap_len, heap_cap;
+    struct evpl_timer_node *nodes;
+    uint32_t nodes_len, nodes_cap, free_node;
+    struct evpl_timer_hash_slot *hash;
+    uint32_t hash_mask, hash_count;
+    int firing;
+};
+
+void evpl__timers_init(struct evpl_timers *timers);
+void evpl__timers_destroy(struct evpl_timers *timers);
+/* Fire due timers; returns how many fired. */
+unsigned evpl__timers_run(struct evpl *evpl, uint64_t now);
+/* Earliest deadline, or UINT64_MAX. */
+static inline uint64_t
+evpl__timers_next(const struct evpl_timers *timers)
+{
+    return timers->heap_len ? timers->heap[0].deadline : UINT64_MAX;
+} /* evpl__timers_next */
+
+/* ---- deferrals (deferral.c) ---- */
+
+void evpl__deferrals_run(struct evpl *evpl);
+
+/* ---- doorbells (doorbell.c) ---- */
+
+struct evpl_doorbell_impl {
+    struct evpl_event event;
+    evpl_doorbell_callback_t callback;
+    struct evpl *evpl;
+    _Atomic uint32_t rung;
+    uint32_t idx; /* slot in evpl->doorbells */
+};
+
+/* Activate every doorbell rung while the loop was polling. */
+void evpl__doorbells_collect(struct evpl *evpl);
+
+/* ---- polls (poll.c) ---- */
+
+struct evpl_poll {
+    evpl_poll_enter_callback_t enter_callback;
+    evpl_poll_exit_callback_t exit_callback;
+    evpl_poll_callback_t callback;
+    void *private_data;
+    uint32_t idx;
+    int entered;
+};
+
+void evpl__polls_run(struct evpl *evpl);
+void evpl__polls_enter(struct evpl *evpl);
+void evpl__polls_exit(struct evpl *evpl);
+void evpl__polls_destroy(struct evpl *evpl);
+
+/* ---- the loop (evpl.c) ---- */
+
+struct evpl_loop_counters {
+    _Atomic uint64_t passes;
+    _Atomic uint64_t events;
+    _Atomic uint64_t sleeps;
+    _Atomic uint64_t poll_ns;
+    _Atomic uint64_t switches;
+    _Atomic uint64_t timers;
+};
+
+struct evpl {
+    /* hot state of one pass */
+    uint64_t now;
+    struct evpl_event **active;
+    uint32_t active_len, active_cap;
+    int dispatching;
+    int mech_full; /* last wait filled its batch */
+
+    struct evpl_deferral **deferrals;
+    uint32_t deferrals_len, deferrals_cap;
+
+    struct evpl_timers timers;
+
+    struct evpl_poll **polls;
+    uint32_t polls_len, polls_cap;
+    int polls_iterating;
+    int polls_holes;
+
+    struct evpl_doorbell_impl **doorbells;
+    uint32_t doorbells_len, doorbells_cap;
+
+    /* hybrid event/poll mode */
+    struct evpl_thread_config config;
+    int poll_mode;   /* currently polling */
+    int poll_passes; /* poll-only passes since full */
+    int pins;
+    int activity; /* reported since last full pass */
+    uint64_t last_activity;
+    uint64_t poll_since;
+
+    struct evpl_loop_hooks hooks;
+
+    const struct evpl_mech_ops *mech;
+    int mech_fd;
+    void *mech_state;
+
+    struct evpl_doorbell wake; /* evpl_stop's wakeup */
+
+    struct evpl *next, *prev; /* evpl_shared->loops */
+
+    /* written by other threads */
+    _Alignas(EVPL_CACHELINE) _Atomic int stopped;
+    _Atomic int polling; /* 1: ringers skip the eventfd */
+    _Atomic uint32_t doorbells_pending;
+
+    _Alignas(EVPL_CACHELINE) struct evpl_loop_counters counters;
+};
+
+/* The loop's notion of now in ns: virtual or monotonic. */
+static inline uint64_t
+evpl__now(const struct evpl *evpl)
+{
+    (void) evpl;
+    if (unlikely(evpl_shared->virtual_clock)) {
+        return atomic_load_explicit(&evpl_shared->virtual_now, memory_order_acquire);
+    }
+    return evpl__hf_now_ns();
+} /* evpl__now */
+
+/* Single-writer counter bump: relaxed load+store, no locked instruction. */
+static inline void
+evpl_counter_add(_Atomic uint64_t *c, uint64_t v)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
+                          memory_order_relaxed);
+} /* evpl_counter_add */
+
+/* Create a loop from a config the caller keeps (NULL: global default). */
+struct evpl *evpl__create(const struct evpl_thread_config *config);

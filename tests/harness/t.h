@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * Tiny assertion header for the test programs: each check prints the
+ * values it compared and exits non-zero on failure.  Exit 77 = skipped.
+ */
+#pragma once
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define T_SKIP_CODE 77
+
+#define T_FAIL(...)                                           \
+    do {                                                      \
+        fprintf(stderr, "%s:%d: FAIL: ", __FILE__, __LINE__); \
+        fprintf(stderr, __VA_ARGS__);                         \
+        fprintf(stderr, "\n");                                \
+        exit(1);                                              \
+    } while (0)
+
+#define T_SKIP(...)                   \
+    do {                              \
+        fprintf(stderr, "SKIP: ");    \
+        fprintf(stderr, __VA_ARGS__); \
+        fprintf(stderr, "\n");        \
+        exit(T_SKIP_CODE);            \
+    } while (0)
+
+#define T_OK(cond)                        \
+    do {                                  \
+        if (!(cond)) {                    \
+            T_FAIL("expected %s", #cond); \
+        }                                 \
+    } while (0)
+
+#define T_CMP_(a, op, b, type, fmt)                                       \
+    do {                                                                  \
+        type t_a_ = (type) (a);                                           \
+        type t_b_ = (type) (b);                                           \
+        if (!(t_a_ op t_b_)) {                                            \
+            T_FAIL("%s %s %s: " fmt " vs " fmt, #a, #op, #b, t_a_, t_b_); \
+        }                                                                 \
+    } while (0)
+
+#define T_EQ(a, b)     T_CMP_(a, ==, b, int64_t, "%" PRId64)
+#define T_NE(a, b)     T_CMP_(a, !=, b, int64_t, "%" PRId64)
+#define T_LT(a, b)     T_CMP_(a, <, b, int64_t, "%" PRId64)
+#define T_LE(a, b)     T_CMP_(a, <=, b, int64_t, "%" PRId64)
+#define T_GT(a, b)     T_CMP_(a, >, b, int64_t, "%" PRId64)
+#define T_GE(a, b)     T_CMP_(a, >=, b, int64_t, "%" PRId64)
+#define T_EQ_U(a, b)   T_CMP_(a, ==, b, uint64_t, "%" PRIu64)
+#define T_EQ_PTR(a, b) T_CMP_(a, ==, b, const void *, "%p")
+#define T_STR_EQ(a, b)                                                \
+    do {                                                              \
+        const char *t_a_ = (a), *t_b_ = (b);                          \
+        if (strcmp(t_a_, t_b_) != 0) {                                \
+            T_FAIL("%s == %s: \"%s\" vs \"%s\"", #a, #b, t_a_, t_b_); \
+        }                                                             \
+    } while (0)
+
+static inline uint64_t
+t_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
+} /* t_now_ns */
+
+/*
+ * Run fn in a child process and return its termination signal (0 when it
+ * exited normally).  Used to check that misuse aborts.
+ */
+static inline int
+t_child_signal(void (*fn)(void *), void *arg)
+{
+    pid_t pid = fork();
+    int status;
+
+    if (pid == 0) {
+        /* keep the expected abort quiet and fast */
+        fn(arg);
+        _exit(0);
+    }
+    if (pid < 0 || waitpid(pid, &status, 0) != pid) {
+        T_FAIL("fork/waitpid: %s", strerror(errno));
+    }
+    return WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+} /* t_child_signal */
+
+/* Process CPU time (user + system) in ns. */
+static inline uint64_t
+t_cpu_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
+} /* t_cpu_ns */
