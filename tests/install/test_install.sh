@@ -1,0 +1,28 @@
+#!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-only
+# Install the build tree into a scratch prefix, then build and run a consumer
+# against it with find_package(evpl) and with pkg-config.
+# usage: test_install.sh <build-dir> <source-dir>
+set -eu
+build=$1
+src=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
+libdir=$(ls -d "$tmp"/prefix/lib*)
+test -e "$libdir/libevpl.so.0" || { echo "FAIL: no versioned SONAME libevpl.so.0"; exit 1; }
+test -f "$tmp/prefix/include/evpl/evpl.h" || { echo "FAIL: headers not installed"; exit 1; }
+
+# the sanitizer runtime (when the library was built with one) need not come first
+export ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0:detect_leaks=0"
+export LD_LIBRARY_PATH="$libdir"
+
+cmake -S "$src/tests/install/consumer" -B "$tmp/cmake" -DCMAKE_PREFIX_PATH="$tmp/prefix" >/dev/null
+cmake --build "$tmp/cmake" >/dev/null
+"$tmp/cmake/consumer"
+
+export PKG_CONFIG_PATH="$libdir/pkgconfig"
+cc -o "$tmp/pc-consumer" "$src/tests/install/consumer/main.c" $(pkg-config --cflags --libs evpl)
+"$tmp/pc-consumer"
+echo "PASS: find_package and pkg-config consumers built and ran"
