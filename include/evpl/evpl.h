@@ -26,6 +26,7 @@ extern "C" {
 #include <evpl/evpl_core.h>
 #include <evpl/evpl_config.h>
 #include <evpl/evpl_logging.h>
+#include <evpl/evpl_memory.h>
 #include <evpl/evpl_deferral.h>
 #include <evpl/evpl_doorbell.h>
 #include <evpl/evpl_fd_event.h>

@@ -165,3 +165,12 @@ EVPL_API void evpl_global_config_set_preallocate_slabs(struct evpl_global_config
 
 EVPL_API void evpl_global_config_set_preallocate_threads(struct evpl_global_config *config,
                                                          unsigned int threads);
+
+/*
+ * Extension (not in upstream libevpl): cap the number of slabs the process
+ * maps (0 = unlimited, the default).  Past the cap allocations fail with
+ * -1 instead of mapping more memory.  The EVPL_MAX_SLABS environment
+ * variable overrides it.
+ */
+EVPL_API void evpl_global_config_set_max_slabs(struct evpl_global_config *config,
+                                               unsigned int max_slabs);

@@ -158,6 +158,7 @@ SETTER(rdmacm_rnr_retry_count, unsigned int)
 SETTER_BOOL(tls_verify_peer)
 SETTER_BOOL(tls_ktls_enabled)
 SETTER(http_max_header_size, unsigned int)
+SETTER(max_slabs, unsigned int)
 
 EVPL_API void
 evpl_global_config_set_rpc2_max_message_size(struct evpl_global_config *config, unsigned int size)

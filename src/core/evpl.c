@@ -19,6 +19,7 @@ evpl_atexit(void)
     /* Loops still alive at exit belong to threads we cannot stop safely;
      * free only what is ours alone. */
     evpl__thread_config_free_adopted();
+    evpl__mem_exit_check();
 } /* evpl_atexit */
 
 /* Called with init_lock held. */
@@ -51,6 +52,7 @@ shared_init(struct evpl_global_config *config)
     s->virtual_clock = config->virtual_clock;
     atomic_init(&s->virtual_now, 0);
     evpl__clock_init(config->hf_time_mode);
+    evpl__mem_init(config);
 
     signal(SIGPIPE, SIG_IGN);
 
@@ -105,6 +107,7 @@ evpl__create(const struct evpl_thread_config *config)
     evpl->config.adopted_next = evpl->config.adopted_prev = NULL;
 
     evpl__timers_init(&evpl->timers);
+    evpl__mem_loop_init(evpl);
 
     evpl->mech = evpl_shared->mech;
     rc = evpl->mech->create(evpl);
@@ -176,8 +179,11 @@ evpl_destroy(struct evpl *evpl)
     s->retired_poll_ns += atomic_load(&evpl->counters.poll_ns);
     s->retired_switches += atomic_load(&evpl->counters.switches);
     s->retired_timers += atomic_load(&evpl->counters.timers);
+    s->retired_cache_hits += atomic_load(&evpl->mem.hits);
+    s->retired_cache_misses += atomic_load(&evpl->mem.misses);
     pthread_mutex_unlock(&s->lock);
 
+    evpl__mem_loop_cleanup(evpl);
     evpl__polls_destroy(evpl);
     evpl__timers_destroy(&evpl->timers);
     evpl->mech->destroy(evpl);

@@ -11,6 +11,8 @@
 
 #include <evpl/evpl.h>
 
+#include "mem/mem.h"
+
 #define EVPL_CACHELINE 64
 
 #define likely(x)   __builtin_expect(!!(x), 1)
@@ -132,6 +134,7 @@ struct evpl_global_config {
     int tls_ktls_enabled;
     unsigned int http_max_header_size;
     unsigned int rpc2_max_message_size;
+    unsigned int max_slabs;
     struct evpl_thread_config thread_default;
 };
 
@@ -156,6 +159,8 @@ struct evpl_shared {
     uint64_t retired_poll_ns;
     uint64_t retired_switches;
     uint64_t retired_timers;
+    uint64_t retired_cache_hits;
+    uint64_t retired_cache_misses;
 };
 
 extern struct evpl_shared *evpl_shared;
@@ -357,6 +362,8 @@ struct evpl {
     void *mech_state;
 
     struct evpl_doorbell wake; /* evpl_stop's wakeup */
+
+    struct evpl_mem_cache mem; /* this thread's buffer cache */
 
     struct evpl *next, *prev; /* evpl_shared->loops */
 

@@ -52,6 +52,8 @@ evpl_metrics_scrape(char *buffer, int buffer_size)
     struct evpl *evpl;
     struct out o = {buffer, buffer_size, 0, 0};
     uint64_t passes, events, sleeps, poll_ns, switches, timers, loops = 0;
+    uint64_t hits, misses;
+    struct evpl_mem_stats mem;
     char secs[32];
 
     evpl_auto_init();
@@ -67,6 +69,8 @@ evpl_metrics_scrape(char *buffer, int buffer_size)
     poll_ns = s->retired_poll_ns;
     switches = s->retired_switches;
     timers = s->retired_timers;
+    hits = s->retired_cache_hits;
+    misses = s->retired_cache_misses;
     for (evpl = s->loops; evpl; evpl = evpl->next) {
         loops++;
         passes += atomic_load_explicit(&evpl->counters.passes, memory_order_relaxed);
@@ -75,6 +79,8 @@ evpl_metrics_scrape(char *buffer, int buffer_size)
         poll_ns += atomic_load_explicit(&evpl->counters.poll_ns, memory_order_relaxed);
         switches += atomic_load_explicit(&evpl->counters.switches, memory_order_relaxed);
         timers += atomic_load_explicit(&evpl->counters.timers, memory_order_relaxed);
+        hits += atomic_load_explicit(&evpl->mem.hits, memory_order_relaxed);
+        misses += atomic_load_explicit(&evpl->mem.misses, memory_order_relaxed);
     }
     pthread_mutex_unlock(&s->lock);
 
@@ -92,21 +98,31 @@ evpl_metrics_scrape(char *buffer, int buffer_size)
                "Transitions between event (sleeping) and poll mode.", switches);
     family_u64(&o, "evpl_loop_timers_fired_total", "counter", "Timer callbacks run.", timers);
 
-    /* Allocator families (core.md §7): there is no buffer allocator in
-     * this build yet, so every one of them is truly zero. */
+    evpl__mem_stats(&mem);
     family_u64(&o, "evpl_allocator_slabs_inline_total", "counter",
-               "Slabs built synchronously by an allocating thread.", 0);
+               "Slabs built synchronously by an allocating thread.", mem.slabs);
     family_u64(&o, "evpl_allocator_slabs_prealloc_total", "counter",
                "Slabs built by preallocation threads.", 0);
     family_u64(&o, "evpl_allocator_consumer_waits_total", "counter",
                "Times an allocating thread waited for a preallocated buffer.", 0);
     family_u64(&o, "evpl_allocator_consumer_wait_ns_total", "counter",
                "Nanoseconds spent in those waits.", 0);
-    family_u64(&o, "evpl_allocator_free_buffers", "gauge", "Buffers on the global free list.", 0);
+    family_u64(&o, "evpl_allocator_free_buffers", "gauge", "Buffers on the global free list.",
+               mem.free_buffers);
     family_u64(&o, "evpl_allocator_outstanding_slabs", "gauge",
                "Slab builds requested and not finished.", 0);
     family_u64(&o, "evpl_allocator_target_buffers", "gauge", "Preallocation target.", 0);
-    family_u64(&o, "evpl_allocator_total_slabs", "gauge", "Slabs ever allocated.", 0);
+    family_u64(&o, "evpl_allocator_total_slabs", "gauge", "Slabs ever allocated.", mem.slabs);
+    family_u64(&o, "evpl_allocator_mapped_bytes", "gauge", "Bytes of slab address space mapped.",
+               mem.mapped_bytes);
+    family_u64(&o, "evpl_allocator_buffers_in_use", "gauge",
+               "Buffers referenced by someone (on no free list).", mem.buffers_in_use);
+    family_u64(&o, "evpl_allocator_bytes_in_use", "gauge", "Bytes of the buffers in use.",
+               mem.buffers_in_use * mem.buffer_size);
+    family_u64(&o, "evpl_allocator_cache_hits_total", "counter",
+               "Buffers a loop took from its own free lists.", hits);
+    family_u64(&o, "evpl_allocator_cache_misses_total", "counter",
+               "Buffers a loop had to take from the global pool.", misses);
 
     if (o.overflow) {
         if (buffer_size > 0) {

@@ -104,3 +104,24 @@ t_cpu_ns(void)
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
 } /* t_cpu_ns */
+
+/* Value of an unlabelled metric from evpl_metrics_scrape, or -1. */
+int evpl_metrics_scrape(char *buffer, int buffer_size);
+
+static inline int64_t
+t_metric(const char *name)
+{
+    static char buf[65536];
+    size_t len = strlen(name);
+    char *p;
+
+    if (evpl_metrics_scrape(buf, sizeof(buf)) < 0) {
+        return -1;
+    }
+    for (p = buf; (p = strstr(p, name)) != NULL; p += len) {
+        if ((p == buf || p[-1] == '\n') && p[len] == ' ') {
+            return strtoll(p + len + 1, NULL, 10);
+        }
+    }
+    return -1;
+} /* t_metric */

@@ -1,0 +1,284 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * Iovec allocation from per-loop caches.
+ *
+ * Each loop has a current buffer per pool (LOCAL, SHARED) and carves
+ * iovecs from it by bumping a fill mark; the loop holds one reference on
+ * its current buffer.  When the last reference of a buffer goes, it
+ * returns to the releasing loop's free list (SHARED: a cache bounded to
+ * 1024, the excess going back in halves), or to the global pool without a
+ * loop.  The steady state takes no lock and makes no syscall.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "core/internal.h"
+#include "mem/mem.h"
+
+#define SHARED_CACHE_MAX  1024
+#define SHARED_CACHE_KEEP 512
+
+static inline uint64_t
+align_up(uint64_t v, uint64_t a)
+{
+    return a ? (v + a - 1) & ~(a - 1) : v;
+} /* align_up */
+
+static inline void
+buffer_set_count(struct evpl_buffer *b, unsigned int n)
+{
+    atomic_store_explicit(&b->ref.refcnt_atomic, n, memory_order_relaxed);
+} /* buffer_set_count */
+
+/* A fresh buffer (count 1) for pool, or NULL when memory is exhausted. */
+static struct evpl_buffer *
+buffer_get(struct evpl *evpl, struct evpl_mem_pool *p, unsigned int flags)
+{
+    struct evpl_buffer *b = p->free;
+
+    if (b) {
+        p->free = b->next;
+        p->nfree--;
+        evpl_counter_add(&evpl->mem.hits, 1);
+    } else {
+        b = evpl__mem_global_get();
+        if (!b) {
+            return NULL;
+        }
+        evpl_counter_add(&evpl->mem.misses, 1);
+    }
+    atomic_fetch_add_explicit(&evpl__buffers_in_use, 1, memory_order_relaxed);
+    evpl__buffer_unpoison(b);
+    b->next = NULL;
+    b->used = 0;
+    atomic_store_explicit(&b->owner, evpl, memory_order_relaxed);
+    b->ref.flags = flags;
+    buffer_set_count(b, 1);
+    return b;
+} /* buffer_get */
+
+void
+evpl__buffer_release(struct evpl *evpl, struct evpl_iovec_ref *ref)
+{
+    struct evpl_buffer *b = (struct evpl_buffer *) ref;
+    unsigned int shared = ref->flags & EVPL_IOVEC_FLAG_SHARED;
+    struct evpl_mem_pool *p;
+
+    /* GLOBAL buffers come here on their single release; forget the flag so
+     * a second release of the same iovec is caught as a double release */
+    ref->flags = 0;
+    buffer_set_count(b, 0);
+    atomic_fetch_sub_explicit(&evpl__buffers_in_use, 1, memory_order_relaxed);
+    evpl__buffer_poison(b);
+
+    if (!evpl) {
+        evpl__mem_global_put(b);
+        return;
+    }
+    p = shared ? &evpl->mem.shared : &evpl->mem.local;
+    b->next = p->free;
+    p->free = b;
+    p->nfree++;
+
+    if (shared && p->nfree > SHARED_CACHE_MAX) {
+        /* give back the older half in one lock round trip */
+        struct evpl_buffer *keep_tail = p->free;
+
+        for (uint32_t i = 1; i < SHARED_CACHE_KEEP; i++) {
+            keep_tail = keep_tail->next;
+        }
+        struct evpl_buffer *head = keep_tail->next, *tail = head;
+        uint32_t n = 1;
+
+        while (tail->next) {
+            tail = tail->next;
+            n++;
+        }
+        keep_tail->next = NULL;
+        p->nfree = SHARED_CACHE_KEEP;
+        evpl__mem_global_put_list(head, tail, n);
+    }
+} /* evpl__buffer_release */
+
+/* Make b the pool's current buffer, dropping the loop's hold on the old. */
+static inline void
+set_current(struct evpl *evpl, struct evpl_mem_pool *p, struct evpl_buffer *b)
+{
+    struct evpl_buffer *old = p->current;
+
+    p->current = b;
+    if (old) {
+        evpl_iovec_ref_release(evpl, &old->ref);
+    }
+} /* set_current */
+
+static int
+check_args(unsigned int length, unsigned int alignment, unsigned int max_iovecs)
+{
+    if (alignment & (alignment - 1)) {
+        evpl_log_error("mem", "alignment %u is not a power of two", alignment);
+        return -EINVAL;
+    }
+    if (alignment > evpl__buffer_size) {
+        evpl_log_error("mem", "alignment %u exceeds the buffer size %llu", alignment,
+                       (unsigned long long) evpl__buffer_size);
+        return -EINVAL;
+    }
+    if (max_iovecs == 0 && length) {
+        evpl_log_error("mem", "max_iovecs of 0 for a %u-byte allocation", length);
+        return -EINVAL;
+    }
+    return 0;
+} /* check_args */
+
+/*
+ * Place length bytes: in the current buffer if they fit there, otherwise
+ * in fresh buffers (whole buffers but the last, which becomes current).
+ * With consume == 0 (reserve) the fill mark does not move.
+ */
+static int
+place(struct evpl *evpl, struct evpl_mem_pool *p, unsigned int flags, unsigned int length,
+      unsigned int alignment, unsigned int max_iovecs, int consume, struct evpl_iovec *r_iovec)
+{
+    struct evpl_buffer *cur = p->current;
+    uint64_t bs = evpl__buffer_size;
+    uint64_t off;
+    unsigned int n, i;
+
+    if (unlikely(length == 0)) {
+        return 0;
+    }
+
+    if (likely(cur)) {
+        off = align_up(cur->used, alignment);
+        if (off + length <= bs) {
+            r_iovec->data = cur->data + off;
+            r_iovec->length = length;
+            r_iovec->pad = 0;
+            evpl_iovec_take_ref(r_iovec, &cur->ref);
+            if (consume) {
+                cur->used = (uint32_t) align_up(off + length, alignment);
+            }
+            return 1;
+        }
+    }
+
+    if (unlikely(check_args(length, alignment, max_iovecs) < 0)) {
+        return -1;
+    }
+    n = (unsigned int) ((length + bs - 1) / bs);
+    if (n > max_iovecs) {
+        evpl_log_debug("mem", "%u bytes need %u iovecs, only %u allowed", length, n, max_iovecs);
+        return -1;
+    }
+
+    for (i = 0; i < n; i++) {
+        unsigned int piece = (unsigned int) (i + 1 < n ? bs : length - (n - 1) * bs);
+        struct evpl_buffer *b = buffer_get(evpl, p, flags);
+
+        if (!b) {
+            evpl_log_error("mem", "cannot allocate %u bytes: out of buffer memory", length);
+            for (unsigned int j = 0; j < i; j++) {
+                evpl_iovec_release_internal(evpl, &r_iovec[j]);
+            }
+            return -1;
+        }
+        r_iovec[i].data = b->data;
+        r_iovec[i].length = piece;
+        r_iovec[i].pad = 0;
+        r_iovec[i].ref = &b->ref; /* the count of 1 from buffer_get */
+        if (i + 1 == n && piece < bs) {
+            /* the last piece's buffer becomes current: the loop adds its hold */
+            evpl_iovec_ref_incr(&b->ref);
+            if (consume) {
+                b->used = (uint32_t) align_up(piece, alignment);
+            }
+            set_current(evpl, p, b);
+        }
+    }
+    return (int) n;
+} /* place */
+
+EVPL_API int
+evpl_iovec_alloc(struct evpl *evpl, unsigned int length, unsigned int alignment,
+                 unsigned int max_iovecs, unsigned int flags, struct evpl_iovec *r_iovec)
+{
+    if (flags & EVPL_IOVEC_FLAG_SHARED) {
+        return place(evpl, &evpl->mem.shared, EVPL_IOVEC_FLAG_SHARED, length, alignment, max_iovecs,
+                     1, r_iovec);
+    }
+    return place(evpl, &evpl->mem.local, 0, length, alignment, max_iovecs, 1, r_iovec);
+} /* evpl_iovec_alloc */
+
+EVPL_API int
+evpl_iovec_reserve(struct evpl *evpl, unsigned int length, unsigned int alignment,
+                   unsigned int max_vec, struct evpl_iovec *r_iovec)
+{
+    return place(evpl, &evpl->mem.local, 0, length, alignment, max_vec, 0, r_iovec);
+} /* evpl_iovec_reserve */
+
+EVPL_API void
+evpl_iovec_commit(struct evpl *evpl, unsigned int alignment, struct evpl_iovec *iovecs, int niovs)
+{
+    for (int i = 0; i < niovs; i++) {
+        struct evpl_buffer *b = evpl__iovec_buffer(&iovecs[i]);
+        uint64_t end = (uint64_t) ((char *) iovecs[i].data - b->data) + iovecs[i].length;
+
+        end = align_up(end, alignment);
+        if (end > b->used) {
+            b->used = (uint32_t) (end < evpl__buffer_size ? end : evpl__buffer_size);
+        }
+    }
+} /* evpl_iovec_commit */
+
+EVPL_API void
+evpl_iovec_alloc_global(struct evpl *evpl, struct evpl_iovec *r_iovec)
+{
+    struct evpl_buffer *b =
+        buffer_get(evpl, &evpl->mem.shared, EVPL_IOVEC_FLAG_SHARED | EVPL_IOVEC_FLAG_GLOBAL);
+
+    if (!b) {
+        evpl_log_error("mem", "evpl_iovec_alloc_global: out of buffer memory");
+        memset(r_iovec, 0, sizeof(*r_iovec));
+        return;
+    }
+    r_iovec->data = b->data;
+    r_iovec->length = (unsigned int) evpl__buffer_size;
+    r_iovec->pad = 0;
+    r_iovec->ref = &b->ref;
+} /* evpl_iovec_alloc_global */
+
+void
+evpl__mem_loop_init(struct evpl *evpl)
+{
+    memset(&evpl->mem, 0, sizeof(evpl->mem));
+} /* evpl__mem_loop_init */
+
+static void
+pool_drain(struct evpl *evpl, struct evpl_mem_pool *p)
+{
+    set_current(evpl, p, NULL);
+    if (p->free) {
+        struct evpl_buffer *tail = p->free;
+
+        while (tail->next) {
+            tail = tail->next;
+        }
+        evpl__mem_global_put_list(p->free, tail, p->nfree);
+        p->free = NULL;
+        p->nfree = 0;
+    }
+} /* pool_drain */
+
+void
+evpl__mem_loop_cleanup(struct evpl *evpl)
+{
+    /* dropping the current buffers may put them on our free lists: drain after */
+    set_current(evpl, &evpl->mem.local, NULL);
+    set_current(evpl, &evpl->mem.shared, NULL);
+    pool_drain(evpl, &evpl->mem.local);
+    pool_drain(evpl, &evpl->mem.shared);
+#ifndef NDEBUG
+    evpl__mem_report_owned(evpl);
+#endif
+} /* evpl__mem_loop_cleanup */

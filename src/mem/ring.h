@@ -1,0 +1,196 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * Rings used by binds: a FIFO of iovecs (send queue, stream receive
+ * queue) and a FIFO of datagram descriptors.  Capacity is a power of two
+ * (masks, no modulo); a full ring doubles instead of dropping anything.
+ * Owned by one loop: no atomics.
+ */
+#pragma once
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/internal.h"
+
+/*
+ * EVPL_RING_DEFINE(name, type) defines struct name with head/tail indexes
+ * that only grow (wrap-around by unsigned arithmetic) and:
+ *   name_init(r, size)  size: power of two > 0
+ *   name_cleanup(r)     frees storage (elements are the caller's business)
+ *   name_count(r), name_empty(r)
+ *   name_push(r)        returns a slot at the tail to fill in
+ *   name_front(r)       oldest element or NULL
+ *   name_pop(r)         drops the oldest element
+ *   name_at(r, i)       i-th oldest element (i < count)
+ */
+#define EVPL_RING_DEFINE(name, type)                                  \
+    struct name {                                                     \
+        type *elems;                                                  \
+        uint32_t mask;                                                \
+        uint32_t head; /* next to pop */                              \
+        uint32_t tail; /* next to push */                             \
+    };                                                                \
+                                                                      \
+    static inline void name##_init(struct name *r, uint32_t size)     \
+    {                                                                 \
+        EVPL_ASSERT(size && !(size & (size - 1)));                    \
+        r->elems = evpl__zalloc((size_t) size * sizeof(type));        \
+        r->mask = size - 1;                                           \
+        r->head = r->tail = 0;                                        \
+    }                                                                 \
+                                                                      \
+    static inline void name##_cleanup(struct name *r)                 \
+    {                                                                 \
+        free(r->elems);                                               \
+        r->elems = NULL;                                              \
+    }                                                                 \
+                                                                      \
+    static inline uint32_t name##_count(const struct name *r)         \
+    {                                                                 \
+        return r->tail - r->head;                                     \
+    }                                                                 \
+                                                                      \
+    static inline int name##_empty(const struct name *r)              \
+    {                                                                 \
+        return r->tail == r->head;                                    \
+    }                                                                 \
+                                                                      \
+    /* Double the capacity, unwrapping the contents to start at 0. */ \
+    static inline void name##_grow(struct name *r)                    \
+    {                                                                 \
+        uint32_t size = r->mask + 1, n = name##_count(r);             \
+        type *e = evpl__zalloc((size_t) size * 2 * sizeof(type));     \
+        uint32_t h = r->head & r->mask;                               \
+        uint32_t run = n < size - h ? n : size - h;                   \
+                                                                      \
+        memcpy(e, r->elems + h, run * sizeof(type));                  \
+        memcpy(e + run, r->elems, (n - run) * sizeof(type));          \
+        free(r->elems);                                               \
+        r->elems = e;                                                 \
+        r->mask = size * 2 - 1;                                       \
+        r->head = 0;                                                  \
+        r->tail = n;                                                  \
+    }                                                                 \
+                                                                      \
+    static inline type *name##_push(struct name *r)                   \
+    {                                                                 \
+        if (unlikely(name##_count(r) > r->mask)) {                    \
+            name##_grow(r);                                           \
+        }                                                             \
+        return &r->elems[r->tail++ & r->mask];                        \
+    }                                                                 \
+                                                                      \
+    static inline type *name##_front(struct name *r)                  \
+    {                                                                 \
+        return name##_empty(r) ? NULL : &r->elems[r->head & r->mask]; \
+    }                                                                 \
+                                                                      \
+    static inline void name##_pop(struct name *r)                     \
+    {                                                                 \
+        EVPL_ASSERT(!name##_empty(r));                                \
+        r->head++;                                                    \
+    }                                                                 \
+                                                                      \
+    static inline type *name##_at(struct name *r, uint32_t i)         \
+    {                                                                 \
+        return &r->elems[(r->head + i) & r->mask];                    \
+    }
+
+EVPL_RING_DEFINE(evpl_iovec_fifo, struct evpl_iovec)
+
+/*
+ * Byte queue of iovecs: a FIFO that also tracks the total length, with
+ * helpers to consume bytes from the front.  Every iovec in it holds one
+ * reference owned by the ring.
+ */
+struct evpl_iovec_ring {
+    struct evpl_iovec_fifo fifo;
+    uint64_t length;
+};
+
+static inline void
+evpl_iovec_ring_init(struct evpl_iovec_ring *r, uint32_t size)
+{
+    evpl_iovec_fifo_init(&r->fifo, size);
+    r->length = 0;
+} /* evpl_iovec_ring_init */
+
+/* Takes iovec's reference.  Zero-length iovecs are released at once. */
+static inline void
+evpl_iovec_ring_append(struct evpl *evpl, struct evpl_iovec_ring *r, struct evpl_iovec *iovec)
+{
+    if (!iovec->length) {
+        evpl_iovec_release_internal(evpl, iovec);
+        return;
+    }
+    *evpl_iovec_fifo_push(&r->fifo) = *iovec;
+    r->length += iovec->length;
+} /* evpl_iovec_ring_append */
+
+/*
+ * Append bytes that directly follow the last iovec in the same buffer by
+ * extending it (receive path: contiguous reads coalesce).  Takes iovec's
+ * reference either way.
+ */
+static inline void
+evpl_iovec_ring_append_coalesce(struct evpl *evpl, struct evpl_iovec_ring *r,
+                                struct evpl_iovec *iovec)
+{
+    if (!evpl_iovec_fifo_empty(&r->fifo)) {
+        struct evpl_iovec *last = evpl_iovec_fifo_at(&r->fifo, evpl_iovec_fifo_count(&r->fifo) - 1);
+
+        if (last->ref == iovec->ref && (char *) last->data + last->length == iovec->data) {
+            last->length += iovec->length;
+            r->length += iovec->length;
+            evpl_iovec_release_internal(evpl, iovec);
+            return;
+        }
+    }
+    evpl_iovec_ring_append(evpl, r, iovec);
+} /* evpl_iovec_ring_append_coalesce */
+
+/* Drop length bytes from the front (length <= r->length). */
+static inline void
+evpl_iovec_ring_consume(struct evpl *evpl, struct evpl_iovec_ring *r, uint64_t length)
+{
+    EVPL_ASSERT(length <= r->length);
+    r->length -= length;
+    while (length) {
+        struct evpl_iovec *f = evpl_iovec_fifo_front(&r->fifo);
+
+        if (f->length > length) {
+            f->data = (char *) f->data + length;
+            f->length -= (unsigned int) length;
+            return;
+        }
+        length -= f->length;
+        evpl_iovec_release_internal(evpl, f);
+        evpl_iovec_fifo_pop(&r->fifo);
+    }
+} /* evpl_iovec_ring_consume */
+
+/* Release everything and free the storage. */
+static inline void
+evpl_iovec_ring_cleanup(struct evpl *evpl, struct evpl_iovec_ring *r)
+{
+    while (!evpl_iovec_fifo_empty(&r->fifo)) {
+        evpl_iovec_release_internal(evpl, evpl_iovec_fifo_front(&r->fifo));
+        evpl_iovec_fifo_pop(&r->fifo);
+    }
+    r->length = 0;
+    evpl_iovec_fifo_cleanup(&r->fifo);
+} /* evpl_iovec_ring_cleanup */
+
+/*
+ * Datagram descriptors: one per message, its payload is the next niov
+ * iovecs of the bind's iovec ring.  addr is a referenced address (the
+ * networking layer owns its type).
+ */
+struct evpl_dgram {
+    uint32_t niov;
+    uint32_t length;
+    void *addr;
+};
+
+EVPL_RING_DEFINE(evpl_dgram_ring, struct evpl_dgram)
