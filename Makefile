@@ -54,6 +54,7 @@ format-check:
 
 bench: release
 	$(BUILD)/release/bench/bench-loop
+	$(BUILD)/release/bench/bench-mem
 
 clean:
 	rm -rf $(BUILD)

@@ -136,9 +136,9 @@ check_args(unsigned int length, unsigned int alignment, unsigned int max_iovecs)
  * in fresh buffers (whole buffers but the last, which becomes current).
  * With consume == 0 (reserve) the fill mark does not move.
  */
-static int
-place(struct evpl *evpl, struct evpl_mem_pool *p, unsigned int flags, unsigned int length,
-      unsigned int alignment, unsigned int max_iovecs, int consume, struct evpl_iovec *r_iovec)
+static __attribute__((noinline)) int
+place_slow(struct evpl *evpl, struct evpl_mem_pool *p, unsigned int flags, unsigned int length,
+           unsigned int alignment, unsigned int max_iovecs, int consume, struct evpl_iovec *r_iovec)
 {
     struct evpl_buffer *cur = p->current;
     uint64_t bs = evpl__buffer_size;
@@ -197,6 +197,39 @@ place(struct evpl *evpl, struct evpl_mem_pool *p, unsigned int flags, unsigned i
         }
     }
     return (int) n;
+} /* place_slow */
+
+/*
+ * The steady-state path: the request fits in the current buffer.  Kept
+ * small enough to inline into the exported functions (no call, no
+ * argument shuffling); everything else goes to place_slow.
+ */
+static inline int
+place(struct evpl *evpl, struct evpl_mem_pool *p, unsigned int flags, unsigned int length,
+      unsigned int alignment, unsigned int max_iovecs, int consume, struct evpl_iovec *r_iovec)
+{
+    struct evpl_buffer *cur = p->current;
+
+    if (likely(cur && alignment == 0 && length)) {
+        uint32_t off = cur->used;
+
+        if (likely(length <= evpl__buffer_size - off)) {
+            r_iovec->data = cur->data + off;
+            r_iovec->length = length;
+            r_iovec->pad = 0;
+            r_iovec->ref = &cur->ref;
+            if (flags & EVPL_IOVEC_FLAG_SHARED) {
+                atomic_fetch_add_explicit(&cur->ref.refcnt_atomic, 1, memory_order_relaxed);
+            } else {
+                cur->ref.refcnt++;
+            }
+            if (consume) {
+                cur->used = off + length;
+            }
+            return 1;
+        }
+    }
+    return place_slow(evpl, p, flags, length, alignment, max_iovecs, consume, r_iovec);
 } /* place */
 
 EVPL_API int
