@@ -21,8 +21,7 @@
 
 #include "t.h"
 
-#define t_container_of(ptr, type, member) \
-        ((type *) ((char *) (ptr) - offsetof(type, member)))
+#define t_container_of(ptr, type, member) ((type *) ((char *) (ptr) -offsetof(type, member)))
 
 static inline int
 t_mech_is_select(void)
@@ -51,12 +50,10 @@ t_global_config(void)
  * behaviour, DESIGN §9.5), so the object is released right away.
  */
 static inline struct evpl *
-t_loop_create(
-    int poll_mode,
-    int wait_ms)
+t_loop_create(int poll_mode, int wait_ms)
 {
     struct evpl_thread_config *tc = evpl_thread_config_init();
-    struct evpl               *evpl;
+    struct evpl *evpl;
 
     T_OK(tc != NULL);
     evpl_thread_config_set_poll_mode(tc, poll_mode);
@@ -72,13 +69,10 @@ t_loop_create(
  * fail unless it exits with status 0.  A T_* failure in the child exits 1.
  */
 static inline void
-t_run_child(
-    const char *name,
-    void (*fn)(void *),
-    void       *arg)
+t_run_child(const char *name, void (*fn)(void *), void *arg)
 {
     pid_t pid;
-    int   status;
+    int status;
 
     fflush(stdout);
     fflush(stderr);
@@ -105,7 +99,7 @@ t_run_child(
 static inline void
 t_sleep_ms(unsigned int ms)
 {
-    struct timespec ts = { ms / 1000, (long) (ms % 1000) * 1000000L };
+    struct timespec ts = {ms / 1000, (long) (ms % 1000) * 1000000L};
 
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
@@ -134,17 +128,15 @@ t_pipe(int fds[2])
  * (iteration_end) and the enter/exit sequence ("EXEX...").
  */
 struct t_pstate {
-    int  enter, exit, polls;
-    int  pre, post, iter;
-    int  in_poll_mode;
+    int enter, exit, polls;
+    int pre, post, iter;
+    int in_poll_mode;
     char seq[256];
-    int  nseq;
+    int nseq;
 };
 
 static inline void
-t_ps_enter(
-    struct evpl *evpl,
-    void        *p)
+t_ps_enter(struct evpl *evpl, void *p)
 {
     struct t_pstate *ps = p;
 
@@ -156,9 +148,7 @@ t_ps_enter(
 } /* t_ps_enter */
 
 static inline void
-t_ps_exit(
-    struct evpl *evpl,
-    void        *p)
+t_ps_exit(struct evpl *evpl, void *p)
 {
     struct t_pstate *ps = p;
 
@@ -170,48 +160,38 @@ t_ps_exit(
 } /* t_ps_exit */
 
 static inline void
-t_ps_poll(
-    struct evpl *evpl,
-    void        *p)
+t_ps_poll(struct evpl *evpl, void *p)
 {
     ((struct t_pstate *) p)->polls++;
 } /* t_ps_poll */
 
 static inline void
-t_ps_pre(
-    struct evpl *evpl,
-    void        *p)
+t_ps_pre(struct evpl *evpl, void *p)
 {
     ((struct t_pstate *) p)->pre++;
 } /* t_ps_pre */
 
 static inline void
-t_ps_post(
-    struct evpl *evpl,
-    void        *p)
+t_ps_post(struct evpl *evpl, void *p)
 {
     ((struct t_pstate *) p)->post++;
 } /* t_ps_post */
 
 static inline void
-t_ps_iter(
-    struct evpl *evpl,
-    void        *p)
+t_ps_iter(struct evpl *evpl, void *p)
 {
     ((struct t_pstate *) p)->iter++;
 } /* t_ps_iter */
 
 /* Install counting hooks for ps on evpl. */
 static inline void
-t_ps_hooks(
-    struct evpl     *evpl,
-    struct t_pstate *ps)
+t_ps_hooks(struct evpl *evpl, struct t_pstate *ps)
 {
     struct evpl_loop_hooks h = {
         .iteration_end = t_ps_iter,
-        .pre_wait      = t_ps_pre,
-        .post_wait     = t_ps_post,
-        .private_data  = ps,
+        .pre_wait = t_ps_pre,
+        .post_wait = t_ps_post,
+        .private_data = ps,
     };
 
     evpl_set_loop_hooks(evpl, &h);
@@ -219,9 +199,7 @@ t_ps_hooks(
 
 /* Register a poll reporting into ps. */
 static inline struct evpl_poll *
-t_ps_add_poll(
-    struct evpl     *evpl,
-    struct t_pstate *ps)
+t_ps_add_poll(struct evpl *evpl, struct t_pstate *ps)
 {
     struct evpl_poll *p = evpl_add_poll(evpl, t_ps_enter, t_ps_exit, t_ps_poll, ps);
 
@@ -235,14 +213,10 @@ t_ps_add_poll(
  * when none comes within max_per_full passes.  Returns the passes run.
  */
 static inline int
-t_full_passes(
-    struct evpl     *evpl,
-    struct t_pstate *ps,
-    int              k,
-    int              max_per_full)
+t_full_passes(struct evpl *evpl, struct t_pstate *ps, int k, int max_per_full)
 {
     int target = ps->pre + k;
-    int n      = 0;
+    int n = 0;
 
     while (ps->pre < target) {
         if (n > max_per_full * k) {
@@ -256,9 +230,7 @@ t_full_passes(
 
 /* Run n passes. */
 static inline void
-t_passes(
-    struct evpl *evpl,
-    int          n)
+t_passes(struct evpl *evpl, int n)
 {
     for (int i = 0; i < n; i++) {
         evpl_continue(evpl);

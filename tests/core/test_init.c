@@ -40,8 +40,8 @@ static void
 init_cfg_after_create(void *arg)
 {
     /* evpl_global_config_init itself does not initialize the library */
-    struct evpl_global_config *cfg  = evpl_global_config_init();
-    struct evpl               *evpl = evpl_create(NULL);
+    struct evpl_global_config *cfg = evpl_global_config_init();
+    struct evpl *evpl = evpl_create(NULL);
 
     (void) evpl;
     evpl_init(cfg);
@@ -97,73 +97,69 @@ init_kqueue_on_linux(void *arg)
 /* ---- statement 1: evpl_init(NULL) behaves like auto-init ---------------- */
 
 struct observed {
-    int      timer_fired;
-    int      deferral_ran;
-    int      doorbell_ran;
-    int      scrape_ok;
-    int      enter_calls;
-    int      exit_calls;
-    int      exit_after_spin; /* exit came >= 1 ms (default spin_ns) after creation */
-    int      pass_period;     /* passes between full passes while pinned */
-    int      blocks_when_idle; /* default wait_ms=-1: an idle pass sleeps */
+    int timer_fired;
+    int deferral_ran;
+    int doorbell_ran;
+    int scrape_ok;
+    int enter_calls;
+    int exit_calls;
+    int exit_after_spin;  /* exit came >= 1 ms (default spin_ns) after creation */
+    int pass_period;      /* passes between full passes while pinned */
+    int blocks_when_idle; /* default wait_ms=-1: an idle pass sleeps */
 };
 
 static int pre_waits;
 static int enters, exits;
 
 static void
-count_pre_wait(
-    struct evpl *evpl,
-    void        *p)
+count_pre_wait(struct evpl *evpl, void *p)
 {
     pre_waits++;
 } /* count_pre_wait */
 
 static void
-on_enter(
-    struct evpl *evpl,
-    void        *p)
+on_enter(struct evpl *evpl, void *p)
 {
     enters++;
 } /* on_enter */
 
 static void
-on_exit_cb(
-    struct evpl *evpl,
-    void        *p)
+nop_deferral(struct evpl *evpl, void *p)
+{
+} /* nop_deferral */
+
+static struct evpl_deferral after_exit;
+
+static void
+on_exit_cb(struct evpl *evpl, void *p)
 {
     exits++;
+    /* the exit callback runs before the wait timeout is computed: an armed
+     * deferral keeps this pass from sleeping (default wait_ms = -1) */
+    evpl_defer(evpl, &after_exit);
 } /* on_exit_cb */
 
 static void
-on_poll(
-    struct evpl *evpl,
-    void        *p)
+on_poll(struct evpl *evpl, void *p)
 {
 } /* on_poll */
 
 static int timer_fired, deferral_ran, doorbell_ran;
 
 static void
-on_timer(
-    struct evpl       *evpl,
-    struct evpl_timer *t)
+on_timer(struct evpl *evpl, struct evpl_timer *t)
 {
     timer_fired++;
 } /* on_timer */
 
 static void
-on_deferral(
-    struct evpl *evpl,
-    void        *p)
+on_deferral(struct evpl *evpl, void *p)
 {
     deferral_ran++;
 } /* on_deferral */
 
 static void
-on_doorbell(
-    struct evpl          *evpl,
-    struct evpl_doorbell *db)
+on_doorbell(struct evpl *evpl, struct evpl_doorbell *db)
 {
     doorbell_ran++;
 } /* on_doorbell */
@@ -181,31 +177,33 @@ ring_later(void *arg)
 static void
 exercise(struct observed *o)
 {
-    struct evpl           *evpl;
-    struct evpl_timer      timer;
-    struct evpl_deferral   deferral;
-    struct evpl_doorbell   db;
-    struct evpl_loop_hooks hooks = { .pre_wait = count_pre_wait };
-    struct evpl_poll      *poll;
-    char                  *buf = malloc(1 << 20);
-    uint64_t               created, start, deadline;
-    int                    n, before;
-    pthread_t              tid;
+    struct evpl *evpl;
+    struct evpl_timer timer;
+    struct evpl_deferral deferral;
+    struct evpl_doorbell db;
+    struct evpl_loop_hooks hooks = {.pre_wait = count_pre_wait};
+    struct evpl_poll *poll;
+    char *buf = malloc(1 << 20);
+    uint64_t created, start, deadline;
+    int n, before;
+    pthread_t tid;
 
     memset(o, 0, sizeof(*o));
     created = t_now_ns();
-    evpl    = evpl_create(NULL);
+    evpl = evpl_create(NULL);
     evpl_set_loop_hooks(evpl, &hooks);
 
     /* polls with the default thread config: the spin window (default
      * spin_ns = 1 ms) starts at creation; pin to measure poll_iterations */
+    memset(&after_exit, 0, sizeof(after_exit));
+    evpl_deferral_init(&after_exit, nop_deferral, NULL);
     poll = evpl_add_poll(evpl, on_enter, on_exit_cb, on_poll, NULL);
     evpl_poll_pin(evpl);
     for (n = 0; n < 5000 && pre_waits < 2; n++) {
         evpl_continue(evpl);
     }
     before = pre_waits;
-    for (n = 0; pre_waits == before && n < 5000; ) {
+    for (n = 0; pre_waits == before && n < 5000;) {
         evpl_continue(evpl);
         n++;
     }
@@ -215,8 +213,8 @@ exercise(struct observed *o)
     while (exits == 0 && t_now_ns() < deadline) {
         evpl_continue(evpl);
     }
-    o->enter_calls     = enters;
-    o->exit_calls      = exits;
+    o->enter_calls = enters;
+    o->exit_calls = exits;
     o->exit_after_spin = exits > 0 && t_now_ns() - created >= 1000000ull;
     evpl_remove_poll(evpl, poll);
 
@@ -239,7 +237,7 @@ exercise(struct observed *o)
     ring_target = &db;
     T_EQ(pthread_create(&tid, NULL, ring_later, NULL), 0);
     start = t_now_ns();
-    n     = 0; /* passes that started more than 50 ms after start */
+    n = 0; /* passes that started more than 50 ms after start */
     while (!doorbell_ran && t_now_ns() - start < 3000000000ull) {
         if (t_now_ns() - start > 50000000ull) {
             n++;
@@ -249,8 +247,7 @@ exercise(struct observed *o)
     o->doorbell_ran = doorbell_ran;
     /* the spin window is long over after 50 ms: one pass sleeps until the
      * ring at 300 ms (a finite wait_ms would start more passes) */
-    o->blocks_when_idle = doorbell_ran && t_now_ns() - start >= 200000000ull &&
-        n == 0;
+    o->blocks_when_idle = doorbell_ran && t_now_ns() - start >= 200000000ull && n == 0;
     pthread_join(tid, NULL);
     evpl_remove_doorbell(evpl, &db);
 
@@ -260,13 +257,11 @@ exercise(struct observed *o)
 } /* exercise */
 
 static void
-collect(
-    int              explicit_init,
-    struct observed *o)
+collect(int explicit_init, struct observed *o)
 {
-    int   fds[2];
+    int fds[2];
     pid_t pid;
-    int   status;
+    int status;
 
     T_EQ(pipe(fds), 0);
     fflush(stderr);
@@ -304,7 +299,7 @@ check_sane(const struct observed *o)
     T_EQ(o->enter_calls, 1);
     T_EQ(o->exit_calls, 1);
     T_EQ(o->exit_after_spin, 1);
-    T_EQ(o->pass_period, 1001);  /* default poll_iterations = 1000 */
+    T_EQ(o->pass_period, 1001); /* default poll_iterations = 1000 */
     T_EQ(o->blocks_when_idle, 1);
 } /* check_sane */
 
@@ -312,8 +307,8 @@ static void
 explicit_config_works(void *arg)
 {
     struct evpl_global_config *cfg = t_global_config();
-    struct evpl               *evpl;
-    struct evpl_deferral       d;
+    struct evpl *evpl;
+    struct evpl_deferral d;
 
     evpl_init(cfg);
     evpl = evpl_create(NULL);
@@ -329,7 +324,7 @@ static void
 epoll_explicit_works(void *arg)
 {
     struct evpl_global_config *cfg = evpl_global_config_init();
-    struct evpl               *evpl;
+    struct evpl *evpl;
 
     evpl_global_config_set_core_mech(cfg, EVPL_CORE_MECH_EPOLL);
     evpl_init(cfg);
@@ -345,15 +340,15 @@ main(void)
     alarm(60);
 
     /* statement 2: a second evpl_init aborts */
-    T_EQ(t_child_signal(init_twice, NULL), SIGABRT);                     /* core 2 */
-    T_EQ(t_child_signal(init_twice_with_configs, NULL), SIGABRT);        /* core 2 */
+    T_EQ(t_child_signal(init_twice, NULL), SIGABRT);              /* core 2 */
+    T_EQ(t_child_signal(init_twice_with_configs, NULL), SIGABRT); /* core 2 */
     /* statement 2: evpl_init after any auto-initializing call aborts */
-    T_EQ(t_child_signal(init_after_create, NULL), SIGABRT);              /* core 2 */
-    T_EQ(t_child_signal(init_cfg_after_create, NULL), SIGABRT);          /* core 2 */
-    T_EQ(t_child_signal(init_after_scrape, NULL), SIGABRT);              /* core 2 */
-    T_EQ(t_child_signal(init_after_thread_config_init, NULL), SIGABRT);  /* core 2 */
-    T_EQ(t_child_signal(init_after_thread_create, NULL), SIGABRT);       /* core 2 */
-    T_EQ(t_child_signal(init_after_threadpool_create, NULL), SIGABRT);   /* core 2 */
+    T_EQ(t_child_signal(init_after_create, NULL), SIGABRT);             /* core 2 */
+    T_EQ(t_child_signal(init_cfg_after_create, NULL), SIGABRT);         /* core 2 */
+    T_EQ(t_child_signal(init_after_scrape, NULL), SIGABRT);             /* core 2 */
+    T_EQ(t_child_signal(init_after_thread_config_init, NULL), SIGABRT); /* core 2 */
+    T_EQ(t_child_signal(init_after_thread_create, NULL), SIGABRT);      /* core 2 */
+    T_EQ(t_child_signal(init_after_threadpool_create, NULL), SIGABRT);  /* core 2 */
 
     /* core §1: an unavailable mechanism aborts at evpl_init; epoll works */
     T_EQ(t_child_signal(init_kqueue_on_linux, NULL), SIGABRT);
@@ -362,11 +357,11 @@ main(void)
     t_run_child("explicit config", explicit_config_works, NULL);
 
     /* statement 1: evpl_init(NULL) + use == auto-init + use */
-    collect(1, &a);                                                      /* core 1 */
-    collect(0, &b);                                                      /* core 1 */
+    collect(1, &a); /* core 1 */
+    collect(0, &b); /* core 1 */
     check_sane(&a);
     check_sane(&b);
-    T_EQ(memcmp(&a, &b, sizeof(a)), 0);                                  /* core 1 */
+    T_EQ(memcmp(&a, &b, sizeof(a)), 0); /* core 1 */
 
     return 0;
 } /* main */
