@@ -27,11 +27,13 @@ extern "C" {
 #include <evpl/evpl_config.h>
 #include <evpl/evpl_logging.h>
 #include <evpl/evpl_memory.h>
+#include <evpl/evpl_endpoint.h>
 #include <evpl/evpl_deferral.h>
 #include <evpl/evpl_doorbell.h>
 #include <evpl/evpl_fd_event.h>
 #include <evpl/evpl_poll.h>
 #include <evpl/evpl_timer.h>
+#include <evpl/evpl_bind.h>
 #include <evpl/evpl_thread.h>
 
 #undef EVPL_INCLUDED

@@ -172,5 +172,20 @@ EVPL_API void evpl_global_config_set_preallocate_threads(struct evpl_global_conf
  * -1 instead of mapping more memory.  The EVPL_MAX_SLABS environment
  * variable overrides it.
  */
+/*
+ * Extension: a stream bind stops reading from the kernel while its receive
+ * buffer holds more than this many bytes (default 64 MiB), and resumes when
+ * the application has drained it to half.  Memory stays bounded against a
+ * peer that sends forever.
+ */
+EVPL_API void evpl_global_config_set_stream_recv_limit(struct evpl_global_config *config,
+                                                       uint64_t limit);
+
+/*
+ * Extension: the largest message a segment callback may ask for (default
+ * 256 MiB; 0 = no limit).  A larger one closes the bind (-EMSGSIZE).
+ */
+EVPL_API void evpl_global_config_set_max_msg_size(struct evpl_global_config *config, uint64_t size);
+
 EVPL_API void evpl_global_config_set_max_slabs(struct evpl_global_config *config,
                                                unsigned int max_slabs);

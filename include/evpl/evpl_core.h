@@ -120,3 +120,19 @@ EVPL_API void evpl_set_loop_hooks(struct evpl *evpl, const struct evpl_loop_hook
  * Any thread, including the loop's own callbacks.  A second call is a no-op.
  */
 EVPL_API void evpl_stop(struct evpl *evpl);
+
+/*
+ * Protocol queries (any thread; auto-initialise).  lookup: exact,
+ * case-sensitive name ("STREAM_SOCKET_TCP") among available protocols;
+ * 0 and *id set, or -1.  The predicates return 1/0; out-of-range or
+ * unavailable ids give 0.
+ */
+EVPL_API int evpl_protocol_lookup(enum evpl_protocol_id *id, const char *name);
+
+EVPL_API int evpl_protocol_available(enum evpl_protocol_id protocol);
+
+EVPL_API int evpl_protocol_is_stream(enum evpl_protocol_id protocol);
+
+EVPL_API int evpl_protocol_is_local(enum evpl_protocol_id protocol);
+
+EVPL_API int evpl_protocol_is_inproc(enum evpl_protocol_id protocol);

@@ -65,6 +65,9 @@ evpl_global_config_init(void)
     c->http_max_header_size = 8192;
     c->rpc2_max_message_size = 4 * MiB;
 
+    c->stream_recv_limit = 64 * MiB;
+    c->max_msg_size = 256 * MiB;
+
     c->thread_default.poll_mode = 1;
     c->thread_default.poll_iterations = 1000;
     c->thread_default.wait_ms = -1;
@@ -159,6 +162,8 @@ SETTER_BOOL(tls_verify_peer)
 SETTER_BOOL(tls_ktls_enabled)
 SETTER(http_max_header_size, unsigned int)
 SETTER(max_slabs, unsigned int)
+SETTER(stream_recv_limit, uint64_t)
+SETTER(max_msg_size, uint64_t)
 
 EVPL_API void
 evpl_global_config_set_rpc2_max_message_size(struct evpl_global_config *config, unsigned int size)

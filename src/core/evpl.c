@@ -146,7 +146,10 @@ evpl_destroy(struct evpl *evpl)
 {
     struct evpl_shared *s = evpl_shared;
 
-    /* (binds are closed here once the networking layer exists) */
+    /* every bind gets its DISCONNECTED (callbacks run here) */
+    if (evpl->binds) {
+        evpl__binds_close_all(evpl);
+    }
 
     if (evpl->poll_mode) {
         evpl__polls_exit(evpl);
@@ -240,8 +243,8 @@ wait_timeout_ns(struct evpl *evpl, uint64_t now)
     uint64_t next = evpl__timers_next(&evpl->timers);
 
     if (evpl->poll_mode || evpl_shared->virtual_clock || evpl->mech_full || evpl->deferrals_len ||
-        (evpl->activity && evpl->config.poll_mode) || atomic_load(&evpl->doorbells_pending) ||
-        (evpl->active_len && evpl__events_compact(evpl))) {
+        evpl->closing || (evpl->activity && evpl->config.poll_mode) ||
+        atomic_load(&evpl->doorbells_pending) || (evpl->active_len && evpl__events_compact(evpl))) {
         return 0;
     }
 
@@ -291,6 +294,11 @@ full_pass(struct evpl *evpl)
 
     if (n > 0) {
         evpl->activity = 1;
+    }
+
+    /* binds closed on an earlier pass get their DISCONNECTED now */
+    if (evpl->closing) {
+        evpl__binds_finalize(evpl);
     }
 
     evpl->poll_passes = 0;

@@ -135,6 +135,8 @@ struct evpl_global_config {
     unsigned int http_max_header_size;
     unsigned int rpc2_max_message_size;
     unsigned int max_slabs;
+    uint64_t stream_recv_limit;
+    uint64_t max_msg_size;
     struct evpl_thread_config thread_default;
 };
 
@@ -365,6 +367,9 @@ struct evpl {
 
     struct evpl_mem_cache mem; /* this thread's buffer cache */
 
+    struct evpl_bind *binds;   /* net: every live bind of this loop */
+    struct evpl_bind *closing; /* net: closed, DISCONNECTED due next full pass */
+
     struct evpl *next, *prev; /* evpl_shared->loops */
 
     /* written by other threads */
@@ -393,6 +398,10 @@ evpl_counter_add(_Atomic uint64_t *c, uint64_t v)
     atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
                           memory_order_relaxed);
 } /* evpl_counter_add */
+
+/* Networking hooks the loop calls (net/bind.c). */
+void evpl__binds_finalize(struct evpl *evpl);
+void evpl__binds_close_all(struct evpl *evpl);
 
 /* Create a loop from a config the caller keeps (NULL: global default). */
 struct evpl *evpl__create(const struct evpl_thread_config *config);

@@ -315,3 +315,34 @@ evpl__mem_loop_cleanup(struct evpl *evpl)
     evpl__mem_report_owned(evpl);
 #endif
 } /* evpl__mem_loop_cleanup */
+
+/*
+ * Receive space for a transport: the rest of the current LOCAL buffer when
+ * at least min bytes are left there, else a whole fresh buffer (which
+ * becomes current).  Reserved, not consumed: set iov->length to what was
+ * filled and evpl_iovec_commit it, or release it.  0, or -1 without memory.
+ */
+int
+evpl__iovec_reserve_tail(struct evpl *evpl, unsigned int min, struct evpl_iovec *iov)
+{
+    struct evpl_mem_pool *p = &evpl->mem.local;
+    struct evpl_buffer *cur = p->current;
+    uint32_t left = cur ? (uint32_t) (evpl__buffer_size - cur->used) : 0;
+
+    if (!cur || left < min) {
+        struct evpl_buffer *b = buffer_get(evpl, p, 0);
+
+        if (!b) {
+            return -1;
+        }
+        evpl_iovec_ref_incr(&b->ref); /* the loop's hold as current */
+        set_current(evpl, p, b);
+        cur = b;
+        left = (uint32_t) evpl__buffer_size;
+    }
+    iov->data = cur->data + cur->used;
+    iov->length = left;
+    iov->pad = 0;
+    evpl_iovec_take_ref(iov, &cur->ref);
+    return 0;
+}

@@ -95,6 +95,9 @@ void evpl__mem_exit_check(void);
 /* Debug leak report for a loop being destroyed; returns buffers still held. */
 uint64_t evpl__mem_report_owned(struct evpl *evpl);
 
+/* Receive space for transports (see buffer.c). */
+int evpl__iovec_reserve_tail(struct evpl *evpl, unsigned int min, struct evpl_iovec *iov);
+
 /* Per-loop cache. */
 void evpl__mem_loop_init(struct evpl *evpl);
 void evpl__mem_loop_cleanup(struct evpl *evpl);

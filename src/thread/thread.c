@@ -56,8 +56,10 @@ thread_main(void *arg)
 
     evpl_run(t->evpl);
 
-    /* (open binds are closed here once the networking layer exists, so
-     * their DISCONNECTED precedes the shutdown callback) */
+    /* open binds get their DISCONNECTED before the shutdown callback */
+    if (t->evpl->binds) {
+        evpl__binds_close_all(t->evpl);
+    }
 
     if (t->shutdown) {
         t->shutdown(t->evpl, t->private_data);

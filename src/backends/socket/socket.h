@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/* Kernel socket backends: TCP, UNIX streams (stream.c), UDP (udp.c). */
+#pragma once
+
+#include "net/net.h"
+
+/* bind(2), for functions where "bind" names the evpl_bind argument */
+static inline int
+sys_bind(int fd, const struct sockaddr *sa, socklen_t len)
+{
+    return bind(fd, sa, len);
+} /* sys_bind */
+
+static inline struct evpl_bind *
+evpl_socket_bind(struct evpl_event *event)
+{
+    return container_of(event, struct evpl_bind, event);
+} /* evpl_socket_bind */
+
+/* stream.c: shared by TCP and AF_UNIX */
+int evpl__stream_connect(struct evpl *evpl, struct evpl_bind *bind);
+int evpl__stream_attach(struct evpl *evpl, struct evpl_bind *bind, struct evpl_accepted *conn);
+int evpl__stream_listen(struct evpl *evpl, struct evpl_listener *listener,
+                        struct evpl_address *address, void **state);
+void evpl__stream_unlisten(struct evpl *evpl, void *state);
+void evpl__stream_flush(struct evpl *evpl, struct evpl_bind *bind);
+void evpl__stream_close(struct evpl *evpl, struct evpl_bind *bind);
+void evpl__stream_read_resume(struct evpl *evpl, struct evpl_bind *bind);

@@ -1,0 +1,494 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * Stream sockets (TCP, AF_UNIX): non-blocking connect, large reads straight
+ * into buffer space (zero-copy to the application), one writev per flush of
+ * up to IOV_MAX iovecs, partial writes resumed without copying, listening
+ * and accepting on the listener thread.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "backends/socket/socket.h"
+
+/* Smallest useful read; below it a fresh buffer is started. */
+#define READ_MIN (64 * 1024)
+/* Reads per readiness dispatch before yielding to other binds. */
+#define READ_BUDGET 16
+
+static struct evpl_address *
+sock_address(int fd, int peer)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int rc;
+
+    memset(&ss, 0, sizeof(ss));
+    rc = peer ? getpeername(fd, (struct sockaddr *) &ss, &len)
+              : getsockname(fd, (struct sockaddr *) &ss, &len);
+    if (rc < 0) {
+        return NULL;
+    }
+    return evpl__address_new((struct sockaddr *) &ss, len);
+} /* sock_address */
+
+static void
+set_nodelay(int fd, int family)
+{
+    int one = 1;
+
+    if (family == AF_INET || family == AF_INET6) {
+        (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+} /* set_nodelay */
+
+/* Account written bytes against message boundaries (segmented binds). */
+static uint64_t
+messages_done(struct evpl_bind *bind, uint64_t bytes)
+{
+    uint64_t msgs = 0;
+
+    while (bytes && !evpl_dgram_ring_empty(&bind->dgram_send)) {
+        struct evpl_dgram *d = evpl_dgram_ring_front(&bind->dgram_send);
+        uint64_t left = d->length - bind->msg_sent;
+
+        if (bytes < left) {
+            bind->msg_sent += bytes;
+            break;
+        }
+        bytes -= left;
+        bind->msg_sent = 0;
+        evpl_dgram_ring_pop(&bind->dgram_send);
+        msgs++;
+    }
+    return msgs;
+} /* messages_done */
+
+void
+evpl__stream_flush(struct evpl *evpl, struct evpl_bind *bind)
+{
+    struct iovec iov[IOV_MAX];
+    uint64_t written = 0, msgs = 0;
+
+    if (!(bind->flags & EVPL_BIND_CONNECTED)) {
+        return; /* still connecting: the connect completion flushes */
+    }
+    while (bind->send_ring.length) {
+        uint32_t n = evpl_iovec_fifo_count(&bind->send_ring.fifo), i;
+        uint64_t want = 0;
+        ssize_t rc;
+
+        if (n > IOV_MAX) {
+            n = IOV_MAX;
+        }
+        for (i = 0; i < n; i++) {
+            struct evpl_iovec *v = evpl_iovec_fifo_at(&bind->send_ring.fifo, i);
+
+            iov[i].iov_base = v->data;
+            iov[i].iov_len = v->length;
+            want += v->length;
+        }
+        rc = writev(bind->event.fd, iov, (int) n);
+        if (rc < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            if (errno == EAGAIN) {
+                evpl__event_clear(evpl, &bind->event, EVPL_EV_WRITABLE);
+                evpl__event_set(evpl, &bind->event, EVPL_EV_WRITE_INTEREST);
+                break;
+            }
+            evpl__bind_fail(evpl, bind, -errno);
+            return;
+        }
+        evpl_iovec_ring_consume(evpl, &bind->send_ring, (uint64_t) rc);
+        written += (uint64_t) rc;
+        if (bind->segment_callback) {
+            msgs += messages_done(bind, (uint64_t) rc);
+        }
+        if ((uint64_t) rc < want) {
+            /* the socket buffer is full: wait for EPOLLOUT */
+            evpl__event_clear(evpl, &bind->event, EVPL_EV_WRITABLE);
+            evpl__event_set(evpl, &bind->event, EVPL_EV_WRITE_INTEREST);
+            break;
+        }
+    }
+    if (!bind->send_ring.length) {
+        evpl__event_clear(evpl, &bind->event, EVPL_EV_WRITE_INTEREST);
+    }
+    evpl__bind_sent(evpl, bind, written, msgs);
+} /* evpl__stream_flush */
+
+static void
+stream_read(struct evpl *evpl, struct evpl_event *event)
+{
+    struct evpl_bind *bind = evpl_socket_bind(event);
+    uint64_t total = 0;
+    int status = 1; /* 1: open, 0: EOF, < 0: error */
+
+    for (int budget = READ_BUDGET; budget > 0; budget--) {
+        struct evpl_iovec iov;
+        ssize_t n;
+
+        if (bind->flags & (EVPL_BIND_READ_PAUSED | EVPL_BIND_CLOSING)) {
+            /* back-pressure: stop reading; read_resume re-arms */
+            evpl__event_clear(evpl, event, EVPL_EV_READ_INTEREST);
+            break;
+        }
+        if (evpl__iovec_reserve_tail(evpl, READ_MIN, &iov) < 0) {
+            evpl_log_error("socket", "no buffer memory to receive into: closing");
+            status = -ENOMEM;
+            break;
+        }
+        n = read(event->fd, iov.data, iov.length);
+        if (n > 0) {
+            unsigned int asked = iov.length;
+
+            iov.length = (unsigned int) n;
+            evpl_iovec_commit(evpl, 0, &iov, 1);
+            evpl_iovec_ring_append_coalesce(evpl, &bind->recv_ring, &iov);
+            total += (uint64_t) n;
+            if ((unsigned int) n < asked) {
+                evpl__event_clear(evpl, event, EVPL_EV_READABLE); /* drained */
+                break;
+            }
+            continue;
+        }
+        evpl_iovec_release(evpl, &iov);
+        if (n == 0) {
+            status = 0;
+            break;
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        if (errno == EAGAIN) {
+            evpl__event_clear(evpl, event, EVPL_EV_READABLE);
+        } else {
+            status = -errno;
+        }
+        break;
+    }
+
+    /* data that arrived before EOF or an error is delivered first */
+    if (total) {
+        evpl__bind_received(evpl, bind);
+    }
+    if (status <= 0) {
+        evpl__event_clear(evpl, event, EVPL_EV_READABLE | EVPL_EV_READ_INTEREST);
+        evpl__bind_fail(evpl, bind, status);
+    }
+} /* stream_read */
+
+static void
+stream_write(struct evpl *evpl, struct evpl_event *event)
+{
+    struct evpl_bind *bind = evpl_socket_bind(event);
+    int err = 0;
+    socklen_t len = sizeof(err);
+
+    if (!(bind->flags & EVPL_BIND_CONNECTED)) {
+        /* connect completion */
+        if (getsockopt(event->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) {
+            err = errno;
+        }
+        if (err) {
+            evpl__event_clear(evpl, event, EVPL_EV_WRITE_INTEREST | EVPL_EV_READ_INTEREST);
+            evpl__bind_fail(evpl, bind, -err);
+            return;
+        }
+        if (!bind->local) {
+            bind->local = sock_address(event->fd, 0);
+        }
+        evpl__event_clear(evpl, event, EVPL_EV_WRITE_INTEREST);
+        evpl__bind_connected(evpl, bind);
+        return;
+    }
+    evpl__stream_flush(evpl, bind);
+} /* stream_write */
+
+static void
+stream_error(struct evpl *evpl, struct evpl_event *event)
+{
+    struct evpl_bind *bind = evpl_socket_bind(event);
+    int err = 0;
+    socklen_t len = sizeof(err);
+
+    if (getsockopt(event->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) {
+        err = errno;
+    }
+    if (!(bind->flags & EVPL_BIND_CONNECTED)) {
+        evpl__bind_fail(evpl, bind, err ? -err : -ECONNREFUSED);
+    } else if (err) {
+        evpl__bind_fail(evpl, bind, -err);
+    }
+    /* a hang-up without an error: the read side sees EOF and closes */
+} /* stream_error */
+
+static int
+register_fd(struct evpl *evpl, struct evpl_bind *bind, int fd, uint32_t interest)
+{
+    int rc;
+
+    evpl__event_init(&bind->event, fd, stream_read, stream_write, stream_error);
+    bind->event.flags = EVPL_EV_WANT_WRITE;
+    rc = evpl__event_add(evpl, &bind->event);
+    if (rc < 0) {
+        return rc;
+    }
+    bind->flags |= EVPL_BIND_TRANSPORT_UP;
+    evpl__event_set(evpl, &bind->event, interest);
+    return 0;
+} /* register_fd */
+
+int
+evpl__stream_connect(struct evpl *evpl, struct evpl_bind *bind)
+{
+    int family = bind->remote->sa.ss_family;
+    int fd, rc;
+
+    fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return -errno;
+    }
+    set_nodelay(fd, family);
+    if (bind->local &&
+        sys_bind(fd, (struct sockaddr *) &bind->local->sa, bind->local->addrlen) < 0) {
+        rc = -errno;
+        close(fd);
+        return rc;
+    }
+    if (connect(fd, (struct sockaddr *) &bind->remote->sa, bind->remote->addrlen) < 0 &&
+        errno != EINPROGRESS) {
+        /* refused at once (AF_UNIX, or loopback): reported as DISCONNECTED */
+        rc = -errno;
+        close(fd);
+        return rc;
+    }
+    /* completion (or an immediate success) is reported by EPOLLOUT */
+    rc = register_fd(evpl, bind, fd, EVPL_EV_READ_INTEREST | EVPL_EV_WRITE_INTEREST);
+    if (rc < 0) {
+        close(fd);
+    }
+    return rc;
+} /* evpl__stream_connect */
+
+int
+evpl__stream_attach(struct evpl *evpl, struct evpl_bind *bind, struct evpl_accepted *conn)
+{
+    int rc;
+
+    bind->local = conn->local;
+    bind->remote = conn->remote;
+    conn->local = conn->remote = NULL;
+    rc = register_fd(evpl, bind, conn->fd, EVPL_EV_READ_INTEREST);
+    if (rc < 0) {
+        return rc;
+    }
+    conn->fd = -1;
+    return 0;
+} /* evpl__stream_attach */
+
+void
+evpl__stream_close(struct evpl *evpl, struct evpl_bind *bind)
+{
+    if (bind->event.fd >= 0) {
+        evpl__event_remove(evpl, &bind->event);
+        close(bind->event.fd);
+        bind->event.fd = -1;
+    }
+} /* evpl__stream_close */
+
+void
+evpl__stream_read_resume(struct evpl *evpl, struct evpl_bind *bind)
+{
+    evpl__event_set(evpl, &bind->event, EVPL_EV_READ_INTEREST);
+} /* evpl__stream_read_resume */
+
+/* ---- listening (runs on the listener's thread) ---- */
+
+struct listen_state {
+    struct evpl_event event;
+    struct evpl_listener *listener;
+    const struct evpl_protocol *protocol;
+    struct evpl_timer retry;
+    char unlink_path[sizeof(((struct sockaddr_un *) 0)->sun_path) + 1];
+};
+
+static void accept_ready(struct evpl *evpl, struct evpl_event *event);
+
+static void
+accept_retry(struct evpl *evpl, struct evpl_timer *timer)
+{
+    struct listen_state *ls = container_of(timer, struct listen_state, retry);
+
+    evpl__event_set(evpl, &ls->event, EVPL_EV_READABLE);
+} /* accept_retry */
+
+static void
+accept_ready(struct evpl *evpl, struct evpl_event *event)
+{
+    struct listen_state *ls = container_of(event, struct listen_state, event);
+
+    for (int budget = 64; budget > 0; budget--) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        struct evpl_accepted *conn;
+        int fd;
+
+        fd = accept4(event->fd, (struct sockaddr *) &ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) {
+                continue;
+            }
+            evpl__event_clear(evpl, event, EVPL_EV_READABLE);
+            if (errno != EAGAIN) {
+                /* EMFILE and friends: the connection stays in the backlog;
+                 * try again shortly instead of spinning or giving up */
+                evpl_log_error("socket", "accept: %s; retrying in 50 ms", strerror(errno));
+                evpl_add_oneshot_timer(evpl, &ls->retry, accept_retry, 50000);
+            }
+            return;
+        }
+        conn = calloc(1, sizeof(*conn));
+        if (!conn) {
+            close(fd);
+            continue;
+        }
+        set_nodelay(fd, ss.ss_family);
+        conn->protocol = ls->protocol;
+        conn->fd = fd;
+        conn->local = sock_address(fd, 0);
+        conn->remote = evpl__address_new((struct sockaddr *) &ss, len);
+        evpl__listener_deliver(ls->listener, conn);
+    }
+    /* budget used up: stay readable, continue next pass */
+} /* accept_ready */
+
+/* AF_UNIX: a socket file nobody accepts on is stale and may be replaced. */
+static int
+unix_path_is_stale(const struct evpl_address *a)
+{
+    const struct sockaddr_un *un = (const struct sockaddr_un *) &a->sa;
+    struct stat st;
+    int fd, stale;
+
+    if (un->sun_path[0] == '\0' || lstat(un->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+        return 0; /* abstract, vanished, or not a socket: never remove */
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return 0;
+    }
+    stale = connect(fd, (const struct sockaddr *) &a->sa, a->addrlen) < 0 && errno == ECONNREFUSED;
+    close(fd);
+    return stale;
+} /* unix_path_is_stale */
+
+int
+evpl__stream_listen(struct evpl *evpl, struct evpl_listener *listener, struct evpl_address *address,
+                    void **state)
+{
+    struct listen_state *ls;
+    int family = address->sa.ss_family;
+    int fd, rc, one = 1;
+
+    fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return -errno;
+    }
+    if (family != AF_UNIX) {
+        (void) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    }
+    rc = bind(fd, (struct sockaddr *) &address->sa, address->addrlen);
+    if (rc < 0 && errno == EADDRINUSE && family == AF_UNIX && unix_path_is_stale(address)) {
+        unlink(((struct sockaddr_un *) &address->sa)->sun_path);
+        rc = bind(fd, (struct sockaddr *) &address->sa, address->addrlen);
+    }
+    if (rc < 0 || listen(fd, (int) evpl_shared->config->max_pending) < 0) {
+        rc = -errno;
+        close(fd);
+        return rc;
+    }
+
+    ls = calloc(1, sizeof(*ls));
+    if (!ls) {
+        close(fd);
+        return -ENOMEM;
+    }
+    ls->listener = listener;
+    ls->protocol =
+        evpl__protocol(family == AF_UNIX ? EVPL_STREAM_SOCKET_UNIX : EVPL_STREAM_SOCKET_TCP);
+    if (family == AF_UNIX && ((struct sockaddr_un *) &address->sa)->sun_path[0]) {
+        strncpy(ls->unlink_path, ((struct sockaddr_un *) &address->sa)->sun_path,
+                sizeof(ls->unlink_path) - 1);
+    }
+    evpl__event_init(&ls->event, fd, accept_ready, NULL, NULL);
+    ls->event.flags = EVPL_EV_READ_INTEREST;
+    rc = evpl__event_add(evpl, &ls->event);
+    if (rc < 0) {
+        close(fd);
+        free(ls);
+        return rc;
+    }
+    *state = ls;
+    return 0;
+} /* evpl__stream_listen */
+
+void
+evpl__stream_unlisten(struct evpl *evpl, void *state)
+{
+    struct listen_state *ls = state;
+
+    evpl_remove_timer(evpl, &ls->retry);
+    evpl__event_remove(evpl, &ls->event);
+    close(ls->event.fd);
+    if (ls->unlink_path[0]) {
+        unlink(ls->unlink_path);
+    }
+    free(ls);
+} /* evpl__stream_unlisten */
+
+static int
+always(void)
+{
+    return 1;
+} /* always */
+
+const struct evpl_protocol evpl_protocol_socket_tcp = {
+    .id = EVPL_STREAM_SOCKET_TCP,
+    .name = "STREAM_SOCKET_TCP",
+    .stream = 1,
+    .connected = 1,
+    .kind = EVPL_EP_NETWORK,
+    .available = always,
+    .connect = evpl__stream_connect,
+    .attach = evpl__stream_attach,
+    .listen = evpl__stream_listen,
+    .unlisten = evpl__stream_unlisten,
+    .flush = evpl__stream_flush,
+    .close = evpl__stream_close,
+    .read_resume = evpl__stream_read_resume,
+};
+
+const struct evpl_protocol evpl_protocol_socket_unix = {
+    .id = EVPL_STREAM_SOCKET_UNIX,
+    .name = "STREAM_SOCKET_UNIX",
+    .stream = 1,
+    .connected = 1,
+    .kind = EVPL_EP_LOCAL,
+    .available = always,
+    .connect = evpl__stream_connect,
+    .attach = evpl__stream_attach,
+    .listen = evpl__stream_listen,
+    .unlisten = evpl__stream_unlisten,
+    .flush = evpl__stream_flush,
+    .close = evpl__stream_close,
+    .read_resume = evpl__stream_read_resume,
+};

@@ -1,0 +1,376 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * Addresses (resolved, reference counted) and endpoints (names, resolved
+ * lazily and cached).  Unlike upstream, IPv6 literals and AAAA names work,
+ * and NULL means the IPv4 wildcard.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net/net.h"
+
+struct evpl_address *
+evpl__address_new(const struct sockaddr *sa, socklen_t len)
+{
+    struct evpl_address *a = calloc(1, sizeof(*a));
+
+    if (!a) {
+        return NULL;
+    }
+    if (len > sizeof(a->sa)) {
+        len = sizeof(a->sa);
+    }
+    atomic_init(&a->refcnt, 1);
+    memcpy(&a->sa, sa, len);
+    a->addrlen = len;
+    return a;
+} /* evpl__address_new */
+
+void
+evpl__address_release(struct evpl_address *a)
+{
+    if (a && atomic_fetch_sub_explicit(&a->refcnt, 1, memory_order_acq_rel) == 1) {
+        free(a);
+    }
+} /* evpl__address_release */
+
+void
+evpl__address_format(const struct evpl_address *a, char *str, int len)
+{
+    char host[INET6_ADDRSTRLEN];
+
+    if (len <= 0) {
+        return;
+    }
+    if (!a) {
+        snprintf(str, (size_t) len, "(NULL)");
+        return;
+    }
+    switch (a->sa.ss_family) {
+        case AF_INET: {
+            const struct sockaddr_in *in = (const struct sockaddr_in *) &a->sa;
+
+            inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+            snprintf(str, (size_t) len, "%s:%u", host, ntohs(in->sin_port));
+            break;
+        }
+        case AF_INET6: {
+            const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) &a->sa;
+
+            inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+            snprintf(str, (size_t) len, "[%s]:%u", host, ntohs(in6->sin6_port));
+            break;
+        }
+        case AF_UNIX: {
+            const struct sockaddr_un *un = (const struct sockaddr_un *) &a->sa;
+            size_t plen = a->addrlen > offsetof(struct sockaddr_un, sun_path)
+                              ? a->addrlen - offsetof(struct sockaddr_un, sun_path)
+                              : 0;
+
+            if (plen == 0) {
+                snprintf(str, (size_t) len, "unix:*");
+            } else if (un->sun_path[0] == '\0') {
+                snprintf(str, (size_t) len, "unix:@%.*s", (int) plen - 1, un->sun_path + 1);
+            } else {
+                snprintf(str, (size_t) len, "unix:%.*s", (int) strnlen(un->sun_path, plen),
+                         un->sun_path);
+            }
+            break;
+        }
+        default:
+            snprintf(str, (size_t) len, "(family %d)", a->sa.ss_family);
+    }
+} /* evpl__address_format */
+
+/* ---- endpoints ---- */
+
+static pthread_mutex_t endpoints_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct evpl_endpoint *endpoints;
+
+static struct evpl_endpoint *
+endpoint_new(enum evpl_endpoint_kind kind, const char *text, int port)
+{
+    struct evpl_endpoint *ep;
+
+    evpl_auto_init();
+    ep = calloc(1, sizeof(*ep));
+    if (!ep) {
+        return NULL;
+    }
+    ep->kind = kind;
+    ep->port = port;
+    snprintf(ep->text, sizeof(ep->text), "%s", text);
+    pthread_mutex_init(&ep->lock, NULL);
+
+    pthread_mutex_lock(&endpoints_lock);
+    ep->next = endpoints;
+    if (endpoints) {
+        endpoints->prev = ep;
+    }
+    endpoints = ep;
+    pthread_mutex_unlock(&endpoints_lock);
+    return ep;
+} /* endpoint_new */
+
+EVPL_API struct evpl_endpoint *
+evpl_endpoint_create_local(const char *path)
+{
+    struct sockaddr_un un;
+    struct evpl_endpoint *ep;
+    size_t n;
+    socklen_t alen;
+
+    if (!path || !*path) {
+        return NULL;
+    }
+    n = strlen(path);
+    memset(&un, 0, sizeof(un));
+    un.sun_family = AF_UNIX;
+    if (path[0] == '/') {
+        if (n > sizeof(un.sun_path) - 1) { /* 107: room for the NUL */
+            return NULL;
+        }
+        memcpy(un.sun_path, path, n);
+        alen = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + n + 1);
+    } else if (path[0] == '@') {
+        if (n < 2 || n > sizeof(un.sun_path)) { /* '@' stands for the leading NUL */
+            return NULL;
+        }
+        memcpy(un.sun_path + 1, path + 1, n - 1);
+        alen = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + n);
+    } else {
+        return NULL;
+    }
+    ep = endpoint_new(EVPL_EP_LOCAL, path, 0);
+    if (ep) {
+        ep->addr = evpl__address_new((struct sockaddr *) &un, alen);
+        if (!ep->addr) {
+            evpl_endpoint_close(ep);
+            return NULL;
+        }
+    }
+    return ep;
+} /* evpl_endpoint_create_local */
+
+EVPL_API struct evpl_endpoint *
+evpl_endpoint_create_inproc(const char *name)
+{
+    char text[256];
+    size_t n;
+
+    if (!name) {
+        return NULL;
+    }
+    n = strlen(name);
+    if (n < 1 || n > 107) {
+        return NULL;
+    }
+    snprintf(text, sizeof(text), "inproc://%s", name);
+    return endpoint_new(EVPL_EP_INPROC, text, 0);
+} /* evpl_endpoint_create_inproc */
+
+EVPL_API struct evpl_endpoint *
+evpl_endpoint_create(const char *address, int port)
+{
+    if (!address) {
+        address = "0.0.0.0"; /* upstream dereferences NULL; docs say wildcard */
+    }
+    if (address[0] == '/' || address[0] == '@') {
+        return evpl_endpoint_create_local(address);
+    }
+    if (strncmp(address, "inproc://", 9) == 0) {
+        return evpl_endpoint_create_inproc(address + 9);
+    }
+    return endpoint_new(EVPL_EP_NETWORK, address, port);
+} /* evpl_endpoint_create */
+
+static void
+endpoint_free(struct evpl_endpoint *ep)
+{
+    evpl__address_release(ep->addr);
+    pthread_mutex_destroy(&ep->lock);
+    free(ep);
+} /* endpoint_free */
+
+EVPL_API void
+evpl_endpoint_close(struct evpl_endpoint *ep)
+{
+    if (!ep) {
+        return;
+    }
+    pthread_mutex_lock(&endpoints_lock);
+    if (ep->prev) {
+        ep->prev->next = ep->next;
+    } else {
+        endpoints = ep->next;
+    }
+    if (ep->next) {
+        ep->next->prev = ep->prev;
+    }
+    pthread_mutex_unlock(&endpoints_lock);
+    endpoint_free(ep);
+} /* evpl_endpoint_close */
+
+void
+evpl__endpoints_close_all(void)
+{
+    struct evpl_endpoint *ep, *next;
+
+    pthread_mutex_lock(&endpoints_lock);
+    for (ep = endpoints; ep; ep = next) {
+        next = ep->next;
+        endpoint_free(ep);
+    }
+    endpoints = NULL;
+    pthread_mutex_unlock(&endpoints_lock);
+} /* evpl__endpoints_close_all */
+
+EVPL_API int
+evpl_endpoint_is_local(const struct evpl_endpoint *ep)
+{
+    return ep->kind == EVPL_EP_LOCAL;
+} /* evpl_endpoint_is_local */
+
+EVPL_API int
+evpl_endpoint_is_inproc(const struct evpl_endpoint *ep)
+{
+    return ep->kind == EVPL_EP_INPROC;
+} /* evpl_endpoint_is_inproc */
+
+EVPL_API const char *
+evpl_endpoint_address(const struct evpl_endpoint *ep)
+{
+    return ep->text;
+} /* evpl_endpoint_address */
+
+EVPL_API int
+evpl_endpoint_port(const struct evpl_endpoint *ep)
+{
+    return ep->kind == EVPL_EP_NETWORK ? ep->port : 0;
+} /* evpl_endpoint_port */
+
+/* Numeric IPv4/IPv6 literal with the endpoint's port, or NULL. */
+static struct evpl_address *
+parse_numeric(const struct evpl_endpoint *ep)
+{
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+    char buf[256];
+    const char *host = ep->text;
+    size_t n = strlen(host);
+
+    memset(&in, 0, sizeof(in));
+    if (inet_pton(AF_INET, host, &in.sin_addr) == 1) {
+        in.sin_family = AF_INET;
+        in.sin_port = htons((uint16_t) ep->port);
+        return evpl__address_new((struct sockaddr *) &in, sizeof(in));
+    }
+    /* "[::1]" as well as "::1" */
+    if (n >= 2 && host[0] == '[' && host[n - 1] == ']' && n - 2 < sizeof(buf)) {
+        memcpy(buf, host + 1, n - 2);
+        buf[n - 2] = '\0';
+        host = buf;
+    }
+    memset(&in6, 0, sizeof(in6));
+    if (inet_pton(AF_INET6, host, &in6.sin6_addr) == 1) {
+        in6.sin6_family = AF_INET6;
+        in6.sin6_port = htons((uint16_t) ep->port);
+        return evpl__address_new((struct sockaddr *) &in6, sizeof(in6));
+    }
+    return NULL;
+} /* parse_numeric */
+
+static int
+cache_valid(const struct evpl_endpoint *ep, uint64_t now)
+{
+    if (!ep->addr) {
+        return 0;
+    }
+    if (ep->kind != EVPL_EP_NETWORK || ep->resolved_ns == UINT64_MAX) {
+        return 1; /* local and numeric never expire */
+    }
+    return now - ep->resolved_ns < (uint64_t) evpl_shared->config->resolve_timeout_ms * 1000000ull;
+} /* cache_valid */
+
+struct evpl_address *
+evpl__endpoint_resolve_nonblocking(struct evpl_endpoint *ep)
+{
+    struct evpl_address *a = NULL;
+    uint64_t now;
+
+    pthread_mutex_lock(&ep->lock);
+    now = evpl__hf_now_ns();
+    if (cache_valid(ep, now)) {
+        a = evpl__address_ref(ep->addr);
+    } else if (ep->kind == EVPL_EP_NETWORK) {
+        a = parse_numeric(ep);
+        if (a) {
+            ep->addr = evpl__address_ref(a);
+            ep->resolved_ns = UINT64_MAX;
+        }
+    }
+    pthread_mutex_unlock(&ep->lock);
+    return a;
+} /* evpl__endpoint_resolve_nonblocking */
+
+struct evpl_address *
+evpl__endpoint_resolve(struct evpl_endpoint *ep)
+{
+    struct evpl_address *a = evpl__endpoint_resolve_nonblocking(ep);
+    struct addrinfo hints, *res = NULL, *ai;
+    char port[16];
+    int rc, n = 0, pick;
+
+    if (a || ep->kind != EVPL_EP_NETWORK) {
+        if (!a) {
+            errno = EINVAL;
+        }
+        return a;
+    }
+
+    /* A host name: DNS outside the lock (it may take a while). */
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_ADDRCONFIG;
+    snprintf(port, sizeof(port), "%d", ep->port);
+    rc = getaddrinfo(ep->text, port, &hints, &res);
+    if (rc != 0 || !res) {
+        evpl_log_error("net", "cannot resolve %s: %s", ep->text, gai_strerror(rc));
+        pthread_mutex_lock(&ep->lock);
+        /* a failed re-resolution keeps the previous address */
+        a = ep->addr ? evpl__address_ref(ep->addr) : NULL;
+        pthread_mutex_unlock(&ep->lock);
+        if (!a) {
+            errno = EHOSTUNREACH;
+        }
+        return a;
+    }
+    /* prefer IPv4 (what upstream resolves to); pick one at random */
+    for (ai = res; ai; ai = ai->ai_next) {
+        n += ai->ai_family == AF_INET;
+    }
+    pick = n ? rand() % n : 0;
+    for (ai = res; ai; ai = ai->ai_next) {
+        if (!n || (ai->ai_family == AF_INET && pick-- == 0)) {
+            break;
+        }
+    }
+    a = evpl__address_new(ai->ai_addr, ai->ai_addrlen);
+    freeaddrinfo(res);
+    if (!a) {
+        errno = ENOMEM;
+        return NULL;
+    }
+
+    pthread_mutex_lock(&ep->lock);
+    evpl__address_release(ep->addr);
+    ep->addr = evpl__address_ref(a);
+    ep->resolved_ns = evpl__hf_now_ns();
+    pthread_mutex_unlock(&ep->lock);
+    return a;
+} /* evpl__endpoint_resolve */

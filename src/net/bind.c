@@ -1,0 +1,827 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * Binds: lifecycle, notifications, the send and receive API, segmentation.
+ *
+ * Lifecycle (DESIGN §5): evpl_close marks the bind closing and arms its
+ * close deferral, which shuts the transport down at the end of the pass;
+ * the bind then waits on evpl->closing until the next full pass, which
+ * delivers DISCONNECTED (last callback) and frees it.  So no callback ever
+ * runs inside the API call that caused it, and any callback may close any
+ * bind, its own included.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net/net.h"
+
+/* Receive-ring level above which a stream stops reading (back-pressure). */
+#define RECV_LIMIT_DEFAULT (64ull * 1024 * 1024)
+
+uint64_t
+evpl__bind_recv_limit(void)
+{
+    return evpl_shared->config->stream_recv_limit ? evpl_shared->config->stream_recv_limit
+                                                  : RECV_LIMIT_DEFAULT;
+} /* evpl__bind_recv_limit */
+
+static void
+notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *n)
+{
+    bind->notify_callback(evpl, bind, n, bind->private_data);
+} /* notify */
+
+static void flush_deferral(struct evpl *evpl, void *arg);
+static void close_deferral(struct evpl *evpl, void *arg);
+
+struct evpl_bind *
+evpl__bind_alloc(struct evpl *evpl, const struct evpl_protocol *protocol,
+                 evpl_notify_callback_t notify_cb, evpl_segment_callback_t segment,
+                 void *private_data)
+{
+    struct evpl_bind *bind = evpl__zalloc(sizeof(*bind));
+    const struct evpl_global_config *cfg = evpl_shared->config;
+
+    bind->protocol = protocol;
+    bind->evpl = evpl;
+    bind->notify_callback = notify_cb;
+    bind->segment_callback = protocol->stream ? segment : NULL;
+    bind->private_data = private_data;
+    bind->event.fd = -1;
+    evpl_iovec_ring_init(&bind->send_ring, cfg->iovec_ring_size);
+    evpl_dgram_ring_init(&bind->dgram_send, cfg->dgram_ring_size);
+    evpl_iovec_ring_init(&bind->recv_ring, cfg->iovec_ring_size);
+    evpl_deferral_init(&bind->flush, flush_deferral, bind);
+    evpl_deferral_init(&bind->close, close_deferral, bind);
+
+    bind->next = evpl->binds;
+    if (bind->next) {
+        bind->next->prev = bind;
+    }
+    evpl->binds = bind;
+    return bind;
+} /* evpl__bind_alloc */
+
+/* Drop every queued datagram descriptor's address reference. */
+static void
+dgrams_clear(struct evpl_bind *bind)
+{
+    while (!evpl_dgram_ring_empty(&bind->dgram_send)) {
+        evpl__address_release(evpl_dgram_ring_front(&bind->dgram_send)->addr);
+        evpl_dgram_ring_pop(&bind->dgram_send);
+    }
+} /* dgrams_clear */
+
+static void
+bind_free(struct evpl *evpl, struct evpl_bind *bind)
+{
+    if (bind->prev) {
+        bind->prev->next = bind->next;
+    } else {
+        evpl->binds = bind->next;
+    }
+    if (bind->next) {
+        bind->next->prev = bind->prev;
+    }
+    evpl_remove_deferral(evpl, &bind->flush);
+    evpl_remove_deferral(evpl, &bind->close);
+    evpl_iovec_ring_cleanup(evpl, &bind->send_ring);
+    evpl_iovec_ring_cleanup(evpl, &bind->recv_ring);
+    dgrams_clear(bind);
+    evpl_dgram_ring_cleanup(&bind->dgram_send);
+    evpl__address_release(bind->local);
+    evpl__address_release(bind->remote);
+    free(bind);
+} /* bind_free */
+
+static void
+close_request(struct evpl *evpl, struct evpl_bind *bind, int status)
+{
+    if (bind->flags & (EVPL_BIND_CLOSING | EVPL_BIND_DISCONNECTED)) {
+        return;
+    }
+    bind->flags |= EVPL_BIND_CLOSING;
+    if (status && !bind->close_status) {
+        bind->close_status = status;
+    }
+    evpl_defer(evpl, &bind->close);
+} /* close_request */
+
+/* End of the pass that closed the bind: release the transport and data. */
+static void
+close_deferral(struct evpl *evpl, void *arg)
+{
+    struct evpl_bind *bind = arg;
+
+    if (bind->flags & EVPL_BIND_TRANSPORT_UP) {
+        bind->flags &= ~EVPL_BIND_TRANSPORT_UP;
+        bind->protocol->close(evpl, bind);
+    }
+    evpl_remove_deferral(evpl, &bind->flush);
+    /* queued output and unconsumed input are discarded (abortive close) */
+    evpl_iovec_ring_consume(evpl, &bind->send_ring, bind->send_ring.length);
+    evpl_iovec_ring_consume(evpl, &bind->recv_ring, bind->recv_ring.length);
+    dgrams_clear(bind);
+
+    bind->next_closing = evpl->closing;
+    evpl->closing = bind;
+} /* close_deferral */
+
+/* Core, on a full pass: DISCONNECTED for the binds closed earlier. */
+void
+evpl__binds_finalize(struct evpl *evpl)
+{
+    struct evpl_bind *bind, *next;
+
+    bind = evpl->closing;
+    evpl->closing = NULL;
+    for (; bind; bind = next) {
+        struct evpl_notify n = {.notify_type = EVPL_NOTIFY_DISCONNECTED,
+                                .notify_status = bind->close_status};
+
+        next = bind->next_closing;
+        bind->flags |= EVPL_BIND_DISCONNECTED;
+        notify(evpl, bind, &n);
+        bind_free(evpl, bind);
+    }
+} /* evpl__binds_finalize */
+
+void
+evpl__binds_close_all(struct evpl *evpl)
+{
+    for (struct evpl_bind *b = evpl->binds; b; b = b->next) {
+        close_request(evpl, b, 0);
+    }
+    /* pump: close deferrals, then DISCONNECTED on the following full pass */
+    while (evpl->binds) {
+        evpl_continue(evpl);
+    }
+} /* evpl__binds_close_all */
+
+EVPL_API void
+evpl_close(struct evpl *evpl, struct evpl_bind *bind)
+{
+    close_request(evpl, bind, 0);
+} /* evpl_close */
+
+EVPL_API void
+evpl_finish(struct evpl *evpl, struct evpl_bind *bind)
+{
+    if (bind->flags & (EVPL_BIND_CLOSING | EVPL_BIND_DISCONNECTED)) {
+        return;
+    }
+    bind->flags |= EVPL_BIND_FINISH;
+    if (evpl_dgram_ring_empty(&bind->dgram_send) && bind->send_ring.length == 0) {
+        close_request(evpl, bind, 0);
+    }
+    /* otherwise evpl__bind_sent closes once the queue drains */
+} /* evpl_finish */
+
+EVPL_API int
+evpl_bind_is_closing(struct evpl_bind *bind)
+{
+    return (bind->flags & (EVPL_BIND_CLOSING | EVPL_BIND_FINISH)) != 0;
+} /* evpl_bind_is_closing */
+
+void
+evpl__bind_fail(struct evpl *evpl, struct evpl_bind *bind, int status)
+{
+    close_request(evpl, bind, status);
+} /* evpl__bind_fail */
+
+void
+evpl__bind_connected(struct evpl *evpl, struct evpl_bind *bind)
+{
+    struct evpl_notify n = {.notify_type = EVPL_NOTIFY_CONNECTED};
+
+    if (bind->flags & (EVPL_BIND_CONNECTED | EVPL_BIND_CLOSING)) {
+        return;
+    }
+    bind->flags |= EVPL_BIND_CONNECTED;
+    notify(evpl, bind, &n);
+    if (bind->send_ring.length || !evpl_dgram_ring_empty(&bind->dgram_send)) {
+        evpl_defer(evpl, &bind->flush);
+    }
+} /* evpl__bind_connected */
+
+/* ---- sending ---- */
+
+static void
+flush_deferral(struct evpl *evpl, void *arg)
+{
+    struct evpl_bind *bind = arg;
+
+    if ((bind->flags & EVPL_BIND_TRANSPORT_UP) && !(bind->flags & EVPL_BIND_CLOSING)) {
+        bind->protocol->flush(evpl, bind);
+    }
+} /* flush_deferral */
+
+void
+evpl__bind_sent(struct evpl *evpl, struct evpl_bind *bind, uint64_t bytes, uint64_t msgs)
+{
+    if ((bind->flags & EVPL_BIND_SEND_NOTIFY) && (bytes || msgs) &&
+        !(bind->flags & EVPL_BIND_CLOSING)) {
+        struct evpl_notify n = {.notify_type = EVPL_NOTIFY_SENT};
+
+        n.sent.bytes = bytes;
+        n.sent.msgs = msgs;
+        notify(evpl, bind, &n);
+    }
+    if ((bind->flags & EVPL_BIND_FINISH) && bind->send_ring.length == 0 &&
+        evpl_dgram_ring_empty(&bind->dgram_send)) {
+        close_request(evpl, bind, 0);
+    }
+} /* evpl__bind_sent */
+
+EVPL_API void
+evpl_bind_request_send_notifications(struct evpl *evpl, struct evpl_bind *bind)
+{
+    bind->flags |= EVPL_BIND_SEND_NOTIFY;
+} /* evpl_bind_request_send_notifications */
+
+/* Record a message boundary: datagrams always, streams when segmented. */
+static void
+queue_message(struct evpl_bind *bind, uint32_t niov, uint32_t length, struct evpl_address *addr)
+{
+    struct evpl_dgram *d;
+
+    if (bind->protocol->stream && !bind->segment_callback) {
+        return; /* upstream keeps one per send forever here (quirk 12) */
+    }
+    d = evpl_dgram_ring_push(&bind->dgram_send);
+    d->niov = niov;
+    d->length = length;
+    d->addr = addr ? evpl__address_ref(addr) : NULL;
+} /* queue_message */
+
+/* Sends are dropped on a closing bind; also reject misuse by protocol. */
+static int
+send_allowed(struct evpl_bind *bind, struct evpl_address *addr, int to)
+{
+    if (bind->flags & (EVPL_BIND_CLOSING | EVPL_BIND_DISCONNECTED)) {
+        evpl_log_debug("net", "send on a closing bind dropped");
+        return 0;
+    }
+    if (!bind->protocol->connected && !addr) {
+        evpl_log_error("net", "%s on an unconnected %s bind needs a destination: dropped",
+                       to ? "sendto" : "send", bind->protocol->name);
+        return 0;
+    }
+    return 1;
+} /* send_allowed */
+
+static void
+send_copy(struct evpl *evpl, struct evpl_bind *bind, struct evpl_address *addr, const void *buffer,
+          unsigned int length)
+{
+    struct evpl_iovec stack[4], *iov = stack;
+    unsigned int max = (unsigned int) (length / evpl__buffer_size) + 1;
+    int n, i;
+    const char *src = buffer;
+
+    if (max > 4) {
+        iov = malloc(max * sizeof(*iov));
+        if (!iov) {
+            evpl_log_error("net", "send of %u bytes: out of memory, dropped", length);
+            return;
+        }
+    }
+    n = evpl_iovec_alloc(evpl, length, 0, max, 0, iov);
+    if (n < 0) {
+        evpl_log_error("net", "send of %u bytes: no buffer memory, dropped", length);
+        if (iov != stack) {
+            free(iov);
+        }
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        memcpy(iov[i].data, src, iov[i].length);
+        src += iov[i].length;
+        evpl_iovec_ring_append(evpl, &bind->send_ring, &iov[i]);
+    }
+    queue_message(bind, (uint32_t) n, length, addr);
+    if (iov != stack) {
+        free(iov);
+    }
+    evpl_defer(evpl, &bind->flush);
+} /* send_copy */
+
+static void
+send_iovecs(struct evpl *evpl, struct evpl_bind *bind, struct evpl_address *addr,
+            struct evpl_iovec *iovecs, int nbufvecs, int length, unsigned int flags)
+{
+    int take = flags & EVPL_SEND_FLAG_TAKE_REF;
+    uint64_t have = 0;
+    int used = 0, i;
+    uint32_t left;
+
+    if (nbufvecs <= 0) {
+        return;
+    }
+    for (i = 0; i < nbufvecs; i++) {
+        have += iovecs[i].length;
+    }
+    if (length < 0 || have < (uint64_t) length) {
+        evpl_bug("net", "evpl_sendv: iovecs hold %llu bytes, %d requested",
+                 (unsigned long long) have, length);
+    }
+    if (!send_allowed(bind, addr, addr != NULL)) {
+        if (take) {
+            evpl_iovecs_release_internal(evpl, iovecs, nbufvecs);
+        }
+        return;
+    }
+
+    left = (uint32_t) length;
+    for (i = 0; i < nbufvecs; i++) {
+        struct evpl_iovec v;
+
+        if (left == 0) {
+            if (take) {
+                evpl_iovec_release_internal(evpl, &iovecs[i]);
+            }
+            continue;
+        }
+        if (take) {
+            evpl_iovec_move_segment(&v, &iovecs[i], 0,
+                                    iovecs[i].length < left ? iovecs[i].length : left);
+        } else {
+            evpl_iovec_clone_segment(&v, &iovecs[i], 0,
+                                     iovecs[i].length < left ? iovecs[i].length : left);
+        }
+        left -= v.length;
+        if (v.length) {
+            used++;
+        }
+        evpl_iovec_ring_append(evpl, &bind->send_ring, &v);
+    }
+    if (length == 0 && bind->protocol->stream) {
+        return; /* an empty stream send is nothing */
+    }
+    queue_message(bind, (uint32_t) used, (uint32_t) length, addr);
+    evpl_defer(evpl, &bind->flush);
+} /* send_iovecs */
+
+EVPL_API void
+evpl_send(struct evpl *evpl, struct evpl_bind *bind, const void *buffer, unsigned int length)
+{
+    if (!send_allowed(bind, bind->remote, 0)) {
+        return;
+    }
+    if (length == 0 && bind->protocol->stream) {
+        return;
+    }
+    send_copy(evpl, bind, NULL, buffer, length);
+} /* evpl_send */
+
+EVPL_API void
+evpl_sendv(struct evpl *evpl, struct evpl_bind *bind, struct evpl_iovec *iovecs, int nbufvecs,
+           int length, unsigned int flags)
+{
+    if (!bind->protocol->connected && nbufvecs > 0) {
+        /* unconnected binds need a destination */
+        send_allowed(bind, NULL, 0);
+        if (flags & EVPL_SEND_FLAG_TAKE_REF) {
+            evpl_iovecs_release_internal(evpl, iovecs, nbufvecs);
+        }
+        return;
+    }
+    send_iovecs(evpl, bind, NULL, iovecs, nbufvecs, length, flags);
+} /* evpl_sendv */
+
+EVPL_API void
+evpl_sendto(struct evpl *evpl, struct evpl_bind *bind, struct evpl_address *address,
+            const void *buffer, unsigned int length)
+{
+    if (!send_allowed(bind, bind->protocol->connected ? bind->remote : address, 1)) {
+        return;
+    }
+    send_copy(evpl, bind, bind->protocol->connected ? NULL : address, buffer, length);
+} /* evpl_sendto */
+
+EVPL_API void
+evpl_sendtov(struct evpl *evpl, struct evpl_bind *bind, struct evpl_address *address,
+             struct evpl_iovec *iovecs, int nbufvecs, int length, unsigned int flags)
+{
+    if (bind->protocol->connected) {
+        send_iovecs(evpl, bind, NULL, iovecs, nbufvecs, length, flags);
+        return;
+    }
+    if (!address) {
+        send_allowed(bind, NULL, 1);
+        if (flags & EVPL_SEND_FLAG_TAKE_REF) {
+            evpl_iovecs_release_internal(evpl, iovecs, nbufvecs);
+        }
+        return;
+    }
+    send_iovecs(evpl, bind, address, iovecs, nbufvecs, length, flags);
+} /* evpl_sendtov */
+
+EVPL_API void
+evpl_sendtoep(struct evpl *evpl, struct evpl_bind *bind, struct evpl_endpoint *endpoint,
+              const void *buffer, unsigned int length)
+{
+    struct evpl_address *a = NULL;
+
+    if (!bind->protocol->connected) {
+        a = endpoint ? evpl__endpoint_resolve(endpoint) : NULL;
+        if (!a) {
+            evpl_log_error("net", "sendtoep: cannot resolve the destination: dropped");
+            return;
+        }
+    }
+    evpl_sendto(evpl, bind, a, buffer, length);
+    evpl__address_release(a);
+} /* evpl_sendtoep */
+
+EVPL_API void
+evpl_sendtoepv(struct evpl *evpl, struct evpl_bind *bind, struct evpl_endpoint *endpoint,
+               struct evpl_iovec *iovecs, int nbufvecs, int length, unsigned int flags)
+{
+    struct evpl_address *a = NULL;
+
+    if (!bind->protocol->connected) {
+        a = endpoint ? evpl__endpoint_resolve(endpoint) : NULL;
+    }
+    evpl_sendtov(evpl, bind, a, iovecs, nbufvecs, length, flags);
+    evpl__address_release(a);
+} /* evpl_sendtoepv */
+
+/* ---- receiving: streams ---- */
+
+static int
+stream_ok(struct evpl *evpl, struct evpl_bind *bind, const void *buf, int segmented_ok)
+{
+    if (!evpl || !bind || !buf || !bind->protocol->stream ||
+        (!segmented_ok && bind->segment_callback)) {
+        errno = EINVAL;
+        return 0;
+    }
+    return 1;
+} /* stream_ok */
+
+/* The receive ring drained enough: resume a paused reader. */
+static void
+maybe_resume(struct evpl *evpl, struct evpl_bind *bind)
+{
+    if ((bind->flags & EVPL_BIND_READ_PAUSED) &&
+        bind->recv_ring.length <= evpl__bind_recv_limit() / 2) {
+        bind->flags &= ~EVPL_BIND_READ_PAUSED;
+        if ((bind->flags & EVPL_BIND_TRANSPORT_UP) && bind->protocol->read_resume) {
+            bind->protocol->read_resume(evpl, bind);
+        }
+    }
+} /* maybe_resume */
+
+/* Copy up to len bytes from the front of the ring without consuming. */
+static uint64_t
+ring_copy(struct evpl_iovec_ring *r, void *buffer, uint64_t len)
+{
+    uint64_t done = 0;
+    uint32_t i, n = evpl_iovec_fifo_count(&r->fifo);
+
+    for (i = 0; i < n && done < len; i++) {
+        struct evpl_iovec *v = evpl_iovec_fifo_at(&r->fifo, i);
+        uint64_t chunk = v->length < len - done ? v->length : len - done;
+
+        memcpy((char *) buffer + done, v->data, chunk);
+        done += chunk;
+    }
+    return done;
+} /* ring_copy */
+
+EVPL_API int
+evpl_peek(struct evpl *evpl, struct evpl_bind *bind, void *buffer, int length)
+{
+    if (!stream_ok(evpl, bind, buffer, 1) || length <= 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    return (int) ring_copy(&bind->recv_ring, buffer, (uint64_t) length);
+} /* evpl_peek */
+
+EVPL_API int
+evpl_peekv(struct evpl *evpl, struct evpl_bind *bind, struct evpl_iovec *iovecs, int maxiovecs,
+           int length)
+{
+    uint32_t i, n;
+    uint64_t done = 0;
+    int out = 0;
+
+    if (!stream_ok(evpl, bind, iovecs, 1) || maxiovecs <= 0 || length <= 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    n = evpl_iovec_fifo_count(&bind->recv_ring.fifo);
+    for (i = 0; i < n && out < maxiovecs && done < (uint64_t) length; i++) {
+        struct evpl_iovec *v = evpl_iovec_fifo_at(&bind->recv_ring.fifo, i);
+
+        iovecs[out] = *v; /* borrowed view: no reference */
+        if (v->length > (uint64_t) length - done) {
+            iovecs[out].length = (unsigned int) ((uint64_t) length - done);
+        }
+        done += iovecs[out].length;
+        out++;
+    }
+    return out;
+} /* evpl_peekv */
+
+EVPL_API int
+evpl_consume(struct evpl *evpl, struct evpl_bind *bind, int length)
+{
+    if (length < 0 || (uint64_t) length > bind->recv_ring.length) {
+        return -1;
+    }
+    evpl_iovec_ring_consume(evpl, &bind->recv_ring, (uint64_t) length);
+    maybe_resume(evpl, bind);
+    return 0;
+} /* evpl_consume */
+
+EVPL_API int
+evpl_recv(struct evpl *evpl, struct evpl_bind *bind, void *buffer, int maxlength,
+          unsigned int flags)
+{
+    uint64_t n;
+
+    if (!stream_ok(evpl, bind, buffer, 0) || maxlength <= 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    if ((flags & EVPL_RECV_FLAG_ALL_OR_NONE) && bind->recv_ring.length < (uint64_t) maxlength) {
+        return 0;
+    }
+    n = ring_copy(&bind->recv_ring, buffer, (uint64_t) maxlength);
+    evpl_iovec_ring_consume(evpl, &bind->recv_ring, n);
+    maybe_resume(evpl, bind);
+    return (int) n;
+} /* evpl_recv */
+
+/*
+ * Move up to maxlength bytes from the front of the ring into at most
+ * maxiov owned iovecs (whole iovecs move their reference; a partial one is
+ * cloned).  Returns the count and the bytes in *bytes.
+ */
+static int
+ring_take(struct evpl *evpl, struct evpl_iovec_ring *r, struct evpl_iovec *out, int maxiov,
+          uint64_t maxlength, uint64_t *bytes)
+{
+    int n = 0;
+    uint64_t done = 0;
+
+    while (n < maxiov && done < maxlength && !evpl_iovec_fifo_empty(&r->fifo)) {
+        struct evpl_iovec *f = evpl_iovec_fifo_front(&r->fifo);
+
+        if (f->length <= maxlength - done) {
+            done += f->length;
+            r->length -= f->length;
+            out[n++] = *f; /* the ring's reference moves out */
+            evpl_iovec_fifo_pop(&r->fifo);
+        } else {
+            unsigned int part = (unsigned int) (maxlength - done);
+
+            evpl_iovec_clone_segment(&out[n++], f, 0, part);
+            evpl_iovec_ring_consume(evpl, r, part);
+            done += part;
+        }
+    }
+    *bytes = done;
+    return n;
+} /* ring_take */
+
+EVPL_API int
+evpl_recvv(struct evpl *evpl, struct evpl_bind *bind, struct evpl_iovec *iovecs, int maxiovecs,
+           int maxlength, int *length)
+{
+    uint64_t bytes;
+    int n;
+
+    if (length) {
+        *length = 0;
+    }
+    if (!stream_ok(evpl, bind, iovecs, 0) || maxiovecs <= 0 || maxlength <= 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    n = ring_take(evpl, &bind->recv_ring, iovecs, maxiovecs, (uint64_t) maxlength, &bytes);
+    if (length) {
+        *length = (int) bytes;
+    }
+    maybe_resume(evpl, bind);
+    return n;
+} /* evpl_recvv */
+
+/* Deliver one message (iov owned by the callback).  */
+static void
+deliver_msg(struct evpl *evpl, struct evpl_bind *bind, struct evpl_iovec *iov, int niov,
+            unsigned int length, struct evpl_address *addr)
+{
+    struct evpl_notify n = {.notify_type = EVPL_NOTIFY_RECV_MSG};
+
+    n.recv_msg.iovec = iov;
+    n.recv_msg.niov = (unsigned int) niov;
+    n.recv_msg.length = length;
+    n.recv_msg.addr = addr;
+    notify(evpl, bind, &n);
+} /* deliver_msg */
+
+void
+evpl__bind_received_msg(struct evpl *evpl, struct evpl_bind *bind, struct evpl_iovec *iov, int niov,
+                        unsigned int length, struct evpl_address *addr)
+{
+    if (bind->flags & EVPL_BIND_CLOSING) {
+        evpl_iovecs_release_internal(evpl, iov, niov);
+        return;
+    }
+    deliver_msg(evpl, bind, iov, niov, length, addr);
+} /* evpl__bind_received_msg */
+
+/* Run the segment callback over what is buffered (net.md §9). */
+static void
+segment(struct evpl *evpl, struct evpl_bind *bind)
+{
+    struct evpl_iovec stack[16], *iov = stack;
+    int cap = 16;
+    uint64_t max = evpl_shared->config->max_msg_size;
+
+    while (!(bind->flags & EVPL_BIND_CLOSING) && bind->recv_ring.length) {
+        int len = bind->segment_callback(evpl, bind, bind->private_data);
+        uint64_t bytes;
+        int n;
+        uint32_t need;
+
+        if (len < 0) {
+            evpl_log_error("net", "segment callback rejected the stream (%d): closing", len);
+            close_request(evpl, bind, -EPROTO);
+            break;
+        }
+        if (max && (uint64_t) len > max) {
+            evpl_log_error("net", "message of %d bytes exceeds max_msg_size %llu: closing", len,
+                           (unsigned long long) max);
+            close_request(evpl, bind, -EMSGSIZE);
+            break;
+        }
+        bind->want = (uint64_t) len;
+        if (len == 0 || (uint64_t) len > bind->recv_ring.length) {
+            break;
+        }
+        /* how many iovecs the message spans: grow the array to fit */
+        need = evpl_iovec_fifo_count(&bind->recv_ring.fifo);
+        if (need > (uint32_t) cap) {
+            if (iov != stack) {
+                free(iov);
+            }
+            cap = (int) need;
+            iov = malloc((size_t) cap * sizeof(*iov));
+            if (!iov) {
+                evpl_log_error("net", "out of memory delivering a message: closing");
+                close_request(evpl, bind, -ENOMEM);
+                return;
+            }
+        }
+        n = ring_take(evpl, &bind->recv_ring, iov, cap, (uint64_t) len, &bytes);
+        bind->want = 0;
+        deliver_msg(evpl, bind, iov, n, (unsigned int) len, bind->remote);
+    }
+    if (iov != stack) {
+        free(iov);
+    }
+} /* segment */
+
+void
+evpl__bind_received(struct evpl *evpl, struct evpl_bind *bind)
+{
+    if (bind->flags & EVPL_BIND_CLOSING) {
+        return;
+    }
+    if (bind->segment_callback) {
+        segment(evpl, bind);
+    } else {
+        struct evpl_notify n = {.notify_type = EVPL_NOTIFY_RECV_DATA};
+
+        notify(evpl, bind, &n);
+    }
+    /* back-pressure: a segmented bind may need more than the limit for
+     * one message; it pauses only beyond that */
+    if (bind->recv_ring.length > evpl__bind_recv_limit() && bind->recv_ring.length >= bind->want) {
+        bind->flags |= EVPL_BIND_READ_PAUSED;
+    }
+} /* evpl__bind_received */
+
+/* ---- queries ---- */
+
+EVPL_API void
+evpl_bind_get_local_address(struct evpl_bind *bind, char *str, int len)
+{
+    evpl__address_format(bind->local, str, len);
+} /* evpl_bind_get_local_address */
+
+EVPL_API void
+evpl_bind_get_remote_address(struct evpl_bind *bind, char *str, int len)
+{
+    evpl__address_format(bind->remote, str, len);
+} /* evpl_bind_get_remote_address */
+
+EVPL_API enum evpl_protocol_id
+evpl_bind_get_protocol(struct evpl_bind *bind)
+{
+    return bind->protocol->id;
+} /* evpl_bind_get_protocol */
+
+EVPL_API int
+evpl_bind_is_rdma(struct evpl_bind *bind)
+{
+    return bind->protocol->rdma;
+} /* evpl_bind_is_rdma */
+
+/* ---- creating binds ---- */
+
+/* Free a bind that never reached the application (no callback owed). */
+static void
+bind_discard(struct evpl *evpl, struct evpl_bind *bind)
+{
+    bind_free(evpl, bind);
+} /* bind_discard */
+
+EVPL_API struct evpl_bind *
+evpl_connect(struct evpl *evpl, enum evpl_protocol_id protocol_id,
+             struct evpl_endpoint *local_endpoint, struct evpl_endpoint *remote_endpoint,
+             evpl_notify_callback_t notify_callback, evpl_segment_callback_t segment_callback,
+             void *private_data)
+{
+    const struct evpl_protocol *p = evpl__protocol(protocol_id);
+    struct evpl_address *remote, *local = NULL;
+    struct evpl_bind *bind;
+    int rc;
+
+    if (!p) {
+        evpl_log_error("net", "evpl_connect: protocol %d is not available", (int) protocol_id);
+        return NULL;
+    }
+    if (!p->connected) {
+        evpl_bug("net", "evpl_connect on the unconnected protocol %s (use evpl_bind)", p->name);
+    }
+    if (!remote_endpoint || remote_endpoint->kind != p->kind ||
+        (local_endpoint && local_endpoint->kind != p->kind)) {
+        evpl_log_error("net", "evpl_connect: endpoint kind does not match %s", p->name);
+        return NULL;
+    }
+    remote = evpl__endpoint_resolve(remote_endpoint);
+    if (!remote) {
+        evpl_log_error("net", "evpl_connect: cannot resolve %s", remote_endpoint->text);
+        return NULL;
+    }
+    if (local_endpoint) {
+        local = evpl__endpoint_resolve(local_endpoint);
+        if (!local) {
+            evpl__address_release(remote);
+            return NULL;
+        }
+    }
+
+    bind = evpl__bind_alloc(evpl, p, notify_callback, segment_callback, private_data);
+    bind->remote = remote;
+    bind->local = local;
+    rc = p->connect(evpl, bind);
+    if (rc < 0) {
+        /* reported asynchronously: one DISCONNECTED with the reason */
+        evpl__bind_fail(evpl, bind, rc);
+    }
+    return bind;
+} /* evpl_connect */
+
+EVPL_API struct evpl_bind *
+evpl_bind(struct evpl *evpl, enum evpl_protocol_id protocol, struct evpl_endpoint *endpoint,
+          evpl_notify_callback_t callback, void *private_data)
+{
+    const struct evpl_protocol *p = evpl__protocol(protocol);
+    struct evpl_address *local;
+    struct evpl_bind *bind;
+    int rc;
+
+    if (!p) {
+        evpl_log_error("net", "evpl_bind: protocol %d is not available", (int) protocol);
+        return NULL;
+    }
+    if (p->connected) {
+        evpl_bug("net", "evpl_bind on the connection-oriented protocol %s (use evpl_connect)",
+                 p->name);
+    }
+    if (!endpoint || endpoint->kind != p->kind) {
+        evpl_log_error("net", "evpl_bind: endpoint kind does not match %s", p->name);
+        return NULL;
+    }
+    local = evpl__endpoint_resolve(endpoint);
+    if (!local) {
+        evpl_log_error("net", "evpl_bind: cannot resolve %s", endpoint->text);
+        return NULL;
+    }
+    bind = evpl__bind_alloc(evpl, p, callback, NULL, private_data);
+    bind->local = local;
+    rc = p->bind(evpl, bind);
+    if (rc < 0) {
+        evpl_log_error("net", "evpl_bind %s: %s", endpoint->text, strerror(-rc));
+        bind_discard(evpl, bind);
+        return NULL;
+    }
+    return bind;
+} /* evpl_bind */

@@ -1,0 +1,186 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * Private networking layer: addresses, endpoints, binds, listeners and the
+ * protocol/framework registry.  Backends see only this header and mem/.
+ */
+#pragma once
+
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "core/internal.h"
+#include "mem/ring.h"
+
+/* ---- addresses (address.c) ---- */
+
+struct evpl_address {
+    _Atomic int refcnt;
+    socklen_t addrlen;
+    struct sockaddr_storage sa;
+};
+
+struct evpl_address *evpl__address_new(const struct sockaddr *sa, socklen_t len);
+static inline struct evpl_address *
+evpl__address_ref(struct evpl_address *a)
+{
+    atomic_fetch_add_explicit(&a->refcnt, 1, memory_order_relaxed);
+    return a;
+} /* evpl__address_ref */
+void evpl__address_release(struct evpl_address *a);
+/* net.md §3 text form of a (NULL: "(NULL)"). */
+void evpl__address_format(const struct evpl_address *a, char *str, int len);
+
+/* ---- endpoints (address.c) ---- */
+
+enum evpl_endpoint_kind {
+    EVPL_EP_NETWORK = 0,
+    EVPL_EP_LOCAL = 1,
+    EVPL_EP_INPROC = 2,
+};
+
+struct evpl_endpoint {
+    enum evpl_endpoint_kind kind;
+    int port;
+    char text[256];
+    pthread_mutex_t lock;
+    struct evpl_address *addr; /* cached resolution */
+    uint64_t resolved_ns;
+    struct evpl_endpoint *next, *prev; /* all endpoints, closed at exit */
+};
+
+/*
+ * Resolve (cached for resolve_timeout_ms; local and numeric addresses
+ * never expire).  Returns a new reference, or NULL with errno set.  May
+ * block on DNS for host names.
+ */
+struct evpl_address *evpl__endpoint_resolve(struct evpl_endpoint *ep);
+/* Numeric or cached only: never blocks.  NULL when DNS would be needed. */
+struct evpl_address *evpl__endpoint_resolve_nonblocking(struct evpl_endpoint *ep);
+void evpl__endpoints_close_all(void);
+
+/* ---- protocols (protocol.c) ---- */
+
+struct evpl_bind;
+struct evpl_listener;
+
+/* What a listener thread hands to the loop that takes a connection. */
+struct evpl_accepted {
+    struct evpl_accepted *next;
+    const struct evpl_protocol *protocol;
+    int fd;
+    struct evpl_address *local;
+    struct evpl_address *remote;
+};
+
+typedef void (*evpl_accept_deliver_t)(struct evpl_listener *listener, struct evpl_accepted *conn);
+
+struct evpl_protocol {
+    enum evpl_protocol_id id;
+    const char *name;
+    int stream;
+    int connected; /* listen/connect, else evpl_bind */
+    int rdma;
+    enum evpl_endpoint_kind kind;
+    int (*available)(void);
+
+    /* Start connecting bind->remote; negative errno = failed at once. */
+    int (*connect)(struct evpl *evpl, struct evpl_bind *bind);
+    /* Take over an accepted connection. */
+    int (*attach)(struct evpl *evpl, struct evpl_bind *bind, struct evpl_accepted *conn);
+    /* Unconnected datagram socket on bind->local. */
+    int (*bind)(struct evpl *evpl, struct evpl_bind *bind);
+    /* Listener side, on the listener thread: returns 0 or negative errno. */
+    int (*listen)(struct evpl *evpl, struct evpl_listener *listener, struct evpl_address *address,
+                  void **listen_state);
+    void (*unlisten)(struct evpl *evpl, void *listen_state);
+    /* Write what is queued (called by the bind's flush deferral). */
+    void (*flush)(struct evpl *evpl, struct evpl_bind *bind);
+    /* Release the transport (socket) for good. */
+    void (*close)(struct evpl *evpl, struct evpl_bind *bind);
+    /* The receive side changed its mind about reading (back-pressure). */
+    void (*read_resume)(struct evpl *evpl, struct evpl_bind *bind);
+};
+
+const struct evpl_protocol *evpl__protocol(enum evpl_protocol_id id);
+
+/* ---- binds (bind.c) ---- */
+
+enum {
+    EVPL_BIND_CONNECTED = 1u << 0, /* CONNECTED delivered */
+    EVPL_BIND_CLOSING = 1u << 1,   /* evpl_close or finish-then-close */
+    EVPL_BIND_FINISH = 1u << 2,    /* close once the send queue drains */
+    EVPL_BIND_SEND_NOTIFY = 1u << 3,
+    EVPL_BIND_TRANSPORT_UP = 1u << 4, /* the backend holds a transport */
+    EVPL_BIND_DISCONNECTED = 1u << 5, /* DISCONNECTED delivered */
+    EVPL_BIND_READ_PAUSED = 1u << 6,  /* receive ring above its limit */
+    EVPL_BIND_IN_CALLBACK = 1u << 7,
+};
+
+struct evpl_bind {
+    const struct evpl_protocol *protocol;
+    struct evpl *evpl;
+    uint32_t flags;
+    int close_status; /* negative errno or 0 */
+
+    evpl_notify_callback_t notify_callback;
+    evpl_segment_callback_t segment_callback;
+    void *private_data;
+
+    struct evpl_address *local;
+    struct evpl_address *remote;
+
+    struct evpl_iovec_ring send_ring;  /* payload queued to send */
+    struct evpl_dgram_ring dgram_send; /* message boundaries (datagram, segmented) */
+    struct evpl_iovec_ring recv_ring;  /* stream bytes received */
+
+    struct evpl_deferral flush;
+    struct evpl_deferral close;
+
+    struct evpl_bind *next, *prev; /* evpl->binds */
+    struct evpl_bind *next_closing;
+
+    uint64_t want;                     /* length the segmenter asked for */
+    uint64_t msg_sent;                 /* bytes of the front message already written */
+    struct evpl_iovec dgram_slots[64]; /* UDP: receive slots kept between reads */
+    int ndgram_slots;
+
+    /* backend state: one socket event for the socket backends */
+    struct evpl_event event;
+    void *backend;
+};
+
+struct evpl_bind *evpl__bind_alloc(struct evpl *evpl, const struct evpl_protocol *protocol,
+                                   evpl_notify_callback_t notify, evpl_segment_callback_t segment,
+                                   void *private_data);
+
+/* Backends report with these; all are safe from any backend callback. */
+void evpl__bind_connected(struct evpl *evpl, struct evpl_bind *bind);
+/* Close from inside the library (peer EOF, error): status = -errno or 0. */
+void evpl__bind_fail(struct evpl *evpl, struct evpl_bind *bind, int status);
+/* Bytes appended to recv_ring: raise RECV_DATA or run the segmenter. */
+void evpl__bind_received(struct evpl *evpl, struct evpl_bind *bind);
+/* One datagram (iovec owned by the callee) from addr (borrowed). */
+void evpl__bind_received_msg(struct evpl *evpl, struct evpl_bind *bind, struct evpl_iovec *iov,
+                             int niov, unsigned int length, struct evpl_address *addr);
+/* bytes and whole messages left for the transport: SENT, finish-close. */
+void evpl__bind_sent(struct evpl *evpl, struct evpl_bind *bind, uint64_t bytes, uint64_t msgs);
+/* The receive ring's limit for back-pressure. */
+uint64_t evpl__bind_recv_limit(void);
+
+static inline int
+evpl__bind_closing(const struct evpl_bind *bind)
+{
+    return bind->flags & EVPL_BIND_CLOSING;
+} /* evpl__bind_closing */
+
+/* Full pass: DISCONNECTED for binds closed on an earlier pass. */
+void evpl__binds_finalize(struct evpl *evpl);
+
+/* Loop teardown: close every bind and pump until all are gone. */
+void evpl__binds_close_all(struct evpl *evpl);
+
+/* ---- listeners (listener.c) ---- */
+
+/* Backend listen callbacks hand each accepted connection here. */
+void evpl__listener_deliver(struct evpl_listener *listener, struct evpl_accepted *conn);
+void evpl__accepted_free(struct evpl_accepted *conn);

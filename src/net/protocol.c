@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * The protocol registry: one table of every protocol id, filled by the
+ * backends that are compiled in.  Adding a backend means adding its table
+ * here and nothing else.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net/net.h"
+
+extern const struct evpl_protocol evpl_protocol_socket_tcp;
+extern const struct evpl_protocol evpl_protocol_socket_udp;
+extern const struct evpl_protocol evpl_protocol_socket_unix;
+
+static const struct evpl_protocol *const compiled_in[] = {
+    &evpl_protocol_socket_udp,
+    &evpl_protocol_socket_tcp,
+    &evpl_protocol_socket_unix,
+};
+
+static const char *const names[EVPL_NUM_PROTO] = {
+    [EVPL_DATAGRAM_SOCKET_UDP] = "DATAGRAM_SOCKET_UDP",
+    [EVPL_DATAGRAM_RDMACM_RC] = "DATAGRAM_RDMACM_RC",
+    [EVPL_DATAGRAM_RDMACM_UD] = "DATAGRAM_RDMACM_UD",
+    [EVPL_STREAM_SOCKET_TCP] = "STREAM_SOCKET_TCP",
+    [EVPL_STREAM_XLIO_TCP] = "STREAM_XLIO_TCP",
+    [EVPL_STREAM_IO_URING_TCP] = "STREAM_IO_URING_TCP",
+    [EVPL_STREAM_RDMACM_RC] = "STREAM_RDMACM_RC",
+    [EVPL_STREAM_SOCKET_TLS] = "STREAM_SOCKET_TLS",
+    [EVPL_DATAGRAM_TCP_RDMA] = "DATAGRAM_TCP_RDMA",
+    [EVPL_STREAM_SOCKET_UNIX] = "STREAM_SOCKET_UNIX",
+    [EVPL_STREAM_INPROC] = "STREAM_INPROC",
+    [EVPL_DATAGRAM_INPROC] = "DATAGRAM_INPROC",
+};
+
+static const struct evpl_protocol *table[EVPL_NUM_PROTO];
+static pthread_once_t table_once = PTHREAD_ONCE_INIT;
+
+static void
+table_init(void)
+{
+    for (size_t i = 0; i < sizeof(compiled_in) / sizeof(compiled_in[0]); i++) {
+        const struct evpl_protocol *p = compiled_in[i];
+
+        if (!p->available || p->available()) {
+            table[p->id] = p;
+        }
+    }
+} /* table_init */
+
+const struct evpl_protocol *
+evpl__protocol(enum evpl_protocol_id id)
+{
+    evpl_auto_init();
+    pthread_once(&table_once, table_init);
+    if ((unsigned) id >= EVPL_NUM_PROTO) {
+        return NULL;
+    }
+    return table[id];
+} /* evpl__protocol */
+
+EVPL_API int
+evpl_protocol_lookup(enum evpl_protocol_id *id, const char *name)
+{
+    if (!name) {
+        return -1;
+    }
+    for (int i = 0; i < EVPL_NUM_PROTO; i++) {
+        if (strcmp(names[i], name) == 0 && evpl__protocol((enum evpl_protocol_id) i)) {
+            *id = (enum evpl_protocol_id) i;
+            return 0;
+        }
+    }
+    return -1;
+} /* evpl_protocol_lookup */
+
+EVPL_API int
+evpl_protocol_available(enum evpl_protocol_id protocol)
+{
+    return evpl__protocol(protocol) != NULL;
+} /* evpl_protocol_available */
+
+EVPL_API int
+evpl_protocol_is_stream(enum evpl_protocol_id protocol)
+{
+    const struct evpl_protocol *p = evpl__protocol(protocol);
+
+    return p && p->stream;
+} /* evpl_protocol_is_stream */
+
+EVPL_API int
+evpl_protocol_is_local(enum evpl_protocol_id protocol)
+{
+    const struct evpl_protocol *p = evpl__protocol(protocol);
+
+    return p && p->kind == EVPL_EP_LOCAL;
+} /* evpl_protocol_is_local */
+
+EVPL_API int
+evpl_protocol_is_inproc(enum evpl_protocol_id protocol)
+{
+    const struct evpl_protocol *p = evpl__protocol(protocol);
+
+    return p && p->kind == EVPL_EP_INPROC;
+} /* evpl_protocol_is_inproc */
