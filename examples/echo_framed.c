@@ -46,7 +46,7 @@ static void
 on_accept(struct evpl *evpl, struct evpl_bind *bind, evpl_notify_callback_t *notify_cb,
           evpl_segment_callback_t *segment_cb, void **conn_private, void *priv)
 {
-    *notify_cb  = server_notify;
+    *notify_cb = server_notify;
     *segment_cb = frame_length;
 }
 
@@ -55,7 +55,7 @@ static int received;
 static void
 send_message(struct evpl *evpl, struct evpl_bind *bind, int i)
 {
-    char     payload[64];
+    char payload[64];
     uint32_t len = (uint32_t) snprintf(payload, sizeof(payload), "message number %d", i);
     uint32_t hdr = htonl(len);
 
@@ -88,10 +88,10 @@ client_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *not
 int
 main(void)
 {
-    struct evpl                  *evpl     = evpl_create(NULL);
-    struct evpl_listener         *listener = evpl_listener_create();
-    struct evpl_endpoint         *ep = evpl_endpoint_create("127.0.0.1", 27000 + (int) (getpid() % 20000));
-    struct evpl_listener_binding *binding  = evpl_listener_attach(evpl, listener, on_accept, NULL);
+    struct evpl *evpl = evpl_create(NULL);
+    struct evpl_listener *listener = evpl_listener_create();
+    struct evpl_endpoint *ep = evpl_endpoint_create("127.0.0.1", 27000 + (int) (getpid() % 20000));
+    struct evpl_listener_binding *binding = evpl_listener_attach(evpl, listener, on_accept, NULL);
 
     if (evpl_listen(listener, EVPL_STREAM_SOCKET_TCP, ep) != 0) {
         return 77;

@@ -51,13 +51,13 @@ give_up(struct evpl *evpl, struct evpl_timer *timer)
 int
 main(void)
 {
-    int                   port = 31000 + (int) (getpid() % 20000);
-    struct evpl          *evpl = evpl_create(NULL);
+    int port = 31000 + (int) (getpid() % 20000);
+    struct evpl *evpl = evpl_create(NULL);
     struct evpl_endpoint *server_ep = evpl_endpoint_create("127.0.0.1", port);
     struct evpl_endpoint *client_ep = evpl_endpoint_create("127.0.0.1", port + 1);
-    struct evpl_bind     *server, *client;
-    struct evpl_timer     timer;
-    char                  msg[32];
+    struct evpl_bind *server, *client;
+    struct evpl_timer timer;
+    char msg[32];
 
     server = evpl_bind(evpl, EVPL_DATAGRAM_SOCKET_UDP, server_ep, server_notify, NULL);
     client = evpl_bind(evpl, EVPL_DATAGRAM_SOCKET_UDP, client_ep, client_notify, NULL);

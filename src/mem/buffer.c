@@ -335,8 +335,7 @@ evpl__iovec_reserve_tail(struct evpl *evpl, unsigned int min, struct evpl_iovec 
         if (!b) {
             return -1;
         }
-        evpl_iovec_ref_incr(&b->ref); /* the loop's hold as current */
-        set_current(evpl, p, b);
+        set_current(evpl, p, b); /* buffer_get's count is the loop's hold */
         cur = b;
         left = (uint32_t) evpl__buffer_size;
     }
