@@ -136,3 +136,13 @@ EVPL_API int evpl_protocol_is_stream(enum evpl_protocol_id protocol);
 EVPL_API int evpl_protocol_is_local(enum evpl_protocol_id protocol);
 
 EVPL_API int evpl_protocol_is_inproc(enum evpl_protocol_id protocol);
+
+/*
+ * Extension: the best available protocol of a transport family ("TCP",
+ * "UDP", "UNIX", "TLS", "RDMA", "INPROC"; case-insensitive), by the
+ * library's preference order (e.g. TCP: XLIO, io_uring, kernel socket).
+ * The environment variable EVPL_PROTOCOL_<FAMILY> (e.g.
+ * EVPL_PROTOCOL_TCP=STREAM_SOCKET_TCP) overrides the choice.  Returns 0
+ * and sets *id, or -1 when the family is unknown or has nothing available.
+ */
+EVPL_API int evpl_protocol_best(const char *family, enum evpl_protocol_id *id);

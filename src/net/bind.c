@@ -75,6 +75,7 @@ dgrams_clear(struct evpl_bind *bind)
 static void
 bind_free(struct evpl *evpl, struct evpl_bind *bind)
 {
+    evpl__resolve_forget(bind);
     if (bind->prev) {
         bind->prev->next = bind->next;
     } else {
@@ -765,8 +766,9 @@ evpl_connect(struct evpl *evpl, enum evpl_protocol_id protocol_id,
         evpl_log_error("net", "evpl_connect: endpoint kind does not match %s", p->name);
         return NULL;
     }
-    remote = evpl__endpoint_resolve(remote_endpoint);
-    if (!remote) {
+    /* numeric and cached addresses at once; host names off the loop */
+    remote = evpl__endpoint_resolve_nonblocking(remote_endpoint);
+    if (!remote && remote_endpoint->kind != EVPL_EP_NETWORK) {
         evpl_log_error("net", "evpl_connect: cannot resolve %s", remote_endpoint->text);
         return NULL;
     }
@@ -781,7 +783,7 @@ evpl_connect(struct evpl *evpl, enum evpl_protocol_id protocol_id,
     bind = evpl__bind_alloc(evpl, p, notify_callback, segment_callback, private_data);
     bind->remote = remote;
     bind->local = local;
-    rc = p->connect(evpl, bind);
+    rc = remote ? p->connect(evpl, bind) : evpl__resolve_async(evpl, bind, remote_endpoint);
     if (rc < 0) {
         /* reported asynchronously: one DISCONNECTED with the reason */
         evpl__bind_fail(evpl, bind, rc);

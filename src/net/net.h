@@ -139,6 +139,7 @@ struct evpl_bind {
     struct evpl_bind *next, *prev; /* evpl->binds */
     struct evpl_bind *next_closing;
 
+    void *resolving;                   /* pending host-name lookup (resolve.c) */
     uint64_t want;                     /* length the segmenter asked for */
     uint64_t msg_sent;                 /* bytes of the front message already written */
     struct evpl_iovec dgram_slots[64]; /* UDP: receive slots kept between reads */
@@ -178,6 +179,13 @@ void evpl__binds_finalize(struct evpl *evpl);
 
 /* Loop teardown: close every bind and pump until all are gone. */
 void evpl__binds_close_all(struct evpl *evpl);
+
+/* ---- host-name resolution off the loop (resolve.c) ---- */
+
+/* Look up ep's host on a helper thread, then connect bind (or fail it). */
+int evpl__resolve_async(struct evpl *evpl, struct evpl_bind *bind, const struct evpl_endpoint *ep);
+/* The bind is going away: ignore its lookup's answer. */
+void evpl__resolve_forget(struct evpl_bind *bind);
 
 /* ---- listeners (listener.c) ---- */
 

@@ -6,7 +6,9 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "net/net.h"
 
@@ -105,3 +107,56 @@ evpl_protocol_is_inproc(enum evpl_protocol_id protocol)
 
     return p && p->kind == EVPL_EP_INPROC;
 } /* evpl_protocol_is_inproc */
+
+/*
+ * Transport families and their preference order, best first.  Later
+ * backends (io_uring, XLIO) go in front of the kernel socket ones here.
+ */
+struct family {
+    const char *name;
+    enum evpl_protocol_id order[4];
+    int n;
+};
+
+static const struct family families[] = {
+    {"TCP", {EVPL_STREAM_XLIO_TCP, EVPL_STREAM_IO_URING_TCP, EVPL_STREAM_SOCKET_TCP}, 3},
+    {"UDP", {EVPL_DATAGRAM_SOCKET_UDP}, 1},
+    {"UNIX", {EVPL_STREAM_SOCKET_UNIX}, 1},
+    {"TLS", {EVPL_STREAM_SOCKET_TLS}, 1},
+    {"RDMA", {EVPL_STREAM_RDMACM_RC, EVPL_DATAGRAM_RDMACM_RC, EVPL_DATAGRAM_TCP_RDMA}, 3},
+    {"INPROC", {EVPL_STREAM_INPROC, EVPL_DATAGRAM_INPROC}, 2},
+};
+
+EVPL_API int
+evpl_protocol_best(const char *family, enum evpl_protocol_id *id)
+{
+    char var[64];
+    const char *env;
+
+    if (!family || !id) {
+        return -1;
+    }
+    for (size_t f = 0; f < sizeof(families) / sizeof(families[0]); f++) {
+        if (strcasecmp(families[f].name, family) != 0) {
+            continue;
+        }
+        /* EVPL_PROTOCOL_TCP=STREAM_SOCKET_TCP forces a choice, if available */
+        snprintf(var, sizeof(var), "EVPL_PROTOCOL_%s", families[f].name);
+        env = getenv(var);
+        if (env && *env) {
+            if (evpl_protocol_lookup(id, env) == 0) {
+                return 0;
+            }
+            evpl_log_error("net", "%s=%s is not an available protocol; using the default order",
+                           var, env);
+        }
+        for (int i = 0; i < families[f].n; i++) {
+            if (evpl__protocol(families[f].order[i])) {
+                *id = families[f].order[i];
+                return 0;
+            }
+        }
+        return -1;
+    }
+    return -1;
+} /* evpl_protocol_best */

@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/* LABELS: threads */
+/*
+ * Host names are resolved off the loop: evpl_connect to "localhost" returns
+ * at once and connects once the lookup answers; an unresolvable name ends
+ * in one DISCONNECTED with a negative errno; a bind closed while its lookup
+ * is in flight gets one DISCONNECTED and the late answer is ignored; a loop
+ * destroyed with a lookup in flight is not written to afterwards.
+ */
+#include <evpl/evpl.h>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "t.h"
+
+struct conn {
+    int connected, disconnected, status;
+};
+
+static void
+client_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *n, void *priv)
+{
+    struct conn *c = priv;
+
+    if (n->notify_type == EVPL_NOTIFY_CONNECTED) {
+        c->connected++;
+    } else if (n->notify_type == EVPL_NOTIFY_DISCONNECTED) {
+        c->disconnected++;
+        c->status = n->notify_status;
+    }
+}
+
+static void
+server_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *n, void *priv)
+{
+}
+
+static void
+on_accept(struct evpl *evpl, struct evpl_bind *bind, evpl_notify_callback_t *notify_cb,
+          evpl_segment_callback_t *segment_cb, void **conn_private, void *priv)
+{
+    *notify_cb = server_notify;
+}
+
+static int
+free_port(void)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    T_EQ(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+    T_EQ(getsockname(fd, (struct sockaddr *) &sa, &len), 0);
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+static void
+pump(struct evpl *evpl, int *cond, int want)
+{
+    uint64_t end = t_now_ns() + 10ull * 1000000000;
+
+    while (*cond < want) {
+        T_LT(t_now_ns(), end);
+        evpl_continue(evpl);
+    }
+}
+
+int
+main(void)
+{
+    int port = free_port();
+    struct evpl *evpl = evpl_create(NULL);
+    struct evpl_listener *l = evpl_listener_create();
+    struct evpl_endpoint *ip = evpl_endpoint_create("127.0.0.1", port);
+    struct evpl_endpoint *name = evpl_endpoint_create("localhost", port);
+    struct evpl_endpoint *bad = evpl_endpoint_create("nonexistent.invalid", port);
+    struct evpl_listener_binding *b = evpl_listener_attach(evpl, l, on_accept, NULL);
+    struct conn ok = {0}, fail = {0}, early = {0};
+    struct evpl_bind *bind;
+
+    T_EQ(evpl_listen(l, EVPL_STREAM_SOCKET_TCP, ip), 0);
+
+    bind = evpl_connect(evpl, EVPL_STREAM_SOCKET_TCP, NULL, name, client_notify, NULL, &ok);
+    T_OK(bind != NULL);
+    T_EQ(ok.connected, 0); /* never from inside evpl_connect */
+    pump(evpl, &ok.connected, 1);
+    evpl_close(evpl, bind);
+    pump(evpl, &ok.disconnected, 1);
+    T_EQ(ok.connected, 1);
+    T_EQ(ok.status, 0);
+
+    bind = evpl_connect(evpl, EVPL_STREAM_SOCKET_TCP, NULL, bad, client_notify, NULL, &fail);
+    T_OK(bind != NULL);
+    pump(evpl, &fail.disconnected, 1);
+    T_EQ(fail.connected, 0);
+    T_LT(fail.status, 0);
+
+    /* closed before the lookup answers: exactly one DISCONNECTED */
+    bind = evpl_connect(evpl, EVPL_STREAM_SOCKET_TCP, NULL, name, client_notify, NULL, &early);
+    evpl_close(evpl, bind);
+    pump(evpl, &early.disconnected, 1);
+    for (int i = 0; i < 50; i++) {
+        evpl_continue(evpl);
+    }
+    T_EQ(early.disconnected, 1);
+    T_EQ(early.connected, 0);
+
+    /* a lookup still in flight when the loop goes away */
+    evpl_connect(evpl, EVPL_STREAM_SOCKET_TCP, NULL, name, client_notify, NULL, &early);
+
+    evpl_listener_detach(evpl, b);
+    evpl_destroy(evpl);
+    evpl_listener_destroy(l);
+    evpl_endpoint_close(ip);
+    evpl_endpoint_close(name);
+    evpl_endpoint_close(bad);
+    usleep(100000); /* let the orphaned lookup finish under the sanitizers */
+    return 0;
+}
