@@ -156,7 +156,7 @@ evpl_destroy(struct evpl *evpl)
         evpl->poll_mode = 0;
     }
 
-    evpl__resolve_loop_cleanup(evpl);
+    evpl__net_loop_cleanup(evpl);
     evpl_remove_doorbell(evpl, &evpl->wake);
 
     /* The spec leaves removal of doorbells to the application; close the

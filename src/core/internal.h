@@ -370,6 +370,7 @@ struct evpl {
     struct evpl_bind *binds;   /* net: every live bind of this loop */
     struct evpl_bind *closing; /* net: closed, DISCONNECTED due next full pass */
     void *resolve_box;         /* net: host-name lookups in flight */
+    void *lingering;           /* net: gracefully closed sockets draining */
 
     struct evpl *next, *prev; /* evpl_shared->loops */
 
@@ -403,7 +404,8 @@ evpl_counter_add(_Atomic uint64_t *c, uint64_t v)
 /* Networking hooks the loop calls (net/bind.c). */
 void evpl__binds_finalize(struct evpl *evpl);
 void evpl__binds_close_all(struct evpl *evpl);
-void evpl__resolve_loop_cleanup(struct evpl *evpl);
+/* Loop teardown: lookups in flight, lingering sockets. */
+void evpl__net_loop_cleanup(struct evpl *evpl);
 
 /* Create a loop from a config the caller keeps (NULL: global default). */
 struct evpl *evpl__create(const struct evpl_thread_config *config);

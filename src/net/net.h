@@ -184,6 +184,9 @@ void evpl__binds_close_all(struct evpl *evpl);
 
 /* Look up ep's host on a helper thread, then connect bind (or fail it). */
 int evpl__resolve_async(struct evpl *evpl, struct evpl_bind *bind, const struct evpl_endpoint *ep);
+void evpl__resolve_loop_cleanup(struct evpl *evpl);
+void evpl__stream_linger_cleanup(struct evpl *evpl);
+
 /* The bind is going away: ignore its lookup's answer. */
 void evpl__resolve_forget(struct evpl_bind *bind);
 

@@ -211,3 +211,10 @@ evpl__resolve_loop_cleanup(struct evpl *evpl)
     evpl->resolve_box = NULL;
     box_unref_locked(box);
 } /* evpl__resolve_loop_cleanup */
+
+void
+evpl__net_loop_cleanup(struct evpl *evpl)
+{
+    evpl__resolve_loop_cleanup(evpl);
+    evpl__stream_linger_cleanup(evpl);
+} /* evpl__net_loop_cleanup */

@@ -295,14 +295,116 @@ evpl__stream_attach(struct evpl *evpl, struct evpl_bind *bind, struct evpl_accep
     return 0;
 } /* evpl__stream_attach */
 
+/*
+ * Graceful close (evpl_finish): close(2) with unread input would send an
+ * RST that can destroy data still in our send queue, so the socket is shut
+ * down for writing (FIN after the queued bytes) and then drained and
+ * discarded until the peer closes too, or for at most LINGER_US.  The bind
+ * itself is done with at once; the loop owns the lingering socket.
+ */
+#define LINGER_US 2000000
+
+struct evpl_linger {
+    struct evpl_event event;
+    struct evpl_timer timer;
+    struct evpl_linger *next, *prev;
+};
+
+static void
+linger_end(struct evpl *evpl, struct evpl_linger *lg)
+{
+    evpl_remove_timer(evpl, &lg->timer);
+    evpl__event_remove(evpl, &lg->event);
+    close(lg->event.fd);
+    if (lg->prev) {
+        lg->prev->next = lg->next;
+    } else {
+        evpl->lingering = lg->next;
+    }
+    if (lg->next) {
+        lg->next->prev = lg->prev;
+    }
+    free(lg);
+} /* linger_end */
+
+static void
+linger_read(struct evpl *evpl, struct evpl_event *event)
+{
+    static char sink[65536]; /* contents are thrown away: sharing is fine */
+    struct evpl_linger *lg = container_of(event, struct evpl_linger, event);
+
+    for (;;) {
+        ssize_t n = read(event->fd, sink, sizeof(sink));
+
+        if (n > 0) {
+            continue;
+        }
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && errno == EAGAIN) {
+            evpl__event_clear(evpl, event, EVPL_EV_READABLE);
+            return;
+        }
+        linger_end(evpl, lg); /* EOF or error: the peer is done */
+        return;
+    }
+} /* linger_read */
+
+static void
+linger_timeout(struct evpl *evpl, struct evpl_timer *timer)
+{
+    linger_end(evpl, container_of(timer, struct evpl_linger, timer));
+} /* linger_timeout */
+
+static int
+linger_start(struct evpl *evpl, int fd)
+{
+    struct evpl_linger *lg;
+
+    if (shutdown(fd, SHUT_WR) < 0 || !(lg = calloc(1, sizeof(*lg)))) {
+        return -1;
+    }
+    evpl__event_init(&lg->event, fd, linger_read, NULL, NULL);
+    lg->event.flags = EVPL_EV_READ_INTEREST;
+    if (evpl__event_add(evpl, &lg->event) < 0) {
+        free(lg);
+        return -1;
+    }
+    /* data may already be waiting: look once without a readiness report */
+    evpl__event_set(evpl, &lg->event, EVPL_EV_READABLE);
+    evpl_add_oneshot_timer(evpl, &lg->timer, linger_timeout, LINGER_US);
+    lg->next = evpl->lingering;
+    if (lg->next) {
+        ((struct evpl_linger *) lg->next)->prev = lg;
+    }
+    evpl->lingering = lg;
+    return 0;
+} /* linger_start */
+
+void
+evpl__stream_linger_cleanup(struct evpl *evpl)
+{
+    while (evpl->lingering) {
+        linger_end(evpl, evpl->lingering);
+    }
+} /* evpl__stream_linger_cleanup */
+
 void
 evpl__stream_close(struct evpl *evpl, struct evpl_bind *bind)
 {
-    if (bind->event.fd >= 0) {
-        evpl__event_remove(evpl, &bind->event);
-        close(bind->event.fd);
-        bind->event.fd = -1;
+    int fd = bind->event.fd;
+
+    if (fd < 0) {
+        return;
     }
+    evpl__event_remove(evpl, &bind->event);
+    bind->event.fd = -1;
+    if ((bind->flags & EVPL_BIND_FINISH) && bind->close_status == 0 &&
+        (bind->flags & EVPL_BIND_CONNECTED) && linger_start(evpl, fd) == 0) {
+        return;
+    }
+    close(fd);
 } /* evpl__stream_close */
 
 void
