@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: LGPL-2.1-only
 # Thin wrapper around CMake.  The two commands a new machine needs:
-#   make run    install deps, build Release, run the loopback client/server
+#   make run    install deps, build Release, run the benchmark suite on loopback
 #   make test   install deps, build Debug with ASan+UBSan, run the suite
 .PHONY: all deps release debug tsan run test test-tsan install format format-check bench clean
 
@@ -36,7 +36,7 @@ tsan: deps $(BUILD)/tsan/CMakeCache.txt
 		ctest --output-on-failure -j $(JOBS) -L threads
 
 run: release
-	$(BUILD)/release/examples/evpl-loopback
+	./bench/suite.sh $(BUILD)/release/tools/evpl-bench
 
 test: debug
 	cd $(BUILD)/debug && ASAN_OPTIONS="detect_leaks=1:abort_on_error=0" \
