@@ -41,6 +41,7 @@ static struct {
     enum role role;
     const char *host;
     int quiet, json, row;
+    long long spin_ns;
     int stream_proto;
 } cfg = {
     .mode = PINGPONG,
@@ -564,29 +565,20 @@ usage(FILE *f)
                "      --client HOST       client side only, against HOST\n"
                "  -q, --quiet             no progress lines\n"
                "  -j, --json              JSON summary on stdout\n"
-               "      --row               one table row (see bench/suite.sh)\n");
+               "      --row               one table row (see bench/suite.sh)\n"
+               "      --spin-ns NS        busy-poll window after activity [library default]\n");
 }
 
 static void
 parse(int argc, char **argv)
 {
-    static const struct option opts[] = {{"proto", 1, 0, 'p'},
-                                         {"size", 1, 0, 's'},
-                                         {"depth", 1, 0, 'd'},
-                                         {"conns", 1, 0, 'c'},
-                                         {"client-threads", 1, 0, 't'},
-                                         {"server-threads", 1, 0, 'T'},
-                                         {"duration", 1, 0, 'D'},
-                                         {"warmup", 1, 0, 'w'},
-                                         {"port", 1, 0, 'P'},
-                                         {"local", 0, 0, 'L'},
-                                         {"server", 0, 0, 'S'},
-                                         {"client", 1, 0, 'C'},
-                                         {"quiet", 0, 0, 'q'},
-                                         {"json", 0, 0, 'j'},
-                                         {"help", 0, 0, 'h'},
-                                         {"row", 0, 0, 'R'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"proto", 1, 0, 'p'},    {"size", 1, 0, 's'},           {"depth", 1, 0, 'd'},
+        {"conns", 1, 0, 'c'},    {"client-threads", 1, 0, 't'}, {"server-threads", 1, 0, 'T'},
+        {"duration", 1, 0, 'D'}, {"warmup", 1, 0, 'w'},         {"port", 1, 0, 'P'},
+        {"local", 0, 0, 'L'},    {"server", 0, 0, 'S'},         {"client", 1, 0, 'C'},
+        {"quiet", 0, 0, 'q'},    {"json", 0, 0, 'j'},           {"help", 0, 0, 'h'},
+        {"row", 0, 0, 'R'},      {"spin-ns", 1, 0, 'N'},        {0, 0, 0, 0}};
     int o;
 
     while ((o = getopt_long(argc, argv, "p:s:d:c:t:T:D:w:qjh", opts, NULL)) != -1) {
@@ -638,6 +630,9 @@ parse(int argc, char **argv)
                 cfg.row = 1;
                 cfg.quiet = 1;
                 break;
+            case 'N':
+                cfg.spin_ns = atoll(optarg);
+                break;
             case 'h':
                 usage(stdout);
                 exit(0);
@@ -684,6 +679,11 @@ main(int argc, char **argv)
     signal(SIGINT, on_sigint);
 
     gc = evpl_global_config_init();
+    if (cfg.spin_ns > 0) {
+        evpl_global_config_set_spin_ns(gc, (uint64_t) cfg.spin_ns);
+    } else if (cfg.spin_ns < 0) {
+        evpl_global_config_set_spin_ns(gc, 0); /* never busy-poll */
+    }
     evpl_init(gc);
 
     if (strcmp(cfg.proto_name, "auto") == 0) {
