@@ -114,6 +114,7 @@ enum {
     EVPL_BIND_DISCONNECTED = 1u << 5, /* DISCONNECTED delivered */
     EVPL_BIND_READ_PAUSED = 1u << 6,  /* receive ring above its limit */
     EVPL_BIND_IN_CALLBACK = 1u << 7,
+    EVPL_BIND_NO_GSO = 1u << 8, /* UDP: the path refused UDP_SEGMENT */
 };
 
 struct evpl_bind {

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/udp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -21,6 +22,37 @@ batch_size(void)
     return b > BATCH_MAX ? BATCH_MAX : b;
 } /* batch_size */
 
+/*
+ * One receive slot's worth: a datagram, or with UDP_GRO several datagrams
+ * of gso_size bytes (the last may be shorter) that the kernel kept
+ * together; each becomes its own RECV_MSG, as a slice of the slot.
+ */
+static void
+deliver(struct evpl *evpl, struct evpl_bind *bind, struct evpl_iovec *v, const struct msghdr *hdr,
+        struct evpl_address *from)
+{
+    unsigned int seg = 0;
+    struct cmsghdr *cm;
+
+    for (cm = CMSG_FIRSTHDR(hdr); cm; cm = CMSG_NXTHDR((struct msghdr *) hdr, cm)) {
+        if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO) {
+            seg = (unsigned int) *(int *) CMSG_DATA(cm);
+        }
+    }
+    if (!seg || seg >= v->length) {
+        evpl__bind_received_msg(evpl, bind, v, 1, v->length, from);
+        return;
+    }
+    for (unsigned int off = 0; off < v->length; off += seg) {
+        struct evpl_iovec part;
+        unsigned int len = v->length - off < seg ? v->length - off : seg;
+
+        evpl_iovec_clone_segment(&part, v, off, len);
+        evpl__bind_received_msg(evpl, bind, &part, 1, len, from);
+    }
+    evpl_iovec_release(evpl, v);
+}
+
 static void
 udp_read(struct evpl *evpl, struct evpl_event *event)
 {
@@ -31,6 +63,10 @@ udp_read(struct evpl *evpl, struct evpl_event *event)
     struct iovec iov[BATCH_MAX];
     struct sockaddr_storage src[BATCH_MAX];
     struct evpl_address *last = NULL;
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } ctrl[BATCH_MAX];
 
     for (int rounds = 0; rounds < 8 && !(bind->flags & EVPL_BIND_CLOSING); rounds++) {
         int n;
@@ -55,6 +91,8 @@ udp_read(struct evpl *evpl, struct evpl_event *event)
             msgs[i].msg_hdr.msg_iovlen = 1;
             msgs[i].msg_hdr.msg_name = &src[i];
             msgs[i].msg_hdr.msg_namelen = sizeof(src[i]);
+            msgs[i].msg_hdr.msg_control = ctrl[i].buf;
+            msgs[i].msg_hdr.msg_controllen = sizeof(ctrl[i].buf);
         }
         n = recvmmsg(event->fd, msgs, (unsigned int) bind->ndgram_slots, MSG_DONTWAIT, NULL);
         if (n <= 0) {
@@ -74,7 +112,7 @@ udp_read(struct evpl *evpl, struct evpl_event *event)
                 evpl__address_release(last);
                 last = evpl__address_new((struct sockaddr *) &src[i], msgs[i].msg_hdr.msg_namelen);
             }
-            evpl__bind_received_msg(evpl, bind, &v, 1, v.length, last);
+            deliver(evpl, bind, &v, &msgs[i].msg_hdr, last);
         }
         /* the slots handed out are gone; keep the rest in order */
         memmove(bind->dgram_slots, bind->dgram_slots + n,
@@ -88,36 +126,89 @@ udp_read(struct evpl *evpl, struct evpl_event *event)
     evpl__address_release(last);
 } /* udp_read */
 
+/*
+ * UDP generic segmentation offload: consecutive datagrams to one
+ * destination with one size (the last may be shorter) go out as one
+ * sendmsg with UDP_SEGMENT; the kernel (or the NIC) cuts them into
+ * ordinary datagrams, so any receiver sees the same messages, at a
+ * fraction of the per-datagram cost.  Kept below a standard Ethernet MTU.
+ */
+#define GSO_MAX_SEGS  64
+#define GSO_MAX_SIZE  1452
+#define GSO_MAX_BYTES 65000
+#define IOV_CAP       (BATCH_MAX * 16)
+
+static inline int
+same_dest(const struct evpl_address *a, const struct evpl_address *b)
+{
+    return a == b ||
+           (a && b && a->addrlen == b->addrlen && memcmp(&a->sa, &b->sa, a->addrlen) == 0);
+}
+
 static void
 udp_flush(struct evpl *evpl, struct evpl_bind *bind)
 {
     unsigned int batch = batch_size();
     struct mmsghdr msgs[BATCH_MAX];
-    struct iovec iov[BATCH_MAX * 8];
+    uint32_t count[BATCH_MAX];
+    union {
+        char buf[CMSG_SPACE(sizeof(uint16_t))];
+        struct cmsghdr align;
+    } ctrl[BATCH_MAX];
+    struct iovec iov[IOV_CAP];
     uint64_t bytes = 0, sent_msgs = 0;
+    int gso = !(bind->flags & EVPL_BIND_NO_GSO);
 
     while (!evpl_dgram_ring_empty(&bind->dgram_send)) {
-        uint32_t nd = evpl_dgram_ring_count(&bind->dgram_send), k = 0, vi = 0, ri = 0;
+        uint32_t nd = evpl_dgram_ring_count(&bind->dgram_send), di = 0, vi = 0, ri = 0;
+        unsigned k;
         int n;
 
         memset(msgs, 0, sizeof(msgs));
-        /* one mmsghdr per datagram, iovecs from the send ring in order */
-        for (k = 0; k < nd && k < batch; k++) {
-            struct evpl_dgram *d = evpl_dgram_ring_at(&bind->dgram_send, k);
-            struct evpl_address *to = d->addr;
+        for (k = 0; k < batch && di < nd; k++) {
+            struct evpl_dgram *first = evpl_dgram_ring_at(&bind->dgram_send, di);
+            uint32_t seg = first->length, total = 0, c = 0;
 
-            if (vi + d->niov > BATCH_MAX * 8) {
+            if (vi + first->niov > IOV_CAP) {
                 break;
             }
             msgs[k].msg_hdr.msg_iov = &iov[vi];
-            msgs[k].msg_hdr.msg_iovlen = d->niov;
-            msgs[k].msg_hdr.msg_name = to ? &to->sa : NULL;
-            msgs[k].msg_hdr.msg_namelen = to ? to->addrlen : 0;
-            for (uint32_t j = 0; j < d->niov; j++, ri++, vi++) {
-                struct evpl_iovec *v = evpl_iovec_fifo_at(&bind->send_ring.fifo, ri);
+            msgs[k].msg_hdr.msg_name =
+                first->addr ? &((struct evpl_address *) first->addr)->sa : NULL;
+            msgs[k].msg_hdr.msg_namelen =
+                first->addr ? ((struct evpl_address *) first->addr)->addrlen : 0;
+            /* this datagram, then followers that can ride in the same send */
+            for (; di < nd; di++, c++) {
+                struct evpl_dgram *d = evpl_dgram_ring_at(&bind->dgram_send, di);
 
-                iov[vi].iov_base = v->data;
-                iov[vi].iov_len = v->length;
+                if (c > 0 &&
+                    (!gso || c == GSO_MAX_SEGS || seg == 0 || seg > GSO_MAX_SIZE ||
+                     d->length == 0 || d->length > seg || total + d->length > GSO_MAX_BYTES ||
+                     vi + d->niov > IOV_CAP || !same_dest(first->addr, d->addr) ||
+                     evpl_dgram_ring_at(&bind->dgram_send, di - 1)->length != seg)) {
+                    break;
+                }
+                for (uint32_t j = 0; j < d->niov; j++, ri++, vi++) {
+                    struct evpl_iovec *v = evpl_iovec_fifo_at(&bind->send_ring.fifo, ri);
+
+                    iov[vi].iov_base = v->data;
+                    iov[vi].iov_len = v->length;
+                }
+                total += d->length;
+            }
+            msgs[k].msg_hdr.msg_iovlen =
+                (size_t) (&iov[vi] - (struct iovec *) msgs[k].msg_hdr.msg_iov);
+            count[k] = c;
+            if (c > 1) {
+                struct cmsghdr *cm;
+
+                msgs[k].msg_hdr.msg_control = ctrl[k].buf;
+                msgs[k].msg_hdr.msg_controllen = sizeof(ctrl[k].buf);
+                cm = CMSG_FIRSTHDR(&msgs[k].msg_hdr);
+                cm->cmsg_level = SOL_UDP;
+                cm->cmsg_type = UDP_SEGMENT;
+                cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+                *(uint16_t *) CMSG_DATA(cm) = (uint16_t) seg;
             }
         }
         n = sendmmsg(bind->event.fd, msgs, k, MSG_DONTWAIT);
@@ -130,20 +221,28 @@ udp_flush(struct evpl *evpl, struct evpl_bind *bind)
                 evpl__event_set(evpl, &bind->event, EVPL_EV_WRITE_INTEREST);
                 break;
             }
+            if (count[0] > 1) {
+                /* the path refuses segmentation offload: plain sends from now on */
+                evpl_log_info("socket", "UDP_SEGMENT refused (%s); sending datagrams one by one",
+                              strerror(errno));
+                bind->flags |= EVPL_BIND_NO_GSO;
+                gso = 0;
+                continue;
+            }
             /* this datagram cannot go (too big, unreachable): drop it alone */
             evpl_log_error("socket", "UDP send: %s; datagram dropped", strerror(errno));
             n = 1;
         }
         for (int i = 0; i < n; i++) {
-            struct evpl_dgram *d = evpl_dgram_ring_front(&bind->dgram_send);
+            for (uint32_t j = 0; j < count[i]; j++) {
+                struct evpl_dgram *d = evpl_dgram_ring_front(&bind->dgram_send);
 
-            evpl_iovec_ring_consume(evpl, &bind->send_ring, d->length);
-            /* zero-length iovecs are never queued, so niov may exceed what
-             * length covers only for empty datagrams, which consume none */
-            bytes += d->length;
-            sent_msgs++;
-            evpl__address_release(d->addr);
-            evpl_dgram_ring_pop(&bind->dgram_send);
+                evpl_iovec_ring_consume(evpl, &bind->send_ring, d->length);
+                bytes += d->length;
+                sent_msgs++;
+                evpl__address_release(d->addr);
+                evpl_dgram_ring_pop(&bind->dgram_send);
+            }
         }
     }
     if (evpl_dgram_ring_empty(&bind->dgram_send)) {
@@ -171,6 +270,13 @@ udp_bind(struct evpl *evpl, struct evpl_bind *bind)
         rc = -errno;
         close(fd);
         return rc;
+    }
+    /* receive coalesced datagrams (split again in deliver) when a slot can
+     * hold the largest coalesced packet */
+    if (evpl_shared->config->max_datagram_size >= 65535) {
+        int one = 1;
+
+        (void) setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one));
     }
     evpl__event_init(&bind->event, fd, udp_read, udp_write, NULL);
     bind->event.flags = EVPL_EV_WANT_WRITE;
