@@ -166,7 +166,8 @@ evpl_endpoint_create_inproc(const char *name)
         return NULL;
     }
     n = strlen(name);
-    if (n < 1 || n > 107) {
+    /* a bare name: "inproc://x" here would be a scheme inside a name */
+    if (n < 1 || n > 107 || strstr(name, "://")) {
         return NULL;
     }
     snprintf(text, sizeof(text), "inproc://%s", name);
