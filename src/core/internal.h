@@ -199,6 +199,7 @@ enum {
     EVPL_EV_ACTIVE = 1u << 6,     /* has a slot in the active array */
     EVPL_EV_REGISTERED = 1u << 7, /* known to the wait mechanism */
     EVPL_EV_WANT_WRITE = 1u << 8, /* register for EPOLLOUT too */
+    EVPL_EV_RDHUP = 1u << 9,      /* peer closed its side: reads will reach EOF */
 };
 
 /*

@@ -112,6 +112,9 @@ ep_wait(struct evpl *evpl, int64_t timeout_ns)
         if (e & (EPOLLERR | EPOLLHUP)) {
             bits |= EVPL_EV_ERROR;
         }
+        if (e & (EPOLLRDHUP | EPOLLHUP)) {
+            bits |= EVPL_EV_RDHUP;
+        }
         evpl__event_set(evpl, ev, bits);
     }
     /* a full batch means more may be waiting: do not sleep next time */

@@ -34,6 +34,14 @@ notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *n)
 static void flush_deferral(struct evpl *evpl, void *arg);
 static void close_deferral(struct evpl *evpl, void *arg);
 
+#define RING_START 16
+
+static inline uint32_t
+ring_start(uint32_t configured)
+{
+    return configured < RING_START ? configured : RING_START;
+}
+
 struct evpl_bind *
 evpl__bind_alloc(struct evpl *evpl, const struct evpl_protocol *protocol,
                  evpl_notify_callback_t notify_cb, evpl_segment_callback_t segment,
@@ -48,9 +56,12 @@ evpl__bind_alloc(struct evpl *evpl, const struct evpl_protocol *protocol,
     bind->segment_callback = protocol->stream ? segment : NULL;
     bind->private_data = private_data;
     bind->event.fd = -1;
-    evpl_iovec_ring_init(&bind->send_ring, cfg->iovec_ring_size);
-    evpl_dgram_ring_init(&bind->dgram_send, cfg->dgram_ring_size);
-    evpl_iovec_ring_init(&bind->recv_ring, cfg->iovec_ring_size);
+    /* Rings start small and double on demand (the configured sizes cap
+     * the start), and take no memory until first used: 10,000 idle
+     * connections must not cost 10,000 x 64 KiB. */
+    evpl_iovec_ring_init(&bind->send_ring, ring_start(cfg->iovec_ring_size));
+    evpl_dgram_ring_init(&bind->dgram_send, ring_start(cfg->dgram_ring_size));
+    evpl_iovec_ring_init(&bind->recv_ring, ring_start(cfg->iovec_ring_size));
     evpl_deferral_init(&bind->flush, flush_deferral, bind);
     evpl_deferral_init(&bind->close, close_deferral, bind);
 

@@ -140,10 +140,10 @@ struct evpl_bind {
     struct evpl_bind *next, *prev; /* evpl->binds */
     struct evpl_bind *next_closing;
 
-    void *resolving;                   /* pending host-name lookup (resolve.c) */
-    uint64_t want;                     /* length the segmenter asked for */
-    uint64_t msg_sent;                 /* bytes of the front message already written */
-    struct evpl_iovec dgram_slots[64]; /* UDP: receive slots kept between reads */
+    void *resolving;                /* pending host-name lookup (resolve.c) */
+    uint64_t want;                  /* length the segmenter asked for */
+    uint64_t msg_sent;              /* bytes of the front message already written */
+    struct evpl_iovec *dgram_slots; /* UDP: receive slots kept between reads */
     int ndgram_slots;
 
     /* backend state: one socket event for the socket backends */

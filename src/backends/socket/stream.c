@@ -154,8 +154,10 @@ stream_read(struct evpl *evpl, struct evpl_event *event)
             evpl_iovec_commit(evpl, 0, &iov, 1);
             evpl_iovec_ring_append_coalesce(evpl, &bind->recv_ring, &iov);
             total += (uint64_t) n;
-            if ((unsigned int) n < asked) {
-                evpl__event_clear(evpl, event, EVPL_EV_READABLE); /* drained */
+            /* a short read means drained - unless the peer has closed, in
+             * which case the EOF behind the data gets no edge of its own */
+            if ((unsigned int) n < asked && !(event->flags & EVPL_EV_RDHUP)) {
+                evpl__event_clear(evpl, event, EVPL_EV_READABLE);
                 break;
             }
             continue;

@@ -278,11 +278,18 @@ udp_bind(struct evpl *evpl, struct evpl_bind *bind)
 
         (void) setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one));
     }
+    bind->dgram_slots = calloc(BATCH_MAX, sizeof(*bind->dgram_slots));
+    if (!bind->dgram_slots) {
+        close(fd);
+        return -ENOMEM;
+    }
     evpl__event_init(&bind->event, fd, udp_read, udp_write, NULL);
     bind->event.flags = EVPL_EV_WANT_WRITE;
     rc = evpl__event_add(evpl, &bind->event);
     if (rc < 0) {
         close(fd);
+        free(bind->dgram_slots);
+        bind->dgram_slots = NULL;
         return rc;
     }
     bind->flags |= EVPL_BIND_TRANSPORT_UP;
@@ -296,6 +303,8 @@ udp_close(struct evpl *evpl, struct evpl_bind *bind)
     evpl__stream_close(evpl, bind); /* same socket teardown */
     evpl_iovecs_release(evpl, bind->dgram_slots, bind->ndgram_slots);
     bind->ndgram_slots = 0;
+    free(bind->dgram_slots);
+    bind->dgram_slots = NULL;
 } /* udp_close */
 
 static int
