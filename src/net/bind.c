@@ -87,6 +87,7 @@ static void
 bind_free(struct evpl *evpl, struct evpl_bind *bind)
 {
     evpl__resolve_forget(bind);
+    evpl_remove_timer(evpl, &bind->retry);
     if (bind->prev) {
         bind->prev->next = bind->next;
     } else {

@@ -140,7 +140,9 @@ struct evpl_bind {
     struct evpl_bind *next, *prev; /* evpl->binds */
     struct evpl_bind *next_closing;
 
-    void *resolving;                /* pending host-name lookup (resolve.c) */
+    void *resolving;         /* pending host-name lookup (resolve.c) */
+    struct evpl_timer retry; /* backend: connect retry (AF_UNIX backlog full) */
+    uint32_t retry_us, retry_total_us;
     uint64_t want;                  /* length the segmenter asked for */
     uint64_t msg_sent;              /* bytes of the front message already written */
     struct evpl_iovec *dgram_slots; /* UDP: receive slots kept between reads */

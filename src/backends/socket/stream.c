@@ -154,6 +154,12 @@ stream_read(struct evpl *evpl, struct evpl_event *event)
             evpl_iovec_commit(evpl, 0, &iov, 1);
             evpl_iovec_ring_append_coalesce(evpl, &bind->recv_ring, &iov);
             total += (uint64_t) n;
+            /* back-pressure: stop at the limit, not after the whole budget */
+            if (bind->recv_ring.length > evpl__bind_recv_limit() &&
+                bind->recv_ring.length >= bind->want) {
+                bind->flags |= EVPL_BIND_READ_PAUSED;
+                break;
+            }
             /* a short read means drained - unless the peer has closed, in
              * which case the EOF behind the data gets no edge of its own */
             if ((unsigned int) n < asked && !(event->flags & EVPL_EV_RDHUP)) {
@@ -249,6 +255,12 @@ register_fd(struct evpl *evpl, struct evpl_bind *bind, int fd, uint32_t interest
     return 0;
 } /* register_fd */
 
+/* A full AF_UNIX backlog refuses a non-blocking connect with EAGAIN (TCP
+ * queues the SYN instead): retry with backoff before giving up. */
+#define UNIX_RETRY_MAX_US 5000000
+
+static void connect_retry(struct evpl *evpl, struct evpl_timer *timer);
+
 int
 evpl__stream_connect(struct evpl *evpl, struct evpl_bind *bind)
 {
@@ -268,9 +280,18 @@ evpl__stream_connect(struct evpl *evpl, struct evpl_bind *bind)
     }
     if (connect(fd, (struct sockaddr *) &bind->remote->sa, bind->remote->addrlen) < 0 &&
         errno != EINPROGRESS) {
-        /* refused at once (AF_UNIX, or loopback): reported as DISCONNECTED */
         rc = -errno;
         close(fd);
+        if (rc == -EAGAIN && family == AF_UNIX && bind->retry_total_us < UNIX_RETRY_MAX_US) {
+            bind->retry_us = bind->retry_us ? bind->retry_us * 2 : 1000;
+            if (bind->retry_us > 100000) {
+                bind->retry_us = 100000;
+            }
+            bind->retry_total_us += bind->retry_us;
+            evpl_add_oneshot_timer(evpl, &bind->retry, connect_retry, bind->retry_us);
+            return 0;
+        }
+        /* refused at once (AF_UNIX, or loopback): reported as DISCONNECTED */
         return rc;
     }
     /* completion (or an immediate success) is reported by EPOLLOUT */
@@ -280,6 +301,21 @@ evpl__stream_connect(struct evpl *evpl, struct evpl_bind *bind)
     }
     return rc;
 } /* evpl__stream_connect */
+
+static void
+connect_retry(struct evpl *evpl, struct evpl_timer *timer)
+{
+    struct evpl_bind *bind = container_of(timer, struct evpl_bind, retry);
+    int rc;
+
+    if (evpl__bind_closing(bind)) {
+        return;
+    }
+    rc = evpl__stream_connect(evpl, bind);
+    if (rc < 0) {
+        evpl__bind_fail(evpl, bind, rc);
+    }
+} /* connect_retry */
 
 int
 evpl__stream_attach(struct evpl *evpl, struct evpl_bind *bind, struct evpl_accepted *conn)

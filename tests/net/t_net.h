@@ -1,0 +1,682 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * Helpers shared by the networking test programs (tests/net).  Not a test
+ * program itself: only files named test_*.c are.
+ *
+ * Transport tests are written once and run for every protocol of a kind:
+ * a file carrying the marker line "MATRIX: stream" (or "stream datagram")
+ * is registered by tests/CMakeLists.txt once per protocol of
+ * EVPL_TEST_STREAM_PROTOCOLS / EVPL_TEST_DATAGRAM_PROTOCOLS, with
+ * T_PROTO=<protocol name> in the environment.  t_proto() reads it (exit 77
+ * when that protocol is unavailable or of a kind the test does not cover).
+ *
+ * Only the public API is used (plus plain sockets for raw peers).
+ */
+#pragma once
+
+#include <evpl/evpl.h>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/un.h>
+
+#include "t.h"
+
+#define T_NET_KIND_STREAM   1
+#define T_NET_KIND_DATAGRAM 2
+
+/* Last-resort hang guard: every net test calls this first. */
+static inline void
+t_net_guard(unsigned int seconds)
+{
+    alarm(seconds);
+} /* t_net_guard */
+
+/*
+ * The protocol under test: T_PROTO, or the default of the first kind the
+ * test accepts when it is run by hand.  Exits 77 when the protocol is
+ * unavailable or of a kind not in kinds.
+ */
+static inline enum evpl_protocol_id
+t_proto(int kinds)
+{
+    const char *name = getenv("T_PROTO");
+    enum evpl_protocol_id id;
+    int stream;
+
+    if (!name || !*name) {
+        name = (kinds & T_NET_KIND_STREAM) ? "STREAM_SOCKET_TCP" : "DATAGRAM_SOCKET_UDP";
+    }
+    if (evpl_protocol_lookup(&id, name) != 0) {
+        T_SKIP("protocol %s unavailable", name);
+    }
+    stream = evpl_protocol_is_stream(id);
+    if (stream && !(kinds & T_NET_KIND_STREAM)) {
+        T_SKIP("%s: stream protocols not covered by this test", name);
+    }
+    if (!stream && !(kinds & T_NET_KIND_DATAGRAM)) {
+        T_SKIP("%s: datagram protocols not covered by this test", name);
+    }
+    fprintf(stderr, "protocol: %s\n", name);
+    return id;
+} /* t_proto */
+
+/* A loop that sleeps at most wait_ms (so pumping loops can time out). */
+static inline struct evpl *
+t_net_loop(void)
+{
+    struct evpl_thread_config *tc = evpl_thread_config_init();
+    struct evpl *evpl;
+
+    T_OK(tc != NULL);
+    evpl_thread_config_set_poll_mode(tc, 0);
+    evpl_thread_config_set_wait_ms(tc, 5);
+    evpl = evpl_create(tc);
+    T_OK(evpl != NULL);
+    evpl_thread_config_release(tc);
+    return evpl;
+} /* t_net_loop */
+
+/* A free loopback port for type (SOCK_STREAM / SOCK_DGRAM). */
+static inline int
+t_free_port_af(int af, int type)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int fd = socket(af, type | SOCK_CLOEXEC, 0);
+    int port;
+
+    T_OK(fd >= 0);
+    memset(&ss, 0, sizeof(ss));
+    if (af == AF_INET6) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *) &ss;
+
+        s6->sin6_family = AF_INET6;
+        s6->sin6_addr = in6addr_loopback;
+        len = sizeof(*s6);
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *) &ss;
+
+        s4->sin_family = AF_INET;
+        s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        len = sizeof(*s4);
+    }
+    T_EQ(bind(fd, (struct sockaddr *) &ss, len), 0);
+    T_EQ(getsockname(fd, (struct sockaddr *) &ss, &len), 0);
+    port = ntohs(af == AF_INET6 ? ((struct sockaddr_in6 *) &ss)->sin6_port
+                                : ((struct sockaddr_in *) &ss)->sin_port);
+    close(fd);
+    return port;
+} /* t_free_port_af */
+
+static inline int
+t_free_port(int type)
+{
+    return t_free_port_af(AF_INET, type);
+} /* t_free_port */
+
+/* "@evpl-test-<pid>-<n>": a fresh abstract AF_UNIX name. */
+static inline void
+t_abstract_name(char *buf, size_t len)
+{
+    static atomic_int n;
+
+    snprintf(buf, len, "@evpl-test-%d-%d", (int) getpid(), atomic_fetch_add(&n, 1));
+} /* t_abstract_name */
+
+/* A fresh endpoint of the kind protocol needs (loopback only). */
+static inline struct evpl_endpoint *
+t_endpoint(enum evpl_protocol_id proto)
+{
+    struct evpl_endpoint *ep;
+
+    if (evpl_protocol_is_local(proto)) {
+        char name[64];
+
+        t_abstract_name(name, sizeof(name));
+        ep = evpl_endpoint_create_local(name);
+    } else {
+        ep = evpl_endpoint_create("127.0.0.1",
+                                  t_free_port(evpl_protocol_is_stream(proto) ? SOCK_STREAM
+                                                                             : SOCK_DGRAM));
+    }
+    T_OK(ep != NULL);
+    return ep;
+} /* t_endpoint */
+
+/* The socket address an endpoint made by t_endpoint (or by hand) names. */
+static inline socklen_t
+t_endpoint_sockaddr(struct evpl_endpoint *ep, struct sockaddr_storage *ss)
+{
+    const char *a = evpl_endpoint_address(ep);
+
+    memset(ss, 0, sizeof(*ss));
+    if (evpl_endpoint_is_local(ep)) {
+        struct sockaddr_un *un = (struct sockaddr_un *) ss;
+        size_t n = strlen(a);
+
+        un->sun_family = AF_UNIX;
+        memcpy(un->sun_path, a, n);
+        if (a[0] == '@') {
+            un->sun_path[0] = '\0';
+            return (socklen_t) (offsetof(struct sockaddr_un, sun_path) + n);
+        }
+        return (socklen_t) sizeof(*un);
+    }
+    if (strchr(a, ':')) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *) ss;
+
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t) evpl_endpoint_port(ep));
+        T_EQ(inet_pton(AF_INET6, a, &s6->sin6_addr), 1);
+        return sizeof(*s6);
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *) ss;
+
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t) evpl_endpoint_port(ep));
+        T_EQ(inet_pton(AF_INET, a, &s4->sin_addr), 1);
+        return sizeof(*s4);
+    }
+} /* t_endpoint_sockaddr */
+
+/*
+ * A plain blocking socket connected to ep (stream), or -1 with errno set
+ * when connect fails.
+ */
+static inline int
+t_raw_connect(struct evpl_endpoint *ep)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = t_endpoint_sockaddr(ep, &ss);
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    T_OK(fd >= 0);
+    if (connect(fd, (struct sockaddr *) &ss, len) != 0) {
+        int e = errno;
+
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+} /* t_raw_connect */
+
+/* Write all of buf to a blocking fd. */
+static inline void
+t_write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+
+    while (len) {
+        ssize_t n = write(fd, p, len);
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        T_OK(n > 0);
+        p += n;
+        len -= (size_t) n;
+    }
+} /* t_write_all */
+
+/* A fresh listener listening on (proto, ep). */
+static inline struct evpl_listener *
+t_listen(enum evpl_protocol_id proto, struct evpl_endpoint *ep)
+{
+    struct evpl_listener *l = evpl_listener_create();
+
+    T_OK(l != NULL);
+    T_EQ(evpl_listen(l, proto, ep), 0);
+    return l;
+} /* t_listen */
+
+/* ---- deterministic content ---- */
+
+/* splitmix64: a deterministic PRNG. */
+static inline uint64_t
+t_mix64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+} /* t_mix64 */
+
+/* The byte at stream offset off of a pattern keyed by seed. */
+static inline uint8_t
+t_pattern_byte(uint64_t seed, uint64_t off)
+{
+    return (uint8_t) (t_mix64(seed ^ (off >> 3)) >> ((off & 7) * 8));
+} /* t_pattern_byte */
+
+static inline void
+t_pattern_fill(uint64_t seed, uint64_t off, void *buf, size_t len)
+{
+    uint8_t *p = buf;
+    size_t i = 0;
+
+    /* word at a time where aligned (the big tests push hundreds of MiB) */
+    while (i < len && ((off + i) & 7)) {
+        p[i] = t_pattern_byte(seed, off + i);
+        i++;
+    }
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w = t_mix64(seed ^ ((off + i) >> 3));
+
+        memcpy(p + i, &w, 8);
+    }
+    for (; i < len; i++) {
+        p[i] = t_pattern_byte(seed, off + i);
+    }
+} /* t_pattern_fill */
+
+/* Index of the first byte of buf differing from the pattern, or -1. */
+static inline int64_t
+t_pattern_check(uint64_t seed, uint64_t off, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+    size_t i = 0;
+
+    while (i < len && ((off + i) & 7)) {
+        if (p[i] != t_pattern_byte(seed, off + i)) {
+            return (int64_t) i;
+        }
+        i++;
+    }
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w = t_mix64(seed ^ ((off + i) >> 3));
+
+        if (memcmp(p + i, &w, 8) != 0) {
+            break;
+        }
+    }
+    for (; i < len; i++) {
+        if (p[i] != t_pattern_byte(seed, off + i)) {
+            return (int64_t) i;
+        }
+    }
+    return -1;
+} /* t_pattern_check */
+
+/* ---- a generic per-bind observer ---- */
+
+#define T_CONN_MAX_EVENTS 64
+
+struct t_conn {
+    struct evpl_bind *bind;
+    struct evpl *evpl;
+    pthread_t owner; /* thread that must run every callback */
+    int check_owner;
+
+    int connected, disconnected, disconnect_status;
+    int nrecv_data, nrecv_msg, nsent;
+    int errors;             /* ordering/ownership violations seen */
+    int cb_after_disconnect; /* any callback after DISCONNECTED */
+    uint64_t sent_bytes, sent_msgs;
+
+    /* events in order: 'C', 'D', 'R' (data), 'M' (msg), 'S' (sent) */
+    char events[T_CONN_MAX_EVENTS + 1];
+    int nevents;
+
+    /* RECV_DATA: drain everything into rx (autodrain) */
+    int autodrain;
+    /* RECV_MSG: copy into rx, record lengths, release the iovecs */
+    int keep_msgs;
+    /* RECV_MSG: send the message back with TAKE_REF instead of releasing */
+    int echo_msgs;
+    uint8_t *rx;
+    size_t rxlen, rxcap;
+    unsigned int *msg_len;
+    int nmsg_len, cap_msg_len;
+    unsigned int max_niov;
+
+    /* extra behaviour: called after the bookkeeping; may close etc. */
+    void (*hook)(struct t_conn *c, struct evpl_notify *n);
+    void *user;
+    int id;
+};
+
+static inline void
+t_conn_init(struct t_conn *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->autodrain = 1;
+    c->keep_msgs = 1;
+} /* t_conn_init */
+
+static inline void
+t_conn_free(struct t_conn *c)
+{
+    free(c->rx);
+    free(c->msg_len);
+    c->rx = NULL;
+    c->msg_len = NULL;
+    c->rxlen = c->rxcap = 0;
+    c->nmsg_len = c->cap_msg_len = 0;
+} /* t_conn_free */
+
+static inline void
+t_conn_append(struct t_conn *c, const void *p, size_t len)
+{
+    if (c->rxlen + len > c->rxcap) {
+        size_t cap = c->rxcap ? c->rxcap : 65536;
+
+        while (cap < c->rxlen + len) {
+            cap *= 2;
+        }
+        c->rx = realloc(c->rx, cap);
+        T_OK(c->rx != NULL);
+        c->rxcap = cap;
+    }
+    memcpy(c->rx + c->rxlen, p, len);
+    c->rxlen += len;
+} /* t_conn_append */
+
+static inline void
+t_conn_event(struct t_conn *c, char e)
+{
+    if (c->nevents < T_CONN_MAX_EVENTS) {
+        /* collapse runs of data events so the log stays short */
+        if ((e == 'R' || e == 'M' || e == 'S') && c->nevents && c->events[c->nevents - 1] == e) {
+            return;
+        }
+        c->events[c->nevents++] = e;
+        c->events[c->nevents] = '\0';
+    }
+} /* t_conn_event */
+
+static inline void
+t_conn_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *n, void *priv)
+{
+    struct t_conn *c = priv;
+
+    if (c->check_owner && !pthread_equal(pthread_self(), c->owner)) {
+        fprintf(stderr, "callback on the wrong thread (type %u)\n", n->notify_type);
+        c->errors++;
+    }
+    if (c->disconnected) {
+        c->cb_after_disconnect++;
+    }
+    if (c->bind && c->bind != bind) {
+        fprintf(stderr, "callback for another bind\n");
+        c->errors++;
+    }
+    c->bind = bind;
+    c->evpl = evpl;
+
+    switch (n->notify_type) {
+    case EVPL_NOTIFY_CONNECTED:
+        t_conn_event(c, 'C');
+        if (c->connected || c->nrecv_data || c->nrecv_msg) {
+            c->errors++;
+        }
+        c->connected++;
+        break;
+    case EVPL_NOTIFY_DISCONNECTED:
+        t_conn_event(c, 'D');
+        c->disconnected++;
+        c->disconnect_status = n->notify_status;
+        break;
+    case EVPL_NOTIFY_RECV_DATA:
+        t_conn_event(c, 'R');
+        c->nrecv_data++;
+        if (n->notify_status != 0) {
+            c->errors++;
+        }
+        if (c->autodrain) {
+            char buf[65536];
+            int r;
+
+            while ((r = evpl_recv(evpl, bind, buf, sizeof(buf), 0)) > 0) {
+                t_conn_append(c, buf, (size_t) r);
+            }
+            if (r < 0) {
+                c->errors++;
+            }
+        }
+        break;
+    case EVPL_NOTIFY_RECV_MSG:
+        t_conn_event(c, 'M');
+        c->nrecv_msg++;
+        if (n->notify_status != 0) {
+            c->errors++;
+        }
+        if (n->recv_msg.niov > c->max_niov) {
+            c->max_niov = n->recv_msg.niov;
+        }
+        if (c->keep_msgs) {
+            uint64_t total = 0;
+
+            for (unsigned i = 0; i < n->recv_msg.niov; i++) {
+                t_conn_append(c, n->recv_msg.iovec[i].data, n->recv_msg.iovec[i].length);
+                total += n->recv_msg.iovec[i].length;
+            }
+            if (total != n->recv_msg.length) {
+                fprintf(stderr, "recv_msg.length %u but iovecs hold %llu\n", n->recv_msg.length,
+                        (unsigned long long) total);
+                c->errors++;
+            }
+            if (c->nmsg_len == c->cap_msg_len) {
+                c->cap_msg_len = c->cap_msg_len ? c->cap_msg_len * 2 : 64;
+                c->msg_len = realloc(c->msg_len, sizeof(unsigned int) * (size_t) c->cap_msg_len);
+                T_OK(c->msg_len != NULL);
+            }
+            c->msg_len[c->nmsg_len++] = n->recv_msg.length;
+        }
+        if (c->echo_msgs) {
+            evpl_sendv(evpl, bind, n->recv_msg.iovec, (int) n->recv_msg.niov,
+                       (int) n->recv_msg.length, EVPL_SEND_FLAG_TAKE_REF);
+        } else if (c->keep_msgs) {
+            evpl_iovecs_release(evpl, n->recv_msg.iovec, (int) n->recv_msg.niov);
+        }
+        break;
+    case EVPL_NOTIFY_SENT:
+        t_conn_event(c, 'S');
+        c->nsent++;
+        c->sent_bytes += n->sent.bytes;
+        c->sent_msgs += n->sent.msgs;
+        break;
+    default:
+        c->errors++;
+        break;
+    }
+    if (c->hook) {
+        c->hook(c, n);
+    }
+} /* t_conn_notify */
+
+/* ---- a server: a listener attached to one loop, a fixed pool of conns ---- */
+
+struct t_server {
+    struct evpl_listener *listener;
+    struct evpl_listener_binding *binding;
+    struct evpl *evpl;
+    struct t_conn *conns;
+    int max, n;
+    evpl_segment_callback_t segment;
+    /* applied to each accepted conn */
+    int autodrain, keep_msgs, echo_msgs;
+    void (*hook)(struct t_conn *c, struct evpl_notify *n);
+    void *user;
+    int attach_wrong_thread;
+    pthread_t owner;
+};
+
+static inline void
+t_server_attach(struct evpl *evpl, struct evpl_bind *bind, evpl_notify_callback_t *notify_cb,
+                evpl_segment_callback_t *segment_cb, void **conn_private, void *priv)
+{
+    struct t_server *s = priv;
+    struct t_conn *c;
+
+    if (!pthread_equal(pthread_self(), s->owner)) {
+        s->attach_wrong_thread++;
+    }
+    if (s->n >= s->max) {
+        T_FAIL("server: more connections than expected (%d)", s->max);
+    }
+    c = &s->conns[s->n];
+    t_conn_init(c);
+    c->id = s->n++;
+    c->bind = bind;
+    c->evpl = evpl;
+    c->autodrain = s->autodrain;
+    c->keep_msgs = s->keep_msgs;
+    c->echo_msgs = s->echo_msgs;
+    c->hook = s->hook;
+    c->user = s->user;
+    c->owner = s->owner;
+    c->check_owner = 1;
+    *notify_cb = t_conn_notify;
+    *segment_cb = s->segment;
+    *conn_private = c;
+} /* t_server_attach */
+
+/*
+ * Listen on (proto, ep) and attach evpl (calling thread) with room for max
+ * connections.
+ */
+static inline void
+t_server_start(struct t_server *s, struct evpl *evpl, enum evpl_protocol_id proto,
+               struct evpl_endpoint *ep, int max)
+{
+    s->evpl = evpl;
+    s->max = max;
+    s->owner = pthread_self();
+    s->conns = calloc((size_t) max, sizeof(*s->conns));
+    T_OK(s->conns != NULL);
+    if (!s->autodrain && !s->keep_msgs && !s->segment) {
+        s->autodrain = 1;
+        s->keep_msgs = 1;
+    }
+    s->listener = t_listen(proto, ep);
+    s->binding = evpl_listener_attach(evpl, s->listener, t_server_attach, s);
+    T_OK(s->binding != NULL);
+} /* t_server_start */
+
+static inline void
+t_server_stop(struct t_server *s)
+{
+    if (s->binding) {
+        evpl_listener_detach(s->evpl, s->binding);
+        s->binding = NULL;
+    }
+    if (s->listener) {
+        evpl_listener_destroy(s->listener);
+        s->listener = NULL;
+    }
+    for (int i = 0; i < s->n; i++) {
+        t_conn_free(&s->conns[i]);
+    }
+    free(s->conns);
+    s->conns = NULL;
+} /* t_server_stop */
+
+/* ---- pumping ---- */
+
+/*
+ * Run passes of evpl until cond holds; fail after timeout_ms.  cond is
+ * re-evaluated after every pass.
+ */
+#define T_PUMP(evpl, cond, timeout_ms)                                            \
+    do {                                                                          \
+        uint64_t t_deadline_ = t_now_ns() + (uint64_t) (timeout_ms) * 1000000ull; \
+        while (!(cond)) {                                                         \
+            if (t_now_ns() > t_deadline_) {                                       \
+                T_FAIL("timed out after %d ms waiting for %s", (int) (timeout_ms), \
+                       #cond);                                                    \
+            }                                                                     \
+            evpl_continue(evpl);                                                  \
+        }                                                                         \
+    } while (0)
+
+/* Run passes for ms milliseconds (to observe that something does NOT happen). */
+static inline void
+t_pump_for(struct evpl *evpl, unsigned int ms)
+{
+    uint64_t deadline = t_now_ns() + (uint64_t) ms * 1000000ull;
+
+    while (t_now_ns() < deadline) {
+        evpl_continue(evpl);
+    }
+} /* t_pump_for */
+
+/* Connect a t_conn to ep (the conn is initialised here). */
+static inline struct evpl_bind *
+t_connect(struct evpl *evpl, enum evpl_protocol_id proto, struct evpl_endpoint *ep,
+          struct t_conn *c, evpl_segment_callback_t segment)
+{
+    struct evpl_bind *b;
+
+    t_conn_init(c);
+    c->owner = pthread_self();
+    c->check_owner = 1;
+    b = evpl_connect(evpl, proto, NULL, ep, t_conn_notify, segment, c);
+    T_OK(b != NULL);
+    c->bind = b;
+    c->evpl = evpl;
+    return b;
+} /* t_connect */
+
+/* The process resident set size in bytes. */
+static inline uint64_t
+t_rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long size = 0, rss = 0;
+
+    if (!f) {
+        return 0;
+    }
+    if (fscanf(f, "%lu %lu", &size, &rss) != 2) {
+        rss = 0;
+    }
+    fclose(f);
+    return (uint64_t) rss * (uint64_t) sysconf(_SC_PAGESIZE);
+} /* t_rss_bytes */
+
+/* ---- framing used by segmented tests: 4-byte big-endian total length ---- */
+
+#define T_HDR 4
+
+/* Segment callback: total length from a 4-byte big-endian header. */
+static inline int
+t_segment_be32(struct evpl *evpl, struct evpl_bind *bind, void *priv)
+{
+    uint8_t h[T_HDR];
+    int r = evpl_peek(evpl, bind, h, T_HDR);
+
+    (void) priv;
+    if (r < T_HDR) {
+        return 0;
+    }
+    return (int) (((uint32_t) h[0] << 24) | ((uint32_t) h[1] << 16) | ((uint32_t) h[2] << 8) |
+                  (uint32_t) h[3]);
+} /* t_segment_be32 */
+
+static inline void
+t_put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t) (v >> 24);
+    p[1] = (uint8_t) (v >> 16);
+    p[2] = (uint8_t) (v >> 8);
+    p[3] = (uint8_t) v;
+} /* t_put_be32 */
+
+static inline uint32_t
+t_get_be32(const uint8_t *p)
+{
+    return ((uint32_t) p[0] << 24) | ((uint32_t) p[1] << 16) | ((uint32_t) p[2] << 8) |
+           (uint32_t) p[3];
+} /* t_get_be32 */

@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * AF_UNIX pathname listeners: net.md §14 statements 20 (the socket file is
+ * removed) and 21 (stale socket file replaced; live listener or regular
+ * file: -1 and the file left intact); 40 / §3 ("unix:<path>").  Paths live
+ * in a mkdtemp directory removed at the end.
+ */
+#include <sys/stat.h>
+
+#include "t_net.h"
+
+static char dir[64];
+
+static int
+exists(const char *p)
+{
+    struct stat st;
+
+    return stat(p, &st) == 0;
+}
+
+int
+main(void)
+{
+    char path[96], file[96], stale[96], str[EVPL_ADDRESS_STRLEN];
+    struct evpl_endpoint *ep, *epf, *eps;
+    struct evpl_listener *l2;
+    struct evpl *evpl;
+    struct t_server srv;
+    struct t_conn c;
+
+    t_net_guard(30);
+    if (!evpl_protocol_available(EVPL_STREAM_SOCKET_UNIX)) {
+        T_SKIP("no AF_UNIX");
+    }
+    snprintf(dir, sizeof(dir), "/tmp/evpl-test-XXXXXX");
+    T_OK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof(path), "%s/live.sock", dir);
+    snprintf(file, sizeof(file), "%s/regular", dir);
+    snprintf(stale, sizeof(stale), "%s/stale.sock", dir);
+    evpl = t_net_loop();
+
+    ep = evpl_endpoint_create_local(path);
+    T_OK(ep != NULL);
+    memset(&srv, 0, sizeof(srv));
+    t_server_start(&srv, evpl, EVPL_STREAM_SOCKET_UNIX, ep, 4);
+    T_OK(exists(path));
+
+    /* 40: pathname addresses */
+    t_connect(evpl, EVPL_STREAM_SOCKET_UNIX, ep, &c, NULL);
+    T_PUMP(evpl, c.connected && srv.n == 1 && srv.conns[0].connected, 5000);
+    evpl_bind_get_remote_address(c.bind, str, sizeof(str));
+    {
+        char want[160];
+
+        snprintf(want, sizeof(want), "unix:%s", path);
+        T_STR_EQ(str, want);
+        evpl_bind_get_local_address(srv.conns[0].bind, str, sizeof(str));
+        T_STR_EQ(str, want);
+    }
+    evpl_bind_get_remote_address(srv.conns[0].bind, str, sizeof(str));
+    T_STR_EQ(str, "unix:*");
+
+    /* 21: a live listener's path: -1, file intact, first listener unharmed */
+    l2 = evpl_listener_create();
+    T_EQ(evpl_listen(l2, EVPL_STREAM_SOCKET_UNIX, ep), -1);
+    evpl_listener_destroy(l2);
+    T_OK(exists(path));
+    evpl_send(evpl, c.bind, "still", 5);
+    T_PUMP(evpl, srv.conns[0].rxlen == 5, 5000);
+
+    /* 21: a regular file in the way: -1 and the file is left intact */
+    {
+        int fd = open(file, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+
+        T_OK(fd >= 0);
+        T_EQ(write(fd, "data", 4), 4);
+        close(fd);
+        epf = evpl_endpoint_create_local(file);
+        l2 = evpl_listener_create();
+        T_EQ(evpl_listen(l2, EVPL_STREAM_SOCKET_UNIX, epf), -1);
+        evpl_listener_destroy(l2);
+        T_OK(exists(file));
+        {
+            struct stat st;
+
+            T_EQ(stat(file, &st), 0);
+            T_OK(S_ISREG(st.st_mode));
+            T_EQ(st.st_size, 4);
+        }
+    }
+
+    /* 21: a stale socket file (nobody accepts on it) is replaced */
+    {
+        struct sockaddr_un un;
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct t_server s2;
+        struct t_conn c2;
+
+        memset(&un, 0, sizeof(un));
+        un.sun_family = AF_UNIX;
+        snprintf(un.sun_path, sizeof(un.sun_path), "%s", stale);
+        T_EQ(bind(fd, (struct sockaddr *) &un, sizeof(un)), 0);
+        close(fd); /* the file stays behind, nobody listening */
+        T_OK(exists(stale));
+        eps = evpl_endpoint_create_local(stale);
+        memset(&s2, 0, sizeof(s2));
+        t_server_start(&s2, evpl, EVPL_STREAM_SOCKET_UNIX, eps, 1);
+        t_connect(evpl, EVPL_STREAM_SOCKET_UNIX, eps, &c2, NULL);
+        T_PUMP(evpl, c2.connected && s2.n == 1 && s2.conns[0].connected, 5000);
+        evpl_close(evpl, c2.bind);
+        T_PUMP(evpl, c2.disconnected && s2.conns[0].disconnected, 5000);
+        evpl_listener_detach(evpl, s2.binding);
+        s2.binding = NULL;
+        t_server_stop(&s2);
+        /* 20: the file goes away with the listener */
+        T_OK(!exists(stale));
+        t_conn_free(&c2);
+    }
+
+    /* 20: after destroy the socket file no longer exists, new connects
+     * fail and the existing connection keeps working */
+    evpl_listener_detach(evpl, srv.binding);
+    srv.binding = NULL;
+    evpl_listener_destroy(srv.listener);
+    srv.listener = NULL;
+    T_OK(!exists(path));
+    {
+        struct t_conn x;
+
+        t_connect(evpl, EVPL_STREAM_SOCKET_UNIX, ep, &x, NULL);
+        T_PUMP(evpl, x.disconnected, 5000);
+        T_EQ(x.connected, 0);
+        T_LT(x.disconnect_status, 0);
+        t_conn_free(&x);
+    }
+    evpl_send(evpl, srv.conns[0].bind, "back", 4);
+    T_PUMP(evpl, c.rxlen == 4, 5000);
+
+    evpl_destroy(evpl);
+    T_EQ(c.disconnected, 1);
+    T_EQ(c.errors + srv.conns[0].errors, 0);
+    t_conn_free(&c);
+    t_server_stop(&srv);
+    evpl_endpoint_close(ep);
+    evpl_endpoint_close(epf);
+    evpl_endpoint_close(eps);
+    T_EQ(unlink(file), 0);
+    T_EQ(rmdir(dir), 0);
+    return 0;
+}
