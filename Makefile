@@ -52,9 +52,11 @@ format:
 format-check:
 	clang-format --dry-run --Werror $(SOURCES)
 
+# COMPARE_ARGS=--quick for a smoke run of the side-by-side comparison
 bench: release
 	$(BUILD)/release/bench/bench-loop
 	$(BUILD)/release/bench/bench-mem
+	EVPL_BUILD_DIR=$(BUILD)/release bench/compare.sh $(COMPARE_ARGS)
 
 clean:
 	rm -rf $(BUILD)
