@@ -513,6 +513,15 @@ totals(uint64_t *ops, uint64_t *bytes)
     }
 }
 
+static long
+max_rss_kib(void)
+{
+    struct rusage ru;
+
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
 static volatile sig_atomic_t interrupted;
 
 static void
@@ -684,6 +693,21 @@ main(int argc, char **argv)
     } else if (cfg.spin_ns < 0) {
         evpl_global_config_set_spin_ns(gc, 0); /* never busy-poll */
     }
+    /* many connections: a listen backlog and descriptors to match */
+    evpl_global_config_set_max_pending(gc, cfg.conns > 128 ? (cfg.conns > 65535 ? 65535 : cfg.conns)
+                                                           : 128);
+    {
+        struct rlimit rl;
+        rlim_t need = (rlim_t) cfg.conns * 2 + 256;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < need) {
+            rl.rlim_cur = need < rl.rlim_max ? need : rl.rlim_max;
+            if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < need) {
+                fprintf(stderr, "evpl-bench: only %llu descriptors for %u connections\n",
+                        (unsigned long long) rl.rlim_cur, cfg.conns);
+            }
+        }
+    }
     evpl_init(gc);
 
     if (strcmp(cfg.proto_name, "auto") == 0) {
@@ -820,9 +844,10 @@ main(int argc, char **argv)
                    (unsigned long long) h_pct(h, 99), (unsigned long long) h_pct(h, 99.9),
                    (unsigned long long) h->max);
             printf("\"cpu\":{\"client_user_s\":%.3f,\"client_sys_s\":%.3f,\"server_user_s\":%.3f,"
-                   "\"server_sys_s\":%.3f},\"ops_per_cpu_sec\":%.1f,\"histogram\":[",
+                   "\"server_sys_s\":%.3f},\"ops_per_cpu_sec\":%.1f,\"max_rss_kib\":%ld,"
+                   "\"histogram\":[",
                    c1c.user - c0c.user, c1c.sys - c0c.sys, c1s.user - c0s.user, c1s.sys - c0s.sys,
-                   per_cpu);
+                   per_cpu, max_rss_kib());
             for (unsigned i = 0, first = 1; i < H_BUCKETS; i++) {
                 if (h->count[i]) {
                     printf("%s[%llu,%llu]", first ? "" : ",", (unsigned long long) h_value(i),

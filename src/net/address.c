@@ -318,40 +318,30 @@ evpl__endpoint_resolve_nonblocking(struct evpl_endpoint *ep)
     return a;
 } /* evpl__endpoint_resolve_nonblocking */
 
+/*
+ * DNS for a host name (blocking): one address, IPv4 preferred (what
+ * upstream resolves to), picked at random among several.  NULL with *err
+ * set to a positive errno when nothing resolves.
+ */
 struct evpl_address *
-evpl__endpoint_resolve(struct evpl_endpoint *ep)
+evpl__address_lookup(const char *host, int port, int *err)
 {
-    struct evpl_address *a = evpl__endpoint_resolve_nonblocking(ep);
     struct addrinfo hints, *res = NULL, *ai;
-    char port[16];
+    struct evpl_address *a;
+    char port_text[16];
     int rc, n = 0, pick;
 
-    if (a || ep->kind != EVPL_EP_NETWORK) {
-        if (!a) {
-            errno = EINVAL;
-        }
-        return a;
-    }
-
-    /* A host name: DNS outside the lock (it may take a while). */
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_ADDRCONFIG;
-    snprintf(port, sizeof(port), "%d", ep->port);
-    rc = getaddrinfo(ep->text, port, &hints, &res);
+    snprintf(port_text, sizeof(port_text), "%d", port);
+    rc = getaddrinfo(host, port_text, &hints, &res);
     if (rc != 0 || !res) {
-        evpl_log_error("net", "cannot resolve %s: %s", ep->text, gai_strerror(rc));
-        pthread_mutex_lock(&ep->lock);
-        /* a failed re-resolution keeps the previous address */
-        a = ep->addr ? evpl__address_ref(ep->addr) : NULL;
-        pthread_mutex_unlock(&ep->lock);
-        if (!a) {
-            errno = EHOSTUNREACH;
-        }
-        return a;
+        evpl_log_error("net", "cannot resolve %s: %s", host, gai_strerror(rc));
+        *err = rc == EAI_SYSTEM ? errno : EHOSTUNREACH;
+        return NULL;
     }
-    /* prefer IPv4 (what upstream resolves to); pick one at random */
     for (ai = res; ai; ai = ai->ai_next) {
         n += ai->ai_family == AF_INET;
     }
@@ -364,14 +354,38 @@ evpl__endpoint_resolve(struct evpl_endpoint *ep)
     a = evpl__address_new(ai->ai_addr, ai->ai_addrlen);
     freeaddrinfo(res);
     if (!a) {
-        errno = ENOMEM;
-        return NULL;
+        *err = ENOMEM;
+    }
+    return a;
+} /* evpl__address_lookup */
+
+struct evpl_address *
+evpl__endpoint_resolve(struct evpl_endpoint *ep)
+{
+    struct evpl_address *a = evpl__endpoint_resolve_nonblocking(ep);
+    int err = 0;
+
+    if (a || ep->kind != EVPL_EP_NETWORK) {
+        if (!a) {
+            errno = EINVAL;
+        }
+        return a;
     }
 
+    /* A host name: DNS outside the lock (it may take a while). */
+    a = evpl__address_lookup(ep->text, ep->port, &err);
     pthread_mutex_lock(&ep->lock);
-    evpl__address_release(ep->addr);
-    ep->addr = evpl__address_ref(a);
-    ep->resolved_ns = evpl__hf_now_ns();
+    if (a) {
+        evpl__address_release(ep->addr);
+        ep->addr = evpl__address_ref(a);
+        ep->resolved_ns = evpl__hf_now_ns();
+    } else if (ep->addr) {
+        /* a failed re-resolution keeps the previous address */
+        a = evpl__address_ref(ep->addr);
+    }
     pthread_mutex_unlock(&ep->lock);
+    if (!a) {
+        errno = err;
+    }
     return a;
 } /* evpl__endpoint_resolve */

@@ -54,6 +54,8 @@ struct evpl_endpoint {
  * block on DNS for host names.
  */
 struct evpl_address *evpl__endpoint_resolve(struct evpl_endpoint *ep);
+/* Blocking DNS lookup of host (see address.c). */
+struct evpl_address *evpl__address_lookup(const char *host, int port, int *err);
 /* Numeric or cached only: never blocks.  NULL when DNS would be needed. */
 struct evpl_address *evpl__endpoint_resolve_nonblocking(struct evpl_endpoint *ep);
 void evpl__endpoints_close_all(void);

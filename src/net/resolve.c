@@ -58,32 +58,8 @@ lookup_thread(void *arg)
 {
     struct resolve_req *req = arg;
     struct resolve_box *box = req->box;
-    struct addrinfo hints, *res = NULL;
-    char port[16];
-    int rc;
 
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_ADDRCONFIG;
-    snprintf(port, sizeof(port), "%d", req->port);
-    rc = getaddrinfo(req->host, port, &hints, &res);
-    if (rc == 0 && res) {
-        struct addrinfo *ai = res;
-
-        /* IPv4 first, as the synchronous resolver does */
-        for (struct addrinfo *a = res; a; a = a->ai_next) {
-            if (a->ai_family == AF_INET) {
-                ai = a;
-                break;
-            }
-        }
-        req->result = evpl__address_new(ai->ai_addr, ai->ai_addrlen);
-        freeaddrinfo(res);
-    }
-    if (!req->result) {
-        req->err = rc == EAI_SYSTEM ? errno : EHOSTUNREACH;
-    }
+    req->result = evpl__address_lookup(req->host, req->port, &req->err);
 
     pthread_mutex_lock(&box->lock);
     if (box->dead) {

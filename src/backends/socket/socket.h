@@ -11,6 +11,13 @@ sys_bind(int fd, const struct sockaddr *sa, socklen_t len)
     return bind(fd, sa, len);
 } /* sys_bind */
 
+/* Kernel sockets are always there. */
+static inline int
+evpl__socket_available(void)
+{
+    return 1;
+}
+
 static inline struct evpl_bind *
 evpl_socket_bind(struct evpl_event *event)
 {

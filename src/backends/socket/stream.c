@@ -595,19 +595,13 @@ evpl__stream_unlisten(struct evpl *evpl, void *state)
     free(ls);
 } /* evpl__stream_unlisten */
 
-static int
-always(void)
-{
-    return 1;
-} /* always */
-
 const struct evpl_protocol evpl_protocol_socket_tcp = {
     .id = EVPL_STREAM_SOCKET_TCP,
     .name = "STREAM_SOCKET_TCP",
     .stream = 1,
     .connected = 1,
     .kind = EVPL_EP_NETWORK,
-    .available = always,
+    .available = evpl__socket_available,
     .connect = evpl__stream_connect,
     .attach = evpl__stream_attach,
     .listen = evpl__stream_listen,
@@ -623,7 +617,7 @@ const struct evpl_protocol evpl_protocol_socket_unix = {
     .stream = 1,
     .connected = 1,
     .kind = EVPL_EP_LOCAL,
-    .available = always,
+    .available = evpl__socket_available,
     .connect = evpl__stream_connect,
     .attach = evpl__stream_attach,
     .listen = evpl__stream_listen,

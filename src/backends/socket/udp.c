@@ -307,19 +307,13 @@ udp_close(struct evpl *evpl, struct evpl_bind *bind)
     bind->dgram_slots = NULL;
 } /* udp_close */
 
-static int
-always(void)
-{
-    return 1;
-} /* always */
-
 const struct evpl_protocol evpl_protocol_socket_udp = {
     .id = EVPL_DATAGRAM_SOCKET_UDP,
     .name = "DATAGRAM_SOCKET_UDP",
     .stream = 0,
     .connected = 0,
     .kind = EVPL_EP_NETWORK,
-    .available = always,
+    .available = evpl__socket_available,
     .bind = udp_bind,
     .flush = udp_flush,
     .close = udp_close,
