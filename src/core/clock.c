@@ -134,7 +134,7 @@ reanchor(uint64_t tsc)
     cur = anchor.ns + (uint64_t) (((unsigned __int128) (tsc - anchor.tsc) * anchor.mult) >> 32);
     rate = (uint64_t) (((unsigned __int128) (mono - anchor.mono0) << 32) / (tsc - anchor.tsc0));
     err = (int64_t) (mono - cur);
-    adj = (int64_t) (((__int128) err << 32) / (__int128) REANCHOR_TICKS);
+    adj = (int64_t) ((__int128) err * ((__int128) 1 << 32) / (__int128) REANCHOR_TICKS);
     cap = (int64_t) (rate / 1000);
     adj = adj > cap ? cap : adj < -cap ? -cap : adj;
     anchor.mult = (uint64_t) ((int64_t) rate + adj);
