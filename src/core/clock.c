@@ -28,7 +28,8 @@ struct tsc_anchor {
     uint64_t last;
 };
 
-static __thread struct tsc_anchor anchor;
+/* initial-exec: a plain %fs access, not a __tls_get_addr call per read */
+static __thread struct tsc_anchor anchor __attribute__((tls_model("initial-exec")));
 
 static inline uint64_t
 mono_ns(void)

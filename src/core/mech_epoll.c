@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/internal.h"
+#include "core/sys.h"
 
 #define EPOLL_BATCH 256
 
@@ -71,7 +72,7 @@ ep_wait(struct evpl *evpl, int64_t timeout_ns)
     int n, i;
 
     if (timeout_ns == 0) {
-        n = epoll_wait(evpl->mech_fd, st->events, EPOLL_BATCH, 0);
+        n = evpl_sys_epoll_wait(evpl->mech_fd, st->events, EPOLL_BATCH, 0);
     } else if (!st->no_pwait2) {
         struct timespec ts, *tsp = NULL;
 
@@ -81,7 +82,7 @@ ep_wait(struct evpl *evpl, int64_t timeout_ns)
             tsp = &ts;
         }
         /* ns precision: sleep exactly until the next timer (kernel 5.11+) */
-        n = epoll_pwait2(evpl->mech_fd, st->events, EPOLL_BATCH, tsp, NULL);
+        n = evpl_sys_epoll_pwait2(evpl->mech_fd, st->events, EPOLL_BATCH, tsp);
         if (n < 0 && errno == ENOSYS) {
             st->no_pwait2 = 1;
             return 0;
@@ -90,7 +91,7 @@ ep_wait(struct evpl *evpl, int64_t timeout_ns)
         /* round up so a timer is never reached early by a short sleep */
         int ms = timeout_ns < 0 ? -1 : (int) ((timeout_ns + 999999) / 1000000);
 
-        n = epoll_wait(evpl->mech_fd, st->events, EPOLL_BATCH, ms);
+        n = evpl_sys_epoll_wait(evpl->mech_fd, st->events, EPOLL_BATCH, ms);
     }
 
     if (n <= 0) {

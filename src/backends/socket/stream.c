@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "backends/socket/socket.h"
+#include "core/sys.h"
 
 /* Smallest useful read; below it a fresh buffer is started. */
 #define READ_MIN (64 * 1024)
@@ -94,7 +95,7 @@ evpl__stream_flush(struct evpl *evpl, struct evpl_bind *bind)
             iov[i].iov_len = v->length;
             want += v->length;
         }
-        rc = writev(bind->event.fd, iov, (int) n);
+        rc = evpl_sys_writev(bind->event.fd, iov, (int) n);
         if (rc < 0) {
             if (errno == EINTR) {
                 continue;
@@ -146,7 +147,7 @@ stream_read(struct evpl *evpl, struct evpl_event *event)
             status = -ENOMEM;
             break;
         }
-        n = read(event->fd, iov.data, iov.length);
+        n = evpl_sys_read(event->fd, iov.data, iov.length);
         if (n > 0) {
             unsigned int asked = iov.length;
 

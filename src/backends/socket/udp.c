@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "backends/socket/socket.h"
+#include "core/sys.h"
 
 #define BATCH_MAX 64
 
@@ -94,7 +95,7 @@ udp_read(struct evpl *evpl, struct evpl_event *event)
             msgs[i].msg_hdr.msg_control = ctrl[i].buf;
             msgs[i].msg_hdr.msg_controllen = sizeof(ctrl[i].buf);
         }
-        n = recvmmsg(event->fd, msgs, (unsigned int) bind->ndgram_slots, MSG_DONTWAIT, NULL);
+        n = evpl_sys_recvmmsg(event->fd, msgs, (unsigned int) bind->ndgram_slots, MSG_DONTWAIT);
         if (n <= 0) {
             if (n < 0 && errno == EINTR) {
                 continue;
@@ -211,7 +212,7 @@ udp_flush(struct evpl *evpl, struct evpl_bind *bind)
                 *(uint16_t *) CMSG_DATA(cm) = (uint16_t) seg;
             }
         }
-        n = sendmmsg(bind->event.fd, msgs, k, MSG_DONTWAIT);
+        n = evpl_sys_sendmmsg(bind->event.fd, msgs, k, MSG_DONTWAIT);
         if (n < 0) {
             if (errno == EINTR) {
                 continue;
