@@ -701,6 +701,12 @@ main(int argc, char **argv)
         rlim_t need = (rlim_t) cfg.conns * 2 + 256;
 
         if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < need) {
+            if (rl.rlim_max < need) {
+                rl.rlim_max = need; /* allowed as root; otherwise the next line caps */
+                if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+                    getrlimit(RLIMIT_NOFILE, &rl);
+                }
+            }
             rl.rlim_cur = need < rl.rlim_max ? need : rl.rlim_max;
             if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < need) {
                 fprintf(stderr, "evpl-bench: only %llu descriptors for %u connections\n",
