@@ -209,6 +209,7 @@ server_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *n, 
     switch (n->notify_type) {
         case EVPL_NOTIFY_RECV_MSG:
             if (cfg.mode == PINGPONG) {
+                count(st->side, 1, n->recv_msg.length);
                 /* echo by reference: the received iovecs go straight back */
                 if (cfg.stream_proto) {
                     evpl_sendv(evpl, bind, n->recv_msg.iovec, (int) n->recv_msg.niov,
@@ -358,8 +359,9 @@ client_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *n, 
         }
         case EVPL_NOTIFY_SENT:
             c->inflight -= cfg.mode == STREAM ? n->sent.bytes : n->sent.msgs;
-            if (cfg.mode == MSG && !cfg.stream_proto) {
-                /* UDP: the receiver may drop; count at the sender too */
+            if (cfg.role == CLIENT && atomic_load_explicit(&phase, memory_order_relaxed) == 1) {
+                /* a client on its own reports what it handed to the kernel */
+                count(c->side, n->sent.msgs, n->sent.bytes);
             }
             fill(evpl, c);
             break;
@@ -500,8 +502,11 @@ process_cpu(void)
 static void
 totals(uint64_t *ops, uint64_t *bytes)
 {
-    struct side *s = cfg.mode == PINGPONG ? clients : servers;
-    unsigned n = cfg.mode == PINGPONG ? cfg.cthreads : cfg.sthreads;
+    /* the side that sees the work: the client for ping-pong, the receiver
+     * for one-way modes; split across processes, whichever side we are */
+    int use_clients = cfg.role == CLIENT || (cfg.role == LOCAL && cfg.mode == PINGPONG);
+    struct side *s = use_clients ? clients : servers;
+    unsigned n = use_clients ? cfg.cthreads : cfg.sthreads;
 
     *ops = *bytes = 0;
     for (unsigned i = 0; i < n; i++) {
@@ -777,7 +782,7 @@ main(int argc, char **argv)
     c0s = side_cpu(servers, cfg.role == CLIENT ? 0 : cfg.sthreads);
     c0c = side_cpu(clients, cfg.cthreads);
     if (cfg.role != LOCAL) {
-        c0c = process_cpu();
+        c0c = process_cpu(); /* this process is one side: see below */
     }
     t0 = now_ns();
     atomic_store(&phase, 1);
@@ -831,7 +836,10 @@ main(int argc, char **argv)
         double avg = h->n ? (double) h->sum / (double) h->n : 0;
 
         if (cfg.role == SERVER) {
-            c1c = c1s = (struct cpu){0, 0};
+            /* the whole process is the server side */
+            c1s = c1c;
+            c0s = c0c;
+            c1c = c0c = (struct cpu){0, 0};
         }
         if (cfg.json) {
             printf("{\"tool\":\"evpl-bench\",\"mode\":\"%s\",\"proto\":\"%s\",\"size\":%u,"
