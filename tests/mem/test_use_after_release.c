@@ -14,10 +14,10 @@ main(void)
 #if !defined(__SANITIZE_ADDRESS__)
     T_SKIP("needs an AddressSanitizer build");
 #else
-    struct evpl      *evpl = evpl_create(NULL);
+    struct evpl *evpl = evpl_create(NULL);
     struct evpl_iovec iov;
-    pid_t             pid;
-    int               status;
+    pid_t pid;
+    int status;
 
     /* a whole buffer: releasing it returns the buffer to the free list */
     T_EQ(evpl_iovec_alloc(evpl, 2 * 1024 * 1024, 0, 1, 0, &iov), 1);

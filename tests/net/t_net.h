@@ -146,9 +146,8 @@ t_endpoint(enum evpl_protocol_id proto)
         t_abstract_name(name, sizeof(name));
         ep = evpl_endpoint_create_local(name);
     } else {
-        ep = evpl_endpoint_create("127.0.0.1",
-                                  t_free_port(evpl_protocol_is_stream(proto) ? SOCK_STREAM
-                                                                             : SOCK_DGRAM));
+        ep = evpl_endpoint_create(
+            "127.0.0.1", t_free_port(evpl_protocol_is_stream(proto) ? SOCK_STREAM : SOCK_DGRAM));
     }
     T_OK(ep != NULL);
     return ep;
@@ -321,7 +320,7 @@ struct t_conn {
 
     int connected, disconnected, disconnect_status;
     int nrecv_data, nrecv_msg, nsent;
-    int errors;             /* ordering/ownership violations seen */
+    int errors;              /* ordering/ownership violations seen */
     int cb_after_disconnect; /* any callback after DISCONNECTED */
     uint64_t sent_bytes, sent_msgs;
 
@@ -416,80 +415,81 @@ t_conn_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *n, 
     c->evpl = evpl;
 
     switch (n->notify_type) {
-    case EVPL_NOTIFY_CONNECTED:
-        t_conn_event(c, 'C');
-        if (c->connected || c->nrecv_data || c->nrecv_msg) {
-            c->errors++;
-        }
-        c->connected++;
-        break;
-    case EVPL_NOTIFY_DISCONNECTED:
-        t_conn_event(c, 'D');
-        c->disconnected++;
-        c->disconnect_status = n->notify_status;
-        break;
-    case EVPL_NOTIFY_RECV_DATA:
-        t_conn_event(c, 'R');
-        c->nrecv_data++;
-        if (n->notify_status != 0) {
-            c->errors++;
-        }
-        if (c->autodrain) {
-            char buf[65536];
-            int r;
-
-            while ((r = evpl_recv(evpl, bind, buf, sizeof(buf), 0)) > 0) {
-                t_conn_append(c, buf, (size_t) r);
-            }
-            if (r < 0) {
+        case EVPL_NOTIFY_CONNECTED:
+            t_conn_event(c, 'C');
+            if (c->connected || c->nrecv_data || c->nrecv_msg) {
                 c->errors++;
             }
-        }
-        break;
-    case EVPL_NOTIFY_RECV_MSG:
-        t_conn_event(c, 'M');
-        c->nrecv_msg++;
-        if (n->notify_status != 0) {
-            c->errors++;
-        }
-        if (n->recv_msg.niov > c->max_niov) {
-            c->max_niov = n->recv_msg.niov;
-        }
-        if (c->keep_msgs) {
-            uint64_t total = 0;
-
-            for (unsigned i = 0; i < n->recv_msg.niov; i++) {
-                t_conn_append(c, n->recv_msg.iovec[i].data, n->recv_msg.iovec[i].length);
-                total += n->recv_msg.iovec[i].length;
-            }
-            if (total != n->recv_msg.length) {
-                fprintf(stderr, "recv_msg.length %u but iovecs hold %llu\n", n->recv_msg.length,
-                        (unsigned long long) total);
+            c->connected++;
+            break;
+        case EVPL_NOTIFY_DISCONNECTED:
+            t_conn_event(c, 'D');
+            c->disconnected++;
+            c->disconnect_status = n->notify_status;
+            break;
+        case EVPL_NOTIFY_RECV_DATA:
+            t_conn_event(c, 'R');
+            c->nrecv_data++;
+            if (n->notify_status != 0) {
                 c->errors++;
             }
-            if (c->nmsg_len == c->cap_msg_len) {
-                c->cap_msg_len = c->cap_msg_len ? c->cap_msg_len * 2 : 64;
-                c->msg_len = realloc(c->msg_len, sizeof(unsigned int) * (size_t) c->cap_msg_len);
-                T_OK(c->msg_len != NULL);
+            if (c->autodrain) {
+                char buf[65536];
+                int r;
+
+                while ((r = evpl_recv(evpl, bind, buf, sizeof(buf), 0)) > 0) {
+                    t_conn_append(c, buf, (size_t) r);
+                }
+                if (r < 0) {
+                    c->errors++;
+                }
             }
-            c->msg_len[c->nmsg_len++] = n->recv_msg.length;
-        }
-        if (c->echo_msgs) {
-            evpl_sendv(evpl, bind, n->recv_msg.iovec, (int) n->recv_msg.niov,
-                       (int) n->recv_msg.length, EVPL_SEND_FLAG_TAKE_REF);
-        } else if (c->keep_msgs) {
-            evpl_iovecs_release(evpl, n->recv_msg.iovec, (int) n->recv_msg.niov);
-        }
-        break;
-    case EVPL_NOTIFY_SENT:
-        t_conn_event(c, 'S');
-        c->nsent++;
-        c->sent_bytes += n->sent.bytes;
-        c->sent_msgs += n->sent.msgs;
-        break;
-    default:
-        c->errors++;
-        break;
+            break;
+        case EVPL_NOTIFY_RECV_MSG:
+            t_conn_event(c, 'M');
+            c->nrecv_msg++;
+            if (n->notify_status != 0) {
+                c->errors++;
+            }
+            if (n->recv_msg.niov > c->max_niov) {
+                c->max_niov = n->recv_msg.niov;
+            }
+            if (c->keep_msgs) {
+                uint64_t total = 0;
+
+                for (unsigned i = 0; i < n->recv_msg.niov; i++) {
+                    t_conn_append(c, n->recv_msg.iovec[i].data, n->recv_msg.iovec[i].length);
+                    total += n->recv_msg.iovec[i].length;
+                }
+                if (total != n->recv_msg.length) {
+                    fprintf(stderr, "recv_msg.length %u but iovecs hold %llu\n", n->recv_msg.length,
+                            (unsigned long long) total);
+                    c->errors++;
+                }
+                if (c->nmsg_len == c->cap_msg_len) {
+                    c->cap_msg_len = c->cap_msg_len ? c->cap_msg_len * 2 : 64;
+                    c->msg_len =
+                        realloc(c->msg_len, sizeof(unsigned int) * (size_t) c->cap_msg_len);
+                    T_OK(c->msg_len != NULL);
+                }
+                c->msg_len[c->nmsg_len++] = n->recv_msg.length;
+            }
+            if (c->echo_msgs) {
+                evpl_sendv(evpl, bind, n->recv_msg.iovec, (int) n->recv_msg.niov,
+                           (int) n->recv_msg.length, EVPL_SEND_FLAG_TAKE_REF);
+            } else if (c->keep_msgs) {
+                evpl_iovecs_release(evpl, n->recv_msg.iovec, (int) n->recv_msg.niov);
+            }
+            break;
+        case EVPL_NOTIFY_SENT:
+            t_conn_event(c, 'S');
+            c->nsent++;
+            c->sent_bytes += n->sent.bytes;
+            c->sent_msgs += n->sent.msgs;
+            break;
+        default:
+            c->errors++;
+            break;
     }
     if (c->hook) {
         c->hook(c, n);
@@ -589,16 +589,15 @@ t_server_stop(struct t_server *s)
  * Run passes of evpl until cond holds; fail after timeout_ms.  cond is
  * re-evaluated after every pass.
  */
-#define T_PUMP(evpl, cond, timeout_ms)                                            \
-    do {                                                                          \
-        uint64_t t_deadline_ = t_now_ns() + (uint64_t) (timeout_ms) * 1000000ull; \
-        while (!(cond)) {                                                         \
-            if (t_now_ns() > t_deadline_) {                                       \
-                T_FAIL("timed out after %d ms waiting for %s", (int) (timeout_ms), \
-                       #cond);                                                    \
-            }                                                                     \
-            evpl_continue(evpl);                                                  \
-        }                                                                         \
+#define T_PUMP(evpl, cond, timeout_ms)                                                     \
+    do {                                                                                   \
+        uint64_t t_deadline_ = t_now_ns() + (uint64_t) (timeout_ms) *1000000ull;           \
+        while (!(cond)) {                                                                  \
+            if (t_now_ns() > t_deadline_) {                                                \
+                T_FAIL("timed out after %d ms waiting for %s", (int) (timeout_ms), #cond); \
+            }                                                                              \
+            evpl_continue(evpl);                                                           \
+        }                                                                                  \
     } while (0)
 
 /* Run passes for ms milliseconds (to observe that something does NOT happen). */

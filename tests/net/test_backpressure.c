@@ -130,12 +130,12 @@ main(void)
         }
         T_OK(t_now_ns() < deadline);
         if (w >= TOTAL) {
-            T_FAIL("the peer pushed all %llu bytes: no back-pressure",
-                   (unsigned long long) TOTAL);
+            T_FAIL("the peer pushed all %llu bytes: no back-pressure", (unsigned long long) TOTAL);
         }
     }
     buffered = evpl_peek(evpl, s->bind, peekbuf, sizeof(peekbuf));
-    fprintf(stderr, "stalled: peer wrote %llu, bind buffers %d, buffers in use +%lld, rss +%llu KiB\n",
+    fprintf(stderr,
+            "stalled: peer wrote %llu, bind buffers %d, buffers in use +%lld, rss +%llu KiB\n",
             (unsigned long long) last, buffered,
             (long long) (t_metric("evpl_allocator_buffers_in_use") - base_bufs),
             (unsigned long long) ((t_rss_bytes() - base_rss) >> 10));

@@ -111,22 +111,23 @@ main(void)
 
             t_pattern_fill(50 + (uint64_t) i, 0, buf, len);
             switch (i % 3) {
-            case 0:
-                evpl_sendtoep(evpl, b.bind, epa, buf, len);
-                break;
-            case 1:
-                niov = evpl_iovec_alloc(evpl, len, 0, 2, 0, iov);
-                T_GE(niov, 1);
-                memcpy(iov[0].data, buf, len);
-                evpl_sendtoepv(evpl, b.bind, epa, iov, niov, (int) len, 0);
-                evpl_iovecs_release(evpl, iov, niov);
-                break;
-            default:
-                niov = evpl_iovec_alloc(evpl, len, 0, 2, 0, iov);
-                T_GE(niov, 1);
-                memcpy(iov[0].data, buf, len);
-                evpl_sendtoepv(evpl, b.bind, epa, iov, niov, (int) len, EVPL_SEND_FLAG_TAKE_REF);
-                break;
+                case 0:
+                    evpl_sendtoep(evpl, b.bind, epa, buf, len);
+                    break;
+                case 1:
+                    niov = evpl_iovec_alloc(evpl, len, 0, 2, 0, iov);
+                    T_GE(niov, 1);
+                    memcpy(iov[0].data, buf, len);
+                    evpl_sendtoepv(evpl, b.bind, epa, iov, niov, (int) len, 0);
+                    evpl_iovecs_release(evpl, iov, niov);
+                    break;
+                default:
+                    niov = evpl_iovec_alloc(evpl, len, 0, 2, 0, iov);
+                    T_GE(niov, 1);
+                    memcpy(iov[0].data, buf, len);
+                    evpl_sendtoepv(evpl, b.bind, epa, iov, niov, (int) len,
+                                   EVPL_SEND_FLAG_TAKE_REF);
+                    break;
             }
             total += len;
         }
@@ -233,8 +234,10 @@ main(void)
 
     /* DESIGN §9: IPv6 literals work ("::1") */
     {
-        struct evpl_endpoint *e6a = evpl_endpoint_create("::1", t_free_port_af(AF_INET6, SOCK_DGRAM));
-        struct evpl_endpoint *e6b = evpl_endpoint_create("::1", t_free_port_af(AF_INET6, SOCK_DGRAM));
+        struct evpl_endpoint *e6a =
+            evpl_endpoint_create("::1", t_free_port_af(AF_INET6, SOCK_DGRAM));
+        struct evpl_endpoint *e6b =
+            evpl_endpoint_create("::1", t_free_port_af(AF_INET6, SOCK_DGRAM));
         struct t_conn x, y;
 
         dbind(e6a, &x);

@@ -14,10 +14,10 @@
 #define MAX_PAY (4u << 20)
 
 struct side {
-    int id;          /* 0 client, 1 server */
-    int next_send;   /* index of the next message to send */
-    int next_recv;   /* index expected next from the peer */
-    uint64_t bytes;  /* payload bytes verified */
+    int id;         /* 0 client, 1 server */
+    int next_send;  /* index of the next message to send */
+    int next_recv;  /* index expected next from the peer */
+    uint64_t bytes; /* payload bytes verified */
     struct t_conn *conn;
 };
 

@@ -31,7 +31,7 @@ connect_udp(void *arg)
 static void
 bind_tcp(void *arg)
 {
-    enum evpl_protocol_id proto = (enum evpl_protocol_id) (uintptr_t) arg;
+    enum evpl_protocol_id proto = (enum evpl_protocol_id)(uintptr_t) arg;
     struct evpl *evpl = evpl_create(NULL);
     struct evpl_endpoint *ep = t_endpoint(proto); /* the right kind: only the protocol is wrong */
 
@@ -76,9 +76,9 @@ main(void)
     T_EQ(evpl_protocol_is_stream(EVPL_NUM_PROTO), 0);
     T_EQ(evpl_protocol_is_local(EVPL_NUM_PROTO), 0);
     T_EQ(evpl_protocol_is_inproc(EVPL_NUM_PROTO), 0);
-    T_EQ(evpl_protocol_available((enum evpl_protocol_id) -1), 0);
+    T_EQ(evpl_protocol_available((enum evpl_protocol_id) - 1), 0);
     T_EQ(evpl_protocol_is_stream((enum evpl_protocol_id) 1000), 0);
-    T_EQ(evpl_protocol_is_local((enum evpl_protocol_id) -5), 0);
+    T_EQ(evpl_protocol_is_local((enum evpl_protocol_id) - 5), 0);
     T_EQ(evpl_protocol_is_inproc((enum evpl_protocol_id) 1000), 0);
 
     /* §2 classification */

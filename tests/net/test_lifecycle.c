@@ -209,7 +209,7 @@ main(void)
         c.hook = close_in_disconnect;
         evpl_close(evpl, c.bind);
         T_OK(evpl_bind_is_closing(c.bind) != 0); /* 11 */
-        evpl_close(evpl, c.bind);               /* 6: same as once */
+        evpl_close(evpl, c.bind);                /* 6: same as once */
         T_EQ(c.nevents, ev_before);              /* 5: not synchronous */
         T_EQ(c.disconnected, 0);
 

@@ -112,11 +112,11 @@ main(void)
         evpl_close(evpl, c[i].bind);
     }
     T_PUMP(evpl, ({
-               int d = 0;
-               for (int i = 0; i < N / 2; i++)
-                   d += c[i].disconnected;
-               d;
-           }) == N / 2,
+                     int d = 0;
+                     for (int i = 0; i < N / 2; i++)
+                         d += c[i].disconnected;
+                     d;
+                 }) == N / 2,
            5000);
     /* wait until the workers saw those closes (their echo of a last
      * message is not needed: give them time through the clients' EOF) */
@@ -142,11 +142,11 @@ main(void)
     }
     /* the clients still open see the peers go away */
     T_PUMP(evpl, ({
-               int d = 0;
-               for (int i = 0; i < N; i++)
-                   d += c[i].disconnected;
-               d;
-           }) == N,
+                     int d = 0;
+                     for (int i = 0; i < N; i++)
+                         d += c[i].disconnected;
+                     d;
+                 }) == N,
            5000);
     for (int i = 0; i < N; i++) {
         T_EQ(c[i].errors, 0);

@@ -81,22 +81,24 @@ main(void)
         t_put_be32(m + 4, (uint32_t) i);
         evpl_send(evpl, cl[i].bind, m, 8);
     }
-    T_PUMP(evpl, (done = 0, ({
-                      for (int i = 0; i < N; i++)
-                          done += cl[i].nrecv_msg;
-                  }),
-                  done == N),
+    T_PUMP(evpl,
+           (done = 0, ({
+                for (int i = 0; i < N; i++)
+                    done += cl[i].nrecv_msg;
+            }),
+            done == N),
            30000);
     for (int i = 0; i < N; i++) {
         T_EQ(cl[i].nrecv_msg, 1);
         T_EQ(t_get_be32(cl[i].rx + 4), i);
         evpl_close(evpl, cl[i].bind);
     }
-    T_PUMP(evpl, (done = 0, ({
-                      for (int i = 0; i < N; i++)
-                          done += cl[i].disconnected + srv.conns[i].disconnected;
-                  }),
-                  done == 2 * N),
+    T_PUMP(evpl,
+           (done = 0, ({
+                for (int i = 0; i < N; i++)
+                    done += cl[i].disconnected + srv.conns[i].disconnected;
+            }),
+            done == 2 * N),
            30000);
     t_pump_for(evpl, 20);
     for (int i = 0; i < N; i++) {

@@ -45,8 +45,7 @@ send_wait(size_t len)
     int before = s->nrecv_data;
 
     send_chunk(len);
-    T_PUMP(evpl, s->nrecv_data > before && (uint64_t) buffered() == sent_off - consumed_off,
-           5000);
+    T_PUMP(evpl, s->nrecv_data > before && (uint64_t) buffered() == sent_off - consumed_off, 5000);
 }
 
 static void
@@ -55,8 +54,8 @@ check(const uint8_t *p, size_t len)
     int64_t bad = t_pattern_check(SEED, consumed_off, p, len);
 
     if (bad >= 0) {
-        T_FAIL("byte %lld of a %zu-byte read at stream offset %llu differs", (long long) bad,
-               len, (unsigned long long) consumed_off);
+        T_FAIL("byte %lld of a %zu-byte read at stream offset %llu differs", (long long) bad, len,
+               (unsigned long long) consumed_off);
     }
     consumed_off += len;
 }

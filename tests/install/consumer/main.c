@@ -15,7 +15,7 @@ on_timer(struct evpl *evpl, struct evpl_timer *timer)
 int
 main(void)
 {
-    struct evpl      *evpl = evpl_create(NULL);
+    struct evpl *evpl = evpl_create(NULL);
     struct evpl_timer timer;
 
     evpl_add_oneshot_timer(evpl, &timer, on_timer, 1000);
