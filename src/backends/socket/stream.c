@@ -596,34 +596,19 @@ evpl__stream_unlisten(struct evpl *evpl, void *state)
     free(ls);
 } /* evpl__stream_unlisten */
 
-const struct evpl_protocol evpl_protocol_socket_tcp = {
-    .id = EVPL_STREAM_SOCKET_TCP,
-    .name = "STREAM_SOCKET_TCP",
-    .stream = 1,
-    .connected = 1,
-    .kind = EVPL_EP_NETWORK,
-    .available = evpl__socket_available,
-    .connect = evpl__stream_connect,
-    .attach = evpl__stream_attach,
-    .listen = evpl__stream_listen,
-    .unlisten = evpl__stream_unlisten,
-    .flush = evpl__stream_flush,
-    .close = evpl__stream_close,
-    .read_resume = evpl__stream_read_resume,
-};
+/* TCP and AF_UNIX streams differ only in their addresses. */
+#define STREAM_SOCKET_PROTOCOL(proto_id, proto_name, endpoint_kind)          \
+    {                                                                        \
+        .id = (proto_id), .name = (proto_name), .stream = 1, .connected = 1, \
+        .kind = (endpoint_kind), .available = evpl__socket_available,        \
+        .connect = evpl__stream_connect, .attach = evpl__stream_attach,      \
+        .listen = evpl__stream_listen, .unlisten = evpl__stream_unlisten,    \
+        .flush = evpl__stream_flush, .close = evpl__stream_close,            \
+        .read_resume = evpl__stream_read_resume,                             \
+    }
 
-const struct evpl_protocol evpl_protocol_socket_unix = {
-    .id = EVPL_STREAM_SOCKET_UNIX,
-    .name = "STREAM_SOCKET_UNIX",
-    .stream = 1,
-    .connected = 1,
-    .kind = EVPL_EP_LOCAL,
-    .available = evpl__socket_available,
-    .connect = evpl__stream_connect,
-    .attach = evpl__stream_attach,
-    .listen = evpl__stream_listen,
-    .unlisten = evpl__stream_unlisten,
-    .flush = evpl__stream_flush,
-    .close = evpl__stream_close,
-    .read_resume = evpl__stream_read_resume,
-};
+const struct evpl_protocol evpl_protocol_socket_tcp =
+    STREAM_SOCKET_PROTOCOL(EVPL_STREAM_SOCKET_TCP, "STREAM_SOCKET_TCP", EVPL_EP_NETWORK);
+
+const struct evpl_protocol evpl_protocol_socket_unix =
+    STREAM_SOCKET_PROTOCOL(EVPL_STREAM_SOCKET_UNIX, "STREAM_SOCKET_UNIX", EVPL_EP_LOCAL);
