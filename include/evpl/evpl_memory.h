@@ -108,15 +108,15 @@ EVPL_API void evpl_iovec_commit(struct evpl *evpl, unsigned int alignment,
 static inline void
 evpl_iovec_ref_release(struct evpl *evpl, struct evpl_iovec_ref *ref)
 {
-    unsigned int prev;
+    unsigned int flags = ref->flags, prev;
 
-    if (ref->flags & EVPL_IOVEC_FLAG_GLOBAL) {
-        return;
-    }
-    if (ref->flags & EVPL_IOVEC_FLAG_SHARED) {
-        prev = atomic_fetch_sub_explicit(&ref->refcnt_atomic, 1, memory_order_acq_rel);
-    } else {
+    /* LOCAL (flags 0) is the common case: one compare to reach it */
+    if (__builtin_expect(flags == 0, 1)) {
         prev = ref->refcnt--;
+    } else if (flags & EVPL_IOVEC_FLAG_GLOBAL) {
+        return;
+    } else {
+        prev = atomic_fetch_sub_explicit(&ref->refcnt_atomic, 1, memory_order_acq_rel);
     }
     evpl_memory_abort_if(prev == 0,
                          "iovec released with no reference left "
@@ -151,7 +151,7 @@ evpl_iovecs_release_internal(struct evpl *evpl, struct evpl_iovec *iov, int niov
 static inline void
 evpl_iovec_release(struct evpl *evpl, struct evpl_iovec *iovec)
 {
-    if (iovec->ref->flags & EVPL_IOVEC_FLAG_GLOBAL) {
+    if (__builtin_expect((iovec->ref->flags & EVPL_IOVEC_FLAG_GLOBAL) != 0, 0)) {
         evpl_iovec_profile_release(iovec);
         iovec->ref->release(evpl, iovec->ref);
         iovec->data = NULL;
