@@ -187,5 +187,14 @@ EVPL_API void evpl_global_config_set_stream_recv_limit(struct evpl_global_config
  */
 EVPL_API void evpl_global_config_set_max_msg_size(struct evpl_global_config *config, uint64_t size);
 
+/*
+ * Extension: how long a TLS handshake may take before the connection is
+ * closed (DISCONNECTED with -ETIMEDOUT).  0 = the default, 10000 ms.
+ * (TLS files may also come from EVPL_TLS_CERT, EVPL_TLS_KEY and
+ * EVPL_TLS_CA when the setters were not called.)
+ */
+EVPL_API void evpl_global_config_set_tls_handshake_timeout_ms(struct evpl_global_config *config,
+                                                              unsigned int timeout_ms);
+
 EVPL_API void evpl_global_config_set_max_slabs(struct evpl_global_config *config,
                                                unsigned int max_slabs);

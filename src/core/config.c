@@ -164,6 +164,7 @@ SETTER(http_max_header_size, unsigned int)
 SETTER(max_slabs, unsigned int)
 SETTER(stream_recv_limit, uint64_t)
 SETTER(max_msg_size, uint64_t)
+SETTER(tls_handshake_timeout_ms, unsigned int)
 
 EVPL_API void
 evpl_global_config_set_rpc2_max_message_size(struct evpl_global_config *config, unsigned int size)

@@ -137,6 +137,7 @@ struct evpl_global_config {
     unsigned int max_slabs;
     uint64_t stream_recv_limit;
     uint64_t max_msg_size;
+    unsigned int tls_handshake_timeout_ms;
     struct evpl_thread_config thread_default;
 };
 

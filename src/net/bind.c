@@ -87,6 +87,7 @@ static void
 bind_free(struct evpl *evpl, struct evpl_bind *bind)
 {
     evpl__resolve_forget(bind);
+    free(bind->peer_name);
     evpl_remove_timer(evpl, &bind->retry);
     if (bind->prev) {
         bind->prev->next = bind->next;
@@ -795,6 +796,7 @@ evpl_connect(struct evpl *evpl, enum evpl_protocol_id protocol_id,
     bind = evpl__bind_alloc(evpl, p, notify_callback, segment_callback, private_data);
     bind->remote = remote;
     bind->local = local;
+    bind->peer_name = strdup(remote_endpoint->text);
     rc = remote ? p->connect(evpl, bind) : evpl__resolve_async(evpl, bind, remote_endpoint);
     if (rc < 0) {
         /* reported asynchronously: one DISCONNECTED with the reason */

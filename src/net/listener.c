@@ -85,7 +85,7 @@ serve_requests(struct evpl *evpl, struct evpl_doorbell *bell)
         int rc;
 
         next = req->next;
-        rc = req->protocol->listen(evpl, l, req->address, &state);
+        rc = req->protocol->listen(evpl, req->protocol, l, req->address, &state);
         if (rc == 0) {
             evpl_array_reserve(l->listens, l->cap_listens, l->nlistens);
             l->listens[l->nlistens].protocol = req->protocol;
@@ -266,7 +266,9 @@ binding_ring(struct evpl *evpl, struct evpl_doorbell *bell)
             evpl__bind_fail(evpl, bind, rc);
             continue;
         }
-        evpl__bind_connected(evpl, bind);
+        if (!bind->protocol->own_connected) {
+            evpl__bind_connected(evpl, bind);
+        }
     }
 } /* binding_ring */
 

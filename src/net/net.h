@@ -82,6 +82,7 @@ struct evpl_protocol {
     int stream;
     int connected; /* listen/connect, else evpl_bind */
     int rdma;
+    int own_connected; /* the backend reports CONNECTED (after a handshake) */
     enum evpl_endpoint_kind kind;
     int (*available)(void);
 
@@ -92,7 +93,8 @@ struct evpl_protocol {
     /* Unconnected datagram socket on bind->local. */
     int (*bind)(struct evpl *evpl, struct evpl_bind *bind);
     /* Listener side, on the listener thread: returns 0 or negative errno. */
-    int (*listen)(struct evpl *evpl, struct evpl_listener *listener, struct evpl_address *address,
+    int (*listen)(struct evpl *evpl, const struct evpl_protocol *protocol,
+                  struct evpl_listener *listener, struct evpl_address *address,
                   void **listen_state);
     void (*unlisten)(struct evpl *evpl, void *listen_state);
     /* Write what is queued (called by the bind's flush deferral). */
@@ -143,6 +145,7 @@ struct evpl_bind {
     struct evpl_bind *next_closing;
 
     void *resolving;         /* pending host-name lookup (resolve.c) */
+    char *peer_name;         /* the name connected to (TLS checks the certificate against it) */
     struct evpl_timer retry; /* backend: connect retry (AF_UNIX backlog full) */
     uint32_t retry_us, retry_total_us;
     uint64_t want;                  /* length the segmenter asked for */

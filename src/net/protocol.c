@@ -15,11 +15,17 @@
 extern const struct evpl_protocol evpl_protocol_socket_tcp;
 extern const struct evpl_protocol evpl_protocol_socket_udp;
 extern const struct evpl_protocol evpl_protocol_socket_unix;
+#ifdef HAVE_TLS
+extern const struct evpl_protocol evpl_protocol_socket_tls;
+#endif
 
 static const struct evpl_protocol *const compiled_in[] = {
     &evpl_protocol_socket_udp,
     &evpl_protocol_socket_tcp,
     &evpl_protocol_socket_unix,
+#ifdef HAVE_TLS
+    &evpl_protocol_socket_tls,
+#endif
 };
 
 static const char *const names[EVPL_NUM_PROTO] = {

@@ -42,6 +42,9 @@ t_net_guard(unsigned int seconds)
     alarm(seconds);
 } /* t_net_guard */
 
+/* set by t_proto: raw-socket peers cannot stand in for a TLS peer */
+static int t_proto_is_tls;
+
 /*
  * The protocol under test: T_PROTO, or the default of the first kind the
  * test accepts when it is run by hand.  Exits 77 when the protocol is
@@ -68,6 +71,7 @@ t_proto(int kinds)
         T_SKIP("%s: datagram protocols not covered by this test", name);
     }
     fprintf(stderr, "protocol: %s\n", name);
+    t_proto_is_tls = id == EVPL_STREAM_SOCKET_TLS;
     return id;
 } /* t_proto */
 
@@ -196,6 +200,10 @@ t_endpoint_sockaddr(struct evpl_endpoint *ep, struct sockaddr_storage *ss)
 static inline int
 t_raw_connect(struct evpl_endpoint *ep)
 {
+    if (t_proto_is_tls) {
+        /* tests/tls covers misbehaving peers for TLS with real TLS tools */
+        T_SKIP("a raw-socket peer cannot speak TLS");
+    }
     struct sockaddr_storage ss;
     socklen_t len = t_endpoint_sockaddr(ep, &ss);
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -322,8 +322,12 @@ main(void)
      * check; kept ones fail it (the receiving end is a segmented client) */
     leak_s = pair(&cl, segment);
     leak_c = &cl;
-    T_EQ(t_child_signal(recv_msg_leak, "release"), 0);
-    T_EQ(t_child_signal(recv_msg_leak, NULL), SIGABRT);
+    if (!t_proto_is_tls) {
+        /* forked children share the connection: fine for plain bytes, but
+         * two copies of one TLS session break its record sequence */
+        T_EQ(t_child_signal(recv_msg_leak, "release"), 0);
+        T_EQ(t_child_signal(recv_msg_leak, NULL), SIGABRT);
+    }
 
     T_EQ(c.errors + s->errors, 0);
     evpl_listener_detach(evpl, srv.binding);

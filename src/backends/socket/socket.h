@@ -27,9 +27,13 @@ evpl_socket_bind(struct evpl_event *event)
 /* stream.c: shared by TCP and AF_UNIX */
 int evpl__stream_connect(struct evpl *evpl, struct evpl_bind *bind);
 int evpl__stream_attach(struct evpl *evpl, struct evpl_bind *bind, struct evpl_accepted *conn);
-int evpl__stream_listen(struct evpl *evpl, struct evpl_listener *listener,
-                        struct evpl_address *address, void **state);
+int evpl__stream_listen(struct evpl *evpl, const struct evpl_protocol *protocol,
+                        struct evpl_listener *listener, struct evpl_address *address, void **state);
 void evpl__stream_unlisten(struct evpl *evpl, void *state);
 void evpl__stream_flush(struct evpl *evpl, struct evpl_bind *bind);
 void evpl__stream_close(struct evpl *evpl, struct evpl_bind *bind);
 void evpl__stream_read_resume(struct evpl *evpl, struct evpl_bind *bind);
+/* Whole messages finished by bytes written (segmented binds' SENT.msgs). */
+uint64_t evpl__stream_messages_done(struct evpl_bind *bind, uint64_t bytes);
+/* Error/hang-up on a stream socket: connect failure or a broken connection. */
+void evpl__stream_error(struct evpl *evpl, struct evpl_event *event);

@@ -50,8 +50,8 @@ set_nodelay(int fd, int family)
 } /* set_nodelay */
 
 /* Account written bytes against message boundaries (segmented binds). */
-static uint64_t
-messages_done(struct evpl_bind *bind, uint64_t bytes)
+uint64_t
+evpl__stream_messages_done(struct evpl_bind *bind, uint64_t bytes)
 {
     uint64_t msgs = 0;
 
@@ -111,7 +111,7 @@ evpl__stream_flush(struct evpl *evpl, struct evpl_bind *bind)
         evpl_iovec_ring_consume(evpl, &bind->send_ring, (uint64_t) rc);
         written += (uint64_t) rc;
         if (bind->segment_callback) {
-            msgs += messages_done(bind, (uint64_t) rc);
+            msgs += evpl__stream_messages_done(bind, (uint64_t) rc);
         }
         if ((uint64_t) rc < want) {
             /* the socket buffer is full: wait for EPOLLOUT */
@@ -222,8 +222,8 @@ stream_write(struct evpl *evpl, struct evpl_event *event)
     evpl__stream_flush(evpl, bind);
 } /* stream_write */
 
-static void
-stream_error(struct evpl *evpl, struct evpl_event *event)
+void
+evpl__stream_error(struct evpl *evpl, struct evpl_event *event)
 {
     struct evpl_bind *bind = evpl_socket_bind(event);
     int err = 0;
@@ -238,14 +238,14 @@ stream_error(struct evpl *evpl, struct evpl_event *event)
         evpl__bind_fail(evpl, bind, -err);
     }
     /* a hang-up without an error: the read side sees EOF and closes */
-} /* stream_error */
+} /* evpl__stream_error */
 
 static int
 register_fd(struct evpl *evpl, struct evpl_bind *bind, int fd, uint32_t interest)
 {
     int rc;
 
-    evpl__event_init(&bind->event, fd, stream_read, stream_write, stream_error);
+    evpl__event_init(&bind->event, fd, stream_read, stream_write, evpl__stream_error);
     bind->event.flags = EVPL_EV_WANT_WRITE;
     rc = evpl__event_add(evpl, &bind->event);
     if (rc < 0) {
@@ -533,8 +533,8 @@ unix_path_is_stale(const struct evpl_address *a)
 } /* unix_path_is_stale */
 
 int
-evpl__stream_listen(struct evpl *evpl, struct evpl_listener *listener, struct evpl_address *address,
-                    void **state)
+evpl__stream_listen(struct evpl *evpl, const struct evpl_protocol *protocol,
+                    struct evpl_listener *listener, struct evpl_address *address, void **state)
 {
     struct listen_state *ls;
     int family = address->sa.ss_family;
@@ -564,8 +564,7 @@ evpl__stream_listen(struct evpl *evpl, struct evpl_listener *listener, struct ev
         return -ENOMEM;
     }
     ls->listener = listener;
-    ls->protocol =
-        evpl__protocol(family == AF_UNIX ? EVPL_STREAM_SOCKET_UNIX : EVPL_STREAM_SOCKET_TCP);
+    ls->protocol = protocol; /* TCP, UNIX, or TLS on top of TCP */
     if (family == AF_UNIX && ((struct sockaddr_un *) &address->sa)->sun_path[0]) {
         strncpy(ls->unlink_path, ((struct sockaddr_un *) &address->sa)->sun_path,
                 sizeof(ls->unlink_path) - 1);
