@@ -42,6 +42,7 @@ static struct {
     const char *host;
     int quiet, json, row;
     long long spin_ns;
+    const char *tls_ciphers;
     int stream_proto;
 } cfg = {
     .mode = PINGPONG,
@@ -564,35 +565,50 @@ free_port(int type)
 static void
 usage(FILE *f)
 {
-    fprintf(f, "usage: evpl-bench [pingpong|stream|msg] [options]\n"
-               "  -p, --proto NAME        protocol name or auto (best TCP) [auto]\n"
-               "  -s, --size BYTES        message size [64]\n"
-               "  -d, --depth N           messages in flight per connection [16]\n"
-               "  -c, --conns N           connections in total [1]\n"
-               "  -t, --client-threads N  [1]\n"
-               "  -T, --server-threads N  [1]\n"
-               "  -D, --duration SEC      measured time [5]\n"
-               "  -w, --warmup SEC        warm-up, not measured [1]\n"
-               "      --port P            [local: a free port; otherwise 7700]\n"
-               "      --local             both sides in this process (default)\n"
-               "      --server            server side only (until SIGINT or the duration)\n"
-               "      --client HOST       client side only, against HOST\n"
-               "  -q, --quiet             no progress lines\n"
-               "  -j, --json              JSON summary on stdout\n"
-               "      --row               one table row (see bench/suite.sh)\n"
-               "      --spin-ns NS        busy-poll window after activity [library default]\n");
+    fprintf(f,
+            "usage: evpl-bench [pingpong|stream|msg] [options]\n"
+            "  -p, --proto NAME        protocol name or auto (best TCP) [auto]\n"
+            "  -s, --size BYTES        message size [64]\n"
+            "  -d, --depth N           messages in flight per connection [16]\n"
+            "  -c, --conns N           connections in total [1]\n"
+            "  -t, --client-threads N  [1]\n"
+            "  -T, --server-threads N  [1]\n"
+            "  -D, --duration SEC      measured time [5]\n"
+            "  -w, --warmup SEC        warm-up, not measured [1]\n"
+            "      --port P            [local: a free port; otherwise 7700]\n"
+            "      --local             both sides in this process (default)\n"
+            "      --server            server side only (until SIGINT or the duration)\n"
+            "      --client HOST       client side only, against HOST\n"
+            "  -q, --quiet             no progress lines\n"
+            "  -j, --json              JSON summary on stdout\n"
+            "      --row               one table row (see bench/suite.sh)\n"
+            "      --spin-ns NS        busy-poll window after activity [library default]\n"
+            "      --tls-ciphers LIST  TLS cipher list or TLS 1.3 suites (TLS_AES_128_GCM_SHA256)\n"
+            "  TLS certificates: EVPL_TLS_CERT, EVPL_TLS_KEY, EVPL_TLS_CA in the environment\n");
 }
 
 static void
 parse(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"proto", 1, 0, 'p'},    {"size", 1, 0, 's'},           {"depth", 1, 0, 'd'},
-        {"conns", 1, 0, 'c'},    {"client-threads", 1, 0, 't'}, {"server-threads", 1, 0, 'T'},
-        {"duration", 1, 0, 'D'}, {"warmup", 1, 0, 'w'},         {"port", 1, 0, 'P'},
-        {"local", 0, 0, 'L'},    {"server", 0, 0, 'S'},         {"client", 1, 0, 'C'},
-        {"quiet", 0, 0, 'q'},    {"json", 0, 0, 'j'},           {"help", 0, 0, 'h'},
-        {"row", 0, 0, 'R'},      {"spin-ns", 1, 0, 'N'},        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"proto", 1, 0, 'p'},
+                                         {"size", 1, 0, 's'},
+                                         {"depth", 1, 0, 'd'},
+                                         {"conns", 1, 0, 'c'},
+                                         {"client-threads", 1, 0, 't'},
+                                         {"server-threads", 1, 0, 'T'},
+                                         {"duration", 1, 0, 'D'},
+                                         {"warmup", 1, 0, 'w'},
+                                         {"port", 1, 0, 'P'},
+                                         {"local", 0, 0, 'L'},
+                                         {"server", 0, 0, 'S'},
+                                         {"client", 1, 0, 'C'},
+                                         {"quiet", 0, 0, 'q'},
+                                         {"json", 0, 0, 'j'},
+                                         {"help", 0, 0, 'h'},
+                                         {"row", 0, 0, 'R'},
+                                         {"spin-ns", 1, 0, 'N'},
+                                         {"tls-ciphers", 1, 0, 'X'},
+                                         {0, 0, 0, 0}};
     int o;
 
     while ((o = getopt_long(argc, argv, "p:s:d:c:t:T:D:w:qjh", opts, NULL)) != -1) {
@@ -647,6 +663,9 @@ parse(int argc, char **argv)
             case 'N':
                 cfg.spin_ns = atoll(optarg);
                 break;
+            case 'X':
+                cfg.tls_ciphers = optarg;
+                break;
             case 'h':
                 usage(stdout);
                 exit(0);
@@ -697,6 +716,9 @@ main(int argc, char **argv)
         evpl_global_config_set_spin_ns(gc, (uint64_t) cfg.spin_ns);
     } else if (cfg.spin_ns < 0) {
         evpl_global_config_set_spin_ns(gc, 0); /* never busy-poll */
+    }
+    if (cfg.tls_ciphers) {
+        evpl_global_config_set_tls_cipher_list(gc, cfg.tls_ciphers);
     }
     /* many connections: a listen backlog and descriptors to match */
     evpl_global_config_set_max_pending(gc, cfg.conns > 128 ? (cfg.conns > 65535 ? 65535 : cfg.conns)

@@ -196,5 +196,13 @@ EVPL_API void evpl_global_config_set_max_msg_size(struct evpl_global_config *con
 EVPL_API void evpl_global_config_set_tls_handshake_timeout_ms(struct evpl_global_config *config,
                                                               unsigned int timeout_ms);
 
+/*
+ * Extension: ALPN protocols in preference order, comma-separated (e.g.
+ * "h2,http/1.1"); clients offer them, servers pick the first of theirs the
+ * client offers.  NULL (the default) negotiates none.  Borrows (copied).
+ */
+EVPL_API void evpl_global_config_set_tls_alpn(struct evpl_global_config *config,
+                                              const char *protocols);
+
 EVPL_API void evpl_global_config_set_max_slabs(struct evpl_global_config *config,
                                                unsigned int max_slabs);

@@ -88,6 +88,7 @@ evpl_global_config_release(struct evpl_global_config *config)
     free(config->tls_key);
     free(config->tls_ca);
     free(config->tls_cipher_list);
+    free(config->tls_alpn);
     free(config);
 } /* evpl_global_config_release */
 
@@ -211,6 +212,12 @@ evpl_global_config_set_tls_ca(struct evpl_global_config *config, const char *ca_
 {
     set_string(&config->tls_ca, ca_file);
 } /* evpl_global_config_set_tls_ca */
+
+EVPL_API void
+evpl_global_config_set_tls_alpn(struct evpl_global_config *config, const char *protocols)
+{
+    set_string(&config->tls_alpn, protocols);
+} /* evpl_global_config_set_tls_alpn */
 
 EVPL_API void
 evpl_global_config_set_tls_cipher_list(struct evpl_global_config *config, const char *cipher_list)

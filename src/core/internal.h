@@ -138,6 +138,7 @@ struct evpl_global_config {
     uint64_t stream_recv_limit;
     uint64_t max_msg_size;
     unsigned int tls_handshake_timeout_ms;
+    char *tls_alpn;
     struct evpl_thread_config thread_default;
 };
 

@@ -400,6 +400,7 @@ main(void)
     evpl_global_config_set_tls_key(cfg, cert("server.key"));
     evpl_global_config_set_tls_ca(cfg, cert("ca.pem"));
     evpl_global_config_set_tls_handshake_timeout_ms(cfg, 500);
+    evpl_global_config_set_tls_alpn(cfg, "http/1.1"); /* the toy server speaks 1.1 */
     evpl_init(cfg);
 
     {
@@ -441,6 +442,19 @@ main(void)
         snprintf(connect_arg, sizeof(connect_arg), "127.0.0.1:%d", port);
         T_EQ(run_tool(argv, "ping from s_client\n", out, sizeof(out)), 0);
         T_OK(strstr(out, "ping from s_client") != NULL);
+    }
+
+    /* ALPN: the server picks its first preference the client offers */
+    {
+        char connect_arg[64];
+        char *argv[] = {"openssl",   "s_client",        "-connect",
+                        connect_arg, "-CAfile",         (char *) cert("ca.pem"),
+                        "-alpn",     "http/1.1,spdy/1", "-no_ign_eof",
+                        NULL};
+
+        snprintf(connect_arg, sizeof(connect_arg), "127.0.0.1:%d", port);
+        T_EQ(run_tool(argv, "alpn\n", out, sizeof(out)), 0);
+        T_OK(strstr(out, "ALPN protocol: http/1.1") != NULL);
     }
 
     /* garbage instead of a ClientHello: closed at once */

@@ -149,6 +149,45 @@ ctx_common(SSL_CTX *ctx, const struct evpl_global_config *c)
     return 0;
 } /* ctx_common */
 
+/* "h2,http/1.1" -> the wire format: length-prefixed names */
+static int
+alpn_wire(const char *list, unsigned char *out, unsigned int cap)
+{
+    unsigned int n = 0;
+
+    while (*list) {
+        const char *comma = strchr(list, ',');
+        size_t len = comma ? (size_t) (comma - list) : strlen(list);
+
+        if (len == 0 || len > 255 || n + 1 + len > cap) {
+            return -1;
+        }
+        out[n++] = (unsigned char) len;
+        memcpy(out + n, list, len);
+        n += (unsigned int) len;
+        list += len + (comma ? 1 : 0);
+    }
+    return (int) n;
+} /* alpn_wire */
+
+static unsigned char alpn[256];
+static int alpn_len;
+
+/* Server side: our first preference the client offered; none is fine. */
+static int
+alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
+            unsigned int inlen, void *arg)
+{
+    unsigned char *sel;
+
+    if (SSL_select_next_proto(&sel, outlen, alpn, (unsigned int) alpn_len, in, inlen) !=
+        OPENSSL_NPN_NEGOTIATED) {
+        return SSL_TLSEXT_ERR_NOACK;
+    }
+    *out = sel;
+    return SSL_TLSEXT_ERR_OK;
+} /* alpn_select */
+
 static void
 ctx_init(void)
 {
@@ -163,6 +202,15 @@ ctx_init(void)
         ctx_common(server_ctx, c) < 0) {
         log_ssl_errors("context");
         return;
+    }
+
+    if (c->tls_alpn) {
+        alpn_len = alpn_wire(c->tls_alpn, alpn, sizeof(alpn));
+        if (alpn_len <= 0 || SSL_CTX_set_alpn_protos(client_ctx, alpn, (unsigned int) alpn_len)) {
+            evpl_log_error("tls", "ALPN list \"%s\" rejected", c->tls_alpn);
+            return;
+        }
+        SSL_CTX_set_alpn_select_cb(server_ctx, alpn_select, NULL);
     }
 
     if (load_ca(client_ctx, ca) < 0) {
