@@ -90,11 +90,20 @@ main(void)
 {
     struct evpl *evpl = evpl_create(NULL);
     struct evpl_listener *listener = evpl_listener_create();
-    struct evpl_endpoint *ep = evpl_endpoint_create("127.0.0.1", 27000 + (int) (getpid() % 20000));
     struct evpl_listener_binding *binding = evpl_listener_attach(evpl, listener, on_accept, NULL);
+    struct evpl_endpoint *ep;
 
-    if (evpl_listen(listener, EVPL_STREAM_SOCKET_TCP, ep) != 0) {
-        return 77;
+    /* a port nobody else uses: try a few until listen succeeds */
+    for (int attempt = 0;; attempt++) {
+        ep = evpl_endpoint_create("127.0.0.1",
+                                  20000 + (int) ((getpid() * 7919 + attempt * 104729) % 40000));
+        if (evpl_listen(listener, EVPL_STREAM_SOCKET_TCP, ep) == 0) {
+            break;
+        }
+        evpl_endpoint_close(ep);
+        if (attempt == 20) {
+            return 1;
+        }
     }
     evpl_connect(evpl, EVPL_STREAM_SOCKET_TCP, NULL, ep, client_notify, frame_length, NULL);
     evpl_run(evpl);

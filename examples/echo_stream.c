@@ -71,17 +71,25 @@ main(int argc, char **argv)
     struct evpl_listener_binding *binding;
     enum evpl_protocol_id proto = unix_sock ? EVPL_STREAM_SOCKET_UNIX : EVPL_STREAM_SOCKET_TCP;
 
-    if (unix_sock) {
-        snprintf(path, sizeof(path), "@evpl-echo-%d", (int) getpid());
-        ep = evpl_endpoint_create_local(path);
-    } else {
-        ep = evpl_endpoint_create("127.0.0.1", 29000 + (int) (getpid() % 20000));
-    }
-
     binding = evpl_listener_attach(evpl, listener, on_accept, NULL);
-    if (evpl_listen(listener, proto, ep) != 0) {
-        fprintf(stderr, "listen failed\n");
-        return 1;
+
+    /* a port (or name) nobody else uses: try a few until listen succeeds */
+    for (int attempt = 0;; attempt++) {
+        if (unix_sock) {
+            snprintf(path, sizeof(path), "@evpl-echo-%d-%d", (int) getpid(), attempt);
+            ep = evpl_endpoint_create_local(path);
+        } else {
+            ep = evpl_endpoint_create("127.0.0.1",
+                                      20000 + (int) ((getpid() * 7919 + attempt * 104729) % 40000));
+        }
+        if (evpl_listen(listener, proto, ep) == 0) {
+            break;
+        }
+        evpl_endpoint_close(ep);
+        if (attempt == 20) {
+            fprintf(stderr, "listen failed\n");
+            return 1;
+        }
     }
     evpl_connect(evpl, proto, NULL, ep, client_notify, NULL, NULL);
     evpl_run(evpl);

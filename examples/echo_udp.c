@@ -51,19 +51,32 @@ give_up(struct evpl *evpl, struct evpl_timer *timer)
 int
 main(void)
 {
-    int port = 31000 + (int) (getpid() % 20000);
     struct evpl *evpl = evpl_create(NULL);
-    struct evpl_endpoint *server_ep = evpl_endpoint_create("127.0.0.1", port);
-    struct evpl_endpoint *client_ep = evpl_endpoint_create("127.0.0.1", port + 1);
-    struct evpl_bind *server, *client;
+    struct evpl_endpoint *server_ep = NULL, *client_ep = NULL;
+    struct evpl_bind *server = NULL, *client = NULL;
     struct evpl_timer timer;
     char msg[32];
 
-    server = evpl_bind(evpl, EVPL_DATAGRAM_SOCKET_UDP, server_ep, server_notify, NULL);
-    client = evpl_bind(evpl, EVPL_DATAGRAM_SOCKET_UDP, client_ep, client_notify, NULL);
-    if (!server || !client) {
-        fprintf(stderr, "cannot bind UDP ports %d/%d\n", port, port + 1);
-        return 77;
+    /* two ports nobody else uses: try a few pairs until both binds work */
+    for (int attempt = 0; !server || !client; attempt++) {
+        int port = 20000 + (int) ((getpid() * 7919 + attempt * 104729) % 40000);
+
+        if (attempt == 20) {
+            fprintf(stderr, "cannot bind two UDP ports\n");
+            return 1;
+        }
+        if (server) {
+            evpl_close(evpl, server);
+        }
+        if (server_ep) {
+            evpl_endpoint_close(server_ep);
+            evpl_endpoint_close(client_ep);
+        }
+        server_ep = evpl_endpoint_create("127.0.0.1", port);
+        client_ep = evpl_endpoint_create("127.0.0.1", port + 1);
+        server = evpl_bind(evpl, EVPL_DATAGRAM_SOCKET_UDP, server_ep, server_notify, NULL);
+        client = server ? evpl_bind(evpl, EVPL_DATAGRAM_SOCKET_UDP, client_ep, client_notify, NULL)
+                        : NULL;
     }
     for (int i = 0; i < COUNT; i++) {
         int n = snprintf(msg, sizeof(msg), "datagram %d", i);

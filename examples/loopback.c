@@ -231,7 +231,7 @@ main(int argc, char **argv)
     double secs = argc > 1 ? atof(argv[1]) : 1.0;
     const char *only = argc > 2 ? argv[2] : NULL;
     uint64_t us = (uint64_t) (secs * 1e6);
-    int base = 20000 + (int) (getpid() % 20000);
+    int base;
     struct server s;
     struct client c;
     struct evpl_thread *server;
@@ -241,15 +241,30 @@ main(int argc, char **argv)
     uint64_t bytes0;
 
     memset(&s, 0, sizeof(s));
-    s.pp_ep = evpl_endpoint_create("127.0.0.1", base);
-    s.stream_ep = evpl_endpoint_create("127.0.0.1", base + 1);
-    s.udp_ep = evpl_endpoint_create("127.0.0.1", base + 2);
     s.pp_listener = evpl_listener_create();
     s.stream_listener = evpl_listener_create();
-    if (evpl_listen(s.pp_listener, EVPL_STREAM_SOCKET_TCP, s.pp_ep) ||
-        evpl_listen(s.stream_listener, EVPL_STREAM_SOCKET_TCP, s.stream_ep)) {
-        fprintf(stderr, "cannot listen on 127.0.0.1:%d-%d\n", base, base + 1);
-        return 77;
+    /* three ports nobody else uses: try a few bases until all listen */
+    for (int attempt = 0;; attempt++) {
+        base = 20000 + (int) ((getpid() * 7919 + attempt * 104729) % 40000);
+        s.pp_ep = evpl_endpoint_create("127.0.0.1", base);
+        s.stream_ep = evpl_endpoint_create("127.0.0.1", base + 1);
+        s.udp_ep = evpl_endpoint_create("127.0.0.1", base + 2);
+        /* a listener keeps what it listens on: a failed attempt gets fresh ones */
+        if (evpl_listen(s.pp_listener, EVPL_STREAM_SOCKET_TCP, s.pp_ep) == 0 &&
+            evpl_listen(s.stream_listener, EVPL_STREAM_SOCKET_TCP, s.stream_ep) == 0) {
+            break;
+        }
+        evpl_listener_destroy(s.pp_listener);
+        evpl_listener_destroy(s.stream_listener);
+        s.pp_listener = evpl_listener_create();
+        s.stream_listener = evpl_listener_create();
+        evpl_endpoint_close(s.pp_ep);
+        evpl_endpoint_close(s.stream_ep);
+        evpl_endpoint_close(s.udp_ep);
+        if (attempt == 20) {
+            fprintf(stderr, "cannot find free ports to listen on\n");
+            return 1;
+        }
     }
     server = evpl_thread_create(NULL, server_init, server_fini, &s);
     evpl = evpl_create(NULL);
