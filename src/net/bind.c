@@ -163,11 +163,12 @@ evpl__binds_finalize(struct evpl *evpl)
 void
 evpl__binds_close_all(struct evpl *evpl)
 {
-    for (struct evpl_bind *b = evpl->binds; b; b = b->next) {
-        close_request(evpl, b, 0);
-    }
-    /* pump: close deferrals, then DISCONNECTED on the following full pass */
+    /* pump: close deferrals, then DISCONNECTED on the following full pass;
+     * binds a DISCONNECTED callback creates (a reconnect) are closed too */
     while (evpl->binds) {
+        for (struct evpl_bind *b = evpl->binds; b; b = b->next) {
+            close_request(evpl, b, 0);
+        }
         evpl_continue(evpl);
     }
 } /* evpl__binds_close_all */
@@ -175,6 +176,11 @@ evpl__binds_close_all(struct evpl *evpl)
 EVPL_API void
 evpl_close(struct evpl *evpl, struct evpl_bind *bind)
 {
+    /* abortive even after evpl_finish: queued data is dropped, so the
+     * transport must not end it with an orderly shutdown */
+    if (!(bind->flags & (EVPL_BIND_CLOSING | EVPL_BIND_DISCONNECTED))) {
+        bind->flags &= ~EVPL_BIND_FINISH;
+    }
     close_request(evpl, bind, 0);
 } /* evpl_close */
 
@@ -714,10 +720,18 @@ evpl__bind_received(struct evpl *evpl, struct evpl_bind *bind)
 
         notify(evpl, bind, &n);
     }
-    /* back-pressure: a segmented bind may need more than the limit for
-     * one message; it pauses only beyond that */
-    if (bind->recv_ring.length > evpl__bind_recv_limit() && bind->recv_ring.length >= bind->want) {
-        bind->flags |= EVPL_BIND_READ_PAUSED;
+    if (bind->recv_ring.length > evpl__bind_recv_limit()) {
+        if (!bind->segment_callback) {
+            /* back-pressure: stop reading until the application drains */
+            bind->flags |= EVPL_BIND_READ_PAUSED;
+        } else if (bind->want == 0 && !(bind->flags & EVPL_BIND_CLOSING)) {
+            /* the framing cannot tell a message length from this many
+             * bytes: nothing the application can consume will change that */
+            evpl_log_error("net", "%llu bytes buffered without a message length: closing",
+                           (unsigned long long) bind->recv_ring.length);
+            close_request(evpl, bind, -EMSGSIZE);
+        }
+        /* a segmented bind waiting for a known larger message keeps reading */
     }
 } /* evpl__bind_received */
 

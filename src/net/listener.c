@@ -52,6 +52,8 @@ struct evpl_listener_binding {
     void *private_data;
     struct evpl_doorbell bell;
     _Atomic(struct evpl_accepted *) inbox; /* LIFO, reversed on drain */
+    int dispatching;                       /* binding_ring is running: detach defers the free */
+    int detached;
 };
 
 static pthread_mutex_t members_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -246,11 +248,18 @@ binding_ring(struct evpl *evpl, struct evpl_doorbell *bell)
     struct evpl_listener_binding *b = container_of(bell, struct evpl_listener_binding, bell);
     struct evpl_accepted *conn, *next;
 
+    b->dispatching = 1;
     for (conn = inbox_take(b); conn; conn = next) {
         struct evpl_bind *bind;
         int rc;
 
         next = conn->next;
+        if (b->detached) {
+            /* the application detached from an attach callback: what is
+             * left was never shown to it; close it */
+            evpl__accepted_free(conn);
+            continue;
+        }
         bind = evpl__bind_alloc(evpl, conn->protocol, NULL, NULL, NULL);
         b->attach_callback(evpl, bind, &bind->notify_callback, &bind->segment_callback,
                            &bind->private_data, b->private_data);
@@ -269,6 +278,10 @@ binding_ring(struct evpl *evpl, struct evpl_doorbell *bell)
         if (!bind->protocol->own_connected) {
             evpl__bind_connected(evpl, bind);
         }
+    }
+    b->dispatching = 0;
+    if (b->detached) {
+        free(b);
     }
 } /* binding_ring */
 
@@ -317,6 +330,10 @@ evpl_listener_detach(struct evpl *evpl, struct evpl_listener_binding *b)
     for (conn = inbox_take(b); conn; conn = next) {
         next = conn->next;
         evpl__accepted_free(conn);
+    }
+    if (b->dispatching) {
+        b->detached = 1; /* binding_ring frees it when it returns */
+        return;
     }
     free(b);
 } /* evpl_listener_detach */

@@ -97,7 +97,9 @@ udp_read(struct evpl *evpl, struct evpl_event *event)
         }
         n = evpl_sys_recvmmsg(event->fd, msgs, (unsigned int) bind->ndgram_slots, MSG_DONTWAIT);
         if (n <= 0) {
-            if (n < 0 && errno == EINTR) {
+            if (n < 0 && errno != EAGAIN) {
+                /* EINTR, or a queued socket error (ICMP unreachable for an
+                 * earlier send): consumed by this call; datagrams may follow */
                 continue;
             }
             evpl__event_clear(evpl, event, EVPL_EV_READABLE);
@@ -107,6 +109,13 @@ udp_read(struct evpl *evpl, struct evpl_event *event)
             struct evpl_iovec v = bind->dgram_slots[i];
 
             v.length = msgs[i].msg_len;
+            if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+                /* larger than max_datagram_size: never deliver a cut one */
+                evpl_log_error("socket", "UDP datagram larger than max_datagram_size %u dropped",
+                               dsize);
+                evpl_iovec_release(evpl, &v);
+                continue;
+            }
             /* consecutive datagrams from one sender share an address */
             if (!last || last->addrlen != msgs[i].msg_hdr.msg_namelen ||
                 memcmp(&last->sa, &src[i], last->addrlen) != 0) {
@@ -165,6 +174,18 @@ udp_flush(struct evpl *evpl, struct evpl_bind *bind)
         unsigned k;
         int n;
 
+        /* a datagram in more pieces than one sendmsg takes cannot go: drop
+         * it alone rather than stall the queue behind it */
+        if (evpl_dgram_ring_front(&bind->dgram_send)->niov > IOV_CAP) {
+            struct evpl_dgram *d = evpl_dgram_ring_front(&bind->dgram_send);
+
+            evpl_log_error("socket", "UDP datagram in %u iovecs (max %d) dropped", d->niov,
+                           IOV_CAP);
+            evpl_iovec_ring_consume(evpl, &bind->send_ring, d->length);
+            evpl__address_release(d->addr);
+            evpl_dgram_ring_pop(&bind->dgram_send);
+            continue;
+        }
         memset(msgs, 0, sizeof(msgs));
         for (k = 0; k < batch && di < nd; k++) {
             struct evpl_dgram *first = evpl_dgram_ring_at(&bind->dgram_send, di);

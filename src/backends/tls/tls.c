@@ -18,6 +18,7 @@
  *    used when the kernel offers it; the log says which.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -47,7 +48,7 @@ struct tls_conn {
 static SSL_CTX *client_ctx, *server_ctx;
 static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
 static int ctx_ok;
-static int ktls_logged;
+static atomic_int ktls_logged; /* log the record layer once per process */
 
 static const char *
 cfg_or_env(const char *value, const char *env)
@@ -293,8 +294,7 @@ handshake(struct evpl *evpl, struct evpl_bind *bind)
     if (rc == 1) {
         t->secure = 1;
         evpl_remove_timer(evpl, &bind->retry);
-        if (!ktls_logged) {
-            ktls_logged = 1;
+        if (!atomic_exchange(&ktls_logged, 1)) {
             evpl_log_info("tls", "%s, %s; record layer: %s", SSL_get_version(t->ssl),
                           SSL_get_cipher_name(t->ssl),
                           BIO_get_ktls_send(SSL_get_wbio(t->ssl)) ? "kernel (kTLS)"
@@ -365,6 +365,7 @@ tls_read(struct evpl *evpl, struct evpl_bind *bind)
             evpl__event_clear(evpl, &bind->event, EVPL_EV_READABLE);
         } else if (err == SSL_ERROR_WANT_WRITE) {
             t->read_wants_write = 1;
+            evpl__event_clear(evpl, &bind->event, EVPL_EV_WRITABLE);
             evpl__event_set(evpl, &bind->event, EVPL_EV_WRITE_INTEREST);
         } else if (err == SSL_ERROR_ZERO_RETURN) {
             status = 0; /* close_notify: orderly end */
@@ -579,6 +580,20 @@ take_events(struct evpl_bind *bind)
     bind->event.error_cb = evpl__stream_error;
 } /* take_events */
 
+/* Undo conn_new when the transport never came up (close is not called). */
+static void
+conn_discard(struct evpl *evpl, struct evpl_bind *bind)
+{
+    struct tls_conn *t = conn_of(bind);
+
+    evpl_remove_timer(evpl, &bind->retry);
+    if (t) {
+        SSL_free(t->ssl);
+        free(t);
+        bind->backend = NULL;
+    }
+} /* conn_discard */
+
 static int
 tls_connect(struct evpl *evpl, struct evpl_bind *bind)
 {
@@ -590,6 +605,8 @@ tls_connect(struct evpl *evpl, struct evpl_bind *bind)
     rc = evpl__stream_connect(evpl, bind);
     if (rc == 0) {
         take_events(bind);
+    } else {
+        conn_discard(evpl, bind);
     }
     return rc;
 } /* tls_connect */
@@ -605,6 +622,7 @@ tls_attach(struct evpl *evpl, struct evpl_bind *bind, struct evpl_accepted *conn
     }
     rc = evpl__stream_attach(evpl, bind, conn);
     if (rc < 0) {
+        conn_discard(evpl, bind);
         return rc;
     }
     take_events(bind);
