@@ -35,6 +35,7 @@ extern "C" {
 #include <evpl/evpl_timer.h>
 #include <evpl/evpl_bind.h>
 #include <evpl/evpl_thread.h>
+#include <evpl/evpl_rdma.h>
 
 #undef EVPL_INCLUDED
 

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * One-sided operations.  No protocol compiled in here offers them yet (the
+ * RDMA CM, TCP-RDMA and in-process backends will), so every bind takes the
+ * documented non-RDMA path: address 0/0, and ENOTSUP reported to the
+ * callback before the call returns (rdma.md §1, statement 1).
+ */
+#include <errno.h>
+
+#include "net/net.h"
+
+EVPL_API void
+evpl_rdma_get_address(struct evpl *evpl, struct evpl_bind *bind, struct evpl_iovec *iovec,
+                      uint32_t *r_key, uint64_t *r_address)
+{
+    *r_key = 0;
+    *r_address = 0;
+}
+
+EVPL_API void
+evpl_rdma_read(struct evpl *evpl, struct evpl_bind *bind, uint32_t remote_key,
+               uint64_t remote_address, struct evpl_iovec *iov, int niov,
+               void (*callback)(int status, void *private_data), void *private_data)
+{
+    if (callback) {
+        callback(ENOTSUP, private_data);
+    }
+}
+
+EVPL_API void
+evpl_rdma_write(struct evpl *evpl, struct evpl_bind *bind, uint32_t remote_key,
+                uint64_t remote_address, struct evpl_iovec *iov, int niov, unsigned int flags,
+                void (*callback)(int status, void *private_data), void *private_data)
+{
+    if (niov <= 0) {
+        return; /* nothing queued, no callback (as upstream) */
+    }
+    if (flags & EVPL_RDMA_FLAG_TAKE_REF) {
+        evpl_iovecs_release_internal(evpl, iov, niov);
+    }
+    if (callback) {
+        callback(ENOTSUP, private_data);
+    }
+}
