@@ -45,6 +45,8 @@ test: debug
 
 install: release
 	$(CMAKE) --install $(BUILD)/release
+	@# refresh the loader cache so programs find libevpl.so.0 without LD_LIBRARY_PATH
+	@if [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null; then ldconfig; fi
 
 format:
 	clang-format -i $(SOURCES)
