@@ -26,15 +26,21 @@ static struct player players[2];
 static _Atomic int playing = 1;
 static uint64_t rounds_target;
 
+static _Atomic int inflight; /* rings being made right now */
+
 static void
 on_ring(struct evpl *evpl, struct evpl_doorbell *bell)
 {
     struct player *me = (struct player *) bell; /* bell is the first member */
 
     atomic_fetch_add(&me->hits, 1);
+    /* announce the ring before checking: main stops the game, then waits
+     * for inflight to drain, so no ring reaches a doorbell being removed */
+    atomic_fetch_add(&inflight, 1);
     if (atomic_load(&playing) && atomic_load(&me->hits) < rounds_target) {
         evpl_ring_doorbell(&me->peer->bell);
     }
+    atomic_fetch_sub(&inflight, 1);
 } /* on_ring */
 
 static void *
@@ -119,6 +125,9 @@ main(int argc, char **argv)
     evpl_ring_doorbell(&players[0].bell); /* serve */
     evpl_run(evpl);
     atomic_store(&playing, 0);
+    while (atomic_load(&inflight)) {
+        /* a ring that saw playing == 1 is finishing */
+    }
     elapsed = now_ns() - report.start_ns;
 
     evpl_remove_timer(evpl, &report.tick);

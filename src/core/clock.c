@@ -151,6 +151,11 @@ evpl__hf_now_ns(void)
         uint64_t tsc = rdtsc();
         uint64_t ns;
 
+        /* a thread moved to a CPU whose TSC is a little behind: no time
+         * passed (the difference would otherwise wrap to ~2^64 ticks) */
+        if (unlikely((int64_t) (tsc - anchor.tsc) < 0 && anchor.ns)) {
+            tsc = anchor.tsc;
+        }
         if (unlikely(tsc - anchor.tsc >= REANCHOR_TICKS || !anchor.ns)) {
             reanchor(tsc);
         }

@@ -121,7 +121,10 @@ evpl_global_config_release(struct evpl_global_config *config)
 SETTER_CHECKED(core_mech, enum evpl_core_mech,
                value >= EVPL_CORE_MECH_DEFAULT && value <= EVPL_CORE_MECH_SELECT,
                "unknown mechanism")
-SETTER_CHECKED(buffer_size, uint64_t, value >= 4096, "must be at least 4096")
+/* whole pages, so every buffer starts page-aligned (memory.md §3.4); at most
+ * 2 GiB, because iovec lengths and fill marks are 32-bit */
+SETTER_CHECKED(buffer_size, uint64_t, value >= 4096 && value % 4096 == 0 && value <= (2ull << 30),
+               "must be a multiple of 4096 between 4 KiB and 2 GiB")
 SETTER_CHECKED(slab_size, uint64_t, value >= 4096, "must be at least 4096")
 SETTER_BOOL(huge_pages)
 SETTER_CHECKED(huge_page_size, uint64_t,
@@ -235,11 +238,31 @@ evpl_thread_config_init(void)
     /* upstream reads the global defaults through NULL before init */
     evpl_auto_init();
     c = evpl__zalloc(sizeof(*c));
-    *c = evpl_shared->config->thread_default;
+    evpl__thread_config_copy(c, &evpl_shared->config->thread_default);
     c->adopted = 0;
     c->adopted_next = c->adopted_prev = NULL;
     return c;
 } /* evpl_thread_config_init */
+
+/* The settings only: the adoption links belong to the original object and
+ * may be changed under evpl_shared->lock by other threads meanwhile. */
+void
+evpl__thread_config_copy(struct evpl_thread_config *dst, const struct evpl_thread_config *src)
+{
+    memset(dst, 0, sizeof(*dst));
+    dst->poll_mode = src->poll_mode;
+    dst->poll_iterations = src->poll_iterations;
+    dst->wait_ms = src->wait_ms;
+    dst->spin_ns = src->spin_ns;
+} /* evpl__thread_config_copy */
+
+/*
+ * Configs handed to evpl_create & co.  Upstream consumes such objects, so
+ * programs written for it never release them; we copy instead and free the
+ * never-released ones at exit.  The list has its own head (not inside any
+ * config), guarded by evpl_shared->lock, so copying a config never reads it.
+ */
+static struct evpl_thread_config adopted_head;
 
 EVPL_API void
 evpl_thread_config_release(struct evpl_thread_config *config)
@@ -247,58 +270,49 @@ evpl_thread_config_release(struct evpl_thread_config *config)
     if (!config) {
         return;
     }
-    if (config->adopted) {
+    if (evpl_shared) {
         pthread_mutex_lock(&evpl_shared->lock);
-        if (config->adopted_prev) {
+        if (config->adopted) {
             config->adopted_prev->adopted_next = config->adopted_next;
-        }
-        if (config->adopted_next) {
-            config->adopted_next->adopted_prev = config->adopted_prev;
-        }
-        if (evpl_shared->config->thread_default.adopted_next == config) {
-            evpl_shared->config->thread_default.adopted_next = config->adopted_next;
+            if (config->adopted_next) {
+                config->adopted_next->adopted_prev = config->adopted_prev;
+            }
         }
         pthread_mutex_unlock(&evpl_shared->lock);
     }
     free(config);
 } /* evpl_thread_config_release */
 
-/*
- * Remember a config handed to evpl_create & co.  The list head lives in the
- * installed global config's thread_default (which is never adopted itself).
- */
 void
 evpl__thread_config_adopt(struct evpl_thread_config *config)
 {
-    struct evpl_thread_config *head;
-
-    if (!config || config->adopted) {
+    if (!config) {
         return;
     }
     pthread_mutex_lock(&evpl_shared->lock);
-    head = &evpl_shared->config->thread_default;
-    config->adopted = 1;
-    config->adopted_prev = head;
-    config->adopted_next = head->adopted_next;
-    if (head->adopted_next) {
-        head->adopted_next->adopted_prev = config;
+    if (!config->adopted) {
+        config->adopted = 1;
+        config->adopted_prev = &adopted_head;
+        config->adopted_next = adopted_head.adopted_next;
+        if (adopted_head.adopted_next) {
+            adopted_head.adopted_next->adopted_prev = config;
+        }
+        adopted_head.adopted_next = config;
     }
-    head->adopted_next = config;
     pthread_mutex_unlock(&evpl_shared->lock);
 } /* evpl__thread_config_adopt */
 
 void
 evpl__thread_config_free_adopted(void)
 {
-    struct evpl_thread_config *head = &evpl_shared->config->thread_default;
     struct evpl_thread_config *c, *next;
 
     pthread_mutex_lock(&evpl_shared->lock);
-    for (c = head->adopted_next; c; c = next) {
+    for (c = adopted_head.adopted_next; c; c = next) {
         next = c->adopted_next;
         free(c);
     }
-    head->adopted_next = NULL;
+    adopted_head.adopted_next = NULL;
     pthread_mutex_unlock(&evpl_shared->lock);
 } /* evpl__thread_config_free_adopted */
 

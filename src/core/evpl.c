@@ -102,7 +102,7 @@ evpl__create(const struct evpl_thread_config *config)
     }
     memset(evpl, 0, sizeof(*evpl));
 
-    evpl->config = config ? *config : evpl_shared->config->thread_default;
+    evpl__thread_config_copy(&evpl->config, config ? config : &evpl_shared->config->thread_default);
     evpl->config.adopted = 0;
     evpl->config.adopted_next = evpl->config.adopted_prev = NULL;
 
@@ -250,7 +250,8 @@ wait_timeout_ns(struct evpl *evpl, uint64_t now)
     }
 
     if (next != UINT64_MAX) {
-        int64_t until = next > now ? (int64_t) (next - now) : 0;
+        uint64_t gap = next > now ? next - now : 0;
+        int64_t until = gap > (uint64_t) INT64_MAX ? INT64_MAX : (int64_t) gap;
 
         if (timeout < 0 || until < timeout) {
             timeout = until;

@@ -144,6 +144,7 @@ struct evpl_global_config {
 
 void evpl__thread_config_adopt(struct evpl_thread_config *config);
 void evpl__thread_config_free_adopted(void);
+void evpl__thread_config_copy(struct evpl_thread_config *dst, const struct evpl_thread_config *src);
 
 /* ---- process-wide state (evpl.c) ---- */
 

@@ -216,6 +216,10 @@ arm(struct evpl *evpl, struct evpl_timer *timer, evpl_timer_callback_t callback,
     uint64_t deadline;
     uint32_t node;
 
+    /* about 290 years at most: deadlines stay far from overflowing */
+    if (us > (1ull << 53) / 1000) {
+        us = (1ull << 53) / 1000;
+    }
     deadline = evpl__now(evpl) + us * 1000;
     /* a timer added by a timer callback never fires in the same pass */
     if (t->firing && deadline <= evpl->now) {

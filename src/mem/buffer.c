@@ -148,6 +148,9 @@ place_slow(struct evpl *evpl, struct evpl_mem_pool *p, unsigned int flags, unsig
     if (unlikely(length == 0)) {
         return 0;
     }
+    if (unlikely(check_args(length, alignment, max_iovecs) < 0)) {
+        return -1;
+    }
 
     if (likely(cur)) {
         off = align_up(cur->used, alignment);
@@ -157,15 +160,15 @@ place_slow(struct evpl *evpl, struct evpl_mem_pool *p, unsigned int flags, unsig
             r_iovec->pad = 0;
             evpl_iovec_take_ref(r_iovec, &cur->ref);
             if (consume) {
-                cur->used = (uint32_t) align_up(off + length, alignment);
+                /* never past the end: the next request must see no room */
+                uint64_t end = align_up(off + length, alignment);
+
+                cur->used = (uint32_t) (end < bs ? end : bs);
             }
             return 1;
         }
     }
 
-    if (unlikely(check_args(length, alignment, max_iovecs) < 0)) {
-        return -1;
-    }
     n = (unsigned int) ((length + bs - 1) / bs);
     if (n > max_iovecs) {
         evpl_log_debug("mem", "%u bytes need %u iovecs, only %u allowed", length, n, max_iovecs);
@@ -191,7 +194,9 @@ place_slow(struct evpl *evpl, struct evpl_mem_pool *p, unsigned int flags, unsig
             /* the last piece's buffer becomes current: the loop adds its hold */
             evpl_iovec_ref_incr(&b->ref);
             if (consume) {
-                b->used = (uint32_t) align_up(piece, alignment);
+                uint64_t end = align_up(piece, alignment);
+
+                b->used = (uint32_t) (end < bs ? end : bs);
             }
             set_current(evpl, p, b);
         }
@@ -210,7 +215,7 @@ place(struct evpl *evpl, struct evpl_mem_pool *p, unsigned int flags, unsigned i
 {
     struct evpl_buffer *cur = p->current;
 
-    if (likely(cur && alignment == 0 && length)) {
+    if (likely(cur && alignment == 0 && length && max_iovecs)) {
         uint32_t off = cur->used;
 
         if (likely(length <= evpl__buffer_size - off)) {

@@ -83,7 +83,7 @@ thread_start(const struct evpl_thread_config *config, evpl_thread_init_callback_
     int rc;
 
     if (config) {
-        t->config = *config;
+        evpl__thread_config_copy(&t->config, config);
         t->has_config = 1;
     }
     t->init = init_function;
