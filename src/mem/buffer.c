@@ -215,10 +215,11 @@ place(struct evpl *evpl, struct evpl_mem_pool *p, unsigned int flags, unsigned i
 {
     struct evpl_buffer *cur = p->current;
 
-    if (likely(cur && alignment == 0 && length && max_iovecs)) {
+    /* length 0 wraps to UINT_MAX and fails the fit test: slow path */
+    if (likely(cur && (alignment | !max_iovecs) == 0)) {
         uint32_t off = cur->used;
 
-        if (likely(length <= evpl__buffer_size - off)) {
+        if (likely(length - 1u < p->buffer_size - off)) {
             r_iovec->data = cur->data + off;
             r_iovec->length = length;
             r_iovec->pad = 0;
@@ -290,6 +291,8 @@ void
 evpl__mem_loop_init(struct evpl *evpl)
 {
     memset(&evpl->mem, 0, sizeof(evpl->mem));
+    evpl->mem.local.buffer_size = (uint32_t) evpl__buffer_size;
+    evpl->mem.shared.buffer_size = (uint32_t) evpl__buffer_size;
 } /* evpl__mem_loop_init */
 
 static void

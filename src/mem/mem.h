@@ -37,8 +37,9 @@ struct evpl_slab {
 /* One pool (LOCAL or SHARED) of one loop. */
 struct evpl_mem_pool {
     struct evpl_buffer *current;
-    struct evpl_buffer *free;
+    uint32_t buffer_size; /* copy of the global, next to current (fast path) */
     uint32_t nfree;
+    struct evpl_buffer *free;
 };
 
 struct evpl_mem_cache {
