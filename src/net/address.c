@@ -105,6 +105,7 @@ endpoint_new(enum evpl_endpoint_kind kind, const char *text, int port)
     ep->port = port;
     snprintf(ep->text, sizeof(ep->text), "%s", text);
     pthread_mutex_init(&ep->lock, NULL);
+    atomic_init(&ep->refs, 1);
 
     pthread_mutex_lock(&endpoints_lock);
     ep->next = endpoints;
@@ -197,6 +198,14 @@ endpoint_free(struct evpl_endpoint *ep)
     free(ep);
 } /* endpoint_free */
 
+void
+evpl__endpoint_release(struct evpl_endpoint *ep)
+{
+    if (atomic_fetch_sub_explicit(&ep->refs, 1, memory_order_acq_rel) == 1) {
+        endpoint_free(ep);
+    }
+} /* evpl__endpoint_release */
+
 EVPL_API void
 evpl_endpoint_close(struct evpl_endpoint *ep)
 {
@@ -213,7 +222,7 @@ evpl_endpoint_close(struct evpl_endpoint *ep)
         ep->next->prev = ep->prev;
     }
     pthread_mutex_unlock(&endpoints_lock);
-    endpoint_free(ep);
+    evpl__endpoint_release(ep);
 } /* evpl_endpoint_close */
 
 void

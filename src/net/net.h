@@ -46,7 +46,16 @@ struct evpl_endpoint {
     struct evpl_address *addr; /* cached resolution */
     uint64_t resolved_ns;
     struct evpl_endpoint *next, *prev; /* all endpoints, closed at exit */
+    _Atomic int refs;                  /* the application's, plus host-name lookups in flight */
 };
+
+/* A lookup thread keeps the endpoint alive (and updates its cache). */
+static inline void
+evpl__endpoint_ref(struct evpl_endpoint *ep)
+{
+    atomic_fetch_add_explicit(&ep->refs, 1, memory_order_relaxed);
+}
+void evpl__endpoint_release(struct evpl_endpoint *ep);
 
 /*
  * Resolve (cached for resolve_timeout_ms; local and numeric addresses

@@ -27,9 +27,9 @@ struct resolve_box {
 struct resolve_req {
     struct resolve_req *next;
     struct resolve_box *box;
-    struct evpl_bind *bind; /* loop thread only; NULL once the bind is gone */
+    struct evpl_bind *bind;   /* loop thread only; NULL once the bind is gone */
+    struct evpl_endpoint *ep; /* referenced: the lookup fills its cache */
     char host[256];
-    int port;
     struct evpl_address *result;
     int err;
 };
@@ -59,7 +59,13 @@ lookup_thread(void *arg)
     struct resolve_req *req = arg;
     struct resolve_box *box = req->box;
 
-    req->result = evpl__address_lookup(req->host, req->port, &req->err);
+    /* through the endpoint, so the answer is cached for resolve_timeout_ms */
+    req->result = evpl__endpoint_resolve(req->ep);
+    if (!req->result) {
+        req->err = errno ? errno : EHOSTUNREACH;
+    }
+    evpl__endpoint_release(req->ep);
+    req->ep = NULL;
 
     pthread_mutex_lock(&box->lock);
     if (box->dead) {
@@ -130,7 +136,8 @@ evpl__resolve_async(struct evpl *evpl, struct evpl_bind *bind, const struct evpl
     }
     req->box = box;
     req->bind = bind;
-    req->port = ep->port;
+    req->ep = (struct evpl_endpoint *) ep;
+    evpl__endpoint_ref(req->ep);
     snprintf(req->host, sizeof(req->host), "%s", ep->text);
 
     pthread_mutex_lock(&box->lock);
@@ -145,6 +152,7 @@ evpl__resolve_async(struct evpl *evpl, struct evpl_bind *bind, const struct evpl
         pthread_mutex_lock(&box->lock);
         box->refs--;
         pthread_mutex_unlock(&box->lock);
+        evpl__endpoint_release(req->ep);
         free(req);
         return -rc;
     }
