@@ -43,6 +43,7 @@ static struct {
     int quiet, json, row;
     long long spin_ns;
     const char *tls_ciphers;
+    const char *core_mech;
     int stream_proto;
 } cfg = {
     .mode = PINGPONG,
@@ -584,31 +585,24 @@ usage(FILE *f)
             "      --row               one table row (see bench/suite.sh)\n"
             "      --spin-ns NS        busy-poll window after activity [library default]\n"
             "      --tls-ciphers LIST  TLS cipher list or TLS 1.3 suites (TLS_AES_128_GCM_SHA256)\n"
+            "      --core-mech M       epoll (default), select or io_uring\n"
             "  TLS certificates: EVPL_TLS_CERT, EVPL_TLS_KEY, EVPL_TLS_CA in the environment\n");
 }
 
 static void
 parse(int argc, char **argv)
 {
-    static const struct option opts[] = {{"proto", 1, 0, 'p'},
-                                         {"size", 1, 0, 's'},
-                                         {"depth", 1, 0, 'd'},
-                                         {"conns", 1, 0, 'c'},
-                                         {"client-threads", 1, 0, 't'},
-                                         {"server-threads", 1, 0, 'T'},
-                                         {"duration", 1, 0, 'D'},
-                                         {"warmup", 1, 0, 'w'},
-                                         {"port", 1, 0, 'P'},
-                                         {"local", 0, 0, 'L'},
-                                         {"server", 0, 0, 'S'},
-                                         {"client", 1, 0, 'C'},
-                                         {"quiet", 0, 0, 'q'},
-                                         {"json", 0, 0, 'j'},
-                                         {"help", 0, 0, 'h'},
-                                         {"row", 0, 0, 'R'},
-                                         {"spin-ns", 1, 0, 'N'},
-                                         {"tls-ciphers", 1, 0, 'X'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"proto", 1, 0, 'p'},          {"size", 1, 0, 's'},
+        {"depth", 1, 0, 'd'},          {"conns", 1, 0, 'c'},
+        {"client-threads", 1, 0, 't'}, {"server-threads", 1, 0, 'T'},
+        {"duration", 1, 0, 'D'},       {"warmup", 1, 0, 'w'},
+        {"port", 1, 0, 'P'},           {"local", 0, 0, 'L'},
+        {"server", 0, 0, 'S'},         {"client", 1, 0, 'C'},
+        {"quiet", 0, 0, 'q'},          {"json", 0, 0, 'j'},
+        {"help", 0, 0, 'h'},           {"row", 0, 0, 'R'},
+        {"spin-ns", 1, 0, 'N'},        {"tls-ciphers", 1, 0, 'X'},
+        {"core-mech", 1, 0, 'M'},      {0, 0, 0, 0}};
     int o;
 
     while ((o = getopt_long(argc, argv, "p:s:d:c:t:T:D:w:qjh", opts, NULL)) != -1) {
@@ -666,6 +660,9 @@ parse(int argc, char **argv)
             case 'X':
                 cfg.tls_ciphers = optarg;
                 break;
+            case 'M':
+                cfg.core_mech = optarg;
+                break;
             case 'h':
                 usage(stdout);
                 exit(0);
@@ -716,6 +713,12 @@ main(int argc, char **argv)
         evpl_global_config_set_spin_ns(gc, (uint64_t) cfg.spin_ns);
     } else if (cfg.spin_ns < 0) {
         evpl_global_config_set_spin_ns(gc, 0); /* never busy-poll */
+    }
+    if (cfg.core_mech) {
+        evpl_global_config_set_core_mech(
+            gc, strcmp(cfg.core_mech, "io_uring") == 0 ? EVPL_CORE_MECH_IO_URING
+                : strcmp(cfg.core_mech, "select") == 0 ? EVPL_CORE_MECH_SELECT
+                                                       : EVPL_CORE_MECH_EPOLL);
     }
     if (cfg.tls_ciphers) {
         evpl_global_config_set_tls_cipher_list(gc, cfg.tls_ciphers);

@@ -11,6 +11,10 @@ enum evpl_core_mech {
     EVPL_CORE_MECH_EPOLL = 1,
     EVPL_CORE_MECH_KQUEUE = 2,
     EVPL_CORE_MECH_SELECT = 3,
+    /* extension: io_uring poll requests, submit and wait in one syscall
+     * (when built with liburing; evpl_init aborts otherwise, like any
+     * unavailable mechanism) */
+    EVPL_CORE_MECH_IO_URING = 4,
 };
 
 /*

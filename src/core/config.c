@@ -119,7 +119,7 @@ evpl_global_config_release(struct evpl_global_config *config)
     }
 
 SETTER_CHECKED(core_mech, enum evpl_core_mech,
-               value >= EVPL_CORE_MECH_DEFAULT && value <= EVPL_CORE_MECH_SELECT,
+               value >= EVPL_CORE_MECH_DEFAULT && value <= EVPL_CORE_MECH_IO_URING,
                "unknown mechanism")
 /* whole pages, so every buffer starts page-aligned (memory.md §3.4); at most
  * 2 GiB, because iovec lengths and fill marks are 32-bit */

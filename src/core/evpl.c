@@ -36,6 +36,14 @@ shared_init(struct evpl_global_config *config)
     s->config = config;
     pthread_mutex_init(&s->lock, NULL);
 
+    /* EVPL_CORE_MECH=epoll|select|io_uring picks one when the config did not */
+    if (config->core_mech == EVPL_CORE_MECH_DEFAULT && getenv("EVPL_CORE_MECH")) {
+        const char *m = getenv("EVPL_CORE_MECH");
+
+        config->core_mech = strcmp(m, "io_uring") == 0 ? EVPL_CORE_MECH_IO_URING
+                            : strcmp(m, "select") == 0 ? EVPL_CORE_MECH_SELECT
+                                                       : EVPL_CORE_MECH_EPOLL;
+    }
     switch (config->core_mech) {
         case EVPL_CORE_MECH_DEFAULT:
         case EVPL_CORE_MECH_EPOLL:
@@ -44,6 +52,11 @@ shared_init(struct evpl_global_config *config)
         case EVPL_CORE_MECH_SELECT:
             s->mech = &evpl_mech_select;
             break;
+#ifdef HAVE_IO_URING
+        case EVPL_CORE_MECH_IO_URING:
+            s->mech = &evpl_mech_io_uring;
+            break;
+#endif
         default:
             evpl_bug("core", "core mechanism %d is not available on this platform",
                      (int) config->core_mech);

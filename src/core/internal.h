@@ -236,6 +236,9 @@ uint32_t evpl__events_compact(struct evpl *evpl);
 
 struct evpl_mech_ops {
     const char *name;
+    /* armed requests keep files open (io_uring): a socket must be shut
+     * down, not just closed, to end its connection at once */
+    int holds_files;
     int (*create)(struct evpl *evpl);
     void (*destroy)(struct evpl *evpl);
     int (*add)(struct evpl *evpl, struct evpl_event *event);
@@ -247,6 +250,9 @@ struct evpl_mech_ops {
 
 extern const struct evpl_mech_ops evpl_mech_epoll;
 extern const struct evpl_mech_ops evpl_mech_select;
+#ifdef HAVE_IO_URING
+extern const struct evpl_mech_ops evpl_mech_io_uring;
+#endif
 
 /* ---- timers (timer.c) ---- */
 

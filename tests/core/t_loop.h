@@ -38,6 +38,9 @@ t_global_config(void)
     struct evpl_global_config *cfg = evpl_global_config_init();
 
     T_OK(cfg != NULL);
+    if (getenv("T_CORE_MECH") && strcmp(getenv("T_CORE_MECH"), "io_uring") == 0) {
+        evpl_global_config_set_core_mech(cfg, EVPL_CORE_MECH_IO_URING);
+    }
     if (t_mech_is_select()) {
         evpl_global_config_set_core_mech(cfg, EVPL_CORE_MECH_SELECT);
     }

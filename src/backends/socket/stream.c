@@ -469,6 +469,9 @@ evpl__stream_close(struct evpl *evpl, struct evpl_bind *bind)
         (bind->flags & EVPL_BIND_CONNECTED) && linger_start(evpl, fd) == 0) {
         return;
     }
+    if (evpl->mech->holds_files) {
+        shutdown(fd, SHUT_RDWR);
+    }
     close(fd);
 } /* evpl__stream_close */
 
@@ -614,6 +617,7 @@ evpl__stream_unlisten(struct evpl *evpl, void *state)
 
     evpl_remove_timer(evpl, &ls->retry);
     evpl__event_remove(evpl, &ls->event);
+    shutdown(ls->event.fd, SHUT_RDWR); /* stop accepting now, whoever holds the file */
     close(ls->event.fd);
     if (ls->unlink_path[0]) {
         unlink(ls->unlink_path);

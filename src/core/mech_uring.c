@@ -1,0 +1,228 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * io_uring as the loop's wait mechanism (EVPL_CORE_MECH_IO_URING, an
+ * extension; epoll stays the default).  Every watched fd gets a multishot
+ * poll request; the loop submits pending requests and waits for
+ * completions in one io_uring_enter.  Like epoll here it behaves edge-
+ * triggered: a completion is posted on each wake-up of the file, and the
+ * readiness is latched in the event until the owner clears it.
+ *
+ * Completions can arrive for an fd after it was removed, so requests carry
+ * a slot index plus a generation, never a pointer: a stale completion finds
+ * a newer generation in its slot and is ignored.
+ */
+#include <errno.h>
+#include <liburing.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/internal.h"
+
+#define URING_ENTRIES 1024
+#define CANCEL_TAG    0xffffffffu /* slot number used by poll-remove requests */
+
+struct slot {
+    struct evpl_event *event;
+    uint32_t gen;
+    uint32_t next_free;
+};
+
+struct uring_state {
+    struct io_uring ring;
+    struct slot *slots;
+    uint32_t nslots, cap, free_slot;
+};
+
+static inline uint64_t
+tag(uint32_t idx, uint32_t gen)
+{
+    return ((uint64_t) gen << 32) | idx;
+}
+
+static struct io_uring_sqe *
+get_sqe(struct uring_state *st)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&st->ring);
+
+    if (!sqe) {
+        /* submission queue full: hand what we have to the kernel */
+        io_uring_submit(&st->ring);
+        sqe = io_uring_get_sqe(&st->ring);
+    }
+    return sqe;
+}
+
+static int
+ur_create(struct evpl *evpl)
+{
+    struct uring_state *st = evpl__zalloc(sizeof(*st));
+    unsigned flags =
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN;
+    int rc;
+
+    /* the loop is the only submitter: the cheapest modes, if the kernel has them */
+    rc = io_uring_queue_init(URING_ENTRIES, &st->ring, flags);
+    if (rc < 0) {
+        rc = io_uring_queue_init(URING_ENTRIES, &st->ring, 0);
+    }
+    if (rc < 0) {
+        free(st);
+        return rc;
+    }
+    st->free_slot = UINT32_MAX;
+    evpl->mech_fd = st->ring.ring_fd;
+    evpl->mech_state = st;
+    return 0;
+}
+
+static void
+ur_destroy(struct evpl *evpl)
+{
+    struct uring_state *st = evpl->mech_state;
+
+    io_uring_queue_exit(&st->ring);
+    free(st->slots);
+    free(st);
+}
+
+static int
+ur_add(struct evpl *evpl, struct evpl_event *event)
+{
+    struct uring_state *st = evpl->mech_state;
+    struct io_uring_sqe *sqe;
+    uint32_t idx;
+    unsigned mask = POLLIN | POLLRDHUP;
+
+    if (st->free_slot != UINT32_MAX) {
+        idx = st->free_slot;
+        st->free_slot = st->slots[idx].next_free;
+    } else {
+        evpl_array_reserve(st->slots, st->cap, st->nslots);
+        idx = st->nslots++;
+        st->slots[idx].gen = 0;
+    }
+    st->slots[idx].event = event;
+    /* the event remembers its slot in its spare field */
+    event->unused = idx;
+
+    if (event->flags & EVPL_EV_WANT_WRITE) {
+        mask |= POLLOUT;
+    }
+    sqe = get_sqe(st);
+    if (!sqe) {
+        st->slots[idx].event = NULL;
+        st->slots[idx].next_free = st->free_slot;
+        st->free_slot = idx;
+        return -EBUSY;
+    }
+    io_uring_prep_poll_multishot(sqe, event->fd, mask);
+    io_uring_sqe_set_data64(sqe, tag(idx, st->slots[idx].gen));
+    return 0;
+}
+
+static void
+ur_remove(struct evpl *evpl, struct evpl_event *event)
+{
+    struct uring_state *st = evpl->mech_state;
+    uint32_t idx = event->unused;
+    struct io_uring_sqe *sqe;
+
+    if (idx >= st->nslots || st->slots[idx].event != event) {
+        return;
+    }
+    sqe = get_sqe(st);
+    if (sqe) {
+        io_uring_prep_poll_remove(sqe, tag(idx, st->slots[idx].gen));
+        io_uring_sqe_set_data64(sqe, tag(CANCEL_TAG, 0));
+        /* now, not at the next wait: an armed poll keeps the file open, so
+         * a closed listening socket would go on accepting connections.
+         * get_events also runs the deferred task work that drops the
+         * request's reference to the file. */
+        io_uring_submit_and_get_events(&st->ring);
+    }
+    /* late completions of the old request carry the old generation */
+    st->slots[idx].gen++;
+    st->slots[idx].event = NULL;
+    st->slots[idx].next_free = st->free_slot;
+    st->free_slot = idx;
+}
+
+static int
+ur_wait(struct evpl *evpl, int64_t timeout_ns)
+{
+    struct uring_state *st = evpl->mech_state;
+    struct io_uring_cqe *cqe;
+    unsigned head, seen = 0;
+    int reported = 0, rc;
+
+    if (timeout_ns == 0) {
+        rc = io_uring_submit_and_get_events(&st->ring);
+    } else if (timeout_ns < 0) {
+        rc = io_uring_submit_and_wait(&st->ring, 1);
+    } else {
+        struct __kernel_timespec ts = {.tv_sec = timeout_ns / 1000000000,
+                                       .tv_nsec = timeout_ns % 1000000000};
+
+        rc = io_uring_submit_and_wait_timeout(&st->ring, &cqe, 1, &ts, NULL);
+    }
+    (void) rc; /* -ETIME / -EINTR: nothing ready */
+
+    io_uring_for_each_cqe(&st->ring, head, cqe)
+    {
+        uint64_t data = io_uring_cqe_get_data64(cqe);
+        uint32_t idx = (uint32_t) data, gen = (uint32_t) (data >> 32);
+        struct evpl_event *ev;
+        uint32_t bits = 0;
+
+        seen++;
+        if (idx == CANCEL_TAG || idx >= st->nslots || st->slots[idx].gen != gen ||
+            !(ev = st->slots[idx].event)) {
+            continue; /* a cancel's own completion, or a removed fd's last word */
+        }
+        if (cqe->res < 0) {
+            /* the poll request failed (e.g. the fd was closed): report an error */
+            bits = EVPL_EV_READABLE | EVPL_EV_ERROR;
+        } else {
+            if (cqe->res & (POLLIN | POLLRDHUP | POLLHUP | POLLERR)) {
+                bits |= EVPL_EV_READABLE;
+            }
+            if (cqe->res & POLLOUT) {
+                bits |= EVPL_EV_WRITABLE;
+            }
+            if (cqe->res & (POLLERR | POLLHUP)) {
+                bits |= EVPL_EV_ERROR;
+            }
+            if (cqe->res & (POLLRDHUP | POLLHUP)) {
+                bits |= EVPL_EV_RDHUP;
+            }
+        }
+        evpl__event_set(evpl, ev, bits);
+        reported++;
+        if (!(cqe->flags & IORING_CQE_F_MORE) && cqe->res >= 0) {
+            /* the kernel ended the multishot request: arm a new one */
+            struct io_uring_sqe *sqe = get_sqe(st);
+
+            if (sqe) {
+                unsigned mask =
+                    POLLIN | POLLRDHUP | ((ev->flags & EVPL_EV_WANT_WRITE) ? POLLOUT : 0);
+
+                io_uring_prep_poll_multishot(sqe, ev->fd, mask);
+                io_uring_sqe_set_data64(sqe, tag(idx, gen));
+            }
+        }
+    }
+    io_uring_cq_advance(&st->ring, seen);
+    evpl->mech_full = 0;
+    return reported;
+}
+
+const struct evpl_mech_ops evpl_mech_io_uring = {
+    .name = "io_uring",
+    .holds_files = 1,
+    .create = ur_create,
+    .destroy = ur_destroy,
+    .add = ur_add,
+    .remove = ur_remove,
+    .wait = ur_wait,
+};
