@@ -91,44 +91,6 @@ t_net_loop(void)
     return evpl;
 } /* t_net_loop */
 
-/* A free loopback port for type (SOCK_STREAM / SOCK_DGRAM). */
-static inline int
-t_free_port_af(int af, int type)
-{
-    struct sockaddr_storage ss;
-    socklen_t len;
-    int fd = socket(af, type | SOCK_CLOEXEC, 0);
-    int port;
-
-    T_OK(fd >= 0);
-    memset(&ss, 0, sizeof(ss));
-    if (af == AF_INET6) {
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *) &ss;
-
-        s6->sin6_family = AF_INET6;
-        s6->sin6_addr = in6addr_loopback;
-        len = sizeof(*s6);
-    } else {
-        struct sockaddr_in *s4 = (struct sockaddr_in *) &ss;
-
-        s4->sin_family = AF_INET;
-        s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        len = sizeof(*s4);
-    }
-    T_EQ(bind(fd, (struct sockaddr *) &ss, len), 0);
-    T_EQ(getsockname(fd, (struct sockaddr *) &ss, &len), 0);
-    port = ntohs(af == AF_INET6 ? ((struct sockaddr_in6 *) &ss)->sin6_port
-                                : ((struct sockaddr_in *) &ss)->sin_port);
-    close(fd);
-    return port;
-} /* t_free_port_af */
-
-static inline int
-t_free_port(int type)
-{
-    return t_free_port_af(AF_INET, type);
-} /* t_free_port */
-
 /* "@evpl-test-<pid>-<n>": a fresh abstract AF_UNIX name. */
 static inline void
 t_abstract_name(char *buf, size_t len)

@@ -43,19 +43,6 @@ on_accept(struct evpl *evpl, struct evpl_bind *bind, evpl_notify_callback_t *not
     *notify_cb = server_notify;
 }
 
-static int
-free_port(void)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    T_EQ(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
-    T_EQ(getsockname(fd, (struct sockaddr *) &sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
 static void
 pump(struct evpl *evpl, int *cond, int want)
 {
@@ -70,7 +57,7 @@ pump(struct evpl *evpl, int *cond, int want)
 int
 main(void)
 {
-    int port = free_port();
+    int port = t_free_port(SOCK_STREAM);
     struct evpl *evpl = evpl_create(NULL);
     struct evpl_listener *l = evpl_listener_create();
     struct evpl_endpoint *ip = evpl_endpoint_create("127.0.0.1", port);

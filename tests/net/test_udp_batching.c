@@ -72,19 +72,6 @@ sender_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *n, 
 {
 }
 
-static int
-free_udp_port(void)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_DGRAM, 0);
-
-    T_EQ(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
-    T_EQ(getsockname(fd, (struct sockaddr *) &sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
 int
 main(void)
 {
@@ -95,7 +82,7 @@ main(void)
     uint64_t end;
 
     for (int i = 0; i < 3; i++) {
-        ep[i] = evpl_endpoint_create("127.0.0.1", free_udp_port());
+        ep[i] = evpl_endpoint_create("127.0.0.1", t_free_port(SOCK_DGRAM));
     }
     rx[0] = evpl_bind(evpl, EVPL_DATAGRAM_SOCKET_UDP, ep[0], recv_notify, &got[0]);
     rx[1] = evpl_bind(evpl, EVPL_DATAGRAM_SOCKET_UDP, ep[1], recv_notify, &got[1]);

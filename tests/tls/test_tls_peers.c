@@ -41,19 +41,6 @@ cert(const char *name)
 }
 
 static int
-free_port(void)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    T_EQ(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
-    T_EQ(getsockname(fd, (struct sockaddr *) &sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
-static int
 count_fds(void)
 {
     DIR *d = opendir("/proc/self/fd");
@@ -318,7 +305,7 @@ client_notify(struct evpl *e, struct evpl_bind *bind, struct evpl_notify *n, voi
 static struct client
 against_s_server(const char *pem, const char *key, const char *host)
 {
-    int sport = free_port();
+    int sport = t_free_port(SOCK_STREAM);
     char accept_arg[32];
     char *argv[] = {"openssl", "s_server",         "-accept", accept_arg,
                     "-cert",   (char *) cert(pem), "-key",    (char *) cert(key),
@@ -411,7 +398,7 @@ main(void)
         evpl = evpl_create(tc);
         evpl_thread_config_release(tc);
     }
-    port = free_port();
+    port = t_free_port(SOCK_STREAM);
     l = evpl_listener_create();
     b = evpl_listener_attach(evpl, l, on_accept, NULL);
     ep = evpl_endpoint_create("127.0.0.1", port);
