@@ -222,8 +222,7 @@ place(struct evpl *evpl, struct evpl_mem_pool *p, unsigned int flags, unsigned i
         if (likely(length - 1u < p->buffer_size - off)) {
             r_iovec->data = cur->data + off;
             r_iovec->length = length;
-            r_iovec->pad = 0;
-            r_iovec->ref = &cur->ref;
+            r_iovec->ref = &cur->ref; /* pad is reserved: left as the caller had it */
             if (flags & EVPL_IOVEC_FLAG_SHARED) {
                 atomic_fetch_add_explicit(&cur->ref.refcnt_atomic, 1, memory_order_relaxed);
             } else {
