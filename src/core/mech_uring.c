@@ -16,6 +16,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/internal.h"
 
@@ -93,7 +94,13 @@ ur_add(struct evpl *evpl, struct evpl_event *event)
     struct io_uring_sqe *sqe;
     uint32_t idx;
     unsigned mask = POLLIN | POLLRDHUP;
+    struct stat sb;
 
+    /* like epoll: regular files and directories cannot be polled (their
+     * poll completes at once, forever); the caller treats them as ready */
+    if (fstat(event->fd, &sb) == 0 && (S_ISREG(sb.st_mode) || S_ISDIR(sb.st_mode))) {
+        return -EPERM;
+    }
     if (st->free_slot != UINT32_MAX) {
         idx = st->free_slot;
         st->free_slot = st->slots[idx].next_free;
