@@ -318,8 +318,10 @@ ping(struct evpl *evpl, struct conn *c)
 static void
 fill(struct evpl *evpl, struct conn *c)
 {
-    uint64_t limit = cfg.mode == STREAM ? (uint64_t) cfg.depth * cfg.size : cfg.depth;
-    uint64_t unit = cfg.mode == STREAM ? cfg.size : 1;
+    /* streams count bytes in flight (a stream's SENT has no message count
+     * unless it is segmented); datagrams count messages */
+    uint64_t limit = cfg.stream_proto ? (uint64_t) cfg.depth * cfg.size : cfg.depth;
+    uint64_t unit = cfg.stream_proto ? cfg.size : 1;
 
     while (atomic_load_explicit(&phase, memory_order_relaxed) < 2 && c->inflight + unit <= limit) {
         send_one(evpl, c);
@@ -360,7 +362,7 @@ client_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *n, 
             break;
         }
         case EVPL_NOTIFY_SENT:
-            c->inflight -= cfg.mode == STREAM ? n->sent.bytes : n->sent.msgs;
+            c->inflight -= cfg.stream_proto ? n->sent.bytes : n->sent.msgs;
             if (cfg.role == CLIENT && atomic_load_explicit(&phase, memory_order_relaxed) == 1) {
                 /* a client on its own reports what it handed to the kernel */
                 count(c->side, n->sent.msgs, n->sent.bytes);
