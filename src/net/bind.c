@@ -655,6 +655,10 @@ evpl__bind_received_msg(struct evpl *evpl, struct evpl_bind *bind, struct evpl_i
     deliver_msg(evpl, bind, iov, niov, length, addr);
 } /* evpl__bind_received_msg */
 
+/* Receive low-water marks for long messages (see the rcvlowat op). */
+#define LOWAT_MIN (64u * 1024)
+#define LOWAT_MAX (1024u * 1024)
+
 /* Run the segment callback over what is buffered (net.md §9). */
 static void
 segment(struct evpl *evpl, struct evpl_bind *bind)
@@ -704,6 +708,19 @@ segment(struct evpl *evpl, struct evpl_bind *bind)
     }
     if (iov != stack) {
         free(iov);
+    }
+    if (bind->protocol->rcvlowat && !(bind->flags & EVPL_BIND_CLOSING)) {
+        uint64_t missing =
+            bind->want > bind->recv_ring.length ? bind->want - bind->recv_ring.length : 0;
+
+        /* waiting for a long message: be woken when (part of) the rest is
+         * here; never for more than is missing, so this cannot stall */
+        if (missing >= LOWAT_MIN) {
+            bind->protocol->rcvlowat(evpl, bind,
+                                     (uint32_t) (missing < LOWAT_MAX ? missing : LOWAT_MAX));
+        } else if (bind->lowat > 1) {
+            bind->protocol->rcvlowat(evpl, bind, 1);
+        }
     }
 } /* segment */
 

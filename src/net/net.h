@@ -112,6 +112,9 @@ struct evpl_protocol {
     void (*close)(struct evpl *evpl, struct evpl_bind *bind);
     /* The receive side changed its mind about reading (back-pressure). */
     void (*read_resume)(struct evpl *evpl, struct evpl_bind *bind);
+    /* Optional: wake the reader only once this many bytes are queued (a
+     * segmented bind waiting for a long message); 1 = any byte. */
+    void (*rcvlowat)(struct evpl *evpl, struct evpl_bind *bind, uint32_t bytes);
 };
 
 const struct evpl_protocol *evpl__protocol(enum evpl_protocol_id id);
@@ -157,6 +160,7 @@ struct evpl_bind {
     char *peer_name;         /* the name connected to (TLS checks the certificate against it) */
     struct evpl_timer retry; /* backend: connect retry (AF_UNIX backlog full) */
     uint32_t retry_us, retry_total_us;
+    uint32_t lowat;                 /* current receive low-water mark (0/1: none) */
     uint64_t want;                  /* length the segmenter asked for */
     uint64_t msg_sent;              /* bytes of the front message already written */
     struct evpl_iovec *dgram_slots; /* UDP: receive slots kept between reads */

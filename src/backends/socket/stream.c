@@ -475,6 +475,23 @@ evpl__stream_close(struct evpl *evpl, struct evpl_bind *bind)
     close(fd);
 } /* evpl__stream_close */
 
+/* SO_RCVLOWAT: epoll reports the socket readable only once this much is
+ * queued, so a long message is read in a few large reads, not in many
+ * small ones racing the sender for the socket lock.  Safe for plain TCP:
+ * the caller asks for no more than the bytes its message still lacks. */
+static void
+stream_rcvlowat(struct evpl *evpl, struct evpl_bind *bind, uint32_t bytes)
+{
+    int v = bytes > 1 ? (int) bytes : 1;
+
+    if (bind->event.fd < 0 || (uint32_t) v == (bind->lowat ? bind->lowat : 1)) {
+        return;
+    }
+    if (setsockopt(bind->event.fd, SOL_SOCKET, SO_RCVLOWAT, &v, sizeof(v)) == 0) {
+        bind->lowat = (uint32_t) v;
+    }
+}
+
 void
 evpl__stream_read_resume(struct evpl *evpl, struct evpl_bind *bind)
 {
@@ -625,19 +642,20 @@ evpl__stream_unlisten(struct evpl *evpl, void *state)
     free(ls);
 } /* evpl__stream_unlisten */
 
-/* TCP and AF_UNIX streams differ only in their addresses. */
-#define STREAM_SOCKET_PROTOCOL(proto_id, proto_name, endpoint_kind)          \
+/* TCP and AF_UNIX streams differ only in their addresses (and AF_UNIX
+ * poll ignores SO_RCVLOWAT). */
+#define STREAM_SOCKET_PROTOCOL(proto_id, proto_name, endpoint_kind, lowat)   \
     {                                                                        \
         .id = (proto_id), .name = (proto_name), .stream = 1, .connected = 1, \
         .kind = (endpoint_kind), .available = evpl__socket_available,        \
         .connect = evpl__stream_connect, .attach = evpl__stream_attach,      \
         .listen = evpl__stream_listen, .unlisten = evpl__stream_unlisten,    \
         .flush = evpl__stream_flush, .close = evpl__stream_close,            \
-        .read_resume = evpl__stream_read_resume,                             \
+        .read_resume = evpl__stream_read_resume, .rcvlowat = (lowat),        \
     }
 
-const struct evpl_protocol evpl_protocol_socket_tcp =
-    STREAM_SOCKET_PROTOCOL(EVPL_STREAM_SOCKET_TCP, "STREAM_SOCKET_TCP", EVPL_EP_NETWORK);
+const struct evpl_protocol evpl_protocol_socket_tcp = STREAM_SOCKET_PROTOCOL(
+    EVPL_STREAM_SOCKET_TCP, "STREAM_SOCKET_TCP", EVPL_EP_NETWORK, stream_rcvlowat);
 
 const struct evpl_protocol evpl_protocol_socket_unix =
-    STREAM_SOCKET_PROTOCOL(EVPL_STREAM_SOCKET_UNIX, "STREAM_SOCKET_UNIX", EVPL_EP_LOCAL);
+    STREAM_SOCKET_PROTOCOL(EVPL_STREAM_SOCKET_UNIX, "STREAM_SOCKET_UNIX", EVPL_EP_LOCAL, NULL);
