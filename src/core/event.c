@@ -114,8 +114,6 @@ evpl__events_dispatch(struct evpl *evpl)
     unsigned ran = 0;
     uint32_t i;
 
-    evpl->dispatching = 1;
-
     /* active_len is re-read: events activated by callbacks run this pass */
     for (i = 0; i < evpl->active_len; i++) {
         struct evpl_event *ev = evpl->active[i];
@@ -157,7 +155,6 @@ evpl__events_dispatch(struct evpl *evpl)
         }
     }
 
-    evpl->dispatching = 0;
     evpl__events_compact(evpl);
     return ran;
 } /* evpl__events_dispatch */

@@ -116,8 +116,6 @@ evpl__create(const struct evpl_thread_config *config)
     memset(evpl, 0, sizeof(*evpl));
 
     evpl__thread_config_copy(&evpl->config, config ? config : &evpl_shared->config->thread_default);
-    evpl->config.adopted = 0;
-    evpl->config.adopted_next = evpl->config.adopted_prev = NULL;
 
     evpl__timers_init(&evpl->timers);
     evpl__mem_loop_init(evpl);

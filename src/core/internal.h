@@ -342,7 +342,6 @@ struct evpl {
     uint64_t now;
     struct evpl_event **active;
     uint32_t active_len, active_cap;
-    int dispatching;
     int mech_full; /* last wait filled its batch */
 
     struct evpl_deferral **deferrals;

@@ -91,6 +91,9 @@ evpl__address_format(const struct evpl_address *a, char *str, int len)
 static pthread_mutex_t endpoints_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct evpl_endpoint *endpoints;
 
+/* Open endpoints stay listed so that those the application never closes
+ * remain reachable at exit; they are not freed there, because threads
+ * still running may use them. */
 static struct evpl_endpoint *
 endpoint_new(enum evpl_endpoint_kind kind, const char *text, int port)
 {
@@ -149,6 +152,7 @@ evpl_endpoint_create_local(const char *path)
     ep = endpoint_new(EVPL_EP_LOCAL, path, 0);
     if (ep) {
         ep->addr = evpl__address_new((struct sockaddr *) &un, alen);
+        atomic_store_explicit(&ep->permanent, ep->addr, memory_order_release);
         if (!ep->addr) {
             evpl_endpoint_close(ep);
             return NULL;
@@ -225,20 +229,6 @@ evpl_endpoint_close(struct evpl_endpoint *ep)
     evpl__endpoint_release(ep);
 } /* evpl_endpoint_close */
 
-void
-evpl__endpoints_close_all(void)
-{
-    struct evpl_endpoint *ep, *next;
-
-    pthread_mutex_lock(&endpoints_lock);
-    for (ep = endpoints; ep; ep = next) {
-        next = ep->next;
-        endpoint_free(ep);
-    }
-    endpoints = NULL;
-    pthread_mutex_unlock(&endpoints_lock);
-} /* evpl__endpoints_close_all */
-
 EVPL_API int
 evpl_endpoint_is_local(const struct evpl_endpoint *ep)
 {
@@ -312,6 +302,10 @@ evpl__endpoint_resolve_nonblocking(struct evpl_endpoint *ep)
     struct evpl_address *a = NULL;
     uint64_t now;
 
+    a = atomic_load_explicit(&ep->permanent, memory_order_acquire);
+    if (a) {
+        return evpl__address_ref(a); /* never replaced: no lock needed */
+    }
     pthread_mutex_lock(&ep->lock);
     now = evpl__hf_now_ns();
     if (cache_valid(ep, now)) {
@@ -321,6 +315,7 @@ evpl__endpoint_resolve_nonblocking(struct evpl_endpoint *ep)
         if (a) {
             ep->addr = evpl__address_ref(a);
             ep->resolved_ns = UINT64_MAX;
+            atomic_store_explicit(&ep->permanent, ep->addr, memory_order_release);
         }
     }
     pthread_mutex_unlock(&ep->lock);

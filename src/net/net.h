@@ -45,8 +45,11 @@ struct evpl_endpoint {
     pthread_mutex_t lock;
     struct evpl_address *addr; /* cached resolution */
     uint64_t resolved_ns;
-    struct evpl_endpoint *next, *prev; /* all endpoints, closed at exit */
+    struct evpl_endpoint *next, *prev; /* open endpoints (address.c) */
     _Atomic int refs;                  /* the application's, plus host-name lookups in flight */
+    /* set once for numeric and local endpoints, whose address never expires:
+     * senders read it without taking the lock */
+    _Atomic(struct evpl_address *) permanent;
 };
 
 /* A lookup thread keeps the endpoint alive (and updates its cache). */
@@ -67,7 +70,6 @@ struct evpl_address *evpl__endpoint_resolve(struct evpl_endpoint *ep);
 struct evpl_address *evpl__address_lookup(const char *host, int port, int *err);
 /* Numeric or cached only: never blocks.  NULL when DNS would be needed. */
 struct evpl_address *evpl__endpoint_resolve_nonblocking(struct evpl_endpoint *ep);
-void evpl__endpoints_close_all(void);
 
 /* ---- protocols (protocol.c) ---- */
 
@@ -129,8 +131,7 @@ enum {
     EVPL_BIND_TRANSPORT_UP = 1u << 4, /* the backend holds a transport */
     EVPL_BIND_DISCONNECTED = 1u << 5, /* DISCONNECTED delivered */
     EVPL_BIND_READ_PAUSED = 1u << 6,  /* receive ring above its limit */
-    EVPL_BIND_IN_CALLBACK = 1u << 7,
-    EVPL_BIND_NO_GSO = 1u << 8, /* UDP: the path refused UDP_SEGMENT */
+    EVPL_BIND_NO_GSO = 1u << 8,       /* UDP: the path refused UDP_SEGMENT */
 };
 
 struct evpl_bind {
