@@ -168,6 +168,11 @@ evpl_destroy(struct evpl *evpl)
     }
 
     evpl__net_loop_cleanup(evpl);
+#ifdef HAVE_IO_URING
+    if (evpl->uring) {
+        evpl__uring_loop_cleanup(evpl); /* waits for requests still in flight */
+    }
+#endif
     evpl_remove_doorbell(evpl, &evpl->wake);
 
     /* The spec leaves removal of doorbells to the application; close the
@@ -297,6 +302,11 @@ full_pass(struct evpl *evpl)
     if (evpl->hooks.pre_wait) {
         evpl->hooks.pre_wait(evpl, evpl->hooks.private_data);
     }
+#ifdef HAVE_IO_URING
+    if (evpl->uring) {
+        evpl__uring_pre_wait(evpl);
+    }
+#endif
     if (timeout != 0) {
         evpl_counter_add(&evpl->counters.sleeps, 1);
     }

@@ -252,6 +252,27 @@ extern const struct evpl_mech_ops evpl_mech_epoll;
 extern const struct evpl_mech_ops evpl_mech_select;
 #ifdef HAVE_IO_URING
 extern const struct evpl_mech_ops evpl_mech_io_uring;
+
+/*
+ * io_uring requests of the backends (backends/io_uring): a completion whose
+ * user_data points to one of these runs its callback.  The structure must
+ * stay alive until the request's last completion (no IORING_CQE_F_MORE).
+ */
+struct evpl_uring_req;
+typedef void (*evpl_uring_complete_t)(struct evpl *evpl, struct evpl_uring_req *req, int res,
+                                      uint32_t flags);
+struct evpl_uring_req {
+    evpl_uring_complete_t complete;
+};
+
+struct io_uring;
+/* The wait mechanism's ring when it is io_uring (the backends share it). */
+struct io_uring *evpl__mech_uring_ring(struct evpl *evpl);
+/* Run every completion waiting on ring; returns how many did something. */
+int evpl__uring_process(struct evpl *evpl, struct io_uring *ring);
+/* backends/io_uring: before the loop waits (submit), and at loop destroy. */
+void evpl__uring_pre_wait(struct evpl *evpl);
+void evpl__uring_loop_cleanup(struct evpl *evpl);
 #endif
 
 /* ---- timers (timer.c) ---- */
@@ -380,6 +401,7 @@ struct evpl {
     struct evpl_bind *closing; /* net: closed, DISCONNECTED due next full pass */
     void *resolve_box;         /* net: host-name lookups in flight */
     void *lingering;           /* net: gracefully closed sockets draining */
+    void *uring;               /* backends/io_uring: this loop's framework state */
 
     struct evpl *next, *prev; /* evpl_shared->loops */
 

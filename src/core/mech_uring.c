@@ -7,9 +7,11 @@
  * triggered: a completion is posted on each wake-up of the file, and the
  * readiness is latched in the event until the owner clears it.
  *
- * Completions can arrive for an fd after it was removed, so requests carry
- * a slot index plus a generation, never a pointer: a stale completion finds
- * a newer generation in its slot and is ignored.
+ * Completions can arrive for an fd after it was removed, so poll requests
+ * carry a slot index plus a generation, never a pointer: a stale completion
+ * finds a newer generation in its slot and is ignored.  Their user_data has
+ * bit 0 set; any other user_data is a struct evpl_uring_req of the io_uring
+ * backends, which share this ring (one io_uring_enter per pass for all).
  */
 #include <errno.h>
 #include <liburing.h>
@@ -21,7 +23,7 @@
 #include "core/internal.h"
 
 #define URING_ENTRIES 1024
-#define CANCEL_TAG    0xffffffffu /* slot number used by poll-remove requests */
+#define CANCEL_TAG    0x7fffffffu /* slot number used by poll-remove requests */
 
 struct slot {
     struct evpl_event *event;
@@ -38,7 +40,7 @@ struct uring_state {
 static inline uint64_t
 tag(uint32_t idx, uint32_t gen)
 {
-    return ((uint64_t) gen << 32) | idx;
+    return ((uint64_t) gen << 32) | ((uint64_t) idx << 1) | 1;
 }
 
 static struct io_uring_sqe *
@@ -155,13 +157,96 @@ ur_remove(struct evpl *evpl, struct evpl_event *event)
     st->free_slot = idx;
 }
 
+/* A poll request's completion: latch the readiness into its event. */
+static int
+poll_complete(struct evpl *evpl, struct uring_state *st, struct io_uring_cqe *cqe, uint64_t data)
+{
+    uint32_t idx = (uint32_t) data >> 1, gen = (uint32_t) (data >> 32);
+    struct evpl_event *ev;
+    uint32_t bits = 0;
+
+    if (!st || idx == CANCEL_TAG || idx >= st->nslots || st->slots[idx].gen != gen ||
+        !(ev = st->slots[idx].event)) {
+        return 0; /* a cancel's own completion, or a removed fd's last word */
+    }
+    if (cqe->res < 0) {
+        /* the poll request failed (e.g. the fd was closed): report an error */
+        bits = EVPL_EV_READABLE | EVPL_EV_ERROR;
+    } else {
+        if (cqe->res & (POLLIN | POLLRDHUP | POLLHUP | POLLERR)) {
+            bits |= EVPL_EV_READABLE;
+        }
+        if (cqe->res & POLLOUT) {
+            bits |= EVPL_EV_WRITABLE;
+        }
+        if (cqe->res & (POLLERR | POLLHUP)) {
+            bits |= EVPL_EV_ERROR;
+        }
+        if (cqe->res & (POLLRDHUP | POLLHUP)) {
+            bits |= EVPL_EV_RDHUP;
+        }
+    }
+    evpl__event_set(evpl, ev, bits);
+    if (!(cqe->flags & IORING_CQE_F_MORE) && cqe->res >= 0) {
+        /* the kernel ended the multishot request: arm a new one */
+        struct io_uring_sqe *sqe = get_sqe(st);
+
+        if (sqe) {
+            unsigned mask = POLLIN | POLLRDHUP | ((ev->flags & EVPL_EV_WANT_WRITE) ? POLLOUT : 0);
+
+            io_uring_prep_poll_multishot(sqe, ev->fd, mask);
+            io_uring_sqe_set_data64(sqe, tag(idx, gen));
+        }
+    }
+    return 1;
+} /* poll_complete */
+
+int
+evpl__uring_process(struct evpl *evpl, struct io_uring *ring)
+{
+    struct uring_state *st = evpl->mech == &evpl_mech_io_uring ? evpl->mech_state : NULL;
+    struct io_uring_cqe *cqe;
+    unsigned head, seen = 0;
+    int reported = 0;
+
+    if (st && ring != &st->ring) {
+        st = NULL; /* a backend's own ring carries no poll requests */
+    }
+    /* callbacks may submit (and so post more completions): the tail is
+     * re-read on every step and everything seen is retired at the end */
+    io_uring_for_each_cqe(ring, head, cqe)
+    {
+        uint64_t data = io_uring_cqe_get_data64(cqe);
+
+        seen++;
+        if (data & 1) {
+            reported += poll_complete(evpl, st, cqe, data);
+        } else if (data) {
+            struct evpl_uring_req *req = (struct evpl_uring_req *) (uintptr_t) data;
+
+            req->complete(evpl, req, cqe->res, cqe->flags);
+            reported++;
+        }
+    }
+    io_uring_cq_advance(ring, seen);
+    return reported;
+} /* evpl__uring_process */
+
+struct io_uring *
+evpl__mech_uring_ring(struct evpl *evpl)
+{
+    if (evpl->mech != &evpl_mech_io_uring) {
+        return NULL;
+    }
+    return &((struct uring_state *) evpl->mech_state)->ring;
+} /* evpl__mech_uring_ring */
+
 static int
 ur_wait(struct evpl *evpl, int64_t timeout_ns)
 {
     struct uring_state *st = evpl->mech_state;
     struct io_uring_cqe *cqe;
-    unsigned head, seen = 0;
-    int reported = 0, rc;
+    int rc;
 
     if (timeout_ns == 0) {
         rc = io_uring_submit_and_get_events(&st->ring);
@@ -174,54 +259,8 @@ ur_wait(struct evpl *evpl, int64_t timeout_ns)
         rc = io_uring_submit_and_wait_timeout(&st->ring, &cqe, 1, &ts, NULL);
     }
     (void) rc; /* -ETIME / -EINTR: nothing ready */
-
-    io_uring_for_each_cqe(&st->ring, head, cqe)
-    {
-        uint64_t data = io_uring_cqe_get_data64(cqe);
-        uint32_t idx = (uint32_t) data, gen = (uint32_t) (data >> 32);
-        struct evpl_event *ev;
-        uint32_t bits = 0;
-
-        seen++;
-        if (idx == CANCEL_TAG || idx >= st->nslots || st->slots[idx].gen != gen ||
-            !(ev = st->slots[idx].event)) {
-            continue; /* a cancel's own completion, or a removed fd's last word */
-        }
-        if (cqe->res < 0) {
-            /* the poll request failed (e.g. the fd was closed): report an error */
-            bits = EVPL_EV_READABLE | EVPL_EV_ERROR;
-        } else {
-            if (cqe->res & (POLLIN | POLLRDHUP | POLLHUP | POLLERR)) {
-                bits |= EVPL_EV_READABLE;
-            }
-            if (cqe->res & POLLOUT) {
-                bits |= EVPL_EV_WRITABLE;
-            }
-            if (cqe->res & (POLLERR | POLLHUP)) {
-                bits |= EVPL_EV_ERROR;
-            }
-            if (cqe->res & (POLLRDHUP | POLLHUP)) {
-                bits |= EVPL_EV_RDHUP;
-            }
-        }
-        evpl__event_set(evpl, ev, bits);
-        reported++;
-        if (!(cqe->flags & IORING_CQE_F_MORE) && cqe->res >= 0) {
-            /* the kernel ended the multishot request: arm a new one */
-            struct io_uring_sqe *sqe = get_sqe(st);
-
-            if (sqe) {
-                unsigned mask =
-                    POLLIN | POLLRDHUP | ((ev->flags & EVPL_EV_WANT_WRITE) ? POLLOUT : 0);
-
-                io_uring_prep_poll_multishot(sqe, ev->fd, mask);
-                io_uring_sqe_set_data64(sqe, tag(idx, gen));
-            }
-        }
-    }
-    io_uring_cq_advance(&st->ring, seen);
     evpl->mech_full = 0;
-    return reported;
+    return evpl__uring_process(evpl, &st->ring);
 }
 
 const struct evpl_mech_ops evpl_mech_io_uring = {

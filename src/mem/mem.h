@@ -47,6 +47,7 @@ struct evpl_mem_cache {
     struct evpl_mem_pool shared;
     _Atomic uint64_t hits;   /* buffers taken from this loop's free lists */
     _Atomic uint64_t misses; /* buffers taken from the global pool */
+    uint64_t pooled;         /* references backends keep as receive space (not leaks) */
 };
 
 /*

@@ -18,6 +18,9 @@ extern const struct evpl_protocol evpl_protocol_socket_unix;
 #ifdef HAVE_TLS
 extern const struct evpl_protocol evpl_protocol_socket_tls;
 #endif
+#ifdef HAVE_IO_URING
+extern const struct evpl_protocol evpl_protocol_io_uring_tcp;
+#endif
 
 static const struct evpl_protocol *const compiled_in[] = {
     &evpl_protocol_socket_udp,
@@ -25,6 +28,9 @@ static const struct evpl_protocol *const compiled_in[] = {
     &evpl_protocol_socket_unix,
 #ifdef HAVE_TLS
     &evpl_protocol_socket_tls,
+#endif
+#ifdef HAVE_IO_URING
+    &evpl_protocol_io_uring_tcp,
 #endif
 };
 

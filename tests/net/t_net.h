@@ -44,6 +44,10 @@ t_net_guard(unsigned int seconds)
 
 /* set by t_proto: raw-socket peers cannot stand in for a TLS peer */
 static int t_proto_is_tls;
+/* set by t_proto: a forked child can go on using the parent's connections
+ * (not over io_uring, nor on a loop waiting on io_uring: the ring and its
+ * armed requests belong to the parent) */
+static int t_proto_forkable;
 
 /*
  * The protocol under test: T_PROTO, or the default of the first kind the
@@ -72,6 +76,9 @@ t_proto(int kinds)
     }
     fprintf(stderr, "protocol: %s\n", name);
     t_proto_is_tls = id == EVPL_STREAM_SOCKET_TLS;
+    t_proto_forkable =
+        strstr(name, "IO_URING") == NULL &&
+        !(getenv("EVPL_CORE_MECH") && strcmp(getenv("EVPL_CORE_MECH"), "io_uring") == 0);
     return id;
 } /* t_proto */
 

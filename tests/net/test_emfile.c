@@ -27,6 +27,15 @@ main(void)
 
     t_net_guard(30);
     proto = t_proto(T_NET_KIND_STREAM);
+    /* a small descriptor limit, set before anything listens: io_uring's
+     * accept reads the limit when the request is armed */
+    T_EQ(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    T_OK(fd >= 0);
+    low = rl;
+    low.rlim_cur = (rlim_t) fd + 96;
+    close(fd);
+    T_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
     evpl = t_net_loop();
     ep = t_endpoint(proto);
     memset(&srv, 0, sizeof(srv));
@@ -38,15 +47,7 @@ main(void)
     T_PUMP(evpl, c.disconnected && srv.conns[0].disconnected, 5000);
     t_conn_free(&c);
 
-    /* a small limit above what is open, then use up every descriptor but
-     * one (for the client's socket) */
-    T_EQ(getrlimit(RLIMIT_NOFILE, &rl), 0);
-    fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    T_OK(fd >= 0);
-    low = rl;
-    low.rlim_cur = (rlim_t) fd + 64;
-    close(fd);
-    T_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+    /* use up every descriptor but one (for the client's socket) */
     while (nfill < MAXFILL && (fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0) {
         fill[nfill++] = fd;
     }

@@ -225,8 +225,10 @@ main(void)
     }
 
     /* 28: not releasing recvv's iovecs fails the leak check */
-    T_EQ(t_child_signal(recvv_leak, "release"), 0);
-    T_EQ(t_child_signal(recvv_leak, NULL), SIGABRT);
+    if (t_proto_forkable) {
+        T_EQ(t_child_signal(recvv_leak, "release"), 0);
+        T_EQ(t_child_signal(recvv_leak, NULL), SIGABRT);
+    }
 
     /* 27: recv/recvv on a segmented bind fail with EINVAL; peek works */
     {

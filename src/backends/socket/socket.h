@@ -37,3 +37,6 @@ void evpl__stream_read_resume(struct evpl *evpl, struct evpl_bind *bind);
 uint64_t evpl__stream_messages_done(struct evpl_bind *bind, uint64_t bytes);
 /* Error/hang-up on a stream socket: connect failure or a broken connection. */
 void evpl__stream_error(struct evpl *evpl, struct evpl_event *event);
+/* Graceful close of a non-blocking stream socket: FIN after the queued
+ * bytes, then drain until the peer closes (the loop owns fd afterwards). */
+int evpl__stream_linger(struct evpl *evpl, int fd);

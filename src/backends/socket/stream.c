@@ -422,8 +422,8 @@ linger_timeout(struct evpl *evpl, struct evpl_timer *timer)
     linger_end(evpl, container_of(timer, struct evpl_linger, timer));
 } /* linger_timeout */
 
-static int
-linger_start(struct evpl *evpl, int fd)
+int
+evpl__stream_linger(struct evpl *evpl, int fd)
 {
     struct evpl_linger *lg;
 
@@ -445,7 +445,7 @@ linger_start(struct evpl *evpl, int fd)
     }
     evpl->lingering = lg;
     return 0;
-} /* linger_start */
+} /* evpl__stream_linger */
 
 void
 evpl__stream_linger_cleanup(struct evpl *evpl)
@@ -466,7 +466,7 @@ evpl__stream_close(struct evpl *evpl, struct evpl_bind *bind)
     evpl__event_remove(evpl, &bind->event);
     bind->event.fd = -1;
     if ((bind->flags & EVPL_BIND_FINISH) && bind->close_status == 0 &&
-        (bind->flags & EVPL_BIND_CONNECTED) && linger_start(evpl, fd) == 0) {
+        (bind->flags & EVPL_BIND_CONNECTED) && evpl__stream_linger(evpl, fd) == 0) {
         return;
     }
     if (evpl->mech->holds_files) {

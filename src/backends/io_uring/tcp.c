@@ -1,0 +1,574 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * EVPL_STREAM_IO_URING_TCP: TCP with every operation an io_uring request.
+ *
+ *  - receive: one multishot recv per connection selecting from the loop's
+ *    provided-buffer ring; each completion's bytes join the receive ring as
+ *    an iovec on slab memory (zero-copy to the application).  It is
+ *    cancelled for back-pressure and re-armed by read_resume.
+ *  - send: at most one sendmsg in flight per connection, carrying up to
+ *    IOV_MAX iovecs of the send ring; what was queued meanwhile goes in the
+ *    next one, submitted from the completion.
+ *  - connect and accept (multishot, on the listener's thread) are requests
+ *    too.
+ *
+ * A connection's state outlives its bind until its last request completes:
+ * closing cancels the requests and shuts the socket down, and data of a
+ * send still in flight stays referenced until the kernel is done with it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backends/io_uring/uring.h"
+#include "backends/socket/socket.h"
+
+struct uconn {
+    struct evpl_uring_req recv_req;
+    struct evpl_uring_req send_req;
+    struct evpl_uring_req connect_req;
+    struct evpl_uring_waiter waiter;
+    struct evpl_uring *u;
+    struct evpl_bind *bind; /* NULL once closed */
+    int fd;
+    unsigned recv_armed : 1;
+    unsigned send_busy : 1;
+    unsigned connecting : 1;
+    struct msghdr msg;
+    struct iovec *iov;
+    uint32_t iov_cap;
+    uint32_t send_niov;
+    struct evpl_iovec *held; /* in-flight send data after the bind closed */
+    uint32_t nheld;
+    struct evpl_address *connect_addr; /* kept while the connect is in flight */
+};
+
+static void
+conn_maybe_free(struct evpl *evpl, struct uconn *c)
+{
+    if (c->bind || c->recv_armed || c->send_busy || c->connecting) {
+        return;
+    }
+    evpl__uring_unwait(c->u, &c->waiter);
+    if (c->fd >= 0) {
+        close(c->fd);
+    }
+    evpl_iovecs_release(evpl, c->held, (int) c->nheld);
+    free(c->held);
+    free(c->iov);
+    evpl__address_release(c->connect_addr);
+    c->u->objects--;
+    free(c);
+} /* conn_maybe_free */
+
+static int
+wants_data(const struct uconn *c)
+{
+    return c->bind && !(c->bind->flags & (EVPL_BIND_READ_PAUSED | EVPL_BIND_CLOSING));
+} /* wants_data */
+
+static void
+recv_arm(struct evpl *evpl, struct uconn *c)
+{
+    struct io_uring_sqe *sqe;
+
+    if (c->recv_armed || !wants_data(c)) {
+        return;
+    }
+    sqe = evpl__uring_start(c->u, &c->recv_req);
+    if (!sqe) {
+        evpl__bind_fail(evpl, c->bind, -EBUSY);
+        return;
+    }
+    io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = EVPL_URING_BGID;
+    c->recv_armed = 1;
+} /* recv_arm */
+
+static void
+recv_rearm(struct evpl *evpl, struct evpl_uring_waiter *w)
+{
+    recv_arm(evpl, container_of(w, struct uconn, waiter));
+} /* recv_rearm */
+
+static void
+recv_complete(struct evpl *evpl, struct evpl_uring_req *req, int res, uint32_t flags)
+{
+    struct uconn *c = container_of(req, struct uconn, recv_req);
+    struct evpl_bind *bind = c->bind;
+
+    if (!(flags & IORING_CQE_F_MORE)) {
+        c->recv_armed = 0;
+        c->u->pending--;
+    }
+    if (res > 0) {
+        struct evpl_iovec iov;
+
+        evpl__uring_recv_data(evpl, c->u, res, flags, &iov);
+        if (!bind || (bind->flags & EVPL_BIND_CLOSING)) {
+            evpl_iovec_release(evpl, &iov);
+        } else {
+            evpl_iovec_ring_append_coalesce(evpl, &bind->recv_ring, &iov);
+            evpl__bind_received(evpl, bind);
+            if (c->recv_armed && !wants_data(c)) {
+                evpl__uring_cancel(c->u, &c->recv_req); /* back-pressure */
+            }
+        }
+    } else if (res == -ENOBUFS) {
+        /* the buffer ring ran dry: nothing was lost, the bytes wait in
+         * the socket; re-arm once chunks are back */
+        if (wants_data(c) && !c->recv_armed) {
+            evpl__uring_wait_buffers(evpl, c->u, &c->waiter);
+        }
+        conn_maybe_free(evpl, c);
+        return;
+    } else if (res != -ECANCELED && bind) {
+        /* 0: the peer closed; < 0: the connection broke */
+        evpl__bind_fail(evpl, bind, res);
+        conn_maybe_free(evpl, c);
+        return;
+    }
+    if (!c->recv_armed) {
+        recv_arm(evpl, c); /* the kernel ended it (or a cancel raced a resume) */
+    }
+    conn_maybe_free(evpl, c);
+} /* recv_complete */
+
+static void send_submit(struct evpl *evpl, struct uconn *c);
+
+static void
+send_complete(struct evpl *evpl, struct evpl_uring_req *req, int res, uint32_t flags)
+{
+    struct uconn *c = container_of(req, struct uconn, send_req);
+    struct evpl_bind *bind = c->bind;
+    uint64_t msgs = 0;
+
+    c->send_busy = 0;
+    c->u->pending--;
+    if (!bind) {
+        conn_maybe_free(evpl, c);
+        return;
+    }
+    if (res < 0) {
+        if (res == -EINTR || res == -EAGAIN) {
+            send_submit(evpl, c);
+        } else if (!(bind->flags & EVPL_BIND_CLOSING)) {
+            evpl__bind_fail(evpl, bind, res);
+        }
+        return;
+    }
+    evpl_iovec_ring_consume(evpl, &bind->send_ring, (uint64_t) res);
+    if (bind->segment_callback) {
+        msgs = evpl__stream_messages_done(bind, (uint64_t) res);
+    }
+    if (bind->send_ring.length && !(bind->flags & EVPL_BIND_CLOSING)) {
+        send_submit(evpl, c);
+    }
+    evpl__bind_sent(evpl, bind, (uint64_t) res, msgs);
+} /* send_complete */
+
+static void
+send_submit(struct evpl *evpl, struct uconn *c)
+{
+    struct evpl_bind *bind = c->bind;
+    uint32_t n = evpl_iovec_fifo_count(&bind->send_ring.fifo);
+    struct io_uring_sqe *sqe;
+
+    if (n > IOV_MAX) {
+        n = IOV_MAX;
+    }
+    if (n > c->iov_cap) {
+        uint32_t cap = c->iov_cap ? c->iov_cap : 16;
+
+        while (cap < n) {
+            cap *= 2;
+        }
+        c->iov = evpl__realloc(c->iov, cap * sizeof(*c->iov));
+        c->iov_cap = cap;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        struct evpl_iovec *v = evpl_iovec_fifo_at(&bind->send_ring.fifo, i);
+
+        c->iov[i].iov_base = v->data;
+        c->iov[i].iov_len = v->length;
+    }
+    sqe = evpl__uring_start(c->u, &c->send_req);
+    if (!sqe) {
+        evpl__bind_fail(evpl, bind, -EBUSY);
+        return;
+    }
+    memset(&c->msg, 0, sizeof(c->msg));
+    c->msg.msg_iov = c->iov;
+    c->msg.msg_iovlen = n;
+    io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
+    c->send_niov = n;
+    c->send_busy = 1;
+} /* send_submit */
+
+static void
+uring_flush(struct evpl *evpl, struct evpl_bind *bind)
+{
+    struct uconn *c = bind->backend;
+
+    if (!(bind->flags & EVPL_BIND_CONNECTED) || c->send_busy || !bind->send_ring.length) {
+        return; /* connecting, or the completion of the send in flight continues */
+    }
+    send_submit(evpl, c);
+} /* uring_flush */
+
+static struct uconn *
+conn_new(struct evpl *evpl, struct evpl_bind *bind, int fd)
+{
+    struct evpl_uring *u = evpl__uring_get(evpl);
+    struct uconn *c;
+
+    if (!u) {
+        return NULL;
+    }
+    c = evpl__zalloc(sizeof(*c));
+    c->recv_req.complete = recv_complete;
+    c->send_req.complete = send_complete;
+    c->waiter.rearm = recv_rearm;
+    c->u = u;
+    c->fd = fd;
+    c->bind = bind;
+    u->objects++;
+    bind->backend = c;
+    bind->flags |= EVPL_BIND_TRANSPORT_UP;
+    return c;
+} /* conn_new */
+
+static struct evpl_address *
+sock_address(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+
+    memset(&ss, 0, sizeof(ss));
+    if (getsockname(fd, (struct sockaddr *) &ss, &len) < 0) {
+        return NULL;
+    }
+    return evpl__address_new((struct sockaddr *) &ss, len);
+} /* sock_address */
+
+static void
+connect_complete(struct evpl *evpl, struct evpl_uring_req *req, int res, uint32_t flags)
+{
+    struct uconn *c = container_of(req, struct uconn, connect_req);
+    struct evpl_bind *bind = c->bind;
+
+    c->connecting = 0;
+    c->u->pending--;
+    evpl__address_release(c->connect_addr);
+    c->connect_addr = NULL;
+    if (!bind) {
+        conn_maybe_free(evpl, c);
+        return;
+    }
+    if (res < 0) {
+        evpl__bind_fail(evpl, bind, res);
+        return;
+    }
+    if (!bind->local) {
+        bind->local = sock_address(c->fd);
+    }
+    recv_arm(evpl, c);
+    evpl__bind_connected(evpl, bind); /* schedules the first flush */
+} /* connect_complete */
+
+static void
+set_nodelay(int fd)
+{
+    int one = 1;
+
+    (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+} /* set_nodelay */
+
+static int
+uring_connect(struct evpl *evpl, struct evpl_bind *bind)
+{
+    struct io_uring_sqe *sqe;
+    struct uconn *c;
+    int fd, rc;
+
+    /* blocking: io_uring waits for the socket itself */
+    fd = socket(bind->remote->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return -errno;
+    }
+    set_nodelay(fd);
+    if (bind->local &&
+        sys_bind(fd, (struct sockaddr *) &bind->local->sa, bind->local->addrlen) < 0) {
+        rc = -errno;
+        close(fd);
+        return rc;
+    }
+    c = conn_new(evpl, bind, fd);
+    if (!c) {
+        close(fd);
+        return -ENOSYS;
+    }
+    c->connect_req.complete = connect_complete;
+    sqe = evpl__uring_start(c->u, &c->connect_req);
+    if (!sqe) {
+        return -EBUSY; /* the bind fails; close frees the connection */
+    }
+    c->connect_addr = evpl__address_ref(bind->remote);
+    io_uring_prep_connect(sqe, fd, (struct sockaddr *) &c->connect_addr->sa,
+                          c->connect_addr->addrlen);
+    c->connecting = 1;
+    /* like connect(2) on the socket backend: the SYN leaves now, not at
+     * the next pass (a peer may be waiting for it before it runs the loop) */
+    io_uring_submit(c->u->ring);
+    return 0;
+} /* uring_connect */
+
+static int
+uring_attach(struct evpl *evpl, struct evpl_bind *bind, struct evpl_accepted *conn)
+{
+    struct uconn *c;
+
+    bind->local = conn->local;
+    bind->remote = conn->remote;
+    conn->local = conn->remote = NULL;
+    c = conn_new(evpl, bind, conn->fd);
+    if (!c) {
+        return -ENOSYS;
+    }
+    conn->fd = -1;
+    recv_arm(evpl, c);
+    return 0;
+} /* uring_attach */
+
+static void
+uring_close(struct evpl *evpl, struct evpl_bind *bind)
+{
+    struct uconn *c = bind->backend;
+
+    if (!c) {
+        return;
+    }
+    bind->backend = NULL;
+    c->bind = NULL;
+    evpl__uring_unwait(c->u, &c->waiter);
+    if (c->send_busy) {
+        /* the kernel may still read these: keep them referenced */
+        c->held = evpl__zalloc(c->send_niov * sizeof(*c->held));
+        for (uint32_t i = 0; i < c->send_niov; i++) {
+            evpl_iovec_clone(&c->held[i], evpl_iovec_fifo_at(&bind->send_ring.fifo, i));
+        }
+        c->nheld = c->send_niov;
+        evpl__uring_cancel(c->u, &c->send_req);
+    }
+    if (c->recv_armed) {
+        evpl__uring_cancel(c->u, &c->recv_req);
+    }
+    if (c->connecting) {
+        evpl__uring_cancel(c->u, &c->connect_req);
+    }
+    if ((bind->flags & EVPL_BIND_FINISH) && bind->close_status == 0 &&
+        (bind->flags & EVPL_BIND_CONNECTED)) {
+        /* graceful: FIN after the queued bytes, drain, then close */
+        int fd = dup(c->fd);
+
+        if (fd >= 0 && (fcntl(fd, F_SETFL, O_NONBLOCK) < 0 || evpl__stream_linger(evpl, fd) < 0)) {
+            close(fd);
+            shutdown(c->fd, SHUT_RDWR);
+        }
+    } else {
+        shutdown(c->fd, SHUT_RDWR); /* ends the connection now, and its requests */
+    }
+    conn_maybe_free(evpl, c);
+} /* uring_close */
+
+static void
+uring_read_resume(struct evpl *evpl, struct evpl_bind *bind)
+{
+    struct uconn *c = bind->backend;
+
+    if (c) {
+        recv_arm(evpl, c);
+    }
+} /* uring_read_resume */
+
+/* ---- listening (on the listener's thread, multishot accept) ---- */
+
+struct ulisten {
+    struct evpl_uring_req accept_req;
+    struct evpl_uring *u;
+    struct evpl_listener *listener;
+    const struct evpl_protocol *protocol;
+    struct evpl_timer retry;
+    int fd;
+    int armed;
+    int closed;
+};
+
+static void
+accept_arm(struct evpl *evpl, struct ulisten *ls)
+{
+    struct io_uring_sqe *sqe;
+
+    if (ls->armed || ls->closed) {
+        return;
+    }
+    sqe = evpl__uring_start(ls->u, &ls->accept_req);
+    if (!sqe) {
+        return;
+    }
+    io_uring_prep_multishot_accept(sqe, ls->fd, NULL, NULL, SOCK_CLOEXEC);
+    ls->armed = 1;
+} /* accept_arm */
+
+static void
+accept_retry(struct evpl *evpl, struct evpl_timer *timer)
+{
+    accept_arm(evpl, container_of(timer, struct ulisten, retry));
+} /* accept_retry */
+
+static void
+listen_maybe_free(struct ulisten *ls)
+{
+    if (ls->closed && !ls->armed) {
+        close(ls->fd);
+        ls->u->objects--;
+        free(ls);
+    }
+} /* listen_maybe_free */
+
+static void
+accept_complete(struct evpl *evpl, struct evpl_uring_req *req, int res, uint32_t flags)
+{
+    struct ulisten *ls = container_of(req, struct ulisten, accept_req);
+
+    if (!(flags & IORING_CQE_F_MORE)) {
+        ls->armed = 0;
+        ls->u->pending--;
+    }
+    if (ls->closed) {
+        if (res >= 0) {
+            close(res);
+        }
+        listen_maybe_free(ls);
+        return;
+    }
+    if (res >= 0) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        struct evpl_accepted *conn = calloc(1, sizeof(*conn));
+
+        memset(&ss, 0, sizeof(ss));
+        if (!conn || getpeername(res, (struct sockaddr *) &ss, &len) < 0) {
+            free(conn); /* reset before we looked: nothing to hand on */
+            close(res);
+        } else {
+            set_nodelay(res);
+            conn->protocol = ls->protocol;
+            conn->fd = res;
+            conn->local = sock_address(res);
+            conn->remote = evpl__address_new((struct sockaddr *) &ss, len);
+            evpl__listener_deliver(ls->listener, conn);
+        }
+    } else if (res == -EMFILE || res == -ENFILE || res == -ENOMEM || res == -ENOBUFS) {
+        /* the connection stays in the backlog: try again shortly */
+        evpl_log_error("io_uring", "accept: %s; retrying in 50 ms", strerror(-res));
+        if (!ls->armed) {
+            evpl_add_oneshot_timer(evpl, &ls->retry, accept_retry, 50000);
+        }
+        return;
+    }
+    if (!ls->armed) {
+        accept_arm(evpl, ls);
+    }
+} /* accept_complete */
+
+static int
+uring_listen(struct evpl *evpl, const struct evpl_protocol *protocol,
+             struct evpl_listener *listener, struct evpl_address *address, void **state)
+{
+    struct evpl_uring *u = evpl__uring_get(evpl);
+    struct ulisten *ls;
+    int fd, one = 1;
+
+    if (!u) {
+        return -ENOSYS;
+    }
+    fd = socket(address->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return -errno;
+    }
+    (void) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (sys_bind(fd, (struct sockaddr *) &address->sa, address->addrlen) < 0 ||
+        listen(fd, (int) evpl_shared->config->max_pending) < 0) {
+        int rc = -errno;
+
+        close(fd);
+        return rc;
+    }
+    ls = evpl__zalloc(sizeof(*ls));
+    ls->accept_req.complete = accept_complete;
+    ls->u = u;
+    ls->listener = listener;
+    ls->protocol = protocol;
+    ls->fd = fd;
+    u->objects++;
+    accept_arm(evpl, ls);
+    *state = ls;
+    return 0;
+} /* uring_listen */
+
+static void
+uring_unlisten(struct evpl *evpl, void *state)
+{
+    struct ulisten *ls = state;
+
+    ls->closed = 1;
+    evpl_remove_timer(evpl, &ls->retry);
+    shutdown(ls->fd, SHUT_RDWR); /* stop accepting now */
+    if (ls->armed) {
+        evpl__uring_cancel(ls->u, &ls->accept_req);
+        /* hand the cancel to the kernel now: evpl_listen's caller may
+         * expect the port to be free when this returns */
+        io_uring_submit(ls->u->ring);
+    }
+    listen_maybe_free(ls);
+} /* uring_unlisten */
+
+static void
+uring_rcvlowat(struct evpl *evpl, struct evpl_bind *bind, uint32_t bytes)
+{
+    struct uconn *c = bind->backend;
+    int v = bytes > 1 ? (int) bytes : 1;
+
+    /* a multishot receive completes once this much is queued, so a long
+     * message arrives in a few large pieces */
+    if (!c || (uint32_t) v == (bind->lowat ? bind->lowat : 1)) {
+        return;
+    }
+    if (setsockopt(c->fd, SOL_SOCKET, SO_RCVLOWAT, &v, sizeof(v)) == 0) {
+        bind->lowat = (uint32_t) v;
+    }
+} /* uring_rcvlowat */
+
+const struct evpl_protocol evpl_protocol_io_uring_tcp = {
+    .id = EVPL_STREAM_IO_URING_TCP,
+    .name = "STREAM_IO_URING_TCP",
+    .stream = 1,
+    .connected = 1,
+    .kind = EVPL_EP_NETWORK,
+    .available = evpl__uring_available,
+    .connect = uring_connect,
+    .attach = uring_attach,
+    .listen = uring_listen,
+    .unlisten = uring_unlisten,
+    .flush = uring_flush,
+    .close = uring_close,
+    .read_resume = uring_read_resume,
+    .rcvlowat = uring_rcvlowat,
+};

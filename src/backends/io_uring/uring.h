@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * The io_uring framework: one ring per loop (the wait mechanism's own when
+ * the loop waits on io_uring, else a ring of the framework watched by the
+ * loop's mechanism), one provided-buffer ring of slab memory for receives,
+ * and the bookkeeping that lets a loop be destroyed with requests in flight.
+ * The TCP (tcp.c) and UDP (udp.c) backends sit on top.
+ */
+#pragma once
+
+#include <liburing.h>
+
+#include "net/net.h"
+
+/* kernel 6.12 uapi, newer than Debian's liburing 2.3 headers */
+#ifndef IOU_PBUF_RING_INC
+#define IOU_PBUF_RING_INC 2
+#endif
+#ifndef IORING_CQE_F_BUF_MORE
+#define IORING_CQE_F_BUF_MORE (1U << 4)
+#endif
+
+#define EVPL_URING_BGID 0 /* the receive buffer group of every ring */
+
+struct evpl_uring {
+    struct io_uring *ring; /* the mechanism's, or &own */
+    struct io_uring own;
+    int owned;
+    struct evpl_event event; /* own ring: its fd in the loop's mechanism */
+    struct evpl_poll *poll;  /* poll mode: submit and reap on every pass */
+    uint64_t pending;        /* requests whose last completion is still due */
+    uint64_t objects;        /* connections and listeners not yet freed */
+
+    /* provided buffers for receives: chunks of slab buffers */
+    struct io_uring_buf_ring *br;
+    size_t br_bytes;
+    uint32_t br_entries;
+    int br_inc; /* IOU_PBUF_RING_INC: the kernel fills a chunk piece by piece */
+    uint32_t chunk_size;
+    uint32_t nchunks;          /* ids in use: 0 .. nchunks-1 */
+    struct evpl_iovec *chunks; /* by buffer id; ref NULL = not posted */
+    uint32_t *chunk_off;       /* br_inc: bytes of the chunk already handed out */
+    uint32_t br_missing;       /* ids left empty (no memory): refilled by timer */
+    struct evpl_timer refill_timer;
+    struct evpl_uring_waiter *starved; /* receivers stopped for want of buffers */
+};
+
+/* Someone whose multishot receive ended with -ENOBUFS. */
+struct evpl_uring_waiter {
+    struct evpl_uring_waiter *next, *prev;
+    int waiting;
+    void (*rearm)(struct evpl *evpl, struct evpl_uring_waiter *w);
+};
+
+/* io_uring usable here (config, kernel, seccomp)?  Cached. */
+int evpl__uring_available(void);
+
+/* This loop's framework, created on first use; NULL if it cannot be. */
+struct evpl_uring *evpl__uring_get(struct evpl *evpl);
+
+/* A submission entry (submitting when the queue is full); NULL only when
+ * the kernel refuses submissions altogether. */
+struct io_uring_sqe *evpl__uring_sqe(struct evpl_uring *u);
+
+/* Queue a request; pending counts it until its last completion. */
+static inline struct io_uring_sqe *
+evpl__uring_start(struct evpl_uring *u, struct evpl_uring_req *req)
+{
+    struct io_uring_sqe *sqe = evpl__uring_sqe(u);
+
+    if (sqe) {
+        io_uring_sqe_set_data(sqe, req);
+        u->pending++;
+    }
+    return sqe;
+} /* evpl__uring_start */
+
+/* Cancel an armed request (its completion still arrives, -ECANCELED). */
+void evpl__uring_cancel(struct evpl_uring *u, struct evpl_uring_req *req);
+
+/* The received bytes of a completion with IORING_CQE_F_BUFFER, as an iovec
+ * holding its own reference; the chunk is replaced when used up. */
+void evpl__uring_recv_data(struct evpl *evpl, struct evpl_uring *u, int res, uint32_t flags,
+                           struct evpl_iovec *iov);
+
+/* -ENOBUFS: re-arm w once buffers are back (at once if they are). */
+void evpl__uring_wait_buffers(struct evpl *evpl, struct evpl_uring *u, struct evpl_uring_waiter *w);
+void evpl__uring_unwait(struct evpl_uring *u, struct evpl_uring_waiter *w);
