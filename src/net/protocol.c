@@ -23,9 +23,7 @@ extern const struct evpl_protocol evpl_protocol_io_uring_tcp;
 #endif
 
 static const struct evpl_protocol *const compiled_in[] = {
-    &evpl_protocol_socket_udp,
-    &evpl_protocol_socket_tcp,
-    &evpl_protocol_socket_unix,
+    &evpl_protocol_socket_udp,   &evpl_protocol_socket_tcp, &evpl_protocol_socket_unix,
 #ifdef HAVE_TLS
     &evpl_protocol_socket_tls,
 #endif
