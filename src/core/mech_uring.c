@@ -56,19 +56,53 @@ get_sqe(struct uring_state *st)
     return sqe;
 }
 
+int
+evpl__uring_queue_init(unsigned entries, struct io_uring *ring)
+{
+    /* DEFER_TASKRUN: completion work runs when this thread enters the
+     * kernel, never interrupting it; TASKRUN_FLAG: the kernel says in the
+     * shared ring when such work waits, so polling needs no syscall */
+    static const unsigned tries[] = {
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+        IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+        0,
+    };
+    int rc = -EINVAL;
+
+    for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]) && rc < 0; i++) {
+        rc = io_uring_queue_init(entries, ring, tries[i]);
+    }
+    if (rc == 0) {
+        /* every enter skips the ring file's lookup (fget/fput, ~7% of a
+         * busy loop's cycles); the plain fd still works if refused */
+        (void) io_uring_register_ring_fd(ring);
+    }
+    return rc;
+} /* evpl__uring_queue_init */
+
+int
+evpl__uring_need_enter(struct io_uring *ring)
+{
+    if (io_uring_sq_ready(ring)) {
+        return 1;
+    }
+    if (ring->flags & IORING_SETUP_TASKRUN_FLAG) {
+        return (IO_URING_READ_ONCE(*ring->sq.kflags) &
+                (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0;
+    }
+    /* deferred work is invisible without the flag: look */
+    return (ring->flags & IORING_SETUP_DEFER_TASKRUN) != 0;
+} /* evpl__uring_need_enter */
+
 static int
 ur_create(struct evpl *evpl)
 {
     struct uring_state *st = evpl__zalloc(sizeof(*st));
-    unsigned flags =
-        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN;
     int rc;
 
     /* the loop is the only submitter: the cheapest modes, if the kernel has them */
-    rc = io_uring_queue_init(URING_ENTRIES, &st->ring, flags);
-    if (rc < 0) {
-        rc = io_uring_queue_init(URING_ENTRIES, &st->ring, 0);
-    }
+    rc = evpl__uring_queue_init(URING_ENTRIES, &st->ring);
     if (rc < 0) {
         free(st);
         return rc;
@@ -249,7 +283,8 @@ ur_wait(struct evpl *evpl, int64_t timeout_ns)
     int rc;
 
     if (timeout_ns == 0) {
-        rc = io_uring_submit_and_get_events(&st->ring);
+        /* polling: no syscall unless there is something to hand over */
+        rc = evpl__uring_need_enter(&st->ring) ? io_uring_submit_and_get_events(&st->ring) : 0;
     } else if (timeout_ns < 0) {
         rc = io_uring_submit_and_wait(&st->ring, 1);
     } else {

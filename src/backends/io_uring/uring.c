@@ -17,7 +17,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "backends/io_uring/uring.h"
 
@@ -300,8 +302,7 @@ buffers_cleanup(struct evpl *evpl, struct evpl_uring *u)
 static void
 reap(struct evpl *evpl, struct evpl_uring *u)
 {
-    if (!u->owned || (u->ring->flags & IORING_SETUP_DEFER_TASKRUN) || io_uring_sq_ready(u->ring)) {
-        /* completions of a DEFER_TASKRUN ring are only posted on enter */
+    if (evpl__uring_need_enter(u->ring)) {
         io_uring_submit_and_get_events(u->ring);
     }
     if (evpl__uring_process(evpl, u->ring) > 0) {
@@ -314,8 +315,12 @@ own_ring_ready(struct evpl *evpl, struct evpl_event *event)
 {
     struct evpl_uring *u = container_of(event, struct evpl_uring, event);
 
-    reap(evpl, u);
+    uint64_t count;
+
+    /* reset the counter first: a signal after this read is a new edge */
+    (void) read(u->efd, &count, sizeof(count));
     evpl__event_clear(evpl, event, EVPL_EV_READABLE);
+    reap(evpl, u);
 } /* own_ring_ready */
 
 static void
@@ -351,13 +356,7 @@ evpl__uring_get(struct evpl *evpl)
     if (!u->ring) {
         unsigned entries = evpl_shared->config->io_uring_entries;
 
-        /* the loop's mechanism watches this ring's fd, so completions
-         * must be posted without waiting for an io_uring_enter: no
-         * DEFER_TASKRUN here */
-        rc = io_uring_queue_init(entries, &u->own, IORING_SETUP_SINGLE_ISSUER);
-        if (rc < 0) {
-            rc = io_uring_queue_init(entries, &u->own, 0);
-        }
+        rc = evpl__uring_queue_init(entries, &u->own);
         if (rc < 0) {
             evpl_log_error("io_uring", "cannot create a ring: %s", strerror(-rc));
             free(u);
@@ -365,11 +364,21 @@ evpl__uring_get(struct evpl *evpl)
         }
         u->ring = &u->own;
         u->owned = 1;
-        evpl__event_init(&u->event, u->own.ring_fd, own_ring_ready, NULL, NULL);
-        u->event.flags = EVPL_EV_READ_INTEREST;
-        rc = evpl__event_add(evpl, &u->event);
+        /* the loop's mechanism watches an eventfd the kernel signals when
+         * completion work is waiting (the ring fd of a DEFER_TASKRUN ring
+         * does not wake a poller for it) */
+        u->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        rc = u->efd < 0 ? -errno : io_uring_register_eventfd(&u->own, u->efd);
+        if (rc == 0) {
+            evpl__event_init(&u->event, u->efd, own_ring_ready, NULL, NULL);
+            u->event.flags = EVPL_EV_READ_INTEREST;
+            rc = evpl__event_add(evpl, &u->event);
+        }
         if (rc < 0) {
             evpl_log_error("io_uring", "cannot watch the ring: %s", strerror(-rc));
+            if (u->efd >= 0) {
+                close(u->efd);
+            }
             io_uring_queue_exit(&u->own);
             free(u);
             return NULL;
@@ -419,6 +428,7 @@ evpl__uring_loop_cleanup(struct evpl *evpl)
     if (u->owned) {
         evpl__event_remove(evpl, &u->event);
         io_uring_queue_exit(&u->own);
+        close(u->efd);
     }
     evpl->uring = NULL;
     free(u);

@@ -26,7 +26,8 @@ struct evpl_uring {
     struct io_uring *ring; /* the mechanism's, or &own */
     struct io_uring own;
     int owned;
-    struct evpl_event event; /* own ring: its fd in the loop's mechanism */
+    struct evpl_event event; /* own ring: efd in the loop's mechanism */
+    int efd;                 /* own ring: signalled when completions wait */
     struct evpl_poll *poll;  /* poll mode: submit and reap on every pass */
     uint64_t pending;        /* requests whose last completion is still due */
     uint64_t objects;        /* connections and listeners not yet freed */
