@@ -122,6 +122,15 @@ evpl__create(const struct evpl_thread_config *config)
 
     evpl->mech = evpl_shared->mech;
     rc = evpl->mech->create(evpl);
+#ifdef HAVE_IO_URING
+    if (rc < 0 && evpl->mech == &evpl_mech_io_uring) {
+        /* disabled by sysctl, refused by seccomp, or too old a kernel */
+        evpl_log_error("core", "io_uring wait mechanism unavailable (%s): using epoll",
+                       strerror(-rc));
+        evpl->mech = &evpl_mech_epoll;
+        rc = evpl->mech->create(evpl);
+    }
+#endif
     if (rc < 0) {
         evpl_bug("core", "cannot create the %s wait mechanism: %s", evpl->mech->name,
                  strerror(-rc));

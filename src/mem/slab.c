@@ -149,8 +149,14 @@ slab_create(int carve)
     uint64_t size = pool.slab_size;
 
     if (pool.max_slabs && pool.nslabs >= pool.max_slabs) {
-        evpl_log_error("mem", "slab limit reached (%u slabs of %llu bytes)", pool.max_slabs,
-                       (unsigned long long) size);
+        static unsigned int hits; /* under pool.lock */
+
+        /* a transport retrying for receive space hits this often: say it
+         * once per 1024 */
+        if (hits++ % 1024 == 0) {
+            evpl_log_error("mem", "slab limit reached (%u slabs of %llu bytes)", pool.max_slabs,
+                           (unsigned long long) size);
+        }
         return NULL;
     }
     slab = calloc(1, sizeof(*slab));

@@ -80,6 +80,10 @@ recv_arm(struct evpl *evpl, struct uconn *c)
     if (c->recv_armed || !wants_data(c)) {
         return;
     }
+    if (evpl__uring_recv_buffers(evpl, c->u) < 0) {
+        evpl__bind_fail(evpl, c->bind, -ENOMEM);
+        return;
+    }
     sqe = evpl__uring_start(c->u, &c->recv_req);
     if (!sqe) {
         evpl__bind_fail(evpl, c->bind, -EBUSY);

@@ -28,7 +28,8 @@
 #define CHUNKS_INC       8
 #define CHUNK_SIZE_WHOLE (64 * 1024) /* one receive each */
 #define CHUNKS_WHOLE     32
-#define REFILL_RETRY_US  1000
+#define REFILL_RETRY_US  1000 /* first retry for memory; doubles up to 64 ms */
+#define REFILL_RETRY_MAX 64000
 
 /* ---- availability ---- */
 
@@ -157,7 +158,13 @@ refill(struct evpl *evpl, struct evpl_timer *timer)
         }
     }
     if (u->br_missing) {
-        evpl_add_oneshot_timer(evpl, &u->refill_timer, refill, REFILL_RETRY_US);
+        u->refill_us = u->refill_us ? u->refill_us * 2 : REFILL_RETRY_US;
+        if (u->refill_us > REFILL_RETRY_MAX) {
+            u->refill_us = REFILL_RETRY_MAX;
+        }
+        evpl_add_oneshot_timer(evpl, &u->refill_timer, refill, u->refill_us);
+    } else {
+        u->refill_us = 0;
     }
     if (u->br_missing < u->nchunks) {
         wake_starved(evpl, u);
@@ -174,7 +181,8 @@ chunk_used_up(struct evpl *evpl, struct evpl_uring *u, uint32_t bid)
          * peer) until the timer finds memory again; nothing is lost */
         if (u->br_missing++ == 0) {
             evpl_log_error("io_uring", "no buffer memory for receives; retrying");
-            evpl_add_oneshot_timer(evpl, &u->refill_timer, refill, REFILL_RETRY_US);
+            u->refill_us = REFILL_RETRY_US;
+            evpl_add_oneshot_timer(evpl, &u->refill_timer, refill, u->refill_us);
         }
     }
 } /* chunk_used_up */
@@ -276,6 +284,24 @@ buffers_init(struct evpl *evpl, struct evpl_uring *u)
     refill(evpl, &u->refill_timer);
     return 0;
 } /* buffers_init */
+
+int
+evpl__uring_recv_buffers(struct evpl *evpl, struct evpl_uring *u)
+{
+    int rc;
+
+    if (u->br) {
+        return 0;
+    }
+    rc = buffers_init(evpl, u);
+    if (rc < 0) {
+        evpl_log_error("io_uring", "cannot register receive buffers: %s", strerror(-rc));
+        return rc;
+    }
+    evpl_log_debug("io_uring", "loop %p: %u receive chunks of %u KiB%s", (void *) evpl, u->nchunks,
+                   u->chunk_size / 1024, u->br_inc ? " (incremental)" : "");
+    return 0;
+} /* evpl__uring_recv_buffers */
 
 static void
 buffers_cleanup(struct evpl *evpl, struct evpl_uring *u)
@@ -385,17 +411,9 @@ evpl__uring_get(struct evpl *evpl)
         }
     }
     evpl->uring = u;
-    rc = buffers_init(evpl, u);
-    if (rc < 0) {
-        evpl_log_error("io_uring", "cannot register receive buffers: %s", strerror(-rc));
-        evpl__uring_loop_cleanup(evpl);
-        return NULL;
-    }
     ignore_req.complete = ignore_complete;
     u->poll = evpl_add_poll(evpl, NULL, NULL, poll_callback, u);
-    evpl_log_debug("io_uring", "loop %p: %s ring, %u receive chunks of %u KiB%s", (void *) evpl,
-                   u->owned ? "own" : "shared", u->nchunks, u->chunk_size / 1024,
-                   u->br_inc ? " (incremental)" : "");
+    evpl_log_debug("io_uring", "loop %p: %s ring", (void *) evpl, u->owned ? "own" : "shared");
     return u;
 } /* evpl__uring_get */
 

@@ -43,6 +43,7 @@ struct evpl_uring {
     uint32_t *chunk_off;       /* br_inc: bytes of the chunk already handed out */
     uint32_t br_missing;       /* ids left empty (no memory): refilled by timer */
     struct evpl_timer refill_timer;
+    uint32_t refill_us;                /* current retry interval */
     struct evpl_uring_waiter *starved; /* receivers stopped for want of buffers */
 };
 
@@ -78,6 +79,10 @@ evpl__uring_start(struct evpl_uring *u, struct evpl_uring_req *req)
 
 /* Cancel an armed request (its completion still arrives, -ECANCELED). */
 void evpl__uring_cancel(struct evpl_uring *u, struct evpl_uring_req *req);
+
+/* The receive buffer ring, set up on first use (a listener's loop never
+ * needs it); 0 or a negative errno. */
+int evpl__uring_recv_buffers(struct evpl *evpl, struct evpl_uring *u);
 
 /* The received bytes of a completion with IORING_CQE_F_BUFFER, as an iovec
  * holding its own reference; the chunk is replaced when used up. */
