@@ -90,8 +90,7 @@ check_fallback(void)
 
     evpl = t_net_loop(); /* the io_uring mechanism was asked for */
     ep = t_endpoint(best);
-    T_OK(evpl_connect(evpl, EVPL_STREAM_IO_URING_TCP, NULL, ep, t_conn_notify, NULL, &c) ==
-         NULL);
+    T_OK(evpl_connect(evpl, EVPL_STREAM_IO_URING_TCP, NULL, ep, t_conn_notify, NULL, &c) == NULL);
     memset(&srv, 0, sizeof(srv));
     t_server_start(&srv, evpl, best, ep, 1);
     t_connect(evpl, best, ep, &c, NULL);

@@ -34,7 +34,8 @@ struct uconn {
     struct evpl_uring_req connect_req;
     struct evpl_uring_waiter waiter;
     struct evpl_uring *u;
-    struct evpl_bind *bind; /* NULL once closed */
+    struct evpl_uring_pool *pool; /* receive buffers (set when first armed) */
+    struct evpl_bind *bind;       /* NULL once closed */
     int fd;
     unsigned recv_armed : 1;
     unsigned send_busy : 1;
@@ -54,7 +55,9 @@ conn_maybe_free(struct evpl *evpl, struct uconn *c)
     if (c->bind || c->recv_armed || c->send_busy || c->connecting) {
         return;
     }
-    evpl__uring_unwait(c->u, &c->waiter);
+    if (c->pool) {
+        evpl__uring_unwait(c->pool, &c->waiter);
+    }
     if (c->fd >= 0) {
         close(c->fd);
     }
@@ -80,7 +83,7 @@ recv_arm(struct evpl *evpl, struct uconn *c)
     if (c->recv_armed || !wants_data(c)) {
         return;
     }
-    if (evpl__uring_recv_buffers(evpl, c->u) < 0) {
+    if (!c->pool && !(c->pool = evpl__uring_pool(evpl, c->u, EVPL_URING_POOL_STREAM))) {
         evpl__bind_fail(evpl, c->bind, -ENOMEM);
         return;
     }
@@ -91,7 +94,7 @@ recv_arm(struct evpl *evpl, struct uconn *c)
     }
     io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
-    sqe->buf_group = EVPL_URING_BGID;
+    sqe->buf_group = c->pool->bgid;
     c->recv_armed = 1;
 } /* recv_arm */
 
@@ -114,7 +117,7 @@ recv_complete(struct evpl *evpl, struct evpl_uring_req *req, int res, uint32_t f
     if (res > 0) {
         struct evpl_iovec iov;
 
-        evpl__uring_recv_data(evpl, c->u, res, flags, &iov);
+        evpl__uring_recv_data(evpl, c->pool, res, flags, &iov);
         if (!bind || (bind->flags & EVPL_BIND_CLOSING)) {
             evpl_iovec_release(evpl, &iov);
         } else {
@@ -128,7 +131,7 @@ recv_complete(struct evpl *evpl, struct evpl_uring_req *req, int res, uint32_t f
         /* the buffer ring ran dry: nothing was lost, the bytes wait in
          * the socket; re-arm once chunks are back */
         if (wants_data(c) && !c->recv_armed) {
-            evpl__uring_wait_buffers(evpl, c->u, &c->waiter);
+            evpl__uring_wait_buffers(evpl, c->pool, &c->waiter);
         }
         conn_maybe_free(evpl, c);
         return;
@@ -360,7 +363,9 @@ uring_close(struct evpl *evpl, struct evpl_bind *bind)
     }
     bind->backend = NULL;
     c->bind = NULL;
-    evpl__uring_unwait(c->u, &c->waiter);
+    if (c->pool) {
+        evpl__uring_unwait(c->pool, &c->waiter);
+    }
     if (c->send_busy) {
         /* the kernel may still read these: keep them referenced */
         c->held = evpl__zalloc(c->send_niov * sizeof(*c->held));

@@ -117,29 +117,29 @@ evpl__uring_cancel(struct evpl_uring *u, struct evpl_uring_req *req)
 /* ---- receive buffers ---- */
 
 static int
-chunk_post(struct evpl *evpl, struct evpl_uring *u, uint32_t bid)
+chunk_post(struct evpl *evpl, struct evpl_uring_pool *p, uint32_t bid)
 {
-    struct evpl_iovec *ch = &u->chunks[bid];
+    struct evpl_iovec *ch = &p->chunks[bid];
 
-    if (evpl_iovec_alloc(evpl, u->chunk_size, 4096, 1, 0, ch) != 1) {
+    if (evpl_iovec_alloc(evpl, p->chunk_size, 64, 1, 0, ch) != 1) {
         ch->ref = NULL;
         return -1;
     }
-    u->chunk_off[bid] = 0;
+    p->chunk_off[bid] = 0;
     evpl->mem.pooled++;
-    io_uring_buf_ring_add(u->br, ch->data, u->chunk_size, (unsigned short) bid,
-                          io_uring_buf_ring_mask(u->br_entries), 0);
-    io_uring_buf_ring_advance(u->br, 1);
+    io_uring_buf_ring_add(p->br, ch->data, p->chunk_size, (unsigned short) bid,
+                          io_uring_buf_ring_mask(p->br_entries), 0);
+    io_uring_buf_ring_advance(p->br, 1);
     return 0;
 } /* chunk_post */
 
 static void
-wake_starved(struct evpl *evpl, struct evpl_uring *u)
+wake_starved(struct evpl *evpl, struct evpl_uring_pool *p)
 {
-    while (u->starved) {
-        struct evpl_uring_waiter *w = u->starved;
+    while (p->starved) {
+        struct evpl_uring_waiter *w = p->starved;
 
-        evpl__uring_unwait(u, w);
+        evpl__uring_unwait(p, w);
         w->rearm(evpl, w);
     }
 } /* wake_starved */
@@ -147,70 +147,70 @@ wake_starved(struct evpl *evpl, struct evpl_uring *u)
 static void
 refill(struct evpl *evpl, struct evpl_timer *timer)
 {
-    struct evpl_uring *u = container_of(timer, struct evpl_uring, refill_timer);
+    struct evpl_uring_pool *p = container_of(timer, struct evpl_uring_pool, refill_timer);
 
-    for (uint32_t bid = 0; bid < u->nchunks && u->br_missing; bid++) {
-        if (!u->chunks[bid].ref) {
-            if (chunk_post(evpl, u, bid) < 0) {
+    for (uint32_t bid = 0; bid < p->nchunks && p->missing; bid++) {
+        if (!p->chunks[bid].ref) {
+            if (chunk_post(evpl, p, bid) < 0) {
                 break;
             }
-            u->br_missing--;
+            p->missing--;
         }
     }
-    if (u->br_missing) {
-        u->refill_us = u->refill_us ? u->refill_us * 2 : REFILL_RETRY_US;
-        if (u->refill_us > REFILL_RETRY_MAX) {
-            u->refill_us = REFILL_RETRY_MAX;
+    if (p->missing) {
+        p->refill_us = p->refill_us ? p->refill_us * 2 : REFILL_RETRY_US;
+        if (p->refill_us > REFILL_RETRY_MAX) {
+            p->refill_us = REFILL_RETRY_MAX;
         }
-        evpl_add_oneshot_timer(evpl, &u->refill_timer, refill, u->refill_us);
+        evpl_add_oneshot_timer(evpl, &p->refill_timer, refill, p->refill_us);
     } else {
-        u->refill_us = 0;
+        p->refill_us = 0;
     }
-    if (u->br_missing < u->nchunks) {
-        wake_starved(evpl, u);
+    if (p->missing < p->nchunks) {
+        wake_starved(evpl, p);
     }
 } /* refill */
 
 static void
-chunk_used_up(struct evpl *evpl, struct evpl_uring *u, uint32_t bid)
+chunk_used_up(struct evpl *evpl, struct evpl_uring_pool *p, uint32_t bid)
 {
-    u->chunks[bid].ref = NULL;
+    p->chunks[bid].ref = NULL;
     evpl->mem.pooled--;
-    if (chunk_post(evpl, u, bid) < 0) {
+    if (chunk_post(evpl, p, bid) < 0) {
         /* out of buffer memory: receives stop (TCP pushes back on the
          * peer) until the timer finds memory again; nothing is lost */
-        if (u->br_missing++ == 0) {
+        if (p->missing++ == 0) {
             evpl_log_error("io_uring", "no buffer memory for receives; retrying");
-            u->refill_us = REFILL_RETRY_US;
-            evpl_add_oneshot_timer(evpl, &u->refill_timer, refill, u->refill_us);
+            p->refill_us = REFILL_RETRY_US;
+            evpl_add_oneshot_timer(evpl, &p->refill_timer, refill, p->refill_us);
         }
     }
 } /* chunk_used_up */
 
 void
-evpl__uring_recv_data(struct evpl *evpl, struct evpl_uring *u, int res, uint32_t flags,
+evpl__uring_recv_data(struct evpl *evpl, struct evpl_uring_pool *p, int res, uint32_t flags,
                       struct evpl_iovec *iov)
 {
     uint32_t bid = flags >> IORING_CQE_BUFFER_SHIFT;
-    struct evpl_iovec *ch = &u->chunks[bid];
+    struct evpl_iovec *ch = &p->chunks[bid];
 
-    iov->data = (char *) ch->data + u->chunk_off[bid];
+    iov->data = (char *) ch->data + p->chunk_off[bid];
     iov->length = (unsigned int) res;
     iov->pad = 0;
     if (flags & IORING_CQE_F_BUF_MORE) {
         /* the kernel goes on filling the rest of this chunk */
-        u->chunk_off[bid] += (uint32_t) res;
+        p->chunk_off[bid] += (uint32_t) res;
         evpl_iovec_take_ref(iov, ch->ref);
     } else {
         iov->ref = ch->ref; /* the chunk's reference moves to the data */
-        chunk_used_up(evpl, u, bid);
+        chunk_used_up(evpl, p, bid);
     }
 } /* evpl__uring_recv_data */
 
 void
-evpl__uring_wait_buffers(struct evpl *evpl, struct evpl_uring *u, struct evpl_uring_waiter *w)
+evpl__uring_wait_buffers(struct evpl *evpl, struct evpl_uring_pool *p, struct evpl_uring_waiter *w)
 {
-    if (u->br_missing < u->nchunks) {
+    if (p->missing < p->nchunks) {
         w->rearm(evpl, w); /* buffers were posted since the kernel ran dry */
         return;
     }
@@ -219,15 +219,15 @@ evpl__uring_wait_buffers(struct evpl *evpl, struct evpl_uring *u, struct evpl_ur
     }
     w->waiting = 1;
     w->prev = NULL;
-    w->next = u->starved;
+    w->next = p->starved;
     if (w->next) {
         w->next->prev = w;
     }
-    u->starved = w;
+    p->starved = w;
 } /* evpl__uring_wait_buffers */
 
 void
-evpl__uring_unwait(struct evpl_uring *u, struct evpl_uring_waiter *w)
+evpl__uring_unwait(struct evpl_uring_pool *p, struct evpl_uring_waiter *w)
 {
     if (!w->waiting) {
         return;
@@ -236,7 +236,7 @@ evpl__uring_unwait(struct evpl_uring *u, struct evpl_uring_waiter *w)
     if (w->prev) {
         w->prev->next = w->next;
     } else {
-        u->starved = w->next;
+        p->starved = w->next;
     }
     if (w->next) {
         w->next->prev = w->prev;
@@ -244,84 +244,106 @@ evpl__uring_unwait(struct evpl_uring *u, struct evpl_uring_waiter *w)
 } /* evpl__uring_unwait */
 
 static int
-buffers_init(struct evpl *evpl, struct evpl_uring *u)
+pool_init(struct evpl *evpl, struct evpl_uring *u, struct evpl_uring_pool *p, int kind)
 {
     struct io_uring_buf_reg reg;
     int rc;
 
-    u->br_entries = CHUNKS_WHOLE; /* the ring's size; br_inc posts fewer */
-    u->br_bytes = u->br_entries * sizeof(struct io_uring_buf);
-    u->br = mmap(NULL, u->br_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
-    if (u->br == MAP_FAILED) {
-        u->br = NULL;
+    p->bgid = (uint16_t) kind;
+    if (kind == EVPL_URING_POOL_STREAM) {
+        p->br_entries = CHUNKS_WHOLE; /* the ring's size; incremental posts fewer */
+    } else {
+        /* a datagram needs a whole chunk: room for two batches */
+        uint32_t want = 2 * evpl_shared->config->max_datagram_batch;
+
+        p->br_entries = 16;
+        while (p->br_entries < want && p->br_entries < 256) {
+            p->br_entries *= 2;
+        }
+    }
+    p->br_bytes = p->br_entries * sizeof(struct io_uring_buf);
+    p->br = mmap(NULL, p->br_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    if (p->br == MAP_FAILED) {
+        p->br = NULL;
         return -errno;
     }
-    io_uring_buf_ring_init(u->br);
+    io_uring_buf_ring_init(p->br);
     memset(&reg, 0, sizeof(reg));
-    reg.ring_addr = (uintptr_t) u->br;
-    reg.ring_entries = u->br_entries;
-    reg.bgid = EVPL_URING_BGID;
-    reg.pad = IOU_PBUF_RING_INC; /* the flags field of newer kernels */
-    rc = io_uring_register_buf_ring(u->ring, &reg, 0);
-    u->br_inc = rc == 0;
+    reg.ring_addr = (uintptr_t) p->br;
+    reg.ring_entries = p->br_entries;
+    reg.bgid = p->bgid;
+    rc = -EINVAL;
+    if (kind == EVPL_URING_POOL_STREAM) {
+        /* a stream may take any piece of a chunk; a datagram may not (it
+         * would be cut at the chunk's end) */
+        reg.pad = IOU_PBUF_RING_INC; /* the flags field of newer kernels */
+        rc = io_uring_register_buf_ring(u->ring, &reg, 0);
+        p->inc = rc == 0;
+    }
     if (rc < 0) {
         reg.pad = 0;
         rc = io_uring_register_buf_ring(u->ring, &reg, 0);
     }
     if (rc < 0) {
-        munmap(u->br, u->br_bytes);
-        u->br = NULL;
+        munmap(p->br, p->br_bytes);
+        p->br = NULL;
         return rc;
     }
-    u->chunk_size = u->br_inc ? CHUNK_SIZE_INC : CHUNK_SIZE_WHOLE;
-    u->nchunks = u->br_inc ? CHUNKS_INC : CHUNKS_WHOLE;
-    if (u->chunk_size > evpl__buffer_size) {
-        u->chunk_size = (uint32_t) evpl__buffer_size;
+    if (kind == EVPL_URING_POOL_STREAM) {
+        p->chunk_size = p->inc ? CHUNK_SIZE_INC : CHUNK_SIZE_WHOLE;
+        p->nchunks = p->inc ? CHUNKS_INC : CHUNKS_WHOLE;
+    } else {
+        p->chunk_size = EVPL_URING_DGRAM_OVERHEAD + evpl_shared->config->max_datagram_size;
+        p->nchunks = p->br_entries;
     }
-    u->chunks = evpl__zalloc(u->br_entries * sizeof(*u->chunks));
-    u->chunk_off = evpl__zalloc(u->br_entries * sizeof(*u->chunk_off));
-    u->br_missing = u->nchunks;
-    refill(evpl, &u->refill_timer);
+    if (p->chunk_size > evpl__buffer_size) {
+        p->chunk_size = (uint32_t) evpl__buffer_size;
+    }
+    p->chunks = evpl__zalloc(p->br_entries * sizeof(*p->chunks));
+    p->chunk_off = evpl__zalloc(p->br_entries * sizeof(*p->chunk_off));
+    p->missing = p->nchunks;
+    refill(evpl, &p->refill_timer);
     return 0;
-} /* buffers_init */
+} /* pool_init */
 
-int
-evpl__uring_recv_buffers(struct evpl *evpl, struct evpl_uring *u)
+struct evpl_uring_pool *
+evpl__uring_pool(struct evpl *evpl, struct evpl_uring *u, int kind)
 {
+    struct evpl_uring_pool *p = &u->pools[kind];
     int rc;
 
-    if (u->br) {
-        return 0;
+    if (p->br) {
+        return p;
     }
-    rc = buffers_init(evpl, u);
+    rc = pool_init(evpl, u, p, kind);
     if (rc < 0) {
         evpl_log_error("io_uring", "cannot register receive buffers: %s", strerror(-rc));
-        return rc;
+        return NULL;
     }
-    evpl_log_debug("io_uring", "loop %p: %u receive chunks of %u KiB%s", (void *) evpl, u->nchunks,
-                   u->chunk_size / 1024, u->br_inc ? " (incremental)" : "");
-    return 0;
-} /* evpl__uring_recv_buffers */
+    evpl_log_debug("io_uring", "loop %p: group %u, %u receive chunks of %u bytes%s", (void *) evpl,
+                   p->bgid, p->nchunks, p->chunk_size, p->inc ? " (incremental)" : "");
+    return p;
+} /* evpl__uring_pool */
 
 static void
-buffers_cleanup(struct evpl *evpl, struct evpl_uring *u)
+pool_cleanup(struct evpl *evpl, struct evpl_uring *u, struct evpl_uring_pool *p)
 {
-    if (!u->br) {
+    if (!p->br) {
         return;
     }
-    evpl_remove_timer(evpl, &u->refill_timer);
-    io_uring_unregister_buf_ring(u->ring, EVPL_URING_BGID);
-    for (uint32_t bid = 0; bid < u->br_entries; bid++) {
-        if (u->chunks[bid].ref) {
-            evpl_iovec_release(evpl, &u->chunks[bid]);
+    evpl_remove_timer(evpl, &p->refill_timer);
+    io_uring_unregister_buf_ring(u->ring, p->bgid);
+    for (uint32_t bid = 0; bid < p->br_entries; bid++) {
+        if (p->chunks[bid].ref) {
+            evpl_iovec_release(evpl, &p->chunks[bid]);
             evpl->mem.pooled--;
         }
     }
-    free(u->chunks);
-    free(u->chunk_off);
-    munmap(u->br, u->br_bytes);
-    u->br = NULL;
-} /* buffers_cleanup */
+    free(p->chunks);
+    free(p->chunk_off);
+    munmap(p->br, p->br_bytes);
+    p->br = NULL;
+} /* pool_cleanup */
 
 /* ---- reaping ---- */
 
@@ -442,7 +464,9 @@ evpl__uring_loop_cleanup(struct evpl *evpl)
     if (u->poll) {
         evpl_remove_poll(evpl, u->poll);
     }
-    buffers_cleanup(evpl, u);
+    for (int k = 0; k < EVPL_URING_POOLS; k++) {
+        pool_cleanup(evpl, u, &u->pools[k]);
+    }
     if (u->owned) {
         evpl__event_remove(evpl, &u->event);
         io_uring_queue_exit(&u->own);

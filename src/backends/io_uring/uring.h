@@ -20,7 +20,39 @@
 #define IORING_CQE_F_BUF_MORE (1U << 4)
 #endif
 
-#define EVPL_URING_BGID 0 /* the receive buffer group of every ring */
+/* Receive buffer groups: the group id is the kind. */
+enum {
+    EVPL_URING_POOL_STREAM = 0, /* chunks filled piece by piece where the kernel can */
+    EVPL_URING_POOL_DGRAM = 1,  /* one datagram per chunk */
+    EVPL_URING_POOLS = 2,
+};
+
+/* recvmsg's header, the sender's address and a UDP_GRO control message
+ * before the payload of a multishot datagram receive */
+#define EVPL_URING_DGRAM_NAMELEN ((unsigned) sizeof(struct sockaddr_storage))
+#define EVPL_URING_DGRAM_CTRLLEN ((unsigned) CMSG_SPACE(sizeof(int)))
+#define EVPL_URING_DGRAM_OVERHEAD                                                \
+    ((unsigned) sizeof(struct io_uring_recvmsg_out) + EVPL_URING_DGRAM_NAMELEN + \
+     EVPL_URING_DGRAM_CTRLLEN)
+
+struct evpl_uring_waiter;
+
+/* One provided-buffer ring of slab chunks. */
+struct evpl_uring_pool {
+    uint16_t bgid;
+    struct io_uring_buf_ring *br;
+    size_t br_bytes;
+    uint32_t br_entries; /* the ring's size */
+    int inc;             /* IOU_PBUF_RING_INC: the kernel fills a chunk piece by piece */
+    uint32_t chunk_size;
+    uint32_t nchunks;          /* ids in use: 0 .. nchunks-1 */
+    struct evpl_iovec *chunks; /* by buffer id; ref NULL = not posted */
+    uint32_t *chunk_off;       /* inc: bytes of the chunk already handed out */
+    uint32_t missing;          /* ids left empty (no memory): refilled by timer */
+    struct evpl_timer refill_timer;
+    uint32_t refill_us;                /* current retry interval */
+    struct evpl_uring_waiter *starved; /* receivers stopped for want of buffers */
+};
 
 struct evpl_uring {
     struct io_uring *ring; /* the mechanism's, or &own */
@@ -31,20 +63,7 @@ struct evpl_uring {
     struct evpl_poll *poll;  /* poll mode: submit and reap on every pass */
     uint64_t pending;        /* requests whose last completion is still due */
     uint64_t objects;        /* connections and listeners not yet freed */
-
-    /* provided buffers for receives: chunks of slab buffers */
-    struct io_uring_buf_ring *br;
-    size_t br_bytes;
-    uint32_t br_entries;
-    int br_inc; /* IOU_PBUF_RING_INC: the kernel fills a chunk piece by piece */
-    uint32_t chunk_size;
-    uint32_t nchunks;          /* ids in use: 0 .. nchunks-1 */
-    struct evpl_iovec *chunks; /* by buffer id; ref NULL = not posted */
-    uint32_t *chunk_off;       /* br_inc: bytes of the chunk already handed out */
-    uint32_t br_missing;       /* ids left empty (no memory): refilled by timer */
-    struct evpl_timer refill_timer;
-    uint32_t refill_us;                /* current retry interval */
-    struct evpl_uring_waiter *starved; /* receivers stopped for want of buffers */
+    struct evpl_uring_pool pools[EVPL_URING_POOLS];
 };
 
 /* Someone whose multishot receive ended with -ENOBUFS. */
@@ -80,15 +99,17 @@ evpl__uring_start(struct evpl_uring *u, struct evpl_uring_req *req)
 /* Cancel an armed request (its completion still arrives, -ECANCELED). */
 void evpl__uring_cancel(struct evpl_uring *u, struct evpl_uring_req *req);
 
-/* The receive buffer ring, set up on first use (a listener's loop never
- * needs it); 0 or a negative errno. */
-int evpl__uring_recv_buffers(struct evpl *evpl, struct evpl_uring *u);
+/* A receive buffer group, set up on first use (a listener's loop never
+ * needs one); NULL when it cannot be. */
+struct evpl_uring_pool *evpl__uring_pool(struct evpl *evpl, struct evpl_uring *u, int kind);
 
-/* The received bytes of a completion with IORING_CQE_F_BUFFER, as an iovec
- * holding its own reference; the chunk is replaced when used up. */
-void evpl__uring_recv_data(struct evpl *evpl, struct evpl_uring *u, int res, uint32_t flags,
+/* The bytes of a completion with IORING_CQE_F_BUFFER, from the start of
+ * what it filled, as an iovec holding its own reference; the chunk is
+ * replaced when used up. */
+void evpl__uring_recv_data(struct evpl *evpl, struct evpl_uring_pool *p, int res, uint32_t flags,
                            struct evpl_iovec *iov);
 
 /* -ENOBUFS: re-arm w once buffers are back (at once if they are). */
-void evpl__uring_wait_buffers(struct evpl *evpl, struct evpl_uring *u, struct evpl_uring_waiter *w);
-void evpl__uring_unwait(struct evpl_uring *u, struct evpl_uring_waiter *w);
+void evpl__uring_wait_buffers(struct evpl *evpl, struct evpl_uring_pool *p,
+                              struct evpl_uring_waiter *w);
+void evpl__uring_unwait(struct evpl_uring_pool *p, struct evpl_uring_waiter *w);
