@@ -32,7 +32,8 @@ enum evpl_protocol_id {
     EVPL_STREAM_SOCKET_UNIX = 9,
     EVPL_STREAM_INPROC = 10,
     EVPL_DATAGRAM_INPROC = 11,
-    EVPL_NUM_PROTO = 12
+    EVPL_DATAGRAM_IO_URING_UDP = 12, /* extension: UDP over io_uring */
+    EVPL_NUM_PROTO = 13
 };
 
 /* Block I/O protocol ids. */

@@ -20,15 +20,16 @@ extern const struct evpl_protocol evpl_protocol_socket_tls;
 #endif
 #ifdef HAVE_IO_URING
 extern const struct evpl_protocol evpl_protocol_io_uring_tcp;
+extern const struct evpl_protocol evpl_protocol_io_uring_udp;
 #endif
 
 static const struct evpl_protocol *const compiled_in[] = {
-    &evpl_protocol_socket_udp,   &evpl_protocol_socket_tcp, &evpl_protocol_socket_unix,
+    &evpl_protocol_socket_udp,   &evpl_protocol_socket_tcp,   &evpl_protocol_socket_unix,
 #ifdef HAVE_TLS
     &evpl_protocol_socket_tls,
 #endif
 #ifdef HAVE_IO_URING
-    &evpl_protocol_io_uring_tcp,
+    &evpl_protocol_io_uring_tcp, &evpl_protocol_io_uring_udp,
 #endif
 };
 
@@ -45,6 +46,7 @@ static const char *const names[EVPL_NUM_PROTO] = {
     [EVPL_STREAM_SOCKET_UNIX] = "STREAM_SOCKET_UNIX",
     [EVPL_STREAM_INPROC] = "STREAM_INPROC",
     [EVPL_DATAGRAM_INPROC] = "DATAGRAM_INPROC",
+    [EVPL_DATAGRAM_IO_URING_UDP] = "DATAGRAM_IO_URING_UDP",
 };
 
 static const struct evpl_protocol *table[EVPL_NUM_PROTO];
@@ -130,7 +132,7 @@ struct family {
 
 static const struct family families[] = {
     {"TCP", {EVPL_STREAM_XLIO_TCP, EVPL_STREAM_IO_URING_TCP, EVPL_STREAM_SOCKET_TCP}, 3},
-    {"UDP", {EVPL_DATAGRAM_SOCKET_UDP}, 1},
+    {"UDP", {EVPL_DATAGRAM_SOCKET_UDP, EVPL_DATAGRAM_IO_URING_UDP}, 2},
     {"UNIX", {EVPL_STREAM_SOCKET_UNIX}, 1},
     {"TLS", {EVPL_STREAM_SOCKET_TLS}, 1},
     {"RDMA", {EVPL_STREAM_RDMACM_RC, EVPL_DATAGRAM_RDMACM_RC, EVPL_DATAGRAM_TCP_RDMA}, 3},

@@ -5,6 +5,7 @@
  * sendmmsg(…, 0) (returns 0) and spin forever inside one evpl_continue.
  * Such a datagram must be dropped (or sent) and the queue must move on.
  */
+/* MATRIX: datagram */
 #include "t_net.h"
 
 static int
@@ -27,13 +28,15 @@ main(void)
     struct evpl_endpoint *ep;
     struct evpl_bind *b;
     struct t_conn c;
+    enum evpl_protocol_id proto;
 
     t_net_guard(20);
+    proto = t_proto(T_NET_KIND_DATAGRAM);
     evpl = t_net_loop();
-    ep = t_endpoint(EVPL_DATAGRAM_SOCKET_UDP);
+    ep = t_endpoint(proto);
     t_conn_init(&c);
     c.owner = pthread_self();
-    b = evpl_bind(evpl, EVPL_DATAGRAM_SOCKET_UDP, ep, t_conn_notify, &c);
+    b = evpl_bind(evpl, proto, ep, t_conn_notify, &c);
     T_OK(b != NULL);
     c.bind = b;
     c.evpl = evpl;

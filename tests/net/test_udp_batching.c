@@ -5,12 +5,8 @@
  * coalesced by UDP_GRO, mixed with odd sizes and a second destination) all
  * arrive as separate RECV_MSGs with their own length and content, in order.
  */
-#include <evpl/evpl.h>
-
-#include <netinet/in.h>
-#include <sys/socket.h>
-
-#include "t.h"
+/* MATRIX: datagram */
+#include "t_net.h"
 
 #define N 600
 
@@ -75,6 +71,7 @@ sender_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *n, 
 int
 main(void)
 {
+    enum evpl_protocol_id proto = t_proto(T_NET_KIND_DATAGRAM);
     struct evpl *evpl = evpl_create(NULL);
     struct evpl_endpoint *ep[3];
     struct evpl_bind *rx[2], *tx;
@@ -84,9 +81,9 @@ main(void)
     for (int i = 0; i < 3; i++) {
         ep[i] = evpl_endpoint_create("127.0.0.1", t_free_port(SOCK_DGRAM));
     }
-    rx[0] = evpl_bind(evpl, EVPL_DATAGRAM_SOCKET_UDP, ep[0], recv_notify, &got[0]);
-    rx[1] = evpl_bind(evpl, EVPL_DATAGRAM_SOCKET_UDP, ep[1], recv_notify, &got[1]);
-    tx = evpl_bind(evpl, EVPL_DATAGRAM_SOCKET_UDP, ep[2], sender_notify, NULL);
+    rx[0] = evpl_bind(evpl, proto, ep[0], recv_notify, &got[0]);
+    rx[1] = evpl_bind(evpl, proto, ep[1], recv_notify, &got[1]);
+    tx = evpl_bind(evpl, proto, ep[2], sender_notify, NULL);
     T_OK(rx[0] && rx[1] && tx);
 
     /* batches of 100 queued within one pass each: runs of 10 to one

@@ -40,3 +40,70 @@ void evpl__stream_error(struct evpl *evpl, struct evpl_event *event);
 /* Graceful close of a non-blocking stream socket: FIN after the queued
  * bytes, then drain until the peer closes (the loop owns fd afterwards). */
 int evpl__stream_linger(struct evpl *evpl, int fd);
+
+/* ---- UDP pieces shared with the io_uring UDP backend ---- */
+
+#define EVPL_UDP_BATCH_MAX 64
+#define EVPL_UDP_IOV_CAP   (EVPL_UDP_BATCH_MAX * 16)
+/* UDP generic segmentation offload limits: consecutive equal-sized
+ * datagrams to one destination go as one send, kept below an Ethernet MTU */
+#define EVPL_UDP_GSO_MAX_SEGS  64
+#define EVPL_UDP_GSO_MAX_SIZE  1452
+#define EVPL_UDP_GSO_MAX_BYTES 65000
+
+static inline unsigned int
+evpl__udp_batch_size(void)
+{
+    unsigned int b = evpl_shared->config->max_datagram_batch;
+
+    return b > EVPL_UDP_BATCH_MAX ? EVPL_UDP_BATCH_MAX : b;
+} /* evpl__udp_batch_size */
+
+static inline int
+evpl__same_dest(const struct evpl_address *a, const struct evpl_address *b)
+{
+    return a == b ||
+           (a && b && a->addrlen == b->addrlen && memcmp(&a->sa, &b->sa, a->addrlen) == 0);
+} /* evpl__same_dest */
+
+/* May the datagram at index di (of a group starting with seg-sized first,
+ * c datagrams and total bytes so far) ride in the same GSO send? */
+static inline int
+evpl__udp_gso_joins(struct evpl_bind *bind, uint32_t di, uint32_t c, uint32_t seg, uint32_t total,
+                    const struct evpl_dgram *first, int gso)
+{
+    const struct evpl_dgram *d = evpl_dgram_ring_at(&bind->dgram_send, di);
+
+    return gso && c < EVPL_UDP_GSO_MAX_SEGS && seg != 0 && seg <= EVPL_UDP_GSO_MAX_SIZE &&
+           d->length != 0 && d->length <= seg && total + d->length <= EVPL_UDP_GSO_MAX_BYTES &&
+           evpl__same_dest(first->addr, d->addr) &&
+           evpl_dgram_ring_at(&bind->dgram_send, di - 1)->length == seg;
+} /* evpl__udp_gso_joins */
+
+/* One received slot (a datagram, or UDP_GRO-coalesced equal datagrams
+ * split again): RECV_MSG for each; v's reference is consumed. */
+void evpl__udp_deliver(struct evpl *evpl, struct evpl_bind *bind, struct evpl_iovec *v,
+                       const struct msghdr *hdr, struct evpl_address *from);
+
+/* One batch of sends built from the front of the datagram queue: msgs[k]
+ * carries count[k] datagrams (several: one UDP_SEGMENT send). */
+struct evpl_udp_batch {
+    struct mmsghdr msgs[EVPL_UDP_BATCH_MAX];
+    uint32_t count[EVPL_UDP_BATCH_MAX];
+    union {
+        char buf[CMSG_SPACE(sizeof(uint16_t))];
+        struct cmsghdr align;
+    } ctrl[EVPL_UDP_BATCH_MAX];
+    struct iovec iov[EVPL_UDP_IOV_CAP];
+    uint32_t niov; /* iovecs used, from the front of the send ring */
+};
+
+/* Fill b (gso: group datagrams); returns how many sends it holds. */
+unsigned int evpl__udp_batch_build(struct evpl_bind *bind, struct evpl_udp_batch *b, int gso);
+/* count datagrams left the queue (sent, or dropped when bytes is NULL). */
+void evpl__udp_consume(struct evpl *evpl, struct evpl_bind *bind, uint32_t count, uint64_t *bytes,
+                       uint64_t *msgs);
+/* The front datagram has more iovecs than a send takes: dropped (1). */
+int evpl__udp_drop_unsendable(struct evpl *evpl, struct evpl_bind *bind);
+/* A grouped send failed: no more UDP_SEGMENT on this bind. */
+void evpl__udp_gso_refused(struct evpl_bind *bind, int err);

@@ -13,14 +13,12 @@
 #include "backends/socket/socket.h"
 #include "core/sys.h"
 
-#define BATCH_MAX 64
+#define BATCH_MAX EVPL_UDP_BATCH_MAX
 
 static unsigned int
 batch_size(void)
 {
-    unsigned int b = evpl_shared->config->max_datagram_batch;
-
-    return b > BATCH_MAX ? BATCH_MAX : b;
+    return evpl__udp_batch_size();
 } /* batch_size */
 
 /*
@@ -28,9 +26,9 @@ batch_size(void)
  * of gso_size bytes (the last may be shorter) that the kernel kept
  * together; each becomes its own RECV_MSG, as a slice of the slot.
  */
-static void
-deliver(struct evpl *evpl, struct evpl_bind *bind, struct evpl_iovec *v, const struct msghdr *hdr,
-        struct evpl_address *from)
+void
+evpl__udp_deliver(struct evpl *evpl, struct evpl_bind *bind, struct evpl_iovec *v,
+                  const struct msghdr *hdr, struct evpl_address *from)
 {
     unsigned int seg = 0;
     struct cmsghdr *cm;
@@ -122,7 +120,7 @@ udp_read(struct evpl *evpl, struct evpl_event *event)
                 evpl__address_release(last);
                 last = evpl__address_new((struct sockaddr *) &src[i], msgs[i].msg_hdr.msg_namelen);
             }
-            deliver(evpl, bind, &v, &msgs[i].msg_hdr, last);
+            evpl__udp_deliver(evpl, bind, &v, &msgs[i].msg_hdr, last);
         }
         /* the slots handed out are gone; keep the rest in order */
         memmove(bind->dgram_slots, bind->dgram_slots + n,
@@ -143,97 +141,108 @@ udp_read(struct evpl *evpl, struct evpl_event *event)
  * ordinary datagrams, so any receiver sees the same messages, at a
  * fraction of the per-datagram cost.  Kept below a standard Ethernet MTU.
  */
-#define GSO_MAX_SEGS  64
-#define GSO_MAX_SIZE  1452
-#define GSO_MAX_BYTES 65000
-#define IOV_CAP       (BATCH_MAX * 16)
+#define IOV_CAP EVPL_UDP_IOV_CAP
 
-static inline int
-same_dest(const struct evpl_address *a, const struct evpl_address *b)
+/* Drop the front datagram if no single send can carry it; 1 if dropped. */
+int
+evpl__udp_drop_unsendable(struct evpl *evpl, struct evpl_bind *bind)
 {
-    return a == b ||
-           (a && b && a->addrlen == b->addrlen && memcmp(&a->sa, &b->sa, a->addrlen) == 0);
-}
+    struct evpl_dgram *d = evpl_dgram_ring_front(&bind->dgram_send);
+
+    if (d->niov <= IOV_CAP) {
+        return 0;
+    }
+    /* rather than stall the queue behind it */
+    evpl_log_error("socket", "UDP datagram in %u iovecs (max %d) dropped", d->niov, IOV_CAP);
+    evpl__udp_consume(evpl, bind, 1, NULL, NULL);
+    return 1;
+} /* evpl__udp_drop_unsendable */
+
+unsigned int
+evpl__udp_batch_build(struct evpl_bind *bind, struct evpl_udp_batch *b, int gso)
+{
+    uint32_t nd = evpl_dgram_ring_count(&bind->dgram_send), di = 0, vi = 0, ri = 0;
+    unsigned int batch = evpl__udp_batch_size(), k;
+
+    memset(b->msgs, 0, sizeof(b->msgs));
+    for (k = 0; k < batch && di < nd; k++) {
+        struct evpl_dgram *first = evpl_dgram_ring_at(&bind->dgram_send, di);
+        struct msghdr *h = &b->msgs[k].msg_hdr;
+        uint32_t seg = first->length, total = 0, c = 0;
+
+        if (vi + first->niov > IOV_CAP) {
+            break;
+        }
+        h->msg_iov = &b->iov[vi];
+        h->msg_name = first->addr ? &((struct evpl_address *) first->addr)->sa : NULL;
+        h->msg_namelen = first->addr ? ((struct evpl_address *) first->addr)->addrlen : 0;
+        /* this datagram, then followers that can ride in the same send */
+        for (; di < nd; di++, c++) {
+            struct evpl_dgram *d = evpl_dgram_ring_at(&bind->dgram_send, di);
+
+            if (c > 0 && (vi + d->niov > IOV_CAP ||
+                          !evpl__udp_gso_joins(bind, di, c, seg, total, first, gso))) {
+                break;
+            }
+            for (uint32_t j = 0; j < d->niov; j++, ri++, vi++) {
+                struct evpl_iovec *v = evpl_iovec_fifo_at(&bind->send_ring.fifo, ri);
+
+                b->iov[vi].iov_base = v->data;
+                b->iov[vi].iov_len = v->length;
+            }
+            total += d->length;
+        }
+        h->msg_iovlen = (size_t) (&b->iov[vi] - (struct iovec *) h->msg_iov);
+        b->count[k] = c;
+        if (c > 1) {
+            struct cmsghdr *cm;
+
+            h->msg_control = b->ctrl[k].buf;
+            h->msg_controllen = sizeof(b->ctrl[k].buf);
+            cm = CMSG_FIRSTHDR(h);
+            cm->cmsg_level = SOL_UDP;
+            cm->cmsg_type = UDP_SEGMENT;
+            cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+            *(uint16_t *) CMSG_DATA(cm) = (uint16_t) seg;
+        }
+    }
+    b->niov = vi;
+    return k;
+} /* evpl__udp_batch_build */
+
+void
+evpl__udp_consume(struct evpl *evpl, struct evpl_bind *bind, uint32_t count, uint64_t *bytes,
+                  uint64_t *msgs)
+{
+    for (uint32_t j = 0; j < count; j++) {
+        struct evpl_dgram *d = evpl_dgram_ring_front(&bind->dgram_send);
+
+        evpl_iovec_ring_consume(evpl, &bind->send_ring, d->length);
+        if (bytes) {
+            *bytes += d->length;
+            *msgs += 1;
+        }
+        evpl__address_release(d->addr);
+        evpl_dgram_ring_pop(&bind->dgram_send);
+    }
+} /* evpl__udp_consume */
 
 static void
 udp_flush(struct evpl *evpl, struct evpl_bind *bind)
 {
-    unsigned int batch = batch_size();
-    struct mmsghdr msgs[BATCH_MAX];
-    uint32_t count[BATCH_MAX];
-    union {
-        char buf[CMSG_SPACE(sizeof(uint16_t))];
-        struct cmsghdr align;
-    } ctrl[BATCH_MAX];
-    struct iovec iov[IOV_CAP];
+    struct evpl_udp_batch b;
     uint64_t bytes = 0, sent_msgs = 0;
     int gso = !(bind->flags & EVPL_BIND_NO_GSO);
 
     while (!evpl_dgram_ring_empty(&bind->dgram_send)) {
-        uint32_t nd = evpl_dgram_ring_count(&bind->dgram_send), di = 0, vi = 0, ri = 0;
         unsigned k;
         int n;
 
-        /* a datagram in more pieces than one sendmsg takes cannot go: drop
-         * it alone rather than stall the queue behind it */
-        if (evpl_dgram_ring_front(&bind->dgram_send)->niov > IOV_CAP) {
-            struct evpl_dgram *d = evpl_dgram_ring_front(&bind->dgram_send);
-
-            evpl_log_error("socket", "UDP datagram in %u iovecs (max %d) dropped", d->niov,
-                           IOV_CAP);
-            evpl_iovec_ring_consume(evpl, &bind->send_ring, d->length);
-            evpl__address_release(d->addr);
-            evpl_dgram_ring_pop(&bind->dgram_send);
+        if (evpl__udp_drop_unsendable(evpl, bind)) {
             continue;
         }
-        memset(msgs, 0, sizeof(msgs));
-        for (k = 0; k < batch && di < nd; k++) {
-            struct evpl_dgram *first = evpl_dgram_ring_at(&bind->dgram_send, di);
-            uint32_t seg = first->length, total = 0, c = 0;
-
-            if (vi + first->niov > IOV_CAP) {
-                break;
-            }
-            msgs[k].msg_hdr.msg_iov = &iov[vi];
-            msgs[k].msg_hdr.msg_name =
-                first->addr ? &((struct evpl_address *) first->addr)->sa : NULL;
-            msgs[k].msg_hdr.msg_namelen =
-                first->addr ? ((struct evpl_address *) first->addr)->addrlen : 0;
-            /* this datagram, then followers that can ride in the same send */
-            for (; di < nd; di++, c++) {
-                struct evpl_dgram *d = evpl_dgram_ring_at(&bind->dgram_send, di);
-
-                if (c > 0 &&
-                    (!gso || c == GSO_MAX_SEGS || seg == 0 || seg > GSO_MAX_SIZE ||
-                     d->length == 0 || d->length > seg || total + d->length > GSO_MAX_BYTES ||
-                     vi + d->niov > IOV_CAP || !same_dest(first->addr, d->addr) ||
-                     evpl_dgram_ring_at(&bind->dgram_send, di - 1)->length != seg)) {
-                    break;
-                }
-                for (uint32_t j = 0; j < d->niov; j++, ri++, vi++) {
-                    struct evpl_iovec *v = evpl_iovec_fifo_at(&bind->send_ring.fifo, ri);
-
-                    iov[vi].iov_base = v->data;
-                    iov[vi].iov_len = v->length;
-                }
-                total += d->length;
-            }
-            msgs[k].msg_hdr.msg_iovlen =
-                (size_t) (&iov[vi] - (struct iovec *) msgs[k].msg_hdr.msg_iov);
-            count[k] = c;
-            if (c > 1) {
-                struct cmsghdr *cm;
-
-                msgs[k].msg_hdr.msg_control = ctrl[k].buf;
-                msgs[k].msg_hdr.msg_controllen = sizeof(ctrl[k].buf);
-                cm = CMSG_FIRSTHDR(&msgs[k].msg_hdr);
-                cm->cmsg_level = SOL_UDP;
-                cm->cmsg_type = UDP_SEGMENT;
-                cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-                *(uint16_t *) CMSG_DATA(cm) = (uint16_t) seg;
-            }
-        }
-        n = evpl_sys_sendmmsg(bind->event.fd, msgs, k, MSG_DONTWAIT);
+        k = evpl__udp_batch_build(bind, &b, gso);
+        n = evpl_sys_sendmmsg(bind->event.fd, b.msgs, k, MSG_DONTWAIT);
         if (n < 0) {
             if (errno == EINTR) {
                 continue;
@@ -243,11 +252,8 @@ udp_flush(struct evpl *evpl, struct evpl_bind *bind)
                 evpl__event_set(evpl, &bind->event, EVPL_EV_WRITE_INTEREST);
                 break;
             }
-            if (count[0] > 1) {
-                /* the path refuses segmentation offload: plain sends from now on */
-                evpl_log_info("socket", "UDP_SEGMENT refused (%s); sending datagrams one by one",
-                              strerror(errno));
-                bind->flags |= EVPL_BIND_NO_GSO;
+            if (b.count[0] > 1) {
+                evpl__udp_gso_refused(bind, errno);
                 gso = 0;
                 continue;
             }
@@ -256,15 +262,7 @@ udp_flush(struct evpl *evpl, struct evpl_bind *bind)
             n = 1;
         }
         for (int i = 0; i < n; i++) {
-            for (uint32_t j = 0; j < count[i]; j++) {
-                struct evpl_dgram *d = evpl_dgram_ring_front(&bind->dgram_send);
-
-                evpl_iovec_ring_consume(evpl, &bind->send_ring, d->length);
-                bytes += d->length;
-                sent_msgs++;
-                evpl__address_release(d->addr);
-                evpl_dgram_ring_pop(&bind->dgram_send);
-            }
+            evpl__udp_consume(evpl, bind, b.count[i], &bytes, &sent_msgs);
         }
     }
     if (evpl_dgram_ring_empty(&bind->dgram_send)) {
@@ -272,6 +270,15 @@ udp_flush(struct evpl *evpl, struct evpl_bind *bind)
     }
     evpl__bind_sent(evpl, bind, bytes, sent_msgs);
 } /* udp_flush */
+
+void
+evpl__udp_gso_refused(struct evpl_bind *bind, int err)
+{
+    /* the path refuses segmentation offload: plain sends from now on */
+    evpl_log_info("socket", "UDP_SEGMENT refused (%s); sending datagrams one by one",
+                  strerror(err));
+    bind->flags |= EVPL_BIND_NO_GSO;
+} /* evpl__udp_gso_refused */
 
 static void
 udp_write(struct evpl *evpl, struct evpl_event *event)

@@ -1,0 +1,324 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * EVPL_DATAGRAM_IO_URING_UDP: UDP with io_uring requests.
+ *
+ *  - receive: one multishot recvmsg selecting whole chunks from the loop's
+ *    datagram buffer group; each completion is one datagram (or a UDP_GRO
+ *    run of them) whose payload goes to the application in place.
+ *  - send: the front of the queue is cut into the same sends the socket
+ *    backend would make with sendmmsg (UDP_SEGMENT groups included), one
+ *    sendmsg request each, linked so they leave in order, all submitted
+ *    with the loop's one io_uring_enter.  One batch in flight per bind;
+ *    the next is built when it completes.
+ */
+#include <errno.h>
+#include <netinet/udp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backends/io_uring/uring.h"
+#include "backends/socket/socket.h"
+
+struct usend {
+    struct evpl_uring_req req;
+    struct udpc *c;
+    int res;
+};
+
+struct udpc {
+    struct evpl_uring_req recv_req;
+    struct evpl_uring_waiter waiter;
+    struct evpl_uring *u;
+    struct evpl_uring_pool *pool;
+    struct evpl_bind *bind; /* NULL once closed */
+    int fd;
+    int recv_armed;
+    struct msghdr recv_msg; /* multishot template: name and control room */
+    /* the batch in flight */
+    struct evpl_udp_batch batch;
+    struct sockaddr_storage names[EVPL_UDP_BATCH_MAX]; /* copies: the queue may go first */
+    struct usend sends[EVPL_UDP_BATCH_MAX];
+    uint32_t nsends, outstanding;
+    struct evpl_iovec *held; /* batch data after the bind closed */
+    uint32_t nheld;
+};
+
+static void
+udpc_maybe_free(struct evpl *evpl, struct udpc *c)
+{
+    if (c->bind || c->recv_armed || c->outstanding) {
+        return;
+    }
+    if (c->pool) {
+        evpl__uring_unwait(c->pool, &c->waiter);
+    }
+    close(c->fd);
+    evpl_iovecs_release(evpl, c->held, (int) c->nheld);
+    free(c->held);
+    c->u->objects--;
+    free(c);
+} /* udpc_maybe_free */
+
+static void
+recv_arm(struct evpl *evpl, struct udpc *c)
+{
+    struct io_uring_sqe *sqe;
+
+    if (c->recv_armed || !c->bind || (c->bind->flags & EVPL_BIND_CLOSING)) {
+        return;
+    }
+    sqe = evpl__uring_start(c->u, &c->recv_req);
+    if (!sqe) {
+        evpl__bind_fail(evpl, c->bind, -EBUSY);
+        return;
+    }
+    io_uring_prep_recvmsg_multishot(sqe, c->fd, &c->recv_msg, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = c->pool->bgid;
+    c->recv_armed = 1;
+} /* recv_arm */
+
+static void
+recv_rearm(struct evpl *evpl, struct evpl_uring_waiter *w)
+{
+    recv_arm(evpl, container_of(w, struct udpc, waiter));
+} /* recv_rearm */
+
+static void
+recv_one(struct evpl *evpl, struct udpc *c, struct evpl_iovec *v, int res)
+{
+    struct io_uring_recvmsg_out *o = io_uring_recvmsg_validate(v->data, res, &c->recv_msg);
+    struct evpl_address *from;
+    struct msghdr h;
+
+    if (!o || (o->flags & MSG_TRUNC) || o->namelen > c->recv_msg.msg_namelen) {
+        evpl_log_error("io_uring", "UDP datagram larger than max_datagram_size %u dropped",
+                       evpl_shared->config->max_datagram_size);
+        evpl_iovec_release(evpl, v);
+        return;
+    }
+    from = evpl__address_new(io_uring_recvmsg_name(o), o->namelen);
+    memset(&h, 0, sizeof(h));
+    h.msg_control = (char *) io_uring_recvmsg_name(o) + c->recv_msg.msg_namelen;
+    h.msg_controllen = o->controllen;
+    v->length = io_uring_recvmsg_payload_length(o, res, &c->recv_msg);
+    v->data = io_uring_recvmsg_payload(o, &c->recv_msg);
+    if (from) {
+        evpl__udp_deliver(evpl, c->bind, v, &h, from);
+        evpl__address_release(from);
+    } else {
+        evpl_iovec_release(evpl, v);
+    }
+} /* recv_one */
+
+static void
+recv_complete(struct evpl *evpl, struct evpl_uring_req *req, int res, uint32_t flags)
+{
+    struct udpc *c = container_of(req, struct udpc, recv_req);
+
+    if (!(flags & IORING_CQE_F_MORE)) {
+        c->recv_armed = 0;
+        c->u->pending--;
+    }
+    if (res > 0 && (flags & IORING_CQE_F_BUFFER)) {
+        struct evpl_iovec v;
+
+        evpl__uring_recv_data(evpl, c->pool, res, flags, &v);
+        if (c->bind && !(c->bind->flags & EVPL_BIND_CLOSING)) {
+            recv_one(evpl, c, &v, res);
+        } else {
+            evpl_iovec_release(evpl, &v);
+        }
+    } else if (res == -ENOBUFS) {
+        if (c->bind && !c->recv_armed) {
+            evpl__uring_wait_buffers(evpl, c->pool, &c->waiter);
+        }
+        udpc_maybe_free(evpl, c);
+        return;
+    } else if (res < 0 && res != -ECANCELED) {
+        /* an ICMP error queued for an earlier send: the socket goes on */
+        evpl_log_debug("io_uring", "UDP receive: %s", strerror(-res));
+    }
+    if (!c->recv_armed) {
+        recv_arm(evpl, c);
+    }
+    udpc_maybe_free(evpl, c);
+} /* recv_complete */
+
+static void udp_flush(struct evpl *evpl, struct evpl_bind *bind);
+
+/* The whole batch completed: account for it in order. */
+static void
+batch_done(struct evpl *evpl, struct udpc *c)
+{
+    struct evpl_bind *bind = c->bind;
+    uint64_t bytes = 0, msgs = 0;
+
+    evpl_iovecs_release(evpl, c->held, (int) c->nheld);
+    c->nheld = 0;
+    if (!bind) {
+        udpc_maybe_free(evpl, c);
+        return;
+    }
+    for (uint32_t k = 0; k < c->nsends; k++) {
+        int res = c->sends[k].res;
+
+        if (res >= 0) {
+            evpl__udp_consume(evpl, bind, c->batch.count[k], &bytes, &msgs);
+            continue;
+        }
+        if (res == -ECANCELED || res == -EINTR || res == -EAGAIN) {
+            break; /* the rest is still queued: the next batch sends it */
+        }
+        if (c->batch.count[k] > 1) {
+            evpl__udp_gso_refused(bind, -res);
+            break;
+        }
+        /* this datagram cannot go (too big, unreachable): drop it alone */
+        evpl_log_error("io_uring", "UDP send: %s; datagram dropped", strerror(-res));
+        evpl__udp_consume(evpl, bind, 1, NULL, NULL);
+    }
+    c->nsends = 0;
+    if (!evpl_dgram_ring_empty(&bind->dgram_send) && !(bind->flags & EVPL_BIND_CLOSING)) {
+        udp_flush(evpl, bind);
+    }
+    evpl__bind_sent(evpl, bind, bytes, msgs);
+} /* batch_done */
+
+static void
+send_complete(struct evpl *evpl, struct evpl_uring_req *req, int res, uint32_t flags)
+{
+    struct usend *s = container_of(req, struct usend, req);
+    struct udpc *c = s->c;
+
+    s->res = res;
+    c->u->pending--;
+    if (--c->outstanding == 0) {
+        batch_done(evpl, c);
+    }
+} /* send_complete */
+
+static void
+udp_flush(struct evpl *evpl, struct evpl_bind *bind)
+{
+    struct udpc *c = bind->backend;
+    int gso = !(bind->flags & EVPL_BIND_NO_GSO);
+    unsigned int k;
+
+    if (c->outstanding) {
+        return; /* the batch in flight sends the rest when it completes */
+    }
+    while (!evpl_dgram_ring_empty(&bind->dgram_send) && evpl__udp_drop_unsendable(evpl, bind)) {
+    }
+    if (evpl_dgram_ring_empty(&bind->dgram_send)) {
+        return;
+    }
+    k = evpl__udp_batch_build(bind, &c->batch, gso);
+    for (unsigned int i = 0; i < k; i++) {
+        struct msghdr *h = &c->batch.msgs[i].msg_hdr;
+        struct io_uring_sqe *sqe = evpl__uring_start(c->u, &c->sends[i].req);
+
+        if (!sqe) {
+            k = i;
+            break;
+        }
+        if (h->msg_name) {
+            memcpy(&c->names[i], h->msg_name, h->msg_namelen);
+            h->msg_name = &c->names[i];
+        }
+        io_uring_prep_sendmsg(sqe, c->fd, h, 0);
+        if (i + 1 < k) {
+            sqe->flags |= IOSQE_IO_LINK; /* in order, like one sendmmsg */
+        }
+        c->sends[i].res = -ECANCELED;
+        c->outstanding++;
+    }
+    c->nsends = k;
+} /* udp_flush */
+
+static int
+udp_bind(struct evpl *evpl, struct evpl_bind *bind)
+{
+    struct evpl_uring *u = evpl__uring_get(evpl);
+    struct evpl_uring_pool *pool;
+    struct udpc *c;
+    int fd;
+
+    if (!u || !(pool = evpl__uring_pool(evpl, u, EVPL_URING_POOL_DGRAM))) {
+        return -ENOSYS;
+    }
+    /* blocking: io_uring waits for room itself */
+    fd = socket(bind->local->sa.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return -errno;
+    }
+    if (sys_bind(fd, (struct sockaddr *) &bind->local->sa, bind->local->addrlen) < 0) {
+        int rc = -errno;
+
+        close(fd);
+        return rc;
+    }
+    if (evpl_shared->config->max_datagram_size >= 65535) {
+        int one = 1;
+
+        (void) setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one));
+    }
+    c = evpl__zalloc(sizeof(*c));
+    c->recv_req.complete = recv_complete;
+    c->waiter.rearm = recv_rearm;
+    for (int i = 0; i < EVPL_UDP_BATCH_MAX; i++) {
+        c->sends[i].req.complete = send_complete;
+        c->sends[i].c = c;
+    }
+    c->u = u;
+    c->pool = pool;
+    c->fd = fd;
+    c->bind = bind;
+    c->recv_msg.msg_namelen = EVPL_URING_DGRAM_NAMELEN;
+    c->recv_msg.msg_controllen = EVPL_URING_DGRAM_CTRLLEN;
+    u->objects++;
+    bind->backend = c;
+    bind->flags |= EVPL_BIND_TRANSPORT_UP;
+    recv_arm(evpl, c);
+    return 0;
+} /* udp_bind */
+
+static void
+udp_close(struct evpl *evpl, struct evpl_bind *bind)
+{
+    struct udpc *c = bind->backend;
+
+    if (!c) {
+        return;
+    }
+    bind->backend = NULL;
+    c->bind = NULL;
+    if (c->outstanding) {
+        /* the kernel may still read the batch: keep its data referenced */
+        c->held = evpl__realloc(c->held, c->batch.niov * sizeof(*c->held));
+        for (uint32_t i = 0; i < c->batch.niov; i++) {
+            evpl_iovec_clone(&c->held[i], evpl_iovec_fifo_at(&bind->send_ring.fifo, i));
+        }
+        c->nheld = c->batch.niov;
+        for (uint32_t i = 0; i < c->nsends; i++) {
+            evpl__uring_cancel(c->u, &c->sends[i].req);
+        }
+    }
+    if (c->recv_armed) {
+        evpl__uring_cancel(c->u, &c->recv_req);
+    }
+    udpc_maybe_free(evpl, c);
+} /* udp_close */
+
+const struct evpl_protocol evpl_protocol_io_uring_udp = {
+    .id = EVPL_DATAGRAM_IO_URING_UDP,
+    .name = "DATAGRAM_IO_URING_UDP",
+    .stream = 0,
+    .connected = 0,
+    .kind = EVPL_EP_NETWORK,
+    .available = evpl__uring_available,
+    .bind = udp_bind,
+    .flush = udp_flush,
+    .close = udp_close,
+};
