@@ -761,9 +761,11 @@ main(int argc, char **argv)
     cfg.stream_proto = evpl_protocol_is_stream(cfg.proto);
     {
         static const char *names[] = {
-            "DATAGRAM_SOCKET_UDP", "DATAGRAM_RDMACM_RC",  "DATAGRAM_RDMACM_UD", "STREAM_SOCKET_TCP",
-            "STREAM_XLIO_TCP",     "STREAM_IO_URING_TCP", "STREAM_RDMACM_RC",   "STREAM_SOCKET_TLS",
-            "DATAGRAM_TCP_RDMA",   "STREAM_SOCKET_UNIX",  "STREAM_INPROC",      "DATAGRAM_INPROC"};
+            "DATAGRAM_SOCKET_UDP",  "DATAGRAM_RDMACM_RC", "DATAGRAM_RDMACM_UD",
+            "STREAM_SOCKET_TCP",    "STREAM_XLIO_TCP",    "STREAM_IO_URING_TCP",
+            "STREAM_RDMACM_RC",     "STREAM_SOCKET_TLS",  "DATAGRAM_TCP_RDMA",
+            "STREAM_SOCKET_UNIX",   "STREAM_INPROC",      "DATAGRAM_INPROC",
+            "DATAGRAM_IO_URING_UDP"};
 
         cfg.proto_name =
             (unsigned) cfg.proto < sizeof(names) / sizeof(names[0]) ? names[cfg.proto] : "?";
