@@ -139,6 +139,21 @@ static const struct family families[] = {
     {"INPROC", {EVPL_STREAM_INPROC, EVPL_DATAGRAM_INPROC}, 2},
 };
 
+/*
+ * io_uring TCP leads only where it measured at least as fast as kernel
+ * sockets on every benchmark: on loops that wait on io_uring (one ring,
+ * one enter per pass).  On epoll loops its ring is a second wait source
+ * and 64 B ping-pong measured 0.9x sockets (docs/PERFORMANCE.md).
+ */
+static int
+preferred(enum evpl_protocol_id id)
+{
+    if (id == EVPL_STREAM_IO_URING_TCP) {
+        return strcmp(evpl_shared->mech->name, "io_uring") == 0;
+    }
+    return 1;
+} /* preferred */
+
 EVPL_API int
 evpl_protocol_best(const char *family, enum evpl_protocol_id *id)
 {
@@ -161,6 +176,12 @@ evpl_protocol_best(const char *family, enum evpl_protocol_id *id)
             }
             evpl_log_error("net", "%s=%s is not an available protocol; using the default order",
                            var, env);
+        }
+        for (int i = 0; i < families[f].n; i++) {
+            if (evpl__protocol(families[f].order[i]) && preferred(families[f].order[i])) {
+                *id = families[f].order[i];
+                return 0;
+            }
         }
         for (int i = 0; i < families[f].n; i++) {
             if (evpl__protocol(families[f].order[i])) {

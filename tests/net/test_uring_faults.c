@@ -123,6 +123,24 @@ unavailable_config(void)
     check_fallback();
 }
 
+/* TCP prefers io_uring on loops that wait on io_uring, sockets elsewhere */
+static void
+preference(void)
+{
+    enum evpl_protocol_id best;
+    const char *mech = getenv("EVPL_CORE_MECH");
+    int uring_loop = mech && strcmp(mech, "io_uring") == 0;
+
+    if (!evpl_protocol_available(proto)) {
+        exit(77);
+    }
+    T_EQ(evpl_protocol_best("TCP", &best), 0);
+    T_EQ(best, uring_loop ? EVPL_STREAM_IO_URING_TCP : EVPL_STREAM_SOCKET_TCP);
+    setenv("EVPL_PROTOCOL_TCP", "STREAM_IO_URING_TCP", 1); /* asked for by name */
+    T_EQ(evpl_protocol_best("TCP", &best), 0);
+    T_EQ(best, EVPL_STREAM_IO_URING_TCP);
+}
+
 /* ---- in flight at shutdown ---- */
 
 #define INFLIGHT_REPS  100
@@ -311,6 +329,7 @@ main(void)
     /* nothing here touches the library before the children */
     run_child("unavailable_seccomp", unavailable_seccomp);
     run_child("unavailable_config", unavailable_config);
+    ran += run_child("preference", preference) == 0;
     ran += run_child("inflight", inflight) == 0;
     ran += run_child("exhausted", exhausted) == 0;
     if (!ran) {
