@@ -94,7 +94,11 @@ evpl__uring_sqe(struct evpl_uring *u)
     return sqe;
 } /* evpl__uring_sqe */
 
-static struct evpl_uring_req ignore_req; /* cancels' own completions */
+static void ignore_complete(struct evpl *evpl, struct evpl_uring_req *req, int res,
+                            uint32_t flags);
+
+/* cancels' own completions (read-only: shared by every loop) */
+static const struct evpl_uring_req ignore_req = {.complete = ignore_complete};
 
 static void
 ignore_complete(struct evpl *evpl, struct evpl_uring_req *req, int res, uint32_t flags)
@@ -107,7 +111,7 @@ ignore_complete(struct evpl *evpl, struct evpl_uring_req *req, int res, uint32_t
 void
 evpl__uring_cancel(struct evpl_uring *u, struct evpl_uring_req *req)
 {
-    struct io_uring_sqe *sqe = evpl__uring_start(u, &ignore_req);
+    struct io_uring_sqe *sqe = evpl__uring_start(u, (struct evpl_uring_req *) &ignore_req);
 
     if (sqe) {
         io_uring_prep_cancel(sqe, req, 0);
@@ -433,7 +437,6 @@ evpl__uring_get(struct evpl *evpl)
         }
     }
     evpl->uring = u;
-    ignore_req.complete = ignore_complete;
     u->poll = evpl_add_poll(evpl, NULL, NULL, poll_callback, u);
     evpl_log_debug("io_uring", "loop %p: %s ring", (void *) evpl, u->owned ? "own" : "shared");
     return u;
