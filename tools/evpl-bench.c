@@ -924,5 +924,17 @@ main(int argc, char **argv)
     free(servers);
     free(clients);
     free(h);
+    if (getenv("EVPL_BENCH_PASSES")) {
+        /* every loop is gone: the totals include warm-up and set-up (for
+         * bench/uring-syscalls.sh, which counts syscalls over the same run) */
+        static char m[65536];
+        const char *p;
+
+        if (evpl_metrics_scrape(m, sizeof(m)) > 0 &&
+            (p = strstr(m, "\nevpl_loop_passes_total ")) != NULL) {
+            fprintf(stderr, "loop passes: %llu\n",
+                    strtoull(p + strlen("\nevpl_loop_passes_total "), NULL, 10));
+        }
+    }
     return 0;
 }

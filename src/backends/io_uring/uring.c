@@ -94,8 +94,7 @@ evpl__uring_sqe(struct evpl_uring *u)
     return sqe;
 } /* evpl__uring_sqe */
 
-static void ignore_complete(struct evpl *evpl, struct evpl_uring_req *req, int res,
-                            uint32_t flags);
+static void ignore_complete(struct evpl *evpl, struct evpl_uring_req *req, int res, uint32_t flags);
 
 /* cancels' own completions (read-only: shared by every loop) */
 static const struct evpl_uring_req ignore_req = {.complete = ignore_complete};
