@@ -44,6 +44,8 @@ struct uconn {
     struct iovec *iov;
     uint32_t iov_cap;
     uint32_t send_niov;
+    unsigned send_zc : 1;    /* the send in flight is SENDMSG_ZC */
+    int zc_res;              /* its result, applied when the kernel lets go */
     struct evpl_iovec *held; /* in-flight send data after the bind closed */
     uint32_t nheld;
     struct evpl_address *connect_addr; /* kept while the connect is in flight */
@@ -149,6 +151,24 @@ recv_complete(struct evpl *evpl, struct evpl_uring_req *req, int res, uint32_t f
 
 static void send_submit(struct evpl *evpl, struct uconn *c);
 
+/*
+ * SENDMSG_ZC from this many queued bytes on (0: never, the default).  On
+ * loopback and veth the kernel copies zero-copy pages when it delivers
+ * them locally, and waiting for the notification costs a round trip:
+ * measured slower there (docs/PERFORMANCE.md).  EVPL_URING_SEND_ZC_MIN
+ * sets it for machines with a real NIC.
+ */
+static uint64_t zc_min;
+static pthread_once_t zc_once = PTHREAD_ONCE_INIT;
+
+static void
+zc_init(void)
+{
+    const char *env = getenv("EVPL_URING_SEND_ZC_MIN");
+
+    zc_min = env ? strtoull(env, NULL, 0) : 0;
+} /* zc_init */
+
 static void
 send_complete(struct evpl *evpl, struct evpl_uring_req *req, int res, uint32_t flags)
 {
@@ -156,6 +176,18 @@ send_complete(struct evpl *evpl, struct evpl_uring_req *req, int res, uint32_t f
     struct evpl_bind *bind = c->bind;
     uint64_t msgs = 0;
 
+    if (c->send_zc) {
+        /* zero-copy: the bytes count as sent once the kernel has let go
+         * of the pages (the notification), not when they were queued */
+        if (!(flags & IORING_CQE_F_NOTIF)) {
+            c->zc_res = res;
+            if (flags & IORING_CQE_F_MORE) {
+                return; /* the notification follows */
+            }
+        }
+        res = c->zc_res;
+        c->send_zc = 0;
+    }
     c->send_busy = 0;
     c->u->pending--;
     if (!bind) {
@@ -213,7 +245,12 @@ send_submit(struct evpl *evpl, struct uconn *c)
     memset(&c->msg, 0, sizeof(c->msg));
     c->msg.msg_iov = c->iov;
     c->msg.msg_iovlen = n;
-    io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
+    if (zc_min && bind->send_ring.length >= zc_min) {
+        io_uring_prep_sendmsg_zc(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
+        c->send_zc = 1;
+    } else {
+        io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
+    }
     c->send_niov = n;
     c->send_busy = 1;
 } /* send_submit */
@@ -238,6 +275,7 @@ conn_new(struct evpl *evpl, struct evpl_bind *bind, int fd)
     if (!u) {
         return NULL;
     }
+    pthread_once(&zc_once, zc_init);
     c = evpl__zalloc(sizeof(*c));
     c->recv_req.complete = recv_complete;
     c->send_req.complete = send_complete;
