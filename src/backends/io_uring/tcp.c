@@ -37,6 +37,7 @@ struct uconn {
     struct evpl_uring_pool *pool; /* receive buffers (set when first armed) */
     struct evpl_bind *bind;       /* NULL once closed */
     int fd;
+    int slot; /* registered-file slot, or -1 */
     unsigned recv_armed : 1;
     unsigned send_busy : 1;
     unsigned connecting : 1;
@@ -60,6 +61,7 @@ conn_maybe_free(struct evpl *evpl, struct uconn *c)
     if (c->pool) {
         evpl__uring_unwait(c->pool, &c->waiter);
     }
+    evpl__uring_file_remove(c->u, c->slot);
     if (c->fd >= 0) {
         close(c->fd);
     }
@@ -95,6 +97,7 @@ recv_arm(struct evpl *evpl, struct uconn *c)
         return;
     }
     io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+    evpl__uring_sqe_file(sqe, c->slot);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = c->pool->bgid;
     c->recv_armed = 1;
@@ -247,9 +250,11 @@ send_submit(struct evpl *evpl, struct uconn *c)
     c->msg.msg_iovlen = n;
     if (zc_min && bind->send_ring.length >= zc_min) {
         io_uring_prep_sendmsg_zc(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
+        evpl__uring_sqe_file(sqe, c->slot);
         c->send_zc = 1;
     } else {
         io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
+        evpl__uring_sqe_file(sqe, c->slot);
     }
     c->send_niov = n;
     c->send_busy = 1;
@@ -282,6 +287,7 @@ conn_new(struct evpl *evpl, struct evpl_bind *bind, int fd)
     c->waiter.rearm = recv_rearm;
     c->u = u;
     c->fd = fd;
+    c->slot = evpl__uring_file_add(u, fd);
     c->bind = bind;
     u->objects++;
     bind->backend = c;

@@ -19,6 +19,8 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "backends/io_uring/uring.h"
@@ -30,6 +32,7 @@
 #define CHUNKS_WHOLE     32
 #define REFILL_RETRY_US  1000 /* first retry for memory; doubles up to 64 ms */
 #define REFILL_RETRY_MAX 64000
+#define FILE_SLOTS       4096 /* registered-file table per ring */
 
 /* ---- availability ---- */
 
@@ -116,6 +119,64 @@ evpl__uring_cancel(struct evpl_uring *u, struct evpl_uring_req *req)
         io_uring_prep_cancel(sqe, req, 0);
     }
 } /* evpl__uring_cancel */
+
+/* ---- registered files ---- */
+
+static void
+files_init(struct evpl_uring *u)
+{
+    struct io_uring_rsrc_register reg;
+    struct rlimit rl;
+    uint32_t n = FILE_SLOTS;
+
+    /* the kernel refuses a table larger than the descriptor limit;
+     * liburing's helper would raise the process's limit to fit (not ours
+     * to change), so the table is registered here directly */
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < n) {
+        n = (uint32_t) rl.rlim_cur;
+    }
+    memset(&reg, 0, sizeof(reg));
+    reg.nr = n;
+    reg.flags = IORING_RSRC_REGISTER_SPARSE;
+    if (n == 0 || syscall(__NR_io_uring_register, u->ring->ring_fd, IORING_REGISTER_FILES2, &reg,
+                          sizeof(reg)) < 0) {
+        return; /* plain descriptors then */
+    }
+    u->free_slots = evpl__zalloc(n * sizeof(*u->free_slots));
+    for (uint32_t i = 0; i < n; i++) {
+        u->free_slots[i] = n - 1 - i;
+    }
+    u->nfree_slots = n;
+} /* files_init */
+
+int
+evpl__uring_file_add(struct evpl_uring *u, int fd)
+{
+    uint32_t slot;
+
+    if (!u->nfree_slots) {
+        return -1;
+    }
+    slot = u->free_slots[u->nfree_slots - 1];
+    if (io_uring_register_files_update(u->ring, slot, &fd, 1) != 1) {
+        return -1;
+    }
+    u->nfree_slots--;
+    return (int) slot;
+} /* evpl__uring_file_add */
+
+void
+evpl__uring_file_remove(struct evpl_uring *u, int slot)
+{
+    int none = -1;
+
+    if (slot < 0) {
+        return;
+    }
+    /* requests still holding the file keep it until they complete */
+    (void) io_uring_register_files_update(u->ring, (unsigned) slot, &none, 1);
+    u->free_slots[u->nfree_slots++] = (uint32_t) slot;
+} /* evpl__uring_file_remove */
 
 /* ---- receive buffers ---- */
 
@@ -436,6 +497,7 @@ evpl__uring_get(struct evpl *evpl)
         }
     }
     evpl->uring = u;
+    files_init(u);
     u->poll = evpl_add_poll(evpl, NULL, NULL, poll_callback, u);
     evpl_log_debug("io_uring", "loop %p: %s ring", (void *) evpl, u->owned ? "own" : "shared");
     return u;
@@ -468,6 +530,12 @@ evpl__uring_loop_cleanup(struct evpl *evpl)
     }
     for (int k = 0; k < EVPL_URING_POOLS; k++) {
         pool_cleanup(evpl, u, &u->pools[k]);
+    }
+    if (u->free_slots) {
+        if (!u->owned) {
+            io_uring_unregister_files(u->ring); /* the mechanism's ring lives on */
+        }
+        free(u->free_slots);
     }
     if (u->owned) {
         evpl__event_remove(evpl, &u->event);

@@ -64,6 +64,9 @@ struct evpl_uring {
     uint64_t pending;        /* requests whose last completion is still due */
     uint64_t objects;        /* connections and listeners not yet freed */
     struct evpl_uring_pool pools[EVPL_URING_POOLS];
+    /* registered files: requests on them skip the fd table lookup */
+    uint32_t *free_slots; /* stack of unused slots */
+    uint32_t nfree_slots;
 };
 
 /* Someone whose multishot receive ended with -ENOBUFS. */
@@ -95,6 +98,21 @@ evpl__uring_start(struct evpl_uring *u, struct evpl_uring_req *req)
     }
     return sqe;
 } /* evpl__uring_start */
+
+/* A registered-file slot for fd (-1 when none is left, or the kernel
+ * refused the table), and its release. */
+int evpl__uring_file_add(struct evpl_uring *u, int fd);
+void evpl__uring_file_remove(struct evpl_uring *u, int slot);
+
+/* After io_uring_prep_*(sqe, fd, ...): use the slot if fd has one. */
+static inline void
+evpl__uring_sqe_file(struct io_uring_sqe *sqe, int slot)
+{
+    if (slot >= 0) {
+        sqe->fd = slot;
+        sqe->flags |= IOSQE_FIXED_FILE;
+    }
+} /* evpl__uring_sqe_file */
 
 /* Cancel an armed request (its completion still arrives, -ECANCELED). */
 void evpl__uring_cancel(struct evpl_uring *u, struct evpl_uring_req *req);
