@@ -34,6 +34,7 @@ extern "C" {
 #include <evpl/evpl_poll.h>
 #include <evpl/evpl_timer.h>
 #include <evpl/evpl_bind.h>
+#include <evpl/evpl_block.h>
 #include <evpl/evpl_thread.h>
 #include <evpl/evpl_rdma.h>
 

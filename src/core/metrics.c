@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "block/block.h"
 #include "core/internal.h"
 
 struct out {
@@ -124,6 +125,15 @@ evpl_metrics_scrape(char *buffer, int buffer_size)
     family_u64(&o, "evpl_allocator_cache_misses_total", "counter",
                "Buffers a loop had to take from the global pool.", misses);
 
+    if (!o.overflow) {
+        int n = evpl__block_metrics(o.buf + o.len, o.size - o.len);
+
+        if (n < 0) {
+            o.overflow = 1;
+        } else {
+            o.len += n;
+        }
+    }
     if (o.overflow) {
         if (buffer_size > 0) {
             buffer[0] = '\0';

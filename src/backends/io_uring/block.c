@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * EVPL_BLOCK_PROTOCOL_IO_URING: files and block devices with O_DIRECT on
+ * the loop's io_uring (the same ring as the io_uring network backends, so
+ * disk and network requests of a pass go in with one io_uring_enter).  The
+ * device's descriptor is a registered file of each queue's ring.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "backends/io_uring/uring.h"
+#include "block/block.h"
+
+struct uqueue {
+    struct evpl_uring *u;
+    int slot; /* registered file, or -1 */
+};
+
+static void
+complete(struct evpl *evpl, struct evpl_uring_req *ureq, int res, uint32_t flags)
+{
+    struct evpl_block_req *r = container_of(ureq, struct evpl_block_req, ureq);
+    struct uqueue *uq = r->queue->private_data;
+
+    uq->u->pending--;
+    evpl__block_complete(evpl, r, res);
+} /* complete */
+
+static void
+submit(struct evpl *evpl, struct evpl_block_queue *q, struct evpl_block_req *r)
+{
+    struct uqueue *uq = q->private_data;
+    struct io_uring_sqe *sqe;
+    int fd = q->dev->fd;
+
+    r->ureq.complete = complete;
+    sqe = evpl__uring_start(uq->u, &r->ureq);
+    if (!sqe) {
+        evpl__block_complete(evpl, r, -EBUSY);
+        return;
+    }
+    switch (r->op) {
+        case EVPL_BLOCK_OP_READ:
+            io_uring_prep_readv(sqe, fd, r->kiov, (unsigned) r->nkiov, r->offset);
+            break;
+        case EVPL_BLOCK_OP_WRITE:
+            io_uring_prep_writev(sqe, fd, r->kiov, (unsigned) r->nkiov, r->offset);
+            if (r->sync) {
+                sqe->rw_flags = RWF_DSYNC;
+            }
+            break;
+        default:
+            io_uring_prep_fsync(sqe, fd, 0);
+            break;
+    }
+    evpl__uring_sqe_file(sqe, uq->slot);
+} /* submit */
+
+static int
+queue_open(struct evpl *evpl, struct evpl_block_queue *q)
+{
+    struct evpl_uring *u = evpl__uring_get(evpl);
+    struct uqueue *uq;
+
+    if (!u) {
+        return -ENOSYS;
+    }
+    uq = evpl__zalloc(sizeof(*uq));
+    uq->u = u;
+    uq->slot = evpl__uring_file_add(u, q->dev->fd);
+    q->private_data = uq;
+    return 0;
+} /* queue_open */
+
+static void
+queue_close(struct evpl *evpl, struct evpl_block_queue *q)
+{
+    struct uqueue *uq = q->private_data;
+
+    evpl__uring_file_remove(uq->u, uq->slot);
+    free(uq);
+} /* queue_close */
+
+static void
+drain(struct evpl *evpl, struct evpl_block_queue *q)
+{
+    struct uqueue *uq = q->private_data;
+
+    while (q->outstanding) {
+        io_uring_submit_and_wait(uq->u->ring, 1);
+        evpl__uring_process(evpl, uq->u->ring);
+    }
+} /* drain */
+
+const struct evpl_block_backend evpl_block_io_uring = {
+    .id = EVPL_BLOCK_PROTOCOL_IO_URING,
+    .name = "io_uring",
+    .available = evpl__uring_available,
+    .open = evpl__block_open_file,
+    .close = evpl__block_close_file,
+    .queue_open = queue_open,
+    .queue_close = queue_close,
+    .submit = submit,
+    .drain = drain,
+};

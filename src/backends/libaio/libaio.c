@@ -1,0 +1,272 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * EVPL_BLOCK_PROTOCOL_LIBAIO: Linux AIO (libaio) on files and block
+ * devices with O_DIRECT.  One AIO context per queue; requests of a pass
+ * are submitted together by one io_submit at the end of the pass;
+ * completions signal an eventfd the loop watches, and are reaped from the
+ * context's ring in user space (no io_getevents call) where the kernel
+ * exposes it, which is also what the poll callback does in poll mode.
+ */
+#include <errno.h>
+#include <libaio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "block/block.h"
+
+#define AIO_RING_MAGIC 0xa10a10a1
+
+/* The kernel's completion ring at the context's address (fs/aio.c). */
+struct aio_ring {
+    unsigned id;
+    unsigned nr;
+    unsigned head;
+    unsigned tail;
+    unsigned magic;
+    unsigned compat_features;
+    unsigned incompat_features;
+    unsigned header_length;
+    struct io_event io_events[];
+};
+
+struct aqueue {
+    io_context_t ctx;
+    unsigned depth;    /* the context's size */
+    unsigned inflight; /* submitted, not completed */
+    int efd;
+    struct evpl_event event;
+    struct evpl_poll *poll;
+    struct evpl_deferral submit;
+    struct evpl_block_queue *q;
+    struct iocb **batch; /* this pass's requests, in order */
+    unsigned nbatch, batch_cap;
+};
+
+static int
+libaio_available(void)
+{
+    return evpl_shared->config->libaio_enabled;
+} /* libaio_available */
+
+static void
+complete_event(struct evpl *evpl, struct io_event *ev)
+{
+    struct evpl_block_req *r = ev->data;
+    long res = (long) ev->res;
+
+    evpl__block_complete(evpl, r, res);
+} /* complete_event */
+
+/* Reap what is there, without blocking; returns how many. */
+static int
+reap(struct evpl *evpl, struct aqueue *aq)
+{
+    struct aio_ring *ring = (struct aio_ring *) aq->ctx;
+    int n = 0;
+
+    if (ring->magic == AIO_RING_MAGIC && ring->incompat_features == 0) {
+        unsigned head = __atomic_load_n(&ring->head, __ATOMIC_RELAXED);
+
+        for (;;) {
+            unsigned tail = __atomic_load_n(&ring->tail, __ATOMIC_ACQUIRE);
+            struct io_event ev;
+
+            if (head == tail) {
+                break;
+            }
+            ev = ring->io_events[head];
+            head = (head + 1) % ring->nr;
+            __atomic_store_n(&ring->head, head, __ATOMIC_RELEASE);
+            aq->inflight--;
+            n++;
+            complete_event(evpl, &ev);
+        }
+        return n;
+    }
+    for (;;) {
+        struct io_event evs[64];
+        struct timespec zero = {0, 0};
+        int got = io_getevents(aq->ctx, 0, 64, evs, &zero);
+
+        if (got <= 0) {
+            return n;
+        }
+        for (int i = 0; i < got; i++) {
+            aq->inflight--;
+            complete_event(evpl, &evs[i]);
+        }
+        n += got;
+    }
+} /* reap */
+
+static void
+submit_batch(struct evpl *evpl, void *arg)
+{
+    struct aqueue *aq = arg;
+    unsigned done = 0;
+
+    while (done < aq->nbatch && aq->inflight < aq->depth) {
+        unsigned n = aq->nbatch - done;
+        int rc;
+
+        if (n > aq->depth - aq->inflight) {
+            n = aq->depth - aq->inflight;
+        }
+        rc = io_submit(aq->ctx, (long) n, aq->batch + done);
+        if (rc == -EAGAIN || rc == 0) {
+            break; /* the context is full: the rest goes next pass */
+        }
+        if (rc < 0) {
+            /* this request is refused (bad fd or arguments): fail it alone */
+            struct evpl_block_req *r = aq->batch[done]->data;
+
+            done++;
+            evpl__block_complete(evpl, r, rc);
+            continue;
+        }
+        aq->inflight += (unsigned) rc;
+        done += (unsigned) rc;
+    }
+    if (done < aq->nbatch) {
+        memmove(aq->batch, aq->batch + done, (aq->nbatch - done) * sizeof(*aq->batch));
+        evpl_defer(evpl, &aq->submit);
+    }
+    aq->nbatch -= done;
+} /* submit_batch */
+
+static void
+submit(struct evpl *evpl, struct evpl_block_queue *q, struct evpl_block_req *r)
+{
+    struct aqueue *aq = q->private_data;
+    struct iocb *cb = (struct iocb *) r->backend;
+
+    _Static_assert(sizeof(struct iocb) <= sizeof(r->backend), "iocb fits the request");
+    switch (r->op) {
+        case EVPL_BLOCK_OP_READ:
+            io_prep_preadv(cb, q->dev->fd, r->kiov, r->nkiov, (long long) r->offset);
+            break;
+        case EVPL_BLOCK_OP_WRITE:
+            io_prep_pwritev2(cb, q->dev->fd, r->kiov, r->nkiov, (long long) r->offset,
+                             r->sync ? RWF_DSYNC : 0);
+            break;
+        default:
+            io_prep_fsync(cb, q->dev->fd);
+            break;
+    }
+    cb->data = r;
+    io_set_eventfd(cb, aq->efd);
+    if (aq->nbatch == aq->batch_cap) {
+        aq->batch_cap = aq->batch_cap ? aq->batch_cap * 2 : 64;
+        aq->batch = evpl__realloc(aq->batch, aq->batch_cap * sizeof(*aq->batch));
+    }
+    aq->batch[aq->nbatch++] = cb;
+    evpl_defer(evpl, &aq->submit); /* one io_submit at the end of the pass */
+} /* submit */
+
+static void
+efd_ready(struct evpl *evpl, struct evpl_event *event)
+{
+    struct aqueue *aq = container_of(event, struct aqueue, event);
+    uint64_t v;
+
+    (void) read(aq->efd, &v, sizeof(v));
+    evpl__event_clear(evpl, event, EVPL_EV_READABLE);
+    reap(evpl, aq);
+} /* efd_ready */
+
+static void
+poll_cb(struct evpl *evpl, void *private_data)
+{
+    struct aqueue *aq = private_data;
+
+    if (aq->inflight) {
+        reap(evpl, aq);
+    }
+} /* poll_cb */
+
+static int
+queue_open(struct evpl *evpl, struct evpl_block_queue *q)
+{
+    struct aqueue *aq = evpl__zalloc(sizeof(*aq));
+    int rc;
+
+    aq->depth = evpl_shared->config->libaio_max_pending;
+    aq->q = q;
+    rc = io_setup((int) aq->depth, &aq->ctx);
+    if (rc < 0) {
+        free(aq);
+        return rc;
+    }
+    aq->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (aq->efd < 0) {
+        rc = -errno;
+        io_destroy(aq->ctx);
+        free(aq);
+        return rc;
+    }
+    evpl__event_init(&aq->event, aq->efd, efd_ready, NULL, NULL);
+    aq->event.flags = EVPL_EV_READ_INTEREST;
+    rc = evpl__event_add(evpl, &aq->event);
+    if (rc < 0) {
+        close(aq->efd);
+        io_destroy(aq->ctx);
+        free(aq);
+        return rc;
+    }
+    evpl_deferral_init(&aq->submit, submit_batch, aq);
+    aq->poll = evpl_add_poll(evpl, NULL, NULL, poll_cb, aq);
+    q->private_data = aq;
+    return 0;
+} /* queue_open */
+
+static void
+drain(struct evpl *evpl, struct evpl_block_queue *q)
+{
+    struct aqueue *aq = q->private_data;
+
+    while (q->outstanding) {
+        struct io_event evs[64];
+        int got;
+
+        if (aq->nbatch) {
+            evpl_remove_deferral(evpl, &aq->submit);
+            submit_batch(evpl, aq);
+        }
+        if (!aq->inflight) {
+            continue; /* failed at submission: completed already */
+        }
+        got = io_getevents(aq->ctx, 1, 64, evs, NULL);
+        for (int i = 0; i < got; i++) {
+            aq->inflight--;
+            complete_event(evpl, &evs[i]);
+        }
+    }
+} /* drain */
+
+static void
+queue_close(struct evpl *evpl, struct evpl_block_queue *q)
+{
+    struct aqueue *aq = q->private_data;
+
+    evpl_remove_deferral(evpl, &aq->submit);
+    evpl_remove_poll(evpl, aq->poll);
+    evpl__event_remove(evpl, &aq->event);
+    close(aq->efd);
+    io_destroy(aq->ctx);
+    free(aq->batch);
+    free(aq);
+} /* queue_close */
+
+const struct evpl_block_backend evpl_block_libaio = {
+    .id = EVPL_BLOCK_PROTOCOL_LIBAIO,
+    .name = "libaio",
+    .available = libaio_available,
+    .open = evpl__block_open_file,
+    .close = evpl__block_close_file,
+    .queue_open = queue_open,
+    .queue_close = queue_close,
+    .submit = submit,
+    .drain = drain,
+};

@@ -1,0 +1,519 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * Block I/O (block.md §6 statements 1-9, and the block issue's faults) on
+ * the backend named by T_BLOCK (io_uring | libaio; both when unset): files
+ * the test makes itself, O_DIRECT.
+ *
+ * Cases that change process-wide state (configuration, mount namespace)
+ * run in child processes.
+ */
+#include <evpl/evpl.h>
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "t.h"
+
+#define FILE_SIZE (1ull << 30) /* statement 1: 1 GiB (sparse) */
+
+static enum evpl_block_protocol_id proto, other;
+static const char *proto_name;
+static char dir[256];
+
+struct op {
+    int done;
+    int status;
+    pthread_t thread;
+};
+
+static void
+op_done(struct evpl *evpl, int status, void *arg)
+{
+    struct op *o = arg;
+
+    o->done++;
+    o->status = status;
+    o->thread = pthread_self();
+}
+
+#define WAIT(evpl, o)                                      \
+    do {                                                   \
+        uint64_t t_end_ = t_now_ns() + 10000000000ull;      \
+        while (!(o)->done) {                               \
+            T_OK(t_now_ns() < t_end_);                     \
+            evpl_continue(evpl);                           \
+        }                                                  \
+    } while (0)
+
+static void
+make_file(const char *path, uint64_t size)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+    T_OK(fd >= 0);
+    T_EQ(ftruncate(fd, (off_t) size), 0);
+    close(fd);
+}
+
+static struct evpl_iovec
+aligned(struct evpl *evpl, unsigned int len)
+{
+    struct evpl_iovec v;
+
+    T_EQ(evpl_iovec_alloc(evpl, len, 4096, 1, 0, &v), 1);
+    return v;
+}
+
+static int
+do_write(struct evpl *evpl, struct evpl_block_queue *q, struct evpl_iovec *v, int n, uint64_t off,
+         int sync)
+{
+    struct op o = {0};
+
+    evpl_block_write(evpl, q, v, n, off, sync, op_done, &o);
+    T_EQ(o.done, 0); /* asynchronous */
+    WAIT(evpl, &o);
+    T_EQ(o.done, 1);
+    T_OK(pthread_equal(o.thread, pthread_self())); /* statement 9 */
+    return o.status;
+}
+
+static int
+do_read(struct evpl *evpl, struct evpl_block_queue *q, struct evpl_iovec *v, int n, uint64_t off)
+{
+    struct op o = {0};
+
+    evpl_block_read(evpl, q, v, n, off, op_done, &o);
+    T_EQ(o.done, 0);
+    WAIT(evpl, &o);
+    T_EQ(o.done, 1);
+    return o.status;
+}
+
+/* statements 1-6, 8, and the argument faults */
+static void
+basics(void)
+{
+    char path[300];
+    struct evpl *evpl = evpl_create(NULL);
+    struct evpl_block_device *dev;
+    struct evpl_block_queue *q;
+    struct evpl_iovec w = aligned(evpl, 4096), r = aligned(evpl, 4096);
+    struct op o = {0};
+
+    snprintf(path, sizeof(path), "%s/basics", dir);
+    make_file(path, FILE_SIZE);
+    dev = evpl_block_open_device(proto, path);
+    T_OK(dev != NULL);
+    T_EQ_U(evpl_block_size(dev), FILE_SIZE);                /* 2 */
+    T_EQ_U(evpl_block_max_request_size(dev), 4ull << 20);   /* 2 */
+    T_OK(evpl_block_sector_size(dev) == 512 || evpl_block_sector_size(dev) == 4096);
+    T_OK(evpl_block_open_device(proto, path) == NULL);      /* opened twice */
+    T_OK(evpl_block_open_device(other, path) == NULL);      /* by any backend */
+    q = evpl_block_open_queue(evpl, dev);
+    T_OK(q != NULL);
+
+    /* 1: write, then read back */
+    memset(w.data, 0x5a, 4096);
+    ((char *) w.data)[17] = 1;
+    T_EQ(do_write(evpl, q, &w, 1, 0, 0), 0);
+    memset(r.data, 0, 4096);
+    T_EQ(do_read(evpl, q, &r, 1, 0), 0);
+    T_OK(memcmp(r.data, w.data, 4096) == 0);
+
+    /* sync write, at the far end */
+    T_EQ(do_write(evpl, q, &w, 1, FILE_SIZE - 4096, 1), 0);
+
+    /* 3: unaligned memory goes through a bounce buffer */
+    {
+        char *raw = malloc(3 * 4096 + 1), *raw2 = malloc(3 * 4096 + 1);
+        struct evpl_iovec u[2], u2[2];
+
+        memset(u, 0, sizeof(u));
+        memset(u2, 0, sizeof(u2));
+        for (int i = 0; i < 3 * 4096; i++) {
+            raw[1 + i] = (char) (i * 7 + 3);
+        }
+        u[0].data = raw + 1;
+        u[0].length = 4096 + 512;
+        u[1].data = raw + 1 + 4096 + 512;
+        u[1].length = 4096 - 512;
+        T_EQ(do_write(evpl, q, u, 2, 8192, 0), 0);
+        u2[0].data = raw2 + 1;
+        u2[0].length = 512;
+        u2[1].data = raw2 + 1 + 512;
+        u2[1].length = 8192 - 512;
+        T_EQ(do_read(evpl, q, u2, 2, 8192), 0);
+        T_OK(memcmp(raw + 1, raw2 + 1, 8192) == 0);
+        free(raw);
+        free(raw2);
+    }
+
+    /* 4: flush after completed writes */
+    evpl_block_flush(evpl, q, op_done, &o);
+    WAIT(evpl, &o);
+    T_EQ(o.status, 0);
+
+    /* 5: write-zeroes makes the range read as zeros; length 0 at once */
+    memset(&o, 0, sizeof(o));
+    evpl_block_write_zeroes(evpl, q, 0, 3ull << 20, op_done, &o); /* > one chunk */
+    WAIT(evpl, &o);
+    T_EQ(o.status, 0);
+    T_EQ(do_read(evpl, q, &r, 1, 0), 0);
+    for (int i = 0; i < 4096; i++) {
+        T_EQ(((char *) r.data)[i], 0);
+    }
+    memset(&o, 0, sizeof(o));
+    evpl_block_write_zeroes(evpl, q, 4096, 0, op_done, &o);
+    T_EQ(o.done, 1);
+    T_EQ(o.status, 0);
+
+    /* 6: discard calls back before returning */
+    memset(&o, 0, sizeof(o));
+    evpl_block_discard(evpl, q, 0, 4096, op_done, &o);
+    T_EQ(o.done, 1);
+    T_EQ(o.status, 0);
+
+    /* 8: past the end of the file: a non-zero status, the queue goes on */
+    T_OK(do_read(evpl, q, &r, 1, FILE_SIZE) != 0);
+    /* misaligned offset and length: a clear error, not a crash */
+    T_EQ(do_read(evpl, q, &r, 1, 100), EINVAL);
+    {
+        struct evpl_iovec odd = r;
+
+        odd.length = 1000;
+        T_EQ(do_write(evpl, q, &odd, 1, 0, 0), EINVAL);
+        T_EQ(do_read(evpl, q, &r, 0, 0), EINVAL);
+    }
+    T_EQ(do_read(evpl, q, &r, 1, 0), 0); /* still working */
+
+    T_OK(t_metric("evpl_block_queue_depth") == -1); /* labelled: not a bare name */
+    {
+        static char m[1 << 16];
+
+        T_OK(evpl_metrics_scrape(m, sizeof(m)) > 0);
+        T_OK(strstr(m, "evpl_block_latency_nanoseconds_count{device=") != NULL);
+        T_OK(strstr(m, "op=\"read\"") != NULL);
+    }
+
+    evpl_block_close_queue(evpl, q);
+    evpl_block_close_device(dev);
+    evpl_iovec_release(evpl, &w);
+    evpl_iovec_release(evpl, &r);
+    evpl_destroy(evpl);
+    unlink(path);
+}
+
+/* 7: NULL for a missing path and an id out of range */
+static void
+refusals(void)
+{
+    char path[300];
+
+    snprintf(path, sizeof(path), "%s/does-not-exist", dir);
+    T_OK(evpl_block_open_device(proto, path) == NULL);
+    T_OK(evpl_block_open_device((enum evpl_block_protocol_id) EVPL_NUM_BLOCK_PROTOCOL, path) ==
+         NULL);
+    T_OK(evpl_block_open_device((enum evpl_block_protocol_id) -1, path) == NULL);
+}
+
+/* 7: a disabled backend (child: configuration is process-wide) */
+static void
+disabled_child(void)
+{
+    struct evpl_global_config *gc = evpl_global_config_init();
+    char path[300];
+
+    if (proto == EVPL_BLOCK_PROTOCOL_IO_URING) {
+        evpl_global_config_set_io_uring_enabled(gc, 0);
+    } else {
+        evpl_global_config_set_libaio_enabled(gc, 0);
+    }
+    evpl_init(gc);
+    snprintf(path, sizeof(path), "%s/disabled", dir);
+    make_file(path, 1 << 20);
+    T_OK(evpl_block_open_device(proto, path) == NULL);
+    T_OK(evpl_block_open_device(other, path) != NULL); /* the other one works */
+    unlink(path);
+}
+
+/* Integrity: random patterns at random offsets, 64 in flight, through one
+ * backend; every byte read back through the other (and this one). */
+#define INTEG_FILE (64ull << 20)
+#define INTEG_OPS  512
+
+struct integ {
+    int done, errors;
+};
+
+static void
+integ_done(struct evpl *evpl, int status, void *arg)
+{
+    struct integ *g = arg;
+
+    g->done++;
+    if (status) {
+        g->errors++;
+    }
+}
+
+static uint8_t
+pat(uint64_t seed, uint64_t off)
+{
+    uint64_t x = seed * 0x9e3779b97f4a7c15ull + (off >> 3);
+
+    x ^= x >> 31;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 29;
+    return (uint8_t) (x >> ((off & 7) * 8));
+}
+
+static void
+check_file(enum evpl_block_protocol_id p, const char *path, const uint8_t *expect)
+{
+    struct evpl *evpl = evpl_create(NULL);
+    struct evpl_block_device *dev = evpl_block_open_device(p, path);
+    struct evpl_block_queue *q;
+    struct evpl_iovec v = aligned(evpl, 1 << 20);
+
+    T_OK(dev != NULL);
+    q = evpl_block_open_queue(evpl, dev);
+    T_OK(q != NULL);
+    for (uint64_t off = 0; off < INTEG_FILE; off += 1 << 20) {
+        T_EQ(do_read(evpl, q, &v, 1, off), 0);
+        if (memcmp(v.data, expect + off, 1 << 20) != 0) {
+            T_FAIL("%s: content differs in the MiB at %llu", p == proto ? "same" : "other",
+                   (unsigned long long) off);
+        }
+    }
+    evpl_block_close_queue(evpl, q);
+    evpl_block_close_device(dev);
+    evpl_iovec_release(evpl, &v);
+    evpl_destroy(evpl);
+}
+
+static void
+integrity(void)
+{
+    char path[300];
+    struct evpl *evpl = evpl_create(NULL);
+    struct evpl_block_device *dev;
+    struct evpl_block_queue *q;
+    uint8_t *expect = calloc(1, INTEG_FILE);
+    uint64_t *busy = calloc(INTEG_FILE / 4096 / 64, sizeof(uint64_t)); /* pages in flight */
+    struct evpl_iovec bufs[64];
+    uint64_t offs[64];
+    struct integ g = {0};
+    uint64_t seed = 12345;
+    int issued = 0;
+
+    snprintf(path, sizeof(path), "%s/integrity", dir);
+    make_file(path, INTEG_FILE);
+    dev = evpl_block_open_device(proto, path);
+    T_OK(dev != NULL);
+    q = evpl_block_open_queue(evpl, dev);
+    T_OK(q != NULL);
+    for (int i = 0; i < 64; i++) {
+        bufs[i] = aligned(evpl, 64 * 1024);
+    }
+    /* waves of 64 writes to disjoint ranges, in flight together */
+    while (issued < INTEG_OPS) {
+        int wave = 0, base = g.done;
+
+        memset(busy, 0, INTEG_FILE / 4096 / 8);
+        for (int i = 0; i < 64 && issued < INTEG_OPS; i++) {
+            uint64_t pages, first, len;
+            int clash = 0;
+
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            pages = 1 + (seed >> 33) % 16;
+            first = (seed >> 13) % (INTEG_FILE / 4096 - pages);
+            for (uint64_t p = first; p < first + pages; p++) {
+                clash |= (busy[p / 64] >> (p % 64)) & 1;
+            }
+            if (clash) {
+                continue;
+            }
+            for (uint64_t p = first; p < first + pages; p++) {
+                busy[p / 64] |= 1ull << (p % 64);
+            }
+            len = pages * 4096;
+            offs[i] = first * 4096;
+            for (uint64_t k = 0; k < len; k++) {
+                ((uint8_t *) bufs[i].data)[k] = pat(seed, offs[i] + k);
+            }
+            memcpy(expect + offs[i], bufs[i].data, len);
+            bufs[i].length = (unsigned) len;
+            evpl_block_write(evpl, q, &bufs[i], 1, offs[i], 0, integ_done, &g);
+            wave++;
+            issued++;
+        }
+        while (g.done < base + wave) {
+            evpl_continue(evpl);
+        }
+    }
+    T_EQ(g.errors, 0);
+    evpl_block_close_queue(evpl, q);
+    evpl_block_close_device(dev);
+    for (int i = 0; i < 64; i++) {
+        bufs[i].length = 64 * 1024;
+        evpl_iovec_release(evpl, &bufs[i]);
+    }
+    evpl_destroy(evpl);
+    check_file(proto, path, expect);
+    check_file(other, path, expect);
+    free(expect);
+    free(busy);
+    unlink(path);
+}
+
+/* Closing a queue with requests in flight: they finish, callbacks run, no
+ * buffer reference or request is lost. */
+static void
+close_inflight(void)
+{
+    char path[300];
+    struct evpl *evpl = evpl_create(NULL);
+    struct evpl_block_device *dev;
+    struct evpl_block_queue *q;
+    struct evpl_iovec v[64];
+    struct integ g = {0};
+
+    snprintf(path, sizeof(path), "%s/inflight", dir);
+    make_file(path, 64 << 20);
+    dev = evpl_block_open_device(proto, path);
+    T_OK(dev != NULL);
+    q = evpl_block_open_queue(evpl, dev);
+    for (int i = 0; i < 64; i++) {
+        v[i] = aligned(evpl, 65536);
+        if (i % 2) {
+            evpl_block_write(evpl, q, &v[i], 1, (uint64_t) i << 16, 0, integ_done, &g);
+        } else {
+            evpl_block_read(evpl, q, &v[i], 1, (uint64_t) i << 16, integ_done, &g);
+        }
+    }
+    evpl_block_close_queue(evpl, q); /* nothing submitted yet, even */
+    T_EQ(g.done, 64);
+    T_EQ(g.errors, 0);
+    evpl_block_close_device(dev);
+    for (int i = 0; i < 64; i++) {
+        evpl_iovec_release(evpl, &v[i]);
+    }
+    evpl_destroy(evpl);
+    unlink(path);
+}
+
+/* ENOSPC and a read-only file system: tmpfs mounts in a private mount
+ * namespace (child).  The error reaches the callback; the queue goes on. */
+static void
+fs_faults_child(void)
+{
+    char mnt[300], path[400];
+    struct evpl *evpl;
+    struct evpl_block_device *dev;
+    struct evpl_block_queue *q;
+    struct evpl_iovec v;
+    int st;
+
+    snprintf(mnt, sizeof(mnt), "%s/mnt", dir);
+    if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+        mkdir(mnt, 0700) < 0 || mount("evpl-test", mnt, "tmpfs", 0, "size=1m") < 0) {
+        exit(77);
+    }
+    snprintf(path, sizeof(path), "%s/full", mnt);
+    make_file(path, 8 << 20); /* sparse: larger than the file system */
+    evpl = evpl_create(NULL);
+    dev = evpl_block_open_device(proto, path);
+    if (!dev) {
+        exit(77); /* no O_DIRECT on tmpfs (before Linux 6.6) */
+    }
+    q = evpl_block_open_queue(evpl, dev);
+    v = aligned(evpl, 2 << 20);
+    memset(v.data, 1, 2 << 20);
+    st = do_write(evpl, q, &v, 1, 0, 0);
+    fprintf(stderr, "%s: 2 MiB into a 1 MiB file system: status %d (%s)\n", proto_name, st,
+            strerror(st));
+    T_OK(st == ENOSPC || st == EIO);
+    v.length = 4096;
+    T_EQ(do_read(evpl, q, &v, 1, 0), 0); /* the queue keeps working */
+    evpl_block_close_queue(evpl, q);
+    evpl_block_close_device(dev);
+    evpl_iovec_release(evpl, &v);
+
+    /* read-only: the device cannot be opened read-write */
+    T_EQ(mount(NULL, mnt, NULL, MS_REMOUNT | MS_RDONLY, NULL), 0);
+    T_OK(evpl_block_open_device(proto, path) == NULL);
+    evpl_destroy(evpl);
+}
+
+static void
+run_child(const char *name, void (*fn)(void))
+{
+    pid_t pid = fork();
+    int status;
+
+    if (pid == 0) {
+        fn();
+        exit(0);
+    }
+    T_EQ(waitpid(pid, &status, 0), pid);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
+        fprintf(stderr, "%s: skipped\n", name);
+        return;
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        T_FAIL("%s: child ended with status %#x", name, status);
+    }
+}
+
+int
+main(void)
+{
+    const char *b = getenv("T_BLOCK");
+
+    alarm(120);
+    proto_name = b && *b ? b : "io_uring";
+    proto = strcmp(proto_name, "libaio") == 0 ? EVPL_BLOCK_PROTOCOL_LIBAIO
+                                              : EVPL_BLOCK_PROTOCOL_IO_URING;
+    other = proto == EVPL_BLOCK_PROTOCOL_IO_URING ? EVPL_BLOCK_PROTOCOL_LIBAIO
+                                                  : EVPL_BLOCK_PROTOCOL_IO_URING;
+    snprintf(dir, sizeof(dir), "%s/evpl-block-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/var/tmp");
+    T_OK(mkdtemp(dir) != NULL);
+    fprintf(stderr, "block protocol: %s, files in %s\n", proto_name, dir);
+
+    /* before the library is initialised here: children set their config */
+    run_child("disabled", disabled_child);
+    run_child("fs_faults", fs_faults_child);
+    {
+        char mnt[320];
+
+        snprintf(mnt, sizeof(mnt), "%s/mnt", dir);
+        rmdir(mnt);
+    }
+    {
+        /* the backend may be missing from this build or machine */
+        char probe[300];
+        struct evpl_block_device *d;
+
+        snprintf(probe, sizeof(probe), "%s/probe", dir);
+        make_file(probe, 1 << 20);
+        d = evpl_block_open_device(proto, probe);
+        unlink(probe);
+        if (!d) {
+            rmdir(dir);
+            T_SKIP("block protocol %s unavailable", proto_name);
+        }
+        evpl_block_close_device(d);
+    }
+    basics();
+    refusals();
+    integrity();
+    close_inflight();
+    T_EQ(rmdir(dir), 0);
+    return 0;
+}
