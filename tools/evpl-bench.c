@@ -5,6 +5,7 @@
  *   pingpong  request/response with --depth requests in flight per connection
  *   stream    one-way bulk, --depth messages of --size bytes in flight
  *   msg       one-way message rate (datagrams, or framed stream messages)
+ *   block     block I/O on a file or device (evpl-bench-block.c)
  *
  * Both sides run in this process by default (--local); --server and
  * --client HOST split them across processes or hosts.  Figures exclude the
@@ -698,15 +699,20 @@ parse(int argc, char **argv)
 int
 main(int argc, char **argv)
 {
+    int bench_block_main(int argc, char **argv);
     struct evpl_threadpool *spool = NULL, *cpool = NULL;
     struct evpl_global_config *gc;
-    struct hist *h = calloc(1, sizeof(*h));
+    struct hist *h;
     uint64_t ops0, bytes0, ops1, bytes1, prev_ops = 0, prev_bytes = 0;
     struct cpu c0s = {0, 0}, c0c = {0, 0}, c1s = {0, 0}, c1c = {0, 0};
     double elapsed, t;
     char local_name[64];
     uint64_t t0, t1;
 
+    if (argc > 1 && strcmp(argv[1], "block") == 0) {
+        return bench_block_main(argc - 1, argv + 1);
+    }
+    h = calloc(1, sizeof(*h));
     parse(argc, argv);
     signal(SIGINT, on_sigint);
 

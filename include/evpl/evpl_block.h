@@ -61,8 +61,8 @@ EVPL_API void evpl_block_flush(struct evpl *evpl, struct evpl_block_queue *queue
                                evpl_block_callback_t callback, void *private_data);
 
 /* Advisory; backends without discard call back with 0 before returning. */
-EVPL_API void evpl_block_discard(struct evpl *evpl, struct evpl_block_queue *queue,
-                                 uint64_t offset, uint64_t length, evpl_block_callback_t callback,
+EVPL_API void evpl_block_discard(struct evpl *evpl, struct evpl_block_queue *queue, uint64_t offset,
+                                 uint64_t length, evpl_block_callback_t callback,
                                  void *private_data);
 
 /* The range reads as zeros after success (emulated by writes where the

@@ -139,8 +139,8 @@ evpl_block_open_device(enum evpl_block_protocol_id protocol, const char *uri)
     }
     if (d) {
         pthread_mutex_unlock(&devices_lock);
-        evpl_log_error("block", "open %s: the device is already open in this process (as %s)",
-                       uri, d->uri);
+        evpl_log_error("block", "open %s: the device is already open in this process (as %s)", uri,
+                       d->uri);
         b->close(dev);
         free(dev->uri);
         free(dev);
@@ -425,6 +425,7 @@ rw(struct evpl *evpl, struct evpl_block_queue *q, const struct evpl_iovec *iov, 
         bytes += iov[i].length;
     }
     r->niov = niov;
+    r->ref0 = iov[0].ref;
     r->bytes = bytes;
     r->offset = offset;
     r->op = (uint8_t) op;
@@ -432,8 +433,9 @@ rw(struct evpl *evpl, struct evpl_block_queue *q, const struct evpl_iovec *iov, 
     r->callback = callback;
     r->private_data = private_data;
     if (bytes > q->dev->max_request || (offset | bytes) & (q->dev->sector - 1)) {
-        evpl_log_error("block", "%s %s: %llu bytes at %llu: not whole sectors of %u, or more "
-                                "than %llu bytes",
+        evpl_log_error("block",
+                       "%s %s: %llu bytes at %llu: not whole sectors of %u, or more "
+                       "than %llu bytes",
                        q->dev->uri, op ? "write" : "read", (unsigned long long) bytes,
                        (unsigned long long) offset, q->dev->sector,
                        (unsigned long long) q->dev->max_request);
@@ -450,8 +452,8 @@ rw(struct evpl *evpl, struct evpl_block_queue *q, const struct evpl_iovec *iov, 
 } /* rw */
 
 EVPL_API void
-evpl_block_read(struct evpl *evpl, struct evpl_block_queue *queue, struct evpl_iovec *iov,
-                int niov, uint64_t offset, evpl_block_callback_t callback, void *private_data)
+evpl_block_read(struct evpl *evpl, struct evpl_block_queue *queue, struct evpl_iovec *iov, int niov,
+                uint64_t offset, evpl_block_callback_t callback, void *private_data)
 {
     rw(evpl, queue, iov, niov, offset, 0, EVPL_BLOCK_OP_READ, callback, private_data);
 } /* evpl_block_read */
@@ -465,8 +467,8 @@ evpl_block_write(struct evpl *evpl, struct evpl_block_queue *queue, const struct
 } /* evpl_block_write */
 
 EVPL_API void
-evpl_block_flush(struct evpl *evpl, struct evpl_block_queue *queue,
-                 evpl_block_callback_t callback, void *private_data)
+evpl_block_flush(struct evpl *evpl, struct evpl_block_queue *queue, evpl_block_callback_t callback,
+                 void *private_data)
 {
     struct evpl_block_req *r = req_get(queue);
 
@@ -519,8 +521,8 @@ evpl_block_write_zeroes(struct evpl *evpl, struct evpl_block_queue *queue, uint6
     if (!queue->zero_buf) {
         /* chunked by at most 1 MiB (and the request limit): never one
          * allocation of the whole range (upstream quirk 5) */
-        uint64_t len = queue->dev->max_request < ZERO_CHUNK_MAX ? queue->dev->max_request
-                                                                 : ZERO_CHUNK_MAX;
+        uint64_t len =
+            queue->dev->max_request < ZERO_CHUNK_MAX ? queue->dev->max_request : ZERO_CHUNK_MAX;
 
         if (posix_memalign(&queue->zero_buf, EVPL_BLOCK_ALIGN, len)) {
             fail_later(evpl, callback, private_data, ENOMEM);
@@ -566,16 +568,15 @@ hist(char *buf, int size, int len, const char *name, struct evpl_block_device *d
                 snprintf(le, sizeof(le), "%llu", (unsigned long long) ((2ull << b) - 1));
             }
             len += snprintf(buf + len, len < size ? (size_t) (size - len) : 0,
-                            "%s_bucket{device=\"%s\",type=\"%s\",op=\"%s\",le=\"%s\"} %llu\n",
-                            name, d->uri, d->backend->name, op_names[op], le,
-                            (unsigned long long) cum);
+                            "%s_bucket{device=\"%s\",type=\"%s\",op=\"%s\",le=\"%s\"} %llu\n", name,
+                            d->uri, d->backend->name, op_names[op], le, (unsigned long long) cum);
         }
         len += snprintf(buf + len, len < size ? (size_t) (size - len) : 0,
                         "%s_sum{device=\"%s\",type=\"%s\",op=\"%s\"} %llu\n"
                         "%s_count{device=\"%s\",type=\"%s\",op=\"%s\"} %llu\n",
                         name, d->uri, d->backend->name, op_names[op],
-                        (unsigned long long) atomic_load(&sums[op]), name, d->uri,
-                        d->backend->name, op_names[op], (unsigned long long) atomic_load(&counts[op]));
+                        (unsigned long long) atomic_load(&sums[op]), name, d->uri, d->backend->name,
+                        op_names[op], (unsigned long long) atomic_load(&counts[op]));
     }
     return len;
 } /* hist */

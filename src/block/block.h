@@ -39,14 +39,15 @@ struct evpl_block_req {
     uint64_t start_ns;
     evpl_block_callback_t callback;
     void *private_data;
-    void *bounce;                          /* aligned copy of unaligned memory */
-    struct iovec bounce_iov;               /* the bounce as the kernel sees it */
-    struct iovec *kiov;                    /* what the kernel sees: iov, or the bounce */
-    int nkiov;                             /*   and how many */
-    uint64_t zero_end;                     /* write-zeroes: end of the range */
-    int zero_status;                       /* write-zeroes: first error */
-    struct evpl_block_req *next;           /* free list, backend lists */
-    char backend[64];                      /* backend's per-request state (libaio: iocb) */
+    void *bounce;                         /* aligned copy of unaligned memory */
+    struct evpl_iovec_ref *ref0;          /* the first iovec's buffer (fixed buffers) */
+    struct iovec bounce_iov;              /* the bounce as the kernel sees it */
+    struct iovec *kiov;                   /* what the kernel sees: iov, or the bounce */
+    int nkiov;                            /*   and how many */
+    uint64_t zero_end;                    /* write-zeroes: end of the range */
+    int zero_status;                      /* write-zeroes: first error */
+    struct evpl_block_req *next;          /* free list, backend lists */
+    char backend[64];                     /* backend's per-request state (libaio: iocb) */
     struct iovec iov[EVPL_BLOCK_MAX_IOV]; /* the caller's memory */
 };
 

@@ -41,13 +41,13 @@ op_done(struct evpl *evpl, int status, void *arg)
     o->thread = pthread_self();
 }
 
-#define WAIT(evpl, o)                                      \
-    do {                                                   \
-        uint64_t t_end_ = t_now_ns() + 10000000000ull;      \
-        while (!(o)->done) {                               \
-            T_OK(t_now_ns() < t_end_);                     \
-            evpl_continue(evpl);                           \
-        }                                                  \
+#define WAIT(evpl, o)                                  \
+    do {                                               \
+        uint64_t t_end_ = t_now_ns() + 10000000000ull; \
+        while (!(o)->done) {                           \
+            T_OK(t_now_ns() < t_end_);                 \
+            evpl_continue(evpl);                       \
+        }                                              \
     } while (0)
 
 static void
@@ -110,11 +110,11 @@ basics(void)
     make_file(path, FILE_SIZE);
     dev = evpl_block_open_device(proto, path);
     T_OK(dev != NULL);
-    T_EQ_U(evpl_block_size(dev), FILE_SIZE);                /* 2 */
-    T_EQ_U(evpl_block_max_request_size(dev), 4ull << 20);   /* 2 */
+    T_EQ_U(evpl_block_size(dev), FILE_SIZE);              /* 2 */
+    T_EQ_U(evpl_block_max_request_size(dev), 4ull << 20); /* 2 */
     T_OK(evpl_block_sector_size(dev) == 512 || evpl_block_sector_size(dev) == 4096);
-    T_OK(evpl_block_open_device(proto, path) == NULL);      /* opened twice */
-    T_OK(evpl_block_open_device(other, path) == NULL);      /* by any backend */
+    T_OK(evpl_block_open_device(proto, path) == NULL); /* opened twice */
+    T_OK(evpl_block_open_device(other, path) == NULL); /* by any backend */
     q = evpl_block_open_queue(evpl, dev);
     T_OK(q != NULL);
 
@@ -219,7 +219,7 @@ refusals(void)
     T_OK(evpl_block_open_device(proto, path) == NULL);
     T_OK(evpl_block_open_device((enum evpl_block_protocol_id) EVPL_NUM_BLOCK_PROTOCOL, path) ==
          NULL);
-    T_OK(evpl_block_open_device((enum evpl_block_protocol_id) -1, path) == NULL);
+    T_OK(evpl_block_open_device((enum evpl_block_protocol_id) - 1, path) == NULL);
 }
 
 /* 7: a disabled backend (child: configuration is process-wide) */
@@ -482,7 +482,8 @@ main(void)
                                               : EVPL_BLOCK_PROTOCOL_IO_URING;
     other = proto == EVPL_BLOCK_PROTOCOL_IO_URING ? EVPL_BLOCK_PROTOCOL_LIBAIO
                                                   : EVPL_BLOCK_PROTOCOL_IO_URING;
-    snprintf(dir, sizeof(dir), "%s/evpl-block-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/var/tmp");
+    snprintf(dir, sizeof(dir), "%s/evpl-block-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/var/tmp");
     T_OK(mkdtemp(dir) != NULL);
     fprintf(stderr, "block protocol: %s, files in %s\n", proto_name, dir);
 

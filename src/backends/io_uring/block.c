@@ -40,19 +40,34 @@ submit(struct evpl *evpl, struct evpl_block_queue *q, struct evpl_block_req *r)
         evpl__block_complete(evpl, r, -EBUSY);
         return;
     }
-    switch (r->op) {
-        case EVPL_BLOCK_OP_READ:
-            io_uring_prep_readv(sqe, fd, r->kiov, (unsigned) r->nkiov, r->offset);
-            break;
-        case EVPL_BLOCK_OP_WRITE:
-            io_uring_prep_writev(sqe, fd, r->kiov, (unsigned) r->nkiov, r->offset);
-            if (r->sync) {
-                sqe->rw_flags = RWF_DSYNC;
+    if (r->op == EVPL_BLOCK_OP_FLUSH) {
+        io_uring_prep_fsync(sqe, fd, 0);
+    } else if (r->nkiov == 1) {
+        /* one piece: no iovec to import; on a registered slab buffer, no
+         * pages to pin either */
+        void *p = r->kiov[0].iov_base;
+        unsigned len = (unsigned) r->kiov[0].iov_len;
+        int idx = r->bounce ? -1 : evpl__uring_fixed_buffer(uq->u, r->ref0, p, len);
+        int rd = r->op == EVPL_BLOCK_OP_READ;
+
+        if (idx >= 0) {
+            if (rd) {
+                io_uring_prep_read_fixed(sqe, fd, p, len, r->offset, idx);
+            } else {
+                io_uring_prep_write_fixed(sqe, fd, p, len, r->offset, idx);
             }
-            break;
-        default:
-            io_uring_prep_fsync(sqe, fd, 0);
-            break;
+        } else if (rd) {
+            io_uring_prep_read(sqe, fd, p, len, r->offset);
+        } else {
+            io_uring_prep_write(sqe, fd, p, len, r->offset);
+        }
+    } else if (r->op == EVPL_BLOCK_OP_READ) {
+        io_uring_prep_readv(sqe, fd, r->kiov, (unsigned) r->nkiov, r->offset);
+    } else {
+        io_uring_prep_writev(sqe, fd, r->kiov, (unsigned) r->nkiov, r->offset);
+    }
+    if (r->op == EVPL_BLOCK_OP_WRITE && r->sync) {
+        sqe->rw_flags = RWF_DSYNC;
     }
     evpl__uring_sqe_file(sqe, uq->slot);
 } /* submit */

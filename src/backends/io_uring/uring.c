@@ -33,6 +33,7 @@
 #define REFILL_RETRY_US  1000 /* first retry for memory; doubles up to 64 ms */
 #define REFILL_RETRY_MAX 64000
 #define FILE_SLOTS       4096 /* registered-file table per ring */
+#define FIXED_BUFS       1024 /* registered slab buffers per ring (pinned) */
 
 /* ---- availability ---- */
 
@@ -177,6 +178,57 @@ evpl__uring_file_remove(struct evpl_uring *u, int slot)
     (void) io_uring_register_files_update(u->ring, (unsigned) slot, &none, 1);
     u->free_slots[u->nfree_slots++] = (uint32_t) slot;
 } /* evpl__uring_file_remove */
+
+/* ---- registered buffers ---- */
+
+static void
+fixed_init(struct evpl_uring *u)
+{
+    if (io_uring_register_buffers_sparse(u->ring, FIXED_BUFS) < 0) {
+        return; /* (RLIMIT_MEMLOCK, old kernel): plain requests */
+    }
+    u->fixed_ok = 1;
+    u->fixed_keys = evpl__zalloc(2 * FIXED_BUFS * sizeof(*u->fixed_keys));
+    u->fixed_vals = evpl__zalloc(2 * FIXED_BUFS * sizeof(*u->fixed_vals));
+} /* fixed_init */
+
+int
+evpl__uring_fixed_buffer(struct evpl_uring *u, struct evpl_iovec_ref *ref, const void *data,
+                         uint64_t len)
+{
+    struct evpl_buffer *b = (struct evpl_buffer *) ref;
+    struct evpl_slab *slab;
+    uint32_t h;
+
+    if (!u->fixed_ok || !ref || !(slab = ref->slab) || !slab->nbuffers || b < slab->buffers ||
+        b >= slab->buffers + slab->nbuffers || (const char *) data < b->data ||
+        (const char *) data + len > b->data + evpl__buffer_size) {
+        return -1; /* not one of the pool's buffers */
+    }
+    h = (uint32_t) (((uintptr_t) b >> 6) * 2654435761u) & (2 * FIXED_BUFS - 1);
+    while (u->fixed_keys[h]) {
+        if (u->fixed_keys[h] == b) {
+            return (int) u->fixed_vals[h];
+        }
+        h = (h + 1) & (2 * FIXED_BUFS - 1);
+    }
+    if (u->fixed_used == FIXED_BUFS) {
+        return -1;
+    }
+    {
+        struct iovec iov = {b->data, evpl__buffer_size};
+        __u64 tag = 0;
+
+        /* pins the buffer's pages once; the kernel skips that per request */
+        if (io_uring_register_buffers_update_tag(u->ring, u->fixed_used, &iov, &tag, 1) != 1) {
+            u->fixed_ok = 0; /* e.g. over RLIMIT_MEMLOCK: stop trying */
+            return -1;
+        }
+    }
+    u->fixed_keys[h] = b;
+    u->fixed_vals[h] = u->fixed_used;
+    return (int) u->fixed_used++;
+} /* evpl__uring_fixed_buffer */
 
 /* ---- receive buffers ---- */
 
@@ -498,6 +550,7 @@ evpl__uring_get(struct evpl *evpl)
     }
     evpl->uring = u;
     files_init(u);
+    fixed_init(u);
     u->poll = evpl_add_poll(evpl, NULL, NULL, poll_callback, u);
     evpl_log_debug("io_uring", "loop %p: %s ring", (void *) evpl, u->owned ? "own" : "shared");
     return u;
@@ -530,6 +583,13 @@ evpl__uring_loop_cleanup(struct evpl *evpl)
     }
     for (int k = 0; k < EVPL_URING_POOLS; k++) {
         pool_cleanup(evpl, u, &u->pools[k]);
+    }
+    if (u->fixed_keys) {
+        if (!u->owned) {
+            io_uring_unregister_buffers(u->ring);
+        }
+        free(u->fixed_keys);
+        free(u->fixed_vals);
     }
     if (u->free_slots) {
         if (!u->owned) {

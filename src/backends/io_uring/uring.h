@@ -64,6 +64,11 @@ struct evpl_uring {
     uint64_t pending;        /* requests whose last completion is still due */
     uint64_t objects;        /* connections and listeners not yet freed */
     struct evpl_uring_pool pools[EVPL_URING_POOLS];
+    /* registered buffers: slab buffers used by block I/O, pinned once */
+    int fixed_ok;            /* sparse table registered */
+    uint32_t fixed_used;     /* slots taken */
+    const void **fixed_keys; /* open addressing: buffer -> slot + 1 */
+    uint32_t *fixed_vals;
     /* registered files: requests on them skip the fd table lookup */
     uint32_t *free_slots; /* stack of unused slots */
     uint32_t nfree_slots;
@@ -113,6 +118,12 @@ evpl__uring_sqe_file(struct io_uring_sqe *sqe, int slot)
         sqe->flags |= IOSQE_FIXED_FILE;
     }
 } /* evpl__uring_sqe_file */
+
+/* The registered-buffer index of a slab buffer holding [data, data+len),
+ * registering it on first use; -1 when it is not a slab buffer or no slot
+ * is left (the request then goes without). */
+int evpl__uring_fixed_buffer(struct evpl_uring *u, struct evpl_iovec_ref *ref, const void *data,
+                             uint64_t len);
 
 /* Cancel an armed request (its completion still arrives, -ECANCELED). */
 void evpl__uring_cancel(struct evpl_uring *u, struct evpl_uring_req *req);

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-only
+#
+# bench/compare-block.sh: evpl-bench block beside fio, same engine, same
+# file (O_DIRECT), same request size and depth, interleaved repetitions,
+# medians: 4 KiB random reads at depth 32 and 128 KiB sequential writes at
+# depth 8, on io_uring and libaio.  Prints a markdown table: IOPS and CPU
+# seconds per million I/Os, with the ratio ours / fio.
+#
+# usage: bench/compare-block.sh [--file PATH] [--size BYTES] [--reps N] [--duration SEC]
+# The file is created and written through once (so reads hit the disk, not
+# holes) when it does not exist; it is left in place for later runs.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BENCH=${EVPL_BENCH:-$ROOT/build/release/tools/evpl-bench}
+FILE=/var/tmp/evpl-block-bench.img
+SIZE=$((1024 * 1024 * 1024))
+REPS=3
+DUR=5
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --file) FILE=$2; shift ;;
+        --size) SIZE=$2; shift ;;
+        --reps) REPS=$2; shift ;;
+        --duration) DUR=$2; shift ;;
+        *) echo "usage: $0 [--file PATH] [--size BYTES] [--reps N] [--duration SEC]" >&2; exit 2 ;;
+    esac
+    shift
+done
+command -v fio >/dev/null || { echo "compare-block.sh: fio is not installed (scripts/install-deps.sh)" >&2; exit 1; }
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+
+if [ ! -f "$FILE" ]; then
+    echo "writing $FILE ($SIZE bytes) once..." >&2
+    fio --name=fill --filename="$FILE" --size="$SIZE" --rw=write --bs=1M --direct=1 \
+        --ioengine=libaio --iodepth=8 >/dev/null
+fi
+
+# name | rw | bs | depth
+CASES=("randread-4k-qd32|randread|4096|32" "write-128k-qd8|write|131072|8")
+
+for rep in $(seq "$REPS"); do
+    for c in "${CASES[@]}"; do
+        IFS='|' read -r name rw bs depth <<<"$c"
+        for engine in io_uring libaio; do
+            "$BENCH" block -f "$FILE" -e "$engine" -r "$rw" -b "$bs" -d "$depth" -D "$DUR" -w 1 -j \
+                >"$TMP/evpl.$name.$engine.$rep" 2>/dev/null || true
+            fio --name=job --filename="$FILE" --direct=1 --ioengine="$engine" --rw="$rw" \
+                --bs="$bs" --iodepth="$depth" --time_based --runtime="$DUR" --ramp_time=1 \
+                --output-format=json >"$TMP/fio.$name.$engine.$rep" 2>/dev/null || true
+        done
+    done
+done
+
+python3 - "$TMP" "$REPS" <<'PY'
+import json, os, statistics, sys
+tmp, reps = sys.argv[1], int(sys.argv[2])
+cases = ["randread-4k-qd32", "write-128k-qd8"]
+print("| case | engine | evpl IOPS | fio IOPS | ratio | evpl CPU s / M I/O | fio CPU s / M I/O | ratio |")
+print("|---|---|---:|---:|---:|---:|---:|---:|")
+for name in cases:
+    for engine in ["io_uring", "libaio"]:
+        ei, ec, fi, fc = [], [], [], []
+        for r in range(1, reps + 1):
+            try:
+                e = json.load(open(f"{tmp}/evpl.{name}.{engine}.{r}"))
+                ei.append(e["iops"]); ec.append(e["cpu_s_per_mio"])
+            except Exception:
+                pass
+            try:
+                j = json.load(open(f"{tmp}/fio.{name}.{engine}.{r}"))["jobs"][0]
+                side = j["read"] if j["read"]["iops"] > 0 else j["write"]
+                iops = side["iops"]
+                cpu_s = (j["usr_cpu"] + j["sys_cpu"]) / 100.0 * j["job_runtime"] / 1000.0
+                ios = side["total_ios"]
+                fi.append(iops); fc.append(cpu_s / ios * 1e6 if ios else 0)
+            except Exception:
+                pass
+        med = lambda v: statistics.median(v) if v else float("nan")
+        a, b, c, d = med(ei), med(fi), med(ec), med(fc)
+        print(f"| {name} | {engine} | {a:.0f} | {b:.0f} | {a / b:.2f} | {c:.3f} | {d:.3f} | {c / d:.2f} |")
+PY
