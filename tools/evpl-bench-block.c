@@ -170,12 +170,10 @@ int
 bench_block_main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"file", 1, 0, 'f'},     {"engine", 1, 0, 'e'}, {"rw", 1, 0, 'r'},
-        {"bs", 1, 0, 'b'},       {"depth", 1, 0, 'd'},  {"duration", 1, 0, 'D'},
-        {"warmup", 1, 0, 'w'},   {"size", 1, 0, 'S'},   {"json", 0, 0, 'j'},
-        {"row", 0, 0, 'R'},      {"quiet", 0, 0, 'q'},  {"help", 0, 0, 'h'},
-        {"poll", 0, 0, 'P'},     {"core-mech", 1, 0, 'M'},
-        {0, 0, 0, 0},
+        {"file", 1, 0, 'f'},  {"engine", 1, 0, 'e'},    {"rw", 1, 0, 'r'},     {"bs", 1, 0, 'b'},
+        {"depth", 1, 0, 'd'}, {"duration", 1, 0, 'D'},  {"warmup", 1, 0, 'w'}, {"size", 1, 0, 'S'},
+        {"json", 0, 0, 'j'},  {"row", 0, 0, 'R'},       {"quiet", 0, 0, 'q'},  {"help", 0, 0, 'h'},
+        {"poll", 0, 0, 'P'},  {"core-mech", 1, 0, 'M'}, {0, 0, 0, 0},
     };
     struct evpl_block_device *dev;
     struct slot *slots;
@@ -186,20 +184,48 @@ bench_block_main(int argc, char **argv)
 
     while ((o = getopt_long(argc, argv, "f:e:r:b:d:D:w:jqh", opts, NULL)) != -1) {
         switch (o) {
-            case 'f': bc.file = optarg; break;
-            case 'e': bc.engine = optarg; break;
-            case 'r': bc.rw = optarg; break;
-            case 'b': bc.bs = (unsigned) strtoul(optarg, NULL, 0); break;
-            case 'd': bc.depth = (unsigned) strtoul(optarg, NULL, 0); break;
-            case 'D': bc.duration = atof(optarg); break;
-            case 'w': bc.warmup = atof(optarg); break;
-            case 'S': bc.size = strtoull(optarg, NULL, 0); break;
-            case 'j': bc.json = 1; break;
-            case 'R': bc.row = 1; break;
-            case 'q': bc.quiet = 1; break;
-            case 'P': bc.poll = 1; break;
-            case 'M': bc.mech = optarg; break;
-            default: usage(); return o == 'h' ? 0 : 2;
+            case 'f':
+                bc.file = optarg;
+                break;
+            case 'e':
+                bc.engine = optarg;
+                break;
+            case 'r':
+                bc.rw = optarg;
+                break;
+            case 'b':
+                bc.bs = (unsigned) strtoul(optarg, NULL, 0);
+                break;
+            case 'd':
+                bc.depth = (unsigned) strtoul(optarg, NULL, 0);
+                break;
+            case 'D':
+                bc.duration = atof(optarg);
+                break;
+            case 'w':
+                bc.warmup = atof(optarg);
+                break;
+            case 'S':
+                bc.size = strtoull(optarg, NULL, 0);
+                break;
+            case 'j':
+                bc.json = 1;
+                break;
+            case 'R':
+                bc.row = 1;
+                break;
+            case 'q':
+                bc.quiet = 1;
+                break;
+            case 'P':
+                bc.poll = 1;
+                break;
+            case 'M':
+                bc.mech = optarg;
+                break;
+            default:
+                usage();
+                return o == 'h' ? 0 : 2;
         }
     }
     if (!bc.file || !bc.bs || bc.bs % 512 || !bc.depth) {
@@ -221,11 +247,12 @@ bench_block_main(int argc, char **argv)
     }
     {
         struct evpl_global_config *gc = evpl_global_config_init();
-        const char *mech = bc.mech ? bc.mech : proto == EVPL_BLOCK_PROTOCOL_IO_URING ? "io_uring"
-                                                                                    : "epoll";
+        const char *mech = bc.mech                                 ? bc.mech
+                           : proto == EVPL_BLOCK_PROTOCOL_IO_URING ? "io_uring"
+                                                                   : "epoll";
 
         evpl_global_config_set_core_mech(gc, strcmp(mech, "io_uring") == 0 ? EVPL_CORE_MECH_IO_URING
-                                                                            : EVPL_CORE_MECH_EPOLL);
+                                                                           : EVPL_CORE_MECH_EPOLL);
         evpl_init(gc);
     }
     dev = evpl_block_open_device(proto, bc.file);

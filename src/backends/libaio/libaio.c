@@ -36,6 +36,7 @@ struct aqueue {
     unsigned depth;    /* the context's size */
     unsigned inflight; /* submitted, not completed */
     int efd;
+    int level_triggered; /* select(2): the eventfd must be read to go quiet */
     struct evpl_event event;
     struct evpl_poll *poll;
     struct evpl_deferral submit;
@@ -169,9 +170,14 @@ static void
 efd_ready(struct evpl *evpl, struct evpl_event *event)
 {
     struct aqueue *aq = container_of(event, struct aqueue, event);
-    uint64_t v;
 
-    (void) read(aq->efd, &v, sizeof(v));
+    if (aq->level_triggered) {
+        uint64_t v;
+
+        (void) read(aq->efd, &v, sizeof(v));
+    }
+    /* epoll and io_uring report every signal as a new edge: the counter
+     * need not be reset (it cannot overflow: 2^64 completions) */
     evpl__event_clear(evpl, event, EVPL_EV_READABLE);
     reap(evpl, aq);
 } /* efd_ready */
@@ -193,6 +199,7 @@ queue_open(struct evpl *evpl, struct evpl_block_queue *q)
     int rc;
 
     aq->depth = evpl_shared->config->libaio_max_pending;
+    aq->level_triggered = strcmp(evpl->mech->name, "select") == 0;
     aq->q = q;
     rc = io_setup((int) aq->depth, &aq->ctx);
     if (rc < 0) {
