@@ -147,8 +147,7 @@ nvme_cmd_create_cq(struct nvme_sqe *c, uint16_t qid, uint16_t entries, uint64_t 
 } /* nvme_cmd_create_cq */
 
 static inline void
-nvme_cmd_create_sq(struct nvme_sqe *c, uint16_t qid, uint16_t entries, uint64_t iova,
-                   uint16_t cqid)
+nvme_cmd_create_sq(struct nvme_sqe *c, uint16_t qid, uint16_t entries, uint64_t iova, uint16_t cqid)
 {
     memset(c, 0, sizeof(*c));
     c->opcode = NVME_ADMIN_CREATE_SQ;
@@ -268,3 +267,75 @@ struct nvme_ns_info {
 
 void nvme_parse_identify(const uint8_t *ctrl, const uint8_t *ns, uint32_t min_page,
                          struct nvme_ns_info *info);
+
+/* ---- the user-space driver core (VFIO uses it; the unit tests drive it
+ * against the in-memory model) ---- */
+
+struct nvme_dma {
+    /* page-aligned, zeroed, device-visible memory and its device address */
+    void *(*alloc)(void *arg, size_t bytes, uint64_t *iova);
+    void (*free)(void *arg, void *p, size_t bytes);
+    /* device address of [p, p+len) if it is mapped for DMA, else -1 */
+    int (*translate)(void *arg, const void *p, uint64_t len, uint64_t *iova);
+    void *arg;
+};
+
+struct nvme_ctrl {
+    struct nvme_regs regs;
+    struct nvme_dma dma;
+    struct nvme_qpair admin;
+    struct nvme_sqe *asq;
+    struct nvme_cqe *acq;
+    uint8_t *scratch; /* one page for Identify */
+    uint64_t scratch_iova;
+    uint16_t admin_cid;
+    uint32_t nsid;
+    uint16_t max_entries; /* CAP.MQES + 1 */
+    uint32_t qids_used;   /* bitmap of I/O queue ids (1..31) */
+    struct nvme_ns_info ns;
+};
+
+/* Bring the controller up, identify it and namespace nsid.  0 or -errno. */
+int nvme_drv_init(struct nvme_ctrl *c, uint32_t nsid);
+void nvme_drv_fini(struct nvme_ctrl *c);
+/* One admin command, waited for (callers serialise). Returns -errno. */
+int nvme_drv_admin(struct nvme_ctrl *c, struct nvme_sqe *cmd);
+
+#define NVME_DRV_LIST_PAGES 2 /* PRP list pages per request: 4 MiB + */
+
+struct nvme_ioq {
+    struct nvme_ctrl *ctrl;
+    struct nvme_qpair qp;
+    uint16_t qid;
+    uint16_t entries;
+    void **ctx;          /* by command id */
+    uint16_t *free_cids; /* stack */
+    uint16_t nfree;
+    uint64_t *lists; /* NVME_DRV_LIST_PAGES pages per command id */
+    uint64_t lists_iova;
+    uint64_t *ranges; /* one DSM range per command id */
+    uint64_t ranges_iova;
+    int pending_ring; /* entries pushed since the doorbell */
+    uint32_t outstanding;
+};
+
+int nvme_drv_ioq_create(struct nvme_ctrl *c, struct nvme_ioq *q, uint16_t entries);
+void nvme_drv_ioq_destroy(struct nvme_ioq *q);
+
+enum nvme_drv_op {
+    NVME_DRV_READ,
+    NVME_DRV_WRITE,
+    NVME_DRV_FLUSH,
+    NVME_DRV_ZEROES,
+    NVME_DRV_DEALLOCATE,
+};
+
+/* Queue one request (byte offset/length in whole blocks; segs for reads
+ * and writes).  -EAGAIN: the queue is full; -EINVAL: memory not mapped for
+ * DMA, or pieces PRPs cannot describe. */
+int nvme_drv_submit(struct nvme_ioq *q, enum nvme_drv_op op, const struct nvme_seg *segs, int nsegs,
+                    uint64_t offset, uint64_t length, int fua, void *ctx);
+/* Ring the doorbell for what was queued (once per pass). */
+void nvme_drv_ring(struct nvme_ioq *q);
+/* Completions: done(ctx, status errno) for each; returns how many. */
+int nvme_drv_reap(struct nvme_ioq *q, void (*done)(void *ctx, int status, void *arg), void *arg);

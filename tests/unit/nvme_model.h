@@ -152,6 +152,17 @@ model_exec(struct nvme_model *m, int admin, const struct nvme_sqe *c, uint32_t *
                 q->live = 1;
                 return 0;
             }
+            case 0x00: /* delete I/O SQ */
+            case 0x04: /* delete I/O CQ */
+                if ((c->cdw10 & 0xffff) == 0 || (c->cdw10 & 0xffff) >= MODEL_QUEUES) {
+                    return 0x101;
+                }
+                if (c->opcode == 0x00) {
+                    m->q[c->cdw10 & 0xffff].live = 0;
+                } else {
+                    m->q[c->cdw10 & 0xffff].cq = NULL;
+                }
+                return 0;
             default:
                 return 0x01; /* invalid opcode */
         }
@@ -191,8 +202,8 @@ model_exec(struct nvme_model *m, int admin, const struct nvme_sqe *c, uint32_t *
 }
 
 static inline void
-model_post(struct nvme_model *m, struct model_q *cq, uint16_t sqid, uint16_t sq_head,
-           uint16_t cid, uint16_t status)
+model_post(struct nvme_model *m, struct model_q *cq, uint16_t sqid, uint16_t sq_head, uint16_t cid,
+           uint16_t status)
 {
     struct nvme_cqe *e = &cq->cq[cq->cq_tail];
 

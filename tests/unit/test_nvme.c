@@ -63,7 +63,7 @@ builders(void)
     T_EQ(c.nsid, 3);
     T_EQ(c.cdw10, 0x3456789a);
     T_EQ(c.cdw11, 0x12);
-    T_EQ(c.cdw12 & 0xffff, 7); /* 0-based */
+    T_EQ(c.cdw12 & 0xffff, 7);  /* 0-based */
     T_OK(c.cdw12 & (1u << 30)); /* FUA */
     nvme_cmd_rw(&c, 0, 1, 0, 1, 0);
     T_EQ(c.opcode, NVME_CMD_READ);
