@@ -19,9 +19,13 @@
 
 #ifdef HAVE_IO_URING
 extern const struct evpl_block_backend evpl_block_io_uring;
+extern const struct evpl_block_backend evpl_block_io_uring_nvme;
 #endif
 #ifdef HAVE_LIBAIO
 extern const struct evpl_block_backend evpl_block_libaio;
+#endif
+#ifdef HAVE_VFIO
+extern const struct evpl_block_backend evpl_block_vfio;
 #endif
 
 static const struct evpl_block_backend *
@@ -34,10 +38,18 @@ backend_of(enum evpl_block_protocol_id id)
         case EVPL_BLOCK_PROTOCOL_IO_URING:
             b = &evpl_block_io_uring;
             break;
+        case EVPL_BLOCK_PROTOCOL_IO_URING_NVME:
+            b = &evpl_block_io_uring_nvme;
+            break;
 #endif
 #ifdef HAVE_LIBAIO
         case EVPL_BLOCK_PROTOCOL_LIBAIO:
             b = &evpl_block_libaio;
+            break;
+#endif
+#ifdef HAVE_VFIO
+        case EVPL_BLOCK_PROTOCOL_VFIO:
+            b = &evpl_block_vfio;
             break;
 #endif
         default:
@@ -343,7 +355,13 @@ evpl__block_complete(struct evpl *evpl, struct evpl_block_req *r, int64_t res)
 static int
 prepare_data(struct evpl_block_req *r, int is_write)
 {
-    int aligned = 1;
+    int aligned = !(r->queue->dev->caps & EVPL_BLOCK_CAP_NO_BOUNCE) ? 1 : 2;
+
+    if (aligned == 2) {
+        r->kiov = r->iov; /* registered memory only: the backend checks */
+        r->nkiov = r->niov;
+        return 0;
+    }
 
     for (int i = 0; i < r->niov; i++) {
         if (((uintptr_t) r->iov[i].iov_base | r->iov[i].iov_len) & (EVPL_BLOCK_ALIGN - 1)) {
@@ -482,9 +500,25 @@ EVPL_API void
 evpl_block_discard(struct evpl *evpl, struct evpl_block_queue *queue, uint64_t offset,
                    uint64_t length, evpl_block_callback_t callback, void *private_data)
 {
-    /* a hint the file backends do not act on (spec: completes at once) */
-    account(queue->dev, EVPL_BLOCK_OP_DISCARD, 0, length);
-    callback(evpl, 0, private_data);
+    struct evpl_block_req *r;
+
+    if (!(queue->dev->caps & EVPL_BLOCK_CAP_DISCARD) || length == 0) {
+        /* a hint the file backends do not act on (spec: completes at once) */
+        account(queue->dev, EVPL_BLOCK_OP_DISCARD, 0, length);
+        callback(evpl, 0, private_data);
+        return;
+    }
+    if ((offset | length) & (queue->dev->sector - 1)) {
+        fail_later(evpl, callback, private_data, EINVAL);
+        return;
+    }
+    r = req_get(queue);
+    r->op = EVPL_BLOCK_OP_DISCARD;
+    r->offset = offset;
+    r->bytes = length;
+    r->callback = callback;
+    r->private_data = private_data;
+    start(evpl, queue, r);
 } /* evpl_block_discard */
 
 static void
@@ -493,6 +527,15 @@ zero_next(struct evpl *evpl, struct evpl_block_req *r)
     struct evpl_block_queue *q = r->queue;
     uint64_t n = r->zero_end - r->offset;
 
+    if (r->native) {
+        if (n > q->dev->max_zeroes) {
+            n = q->dev->max_zeroes;
+        }
+        r->bytes = n;
+        r->nkiov = 0;
+        start(evpl, q, r);
+        return;
+    }
     if (n > q->zero_len) {
         n = q->zero_len;
     }
@@ -516,6 +559,18 @@ evpl_block_write_zeroes(struct evpl *evpl, struct evpl_block_queue *queue, uint6
     }
     if ((offset | length) & (queue->dev->sector - 1)) {
         fail_later(evpl, callback, private_data, EINVAL);
+        return;
+    }
+    if (queue->dev->caps & EVPL_BLOCK_CAP_ZEROES) {
+        r = req_get(queue);
+        r->op = EVPL_BLOCK_OP_WRITE; /* counted as a write (spec) */
+        r->zeroes = 1;
+        r->native = 1;
+        r->offset = offset;
+        r->zero_end = offset + length;
+        r->callback = callback;
+        r->private_data = private_data;
+        zero_next(evpl, r);
         return;
     }
     if (!queue->zero_buf) {

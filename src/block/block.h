@@ -32,7 +32,8 @@ struct evpl_block_req {
     struct evpl_block_queue *queue;
     uint8_t op;
     uint8_t sync;
-    uint8_t zeroes; /* one chunk of an emulated write-zeroes */
+    uint8_t zeroes; /* one chunk of a write-zeroes (emulated, or native) */
+    uint8_t native; /* the device's own write-zeroes command */
     int niov;
     uint64_t offset;
     uint64_t bytes;
@@ -71,6 +72,8 @@ struct evpl_block_device {
     uint64_t size;
     uint64_t max_request;
     uint32_t sector;
+    uint32_t caps;       /* EVPL_BLOCK_CAP_* */
+    uint64_t max_zeroes; /* native write-zeroes: bytes per command */
     _Atomic int queues;
     void *private_data; /* backend */
     struct evpl_block_stats stats;
@@ -85,6 +88,12 @@ struct evpl_block_queue {
     void *zero_buf; /* emulated write-zeroes */
     uint64_t zero_len;
     void *private_data; /* backend */
+};
+
+enum {
+    EVPL_BLOCK_CAP_DISCARD = 1u << 0,   /* op DISCARD reaches the device */
+    EVPL_BLOCK_CAP_ZEROES = 1u << 1,    /* native write-zeroes (req->native) */
+    EVPL_BLOCK_CAP_NO_BOUNCE = 1u << 2, /* the backend checks memory itself */
 };
 
 struct evpl_block_backend {

@@ -222,3 +222,22 @@ nvme_parse_identify(const uint8_t *ctrl, const uint8_t *ns, uint32_t min_page,
     info->deallocate = (oncs >> 2) & 1;
     info->volatile_cache = ctrl[525] & 1;
 } /* nvme_parse_identify */
+
+#include <linux/nvme_ioctl.h>
+
+void
+nvme_to_uring_cmd(struct nvme_uring_cmd *u, const struct nvme_sqe *c, uint64_t addr,
+                  uint32_t data_len)
+{
+    memset(u, 0, sizeof(*u));
+    u->opcode = c->opcode;
+    u->nsid = c->nsid;
+    u->addr = addr;
+    u->data_len = data_len;
+    u->cdw10 = c->cdw10;
+    u->cdw11 = c->cdw11;
+    u->cdw12 = c->cdw12;
+    u->cdw13 = c->cdw13;
+    u->cdw14 = c->cdw14;
+    u->cdw15 = c->cdw15;
+} /* nvme_to_uring_cmd */

@@ -339,3 +339,11 @@ int nvme_drv_submit(struct nvme_ioq *q, enum nvme_drv_op op, const struct nvme_s
 void nvme_drv_ring(struct nvme_ioq *q);
 /* Completions: done(ctx, status errno) for each; returns how many. */
 int nvme_drv_reap(struct nvme_ioq *q, void (*done)(void *ctx, int status, void *arg), void *arg);
+
+/* ---- io_uring passthrough ---- */
+
+struct nvme_uring_cmd;
+/* The passthrough form of c: data at addr (a buffer, or an iovec array
+ * for NVME_URING_CMD_IO_VEC), data_len bytes (or iovec count). */
+void nvme_to_uring_cmd(struct nvme_uring_cmd *u, const struct nvme_sqe *c, uint64_t addr,
+                       uint32_t data_len);

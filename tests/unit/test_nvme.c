@@ -10,6 +10,8 @@
  */
 #include <errno.h>
 
+#include <linux/nvme_ioctl.h>
+
 #include "block/nvme.h"
 #include "nvme_model.h"
 #include "t.h"
@@ -77,6 +79,19 @@ builders(void)
     nvme_cmd_create_cq(&c, 1, 32, 0x9000, 1, 5);
     T_EQ(c.cdw10, (31u << 16) | 1);
     T_EQ(c.cdw11, 3u | (5u << 16));
+    {
+        struct nvme_uring_cmd u;
+
+        nvme_cmd_rw(&c, 1, 7, 0x100000002ull, 16, 1);
+        nvme_to_uring_cmd(&u, &c, 0xdead000, 8192);
+        T_EQ(u.opcode, NVME_CMD_WRITE);
+        T_EQ(u.nsid, 7);
+        T_EQ_U(u.addr, 0xdead000);
+        T_EQ(u.data_len, 8192);
+        T_EQ(u.cdw10, 2);
+        T_EQ(u.cdw11, 1);
+        T_EQ(u.cdw12, 15u | (1u << 30));
+    }
     T_EQ(nvme_status_errno(0), 0);
     T_EQ(nvme_status_errno(0x80), EINVAL);
     T_EQ(nvme_status_errno(0x81), ENOSPC);

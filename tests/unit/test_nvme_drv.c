@@ -121,7 +121,7 @@ main(void)
     for (unsigned i = 0; i < 8 * NVME_PAGE; i++) {
         b[i] = (uint8_t) (i * 7 + 1);
     }
-    segs[0] = (struct nvme_seg){(uintptr_t) a + 3584, 512};          /* to the page end */
+    segs[0] = (struct nvme_seg){(uintptr_t) a + 3584, 512};           /* to the page end */
     segs[1] = (struct nvme_seg){(uintptr_t) b, 6 * NVME_PAGE};        /* whole pages */
     segs[2] = (struct nvme_seg){(uintptr_t) a + 2 * NVME_PAGE, 1024}; /* ends mid-page */
     memset(r, 0, sizeof(r));

@@ -1,0 +1,479 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * EVPL_BLOCK_PROTOCOL_VFIO: an NVMe controller driven from user space
+ * through VFIO (the device bound to vfio-pci).  The controller logic is
+ * block/nvme_drv.c; this file is the VFIO side: container, group and
+ * device, BAR0 mapping, bus mastering, and DMA mappings with IOVA equal to
+ * the virtual address - every slab of the memory layer (so buffers from
+ * evpl_iovec_alloc go to the device without a copy) plus the driver's own
+ * queues.  One I/O queue pair per evpl queue; doorbells rung once per
+ * pass; completions polled (the loop is pinned in poll mode while I/O is
+ * outstanding, so a loop with poll_mode 0 still completes it).
+ *
+ * Note: mapping a slab for DMA pins it, all of it.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/vfio.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "block/block.h"
+#include "block/nvme.h"
+
+#define IOQ_ENTRIES 256
+#define MAX_RANGES  1024
+
+struct range {
+    uint64_t base, len;
+};
+
+struct vdev {
+    int container, group, device;
+    volatile void *bar;
+    size_t bar_size;
+    struct nvme_ctrl ctrl;
+    pthread_mutex_t admin_lock;
+    pthread_mutex_t map_lock;
+    struct range ranges[MAX_RANGES]; /* mapped for DMA (IOVA == VA) */
+    int nranges;
+    int mem_fw;
+};
+
+struct vqueue {
+    struct nvme_ioq ioq;
+    struct evpl_poll *poll;
+    struct evpl_deferral ring;
+    struct evpl_block_req *backlog, *backlog_tail; /* waiting for a slot */
+    int pinned;
+};
+
+static int
+vfio_available(void)
+{
+    return evpl_shared->config->vfio_enabled && access("/dev/vfio/vfio", R_OK | W_OK) == 0;
+} /* vfio_available */
+
+static void
+sleep_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long) (ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+} /* sleep_ms */
+
+/* ---- DMA ---- */
+
+static int
+map_dma(struct vdev *v, void *p, uint64_t len)
+{
+    struct vfio_iommu_type1_dma_map m = {
+        .argsz = sizeof(m),
+        .flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
+        .vaddr = (uintptr_t) p,
+        .iova = (uintptr_t) p,
+        .size = len,
+    };
+    int rc = 0;
+
+    if (ioctl(v->container, VFIO_IOMMU_MAP_DMA, &m) < 0) {
+        return -errno;
+    }
+    pthread_mutex_lock(&v->map_lock);
+    if (v->nranges == MAX_RANGES) {
+        rc = -ENOSPC;
+    } else {
+        v->ranges[v->nranges++] = (struct range){(uintptr_t) p, len};
+    }
+    pthread_mutex_unlock(&v->map_lock);
+    return rc;
+} /* map_dma */
+
+static void
+unmap_dma(struct vdev *v, void *p, uint64_t len)
+{
+    struct vfio_iommu_type1_dma_unmap u = {
+        .argsz = sizeof(u), .iova = (uintptr_t) p, .size = len};
+
+    (void) ioctl(v->container, VFIO_IOMMU_UNMAP_DMA, &u);
+    pthread_mutex_lock(&v->map_lock);
+    for (int i = 0; i < v->nranges; i++) {
+        if (v->ranges[i].base == (uintptr_t) p) {
+            v->ranges[i] = v->ranges[--v->nranges];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&v->map_lock);
+} /* unmap_dma */
+
+static void *
+dma_alloc(void *arg, size_t bytes, uint64_t *iova)
+{
+    size_t len = (bytes + NVME_PAGE - 1) & ~(size_t) (NVME_PAGE - 1);
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+    if (p == MAP_FAILED) {
+        return NULL;
+    }
+    if (map_dma(arg, p, len) < 0) {
+        munmap(p, len);
+        return NULL;
+    }
+    *iova = (uintptr_t) p;
+    return p;
+} /* dma_alloc */
+
+static void
+dma_free(void *arg, void *p, size_t bytes)
+{
+    size_t len = (bytes + NVME_PAGE - 1) & ~(size_t) (NVME_PAGE - 1);
+
+    unmap_dma(arg, p, len);
+    munmap(p, len);
+} /* dma_free */
+
+static int
+dma_translate(void *arg, const void *p, uint64_t len, uint64_t *iova)
+{
+    struct vdev *v = arg;
+    uint64_t a = (uintptr_t) p;
+    int rc = -1;
+
+    pthread_mutex_lock(&v->map_lock);
+    for (int i = 0; i < v->nranges; i++) {
+        if (a >= v->ranges[i].base && a + len <= v->ranges[i].base + v->ranges[i].len) {
+            *iova = a;
+            rc = 0;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&v->map_lock);
+    return rc;
+} /* dma_translate */
+
+/* memory-layer hooks: every slab is mapped for the device */
+static void *
+slab_register(void *arg, void *base, uint64_t size)
+{
+    return map_dma(arg, base, size) == 0 ? arg : NULL;
+} /* slab_register */
+
+static void
+slab_unregister(void *arg, void *base, uint64_t size, void *handle)
+{
+    unmap_dma(arg, base, size);
+} /* slab_unregister */
+
+/* ---- device ---- */
+
+/* "bus:dev.fn" or "domain:bus:dev.fn", hex */
+static int
+parse_bdf(const char *uri, char *name, size_t len)
+{
+    unsigned dom = 0, bus, dev, fn;
+    char tail;
+
+    if (sscanf(uri, "%x:%x:%x.%x%c", &dom, &bus, &dev, &fn, &tail) == 4 ||
+        (dom = 0, sscanf(uri, "%x:%x.%x%c", &bus, &dev, &fn, &tail) == 3)) {
+        if (bus > 0xff || dev > 0x1f || fn > 7 || dom > 0xffff) {
+            return -EINVAL;
+        }
+        snprintf(name, len, "%04x:%02x:%02x.%x", dom, bus, dev, fn);
+        return 0;
+    }
+    return -EINVAL;
+} /* parse_bdf */
+
+static void
+vdev_teardown(struct vdev *v)
+{
+    if (v->mem_fw >= 0) {
+        evpl__mem_framework_unregister(v->mem_fw);
+    }
+    if (v->bar) {
+        munmap((void *) v->bar, v->bar_size);
+    }
+    if (v->device >= 0) {
+        close(v->device);
+    }
+    if (v->group >= 0) {
+        close(v->group);
+    }
+    if (v->container >= 0) {
+        close(v->container);
+    }
+    pthread_mutex_destroy(&v->admin_lock);
+    pthread_mutex_destroy(&v->map_lock);
+    free(v);
+} /* vdev_teardown */
+
+static int
+vfio_open(struct evpl_block_device *dev, const char *uri)
+{
+    struct vfio_group_status gs = {.argsz = sizeof(gs)};
+    struct vfio_region_info bar = {.argsz = sizeof(bar), .index = VFIO_PCI_BAR0_REGION_INDEX};
+    struct vfio_region_info cfg = {.argsz = sizeof(cfg), .index = VFIO_PCI_CONFIG_REGION_INDEX};
+    struct evpl_mem_framework fw;
+    char name[32], link[256], path[320];
+    const char *g;
+    struct vdev *v;
+    ssize_t n;
+    uint16_t cmd;
+    int rc;
+
+    if (parse_bdf(uri, name, sizeof(name)) < 0) {
+        return -EINVAL;
+    }
+    snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/iommu_group", name);
+    n = readlink(path, link, sizeof(link) - 1);
+    if (n < 0) {
+        return -errno; /* no such device, or no IOMMU */
+    }
+    link[n] = '\0';
+    g = strrchr(link, '/');
+    v = evpl__zalloc(sizeof(*v));
+    v->container = v->group = v->device = v->mem_fw = -1;
+    pthread_mutex_init(&v->admin_lock, NULL);
+    pthread_mutex_init(&v->map_lock, NULL);
+    snprintf(path, sizeof(path), "/dev/vfio/%s", g ? g + 1 : link);
+    v->container = open("/dev/vfio/vfio", O_RDWR | O_CLOEXEC);
+    v->group = open(path, O_RDWR | O_CLOEXEC);
+    if (v->container < 0 || v->group < 0 || ioctl(v->group, VFIO_GROUP_GET_STATUS, &gs) < 0 ||
+        !(gs.flags & VFIO_GROUP_FLAGS_VIABLE) ||
+        ioctl(v->group, VFIO_GROUP_SET_CONTAINER, &v->container) < 0 ||
+        ioctl(v->container, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU) < 0) {
+        rc = errno ? -errno : -ENODEV;
+        evpl_log_error("vfio", "%s: group %s is not usable (bound to vfio-pci?)", name, path);
+        vdev_teardown(v);
+        return rc;
+    }
+    v->device = ioctl(v->group, VFIO_GROUP_GET_DEVICE_FD, name);
+    if (v->device < 0 || ioctl(v->device, VFIO_DEVICE_GET_REGION_INFO, &bar) < 0 ||
+        ioctl(v->device, VFIO_DEVICE_GET_REGION_INFO, &cfg) < 0) {
+        rc = -errno;
+        vdev_teardown(v);
+        return rc;
+    }
+    /* bus master and memory space on */
+    if (pread(v->device, &cmd, 2, (off_t) cfg.offset + 4) == 2) {
+        cmd |= 0x6;
+        (void) pwrite(v->device, &cmd, 2, (off_t) cfg.offset + 4);
+    }
+    v->bar_size = bar.size;
+    v->bar = mmap(NULL, bar.size, PROT_READ | PROT_WRITE, MAP_SHARED, v->device, (off_t) bar.offset);
+    if (v->bar == MAP_FAILED) {
+        v->bar = NULL;
+        rc = -errno;
+        vdev_teardown(v);
+        return rc;
+    }
+    /* every slab (present and future) is mapped for the device */
+    fw = (struct evpl_mem_framework){"vfio", slab_register, slab_unregister, v};
+    v->mem_fw = evpl__mem_framework_register(&fw);
+    if (v->mem_fw < 0) {
+        rc = v->mem_fw;
+        v->mem_fw = -1;
+        vdev_teardown(v);
+        return rc;
+    }
+    v->ctrl.regs.bar = v->bar;
+    v->ctrl.regs.sleep_ms = sleep_ms;
+    v->ctrl.dma = (struct nvme_dma){dma_alloc, dma_free, dma_translate, v};
+    rc = nvme_drv_init(&v->ctrl, 1);
+    if (rc < 0) {
+        evpl_log_error("vfio", "%s: controller bring-up failed: %s", name, strerror(-rc));
+        vdev_teardown(v);
+        return rc;
+    }
+    dev->private_data = v;
+    dev->size = v->ctrl.ns.blocks * v->ctrl.ns.block_size;
+    dev->sector = v->ctrl.ns.block_size;
+    dev->max_request = v->ctrl.ns.max_transfer ? v->ctrl.ns.max_transfer : 4u << 20;
+    if (dev->max_request > (4u << 20)) {
+        dev->max_request = 4u << 20; /* two PRP list pages */
+    }
+    dev->caps = EVPL_BLOCK_CAP_NO_BOUNCE | (v->ctrl.ns.deallocate ? EVPL_BLOCK_CAP_DISCARD : 0) |
+                (v->ctrl.ns.write_zeroes ? EVPL_BLOCK_CAP_ZEROES : 0);
+    dev->max_zeroes = 65536ull * dev->sector;
+    dev->st_dev = 0xffff0000u; /* one controller, one open */
+    dev->st_ino = (ino_t) strtoul(name + 5, NULL, 16) << 8 | (ino_t) strtoul(name + 8, NULL, 16);
+    return 0;
+} /* vfio_open */
+
+static void
+vfio_close(struct evpl_block_device *dev)
+{
+    struct vdev *v = dev->private_data;
+
+    nvme_drv_fini(&v->ctrl);
+    vdev_teardown(v);
+} /* vfio_close */
+
+/* ---- queues ---- */
+
+static void
+one_done(void *ctx, int status, void *arg)
+{
+    struct evpl_block_req *r = ctx;
+
+    evpl__block_complete(arg, r, status ? -status : (int64_t) r->bytes);
+} /* one_done */
+
+static void vq_submit_one(struct evpl *evpl, struct evpl_block_queue *q, struct evpl_block_req *r);
+
+static void
+vq_reap(struct evpl *evpl, struct evpl_block_queue *q)
+{
+    struct vqueue *vq = q->private_data;
+
+    if (vq->ioq.outstanding) {
+        nvme_drv_reap(&vq->ioq, one_done, evpl);
+    }
+    while (vq->backlog && vq->ioq.nfree) {
+        struct evpl_block_req *r = vq->backlog;
+
+        vq->backlog = r->next;
+        vq_submit_one(evpl, q, r);
+    }
+    if (vq->pinned && !vq->ioq.outstanding && !vq->backlog) {
+        vq->pinned = 0;
+        evpl_poll_unpin(evpl);
+    }
+} /* vq_reap */
+
+static void
+vq_poll(struct evpl *evpl, void *arg)
+{
+    vq_reap(evpl, arg);
+} /* vq_poll */
+
+static void
+vq_ring(struct evpl *evpl, void *arg)
+{
+    struct evpl_block_queue *q = arg;
+    struct vqueue *vq = q->private_data;
+
+    nvme_drv_ring(&vq->ioq);
+} /* vq_ring */
+
+static void
+vq_submit_one(struct evpl *evpl, struct evpl_block_queue *q, struct evpl_block_req *r)
+{
+    struct vqueue *vq = q->private_data;
+    struct nvme_seg segs[EVPL_BLOCK_MAX_IOV];
+    enum nvme_drv_op op;
+    int rc;
+
+    switch (r->op) {
+        case EVPL_BLOCK_OP_READ:
+            op = NVME_DRV_READ;
+            break;
+        case EVPL_BLOCK_OP_WRITE:
+            op = r->native ? NVME_DRV_ZEROES : NVME_DRV_WRITE;
+            break;
+        case EVPL_BLOCK_OP_DISCARD:
+            op = NVME_DRV_DEALLOCATE;
+            break;
+        default:
+            op = NVME_DRV_FLUSH;
+            break;
+    }
+    for (int i = 0; i < r->nkiov; i++) {
+        segs[i].iova = (uintptr_t) r->kiov[i].iov_base;
+        segs[i].len = r->kiov[i].iov_len;
+    }
+    rc = nvme_drv_submit(&vq->ioq, op, segs, r->nkiov, r->offset, r->bytes, r->sync, r);
+    if (rc == -EAGAIN) {
+        r->next = NULL;
+        if (vq->backlog) {
+            vq->backlog_tail->next = r;
+        } else {
+            vq->backlog = r;
+        }
+        vq->backlog_tail = r;
+    } else if (rc < 0) {
+        evpl_log_error("vfio", "request refused: %s (memory not from the library allocator, or "
+                               "pieces not page-aligned after the first)",
+                       strerror(-rc));
+        evpl__block_complete(evpl, r, rc);
+        return;
+    } else {
+        evpl_defer(evpl, &vq->ring); /* one doorbell write per pass */
+    }
+    if (!vq->pinned) {
+        vq->pinned = 1;
+        evpl_poll_pin(evpl); /* completions are polled */
+    }
+} /* vq_submit_one */
+
+static void
+vq_submit(struct evpl *evpl, struct evpl_block_queue *q, struct evpl_block_req *r)
+{
+    vq_submit_one(evpl, q, r);
+} /* vq_submit */
+
+static int
+vq_open(struct evpl *evpl, struct evpl_block_queue *q)
+{
+    struct vdev *v = q->dev->private_data;
+    struct vqueue *vq = evpl__zalloc(sizeof(*vq));
+    int rc;
+
+    pthread_mutex_lock(&v->admin_lock);
+    rc = nvme_drv_ioq_create(&v->ctrl, &vq->ioq, IOQ_ENTRIES);
+    pthread_mutex_unlock(&v->admin_lock);
+    if (rc < 0) {
+        free(vq);
+        return rc;
+    }
+    evpl_deferral_init(&vq->ring, vq_ring, q);
+    vq->poll = evpl_add_poll(evpl, NULL, NULL, vq_poll, q);
+    q->private_data = vq;
+    return 0;
+} /* vq_open */
+
+static void
+vq_drain(struct evpl *evpl, struct evpl_block_queue *q)
+{
+    struct vqueue *vq = q->private_data;
+
+    while (q->outstanding) {
+        nvme_drv_ring(&vq->ioq);
+        vq_reap(evpl, q);
+    }
+} /* vq_drain */
+
+static void
+vq_close(struct evpl *evpl, struct evpl_block_queue *q)
+{
+    struct vdev *v = q->dev->private_data;
+    struct vqueue *vq = q->private_data;
+
+    evpl_remove_deferral(evpl, &vq->ring);
+    evpl_remove_poll(evpl, vq->poll);
+    if (vq->pinned) {
+        evpl_poll_unpin(evpl);
+    }
+    pthread_mutex_lock(&v->admin_lock);
+    nvme_drv_ioq_destroy(&vq->ioq);
+    pthread_mutex_unlock(&v->admin_lock);
+    free(vq);
+} /* vq_close */
+
+const struct evpl_block_backend evpl_block_vfio = {
+    .id = EVPL_BLOCK_PROTOCOL_VFIO,
+    .name = "vfio",
+    .available = vfio_available,
+    .open = vfio_open,
+    .close = vfio_close,
+    .queue_open = vq_open,
+    .queue_close = vq_close,
+    .submit = vq_submit,
+    .drain = vq_drain,
+};

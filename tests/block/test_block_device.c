@@ -1,0 +1,139 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/* LABELS: vm */
+/*
+ * Block I/O on a real NVMe device: T_BLOCK names the protocol (io_uring,
+ * io_uring_nvme or vfio) and T_BLOCK_DEVICE the device (/dev/nvmeXnY,
+ * /dev/ngXnY or a PCI address bound to vfio-pci).  The host has no NVMe:
+ * without both variables this skips (77); the VM harness sets them.
+ * Writes go to the device: give it a scratch device only.
+ */
+#include <evpl/evpl.h>
+
+#include "t.h"
+
+struct op {
+    int done, status;
+};
+
+static void
+op_done(struct evpl *evpl, int status, void *arg)
+{
+    struct op *o = arg;
+
+    o->done++;
+    o->status = status;
+}
+
+static int
+wait_op(struct evpl *evpl, struct op *o)
+{
+    uint64_t end = t_now_ns() + 10000000000ull;
+
+    while (!o->done) {
+        T_OK(t_now_ns() < end);
+        evpl_continue(evpl);
+    }
+    return o->status;
+}
+
+int
+main(void)
+{
+    const char *proto_name = getenv("T_BLOCK"), *uri = getenv("T_BLOCK_DEVICE");
+    enum evpl_block_protocol_id proto;
+    struct evpl_block_device *dev;
+    struct evpl_block_queue *q;
+    struct evpl *evpl;
+    struct evpl_iovec v[64], r;
+    struct op o, ops[64];
+    uint64_t size, span;
+    int done = 0, errors = 0;
+    uint8_t *expect;
+
+    if (!proto_name || !uri || !*uri) {
+        T_SKIP("no NVMe device here (T_BLOCK_DEVICE unset): runs in the VM");
+    }
+    proto = strcmp(proto_name, "vfio") == 0            ? EVPL_BLOCK_PROTOCOL_VFIO
+            : strcmp(proto_name, "io_uring_nvme") == 0 ? EVPL_BLOCK_PROTOCOL_IO_URING_NVME
+            : strcmp(proto_name, "libaio") == 0        ? EVPL_BLOCK_PROTOCOL_LIBAIO
+                                                       : EVPL_BLOCK_PROTOCOL_IO_URING;
+    alarm(120);
+    evpl = evpl_create(NULL);
+    dev = evpl_block_open_device(proto, uri);
+    T_OK(dev != NULL);
+    T_OK(evpl_block_open_device(proto, uri) == NULL); /* once per process */
+    size = evpl_block_size(dev);
+    fprintf(stderr, "%s %s: %llu bytes, sector %u, max request %llu\n", proto_name, uri,
+            (unsigned long long) size, evpl_block_sector_size(dev),
+            (unsigned long long) evpl_block_max_request_size(dev));
+    T_GT(size, 64ull << 20);
+    q = evpl_block_open_queue(evpl, dev);
+    T_OK(q != NULL);
+
+    /* integrity: 64 writes in flight over the first 64 MiB, then read */
+    span = 64ull << 20;
+    expect = calloc(1, 64 * 65536);
+    for (int i = 0; i < 64; i++) {
+        T_EQ(evpl_iovec_alloc(evpl, 65536, 4096, 1, 0, &v[i]), 1);
+        for (int k = 0; k < 65536; k++) {
+            ((uint8_t *) v[i].data)[k] = (uint8_t) (i * 31 + k * 7);
+        }
+        memcpy(expect + (size_t) i * 65536, v[i].data, 65536);
+        memset(&ops[i], 0, sizeof(ops[i]));
+        evpl_block_write(evpl, q, &v[i], 1, (uint64_t) i * (span / 64), i % 2, op_done, &ops[i]);
+    }
+    {
+        uint64_t end = t_now_ns() + 10000000000ull;
+
+        while (done < 64) {
+            T_OK(t_now_ns() < end);
+            evpl_continue(evpl);
+            done = 0;
+            for (int i = 0; i < 64; i++) {
+                done += ops[i].done;
+                errors += ops[i].done && ops[i].status;
+            }
+        }
+        T_EQ(errors, 0);
+    }
+    memset(&o, 0, sizeof(o));
+    evpl_block_flush(evpl, q, op_done, &o);
+    T_EQ(wait_op(evpl, &o), 0);
+    T_EQ(evpl_iovec_alloc(evpl, 65536, 4096, 1, 0, &r), 1);
+    for (int i = 0; i < 64; i++) {
+        memset(&o, 0, sizeof(o));
+        evpl_block_read(evpl, q, &r, 1, (uint64_t) i * (span / 64), op_done, &o);
+        T_EQ(wait_op(evpl, &o), 0);
+        if (memcmp(r.data, expect + (size_t) i * 65536, 65536) != 0) {
+            errors++;
+        }
+    }
+    T_EQ(errors, 0);
+
+    /* write-zeroes and discard; past the end */
+    memset(&o, 0, sizeof(o));
+    evpl_block_write_zeroes(evpl, q, 0, 1 << 20, op_done, &o);
+    T_EQ(wait_op(evpl, &o), 0);
+    memset(&o, 0, sizeof(o));
+    evpl_block_read(evpl, q, &r, 1, 0, op_done, &o);
+    T_EQ(wait_op(evpl, &o), 0);
+    for (int k = 0; k < 65536; k++) {
+        T_EQ(((uint8_t *) r.data)[k], 0);
+    }
+    memset(&o, 0, sizeof(o));
+    evpl_block_discard(evpl, q, 1 << 20, 1 << 20, op_done, &o);
+    T_EQ(wait_op(evpl, &o), 0);
+    memset(&o, 0, sizeof(o));
+    evpl_block_read(evpl, q, &r, 1, size, op_done, &o);
+    T_OK(wait_op(evpl, &o) != 0);
+
+    evpl_block_close_queue(evpl, q);
+    evpl_block_close_device(dev);
+    for (int i = 0; i < 64; i++) {
+        evpl_iovec_release(evpl, &v[i]);
+    }
+    evpl_iovec_release(evpl, &r);
+    free(expect);
+    evpl_destroy(evpl);
+    return 0;
+}
