@@ -2,7 +2,7 @@
 # Thin wrapper around CMake.  The two commands a new machine needs:
 #   make run    install deps, build Release, run the benchmark suite on loopback
 #   make test   install deps, build Debug with ASan+UBSan, run the suite
-.PHONY: all deps release debug tsan run test test-tsan install format format-check bench clean
+.PHONY: all deps release debug tsan run test test-tsan test-vm install format format-check bench clean
 
 JOBS     ?= $(shell nproc)
 BUILD    ?= build
@@ -42,6 +42,10 @@ test: debug
 	cd $(BUILD)/debug && ASAN_OPTIONS="detect_leaks=1:abort_on_error=0" \
 		UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
 		ctest --output-on-failure -j $(JOBS)
+
+# the hardware paths (NVMe, VFIO, kTLS, RDMA over soft-RoCE) in a qemu guest
+test-vm: debug
+	./tests/vm/run.sh $(BUILD)/debug
 
 install: release
 	$(CMAKE) --install $(BUILD)/release

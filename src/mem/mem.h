@@ -62,7 +62,8 @@ struct evpl_mem_framework {
     void *arg;
 };
 
-/* Returns the framework's id (index into slab->reg) or a negative errno. */
+/* Returns the framework's id (index into slab->reg) or a negative errno.
+ * fw is kept (not copied) until evpl__mem_framework_unregister. */
 int evpl__mem_framework_register(const struct evpl_mem_framework *fw);
 void evpl__mem_framework_unregister(int id);
 

@@ -2,9 +2,10 @@
 /* LABELS: vm */
 /*
  * Block I/O on a real NVMe device: T_BLOCK names the protocol (io_uring,
- * io_uring_nvme or vfio) and T_BLOCK_DEVICE the device (/dev/nvmeXnY,
- * /dev/ngXnY or a PCI address bound to vfio-pci).  The host has no NVMe:
- * without both variables this skips (77); the VM harness sets them.
+ * libaio, io_uring_nvme or vfio) and T_BLOCK_DEVICE the device
+ * (/dev/nvmeXnY, /dev/ngXnY or a PCI address bound to vfio-pci), else the
+ * EVPL_NVME_* variables the VM harness exports.  The host has no NVMe:
+ * without a device this skips (77).
  * Writes go to the device: give it a scratch device only.
  */
 #include <evpl/evpl.h>
@@ -50,8 +51,17 @@ main(void)
     int done = 0, errors = 0;
     uint8_t *expect;
 
+    if (!uri || !*uri) {
+        /* the VM harness exports the devices it made (tests/vm/guest.sh) */
+        const char *var = !proto_name                                ? NULL
+                          : strcmp(proto_name, "vfio") == 0          ? "EVPL_NVME_VFIO"
+                          : strcmp(proto_name, "io_uring_nvme") == 0 ? "EVPL_NVME_CHARDEV"
+                                                                     : "EVPL_NVME_BLOCKDEV";
+
+        uri = var ? getenv(var) : NULL;
+    }
     if (!proto_name || !uri || !*uri) {
-        T_SKIP("no NVMe device here (T_BLOCK_DEVICE unset): runs in the VM");
+        T_SKIP("no NVMe device here: runs in the VM (make test-vm)");
     }
     proto = strcmp(proto_name, "vfio") == 0            ? EVPL_BLOCK_PROTOCOL_VFIO
             : strcmp(proto_name, "io_uring_nvme") == 0 ? EVPL_BLOCK_PROTOCOL_IO_URING_NVME

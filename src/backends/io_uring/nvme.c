@@ -74,7 +74,8 @@ pt_open(struct evpl_block_device *dev, const char *uri)
         return -errno;
     }
     nsid = ioctl(fd, NVME_IOCTL_ID);
-    if (nsid <= 0 || fstat(fd, &st) < 0 || posix_memalign((void **) &id, NVME_PAGE, 2 * NVME_PAGE)) {
+    if (nsid <= 0 || fstat(fd, &st) < 0 ||
+        posix_memalign((void **) &id, NVME_PAGE, 2 * NVME_PAGE)) {
         rc = nsid <= 0 ? -ENOTTY : -ENOMEM;
         close(fd);
         return rc;
@@ -96,8 +97,8 @@ pt_open(struct evpl_block_device *dev, const char *uri)
     dev->fd = fd;
     dev->size = info.blocks * info.block_size;
     dev->sector = info.block_size;
-    dev->max_request = info.max_transfer && info.max_transfer < (4u << 20) ? info.max_transfer
-                                                                          : 4u << 20;
+    dev->max_request =
+        info.max_transfer && info.max_transfer < (4u << 20) ? info.max_transfer : 4u << 20;
     dev->caps = EVPL_BLOCK_CAP_NO_BOUNCE | (info.deallocate ? EVPL_BLOCK_CAP_DISCARD : 0) |
                 (info.write_zeroes ? EVPL_BLOCK_CAP_ZEROES : 0);
     dev->max_zeroes = 65536ull * info.block_size;

@@ -3,10 +3,10 @@
  * EVPL_BLOCK_PROTOCOL_VFIO: an NVMe controller driven from user space
  * through VFIO (the device bound to vfio-pci).  The controller logic is
  * block/nvme_drv.c; this file is the VFIO side: container, group and
- * device, BAR0 mapping, bus mastering, and DMA mappings with IOVA equal to
- * the virtual address - every slab of the memory layer (so buffers from
- * evpl_iovec_alloc go to the device without a copy) plus the driver's own
- * queues.  One I/O queue pair per evpl queue; doorbells rung once per
+ * device, BAR0 mapping, bus mastering, and DMA mappings - every slab of the
+ * memory layer (so buffers from evpl_iovec_alloc go to the device without a
+ * copy) plus the driver's own queues - at device addresses handed out from
+ * the IOMMU's aperture (virtual addresses do not fit a 39-bit IOMMU).  One I/O queue pair per evpl queue; doorbells rung once per
  * pass; completions polled (the loop is pinned in poll mode while I/O is
  * outstanding, so a loop with poll_mode 0 still completes it).
  *
@@ -31,7 +31,7 @@
 #define MAX_RANGES  1024
 
 struct range {
-    uint64_t base, len;
+    uint64_t base, len, iova;
 };
 
 struct vdev {
@@ -41,9 +41,11 @@ struct vdev {
     struct nvme_ctrl ctrl;
     pthread_mutex_t admin_lock;
     pthread_mutex_t map_lock;
-    struct range ranges[MAX_RANGES]; /* mapped for DMA (IOVA == VA) */
+    struct range ranges[MAX_RANGES]; /* mapped for DMA */
     int nranges;
+    uint64_t next_iova, iova_end; /* device addresses not handed out yet */
     int mem_fw;
+    struct evpl_mem_framework fw; /* the memory layer keeps a pointer to it */
 };
 
 struct vqueue {
@@ -71,46 +73,103 @@ sleep_ms(unsigned ms)
 /* ---- DMA ---- */
 
 static int
-map_dma(struct vdev *v, void *p, uint64_t len)
+map_dma(struct vdev *v, void *p, uint64_t len, uint64_t *iova_out)
 {
     struct vfio_iommu_type1_dma_map m = {
         .argsz = sizeof(m),
         .flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
         .vaddr = (uintptr_t) p,
-        .iova = (uintptr_t) p,
         .size = len,
     };
+    uint64_t align = len >= (2u << 20) ? (2u << 20) : NVME_PAGE;
     int rc = 0;
 
-    if (ioctl(v->container, VFIO_IOMMU_MAP_DMA, &m) < 0) {
-        return -errno;
-    }
     pthread_mutex_lock(&v->map_lock);
-    if (v->nranges == MAX_RANGES) {
-        rc = -ENOSPC;
-    } else {
-        v->ranges[v->nranges++] = (struct range){(uintptr_t) p, len};
+    m.iova = (v->next_iova + align - 1) & ~(align - 1);
+    if (v->nranges == MAX_RANGES || m.iova + len > v->iova_end) {
+        pthread_mutex_unlock(&v->map_lock);
+        evpl_log_error("vfio", "no device address space left for %llu bytes",
+                       (unsigned long long) len);
+        return -ENOSPC;
     }
+    if (ioctl(v->container, VFIO_IOMMU_MAP_DMA, &m) < 0) {
+        rc = -errno;
+        pthread_mutex_unlock(&v->map_lock);
+        evpl_log_error("vfio", "DMA mapping of %llu bytes at %p: %s", (unsigned long long) len, p,
+                       strerror(-rc));
+        return rc;
+    }
+    v->next_iova = m.iova + len;
+    v->ranges[v->nranges++] = (struct range){(uintptr_t) p, len, m.iova};
     pthread_mutex_unlock(&v->map_lock);
-    return rc;
+    if (iova_out) {
+        *iova_out = m.iova;
+    }
+    return 0;
 } /* map_dma */
 
 static void
 unmap_dma(struct vdev *v, void *p, uint64_t len)
 {
-    struct vfio_iommu_type1_dma_unmap u = {
-        .argsz = sizeof(u), .iova = (uintptr_t) p, .size = len};
-
-    (void) ioctl(v->container, VFIO_IOMMU_UNMAP_DMA, &u);
     pthread_mutex_lock(&v->map_lock);
     for (int i = 0; i < v->nranges; i++) {
         if (v->ranges[i].base == (uintptr_t) p) {
+            struct vfio_iommu_type1_dma_unmap u = {
+                .argsz = sizeof(u), .iova = v->ranges[i].iova, .size = v->ranges[i].len};
+
+            (void) ioctl(v->container, VFIO_IOMMU_UNMAP_DMA, &u);
             v->ranges[i] = v->ranges[--v->nranges];
             break;
         }
     }
     pthread_mutex_unlock(&v->map_lock);
 } /* unmap_dma */
+
+/* The IOMMU's usable device addresses (39 bits when it does not say). */
+static void
+iova_window(struct vdev *v)
+{
+    uint64_t words[512]; /* aligned for the capability structures */
+    char *buf = (char *) words;
+    struct vfio_iommu_type1_info *info = (struct vfio_iommu_type1_info *) buf;
+
+    v->next_iova = 1u << 20;
+    v->iova_end = 1ull << 39;
+    memset(words, 0, sizeof(words));
+    info->argsz = sizeof(words);
+    if (ioctl(v->container, VFIO_IOMMU_GET_INFO, info) < 0 ||
+        !(info->flags & VFIO_IOMMU_INFO_CAPS) || !info->cap_offset) {
+        return;
+    }
+    /* capabilities may sit at 4-byte offsets: copy them out, never cast */
+    for (uint32_t off = info->cap_offset; off && off + 16 <= sizeof(words);) {
+        struct vfio_info_cap_header h;
+
+        memcpy(&h, buf + off, sizeof(h));
+        if (h.id == VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE) {
+            uint32_t nr;
+            uint64_t best = 0;
+
+            memcpy(&nr, buf + off + sizeof(h), sizeof(nr));
+            /* the largest range above the first MiB */
+            for (uint32_t i = 0; i < nr && off + 16 + (i + 1) * 16 <= sizeof(words); i++) {
+                struct vfio_iova_range r;
+                uint64_t lo, hi;
+
+                memcpy(&r, buf + off + 16 + i * 16, sizeof(r));
+                lo = r.start < (1u << 20) ? 1u << 20 : r.start;
+                hi = r.end + 1;
+                if (hi > lo && hi - lo > best) {
+                    best = hi - lo;
+                    v->next_iova = lo;
+                    v->iova_end = hi;
+                }
+            }
+            return;
+        }
+        off = h.next;
+    }
+} /* iova_window */
 
 static void *
 dma_alloc(void *arg, size_t bytes, uint64_t *iova)
@@ -121,11 +180,10 @@ dma_alloc(void *arg, size_t bytes, uint64_t *iova)
     if (p == MAP_FAILED) {
         return NULL;
     }
-    if (map_dma(arg, p, len) < 0) {
+    if (map_dma(arg, p, len, iova) < 0) {
         munmap(p, len);
         return NULL;
     }
-    *iova = (uintptr_t) p;
     return p;
 } /* dma_alloc */
 
@@ -148,7 +206,7 @@ dma_translate(void *arg, const void *p, uint64_t len, uint64_t *iova)
     pthread_mutex_lock(&v->map_lock);
     for (int i = 0; i < v->nranges; i++) {
         if (a >= v->ranges[i].base && a + len <= v->ranges[i].base + v->ranges[i].len) {
-            *iova = a;
+            *iova = v->ranges[i].iova + (a - v->ranges[i].base);
             rc = 0;
             break;
         }
@@ -161,7 +219,7 @@ dma_translate(void *arg, const void *p, uint64_t len, uint64_t *iova)
 static void *
 slab_register(void *arg, void *base, uint64_t size)
 {
-    return map_dma(arg, base, size) == 0 ? arg : NULL;
+    return map_dma(arg, base, size, NULL) == 0 ? arg : NULL;
 } /* slab_register */
 
 static void
@@ -219,7 +277,6 @@ vfio_open(struct evpl_block_device *dev, const char *uri)
     struct vfio_group_status gs = {.argsz = sizeof(gs)};
     struct vfio_region_info bar = {.argsz = sizeof(bar), .index = VFIO_PCI_BAR0_REGION_INDEX};
     struct vfio_region_info cfg = {.argsz = sizeof(cfg), .index = VFIO_PCI_CONFIG_REGION_INDEX};
-    struct evpl_mem_framework fw;
     char name[32], link[256], path[320];
     const char *g;
     struct vdev *v;
@@ -260,13 +317,15 @@ vfio_open(struct evpl_block_device *dev, const char *uri)
         vdev_teardown(v);
         return rc;
     }
+    iova_window(v);
     /* bus master and memory space on */
     if (pread(v->device, &cmd, 2, (off_t) cfg.offset + 4) == 2) {
         cmd |= 0x6;
         (void) pwrite(v->device, &cmd, 2, (off_t) cfg.offset + 4);
     }
     v->bar_size = bar.size;
-    v->bar = mmap(NULL, bar.size, PROT_READ | PROT_WRITE, MAP_SHARED, v->device, (off_t) bar.offset);
+    v->bar =
+        mmap(NULL, bar.size, PROT_READ | PROT_WRITE, MAP_SHARED, v->device, (off_t) bar.offset);
     if (v->bar == MAP_FAILED) {
         v->bar = NULL;
         rc = -errno;
@@ -274,8 +333,8 @@ vfio_open(struct evpl_block_device *dev, const char *uri)
         return rc;
     }
     /* every slab (present and future) is mapped for the device */
-    fw = (struct evpl_mem_framework){"vfio", slab_register, slab_unregister, v};
-    v->mem_fw = evpl__mem_framework_register(&fw);
+    v->fw = (struct evpl_mem_framework){"vfio", slab_register, slab_unregister, v};
+    v->mem_fw = evpl__mem_framework_register(&v->fw);
     if (v->mem_fw < 0) {
         rc = v->mem_fw;
         v->mem_fw = -1;
@@ -398,8 +457,9 @@ vq_submit_one(struct evpl *evpl, struct evpl_block_queue *q, struct evpl_block_r
         }
         vq->backlog_tail = r;
     } else if (rc < 0) {
-        evpl_log_error("vfio", "request refused: %s (memory not from the library allocator, or "
-                               "pieces not page-aligned after the first)",
+        evpl_log_error("vfio",
+                       "request refused: %s (memory not from the library allocator, or "
+                       "pieces not page-aligned after the first)",
                        strerror(-rc));
         evpl__block_complete(evpl, r, rc);
         return;

@@ -1,0 +1,37 @@
+#!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-only
+#
+# tests/vm/run.sh <build-dir>: boot Debian's kernel under qemu (software
+# emulation: the host's KVM cannot run it) with two emulated NVMe drives
+# behind an emulated IOMMU and no network card, run the tests labelled vm
+# inside, save the console log as <build-dir>/../vm/console.log, and exit
+# with the guest's ctest status.
+set -eu
+BUILD=$(cd "${1:?usage: run.sh <build-dir>}" && pwd)
+HERE=$(cd "$(dirname "$0")" && pwd)
+VM=$(dirname "$BUILD")/vm
+"$HERE/prepare.sh" "$VM"
+kver=$(cat "$VM/kernel/.done")
+LOG=$VM/console.log
+TIMEOUT=${EVPL_VM_TIMEOUT:-840}
+start=$(date +%s)
+set +e
+timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg,thread=multi -cpu max -machine q35 -m 3072 -smp 2 \
+    -device intel-iommu,intremap=on \
+    -kernel "$VM/kernel/boot/vmlinuz-$kver" -initrd "$VM/initramfs.cpio.gz" \
+    -append "console=ttyS0 intel_iommu=on iommu=nopt panic=-1 loglevel=4 evpl.guest=$HERE/guest.sh evpl.args=$BUILD" \
+    -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
+    -drive file="$VM/nvme0.img",if=none,id=nvm0,format=raw -device nvme,serial=EVPL0,drive=nvm0 \
+    -drive file="$VM/nvme1.img",if=none,id=nvm1,format=raw -device nvme,serial=EVPL1,drive=nvm1 \
+    -nic none -nographic -no-reboot >"$LOG" 2>&1
+qrc=$?
+set -e
+end=$(date +%s)
+grep -a "EVPL-VM\|tests passed\|tests failed\|Test *#\|FAIL" "$LOG" || true
+rc=$(sed -n 's/.*EVPL-VM-RESULT rc=\([0-9]*\).*/\1/p' "$LOG" | tail -1)
+echo "vm: $((end - start)) s wall, console log in $LOG"
+if [ -z "$rc" ]; then
+    echo "vm: no result from the guest (qemu exit $qrc)"
+    exit 1
+fi
+exit "$rc"
