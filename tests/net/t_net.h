@@ -35,6 +35,14 @@
 #define T_NET_KIND_STREAM   1
 #define T_NET_KIND_DATAGRAM 2
 
+/* A count of work, scaled down by div inside the test VM (tests/vm sets
+ * EVPL_VM): software-emulated CPUs run 5-10x slower. */
+static inline uint64_t
+t_vm_scale(uint64_t n, uint64_t div)
+{
+    return getenv("EVPL_VM") ? n / div : n;
+} /* t_vm_scale */
+
 /* Last-resort hang guard: every net test calls this first. */
 static inline void
 t_net_guard(unsigned int seconds)
@@ -73,6 +81,9 @@ t_proto(int kinds)
     }
     if (!stream && !(kinds & T_NET_KIND_DATAGRAM)) {
         T_SKIP("%s: datagram protocols not covered by this test", name);
+    }
+    if (getenv("T_REQUIRE_KTLS") && access("/proc/net/tls_stat", R_OK) != 0) {
+        T_SKIP("%s with kernel TLS: no kernel TLS here (runs in the VM)", name);
     }
     fprintf(stderr, "protocol: %s\n", name);
     t_proto_is_tls = id == EVPL_STREAM_SOCKET_TLS;

@@ -11,7 +11,7 @@
 #include "t_net.h"
 
 #define CHUNK (1u << 20)
-#define TOTAL (1024ull << 20)
+#define TOTAL t_vm_scale(1024ull << 20, 8) /* 1 GiB; 128 MiB in the VM */
 #define SEED  0x1a46e
 
 static uint64_t checked;

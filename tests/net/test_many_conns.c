@@ -8,9 +8,10 @@
 /* MATRIX: stream */
 #include "t_net.h"
 
-#define N 1000
+#define NMAX 1000
+#define N    ((int) t_vm_scale(NMAX, 10)) /* 100 in the VM */
 
-static struct t_conn cl[N];
+static struct t_conn cl[NMAX];
 
 int
 main(void)

@@ -6,6 +6,8 @@
 # in-guest veth pair with soft-RoCE on it, run the ctest tests labelled vm
 # in the build directory $1, print the result and power off.
 BUILD=$1
+FILTER=${2:-.}
+LOGLEVEL=${3:-error}
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 # (the overlay is writable everywhere; /tmp may hold the build itself)
 result() {
@@ -21,7 +23,8 @@ kdir=$(dirname "$BUILD")/vm/kernel/lib/modules/$kver
 [ -d "$kdir" ] || kdir=$(ls -d /work/*/build/vm/kernel/lib/modules/"$kver" 2>/dev/null | head -1)
 mkdir -p /lib/modules
 ln -sfn "$kdir" "/lib/modules/$kver"
-echo /usr/bin/kmod >/proc/sys/kernel/modprobe 2>/dev/null || echo /sbin/modprobe >/proc/sys/kernel/modprobe
+# the kernel's module autoload (crypto for kTLS, ULPs) runs modprobe by name
+command -v modprobe >/proc/sys/kernel/modprobe
 
 # NVMe: the second controller to vfio-pci, before nvme can claim it
 nvmes=$(for d in /sys/bus/pci/devices/*; do
@@ -38,7 +41,7 @@ modprobe nvme
 for i in $(seq 50); do [ -e /dev/nvme0n1 ] && break; sleep 0.1; done
 export EVPL_NVME_BLOCKDEV=/dev/nvme0n1 EVPL_NVME_CHARDEV=/dev/ng0n1
 [ -n "$second" ] && export EVPL_NVME_VFIO=$second
-export EVPL_VM=1 EVPL_LOG_LEVEL=error
+export EVPL_VM=1 EVPL_LOG_LEVEL=$LOGLEVEL
 
 # kernel TLS, soft-RoCE over an in-guest veth pair (nothing leaves the VM)
 modprobe tls
@@ -53,7 +56,7 @@ modprobe rdma_rxe 2>/dev/null && rdma link add rxe0 type rxe netdev veth0 2>/dev
 
 echo "EVPL-VM: kernel $kver, nvme $first (driver) $second (vfio-pci), build $BUILD"
 cd "$BUILD" || result 91
-ctest -L vm --output-on-failure --timeout 300 >/tmp/ctest.log 2>&1
+ctest -L vm -R "$FILTER" --output-on-failure --timeout 300 >/tmp/ctest.log 2>&1
 rc=$?
 cat /tmp/ctest.log
 # a vm test that skips inside the VM is a failure

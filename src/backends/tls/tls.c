@@ -14,8 +14,11 @@
  *    handed to the application (no copy after decryption).  Send: small
  *    iovecs are gathered into one record of up to 16 KiB; large ones are
  *    encrypted from the application's buffer.
- *  - kTLS is asked for (SSL_OP_ENABLE_KTLS) when enabled in the config and
- *    used when the kernel offers it; the log says which.
+ *  - kTLS (ktls.c): where the kernel has it and the config allows it, TLS
+ *    1.3 keys go to the kernel after the handshake (servers: both
+ *    directions; clients: sending, since servers may send post-handshake
+ *    messages the kernel would hand back); those directions then use the
+ *    plain socket path.  The log says which record layer is in use.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -29,7 +32,10 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include <linux/tls.h>
+
 #include "backends/socket/socket.h"
+#include "backends/tls/ktls.h"
 
 #define TLS_RECORD       16384
 #define TLS_READ_BUDGET  64
@@ -42,12 +48,15 @@ struct tls_conn {
     int read_wants_write; /* SSL_read needs the socket writable */
     int write_wants_read; /* SSL_write needs the socket readable */
     size_t wpending;      /* length of a write to repeat after WANT_WRITE */
+    int ktls_tx, ktls_rx; /* the kernel does this direction's records */
+    struct ktls_secrets secrets;
     char stage[TLS_RECORD];
 };
 
 static SSL_CTX *client_ctx, *server_ctx;
 static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
 static int ctx_ok;
+static int ktls_use;           /* the kernel takes keys and the config allows it */
 static atomic_int ktls_logged; /* log the record layer once per process */
 
 static const char *
@@ -205,6 +214,16 @@ ctx_init(void)
         return;
     }
 
+    if (c->tls_ktls_enabled && evpl__ktls_kernel()) {
+        ktls_use = 1;
+        SSL_CTX_set_keylog_callback(client_ctx, evpl__ktls_keylog);
+        SSL_CTX_set_keylog_callback(server_ctx, evpl__ktls_keylog);
+        /* no post-handshake messages (they would take record numbers the
+         * kernel does not know of), and no reading past the handshake */
+        SSL_CTX_set_num_tickets(server_ctx, 0);
+        SSL_CTX_set_read_ahead(server_ctx, 0);
+    }
+
     if (c->tls_alpn) {
         alpn_len = alpn_wire(c->tls_alpn, alpn, sizeof(alpn));
         if (alpn_len <= 0 || SSL_CTX_set_alpn_protos(client_ctx, alpn, (unsigned int) alpn_len)) {
@@ -263,6 +282,7 @@ conn_of(struct evpl_bind *bind)
 } /* conn_of */
 
 static void tls_read(struct evpl *evpl, struct evpl_bind *bind);
+static void ktls_read(struct evpl *evpl, struct evpl_bind *bind);
 
 static unsigned int
 handshake_ms(void)
@@ -292,18 +312,49 @@ handshake(struct evpl *evpl, struct evpl_bind *bind)
     ERR_clear_error();
     rc = SSL_do_handshake(t->ssl);
     if (rc == 1) {
+        int server = SSL_is_server(t->ssl);
+
         t->secure = 1;
         evpl_remove_timer(evpl, &bind->retry);
+        {
+            /* what OpenSSL gave the kernel itself (a build with kTLS:
+             * sending only, in 3.0), then the rest from here; receiving in
+             * the kernel only with nothing left buffered in OpenSSL */
+            int tx = BIO_get_ktls_send(SSL_get_wbio(t->ssl)) != 0;
+            int rx = BIO_get_ktls_recv(SSL_get_rbio(t->ssl)) != 0;
+            int want_rx = server && !SSL_has_pending(t->ssl);
+
+            if (ktls_use && (!tx || (want_rx && !rx))) {
+                int krc = evpl__ktls_install(bind->event.fd, t->ssl, &t->secrets, server, !tx,
+                                             want_rx && !rx);
+
+                if (krc > 0) {
+                    tx |= (krc & 1) != 0;
+                    rx |= (krc & 2) != 0;
+                } else {
+                    evpl_log_debug("tls", "kTLS not used on this connection: %s", strerror(-krc));
+                }
+            }
+            t->ktls_tx = tx;
+            t->ktls_rx = rx && !SSL_has_pending(t->ssl);
+        }
+        OPENSSL_cleanse(&t->secrets, sizeof(t->secrets));
         if (!atomic_exchange(&ktls_logged, 1)) {
             evpl_log_info("tls", "%s, %s; record layer: %s", SSL_get_version(t->ssl),
                           SSL_get_cipher_name(t->ssl),
-                          BIO_get_ktls_send(SSL_get_wbio(t->ssl)) ? "kernel (kTLS)"
-                                                                  : "OpenSSL (no kTLS here)");
+                          t->ktls_rx   ? "kernel (kTLS), both directions"
+                          : t->ktls_tx ? "kernel (kTLS) for sending, OpenSSL for receiving"
+                          : ktls_use   ? "OpenSSL (kTLS available, not for this cipher)"
+                                       : "OpenSSL (no kTLS here)");
         }
         evpl__event_clear(evpl, &bind->event, EVPL_EV_WRITE_INTEREST);
         evpl__bind_connected(evpl, bind);
         /* records that came with the last handshake flight are buffered */
-        tls_read(evpl, bind);
+        if (t->ktls_rx) {
+            ktls_read(evpl, bind);
+        } else {
+            tls_read(evpl, bind);
+        }
         return;
     }
     err = SSL_get_error(t->ssl, rc);
@@ -385,6 +436,84 @@ tls_read(struct evpl *evpl, struct evpl_bind *bind)
     }
 } /* tls_read */
 
+/* Receive with the kernel doing the records: like a plain socket, except
+ * that a record other than application data (an alert, a post-handshake
+ * message) comes with its type in a control message. */
+static void
+ktls_read(struct evpl *evpl, struct evpl_bind *bind)
+{
+    uint64_t total = 0;
+    int status = 1;
+
+    for (int budget = TLS_READ_BUDGET; budget > 0; budget--) {
+        union {
+            char buf[CMSG_SPACE(sizeof(uint8_t))];
+            struct cmsghdr align;
+        } ctrl;
+        struct evpl_iovec iov;
+        struct iovec v;
+        struct msghdr msg = {.msg_iov = &v, .msg_iovlen = 1};
+        struct cmsghdr *cm;
+        ssize_t n;
+
+        if (bind->flags & (EVPL_BIND_READ_PAUSED | EVPL_BIND_CLOSING)) {
+            evpl__event_clear(evpl, &bind->event, EVPL_EV_READ_INTEREST);
+            break;
+        }
+        if (evpl__iovec_reserve_tail(evpl, TLS_RECORD, &iov) < 0) {
+            status = -ENOMEM;
+            break;
+        }
+        v.iov_base = iov.data;
+        v.iov_len = iov.length;
+        msg.msg_control = ctrl.buf;
+        msg.msg_controllen = sizeof(ctrl.buf);
+        n = recvmsg(bind->event.fd, &msg, MSG_DONTWAIT);
+        cm = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL;
+        if (cm && cm->cmsg_level == SOL_TLS && cm->cmsg_type == TLS_GET_RECORD_TYPE &&
+            *CMSG_DATA(cm) != 23) {
+            uint8_t type = *CMSG_DATA(cm), *d = iov.data;
+
+            evpl_iovec_release(evpl, &iov);
+            if (type == 21 && n >= 2 && d[1] == 0) {
+                status = 0; /* close_notify */
+            } else {
+                evpl_log_error("tls", "record of type %u (%s) under kernel TLS: closing", type,
+                               type == 21 ? "alert" : "post-handshake message");
+                status = -EPROTO;
+            }
+            break;
+        }
+        if (n > 0) {
+            iov.length = (unsigned int) n;
+            evpl_iovec_commit(evpl, 0, &iov, 1);
+            evpl_iovec_ring_append_coalesce(evpl, &bind->recv_ring, &iov);
+            total += (uint64_t) n;
+            continue;
+        }
+        evpl_iovec_release(evpl, &iov);
+        if (n == 0) {
+            status = 0;
+        } else if (errno == EAGAIN) {
+            evpl__event_clear(evpl, &bind->event, EVPL_EV_READABLE);
+        } else if (errno != EINTR) {
+            evpl_log_error("tls", "kernel TLS receive: %s", strerror(errno));
+            status = errno == EBADMSG ? -ECONNRESET : -errno;
+        }
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        break;
+    }
+    if (total) {
+        evpl__bind_received(evpl, bind);
+    }
+    if (status <= 0) {
+        evpl__event_clear(evpl, &bind->event, EVPL_EV_READABLE | EVPL_EV_READ_INTEREST);
+        evpl__bind_fail(evpl, bind, status);
+    }
+} /* ktls_read */
+
 /* The next write: a large iovec as it is, or small ones gathered. */
 static size_t
 next_write(struct tls_conn *t, struct evpl_bind *bind, const void **buf)
@@ -417,6 +546,10 @@ tls_flush(struct evpl *evpl, struct evpl_bind *bind)
 
     if (!t || !t->secure) {
         return; /* queued until the handshake is done */
+    }
+    if (t->ktls_tx) {
+        evpl__stream_flush(evpl, bind); /* the kernel makes the records */
+        return;
     }
     t->write_wants_read = 0;
     while (bind->send_ring.length) {
@@ -515,7 +648,11 @@ progress(struct evpl *evpl, struct evpl_bind *bind, int writable)
         if (t->write_wants_read) {
             tls_flush(evpl, bind);
         }
-        tls_read(evpl, bind);
+        if (t->ktls_rx) {
+            ktls_read(evpl, bind);
+        } else {
+            tls_read(evpl, bind);
+        }
     }
 } /* progress */
 
@@ -566,6 +703,7 @@ conn_new(struct evpl *evpl, struct evpl_bind *bind, int server)
             SSL_set1_host(t->ssl, name);
         }
     }
+    SSL_set_ex_data(t->ssl, evpl__ktls_ex_index(), &t->secrets);
     bind->backend = t;
     evpl_add_oneshot_timer(evpl, &bind->retry, handshake_timeout, (uint64_t) handshake_ms() * 1000);
     return 0;
@@ -642,8 +780,12 @@ tls_close(struct evpl *evpl, struct evpl_bind *bind)
     evpl_remove_timer(evpl, &bind->retry);
     if (t) {
         if (t->secure && bind->event.fd >= 0) {
-            ERR_clear_error();
-            (void) SSL_shutdown(t->ssl); /* best effort close_notify */
+            if (t->ktls_tx) {
+                evpl__ktls_close_notify(bind->event.fd);
+            } else {
+                ERR_clear_error();
+                (void) SSL_shutdown(t->ssl); /* best effort close_notify */
+            }
         }
         SSL_free(t->ssl);
         free(t);

@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * Kernel TLS for the TLS backend.  Debian's OpenSSL 3.0 is built without
+ * kTLS, so after the handshake the library installs the TLS 1.3 traffic
+ * keys in the kernel itself (TCP_ULP "tls", TLS_TX / TLS_RX): from then on
+ * records are encrypted and decrypted by the kernel during the socket copy,
+ * and the data path is the plain socket one (writev, read).
+ */
+#pragma once
+
+#include <openssl/ssl.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define KTLS_SECRET_MAX 64
+
+struct ktls_secrets {
+    uint8_t client[KTLS_SECRET_MAX];
+    uint8_t server[KTLS_SECRET_MAX];
+    size_t client_len, server_len;
+};
+
+/* Does this kernel take TLS keys (probed once on a loopback connection)? */
+int evpl__ktls_kernel(void);
+
+/* SSL_CTX keylog callback target: collects the application traffic
+ * secrets of the connection whose ex-data slot holds the secrets. */
+void evpl__ktls_keylog(const SSL *ssl, const char *line);
+int evpl__ktls_ex_index(void);
+
+/* Install keys on fd: tx and/or rx.  Returns the directions now in the
+ * kernel (1: sending, 2: receiving; TX goes first, so a failure leaves
+ * either nothing or sending), or a negative errno when none is. */
+int evpl__ktls_install(int fd, SSL *ssl, const struct ktls_secrets *s, int server, int tx, int rx);
+
+/* Send a close_notify alert through the kernel's record layer. */
+void evpl__ktls_close_notify(int fd);
