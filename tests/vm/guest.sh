@@ -52,7 +52,24 @@ ip addr add 10.77.0.2/24 dev veth1 2>/dev/null
 ip link set veth0 up
 ip link set veth1 up
 ip link set lo up
-modprobe rdma_rxe 2>/dev/null && rdma link add rxe0 type rxe netdev veth0 2>/dev/null
+modprobe rdma_rxe && modprobe ib_uverbs && modprobe rdma_ucm
+rdma link add rxe0 type rxe netdev veth0
+if [ "$LOGLEVEL" = debug ]; then
+    rdma link show
+    ls /dev/infiniband 2>&1
+    if command -v rping >/dev/null; then
+        timeout 15 rping -s -a 10.77.0.1 -C 3 -v &
+        sleep 1
+        timeout 10 rping -c -a 10.77.0.1 -C 3 -v
+        echo "rping rc=$?"
+        wait
+        timeout 15 rdma_server -s 10.77.0.1 -p 7471 &
+        sleep 1
+        timeout 10 rdma_client -s 10.77.0.1 -p 7471
+        echo "rdma_client rc=$?"
+        wait
+    fi
+fi
 
 echo "EVPL-VM: kernel $kver, nvme $first (driver) $second (vfio-pci), build $BUILD"
 cd "$BUILD" || result 91

@@ -141,8 +141,8 @@ expand_label(const char *digest, const uint8_t *secret, size_t secret_len, const
     if (ctx) {
         params[0] = OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode);
         params[1] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *) digest, 0);
-        params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *) secret,
-                                                      secret_len);
+        params[2] =
+            OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *) secret, secret_len);
         params[3] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info, n);
         params[4] = OSSL_PARAM_construct_end();
         rc = EVP_KDF_derive(ctx, out, len, params) == 1 ? 0 : -1;
