@@ -151,9 +151,9 @@ attempt(void)
             perror("client: rdma_post_recv");
         } else if (rdma_connect(id, NULL)) {
             perror("client: rdma_connect");
-        } else if (STEP("client", "connected"),
-                   rdma_post_send(id, NULL, out, sizeof(out), mo, 0) ||
-                       rdma_get_send_comp(id, &wc) <= 0 || wc.status != IBV_WC_SUCCESS) {
+        } else if (STEP("client", "connected"), rdma_post_send(id, NULL, out, sizeof(out), mo, 0) ||
+                                                    rdma_get_send_comp(id, &wc) <= 0 ||
+                                                    wc.status != IBV_WC_SUCCESS) {
             fprintf(stderr, "client: send failed (status %d)\n", (int) wc.status);
         } else if (STEP("client", "sent"),
                    rdma_get_recv_comp(id, &wc) <= 0 || wc.status != IBV_WC_SUCCESS) {
