@@ -114,9 +114,8 @@ nvme_qpair_push(struct nvme_qpair *q, const struct nvme_sqe *c)
 void
 nvme_qpair_ring(struct nvme_qpair *q)
 {
-    /* entries visible to the device before the doorbell */
-    __atomic_thread_fence(__ATOMIC_RELEASE);
-    *q->sq_doorbell = q->sq_tail;
+    /* a release store: the entries are visible before the doorbell */
+    __atomic_store_n(q->sq_doorbell, (uint32_t) q->sq_tail, __ATOMIC_RELEASE);
 } /* nvme_qpair_ring */
 
 const struct nvme_cqe *
