@@ -154,6 +154,7 @@ inflight(void)
     struct evpl_listener *l;
     static uint8_t big[INFLIGHT_BYTES];
     int64_t base = -1;
+    uint64_t t_start;
 
     if (!evpl_protocol_available(proto)) {
         exit(77);
@@ -161,6 +162,7 @@ inflight(void)
     t_pattern_fill(1, 0, big, sizeof(big));
     ep = t_endpoint(proto);
     l = t_listen(proto, ep);
+    t_start = t_now_ns();
 
     for (int rep = 0; rep < INFLIGHT_REPS; rep++) {
         struct evpl *evpl = t_net_loop();
@@ -197,6 +199,10 @@ inflight(void)
         }
         /* no loop left: every buffer is back */
         T_EQ(t_metric("evpl_allocator_buffers_in_use"), base);
+        if (rep % 10 == 9) {
+            fprintf(stderr, "inflight: %d loops destroyed, %.1f s\n", rep + 1,
+                    (double) (t_now_ns() - t_start) / 1e9);
+        }
     }
     T_EQ(base, 0);
 

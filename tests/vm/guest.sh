@@ -3,11 +3,14 @@
 # The test VM's second stage, with the host's userland (read-only, under a
 # tmpfs overlay): load the modules the hardware paths need, give the second
 # NVMe drive to vfio-pci and the first to the kernel's driver, make an
-# in-guest veth pair with soft-RoCE on it, run the ctest tests labelled vm
-# in the build directory $1, print the result and power off.
+# in-guest veth pair with soft-RoCE on it, run the ctest tests whose labels
+# match "vm" (vm: need the hardware paths; vmkernel: io_uring tests run
+# again on Debian's stock kernel) in the build directory $1, print the
+# result and power off.
 BUILD=$1
 FILTER=${2:-.}
 LOGLEVEL=${3:-error}
+LABEL=${4:-vm}
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 # (the overlay is writable everywhere; /tmp may hold the build itself)
 result() {
@@ -73,7 +76,7 @@ fi
 
 echo "EVPL-VM: kernel $kver, nvme $first (driver) $second (vfio-pci), build $BUILD"
 cd "$BUILD" || result 91
-ctest -L vm -R "$FILTER" --output-on-failure --timeout 300 >/tmp/ctest.log 2>&1
+ctest -L "$LABEL" -R "$FILTER" --output-on-failure --timeout 300 >/tmp/ctest.log 2>&1
 rc=$?
 cat /tmp/ctest.log
 # a vm test that skips inside the VM is a failure

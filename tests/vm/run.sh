@@ -6,7 +6,9 @@
 # behind an emulated IOMMU and no network card, run the tests labelled vm
 # inside, save the console log as <build-dir>/../vm/console.log, and exit
 # with the guest's ctest status.  EVPL_VM_TESTS=<regex> runs only those vm
-# tests; EVPL_VM_LOG=<level> sets the library's log level inside.
+# tests; EVPL_VM_LOG=<level> sets the library's log level inside;
+# EVPL_VM_LABEL=<label> runs the tests of another label (e.g. matrix: the
+# host's tests on Debian's stock kernel).
 set -eu
 BUILD=$(cd "${1:?usage: run.sh <build-dir>}" && pwd)
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -20,7 +22,7 @@ set +e
 timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg,thread=multi -cpu max -machine q35 -m 3072 -smp 2 \
     -device intel-iommu,intremap=on \
     -kernel "$VM/kernel/boot/vmlinuz-$kver" -initrd "$VM/initramfs.cpio.gz" \
-    -append "console=ttyS0 intel_iommu=on iommu=nopt panic=-1 loglevel=4 evpl.guest=$HERE/guest.sh evpl.args=$BUILD evpl.filter=${EVPL_VM_TESTS:-.} evpl.log=${EVPL_VM_LOG:-error}" \
+    -append "console=ttyS0 intel_iommu=on iommu=nopt panic=-1 loglevel=4 evpl.guest=$HERE/guest.sh evpl.args=$BUILD evpl.filter=${EVPL_VM_TESTS:-.} evpl.log=${EVPL_VM_LOG:-error} evpl.label=${EVPL_VM_LABEL:-vm}" \
     -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
     -drive file="$VM/nvme0.img",if=none,id=nvm0,format=raw -device nvme,serial=EVPL0,drive=nvm0 \
     -drive file="$VM/nvme1.img",if=none,id=nvm1,format=raw -device nvme,serial=EVPL1,drive=nvm1 \
