@@ -347,8 +347,14 @@ evpl__block_complete(struct evpl *evpl, struct evpl_block_req *r, int64_t res)
         status = r->zero_status;
     }
     evpl_activity(evpl);
-    r->callback(evpl, status, r->private_data);
-    req_put(q, r);
+    {
+        /* the request goes back first: the callback may close the queue */
+        evpl_block_callback_t cb = r->callback;
+        void *priv = r->private_data;
+
+        req_put(q, r);
+        cb(evpl, status, priv);
+    }
 } /* evpl__block_complete */
 
 /* Iovecs the kernel can use in place, or one aligned bounce buffer. */

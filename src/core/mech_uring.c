@@ -193,7 +193,8 @@ ur_remove(struct evpl *evpl, struct evpl_event *event)
 
 /* A poll request's completion: latch the readiness into its event. */
 static int
-poll_complete(struct evpl *evpl, struct uring_state *st, struct io_uring_cqe *cqe, uint64_t data)
+poll_complete(struct evpl *evpl, struct uring_state *st, const struct io_uring_cqe *cqe,
+              uint64_t data)
 {
     uint32_t idx = (uint32_t) data >> 1, gen = (uint32_t) (data >> 32);
     struct evpl_event *ev;
@@ -240,29 +241,39 @@ evpl__uring_process(struct evpl *evpl, struct io_uring *ring)
 {
     struct uring_state *st = evpl->mech == &evpl_mech_io_uring ? evpl->mech_state : NULL;
     struct io_uring_cqe *cqe;
-    unsigned head, seen = 0;
     int reported = 0;
 
     if (st && ring != &st->ring) {
         st = NULL; /* a backend's own ring carries no poll requests */
     }
-    /* callbacks may submit (and so post more completions): the tail is
-     * re-read on every step and everything seen is retired at the end */
-    io_uring_for_each_cqe(ring, head, cqe)
-    {
-        uint64_t data = io_uring_cqe_get_data64(cqe);
+    /* each completion is retired before it is dispatched: a callback may
+     * submit, or wait on this ring itself (closing a block queue with I/O
+     * in flight), and must never see it again */
+    for (;;) {
+        struct io_uring_cqe c;
+        unsigned head;
+        uint64_t data;
 
-        seen++;
+        cqe = NULL;
+        io_uring_for_each_cqe(ring, head, cqe)
+        {
+            break;
+        }
+        if (!cqe) {
+            break;
+        }
+        c = *cqe;
+        io_uring_cq_advance(ring, 1);
+        data = io_uring_cqe_get_data64(&c);
         if (data & 1) {
-            reported += poll_complete(evpl, st, cqe, data);
+            reported += poll_complete(evpl, st, &c, data);
         } else if (data) {
             struct evpl_uring_req *req = (struct evpl_uring_req *) (uintptr_t) data;
 
-            req->complete(evpl, req, cqe->res, cqe->flags);
+            req->complete(evpl, req, c.res, c.flags);
             reported++;
         }
     }
-    io_uring_cq_advance(ring, seen);
     return reported;
 } /* evpl__uring_process */
 

@@ -50,6 +50,15 @@ op_done(struct evpl *evpl, int status, void *arg)
         }                                              \
     } while (0)
 
+/* a few passes, so nothing is left half-done on the loop */
+static void
+t_pump_quiet(struct evpl *evpl)
+{
+    for (int i = 0; i < 10; i++) {
+        evpl_continue(evpl);
+    }
+}
+
 static void
 make_file(const char *path, uint64_t size)
 {
@@ -408,6 +417,59 @@ close_inflight(void)
     unlink(path);
 }
 
+/* A queue closed from a completion callback while other requests are in
+ * flight (review): the rest complete inside the close, each exactly once,
+ * nothing is touched after it is freed. */
+static struct evpl_block_queue *cb_queue;
+static int cb_done[32];
+
+static void
+close_in_callback(struct evpl *evpl, int status, void *arg)
+{
+    int i = (int) (intptr_t) arg;
+
+    cb_done[i]++;
+    if (cb_queue) {
+        struct evpl_block_queue *q = cb_queue;
+
+        cb_queue = NULL;
+        evpl_block_close_queue(evpl, q);
+    }
+}
+
+static void
+close_from_callback(void)
+{
+    char path[300];
+    struct evpl *evpl = evpl_create(NULL);
+    struct evpl_block_device *dev;
+    struct evpl_iovec v[32];
+
+    snprintf(path, sizeof(path), "%s/cbclose", dir);
+    make_file(path, 8 << 20);
+    dev = evpl_block_open_device(proto, path);
+    T_OK(dev != NULL);
+    cb_queue = evpl_block_open_queue(evpl, dev);
+    T_OK(cb_queue != NULL);
+    memset(cb_done, 0, sizeof(cb_done));
+    for (int i = 0; i < 32; i++) {
+        v[i] = aligned(evpl, 65536);
+        evpl_block_read(evpl, cb_queue, &v[i], 1, (uint64_t) i << 16, close_in_callback,
+                        (void *) (intptr_t) i);
+    }
+    while (cb_queue) {
+        evpl_continue(evpl);
+    }
+    for (int i = 0; i < 32; i++) {
+        T_EQ(cb_done[i], 1);
+        evpl_iovec_release(evpl, &v[i]);
+    }
+    t_pump_quiet(evpl);
+    evpl_block_close_device(dev);
+    evpl_destroy(evpl);
+    unlink(path);
+}
+
 /* ENOSPC and a read-only file system: tmpfs mounts in a private mount
  * namespace (child).  The error reaches the callback; the queue goes on. */
 static void
@@ -566,6 +628,7 @@ main(void)
     refusals();
     integrity();
     close_inflight();
+    close_from_callback();
     loop_device();
     T_EQ(rmdir(dir), 0);
     return 0;

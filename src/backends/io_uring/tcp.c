@@ -65,7 +65,8 @@ conn_maybe_free(struct evpl *evpl, struct uconn *c)
     if (c->fd >= 0) {
         close(c->fd);
     }
-    evpl_iovecs_release(evpl, c->held, (int) c->nheld);
+    evpl_iovecs_release_internal(evpl, c->held,
+                                 (int) c->nheld); /* clones: GLOBAL ones took no count */
     free(c->held);
     free(c->iov);
     evpl__address_release(c->connect_addr);

@@ -54,7 +54,8 @@ udpc_maybe_free(struct evpl *evpl, struct udpc *c)
         evpl__uring_unwait(c->pool, &c->waiter);
     }
     close(c->fd);
-    evpl_iovecs_release(evpl, c->held, (int) c->nheld);
+    evpl_iovecs_release_internal(evpl, c->held,
+                                 (int) c->nheld); /* clones: GLOBAL ones took no count */
     free(c->held);
     c->u->objects--;
     free(c);
@@ -155,7 +156,8 @@ batch_done(struct evpl *evpl, struct udpc *c)
     struct evpl_bind *bind = c->bind;
     uint64_t bytes = 0, msgs = 0;
 
-    evpl_iovecs_release(evpl, c->held, (int) c->nheld);
+    evpl_iovecs_release_internal(evpl, c->held,
+                                 (int) c->nheld); /* clones: GLOBAL ones took no count */
     c->nheld = 0;
     if (!bind) {
         udpc_maybe_free(evpl, c);
@@ -204,6 +206,7 @@ udp_flush(struct evpl *evpl, struct evpl_bind *bind)
 {
     struct udpc *c = bind->backend;
     int gso = !(bind->flags & EVPL_BIND_NO_GSO);
+    struct io_uring_sqe *prev = NULL;
     unsigned int k;
 
     if (c->outstanding) {
@@ -215,14 +218,26 @@ udp_flush(struct evpl *evpl, struct evpl_bind *bind)
         return;
     }
     k = evpl__udp_batch_build(bind, &c->batch, gso);
+    /* the chain must go to the kernel whole: a submission in its middle
+     * (queue full) would split it, and the halves could overtake */
+    if (io_uring_sq_space_left(c->u->ring) < k) {
+        io_uring_submit(c->u->ring);
+        if (io_uring_sq_space_left(c->u->ring) < k) {
+            k = io_uring_sq_space_left(c->u->ring);
+        }
+    }
     for (unsigned int i = 0; i < k; i++) {
         struct msghdr *h = &c->batch.msgs[i].msg_hdr;
         struct io_uring_sqe *sqe = evpl__uring_start(c->u, &c->sends[i].req);
 
         if (!sqe) {
             k = i;
+            if (prev) {
+                prev->flags &= ~IOSQE_IO_LINK; /* end the chain here */
+            }
             break;
         }
+        prev = sqe;
         if (h->msg_name) {
             memcpy(&c->names[i], h->msg_name, h->msg_namelen);
             h->msg_name = &c->names[i];

@@ -582,8 +582,16 @@ evpl__uring_loop_cleanup(struct evpl *evpl)
     if (u->poll) {
         evpl_remove_poll(evpl, u->poll);
     }
-    for (int k = 0; k < EVPL_URING_POOLS; k++) {
-        pool_cleanup(evpl, u, &u->pools[k]);
+    if (u->pending) {
+        /* a receive that picked a chunk may still write into it: leave the
+         * chunks referenced (leaked, reported) rather than reuse them */
+        for (int k = 0; k < EVPL_URING_POOLS; k++) {
+            evpl->mem.pooled -= u->pools[k].br ? u->pools[k].nchunks - u->pools[k].missing : 0;
+        }
+    } else {
+        for (int k = 0; k < EVPL_URING_POOLS; k++) {
+            pool_cleanup(evpl, u, &u->pools[k]);
+        }
     }
     /* registered files and buffers go with the ring (the mechanism's is
      * destroyed with the loop right after this): unregistering them first

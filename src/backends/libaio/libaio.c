@@ -36,6 +36,8 @@ struct aqueue {
     unsigned depth;    /* the context's size */
     unsigned inflight; /* submitted, not completed */
     int efd;
+    int reaping;         /* reap() is on the stack */
+    int dead;            /* closed meanwhile: reap() frees it */
     int level_triggered; /* select(2): the eventfd must be read to go quiet */
     struct evpl_event event;
     struct evpl_poll *poll;
@@ -44,6 +46,15 @@ struct aqueue {
     struct iocb **batch; /* this pass's requests, in order */
     unsigned nbatch, batch_cap;
 };
+
+static void
+aq_free(struct aqueue *aq)
+{
+    close(aq->efd);
+    io_destroy(aq->ctx);
+    free(aq->batch);
+    free(aq);
+} /* aq_free */
 
 static int
 libaio_available(void)
@@ -60,46 +71,44 @@ complete_event(struct evpl *evpl, struct io_event *ev)
     evpl__block_complete(evpl, r, res);
 } /* complete_event */
 
-/* Reap what is there, without blocking; returns how many. */
+/* Reap what is there, without blocking; returns how many.  A callback may
+ * close the queue: it is then freed here, once nothing of it is in use. */
 static int
 reap(struct evpl *evpl, struct aqueue *aq)
 {
     struct aio_ring *ring = (struct aio_ring *) aq->ctx;
-    int n = 0;
+    int n = 0, user = ring->magic == AIO_RING_MAGIC && ring->incompat_features == 0;
 
-    if (ring->magic == AIO_RING_MAGIC && ring->incompat_features == 0) {
-        unsigned head = __atomic_load_n(&ring->head, __ATOMIC_RELAXED);
+    aq->reaping++;
+    while (!aq->dead) {
+        struct io_event ev;
 
-        for (;;) {
+        if (user) {
+            /* re-read each time: a callback may have consumed events
+             * (draining a queue it closes) */
+            unsigned head = __atomic_load_n(&ring->head, __ATOMIC_ACQUIRE);
             unsigned tail = __atomic_load_n(&ring->tail, __ATOMIC_ACQUIRE);
-            struct io_event ev;
 
             if (head == tail) {
                 break;
             }
             ev = ring->io_events[head];
-            head = (head + 1) % ring->nr;
-            __atomic_store_n(&ring->head, head, __ATOMIC_RELEASE);
-            aq->inflight--;
-            n++;
-            complete_event(evpl, &ev);
-        }
-        return n;
-    }
-    for (;;) {
-        struct io_event evs[64];
-        struct timespec zero = {0, 0};
-        int got = io_getevents(aq->ctx, 0, 64, evs, &zero);
+            __atomic_store_n(&ring->head, (head + 1) % ring->nr, __ATOMIC_RELEASE);
+        } else {
+            struct timespec zero = {0, 0};
 
-        if (got <= 0) {
-            return n;
+            if (io_getevents(aq->ctx, 0, 1, &ev, &zero) != 1) {
+                break;
+            }
         }
-        for (int i = 0; i < got; i++) {
-            aq->inflight--;
-            complete_event(evpl, &evs[i]);
-        }
-        n += got;
+        aq->inflight--;
+        n++;
+        complete_event(evpl, &ev);
     }
+    if (--aq->reaping == 0 && aq->dead) {
+        aq_free(aq); /* closed from one of the callbacks */
+    }
+    return n;
 } /* reap */
 
 static void
@@ -242,7 +251,10 @@ drain(struct evpl *evpl, struct evpl_block_queue *q)
             submit_batch(evpl, aq);
         }
         if (!aq->inflight) {
-            continue; /* failed at submission: completed already */
+            if (aq->nbatch) {
+                usleep(1000); /* the context refuses more for now */
+            }
+            continue; /* (requests refused at submission completed already) */
         }
         got = io_getevents(aq->ctx, 1, 64, evs, NULL);
         for (int i = 0; i < got; i++) {
@@ -260,10 +272,11 @@ queue_close(struct evpl *evpl, struct evpl_block_queue *q)
     evpl_remove_deferral(evpl, &aq->submit);
     evpl_remove_poll(evpl, aq->poll);
     evpl__event_remove(evpl, &aq->event);
-    close(aq->efd);
-    io_destroy(aq->ctx);
-    free(aq->batch);
-    free(aq);
+    if (aq->reaping) {
+        aq->dead = 1; /* closed from a completion callback: reap() frees it */
+        return;
+    }
+    aq_free(aq);
 } /* queue_close */
 
 const struct evpl_block_backend evpl_block_libaio = {

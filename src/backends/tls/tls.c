@@ -455,6 +455,7 @@ ktls_read(struct evpl *evpl, struct evpl_bind *bind)
         struct msghdr msg = {.msg_iov = &v, .msg_iovlen = 1};
         struct cmsghdr *cm;
         ssize_t n;
+        int err;
 
         if (bind->flags & (EVPL_BIND_READ_PAUSED | EVPL_BIND_CLOSING)) {
             evpl__event_clear(evpl, &bind->event, EVPL_EV_READ_INTEREST);
@@ -469,13 +470,15 @@ ktls_read(struct evpl *evpl, struct evpl_bind *bind)
         msg.msg_control = ctrl.buf;
         msg.msg_controllen = sizeof(ctrl.buf);
         n = recvmsg(bind->event.fd, &msg, MSG_DONTWAIT);
+        err = errno;
         cm = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL;
         if (cm && cm->cmsg_level == SOL_TLS && cm->cmsg_type == TLS_GET_RECORD_TYPE &&
             *CMSG_DATA(cm) != 23) {
-            uint8_t type = *CMSG_DATA(cm), *d = iov.data;
+            uint8_t type = *CMSG_DATA(cm);
+            int close_notify = type == 21 && n >= 2 && ((uint8_t *) iov.data)[1] == 0;
 
             evpl_iovec_release(evpl, &iov);
-            if (type == 21 && n >= 2 && d[1] == 0) {
+            if (close_notify) {
                 status = 0; /* close_notify */
             } else {
                 evpl_log_error("tls", "record of type %u (%s) under kernel TLS: closing", type,
@@ -492,16 +495,17 @@ ktls_read(struct evpl *evpl, struct evpl_bind *bind)
             continue;
         }
         evpl_iovec_release(evpl, &iov);
+        if (n < 0 && err == EINTR) {
+            continue;
+        }
         if (n == 0) {
             status = 0;
-        } else if (errno == EAGAIN) {
+        } else if (err == EAGAIN) {
             evpl__event_clear(evpl, &bind->event, EVPL_EV_READABLE);
-        } else if (errno != EINTR) {
-            evpl_log_error("tls", "kernel TLS receive: %s", strerror(errno));
-            status = errno == EBADMSG ? -ECONNRESET : -errno;
-        }
-        if (n < 0 && errno == EINTR) {
-            continue;
+        } else {
+            /* EBADMSG: a record that does not authenticate */
+            status = err == EBADMSG ? -ECONNRESET : -err;
+            evpl_log_error("tls", "kernel TLS receive: %s", strerror(err));
         }
         break;
     }
