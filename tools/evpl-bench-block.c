@@ -228,6 +228,11 @@ bench_block_main(int argc, char **argv)
                 return o == 'h' ? 0 : 2;
         }
     }
+    if (strcmp(bc.rw, "randread") && strcmp(bc.rw, "randwrite") && strcmp(bc.rw, "read") &&
+        strcmp(bc.rw, "write")) {
+        fprintf(stderr, "evpl-bench: --rw %s: randread, randwrite, read or write\n", bc.rw);
+        return 2;
+    }
     if (!bc.file || !bc.bs || bc.bs % 512 || !bc.depth) {
         usage();
         return 2;

@@ -268,8 +268,9 @@ struct evpl_uring_req {
 struct io_uring;
 /* The wait mechanism's ring when it is io_uring (the backends share it). */
 struct io_uring *evpl__mech_uring_ring(struct evpl *evpl);
-/* A ring in the cheapest mode the kernel accepts (registered ring fd). */
-int evpl__uring_queue_init(unsigned entries, struct io_uring *ring);
+/* A ring in the cheapest mode the kernel accepts (registered ring fd),
+ * with extra setup flags (SQE128...) that must be there. */
+int evpl__uring_queue_init(unsigned entries, struct io_uring *ring, unsigned extra);
 /* Must this thread enter the kernel: submissions queued, or completion
  * work waiting (read from the shared ring, no syscall, where it can)? */
 int evpl__uring_need_enter(struct io_uring *ring);

@@ -57,7 +57,7 @@ get_sqe(struct uring_state *st)
 }
 
 int
-evpl__uring_queue_init(unsigned entries, struct io_uring *ring)
+evpl__uring_queue_init(unsigned entries, struct io_uring *ring, unsigned extra)
 {
     /* DEFER_TASKRUN: completion work runs when this thread enters the
      * kernel, never interrupting it; TASKRUN_FLAG: the kernel says in the
@@ -71,7 +71,7 @@ evpl__uring_queue_init(unsigned entries, struct io_uring *ring)
     int rc = -EINVAL;
 
     for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]) && rc < 0; i++) {
-        rc = io_uring_queue_init(entries, ring, tries[i]);
+        rc = io_uring_queue_init(entries, ring, tries[i] | extra);
     }
     if (rc == 0) {
         /* every enter skips the ring file's lookup (fget/fput, ~7% of a
@@ -102,7 +102,7 @@ ur_create(struct evpl *evpl)
     int rc;
 
     /* the loop is the only submitter: the cheapest modes, if the kernel has them */
-    rc = evpl__uring_queue_init(URING_ENTRIES, &st->ring);
+    rc = evpl__uring_queue_init(URING_ENTRIES, &st->ring, 0);
     if (rc < 0) {
         free(st);
         return rc;

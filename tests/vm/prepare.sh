@@ -16,7 +16,7 @@ mkdir -p "$VM"
 VM=$(cd "$VM" && pwd)
 
 need=""
-for p in qemu-system-x86_64:qemu-system-x86 busybox:busybox-static kmod:kmod cpio:cpio; do
+for p in qemu-system-x86_64:qemu-system-x86 busybox:busybox-static kmod:kmod cpio:cpio ip:iproute2 rdma:iproute2; do
     command -v "${p%%:*}" >/dev/null 2>&1 || need="$need ${p#*:}"
 done
 [ -x /bin/busybox ] || need="$need busybox-static"

@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -31,8 +30,7 @@ struct pdev {
 
 struct pqueue {
     struct io_uring ring;
-    int efd;
-    struct evpl_event event;
+    struct evpl_uring_watch watch;
     struct evpl_poll *poll;
     struct evpl_deferral submit;
     uint32_t inflight;
@@ -129,32 +127,12 @@ pt_complete(struct evpl *evpl, struct evpl_uring_req *ureq, int res, uint32_t fl
 } /* pt_complete */
 
 static void
-pt_reap(struct evpl *evpl, struct pqueue *pq)
-{
-    if (evpl__uring_need_enter(&pq->ring)) {
-        io_uring_submit_and_get_events(&pq->ring);
-    }
-    evpl__uring_process(evpl, &pq->ring);
-} /* pt_reap */
-
-static void
-pt_event(struct evpl *evpl, struct evpl_event *event)
-{
-    struct pqueue *pq = container_of(event, struct pqueue, event);
-    uint64_t v;
-
-    (void) read(pq->efd, &v, sizeof(v));
-    evpl__event_clear(evpl, event, EVPL_EV_READABLE);
-    pt_reap(evpl, pq);
-} /* pt_event */
-
-static void
 pt_poll(struct evpl *evpl, void *arg)
 {
     struct pqueue *pq = arg;
 
     if (pq->inflight) {
-        pt_reap(evpl, pq);
+        evpl__uring_reap(evpl, &pq->ring);
     }
 } /* pt_poll */
 
@@ -234,29 +212,16 @@ static int
 pt_queue_open(struct evpl *evpl, struct evpl_block_queue *q)
 {
     struct pqueue *pq = evpl__zalloc(sizeof(*pq));
-    unsigned base = IORING_SETUP_SQE128 | IORING_SETUP_CQE32;
-    int rc = io_uring_queue_init(RING_ENTRIES, &pq->ring,
-                                 base | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
-                                     IORING_SETUP_TASKRUN_FLAG);
+    /* passthrough commands need 128-byte entries, 32-byte completions */
+    int rc =
+        evpl__uring_queue_init(RING_ENTRIES, &pq->ring, IORING_SETUP_SQE128 | IORING_SETUP_CQE32);
 
-    if (rc < 0) {
-        rc = io_uring_queue_init(RING_ENTRIES, &pq->ring, base);
-    }
     if (rc < 0) {
         free(pq);
         return rc;
     }
-    pq->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    rc = pq->efd < 0 ? -errno : io_uring_register_eventfd(&pq->ring, pq->efd);
-    if (rc == 0) {
-        evpl__event_init(&pq->event, pq->efd, pt_event, NULL, NULL);
-        pq->event.flags = EVPL_EV_READ_INTEREST;
-        rc = evpl__event_add(evpl, &pq->event);
-    }
+    rc = evpl__uring_watch(evpl, &pq->watch, &pq->ring);
     if (rc < 0) {
-        if (pq->efd >= 0) {
-            close(pq->efd);
-        }
         io_uring_queue_exit(&pq->ring);
         free(pq);
         return rc;
@@ -285,8 +250,7 @@ pt_queue_close(struct evpl *evpl, struct evpl_block_queue *q)
 
     evpl_remove_deferral(evpl, &pq->submit);
     evpl_remove_poll(evpl, pq->poll);
-    evpl__event_remove(evpl, &pq->event);
-    close(pq->efd);
+    evpl__uring_unwatch(evpl, &pq->watch);
     io_uring_queue_exit(&pq->ring);
     free(pq);
 } /* pt_queue_close */

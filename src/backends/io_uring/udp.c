@@ -34,7 +34,8 @@ struct udpc {
     struct evpl_bind *bind; /* NULL once closed */
     int fd;
     int recv_armed;
-    struct msghdr recv_msg; /* multishot template: name and control room */
+    struct msghdr recv_msg;         /* multishot template: name and control room */
+    struct evpl_address *last_from; /* the previous sender, reused while it repeats */
     /* the batch in flight */
     struct evpl_udp_batch batch;
     struct sockaddr_storage names[EVPL_UDP_BATCH_MAX]; /* copies: the queue may go first */
@@ -54,6 +55,7 @@ udpc_maybe_free(struct evpl *evpl, struct udpc *c)
         evpl__uring_unwait(c->pool, &c->waiter);
     }
     close(c->fd);
+    evpl__address_release(c->last_from);
     evpl_iovecs_release_internal(evpl, c->held,
                                  (int) c->nheld); /* clones: GLOBAL ones took no count */
     free(c->held);
@@ -99,7 +101,13 @@ recv_one(struct evpl *evpl, struct udpc *c, struct evpl_iovec *v, int res)
         evpl_iovec_release(evpl, v);
         return;
     }
-    from = evpl__address_new(io_uring_recvmsg_name(o), o->namelen);
+    from = c->last_from;
+    if (!from || from->addrlen != o->namelen ||
+        memcmp(&from->sa, io_uring_recvmsg_name(o), o->namelen) != 0) {
+        /* a new sender: one allocation per change of sender, not per datagram */
+        evpl__address_release(from);
+        from = c->last_from = evpl__address_new(io_uring_recvmsg_name(o), o->namelen);
+    }
     memset(&h, 0, sizeof(h));
     h.msg_control = (char *) io_uring_recvmsg_name(o) + c->recv_msg.msg_namelen;
     h.msg_controllen = o->controllen;
@@ -107,7 +115,6 @@ recv_one(struct evpl *evpl, struct udpc *c, struct evpl_iovec *v, int res)
     v->data = io_uring_recvmsg_payload(o, &c->recv_msg);
     if (from) {
         evpl__udp_deliver(evpl, c->bind, v, &h, from);
-        evpl__address_release(from);
     } else {
         evpl_iovec_release(evpl, v);
     }

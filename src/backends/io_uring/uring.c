@@ -463,34 +463,65 @@ pool_cleanup(struct evpl *evpl, struct evpl_uring *u, struct evpl_uring_pool *p)
 
 /* ---- reaping ---- */
 
-static void
-reap(struct evpl *evpl, struct evpl_uring *u)
+int
+evpl__uring_reap(struct evpl *evpl, struct io_uring *ring)
 {
-    if (evpl__uring_need_enter(u->ring)) {
-        io_uring_submit_and_get_events(u->ring);
+    int n;
+
+    if (evpl__uring_need_enter(ring)) {
+        io_uring_submit_and_get_events(ring);
     }
-    if (evpl__uring_process(evpl, u->ring) > 0) {
+    n = evpl__uring_process(evpl, ring);
+    if (n > 0) {
         evpl_activity(evpl);
     }
-} /* reap */
+    return n;
+} /* evpl__uring_reap */
 
 static void
-own_ring_ready(struct evpl *evpl, struct evpl_event *event)
+watch_ready(struct evpl *evpl, struct evpl_event *event)
 {
-    struct evpl_uring *u = container_of(event, struct evpl_uring, event);
-
+    struct evpl_uring_watch *w = container_of(event, struct evpl_uring_watch, event);
     uint64_t count;
 
     /* reset the counter first: a signal after this read is a new edge */
-    (void) read(u->efd, &count, sizeof(count));
+    (void) read(w->efd, &count, sizeof(count));
     evpl__event_clear(evpl, event, EVPL_EV_READABLE);
-    reap(evpl, u);
-} /* own_ring_ready */
+    evpl__uring_reap(evpl, w->ring);
+} /* watch_ready */
+
+int
+evpl__uring_watch(struct evpl *evpl, struct evpl_uring_watch *w, struct io_uring *ring)
+{
+    int rc;
+
+    w->ring = ring;
+    w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    rc = w->efd < 0 ? -errno : io_uring_register_eventfd(ring, w->efd);
+    if (rc == 0) {
+        evpl__event_init(&w->event, w->efd, watch_ready, NULL, NULL);
+        w->event.flags = EVPL_EV_READ_INTEREST;
+        rc = evpl__event_add(evpl, &w->event);
+    }
+    if (rc < 0 && w->efd >= 0) {
+        close(w->efd);
+    }
+    return rc;
+} /* evpl__uring_watch */
+
+void
+evpl__uring_unwatch(struct evpl *evpl, struct evpl_uring_watch *w)
+{
+    evpl__event_remove(evpl, &w->event);
+    close(w->efd);
+} /* evpl__uring_unwatch */
 
 static void
 poll_callback(struct evpl *evpl, void *private_data)
 {
-    reap(evpl, private_data);
+    struct evpl_uring *u = private_data;
+
+    evpl__uring_reap(evpl, u->ring);
 } /* poll_callback */
 
 void
@@ -520,7 +551,7 @@ evpl__uring_get(struct evpl *evpl)
     if (!u->ring) {
         unsigned entries = evpl_shared->config->io_uring_entries;
 
-        rc = evpl__uring_queue_init(entries, &u->own);
+        rc = evpl__uring_queue_init(entries, &u->own, 0);
         if (rc < 0) {
             evpl_log_error("io_uring", "cannot create a ring: %s", strerror(-rc));
             free(u);
@@ -528,22 +559,12 @@ evpl__uring_get(struct evpl *evpl)
         }
         u->ring = &u->own;
         u->owned = 1;
-        /* the loop's mechanism watches an eventfd the kernel signals when
-         * completion work is waiting (the ring fd of a DEFER_TASKRUN ring
-         * does not wake a poller for it) */
-        u->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        rc = u->efd < 0 ? -errno : io_uring_register_eventfd(&u->own, u->efd);
-        if (rc == 0) {
-            evpl__event_init(&u->event, u->efd, own_ring_ready, NULL, NULL);
-            u->event.flags = EVPL_EV_READ_INTEREST;
-            rc = evpl__event_add(evpl, &u->event);
-        }
+        u->watch = evpl__zalloc(sizeof(*u->watch));
+        rc = evpl__uring_watch(evpl, u->watch, &u->own);
         if (rc < 0) {
             evpl_log_error("io_uring", "cannot watch the ring: %s", strerror(-rc));
-            if (u->efd >= 0) {
-                close(u->efd);
-            }
             io_uring_queue_exit(&u->own);
+            free(u->watch);
             free(u);
             return NULL;
         }
@@ -601,9 +622,9 @@ evpl__uring_loop_cleanup(struct evpl *evpl)
     free(u->fixed_vals);
     free(u->free_slots);
     if (u->owned) {
-        evpl__event_remove(evpl, &u->event);
+        evpl__uring_unwatch(evpl, u->watch);
         io_uring_queue_exit(&u->own);
-        close(u->efd);
+        free(u->watch);
     }
     evpl->uring = NULL;
     free(u);

@@ -54,15 +54,30 @@ struct evpl_uring_pool {
     struct evpl_uring_waiter *starved; /* receivers stopped for want of buffers */
 };
 
+/* A ring of its own that the loop's mechanism watches through an eventfd
+ * the kernel signals when completion work waits (the fd of a
+ * DEFER_TASKRUN ring does not wake a poller for it). */
+struct evpl_uring_watch {
+    struct io_uring *ring;
+    int efd;
+    struct evpl_event event;
+};
+
+int evpl__uring_watch(struct evpl *evpl, struct evpl_uring_watch *w, struct io_uring *ring);
+void evpl__uring_unwatch(struct evpl *evpl, struct evpl_uring_watch *w);
+
+/* Hand over what is queued and run what completed; enters the kernel only
+ * when there is something to hand over or collect.  Returns completions. */
+int evpl__uring_reap(struct evpl *evpl, struct io_uring *ring);
+
 struct evpl_uring {
     struct io_uring *ring; /* the mechanism's, or &own */
     struct io_uring own;
     int owned;
-    struct evpl_event event; /* own ring: efd in the loop's mechanism */
-    int efd;                 /* own ring: signalled when completions wait */
-    struct evpl_poll *poll;  /* poll mode: submit and reap on every pass */
-    uint64_t pending;        /* requests whose last completion is still due */
-    uint64_t objects;        /* connections and listeners not yet freed */
+    struct evpl_uring_watch *watch; /* own ring: how the loop hears of it */
+    struct evpl_poll *poll;         /* poll mode: submit and reap on every pass */
+    uint64_t pending;               /* requests whose last completion is still due */
+    uint64_t objects;               /* connections and listeners not yet freed */
     struct evpl_uring_pool pools[EVPL_URING_POOLS];
     /* registered buffers: slab buffers used by block I/O, pinned once */
     int fixed_ok;            /* sparse table registered */

@@ -158,6 +158,18 @@ union crypto_info {
     struct tls12_crypto_info_chacha20_poly1305 chacha;
 };
 
+/* The TLS 1.3 suites the kernel takes: hash, key length, kernel id. */
+static const struct suite {
+    uint16_t id;
+    const char *digest;
+    unsigned key_len;
+    uint16_t cipher_type;
+} suites[] = {
+    {0x1301, "SHA256", 16, TLS_CIPHER_AES_GCM_128},       /* TLS_AES_128_GCM_SHA256 */
+    {0x1302, "SHA384", 32, TLS_CIPHER_AES_GCM_256},       /* TLS_AES_256_GCM_SHA384 */
+    {0x1303, "SHA256", 32, TLS_CIPHER_CHACHA20_POLY1305}, /* TLS_CHACHA20_POLY1305_SHA256 */
+};
+
 /* The kernel's description of one direction's key at sequence 0. */
 static int
 crypto_info(SSL *ssl, const uint8_t *secret, size_t secret_len, union crypto_info *ci,
@@ -165,47 +177,43 @@ crypto_info(SSL *ssl, const uint8_t *secret, size_t secret_len, union crypto_inf
 {
     const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
     uint16_t id = c ? (uint16_t) (SSL_CIPHER_get_id(c) & 0xffff) : 0;
+    const struct suite *su = NULL;
     uint8_t key[32], iv[12];
 
+    for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++) {
+        if (suites[i].id == id) {
+            su = &suites[i];
+        }
+    }
+    if (!su) {
+        return -EOPNOTSUPP;
+    }
+    if (expand_label(su->digest, secret, secret_len, "key", key, su->key_len) < 0 ||
+        expand_label(su->digest, secret, secret_len, "iv", iv, sizeof(iv)) < 0) {
+        return -EINVAL;
+    }
     memset(ci, 0, sizeof(*ci));
-    switch (id) {
-        case 0x1301: /* TLS_AES_128_GCM_SHA256 */
-            if (expand_label("SHA256", secret, secret_len, "key", key, 16) < 0 ||
-                expand_label("SHA256", secret, secret_len, "iv", iv, 12) < 0) {
-                return -EINVAL;
-            }
-            ci->gcm128.info.version = TLS_1_3_VERSION;
-            ci->gcm128.info.cipher_type = TLS_CIPHER_AES_GCM_128;
+    /* every layout starts with the tls_crypto_info header */
+    ci->gcm128.info.version = TLS_1_3_VERSION;
+    ci->gcm128.info.cipher_type = su->cipher_type;
+    switch (su->cipher_type) {
+        case TLS_CIPHER_AES_GCM_128: /* salt = IV[0..4), explicit IV = IV[4..12) */
             memcpy(ci->gcm128.key, key, 16);
             memcpy(ci->gcm128.salt, iv, 4);
             memcpy(ci->gcm128.iv, iv + 4, 8);
             *len = sizeof(ci->gcm128);
             break;
-        case 0x1302: /* TLS_AES_256_GCM_SHA384 */
-            if (expand_label("SHA384", secret, secret_len, "key", key, 32) < 0 ||
-                expand_label("SHA384", secret, secret_len, "iv", iv, 12) < 0) {
-                return -EINVAL;
-            }
-            ci->gcm256.info.version = TLS_1_3_VERSION;
-            ci->gcm256.info.cipher_type = TLS_CIPHER_AES_GCM_256;
+        case TLS_CIPHER_AES_GCM_256:
             memcpy(ci->gcm256.key, key, 32);
             memcpy(ci->gcm256.salt, iv, 4);
             memcpy(ci->gcm256.iv, iv + 4, 8);
             *len = sizeof(ci->gcm256);
             break;
-        case 0x1303: /* TLS_CHACHA20_POLY1305_SHA256 */
-            if (expand_label("SHA256", secret, secret_len, "key", key, 32) < 0 ||
-                expand_label("SHA256", secret, secret_len, "iv", iv, 12) < 0) {
-                return -EINVAL;
-            }
-            ci->chacha.info.version = TLS_1_3_VERSION;
-            ci->chacha.info.cipher_type = TLS_CIPHER_CHACHA20_POLY1305;
+        default: /* ChaCha20-Poly1305: the whole IV, no salt */
             memcpy(ci->chacha.key, key, 32);
             memcpy(ci->chacha.iv, iv, 12);
             *len = sizeof(ci->chacha);
             break;
-        default:
-            return -EOPNOTSUPP;
     }
     OPENSSL_cleanse(key, sizeof(key));
     OPENSSL_cleanse(iv, sizeof(iv));
