@@ -119,9 +119,9 @@ evpl__ktls_keylog(const SSL *ssl, const char *line)
 } /* evpl__ktls_keylog */
 
 /* RFC 8446 7.1 HKDF-Expand-Label(secret, label, "", len) */
-static int
-expand_label(const char *digest, const uint8_t *secret, size_t secret_len, const char *label,
-             uint8_t *out, size_t len)
+int
+evpl__tls13_expand_label(const char *digest, const uint8_t *secret, size_t secret_len,
+                         const char *label, uint8_t *out, size_t len)
 {
     uint8_t info[64];
     size_t ll = strlen(label), n = 0;
@@ -150,7 +150,7 @@ expand_label(const char *digest, const uint8_t *secret, size_t secret_len, const
     EVP_KDF_CTX_free(ctx);
     EVP_KDF_free(kdf);
     return rc;
-} /* expand_label */
+} /* evpl__tls13_expand_label */
 
 union crypto_info {
     struct tls12_crypto_info_aes_gcm_128 gcm128;
@@ -158,45 +158,59 @@ union crypto_info {
     struct tls12_crypto_info_chacha20_poly1305 chacha;
 };
 
-/* The TLS 1.3 suites the kernel takes: hash, key length, kernel id. */
-static const struct suite {
-    uint16_t id;
-    const char *digest;
-    unsigned key_len;
-    uint16_t cipher_type;
-} suites[] = {
-    {0x1301, "SHA256", 16, TLS_CIPHER_AES_GCM_128},       /* TLS_AES_128_GCM_SHA256 */
-    {0x1302, "SHA384", 32, TLS_CIPHER_AES_GCM_256},       /* TLS_AES_256_GCM_SHA384 */
-    {0x1303, "SHA256", 32, TLS_CIPHER_CHACHA20_POLY1305}, /* TLS_CHACHA20_POLY1305_SHA256 */
+/* The TLS 1.3 suites both record layers (the kernel's, ours) do. */
+static const struct tls13_suite suites[] = {
+    {0x1301, "SHA256", 32, 16, TLS_CIPHER_AES_GCM_128, "AES-128-GCM"},
+    {0x1302, "SHA384", 48, 32, TLS_CIPHER_AES_GCM_256, "AES-256-GCM"},
+    {0x1303, "SHA256", 32, 32, TLS_CIPHER_CHACHA20_POLY1305, "ChaCha20-Poly1305"},
 };
+
+const struct tls13_suite *
+evpl__tls13_suite(SSL *ssl)
+{
+    const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
+    uint16_t id = c ? (uint16_t) (SSL_CIPHER_get_id(c) & 0xffff) : 0;
+
+    if (SSL_version(ssl) != TLS1_3_VERSION) {
+        return NULL;
+    }
+    for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++) {
+        if (suites[i].id == id) {
+            return &suites[i];
+        }
+    }
+    return NULL;
+} /* evpl__tls13_suite */
+
+int
+evpl__tls13_traffic_key(const struct tls13_suite *su, const uint8_t *secret, size_t secret_len,
+                        uint8_t key[32], uint8_t iv[12])
+{
+    return evpl__tls13_expand_label(su->digest, secret, secret_len, "key", key, su->key_len) < 0 ||
+                   evpl__tls13_expand_label(su->digest, secret, secret_len, "iv", iv, 12) < 0
+               ? -EINVAL
+               : 0;
+} /* evpl__tls13_traffic_key */
 
 /* The kernel's description of one direction's key at sequence 0. */
 static int
 crypto_info(SSL *ssl, const uint8_t *secret, size_t secret_len, union crypto_info *ci,
             socklen_t *len)
 {
-    const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
-    uint16_t id = c ? (uint16_t) (SSL_CIPHER_get_id(c) & 0xffff) : 0;
-    const struct suite *su = NULL;
+    const struct tls13_suite *su = evpl__tls13_suite(ssl);
     uint8_t key[32], iv[12];
 
-    for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++) {
-        if (suites[i].id == id) {
-            su = &suites[i];
-        }
-    }
     if (!su) {
         return -EOPNOTSUPP;
     }
-    if (expand_label(su->digest, secret, secret_len, "key", key, su->key_len) < 0 ||
-        expand_label(su->digest, secret, secret_len, "iv", iv, sizeof(iv)) < 0) {
+    if (evpl__tls13_traffic_key(su, secret, secret_len, key, iv) < 0) {
         return -EINVAL;
     }
     memset(ci, 0, sizeof(*ci));
     /* every layout starts with the tls_crypto_info header */
     ci->gcm128.info.version = TLS_1_3_VERSION;
-    ci->gcm128.info.cipher_type = su->cipher_type;
-    switch (su->cipher_type) {
+    ci->gcm128.info.cipher_type = su->kernel_type;
+    switch (su->kernel_type) {
         case TLS_CIPHER_AES_GCM_128: /* salt = IV[0..4), explicit IV = IV[4..12) */
             memcpy(ci->gcm128.key, key, 16);
             memcpy(ci->gcm128.salt, iv, 4);

@@ -20,6 +20,26 @@ struct ktls_secrets {
     size_t client_len, server_len;
 };
 
+/* A TLS 1.3 suite: its hash, key length and names. */
+struct tls13_suite {
+    uint16_t id;
+    const char *digest;
+    unsigned hash_len, key_len;
+    uint16_t kernel_type; /* TLS_CIPHER_* */
+    const char *cipher;   /* OpenSSL's name */
+};
+
+/* The connection's suite when it is TLS 1.3 with one of ours, else NULL. */
+const struct tls13_suite *evpl__tls13_suite(SSL *ssl);
+
+/* RFC 8446 §7.1: HKDF-Expand-Label(secret, label, "", len). */
+int evpl__tls13_expand_label(const char *digest, const uint8_t *secret, size_t secret_len,
+                             const char *label, uint8_t *out, size_t len);
+
+/* A traffic secret's write key and IV (§7.3). */
+int evpl__tls13_traffic_key(const struct tls13_suite *su, const uint8_t *secret, size_t secret_len,
+                            uint8_t key[32], uint8_t iv[12]);
+
 /* Does this kernel take TLS keys (probed once on a loopback connection)? */
 int evpl__ktls_kernel(void);
 

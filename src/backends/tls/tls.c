@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
 /*
- * EVPL_STREAM_SOCKET_TLS: TLS 1.2/1.3 over the kernel TCP socket machinery,
- * with OpenSSL doing the record layer on the socket itself.
+ * EVPL_STREAM_SOCKET_TLS: TLS 1.2/1.3 over the kernel TCP socket machinery.
+ * OpenSSL does the handshake on the socket; the records after it are the
+ * kernel's (kTLS), ours (record.c, TLS 1.3) or OpenSSL's (TLS 1.2).
  *
  *  - Secure by default: clients verify the server certificate against the
  *    configured CA (or the system store) and its host name or IP address
@@ -10,10 +11,13 @@
  *    configured, but do not require one (upstream requires one: a quirk).
  *  - CONNECTED comes after the handshake; a handshake that stalls longer
  *    than the handshake timeout closes the bind.
- *  - Receive: records are decrypted straight into buffer space that is
- *    handed to the application (no copy after decryption).  Send: small
- *    iovecs are gathered into one record of up to 16 KiB; large ones are
- *    encrypted from the application's buffer.
+ *  - Our record layer seals records straight from the send ring into slab
+ *    buffers, a batch per write, and opens received records in place,
+ *    handing their plaintext to the application as slices (record.h).
+ *  - OpenSSL's (TLS 1.2, or EVPL_TLS_RECORD_LAYER=openssl): small iovecs
+ *    are gathered into one record of up to 16 KiB, large ones encrypted
+ *    from the application's buffer; reads decrypt into buffer space that
+ *    is handed to the application.
  *  - kTLS (ktls.c): where the kernel has it and the config allows it, TLS
  *    1.3 keys go to the kernel after the handshake (servers: both
  *    directions; clients: sending, since servers may send post-handshake
@@ -36,6 +40,7 @@
 
 #include "backends/socket/socket.h"
 #include "backends/tls/ktls.h"
+#include "backends/tls/record.h"
 
 #define TLS_RECORD       16384
 #define TLS_READ_BUDGET  64
@@ -49,7 +54,9 @@ struct tls_conn {
     int write_wants_read; /* SSL_write needs the socket readable */
     size_t wpending;      /* length of a write to repeat after WANT_WRITE */
     int ktls_tx, ktls_rx; /* the kernel does this direction's records */
+    int utls_tx, utls_rx; /* our record layer (record.c) does */
     struct ktls_secrets secrets;
+    struct tls13 rl;
     char stage[TLS_RECORD];
 };
 
@@ -57,6 +64,7 @@ static SSL_CTX *client_ctx, *server_ctx;
 static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
 static int ctx_ok;
 static int ktls_use;           /* the kernel takes keys and the config allows it */
+static int urec_use;           /* our TLS 1.3 record layer after the handshake */
 static atomic_int ktls_logged; /* log the record layer once per process */
 
 static const char *
@@ -214,14 +222,22 @@ ctx_init(void)
         return;
     }
 
-    if (c->tls_ktls_enabled && evpl__ktls_kernel()) {
-        ktls_use = 1;
+    ktls_use = c->tls_ktls_enabled && evpl__ktls_kernel();
+    {
+        const char *e = getenv("EVPL_TLS_RECORD_LAYER");
+
+        urec_use = !(e && strcmp(e, "openssl") == 0);
+    }
+    if (ktls_use || urec_use) {
         SSL_CTX_set_keylog_callback(client_ctx, evpl__ktls_keylog);
         SSL_CTX_set_keylog_callback(server_ctx, evpl__ktls_keylog);
-        /* no post-handshake messages (they would take record numbers the
-         * kernel does not know of), and no reading past the handshake */
+        /* no session tickets (we do not resume; a post-handshake message
+         * would take a record number the kernel does not know of), and no
+         * reading past the handshake: the first data record is the new
+         * record layer's (OpenSSL's receivers read ahead again after) */
         SSL_CTX_set_num_tickets(server_ctx, 0);
         SSL_CTX_set_read_ahead(server_ctx, 0);
+        SSL_CTX_set_read_ahead(client_ctx, 0);
     }
 
     if (c->tls_alpn) {
@@ -283,6 +299,7 @@ conn_of(struct evpl_bind *bind)
 
 static void tls_read(struct evpl *evpl, struct evpl_bind *bind);
 static void ktls_read(struct evpl *evpl, struct evpl_bind *bind);
+static void conn_read(struct evpl *evpl, struct evpl_bind *bind);
 
 static unsigned int
 handshake_ms(void)
@@ -301,6 +318,63 @@ handshake_timeout(struct evpl *evpl, struct evpl_timer *timer)
     evpl__bind_fail(evpl, bind, -ETIMEDOUT);
 } /* handshake_timeout */
 
+/*
+ * Who does each direction's records from now on.  The kernel where it can
+ * (servers: both directions; clients: sending, since servers may send
+ * post-handshake messages), our record layer for the rest - provided it
+ * or the kernel receives: OpenSSL receiving must also send (its answers to
+ * post-handshake messages carry its own record numbers).
+ */
+static void
+record_layers(struct tls_conn *t, int server)
+{
+    /* what OpenSSL gave the kernel itself (a build with kTLS: sending
+     * only, in 3.0), then the rest from here; receiving elsewhere only
+     * with nothing read past the handshake */
+    int tx = BIO_get_ktls_send(SSL_get_wbio(t->ssl)) != 0;
+    int rx = BIO_get_ktls_recv(SSL_get_rbio(t->ssl)) != 0;
+    int clean = !SSL_has_pending(t->ssl);
+    int urx = 0, utx = 0;
+
+    if (ktls_use && (!tx || (server && clean && !rx))) {
+        int krc = evpl__ktls_install(SSL_get_fd(t->ssl), t->ssl, &t->secrets, server, !tx,
+                                     server && clean && !rx);
+
+        if (krc > 0) {
+            tx |= (krc & 1) != 0;
+            rx |= (krc & 2) != 0;
+        } else {
+            evpl_log_debug("tls", "kTLS not used on this connection: %s", strerror(-krc));
+        }
+    }
+    if (urec_use && clean && !rx &&
+        evpl__tls13_start(&t->rl, t->ssl, &t->secrets, server, !tx, 1) == 0) {
+        urx = 1;
+        utx = !tx;
+    }
+    if (!rx && !urx) {
+        SSL_set_read_ahead(t->ssl, 1); /* OpenSSL receives: whole bursts per read */
+    }
+    t->ktls_tx = tx;
+    t->ktls_rx = rx && clean;
+    t->utls_tx = utx;
+    t->utls_rx = urx;
+} /* record_layers */
+
+static void
+conn_read(struct evpl *evpl, struct evpl_bind *bind)
+{
+    struct tls_conn *t = conn_of(bind);
+
+    if (t->ktls_rx) {
+        ktls_read(evpl, bind);
+    } else if (t->utls_rx) {
+        evpl__tls13_read(evpl, bind, &t->rl);
+    } else {
+        tls_read(evpl, bind);
+    }
+} /* conn_read */
+
 /* Drive the handshake as far as the socket allows. */
 static void
 handshake(struct evpl *evpl, struct evpl_bind *bind)
@@ -316,45 +390,22 @@ handshake(struct evpl *evpl, struct evpl_bind *bind)
 
         t->secure = 1;
         evpl_remove_timer(evpl, &bind->retry);
-        {
-            /* what OpenSSL gave the kernel itself (a build with kTLS:
-             * sending only, in 3.0), then the rest from here; receiving in
-             * the kernel only with nothing left buffered in OpenSSL */
-            int tx = BIO_get_ktls_send(SSL_get_wbio(t->ssl)) != 0;
-            int rx = BIO_get_ktls_recv(SSL_get_rbio(t->ssl)) != 0;
-            int want_rx = server && !SSL_has_pending(t->ssl);
-
-            if (ktls_use && (!tx || (want_rx && !rx))) {
-                int krc = evpl__ktls_install(bind->event.fd, t->ssl, &t->secrets, server, !tx,
-                                             want_rx && !rx);
-
-                if (krc > 0) {
-                    tx |= (krc & 1) != 0;
-                    rx |= (krc & 2) != 0;
-                } else {
-                    evpl_log_debug("tls", "kTLS not used on this connection: %s", strerror(-krc));
-                }
-            }
-            t->ktls_tx = tx;
-            t->ktls_rx = rx && !SSL_has_pending(t->ssl);
-        }
+        record_layers(t, server);
         OPENSSL_cleanse(&t->secrets, sizeof(t->secrets));
         if (!atomic_exchange(&ktls_logged, 1)) {
             evpl_log_info("tls", "%s, %s; record layer: %s", SSL_get_version(t->ssl),
                           SSL_get_cipher_name(t->ssl),
-                          t->ktls_rx   ? "kernel (kTLS), both directions"
+                          t->ktls_rx ? "kernel (kTLS), both directions"
+                          : t->utls_rx
+                              ? (t->ktls_tx ? "kernel (kTLS) for sending, ours for receiving"
+                                            : "ours (TLS 1.3 records), both directions")
                           : t->ktls_tx ? "kernel (kTLS) for sending, OpenSSL for receiving"
-                          : ktls_use   ? "OpenSSL (kTLS available, not for this cipher)"
-                                       : "OpenSSL (no kTLS here)");
+                                       : "OpenSSL");
         }
         evpl__event_clear(evpl, &bind->event, EVPL_EV_WRITE_INTEREST);
         evpl__bind_connected(evpl, bind);
         /* records that came with the last handshake flight are buffered */
-        if (t->ktls_rx) {
-            ktls_read(evpl, bind);
-        } else {
-            tls_read(evpl, bind);
-        }
+        conn_read(evpl, bind);
         return;
     }
     err = SSL_get_error(t->ssl, rc);
@@ -555,6 +606,10 @@ tls_flush(struct evpl *evpl, struct evpl_bind *bind)
         evpl__stream_flush(evpl, bind); /* the kernel makes the records */
         return;
     }
+    if (t->utls_tx) {
+        evpl__tls13_flush(evpl, bind, &t->rl);
+        return;
+    }
     t->write_wants_read = 0;
     while (bind->send_ring.length) {
         const void *buf;
@@ -652,11 +707,7 @@ progress(struct evpl *evpl, struct evpl_bind *bind, int writable)
         if (t->write_wants_read) {
             tls_flush(evpl, bind);
         }
-        if (t->ktls_rx) {
-            ktls_read(evpl, bind);
-        } else {
-            tls_read(evpl, bind);
-        }
+        conn_read(evpl, bind);
     }
 } /* progress */
 
@@ -730,6 +781,7 @@ conn_discard(struct evpl *evpl, struct evpl_bind *bind)
 
     evpl_remove_timer(evpl, &bind->retry);
     if (t) {
+        evpl__tls13_stop(evpl, &t->rl);
         SSL_free(t->ssl);
         free(t);
         bind->backend = NULL;
@@ -786,11 +838,14 @@ tls_close(struct evpl *evpl, struct evpl_bind *bind)
         if (t->secure && bind->event.fd >= 0) {
             if (t->ktls_tx) {
                 evpl__ktls_close_notify(bind->event.fd);
+            } else if (t->utls_tx) {
+                evpl__tls13_close_notify(evpl, bind, &t->rl);
             } else {
                 ERR_clear_error();
                 (void) SSL_shutdown(t->ssl); /* best effort close_notify */
             }
         }
+        evpl__tls13_stop(evpl, &t->rl);
         SSL_free(t->ssl);
         free(t);
         bind->backend = NULL;
