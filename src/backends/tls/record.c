@@ -12,17 +12,17 @@
 
 #define REC_HDR       5
 #define REC_TAG       16
-#define REC_PLAIN_MAX 16384                         /* 2^14 (§5.1) */
-#define REC_BODY_MAX  (REC_PLAIN_MAX + 256)         /* 2^14 + 256 (§5.2) */
-#define REC_OVERHEAD  (REC_HDR + 1 + REC_TAG)       /* header, content type, tag */
+#define REC_PLAIN_MAX 16384                          /* 2^14 (§5.1) */
+#define REC_BODY_MAX  (REC_PLAIN_MAX + 256)          /* 2^14 + 256 (§5.2) */
+#define REC_OVERHEAD  (REC_HDR + 1 + REC_TAG)        /* header, content type, tag */
 #define REC_FULL      (REC_PLAIN_MAX + REC_OVERHEAD) /* a full record as we send it */
 /* records sealed per write: 8 (128 KiB of data) measured best on loopback,
  * 24-26 Gbit/s against 17-20 for 10 to 16 and 18-22 for 6 */
-#define SEND_BATCH (8 * REC_FULL)
-#define SEND_PIECES   64                            /* iovecs gathered per record */
-#define RECV_MIN      (64 * 1024)                   /* room per read */
-#define READ_BUDGET   64
-#define HS_MAX        (64 * 1024) /* a post-handshake message we hold whole */
+#define SEND_BATCH  (8 * REC_FULL)
+#define SEND_PIECES 64          /* iovecs gathered per record */
+#define RECV_MIN    (64 * 1024) /* room per read */
+#define READ_BUDGET 64
+#define HS_MAX      (64 * 1024) /* a post-handshake message we hold whole */
 
 enum {
     CT_ALERT = 21,
