@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
 /* The TLS 1.3 data-phase record layer (see record.h). */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,15 +41,17 @@ enum {
 static uint64_t
 update_every(void)
 {
-    static uint64_t every;
+    static _Atomic uint64_t every; /* read once; any thread may be first */
+    uint64_t v = atomic_load_explicit(&every, memory_order_relaxed);
 
-    if (!every) {
+    if (!v) {
         const char *e = getenv("EVPL_TLS_KEY_UPDATE_RECORDS");
-        unsigned long long v = e ? strtoull(e, NULL, 0) : 0;
 
-        every = v ? v : 1ull << 24;
+        v = e ? strtoull(e, NULL, 0) : 0;
+        v = v ? v : 1ull << 24;
+        atomic_store_explicit(&every, v, memory_order_relaxed);
     }
-    return every;
+    return v;
 } /* update_every */
 
 static void
