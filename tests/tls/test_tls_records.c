@@ -257,8 +257,11 @@ peer_bad(struct peer *p, SSL *ssl, int fd)
         }
         case FORGED:
             n = records_of(ssl, "evil!", 5, rec, sizeof(rec));
+            if (n <= 0) {
+                return 33;
+            }
             rec[n - 1] ^= 1; /* the tag */
-            if (n <= 0 || raw_write(fd, rec, (size_t) n) < 0) {
+            if (raw_write(fd, rec, (size_t) n) < 0) {
                 return 33;
             }
             return expect_end(ssl);
