@@ -14,7 +14,12 @@
  *    the protocol allows, an unencrypted alert, a connection cut inside a
  *    record.  Each closes the connection with an error status, delivers
  *    none of the bad record's data, and leaves the server serving;
- *  - TLS 1.2 (OpenSSL's record layer) still echoes.
+ *  - 3000 records of one byte each in one burst;
+ *  - close_notify after all the data for evpl_finish, none for evpl_close
+ *    with data queued;
+ *  - TLS 1.2 (OpenSSL's record layer) still echoes; with T_SMALL_BUFFERS
+ *    (16 KiB buffers) everything runs on OpenSSL's record layer;
+ *    T_SUITES picks the TLS 1.3 suite (runs for each of the three).
  */
 #include <evpl/evpl.h>
 
@@ -61,6 +66,20 @@ struct conn {
 
 static struct conn server_conn; /* the last accepted connection */
 
+/* 1 MiB for the peer, then evpl_close (abortive) or evpl_finish */
+static void
+send_and_close(struct evpl *e, struct evpl_bind *bind, int finish)
+{
+    static char big[1 << 20];
+
+    evpl_send(e, bind, big, sizeof(big));
+    if (finish) {
+        evpl_finish(e, bind);
+    } else {
+        evpl_close(e, bind);
+    }
+}
+
 static void
 echo_notify(struct evpl *e, struct evpl_bind *bind, struct evpl_notify *n, void *priv)
 {
@@ -75,6 +94,10 @@ echo_notify(struct evpl *e, struct evpl_bind *bind, struct evpl_notify *n, void 
         case EVPL_NOTIFY_RECV_DATA:
             while ((len = evpl_recv(e, bind, buf, sizeof(buf), 0)) > 0) {
                 c->received += (uint64_t) len;
+                if (len == 5 && (memcmp(buf, "ABORT", 5) == 0 || memcmp(buf, "FINIS", 5) == 0)) {
+                    send_and_close(e, bind, buf[0] == 'F');
+                    return;
+                }
                 evpl_send(e, bind, buf, (unsigned) len);
             }
             break;
@@ -97,22 +120,21 @@ on_accept(struct evpl *e, struct evpl_bind *bind, evpl_notify_callback_t *notify
 /* ---- OpenSSL peers on a thread ---- */
 
 struct peer {
-    int server;  /* the peer listens (our client connects) */
-    int mode;    /* what it does after the handshake */
+    int server; /* the peer listens (our client connects) */
+    int mode;   /* what it does after the handshake */
     int max_version;
-    int lport;   /* when it listens */
+    int lport; /* when it listens */
     int lfd;
-    int result;  /* 0: all checks passed */
+    int result; /* 0: all checks passed */
     int key_updates_seen;
     int updates_sent, updates_asked;
     atomic_int ready, done;
 };
 
-enum { ECHO, TRICKLE, FORGED, OVERSIZE, CLEAR_ALERT, CUT };
+enum { ECHO, TRICKLE, TINY, FORGED, OVERSIZE, CLEAR_ALERT, CUT, ABORT, FINISH };
 
 static void
-msg_cb(int write_p, int version, int content_type, const void *buf, size_t len, SSL *ssl,
-       void *arg)
+msg_cb(int write_p, int version, int content_type, const void *buf, size_t len, SSL *ssl, void *arg)
 {
     struct peer *p = arg;
 
@@ -166,8 +188,8 @@ peer_echo(struct peer *p, SSL *ssl)
         if (c % 4 == 1) {
             int ask = (c / 4) % 2 == 0;
 
-            if (SSL_key_update(ssl, ask ? SSL_KEY_UPDATE_REQUESTED : SSL_KEY_UPDATE_NOT_REQUESTED) !=
-                1) {
+            if (SSL_key_update(ssl, ask ? SSL_KEY_UPDATE_REQUESTED
+                                        : SSL_KEY_UPDATE_NOT_REQUESTED) != 1) {
                 return 10;
             }
             p->updates_sent++;
@@ -223,6 +245,28 @@ expect_end(SSL *ssl)
     return SSL_read(ssl, b, sizeof(b)) <= 0 ? 0 : 20;
 }
 
+/* Our server sends 1 MiB and closes: close_notify after all of it for
+ * evpl_finish, none for evpl_close (data was dropped). */
+static int
+peer_close(struct peer *p, SSL *ssl)
+{
+    static uint8_t in[1 << 20];
+    size_t got = 0;
+    int r, err;
+
+    if (full_write(ssl, (const uint8_t *) (p->mode == ABORT ? "ABORT" : "FINIS"), 5) < 0) {
+        return 40;
+    }
+    while ((r = SSL_read(ssl, in, sizeof(in))) > 0) {
+        got += (size_t) r;
+    }
+    err = SSL_get_error(ssl, r);
+    if (p->mode == FINISH) {
+        return got == sizeof(in) && err == SSL_ERROR_ZERO_RETURN ? 0 : 41;
+    }
+    return got < sizeof(in) && err != SSL_ERROR_ZERO_RETURN ? 0 : 42;
+}
+
 static int
 peer_bad(struct peer *p, SSL *ssl, int fd)
 {
@@ -251,6 +295,31 @@ peer_bad(struct peer *p, SSL *ssl, int fd)
             }
             if (full_read(ssl, back, sizeof(back)) < 0 || memcmp(back, big, sizeof(big)) != 0) {
                 return 32;
+            }
+            SSL_shutdown(ssl);
+            return 0;
+        }
+        case TINY: {
+            /* 3000 records of one byte each, in one write */
+            static uint8_t wire[3000 * 32], back[3000];
+            int len = 0;
+
+            for (int i = 0; i < 3000; i++) {
+                uint8_t b = pattern((uint64_t) i);
+
+                n = records_of(ssl, &b, 1, wire + len, (int) sizeof(wire) - len);
+                if (n <= 0) {
+                    return 35;
+                }
+                len += n;
+            }
+            if (raw_write(fd, wire, (size_t) len) < 0 || full_read(ssl, back, sizeof(back)) < 0) {
+                return 36;
+            }
+            for (int i = 0; i < 3000; i++) {
+                if (back[i] != pattern((uint64_t) i)) {
+                    return 37;
+                }
             }
             SSL_shutdown(ssl);
             return 0;
@@ -298,6 +367,10 @@ peer_thread(void *arg)
 
     p->result = 1;
     SSL_CTX_set_max_proto_version(ctx, p->max_version);
+    if (getenv("T_SUITES")) {
+        /* the TLS 1.3 suite to run with (the default picks AES-256-GCM) */
+        SSL_CTX_set_ciphersuites(ctx, getenv("T_SUITES"));
+    }
     SSL_CTX_set_msg_callback(ctx, msg_cb);
     SSL_CTX_set_msg_callback_arg(ctx, p);
     if (p->server) {
@@ -324,6 +397,8 @@ peer_thread(void *arg)
             p->result = 2;
         } else if (p->mode == ECHO) {
             p->result = peer_echo(p, ssl);
+        } else if (p->mode == ABORT || p->mode == FINISH) {
+            p->result = peer_close(p, ssl);
         } else {
             p->result = peer_bad(p, ssl, fd);
         }
@@ -422,6 +497,10 @@ main(void)
     alarm(240);
 
     cfg = evpl_global_config_init();
+    if (getenv("T_SMALL_BUFFERS")) {
+        /* too small for our record layer: OpenSSL's does the records */
+        evpl_global_config_set_buffer_size(cfg, 16384);
+    }
     evpl_global_config_set_tls_cert(cfg, cert("server.pem"));
     evpl_global_config_set_tls_key(cfg, cert("server.key"));
     evpl_global_config_set_tls_ca(cfg, cert("ca.pem"));
@@ -456,6 +535,17 @@ main(void)
     p = client_peer(TRICKLE, TLS1_3_VERSION);
     T_EQ(p.result, 0);
     T_EQ_U(server_conn.received, 5 + 12000);
+
+    /* a peer sending records of one byte each */
+    p = client_peer(TINY, TLS1_3_VERSION);
+    T_EQ(p.result, 0);
+    T_EQ_U(server_conn.received, 5 + 3000);
+
+    /* close_notify only when nothing was cut off */
+    p = client_peer(FINISH, TLS1_3_VERSION);
+    T_EQ(p.result, 0);
+    p = client_peer(ABORT, TLS1_3_VERSION);
+    T_EQ(p.result, 0);
 
     /* bad records: the connection ends with an error, the bad data is not
      * delivered (only the good "hello" before it) */

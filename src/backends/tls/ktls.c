@@ -277,9 +277,9 @@ evpl__ktls_install(int fd, SSL *ssl, const struct ktls_secrets *s, int server, i
 } /* evpl__ktls_install */
 
 void
-evpl__ktls_close_notify(int fd)
+evpl__ktls_alert(int fd, uint8_t level, uint8_t desc)
 {
-    uint8_t alert[2] = {1, 0}; /* warning, close_notify */
+    uint8_t alert[2] = {level, desc};
     union {
         char buf[CMSG_SPACE(sizeof(uint8_t))];
         struct cmsghdr align;
@@ -297,4 +297,4 @@ evpl__ktls_close_notify(int fd)
     cm->cmsg_len = CMSG_LEN(sizeof(uint8_t));
     *CMSG_DATA(cm) = 21; /* alert */
     (void) sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
-} /* evpl__ktls_close_notify */
+} /* evpl__ktls_alert */

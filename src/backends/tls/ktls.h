@@ -53,5 +53,5 @@ int evpl__ktls_ex_index(void);
  * either nothing or sending), or a negative errno when none is. */
 int evpl__ktls_install(int fd, SSL *ssl, const struct ktls_secrets *s, int server, int tx, int rx);
 
-/* Send a close_notify alert through the kernel's record layer. */
-void evpl__ktls_close_notify(int fd);
+/* Send an alert (close_notify: 1, 0) through the kernel's record layer. */
+void evpl__ktls_alert(int fd, uint8_t level, uint8_t desc);

@@ -10,6 +10,7 @@
 #include "backends/socket/socket.h"
 #include "backends/tls/record.h"
 #include "core/sys.h"
+#include "mem/mem.h"
 
 #define REC_HDR       5
 #define REC_TAG       16
@@ -19,11 +20,13 @@
 #define REC_FULL      (REC_PLAIN_MAX + REC_OVERHEAD) /* a full record as we send it */
 /* records sealed per write: 8 (128 KiB of data) measured best on loopback,
  * 24-26 Gbit/s against 17-20 for 10 to 16 and 18-22 for 6 */
-#define SEND_BATCH  (8 * REC_FULL)
-#define SEND_PIECES 64          /* iovecs gathered per record */
-#define RECV_MIN    (64 * 1024) /* room per read */
-#define READ_BUDGET 64
-#define HS_MAX      (64 * 1024) /* a post-handshake message we hold whole */
+#define SEND_BATCH    (8 * REC_FULL)
+#define SEND_PIECES   64          /* iovecs gathered per record */
+#define RECV_MIN      (64 * 1024) /* room per read */
+#define READ_BUDGET   64
+#define HS_MAX        (64 * 1024)         /* a post-handshake message we hold whole */
+#define REC_INNER_MAX (REC_PLAIN_MAX + 1) /* content + type + padding (§5.4) */
+#define SMALL_COPY    512                 /* data records below this are copied, not sliced */
 
 enum {
     CT_ALERT = 21,
@@ -35,6 +38,7 @@ enum {
     AL_UNEXPECTED_MESSAGE = 10,
     AL_BAD_RECORD_MAC = 20,
     AL_RECORD_OVERFLOW = 22,
+    AL_ILLEGAL_PARAMETER = 47,
     AL_DECODE_ERROR = 50,
 };
 
@@ -109,6 +113,13 @@ key_update(const struct tls13_suite *su, struct tls13_key *k, int enc)
     OPENSSL_cleanse(next, sizeof(next));
     return key_set(su, k, enc);
 } /* key_update */
+
+int
+evpl__tls13_fits(void)
+{
+    return evpl__buffer_size >= RECV_MIN + REC_HDR + REC_BODY_MAX &&
+           evpl__buffer_size >= 2 * REC_FULL;
+} /* evpl__tls13_fits */
 
 int
 evpl__tls13_start(struct tls13 *r, SSL *ssl, const struct ktls_secrets *s, int server, int tx,
@@ -209,8 +220,8 @@ seal(struct tls13_key *k, uint8_t type, const struct iovec *v, int nv, size_t le
 } /* seal */
 
 /* Open the record at rec (body bytes after the header) in place.  Returns
- * the inner content type and sets *len to the content's length, or -1 when
- * the record does not authenticate or has no content type. */
+ * the inner content type and sets *len to the content's length, -1 when
+ * the record does not authenticate, 0 when it has no content type. */
 static int
 open_record(struct tls13_key *k, uint8_t *rec, size_t body, size_t *len)
 {
@@ -232,7 +243,7 @@ open_record(struct tls13_key *k, uint8_t *rec, size_t body, size_t *len)
         clen--;
     }
     if (!clen) {
-        return -1;
+        return 0;
     }
     *len = clen - 1;
     return p[clen - 1];
@@ -262,7 +273,7 @@ ring_forward(struct evpl_iovec_fifo *f, uint32_t *i, uint32_t *off, size_t n)
 static int
 seal_key_update(struct tls13 *r, uint8_t *out)
 {
-    uint8_t msg[5] = {HS_KEY_UPDATE, 0, 0, 1, (uint8_t) r->update_asked};
+    uint8_t msg[5] = {HS_KEY_UPDATE, 0, 0, 1, 0}; /* update_not_requested */
     struct iovec v = {msg, sizeof(msg)};
     int n = seal(&r->tx, CT_HANDSHAKE, &v, 1, sizeof(msg), out);
 
@@ -270,7 +281,6 @@ seal_key_update(struct tls13 *r, uint8_t *out)
         return -1;
     }
     r->update_due = 0;
-    r->update_asked = 0;
     return n;
 } /* seal_key_update */
 
@@ -335,6 +345,9 @@ seal_batch(struct evpl *evpl, struct evpl_bind *bind, struct tls13 *r)
             pos += (uint32_t) n;
             break;
         }
+    }
+    if (!pos) {
+        goto fail; /* no room for a record: cannot happen with buffers we accept */
     }
     r->out.length = pos;
     r->out_off = 0;
@@ -407,15 +420,49 @@ evpl__tls13_flush(struct evpl *evpl, struct evpl_bind *bind, struct tls13 *r)
     evpl__bind_sent(evpl, bind, bytes, msgs);
 } /* evpl__tls13_flush */
 
-/* An alert record, best effort (the connection is ending). */
+/* Finish writing sealed records, without waiting: 1 when all are out. */
+static int
+drain_out(struct evpl *evpl, struct evpl_bind *bind, struct tls13 *r)
+{
+    while (r->out.length) {
+        ssize_t n = send(bind->event.fd, (char *) r->out.data + r->out_off,
+                         r->out.length - r->out_off, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+        if (n <= 0) {
+            if (n < 0 && errno == EINTR) {
+                continue;
+            }
+            return 0;
+        }
+        r->out_off += (uint32_t) n;
+        if (r->out_off == r->out.length) {
+            evpl_iovec_release(evpl, &r->out);
+            r->out.length = 0;
+        }
+    }
+    return 1;
+} /* drain_out */
+
+/*
+ * An alert, best effort (the connection is ending): after the records
+ * sealed before it, or not at all when they cannot all go (the alert would
+ * land inside one); through the kernel when it does our sending.
+ */
 static void
-send_alert(struct evpl_bind *bind, struct tls13 *r, uint8_t level, uint8_t desc)
+send_alert(struct evpl *evpl, struct evpl_bind *bind, struct tls13 *r, uint8_t level, uint8_t desc)
 {
     uint8_t a[2] = {level, desc}, rec[REC_OVERHEAD + sizeof(a)];
     struct iovec v = {a, sizeof(a)};
     int n;
 
-    if (!r->tx_on || bind->event.fd < 0) {
+    if (bind->event.fd < 0) {
+        return;
+    }
+    if (!r->tx_on) {
+        evpl__ktls_alert(bind->event.fd, level, desc);
+        return;
+    }
+    if (!drain_out(evpl, bind, r)) {
         return;
     }
     n = seal(&r->tx, CT_ALERT, &v, 1, sizeof(a), rec);
@@ -428,53 +475,74 @@ send_alert(struct evpl_bind *bind, struct tls13 *r, uint8_t level, uint8_t desc)
 void
 evpl__tls13_close_notify(struct evpl *evpl, struct evpl_bind *bind, struct tls13 *r)
 {
-    if (r->out.length) {
-        /* records sealed already come first: the alert's number follows theirs */
-        (void) send(bind->event.fd, (char *) r->out.data + r->out_off, r->out.length - r->out_off,
-                    MSG_DONTWAIT | MSG_NOSIGNAL);
-    }
-    send_alert(bind, r, 1, AL_CLOSE_NOTIFY);
+    send_alert(evpl, bind, r, 1, AL_CLOSE_NOTIFY);
 } /* evpl__tls13_close_notify */
 
 /* ---- receiving ---- */
 
-/* A post-handshake message in record content; 0, or a TLS alert to close with. */
+/* Post-handshake messages in one record's content; 0, or the alert to
+ * close with.  Messages are parsed where they lie; only one cut by the end
+ * of the record is kept (in r->hs, freed once it is whole). */
 static int
 handshake_data(struct evpl *evpl, struct evpl_bind *bind, struct tls13 *r, const uint8_t *p,
                size_t len)
 {
-    if (!r->hs && !(r->hs = malloc(HS_MAX))) {
+    const uint8_t *m = p;
+    size_t have = len;
+
+    if (!len) {
+        evpl_log_error("tls", "empty handshake record: closing");
         return AL_UNEXPECTED_MESSAGE;
     }
-    if (len > HS_MAX - r->hs_len) {
-        evpl_log_error("tls", "post-handshake message over %u bytes: closing", HS_MAX);
-        return AL_UNEXPECTED_MESSAGE;
+    if (r->hs_len) {
+        /* the rest of a message begun in an earlier record */
+        uint8_t *grown;
+
+        if (len > HS_MAX - r->hs_len) {
+            evpl_log_error("tls", "post-handshake message over %u bytes: closing", HS_MAX);
+            return AL_UNEXPECTED_MESSAGE;
+        }
+        grown = realloc(r->hs, r->hs_len + len);
+        if (!grown) {
+            return AL_UNEXPECTED_MESSAGE;
+        }
+        r->hs = grown;
+        memcpy(r->hs + r->hs_len, p, len);
+        r->hs_len += (uint32_t) len;
+        m = r->hs;
+        have = r->hs_len;
     }
-    memcpy(r->hs + r->hs_len, p, len);
-    r->hs_len += (uint32_t) len;
-    while (r->hs_len >= 4) {
-        uint32_t mlen = (uint32_t) r->hs[1] << 16 | (uint32_t) r->hs[2] << 8 | r->hs[3];
+    while (have >= 4) {
+        uint32_t mlen = (uint32_t) m[1] << 16 | (uint32_t) m[2] << 8 | m[3];
 
         if (mlen > HS_MAX - 4) {
             evpl_log_error("tls", "post-handshake message over %u bytes: closing", HS_MAX);
             return AL_UNEXPECTED_MESSAGE;
         }
-        if (r->hs_len < 4 + mlen) {
+        if (have < 4 + mlen) {
             break;
         }
-        switch (r->hs[0]) {
+        switch (m[0]) {
             case HS_NEW_SESSION_TICKET:
                 break; /* we do not resume sessions */
             case HS_KEY_UPDATE:
-                /* §4.6.3: one byte, and the record ends with it */
-                if (mlen != 1 || r->hs[4] > 1 || r->hs_len != 5) {
+                /* §4.6.3: one byte, 0 or 1, and the record ends with it */
+                if (mlen != 1) {
                     evpl_log_error("tls", "malformed KeyUpdate: closing");
                     return AL_DECODE_ERROR;
+                }
+                if (m[4] > 1) {
+                    evpl_log_error("tls", "KeyUpdate with request %u: closing", m[4]);
+                    return AL_ILLEGAL_PARAMETER;
+                }
+                if (have != 5) {
+                    evpl_log_error("tls", "KeyUpdate not at the end of its record: closing");
+                    return AL_UNEXPECTED_MESSAGE;
                 }
                 if (key_update(r->suite, &r->rx, 0) < 0) {
                     return AL_UNEXPECTED_MESSAGE;
                 }
-                if (r->hs[4]) {
+                if (m[4]) {
                     if (!r->tx_on) {
                         /* our sending side is the kernel's, which cannot rekey */
                         evpl_log_error("tls", "peer asked for a key update the kernel's "
@@ -486,12 +554,27 @@ handshake_data(struct evpl *evpl, struct evpl_bind *bind, struct tls13 *r, const
                 }
                 break;
             default:
-                evpl_log_error("tls", "unexpected post-handshake message %u: closing", r->hs[0]);
+                evpl_log_error("tls", "unexpected post-handshake message %u: closing", m[0]);
                 return AL_UNEXPECTED_MESSAGE;
         }
-        memmove(r->hs, r->hs + 4 + mlen, r->hs_len - 4 - mlen);
-        r->hs_len -= 4 + mlen;
+        m += 4 + mlen;
+        have -= 4 + mlen;
     }
+    if (have && m != r->hs) {
+        /* keep the cut message (at the front of r->hs, or copied there) */
+        uint8_t *keep = malloc(have);
+
+        if (!keep) {
+            return AL_UNEXPECTED_MESSAGE;
+        }
+        memcpy(keep, m, have);
+        free(r->hs);
+        r->hs = keep;
+    } else if (!have) {
+        free(r->hs);
+        r->hs = NULL;
+    }
+    r->hs_len = (uint32_t) have;
     return 0;
 } /* handshake_data */
 
@@ -514,24 +597,48 @@ open_records(struct evpl *evpl, struct evpl_bind *bind, struct tls13 *r,
 
         if (rec[0] != CT_DATA || body > REC_BODY_MAX || body < REC_TAG + 1) {
             evpl_log_error("tls", "bad record (type %u, length %zu): closing", rec[0], body);
-            alert = rec[0] != CT_DATA ? AL_UNEXPECTED_MESSAGE : AL_RECORD_OVERFLOW;
+            alert = rec[0] != CT_DATA     ? AL_UNEXPECTED_MESSAGE
+                    : body > REC_BODY_MAX ? AL_RECORD_OVERFLOW
+                                          : AL_DECODE_ERROR;
+        } else if (body - REC_TAG > REC_INNER_MAX) {
+            /* §5.4: content, type and padding within 2^14 + 1 */
+            evpl_log_error("tls", "record of %zu bytes: closing", body);
+            alert = AL_RECORD_OVERFLOW;
         } else if (have - pos < REC_HDR + body) {
             break;
         } else if ((type = open_record(&r->rx, rec, body, &len)) < 0) {
             ERR_clear_error();
             evpl_log_error("tls", "a record failed authentication: closing");
             alert = AL_BAD_RECORD_MAC;
-        } else if (len > REC_PLAIN_MAX) {
-            alert = AL_RECORD_OVERFLOW;
+        } else if (type == 0) {
+            evpl_log_error("tls", "a record without a content type: closing");
+            alert = AL_UNEXPECTED_MESSAGE;
+        } else if (r->hs_len && type != CT_HANDSHAKE) {
+            /* §5.1: a handshake message cut across records is continued by
+             * the next record */
+            evpl_log_error("tls", "record of type %d inside a handshake message: closing", type);
+            alert = AL_UNEXPECTED_MESSAGE;
         } else if (type == CT_DATA) {
-            if (len) {
+            if (len >= SMALL_COPY) {
                 struct evpl_iovec iov;
 
                 evpl_iovec_clone_segment(&iov, all, (unsigned int) (pos + REC_HDR),
                                          (unsigned int) len);
                 evpl_iovec_ring_append(evpl, &bind->recv_ring, &iov);
-                *got += len;
+            } else if (len) {
+                /* small records are copied together: slices would hold
+                 * their headers and tags, and a ring entry each */
+                struct evpl_iovec iov;
+
+                if (evpl_iovec_alloc(evpl, (unsigned int) len, 0, 1, 0, &iov) != 1) {
+                    evpl_log_error("tls", "no buffer memory to receive into: closing");
+                    *status = -ENOMEM;
+                    return have;
+                }
+                memcpy(iov.data, rec + REC_HDR, len);
+                evpl_iovec_ring_append_coalesce(evpl, &bind->recv_ring, &iov);
             }
+            *got += len;
         } else if (type == CT_ALERT) {
             uint8_t *a = rec + REC_HDR;
 
@@ -550,7 +657,7 @@ open_records(struct evpl *evpl, struct evpl_bind *bind, struct tls13 *r,
             alert = AL_UNEXPECTED_MESSAGE;
         }
         if (alert) {
-            send_alert(bind, r, 2, (uint8_t) alert);
+            send_alert(evpl, bind, r, 2, (uint8_t) alert);
             *status = -ECONNRESET;
             return have;
         }
@@ -589,6 +696,12 @@ evpl__tls13_read(struct evpl *evpl, struct evpl_bind *bind, struct tls13 *r)
             if (have) {
                 memcpy(base, r->part.data, have);
             }
+        }
+        if (cap <= have) {
+            /* buffers too small for a record (evpl__tls13_fits refuses them) */
+            evpl_iovec_release(evpl, &iov);
+            status = -ENOBUFS;
+            break;
         }
         n = evpl_sys_read(bind->event.fd, base + have, cap - have);
         if (n <= 0) {

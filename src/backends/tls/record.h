@@ -12,10 +12,14 @@
  *    their plaintext is handed to the application as slices of the same
  *    buffer (no copy); a record cut by the end of a read waits in the
  *    buffer and the next read continues right behind it when it can;
+ *    (records under 512 bytes of data are copied together instead, so a
+ *    peer sending tiny records cannot make us hold 22 bytes of framing
+ *    and a ring entry per byte);
  *  - post-handshake messages: NewSessionTicket is ignored, KeyUpdate is
  *    honoured (and answered when the peer asks), anything else ends the
- *    connection; the send key is updated every EVPL_TLS_KEY_UPDATE_RECORDS
- *    records (default 2^24, under AES-GCM's limit in RFC 8446 §5.5).
+ *    connection with an alert; the send key is updated (without asking the
+ *    peer's) every EVPL_TLS_KEY_UPDATE_RECORDS records (default 2^24, under
+ *    AES-GCM's limit in RFC 8446 §5.5).
  */
 #pragma once
 
@@ -47,8 +51,10 @@ struct tls13 {
     uint32_t out_off;   /* bytes of out written */
     uint64_t out_plain; /* their plaintext: still at the send ring's front */
     int update_due;     /* send a KeyUpdate before more data */
-    int update_asked;   /* ... and ask the peer for one (key rotation) */
 };
+
+/* Are the loops' buffers large enough for this layer (a record and more)? */
+int evpl__tls13_fits(void);
 
 /* Take over the directions asked for (tx, rx) after a TLS 1.3 handshake.
  * 0, or a negative errno (a suite or version this layer does not do). */
@@ -64,5 +70,6 @@ void evpl__tls13_read(struct evpl *evpl, struct evpl_bind *bind, struct tls13 *r
 /* The send path: seal and write the send ring. */
 void evpl__tls13_flush(struct evpl *evpl, struct evpl_bind *bind, struct tls13 *r);
 
-/* Best effort: what is sealed already, then a close_notify alert. */
+/* Best effort, without waiting: what is sealed already, then a
+ * close_notify alert (none when the sealed records cannot all go). */
 void evpl__tls13_close_notify(struct evpl *evpl, struct evpl_bind *bind, struct tls13 *r);

@@ -347,7 +347,7 @@ record_layers(struct tls_conn *t, int server)
             evpl_log_debug("tls", "kTLS not used on this connection: %s", strerror(-krc));
         }
     }
-    if (urec_use && clean && !rx &&
+    if (urec_use && clean && !rx && evpl__tls13_fits() &&
         evpl__tls13_start(&t->rl, t->ssl, &t->secrets, server, !tx, 1) == 0) {
         urx = 1;
         utx = !tx;
@@ -835,9 +835,12 @@ tls_close(struct evpl *evpl, struct evpl_bind *bind)
 
     evpl_remove_timer(evpl, &bind->retry);
     if (t) {
-        if (t->secure && bind->event.fd >= 0) {
+        /* close_notify says nothing was cut off: not after an error, nor
+         * with data still queued (an abortive close) */
+        if (t->secure && bind->event.fd >= 0 && bind->close_status == 0 &&
+            bind->send_ring.length == 0 && !t->wpending) {
             if (t->ktls_tx) {
-                evpl__ktls_close_notify(bind->event.fd);
+                evpl__ktls_alert(bind->event.fd, 1, 0);
             } else if (t->utls_tx) {
                 evpl__tls13_close_notify(evpl, bind, &t->rl);
             } else {
