@@ -8,18 +8,22 @@
 # loop that waits on io_uring.  Prints a markdown table with the ratio of
 # each io_uring transport to the socket transport on the same loop.
 #
-# usage: bench/compare-uring.sh [--reps N] [--duration SEC]
+# usage: bench/compare-uring.sh [--reps N] [--duration SEC] [--spin-ns NS]
+# --spin-ns sets the loops' busy-poll window (0: they sleep whenever idle;
+# default: the library's), which decides what "CPU per operation" means.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BENCH=${EVPL_BENCH:-$ROOT/build/release/tools/evpl-bench}
 REPS=3
 DUR=3
+SPIN=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --reps) REPS=$2; shift ;;
         --duration) DUR=$2; shift ;;
-        *) echo "usage: $0 [--reps N] [--duration SEC]" >&2; exit 2 ;;
+        --spin-ns) SPIN=(--spin-ns "$2"); shift ;;
+        *) echo "usage: $0 [--reps N] [--duration SEC] [--spin-ns NS]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -35,7 +39,7 @@ CASES=(
 )
 
 run() { # case-name args proto mech rep
-    "$BENCH" $2 -p "$3" --core-mech "$4" -D "$DUR" -w 1 --row 2>/dev/null | tail -1 \
+    "$BENCH" $2 -p "$3" --core-mech "$4" "${SPIN[@]}" -D "$DUR" -w 1 --row 2>/dev/null | tail -1 \
         >"$TMP/$1.$3.$4.$5"
 }
 
