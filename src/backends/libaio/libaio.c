@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
 /*
  * EVPL_BLOCK_PROTOCOL_LIBAIO: Linux AIO (libaio) on files and block
- * devices with O_DIRECT.  One AIO context per queue; requests of a pass
- * are submitted together by one io_submit at the end of the pass;
+ * devices with O_DIRECT.  One AIO context per queue; a polling loop's
+ * requests of a pass are submitted together by one io_submit at the end of
+ * the pass, a sleeping loop's each at once;
  * completions signal an eventfd the loop watches, and are reaped from the
  * context's ring in user space (no io_getevents call) where the kernel
  * exposes it, which is also what the poll callback does in poll mode.
@@ -111,10 +112,12 @@ reap(struct evpl *evpl, struct aqueue *aq)
     return n;
 } /* reap */
 
+/* Submit the batch.  At once (from submit) a refused request is left for
+ * the pass's deferral, which fails it: no callback inside the caller's
+ * evpl_block_* call. */
 static void
-submit_batch(struct evpl *evpl, void *arg)
+submit_now(struct evpl *evpl, struct aqueue *aq, int at_once)
 {
-    struct aqueue *aq = arg;
     unsigned done = 0;
 
     while (done < aq->nbatch && aq->inflight < aq->depth) {
@@ -127,6 +130,9 @@ submit_batch(struct evpl *evpl, void *arg)
         rc = io_submit(aq->ctx, (long) n, aq->batch + done);
         if (rc == -EAGAIN || rc == 0) {
             break; /* the context is full: the rest goes next pass */
+        }
+        if (rc < 0 && at_once) {
+            break;
         }
         if (rc < 0) {
             /* this request is refused (bad fd or arguments): fail it alone */
@@ -144,6 +150,12 @@ submit_batch(struct evpl *evpl, void *arg)
         evpl_defer(evpl, &aq->submit);
     }
     aq->nbatch -= done;
+} /* submit_now */
+
+static void
+submit_batch(struct evpl *evpl, void *arg)
+{
+    submit_now(evpl, arg, 0);
 } /* submit_batch */
 
 static void
@@ -172,7 +184,14 @@ submit(struct evpl *evpl, struct evpl_block_queue *q, struct evpl_block_req *r)
         aq->batch = evpl__realloc(aq->batch, aq->batch_cap * sizeof(*aq->batch));
     }
     aq->batch[aq->nbatch++] = cb;
-    evpl_defer(evpl, &aq->submit); /* one io_submit at the end of the pass */
+    if (!evpl->poll_mode) {
+        /* a loop that sleeps between completions submits each request at
+         * once (see the io_uring backend: the device gets the first of a
+         * burst of new requests while the rest are still being made) */
+        submit_now(evpl, aq, 1);
+    } else {
+        evpl_defer(evpl, &aq->submit); /* one io_submit at the end of the pass */
+    }
 } /* submit */
 
 static void
