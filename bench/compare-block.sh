@@ -41,19 +41,33 @@ fi
 # name | rw | bs | depth
 CASES=("randread-4k-qd32|randread|4096|32" "write-128k-qd8|write|131072|8")
 
+# one measurement each (uses name rw bs depth engine rep)
+run_evpl() {
+    "$BENCH" block -f "$FILE" -e "$engine" -r "$rw" -b "$bs" -d "$depth" -D "$DUR" \
+        -w 1 -j >"$TMP/evpl.$name.$engine.$rep" 2>/dev/null || true
+}
+# fio's own usr/sys figures are its job thread's: the kernel's
+# io-wq workers doing io_uring requests inline for it are not
+# in them, so the whole process is timed as well
+run_fio() {
+    /usr/bin/time -f "%U %S" -o "$TMP/fiotime.$name.$engine.$rep" \
+        fio --name=job --filename="$FILE" --direct=1 --ioengine="$engine" --rw="$rw" \
+        --bs="$bs" --iodepth="$depth" --time_based --runtime="$DUR" --ramp_time=1 \
+        --output-format=json >"$TMP/fio.$name.$engine.$rep" 2>/dev/null || true
+}
+
 for rep in $(seq "$REPS"); do
     for c in "${CASES[@]}"; do
         IFS='|' read -r name rw bs depth <<<"$c"
         for engine in io_uring libaio; do
-            "$BENCH" block -f "$FILE" -e "$engine" -r "$rw" -b "$bs" -d "$depth" -D "$DUR" -w 1 -j \
-                >"$TMP/evpl.$name.$engine.$rep" 2>/dev/null || true
-            # fio's own usr/sys figures are its job thread's: the kernel's
-            # io-wq workers doing io_uring requests inline for it are not
-            # in them, so the whole process is timed as well
-            /usr/bin/time -f "%U %S" -o "$TMP/fiotime.$name.$engine.$rep" \
-                fio --name=job --filename="$FILE" --direct=1 --ioengine="$engine" --rw="$rw" \
-                --bs="$bs" --iodepth="$depth" --time_based --runtime="$DUR" --ramp_time=1 \
-                --output-format=json >"$TMP/fio.$name.$engine.$rep" 2>/dev/null || true
+            # the disk drifts: alternate who goes first
+            if [ $((rep % 2)) -eq 1 ]; then
+                run_evpl
+                run_fio
+            else
+                run_fio
+                run_evpl
+            fi
         done
     done
 done
