@@ -248,8 +248,11 @@ evpl__uring_process(struct evpl *evpl, struct io_uring *ring)
     }
     /* each completion is retired before it is dispatched: a callback may
      * submit, or wait on this ring itself (closing a block queue with I/O
-     * in flight), and must never see it again */
-    for (;;) {
+     * in flight), and must never see it again.  Only what was there on
+     * entry: requests the callbacks submit may complete at once (a file
+     * read from the page cache), and handling those here too would never
+     * return to the loop; the rest is left for the next pass */
+    for (unsigned budget = io_uring_cq_ready(ring); budget; budget--) {
         struct io_uring_cqe c;
         unsigned head;
         uint64_t data;
@@ -305,8 +308,10 @@ ur_wait(struct evpl *evpl, int64_t timeout_ns)
         rc = io_uring_submit_and_wait_timeout(&st->ring, &cqe, 1, &ts, NULL);
     }
     (void) rc; /* -ETIME / -EINTR: nothing ready */
-    evpl->mech_full = 0;
-    return evpl__uring_process(evpl, &st->ring);
+    rc = evpl__uring_process(evpl, &st->ring);
+    /* completions left for the next pass: it must not sleep */
+    evpl->mech_full = io_uring_cq_ready(&st->ring) != 0;
+    return rc;
 }
 
 const struct evpl_mech_ops evpl_mech_io_uring = {

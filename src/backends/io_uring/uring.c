@@ -488,6 +488,10 @@ watch_ready(struct evpl *evpl, struct evpl_event *event)
     (void) read(w->efd, &count, sizeof(count));
     evpl__event_clear(evpl, event, EVPL_EV_READABLE);
     evpl__uring_reap(evpl, w->ring);
+    if (io_uring_cq_ready(w->ring)) {
+        /* completions of requests made while reaping: the next pass */
+        evpl__event_set(evpl, event, EVPL_EV_READABLE);
+    }
 } /* watch_ready */
 
 int

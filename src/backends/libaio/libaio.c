@@ -72,16 +72,20 @@ complete_event(struct evpl *evpl, struct io_event *ev)
     evpl__block_complete(evpl, r, res);
 } /* complete_event */
 
-/* Reap what is there, without blocking; returns how many.  A callback may
- * close the queue: it is then freed here, once nothing of it is in use. */
+/* Reap what is there, without blocking; returns how many.  At most the
+ * requests in flight on entry: those the callbacks submit may complete
+ * inside io_submit (a file system without asynchronous reads), and reaping
+ * them too would never return to the loop.  A callback may close the
+ * queue: it is then freed here, once nothing of it is in use. */
 static int
 reap(struct evpl *evpl, struct aqueue *aq)
 {
     struct aio_ring *ring = (struct aio_ring *) aq->ctx;
     int n = 0, user = ring->magic == AIO_RING_MAGIC && ring->incompat_features == 0;
+    unsigned budget = aq->inflight;
 
     aq->reaping++;
-    while (!aq->dead) {
+    while (!aq->dead && (unsigned) n < budget) {
         struct io_event ev;
 
         if (user) {
