@@ -5,7 +5,8 @@
 # file (O_DIRECT), same request size and depth, interleaved repetitions,
 # medians: 4 KiB random reads at depth 32 and 128 KiB sequential writes at
 # depth 8, on io_uring and libaio.  Prints a markdown table: IOPS and CPU
-# seconds per million I/Os, with the ratio ours / fio.
+# seconds per million I/Os, with the ratio ours / fio (of the medians, and
+# the median of each repetition's back-to-back pair: drift cancels out).
 #
 # usage: bench/compare-block.sh [--file PATH] [--size BYTES] [--reps N] [--duration SEC]
 # The file is created and written through once (so reads hit the disk, not
@@ -76,15 +77,17 @@ python3 - "$TMP" "$REPS" <<'PY'
 import json, os, statistics, sys
 tmp, reps = sys.argv[1], int(sys.argv[2])
 cases = ["randread-4k-qd32", "write-128k-qd8"]
-print("| case | engine | evpl IOPS | fio IOPS | ratio | evpl CPU s / M I/O | fio CPU s / M I/O (job / process) | ratio (to process) |")
-print("|---|---|---:|---:|---:|---:|---:|---:|")
+print("| case | engine | evpl IOPS | fio IOPS | ratio | pair ratio | evpl CPU s / M I/O | fio CPU s / M I/O (job / process) | ratio (to process) |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
 for name in cases:
     for engine in ["io_uring", "libaio"]:
-        ei, ec, fi, fc, fp = [], [], [], [], []
+        ei, ec, fi, fc, fp, pr = [], [], [], [], [], []
         for r in range(1, reps + 1):
+            ev = None
             try:
                 e = json.load(open(f"{tmp}/evpl.{name}.{engine}.{r}"))
                 ei.append(e["iops"]); ec.append(e["cpu_s_per_mio"])
+                ev = e["iops"]
             except Exception:
                 pass
             try:
@@ -94,6 +97,8 @@ for name in cases:
                 cpu_s = (j["usr_cpu"] + j["sys_cpu"]) / 100.0 * j["job_runtime"] / 1000.0
                 ios = side["total_ios"]
                 fi.append(iops); fc.append(cpu_s / ios * 1e6 if ios else 0)
+                if ev and iops:
+                    pr.append(ev / iops)  # the two ran back to back
                 u, sy = open(f"{tmp}/fiotime.{name}.{engine}.{r}").read().split()[:2]
                 # the process ran ramp_time + runtime; the I/Os counted are the runtime's
                 total_s = j["job_runtime"] / 1000.0
@@ -102,5 +107,5 @@ for name in cases:
                 pass
         med = lambda v: statistics.median(v) if v else float("nan")
         a, b, c, d, e = med(ei), med(fi), med(ec), med(fc), med(fp)
-        print(f"| {name} | {engine} | {a:.0f} | {b:.0f} | {a / b:.2f} | {c:.3f} | {d:.3f} / {e:.3f} | {c / e:.2f} |")
+        print(f"| {name} | {engine} | {a:.0f} | {b:.0f} | {a / b:.2f} | {med(pr):.2f} | {c:.3f} | {d:.3f} / {e:.3f} | {c / e:.2f} |")
 PY
