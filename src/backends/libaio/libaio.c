@@ -171,11 +171,22 @@ submit(struct evpl *evpl, struct evpl_block_queue *q, struct evpl_block_req *r)
     _Static_assert(sizeof(struct iocb) <= sizeof(r->backend), "iocb fits the request");
     switch (r->op) {
         case EVPL_BLOCK_OP_READ:
-            io_prep_preadv(cb, q->dev->fd, r->kiov, r->nkiov, (long long) r->offset);
+            if (r->nkiov == 1) {
+                /* one piece: no iovec for the kernel to import */
+                io_prep_pread(cb, q->dev->fd, r->kiov[0].iov_base, r->kiov[0].iov_len,
+                              (long long) r->offset);
+            } else {
+                io_prep_preadv(cb, q->dev->fd, r->kiov, r->nkiov, (long long) r->offset);
+            }
             break;
         case EVPL_BLOCK_OP_WRITE:
-            io_prep_pwritev2(cb, q->dev->fd, r->kiov, r->nkiov, (long long) r->offset,
-                             r->sync ? RWF_DSYNC : 0);
+            if (r->nkiov == 1 && !r->sync) {
+                io_prep_pwrite(cb, q->dev->fd, r->kiov[0].iov_base, r->kiov[0].iov_len,
+                               (long long) r->offset);
+            } else {
+                io_prep_pwritev2(cb, q->dev->fd, r->kiov, r->nkiov, (long long) r->offset,
+                                 r->sync ? RWF_DSYNC : 0);
+            }
             break;
         default:
             io_prep_fsync(cb, q->dev->fd);
