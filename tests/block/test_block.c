@@ -568,6 +568,68 @@ resubmit_in_callback(void)
     unlink(path);
 }
 
+/* A request the kernel refuses at submission (an offset past 2^63), next
+ * to good ones, whose callback submits again: every callback runs once,
+ * never inside the evpl_block_* call, and the queue closes cleanly. */
+static int rf_calls[3], rf_status[3], rf_inside;
+static struct evpl_block_queue *rf_queue;
+static struct evpl_iovec rf_iov[3];
+
+static void
+refused_done(struct evpl *evpl, int status, void *arg)
+{
+    intptr_t i = (intptr_t) arg;
+
+    T_EQ(rf_inside, 0);
+    rf_calls[i]++;
+    rf_status[i] = status;
+    if (i == 0) {
+        /* a good read from the refused one's callback */
+        rf_inside = 1;
+        evpl_block_read(evpl, rf_queue, &rf_iov[2], 1, 8192, refused_done, (void *) 2);
+        rf_inside = 0;
+    }
+}
+
+static void
+refused_submission(void)
+{
+    char path[300];
+    struct evpl *evpl = t_loop();
+    struct evpl_block_device *dev;
+    uint64_t end = t_now_ns() + 10000000000ull;
+
+    snprintf(path, sizeof(path), "%s/refused", dir);
+    make_file(path, 1 << 20);
+    dev = evpl_block_open_device(proto, path);
+    T_OK(dev != NULL);
+    rf_queue = evpl_block_open_queue(evpl, dev);
+    memset(rf_calls, 0, sizeof(rf_calls));
+    for (int i = 0; i < 3; i++) {
+        rf_iov[i] = aligned(evpl, 4096);
+    }
+    rf_inside = 1;
+    evpl_block_read(evpl, rf_queue, &rf_iov[0], 1, 1ull << 63, refused_done, (void *) 0);
+    evpl_block_read(evpl, rf_queue, &rf_iov[1], 1, 4096, refused_done, (void *) 1);
+    rf_inside = 0;
+    while (rf_calls[0] + rf_calls[1] + rf_calls[2] < 3) {
+        T_OK(t_now_ns() < end);
+        evpl_continue(evpl);
+    }
+    t_pump_quiet(evpl);
+    for (int i = 0; i < 3; i++) {
+        T_EQ(rf_calls[i], 1);
+        evpl_iovec_release(evpl, &rf_iov[i]);
+    }
+    T_NE(rf_status[0], 0);
+    T_EQ(rf_status[1], 0);
+    T_EQ(rf_status[2], 0);
+    evpl_block_close_queue(evpl, rf_queue);
+    evpl_block_close_device(dev);
+    evpl_destroy(evpl);
+    unlink(path);
+}
+
 /* ENOSPC and a read-only file system: tmpfs mounts in a private mount
  * namespace (child).  The error reaches the callback; the queue goes on. */
 static void
@@ -728,6 +790,7 @@ main(void)
     close_inflight();
     close_from_callback();
     resubmit_in_callback();
+    refused_submission();
     loop_device();
     T_EQ(rmdir(dir), 0);
     return 0;

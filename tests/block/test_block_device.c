@@ -25,6 +25,22 @@ op_done(struct evpl *evpl, int status, void *arg)
     o->status = status;
 }
 
+/* a queue closed from its own completion callback, reads in flight */
+static struct evpl_block_queue *cb_q;
+static int cb_calls[32];
+
+static void
+close_in_callback(struct evpl *evpl, int status, void *arg)
+{
+    cb_calls[(intptr_t) arg]++;
+    if (cb_q) {
+        struct evpl_block_queue *q = cb_q;
+
+        cb_q = NULL;
+        evpl_block_close_queue(evpl, q); /* the rest complete inside */
+    }
+}
+
 static int
 wait_op(struct evpl *evpl, struct op *o)
 {
@@ -138,6 +154,27 @@ main(void)
     T_OK(wait_op(evpl, &o) != 0);
 
     evpl_block_close_queue(evpl, q);
+
+    /* a queue closed from one of its completion callbacks */
+    cb_q = evpl_block_open_queue(evpl, dev);
+    T_OK(cb_q != NULL);
+    for (intptr_t i = 0; i < 32; i++) {
+        evpl_block_read(evpl, cb_q, &v[i], 1, (uint64_t) i << 16, close_in_callback, (void *) i);
+    }
+    {
+        uint64_t end = t_now_ns() + 10000000000ull;
+
+        while (cb_q) {
+            T_OK(t_now_ns() < end);
+            evpl_continue(evpl);
+        }
+        for (int i = 0; i < 10; i++) {
+            evpl_continue(evpl);
+        }
+    }
+    for (int i = 0; i < 32; i++) {
+        T_EQ(cb_calls[i], 1);
+    }
     evpl_block_close_device(dev);
     for (int i = 0; i < 64; i++) {
         evpl_iovec_release(evpl, &v[i]);

@@ -34,6 +34,8 @@ struct pqueue {
     struct evpl_poll *poll;
     struct evpl_deferral submit;
     uint32_t inflight;
+    int busy; /* a reap of this ring is on the stack */
+    int dead; /* closed from one of its callbacks: the reap frees it */
 };
 
 static int
@@ -127,12 +129,43 @@ pt_complete(struct evpl *evpl, struct evpl_uring_req *ureq, int res, uint32_t fl
 } /* pt_complete */
 
 static void
+pq_destroy(struct evpl *evpl, struct pqueue *pq)
+{
+    evpl__uring_unwatch(evpl, &pq->watch);
+    io_uring_queue_exit(&pq->ring);
+    free(pq);
+} /* pq_destroy */
+
+/* Reap the queue's ring.  A callback may close the queue: the ring stays
+ * mapped until the reap is done with it, then goes. */
+static void
+pq_reap(struct evpl *evpl, struct pqueue *pq)
+{
+    pq->busy++;
+    evpl__uring_reap(evpl, &pq->ring);
+    if (--pq->busy == 0 && pq->dead) {
+        pq_destroy(evpl, pq);
+        return;
+    }
+    if (!pq->dead && io_uring_cq_ready(&pq->ring)) {
+        /* completions of commands made while reaping: the next pass */
+        evpl__event_set(evpl, &pq->watch.event, EVPL_EV_READABLE);
+    }
+} /* pq_reap */
+
+static void
+pt_watch_reap(struct evpl *evpl, struct evpl_uring_watch *w)
+{
+    pq_reap(evpl, container_of(w, struct pqueue, watch));
+} /* pt_watch_reap */
+
+static void
 pt_poll(struct evpl *evpl, void *arg)
 {
     struct pqueue *pq = arg;
 
     if (pq->inflight) {
-        evpl__uring_reap(evpl, &pq->ring);
+        pq_reap(evpl, pq);
     }
 } /* pt_poll */
 
@@ -220,6 +253,7 @@ pt_queue_open(struct evpl *evpl, struct evpl_block_queue *q)
         free(pq);
         return rc;
     }
+    pq->watch.reap = pt_watch_reap;
     rc = evpl__uring_watch(evpl, &pq->watch, &pq->ring);
     if (rc < 0) {
         io_uring_queue_exit(&pq->ring);
@@ -250,9 +284,11 @@ pt_queue_close(struct evpl *evpl, struct evpl_block_queue *q)
 
     evpl_remove_deferral(evpl, &pq->submit);
     evpl_remove_poll(evpl, pq->poll);
-    evpl__uring_unwatch(evpl, &pq->watch);
-    io_uring_queue_exit(&pq->ring);
-    free(pq);
+    if (pq->busy) {
+        pq->dead = 1; /* closed from a completion callback: pq_reap frees it */
+        return;
+    }
+    pq_destroy(evpl, pq);
 } /* pt_queue_close */
 
 const struct evpl_block_backend evpl_block_io_uring_nvme = {

@@ -487,6 +487,10 @@ watch_ready(struct evpl *evpl, struct evpl_event *event)
     /* reset the counter first: a signal after this read is a new edge */
     (void) read(w->efd, &count, sizeof(count));
     evpl__event_clear(evpl, event, EVPL_EV_READABLE);
+    if (w->reap) {
+        w->reap(evpl, w); /* may free w */
+        return;
+    }
     evpl__uring_reap(evpl, w->ring);
     if (io_uring_cq_ready(w->ring)) {
         /* completions of requests made while reaping: the next pass */

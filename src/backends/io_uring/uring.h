@@ -61,6 +61,9 @@ struct evpl_uring_watch {
     struct io_uring *ring;
     int efd;
     struct evpl_event event;
+    /* optional (zero: evpl__uring_reap): the owner's reap, for an owner
+     * that must outlive a callback closing it */
+    void (*reap)(struct evpl *evpl, struct evpl_uring_watch *w);
 };
 
 int evpl__uring_watch(struct evpl *evpl, struct evpl_uring_watch *w, struct io_uring *ring);

@@ -37,8 +37,11 @@ struct aqueue {
     unsigned depth;    /* the context's size */
     unsigned inflight; /* submitted, not completed */
     int efd;
-    int reaping;         /* reap() is on the stack */
-    int dead;            /* closed meanwhile: reap() frees it */
+    int busy;        /* reap() or submit_now() is on the stack */
+    int dead;        /* closed meanwhile: the outermost of them frees it */
+    int submitting;  /* submit_now() is on the stack */
+    int retry_armed; /* the kernel refused for now: retry timer set */
+    struct evpl_timer retry;
     int level_triggered; /* select(2): the eventfd must be read to go quiet */
     struct evpl_event event;
     struct evpl_poll *poll;
@@ -84,7 +87,7 @@ reap(struct evpl *evpl, struct aqueue *aq)
     int n = 0, user = ring->magic == AIO_RING_MAGIC && ring->incompat_features == 0;
     unsigned budget = aq->inflight;
 
-    aq->reaping++;
+    aq->busy++;
     while (!aq->dead && (unsigned) n < budget) {
         struct io_event ev;
 
@@ -110,51 +113,84 @@ reap(struct evpl *evpl, struct aqueue *aq)
         n++;
         complete_event(evpl, &ev);
     }
-    if (--aq->reaping == 0 && aq->dead) {
+    if (--aq->busy == 0 && aq->dead) {
         aq_free(aq); /* closed from one of the callbacks */
+        return n;
+    }
+    if (!aq->dead && aq->nbatch && aq->inflight < aq->depth) {
+        evpl_defer(evpl, &aq->submit); /* requests that waited for room */
     }
     return n;
 } /* reap */
 
-/* Submit the batch.  At once (from submit) a refused request is left for
- * the pass's deferral, which fails it: no callback inside the caller's
- * evpl_block_* call. */
+static void
+batch_drop(struct aqueue *aq, unsigned n)
+{
+    aq->nbatch -= n;
+    memmove(aq->batch, aq->batch + n, aq->nbatch * sizeof(*aq->batch));
+} /* batch_drop */
+
+static void retry_submit(struct evpl *evpl, struct evpl_timer *timer);
+
+/*
+ * Submit the batch, front first, while the context has room (when it has
+ * none, the reap that makes room resubmits).  At once from submit()
+ * (at_once): a refused request is left for the pass's deferral, so no
+ * callback runs inside the caller's evpl_block_* call.  A refused request
+ * leaves the batch before its callback runs; requests the callback makes
+ * are appended (and go with the deferral), and it may close the queue.
+ */
 static void
 submit_now(struct evpl *evpl, struct aqueue *aq, int at_once)
 {
-    unsigned done = 0;
+    int outer = !aq->submitting;
 
-    while (done < aq->nbatch && aq->inflight < aq->depth) {
-        unsigned n = aq->nbatch - done;
-        int rc;
+    aq->busy++;
+    aq->submitting = 1;
+    while (aq->nbatch && aq->inflight < aq->depth && !aq->dead) {
+        unsigned n = aq->nbatch < aq->depth - aq->inflight ? aq->nbatch : aq->depth - aq->inflight;
+        int rc = io_submit(aq->ctx, (long) n, aq->batch);
 
-        if (n > aq->depth - aq->inflight) {
-            n = aq->depth - aq->inflight;
-        }
-        rc = io_submit(aq->ctx, (long) n, aq->batch + done);
         if (rc == -EAGAIN || rc == 0) {
-            break; /* the context is full: the rest goes next pass */
-        }
-        if (rc < 0 && at_once) {
+            /* the kernel is short of something: completions resubmit, and
+             * with none due a timer does */
+            if (!aq->inflight && !aq->retry_armed) {
+                aq->retry_armed = 1;
+                evpl_add_oneshot_timer(evpl, &aq->retry, retry_submit, 1000);
+            }
             break;
         }
         if (rc < 0) {
-            /* this request is refused (bad fd or arguments): fail it alone */
-            struct evpl_block_req *r = aq->batch[done]->data;
+            struct evpl_block_req *r = aq->batch[0]->data;
 
-            done++;
+            if (at_once) {
+                evpl_defer(evpl, &aq->submit);
+                break;
+            }
+            /* this request is refused (bad fd or arguments): fail it alone */
+            batch_drop(aq, 1);
             evpl__block_complete(evpl, r, rc);
             continue;
         }
         aq->inflight += (unsigned) rc;
-        done += (unsigned) rc;
+        batch_drop(aq, (unsigned) rc);
     }
-    if (done < aq->nbatch) {
-        memmove(aq->batch, aq->batch + done, (aq->nbatch - done) * sizeof(*aq->batch));
-        evpl_defer(evpl, &aq->submit);
+    if (outer) {
+        aq->submitting = 0;
     }
-    aq->nbatch -= done;
+    if (--aq->busy == 0 && aq->dead) {
+        aq_free(aq); /* closed from a callback */
+    }
 } /* submit_now */
+
+static void
+retry_submit(struct evpl *evpl, struct evpl_timer *timer)
+{
+    struct aqueue *aq = container_of(timer, struct aqueue, retry);
+
+    aq->retry_armed = 0;
+    submit_now(evpl, aq, 0);
+} /* retry_submit */
 
 static void
 submit_batch(struct evpl *evpl, void *arg)
@@ -199,7 +235,7 @@ submit(struct evpl *evpl, struct evpl_block_queue *q, struct evpl_block_req *r)
         aq->batch = evpl__realloc(aq->batch, aq->batch_cap * sizeof(*aq->batch));
     }
     aq->batch[aq->nbatch++] = cb;
-    if (!evpl->poll_mode) {
+    if (!evpl->poll_mode && !aq->submitting) {
         /* a loop that sleeps between completions submits each request at
          * once (see the io_uring backend: the device gets the first of a
          * burst of new requests while the rest are still being made) */
@@ -306,8 +342,11 @@ queue_close(struct evpl *evpl, struct evpl_block_queue *q)
     evpl_remove_deferral(evpl, &aq->submit);
     evpl_remove_poll(evpl, aq->poll);
     evpl__event_remove(evpl, &aq->event);
-    if (aq->reaping) {
-        aq->dead = 1; /* closed from a completion callback: reap() frees it */
+    if (aq->retry_armed) {
+        evpl_remove_timer(evpl, &aq->retry);
+    }
+    if (aq->busy) {
+        aq->dead = 1; /* closed from a completion callback: freed on the way out */
         return;
     }
     aq_free(aq);
