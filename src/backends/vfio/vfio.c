@@ -54,7 +54,19 @@ struct vqueue {
     struct evpl_deferral ring;
     struct evpl_block_req *backlog, *backlog_tail; /* waiting for a slot */
     int pinned;
+    struct vdev *v;
+    int busy; /* vq_reap is on the stack */
+    int dead; /* closed from a completion callback: the outermost vq_reap frees it */
 };
+
+static void
+vq_destroy(struct vqueue *vq)
+{
+    pthread_mutex_lock(&vq->v->admin_lock);
+    nvme_drv_ioq_destroy(&vq->ioq);
+    pthread_mutex_unlock(&vq->v->admin_lock);
+    free(vq);
+} /* vq_destroy */
 
 static int
 vfio_available(void)
@@ -386,13 +398,24 @@ one_done(void *ctx, int status, void *arg)
 
 static void vq_submit_one(struct evpl *evpl, struct evpl_block_queue *q, struct evpl_block_req *r);
 
+/* A callback may close the queue: the queue pair then lives until the
+ * outermost reap is done with it, and q (freed by the block layer) is not
+ * touched again. */
 static void
 vq_reap(struct evpl *evpl, struct evpl_block_queue *q)
 {
     struct vqueue *vq = q->private_data;
 
+    vq->busy++;
     if (vq->ioq.outstanding) {
         nvme_drv_reap(&vq->ioq, one_done, evpl);
+    }
+    if (--vq->busy == 0 && vq->dead) {
+        vq_destroy(vq);
+        return;
+    }
+    if (vq->dead) {
+        return;
     }
     while (vq->backlog && vq->ioq.nfree) {
         struct evpl_block_req *r = vq->backlog;
@@ -486,6 +509,7 @@ vq_open(struct evpl *evpl, struct evpl_block_queue *q)
     int rc;
 
     pthread_mutex_lock(&v->admin_lock);
+    vq->v = v;
     rc = nvme_drv_ioq_create(&v->ctrl, &vq->ioq, IOQ_ENTRIES);
     pthread_mutex_unlock(&v->admin_lock);
     if (rc < 0) {
@@ -512,18 +536,19 @@ vq_drain(struct evpl *evpl, struct evpl_block_queue *q)
 static void
 vq_close(struct evpl *evpl, struct evpl_block_queue *q)
 {
-    struct vdev *v = q->dev->private_data;
     struct vqueue *vq = q->private_data;
 
     evpl_remove_deferral(evpl, &vq->ring);
     evpl_remove_poll(evpl, vq->poll);
     if (vq->pinned) {
+        vq->pinned = 0;
         evpl_poll_unpin(evpl);
     }
-    pthread_mutex_lock(&v->admin_lock);
-    nvme_drv_ioq_destroy(&vq->ioq);
-    pthread_mutex_unlock(&v->admin_lock);
-    free(vq);
+    if (vq->busy) {
+        vq->dead = 1;
+        return;
+    }
+    vq_destroy(vq);
 } /* vq_close */
 
 const struct evpl_block_backend evpl_block_vfio = {
