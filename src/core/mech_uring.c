@@ -309,8 +309,10 @@ ur_wait(struct evpl *evpl, int64_t timeout_ns)
     }
     (void) rc; /* -ETIME / -EINTR: nothing ready */
     rc = evpl__uring_process(evpl, &st->ring);
-    /* completions left for the next pass: it must not sleep */
-    evpl->mech_full = io_uring_cq_ready(&st->ring) != 0;
+    /* completions left for the next pass (in the ring, or held back by
+     * the kernel while it was full): it must not sleep */
+    evpl->mech_full = io_uring_cq_ready(&st->ring) != 0 ||
+                      (IO_URING_READ_ONCE(*st->ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW) != 0;
     return rc;
 }
 

@@ -630,6 +630,56 @@ refused_submission(void)
     unlink(path);
 }
 
+/* A burst far larger than the ring, queued in one go (no pass between):
+ * every request completes once, successfully, never inside the call. */
+#define BURST 20000
+static int burst_done, burst_errors, burst_inside;
+
+static void
+burst_cb(struct evpl *evpl, int status, void *arg)
+{
+    T_EQ(burst_inside, 0);
+    burst_done++;
+    burst_errors += status != 0;
+}
+
+static void
+burst(void)
+{
+    char path[300];
+    struct evpl *evpl = t_loop();
+    struct evpl_block_device *dev;
+    struct evpl_block_queue *q;
+    struct evpl_iovec v = aligned(evpl, 4096);
+    uint64_t end = t_now_ns() + 30000000000ull;
+
+    snprintf(path, sizeof(path), "%s/burst", dir);
+    make_file(path, 1 << 20);
+    dev = evpl_block_open_device(proto, path);
+    T_OK(dev != NULL);
+    q = evpl_block_open_queue(evpl, dev);
+    burst_done = burst_errors = 0;
+    burst_inside = 1;
+    for (int i = 0; i < BURST; i++) {
+        evpl_block_read(evpl, q, &v, 1, (uint64_t) (i % 256) << 12, burst_cb, NULL);
+    }
+    burst_inside = 0;
+    while (burst_done < BURST) {
+        if (t_now_ns() > end) {
+            fprintf(stderr, "burst: %d of %d done\n", burst_done, BURST);
+        }
+        T_OK(t_now_ns() < end);
+        evpl_continue(evpl);
+    }
+    fprintf(stderr, "burst of %d: %d errors\n", BURST, burst_errors);
+    T_EQ(burst_errors, 0);
+    evpl_iovec_release(evpl, &v);
+    evpl_block_close_queue(evpl, q);
+    evpl_block_close_device(dev);
+    evpl_destroy(evpl);
+    unlink(path);
+}
+
 /* ENOSPC and a read-only file system: tmpfs mounts in a private mount
  * namespace (child).  The error reaches the callback; the queue goes on. */
 static void
@@ -791,6 +841,7 @@ main(void)
     close_from_callback();
     resubmit_in_callback();
     refused_submission();
+    burst();
     loop_device();
     T_EQ(rmdir(dir), 0);
     return 0;

@@ -147,8 +147,8 @@ pq_reap(struct evpl *evpl, struct pqueue *pq)
         pq_destroy(evpl, pq);
         return;
     }
-    if (!pq->dead && io_uring_cq_ready(&pq->ring)) {
-        /* completions of commands made while reaping: the next pass */
+    if (!pq->dead && evpl__uring_unreaped(&pq->ring)) {
+        /* completions left for the next pass */
         evpl__event_set(evpl, &pq->watch.event, EVPL_EV_READABLE);
     }
 } /* pq_reap */

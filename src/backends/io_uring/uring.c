@@ -492,11 +492,20 @@ watch_ready(struct evpl *evpl, struct evpl_event *event)
         return;
     }
     evpl__uring_reap(evpl, w->ring);
-    if (io_uring_cq_ready(w->ring)) {
-        /* completions of requests made while reaping: the next pass */
-        evpl__event_set(evpl, event, EVPL_EV_READABLE);
+    if (evpl__uring_unreaped(w->ring)) {
+        evpl__event_set(evpl, event, EVPL_EV_READABLE); /* the next pass */
     }
 } /* watch_ready */
+
+int
+evpl__uring_unreaped(struct io_uring *ring)
+{
+    /* completions of requests made while reaping, and completions the
+     * kernel holds back because the completion queue was full: neither
+     * signals the eventfd again */
+    return io_uring_cq_ready(ring) != 0 ||
+           (IO_URING_READ_ONCE(*ring->sq.kflags) & IORING_SQ_CQ_OVERFLOW) != 0;
+} /* evpl__uring_unreaped */
 
 int
 evpl__uring_watch(struct evpl *evpl, struct evpl_uring_watch *w, struct io_uring *ring)
