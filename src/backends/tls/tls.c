@@ -57,7 +57,7 @@ struct tls_conn {
     int utls_tx, utls_rx; /* our record layer (record.c) does */
     struct ktls_secrets secrets;
     struct tls13 rl;
-    char stage[TLS_RECORD];
+    char *stage; /* OpenSSL's record layer: small iovecs gathered (on first use) */
 };
 
 static SSL_CTX *client_ctx, *server_ctx;
@@ -578,7 +578,11 @@ next_write(struct tls_conn *t, struct evpl_bind *bind, const void **buf)
     size_t want = t->wpending ? t->wpending : TLS_RECORD;
     size_t len = 0;
 
-    if (front->length >= want || front->length >= TLS_RECORD) {
+    if (!t->stage && front->length < want) {
+        t->stage = malloc(TLS_RECORD); /* kept: a repeated write needs the same bytes */
+    }
+    if (front->length >= want || front->length >= TLS_RECORD || !t->stage) {
+        /* (without memory to gather into: the front iovec alone) */
         *buf = front->data;
         return t->wpending ? t->wpending : front->length;
     }
@@ -783,6 +787,7 @@ conn_discard(struct evpl *evpl, struct evpl_bind *bind)
     if (t) {
         evpl__tls13_stop(evpl, &t->rl);
         SSL_free(t->ssl);
+        free(t->stage);
         free(t);
         bind->backend = NULL;
     }
@@ -850,6 +855,7 @@ tls_close(struct evpl *evpl, struct evpl_bind *bind)
         }
         evpl__tls13_stop(evpl, &t->rl);
         SSL_free(t->ssl);
+        free(t->stage);
         free(t);
         bind->backend = NULL;
     }
