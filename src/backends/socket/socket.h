@@ -35,6 +35,28 @@ void evpl__stream_close(struct evpl *evpl, struct evpl_bind *bind);
 void evpl__stream_read_resume(struct evpl *evpl, struct evpl_bind *bind);
 /* Whole messages finished by bytes written (segmented binds' SENT.msgs). */
 uint64_t evpl__stream_messages_done(struct evpl_bind *bind, uint64_t bytes);
+/* The socket buffer is full: wait for it to drain. */
+static inline void
+evpl__stream_wait_writable(struct evpl *evpl, struct evpl_bind *bind)
+{
+    evpl__event_clear(evpl, &bind->event, EVPL_EV_WRITABLE);
+    evpl__event_set(evpl, &bind->event, EVPL_EV_WRITE_INTEREST);
+} /* evpl__stream_wait_writable */
+
+/* End of a read pass: data that arrived is delivered first, then an EOF
+ * (status 0) or error (< 0) closes the bind; 1: still open. */
+static inline void
+evpl__stream_read_end(struct evpl *evpl, struct evpl_bind *bind, int got, int status)
+{
+    if (got) {
+        evpl__bind_received(evpl, bind);
+    }
+    if (status <= 0) {
+        evpl__event_clear(evpl, &bind->event, EVPL_EV_READABLE | EVPL_EV_READ_INTEREST);
+        evpl__bind_fail(evpl, bind, status);
+    }
+} /* evpl__stream_read_end */
+
 /* Error/hang-up on a stream socket: connect failure or a broken connection. */
 void evpl__stream_error(struct evpl *evpl, struct evpl_event *event);
 /* Graceful close of a non-blocking stream socket: FIN after the queued

@@ -101,8 +101,7 @@ evpl__stream_flush(struct evpl *evpl, struct evpl_bind *bind)
                 continue;
             }
             if (errno == EAGAIN) {
-                evpl__event_clear(evpl, &bind->event, EVPL_EV_WRITABLE);
-                evpl__event_set(evpl, &bind->event, EVPL_EV_WRITE_INTEREST);
+                evpl__stream_wait_writable(evpl, bind);
                 break;
             }
             evpl__bind_fail(evpl, bind, -errno);
@@ -115,8 +114,7 @@ evpl__stream_flush(struct evpl *evpl, struct evpl_bind *bind)
         }
         if ((uint64_t) rc < want) {
             /* the socket buffer is full: wait for EPOLLOUT */
-            evpl__event_clear(evpl, &bind->event, EVPL_EV_WRITABLE);
-            evpl__event_set(evpl, &bind->event, EVPL_EV_WRITE_INTEREST);
+            evpl__stream_wait_writable(evpl, bind);
             break;
         }
     }
@@ -196,13 +194,7 @@ stream_read(struct evpl *evpl, struct evpl_event *event)
     }
 
     /* data that arrived before EOF or an error is delivered first */
-    if (total) {
-        evpl__bind_received(evpl, bind);
-    }
-    if (status <= 0) {
-        evpl__event_clear(evpl, event, EVPL_EV_READABLE | EVPL_EV_READ_INTEREST);
-        evpl__bind_fail(evpl, bind, status);
-    }
+    evpl__stream_read_end(evpl, bind, total != 0, status);
 } /* stream_read */
 
 /*

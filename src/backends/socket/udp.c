@@ -248,8 +248,7 @@ udp_flush(struct evpl *evpl, struct evpl_bind *bind)
                 continue;
             }
             if (errno == EAGAIN) {
-                evpl__event_clear(evpl, &bind->event, EVPL_EV_WRITABLE);
-                evpl__event_set(evpl, &bind->event, EVPL_EV_WRITE_INTEREST);
+                evpl__stream_wait_writable(evpl, bind);
                 break;
             }
             if (b.count[0] > 1) {

@@ -391,8 +391,7 @@ evpl__tls13_flush(struct evpl *evpl, struct evpl_bind *bind, struct tls13 *r)
                 continue;
             }
             if (errno == EAGAIN) {
-                evpl__event_clear(evpl, &bind->event, EVPL_EV_WRITABLE);
-                evpl__event_set(evpl, &bind->event, EVPL_EV_WRITE_INTEREST);
+                evpl__stream_wait_writable(evpl, bind);
                 break;
             }
             evpl__bind_fail(evpl, bind, -errno);
@@ -401,8 +400,7 @@ evpl__tls13_flush(struct evpl *evpl, struct evpl_bind *bind, struct tls13 *r)
         r->out_off += (uint32_t) n;
         if (r->out_off < r->out.length) {
             /* the socket buffer is full */
-            evpl__event_clear(evpl, &bind->event, EVPL_EV_WRITABLE);
-            evpl__event_set(evpl, &bind->event, EVPL_EV_WRITE_INTEREST);
+            evpl__stream_wait_writable(evpl, bind);
             break;
         }
         evpl_iovec_release(evpl, &r->out);
@@ -755,11 +753,5 @@ evpl__tls13_read(struct evpl *evpl, struct evpl_bind *bind, struct tls13 *r)
             break;
         }
     }
-    if (got) {
-        evpl__bind_received(evpl, bind);
-    }
-    if (status <= 0) {
-        evpl__event_clear(evpl, &bind->event, EVPL_EV_READABLE | EVPL_EV_READ_INTEREST);
-        evpl__bind_fail(evpl, bind, status);
-    }
+    evpl__stream_read_end(evpl, bind, got != 0, status);
 } /* evpl__tls13_read */

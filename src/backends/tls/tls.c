@@ -414,8 +414,7 @@ handshake(struct evpl *evpl, struct evpl_bind *bind)
         return;
     }
     if (err == SSL_ERROR_WANT_WRITE) {
-        evpl__event_clear(evpl, &bind->event, EVPL_EV_WRITABLE);
-        evpl__event_set(evpl, &bind->event, EVPL_EV_WRITE_INTEREST);
+        evpl__stream_wait_writable(evpl, bind);
         return;
     }
     vr = SSL_get_verify_result(t->ssl);
@@ -467,8 +466,7 @@ tls_read(struct evpl *evpl, struct evpl_bind *bind)
             evpl__event_clear(evpl, &bind->event, EVPL_EV_READABLE);
         } else if (err == SSL_ERROR_WANT_WRITE) {
             t->read_wants_write = 1;
-            evpl__event_clear(evpl, &bind->event, EVPL_EV_WRITABLE);
-            evpl__event_set(evpl, &bind->event, EVPL_EV_WRITE_INTEREST);
+            evpl__stream_wait_writable(evpl, bind);
         } else if (err == SSL_ERROR_ZERO_RETURN) {
             status = 0; /* close_notify: orderly end */
         } else {
@@ -478,13 +476,7 @@ tls_read(struct evpl *evpl, struct evpl_bind *bind)
         }
         break;
     }
-    if (total) {
-        evpl__bind_received(evpl, bind);
-    }
-    if (status <= 0) {
-        evpl__event_clear(evpl, &bind->event, EVPL_EV_READABLE | EVPL_EV_READ_INTEREST);
-        evpl__bind_fail(evpl, bind, status);
-    }
+    evpl__stream_read_end(evpl, bind, total != 0, status);
 } /* tls_read */
 
 /* Receive with the kernel doing the records: like a plain socket, except
@@ -560,13 +552,7 @@ ktls_read(struct evpl *evpl, struct evpl_bind *bind)
         }
         break;
     }
-    if (total) {
-        evpl__bind_received(evpl, bind);
-    }
-    if (status <= 0) {
-        evpl__event_clear(evpl, &bind->event, EVPL_EV_READABLE | EVPL_EV_READ_INTEREST);
-        evpl__bind_fail(evpl, bind, status);
-    }
+    evpl__stream_read_end(evpl, bind, total != 0, status);
 } /* ktls_read */
 
 /* The next write: a large iovec as it is, or small ones gathered. */
@@ -633,8 +619,7 @@ tls_flush(struct evpl *evpl, struct evpl_bind *bind)
         err = SSL_get_error(t->ssl, 0);
         if (err == SSL_ERROR_WANT_WRITE) {
             t->wpending = len; /* OpenSSL holds the record: repeat this write */
-            evpl__event_clear(evpl, &bind->event, EVPL_EV_WRITABLE);
-            evpl__event_set(evpl, &bind->event, EVPL_EV_WRITE_INTEREST);
+            evpl__stream_wait_writable(evpl, bind);
             break;
         }
         if (err == SSL_ERROR_WANT_READ) {
