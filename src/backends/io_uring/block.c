@@ -15,7 +15,17 @@
 struct uqueue {
     struct evpl_uring *u;
     int slot; /* registered file, or -1 */
+    /* requests the kernel had no room for (it refused a submission even
+     * after the queue was handed over): kept in order, retried when a
+     * completion frees something and from a timer, never failed for it */
+    struct evpl_block_req *wait_head, *wait_tail;
+    uint64_t nwaiting;
+    int retry_armed;
+    struct evpl_timer retry;
 };
+
+static void retry_waiting(struct evpl *evpl, struct evpl_timer *timer);
+static int flush_waiting(struct evpl *evpl, struct uqueue *uq);
 
 static void
 complete(struct evpl *evpl, struct evpl_uring_req *ureq, int res, uint32_t flags)
@@ -24,21 +34,24 @@ complete(struct evpl *evpl, struct evpl_uring_req *ureq, int res, uint32_t flags
     struct uqueue *uq = r->queue->private_data;
 
     uq->u->pending--;
+    if (uq->wait_head) {
+        (void) flush_waiting(evpl, uq); /* before the callback: it may close the queue */
+    }
     evpl__block_complete(evpl, r, res);
 } /* complete */
 
-static void
-submit(struct evpl *evpl, struct evpl_block_queue *q, struct evpl_block_req *r)
+/* Queue r on the ring; 0 when the kernel has no room for it. */
+static int
+start(struct evpl *evpl, struct uqueue *uq, struct evpl_block_req *r)
 {
-    struct uqueue *uq = q->private_data;
+    struct evpl_block_queue *q = r->queue;
     struct io_uring_sqe *sqe;
     int fd = q->dev->fd;
 
     r->ureq.complete = complete;
     sqe = evpl__uring_start(uq->u, &r->ureq);
     if (!sqe) {
-        evpl__block_complete(evpl, r, -EBUSY);
-        return;
+        return 0;
     }
     if (r->op == EVPL_BLOCK_OP_FLUSH) {
         io_uring_prep_fsync(sqe, fd, 0);
@@ -79,6 +92,63 @@ submit(struct evpl *evpl, struct evpl_block_queue *q, struct evpl_block_req *r)
          * per I/O).  A polling loop submits once per pass. */
         io_uring_submit(uq->u->ring);
     }
+    return 1;
+} /* start */
+
+/* Hand the waiting requests over, oldest first; 1 when none is left. */
+static int
+flush_waiting(struct evpl *evpl, struct uqueue *uq)
+{
+    while (uq->wait_head) {
+        struct evpl_block_req *r = uq->wait_head;
+
+        if (!start(evpl, uq, r)) {
+            if (!uq->retry_armed) {
+                uq->retry_armed = 1;
+                evpl_add_oneshot_timer(evpl, &uq->retry, retry_waiting, 1000);
+            }
+            return 0;
+        }
+        uq->wait_head = r->next;
+        if (!uq->wait_head) {
+            uq->wait_tail = NULL;
+        }
+        uq->nwaiting--;
+    }
+    return 1;
+} /* flush_waiting */
+
+static void
+retry_waiting(struct evpl *evpl, struct evpl_timer *timer)
+{
+    struct uqueue *uq = container_of(timer, struct uqueue, retry);
+
+    uq->retry_armed = 0;
+    (void) flush_waiting(evpl, uq);
+} /* retry_waiting */
+
+static void
+submit(struct evpl *evpl, struct evpl_block_queue *q, struct evpl_block_req *r)
+{
+    struct uqueue *uq = q->private_data;
+
+    if ((!uq->wait_head || flush_waiting(evpl, uq)) && start(evpl, uq, r)) {
+        return;
+    }
+    /* behind earlier waiting requests, or the kernel has no room: wait
+     * (the callback never runs inside the caller's evpl_block_*) */
+    r->next = NULL;
+    if (uq->wait_tail) {
+        uq->wait_tail->next = r;
+    } else {
+        uq->wait_head = r;
+    }
+    uq->wait_tail = r;
+    uq->nwaiting++;
+    if (!uq->retry_armed) {
+        uq->retry_armed = 1;
+        evpl_add_oneshot_timer(evpl, &uq->retry, retry_waiting, 1000);
+    }
 } /* submit */
 
 static int
@@ -102,6 +172,9 @@ queue_close(struct evpl *evpl, struct evpl_block_queue *q)
 {
     struct uqueue *uq = q->private_data;
 
+    if (uq->retry_armed) {
+        evpl_remove_timer(evpl, &uq->retry);
+    }
     evpl__uring_file_remove(uq->u, uq->slot);
     free(uq);
 } /* queue_close */
@@ -112,6 +185,19 @@ drain(struct evpl *evpl, struct evpl_block_queue *q)
     struct uqueue *uq = q->private_data;
 
     while (q->outstanding) {
+        if (!flush_waiting(evpl, uq) && q->outstanding == uq->nwaiting) {
+            /* nothing in flight and the kernel still takes nothing: the
+             * waiting requests end here, with the kernel's word for it */
+            struct evpl_block_req *r = uq->wait_head;
+
+            uq->wait_head = r->next;
+            if (!uq->wait_head) {
+                uq->wait_tail = NULL;
+            }
+            uq->nwaiting--;
+            evpl__block_complete(evpl, r, -EAGAIN);
+            continue;
+        }
         io_uring_submit_and_wait(uq->u->ring, 1);
         evpl__uring_process(evpl, uq->u->ring);
     }

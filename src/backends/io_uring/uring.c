@@ -83,6 +83,8 @@ evpl__uring_available(void)
 
 /* ---- submission ---- */
 
+unsigned evpl__uring_refuse_sqes;
+
 struct io_uring_sqe *
 evpl__uring_sqe(struct evpl_uring *u)
 {
@@ -92,9 +94,16 @@ evpl__uring_sqe(struct evpl_uring *u)
         io_uring_submit(u->ring); /* queue full: hand it to the kernel */
         sqe = io_uring_get_sqe(u->ring);
     }
-    if (!sqe) {
+    if (__builtin_expect(evpl__uring_refuse_sqes != 0, 0) && sqe) {
+        evpl__uring_refuse_sqes--; /* white-box tests: as if the kernel refused */
+        io_uring_prep_nop(sqe);    /* the entry goes out as a no-op */
+        io_uring_sqe_set_data64(sqe, 0);
+        sqe = NULL;
+    }
+    if (!sqe && !u->refusing) {
         evpl_log_error("io_uring", "no submission queue entry available");
     }
+    u->refusing = sqe == NULL; /* logged once per stall */
     return sqe;
 } /* evpl__uring_sqe */
 

@@ -92,6 +92,7 @@ struct evpl_uring {
     /* registered files: requests on them skip the fd table lookup */
     uint32_t *free_slots; /* stack of unused slots */
     uint32_t nfree_slots;
+    int refusing; /* the kernel refused the last entry (logged) */
 };
 
 /* Someone whose multishot receive ended with -ENOBUFS. */
@@ -110,6 +111,8 @@ struct evpl_uring *evpl__uring_get(struct evpl *evpl);
 /* A submission entry (submitting when the queue is full); NULL only when
  * the kernel refuses submissions altogether. */
 struct io_uring_sqe *evpl__uring_sqe(struct evpl_uring *u);
+/* White-box tests: the next this many entries are refused. */
+extern unsigned evpl__uring_refuse_sqes;
 
 /* Queue a request; pending counts it until its last completion. */
 static inline struct io_uring_sqe *
