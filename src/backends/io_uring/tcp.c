@@ -464,6 +464,8 @@ struct ulisten {
     int closed;
 };
 
+static void accept_retry(struct evpl *evpl, struct evpl_timer *timer);
+
 static void
 accept_arm(struct evpl *evpl, struct ulisten *ls)
 {
@@ -474,6 +476,9 @@ accept_arm(struct evpl *evpl, struct ulisten *ls)
     }
     sqe = evpl__uring_start(ls->u, &ls->accept_req);
     if (!sqe) {
+        /* the kernel takes no request now: connections wait in the
+         * backlog, the listener tries again shortly */
+        evpl_add_oneshot_timer(evpl, &ls->retry, accept_retry, 50000);
         return;
     }
     io_uring_prep_multishot_accept(sqe, ls->fd, NULL, NULL, SOCK_CLOEXEC);

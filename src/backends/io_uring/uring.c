@@ -85,6 +85,18 @@ evpl__uring_available(void)
 
 unsigned evpl__uring_refuse_sqes;
 
+/* white-box tests: take one from the refusal count, if any is left */
+static int
+refuse_one(void)
+{
+    unsigned n = __atomic_load_n(&evpl__uring_refuse_sqes, __ATOMIC_RELAXED);
+
+    while (n && !__atomic_compare_exchange_n(&evpl__uring_refuse_sqes, &n, n - 1, 0,
+                                             __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    }
+    return n != 0;
+} /* refuse_one */
+
 struct io_uring_sqe *
 evpl__uring_sqe(struct evpl_uring *u)
 {
@@ -94,9 +106,9 @@ evpl__uring_sqe(struct evpl_uring *u)
         io_uring_submit(u->ring); /* queue full: hand it to the kernel */
         sqe = io_uring_get_sqe(u->ring);
     }
-    if (__builtin_expect(evpl__uring_refuse_sqes != 0, 0) && sqe) {
-        evpl__uring_refuse_sqes--; /* white-box tests: as if the kernel refused */
-        io_uring_prep_nop(sqe);    /* the entry goes out as a no-op */
+    if (__builtin_expect(__atomic_load_n(&evpl__uring_refuse_sqes, __ATOMIC_RELAXED) != 0, 0) &&
+        sqe && refuse_one()) {
+        io_uring_prep_nop(sqe); /* the entry goes out as a no-op */
         io_uring_sqe_set_data64(sqe, 0);
         sqe = NULL;
     }
