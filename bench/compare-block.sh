@@ -9,6 +9,9 @@
 # the median of each repetition's back-to-back pair: drift cancels out).
 #
 # usage: bench/compare-block.sh [--file PATH] [--size BYTES] [--reps N] [--duration SEC]
+#                               [--case NAME] [--engine io_uring|libaio]
+# --case / --engine keep only that case or engine (e.g. more repetitions of
+# the random reads alone).
 # The file is created and written through once (so reads hit the disk, not
 # holes) when it does not exist; it is left in place for later runs.
 set -euo pipefail
@@ -19,13 +22,17 @@ FILE=/var/tmp/evpl-block-bench.img
 SIZE=$((1024 * 1024 * 1024))
 REPS=3
 DUR=5
+ONLY_CASE=
+ONLY_ENGINE=
 while [ $# -gt 0 ]; do
     case "$1" in
         --file) FILE=$2; shift ;;
         --size) SIZE=$2; shift ;;
         --reps) REPS=$2; shift ;;
         --duration) DUR=$2; shift ;;
-        *) echo "usage: $0 [--file PATH] [--size BYTES] [--reps N] [--duration SEC]" >&2; exit 2 ;;
+        --case) ONLY_CASE=$2; shift ;;
+        --engine) ONLY_ENGINE=$2; shift ;;
+        *) echo "usage: $0 [--file PATH] [--size BYTES] [--reps N] [--duration SEC] [--case NAME] [--engine E]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -60,7 +67,9 @@ run_fio() {
 for rep in $(seq "$REPS"); do
     for c in "${CASES[@]}"; do
         IFS='|' read -r name rw bs depth <<<"$c"
+        [ -n "$ONLY_CASE" ] && [ "$ONLY_CASE" != "$name" ] && continue
         for engine in io_uring libaio; do
+            [ -n "$ONLY_ENGINE" ] && [ "$ONLY_ENGINE" != "$engine" ] && continue
             # the disk drifts: alternate who goes first
             if [ $((rep % 2)) -eq 1 ]; then
                 run_evpl
@@ -105,6 +114,8 @@ for name in cases:
                 fp.append((float(u) + float(sy)) * total_s / (total_s + 1.0) / ios * 1e6 if ios else 0)
             except Exception:
                 pass
+        if not ei and not fi:
+            continue  # left out with --case / --engine
         med = lambda v: statistics.median(v) if v else float("nan")
         a, b, c, d, e = med(ei), med(fi), med(ec), med(fc), med(fp)
         print(f"| {name} | {engine} | {a:.0f} | {b:.0f} | {a / b:.2f} | {med(pr):.2f} | {c:.3f} | {d:.3f} / {e:.3f} | {c / e:.2f} |")

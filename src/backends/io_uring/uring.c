@@ -562,6 +562,36 @@ poll_callback(struct evpl *evpl, void *private_data)
     evpl__uring_reap(evpl, u->ring);
 } /* poll_callback */
 
+/*
+ * An own ring's eventfd only wakes a sleeping loop.  While the loop polls
+ * (it reaps the ring on every pass), the kernel is told not to signal it:
+ * each signal would cost a wake-up in epoll, an event, and a read() of the
+ * counter, per completion (a flag in the shared ring, no system call).
+ */
+static void
+poll_enter(struct evpl *evpl, void *private_data)
+{
+    struct evpl_uring *u = private_data;
+
+    if (u->owned) {
+        (void) io_uring_cq_eventfd_toggle(u->ring, false);
+    }
+} /* poll_enter */
+
+static void
+poll_exit(struct evpl *evpl, void *private_data)
+{
+    struct evpl_uring *u = private_data;
+
+    if (u->owned && !io_uring_cq_eventfd_enabled(u->ring)) {
+        (void) io_uring_cq_eventfd_toggle(u->ring, true);
+        /* what arrived unsignalled is reaped before the loop sleeps */
+        if (evpl__uring_need_enter(u->ring) || evpl__uring_unreaped(u->ring)) {
+            evpl__event_set(evpl, &u->watch->event, EVPL_EV_READABLE);
+        }
+    }
+} /* poll_exit */
+
 void
 evpl__uring_pre_wait(struct evpl *evpl)
 {
@@ -610,7 +640,7 @@ evpl__uring_get(struct evpl *evpl)
     evpl->uring = u;
     files_init(u);
     fixed_init(u);
-    u->poll = evpl_add_poll(evpl, NULL, NULL, poll_callback, u);
+    u->poll = evpl_add_poll(evpl, poll_enter, poll_exit, poll_callback, u);
     evpl_log_debug("io_uring", "loop %p: %s ring", (void *) evpl, u->owned ? "own" : "shared");
     return u;
 } /* evpl__uring_get */
