@@ -211,6 +211,48 @@ evpl_block_sector_size(struct evpl_block_device *dev)
 
 /* ---- queues ---- */
 
+static void q_free(struct evpl_block_queue *q);
+
+/* Complete the refused requests, oldest first; a callback may close the
+ * queue (it is then freed here, after the last one). */
+static void
+fail_run(struct evpl *evpl, void *arg)
+{
+    struct evpl_block_queue *q = arg;
+
+    q->failing++;
+    while (q->failed && !q->dead) {
+        struct evpl_block_req *r = q->failed;
+
+        q->failed = r->next;
+        if (!q->failed) {
+            q->failed_tail = NULL;
+        }
+        q->nfailed--;
+        evpl__block_complete(evpl, r, r->fail_res);
+    }
+    if (--q->failing == 0 && q->dead) {
+        q_free(q);
+    }
+} /* fail_run */
+
+void
+evpl__block_complete_later(struct evpl *evpl, struct evpl_block_req *r, int64_t res)
+{
+    struct evpl_block_queue *q = r->queue;
+
+    r->fail_res = res;
+    r->next = NULL;
+    if (q->failed_tail) {
+        q->failed_tail->next = r;
+    } else {
+        q->failed = r;
+    }
+    q->failed_tail = r;
+    q->nfailed++;
+    evpl_defer(evpl, &q->fail_deferral);
+} /* evpl__block_complete_later */
+
 EVPL_API struct evpl_block_queue *
 evpl_block_open_queue(struct evpl *evpl, struct evpl_block_device *dev)
 {
@@ -219,6 +261,7 @@ evpl_block_open_queue(struct evpl *evpl, struct evpl_block_device *dev)
 
     q->dev = dev;
     q->evpl = evpl;
+    evpl_deferral_init(&q->fail_deferral, fail_run, q);
     rc = dev->backend->queue_open(evpl, q);
     if (rc < 0) {
         evpl_log_error("block", "queue on %s: %s", dev->uri, strerror(-rc));
@@ -235,22 +278,47 @@ evpl_block_close_queue(struct evpl *evpl, struct evpl_block_queue *q)
     if (!q) {
         return;
     }
-    if (q->outstanding) {
-        /* the memory of requests in flight is the caller's: wait until the
-         * kernel is done with it (their callbacks run) */
-        q->dev->backend->drain(evpl, q);
+    /* refused requests end now, then the memory of requests in flight is
+     * the caller's: wait until the kernel is done with it (their callbacks
+     * run) */
+    while (q->outstanding) {
+        if (q->failed) {
+            struct evpl_block_req *r = q->failed;
+
+            q->failed = r->next;
+            if (!q->failed) {
+                q->failed_tail = NULL;
+            }
+            q->nfailed--;
+            evpl__block_complete(evpl, r, r->fail_res);
+        } else {
+            q->dev->backend->drain(evpl, q); /* returns with only refused ones left */
+        }
     }
+    evpl_remove_deferral(evpl, &q->fail_deferral);
     q->dev->backend->queue_close(evpl, q);
+    atomic_fetch_sub(&q->dev->queues, 1);
+    if (q->failing) {
+        q->dead = 1; /* closed from a refused request's callback */
+        return;
+    }
+    q_free(q);
+} /* evpl_block_close_queue */
+
+static void
+q_free(struct evpl_block_queue *q)
+{
     while (q->free) {
         struct evpl_block_req *r = q->free;
 
         q->free = r->next;
         free(r);
     }
-    free(q->zero_buf);
-    atomic_fetch_sub(&q->dev->queues, 1);
+    if (q->zero_len) {
+        evpl_iovec_release(q->evpl, &q->zero_iov);
+    }
     free(q);
-} /* evpl_block_close_queue */
+} /* q_free */
 
 /* ---- requests ---- */
 
@@ -548,8 +616,9 @@ zero_next(struct evpl *evpl, struct evpl_block_req *r)
     r->bytes = n;
     r->kiov = r->iov;
     r->nkiov = 1;
-    r->iov[0].iov_base = q->zero_buf;
+    r->iov[0].iov_base = q->zero_iov.data;
     r->iov[0].iov_len = n;
+    r->ref0 = q->zero_iov.ref;
     start(evpl, q, r);
 } /* zero_next */
 
@@ -579,17 +648,21 @@ evpl_block_write_zeroes(struct evpl *evpl, struct evpl_block_queue *queue, uint6
         zero_next(evpl, r);
         return;
     }
-    if (!queue->zero_buf) {
-        /* chunked by at most 1 MiB (and the request limit): never one
-         * allocation of the whole range (upstream quirk 5) */
+    if (!queue->zero_len) {
+        /* chunked by at most 1 MiB, the request limit and the buffer size:
+         * never one allocation of the whole range (upstream quirk 5).  A
+         * slab buffer: registered memory, which VFIO can map */
         uint64_t len =
             queue->dev->max_request < ZERO_CHUNK_MAX ? queue->dev->max_request : ZERO_CHUNK_MAX;
 
-        if (posix_memalign(&queue->zero_buf, EVPL_BLOCK_ALIGN, len)) {
+        if (len > evpl_shared->config->buffer_size) {
+            len = evpl_shared->config->buffer_size;
+        }
+        if (evpl_iovec_alloc(evpl, (unsigned) len, EVPL_BLOCK_ALIGN, 1, 0, &queue->zero_iov) != 1) {
             fail_later(evpl, callback, private_data, ENOMEM);
             return;
         }
-        memset(queue->zero_buf, 0, len);
+        memset(queue->zero_iov.data, 0, len);
         queue->zero_len = len;
     }
     r = req_get(queue);

@@ -47,6 +47,7 @@ struct evpl_block_req {
     int nkiov;                            /*   and how many */
     uint64_t zero_end;                    /* write-zeroes: end of the range */
     int zero_status;                      /* write-zeroes: first error */
+    int64_t fail_res;                     /* refused: the result it ends with */
     struct evpl_block_req *next;          /* free list, backend lists */
     char backend[64];                     /* backend's per-request state (libaio: iocb) */
     struct iovec iov[EVPL_BLOCK_MAX_IOV]; /* the caller's memory */
@@ -85,9 +86,15 @@ struct evpl_block_queue {
     struct evpl *evpl;
     uint64_t outstanding; /* requests whose callback has not run */
     struct evpl_block_req *free;
-    void *zero_buf; /* emulated write-zeroes */
+    struct evpl_iovec zero_iov; /* emulated write-zeroes: registered memory */
     uint64_t zero_len;
     void *private_data; /* backend */
+    /* requests a backend refused at submission, failed on a later pass */
+    struct evpl_block_req *failed, *failed_tail;
+    uint64_t nfailed;
+    struct evpl_deferral fail_deferral;
+    int failing; /* fail_run is on the stack */
+    int dead;    /* closed meanwhile: fail_run frees the queue */
 };
 
 enum {
@@ -114,6 +121,17 @@ struct evpl_block_backend {
 
 /* A backend reports a request done: res = bytes transferred or -errno. */
 void evpl__block_complete(struct evpl *evpl, struct evpl_block_req *req, int64_t res);
+/* The same on a later pass: for a request refused inside submit (the
+ * callback never runs inside the caller's evpl_block_* call). */
+void evpl__block_complete_later(struct evpl *evpl, struct evpl_block_req *req, int64_t res);
+
+/* Requests the backend still has (outstanding, less those failed later):
+ * what a drain waits for. */
+static inline uint64_t
+evpl__block_inflight(const struct evpl_block_queue *q)
+{
+    return q->outstanding - q->nfailed;
+}
 
 /* For file backends: open path O_RDWR|O_DIRECT and fill size/sector; and
  * close it. */

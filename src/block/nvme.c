@@ -211,12 +211,17 @@ void
 nvme_parse_identify(const uint8_t *ctrl, const uint8_t *ns, uint32_t min_page,
                     struct nvme_ns_info *info)
 {
-    uint8_t flbas = ns[26] & 0xf, lbads = ns[128 + 4 * flbas + 2], mdts = ctrl[77];
+    /* the format index: bits 3:0 of FLBAS, and 6:5 above them when the
+     * namespace has more than 16 formats (NVMe 2.0) */
+    unsigned fmt = (ns[26] & 0xfu) | ((ns[26] >> 5) & 0x3u) << 4;
+    uint8_t lbads = ns[128 + 4 * fmt + 2], mdts = ctrl[77];
     uint16_t oncs = (uint16_t) (ctrl[520] | ctrl[521] << 8);
 
     info->blocks = (uint64_t) le32(ns) | (uint64_t) le32(ns + 4) << 32;
     info->block_size = lbads >= 9 && lbads < 32 ? 1u << lbads : 512;
-    info->max_transfer = mdts ? (uint64_t) min_page << mdts : 0;
+    /* 2^20 pages is already far beyond any limit we use; larger values
+     * would shift past 64 bits */
+    info->max_transfer = mdts ? (uint64_t) min_page << (mdts < 20 ? mdts : 20) : 0;
     info->write_zeroes = (oncs >> 3) & 1;
     info->deallocate = (oncs >> 2) & 1;
     info->volatile_cache = ctrl[525] & 1;

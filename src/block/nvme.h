@@ -319,7 +319,9 @@ struct nvme_ioq {
     uint32_t outstanding;
 };
 
-int nvme_drv_ioq_create(struct nvme_ctrl *c, struct nvme_ioq *q, uint16_t entries);
+/* An I/O queue pair; irq: its completions raise interrupt vector q->qid
+ * (else they are only polled). */
+int nvme_drv_ioq_create(struct nvme_ctrl *c, struct nvme_ioq *q, uint16_t entries, int irq);
 void nvme_drv_ioq_destroy(struct nvme_ioq *q);
 
 enum nvme_drv_op {

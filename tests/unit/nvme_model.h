@@ -24,6 +24,7 @@ struct model_q {
     uint16_t sq_head, cq_tail;
     uint8_t phase;
     uint16_t cqid;
+    uint32_t cq_cdw11; /* interrupts enabled (bit 1), vector (31:16) */
 };
 
 struct nvme_model {
@@ -135,6 +136,7 @@ model_exec(struct nvme_model *m, int admin, const struct nvme_sqe *c, uint32_t *
                 q->cq_entries = (uint16_t) ((c->cdw10 >> 16) + 1);
                 q->cq_tail = 0;
                 q->phase = 1;
+                q->cq_cdw11 = c->cdw11;
                 return 0;
             }
             case NVME_ADMIN_CREATE_SQ: {

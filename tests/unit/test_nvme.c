@@ -184,6 +184,22 @@ controller(void)
     T_EQ_U(info.max_transfer, 128u << 10);
     T_EQ(info.write_zeroes, 1);
     T_EQ(info.deallocate, 1);
+    {
+        /* format index 18 (FLBAS bits 6:5 = 1, 3:0 = 2) with 4 KiB blocks,
+         * and an MDTS too large to shift: parsed without overflow */
+        uint8_t cid[4096], nid[4096];
+        struct nvme_ns_info big;
+
+        memcpy(cid, idc, sizeof(cid));
+        memcpy(nid, idn, sizeof(nid));
+        nid[26] = (1u << 5) | 2u;
+        nid[128 + 4 * 2 + 2] = 9;   /* format 2: 512 B, the wrong one */
+        nid[128 + 4 * 18 + 2] = 12; /* format 18: 4 KiB */
+        cid[77] = 255;
+        nvme_parse_identify(cid, nid, NVME_PAGE, &big);
+        T_EQ(big.block_size, 4096);
+        T_EQ_U(big.max_transfer, (uint64_t) NVME_PAGE << 20);
+    }
 
     nvme_cmd_create_cq(&c, 1, QENTRIES, (uintptr_t) icq, 0, 0);
     T_EQ(admin_cmd(&aq, &c, 3), 0);

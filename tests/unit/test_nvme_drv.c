@@ -109,7 +109,7 @@ main(void)
     T_EQ_U(c.ns.blocks, 8192);
     T_EQ(c.ns.block_size, 512);
     T_EQ(c.max_entries, 64);
-    T_EQ(nvme_drv_ioq_create(&c, &q, 16), 0);
+    T_EQ(nvme_drv_ioq_create(&c, &q, 16, 0), 0);
     T_EQ(q.qid, 1);
 
     /* a write in three pieces (first starts mid-page, last ends mid-page) */
@@ -182,6 +182,18 @@ main(void)
     T_EQ(nvme_drv_submit(&q, NVME_DRV_READ, segs, 1, 512ull * 8191, 1024, 0, &r[34]), -EINVAL);
 
     nvme_drv_ioq_destroy(&q);
+    {
+        /* a queue pair whose completions interrupt: vector = its qid */
+        struct nvme_ioq iq;
+
+        T_EQ(nvme_drv_ioq_create(&c, &iq, 16, 1), 0);
+        T_EQ(model.q[iq.qid].cq_cdw11 & 3u, 3u); /* contiguous, interrupts on */
+        T_EQ(model.q[iq.qid].cq_cdw11 >> 16, iq.qid);
+        nvme_drv_ioq_destroy(&iq);
+        T_EQ(nvme_drv_ioq_create(&c, &iq, 16, 0), 0);
+        T_EQ(model.q[iq.qid].cq_cdw11 & 2u, 0u);
+        nvme_drv_ioq_destroy(&iq);
+    }
     T_EQ(model.q[1].live, 0);
     nvme_drv_fini(&c);
     T_EQ(*model_reg(&model, NVME_REG_CSTS) & 1, 0);

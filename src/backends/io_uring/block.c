@@ -184,8 +184,8 @@ drain(struct evpl *evpl, struct evpl_block_queue *q)
 {
     struct uqueue *uq = q->private_data;
 
-    while (q->outstanding) {
-        if (!flush_waiting(evpl, uq) && q->outstanding == uq->nwaiting) {
+    while (evpl__block_inflight(q)) {
+        if (!flush_waiting(evpl, uq) && evpl__block_inflight(q) == uq->nwaiting) {
             /* nothing in flight and the kernel still takes nothing: the
              * waiting requests end here, with the kernel's word for it */
             struct evpl_block_req *r = uq->wait_head;

@@ -99,8 +99,11 @@ pt_open(struct evpl_block_device *dev, const char *uri)
     dev->sector = info.block_size;
     dev->max_request =
         info.max_transfer && info.max_transfer < (4u << 20) ? info.max_transfer : 4u << 20;
-    dev->caps = EVPL_BLOCK_CAP_NO_BOUNCE | (info.deallocate ? EVPL_BLOCK_CAP_DISCARD : 0) |
-                (info.write_zeroes ? EVPL_BLOCK_CAP_ZEROES : 0);
+    /* block.md: discard reaches the device on VFIO only, other backends
+     * complete it at once with 0 (a hint, so nothing is lost); native
+     * write-zeroes gives the same result as the emulation, faster */
+    (void) info.deallocate;
+    dev->caps = EVPL_BLOCK_CAP_NO_BOUNCE | (info.write_zeroes ? EVPL_BLOCK_CAP_ZEROES : 0);
     dev->max_zeroes = 65536ull * info.block_size;
     dev->st_dev = st.st_rdev;
     dev->st_ino = 1;
@@ -194,7 +197,7 @@ pt_submit(struct evpl *evpl, struct evpl_block_queue *q, struct evpl_block_req *
         sqe = io_uring_get_sqe(&pq->ring);
     }
     if (!sqe) {
-        evpl__block_complete(evpl, r, -EBUSY);
+        evpl__block_complete_later(evpl, r, -EAGAIN); /* the kernel takes nothing now */
         return;
     }
     switch (r->op) {
@@ -215,17 +218,6 @@ pt_submit(struct evpl *evpl, struct evpl_block_queue *q, struct evpl_block_req *
                 vec = 1;
             }
             break;
-        case EVPL_BLOCK_OP_DISCARD: {
-            struct nvme_dsm_range *range = (struct nvme_dsm_range *) r->backend;
-
-            range->cattr = 0;
-            range->nlb = (uint32_t) (r->bytes / bs);
-            range->slba = r->offset / bs;
-            nvme_cmd_deallocate(&c, p->nsid, 0, 1);
-            addr = (uintptr_t) range;
-            len = sizeof(*range);
-            break;
-        }
         default:
             nvme_cmd_flush(&c, p->nsid);
             break;
@@ -271,7 +263,7 @@ pt_drain(struct evpl *evpl, struct evpl_block_queue *q)
 {
     struct pqueue *pq = q->private_data;
 
-    while (q->outstanding) {
+    while (evpl__block_inflight(q)) {
         io_uring_submit_and_wait(&pq->ring, 1);
         evpl__uring_process(evpl, &pq->ring);
     }

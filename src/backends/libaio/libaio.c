@@ -312,7 +312,7 @@ drain(struct evpl *evpl, struct evpl_block_queue *q)
 {
     struct aqueue *aq = q->private_data;
 
-    while (q->outstanding) {
+    while (evpl__block_inflight(q)) {
         struct io_event evs[64];
         int got;
 

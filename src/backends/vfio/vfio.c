@@ -6,9 +6,13 @@
  * device, BAR0 mapping, bus mastering, and DMA mappings - every slab of the
  * memory layer (so buffers from evpl_iovec_alloc go to the device without a
  * copy) plus the driver's own queues - at device addresses handed out from
- * the IOMMU's aperture (virtual addresses do not fit a 39-bit IOMMU).  One I/O queue pair per evpl queue; doorbells rung once per
- * pass; completions polled (the loop is pinned in poll mode while I/O is
- * outstanding, so a loop with poll_mode 0 still completes it).
+ * the IOMMU's aperture (virtual addresses do not fit a 39-bit IOMMU).  One
+ * I/O queue pair per evpl queue; doorbells rung once per pass.  On a loop
+ * that polls, completions are polled (the loop is pinned in poll mode while
+ * I/O is outstanding); on a loop configured never to poll (poll_mode 0)
+ * the queue's completions raise an MSI-X interrupt, which VFIO turns into
+ * an eventfd the loop waits on (block.md §4).  Without a vector for it, a
+ * 100 us timer reaps while I/O is outstanding.
  *
  * Note: mapping a slab for DMA pins it, all of it.
  */
@@ -19,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -46,6 +51,8 @@ struct vdev {
     uint64_t next_iova, iova_end; /* device addresses not handed out yet */
     int mem_fw;
     struct evpl_mem_framework fw; /* the memory layer keeps a pointer to it */
+    uint32_t msix_count;          /* MSI-X vectors the device has (0: none usable) */
+    int msix_on;                  /* MSI-X enabled through VFIO (under admin_lock) */
 };
 
 struct vqueue {
@@ -57,14 +64,80 @@ struct vqueue {
     struct vdev *v;
     int busy; /* vq_reap is on the stack */
     int dead; /* closed from a completion callback: the outermost vq_reap frees it */
+    /* a loop that never polls: the interrupt's eventfd, or a timer */
+    int sleeping;
+    int efd;
+    struct evpl_event irq;
+    struct evpl_timer tick;
+    int ticking;
+    struct evpl_block_queue *q;
 };
+
+/* Turn MSI-X on, every vector and no routes yet (kernels before 6.5 cannot
+ * add vectors once it is on; a controller refuses a completion queue with
+ * an interrupt vector while MSI-X is off).  Under admin_lock. */
+static int
+msix_enable(struct vdev *v)
+{
+    size_t sz = sizeof(struct vfio_irq_set) + sizeof(int) * (size_t) v->msix_count;
+    struct vfio_irq_set *set;
+    int rc = 0;
+
+    if (v->msix_on) {
+        return 0;
+    }
+    set = evpl__zalloc(sz);
+    set->argsz = (uint32_t) sz;
+    set->flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
+    set->index = VFIO_PCI_MSIX_IRQ_INDEX;
+    set->start = 0;
+    set->count = v->msix_count;
+    for (uint32_t i = 0; i < v->msix_count; i++) {
+        ((int *) set->data)[i] = -1;
+    }
+    if (ioctl(v->device, VFIO_DEVICE_SET_IRQS, set) < 0) {
+        rc = -errno;
+    } else {
+        v->msix_on = 1;
+    }
+    free(set);
+    return rc;
+} /* msix_enable */
+
+/* Route MSI-X vector to efd (or, efd -1, nowhere).  Under admin_lock. */
+static int
+msix_route(struct vdev *v, uint32_t vector, int efd)
+{
+    struct {
+        struct vfio_irq_set set;
+        int fd;
+    } r;
+
+    if (!v->msix_on || vector >= v->msix_count) {
+        return -ENOSPC;
+    }
+    memset(&r, 0, sizeof(r));
+    r.set.argsz = sizeof(r);
+    r.set.flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
+    r.set.index = VFIO_PCI_MSIX_IRQ_INDEX;
+    r.set.start = vector;
+    r.set.count = 1;
+    r.fd = efd;
+    return ioctl(v->device, VFIO_DEVICE_SET_IRQS, &r.set) < 0 ? -errno : 0;
+} /* msix_route */
 
 static void
 vq_destroy(struct vqueue *vq)
 {
     pthread_mutex_lock(&vq->v->admin_lock);
+    if (vq->efd >= 0) {
+        (void) msix_route(vq->v, vq->ioq.qid, -1);
+    }
     nvme_drv_ioq_destroy(&vq->ioq);
     pthread_mutex_unlock(&vq->v->admin_lock);
+    if (vq->efd >= 0) {
+        close(vq->efd);
+    }
     free(vq);
 } /* vq_destroy */
 
@@ -263,6 +336,13 @@ parse_bdf(const char *uri, char *name, size_t len)
 static void
 vdev_teardown(struct vdev *v)
 {
+    if (v->msix_on) {
+        struct vfio_irq_set off = {.argsz = sizeof(off),
+                                   .flags = VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER,
+                                   .index = VFIO_PCI_MSIX_IRQ_INDEX};
+
+        (void) ioctl(v->device, VFIO_DEVICE_SET_IRQS, &off);
+    }
     if (v->mem_fw >= 0) {
         evpl__mem_framework_unregister(v->mem_fw);
     }
@@ -330,6 +410,14 @@ vfio_open(struct evpl_block_device *dev, const char *uri)
         return rc;
     }
     iova_window(v);
+    {
+        struct vfio_irq_info irq = {.argsz = sizeof(irq), .index = VFIO_PCI_MSIX_IRQ_INDEX};
+
+        if (ioctl(v->device, VFIO_DEVICE_GET_IRQ_INFO, &irq) == 0 &&
+            (irq.flags & VFIO_IRQ_INFO_EVENTFD)) {
+            v->msix_count = irq.count;
+        }
+    }
     /* bus master and memory space on */
     if (pread(v->device, &cmd, 2, (off_t) cfg.offset + 4) == 2) {
         cmd |= 0x6;
@@ -425,9 +513,35 @@ vq_reap(struct evpl *evpl, struct evpl_block_queue *q)
     }
     if (vq->pinned && !vq->ioq.outstanding && !vq->backlog) {
         vq->pinned = 0;
-        evpl_poll_unpin(evpl);
+        if (vq->ticking) {
+            vq->ticking = 0;
+            evpl_remove_timer(evpl, &vq->tick);
+        } else if (!vq->sleeping) {
+            evpl_poll_unpin(evpl);
+        }
     }
 } /* vq_reap */
+
+/* the queue's MSI-X eventfd (a loop that never polls) */
+static void
+vq_irq(struct evpl *evpl, struct evpl_event *event)
+{
+    struct vqueue *vq = container_of(event, struct vqueue, irq);
+    uint64_t n;
+
+    (void) read(vq->efd, &n, sizeof(n));
+    evpl__event_clear(evpl, event, EVPL_EV_READABLE);
+    vq_reap(evpl, vq->q); /* may free vq */
+} /* vq_irq */
+
+/* no vector for the queue: reap on a timer while I/O is outstanding */
+static void
+vq_tick(struct evpl *evpl, struct evpl_timer *timer)
+{
+    struct vqueue *vq = container_of(timer, struct vqueue, tick);
+
+    vq_reap(evpl, vq->q);
+} /* vq_tick */
 
 static void
 vq_poll(struct evpl *evpl, void *arg)
@@ -484,14 +598,19 @@ vq_submit_one(struct evpl *evpl, struct evpl_block_queue *q, struct evpl_block_r
                        "request refused: %s (memory not from the library allocator, or "
                        "pieces not page-aligned after the first)",
                        strerror(-rc));
-        evpl__block_complete(evpl, r, rc);
+        evpl__block_complete_later(evpl, r, rc);
         return;
     } else {
         evpl_defer(evpl, &vq->ring); /* one doorbell write per pass */
     }
     if (!vq->pinned) {
         vq->pinned = 1;
-        evpl_poll_pin(evpl); /* completions are polled */
+        if (!vq->sleeping) {
+            evpl_poll_pin(evpl); /* completions are polled */
+        } else if (vq->efd < 0) {
+            vq->ticking = 1;
+            evpl_add_timer(evpl, &vq->tick, vq_tick, 100);
+        }
     }
 } /* vq_submit_one */
 
@@ -506,15 +625,47 @@ vq_open(struct evpl *evpl, struct evpl_block_queue *q)
 {
     struct vdev *v = q->dev->private_data;
     struct vqueue *vq = evpl__zalloc(sizeof(*vq));
-    int rc;
+    int rc, irq;
 
-    pthread_mutex_lock(&v->admin_lock);
     vq->v = v;
-    rc = nvme_drv_ioq_create(&v->ctrl, &vq->ioq, IOQ_ENTRIES);
+    vq->q = q;
+    vq->efd = -1;
+    vq->sleeping = !evpl->config.poll_mode;
+    pthread_mutex_lock(&v->admin_lock);
+    irq = vq->sleeping && v->msix_count;
+    if (irq && (rc = msix_enable(v)) < 0) {
+        evpl_log_error("vfio", "cannot enable MSI-X (%s): completions are polled every 100 us",
+                       strerror(-rc));
+        irq = 0;
+    }
+    rc = nvme_drv_ioq_create(&v->ctrl, &vq->ioq, IOQ_ENTRIES, irq);
+    if (rc == 0 && irq) {
+        vq->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (vq->efd >= 0 && (rc = msix_route(v, vq->ioq.qid, vq->efd)) < 0) {
+            evpl_log_error("vfio",
+                           "no interrupt for queue %u (%s): its completions are polled "
+                           "every 100 us",
+                           vq->ioq.qid, strerror(-rc));
+            close(vq->efd);
+            vq->efd = -1;
+        }
+        rc = 0;
+    }
     pthread_mutex_unlock(&v->admin_lock);
     if (rc < 0) {
         free(vq);
         return rc;
+    }
+    if (vq->efd >= 0) {
+        evpl__event_init(&vq->irq, vq->efd, vq_irq, NULL, NULL);
+        vq->irq.flags = EVPL_EV_READ_INTEREST;
+        if (evpl__event_add(evpl, &vq->irq) < 0) {
+            pthread_mutex_lock(&v->admin_lock);
+            (void) msix_route(v, vq->ioq.qid, -1);
+            pthread_mutex_unlock(&v->admin_lock);
+            close(vq->efd);
+            vq->efd = -1; /* the timer reaps instead */
+        }
     }
     evpl_deferral_init(&vq->ring, vq_ring, q);
     vq->poll = evpl_add_poll(evpl, NULL, NULL, vq_poll, q);
@@ -527,7 +678,7 @@ vq_drain(struct evpl *evpl, struct evpl_block_queue *q)
 {
     struct vqueue *vq = q->private_data;
 
-    while (q->outstanding) {
+    while (evpl__block_inflight(q)) {
         nvme_drv_ring(&vq->ioq);
         vq_reap(evpl, q);
     }
@@ -540,9 +691,17 @@ vq_close(struct evpl *evpl, struct evpl_block_queue *q)
 
     evpl_remove_deferral(evpl, &vq->ring);
     evpl_remove_poll(evpl, vq->poll);
+    if (vq->efd >= 0) {
+        evpl__event_remove(evpl, &vq->irq);
+    }
     if (vq->pinned) {
         vq->pinned = 0;
-        evpl_poll_unpin(evpl);
+        if (vq->ticking) {
+            vq->ticking = 0;
+            evpl_remove_timer(evpl, &vq->tick);
+        } else if (!vq->sleeping) {
+            evpl_poll_unpin(evpl);
+        }
     }
     if (vq->busy) {
         vq->dead = 1;
