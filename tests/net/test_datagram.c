@@ -149,6 +149,26 @@ main(void)
         T_EQ(a.max_niov, 1); /* a UDP datagram is one iovec */
     }
 
+    /* 39 when the kernel refuses one (too big for UDP: EMSGSIZE): it is
+     * dropped alone, and still counted in SENT, like every send */
+    {
+        static char big[70000];
+        uint64_t bytes0 = b.sent_bytes, msgs0 = b.sent_msgs;
+        int recv0 = a.nrecv_msg;
+
+        evpl_sendtoep(evpl, b.bind, epa, buf, 10);
+        evpl_sendtoep(evpl, b.bind, epa, big, sizeof(big));
+        evpl_sendtoep(evpl, b.bind, epa, buf, 30);
+        T_PUMP(evpl, b.sent_msgs >= msgs0 + 3 && a.nrecv_msg >= recv0 + 2, 5000);
+        t_pump_for(evpl, 30);
+        T_EQ_U(b.sent_msgs - msgs0, 3);
+        T_EQ_U(b.sent_bytes - bytes0, 10 + sizeof(big) + 30);
+        T_EQ(a.nrecv_msg, recv0 + 2);
+        T_EQ(a.msg_len[recv0], 10);
+        T_EQ(a.msg_len[recv0 + 1], 30);
+        T_EQ(b.disconnected, 0); /* the bind lives on */
+    }
+
     /* 35: replies to recv_msg.addr from inside the callback reach the sender */
     a.hook = reply_hook;
     {

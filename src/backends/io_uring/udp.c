@@ -186,7 +186,7 @@ batch_done(struct evpl *evpl, struct udpc *c)
         }
         /* this datagram cannot go (too big, unreachable): drop it alone */
         evpl_log_error("io_uring", "UDP send: %s; datagram dropped", strerror(-res));
-        evpl__udp_consume(evpl, bind, 1, NULL, NULL);
+        evpl__udp_consume(evpl, bind, 1, &bytes, &msgs); /* counted: it left the queue */
     }
     c->nsends = 0;
     if (!evpl_dgram_ring_empty(&bind->dgram_send) && !(bind->flags & EVPL_BIND_CLOSING)) {
@@ -214,15 +214,17 @@ udp_flush(struct evpl *evpl, struct evpl_bind *bind)
     struct udpc *c = bind->backend;
     int gso = !(bind->flags & EVPL_BIND_NO_GSO);
     struct io_uring_sqe *prev = NULL;
+    uint64_t dropped_bytes = 0, dropped_msgs = 0;
     unsigned int k;
 
     if (c->outstanding) {
         return; /* the batch in flight sends the rest when it completes */
     }
-    while (!evpl_dgram_ring_empty(&bind->dgram_send) && evpl__udp_drop_unsendable(evpl, bind)) {
+    while (!evpl_dgram_ring_empty(&bind->dgram_send) &&
+           evpl__udp_drop_unsendable(evpl, bind, &dropped_bytes, &dropped_msgs)) {
     }
     if (evpl_dgram_ring_empty(&bind->dgram_send)) {
-        return;
+        goto report;
     }
     k = evpl__udp_batch_build(bind, &c->batch, gso);
     /* the chain must go to the kernel whole: a submission in its middle
@@ -257,6 +259,11 @@ udp_flush(struct evpl *evpl, struct evpl_bind *bind)
         c->outstanding++;
     }
     c->nsends = k;
+report:
+    if (dropped_msgs) {
+        /* last: the SENT callback may close the bind */
+        evpl__bind_sent(evpl, bind, dropped_bytes, dropped_msgs);
+    }
 } /* udp_flush */
 
 static int

@@ -125,7 +125,10 @@ unsigned int evpl__udp_batch_build(struct evpl_bind *bind, struct evpl_udp_batch
 /* count datagrams left the queue (sent, or dropped when bytes is NULL). */
 void evpl__udp_consume(struct evpl *evpl, struct evpl_bind *bind, uint32_t count, uint64_t *bytes,
                        uint64_t *msgs);
-/* The front datagram has more iovecs than a send takes: dropped (1). */
-int evpl__udp_drop_unsendable(struct evpl *evpl, struct evpl_bind *bind);
+/* The front datagram has more iovecs than a send takes: dropped (1), and
+ * counted in bytes/msgs like a sent one (what SENT reports is what left
+ * the queue, net.md §14 statement 39). */
+int evpl__udp_drop_unsendable(struct evpl *evpl, struct evpl_bind *bind, uint64_t *bytes,
+                              uint64_t *msgs);
 /* A grouped send failed: no more UDP_SEGMENT on this bind. */
 void evpl__udp_gso_refused(struct evpl_bind *bind, int err);

@@ -145,7 +145,8 @@ udp_read(struct evpl *evpl, struct evpl_event *event)
 
 /* Drop the front datagram if no single send can carry it; 1 if dropped. */
 int
-evpl__udp_drop_unsendable(struct evpl *evpl, struct evpl_bind *bind)
+evpl__udp_drop_unsendable(struct evpl *evpl, struct evpl_bind *bind, uint64_t *bytes,
+                          uint64_t *msgs)
 {
     struct evpl_dgram *d = evpl_dgram_ring_front(&bind->dgram_send);
 
@@ -154,7 +155,7 @@ evpl__udp_drop_unsendable(struct evpl *evpl, struct evpl_bind *bind)
     }
     /* rather than stall the queue behind it */
     evpl_log_error("socket", "UDP datagram in %u iovecs (max %d) dropped", d->niov, IOV_CAP);
-    evpl__udp_consume(evpl, bind, 1, NULL, NULL);
+    evpl__udp_consume(evpl, bind, 1, bytes, msgs);
     return 1;
 } /* evpl__udp_drop_unsendable */
 
@@ -238,7 +239,7 @@ udp_flush(struct evpl *evpl, struct evpl_bind *bind)
         unsigned k;
         int n;
 
-        if (evpl__udp_drop_unsendable(evpl, bind)) {
+        if (evpl__udp_drop_unsendable(evpl, bind, &bytes, &sent_msgs)) {
             continue;
         }
         k = evpl__udp_batch_build(bind, &b, gso);
