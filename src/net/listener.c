@@ -261,6 +261,11 @@ binding_ring(struct evpl *evpl, struct evpl_doorbell *bell)
             continue;
         }
         bind = evpl__bind_alloc(evpl, conn->protocol, NULL, NULL, NULL);
+        /* the addresses are known before the application sees the bind:
+         * an attach callback may log or check its peer */
+        bind->local = conn->local;
+        bind->remote = conn->remote;
+        conn->local = conn->remote = NULL;
         b->attach_callback(evpl, bind, &bind->notify_callback, &bind->segment_callback,
                            &bind->private_data, b->private_data);
         if (!conn->protocol->stream) {

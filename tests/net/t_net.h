@@ -328,6 +328,9 @@ struct t_conn {
     int nmsg_len, cap_msg_len;
     unsigned int max_niov;
 
+    /* accepted binds: the addresses as the attach callback saw them */
+    char attach_local[EVPL_ADDRESS_STRLEN], attach_remote[EVPL_ADDRESS_STRLEN];
+
     /* extra behaviour: called after the bookkeeping; may close etc. */
     void (*hook)(struct t_conn *c, struct evpl_notify *n);
     void *user;
@@ -526,6 +529,8 @@ t_server_attach(struct evpl *evpl, struct evpl_bind *bind, evpl_notify_callback_
     c->user = s->user;
     c->owner = s->owner;
     c->check_owner = 1;
+    evpl_bind_get_local_address(bind, c->attach_local, sizeof(c->attach_local));
+    evpl_bind_get_remote_address(bind, c->attach_remote, sizeof(c->attach_remote));
     *notify_cb = t_conn_notify;
     *segment_cb = s->segment;
     *conn_private = c;

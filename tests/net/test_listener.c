@@ -115,6 +115,9 @@ main(void)
         T_STR_EQ(str, want);
         evpl_bind_get_remote_address(sv[0]->bind, str, sizeof(str));
         T_STR_EQ(str, "unix:*");
+        /* already inside the attach callback (net.md §3) */
+        T_STR_EQ(sv[0]->attach_local, want);
+        T_STR_EQ(sv[0]->attach_remote, "unix:*");
     } else {
         char local[EVPL_ADDRESS_STRLEN];
 
@@ -129,6 +132,9 @@ main(void)
         T_STR_EQ(str, want);
         evpl_bind_get_remote_address(sv[0]->bind, str, sizeof(str));
         T_STR_EQ(str, local);
+        /* already inside the attach callback (net.md §3) */
+        T_STR_EQ(sv[0]->attach_local, want);
+        T_STR_EQ(sv[0]->attach_remote, local);
         /* truncation like snprintf */
         evpl_bind_get_remote_address(c[0].bind, str, 5);
         T_STR_EQ(str, "127.");

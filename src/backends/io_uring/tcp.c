@@ -386,9 +386,6 @@ uring_attach(struct evpl *evpl, struct evpl_bind *bind, struct evpl_accepted *co
 {
     struct uconn *c;
 
-    bind->local = conn->local;
-    bind->remote = conn->remote;
-    conn->local = conn->remote = NULL;
     c = conn_new(evpl, bind, conn->fd);
     if (!c) {
         return -ENOSYS;

@@ -341,9 +341,6 @@ evpl__stream_attach(struct evpl *evpl, struct evpl_bind *bind, struct evpl_accep
 {
     int rc;
 
-    bind->local = conn->local;
-    bind->remote = conn->remote;
-    conn->local = conn->remote = NULL;
     rc = register_fd(evpl, bind, conn->fd, EVPL_EV_READ_INTEREST);
     if (rc < 0) {
         return rc;
