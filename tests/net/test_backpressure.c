@@ -5,7 +5,8 @@
  * 64 MiB while the application never reads stalls after a few MiB; the
  * bind's buffer, the buffers in use and the RSS stay bounded; once the
  * application reads, every byte arrives exactly once, in order.  net.md
- * §14 statements 22 and 29.
+ * §14 statements 22 and 29.  A TCP peer that resets while the bind is
+ * paused ends it at once (net.md §6), without the application reading.
  */
 /* MATRIX: stream */
 /* LABELS: threads */
@@ -96,7 +97,7 @@ main(void)
     srv.autodrain = 0;
     srv.keep_msgs = 1;
     srv.hook = reader;
-    t_server_start(&srv, evpl, proto, ep, 1);
+    t_server_start(&srv, evpl, proto, ep, 2);
 
     wfd = t_raw_connect(ep);
     T_OK(wfd >= 0);
@@ -160,6 +161,41 @@ main(void)
     t_pump_for(evpl, 20);
     T_EQ_U(checked, TOTAL);
     T_EQ(s->errors, 0);
+
+    if (!evpl_protocol_is_local(proto)) {
+        /* paused, then the peer resets: DISCONNECTED with an error, now */
+        static uint8_t junk[256 << 10];
+        struct linger lg = {1, 0};
+        struct t_conn *s2;
+        uint64_t sent = 0;
+        int fd = t_raw_connect(ep);
+
+        T_OK(fd >= 0);
+        T_PUMP(evpl, srv.n == 2 && srv.conns[1].connected, 5000);
+        s2 = &srv.conns[1]; /* not read: no s2->user */
+        T_EQ(fcntl(fd, F_SETFL, O_NONBLOCK), 0);
+        stall_start = t_now_ns();
+        deadline = t_now_ns() + 20ull * 1000000000ull;
+        for (;;) {
+            ssize_t w = write(fd, junk, sizeof(junk));
+
+            if (w > 0) {
+                sent += (uint64_t) w;
+                stall_start = t_now_ns();
+            } else if (t_now_ns() - stall_start > 300ull * 1000000ull) {
+                break; /* the bind paused, the socket buffers are full */
+            }
+            evpl_continue(evpl);
+            T_OK(t_now_ns() < deadline);
+        }
+        T_GT(sent, LIMIT);
+        T_EQ(s2->disconnected, 0);
+        T_EQ(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+        close(fd);
+        T_PUMP(evpl, s2->disconnected, 2000);
+        T_LT(s2->disconnect_status, 0);
+        T_EQ(s2->errors, 0);
+    }
 
     evpl_listener_detach(evpl, srv.binding);
     srv.binding = NULL;

@@ -21,6 +21,7 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -32,6 +33,7 @@ struct uconn {
     struct evpl_uring_req recv_req;
     struct evpl_uring_req send_req;
     struct evpl_uring_req connect_req;
+    struct evpl_uring_req err_req; /* error watch while no receive is armed */
     struct evpl_uring_waiter waiter;
     struct evpl_uring *u;
     struct evpl_uring_pool *pool; /* receive buffers (set when first armed) */
@@ -41,6 +43,7 @@ struct uconn {
     unsigned recv_armed : 1;
     unsigned send_busy : 1;
     unsigned connecting : 1;
+    unsigned err_armed : 1;
     struct msghdr msg;
     struct iovec *iov;
     uint32_t iov_cap;
@@ -55,7 +58,7 @@ struct uconn {
 static void
 conn_maybe_free(struct evpl *evpl, struct uconn *c)
 {
-    if (c->bind || c->recv_armed || c->send_busy || c->connecting) {
+    if (c->bind || c->recv_armed || c->send_busy || c->connecting || c->err_armed) {
         return;
     }
     if (c->pool) {
@@ -81,12 +84,57 @@ wants_data(const struct uconn *c)
 } /* wants_data */
 
 static void
+err_complete(struct evpl *evpl, struct evpl_uring_req *req, int res, uint32_t flags)
+{
+    struct uconn *c = container_of(req, struct uconn, err_req);
+    int err = 0;
+    socklen_t len = sizeof(err);
+
+    c->err_armed = 0;
+    c->u->pending--;
+    if (res > 0 && (res & POLLERR) && c->bind && !(c->bind->flags & EVPL_BIND_CLOSING) &&
+        getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err) {
+        evpl__bind_fail(evpl, c->bind, -err);
+    }
+    /* anything else (a hang-up, a cancel): the receive, once re-armed,
+     * reports what is left */
+    conn_maybe_free(evpl, c);
+} /* err_complete */
+
+/*
+ * While no receive is armed (reading paused for back-pressure, or waiting
+ * for receive buffers), a one-shot poll watches for a socket error, as
+ * the socket backend's error event does: a peer that resets ends the
+ * connection now, not when the application reads again (net.md §6).
+ */
+static void
+err_arm(struct evpl *evpl, struct uconn *c)
+{
+    struct io_uring_sqe *sqe;
+
+    if (c->err_armed || c->recv_armed || !c->bind || (c->bind->flags & EVPL_BIND_CLOSING)) {
+        return;
+    }
+    c->err_req.complete = err_complete;
+    sqe = evpl__uring_start(c->u, &c->err_req);
+    if (!sqe) {
+        return; /* best effort: the next receive reports the error */
+    }
+    io_uring_prep_poll_add(sqe, c->fd, POLLERR);
+    evpl__uring_sqe_file(sqe, c->slot);
+    c->err_armed = 1;
+} /* err_arm */
+
+static void
 recv_arm(struct evpl *evpl, struct uconn *c)
 {
     struct io_uring_sqe *sqe;
 
     if (c->recv_armed || !wants_data(c)) {
         return;
+    }
+    if (c->err_armed) {
+        evpl__uring_cancel(c->u, &c->err_req); /* the receive reports errors now */
     }
     if (!c->pool && !(c->pool = evpl__uring_pool(evpl, c->u, EVPL_URING_POOL_STREAM))) {
         evpl__bind_fail(evpl, c->bind, -ENOMEM);
@@ -138,6 +186,7 @@ recv_complete(struct evpl *evpl, struct evpl_uring_req *req, int res, uint32_t f
          * the socket; re-arm once chunks are back */
         if (wants_data(c) && !c->recv_armed) {
             evpl__uring_wait_buffers(evpl, c->pool, &c->waiter);
+            err_arm(evpl, c);
         }
         conn_maybe_free(evpl, c);
         return;
@@ -149,6 +198,7 @@ recv_complete(struct evpl *evpl, struct evpl_uring_req *req, int res, uint32_t f
     }
     if (!c->recv_armed) {
         recv_arm(evpl, c); /* the kernel ended it (or a cancel raced a resume) */
+        err_arm(evpl, c);  /* paused: errors still end the connection */
     }
     conn_maybe_free(evpl, c);
 } /* recv_complete */
@@ -419,6 +469,9 @@ uring_close(struct evpl *evpl, struct evpl_bind *bind)
     }
     if (c->recv_armed) {
         evpl__uring_cancel(c->u, &c->recv_req);
+    }
+    if (c->err_armed) {
+        evpl__uring_cancel(c->u, &c->err_req);
     }
     if (c->connecting) {
         evpl__uring_cancel(c->u, &c->connect_req);
