@@ -4,7 +4,11 @@
  *
  *  - receive: one multishot recvmsg selecting whole chunks from the loop's
  *    datagram buffer group; each completion is one datagram (or a UDP_GRO
- *    run of them) whose payload goes to the application in place.
+ *    run of them) whose payload goes to the application in place.  When a
+ *    chunk (at most buffer_size) has no room for the multishot header in
+ *    front of a max_datagram_size payload, single-shot recvmsg requests
+ *    take their place: name and control land in the bind, the chunk holds
+ *    payload only.
  *  - send: the front of the queue is cut into the same sends the socket
  *    backend would make with sendmmsg (UDP_SEGMENT groups included), one
  *    sendmsg request each, linked so they leave in order, all submitted
@@ -34,7 +38,11 @@ struct udpc {
     struct evpl_bind *bind; /* NULL once closed */
     int fd;
     int recv_armed;
-    struct msghdr recv_msg;         /* multishot template: name and control room */
+    struct msghdr recv_msg;  /* multishot template: name and control room */
+    int single;              /* single-shot receives (tight buffer_size) */
+    struct iovec single_iov; /*   their payload: a selected chunk */
+    struct sockaddr_storage single_name;
+    uint64_t single_ctl[(EVPL_URING_DGRAM_CTRLLEN + 7) / 8];
     struct evpl_address *last_from; /* the previous sender, reused while it repeats */
     /* the batch in flight */
     struct evpl_udp_batch batch;
@@ -76,7 +84,21 @@ recv_arm(struct evpl *evpl, struct udpc *c)
         evpl__bind_fail(evpl, c->bind, -EBUSY);
         return;
     }
-    io_uring_prep_recvmsg_multishot(sqe, c->fd, &c->recv_msg, 0);
+    if (c->single) {
+        /* the kernel writes name, control and flags back into recv_msg */
+        memset(&c->recv_msg, 0, sizeof(c->recv_msg));
+        c->single_iov.iov_base = NULL;
+        c->single_iov.iov_len = c->pool->chunk_size;
+        c->recv_msg.msg_iov = &c->single_iov;
+        c->recv_msg.msg_iovlen = 1;
+        c->recv_msg.msg_name = &c->single_name;
+        c->recv_msg.msg_namelen = sizeof(c->single_name);
+        c->recv_msg.msg_control = c->single_ctl;
+        c->recv_msg.msg_controllen = sizeof(c->single_ctl);
+        io_uring_prep_recvmsg(sqe, c->fd, &c->recv_msg, 0);
+    } else {
+        io_uring_prep_recvmsg_multishot(sqe, c->fd, &c->recv_msg, 0);
+    }
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = c->pool->bgid;
     c->recv_armed = 1;
@@ -91,28 +113,44 @@ recv_rearm(struct evpl *evpl, struct evpl_uring_waiter *w)
 static void
 recv_one(struct evpl *evpl, struct udpc *c, struct evpl_iovec *v, int res)
 {
-    struct io_uring_recvmsg_out *o = io_uring_recvmsg_validate(v->data, res, &c->recv_msg);
+    struct io_uring_recvmsg_out *o = NULL;
     struct evpl_address *from;
+    const void *name;
+    uint32_t namelen, msg_flags;
     struct msghdr h;
 
-    if (!o || (o->flags & MSG_TRUNC) || o->namelen > c->recv_msg.msg_namelen) {
+    memset(&h, 0, sizeof(h));
+    if (c->single) {
+        /* the payload alone; the rest is in recv_msg */
+        name = c->recv_msg.msg_name;
+        namelen = c->recv_msg.msg_namelen;
+        msg_flags = (uint32_t) c->recv_msg.msg_flags;
+        h.msg_control = c->recv_msg.msg_control;
+        h.msg_controllen = c->recv_msg.msg_controllen;
+    } else {
+        o = io_uring_recvmsg_validate(v->data, res, &c->recv_msg);
+        name = o ? io_uring_recvmsg_name(o) : NULL;
+        namelen = o ? o->namelen : 0;
+        msg_flags = o ? o->flags : MSG_TRUNC;
+    }
+    if ((msg_flags & MSG_TRUNC) || namelen > sizeof(struct sockaddr_storage)) {
         evpl_log_error("io_uring", "UDP datagram larger than max_datagram_size %u dropped",
                        evpl_shared->config->max_datagram_size);
         evpl_iovec_release(evpl, v);
         return;
     }
     from = c->last_from;
-    if (!from || from->addrlen != o->namelen ||
-        memcmp(&from->sa, io_uring_recvmsg_name(o), o->namelen) != 0) {
+    if (!from || from->addrlen != namelen || memcmp(&from->sa, name, namelen) != 0) {
         /* a new sender: one allocation per change of sender, not per datagram */
         evpl__address_release(from);
-        from = c->last_from = evpl__address_new(io_uring_recvmsg_name(o), o->namelen);
+        from = c->last_from = evpl__address_new(name, namelen);
     }
-    memset(&h, 0, sizeof(h));
-    h.msg_control = (char *) io_uring_recvmsg_name(o) + c->recv_msg.msg_namelen;
-    h.msg_controllen = o->controllen;
-    v->length = io_uring_recvmsg_payload_length(o, res, &c->recv_msg);
-    v->data = io_uring_recvmsg_payload(o, &c->recv_msg);
+    if (o) {
+        h.msg_control = (char *) io_uring_recvmsg_name(o) + c->recv_msg.msg_namelen;
+        h.msg_controllen = o->controllen;
+        v->length = io_uring_recvmsg_payload_length(o, res, &c->recv_msg);
+        v->data = io_uring_recvmsg_payload(o, &c->recv_msg);
+    }
     if (from) {
         evpl__udp_deliver(evpl, c->bind, v, &h, from);
     } else {
@@ -306,6 +344,8 @@ udp_bind(struct evpl *evpl, struct evpl_bind *bind)
     c->bind = bind;
     c->recv_msg.msg_namelen = EVPL_URING_DGRAM_NAMELEN;
     c->recv_msg.msg_controllen = EVPL_URING_DGRAM_CTRLLEN;
+    c->single =
+        pool->chunk_size < EVPL_URING_DGRAM_OVERHEAD + evpl_shared->config->max_datagram_size;
     u->objects++;
     bind->backend = c;
     bind->flags |= EVPL_BIND_TRANSPORT_UP;
