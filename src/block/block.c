@@ -114,6 +114,34 @@ evpl__block_close_file(struct evpl_block_device *dev)
     close(dev->fd);
 } /* evpl__block_close_file */
 
+/* A label value in the text exposition format: \\, \" and \n escaped. */
+static char *
+label_escape(const char *s)
+{
+    char *out = evpl__zalloc(2 * strlen(s) + 1), *o = out;
+
+    for (; *s; s++) {
+        if (*s == '\\' || *s == '"') {
+            *o++ = '\\';
+            *o++ = *s;
+        } else if (*s == '\n') {
+            *o++ = '\\';
+            *o++ = 'n';
+        } else {
+            *o++ = *s;
+        }
+    }
+    return out;
+} /* label_escape */
+
+static void
+dev_free(struct evpl_block_device *dev)
+{
+    free(dev->uri);
+    free(dev->label);
+    free(dev);
+} /* dev_free */
+
 EVPL_API struct evpl_block_device *
 evpl_block_open_device(enum evpl_block_protocol_id protocol, const char *uri)
 {
@@ -136,11 +164,11 @@ evpl_block_open_device(enum evpl_block_protocol_id protocol, const char *uri)
     dev->backend = b;
     dev->fd = -1;
     dev->uri = strdup(uri);
+    dev->label = label_escape(uri);
     rc = b->open(dev, uri);
     if (rc < 0) {
         evpl_log_error("block", "open %s (%s): %s", uri, b->name, strerror(-rc));
-        free(dev->uri);
-        free(dev);
+        dev_free(dev);
         return NULL;
     }
     pthread_mutex_lock(&devices_lock);
@@ -154,8 +182,7 @@ evpl_block_open_device(enum evpl_block_protocol_id protocol, const char *uri)
         evpl_log_error("block", "open %s: the device is already open in this process (as %s)", uri,
                        d->uri);
         b->close(dev);
-        free(dev->uri);
-        free(dev);
+        dev_free(dev);
         return NULL;
     }
     dev->next = devices;
@@ -187,8 +214,7 @@ evpl_block_close_device(struct evpl_block_device *dev)
     }
     pthread_mutex_unlock(&devices_lock);
     dev->backend->close(dev);
-    free(dev->uri);
-    free(dev);
+    dev_free(dev);
 } /* evpl_block_close_device */
 
 EVPL_API uint64_t
@@ -703,14 +729,15 @@ hist(char *buf, int size, int len, const char *name, struct evpl_block_device *d
             }
             len += snprintf(buf + len, len < size ? (size_t) (size - len) : 0,
                             "%s_bucket{device=\"%s\",type=\"%s\",op=\"%s\",le=\"%s\"} %llu\n", name,
-                            d->uri, d->backend->name, op_names[op], le, (unsigned long long) cum);
+                            d->label, d->backend->name, op_names[op], le, (unsigned long long) cum);
         }
-        len += snprintf(buf + len, len < size ? (size_t) (size - len) : 0,
-                        "%s_sum{device=\"%s\",type=\"%s\",op=\"%s\"} %llu\n"
-                        "%s_count{device=\"%s\",type=\"%s\",op=\"%s\"} %llu\n",
-                        name, d->uri, d->backend->name, op_names[op],
-                        (unsigned long long) atomic_load(&sums[op]), name, d->uri, d->backend->name,
-                        op_names[op], (unsigned long long) atomic_load(&counts[op]));
+        len +=
+            snprintf(buf + len, len < size ? (size_t) (size - len) : 0,
+                     "%s_sum{device=\"%s\",type=\"%s\",op=\"%s\"} %llu\n"
+                     "%s_count{device=\"%s\",type=\"%s\",op=\"%s\"} %llu\n",
+                     name, d->label, d->backend->name, op_names[op],
+                     (unsigned long long) atomic_load(&sums[op]), name, d->label, d->backend->name,
+                     op_names[op], (unsigned long long) atomic_load(&counts[op]));
     }
     return len;
 } /* hist */
@@ -740,7 +767,7 @@ evpl__block_metrics(char *buf, int size)
                     "# TYPE evpl_block_queue_depth gauge\n");
     for (struct evpl_block_device *d = devices; d; d = d->next) {
         len += snprintf(buf + len, len < size ? (size_t) (size - len) : 0,
-                        "evpl_block_queue_depth{device=\"%s\",type=\"%s\"} %lld\n", d->uri,
+                        "evpl_block_queue_depth{device=\"%s\",type=\"%s\"} %lld\n", d->label,
                         d->backend->name, (long long) atomic_load(&d->stats.depth));
     }
     pthread_mutex_unlock(&devices_lock);

@@ -67,6 +67,7 @@ struct evpl_block_backend;
 struct evpl_block_device {
     const struct evpl_block_backend *backend;
     char *uri;
+    char *label; /* uri escaped for a metric label value */
     int fd;
     dev_t st_dev;
     ino_t st_ino;

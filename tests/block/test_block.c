@@ -774,6 +774,34 @@ loop_device(void)
     unlink(path);
 }
 
+/* The device label in the metrics is escaped: a path with a quote, a
+ * backslash and a newline cannot break the exposition format. */
+static void
+metric_label(void)
+{
+    char path[300], want[700], *buf = malloc(1 << 20);
+    struct evpl *evpl = t_loop();
+    struct evpl_block_device *dev;
+    struct evpl_block_queue *q;
+    struct evpl_iovec v = aligned(evpl, 4096);
+
+    snprintf(path, sizeof(path), "%s/we\"ird\\na\nme", dir);
+    make_file(path, 1 << 20);
+    dev = evpl_block_open_device(proto, path);
+    T_OK(dev != NULL);
+    q = evpl_block_open_queue(evpl, dev);
+    T_EQ(do_read(evpl, q, &v, 1, 0), 0);
+    T_GT(evpl_metrics_scrape(buf, 1 << 20), 0);
+    snprintf(want, sizeof(want), "evpl_block_queue_depth{device=\"%s/we\\\"ird\\\\na\\nme\",", dir);
+    T_OK(strstr(buf, want) != NULL);
+    evpl_block_close_queue(evpl, q);
+    evpl_block_close_device(dev);
+    evpl_iovec_release(evpl, &v);
+    evpl_destroy(evpl);
+    unlink(path);
+    free(buf);
+}
+
 static void
 run_child(const char *name, void (*fn)(void))
 {
@@ -842,6 +870,7 @@ main(void)
     resubmit_in_callback();
     refused_submission();
     burst();
+    metric_label();
     loop_device();
     T_EQ(rmdir(dir), 0);
     return 0;
