@@ -118,13 +118,13 @@ evpl_global_config_release(struct evpl_global_config *config)
         config->field = !!value;                                                               \
     }
 
-SETTER_CHECKED(core_mech, enum evpl_core_mech,
-               value >= EVPL_CORE_MECH_DEFAULT && value <= EVPL_CORE_MECH_IO_URING,
-               "unknown mechanism")
-/* whole pages, so every buffer starts page-aligned (memory.md §3.4); at most
- * 2 GiB, because iovec lengths and fill marks are 32-bit */
-SETTER_CHECKED(buffer_size, uint64_t, value >= 4096 && value % 4096 == 0 && value <= (2ull << 30),
-               "must be a multiple of 4096 between 4 KiB and 2 GiB")
+/* stored as given: evpl_init aborts on a mechanism it does not have */
+SETTER(core_mech, enum evpl_core_mech)
+/* any size from 4 KiB to 2 GiB (iovec lengths and fill marks are 32-bit);
+ * buffers are laid out a whole number of pages apart, so each still starts
+ * page-aligned (memory.md §3.4) */
+SETTER_CHECKED(buffer_size, uint64_t, value >= 4096 && value <= (2ull << 30),
+               "must be between 4 KiB and 2 GiB")
 SETTER_CHECKED(slab_size, uint64_t, value >= 4096, "must be at least 4096")
 SETTER_BOOL(huge_pages)
 SETTER_CHECKED(huge_page_size, uint64_t,

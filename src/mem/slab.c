@@ -28,6 +28,7 @@
 #endif
 
 uint64_t evpl__buffer_size;
+static uint64_t buffer_stride; /* buffer_size rounded up to whole pages */
 _Atomic int64_t evpl__buffers_in_use;
 
 static struct {
@@ -58,13 +59,14 @@ evpl__mem_init(const struct evpl_global_config *config)
         pool.max_slabs = (unsigned int) strtoul(env, NULL, 0);
     }
 
-    if (pool.slab_size < evpl__buffer_size) {
+    buffer_stride = (evpl__buffer_size + 4095) & ~(uint64_t) 4095;
+    if (pool.slab_size < buffer_stride) {
         evpl_log_info("mem", "slab_size %llu < buffer_size %llu: using one buffer per slab",
                       (unsigned long long) pool.slab_size, (unsigned long long) evpl__buffer_size);
-        pool.slab_size = evpl__buffer_size;
+        pool.slab_size = buffer_stride;
     }
     /* whole buffers only */
-    pool.slab_size -= pool.slab_size % evpl__buffer_size;
+    pool.slab_size -= pool.slab_size % buffer_stride;
 } /* evpl__mem_init */
 
 void
@@ -173,7 +175,7 @@ slab_create(int carve)
         return NULL;
     }
     if (carve) {
-        slab->nbuffers = (uint32_t) (size / evpl__buffer_size);
+        slab->nbuffers = (uint32_t) (size / buffer_stride);
         slab->buffers = calloc(slab->nbuffers, sizeof(*slab->buffers));
         if (!slab->buffers) {
             evpl_log_error("mem", "out of memory for %u buffer descriptors", slab->nbuffers);
@@ -194,7 +196,7 @@ slab_create(int carve)
 
         b->ref.slab = slab;
         b->ref.release = evpl__buffer_release;
-        b->data = slab->base + (uint64_t) i * evpl__buffer_size;
+        b->data = slab->base + (uint64_t) i * buffer_stride;
         b->index = i;
         /* not poisoned here: that would touch the whole slab's ASan shadow
          * (1/8 of its size) at once; buffers are poisoned when released */

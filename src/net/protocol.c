@@ -78,6 +78,7 @@ evpl__protocol(enum evpl_protocol_id id)
 EVPL_API int
 evpl_protocol_lookup(enum evpl_protocol_id *id, const char *name)
 {
+    evpl_auto_init(); /* core.md §1: an auto-initializing call, whatever the name */
     if (!name) {
         return -1;
     }

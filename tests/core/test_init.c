@@ -94,6 +94,35 @@ init_kqueue_on_linux(void *arg)
     evpl_init(cfg);
 } /* init_kqueue_on_linux */
 
+static void
+init_unknown_mech(void *arg)
+{
+    struct evpl_global_config *cfg = evpl_global_config_init();
+
+    /* not a mechanism at all: stored, and evpl_init aborts on it */
+    evpl_global_config_set_core_mech(cfg, (enum evpl_core_mech) 99);
+    evpl_init(cfg);
+} /* init_unknown_mech */
+
+static void
+init_after_failed_lookup(void *arg)
+{
+    enum evpl_protocol_id id;
+
+    /* a lookup initializes the library whether or not the name exists */
+    T_EQ(evpl_protocol_lookup(&id, "NO_SUCH_PROTOCOL"), -1);
+    evpl_init(NULL);
+} /* init_after_failed_lookup */
+
+static void
+init_after_null_lookup(void *arg)
+{
+    enum evpl_protocol_id id;
+
+    T_EQ(evpl_protocol_lookup(&id, NULL), -1);
+    evpl_init(NULL);
+} /* init_after_null_lookup */
+
 /* ---- statement 1: evpl_init(NULL) behaves like auto-init ---------------- */
 
 struct observed {
@@ -349,9 +378,12 @@ main(void)
     T_EQ(t_child_signal(init_after_thread_config_init, NULL), SIGABRT); /* core 2 */
     T_EQ(t_child_signal(init_after_thread_create, NULL), SIGABRT);      /* core 2 */
     T_EQ(t_child_signal(init_after_threadpool_create, NULL), SIGABRT);  /* core 2 */
+    T_EQ(t_child_signal(init_after_failed_lookup, NULL), SIGABRT);      /* core 2 */
+    T_EQ(t_child_signal(init_after_null_lookup, NULL), SIGABRT);        /* core 2 */
 
     /* core §1: an unavailable mechanism aborts at evpl_init; epoll works */
     T_EQ(t_child_signal(init_kqueue_on_linux, NULL), SIGABRT);
+    T_EQ(t_child_signal(init_unknown_mech, NULL), SIGABRT);
     t_run_child("epoll explicit", epoll_explicit_works, NULL);
     /* a single evpl_init with a config is fine */
     t_run_child("explicit config", explicit_config_works, NULL);
