@@ -8,6 +8,12 @@
  * loop clears its polling flag before it checks the counter and sleeps, and
  * the ringer bumps the counter before it reads the flag (both seq_cst), so
  * one of them always sees the other: no lost wakeup.
+ *
+ * Rings skip the eventfd only while the loop thread is inside evpl_run.  A
+ * loop driven by hand (evpl_continue from a foreign event loop that waits
+ * on evpl_doorbell_fd) clears the flag when each evpl_continue returns, so
+ * the descriptor becomes readable whenever the doorbell is rung (loop.md
+ * §5).
  */
 #include <errno.h>
 #include <string.h>
@@ -128,3 +134,22 @@ evpl__doorbells_collect(struct evpl *evpl)
         }
     }
 } /* evpl__doorbells_collect */
+
+void
+evpl__doorbells_quiesce(struct evpl *evpl)
+{
+    uint64_t one = 1;
+
+    atomic_store(&evpl->polling, 0);
+    /* a ringer that saw polling == 1 bumped the counter first */
+    if (!atomic_load(&evpl->doorbells_pending)) {
+        return;
+    }
+    for (uint32_t i = 0; i < evpl->doorbells_len; i++) {
+        struct evpl_doorbell_impl *db = evpl->doorbells[i];
+
+        if (atomic_load(&db->rung)) {
+            (void) !write(db->event.fd, &one, sizeof(one));
+        }
+    }
+} /* evpl__doorbells_quiesce */

@@ -239,6 +239,9 @@ update_poll_mode(struct evpl *evpl, uint64_t now)
     if (want == evpl->poll_mode) {
         if (want) {
             evpl__polls_enter(evpl); /* polls added since entering */
+            if (evpl->in_run && !atomic_load_explicit(&evpl->polling, memory_order_relaxed)) {
+                atomic_store(&evpl->polling, 1); /* evpl_run after passes by hand */
+            }
         }
         return;
     }
@@ -369,14 +372,22 @@ evpl_continue(struct evpl *evpl)
     }
 
     evpl_counter_add(&evpl->counters.passes, 1);
+
+    if (!evpl->in_run && atomic_load_explicit(&evpl->polling, memory_order_relaxed)) {
+        /* driven by hand: between calls the thread may wait elsewhere */
+        evpl__doorbells_quiesce(evpl);
+    }
 } /* evpl_continue */
 
 EVPL_API void
 evpl_run(struct evpl *evpl)
 {
+    evpl->in_run = 1;
     while (!atomic_load_explicit(&evpl->stopped, memory_order_acquire)) {
         evpl_continue(evpl);
     }
+    evpl->in_run = 0;
+    evpl__doorbells_quiesce(evpl);
 } /* evpl_run */
 
 EVPL_API void

@@ -334,6 +334,10 @@ struct evpl_doorbell_impl {
     uint32_t idx; /* slot in evpl->doorbells */
 };
 
+/* The loop stops taking rings through memory (it leaves evpl_run, or an
+ * evpl_continue called by hand returns): clear polling, then make every
+ * doorbell rung meanwhile readable on its descriptor. */
+void evpl__doorbells_quiesce(struct evpl *evpl);
 /* Activate every doorbell rung while the loop was polling. */
 void evpl__doorbells_collect(struct evpl *evpl);
 
@@ -413,7 +417,8 @@ struct evpl {
 
     /* written by other threads */
     _Alignas(EVPL_CACHELINE) _Atomic int stopped;
-    _Atomic int polling; /* 1: ringers skip the eventfd */
+    _Atomic int polling; /* 1: ringers skip the eventfd (only inside evpl_run) */
+    int in_run;          /* evpl_run is on the stack */
     _Atomic uint32_t doorbells_pending;
 
     _Alignas(EVPL_CACHELINE) struct evpl_loop_counters counters;

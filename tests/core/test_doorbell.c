@@ -340,6 +340,51 @@ doorbell_fd(void)
     evpl_destroy(evpl);
 } /* doorbell_fd */
 
+/* A loop that busy-polls (the default), driven by hand from a foreign
+ * loop that waits on the descriptor: after evpl_continue returns, a ring
+ * (here from another thread) still makes the descriptor readable. */
+static struct evpl_doorbell *fd_ring_target;
+
+static void *
+ring_from_thread(void *arg)
+{
+    evpl_ring_doorbell(fd_ring_target);
+    return NULL;
+} /* ring_from_thread */
+
+static void
+doorbell_fd_polling_loop(void)
+{
+    struct evpl *evpl = t_loop_create(1, 20);
+    struct evpl_doorbell db;
+    struct pollfd p;
+    pthread_t th;
+    int fd;
+
+    fd_db_calls = 0;
+    evpl_add_doorbell(evpl, &db, on_fd_db);
+    fd = evpl_doorbell_fd(&db);
+    for (int i = 0; i < 3; i++) {
+        evpl_continue(evpl); /* in poll mode: activity just now */
+    }
+    fd_ring_target = &db;
+    T_EQ(pthread_create(&th, NULL, ring_from_thread, NULL), 0);
+    p = (struct pollfd){.fd = fd, .events = POLLIN};
+    T_EQ(poll(&p, 1, 5000), 1); /* the foreign loop wakes */
+    T_EQ(pthread_join(th, NULL), 0);
+    evpl_continue(evpl);
+    T_EQ(fd_db_calls, 1);
+    /* rung between passes, from the loop thread: readable each time */
+    evpl_ring_doorbell(&db);
+    evpl_continue(evpl);
+    evpl_ring_doorbell(&db);
+    T_EQ(readable(fd), 1);
+    evpl_continue(evpl);
+    T_EQ(fd_db_calls, 3);
+    evpl_remove_doorbell(evpl, &db);
+    evpl_destroy(evpl);
+} /* doorbell_fd_polling_loop */
+
 /* many doorbells on one loop, all rung from one thread */
 #define NDB 300
 static int multi_calls[NDB];
@@ -409,6 +454,7 @@ main(void)
     coalesce_and_ring_after_start(); /* loop 13 */
     removal_from_callbacks();        /* loop 14 */
     doorbell_fd();                   /* loop 15 */
+    doorbell_fd_polling_loop();      /* loop 15, busy-polling loop */
     many_doorbells();
     return 0;
 } /* main */
