@@ -684,7 +684,12 @@ evpl_block_write_zeroes(struct evpl *evpl, struct evpl_block_queue *queue, uint6
         if (len > evpl_shared->config->buffer_size) {
             len = evpl_shared->config->buffer_size;
         }
-        if (evpl_iovec_alloc(evpl, (unsigned) len, EVPL_BLOCK_ALIGN, 1, 0, &queue->zero_iov) != 1) {
+        /* whole sectors and O_DIRECT-aligned (buffer_size need not be
+         * whole pages; it is at least 4 KiB) */
+        len -=
+            len % (queue->dev->sector > EVPL_BLOCK_ALIGN ? queue->dev->sector : EVPL_BLOCK_ALIGN);
+        if (len == 0 ||
+            evpl_iovec_alloc(evpl, (unsigned) len, EVPL_BLOCK_ALIGN, 1, 0, &queue->zero_iov) != 1) {
             fail_later(evpl, callback, private_data, ENOMEM);
             return;
         }
