@@ -241,13 +241,21 @@ static void q_free(struct evpl_block_queue *q);
 
 /* Complete the refused requests, oldest first; a callback may close the
  * queue (it is then freed here, after the last one). */
+static void fail_timer_cb(struct evpl *evpl, struct evpl_timer *timer);
+
+/* Complete the refused requests there were on entry, oldest first; a
+ * callback may close the queue (it is then freed here, after the last
+ * one).  Requests its callbacks get refused wait for a later pass: a
+ * callback that retries what keeps being refused must not spin in here,
+ * where nothing is reaped that could end the refusal. */
 static void
 fail_run(struct evpl *evpl, void *arg)
 {
     struct evpl_block_queue *q = arg;
+    uint64_t n = q->nfailed;
 
     q->failing++;
-    while (q->failed && !q->dead) {
+    while (n-- && q->failed && !q->dead) {
         struct evpl_block_req *r = q->failed;
 
         q->failed = r->next;
@@ -259,8 +267,22 @@ fail_run(struct evpl *evpl, void *arg)
     }
     if (--q->failing == 0 && q->dead) {
         q_free(q);
+        return;
+    }
+    if (q->failed && !q->failing && !q->dead && !q->fail_timer_armed) {
+        q->fail_timer_armed = 1;
+        evpl_add_oneshot_timer(evpl, &q->fail_timer, fail_timer_cb, 1); /* a later pass */
     }
 } /* fail_run */
+
+static void
+fail_timer_cb(struct evpl *evpl, struct evpl_timer *timer)
+{
+    struct evpl_block_queue *q = container_of(timer, struct evpl_block_queue, fail_timer);
+
+    q->fail_timer_armed = 0;
+    fail_run(evpl, q);
+} /* fail_timer_cb */
 
 void
 evpl__block_complete_later(struct evpl *evpl, struct evpl_block_req *r, int64_t res)
@@ -276,7 +298,9 @@ evpl__block_complete_later(struct evpl *evpl, struct evpl_block_req *r, int64_t 
     }
     q->failed_tail = r;
     q->nfailed++;
-    evpl_defer(evpl, &q->fail_deferral);
+    if (!q->failing) {
+        evpl_defer(evpl, &q->fail_deferral); /* else fail_run sees to it */
+    }
 } /* evpl__block_complete_later */
 
 EVPL_API struct evpl_block_queue *
@@ -322,6 +346,10 @@ evpl_block_close_queue(struct evpl *evpl, struct evpl_block_queue *q)
         }
     }
     evpl_remove_deferral(evpl, &q->fail_deferral);
+    if (q->fail_timer_armed) {
+        q->fail_timer_armed = 0;
+        evpl_remove_timer(evpl, &q->fail_timer);
+    }
     q->dev->backend->queue_close(evpl, q);
     atomic_fetch_sub(&q->dev->queues, 1);
     if (q->failing) {

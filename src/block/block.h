@@ -94,6 +94,8 @@ struct evpl_block_queue {
     struct evpl_block_req *failed, *failed_tail;
     uint64_t nfailed;
     struct evpl_deferral fail_deferral;
+    struct evpl_timer fail_timer; /* refusals made by refused requests' callbacks */
+    int fail_timer_armed;
     int failing; /* fail_run is on the stack */
     int dead;    /* closed meanwhile: fail_run frees the queue */
 };

@@ -308,6 +308,7 @@ struct nvme_ioq {
     struct nvme_qpair qp;
     uint16_t qid;
     uint16_t entries;
+    int irq;             /* completions raise MSI-X vector qid */
     void **ctx;          /* by command id */
     uint16_t *free_cids; /* stack */
     uint16_t nfree;
@@ -319,9 +320,10 @@ struct nvme_ioq {
     uint32_t outstanding;
 };
 
-/* An I/O queue pair; irq: its completions raise interrupt vector q->qid
- * (else they are only polled). */
-int nvme_drv_ioq_create(struct nvme_ctrl *c, struct nvme_ioq *q, uint16_t entries, int irq);
+/* An I/O queue pair.  Its completions raise interrupt vector q->qid when
+ * that is below irq_vectors (q->irq set); else they are only polled. */
+int nvme_drv_ioq_create(struct nvme_ctrl *c, struct nvme_ioq *q, uint16_t entries,
+                        uint32_t irq_vectors);
 void nvme_drv_ioq_destroy(struct nvme_ioq *q);
 
 enum nvme_drv_op {

@@ -98,7 +98,7 @@ nvme_drv_fini(struct nvme_ctrl *c)
 } /* nvme_drv_fini */
 
 int
-nvme_drv_ioq_create(struct nvme_ctrl *c, struct nvme_ioq *q, uint16_t entries, int irq)
+nvme_drv_ioq_create(struct nvme_ctrl *c, struct nvme_ioq *q, uint16_t entries, uint32_t irq_vectors)
 {
     struct nvme_sqe cmd;
     uint64_t sq_iova, cq_iova;
@@ -129,8 +129,9 @@ nvme_drv_ioq_create(struct nvme_ctrl *c, struct nvme_ioq *q, uint16_t entries, i
         rc = -ENOMEM;
         goto fail;
     }
-    /* with irq: the completion queue signals MSI-X vector qid */
-    nvme_cmd_create_cq(&cmd, q->qid, entries, cq_iova, irq, irq ? q->qid : 0);
+    /* the completion queue signals MSI-X vector qid, if the device has it */
+    q->irq = q->qid < irq_vectors;
+    nvme_cmd_create_cq(&cmd, q->qid, entries, cq_iova, q->irq, q->irq ? q->qid : 0);
     rc = nvme_drv_admin(c, &cmd);
     if (rc == 0) {
         nvme_cmd_create_sq(&cmd, q->qid, entries, sq_iova, q->qid);

@@ -359,6 +359,9 @@ t_conn_free(struct t_conn *c)
 static inline void
 t_conn_append(struct t_conn *c, const void *p, size_t len)
 {
+    if (len == 0) {
+        return; /* an empty datagram: nothing to keep (and rx may be NULL) */
+    }
     if (c->rxlen + len > c->rxcap) {
         size_t cap = c->rxcap ? c->rxcap : 65536;
 

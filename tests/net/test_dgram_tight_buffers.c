@@ -13,7 +13,7 @@ int
 main(void)
 {
     struct evpl_global_config *cfg = evpl_global_config_init();
-    static const unsigned sizes[] = {1, 65360, 65368, 65369, 65400, 65507};
+    static const unsigned sizes[] = {0, 1, 65360, 65368, 65369, 65400, 65507};
     enum { N = sizeof(sizes) / sizeof(sizes[0]) };
     static char buf[65536];
     enum evpl_protocol_id proto;

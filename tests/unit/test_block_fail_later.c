@@ -23,6 +23,10 @@
 static char path[300];
 static int order[16], norder;
 static struct evpl_block_queue *close_me;
+static struct evpl_block_queue *retry_q;
+static int retry_left;
+
+static void refuse(struct evpl *evpl, struct evpl_block_queue *q, int i);
 
 static void
 done(struct evpl *evpl, int status, void *arg)
@@ -31,6 +35,10 @@ done(struct evpl *evpl, int status, void *arg)
 
     T_EQ(status, EAGAIN);
     order[norder++] = i;
+    if (retry_q && retry_left > 0) {
+        retry_left--;
+        refuse(evpl, retry_q, i + 1); /* retried, and refused again */
+    }
     if (close_me) {
         struct evpl_block_queue *q = close_me;
 
@@ -94,6 +102,28 @@ main(void)
     T_EQ(q->outstanding, 0);
     evpl_continue(evpl);
     T_EQ(norder, 3);
+
+    /* a callback that retries what is refused again: one generation per
+     * pass, never a spin inside the pass (nothing there could end it) */
+    norder = 0;
+    retry_q = q;
+    retry_left = 5;
+    refuse(evpl, q, 0);
+    evpl_continue(evpl);
+    T_EQ(norder, 1);
+    {
+        uint64_t end = t_now_ns() + 5000000000ull;
+
+        while (norder < 6) {
+            T_OK(t_now_ns() < end);
+            evpl_continue(evpl);
+        }
+    }
+    T_EQ(norder, 6);
+    for (int i = 0; i < 6; i++) {
+        T_EQ(order[i], i);
+    }
+    retry_q = NULL;
 
     /* closed with refused ones waiting: they end inside the close */
     norder = 0;

@@ -186,11 +186,18 @@ main(void)
         /* a queue pair whose completions interrupt: vector = its qid */
         struct nvme_ioq iq;
 
-        T_EQ(nvme_drv_ioq_create(&c, &iq, 16, 1), 0);
+        T_EQ(nvme_drv_ioq_create(&c, &iq, 16, 8), 0);
+        T_EQ(iq.irq, 1);
         T_EQ(model.q[iq.qid].cq_cdw11 & 3u, 3u); /* contiguous, interrupts on */
         T_EQ(model.q[iq.qid].cq_cdw11 >> 16, iq.qid);
         nvme_drv_ioq_destroy(&iq);
         T_EQ(nvme_drv_ioq_create(&c, &iq, 16, 0), 0);
+        T_EQ(iq.irq, 0);
+        T_EQ(model.q[iq.qid].cq_cdw11 & 2u, 0u);
+        nvme_drv_ioq_destroy(&iq);
+        /* a device with fewer vectors than the queue id: polled, not refused */
+        T_EQ(nvme_drv_ioq_create(&c, &iq, 16, 1), 0);
+        T_EQ(iq.irq, 0);
         T_EQ(model.q[iq.qid].cq_cdw11 & 2u, 0u);
         nvme_drv_ioq_destroy(&iq);
     }

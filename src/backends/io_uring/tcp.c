@@ -83,6 +83,8 @@ wants_data(const struct uconn *c)
     return c->bind && !(c->bind->flags & (EVPL_BIND_READ_PAUSED | EVPL_BIND_CLOSING));
 } /* wants_data */
 
+static void recv_arm(struct evpl *evpl, struct uconn *c);
+
 static void
 err_complete(struct evpl *evpl, struct evpl_uring_req *req, int res, uint32_t flags)
 {
@@ -95,9 +97,13 @@ err_complete(struct evpl *evpl, struct evpl_uring_req *req, int res, uint32_t fl
     if (res > 0 && (res & POLLERR) && c->bind && !(c->bind->flags & EVPL_BIND_CLOSING) &&
         getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err) {
         evpl__bind_fail(evpl, c->bind, -err);
+    } else if (res == -ECANCELED) {
+        /* cancelled by a resume (the receive now reports errors), or by a
+         * resume and a new pause since: then watch again */
+        recv_arm(evpl, c);
     }
-    /* anything else (a hang-up, a cancel): the receive, once re-armed,
-     * reports what is left */
+    /* a hang-up without an error: the receive, once re-armed, reports
+     * what is left (watching again would only fire again at once) */
     conn_maybe_free(evpl, c);
 } /* err_complete */
 
@@ -130,7 +136,11 @@ recv_arm(struct evpl *evpl, struct uconn *c)
 {
     struct io_uring_sqe *sqe;
 
-    if (c->recv_armed || !wants_data(c)) {
+    if (c->recv_armed) {
+        return;
+    }
+    if (!wants_data(c)) {
+        err_arm(evpl, c); /* paused (or before the first read): errors still count */
         return;
     }
     if (c->err_armed) {
@@ -198,7 +208,6 @@ recv_complete(struct evpl *evpl, struct evpl_uring_req *req, int res, uint32_t f
     }
     if (!c->recv_armed) {
         recv_arm(evpl, c); /* the kernel ended it (or a cancel raced a resume) */
-        err_arm(evpl, c);  /* paused: errors still end the connection */
     }
     conn_maybe_free(evpl, c);
 } /* recv_complete */

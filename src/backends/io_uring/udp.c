@@ -167,7 +167,8 @@ recv_complete(struct evpl *evpl, struct evpl_uring_req *req, int res, uint32_t f
         c->recv_armed = 0;
         c->u->pending--;
     }
-    if (res > 0 && (flags & IORING_CQE_F_BUFFER)) {
+    if ((res > 0 || (c->single && res == 0)) && (flags & IORING_CQE_F_BUFFER)) {
+        /* (single-shot: an empty datagram still used up its chunk) */
         struct evpl_iovec v;
 
         evpl__uring_recv_data(evpl, c->pool, res, flags, &v);
@@ -175,6 +176,14 @@ recv_complete(struct evpl *evpl, struct evpl_uring_req *req, int res, uint32_t f
             recv_one(evpl, c, &v, res);
         } else {
             evpl_iovec_release(evpl, &v);
+        }
+    } else if (c->single && res == 0 && c->bind && !(c->bind->flags & EVPL_BIND_CLOSING)) {
+        /* an empty datagram, its chunk given back by the kernel */
+        struct evpl_iovec v;
+
+        if (evpl_iovec_alloc(evpl, 1, 0, 1, 0, &v) == 1) {
+            v.length = 0;
+            recv_one(evpl, c, &v, 0);
         }
     } else if (res == -ENOBUFS) {
         if (c->bind && !c->recv_armed) {

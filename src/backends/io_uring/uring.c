@@ -15,6 +15,7 @@
  * small messages share one chunk instead of taking one each.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -585,10 +586,13 @@ poll_exit(struct evpl *evpl, void *private_data)
 
     if (u->owned && !io_uring_cq_eventfd_enabled(u->ring)) {
         (void) io_uring_cq_eventfd_toggle(u->ring, true);
-        /* what arrived unsignalled is reaped before the loop sleeps */
-        if (evpl__uring_need_enter(u->ring) || evpl__uring_unreaped(u->ring)) {
-            evpl__event_set(evpl, &u->watch->event, EVPL_EV_READABLE);
-        }
+        atomic_thread_fence(memory_order_seq_cst);
+        /* one more reap before the loop sleeps, whatever the ring shows
+         * now: a completion posted from another CPU (io-wq) while the
+         * flag changed may have found it still off, with its tail not yet
+         * visible here; by the next pass either it is in the ring or the
+         * kernel has seen the flag on and signals */
+        evpl__event_set(evpl, &u->watch->event, EVPL_EV_READABLE);
     }
 } /* poll_exit */
 

@@ -638,8 +638,8 @@ vq_open(struct evpl *evpl, struct evpl_block_queue *q)
                        strerror(-rc));
         irq = 0;
     }
-    rc = nvme_drv_ioq_create(&v->ctrl, &vq->ioq, IOQ_ENTRIES, irq);
-    if (rc == 0 && irq) {
+    rc = nvme_drv_ioq_create(&v->ctrl, &vq->ioq, IOQ_ENTRIES, irq ? v->msix_count : 0);
+    if (rc == 0 && vq->ioq.irq) {
         vq->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (vq->efd >= 0 && (rc = msix_route(v, vq->ioq.qid, vq->efd)) < 0) {
             evpl_log_error("vfio",
