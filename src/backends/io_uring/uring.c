@@ -15,7 +15,6 @@
  * small messages share one chunk instead of taking one each.
  */
 #include <errno.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -574,8 +573,9 @@ poll_enter(struct evpl *evpl, void *private_data)
 {
     struct evpl_uring *u = private_data;
 
-    if (u->owned) {
-        (void) io_uring_cq_eventfd_toggle(u->ring, false);
+    if (u->owned && u->ring->cq.kflags) {
+        (void) __atomic_or_fetch(u->ring->cq.kflags, (unsigned) IORING_CQ_EVENTFD_DISABLED,
+                                 __ATOMIC_RELAXED);
     }
 } /* poll_enter */
 
@@ -584,9 +584,11 @@ poll_exit(struct evpl *evpl, void *private_data)
 {
     struct evpl_uring *u = private_data;
 
-    if (u->owned && !io_uring_cq_eventfd_enabled(u->ring)) {
-        (void) io_uring_cq_eventfd_toggle(u->ring, true);
-        atomic_thread_fence(memory_order_seq_cst);
+    if (u->owned && u->ring->cq.kflags && !io_uring_cq_eventfd_enabled(u->ring)) {
+        /* a locked read-modify-write: the flag is visible before the
+         * ring is looked at again (a full barrier, which TSan also knows) */
+        (void) __atomic_and_fetch(u->ring->cq.kflags, ~(unsigned) IORING_CQ_EVENTFD_DISABLED,
+                                  __ATOMIC_SEQ_CST);
         /* one more reap before the loop sleeps, whatever the ring shows
          * now: a completion posted from another CPU (io-wq) while the
          * flag changed may have found it still off, with its tail not yet
