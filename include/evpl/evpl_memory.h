@@ -5,7 +5,18 @@
 #error "Do not include evpl_memory.h directly, include evpl/evpl.h instead"
 #endif
 
+/* C11 atomics in C; in C++ (no <stdatomic.h> inside extern "C") the same
+ * storage, a plain unsigned int, updated with the compiler's builtins */
+#ifdef __cplusplus
+#define EVPL__ATOMIC_UINT                 unsigned int
+#define evpl__atomic_fetch_sub_acq_rel(p) __atomic_fetch_sub((p), 1u, __ATOMIC_ACQ_REL)
+#define evpl__atomic_fetch_add_relaxed(p) __atomic_fetch_add((p), 1u, __ATOMIC_RELAXED)
+#else
 #include <stdatomic.h>
+#define EVPL__ATOMIC_UINT                 atomic_uint
+#define evpl__atomic_fetch_sub_acq_rel(p) atomic_fetch_sub_explicit((p), 1, memory_order_acq_rel)
+#define evpl__atomic_fetch_add_relaxed(p) atomic_fetch_add_explicit((p), 1, memory_order_relaxed)
+#endif
 
 /*
  * Zero-copy buffers.  Data lives in large slabs carved into fixed-size
@@ -26,7 +37,7 @@ struct evpl_slab;
 struct evpl_iovec_ref {
     union {
         unsigned int refcnt;
-        atomic_uint refcnt_atomic;
+        EVPL__ATOMIC_UINT refcnt_atomic;
     };
     unsigned int flags;
     struct evpl_slab *slab;
@@ -116,7 +127,7 @@ evpl_iovec_ref_release(struct evpl *evpl, struct evpl_iovec_ref *ref)
     } else if (flags & EVPL_IOVEC_FLAG_GLOBAL) {
         return;
     } else {
-        prev = atomic_fetch_sub_explicit(&ref->refcnt_atomic, 1, memory_order_acq_rel);
+        prev = evpl__atomic_fetch_sub_acq_rel(&ref->refcnt_atomic);
     }
     evpl_memory_abort_if(prev == 0,
                          "iovec released with no reference left "
@@ -194,7 +205,7 @@ evpl_iovec_ref_incr(struct evpl_iovec_ref *ref)
         return;
     }
     if (ref->flags & EVPL_IOVEC_FLAG_SHARED) {
-        atomic_fetch_add_explicit(&ref->refcnt_atomic, 1, memory_order_relaxed);
+        evpl__atomic_fetch_add_relaxed(&ref->refcnt_atomic);
     } else {
         ref->refcnt++;
     }

@@ -25,4 +25,9 @@ cmake --build "$tmp/cmake" >/dev/null
 export PKG_CONFIG_PATH="$libdir/pkgconfig"
 cc -o "$tmp/pc-consumer" "$src/tests/install/consumer/main.c" $(pkg-config --cflags --libs evpl)
 "$tmp/pc-consumer"
+
+# C++ applications include the same headers
+c++ -std=c++17 -Wall -Wextra -Werror -o "$tmp/cxx-consumer" "$src/tests/install/consumer/main.cpp" \
+    $(pkg-config --cflags --libs evpl)
+"$tmp/cxx-consumer"
 echo "PASS: find_package and pkg-config consumers built and ran"
