@@ -252,24 +252,18 @@ static void
 fail_run(struct evpl *evpl, void *arg)
 {
     struct evpl_block_queue *q = arg;
-    uint64_t n = q->nfailed;
+    uint64_t n = q->failed.n;
+    struct evpl_block_req *r;
 
     q->failing++;
-    while (n-- && q->failed && !q->dead) {
-        struct evpl_block_req *r = q->failed;
-
-        q->failed = r->next;
-        if (!q->failed) {
-            q->failed_tail = NULL;
-        }
-        q->nfailed--;
+    while (n-- && !q->dead && (r = evpl__block_fifo_pop(&q->failed))) {
         evpl__block_complete(evpl, r, r->fail_res);
     }
     if (--q->failing == 0 && q->dead) {
         q_free(q);
         return;
     }
-    if (q->failed && !q->failing && !q->dead && !q->fail_timer_armed) {
+    if (q->failed.head && !q->failing && !q->dead && !q->fail_timer_armed) {
         q->fail_timer_armed = 1;
         evpl_add_oneshot_timer(evpl, &q->fail_timer, fail_timer_cb, 1); /* a later pass */
     }
@@ -290,14 +284,7 @@ evpl__block_complete_later(struct evpl *evpl, struct evpl_block_req *r, int64_t 
     struct evpl_block_queue *q = r->queue;
 
     r->fail_res = res;
-    r->next = NULL;
-    if (q->failed_tail) {
-        q->failed_tail->next = r;
-    } else {
-        q->failed = r;
-    }
-    q->failed_tail = r;
-    q->nfailed++;
+    evpl__block_fifo_push(&q->failed, r);
     if (!q->failing) {
         evpl_defer(evpl, &q->fail_deferral); /* else fail_run sees to it */
     }
@@ -332,14 +319,9 @@ evpl_block_close_queue(struct evpl *evpl, struct evpl_block_queue *q)
      * the caller's: wait until the kernel is done with it (their callbacks
      * run) */
     while (q->outstanding) {
-        if (q->failed) {
-            struct evpl_block_req *r = q->failed;
+        struct evpl_block_req *r = evpl__block_fifo_pop(&q->failed);
 
-            q->failed = r->next;
-            if (!q->failed) {
-                q->failed_tail = NULL;
-            }
-            q->nfailed--;
+        if (r) {
             evpl__block_complete(evpl, r, r->fail_res);
         } else {
             q->dev->backend->drain(evpl, q); /* returns with only refused ones left */

@@ -53,6 +53,41 @@ struct evpl_block_req {
     struct iovec iov[EVPL_BLOCK_MAX_IOV]; /* the caller's memory */
 };
 
+/* A FIFO of requests linked through next (refused, waiting, backlog). */
+struct evpl_block_fifo {
+    struct evpl_block_req *head, *tail;
+    uint64_t n;
+};
+
+static inline void
+evpl__block_fifo_push(struct evpl_block_fifo *f, struct evpl_block_req *r)
+{
+    r->next = NULL;
+    if (f->tail) {
+        f->tail->next = r;
+    } else {
+        f->head = r;
+    }
+    f->tail = r;
+    f->n++;
+} /* evpl__block_fifo_push */
+
+/* The oldest request, or NULL. */
+static inline struct evpl_block_req *
+evpl__block_fifo_pop(struct evpl_block_fifo *f)
+{
+    struct evpl_block_req *r = f->head;
+
+    if (r) {
+        f->head = r->next;
+        if (!f->head) {
+            f->tail = NULL;
+        }
+        f->n--;
+    }
+    return r;
+} /* evpl__block_fifo_pop */
+
 struct evpl_block_stats {
     _Atomic uint64_t count[EVPL_BLOCK_NOPS];
     _Atomic uint64_t lat_sum[EVPL_BLOCK_NOPS];
@@ -91,8 +126,7 @@ struct evpl_block_queue {
     uint64_t zero_len;
     void *private_data; /* backend */
     /* requests a backend refused at submission, failed on a later pass */
-    struct evpl_block_req *failed, *failed_tail;
-    uint64_t nfailed;
+    struct evpl_block_fifo failed;
     struct evpl_deferral fail_deferral;
     struct evpl_timer fail_timer; /* refusals made by refused requests' callbacks */
     int fail_timer_armed;
@@ -133,7 +167,7 @@ void evpl__block_complete_later(struct evpl *evpl, struct evpl_block_req *req, i
 static inline uint64_t
 evpl__block_inflight(const struct evpl_block_queue *q)
 {
-    return q->outstanding - q->nfailed;
+    return q->outstanding - q->failed.n;
 }
 
 /* For file backends: open path O_RDWR|O_DIRECT and fill size/sector; and

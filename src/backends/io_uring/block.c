@@ -18,8 +18,7 @@ struct uqueue {
     /* requests the kernel had no room for (it refused a submission even
      * after the queue was handed over): kept in order, retried when a
      * completion frees something and from a timer, never failed for it */
-    struct evpl_block_req *wait_head, *wait_tail;
-    uint64_t nwaiting;
+    struct evpl_block_fifo waiting;
     int retry_armed;
     struct evpl_timer retry;
 };
@@ -34,7 +33,7 @@ complete(struct evpl *evpl, struct evpl_uring_req *ureq, int res, uint32_t flags
     struct uqueue *uq = r->queue->private_data;
 
     uq->u->pending--;
-    if (uq->wait_head) {
+    if (uq->waiting.head) {
         (void) flush_waiting(evpl, uq); /* before the callback: it may close the queue */
     }
     evpl__block_complete(evpl, r, res);
@@ -95,25 +94,25 @@ start(struct evpl *evpl, struct uqueue *uq, struct evpl_block_req *r)
     return 1;
 } /* start */
 
+static void
+arm_retry(struct evpl *evpl, struct uqueue *uq)
+{
+    if (!uq->retry_armed) {
+        uq->retry_armed = 1;
+        evpl_add_oneshot_timer(evpl, &uq->retry, retry_waiting, 1000);
+    }
+} /* arm_retry */
+
 /* Hand the waiting requests over, oldest first; 1 when none is left. */
 static int
 flush_waiting(struct evpl *evpl, struct uqueue *uq)
 {
-    while (uq->wait_head) {
-        struct evpl_block_req *r = uq->wait_head;
-
-        if (!start(evpl, uq, r)) {
-            if (!uq->retry_armed) {
-                uq->retry_armed = 1;
-                evpl_add_oneshot_timer(evpl, &uq->retry, retry_waiting, 1000);
-            }
+    while (uq->waiting.head) {
+        if (!start(evpl, uq, uq->waiting.head)) {
+            arm_retry(evpl, uq);
             return 0;
         }
-        uq->wait_head = r->next;
-        if (!uq->wait_head) {
-            uq->wait_tail = NULL;
-        }
-        uq->nwaiting--;
+        (void) evpl__block_fifo_pop(&uq->waiting);
     }
     return 1;
 } /* flush_waiting */
@@ -132,23 +131,13 @@ submit(struct evpl *evpl, struct evpl_block_queue *q, struct evpl_block_req *r)
 {
     struct uqueue *uq = q->private_data;
 
-    if ((!uq->wait_head || flush_waiting(evpl, uq)) && start(evpl, uq, r)) {
+    if ((!uq->waiting.head || flush_waiting(evpl, uq)) && start(evpl, uq, r)) {
         return;
     }
     /* behind earlier waiting requests, or the kernel has no room: wait
      * (the callback never runs inside the caller's evpl_block_*) */
-    r->next = NULL;
-    if (uq->wait_tail) {
-        uq->wait_tail->next = r;
-    } else {
-        uq->wait_head = r;
-    }
-    uq->wait_tail = r;
-    uq->nwaiting++;
-    if (!uq->retry_armed) {
-        uq->retry_armed = 1;
-        evpl_add_oneshot_timer(evpl, &uq->retry, retry_waiting, 1000);
-    }
+    evpl__block_fifo_push(&uq->waiting, r);
+    arm_retry(evpl, uq);
 } /* submit */
 
 static int
@@ -185,17 +174,10 @@ drain(struct evpl *evpl, struct evpl_block_queue *q)
     struct uqueue *uq = q->private_data;
 
     while (evpl__block_inflight(q)) {
-        if (!flush_waiting(evpl, uq) && evpl__block_inflight(q) == uq->nwaiting) {
+        if (!flush_waiting(evpl, uq) && evpl__block_inflight(q) == uq->waiting.n) {
             /* nothing in flight and the kernel still takes nothing: the
              * waiting requests end here, with the kernel's word for it */
-            struct evpl_block_req *r = uq->wait_head;
-
-            uq->wait_head = r->next;
-            if (!uq->wait_head) {
-                uq->wait_tail = NULL;
-            }
-            uq->nwaiting--;
-            evpl__block_complete(evpl, r, -EAGAIN);
+            evpl__block_complete(evpl, evpl__block_fifo_pop(&uq->waiting), -EAGAIN);
             continue;
         }
         io_uring_submit_and_wait(uq->u->ring, 1);

@@ -2,6 +2,8 @@
 /* Kernel socket backends: TCP, UNIX streams (stream.c), UDP (udp.c). */
 #pragma once
 
+#include <errno.h>
+
 #include "net/net.h"
 
 /* bind(2), for functions where "bind" names the evpl_bind argument */
@@ -42,6 +44,25 @@ evpl__stream_wait_writable(struct evpl *evpl, struct evpl_bind *bind)
     evpl__event_clear(evpl, &bind->event, EVPL_EV_WRITABLE);
     evpl__event_set(evpl, &bind->event, EVPL_EV_WRITE_INTEREST);
 } /* evpl__stream_wait_writable */
+
+/* A write to a stream socket returned < 0 (errno set): EINTR retries
+ * (RETRY), EAGAIN waits for room (WAIT), anything else fails the bind
+ * (FAILED: the caller returns). */
+enum { EVPL_WRITE_RETRY, EVPL_WRITE_WAIT, EVPL_WRITE_FAILED };
+
+static inline int
+evpl__stream_write_error(struct evpl *evpl, struct evpl_bind *bind)
+{
+    if (errno == EINTR) {
+        return EVPL_WRITE_RETRY;
+    }
+    if (errno == EAGAIN) {
+        evpl__stream_wait_writable(evpl, bind);
+        return EVPL_WRITE_WAIT;
+    }
+    evpl__bind_fail(evpl, bind, -errno);
+    return EVPL_WRITE_FAILED;
+} /* evpl__stream_write_error */
 
 /* End of a read pass: data that arrived is delivered first, then an EOF
  * (status 0) or error (< 0) closes the bind; 1: still open. */

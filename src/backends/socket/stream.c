@@ -97,14 +97,14 @@ evpl__stream_flush(struct evpl *evpl, struct evpl_bind *bind)
         }
         rc = evpl_sys_writev(bind->event.fd, iov, (int) n);
         if (rc < 0) {
-            if (errno == EINTR) {
+            int w = evpl__stream_write_error(evpl, bind);
+
+            if (w == EVPL_WRITE_RETRY) {
                 continue;
             }
-            if (errno == EAGAIN) {
-                evpl__stream_wait_writable(evpl, bind);
+            if (w == EVPL_WRITE_WAIT) {
                 break;
             }
-            evpl__bind_fail(evpl, bind, -errno);
             return;
         }
         evpl_iovec_ring_consume(evpl, &bind->send_ring, (uint64_t) rc);

@@ -387,14 +387,14 @@ evpl__tls13_flush(struct evpl *evpl, struct evpl_bind *bind, struct tls13 *r)
             n = evpl_sys_writev(bind->event.fd, &v, 1);
         }
         if (n < 0) {
-            if (errno == EINTR) {
+            int w = evpl__stream_write_error(evpl, bind);
+
+            if (w == EVPL_WRITE_RETRY) {
                 continue;
             }
-            if (errno == EAGAIN) {
-                evpl__stream_wait_writable(evpl, bind);
+            if (w == EVPL_WRITE_WAIT) {
                 break;
             }
-            evpl__bind_fail(evpl, bind, -errno);
             return;
         }
         r->out_off += (uint32_t) n;
