@@ -198,6 +198,31 @@ main(void)
     evpl_block_read(evpl, q, &r, 1, size, op_done, &o);
     T_OK(wait_op(evpl, &o) != 0);
 
+    /* more requests at once than a queue pair holds (VFIO: 256 entries):
+     * the rest wait and go in as completions make room, each once */
+    {
+        enum { BURST = 1000 };
+        static struct op burst[BURST];
+        uint64_t end = t_now_ns() + 20000000000ull;
+        int all = 0;
+
+        for (int i = 0; i < BURST; i++) {
+            evpl_block_read(evpl, q, &r, 1, (uint64_t) (i % 512) << 12, op_done, &burst[i]);
+        }
+        while (!all) {
+            T_OK(t_now_ns() < end);
+            evpl_continue(evpl);
+            all = 1;
+            for (int i = 0; i < BURST && all; i++) {
+                all = burst[i].done != 0;
+            }
+        }
+        for (int i = 0; i < BURST; i++) {
+            T_EQ(burst[i].done, 1);
+            T_EQ(burst[i].status, 0);
+        }
+    }
+
     if (getenv("T_BLOCK_SLEEP") && proto == EVPL_BLOCK_PROTOCOL_VFIO) {
         /* the loop slept: what woke it were the queue's MSI-X interrupts (counted
          * while its vector is routed: the name goes with the route) */

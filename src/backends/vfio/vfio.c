@@ -59,7 +59,7 @@ struct vqueue {
     struct nvme_ioq ioq;
     struct evpl_poll *poll;
     struct evpl_deferral ring;
-    struct evpl_block_req *backlog, *backlog_tail; /* waiting for a slot */
+    struct evpl_block_fifo backlog; /* waiting for a slot */
     int pinned;
     struct vdev *v;
     int busy; /* vq_reap is on the stack */
@@ -68,8 +68,7 @@ struct vqueue {
     int sleeping;
     int efd;
     struct evpl_event irq;
-    struct evpl_timer tick;
-    int ticking;
+    struct evpl_timer tick; /* armed while pinned when sleeping without an eventfd */
     struct evpl_block_queue *q;
 };
 
@@ -484,7 +483,39 @@ one_done(void *ctx, int status, void *arg)
     evpl__block_complete(arg, r, status ? -status : (int64_t) r->bytes);
 } /* one_done */
 
-static void vq_submit_one(struct evpl *evpl, struct evpl_block_queue *q, struct evpl_block_req *r);
+static int vq_start(struct evpl *evpl, struct evpl_block_queue *q, struct evpl_block_req *r);
+
+static void vq_tick(struct evpl *evpl, struct evpl_timer *timer);
+
+/* I/O outstanding: keep the loop polling, or (a loop that sleeps without
+ * an interrupt eventfd) reap on a timer; the eventfd needs nothing */
+static void
+vq_pin(struct evpl *evpl, struct vqueue *vq)
+{
+    if (vq->pinned) {
+        return;
+    }
+    vq->pinned = 1;
+    if (!vq->sleeping) {
+        evpl_poll_pin(evpl);
+    } else if (vq->efd < 0) {
+        evpl_add_timer(evpl, &vq->tick, vq_tick, 100);
+    }
+} /* vq_pin */
+
+static void
+vq_unpin(struct evpl *evpl, struct vqueue *vq)
+{
+    if (!vq->pinned) {
+        return;
+    }
+    vq->pinned = 0;
+    if (!vq->sleeping) {
+        evpl_poll_unpin(evpl);
+    } else if (vq->efd < 0) {
+        evpl_remove_timer(evpl, &vq->tick);
+    }
+} /* vq_unpin */
 
 /* A callback may close the queue: the queue pair then lives until the
  * outermost reap is done with it, and q (freed by the block layer) is not
@@ -505,20 +536,12 @@ vq_reap(struct evpl *evpl, struct evpl_block_queue *q)
     if (vq->dead) {
         return;
     }
-    while (vq->backlog && vq->ioq.nfree) {
-        struct evpl_block_req *r = vq->backlog;
-
-        vq->backlog = r->next;
-        vq_submit_one(evpl, q, r);
+    /* oldest first, until the queue pair is full again */
+    while (vq->backlog.head && vq_start(evpl, q, vq->backlog.head)) {
+        (void) evpl__block_fifo_pop(&vq->backlog);
     }
-    if (vq->pinned && !vq->ioq.outstanding && !vq->backlog) {
-        vq->pinned = 0;
-        if (vq->ticking) {
-            vq->ticking = 0;
-            evpl_remove_timer(evpl, &vq->tick);
-        } else if (!vq->sleeping) {
-            evpl_poll_unpin(evpl);
-        }
+    if (!vq->ioq.outstanding && !vq->backlog.head) {
+        vq_unpin(evpl, vq);
     }
 } /* vq_reap */
 
@@ -558,8 +581,10 @@ vq_ring(struct evpl *evpl, void *arg)
     nvme_drv_ring(&vq->ioq);
 } /* vq_ring */
 
-static void
-vq_submit_one(struct evpl *evpl, struct evpl_block_queue *q, struct evpl_block_req *r)
+/* Hand r to the controller; 0 when the queue pair has no room for it
+ * (r untouched), else 1 (queued, or refused and failed on a later pass). */
+static int
+vq_start(struct evpl *evpl, struct evpl_block_queue *q, struct evpl_block_req *r)
 {
     struct vqueue *vq = q->private_data;
     struct nvme_seg segs[EVPL_BLOCK_MAX_IOV];
@@ -586,38 +611,31 @@ vq_submit_one(struct evpl *evpl, struct evpl_block_queue *q, struct evpl_block_r
     }
     rc = nvme_drv_submit(&vq->ioq, op, segs, r->nkiov, r->offset, r->bytes, r->sync, r);
     if (rc == -EAGAIN) {
-        r->next = NULL;
-        if (vq->backlog) {
-            vq->backlog_tail->next = r;
-        } else {
-            vq->backlog = r;
-        }
-        vq->backlog_tail = r;
-    } else if (rc < 0) {
+        return 0;
+    }
+    if (rc < 0) {
         evpl_log_error("vfio",
                        "request refused: %s (memory not from the library allocator, or "
                        "pieces not page-aligned after the first)",
                        strerror(-rc));
         evpl__block_complete_later(evpl, r, rc);
-        return;
-    } else {
-        evpl_defer(evpl, &vq->ring); /* one doorbell write per pass */
+        return 1;
     }
-    if (!vq->pinned) {
-        vq->pinned = 1;
-        if (!vq->sleeping) {
-            evpl_poll_pin(evpl); /* completions are polled */
-        } else if (vq->efd < 0) {
-            vq->ticking = 1;
-            evpl_add_timer(evpl, &vq->tick, vq_tick, 100);
-        }
-    }
-} /* vq_submit_one */
+    evpl_defer(evpl, &vq->ring); /* one doorbell write per pass */
+    vq_pin(evpl, vq);
+    return 1;
+} /* vq_start */
 
 static void
 vq_submit(struct evpl *evpl, struct evpl_block_queue *q, struct evpl_block_req *r)
 {
-    vq_submit_one(evpl, q, r);
+    struct vqueue *vq = q->private_data;
+
+    /* behind earlier ones, or the queue pair is full: completions make room */
+    if (vq->backlog.head || !vq_start(evpl, q, r)) {
+        evpl__block_fifo_push(&vq->backlog, r);
+        vq_pin(evpl, vq);
+    }
 } /* vq_submit */
 
 static int
@@ -694,15 +712,7 @@ vq_close(struct evpl *evpl, struct evpl_block_queue *q)
     if (vq->efd >= 0) {
         evpl__event_remove(evpl, &vq->irq);
     }
-    if (vq->pinned) {
-        vq->pinned = 0;
-        if (vq->ticking) {
-            vq->ticking = 0;
-            evpl_remove_timer(evpl, &vq->tick);
-        } else if (!vq->sleeping) {
-            evpl_poll_unpin(evpl);
-        }
-    }
+    vq_unpin(evpl, vq);
     if (vq->busy) {
         vq->dead = 1;
         return;
