@@ -9,11 +9,10 @@
  * the ringer bumps the counter before it reads the flag (both seq_cst), so
  * one of them always sees the other: no lost wakeup.
  *
- * Rings skip the eventfd only while the loop thread is inside evpl_run.  A
- * loop driven by hand (evpl_continue from a foreign event loop that waits
- * on evpl_doorbell_fd) clears the flag when each evpl_continue returns, so
- * the descriptor becomes readable whenever the doorbell is rung (loop.md
- * §5).
+ * Rings skip the eventfd only while the loop thread is inside evpl_run
+ * (the flag is set there alone, and cleared when it returns).  A loop
+ * driven by hand, by a foreign event loop that waits on evpl_doorbell_fd,
+ * has every ring make the descriptor readable (loop.md §5).
  */
 #include <errno.h>
 #include <string.h>

@@ -240,7 +240,7 @@ update_poll_mode(struct evpl *evpl, uint64_t now)
         if (want) {
             evpl__polls_enter(evpl); /* polls added since entering */
             if (evpl->in_run && !atomic_load_explicit(&evpl->polling, memory_order_relaxed)) {
-                atomic_store(&evpl->polling, 1); /* evpl_run after passes by hand */
+                atomic_store(&evpl->polling, 1); /* evpl_run began while polling */
             }
         }
         return;
@@ -251,8 +251,11 @@ update_poll_mode(struct evpl *evpl, uint64_t now)
         evpl->poll_mode = 1;
         evpl->poll_since = now;
         /* Ringers may now skip the eventfd; doorbells_pending is checked
-         * every pass while polling. */
-        atomic_store(&evpl->polling, 1);
+         * every pass while polling.  Only inside evpl_run: a loop driven by
+         * hand may wait on evpl_doorbell_fd between calls. */
+        if (evpl->in_run) {
+            atomic_store(&evpl->polling, 1);
+        }
         evpl__polls_enter(evpl);
     } else {
         evpl->poll_mode = 0;
@@ -372,11 +375,6 @@ evpl_continue(struct evpl *evpl)
     }
 
     evpl_counter_add(&evpl->counters.passes, 1);
-
-    if (!evpl->in_run && atomic_load_explicit(&evpl->polling, memory_order_relaxed)) {
-        /* driven by hand: between calls the thread may wait elsewhere */
-        evpl__doorbells_quiesce(evpl);
-    }
 } /* evpl_continue */
 
 EVPL_API void

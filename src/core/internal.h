@@ -334,9 +334,9 @@ struct evpl_doorbell_impl {
     uint32_t idx; /* slot in evpl->doorbells */
 };
 
-/* The loop stops taking rings through memory (it leaves evpl_run, or an
- * evpl_continue called by hand returns): clear polling, then make every
- * doorbell rung meanwhile readable on its descriptor. */
+/* The loop stops taking rings through memory (it leaves evpl_run): clear
+ * polling, then make every doorbell rung meanwhile readable on its
+ * descriptor. */
 void evpl__doorbells_quiesce(struct evpl *evpl);
 /* Activate every doorbell rung while the loop was polling. */
 void evpl__doorbells_collect(struct evpl *evpl);
