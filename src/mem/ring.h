@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "core/internal.h"
 
@@ -152,6 +153,39 @@ evpl_iovec_ring_append_coalesce(struct evpl *evpl, struct evpl_iovec_ring *r,
     }
     evpl_iovec_ring_append(evpl, r, iovec);
 } /* evpl_iovec_ring_append_coalesce */
+
+/*
+ * Fill out[0..max) with the queued bytes from the front, one kernel iovec
+ * per run of entries that are adjacent in memory (messages cut from one
+ * receive chunk and echoed, or copied one after another into one buffer,
+ * go to the kernel as one iovec).  Returns the iovecs filled; *entries is
+ * how many ring entries they cover and *bytes how many bytes.
+ */
+static inline uint32_t
+evpl_iovec_ring_gather(struct evpl_iovec_ring *r, struct iovec *out, uint32_t max,
+                       uint32_t *entries, uint64_t *bytes)
+{
+    uint32_t count = evpl_iovec_fifo_count(&r->fifo), n = 0, i;
+    uint64_t total = 0;
+
+    for (i = 0; i < count; i++) {
+        struct evpl_iovec *v = evpl_iovec_fifo_at(&r->fifo, i);
+
+        if (n && (char *) out[n - 1].iov_base + out[n - 1].iov_len == (char *) v->data) {
+            out[n - 1].iov_len += v->length;
+        } else if (n == max) {
+            break;
+        } else {
+            out[n].iov_base = v->data;
+            out[n].iov_len = v->length;
+            n++;
+        }
+        total += v->length;
+    }
+    *entries = i;
+    *bytes = total;
+    return n;
+} /* evpl_iovec_ring_gather */
 
 /* Drop length bytes from the front (length <= r->length). */
 static inline void

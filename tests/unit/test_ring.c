@@ -90,6 +90,60 @@ main(void)
         evpl_iovec_ring_cleanup(evpl, &c);
     }
 
+    /* gather: adjacent entries become one kernel iovec, the output limit
+     * counts kernel iovecs (not entries), and the covered entries and bytes
+     * are reported */
+    {
+        struct evpl_iovec_ring g;
+        struct evpl_iovec a;
+        struct iovec out[3];
+        uint32_t entries, n;
+        uint64_t bytes;
+
+        evpl_iovec_ring_init(&g, 4);
+        T_EQ(evpl_iovec_alloc(evpl, 8192, 0, 1, 0, &big), 1);
+        for (int i = 0; i < 16; i++) { /* 16 x 64 B back to back: one run */
+            evpl_iovec_clone_segment(&a, &big, (unsigned) i * 64, 64);
+            evpl_iovec_ring_append(evpl, &g, &a);
+        }
+        evpl_iovec_clone_segment(&a, &big, 2048, 10); /* a gap: a new run */
+        evpl_iovec_ring_append(evpl, &g, &a);
+        evpl_iovec_clone_segment(&a, &big, 4096, 10);
+        evpl_iovec_ring_append(evpl, &g, &a);
+        evpl_iovec_clone_segment(&a, &big, 4106, 5); /* adjacent to the last */
+        evpl_iovec_ring_append(evpl, &g, &a);
+        evpl_iovec_clone_segment(&a, &big, 6000, 7);
+        evpl_iovec_ring_append(evpl, &g, &a);
+
+        n = evpl_iovec_ring_gather(&g, out, 3, &entries, &bytes);
+        T_EQ(n, 3);
+        T_EQ(entries, 19);
+        T_EQ_U(bytes, 16 * 64 + 10 + 15);
+        T_OK(out[0].iov_base == big.data);
+        T_EQ_U(out[0].iov_len, 1024);
+        T_OK(out[1].iov_base == (char *) big.data + 2048);
+        T_EQ_U(out[1].iov_len, 10);
+        T_OK(out[2].iov_base == (char *) big.data + 4096);
+        T_EQ_U(out[2].iov_len, 15);
+
+        n = evpl_iovec_ring_gather(&g, out, 1, &entries, &bytes);
+        T_EQ(n, 1);
+        T_EQ(entries, 16);
+        T_EQ_U(bytes, 1024);
+
+        /* after a partial consume the front run starts mid-entry */
+        evpl_iovec_ring_consume(evpl, &g, 100);
+        n = evpl_iovec_ring_gather(&g, out, 3, &entries, &bytes);
+        T_EQ(n, 3);
+        T_EQ(entries, 18); /* 15 of the 64 B entries are left, then 1 + 2 */
+        T_OK(out[0].iov_base == (char *) big.data + 100);
+        T_EQ_U(out[0].iov_len, 924);
+        T_EQ_U(bytes, g.length - 7);
+
+        evpl_iovec_release(evpl, &big);
+        evpl_iovec_ring_cleanup(evpl, &g);
+    }
+
     /* zero-length appends are released, not queued */
     T_EQ(evpl_iovec_alloc(evpl, 10, 0, 1, 0, &iov), 1);
     iov.length = 0;

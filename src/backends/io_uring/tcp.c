@@ -279,7 +279,8 @@ static void
 send_submit(struct evpl *evpl, struct uconn *c)
 {
     struct evpl_bind *bind = c->bind;
-    uint32_t n = evpl_iovec_fifo_count(&bind->send_ring.fifo);
+    uint32_t n = evpl_iovec_fifo_count(&bind->send_ring.fifo), entries;
+    uint64_t bytes;
     struct io_uring_sqe *sqe;
 
     if (n > IOV_MAX) {
@@ -294,12 +295,7 @@ send_submit(struct evpl *evpl, struct uconn *c)
         c->iov = evpl__realloc(c->iov, cap * sizeof(*c->iov));
         c->iov_cap = cap;
     }
-    for (uint32_t i = 0; i < n; i++) {
-        struct evpl_iovec *v = evpl_iovec_fifo_at(&bind->send_ring.fifo, i);
-
-        c->iov[i].iov_base = v->data;
-        c->iov[i].iov_len = v->length;
-    }
+    n = evpl_iovec_ring_gather(&bind->send_ring, c->iov, n, &entries, &bytes);
     sqe = evpl__uring_start(c->u, &c->send_req);
     if (!sqe) {
         evpl__bind_fail(evpl, bind, -EBUSY);
@@ -310,13 +306,15 @@ send_submit(struct evpl *evpl, struct uconn *c)
     c->msg.msg_iovlen = n;
     if (zc_min && bind->send_ring.length >= zc_min) {
         io_uring_prep_sendmsg_zc(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
-        evpl__uring_sqe_file(sqe, c->slot);
         c->send_zc = 1;
+    } else if (n == 1) {
+        /* one run of bytes: no message header or iovec array to import */
+        io_uring_prep_send(sqe, c->fd, c->iov[0].iov_base, c->iov[0].iov_len, MSG_NOSIGNAL);
     } else {
         io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
-        evpl__uring_sqe_file(sqe, c->slot);
     }
-    c->send_niov = n;
+    evpl__uring_sqe_file(sqe, c->slot);
+    c->send_niov = entries; /* ring entries the kernel may read */
     c->send_busy = 1;
 } /* send_submit */
 

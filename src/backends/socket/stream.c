@@ -81,20 +81,11 @@ evpl__stream_flush(struct evpl *evpl, struct evpl_bind *bind)
         return; /* still connecting: the connect completion flushes */
     }
     while (bind->send_ring.length) {
-        uint32_t n = evpl_iovec_fifo_count(&bind->send_ring.fifo), i;
-        uint64_t want = 0;
+        uint32_t entries, n;
+        uint64_t want;
         ssize_t rc;
 
-        if (n > IOV_MAX) {
-            n = IOV_MAX;
-        }
-        for (i = 0; i < n; i++) {
-            struct evpl_iovec *v = evpl_iovec_fifo_at(&bind->send_ring.fifo, i);
-
-            iov[i].iov_base = v->data;
-            iov[i].iov_len = v->length;
-            want += v->length;
-        }
+        n = evpl_iovec_ring_gather(&bind->send_ring, iov, IOV_MAX, &entries, &want);
         rc = evpl_sys_writev(bind->event.fd, iov, (int) n);
         if (rc < 0) {
             int w = evpl__stream_write_error(evpl, bind);
