@@ -30,6 +30,33 @@ evpl__address_new(const struct sockaddr *sa, socklen_t len)
     return a;
 } /* evpl__address_new */
 
+struct evpl_address *
+evpl__address_of_fd(int fd, int peer)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int rc;
+
+    memset(&ss, 0, sizeof(ss));
+    rc = peer ? getpeername(fd, (struct sockaddr *) &ss, &len)
+              : getsockname(fd, (struct sockaddr *) &ss, &len);
+    if (rc < 0) {
+        return NULL;
+    }
+    return evpl__address_new((struct sockaddr *) &ss, len);
+} /* evpl__address_of_fd */
+
+void
+evpl__bind_local_from_fd(struct evpl_bind *bind, int fd)
+{
+    struct evpl_address *a = evpl__address_of_fd(fd, 0);
+
+    if (a) {
+        evpl__address_release(bind->local);
+        bind->local = a;
+    }
+} /* evpl__bind_local_from_fd */
+
 void
 evpl__address_release(struct evpl_address *a)
 {

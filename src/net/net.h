@@ -20,6 +20,11 @@ struct evpl_address {
 };
 
 struct evpl_address *evpl__address_new(const struct sockaddr *sa, socklen_t len);
+/* The socket's own (peer == 0) or its peer's address; NULL on failure. */
+struct evpl_address *evpl__address_of_fd(int fd, int peer);
+/* A connected bind's local address is what the kernel assigned (a local
+ * endpoint with port 0 or a wildcard host is only a request). */
+void evpl__bind_local_from_fd(struct evpl_bind *bind, int fd);
 static inline struct evpl_address *
 evpl__address_ref(struct evpl_address *a)
 {

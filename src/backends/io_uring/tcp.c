@@ -353,19 +353,6 @@ conn_new(struct evpl *evpl, struct evpl_bind *bind, int fd)
     return c;
 } /* conn_new */
 
-static struct evpl_address *
-sock_address(int fd)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-
-    memset(&ss, 0, sizeof(ss));
-    if (getsockname(fd, (struct sockaddr *) &ss, &len) < 0) {
-        return NULL;
-    }
-    return evpl__address_new((struct sockaddr *) &ss, len);
-} /* sock_address */
-
 static void
 connect_complete(struct evpl *evpl, struct evpl_uring_req *req, int res, uint32_t flags)
 {
@@ -384,9 +371,7 @@ connect_complete(struct evpl *evpl, struct evpl_uring_req *req, int res, uint32_
         evpl__bind_fail(evpl, bind, res);
         return;
     }
-    if (!bind->local) {
-        bind->local = sock_address(c->fd);
-    }
+    evpl__bind_local_from_fd(bind, c->fd);
     recv_arm(evpl, c);
     evpl__bind_connected(evpl, bind); /* schedules the first flush */
 } /* connect_complete */
@@ -587,7 +572,7 @@ accept_complete(struct evpl *evpl, struct evpl_uring_req *req, int res, uint32_t
             set_nodelay(res);
             conn->protocol = ls->protocol;
             conn->fd = res;
-            conn->local = sock_address(res);
+            conn->local = evpl__address_of_fd(res, 0);
             conn->remote = evpl__address_new((struct sockaddr *) &ss, len);
             evpl__listener_deliver(ls->listener, conn);
         }

@@ -23,22 +23,6 @@
 /* Reads per readiness dispatch before yielding to other binds. */
 #define READ_BUDGET 16
 
-static struct evpl_address *
-sock_address(int fd, int peer)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-    int rc;
-
-    memset(&ss, 0, sizeof(ss));
-    rc = peer ? getpeername(fd, (struct sockaddr *) &ss, &len)
-              : getsockname(fd, (struct sockaddr *) &ss, &len);
-    if (rc < 0) {
-        return NULL;
-    }
-    return evpl__address_new((struct sockaddr *) &ss, len);
-} /* sock_address */
-
 static void
 set_nodelay(int fd, int family)
 {
@@ -211,9 +195,7 @@ connect_done(struct evpl *evpl, struct evpl_bind *bind)
         evpl__bind_fail(evpl, bind, -err);
         return 0;
     }
-    if (!bind->local) {
-        bind->local = sock_address(bind->event.fd, 0);
-    }
+    evpl__bind_local_from_fd(bind, bind->event.fd);
     evpl__event_clear(evpl, &bind->event, EVPL_EV_WRITE_INTEREST);
     evpl__bind_connected(evpl, bind);
     return (bind->flags & EVPL_BIND_CONNECTED) != 0;
@@ -531,7 +513,7 @@ accept_ready(struct evpl *evpl, struct evpl_event *event)
         set_nodelay(fd, ss.ss_family);
         conn->protocol = ls->protocol;
         conn->fd = fd;
-        conn->local = sock_address(fd, 0);
+        conn->local = evpl__address_of_fd(fd, 0);
         conn->remote = evpl__address_new((struct sockaddr *) &ss, len);
         evpl__listener_deliver(ls->listener, conn);
     }

@@ -653,14 +653,7 @@ tcp_connected(struct evpl *evpl, struct evpl_bind *bind)
         return -1;
     }
     t->tcp_up = 1;
-    if (!bind->local) {
-        struct sockaddr_storage ss;
-        socklen_t sl = sizeof(ss);
-
-        if (getsockname(bind->event.fd, (struct sockaddr *) &ss, &sl) == 0) {
-            bind->local = evpl__address_new((struct sockaddr *) &ss, sl);
-        }
-    }
+    evpl__bind_local_from_fd(bind, bind->event.fd);
     if (SSL_set_fd(t->ssl, bind->event.fd) != 1) {
         evpl__bind_fail(evpl, bind, -ENOMEM);
         return -1;
