@@ -291,6 +291,20 @@ tls_available(void)
     return 1; /* OpenSSL is linked in; configuration errors fail the bind */
 } /* tls_available */
 
+/* A listener that could never complete a handshake is a failed listen
+ * (net.md §4), not a stream of connections that all fail. */
+static int
+tls_listen(struct evpl *evpl, const struct evpl_protocol *protocol, struct evpl_listener *listener,
+           struct evpl_address *address, void **state)
+{
+    pthread_once(&ctx_once, ctx_init);
+    if (!ctx_ok) {
+        evpl_log_error("tls", "cannot listen: TLS is not usable (see the errors above)");
+        return -EINVAL;
+    }
+    return evpl__stream_listen(evpl, protocol, listener, address, state);
+} /* tls_listen */
+
 static struct tls_conn *
 conn_of(struct evpl_bind *bind)
 {
@@ -851,7 +865,7 @@ const struct evpl_protocol evpl_protocol_socket_tls = {
     .available = tls_available,
     .connect = tls_connect,
     .attach = tls_attach,
-    .listen = evpl__stream_listen,
+    .listen = tls_listen,
     .unlisten = evpl__stream_unlisten,
     .flush = tls_flush,
     .close = tls_close,
