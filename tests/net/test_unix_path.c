@@ -2,7 +2,8 @@
 /*
  * AF_UNIX pathname listeners: net.md §14 statements 20 (the socket file is
  * removed) and 21 (stale socket file replaced; live listener or regular
- * file: -1 and the file left intact); 40 / §3 ("unix:<path>").  Paths live
+ * file: -1 and the file left intact, and the live listener's application
+ * sees no connection from the check); 40 / §3 ("unix:<path>").  Paths live
  * in a mkdtemp directory removed at the end.
  */
 #include <sys/stat.h>
@@ -68,6 +69,9 @@ main(void)
     T_OK(exists(path));
     evpl_send(evpl, c.bind, "still", 5);
     T_PUMP(evpl, srv.conns[0].rxlen == 5, 5000);
+    /* and the check that found it live was not a connection to it */
+    t_pump_for(evpl, 200);
+    T_EQ(srv.n, 1);
 
     /* 21: a regular file in the way: -1 and the file is left intact */
     {

@@ -531,7 +531,11 @@ unix_path_is_stale(const struct evpl_address *a)
     if (un->sun_path[0] == '\0' || lstat(un->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode)) {
         return 0; /* abstract, vanished, or not a socket: never remove */
     }
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    /* A datagram socket asks without being seen: a live stream socket on
+     * the path answers EPROTOTYPE (a stream connect would be a connection
+     * the live listener's application receives), a live datagram socket
+     * accepts, and only a file nobody is bound to refuses. */
+    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         return 0;
     }
