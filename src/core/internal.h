@@ -290,8 +290,9 @@ struct evpl_timer_heap_entry {
 
 struct evpl_timer_node {
     struct evpl_timer *timer;
-    uint32_t heap_idx; /* EVPL_TIMER_FIRING while in its callback */
+    uint32_t heap_idx; /* FIRING while in its callback, LATER while held back */
     uint32_t next_free;
+    uint32_t armed_run; /* the value of run when last armed */
 };
 
 struct evpl_timer_hash_slot {
@@ -307,6 +308,9 @@ struct evpl_timers {
     struct evpl_timer_hash_slot *hash;
     uint32_t hash_mask, hash_count;
     int firing;
+    uint32_t run;    /* counts runs; timers armed in one fire in a later one */
+    uint32_t *later; /* nodes held back until the end of the run */
+    uint32_t later_len, later_cap;
 };
 
 void evpl__timers_init(struct evpl_timers *timers);

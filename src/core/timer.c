@@ -15,6 +15,7 @@
 #include "core/internal.h"
 
 #define FIRING  UINT32_MAX
+#define LATER   (UINT32_MAX - 1)
 #define NO_NODE UINT32_MAX
 
 /* ---- hash: timer address -> node ---- */
@@ -125,6 +126,7 @@ node_free(struct evpl_timers *t, uint32_t id)
 {
     hash_delete(t, t->nodes[id].timer);
     t->nodes[id].timer = NULL;
+    t->nodes[id].heap_idx = FIRING; /* in no heap, no held-back list */
     t->nodes[id].next_free = t->free_node;
     t->free_node = id;
 } /* node_free */
@@ -221,10 +223,6 @@ arm(struct evpl *evpl, struct evpl_timer *timer, evpl_timer_callback_t callback,
         us = (1ull << 53) / 1000;
     }
     deadline = evpl__now(evpl) + us * 1000;
-    /* a timer added by a timer callback never fires in the same pass */
-    if (t->firing && deadline <= evpl->now) {
-        deadline = evpl->now + 1;
-    }
 
     timer->callback = callback;
     timer->interval = us;
@@ -235,10 +233,14 @@ arm(struct evpl *evpl, struct evpl_timer *timer, evpl_timer_callback_t callback,
     if (node == NO_NODE) {
         node = node_alloc(t, timer);
         hash_insert(t, timer, node);
-    } else if (t->nodes[node].heap_idx != FIRING) {
+    } else if (t->nodes[node].heap_idx != FIRING && t->nodes[node].heap_idx != LATER) {
         /* re-adding an armed timer: move it */
         heap_delete(t, t->nodes[node].heap_idx);
     }
+    /* a timer armed by a timer callback never fires in the same run, even
+     * when due (a 0 delay, the virtual clock): evpl__timers_run holds it
+     * back and it fires on the next pass, its deadline unchanged */
+    t->nodes[node].armed_run = t->firing ? t->run : t->run - 1;
     heap_push(t, node, deadline);
 } /* arm */
 
@@ -266,7 +268,7 @@ evpl_remove_timer(struct evpl *evpl, struct evpl_timer *timer)
     if (node == NO_NODE) {
         return;
     }
-    if (t->nodes[node].heap_idx != FIRING) {
+    if (t->nodes[node].heap_idx != FIRING && t->nodes[node].heap_idx != LATER) {
         heap_delete(t, t->nodes[node].heap_idx);
     }
     node_free(t, node);
@@ -279,11 +281,20 @@ evpl__timers_run(struct evpl *evpl, uint64_t now)
     unsigned fired = 0;
 
     t->firing = 1;
+    t->run++;
+    t->later_len = 0;
     while (t->heap_len && t->heap[0].deadline <= now) {
         uint32_t node = t->heap[0].node;
         struct evpl_timer *timer = t->nodes[node].timer;
 
         heap_delete(t, 0);
+        if (t->nodes[node].armed_run == t->run) {
+            /* armed by a callback of this run: the next pass fires it */
+            evpl_array_reserve(t->later, t->later_cap, t->later_len);
+            t->later[t->later_len++] = node;
+            t->nodes[node].heap_idx = LATER;
+            continue;
+        }
         fired++;
 
         if (timer->oneshot) {
@@ -301,11 +312,17 @@ evpl__timers_run(struct evpl *evpl, uint64_t now)
         if (node != NO_NODE && t->nodes[node].heap_idx == FIRING) {
             uint64_t deadline = evpl__now(evpl) + timer->interval * 1000;
 
-            if (deadline <= now) {
-                deadline = now + 1;
-            }
             timer->deadline = deadline;
+            t->nodes[node].armed_run = t->run;
             heap_push(t, node, deadline);
+        }
+    }
+    for (uint32_t i = 0; i < t->later_len; i++) {
+        uint32_t node = t->later[i];
+
+        /* skip nodes removed meanwhile, or re-armed (then already pushed) */
+        if (t->nodes[node].heap_idx == LATER) {
+            heap_push(t, node, t->nodes[node].timer->deadline);
         }
     }
     t->firing = 0;
@@ -325,5 +342,6 @@ evpl__timers_destroy(struct evpl_timers *t)
     free(t->heap);
     free(t->nodes);
     free(t->hash);
+    free(t->later);
     memset(t, 0, sizeof(*t));
 } /* evpl__timers_destroy */

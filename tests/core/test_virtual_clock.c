@@ -77,6 +77,31 @@ advancer(void *arg)
     return NULL;
 } /* advancer */
 
+/* A callback that arms another one-shot with delay 0, or re-arms itself. */
+static struct evpl_timer zero_b;
+static int zero_a_fired, zero_b_fired, self_fired;
+
+static void
+on_zero_b(struct evpl *evpl, struct evpl_timer *t)
+{
+    zero_b_fired++;
+} /* on_zero_b */
+
+static void
+on_zero_a(struct evpl *evpl, struct evpl_timer *t)
+{
+    zero_a_fired++;
+    evpl_add_oneshot_timer(evpl, &zero_b, on_zero_b, 0);
+} /* on_zero_a */
+
+static void
+on_self_zero(struct evpl *evpl, struct evpl_timer *t)
+{
+    if (++self_fired < 3) {
+        evpl_add_oneshot_timer(evpl, t, on_self_zero, 0);
+    }
+} /* on_self_zero */
+
 /* One pass must return promptly (no real blocking). */
 static void
 timed_pass(struct evpl *evpl)
@@ -186,6 +211,37 @@ virtual_scenarios(void *arg)
     evpl_virtual_clock_advance(50 * MS);
     timed_pass(evpl2); /* not in poll mode: every pass is a full pass */
     T_EQ(fired, 1);    /* core 12 */
+
+    /* loop §2: a one-shot armed inside a timer callback fires at now +
+     * delay; with delay 0 that is the next pass, without the clock moving
+     * (not in the same pass: a callback cannot make its run endless) */
+    {
+        struct evpl_timer a, self;
+
+        memset(&a, 0, sizeof(a));
+        memset(&zero_b, 0, sizeof(zero_b));
+        evpl_add_oneshot_timer(evpl, &a, on_zero_a, 0);
+        timed_pass(evpl);
+        T_EQ(zero_a_fired, 1);
+        T_EQ(zero_b_fired, 0);
+        v = evpl_virtual_clock_now();
+        timed_pass(evpl);
+        T_EQ(zero_b_fired, 1);
+        T_EQ_U(evpl_virtual_clock_now(), v);
+
+        /* loop #2: a one-shot re-added by its own callback fires again after
+         * the new delay: once per pass with delay 0 */
+        memset(&self, 0, sizeof(self));
+        evpl_add_oneshot_timer(evpl, &self, on_self_zero, 0);
+        for (i = 1; i <= 3; i++) {
+            timed_pass(evpl);
+            T_EQ(self_fired, i);
+        }
+        for (i = 0; i < 5; i++) {
+            timed_pass(evpl);
+        }
+        T_EQ(self_fired, 3);
+    }
 
     evpl_destroy(evpl2);
     evpl_destroy(evpl);
