@@ -92,6 +92,42 @@ evpl_global_config_release(struct evpl_global_config *config)
     free(config);
 } /* evpl_global_config_release */
 
+/*
+ * Setters store what they are given (core.md §2: they never fail); the
+ * values no transport can use are replaced here, at evpl_init, with a
+ * warning: a zero size or depth takes the default, an unknown clock mode
+ * means "decide".  max_pending 0 is a valid listen(2) backlog and stays.
+ */
+void
+evpl__global_config_effective(struct evpl_global_config *c)
+{
+    struct evpl_global_config *d = evpl_global_config_init();
+
+#define EFFECTIVE_NONZERO(field)                                       \
+    if (c->field == 0) {                                               \
+        evpl_log_error("core", #field " 0 cannot be used: using %llu", \
+                       (unsigned long long) d->field);                 \
+        c->field = d->field;                                           \
+    }
+    EFFECTIVE_NONZERO(max_datagram_size)
+    EFFECTIVE_NONZERO(max_datagram_batch)
+    EFFECTIVE_NONZERO(max_num_iovec)
+    EFFECTIVE_NONZERO(io_uring_entries)
+    EFFECTIVE_NONZERO(libaio_max_pending)
+    EFFECTIVE_NONZERO(rdmacm_max_sge)
+    EFFECTIVE_NONZERO(rdmacm_cq_size)
+    EFFECTIVE_NONZERO(rdmacm_sq_size)
+    EFFECTIVE_NONZERO(rdmacm_srq_size)
+    EFFECTIVE_NONZERO(rdmacm_srq_batch)
+#undef EFFECTIVE_NONZERO
+    if (c->hf_time_mode > 2) {
+        evpl_log_error("core", "hf_time_mode %u is not 0, 1 or 2: deciding at init",
+                       c->hf_time_mode);
+        c->hf_time_mode = 2;
+    }
+    evpl_global_config_release(d);
+} /* evpl__global_config_effective */
+
 /* Plain setters: store the value as given. */
 #define SETTER(field, type)                                                                     \
     EVPL_API void evpl_global_config_set_##field(struct evpl_global_config *config, type value) \
@@ -125,40 +161,41 @@ SETTER(core_mech, enum evpl_core_mech)
  * page-aligned (memory.md §3.4) */
 SETTER_CHECKED(buffer_size, uint64_t, value >= 4096 && value <= (2ull << 30),
                "must be between 4 KiB and 2 GiB")
-SETTER_CHECKED(slab_size, uint64_t, value >= 4096, "must be at least 4096")
+/* any value; slabs are mapped at least one buffer large (slab.c) */
+SETTER(slab_size, uint64_t)
 SETTER_BOOL(huge_pages)
 SETTER_CHECKED(huge_page_size, uint64_t,
                is_pow2(value) && value > (uint64_t) sysconf(_SC_PAGESIZE) && value <= 16 * GiB,
                "must be a power of two above the page size and at most 16 GiB")
-SETTER_CHECKED(max_datagram_size, unsigned int, value > 0, "must be non-zero")
-SETTER_CHECKED(max_datagram_batch, unsigned int, value > 0, "must be non-zero")
-SETTER_CHECKED(max_num_iovec, unsigned int, value > 0, "must be non-zero")
+SETTER(max_datagram_size, unsigned int)
+SETTER(max_datagram_batch, unsigned int)
+SETTER(max_num_iovec, unsigned int)
 SETTER_CHECKED(iovec_ring_size, unsigned int, is_pow2(value), "must be a power of two")
 SETTER_CHECKED(dgram_ring_size, unsigned int, is_pow2(value), "must be a power of two")
 SETTER(rdma_request_ring_size, unsigned int)
-SETTER_CHECKED(max_pending, unsigned int, value > 0, "must be non-zero")
+SETTER(max_pending, unsigned int)
 SETTER(max_poll_fd, unsigned int)
 SETTER(resolve_timeout_ms, unsigned int)
-SETTER_CHECKED(hf_time_mode, unsigned int, value <= 2, "must be 0, 1 or 2")
+SETTER(hf_time_mode, unsigned int)
 SETTER_BOOL(virtual_clock)
 SETTER(preallocate_slabs, unsigned int)
 SETTER(preallocate_threads, unsigned int)
 SETTER_BOOL(io_uring_enabled)
-SETTER_CHECKED(io_uring_entries, unsigned int, value > 0, "must be non-zero")
+SETTER(io_uring_entries, unsigned int)
 SETTER_BOOL(libaio_enabled)
-SETTER_CHECKED(libaio_max_pending, unsigned int, value > 0, "must be non-zero")
+SETTER(libaio_max_pending, unsigned int)
 SETTER_BOOL(vfio_enabled)
 SETTER_BOOL(xlio_enabled)
 SETTER_BOOL(rdmacm_enabled)
 SETTER(rdmacm_tos, uint8_t)
 SETTER(rdmacm_datagram_size_override, unsigned int)
 SETTER_BOOL(rdmacm_srq_prefill)
-SETTER_CHECKED(rdmacm_max_sge, unsigned int, value > 0, "must be non-zero")
-SETTER_CHECKED(rdmacm_cq_size, unsigned int, value > 0, "must be non-zero")
-SETTER_CHECKED(rdmacm_sq_size, unsigned int, value > 0, "must be non-zero")
-SETTER_CHECKED(rdmacm_srq_size, unsigned int, value > 0, "must be non-zero")
+SETTER(rdmacm_max_sge, unsigned int)
+SETTER(rdmacm_cq_size, unsigned int)
+SETTER(rdmacm_sq_size, unsigned int)
+SETTER(rdmacm_srq_size, unsigned int)
 SETTER(rdmacm_srq_min, unsigned int)
-SETTER_CHECKED(rdmacm_srq_batch, unsigned int, value > 0, "must be non-zero")
+SETTER(rdmacm_srq_batch, unsigned int)
 SETTER(rdmacm_max_inline, unsigned int)
 SETTER(rdmacm_retry_count, unsigned int)
 SETTER(rdmacm_rnr_retry_count, unsigned int)
@@ -325,12 +362,7 @@ evpl_thread_config_set_poll_mode(struct evpl_thread_config *config, int poll_mod
 EVPL_API void
 evpl_thread_config_set_poll_iterations(struct evpl_thread_config *config, int iterations)
 {
-    if (iterations < 0) {
-        evpl_log_error("core", "poll_iterations %d rejected, keeping %d", iterations,
-                       config->poll_iterations);
-        return;
-    }
-    config->poll_iterations = iterations;
+    config->poll_iterations = iterations; /* below 0 acts as 0: every pass is full */
 } /* evpl_thread_config_set_poll_iterations */
 
 EVPL_API void

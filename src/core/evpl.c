@@ -62,6 +62,7 @@ shared_init(struct evpl_global_config *config)
                      (int) config->core_mech);
     }
 
+    evpl__global_config_effective(config);
     s->virtual_clock = config->virtual_clock;
     atomic_init(&s->virtual_now, 0);
     evpl__clock_init(config->hf_time_mode);

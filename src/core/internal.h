@@ -145,6 +145,8 @@ struct evpl_global_config {
 void evpl__thread_config_adopt(struct evpl_thread_config *config);
 void evpl__thread_config_free_adopted(void);
 void evpl__thread_config_copy(struct evpl_thread_config *dst, const struct evpl_thread_config *src);
+/* Replace the stored values no transport can use (zeros, unknown modes). */
+void evpl__global_config_effective(struct evpl_global_config *config);
 
 /* ---- process-wide state (evpl.c) ---- */
 

@@ -38,7 +38,8 @@ static struct {
     struct evpl_slab *slabs;
     uint64_t nslabs;
     uint64_t mapped_bytes;
-    uint64_t slab_size;
+    uint64_t slab_size;        /* mapped: whole pages, at least one buffer */
+    uint64_t slab_size_config; /* as configured */
     uint64_t huge_page_size;
     unsigned int max_slabs; /* 0 = unlimited */
     int huge;               /* cleared after a failed hugetlb map */
@@ -52,6 +53,7 @@ evpl__mem_init(const struct evpl_global_config *config)
 
     evpl__buffer_size = config->buffer_size;
     pool.slab_size = config->slab_size;
+    pool.slab_size_config = config->slab_size;
     pool.huge = config->huge_pages;
     pool.huge_page_size = config->huge_page_size;
     pool.max_slabs = config->max_slabs;
@@ -60,13 +62,16 @@ evpl__mem_init(const struct evpl_global_config *config)
     }
 
     buffer_stride = (evpl__buffer_size + 4095) & ~(uint64_t) 4095;
+    /* slabs are mapped as configured (whole pages) and carved into as many
+     * whole buffers as fit; evpl_get_slab_size reports the configured size,
+     * and an evpl_slab_alloc slab is at least that large */
+    pool.slab_size = (pool.slab_size + 4095) & ~(uint64_t) 4095;
     if (pool.slab_size < buffer_stride) {
         evpl_log_info("mem", "slab_size %llu < buffer_size %llu: using one buffer per slab",
-                      (unsigned long long) pool.slab_size, (unsigned long long) evpl__buffer_size);
+                      (unsigned long long) config->slab_size,
+                      (unsigned long long) evpl__buffer_size);
         pool.slab_size = buffer_stride;
     }
-    /* whole buffers only */
-    pool.slab_size -= pool.slab_size % buffer_stride;
 } /* evpl__mem_init */
 
 void
@@ -403,7 +408,7 @@ EVPL_API uint64_t
 evpl_get_slab_size(void)
 {
     evpl_auto_init();
-    return pool.slab_size;
+    return pool.slab_size_config;
 } /* evpl_get_slab_size */
 
 EVPL_API void *
