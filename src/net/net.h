@@ -137,6 +137,7 @@ enum {
     EVPL_BIND_DISCONNECTED = 1u << 5, /* DISCONNECTED delivered */
     EVPL_BIND_READ_PAUSED = 1u << 6,  /* receive ring above its limit */
     EVPL_BIND_NO_GSO = 1u << 8,       /* UDP: the path refused UDP_SEGMENT */
+    EVPL_BIND_OWNS_PATH = 1u << 9,    /* bound an AF_UNIX path: removed at close */
 };
 
 struct evpl_bind {

@@ -122,6 +122,48 @@ main(void)
         t_conn_free(&c2);
     }
 
+    /* a client bound to a path (a local endpoint): the peer sees that path,
+     * a stale file there is replaced, and the file goes away when the bind
+     * closes, so the same local endpoint can connect again */
+    {
+        char cpath[96], want[160];
+        struct evpl_endpoint *epc;
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_un un;
+
+        snprintf(cpath, sizeof(cpath), "%s/client.sock", dir);
+        memset(&un, 0, sizeof(un));
+        un.sun_family = AF_UNIX;
+        snprintf(un.sun_path, sizeof(un.sun_path), "%s", cpath);
+        T_EQ(bind(fd, (struct sockaddr *) &un, sizeof(un)), 0);
+        close(fd); /* stale */
+        epc = evpl_endpoint_create_local(cpath);
+        snprintf(want, sizeof(want), "unix:%s", cpath);
+        for (int round = 0; round < 2; round++) {
+            struct t_conn x;
+            int n = srv.n;
+
+            t_conn_init(&x);
+            x.owner = pthread_self();
+            x.check_owner = 1;
+            x.evpl = evpl;
+            x.bind = evpl_connect(evpl, EVPL_STREAM_SOCKET_UNIX, epc, ep, t_conn_notify, NULL, &x);
+            T_OK(x.bind != NULL);
+            T_PUMP(evpl, x.connected && srv.n == n + 1 && srv.conns[n].connected, 5000);
+            T_OK(exists(cpath));
+            evpl_bind_get_local_address(x.bind, str, sizeof(str));
+            T_STR_EQ(str, want);
+            evpl_bind_get_remote_address(srv.conns[n].bind, str, sizeof(str));
+            T_STR_EQ(str, want);
+            evpl_close(evpl, x.bind);
+            T_PUMP(evpl, x.disconnected && srv.conns[n].disconnected, 5000);
+            T_EQ(x.disconnect_status, 0);
+            T_OK(!exists(cpath));
+            t_conn_free(&x);
+        }
+        evpl_endpoint_close(epc);
+    }
+
     /* 20: after destroy the socket file no longer exists, new connects
      * fail and the existing connection keeps working */
     evpl_listener_detach(evpl, srv.binding);

@@ -253,6 +253,44 @@ register_fd(struct evpl *evpl, struct evpl_bind *bind, int fd, uint32_t interest
 
 static void connect_retry(struct evpl *evpl, struct evpl_timer *timer);
 
+/* AF_UNIX: a socket file nobody accepts on is stale and may be replaced. */
+static int
+unix_path_is_stale(const struct evpl_address *a)
+{
+    const struct sockaddr_un *un = (const struct sockaddr_un *) &a->sa;
+    struct stat st;
+    int fd, stale;
+
+    if (un->sun_path[0] == '\0' || lstat(un->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+        return 0; /* abstract, vanished, or not a socket: never remove */
+    }
+    /* A datagram socket asks without being seen: a live stream socket on
+     * the path answers EPROTOTYPE (a stream connect would be a connection
+     * the live listener's application receives), a live datagram socket
+     * accepts, and only a file nobody is bound to refuses. */
+    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return 0;
+    }
+    stale = connect(fd, (const struct sockaddr *) &a->sa, a->addrlen) < 0 && errno == ECONNREFUSED;
+    close(fd);
+    return stale;
+} /* unix_path_is_stale */
+
+/* bind(2); an AF_UNIX socket file left behind by a socket that is gone
+ * (a crashed run) is replaced, a live one never. */
+static int
+bind_address(int fd, const struct evpl_address *a)
+{
+    int rc = sys_bind(fd, (const struct sockaddr *) &a->sa, a->addrlen);
+
+    if (rc < 0 && errno == EADDRINUSE && a->sa.ss_family == AF_UNIX && unix_path_is_stale(a)) {
+        unlink(((const struct sockaddr_un *) &a->sa)->sun_path);
+        rc = sys_bind(fd, (const struct sockaddr *) &a->sa, a->addrlen);
+    }
+    return rc;
+} /* bind_address */
+
 int
 evpl__stream_connect(struct evpl *evpl, struct evpl_bind *bind)
 {
@@ -264,11 +302,15 @@ evpl__stream_connect(struct evpl *evpl, struct evpl_bind *bind)
         return -errno;
     }
     set_nodelay(fd, family);
-    if (bind->local &&
-        sys_bind(fd, (struct sockaddr *) &bind->local->sa, bind->local->addrlen) < 0) {
-        rc = -errno;
-        close(fd);
-        return rc;
+    if (bind->local) {
+        if (bind_address(fd, bind->local) < 0) {
+            rc = -errno;
+            close(fd);
+            return rc;
+        }
+        if (family == AF_UNIX && ((struct sockaddr_un *) &bind->local->sa)->sun_path[0]) {
+            bind->flags |= EVPL_BIND_OWNS_PATH; /* the file is ours to remove */
+        }
     }
     if (connect(fd, (struct sockaddr *) &bind->remote->sa, bind->remote->addrlen) < 0 &&
         errno != EINPROGRESS) {
@@ -422,6 +464,11 @@ evpl__stream_close(struct evpl *evpl, struct evpl_bind *bind)
 {
     int fd = bind->event.fd;
 
+    if (bind->flags & EVPL_BIND_OWNS_PATH) {
+        /* the socket keeps its address; nothing connects to a client's path */
+        unlink(((struct sockaddr_un *) &bind->local->sa)->sun_path);
+        bind->flags &= ~EVPL_BIND_OWNS_PATH;
+    }
     if (fd < 0) {
         return;
     }
@@ -520,30 +567,6 @@ accept_ready(struct evpl *evpl, struct evpl_event *event)
     /* budget used up: stay readable, continue next pass */
 } /* accept_ready */
 
-/* AF_UNIX: a socket file nobody accepts on is stale and may be replaced. */
-static int
-unix_path_is_stale(const struct evpl_address *a)
-{
-    const struct sockaddr_un *un = (const struct sockaddr_un *) &a->sa;
-    struct stat st;
-    int fd, stale;
-
-    if (un->sun_path[0] == '\0' || lstat(un->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode)) {
-        return 0; /* abstract, vanished, or not a socket: never remove */
-    }
-    /* A datagram socket asks without being seen: a live stream socket on
-     * the path answers EPROTOTYPE (a stream connect would be a connection
-     * the live listener's application receives), a live datagram socket
-     * accepts, and only a file nobody is bound to refuses. */
-    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        return 0;
-    }
-    stale = connect(fd, (const struct sockaddr *) &a->sa, a->addrlen) < 0 && errno == ECONNREFUSED;
-    close(fd);
-    return stale;
-} /* unix_path_is_stale */
-
 int
 evpl__stream_listen(struct evpl *evpl, const struct evpl_protocol *protocol,
                     struct evpl_listener *listener, struct evpl_address *address, void **state)
@@ -559,11 +582,7 @@ evpl__stream_listen(struct evpl *evpl, const struct evpl_protocol *protocol,
     if (family != AF_UNIX) {
         (void) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     }
-    rc = bind(fd, (struct sockaddr *) &address->sa, address->addrlen);
-    if (rc < 0 && errno == EADDRINUSE && family == AF_UNIX && unix_path_is_stale(address)) {
-        unlink(((struct sockaddr_un *) &address->sa)->sun_path);
-        rc = bind(fd, (struct sockaddr *) &address->sa, address->addrlen);
-    }
+    rc = bind_address(fd, address);
     if (rc < 0 || listen(fd, (int) evpl_shared->config->max_pending) < 0) {
         rc = -errno;
         close(fd);
