@@ -607,21 +607,30 @@ t_pump_for(struct evpl *evpl, unsigned int ms)
     }
 } /* t_pump_for */
 
-/* Connect a t_conn to ep (the conn is initialised here). */
+/* Connect a t_conn to ep from local (may be NULL); the conn is
+ * initialised here. */
 static inline struct evpl_bind *
-t_connect(struct evpl *evpl, enum evpl_protocol_id proto, struct evpl_endpoint *ep,
-          struct t_conn *c, evpl_segment_callback_t segment)
+t_connect_from(struct evpl *evpl, enum evpl_protocol_id proto, struct evpl_endpoint *local,
+               struct evpl_endpoint *ep, struct t_conn *c, evpl_segment_callback_t segment)
 {
     struct evpl_bind *b;
 
     t_conn_init(c);
     c->owner = pthread_self();
     c->check_owner = 1;
-    b = evpl_connect(evpl, proto, NULL, ep, t_conn_notify, segment, c);
+    b = evpl_connect(evpl, proto, local, ep, t_conn_notify, segment, c);
     T_OK(b != NULL);
     c->bind = b;
     c->evpl = evpl;
     return b;
+} /* t_connect_from */
+
+/* Connect a t_conn to ep (the conn is initialised here). */
+static inline struct evpl_bind *
+t_connect(struct evpl *evpl, enum evpl_protocol_id proto, struct evpl_endpoint *ep,
+          struct t_conn *c, evpl_segment_callback_t segment)
+{
+    return t_connect_from(evpl, proto, NULL, ep, c, segment);
 } /* t_connect */
 
 /* The process resident set size in bytes. */

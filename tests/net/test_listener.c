@@ -163,12 +163,7 @@ main(void)
         char local[EVPL_ADDRESS_STRLEN];
         int n = sa.n;
 
-        t_conn_init(&x);
-        x.owner = pthread_self();
-        x.check_owner = 1;
-        x.evpl = evpl;
-        x.bind = evpl_connect(evpl, proto, any, ep, t_conn_notify, NULL, &x);
-        T_OK(x.bind != NULL);
+        t_connect_from(evpl, proto, any, ep, &x, NULL);
         T_PUMP(evpl, x.connected && sa.n == n + 1 && sa.conns[n].connected, 5000);
         evpl_bind_get_local_address(x.bind, local, sizeof(local));
         T_OK(strncmp(local, "127.0.0.1:", 10) == 0);

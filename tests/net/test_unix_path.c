@@ -143,12 +143,7 @@ main(void)
             struct t_conn x;
             int n = srv.n;
 
-            t_conn_init(&x);
-            x.owner = pthread_self();
-            x.check_owner = 1;
-            x.evpl = evpl;
-            x.bind = evpl_connect(evpl, EVPL_STREAM_SOCKET_UNIX, epc, ep, t_conn_notify, NULL, &x);
-            T_OK(x.bind != NULL);
+            t_connect_from(evpl, EVPL_STREAM_SOCKET_UNIX, epc, ep, &x, NULL);
             T_PUMP(evpl, x.connected && srv.n == n + 1 && srv.conns[n].connected, 5000);
             T_OK(exists(cpath));
             evpl_bind_get_local_address(x.bind, str, sizeof(str));
