@@ -201,18 +201,15 @@ evpl_listen(struct evpl_listener *listener, enum evpl_protocol_id protocol,
     return 0;
 } /* evpl_listen */
 
-void
-evpl__listener_deliver(struct evpl_listener *l, struct evpl_accepted *conn)
+/* Hand conn to the next attached loop; with members_lock held.  Returns 0,
+ * or -1 when no loop is attached (conn untouched). */
+static int
+deliver_locked(struct evpl_listener *l, struct evpl_accepted *conn)
 {
     struct evpl_listener_binding *b;
 
-    pthread_mutex_lock(&members_lock);
-    if (l->nbindings == 0) {
-        pthread_mutex_unlock(&members_lock);
-        /* nobody to hand it to: close it rather than leave it hanging */
-        evpl_log_debug("net", "connection with no attached loop closed");
-        evpl__accepted_free(conn);
-        return;
+    if (!l || l->nbindings == 0) {
+        return -1;
     }
     b = l->bindings[l->next_binding++ % l->nbindings];
     conn->next = atomic_load_explicit(&b->inbox, memory_order_relaxed);
@@ -221,7 +218,22 @@ evpl__listener_deliver(struct evpl_listener *l, struct evpl_accepted *conn)
     }
     /* rung under the lock: detach cannot free the doorbell meanwhile */
     evpl_ring_doorbell(&b->bell);
+    return 0;
+} /* deliver_locked */
+
+void
+evpl__listener_deliver(struct evpl_listener *l, struct evpl_accepted *conn)
+{
+    int rc;
+
+    pthread_mutex_lock(&members_lock);
+    rc = deliver_locked(l, conn);
     pthread_mutex_unlock(&members_lock);
+    if (rc < 0) {
+        /* nobody to hand it to: close it rather than leave it hanging */
+        evpl_log_debug("net", "connection with no attached loop closed");
+        evpl__accepted_free(conn);
+    }
 } /* evpl__listener_deliver */
 
 /* ---- the attached loops ---- */
@@ -256,8 +268,14 @@ binding_ring(struct evpl *evpl, struct evpl_doorbell *bell)
         next = conn->next;
         if (b->detached) {
             /* the application detached from an attach callback: what is
-             * left was never shown to it; close it */
-            evpl__accepted_free(conn);
+             * left was never shown to it; another attached loop takes it,
+             * or it is closed */
+            pthread_mutex_lock(&members_lock);
+            rc = deliver_locked(b->listener, conn);
+            pthread_mutex_unlock(&members_lock);
+            if (rc < 0) {
+                evpl__accepted_free(conn);
+            }
             continue;
         }
         bind = evpl__bind_alloc(evpl, conn->protocol, NULL, NULL, NULL);
@@ -314,7 +332,7 @@ EVPL_API void
 evpl_listener_detach(struct evpl *evpl, struct evpl_listener_binding *b)
 {
     struct evpl_listener *l;
-    struct evpl_accepted *conn, *next;
+    struct evpl_accepted *conn, *next, *orphans = NULL;
 
     pthread_mutex_lock(&members_lock);
     l = b->listener;
@@ -328,11 +346,19 @@ evpl_listener_detach(struct evpl *evpl, struct evpl_listener_binding *b)
             }
         }
     }
+    /* connections queued for us but not yet taken (no more can come): they
+     * go to the loops still attached, or are closed if there are none */
+    for (conn = inbox_take(b); conn; conn = next) {
+        next = conn->next;
+        if (deliver_locked(l, conn) < 0) {
+            conn->next = orphans;
+            orphans = conn;
+        }
+    }
     pthread_mutex_unlock(&members_lock);
 
     evpl_remove_doorbell(evpl, &b->bell);
-    /* connections queued for us but not yet taken: close them */
-    for (conn = inbox_take(b); conn; conn = next) {
+    for (conn = orphans; conn; conn = next) {
         next = conn->next;
         evpl__accepted_free(conn);
     }
