@@ -7,6 +7,7 @@
  * attached they are closed.  Checked with raw clients that must get an
  * echo back from whichever binding took them.
  */
+/* LABELS: threads */
 #include "t_net.h"
 
 #define N 6
