@@ -238,9 +238,6 @@ uint32_t evpl__events_compact(struct evpl *evpl);
 
 struct evpl_mech_ops {
     const char *name;
-    /* armed requests keep files open (io_uring): a socket must be shut
-     * down, not just closed, to end its connection at once */
-    int holds_files;
     int (*create)(struct evpl *evpl);
     void (*destroy)(struct evpl *evpl);
     int (*add)(struct evpl *evpl, struct evpl_event *event);

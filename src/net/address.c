@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include "net/net.h"
 
@@ -56,6 +57,24 @@ evpl__bind_local_from_fd(struct evpl_bind *bind, int fd)
         bind->local = a;
     }
 } /* evpl__bind_local_from_fd */
+
+void
+evpl__stream_abort(int fd)
+{
+    int unread = 0;
+
+    if (ioctl(fd, FIONREAD, &unread) == 0 && unread > 0) {
+        struct sockaddr sa = {.sa_family = AF_UNSPEC};
+
+        /* TCP: dissolving the association resets it at once, even while
+         * an io_uring request still holds the file (close(2) would wait
+         * for the last reference); AF_UNIX refuses and ends with a FIN */
+        if (connect(fd, &sa, sizeof(sa)) == 0) {
+            return;
+        }
+    }
+    (void) shutdown(fd, SHUT_RDWR);
+} /* evpl__stream_abort */
 
 void
 evpl__address_release(struct evpl_address *a)

@@ -206,6 +206,12 @@ evpl_bind_is_closing(struct evpl_bind *bind)
 void
 evpl__bind_fail(struct evpl *evpl, struct evpl_bind *bind, int status)
 {
+    /* a stream's send fails with EPIPE once the peer has reset it: whether
+     * the send or the receive notices first is timing (and the transport),
+     * the cause is the same */
+    if (status == -EPIPE && bind->protocol->stream) {
+        status = -ECONNRESET;
+    }
     close_request(evpl, bind, status);
 } /* evpl__bind_fail */
 

@@ -25,6 +25,11 @@ struct evpl_address *evpl__address_of_fd(int fd, int peer);
 /* A connected bind's local address is what the kernel assigned (a local
  * endpoint with port 0 or a wildcard host is only a request). */
 void evpl__bind_local_from_fd(struct evpl_bind *bind, int fd);
+/* Abortive close of a stream socket, the same on every transport and wait
+ * mechanism, and at once even while io_uring requests still hold the file:
+ * with received bytes the application never read, the peer gets a reset
+ * (as close(2) gives); otherwise a FIN.  The caller closes fd after. */
+void evpl__stream_abort(int fd);
 static inline struct evpl_address *
 evpl__address_ref(struct evpl_address *a)
 {

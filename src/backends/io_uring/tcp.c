@@ -475,10 +475,10 @@ uring_close(struct evpl *evpl, struct evpl_bind *bind)
 
         if (fd >= 0 && (fcntl(fd, F_SETFL, O_NONBLOCK) < 0 || evpl__stream_linger(evpl, fd) < 0)) {
             close(fd);
-            shutdown(c->fd, SHUT_RDWR);
+            evpl__stream_abort(c->fd);
         }
     } else {
-        shutdown(c->fd, SHUT_RDWR); /* ends the connection now, and its requests */
+        evpl__stream_abort(c->fd); /* its requests are cancelled above */
     }
     conn_maybe_free(evpl, c);
 } /* uring_close */

@@ -478,9 +478,7 @@ evpl__stream_close(struct evpl *evpl, struct evpl_bind *bind)
         (bind->flags & EVPL_BIND_CONNECTED) && evpl__stream_linger(evpl, fd) == 0) {
         return;
     }
-    if (evpl->mech->holds_files) {
-        shutdown(fd, SHUT_RDWR);
-    }
+    evpl__stream_abort(fd);
     close(fd);
 } /* evpl__stream_close */
 

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * evpl_close is abortive, and what the peer sees must not depend on the
+ * transport or the wait mechanism (it did: a TCP peer saw a reset on an
+ * epoll loop and an orderly end on an io_uring one, and an io_uring TCP
+ * peer saw -EPIPE).  With received bytes the closing side never read, a
+ * TCP or AF_UNIX peer gets DISCONNECTED -ECONNRESET (a reset, as close(2)
+ * gives); with nothing unread, 0.  TLS: the peer's DISCONNECTED arrives,
+ * status as docs/BEHAVIOUR.md says (close_notify decides).
+ */
+/* MATRIX: stream */
+#include "t_net.h"
+
+#define BIG (32u << 20)
+
+int
+main(void)
+{
+    struct evpl_global_config *gc = evpl_global_config_init();
+    enum evpl_protocol_id proto;
+    struct evpl_endpoint *ep;
+    struct t_server srv;
+    struct t_conn c;
+    struct evpl *evpl;
+    static char big[BIG];
+    int tcp;
+
+    t_net_guard(60);
+    /* the server stops reading above 256 KiB buffered: the rest stays
+     * unread in the kernel, whatever the timing */
+    evpl_global_config_set_stream_recv_limit(gc, 256 * 1024);
+    evpl_init(gc);
+    proto = t_proto(T_NET_KIND_STREAM);
+    tcp = proto != EVPL_STREAM_SOCKET_TLS; /* AF_UNIX resets too (ECONNRESET) */
+    evpl = t_net_loop();
+    ep = t_endpoint(proto);
+    memset(&srv, 0, sizeof(srv));
+    srv.autodrain = 0; /* never read: the data stays buffered */
+    srv.keep_msgs = 1; /* (else t_server_start turns autodrain on) */
+    t_server_start(&srv, evpl, proto, ep, 2);
+
+    /* 1: unread data at the closer */
+    t_connect(evpl, proto, ep, &c, NULL);
+    T_PUMP(evpl, c.connected && srv.n == 1 && srv.conns[0].connected, 5000);
+    memset(big, 'x', sizeof(big));
+    evpl_send(evpl, c.bind, big, BIG);
+    t_pump_for(evpl, 300); /* the server's ring fills, then it stops reading */
+    T_EQ(c.disconnected, 0);
+    evpl_close(evpl, srv.conns[0].bind);
+    T_PUMP(evpl, c.disconnected && srv.conns[0].disconnected, 5000);
+    T_EQ(c.disconnected, 1);
+    if (tcp) {
+        T_EQ(c.disconnect_status, -ECONNRESET);
+    } else {
+        T_LE(c.disconnect_status, 0);
+    }
+    t_conn_free(&c);
+
+    /* 2: nothing unread: an orderly end */
+    t_connect(evpl, proto, ep, &c, NULL);
+    T_PUMP(evpl, c.connected && srv.n == 2 && srv.conns[1].connected, 5000);
+    evpl_close(evpl, srv.conns[1].bind);
+    T_PUMP(evpl, c.disconnected && srv.conns[1].disconnected, 5000);
+    T_EQ(c.disconnect_status, 0);
+    t_conn_free(&c);
+
+    t_server_stop(&srv);
+    evpl_destroy(evpl);
+    evpl_endpoint_close(ep);
+    return 0;
+}
