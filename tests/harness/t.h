@@ -7,6 +7,9 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <inttypes.h>
@@ -166,3 +169,38 @@ t_free_port(int type)
 {
     return t_free_port_af(AF_INET, type);
 } /* t_free_port */
+
+/*
+ * Move this process into a network namespace of its own with only a
+ * loopback interface up: a test that resolves names that must fail then
+ * never sends a DNS query off the machine (nothing leaves 127.0.0.0/8),
+ * and the failure is immediate.  Call first thing in main, before any
+ * thread exists.  0, or -errno (not root: the caller skips).
+ */
+static inline int
+t_private_netns(void)
+{
+    struct ifreq ifr;
+    int fd;
+
+    if (unshare(CLONE_NEWNET) < 0) {
+        return -errno;
+    }
+    fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return -errno;
+    }
+    memset(&ifr, 0, sizeof(ifr));
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+    if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0) {
+        close(fd);
+        return -errno;
+    }
+    ifr.ifr_flags |= IFF_UP;
+    if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0) {
+        close(fd);
+        return -errno;
+    }
+    close(fd);
+    return 0;
+} /* t_private_netns */
