@@ -296,6 +296,20 @@ send_allowed(struct evpl_bind *bind, struct evpl_address *addr, int to)
     return 1;
 } /* send_allowed */
 
+/* No memory to copy a send into.  A datagram is dropped (the peer cannot
+ * tell it from a lost one); a stream would get a hole in the middle, so
+ * the bind is closed instead (DISCONNECTED -ENOMEM). */
+static void
+send_no_memory(struct evpl *evpl, struct evpl_bind *bind, unsigned int length)
+{
+    if (bind->protocol->stream) {
+        evpl_log_error("net", "send of %u bytes: no buffer memory: closing", length);
+        evpl__bind_fail(evpl, bind, -ENOMEM);
+    } else {
+        evpl_log_error("net", "send of %u bytes: no buffer memory, dropped", length);
+    }
+} /* send_no_memory */
+
 static void
 send_copy(struct evpl *evpl, struct evpl_bind *bind, struct evpl_address *addr, const void *buffer,
           unsigned int length)
@@ -308,13 +322,13 @@ send_copy(struct evpl *evpl, struct evpl_bind *bind, struct evpl_address *addr, 
     if (max > 4) {
         iov = malloc(max * sizeof(*iov));
         if (!iov) {
-            evpl_log_error("net", "send of %u bytes: out of memory, dropped", length);
+            send_no_memory(evpl, bind, length);
             return;
         }
     }
     n = evpl_iovec_alloc(evpl, length, 0, max, 0, iov);
     if (n < 0) {
-        evpl_log_error("net", "send of %u bytes: no buffer memory, dropped", length);
+        send_no_memory(evpl, bind, length);
         if (iov != stack) {
             free(iov);
         }

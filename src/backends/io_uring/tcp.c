@@ -193,8 +193,21 @@ recv_complete(struct evpl *evpl, struct evpl_uring_req *req, int res, uint32_t f
         }
     } else if (res == -ENOBUFS) {
         /* the buffer ring ran dry: nothing was lost, the bytes wait in
-         * the socket; re-arm once chunks are back */
+         * the socket; re-arm once chunks are back (the application frees
+         * them by consuming what it holds).  A segmented bind still waiting
+         * for the rest of a message cannot free what it holds without
+         * receiving more: with no buffer memory left at all that wait
+         * would never end, for it and every other connection of the loop,
+         * so it is closed, as the socket backend closes a bind that cannot
+         * reserve a buffer */
         if (wants_data(c) && !c->recv_armed) {
+            if (bind->segment_callback && bind->want > bind->recv_ring.length &&
+                evpl__uring_pool_exhausted(evpl, c->pool)) {
+                evpl_log_error("io_uring", "no buffer memory to receive into: closing");
+                evpl__bind_fail(evpl, bind, -ENOMEM);
+                conn_maybe_free(evpl, c);
+                return;
+            }
             evpl__uring_wait_buffers(evpl, c->pool, &c->waiter);
             err_arm(evpl, c);
         }

@@ -344,6 +344,20 @@ evpl__uring_recv_data(struct evpl *evpl, struct evpl_uring_pool *p, int res, uin
     }
 } /* evpl__uring_recv_data */
 
+int
+evpl__uring_pool_exhausted(struct evpl *evpl, struct evpl_uring_pool *p)
+{
+    for (uint32_t bid = 0; bid < p->nchunks && p->missing; bid++) {
+        if (!p->chunks[bid].ref) {
+            if (chunk_post(evpl, p, bid) < 0) {
+                break;
+            }
+            p->missing--;
+        }
+    }
+    return p->missing == p->nchunks;
+} /* evpl__uring_pool_exhausted */
+
 void
 evpl__uring_wait_buffers(struct evpl *evpl, struct evpl_uring_pool *p, struct evpl_uring_waiter *w)
 {

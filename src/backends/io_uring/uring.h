@@ -164,4 +164,7 @@ void evpl__uring_recv_data(struct evpl *evpl, struct evpl_uring_pool *p, int res
 /* -ENOBUFS: re-arm w once buffers are back (at once if they are). */
 void evpl__uring_wait_buffers(struct evpl *evpl, struct evpl_uring_pool *p,
                               struct evpl_uring_waiter *w);
+/* The ring ran dry: post what memory allows now; 1 if not one chunk could
+ * be posted (buffer memory is exhausted), 0 if receives can go on. */
+int evpl__uring_pool_exhausted(struct evpl *evpl, struct evpl_uring_pool *p);
 void evpl__uring_unwait(struct evpl_uring_pool *p, struct evpl_uring_waiter *w);
