@@ -53,6 +53,16 @@ evpl__udp_deliver(struct evpl *evpl, struct evpl_bind *bind, struct evpl_iovec *
 }
 
 static void
+udp_read_retry(struct evpl *evpl, struct evpl_timer *timer)
+{
+    struct evpl_bind *bind = container_of(timer, struct evpl_bind, retry);
+
+    if (bind->event.fd >= 0 && !(bind->flags & EVPL_BIND_CLOSING)) {
+        evpl__event_set(evpl, &bind->event, EVPL_EV_READ_INTEREST | EVPL_EV_READABLE);
+    }
+} /* udp_read_retry */
+
+static void
 udp_read(struct evpl *evpl, struct evpl_event *event)
 {
     struct evpl_bind *bind = evpl_socket_bind(event);
@@ -79,9 +89,21 @@ udp_read(struct evpl *evpl, struct evpl_event *event)
             bind->ndgram_slots++;
         }
         if (bind->ndgram_slots == 0) {
-            evpl_log_error("socket", "UDP: no buffer memory to receive into");
+            /* the datagrams wait in the socket (the kernel drops what its
+             * buffer cannot hold, as for any slow UDP reader); try again
+             * after a pause that doubles up to 100 ms, not every pass */
+            if (bind->retry_us == 0) {
+                evpl_log_error("socket", "UDP: no buffer memory to receive into; retrying");
+            }
+            bind->retry_us = bind->retry_us ? bind->retry_us * 2 : 1000;
+            if (bind->retry_us > 100000) {
+                bind->retry_us = 100000;
+            }
+            evpl__event_clear(evpl, event, EVPL_EV_READ_INTEREST);
+            evpl_add_oneshot_timer(evpl, &bind->retry, udp_read_retry, bind->retry_us);
             break;
         }
+        bind->retry_us = 0;
         memset(msgs, 0, sizeof(msgs[0]) * (size_t) bind->ndgram_slots);
         for (int i = 0; i < bind->ndgram_slots; i++) {
             iov[i].iov_base = bind->dgram_slots[i].data;
