@@ -93,6 +93,19 @@ t_proto(int kinds)
     return id;
 } /* t_proto */
 
+/* Initialise the library with buffer memory capped at max_slabs slabs of
+ * 16 buffers of buffer_size bytes (memory-exhaustion tests). */
+static inline void
+t_init_memory_cap(uint64_t buffer_size, unsigned int max_slabs)
+{
+    struct evpl_global_config *cfg = evpl_global_config_init();
+
+    evpl_global_config_set_buffer_size(cfg, buffer_size);
+    evpl_global_config_set_slab_size(cfg, 16 * buffer_size);
+    evpl_global_config_set_max_slabs(cfg, max_slabs);
+    evpl_init(cfg);
+} /* t_init_memory_cap */
+
 /* A loop that sleeps at most wait_ms (so pumping loops can time out). */
 static inline struct evpl *
 t_net_loop(void)

@@ -19,7 +19,6 @@
 int
 main(void)
 {
-    struct evpl_global_config *cfg = evpl_global_config_init();
     static uint8_t m[30000], junk[65536];
     enum evpl_protocol_id proto;
     struct evpl_endpoint *ep;
@@ -29,10 +28,7 @@ main(void)
     uint64_t off = 0;
 
     t_net_guard(60);
-    evpl_global_config_set_buffer_size(cfg, BUF);
-    evpl_global_config_set_slab_size(cfg, 16 * BUF);
-    evpl_global_config_set_max_slabs(cfg, 1);
-    evpl_init(cfg);
+    t_init_memory_cap(BUF, 1);
     proto = t_proto(T_NET_KIND_STREAM);
     if (proto == EVPL_STREAM_SOCKET_TLS) {
         T_SKIP("TLS: the victim of a full slab is whoever allocates next (records)");

@@ -30,7 +30,6 @@ hold(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *n, void *pri
 int
 main(void)
 {
-    struct evpl_global_config *cfg = evpl_global_config_init();
     enum evpl_protocol_id proto;
     struct evpl_endpoint *ep;
     struct sockaddr_storage ss;
@@ -42,10 +41,7 @@ main(void)
     int fd;
 
     t_net_guard(60);
-    evpl_global_config_set_buffer_size(cfg, BUF);
-    evpl_global_config_set_slab_size(cfg, 16 * BUF);
-    evpl_global_config_set_max_slabs(cfg, 2);
-    evpl_init(cfg);
+    t_init_memory_cap(BUF, 2);
     proto = t_proto(T_NET_KIND_DATAGRAM);
     evpl = t_net_loop();
     ep = t_endpoint(proto);
