@@ -691,6 +691,18 @@ t_put_be32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t) v;
 } /* t_put_be32 */
 
+/* A server whose connections are framed by t_segment_be32 and keep every
+ * message they receive. */
+static inline void
+t_server_start_framed(struct t_server *s, struct evpl *evpl, enum evpl_protocol_id proto,
+                      struct evpl_endpoint *ep, int max)
+{
+    memset(s, 0, sizeof(*s));
+    s->segment = t_segment_be32;
+    s->keep_msgs = 1;
+    t_server_start(s, evpl, proto, ep, max);
+} /* t_server_start_framed */
+
 static inline uint32_t
 t_get_be32(const uint8_t *p)
 {

@@ -26,10 +26,7 @@ main(void)
     proto = t_proto(T_NET_KIND_STREAM);
     evpl = t_net_loop();
     ep = t_endpoint(proto);
-    memset(&srv, 0, sizeof(srv));
-    srv.segment = t_segment_be32;
-    srv.keep_msgs = 1;
-    t_server_start(&srv, evpl, proto, ep, 4);
+    t_server_start_framed(&srv, evpl, proto, ep, 4);
 
     fd = t_raw_connect(ep); /* skips for TLS: a raw peer cannot speak it */
     T_PUMP(evpl, srv.n == 1 && srv.conns[0].connected, 5000);

@@ -34,10 +34,7 @@ main(void)
     proto = t_proto(T_NET_KIND_STREAM);
     evpl = t_net_loop();
     ep = t_endpoint(proto);
-    memset(&srv, 0, sizeof(srv));
-    srv.segment = t_segment_be32;
-    srv.keep_msgs = 1;
-    t_server_start(&srv, evpl, proto, ep, 3);
+    t_server_start_framed(&srv, evpl, proto, ep, 3);
 
     /* 1: a framed sender queues more than memory holds in one pass */
     t_connect(evpl, proto, ep, &c, NULL);

@@ -23,10 +23,7 @@ main(void)
     proto = t_proto(T_NET_KIND_STREAM);
     evpl = t_net_loop();
     ep = t_endpoint(proto);
-    memset(&srv, 0, sizeof(srv));
-    srv.segment = t_segment_be32;
-    srv.keep_msgs = 1;
-    t_server_start(&srv, evpl, proto, ep, 8);
+    t_server_start_framed(&srv, evpl, proto, ep, 8);
     base = -1;
 
     for (int round = 0; round < 4; round++) {
