@@ -655,8 +655,9 @@ open_records(struct evpl *evpl, struct evpl_bind *bind, struct tls13 *r,
             alert = AL_UNEXPECTED_MESSAGE;
         }
         if (alert) {
+            /* the peer broke the protocol: we tell it why and end */
             send_alert(evpl, bind, r, 2, (uint8_t) alert);
-            *status = -ECONNRESET;
+            *status = -EPROTO;
             return have;
         }
         pos += REC_HDR + body;

@@ -484,9 +484,17 @@ tls_read(struct evpl *evpl, struct evpl_bind *bind)
         } else if (err == SSL_ERROR_ZERO_RETURN) {
             status = 0; /* close_notify: orderly end */
         } else {
-            /* a truncated or forged record, or the TCP connection broke */
+            /* a record that breaks the protocol (a forged tag, a record
+             * too long, plaintext after the handshake) is -EPROTO; the
+             * stream cut short (no close_notify) or the TCP connection
+             * broken is -ECONNRESET */
+            unsigned long e = ERR_peek_error();
+
+            status = err == SSL_ERROR_SSL && e != 0 &&
+                             ERR_GET_REASON(e) != SSL_R_UNEXPECTED_EOF_WHILE_READING
+                         ? -EPROTO
+                         : -ECONNRESET;
             log_ssl_errors("read");
-            status = -ECONNRESET;
         }
         break;
     }
@@ -561,7 +569,7 @@ ktls_read(struct evpl *evpl, struct evpl_bind *bind)
             evpl__event_clear(evpl, &bind->event, EVPL_EV_READABLE);
         } else {
             /* EBADMSG: a record that does not authenticate */
-            status = err == EBADMSG ? -ECONNRESET : -err;
+            status = err == EBADMSG ? -EPROTO : -err;
             evpl_log_error("tls", "kernel TLS receive: %s", strerror(err));
         }
         break;
