@@ -88,6 +88,23 @@ make_file(const char *path, uint64_t size)
     close(fd);
 }
 
+/* A sparse file of size bytes named name in dir (its path in path), opened
+ * as a device of the protocol under test with one queue on evpl. */
+static struct evpl_block_queue *
+file_queue(struct evpl *evpl, char *path, size_t pathlen, const char *name, uint64_t size,
+           struct evpl_block_device **dev)
+{
+    struct evpl_block_queue *q;
+
+    snprintf(path, pathlen, "%s/%s", dir, name);
+    make_file(path, size);
+    *dev = evpl_block_open_device(proto, path);
+    T_OK(*dev != NULL);
+    q = evpl_block_open_queue(evpl, *dev);
+    T_OK(q != NULL);
+    return q;
+} /* file_queue */
+
 static struct evpl_iovec
 aligned(struct evpl *evpl, unsigned int len)
 {
@@ -288,12 +305,7 @@ odd_buffer_zeroes_child(void)
     evpl_global_config_set_buffer_size(gc, 6000);
     evpl_init(gc);
     evpl = t_loop();
-    snprintf(path, sizeof(path), "%s/oddzeroes", dir);
-    make_file(path, 4 << 20);
-    dev = evpl_block_open_device(proto, path);
-    T_OK(dev != NULL);
-    q = evpl_block_open_queue(evpl, dev);
-    T_OK(q != NULL);
+    q = file_queue(evpl, path, sizeof(path), "oddzeroes", 4 << 20, &dev);
     v = aligned(evpl, 4096);
     memset(v.data, 0xa5, 4096);
     for (uint64_t off = 0; off < len; off += 4096) {
@@ -385,12 +397,7 @@ integrity(void)
     uint64_t seed = 12345;
     int issued = 0;
 
-    snprintf(path, sizeof(path), "%s/integrity", dir);
-    make_file(path, INTEG_FILE);
-    dev = evpl_block_open_device(proto, path);
-    T_OK(dev != NULL);
-    q = evpl_block_open_queue(evpl, dev);
-    T_OK(q != NULL);
+    q = file_queue(evpl, path, sizeof(path), "integrity", INTEG_FILE, &dev);
     for (int i = 0; i < 64; i++) {
         bufs[i] = aligned(evpl, 64 * 1024);
     }
@@ -457,11 +464,7 @@ close_inflight(void)
     struct evpl_iovec v[64];
     struct integ g = {0};
 
-    snprintf(path, sizeof(path), "%s/inflight", dir);
-    make_file(path, 64 << 20);
-    dev = evpl_block_open_device(proto, path);
-    T_OK(dev != NULL);
-    q = evpl_block_open_queue(evpl, dev);
+    q = file_queue(evpl, path, sizeof(path), "inflight", 64 << 20, &dev);
     for (int i = 0; i < 64; i++) {
         v[i] = aligned(evpl, 65536);
         if (i % 2) {
@@ -509,12 +512,7 @@ close_from_callback(void)
     struct evpl_block_device *dev;
     struct evpl_iovec v[32];
 
-    snprintf(path, sizeof(path), "%s/cbclose", dir);
-    make_file(path, 8 << 20);
-    dev = evpl_block_open_device(proto, path);
-    T_OK(dev != NULL);
-    cb_queue = evpl_block_open_queue(evpl, dev);
-    T_OK(cb_queue != NULL);
+    cb_queue = file_queue(evpl, path, sizeof(path), "cbclose", 8 << 20, &dev);
     memset(cb_done, 0, sizeof(cb_done));
     for (int i = 0; i < 32; i++) {
         v[i] = aligned(evpl, 65536);
@@ -644,11 +642,7 @@ refused_submission(void)
     struct evpl_block_device *dev;
     uint64_t end = t_now_ns() + 10000000000ull;
 
-    snprintf(path, sizeof(path), "%s/refused", dir);
-    make_file(path, 1 << 20);
-    dev = evpl_block_open_device(proto, path);
-    T_OK(dev != NULL);
-    rf_queue = evpl_block_open_queue(evpl, dev);
+    rf_queue = file_queue(evpl, path, sizeof(path), "refused", 1 << 20, &dev);
     memset(rf_calls, 0, sizeof(rf_calls));
     for (int i = 0; i < 3; i++) {
         rf_iov[i] = aligned(evpl, 4096);
@@ -698,11 +692,7 @@ burst(void)
     struct evpl_iovec v = aligned(evpl, 4096);
     uint64_t end = t_now_ns() + 30000000000ull;
 
-    snprintf(path, sizeof(path), "%s/burst", dir);
-    make_file(path, 1 << 20);
-    dev = evpl_block_open_device(proto, path);
-    T_OK(dev != NULL);
-    q = evpl_block_open_queue(evpl, dev);
+    q = file_queue(evpl, path, sizeof(path), "burst", 1 << 20, &dev);
     burst_done = burst_errors = 0;
     burst_inside = 1;
     for (int i = 0; i < BURST; i++) {
