@@ -620,6 +620,17 @@ t_pump_for(struct evpl *evpl, unsigned int ms)
     }
 } /* t_pump_for */
 
+/* Close two datagram binds, wait for both DISCONNECTEDs, free both. */
+static inline void
+t_close_pair(struct evpl *evpl, struct t_conn *a, struct t_conn *b)
+{
+    evpl_close(evpl, a->bind);
+    evpl_close(evpl, b->bind);
+    T_PUMP(evpl, a->disconnected && b->disconnected, 5000);
+    t_conn_free(a);
+    t_conn_free(b);
+} /* t_close_pair */
+
 /* Connect a t_conn to ep from local (may be NULL); the conn is
  * initialised here. */
 static inline struct evpl_bind *

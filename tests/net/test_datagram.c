@@ -269,11 +269,7 @@ main(void)
         evpl_sendtoep(evpl, y.bind, e6a, "v6", 2);
         T_PUMP(evpl, y.nrecv_msg == 1, 5000);
         T_EQ(x.nrecv_msg, 1);
-        evpl_close(evpl, x.bind);
-        evpl_close(evpl, y.bind);
-        T_PUMP(evpl, x.disconnected && y.disconnected, 5000);
-        t_conn_free(&x);
-        t_conn_free(&y);
+        t_close_pair(evpl, &x, &y);
         evpl_endpoint_close(e6a);
         evpl_endpoint_close(e6b);
     }

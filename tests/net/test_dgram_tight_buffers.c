@@ -64,11 +64,7 @@ main(void)
         T_PUMP(evpl, b.nrecv_msg == i + 1, 5000);
     }
     T_EQ(a.errors + b.errors, 0);
-    evpl_close(evpl, a.bind);
-    evpl_close(evpl, b.bind);
-    T_PUMP(evpl, a.disconnected && b.disconnected, 5000);
-    t_conn_free(&a);
-    t_conn_free(&b);
+    t_close_pair(evpl, &a, &b);
     evpl_endpoint_close(epa);
     evpl_endpoint_close(epb);
     evpl_destroy(evpl);
