@@ -238,6 +238,9 @@ uint32_t evpl__events_compact(struct evpl *evpl);
 
 struct evpl_mech_ops {
     const char *name;
+    /* armed requests keep files open (io_uring): closing a socket does not
+     * end its connection until they are gone, so it is ended explicitly */
+    int holds_files;
     int (*create)(struct evpl *evpl);
     void (*destroy)(struct evpl *evpl);
     int (*add)(struct evpl *evpl, struct evpl_event *event);

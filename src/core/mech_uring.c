@@ -318,6 +318,7 @@ ur_wait(struct evpl *evpl, int64_t timeout_ns)
 
 const struct evpl_mech_ops evpl_mech_io_uring = {
     .name = "io_uring",
+    .holds_files = 1,
     .create = ur_create,
     .destroy = ur_destroy,
     .add = ur_add,

@@ -25,10 +25,10 @@ struct evpl_address *evpl__address_of_fd(int fd, int peer);
 /* A connected bind's local address is what the kernel assigned (a local
  * endpoint with port 0 or a wildcard host is only a request). */
 void evpl__bind_local_from_fd(struct evpl_bind *bind, int fd);
-/* Abortive close of a stream socket, the same on every transport and wait
- * mechanism, and at once even while io_uring requests still hold the file:
- * with received bytes the application never read, the peer gets a reset
- * (as close(2) gives); otherwise a FIN.  The caller closes fd after. */
+/* Abortive close of a stream socket whose file io_uring requests may still
+ * hold, ending the connection at once the way close(2) alone would:
+ * with received bytes the application never read, the peer gets a reset;
+ * otherwise a FIN.  The caller closes fd after. */
 void evpl__stream_abort(int fd);
 static inline struct evpl_address *
 evpl__address_ref(struct evpl_address *a)

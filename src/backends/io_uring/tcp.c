@@ -573,12 +573,10 @@ accept_complete(struct evpl *evpl, struct evpl_uring_req *req, int res, uint32_t
         return;
     }
     if (res >= 0) {
-        struct sockaddr_storage ss;
-        socklen_t len = sizeof(ss);
         struct evpl_accepted *conn = calloc(1, sizeof(*conn));
+        struct evpl_address *remote = conn ? evpl__address_of_fd(res, 1) : NULL;
 
-        memset(&ss, 0, sizeof(ss));
-        if (!conn || getpeername(res, (struct sockaddr *) &ss, &len) < 0) {
+        if (!remote) {
             free(conn); /* reset before we looked: nothing to hand on */
             close(res);
         } else {
@@ -586,7 +584,7 @@ accept_complete(struct evpl *evpl, struct evpl_uring_req *req, int res, uint32_t
             conn->protocol = ls->protocol;
             conn->fd = res;
             conn->local = evpl__address_of_fd(res, 0);
-            conn->remote = evpl__address_new((struct sockaddr *) &ss, len);
+            conn->remote = remote;
             evpl__listener_deliver(ls->listener, conn);
         }
     } else if (res == -EMFILE || res == -ENFILE || res == -ENOMEM || res == -ENOBUFS) {

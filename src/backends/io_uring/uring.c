@@ -281,11 +281,10 @@ wake_starved(struct evpl *evpl, struct evpl_uring_pool *p)
     }
 } /* wake_starved */
 
+/* Post chunks in the empty slots while buffer memory allows. */
 static void
-refill(struct evpl *evpl, struct evpl_timer *timer)
+post_missing(struct evpl *evpl, struct evpl_uring_pool *p)
 {
-    struct evpl_uring_pool *p = container_of(timer, struct evpl_uring_pool, refill_timer);
-
     for (uint32_t bid = 0; bid < p->nchunks && p->missing; bid++) {
         if (!p->chunks[bid].ref) {
             if (chunk_post(evpl, p, bid) < 0) {
@@ -294,6 +293,14 @@ refill(struct evpl *evpl, struct evpl_timer *timer)
             p->missing--;
         }
     }
+} /* post_missing */
+
+static void
+refill(struct evpl *evpl, struct evpl_timer *timer)
+{
+    struct evpl_uring_pool *p = container_of(timer, struct evpl_uring_pool, refill_timer);
+
+    post_missing(evpl, p);
     if (p->missing) {
         p->refill_us = p->refill_us ? p->refill_us * 2 : REFILL_RETRY_US;
         if (p->refill_us > REFILL_RETRY_MAX) {
@@ -347,14 +354,7 @@ evpl__uring_recv_data(struct evpl *evpl, struct evpl_uring_pool *p, int res, uin
 int
 evpl__uring_pool_exhausted(struct evpl *evpl, struct evpl_uring_pool *p)
 {
-    for (uint32_t bid = 0; bid < p->nchunks && p->missing; bid++) {
-        if (!p->chunks[bid].ref) {
-            if (chunk_post(evpl, p, bid) < 0) {
-                break;
-            }
-            p->missing--;
-        }
-    }
+    post_missing(evpl, p);
     return p->missing == p->nchunks;
 } /* evpl__uring_pool_exhausted */
 

@@ -478,7 +478,9 @@ evpl__stream_close(struct evpl *evpl, struct evpl_bind *bind)
         (bind->flags & EVPL_BIND_CONNECTED) && evpl__stream_linger(evpl, fd) == 0) {
         return;
     }
-    evpl__stream_abort(fd);
+    if (evpl->mech->holds_files) {
+        evpl__stream_abort(fd); /* close(2) alone does the same otherwise */
+    }
     close(fd);
 } /* evpl__stream_close */
 
