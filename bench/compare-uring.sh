@@ -9,8 +9,10 @@
 # each io_uring transport to the socket transport on the same loop.
 #
 # usage: bench/compare-uring.sh [--reps N] [--duration SEC] [--spin-ns NS]
-# --spin-ns sets the loops' busy-poll window (0: they sleep whenever idle;
-# default: the library's), which decides what "CPU per operation" means.
+# --spin-ns sets the loops' busy-poll window (default: the library's; -1:
+# none, so a socket loop sleeps as soon as a pass finds nothing, while an
+# io_uring loop keeps polling as long as its poll-only passes reap
+# completions: see docs/PERFORMANCE.md before reading CPU per operation).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

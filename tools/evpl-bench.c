@@ -589,7 +589,8 @@ usage(FILE *f)
             "      --spin-ns NS        busy-poll window after activity [library default]\n"
             "      --tls-ciphers LIST  TLS cipher list or TLS 1.3 suites (TLS_AES_128_GCM_SHA256)\n"
             "      --core-mech M       epoll (default), select or io_uring\n"
-            "  TLS certificates: EVPL_TLS_CERT, EVPL_TLS_KEY, EVPL_TLS_CA in the environment\n");
+            "  TLS certificates: EVPL_TLS_CERT, EVPL_TLS_KEY, EVPL_TLS_CA in the environment\n"
+            "  EVPL_BENCH_METRICS=1: print the loops' metrics (evpl_metrics_scrape) at exit\n");
 }
 
 static void
@@ -930,12 +931,15 @@ main(int argc, char **argv)
     free(servers);
     free(clients);
     free(h);
-    if (getenv("EVPL_BENCH_PASSES")) {
+    if (getenv("EVPL_BENCH_PASSES") || getenv("EVPL_BENCH_METRICS")) {
         /* every loop is gone: the totals include warm-up and set-up (for
          * bench/uring-syscalls.sh, which counts syscalls over the same run) */
         static char m[65536];
         const char *p;
 
+        if (getenv("EVPL_BENCH_METRICS") && evpl_metrics_scrape(m, sizeof(m)) > 0) {
+            fputs(m, stderr);
+        }
         if (evpl_metrics_scrape(m, sizeof(m)) > 0 &&
             (p = strstr(m, "\nevpl_loop_passes_total ")) != NULL) {
             fprintf(stderr, "loop passes: %llu\n",
