@@ -23,7 +23,7 @@
 #include "core/internal.h"
 
 #define URING_ENTRIES 1024
-#define CANCEL_TAG    0x7fffffffu /* slot number used by poll-remove requests */
+#define CANCEL_TAG    0x7fffffffu /* slot number used by the cancels of polls */
 
 struct slot {
     struct evpl_event *event;
@@ -176,7 +176,11 @@ ur_remove(struct evpl *evpl, struct evpl_event *event)
     }
     sqe = get_sqe(st);
     if (sqe) {
-        io_uring_prep_poll_remove(sqe, tag(idx, st->slots[idx].gen));
+        /* an async cancel, not a poll remove: a remove fails with -EALREADY
+         * while a wake-up of the poll is still queued as task work (a
+         * socket that just sent something), and leaves the poll armed;
+         * the cancel marks the request and it ends with -ECANCELED */
+        io_uring_prep_cancel64(sqe, tag(idx, st->slots[idx].gen), 0);
         io_uring_sqe_set_data64(sqe, tag(CANCEL_TAG, 0));
         /* now, not at the next wait: an armed poll keeps the file open, so
          * a closed listening socket would go on accepting connections.

@@ -9,6 +9,7 @@
  * paused ends it at once (net.md §6), without the application reading.
  */
 /* MATRIX: stream */
+/* ALSO_MECH: io_uring */
 /* LABELS: threads */
 #include "t_net.h"
 

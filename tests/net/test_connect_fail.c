@@ -7,6 +7,7 @@
  * completes is delivered (§5).
  */
 /* MATRIX: stream */
+/* ALSO_MECH: io_uring */
 #include "t_net.h"
 
 int

@@ -7,6 +7,7 @@
  * batching) all arrive; evpl_bind on a port in use returns NULL (DESIGN §9).
  */
 /* MATRIX: datagram */
+/* ALSO_MECH: io_uring */
 #include "t_net.h"
 
 static struct evpl *evpl;

@@ -7,6 +7,7 @@
  * so it receives with single-shot requests).
  */
 /* MATRIX: datagram */
+/* ALSO_MECH: io_uring */
 #include "t_net.h"
 
 int

@@ -8,6 +8,7 @@
  * net.md §14 statements 22, 31, 34, 36.
  */
 /* MATRIX: stream */
+/* ALSO_MECH: io_uring */
 #include "t_net.h"
 
 #define NMSG    300

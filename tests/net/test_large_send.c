@@ -8,6 +8,7 @@
  * dropped, no crash, no leak (statement 36 / evpl_bind.h).
  */
 /* MATRIX: stream */
+/* ALSO_MECH: io_uring */
 #include "t_net.h"
 
 #define CHUNK (1u << 20)

@@ -6,6 +6,7 @@
  * sends on a closing bind are dropped (evpl_bind.h).
  */
 /* MATRIX: stream */
+/* ALSO_MECH: io_uring */
 /* LABELS: threads */
 #include "t_net.h"
 

@@ -8,6 +8,7 @@
  * after its listener was destroyed.
  */
 /* MATRIX: stream */
+/* ALSO_MECH: io_uring */
 /* LABELS: threads */
 #include "t_net.h"
 

@@ -6,6 +6,7 @@
  * statements 2, 4).  Needs RLIMIT_NOFILE >= 4096 (skipped otherwise).
  */
 /* MATRIX: stream */
+/* ALSO_MECH: io_uring */
 #include "t_net.h"
 
 #define NMAX 1000

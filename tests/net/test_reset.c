@@ -8,6 +8,7 @@
  * negative errno), and nothing leaks.  net.md §14 statements 4, 31, 33.
  */
 /* MATRIX: stream */
+/* ALSO_MECH: io_uring */
 #include "t_net.h"
 
 int

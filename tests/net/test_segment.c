@@ -8,6 +8,7 @@
  * (delivery stops once a RECV_MSG callback closed the bind).
  */
 /* MATRIX: stream */
+/* ALSO_MECH: io_uring */
 #include "t_net.h"
 
 #define MAX_MSG (1u << 20) /* evpl_global_config_set_max_msg_size */

@@ -4,6 +4,7 @@
  * §14 statements 23, 24, 25, 26, 27 (segmented part), 28, 29.
  */
 /* MATRIX: stream */
+/* ALSO_MECH: io_uring */
 #include "t_net.h"
 
 #define SEED 9

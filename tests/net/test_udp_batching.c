@@ -6,6 +6,7 @@
  * arrive as separate RECV_MSGs with their own length and content, in order.
  */
 /* MATRIX: datagram */
+/* ALSO_MECH: io_uring */
 #include "t_net.h"
 
 #define N 600
