@@ -319,6 +319,9 @@ send_copy(struct evpl *evpl, struct evpl_bind *bind, struct evpl_address *addr, 
     int n, i;
     const char *src = buffer;
 
+    if (length == 0 && bind->protocol->stream) {
+        return; /* an empty stream send is nothing (it would queue an empty message) */
+    }
     if (max > 4) {
         iov = malloc(max * sizeof(*iov));
         if (!iov) {
@@ -406,9 +409,6 @@ EVPL_API void
 evpl_send(struct evpl *evpl, struct evpl_bind *bind, const void *buffer, unsigned int length)
 {
     if (!send_allowed(bind, bind->remote, 0)) {
-        return;
-    }
-    if (length == 0 && bind->protocol->stream) {
         return;
     }
     send_copy(evpl, bind, NULL, buffer, length);

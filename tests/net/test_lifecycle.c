@@ -266,6 +266,22 @@ main(void)
     T_EQ(s3->disconnected, 1);
     T_EQ(c3.disconnected, 1);
 
+    /* 10 with empty sends of every form first (§7 rule 4: on a stream
+     * they are nothing), on a segmented bind: they queue no message, so
+     * the finish still closes at once, and SENT counts no message */
+    t_conn_free(&c3);
+    s3 = pair(&c3, t_segment_be32);
+    evpl_bind_request_send_notifications(evpl, c3.bind);
+    evpl_send(evpl, c3.bind, "", 0);
+    evpl_sendto(evpl, c3.bind, NULL, "", 0);
+    evpl_sendtoep(evpl, c3.bind, NULL, "", 0);
+    evpl_sendtov(evpl, c3.bind, NULL, NULL, 0, 0, 0);
+    t_pump_for(evpl, 20);
+    T_EQ((int) c3.sent_msgs, 0);
+    evpl_finish(evpl, c3.bind);
+    T_PUMP(evpl, s3->disconnected && c3.disconnected, 5000);
+    T_EQ(c3.disconnect_status, 0);
+
     /* core 15: evpl_destroy closes open binds, one DISCONNECTED each,
      * before returning */
     s3 = pair(&c3, NULL);

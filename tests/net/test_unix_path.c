@@ -169,11 +169,25 @@ main(void)
     {
         struct t_conn x;
 
+        char cpath[96];
+        struct evpl_endpoint *epc;
+
         t_connect(evpl, EVPL_STREAM_SOCKET_UNIX, ep, &x, NULL);
         T_PUMP(evpl, x.disconnected, 5000);
         T_EQ(x.connected, 0);
         T_LT(x.disconnect_status, 0);
         t_conn_free(&x);
+
+        /* a failed connect from a local path leaves no file behind */
+        snprintf(cpath, sizeof(cpath), "%s/failed-client.sock", dir);
+        epc = evpl_endpoint_create_local(cpath);
+        t_connect_from(evpl, EVPL_STREAM_SOCKET_UNIX, epc, ep, &x, NULL);
+        T_PUMP(evpl, x.disconnected, 5000);
+        T_EQ(x.connected, 0);
+        T_LT(x.disconnect_status, 0);
+        T_OK(!exists(cpath));
+        t_conn_free(&x);
+        evpl_endpoint_close(epc);
     }
     evpl_send(evpl, srv.conns[0].bind, "back", 4);
     T_PUMP(evpl, c.rxlen == 4, 5000);

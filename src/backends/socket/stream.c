@@ -291,6 +291,18 @@ bind_address(int fd, const struct evpl_address *a)
     return rc;
 } /* bind_address */
 
+/* Close a connecting socket that never came up, with the AF_UNIX path it
+ * was bound to (a retry binds it again). */
+static void
+connect_abandon(struct evpl_bind *bind, int fd)
+{
+    if (bind->flags & EVPL_BIND_OWNS_PATH) {
+        unlink(((struct sockaddr_un *) &bind->local->sa)->sun_path);
+        bind->flags &= ~EVPL_BIND_OWNS_PATH;
+    }
+    close(fd);
+} /* connect_abandon */
+
 int
 evpl__stream_connect(struct evpl *evpl, struct evpl_bind *bind)
 {
@@ -315,7 +327,7 @@ evpl__stream_connect(struct evpl *evpl, struct evpl_bind *bind)
     if (connect(fd, (struct sockaddr *) &bind->remote->sa, bind->remote->addrlen) < 0 &&
         errno != EINPROGRESS) {
         rc = -errno;
-        close(fd);
+        connect_abandon(bind, fd);
         if (rc == -EAGAIN && family == AF_UNIX && bind->retry_total_us < UNIX_RETRY_MAX_US) {
             bind->retry_us = bind->retry_us ? bind->retry_us * 2 : 1000;
             if (bind->retry_us > 100000) {
@@ -331,7 +343,7 @@ evpl__stream_connect(struct evpl *evpl, struct evpl_bind *bind)
     /* completion (or an immediate success) is reported by EPOLLOUT */
     rc = register_fd(evpl, bind, fd, EVPL_EV_READ_INTEREST | EVPL_EV_WRITE_INTEREST);
     if (rc < 0) {
-        close(fd);
+        connect_abandon(bind, fd);
     }
     return rc;
 } /* evpl__stream_connect */
