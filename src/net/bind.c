@@ -212,6 +212,14 @@ evpl__bind_fail(struct evpl *evpl, struct evpl_bind *bind, int status)
     if (status == -EPIPE && bind->protocol->stream) {
         status = -ECONNRESET;
     }
+    if (status == 0 && (bind->flags & EVPL_BIND_FINISH) && !(bind->flags & EVPL_BIND_CLOSING) &&
+        bind->send_ring.length) {
+        /* the peer's EOF ends only its direction: a finish still hands
+         * every queued byte over (net.md §14 statements 9 and 10; a peer
+         * that shuts down its write side after a request still reads the
+         * reply), then closes; a peer that is gone fails the sends */
+        return;
+    }
     close_request(evpl, bind, status);
 } /* evpl__bind_fail */
 
