@@ -108,6 +108,22 @@ main(void)
         close(fd); /* the file stays behind, nobody listening */
         T_OK(exists(stale));
         eps = evpl_endpoint_create_local(stale);
+        /* also a socket still bound there but not listening: nobody
+         * accepts on it either */
+        {
+            int held = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            struct evpl_listener *l3 = evpl_listener_create();
+
+            unlink(stale);
+            T_EQ(bind(held, (struct sockaddr *) &un, sizeof(un)), 0);
+            T_EQ(evpl_listen(l3, EVPL_STREAM_SOCKET_UNIX, eps), 0);
+            evpl_listener_destroy(l3);
+            close(held);
+            T_OK(!exists(stale));
+            fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            T_EQ(bind(fd, (struct sockaddr *) &un, sizeof(un)), 0);
+            close(fd); /* stale again, for the server below */
+        }
         memset(&s2, 0, sizeof(s2));
         t_server_start(&s2, evpl, EVPL_STREAM_SOCKET_UNIX, eps, 1);
         t_connect(evpl, EVPL_STREAM_SOCKET_UNIX, eps, &c2, NULL);

@@ -6,6 +6,7 @@
  * and accepting on the listener thread.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -253,28 +254,74 @@ register_fd(struct evpl *evpl, struct evpl_bind *bind, int fd, uint32_t interest
 
 static void connect_retry(struct evpl *evpl, struct evpl_timer *timer);
 
+/* Whether /proc/net/unix lists a listening socket bound to path (as the
+ * binder spelled it: one bound by a relative path is not found). */
+static int
+unix_path_listed_listening(const char *path)
+{
+    FILE *f = fopen("/proc/net/unix", "re");
+    char line[4096];
+    int found = 0;
+
+    if (!f) {
+        return 0;
+    }
+    while (!found && fgets(line, sizeof(line), f)) {
+        unsigned long flags;
+        char *p;
+        int used = 0;
+
+        /* "Num: RefCount Protocol Flags Type St Inode Path" */
+        if (sscanf(line, "%*s %*s %*s %lx %*s %*s %*s %n", &flags, &used) != 1 || !used) {
+            continue;
+        }
+        p = line + used;
+        p[strcspn(p, "\n")] = '\0';
+        found = (flags & 0x10000) != 0 && strcmp(p, path) == 0; /* __SO_ACCEPTCON */
+    }
+    fclose(f);
+    return found;
+} /* unix_path_listed_listening */
+
 /* AF_UNIX: a socket file nobody accepts on is stale and may be replaced. */
 static int
 unix_path_is_stale(const struct evpl_address *a)
 {
     const struct sockaddr_un *un = (const struct sockaddr_un *) &a->sa;
     struct stat st;
-    int fd, stale;
+    int fd, rc, err;
 
     if (un->sun_path[0] == '\0' || lstat(un->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode)) {
         return 0; /* abstract, vanished, or not a socket: never remove */
     }
-    /* A datagram socket asks without being seen: a live stream socket on
-     * the path answers EPROTOTYPE (a stream connect would be a connection
-     * the live listener's application receives), a live datagram socket
-     * accepts, and only a file nobody is bound to refuses. */
+    /* A datagram socket asks without being seen: a file nobody is bound to
+     * refuses, a live datagram socket accepts, and a stream socket bound
+     * to the path answers EPROTOTYPE. */
     fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         return 0;
     }
-    stale = connect(fd, (const struct sockaddr *) &a->sa, a->addrlen) < 0 && errno == ECONNREFUSED;
+    rc = connect(fd, (const struct sockaddr *) &a->sa, a->addrlen);
+    err = errno;
     close(fd);
-    return stale;
+    if (rc == 0 || err != EPROTOTYPE) {
+        return rc < 0 && err == ECONNREFUSED;
+    }
+    /* A stream socket: live only if it listens.  A listener the kernel
+     * lists under this path is left alone without a connection it would
+     * see; otherwise (bound but not listening, or listed under a relative
+     * path) a stream connect tells, refused meaning nobody accepts. */
+    if (unix_path_listed_listening(un->sun_path)) {
+        return 0;
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return 0;
+    }
+    rc = connect(fd, (const struct sockaddr *) &a->sa, a->addrlen);
+    err = errno;
+    close(fd);
+    return rc < 0 && err == ECONNREFUSED;
 } /* unix_path_is_stale */
 
 /* bind(2); an AF_UNIX socket file left behind by a socket that is gone
