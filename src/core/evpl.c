@@ -172,10 +172,10 @@ evpl_destroy(struct evpl *evpl)
         evpl__binds_close_all(evpl);
     }
 
-    if (evpl->poll_mode) {
-        evpl__polls_exit(evpl);
-        evpl->poll_mode = 0;
-    }
+    /* no exit callbacks (core.md §5: polls are not retired here): a
+     * thread's shutdown callback has already run and may have freed
+     * their contexts */
+    evpl->poll_mode = 0;
 
     evpl__net_loop_cleanup(evpl);
 #ifdef HAVE_IO_URING

@@ -293,6 +293,67 @@ many_polls(void)
     evpl_destroy(evpl);
 } /* many_polls */
 
+/* core.md §5: evpl_destroy does not retire polls, nor call back into
+ * them: a program may free a poll's context (here in a worker's shutdown
+ * callback, which thread.md runs before the loop's destroy) without
+ * removing the poll, and the loop must not touch it afterwards */
+struct owned_ctx {
+    int exits;
+};
+
+static void
+owned_exit(struct evpl *evpl, void *p)
+{
+    ((struct owned_ctx *) p)->exits++; /* a use after free under ASan */
+}
+
+static void
+owned_poll(struct evpl *evpl, void *p)
+{
+    evpl_activity(evpl); /* a busy backend: the loop stays polling */
+}
+
+static void *
+owned_init(struct evpl *evpl, void *arg)
+{
+    struct owned_ctx *c = calloc(1, sizeof(*c));
+
+    T_OK(c != NULL);
+    evpl_add_poll(evpl, NULL, owned_exit, owned_poll, c);
+    evpl_poll_pin(evpl);
+    atomic_store((atomic_int *) arg, 1);
+    return c;
+}
+
+static void
+owned_shutdown(struct evpl *evpl, void *c)
+{
+    free(c);
+}
+
+static void
+destroy_leaves_polls(void)
+{
+    struct evpl *evpl = t_loop_create(1, -1);
+    struct owned_ctx *c = calloc(1, sizeof(*c));
+    atomic_int started = 0;
+    struct evpl_thread *t;
+
+    evpl_add_poll(evpl, NULL, owned_exit, owned_poll, c);
+    evpl_poll_pin(evpl);
+    t_passes(evpl, 3);
+    T_EQ(c->exits, 0);
+    free(c);
+    evpl_destroy(evpl);
+
+    t = evpl_thread_create(NULL, owned_init, owned_shutdown, &started);
+    T_OK(t != NULL);
+    while (!atomic_load(&started)) {
+        usleep(1000);
+    }
+    evpl_thread_destroy(t);
+} /* destroy_leaves_polls */
+
 int
 main(void)
 {
@@ -307,5 +368,6 @@ main(void)
     poll_mode_off();  /* loop 19 */
     stable_handles(); /* loop 21 */
     many_polls();
+    destroy_leaves_polls();
     return 0;
 } /* main */
