@@ -330,6 +330,9 @@ full_pass(struct evpl *evpl)
     if (evpl->hooks.post_wait) {
         evpl->hooks.post_wait(evpl, evpl->hooks.private_data);
     }
+    if (evpl->mech->reap) {
+        evpl->mech->reap(evpl);
+    }
 
     if (n > 0) {
         evpl->activity = 1;

@@ -248,6 +248,9 @@ struct evpl_mech_ops {
     /* Wait up to timeout_ns (-1 = forever) and latch readiness into events
      * with evpl__event_set; returns the number of events reported. */
     int (*wait)(struct evpl *evpl, int64_t timeout_ns);
+    /* Optional: run what the wait collected that calls back into the
+     * program (io_uring completions), after the post_wait hook. */
+    void (*reap)(struct evpl *evpl);
 };
 
 extern const struct evpl_mech_ops evpl_mech_epoll;

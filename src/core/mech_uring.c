@@ -312,12 +312,21 @@ ur_wait(struct evpl *evpl, int64_t timeout_ns)
         rc = io_uring_submit_and_wait_timeout(&st->ring, &cqe, 1, &ts, NULL);
     }
     (void) rc; /* -ETIME / -EINTR: nothing ready */
-    rc = evpl__uring_process(evpl, &st->ring);
+    /* completions run their callbacks in ur_reap, after post_wait (loop.md
+     * §1: the hooks bracket the wait alone) */
+    return (int) io_uring_cq_ready(&st->ring);
+}
+
+static void
+ur_reap(struct evpl *evpl)
+{
+    struct uring_state *st = evpl->mech_state;
+
+    evpl__uring_process(evpl, &st->ring);
     /* completions left for the next pass (in the ring, or held back by
      * the kernel while it was full): it must not sleep */
     evpl->mech_full = io_uring_cq_ready(&st->ring) != 0 ||
                       (IO_URING_READ_ONCE(*st->ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW) != 0;
-    return rc;
 }
 
 const struct evpl_mech_ops evpl_mech_io_uring = {
@@ -328,4 +337,5 @@ const struct evpl_mech_ops evpl_mech_io_uring = {
     .add = ur_add,
     .remove = ur_remove,
     .wait = ur_wait,
+    .reap = ur_reap,
 };

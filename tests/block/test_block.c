@@ -837,6 +837,56 @@ metric_label(void)
     free(buf);
 }
 
+/* loop.md §1: pre_wait and post_wait bracket the readiness wait alone;
+ * completion callbacks run after it (on a loop waiting on io_uring they
+ * used to run inside, between the two hooks) */
+static int in_wait, cb_in_wait;
+
+static void
+hook_pre(struct evpl *evpl, void *p)
+{
+    in_wait = 1;
+}
+
+static void
+hook_post(struct evpl *evpl, void *p)
+{
+    in_wait = 0;
+}
+
+static void
+op_done_outside_wait(struct evpl *evpl, int status, void *arg)
+{
+    cb_in_wait += in_wait;
+    op_done(evpl, status, arg);
+}
+
+static void
+hooks_bracket_wait(void)
+{
+    struct evpl *evpl = t_loop();
+    struct evpl_block_device *dev;
+    struct evpl_loop_hooks h = {NULL, hook_pre, hook_post, NULL};
+    struct evpl_block_queue *q;
+    char path[300];
+
+    q = file_queue(evpl, path, sizeof(path), "hooks", 1 << 20, &dev);
+    evpl_set_loop_hooks(evpl, &h);
+    for (int i = 0; i < 20; i++) {
+        struct op o = {0};
+
+        evpl_block_flush(evpl, q, op_done_outside_wait, &o);
+        WAIT(evpl, &o);
+        T_EQ(o.status, 0);
+    }
+    T_EQ(cb_in_wait, 0);
+    evpl_set_loop_hooks(evpl, NULL);
+    evpl_block_close_queue(evpl, q);
+    evpl_destroy(evpl);
+    evpl_block_close_device(dev);
+    T_EQ(unlink(path), 0);
+} /* hooks_bracket_wait */
+
 static void
 run_child(const char *name, void (*fn)(void))
 {
@@ -907,6 +957,7 @@ main(void)
     refused_submission();
     burst();
     metric_label();
+    hooks_bracket_wait();
     loop_device();
     T_EQ(rmdir(dir), 0);
     return 0;
