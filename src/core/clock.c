@@ -1,11 +1,16 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
 /*
- * High-frequency monotonic time.
+ * Time.
  *
- * With an invariant TSC ("nonstop_tsc") the clock is rdtsc scaled by a
- * frequency measured at init, and each thread steers its own TSC clock
- * towards CLOCK_MONOTONIC about three times a second (see reanchor), so
- * calibration error cannot accumulate and the clock never jumps.
+ * The loop's own clock (timer deadlines, the spin window) is
+ * CLOCK_MONOTONIC itself, so a timer never fires before its delay has
+ * passed on that clock, whichever thread looks.  evpl_get_hf_monotonic_time
+ * may use the TSC instead (hf_time_mode): rdtsc scaled by a rate measured
+ * at init, in segments shared by every thread.  About three times a second
+ * the first thread to cross a segment's end starts a new one, at the value
+ * the old one reached and at a rate that steers it towards CLOCK_MONOTONIC
+ * (at most 0.1% off the long-term rate).  Being one clock for all threads,
+ * a reading is never less than a reading another thread made before it.
  */
 #include <stdio.h>
 #include <string.h>
@@ -14,22 +19,23 @@
 #include "core/internal.h"
 
 static int use_tsc;
-static uint64_t tsc_mult; /* ns per tick, 32.32 fixed point */
 
-/* Re-anchor after 2^30 ticks (~0.3 s at 3 GHz). */
-#define REANCHOR_TICKS (1ull << 30)
+/* A new segment after 2^30 ticks (~0.3 s at 3 GHz). */
+#define SEGMENT_TICKS (1ull << 30)
 
-struct tsc_anchor {
-    uint64_t tsc;   /* the current segment starts here ...     */
-    uint64_t ns;    /* ... at this time ...                    */
-    uint64_t mult;  /* ... and runs at this rate (ns/tick, 32.32) */
-    uint64_t tsc0;  /* the thread's first reading, for the      */
-    uint64_t mono0; /* long-term rate estimate                  */
-    uint64_t last;
-};
+/* One segment of the TSC clock, under a sequence lock (odd: being moved). */
+static struct {
+    _Atomic uint32_t seq;
+    _Atomic uint64_t tsc;  /* the segment starts here ...         */
+    _Atomic uint64_t ns;   /* ... at this time ...                */
+    _Atomic uint64_t mult; /* ... and runs at this rate (ns/tick, 32.32) */
+    uint64_t tsc0;         /* init: for the long-term rate        */
+    uint64_t mono0;
+} _Alignas(EVPL_CACHELINE) seg;
 
-/* initial-exec: a plain %fs access, not a __tls_get_addr call per read */
-static __thread struct tsc_anchor anchor __attribute__((tls_model("initial-exec")));
+/* a thread's last reading: it never goes back even if the thread moves to
+ * a CPU whose TSC is slightly behind */
+static __thread uint64_t last_ns __attribute__((tls_model("initial-exec")));
 
 static inline uint64_t
 mono_ns(void)
@@ -40,13 +46,21 @@ mono_ns(void)
     return (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
 } /* mono_ns */
 
+uint64_t
+evpl__mono_ns(void)
+{
+    return mono_ns();
+} /* evpl__mono_ns */
+
 #if defined(__x86_64__) || defined(__i386__)
 static inline uint64_t
 rdtsc(void)
 {
     uint32_t lo, hi;
 
-    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    /* lfence: the counter is read after the loads before it, so a reading
+     * made after seeing another thread's is taken after it */
+    __asm__ volatile("lfence; rdtsc" : "=a"(lo), "=d"(hi)::"memory");
     return ((uint64_t) hi << 32) | lo;
 } /* rdtsc */
 
@@ -70,11 +84,12 @@ cpu_has_nonstop_tsc(void)
     return found;
 } /* cpu_has_nonstop_tsc */
 
-/* Measure the TSC rate against CLOCK_MONOTONIC over ~1 ms. */
+/* Measure the TSC rate against CLOCK_MONOTONIC over ~1 ms; start the
+ * first segment there. */
 static int
 calibrate(void)
 {
-    uint64_t t0, t1, c0, c1;
+    uint64_t t0, t1, c0, c1, mult;
 
     t0 = mono_ns();
     c0 = rdtsc();
@@ -85,9 +100,72 @@ calibrate(void)
     if (c1 <= c0) {
         return -1;
     }
-    tsc_mult = (uint64_t) (((unsigned __int128) (t1 - t0) << 32) / (c1 - c0));
-    return tsc_mult ? 0 : -1;
+    mult = (uint64_t) (((unsigned __int128) (t1 - t0) << 32) / (c1 - c0));
+    if (!mult) {
+        return -1;
+    }
+    seg.tsc0 = c0;
+    seg.mono0 = t0;
+    atomic_store(&seg.tsc, c1);
+    atomic_store(&seg.ns, t1);
+    atomic_store(&seg.mult, mult);
+    return 0;
 } /* calibrate */
+
+/*
+ * Start a new segment at tsc (the caller holds the sequence lock): continue
+ * from where the clock is, at the long-term rate corrected so that the
+ * difference from CLOCK_MONOTONIC is absorbed over the next segment.  No
+ * jump, so the clock stays continuous and monotonic.
+ */
+static void
+new_segment(uint64_t tsc, uint64_t cur)
+{
+    uint64_t mono = mono_ns();
+    uint64_t rate = (uint64_t) (((unsigned __int128) (mono - seg.mono0) << 32) / (tsc - seg.tsc0));
+    int64_t err = (int64_t) (mono - cur);
+    int64_t adj = (int64_t) ((__int128) err * ((__int128) 1 << 32) / (__int128) SEGMENT_TICKS);
+    int64_t cap = (int64_t) (rate / 1000);
+
+    adj = adj > cap ? cap : adj < -cap ? -cap : adj;
+    atomic_store_explicit(&seg.tsc, tsc, memory_order_relaxed);
+    atomic_store_explicit(&seg.ns, cur, memory_order_relaxed);
+    atomic_store_explicit(&seg.mult, (uint64_t) ((int64_t) rate + adj), memory_order_relaxed);
+} /* new_segment */
+
+static uint64_t
+tsc_now_ns(void)
+{
+    uint64_t tsc, base, ns, mult, cur;
+    uint32_t s;
+
+    for (;;) {
+        s = atomic_load_explicit(&seg.seq, memory_order_acquire);
+        if (unlikely(s & 1)) {
+            continue; /* another thread is starting a segment */
+        }
+        base = atomic_load_explicit(&seg.tsc, memory_order_relaxed);
+        ns = atomic_load_explicit(&seg.ns, memory_order_relaxed);
+        mult = atomic_load_explicit(&seg.mult, memory_order_relaxed);
+        tsc = rdtsc();
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&seg.seq, memory_order_relaxed) != s) {
+            continue;
+        }
+        /* a CPU whose TSC is a little behind the segment's start: no time
+         * has passed yet (the difference would wrap to ~2^64 ticks) */
+        if (unlikely((int64_t) (tsc - base) < 0)) {
+            tsc = base;
+        }
+        cur = ns + (uint64_t) (((unsigned __int128) (tsc - base) * mult) >> 32);
+        if (unlikely(tsc - base >= SEGMENT_TICKS) &&
+            atomic_compare_exchange_strong(&seg.seq, &s, s + 1)) {
+            new_segment(tsc, cur);
+            atomic_store_explicit(&seg.seq, s + 2, memory_order_release);
+        }
+        return cur;
+    }
+} /* tsc_now_ns */
 #endif /* if defined(__x86_64__) || defined(__i386__) */
 
 void
@@ -110,62 +188,17 @@ evpl__clock_init(unsigned int hf_time_mode)
     evpl_log_debug("core", "hf clock: %s", use_tsc ? "tsc" : "clock_gettime");
 } /* evpl__clock_init */
 
-/*
- * Every REANCHOR_TICKS the thread compares its TSC time with
- * CLOCK_MONOTONIC and, instead of jumping (which would freeze the clock or
- * skip ahead by the accumulated drift), continues from where it is at a
- * rate that absorbs the difference over the next segment: the long-term
- * rate measured since the thread's first reading, corrected by at most
- * 0.1%.  The clock stays continuous and monotonic and tracks
- * CLOCK_MONOTONIC within the drift of one segment.
- */
-static void
-reanchor(uint64_t tsc)
-{
-    uint64_t mono = mono_ns();
-    uint64_t cur, rate;
-    int64_t err, adj, cap;
-
-    if (unlikely(!anchor.ns)) {
-        anchor.tsc = anchor.tsc0 = tsc;
-        anchor.ns = anchor.mono0 = mono;
-        anchor.mult = tsc_mult;
-        return;
-    }
-    cur = anchor.ns + (uint64_t) (((unsigned __int128) (tsc - anchor.tsc) * anchor.mult) >> 32);
-    rate = (uint64_t) (((unsigned __int128) (mono - anchor.mono0) << 32) / (tsc - anchor.tsc0));
-    err = (int64_t) (mono - cur);
-    adj = (int64_t) ((__int128) err * ((__int128) 1 << 32) / (__int128) REANCHOR_TICKS);
-    cap = (int64_t) (rate / 1000);
-    adj = adj > cap ? cap : adj < -cap ? -cap : adj;
-    anchor.mult = (uint64_t) ((int64_t) rate + adj);
-    anchor.tsc = tsc;
-    anchor.ns = cur;
-}
-
 uint64_t
 evpl__hf_now_ns(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
     if (likely(use_tsc)) {
-        uint64_t tsc = rdtsc();
-        uint64_t ns;
+        uint64_t ns = tsc_now_ns();
 
-        /* a thread moved to a CPU whose TSC is a little behind: no time
-         * passed (the difference would otherwise wrap to ~2^64 ticks) */
-        if (unlikely((int64_t) (tsc - anchor.tsc) < 0 && anchor.ns)) {
-            tsc = anchor.tsc;
+        if (unlikely(ns < last_ns)) {
+            ns = last_ns;
         }
-        if (unlikely(tsc - anchor.tsc >= REANCHOR_TICKS || !anchor.ns)) {
-            reanchor(tsc);
-        }
-        ns = anchor.ns + (uint64_t) (((unsigned __int128) (tsc - anchor.tsc) * anchor.mult) >> 32);
-        /* safety net for a thread that migrates between CPUs whose TSCs
-         * disagree slightly */
-        if (unlikely(ns < anchor.last)) {
-            ns = anchor.last;
-        }
-        anchor.last = ns;
+        last_ns = ns;
         return ns;
     }
 #endif /* if defined(__x86_64__) || defined(__i386__) */

@@ -188,6 +188,8 @@ evpl_auto_init(void)
 void evpl__clock_init(unsigned int hf_time_mode);
 /* CLOCK_MONOTONIC-compatible ns, TSC-backed where reliable. */
 uint64_t evpl__hf_now_ns(void);
+/* CLOCK_MONOTONIC in ns: the loop's clock (timers, spin window) */
+uint64_t evpl__mono_ns(void);
 
 /* ---- events (event.c): fds the wait mechanism watches ---- */
 
@@ -433,7 +435,8 @@ struct evpl {
     _Alignas(EVPL_CACHELINE) struct evpl_loop_counters counters;
 };
 
-/* The loop's notion of now in ns: virtual or monotonic. */
+/* The loop's notion of now in ns: virtual, or CLOCK_MONOTONIC itself (a
+ * timer never fires before its delay has passed on that clock). */
 static inline uint64_t
 evpl__now(const struct evpl *evpl)
 {
@@ -441,7 +444,7 @@ evpl__now(const struct evpl *evpl)
     if (unlikely(evpl_shared->virtual_clock)) {
         return atomic_load_explicit(&evpl_shared->virtual_now, memory_order_acquire);
     }
-    return evpl__hf_now_ns();
+    return evpl__mono_ns();
 } /* evpl__now */
 
 /* Single-writer counter bump: relaxed load+store, no locked instruction. */

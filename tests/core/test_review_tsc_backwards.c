@@ -1,15 +1,16 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
 /* LABELS: unit */
 /*
- * Review (white-box): clock.c claims a safety net for "a thread that
- * migrates between CPUs whose TSCs disagree slightly", but a TSC reading
- * only slightly *below* anchor.tsc makes (tsc - anchor.tsc) wrap to ~2^64,
- * which passes the ">= REANCHOR_TICKS" test; reanchor() then extrapolates
- * over ~2^64 ticks and the thread's clock jumps ~centuries ahead, for good
- * (every timer fires at once, every timeout expires).
+ * Review (white-box): a TSC reading slightly *below* the segment's start
+ * (a CPU whose TSC is a little behind the one that started the segment)
+ * must not make (tsc - start) wrap to ~2^64, which would pass the
+ * ">= SEGMENT_TICKS" test, extrapolate over ~2^64 ticks and jump the clock
+ * ~centuries ahead, for good (every timer fires at once, every timeout
+ * expires).
  *
- * Simulated by moving the thread's anchor a few microseconds' worth of
- * ticks into the future, as a reanchor on a CPU whose TSC is ahead would.
+ * Simulated by moving the segment's start a few microseconds' worth of
+ * ticks into the future, as a segment started on a CPU whose TSC is ahead
+ * would.
  */
 #include "core/clock.c"
 
@@ -25,13 +26,12 @@ main(void)
     if (!use_tsc) {
         T_SKIP("TSC calibration failed");
     }
-    before = evpl__hf_now_ns(); /* anchors this thread */
-    T_OK(anchor.ns != 0);
+    before = evpl__hf_now_ns();
+    T_OK(atomic_load(&seg.ns) != 0);
 
-    /* the anchor was taken on a CPU whose TSC runs 10000 ticks ahead */
-    anchor.tsc = rdtsc() + 10000;
-    anchor.ns = before;
-    anchor.last = before;
+    /* the segment was started on a CPU whose TSC runs 10000 ticks ahead */
+    atomic_store(&seg.tsc, rdtsc() + 10000);
+    atomic_store(&seg.ns, before);
 
     after = evpl__hf_now_ns();
     if (after - before > 1000000000ull) {
