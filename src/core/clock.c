@@ -84,19 +84,36 @@ cpu_has_nonstop_tsc(void)
     return found;
 } /* cpu_has_nonstop_tsc */
 
-/* Measure the TSC rate against CLOCK_MONOTONIC over ~1 ms; start the
+/* A (CLOCK_MONOTONIC, TSC) pair read as close together as possible: the
+ * tightest of a few tries, the TSC taken as the middle of its window (a
+ * thread preempted between the two reads would skew the rate for good). */
+static void
+sample(uint64_t *mono, uint64_t *tsc)
+{
+    uint64_t best = UINT64_MAX;
+
+    for (int i = 0; i < 8; i++) {
+        uint64_t a = rdtsc(), m = mono_ns(), b = rdtsc();
+
+        if (b > a && b - a < best) {
+            best = b - a;
+            *mono = m;
+            *tsc = a + (b - a) / 2;
+        }
+    }
+} /* sample */
+
+/* Measure the TSC rate against CLOCK_MONOTONIC over ~2 ms; start the
  * first segment there. */
 static int
 calibrate(void)
 {
-    uint64_t t0, t1, c0, c1, mult;
+    uint64_t t0 = 0, t1 = 0, c0 = 0, c1 = 0, mult;
 
-    t0 = mono_ns();
-    c0 = rdtsc();
+    sample(&t0, &c0);
     do {
-        t1 = mono_ns();
-    } while (t1 - t0 < 1000000);
-    c1 = rdtsc();
+        sample(&t1, &c1);
+    } while (t1 - t0 < 2000000);
     if (c1 <= c0) {
         return -1;
     }
@@ -113,20 +130,28 @@ calibrate(void)
 } /* calibrate */
 
 /*
- * Start a new segment at tsc (the caller holds the sequence lock): continue
- * from where the clock is, at the long-term rate corrected so that the
- * difference from CLOCK_MONOTONIC is absorbed over the next segment.  No
- * jump, so the clock stays continuous and monotonic.
+ * Start a new segment at tsc (the caller holds the sequence lock), where
+ * the clock reads cur: at the long-term rate, corrected by at most 0.1% so
+ * that the difference from CLOCK_MONOTONIC is absorbed over the next
+ * segment.  A clock that is behind by more than 100 us jumps forward to
+ * CLOCK_MONOTONIC instead; it never jumps back.
  */
 static void
 new_segment(uint64_t tsc, uint64_t cur)
 {
-    uint64_t mono = mono_ns();
-    uint64_t rate = (uint64_t) (((unsigned __int128) (mono - seg.mono0) << 32) / (tsc - seg.tsc0));
-    int64_t err = (int64_t) (mono - cur);
-    int64_t adj = (int64_t) ((__int128) err * ((__int128) 1 << 32) / (__int128) SEGMENT_TICKS);
-    int64_t cap = (int64_t) (rate / 1000);
+    uint64_t mono = 0, at = 0, rate;
+    int64_t err, adj, cap;
 
+    sample(&mono, &at);
+    /* CLOCK_MONOTONIC as it was at tsc */
+    mono -= (uint64_t) (((unsigned __int128) (at > tsc ? at - tsc : 0) * seg.mult) >> 32);
+    rate = (uint64_t) (((unsigned __int128) (mono - seg.mono0) << 32) / (tsc - seg.tsc0));
+    if (mono > cur + 100000) {
+        cur = mono;
+    }
+    err = (int64_t) (mono - cur);
+    adj = (int64_t) ((__int128) err * ((__int128) 1 << 32) / (__int128) SEGMENT_TICKS);
+    cap = (int64_t) (rate / 1000);
     adj = adj > cap ? cap : adj < -cap ? -cap : adj;
     atomic_store_explicit(&seg.tsc, tsc, memory_order_relaxed);
     atomic_store_explicit(&seg.ns, cur, memory_order_relaxed);
@@ -144,11 +169,12 @@ tsc_now_ns(void)
         if (unlikely(s & 1)) {
             continue; /* another thread is starting a segment */
         }
-        base = atomic_load_explicit(&seg.tsc, memory_order_relaxed);
-        ns = atomic_load_explicit(&seg.ns, memory_order_relaxed);
-        mult = atomic_load_explicit(&seg.mult, memory_order_relaxed);
+        /* acquire loads: the second look at seq cannot move before them
+         * (free on x86) */
+        base = atomic_load_explicit(&seg.tsc, memory_order_acquire);
+        ns = atomic_load_explicit(&seg.ns, memory_order_acquire);
+        mult = atomic_load_explicit(&seg.mult, memory_order_acquire);
         tsc = rdtsc();
-        atomic_thread_fence(memory_order_acquire);
         if (atomic_load_explicit(&seg.seq, memory_order_relaxed) != s) {
             continue;
         }
