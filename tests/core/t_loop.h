@@ -118,16 +118,6 @@ t_hf_ns(void)
     return (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
 } /* t_hf_ns */
 
-/* CLOCK_MONOTONIC in ns: the clock timers are promised against. */
-static inline uint64_t
-t_mono_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
-} /* t_mono_ns */
-
 /* A non-blocking, close-on-exec pipe. */
 static inline void
 t_pipe(int fds[2])

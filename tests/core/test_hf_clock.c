@@ -67,7 +67,7 @@ main(void)
     T_EQ(backwards[0] + backwards[1], 0);
 
     for (int i = 0; i < 100000; i++) {
-        uint64_t before = t_mono_ns(), hf = t_hf_ns(), after = t_mono_ns();
+        uint64_t before = t_now_ns(), hf = t_hf_ns(), after = t_now_ns();
         uint64_t d = hf < before ? before - hf : hf > after ? hf - after : 0;
 
         if (d > far) {

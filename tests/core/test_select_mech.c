@@ -41,7 +41,7 @@ on_tm(struct evpl *evpl, struct evpl_timer *t)
 {
     struct tmr *x = t_container_of(t, struct tmr, t);
 
-    if (x->fires == 0 && t_mono_ns() < x->added + x->delay_ns) {
+    if (x->fires == 0 && t_now_ns() < x->added + x->delay_ns) {
         early++;
     }
     x->fires++;
@@ -57,7 +57,7 @@ add_tm(struct evpl *evpl, struct tmr *x, int id, uint64_t us, int periodic)
     memset(x, 0, sizeof(*x));
     x->id = id;
     x->delay_ns = us * 1000;
-    x->added = t_mono_ns();
+    x->added = t_now_ns();
     if (periodic) {
         evpl_add_timer(evpl, &x->t, on_tm, us);
     } else {

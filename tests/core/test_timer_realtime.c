@@ -43,7 +43,7 @@ static void
 on_rt(struct evpl *evpl, struct evpl_timer *t)
 {
     struct rt *r = t_container_of(t, struct rt, t);
-    uint64_t now = t_mono_ns();
+    uint64_t now = t_now_ns();
     uint64_t due = r->fires == 0 ? r->added_at + r->delay_ns : r->last_fire + r->delay_ns;
 
     if (now + TOL_NS < due) {
@@ -57,7 +57,7 @@ on_rt(struct evpl *evpl, struct evpl_timer *t)
     }
     /* periodic: re-armed after the callback, so the next deadline is at
      * least one interval after this moment */
-    r->last_fire = t_mono_ns();
+    r->last_fire = t_now_ns();
     if (norder < 64) {
         order[norder++] = r->id;
     }
@@ -81,7 +81,7 @@ add_oneshot(struct evpl *evpl, struct rt *r, int id, uint64_t delay_us)
     memset(r, 0, sizeof(*r));
     r->id = id;
     r->delay_ns = delay_us * US;
-    r->added_at = t_mono_ns();
+    r->added_at = t_now_ns();
     evpl_add_oneshot_timer(evpl, &r->t, on_rt, delay_us);
 } /* add_oneshot */
 
@@ -91,7 +91,7 @@ add_periodic(struct evpl *evpl, struct rt *r, int id, uint64_t interval_us)
     memset(r, 0, sizeof(*r));
     r->id = id;
     r->delay_ns = interval_us * US;
-    r->added_at = t_mono_ns();
+    r->added_at = t_now_ns();
     evpl_add_timer(evpl, &r->t, on_rt, interval_us);
 } /* add_periodic */
 
@@ -178,10 +178,10 @@ sleeping_loop(void)
 
     /* sub-millisecond one-shot: the 0 ms wait spins until due */
     add_oneshot(evpl, &sub, 3, 700);
-    t0 = t_mono_ns();
+    t0 = t_now_ns();
     while (sub.fires == 0) {
         evpl_continue(evpl);
-        T_LT(t_mono_ns() - t0, 1000 * MS);
+        T_LT(t_now_ns() - t0, 1000 * MS);
     }
     T_EQ(early_fires, 0); /* loop 1 */
 
