@@ -10,13 +10,16 @@
  *    first 64 KiB and reads on: it gets all 8 MiB, and the server's
  *    DISCONNECTED has status 0.
  * Both used to be cut short: the EOF closed the bind and dropped the queue,
- * with status 0.
+ * with status 0.  And a peer that reads nothing for a while after the
+ * finish still gets everything (the socket lingers until the peer has
+ * acknowledged every byte).
  */
 /* MATRIX: stream */
 /* ALSO_MECH: io_uring */
 #include "t_net.h"
 
-#define BIG (8u * 1024 * 1024)
+#define BIG   (8u * 1024 * 1024)
+#define SMALL (1u * 1024 * 1024)
 
 static uint8_t *big;
 
@@ -109,6 +112,41 @@ main(void)
     T_EQ(t_pattern_check(9, 0, rx, BIG), -1);
     T_PUMP(evpl, srv.conns[1].disconnected, 5000);
     T_EQ(srv.conns[1].disconnect_status, 0);
+    close(fd);
+
+    /* a peer that reads nothing for longer than the drain's 2 s minimum
+     * (its window stays full, most of the 8 MiB still in our send queue),
+     * then writes something and reads: it gets every byte, then EOF (the
+     * lingering socket used to be closed after 2 s, and the peer's write
+     * drew a reset that threw the rest away) */
+    {
+        struct sockaddr_storage ss;
+        socklen_t sl = t_endpoint_sockaddr(ep, &ss);
+        int small = 64 * 1024;
+
+        fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        T_OK(fd >= 0);
+        /* a small window, so most of the 8 MiB waits in our send queue */
+        T_EQ(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+        T_EQ(connect(fd, (struct sockaddr *) &ss, sl), 0);
+    }
+    T_PUMP(evpl, srv.n == 3 && srv.conns[2].connected, 5000);
+    /* 1 MiB: it fits in the kernel's send buffer, so the bind hands it all
+     * over and closes, and the socket lingers with it */
+    evpl_send(evpl, srv.conns[2].bind, big, SMALL);
+    evpl_finish(evpl, srv.conns[2].bind);
+    {
+        uint64_t until = t_now_ns() + 2600ull * 1000000;
+
+        while (t_now_ns() < until) {
+            evpl_continue(evpl);
+        }
+    }
+    t_write_all(fd, "late", 4);
+    got = read_to_eof(evpl, fd, rx, BIG + 1, 0);
+    T_EQ((int64_t) got, (int64_t) SMALL);
+    T_EQ(t_pattern_check(9, 0, rx, SMALL), -1);
+    T_PUMP(evpl, srv.conns[2].disconnected, 5000);
     close(fd);
 
     t_server_stop(&srv);

@@ -9,9 +9,11 @@
 #include <stdio.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <linux/sockios.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -427,14 +429,21 @@ evpl__stream_attach(struct evpl *evpl, struct evpl_bind *bind, struct evpl_accep
  * Graceful close (evpl_finish): close(2) with unread input would send an
  * RST that can destroy data still in our send queue, so the socket is shut
  * down for writing (FIN after the queued bytes) and then drained and
- * discarded until the peer closes too, or for at most LINGER_US.  The bind
+ * discarded until the peer closes too.  Without that EOF it is closed once
+ * LINGER_MIN_US have passed and the peer has acknowledged everything we
+ * sent (SIOCOUTQ 0: a reset cannot lose any of it any more), or after
+ * LINGER_MAX_US whatever the state (a peer that never reads).  The bind
  * itself is done with at once; the loop owns the lingering socket.
  */
-#define LINGER_US 2000000
+#define LINGER_TICK_US 250000
+#define LINGER_MIN_US  2000000
+#define LINGER_MAX_US  60000000
 
 struct evpl_linger {
     struct evpl_event event;
     struct evpl_timer timer;
+    uint64_t waited_us;
+    int tcp; /* AF_UNIX: what we sent is in the peer's queue already */
     struct evpl_linger *next, *prev;
 };
 
@@ -480,10 +489,21 @@ linger_read(struct evpl *evpl, struct evpl_event *event)
 } /* linger_read */
 
 static void
-linger_timeout(struct evpl *evpl, struct evpl_timer *timer)
+linger_tick(struct evpl *evpl, struct evpl_timer *timer)
 {
-    linger_end(evpl, container_of(timer, struct evpl_linger, timer));
-} /* linger_timeout */
+    struct evpl_linger *lg = container_of(timer, struct evpl_linger, timer);
+    int unacked = 0;
+
+    lg->waited_us += LINGER_TICK_US;
+    if (!lg->tcp || ioctl(lg->event.fd, SIOCOUTQ, &unacked) < 0) {
+        unacked = 0;
+    }
+    if ((lg->waited_us >= LINGER_MIN_US && unacked == 0) || lg->waited_us >= LINGER_MAX_US) {
+        linger_end(evpl, lg);
+        return;
+    }
+    evpl_add_oneshot_timer(evpl, &lg->timer, linger_tick, LINGER_TICK_US);
+} /* linger_tick */
 
 int
 evpl__stream_linger(struct evpl *evpl, int fd)
@@ -495,13 +515,20 @@ evpl__stream_linger(struct evpl *evpl, int fd)
     }
     evpl__event_init(&lg->event, fd, linger_read, NULL, NULL);
     lg->event.flags = EVPL_EV_READ_INTEREST;
+    {
+        int domain = 0;
+        socklen_t len = sizeof(domain);
+
+        lg->tcp = getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 &&
+                  (domain == AF_INET || domain == AF_INET6);
+    }
     if (evpl__event_add(evpl, &lg->event) < 0) {
         free(lg);
         return -1;
     }
     /* data may already be waiting: look once without a readiness report */
     evpl__event_set(evpl, &lg->event, EVPL_EV_READABLE);
-    evpl_add_oneshot_timer(evpl, &lg->timer, linger_timeout, LINGER_US);
+    evpl_add_oneshot_timer(evpl, &lg->timer, linger_tick, LINGER_TICK_US);
     lg->next = evpl->lingering;
     if (lg->next) {
         ((struct evpl_linger *) lg->next)->prev = lg;
