@@ -357,25 +357,34 @@ send_copy(struct evpl *evpl, struct evpl_bind *bind, struct evpl_address *addr, 
     evpl_defer(evpl, &bind->flush);
 } /* send_copy */
 
+/* iovecs that hold fewer than length bytes are a program bug (net.md §14
+ * statement 37), whether or not the send could go anywhere */
+static void
+check_send_length(const struct evpl_iovec *iovecs, int nbufvecs, int length)
+{
+    uint64_t have = 0;
+
+    for (int i = 0; i < nbufvecs; i++) {
+        have += iovecs[i].length;
+    }
+    if (nbufvecs > 0 && (length < 0 || have < (uint64_t) length)) {
+        evpl_bug("net", "evpl_sendv: iovecs hold %llu bytes, %d requested",
+                 (unsigned long long) have, length);
+    }
+} /* check_send_length */
+
 static void
 send_iovecs(struct evpl *evpl, struct evpl_bind *bind, struct evpl_address *addr,
             struct evpl_iovec *iovecs, int nbufvecs, int length, unsigned int flags)
 {
     int take = flags & EVPL_SEND_FLAG_TAKE_REF;
-    uint64_t have = 0;
     int used = 0, i;
     uint32_t left;
 
     if (nbufvecs <= 0) {
         return;
     }
-    for (i = 0; i < nbufvecs; i++) {
-        have += iovecs[i].length;
-    }
-    if (length < 0 || have < (uint64_t) length) {
-        evpl_bug("net", "evpl_sendv: iovecs hold %llu bytes, %d requested",
-                 (unsigned long long) have, length);
-    }
+    check_send_length(iovecs, nbufvecs, length);
     if (!send_allowed(bind, addr, addr != NULL)) {
         if (take) {
             evpl_iovecs_release_internal(evpl, iovecs, nbufvecs);
@@ -428,6 +437,7 @@ evpl_sendv(struct evpl *evpl, struct evpl_bind *bind, struct evpl_iovec *iovecs,
 {
     if (!bind->protocol->connected && nbufvecs > 0) {
         /* unconnected binds need a destination */
+        check_send_length(iovecs, nbufvecs, length);
         send_allowed(bind, NULL, 0);
         if (flags & EVPL_SEND_FLAG_TAKE_REF) {
             evpl_iovecs_release_internal(evpl, iovecs, nbufvecs);
@@ -456,6 +466,7 @@ evpl_sendtov(struct evpl *evpl, struct evpl_bind *bind, struct evpl_address *add
         return;
     }
     if (!address) {
+        check_send_length(iovecs, nbufvecs, length);
         send_allowed(bind, NULL, 1);
         if (flags & EVPL_SEND_FLAG_TAKE_REF) {
             evpl_iovecs_release_internal(evpl, iovecs, nbufvecs);

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
 /*
  * Unconnected datagram binds over every datagram protocol: net.md §14
- * statements 4, 10 (datagram), 12, 27 (datagram part), 30, 35, 39, 40 (the
- * UDP part); issue item (i): boundaries kept, replies to recv_msg.addr from
+ * statements 4, 10 (datagram), 12, 27 (datagram part), 30, 35, 37 (datagram
+ * part), 39, 40 (the UDP part); issue item (i): boundaries kept, replies to recv_msg.addr from
  * inside the callback, a few hundred datagrams sent in one pass (sendmmsg
  * batching) all arrive; evpl_bind on a port in use returns NULL (DESIGN §9).
  */
@@ -38,6 +38,24 @@ dbind(struct evpl_endpoint *e, struct t_conn *c)
     c->bind = b;
     c->evpl = evpl;
     return b;
+}
+
+/* 37 (datagram part): iovecs that hold fewer bytes than length abort,
+ * also in the send forms that have no destination to send to */
+static struct evpl_bind *short_bind;
+
+static void
+sendv_short(void *arg)
+{
+    struct evpl_iovec iov;
+
+    T_EQ(evpl_iovec_alloc(evpl, 100, 0, 1, 0, &iov), 1);
+    if (arg) {
+        evpl_sendtov(evpl, short_bind, NULL, &iov, 1, 101, 0);
+    } else {
+        evpl_sendv(evpl, short_bind, &iov, 1, 101, 0);
+    }
+    _exit(0);
 }
 
 int
@@ -88,6 +106,10 @@ main(void)
         T_EQ(evpl_peekv(evpl, a.bind, iov, 2, 10), -1);
         T_EQ(errno, EINVAL);
     }
+
+    short_bind = a.bind;
+    T_EQ(t_child_signal(sendv_short, NULL), SIGABRT);
+    T_EQ(t_child_signal(sendv_short, &a), SIGABRT);
 
     /* an OS-refused bind (port in use) returns NULL */
     {
