@@ -374,6 +374,12 @@ evpl_continue(struct evpl *evpl)
         evpl__deferrals_run(evpl);
     }
 
+#ifdef HAVE_IO_URING
+    if (evpl->uring || evpl->mech == &evpl_mech_io_uring) {
+        evpl__uring_pass_end(evpl);
+    }
+#endif
+
     if (evpl->hooks.iteration_end) {
         evpl->hooks.iteration_end(evpl, evpl->hooks.private_data);
     }

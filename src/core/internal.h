@@ -285,6 +285,9 @@ int evpl__uring_need_enter(struct io_uring *ring);
 int evpl__uring_process(struct evpl *evpl, struct io_uring *ring);
 /* backends/io_uring: before the loop waits (submit), and at loop destroy. */
 void evpl__uring_pre_wait(struct evpl *evpl);
+/* End of every pass: what the pass queued goes to the kernel now (block.md
+ * §3 rule 1, net.md §14 statement 38), not with a later pass. */
+void evpl__uring_pass_end(struct evpl *evpl);
 void evpl__uring_loop_cleanup(struct evpl *evpl);
 #endif
 

@@ -329,6 +329,21 @@ ur_reap(struct evpl *evpl)
                       (IO_URING_READ_ONCE(*st->ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW) != 0;
 }
 
+void
+evpl__uring_pass_end(struct evpl *evpl)
+{
+    if (evpl->mech == &evpl_mech_io_uring) {
+        struct uring_state *st = evpl->mech_state;
+
+        if (io_uring_sq_ready(&st->ring)) {
+            io_uring_submit(&st->ring);
+        }
+    }
+    if (evpl->uring) {
+        evpl__uring_pre_wait(evpl); /* a backend ring of its own */
+    }
+} /* evpl__uring_pass_end */
+
 const struct evpl_mech_ops evpl_mech_io_uring = {
     .name = "io_uring",
     .holds_files = 1,

@@ -887,6 +887,58 @@ hooks_bracket_wait(void)
     T_EQ(unlink(path), 0);
 } /* hooks_bracket_wait */
 
+/* block.md §3 rule 1: a request reaches the kernel no later than the end
+ * of the pass that made it, even when the loop is not run again (a polling
+ * io_uring loop used to leave it queued for the next pass) */
+static struct evpl_block_queue *handover_q;
+static struct evpl_iovec handover_v;
+static struct op handover_op;
+
+static void
+handover_write(struct evpl *evpl, void *arg)
+{
+    evpl_block_write(evpl, handover_q, &handover_v, 1, 8192, 0, op_done, &handover_op);
+}
+
+static void
+handover(void)
+{
+    struct evpl *evpl = t_loop();
+    struct evpl_block_device *dev;
+    struct evpl_deferral d;
+    uint8_t back[4096];
+    char path[300];
+    int fd;
+
+    handover_q = file_queue(evpl, path, sizeof(path), "handover", 1 << 20, &dev);
+    handover_v = aligned(evpl, 4096);
+    memset(handover_v.data, 0xcc, 4096);
+    memset(&handover_op, 0, sizeof(handover_op));
+    t_pump_quiet(evpl);
+    evpl_deferral_init(&d, handover_write, NULL);
+    evpl_defer(evpl, &d);
+    evpl_continue(evpl); /* the write is made in this pass */
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    T_OK(fd >= 0);
+    for (int i = 0; i < 100; i++) {
+        T_EQ(pread(fd, back, sizeof(back), 8192), (ssize_t) sizeof(back));
+        if (back[0] == 0xcc && back[4095] == 0xcc) {
+            break;
+        }
+        usleep(5000); /* the loop is not run meanwhile */
+    }
+    close(fd);
+    T_EQ(back[0], 0xcc);
+    T_EQ(back[4095], 0xcc);
+    WAIT(evpl, &handover_op);
+    T_EQ(handover_op.status, 0);
+    evpl_iovec_release(evpl, &handover_v);
+    evpl_block_close_queue(evpl, handover_q);
+    evpl_destroy(evpl);
+    evpl_block_close_device(dev);
+    T_EQ(unlink(path), 0);
+} /* handover */
+
 static void
 run_child(const char *name, void (*fn)(void))
 {
@@ -958,6 +1010,7 @@ main(void)
     burst();
     metric_label();
     hooks_bracket_wait();
+    handover();
     loop_device();
     T_EQ(rmdir(dir), 0);
     return 0;
