@@ -238,6 +238,8 @@ evpl_block_sector_size(struct evpl_block_device *dev)
 /* ---- queues ---- */
 
 static void q_free(struct evpl_block_queue *q);
+struct failed;
+static void refused_end(struct evpl *evpl, struct failed *f);
 
 /* Complete the refused requests, oldest first; a callback may close the
  * queue (it is then freed here, after the last one). */
@@ -312,12 +314,16 @@ evpl_block_open_queue(struct evpl *evpl, struct evpl_block_device *dev)
 EVPL_API void
 evpl_block_close_queue(struct evpl *evpl, struct evpl_block_queue *q)
 {
-    if (!q) {
-        return;
+    if (!q || q->closing) {
+        return; /* (again, from a callback that the close runs) */
     }
-    /* refused requests end now, then the memory of requests in flight is
-     * the caller's: wait until the kernel is done with it (their callbacks
-     * run) */
+    q->closing = 1;
+    /* requests refused for their arguments, and those a backend refused,
+     * end now; then the memory of requests in flight is the caller's: wait
+     * until the kernel is done with it (their callbacks run) */
+    while (q->refused) {
+        refused_end(evpl, q->refused);
+    }
     while (q->outstanding) {
         struct evpl_block_req *r = evpl__block_fifo_pop(&q->failed);
 
@@ -427,7 +433,9 @@ evpl__block_complete(struct evpl *evpl, struct evpl_block_req *r, int64_t res)
             uint64_t off = 0;
 
             for (int i = 0; i < r->niov; i++) {
-                memcpy(r->iov[i].iov_base, (char *) r->bounce + off, r->iov[i].iov_len);
+                if (r->iov[i].iov_len) { /* an empty iovec may be {NULL, 0} */
+                    memcpy(r->iov[i].iov_base, (char *) r->bounce + off, r->iov[i].iov_len);
+                }
                 off += r->iov[i].iov_len;
             }
         }
@@ -492,7 +500,9 @@ prepare_data(struct evpl_block_req *r, int is_write)
         uint64_t off = 0;
 
         for (int i = 0; i < r->niov; i++) {
-            memcpy((char *) r->bounce + off, r->iov[i].iov_base, r->iov[i].iov_len);
+            if (r->iov[i].iov_len) { /* an empty iovec may be {NULL, 0} */
+                memcpy((char *) r->bounce + off, r->iov[i].iov_base, r->iov[i].iov_len);
+            }
             off += r->iov[i].iov_len;
         }
     }
@@ -504,31 +514,54 @@ prepare_data(struct evpl_block_req *r, int is_write)
 } /* prepare_data */
 
 /* Arguments wrong in a way the kernel would not report clearly: fail the
- * request through its callback, on the next pass (never re-entrantly). */
+ * request through its callback, on the next pass (never re-entrantly), or
+ * when the queue is closed, whichever comes first. */
 struct failed {
     struct evpl_deferral deferral;
+    struct evpl_block_queue *q;
+    struct failed *next, *prev;
     evpl_block_callback_t callback;
     void *private_data;
     int status;
 };
 
 static void
-fail_deferred(struct evpl *evpl, void *arg)
+refused_end(struct evpl *evpl, struct failed *f)
 {
-    struct failed *f = arg;
-
+    if (f->prev) {
+        f->prev->next = f->next;
+    } else {
+        f->q->refused = f->next;
+    }
+    if (f->next) {
+        f->next->prev = f->prev;
+    }
+    evpl_remove_deferral(evpl, &f->deferral);
     f->callback(evpl, f->status, f->private_data);
     free(f);
+} /* refused_end */
+
+static void
+fail_deferred(struct evpl *evpl, void *arg)
+{
+    refused_end(evpl, arg);
 } /* fail_deferred */
 
 static void
-fail_later(struct evpl *evpl, evpl_block_callback_t callback, void *private_data, int status)
+fail_later(struct evpl *evpl, struct evpl_block_queue *q, evpl_block_callback_t callback,
+           void *private_data, int status)
 {
     struct failed *f = evpl__zalloc(sizeof(*f));
 
+    f->q = q;
     f->callback = callback;
     f->private_data = private_data;
     f->status = status;
+    f->next = q->refused;
+    if (f->next) {
+        f->next->prev = f;
+    }
+    q->refused = f;
     evpl_deferral_init(&f->deferral, fail_deferred, f);
     evpl_defer(evpl, &f->deferral);
 } /* fail_later */
@@ -543,7 +576,7 @@ rw(struct evpl *evpl, struct evpl_block_queue *q, const struct evpl_iovec *iov, 
     if (niov < 1 || niov > EVPL_BLOCK_MAX_IOV || !iov) {
         evpl_log_error("block", "%s: %d iovecs (1..%d)", op ? "write" : "read", niov,
                        EVPL_BLOCK_MAX_IOV);
-        fail_later(evpl, callback, private_data, EINVAL);
+        fail_later(evpl, q, callback, private_data, EINVAL);
         return;
     }
     r = req_get(q);
@@ -568,12 +601,12 @@ rw(struct evpl *evpl, struct evpl_block_queue *q, const struct evpl_iovec *iov, 
                        (unsigned long long) offset, q->dev->sector,
                        (unsigned long long) q->dev->max_request);
         req_put(q, r);
-        fail_later(evpl, callback, private_data, EINVAL);
+        fail_later(evpl, q, callback, private_data, EINVAL);
         return;
     }
     if (prepare_data(r, op == EVPL_BLOCK_OP_WRITE) < 0) {
         req_put(q, r);
-        fail_later(evpl, callback, private_data, ENOMEM);
+        fail_later(evpl, q, callback, private_data, ENOMEM);
         return;
     }
     start(evpl, q, r);
@@ -619,7 +652,7 @@ evpl_block_discard(struct evpl *evpl, struct evpl_block_queue *queue, uint64_t o
         return;
     }
     if ((offset | length) & (queue->dev->sector - 1)) {
-        fail_later(evpl, callback, private_data, EINVAL);
+        fail_later(evpl, queue, callback, private_data, EINVAL);
         return;
     }
     r = req_get(queue);
@@ -669,7 +702,7 @@ evpl_block_write_zeroes(struct evpl *evpl, struct evpl_block_queue *queue, uint6
         return;
     }
     if ((offset | length) & (queue->dev->sector - 1)) {
-        fail_later(evpl, callback, private_data, EINVAL);
+        fail_later(evpl, queue, callback, private_data, EINVAL);
         return;
     }
     if (queue->dev->caps & EVPL_BLOCK_CAP_ZEROES) {
@@ -700,7 +733,7 @@ evpl_block_write_zeroes(struct evpl *evpl, struct evpl_block_queue *queue, uint6
             len % (queue->dev->sector > EVPL_BLOCK_ALIGN ? queue->dev->sector : EVPL_BLOCK_ALIGN);
         if (len == 0 ||
             evpl_iovec_alloc(evpl, (unsigned) len, EVPL_BLOCK_ALIGN, 1, 0, &queue->zero_iov) != 1) {
-            fail_later(evpl, callback, private_data, ENOMEM);
+            fail_later(evpl, queue, callback, private_data, ENOMEM);
             return;
         }
         memset(queue->zero_iov.data, 0, len);

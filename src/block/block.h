@@ -130,8 +130,10 @@ struct evpl_block_queue {
     struct evpl_deferral fail_deferral;
     struct evpl_timer fail_timer; /* refusals made by refused requests' callbacks */
     int fail_timer_armed;
-    int failing; /* fail_run is on the stack */
-    int dead;    /* closed meanwhile: fail_run frees the queue */
+    int failing;   /* fail_run is on the stack */
+    int dead;      /* closed meanwhile: fail_run frees the queue */
+    void *refused; /* struct failed: bad arguments, failed on a later pass */
+    int closing;   /* evpl_block_close_queue is on the stack */
 };
 
 enum {
