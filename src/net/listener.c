@@ -54,6 +54,7 @@ struct evpl_listener_binding {
     _Atomic(struct evpl_accepted *) inbox; /* LIFO, reversed on drain */
     int dispatching;                       /* binding_ring is running: detach defers the free */
     int detached;
+    struct evpl_accepted *pending; /* binding_ring's batch, not yet attached */
 };
 
 static pthread_mutex_t members_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -258,26 +259,17 @@ static void
 binding_ring(struct evpl *evpl, struct evpl_doorbell *bell)
 {
     struct evpl_listener_binding *b = container_of(bell, struct evpl_listener_binding, bell);
-    struct evpl_accepted *conn, *next;
+    struct evpl_accepted *conn;
 
     b->dispatching = 1;
-    for (conn = inbox_take(b); conn; conn = next) {
+    b->pending = inbox_take(b);
+    /* an attach callback that detaches hands the rest of the batch on
+     * (evpl_listener_detach): the loop then finds nothing more here */
+    while ((conn = b->pending) != NULL) {
         struct evpl_bind *bind;
         int rc;
 
-        next = conn->next;
-        if (b->detached) {
-            /* the application detached from an attach callback: what is
-             * left was never shown to it; another attached loop takes it,
-             * or it is closed */
-            pthread_mutex_lock(&members_lock);
-            rc = deliver_locked(b->listener, conn);
-            pthread_mutex_unlock(&members_lock);
-            if (rc < 0) {
-                evpl__accepted_free(conn);
-            }
-            continue;
-        }
+        b->pending = conn->next;
         bind = evpl__bind_alloc(evpl, conn->protocol, NULL, NULL, NULL);
         /* the addresses are known before the application sees the bind:
          * an attach callback may log or check its peer */
@@ -346,15 +338,21 @@ evpl_listener_detach(struct evpl *evpl, struct evpl_listener_binding *b)
             }
         }
     }
-    /* connections queued for us but not yet taken (no more can come): they
-     * go to the loops still attached, or are closed if there are none */
-    for (conn = inbox_take(b); conn; conn = next) {
-        next = conn->next;
-        if (deliver_locked(l, conn) < 0) {
-            conn->next = orphans;
-            orphans = conn;
+    /* connections queued for us but not yet shown to the application (no
+     * more can come; with the listener still known here, as it may be
+     * destroyed as soon as we return): they go to the loops still
+     * attached, or are closed if there are none */
+    for (int list = 0; list < 2; list++) {
+        conn = list ? b->pending : inbox_take(b);
+        for (; conn; conn = next) {
+            next = conn->next;
+            if (deliver_locked(l, conn) < 0) {
+                conn->next = orphans;
+                orphans = conn;
+            }
         }
     }
+    b->pending = NULL;
     pthread_mutex_unlock(&members_lock);
 
     evpl_remove_doorbell(evpl, &b->bell);

@@ -6,13 +6,17 @@
  * (listener.c) kept walking the connections it had taken from the inbox
  * and read b->attach_callback / b->private_data from the binding the
  * detach just freed: heap-use-after-free when two connections arrive in
- * one batch.  Connections already taken stay "already accepted" (net.md §4)
- * and must still be served.
+ * one batch.  The rest of the batch, never shown to the application, goes
+ * to the loops still attached or is closed (none here: the clients see
+ * EOF).  Second round: the callback also destroys the listener ("may run on
+ * any thread", net.md §4); handing the rest of the batch on used to read
+ * the freed listener (heap-use-after-free).
  */
 #include "t_net.h"
 
 static struct evpl_listener_binding *binding;
-static struct t_conn conns[4];
+static struct evpl_listener *listener_to_destroy;
+static struct t_conn conns[8];
 static int nconns;
 
 static void
@@ -21,7 +25,7 @@ attach(struct evpl *evpl, struct evpl_bind *bind, evpl_notify_callback_t *notify
 {
     struct t_conn *c = &conns[nconns++];
 
-    T_OK(nconns <= 4);
+    T_OK(nconns <= 8);
     t_conn_init(c);
     c->bind = bind;
     c->evpl = evpl;
@@ -31,7 +35,22 @@ attach(struct evpl *evpl, struct evpl_bind *bind, evpl_notify_callback_t *notify
     if (binding) {
         evpl_listener_detach(evpl, binding); /* stop accepting more */
         binding = NULL;
+        if (listener_to_destroy) {
+            evpl_listener_destroy(listener_to_destroy);
+            listener_to_destroy = NULL;
+        }
     }
+}
+
+/* Read until EOF or reset: the connection was closed by the server. */
+static void
+expect_closed(int fd)
+{
+    char b[16];
+    struct timeval tv = {5, 0};
+
+    T_EQ(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+    T_OK(read(fd, b, sizeof(b)) <= 0);
 }
 
 int
@@ -56,7 +75,8 @@ main(void)
     usleep(200000);
 
     t_pump_for(evpl, 100);
-    T_OK(nconns >= 1);
+    T_EQ(nconns, 1);
+    expect_closed(f2); /* taken in the batch, never attached: closed */
     close(f1);
     close(f2);
     for (int i = 0; i < nconns; i++) {
@@ -65,6 +85,31 @@ main(void)
         t_conn_free(&conns[i]);
     }
     evpl_listener_destroy(l);
+
+    /* again, destroying the listener from the callback too */
+    {
+        int f[4];
+
+        nconns = 0;
+        l = t_listen(EVPL_STREAM_SOCKET_TCP, ep);
+        listener_to_destroy = l;
+        binding = evpl_listener_attach(evpl, l, attach, NULL);
+        for (int i = 0; i < 4; i++) {
+            f[i] = t_raw_connect(ep);
+            T_OK(f[i] >= 0);
+        }
+        usleep(200000);
+        t_pump_for(evpl, 100);
+        T_EQ(nconns, 1);
+        for (int i = 1; i < 4; i++) {
+            expect_closed(f[i]);
+        }
+        for (int i = 0; i < 4; i++) {
+            close(f[i]);
+        }
+        T_PUMP(evpl, conns[0].disconnected, 5000);
+        t_conn_free(&conns[0]);
+    }
     evpl_destroy(evpl);
     evpl_endpoint_close(ep);
     return 0;
