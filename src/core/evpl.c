@@ -139,6 +139,7 @@ evpl__create(const struct evpl_thread_config *config)
 
     evpl->now = evpl__now(evpl);
     evpl->last_activity = evpl->now; /* the spin window starts at creation */
+    evpl->owner = pthread_self();
 
     evpl_add_doorbell(evpl, &evpl->wake, wake_callback);
 

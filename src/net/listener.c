@@ -326,6 +326,9 @@ evpl_listener_detach(struct evpl *evpl, struct evpl_listener_binding *b)
     struct evpl_listener *l;
     struct evpl_accepted *conn, *next, *orphans = NULL;
 
+    if (b->evpl != evpl || !pthread_equal(pthread_self(), evpl->owner)) {
+        evpl_bug("net", "evpl_listener_detach must run on the binding's loop (net.md §4)");
+    }
     pthread_mutex_lock(&members_lock);
     l = b->listener;
     if (l) {

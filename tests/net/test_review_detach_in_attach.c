@@ -53,6 +53,25 @@ expect_closed(int fd)
     T_OK(read(fd, b, sizeof(b)) <= 0);
 }
 
+/* net.md §4: detach must run on the binding's loop; from another thread it
+ * is a program bug (DESIGN §7: abort), not a silent race */
+static void *
+detach_elsewhere(void *arg)
+{
+    evpl_listener_detach(((struct t_conn *) arg)->evpl, binding);
+    return NULL;
+}
+
+static void
+wrong_thread_child(void *arg)
+{
+    pthread_t t;
+
+    pthread_create(&t, NULL, detach_elsewhere, arg);
+    pthread_join(t, NULL);
+    _exit(0);
+}
+
 int
 main(void)
 {
@@ -109,6 +128,16 @@ main(void)
         }
         T_PUMP(evpl, conns[0].disconnected, 5000);
         t_conn_free(&conns[0]);
+    }
+    {
+        struct t_conn owner = {.evpl = evpl};
+
+        l = t_listen(EVPL_STREAM_SOCKET_TCP, ep);
+        binding = evpl_listener_attach(evpl, l, attach, NULL);
+        T_EQ(t_child_signal(wrong_thread_child, &owner), SIGABRT);
+        evpl_listener_detach(evpl, binding);
+        binding = NULL;
+        evpl_listener_destroy(l);
     }
     evpl_destroy(evpl);
     evpl_endpoint_close(ep);
