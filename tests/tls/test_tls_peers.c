@@ -57,12 +57,45 @@ count_fds(void)
 
 /* ---- our server: echoes, or answers an HTTP GET ---- */
 
+static int last_status, ndisconnected, nopen; /* of the server's binds */
+
+/* Pump until the server has no connection left (earlier peers done). */
+static int
+server_idle(void)
+{
+    uint64_t end = t_now_ns() + 5000000000ull;
+
+    while (nopen > 0) {
+        T_OK(t_now_ns() < end);
+        evpl_continue(evpl);
+    }
+    return ndisconnected;
+}
+
+/* Pump until one more server bind is DISCONNECTED; its status. */
+static int
+next_server_status(int before)
+{
+    uint64_t end = t_now_ns() + 5000000000ull;
+
+    while (ndisconnected == before) {
+        T_OK(t_now_ns() < end);
+        evpl_continue(evpl);
+    }
+    return last_status;
+}
+
 static void
 server_notify(struct evpl *e, struct evpl_bind *bind, struct evpl_notify *n, void *priv)
 {
     char buf[4096];
     int len;
 
+    if (n->notify_type == EVPL_NOTIFY_DISCONNECTED) {
+        last_status = n->notify_status;
+        ndisconnected++;
+        nopen--;
+    }
     if (n->notify_type != EVPL_NOTIFY_RECV_DATA) {
         return;
     }
@@ -86,6 +119,7 @@ on_accept(struct evpl *e, struct evpl_bind *bind, evpl_notify_callback_t *notify
           evpl_segment_callback_t *segment_cb, void **conn_private, void *priv)
 {
     *notify_cb = server_notify;
+    nopen++;
 }
 
 /* ---- running external tools while the loop runs ---- */
@@ -447,12 +481,31 @@ main(void)
         T_OK(strstr(out, "ALPN protocol: http/1.1") != NULL);
     }
 
-    /* garbage instead of a ClientHello: closed at once */
+    /* garbage instead of a ClientHello: closed at once, -EPROTO */
     {
+        int before = server_idle();
         int fd = raw_connect();
 
         T_EQ(write(fd, "GET / HTTP/1.1\r\nHost: plain-text\r\n\r\n", 36), 36);
         expect_closed(fd, 3000);
+        T_EQ(next_server_status(before), -EPROTO);
+    }
+    /* a peer that resets during the handshake: -ECONNRESET (it was
+     * reported as a protocol error) */
+    {
+        int before = server_idle();
+        int fd = raw_connect();
+        struct linger lg = {1, 0};
+
+        uint64_t end = t_now_ns() + 5000000000ull;
+
+        while (nopen == 0) { /* accepted and attached */
+            T_OK(t_now_ns() < end);
+            evpl_continue(evpl);
+        }
+        T_EQ(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+        close(fd);
+        T_EQ(next_server_status(before), -ECONNRESET);
     }
     /* a record header promising more than comes, then EOF: closed */
     {

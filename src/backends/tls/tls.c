@@ -361,7 +361,11 @@ record_layers(struct tls_conn *t, int server)
             evpl_log_debug("tls", "kTLS not used on this connection: %s", strerror(-krc));
         }
     }
+    /* ours writes full 16 KiB records: not when the peer negotiated a
+     * smaller maximum fragment length (RFC 6066) */
     if (urec_use && clean && !rx && evpl__tls13_fits() &&
+        SSL_SESSION_get_max_fragment_length(SSL_get_session(t->ssl)) ==
+            TLSEXT_max_fragment_length_DISABLED &&
         evpl__tls13_start(&t->rl, t->ssl, &t->secrets, server, !tx, 1) == 0) {
         urx = 1;
         utx = !tx;
@@ -389,12 +393,30 @@ conn_read(struct evpl *evpl, struct evpl_bind *bind)
     }
 } /* conn_read */
 
+/*
+ * What an OpenSSL failure means for DISCONNECTED: the peer ended the
+ * connection (a fatal alert from it, the TCP stream cut short or reset)
+ * is -ECONNRESET; a record or message that breaks the protocol is -EPROTO.
+ */
+static int
+ssl_failure_status(int err)
+{
+    unsigned long e = ERR_peek_error();
+    int reason = e ? ERR_GET_REASON(e) : 0;
+
+    if (err != SSL_ERROR_SSL || e == 0 || reason == SSL_R_UNEXPECTED_EOF_WHILE_READING ||
+        reason >= SSL_AD_REASON_OFFSET) { /* "sslv3 alert ...": the peer's alert */
+        return -ECONNRESET;
+    }
+    return -EPROTO;
+} /* ssl_failure_status */
+
 /* Drive the handshake as far as the socket allows. */
 static void
 handshake(struct evpl *evpl, struct evpl_bind *bind)
 {
     struct tls_conn *t = conn_of(bind);
-    int rc, err;
+    int rc, err, status;
     long vr;
 
     ERR_clear_error();
@@ -432,6 +454,8 @@ handshake(struct evpl *evpl, struct evpl_bind *bind)
         return;
     }
     vr = SSL_get_verify_result(t->ssl);
+    status =
+        vr != X509_V_OK ? -EACCES : ssl_failure_status(err); /* before the log drains the errors */
     if (vr != X509_V_OK) {
         evpl_log_error("tls", "peer certificate rejected (%s): %s",
                        bind->peer_name ? bind->peer_name : "client",
@@ -442,7 +466,7 @@ handshake(struct evpl *evpl, struct evpl_bind *bind)
     }
     log_ssl_errors("handshake");
     evpl__event_clear(evpl, &bind->event, EVPL_EV_READ_INTEREST | EVPL_EV_WRITE_INTEREST);
-    evpl__bind_fail(evpl, bind, vr != X509_V_OK ? -EACCES : -EPROTO);
+    evpl__bind_fail(evpl, bind, status);
 } /* handshake */
 
 /* Decrypt what the socket has into buffer space, then deliver. */
@@ -488,12 +512,7 @@ tls_read(struct evpl *evpl, struct evpl_bind *bind)
              * too long, plaintext after the handshake) is -EPROTO; the
              * stream cut short (no close_notify) or the TCP connection
              * broken is -ECONNRESET */
-            unsigned long e = ERR_peek_error();
-
-            status = err == SSL_ERROR_SSL && e != 0 &&
-                             ERR_GET_REASON(e) != SSL_R_UNEXPECTED_EOF_WHILE_READING
-                         ? -EPROTO
-                         : -ECONNRESET;
+            status = ssl_failure_status(err);
             log_ssl_errors("read");
         }
         break;
