@@ -541,7 +541,16 @@ void
 evpl__stream_linger_cleanup(struct evpl *evpl)
 {
     while (evpl->lingering) {
-        linger_end(evpl, evpl->lingering);
+        struct evpl_linger *lg = evpl->lingering;
+        char sink[16384];
+
+        /* the loop is going away: read what the peer sent first, since a
+         * close with unread input is a reset that throws away what the
+         * peer has not received yet; the kernel still delivers the rest
+         * (the peer may yet draw a reset by sending more) */
+        while (read(lg->event.fd, sink, sizeof(sink)) > 0) {
+        }
+        linger_end(evpl, lg);
     }
 } /* evpl__stream_linger_cleanup */
 
