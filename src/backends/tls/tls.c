@@ -349,8 +349,12 @@ record_layers(struct tls_conn *t, int server)
     int rx = BIO_get_ktls_recv(SSL_get_rbio(t->ssl)) != 0;
     int clean = !SSL_has_pending(t->ssl);
     int urx = 0, utx = 0;
+    /* the kernel and our layer write full 16 KiB records: not when the
+     * peer negotiated a smaller maximum fragment length (RFC 6066) */
+    int full_records = SSL_SESSION_get_max_fragment_length(SSL_get_session(t->ssl)) ==
+                       TLSEXT_max_fragment_length_DISABLED;
 
-    if (ktls_use && (!tx || (server && clean && !rx))) {
+    if (ktls_use && full_records && (!tx || (server && clean && !rx))) {
         int krc = evpl__ktls_install(SSL_get_fd(t->ssl), t->ssl, &t->secrets, server, !tx,
                                      server && clean && !rx);
 
@@ -361,11 +365,7 @@ record_layers(struct tls_conn *t, int server)
             evpl_log_debug("tls", "kTLS not used on this connection: %s", strerror(-krc));
         }
     }
-    /* ours writes full 16 KiB records: not when the peer negotiated a
-     * smaller maximum fragment length (RFC 6066) */
-    if (urec_use && clean && !rx && evpl__tls13_fits() &&
-        SSL_SESSION_get_max_fragment_length(SSL_get_session(t->ssl)) ==
-            TLSEXT_max_fragment_length_DISABLED &&
+    if (urec_use && full_records && clean && !rx && evpl__tls13_fits() &&
         evpl__tls13_start(&t->rl, t->ssl, &t->secrets, server, !tx, 1) == 0) {
         urx = 1;
         utx = !tx;
