@@ -31,10 +31,6 @@ main(void)
     evpl_global_config_set_stream_recv_limit(gc, 256 * 1024);
     evpl_init(gc);
     proto = t_proto(T_NET_KIND_STREAM);
-    if (getenv("EVPL_CORE_MECH") && strcmp(getenv("EVPL_CORE_MECH"), "io_uring") == 0 &&
-        !evpl_protocol_available(EVPL_STREAM_IO_URING_TCP)) {
-        T_SKIP("no io_uring here: the loop would wait on epoll");
-    }
     tcp = proto != EVPL_STREAM_SOCKET_TLS; /* AF_UNIX resets too (ECONNRESET) */
     evpl = t_net_loop();
     ep = t_endpoint(proto);
