@@ -295,6 +295,7 @@ evpl__block_complete_later(struct evpl *evpl, struct evpl_block_req *r, int64_t 
 EVPL_API struct evpl_block_queue *
 evpl_block_open_queue(struct evpl *evpl, struct evpl_block_device *dev)
 {
+    EVPL_OWNER_ONLY(evpl);
     struct evpl_block_queue *q = evpl__zalloc(sizeof(*q));
     int rc;
 
@@ -314,6 +315,7 @@ evpl_block_open_queue(struct evpl *evpl, struct evpl_block_device *dev)
 EVPL_API void
 evpl_block_close_queue(struct evpl *evpl, struct evpl_block_queue *q)
 {
+    EVPL_OWNER_ONLY(evpl);
     if (!q || q->closing) {
         return; /* (again, from a callback that the close runs) */
     }
@@ -616,6 +618,7 @@ EVPL_API void
 evpl_block_read(struct evpl *evpl, struct evpl_block_queue *queue, struct evpl_iovec *iov, int niov,
                 uint64_t offset, evpl_block_callback_t callback, void *private_data)
 {
+    EVPL_OWNER_ONLY(evpl);
     rw(evpl, queue, iov, niov, offset, 0, EVPL_BLOCK_OP_READ, callback, private_data);
 } /* evpl_block_read */
 
@@ -624,6 +627,7 @@ evpl_block_write(struct evpl *evpl, struct evpl_block_queue *queue, const struct
                  int niov, uint64_t offset, int sync, evpl_block_callback_t callback,
                  void *private_data)
 {
+    EVPL_OWNER_ONLY(evpl);
     rw(evpl, queue, iov, niov, offset, sync, EVPL_BLOCK_OP_WRITE, callback, private_data);
 } /* evpl_block_write */
 
@@ -631,6 +635,7 @@ EVPL_API void
 evpl_block_flush(struct evpl *evpl, struct evpl_block_queue *queue, evpl_block_callback_t callback,
                  void *private_data)
 {
+    EVPL_OWNER_ONLY(evpl);
     struct evpl_block_req *r = req_get(queue);
 
     r->op = EVPL_BLOCK_OP_FLUSH;
@@ -643,6 +648,7 @@ EVPL_API void
 evpl_block_discard(struct evpl *evpl, struct evpl_block_queue *queue, uint64_t offset,
                    uint64_t length, evpl_block_callback_t callback, void *private_data)
 {
+    EVPL_OWNER_ONLY(evpl);
     struct evpl_block_req *r;
 
     if (!(queue->dev->caps & EVPL_BLOCK_CAP_DISCARD) || length == 0) {
@@ -695,6 +701,7 @@ EVPL_API void
 evpl_block_write_zeroes(struct evpl *evpl, struct evpl_block_queue *queue, uint64_t offset,
                         uint64_t length, evpl_block_callback_t callback, void *private_data)
 {
+    EVPL_OWNER_ONLY(evpl);
     struct evpl_block_req *r;
 
     if (length == 0) {

@@ -16,6 +16,7 @@ evpl_deferral_init(struct evpl_deferral *deferral, deferral_callback_t callback,
 EVPL_API void
 evpl_defer(struct evpl *evpl, struct evpl_deferral *deferral)
 {
+    EVPL_OWNER_ONLY(evpl);
     if (deferral->armed) {
         return;
     }
@@ -27,6 +28,7 @@ evpl_defer(struct evpl *evpl, struct evpl_deferral *deferral)
 EVPL_API void
 evpl_remove_deferral(struct evpl *evpl, struct evpl_deferral *deferral)
 {
+    EVPL_OWNER_ONLY(evpl);
     uint64_t slot;
     struct evpl_deferral *last;
 

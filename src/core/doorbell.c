@@ -49,6 +49,7 @@ EVPL_API void
 evpl_add_doorbell(struct evpl *evpl, struct evpl_doorbell *doorbell,
                   evpl_doorbell_callback_t callback)
 {
+    EVPL_OWNER_ONLY(evpl);
     struct evpl_doorbell_impl *db = (struct evpl_doorbell_impl *) doorbell;
     int fd, rc;
 
@@ -78,6 +79,7 @@ evpl_add_doorbell(struct evpl *evpl, struct evpl_doorbell *doorbell,
 EVPL_API void
 evpl_remove_doorbell(struct evpl *evpl, struct evpl_doorbell *doorbell)
 {
+    EVPL_OWNER_ONLY(evpl);
     struct evpl_doorbell_impl *db = (struct evpl_doorbell_impl *) doorbell;
     struct evpl_doorbell_impl *last;
 

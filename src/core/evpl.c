@@ -166,6 +166,7 @@ evpl_create(struct evpl_thread_config *config)
 EVPL_API void
 evpl_destroy(struct evpl *evpl)
 {
+    EVPL_OWNER_ONLY(evpl);
     struct evpl_shared *s = evpl_shared;
 
     /* every bind gets its DISCONNECTED (callbacks run here) */
@@ -350,6 +351,7 @@ full_pass(struct evpl *evpl)
 EVPL_API void
 evpl_continue(struct evpl *evpl)
 {
+    EVPL_OWNER_ONLY(evpl);
     unsigned ran;
 
     if (evpl->poll_mode && evpl->polls_len && evpl->poll_passes < evpl->config.poll_iterations) {
@@ -391,6 +393,7 @@ evpl_continue(struct evpl *evpl)
 EVPL_API void
 evpl_run(struct evpl *evpl)
 {
+    EVPL_OWNER_ONLY(evpl);
     evpl->in_run = 1;
     while (!atomic_load_explicit(&evpl->stopped, memory_order_acquire)) {
         evpl_continue(evpl);
@@ -411,6 +414,7 @@ evpl_stop(struct evpl *evpl)
 EVPL_API void
 evpl_set_loop_hooks(struct evpl *evpl, const struct evpl_loop_hooks *hooks)
 {
+    EVPL_OWNER_ONLY(evpl);
     if (hooks) {
         evpl->hooks = *hooks;
     } else {

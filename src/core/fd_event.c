@@ -40,6 +40,7 @@ evpl_add_fd_event(struct evpl *evpl, struct evpl_fd_event *event, int fd,
                   evpl_fd_event_callback_t read_callback, evpl_fd_event_callback_t write_callback,
                   evpl_fd_event_callback_t error_callback)
 {
+    EVPL_OWNER_ONLY(evpl);
     struct evpl_fd_event_impl *e = IMPL(event);
     int rc;
 
@@ -66,6 +67,7 @@ evpl_add_fd_event(struct evpl *evpl, struct evpl_fd_event *event, int fd,
 EVPL_API void
 evpl_remove_fd_event(struct evpl *evpl, struct evpl_fd_event *event)
 {
+    EVPL_OWNER_ONLY(evpl);
     evpl__event_remove(evpl, &IMPL(event)->event);
 } /* evpl_remove_fd_event */
 
@@ -78,6 +80,7 @@ evpl_fd_event_fd(struct evpl_fd_event *event)
 EVPL_API void
 evpl_fd_event_read_interest(struct evpl *evpl, struct evpl_fd_event *event)
 {
+    EVPL_OWNER_ONLY(evpl);
     if (!IMPL(event)->read_callback) {
         evpl_bug("core", "evpl_fd_event_read_interest: event has no read callback");
     }
@@ -87,12 +90,14 @@ evpl_fd_event_read_interest(struct evpl *evpl, struct evpl_fd_event *event)
 EVPL_API void
 evpl_fd_event_read_disinterest(struct evpl *evpl, struct evpl_fd_event *event)
 {
+    EVPL_OWNER_ONLY(evpl);
     evpl__event_clear(evpl, &IMPL(event)->event, EVPL_EV_READ_INTEREST);
 } /* evpl_fd_event_read_disinterest */
 
 EVPL_API void
 evpl_fd_event_write_interest(struct evpl *evpl, struct evpl_fd_event *event)
 {
+    EVPL_OWNER_ONLY(evpl);
     if (!IMPL(event)->write_callback) {
         evpl_bug("core", "evpl_fd_event_write_interest: event has no write callback");
     }
@@ -102,23 +107,27 @@ evpl_fd_event_write_interest(struct evpl *evpl, struct evpl_fd_event *event)
 EVPL_API void
 evpl_fd_event_write_disinterest(struct evpl *evpl, struct evpl_fd_event *event)
 {
+    EVPL_OWNER_ONLY(evpl);
     evpl__event_clear(evpl, &IMPL(event)->event, EVPL_EV_WRITE_INTEREST);
 } /* evpl_fd_event_write_disinterest */
 
 EVPL_API void
 evpl_fd_event_mark_readable(struct evpl *evpl, struct evpl_fd_event *event)
 {
+    EVPL_OWNER_ONLY(evpl);
     evpl__event_set(evpl, &IMPL(event)->event, EVPL_EV_READABLE);
 } /* evpl_fd_event_mark_readable */
 
 EVPL_API void
 evpl_fd_event_mark_unreadable(struct evpl *evpl, struct evpl_fd_event *event)
 {
+    EVPL_OWNER_ONLY(evpl);
     evpl__event_clear(evpl, &IMPL(event)->event, EVPL_EV_READABLE);
 } /* evpl_fd_event_mark_unreadable */
 
 EVPL_API void
 evpl_fd_event_mark_unwritable(struct evpl *evpl, struct evpl_fd_event *event)
 {
+    EVPL_OWNER_ONLY(evpl);
     evpl__event_clear(evpl, &IMPL(event)->event, EVPL_EV_WRITABLE);
 } /* evpl_fd_event_mark_unwritable */

@@ -439,6 +439,20 @@ struct evpl {
     _Alignas(EVPL_CACHELINE) struct evpl_loop_counters counters;
 };
 
+/* A struct evpl-scoped call on a thread other than the loop's owner is a
+ * programming error (spec README rule 1): debug builds abort on it, release
+ * builds do not pay for the check. */
+#ifndef NDEBUG
+#define EVPL_OWNER_ONLY(evpl)                                                          \
+    do {                                                                               \
+        if (unlikely(!pthread_equal(pthread_self(), (evpl)->owner))) {                 \
+            evpl_bug("core", "%s called off the thread that owns the evpl", __func__); \
+        }                                                                              \
+    } while (0)
+#else
+#define EVPL_OWNER_ONLY(evpl) ((void) (evpl))
+#endif
+
 /* The loop's notion of now in ns: virtual, or CLOCK_MONOTONIC itself (a
  * timer never fires before its delay has passed on that clock). */
 static inline uint64_t

@@ -14,6 +14,7 @@ evpl_add_poll(struct evpl *evpl, evpl_poll_enter_callback_t enter_callback,
               evpl_poll_exit_callback_t exit_callback, evpl_poll_callback_t callback,
               void *private_data)
 {
+    EVPL_OWNER_ONLY(evpl);
     struct evpl_poll *poll;
 
     if (!callback) {
@@ -51,6 +52,7 @@ compact(struct evpl *evpl)
 EVPL_API void
 evpl_remove_poll(struct evpl *evpl, struct evpl_poll *poll)
 {
+    EVPL_OWNER_ONLY(evpl);
     EVPL_ASSERT(poll->idx < evpl->polls_len && evpl->polls[poll->idx] == poll);
     evpl->polls[poll->idx] = NULL;
     free(poll);
@@ -120,18 +122,21 @@ evpl__polls_destroy(struct evpl *evpl)
 EVPL_API void
 evpl_activity(struct evpl *evpl)
 {
+    EVPL_OWNER_ONLY(evpl);
     evpl->activity = 1;
 } /* evpl_activity */
 
 EVPL_API void
 evpl_poll_pin(struct evpl *evpl)
 {
+    EVPL_OWNER_ONLY(evpl);
     evpl->pins++;
 } /* evpl_poll_pin */
 
 EVPL_API void
 evpl_poll_unpin(struct evpl *evpl)
 {
+    EVPL_OWNER_ONLY(evpl);
     EVPL_ASSERT(evpl->pins > 0);
     if (--evpl->pins == 0) {
         /* the spin window restarts when the pin is dropped */

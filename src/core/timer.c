@@ -248,6 +248,7 @@ EVPL_API void
 evpl_add_timer(struct evpl *evpl, struct evpl_timer *timer, evpl_timer_callback_t callback,
                uint64_t interval_us)
 {
+    EVPL_OWNER_ONLY(evpl);
     /* 0 would re-fire forever within one pass under the virtual clock */
     arm(evpl, timer, callback, interval_us ? interval_us : 1, 0);
 } /* evpl_add_timer */
@@ -256,12 +257,14 @@ EVPL_API void
 evpl_add_oneshot_timer(struct evpl *evpl, struct evpl_timer *timer, evpl_timer_callback_t callback,
                        uint64_t delay_us)
 {
+    EVPL_OWNER_ONLY(evpl);
     arm(evpl, timer, callback, delay_us, 1);
 } /* evpl_add_oneshot_timer */
 
 EVPL_API void
 evpl_remove_timer(struct evpl *evpl, struct evpl_timer *timer)
 {
+    EVPL_OWNER_ONLY(evpl);
     struct evpl_timers *t = &evpl->timers;
     uint32_t node = hash_find(t, timer);
 

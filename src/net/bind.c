@@ -176,6 +176,7 @@ evpl__binds_close_all(struct evpl *evpl)
 EVPL_API void
 evpl_close(struct evpl *evpl, struct evpl_bind *bind)
 {
+    EVPL_OWNER_ONLY(evpl);
     /* abortive even after evpl_finish: queued data is dropped, so the
      * transport must not end it with an orderly shutdown */
     if (!(bind->flags & (EVPL_BIND_CLOSING | EVPL_BIND_DISCONNECTED))) {
@@ -187,6 +188,7 @@ evpl_close(struct evpl *evpl, struct evpl_bind *bind)
 EVPL_API void
 evpl_finish(struct evpl *evpl, struct evpl_bind *bind)
 {
+    EVPL_OWNER_ONLY(evpl);
     if (bind->flags & (EVPL_BIND_CLOSING | EVPL_BIND_DISCONNECTED)) {
         return;
     }
@@ -270,6 +272,7 @@ evpl__bind_sent(struct evpl *evpl, struct evpl_bind *bind, uint64_t bytes, uint6
 EVPL_API void
 evpl_bind_request_send_notifications(struct evpl *evpl, struct evpl_bind *bind)
 {
+    EVPL_OWNER_ONLY(evpl);
     bind->flags |= EVPL_BIND_SEND_NOTIFY;
 } /* evpl_bind_request_send_notifications */
 
@@ -425,6 +428,7 @@ send_iovecs(struct evpl *evpl, struct evpl_bind *bind, struct evpl_address *addr
 EVPL_API void
 evpl_send(struct evpl *evpl, struct evpl_bind *bind, const void *buffer, unsigned int length)
 {
+    EVPL_OWNER_ONLY(evpl);
     if (!send_allowed(bind, bind->remote, 0)) {
         return;
     }
@@ -435,6 +439,7 @@ EVPL_API void
 evpl_sendv(struct evpl *evpl, struct evpl_bind *bind, struct evpl_iovec *iovecs, int nbufvecs,
            int length, unsigned int flags)
 {
+    EVPL_OWNER_ONLY(evpl);
     if (!bind->protocol->connected && nbufvecs > 0) {
         /* unconnected binds need a destination */
         check_send_length(iovecs, nbufvecs, length);
@@ -451,6 +456,7 @@ EVPL_API void
 evpl_sendto(struct evpl *evpl, struct evpl_bind *bind, struct evpl_address *address,
             const void *buffer, unsigned int length)
 {
+    EVPL_OWNER_ONLY(evpl);
     if (!send_allowed(bind, bind->protocol->connected ? bind->remote : address, 1)) {
         return;
     }
@@ -461,6 +467,7 @@ EVPL_API void
 evpl_sendtov(struct evpl *evpl, struct evpl_bind *bind, struct evpl_address *address,
              struct evpl_iovec *iovecs, int nbufvecs, int length, unsigned int flags)
 {
+    EVPL_OWNER_ONLY(evpl);
     if (bind->protocol->connected) {
         send_iovecs(evpl, bind, NULL, iovecs, nbufvecs, length, flags);
         return;
@@ -480,6 +487,7 @@ EVPL_API void
 evpl_sendtoep(struct evpl *evpl, struct evpl_bind *bind, struct evpl_endpoint *endpoint,
               const void *buffer, unsigned int length)
 {
+    EVPL_OWNER_ONLY(evpl);
     struct evpl_address *a = NULL;
 
     if (!bind->protocol->connected) {
@@ -497,6 +505,7 @@ EVPL_API void
 evpl_sendtoepv(struct evpl *evpl, struct evpl_bind *bind, struct evpl_endpoint *endpoint,
                struct evpl_iovec *iovecs, int nbufvecs, int length, unsigned int flags)
 {
+    EVPL_OWNER_ONLY(evpl);
     struct evpl_address *a = NULL;
 
     if (!bind->protocol->connected) {
@@ -552,6 +561,7 @@ ring_copy(struct evpl_iovec_ring *r, void *buffer, uint64_t len)
 EVPL_API int
 evpl_peek(struct evpl *evpl, struct evpl_bind *bind, void *buffer, int length)
 {
+    EVPL_OWNER_ONLY(evpl);
     if (!stream_ok(evpl, bind, buffer, 1) || length <= 0) {
         errno = EINVAL;
         return -1;
@@ -563,6 +573,7 @@ EVPL_API int
 evpl_peekv(struct evpl *evpl, struct evpl_bind *bind, struct evpl_iovec *iovecs, int maxiovecs,
            int length)
 {
+    EVPL_OWNER_ONLY(evpl);
     uint32_t i, n;
     uint64_t done = 0;
     int out = 0;
@@ -588,6 +599,7 @@ evpl_peekv(struct evpl *evpl, struct evpl_bind *bind, struct evpl_iovec *iovecs,
 EVPL_API int
 evpl_consume(struct evpl *evpl, struct evpl_bind *bind, int length)
 {
+    EVPL_OWNER_ONLY(evpl);
     if (length < 0 || (uint64_t) length > bind->recv_ring.length) {
         return -1;
     }
@@ -600,6 +612,7 @@ EVPL_API int
 evpl_recv(struct evpl *evpl, struct evpl_bind *bind, void *buffer, int maxlength,
           unsigned int flags)
 {
+    EVPL_OWNER_ONLY(evpl);
     uint64_t n;
 
     if (!stream_ok(evpl, bind, buffer, 0) || maxlength <= 0) {
@@ -651,6 +664,7 @@ EVPL_API int
 evpl_recvv(struct evpl *evpl, struct evpl_bind *bind, struct evpl_iovec *iovecs, int maxiovecs,
            int maxlength, int *length)
 {
+    EVPL_OWNER_ONLY(evpl);
     uint64_t bytes;
     int n;
 
@@ -832,6 +846,7 @@ evpl_connect(struct evpl *evpl, enum evpl_protocol_id protocol_id,
              evpl_notify_callback_t notify_callback, evpl_segment_callback_t segment_callback,
              void *private_data)
 {
+    EVPL_OWNER_ONLY(evpl);
     const struct evpl_protocol *p = evpl__protocol(protocol_id);
     struct evpl_address *remote, *local = NULL;
     struct evpl_bind *bind;
@@ -879,6 +894,7 @@ EVPL_API struct evpl_bind *
 evpl_bind(struct evpl *evpl, enum evpl_protocol_id protocol, struct evpl_endpoint *endpoint,
           evpl_notify_callback_t callback, void *private_data)
 {
+    EVPL_OWNER_ONLY(evpl);
     const struct evpl_protocol *p = evpl__protocol(protocol);
     struct evpl_address *local;
     struct evpl_bind *bind;

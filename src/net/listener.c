@@ -304,6 +304,7 @@ EVPL_API struct evpl_listener_binding *
 evpl_listener_attach(struct evpl *evpl, struct evpl_listener *listener,
                      evpl_attach_callback_t attach_callback, void *private_data)
 {
+    EVPL_OWNER_ONLY(evpl);
     struct evpl_listener_binding *b = evpl__zalloc(sizeof(*b));
 
     b->evpl = evpl;

@@ -13,6 +13,7 @@ EVPL_API void
 evpl_rdma_get_address(struct evpl *evpl, struct evpl_bind *bind, struct evpl_iovec *iovec,
                       uint32_t *r_key, uint64_t *r_address)
 {
+    EVPL_OWNER_ONLY(evpl);
     *r_key = 0;
     *r_address = 0;
 }
@@ -22,6 +23,7 @@ evpl_rdma_read(struct evpl *evpl, struct evpl_bind *bind, uint32_t remote_key,
                uint64_t remote_address, struct evpl_iovec *iov, int niov,
                void (*callback)(int status, void *private_data), void *private_data)
 {
+    EVPL_OWNER_ONLY(evpl);
     if (callback) {
         callback(ENOTSUP, private_data);
     }
@@ -32,6 +34,7 @@ evpl_rdma_write(struct evpl *evpl, struct evpl_bind *bind, uint32_t remote_key,
                 uint64_t remote_address, struct evpl_iovec *iov, int niov, unsigned int flags,
                 void (*callback)(int status, void *private_data), void *private_data)
 {
+    EVPL_OWNER_ONLY(evpl);
     if (niov <= 0) {
         return; /* nothing queued, no callback (as upstream) */
     }
