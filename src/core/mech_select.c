@@ -1,20 +1,38 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
 /*
- * select(2) wait mechanism: the portable fallback.  Level-triggered, so
- * an fd is only asked about while its interest is set and its latch is
- * clear; that gives the same latched behaviour as epoll.  Limited to
- * descriptors below FD_SETSIZE.
+ * The portable, level-triggered wait mechanism (EVPL_CORE_MECH_SELECT).
+ * It waits with ppoll(2) rather than select(2): the same level-triggered
+ * readiness, but no FD_SETSIZE ceiling, and errors and hang-ups are
+ * reported for every descriptor, including one nobody is reading (a paused
+ * bind learns of a reset at once, as on epoll).
+ *
+ * A descriptor is asked for what it is interested in and whose latch is
+ * clear.  A descriptor asked for nothing (paused, or its latches set) is
+ * still watched for errors and hang-ups until one has been reported, so a
+ * lasting hang-up does not end every wait at once.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/select.h>
 
 #include "core/internal.h"
 
+#ifndef POLLRDHUP
+#define POLLRDHUP 0
+#endif
+
+struct select_slot {
+    struct evpl_event *ev;
+    int err_seen; /* an error or hang-up was reported since it was added */
+};
+
 struct select_state {
-    struct evpl_event *by_fd[FD_SETSIZE];
+    struct select_slot *by_fd; /* registered events, indexed by descriptor */
+    uint32_t cap;
     int max_fd;
+    struct pollfd *pfds; /* built anew by every wait */
+    uint32_t pfds_cap;
 };
 
 static int
@@ -31,21 +49,30 @@ sel_create(struct evpl *evpl)
 static void
 sel_destroy(struct evpl *evpl)
 {
-    free(evpl->mech_state);
+    struct select_state *st = evpl->mech_state;
+
+    free(st->by_fd);
+    free(st->pfds);
+    free(st);
 } /* sel_destroy */
 
 static int
 sel_add(struct evpl *evpl, struct evpl_event *event)
 {
     struct select_state *st = evpl->mech_state;
+    uint32_t oldcap = st->cap;
 
-    if (event->fd < 0 || event->fd >= FD_SETSIZE) {
-        return -EMFILE;
+    if (event->fd < 0) {
+        return -EBADF;
     }
-    if (st->by_fd[event->fd]) {
+    evpl_array_reserve(st->by_fd, st->cap, (uint32_t) event->fd);
+    if (st->cap != oldcap) {
+        memset(st->by_fd + oldcap, 0, (st->cap - oldcap) * sizeof(*st->by_fd));
+    }
+    if (st->by_fd[event->fd].ev) {
         return -EEXIST;
     }
-    st->by_fd[event->fd] = event;
+    st->by_fd[event->fd] = (struct select_slot){.ev = event};
     if (event->fd > st->max_fd) {
         st->max_fd = event->fd;
     }
@@ -57,11 +84,11 @@ sel_remove(struct evpl *evpl, struct evpl_event *event)
 {
     struct select_state *st = evpl->mech_state;
 
-    if (event->fd < 0 || event->fd >= FD_SETSIZE || st->by_fd[event->fd] != event) {
+    if (event->fd < 0 || (uint32_t) event->fd >= st->cap || st->by_fd[event->fd].ev != event) {
         return;
     }
-    st->by_fd[event->fd] = NULL;
-    while (st->max_fd >= 0 && !st->by_fd[st->max_fd]) {
+    st->by_fd[event->fd].ev = NULL;
+    while (st->max_fd >= 0 && !st->by_fd[st->max_fd].ev) {
         st->max_fd--;
     }
 } /* sel_remove */
@@ -70,53 +97,68 @@ static int
 sel_wait(struct evpl *evpl, int64_t timeout_ns)
 {
     struct select_state *st = evpl->mech_state;
-    fd_set rfds, wfds;
-    struct timeval tv, *tvp = NULL;
-    int fd, n, reported = 0;
+    struct timespec ts, *tsp = NULL;
+    uint32_t npfd = 0;
+    int n, reported = 0;
 
-    FD_ZERO(&rfds);
-    FD_ZERO(&wfds);
-    for (fd = 0; fd <= st->max_fd; fd++) {
-        struct evpl_event *ev = st->by_fd[fd];
+    for (int fd = 0; fd <= st->max_fd; fd++) {
+        struct evpl_event *ev = st->by_fd[fd].ev;
+        short events = 0;
 
         if (!ev) {
             continue;
         }
         if ((ev->flags & EVPL_EV_READ_INTEREST) && !(ev->flags & EVPL_EV_READABLE)) {
-            FD_SET(fd, &rfds);
+            events |= POLLIN | POLLRDHUP;
         }
         if ((ev->flags & EVPL_EV_WRITE_INTEREST) && !(ev->flags & EVPL_EV_WRITABLE)) {
-            FD_SET(fd, &wfds);
+            events |= POLLOUT;
         }
+        if (!events && st->by_fd[fd].err_seen) {
+            continue; /* its hang-up is known: nothing new to ask */
+        }
+        evpl_array_reserve(st->pfds, st->pfds_cap, npfd);
+        st->pfds[npfd].fd = fd;
+        st->pfds[npfd].events = events; /* 0: errors and hang-ups only */
+        st->pfds[npfd].revents = 0;
+        npfd++;
     }
 
     if (timeout_ns >= 0) {
-        /* round up: a short sleep must not wake before a timer is due */
-        int64_t us = (timeout_ns + 999) / 1000;
-
-        tv.tv_sec = us / 1000000;
-        tv.tv_usec = us % 1000000;
-        tvp = &tv;
+        ts.tv_sec = timeout_ns / 1000000000;
+        ts.tv_nsec = timeout_ns % 1000000000;
+        tsp = &ts;
     }
 
-    n = select(st->max_fd + 1, &rfds, &wfds, NULL, tvp);
+    n = ppoll(st->pfds, npfd, tsp, NULL);
     if (n <= 0) {
-        return 0;
+        return 0; /* EINTR counts as nothing ready */
     }
 
-    for (fd = 0; fd <= st->max_fd && n > 0; fd++) {
+    for (uint32_t i = 0; i < npfd && n > 0; i++) {
+        struct select_slot *slot = &st->by_fd[st->pfds[i].fd];
+        short re = st->pfds[i].revents;
         uint32_t bits = 0;
 
-        if (FD_ISSET(fd, &rfds)) {
+        if (!re) {
+            continue;
+        }
+        n--;
+        if (re & (POLLIN | POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) {
             bits |= EVPL_EV_READABLE;
         }
-        if (FD_ISSET(fd, &wfds)) {
+        if (re & POLLOUT) {
             bits |= EVPL_EV_WRITABLE;
         }
-        if (bits && st->by_fd[fd]) {
-            evpl__event_set(evpl, st->by_fd[fd], bits);
-            reported++;
+        if (re & (POLLERR | POLLHUP | POLLNVAL)) {
+            bits |= EVPL_EV_ERROR;
+            slot->err_seen = 1;
         }
+        if (re & (POLLRDHUP | POLLHUP)) {
+            bits |= EVPL_EV_RDHUP;
+        }
+        evpl__event_set(evpl, slot->ev, bits);
+        reported++;
     }
     return reported;
 } /* sel_wait */

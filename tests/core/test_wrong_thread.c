@@ -45,26 +45,26 @@ foreign_thread(void *arg)
     struct evpl_endpoint *ep;
 
     switch (which) {
-    case CALL_TIMER:
-        evpl_add_timer(loop, &timer, on_timer, 1000);
-        break;
-    case CALL_CONTINUE:
-        evpl_continue(loop);
-        break;
-    case CALL_DEFER:
-        evpl_deferral_init(&deferral, on_deferral, NULL);
-        evpl_defer(loop, &deferral);
-        break;
-    case CALL_CONNECT:
-        ep = evpl_endpoint_create("127.0.0.1", 9);
-        evpl_connect(loop, EVPL_STREAM_SOCKET_TCP, NULL, ep, on_notify, NULL, NULL);
-        break;
-    case CALL_ACTIVITY:
-        evpl_activity(loop);
-        break;
-    case CALL_STOP:
-        evpl_stop(loop); /* any thread: must not abort */
-        break;
+        case CALL_TIMER:
+            evpl_add_timer(loop, &timer, on_timer, 1000);
+            break;
+        case CALL_CONTINUE:
+            evpl_continue(loop);
+            break;
+        case CALL_DEFER:
+            evpl_deferral_init(&deferral, on_deferral, NULL);
+            evpl_defer(loop, &deferral);
+            break;
+        case CALL_CONNECT:
+            ep = evpl_endpoint_create("127.0.0.1", 9);
+            evpl_connect(loop, EVPL_STREAM_SOCKET_TCP, NULL, ep, on_notify, NULL, NULL);
+            break;
+        case CALL_ACTIVITY:
+            evpl_activity(loop);
+            break;
+        case CALL_STOP:
+            evpl_stop(loop); /* any thread: must not abort */
+            break;
     }
     return NULL;
 } /* foreign_thread */
@@ -74,7 +74,7 @@ child(void *arg)
 {
     pthread_t tid;
 
-    which = (enum call) (intptr_t) arg;
+    which = (enum call)(intptr_t) arg;
     evpl_init(t_global_config());
     loop = t_loop_create(0, 0);
     pthread_create(&tid, NULL, foreign_thread, NULL);
