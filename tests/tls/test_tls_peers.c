@@ -489,6 +489,37 @@ main(void)
         T_OK(strstr(out, "ping from s_client") != NULL);
     }
 
+    /* client certificates: not required (curl above sends none), but one
+     * that is sent is verified: a trusted one is served, one from a CA
+     * the server does not trust fails the handshake */
+    for (int trusted = 1; trusted >= 0; trusted--) {
+        char connect_arg[64];
+        char *argv[] = {"openssl",
+                        "s_client",
+                        "-connect",
+                        connect_arg,
+                        "-CAfile",
+                        (char *) cert("ca.pem"),
+                        "-cert",
+                        (char *) cert(trusted ? "server.pem" : "untrusted.pem"),
+                        "-key",
+                        (char *) cert(trusted ? "server.key" : "untrusted.key"),
+                        "-quiet",
+                        "-no_ign_eof",
+                        NULL};
+        int before = server_idle(), rc;
+
+        snprintf(connect_arg, sizeof(connect_arg), "127.0.0.1:%d", port);
+        rc = run_tool(argv, "ping with a client certificate\n", out, sizeof(out));
+        if (trusted) {
+            T_EQ(rc, 0);
+            T_OK(strstr(out, "ping with a client certificate") != NULL);
+        } else {
+            T_OK(strstr(out, "ping with a client certificate") == NULL);
+            T_LT(next_server_status(before), 0);
+        }
+    }
+
     /* ALPN: the server picks its first preference the client offers */
     {
         char connect_arg[64];
