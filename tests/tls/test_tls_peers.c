@@ -494,18 +494,12 @@ main(void)
      * the server does not trust fails the handshake */
     for (int trusted = 1; trusted >= 0; trusted--) {
         char connect_arg[64];
-        char *argv[] = {"openssl",
-                        "s_client",
-                        "-connect",
-                        connect_arg,
-                        "-CAfile",
-                        (char *) cert("ca.pem"),
-                        "-cert",
-                        (char *) cert(trusted ? "server.pem" : "untrusted.pem"),
-                        "-key",
-                        (char *) cert(trusted ? "server.key" : "untrusted.key"),
-                        "-quiet",
-                        "-no_ign_eof",
+        char *argv[] = {"openssl",  "s_client",
+                        "-connect", connect_arg,
+                        "-CAfile",  (char *) cert("ca.pem"),
+                        "-cert",    (char *) cert(trusted ? "server.pem" : "untrusted.pem"),
+                        "-key",     (char *) cert(trusted ? "server.key" : "untrusted.key"),
+                        "-quiet",   "-no_ign_eof",
                         NULL};
         int before = server_idle(), rc;
 
