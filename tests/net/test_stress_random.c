@@ -31,6 +31,7 @@
  *                      [-t 1|2] [-n STEPS] [-c CERTDIR] [-v]
  * exit 0 = pass, 1 = invariant failure, 77 = protocol unavailable.
  */
+/* LABELS: threads */
 /* MATRIX: stream datagram */
 /* ALSO_MECH: io_uring */
 #include <evpl/evpl.h>
