@@ -282,6 +282,7 @@ queue_message(struct evpl_bind *bind, uint32_t niov, uint32_t length, struct evp
 {
     struct evpl_dgram *d;
 
+    bind->rx_since_send = 0; /* it answers: not a one-way bulk receiver */
     if (bind->protocol->stream && !bind->segment_callback) {
         return; /* upstream keeps one per send forever here (quirk 12) */
     }
@@ -757,6 +758,7 @@ segment(struct evpl *evpl, struct evpl_bind *bind)
         }
         n = ring_take(evpl, &bind->recv_ring, iov, cap, (uint64_t) len, &bytes);
         bind->want = 0;
+        bind->last_len = (uint64_t) len;
         deliver_msg(evpl, bind, iov, n, (unsigned int) len, bind->remote);
     }
     if (iov != stack) {

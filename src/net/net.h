@@ -174,6 +174,8 @@ struct evpl_bind {
     uint32_t retry_us, retry_total_us;
     uint32_t lowat;                 /* current receive low-water mark (0/1: none) */
     uint64_t want;                  /* length the segmenter asked for */
+    uint64_t rx_since_send;         /* stream: bytes read since the application last sent */
+    uint64_t last_len;              /* length of the last message segmented */
     uint64_t msg_sent;              /* bytes of the front message already written */
     struct evpl_iovec *dgram_slots; /* UDP: receive slots kept between reads */
     int ndgram_slots;

@@ -113,23 +113,22 @@ static uint64_t buffer_size = 2 * 1024 * 1024;
 static int failures;
 static pthread_mutex_t fail_lock = PTHREAD_MUTEX_INITIALIZER;
 
-#define FAIL(...)                                                   \
-    do {                                                            \
-        pthread_mutex_lock(&fail_lock);                             \
-        failures++;                                                 \
-        fprintf(stderr, "FAIL seed=%llu proto=%s: ",                \
-                (unsigned long long) seed, proto_name);             \
-        fprintf(stderr, __VA_ARGS__);                               \
-        fprintf(stderr, "\n");                                      \
-        pthread_mutex_unlock(&fail_lock);                           \
+#define FAIL(...)                                                                            \
+    do {                                                                                     \
+        pthread_mutex_lock(&fail_lock);                                                      \
+        failures++;                                                                          \
+        fprintf(stderr, "FAIL seed=%llu proto=%s: ", (unsigned long long) seed, proto_name); \
+        fprintf(stderr, __VA_ARGS__);                                                        \
+        fprintf(stderr, "\n");                                                               \
+        pthread_mutex_unlock(&fail_lock);                                                    \
     } while (0)
 
-#define LOG(...)                                                    \
-    do {                                                            \
-        if (verbose) {                                              \
-            fprintf(stderr, __VA_ARGS__);                           \
-            fprintf(stderr, "\n");                                  \
-        }                                                           \
+#define LOG(...)                          \
+    do {                                  \
+        if (verbose) {                    \
+            fprintf(stderr, __VA_ARGS__); \
+            fprintf(stderr, "\n");        \
+        }                                 \
     } while (0)
 
 static uint64_t
@@ -171,8 +170,8 @@ struct conn {
     uint8_t hello[HELLO];
     int64_t peer_id; /* -1: unknown */
     int paused;
-    int undrained;          /* a RECV_DATA left data in the buffer */
-    int lost_while_paused;  /* went away with undrained data */
+    int undrained;         /* a RECV_DATA left data in the buffer */
+    int lost_while_paused; /* went away with undrained data */
     uint64_t rx_msgs;
 
     char local[EVPL_ADDRESS_STRLEN];
@@ -291,8 +290,8 @@ rx_msg(struct conn *c, struct evpl_iovec *iov, unsigned int niov, unsigned int l
             }
         }
     }
-    want = ((uint32_t) hdr[0] << 24) | ((uint32_t) hdr[1] << 16) | ((uint32_t) hdr[2] << 8) |
-           hdr[3];
+    want =
+        ((uint32_t) hdr[0] << 24) | ((uint32_t) hdr[1] << 16) | ((uint32_t) hdr[2] << 8) | hdr[3];
     if (want != length) {
         FAIL("conn %d: message header says %u, delivered %u", c->id, want, length);
         c->errors++;
@@ -669,8 +668,7 @@ notify_cb(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *n, void
         return;
     }
     if (c->bind != bind) {
-        FAIL("conn %d: callback for bind %p, expected %p", c->id, (void *) bind,
-             (void *) c->bind);
+        FAIL("conn %d: callback for bind %p, expected %p", c->id, (void *) bind, (void *) c->bind);
     }
     switch (n->notify_type) {
         case EVPL_NOTIFY_CONNECTED:
@@ -741,8 +739,8 @@ notify_cb(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *n, void
             FAIL("conn %d: unknown notification %u", c->id, n->notify_type);
     }
     /* occasionally act from inside a data callback */
-    if (c->bind && (n->notify_type == EVPL_NOTIFY_RECV_DATA ||
-                    n->notify_type == EVPL_NOTIFY_RECV_MSG)) {
+    if (c->bind &&
+        (n->notify_type == EVPL_NOTIFY_RECV_DATA || n->notify_type == EVPL_NOTIFY_RECV_MSG)) {
         int k = (int) rrange(r, 0, 999);
 
         if (k < 30) {
@@ -931,7 +929,7 @@ stream_step(struct world *w, int can_connect)
 /* ------------------------------------------------------------------ */
 /* datagram mode                                                       */
 
-#define DG_MAGIC 0x45564450u /* "EVDP" */
+#define DG_MAGIC  0x45564450u /* "EVDP" */
 #define DG_MAXSEQ 8192
 
 struct dg {
@@ -992,7 +990,8 @@ dg_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *n, void
                 FAIL("dgram %d: runt datagram of %llu bytes", d->id, (unsigned long long) tot);
             } else {
                 memcpy(&h, buf, sizeof(h));
-                if (h.magic != DG_MAGIC || h.len != tot || h.src >= DG_MAXID || h.seq >= DG_MAXSEQ) {
+                if (h.magic != DG_MAGIC || h.len != tot || h.src >= DG_MAXID ||
+                    h.seq >= DG_MAXSEQ) {
                     FAIL("dgram %d: bad header magic %x len %u (got %llu) src %u seq %u", d->id,
                          h.magic, h.len, (unsigned long long) tot, h.src, h.seq);
                 } else {
@@ -1140,8 +1139,8 @@ dg_send(struct world *w, struct dg *d, struct dg *to)
 {
     struct rng *r = &w->rng;
     uint32_t len = (uint32_t) rrange(r, 0, 99) < 10 ? 0
-                   : rpct(r, 80)                      ? (uint32_t) rrange(r, sizeof(struct dghdr), 2048)
-                                                      : (uint32_t) rrange(r, sizeof(struct dghdr), 60000);
+                   : rpct(r, 80) ? (uint32_t) rrange(r, sizeof(struct dghdr), 2048)
+                                 : (uint32_t) rrange(r, sizeof(struct dghdr), 60000);
     uint8_t *buf = malloc(len ? len : 1);
     struct dghdr h = {DG_MAGIC, (uint32_t) d->id, d->seq, len, 0};
     uint64_t key;
@@ -1395,9 +1394,9 @@ final_checks(void)
                 for (int j = 0; j < worlds[t2].nconns; j++) {
                     struct conn *x = worlds[t2].conns[j];
 
-                    if (!x->is_client && (x->peer_id == y->id ||
-                                          (y->local[0] && x->id > y->id &&
-                                           strcmp(x->remote, y->local) == 0))) {
+                    if (!x->is_client &&
+                        (x->peer_id == y->id ||
+                         (y->local[0] && x->id > y->id && strcmp(x->remote, y->local) == 0))) {
                         found = 1;
                         break;
                     }
@@ -1426,8 +1425,8 @@ dgram_final_checks(void)
         rx += dgs[i]->rx;
         echo += dgs[i]->rx_echo;
     }
-    fprintf(stderr, "dgram binds: %d, received %llu (%llu echoes)\n", ndgs,
-            (unsigned long long) rx, (unsigned long long) echo);
+    fprintf(stderr, "dgram binds: %d, received %llu (%llu echoes)\n", ndgs, (unsigned long long) rx,
+            (unsigned long long) echo);
 }
 
 /* Clients that saw CONNECTED: each was accepted, so a server conn must be
@@ -1488,8 +1487,9 @@ stress_main(int argc, char **argv)
                 verbose = 1;
                 break;
             default:
-                fprintf(stderr, "usage: %s -p PROTO -s SEED [-m mech] [-t 1|2] [-n steps] "
-                                "[-c certdir] [-v]\n",
+                fprintf(stderr,
+                        "usage: %s -p PROTO -s SEED [-m mech] [-t 1|2] [-n steps] "
+                        "[-c certdir] [-v]\n",
                         argv[0]);
                 return 2;
         }
@@ -1540,8 +1540,8 @@ stress_main(int argc, char **argv)
     }
     stream = evpl_protocol_is_stream(proto);
     fprintf(stderr, "seed=%llu proto=%s mech=%s threads=%d buffer_size=%llu recv_limit=%llu\n",
-            (unsigned long long) seed, proto_name, mech, nthreads,
-            (unsigned long long) buffer_size, (unsigned long long) recv_limit_cfg);
+            (unsigned long long) seed, proto_name, mech, nthreads, (unsigned long long) buffer_size,
+            (unsigned long long) recv_limit_cfg);
 
     worlds[0].index = 0;
     worlds[0].rng.s = seed;
@@ -1578,8 +1578,8 @@ stress_main(int argc, char **argv)
 
         for (int attempt = 0; attempt < 5 && !ok; attempt++) {
             if (evpl_protocol_is_local(proto)) {
-                snprintf(unix_name[e], sizeof(unix_name[e]), "@evpl-stress-%d-%s%d",
-                         (int) getpid(), e ? "seg" : "raw", attempt);
+                snprintf(unix_name[e], sizeof(unix_name[e]), "@evpl-stress-%d-%s%d", (int) getpid(),
+                         e ? "seg" : "raw", attempt);
                 server_ep[e] = evpl_endpoint_create_local(unix_name[e]);
             } else {
                 int v6 = rpct(&cfg_rng, 30);
