@@ -13,6 +13,7 @@
  */
 #include <evpl/evpl.h>
 
+#include <fcntl.h>
 #include <getopt.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -171,8 +172,23 @@ struct side {
     _Atomic uint64_t ops;
     _Atomic uint64_t bytes;
     _Atomic long tid;
+    /* its /proc stat file, opened by the thread itself before it makes any
+     * connection (with 10,000 connections the process may have no
+     * descriptor left to open it when the figures are taken) */
+    _Atomic int stat_fd;
     struct hist hist; /* written by its thread only until it stops */
 };
+
+static void
+side_started(struct side *s)
+{
+    char path[64];
+    long tid = (long) syscall(SYS_gettid);
+
+    snprintf(path, sizeof(path), "/proc/self/task/%ld/stat", tid);
+    atomic_store(&s->stat_fd, open(path, O_RDONLY | O_CLOEXEC));
+    atomic_store(&s->tid, tid);
+}
 
 static struct side *servers, *clients;
 static _Atomic unsigned next_server, next_client;
@@ -252,7 +268,7 @@ server_init(struct evpl *evpl, void *arg)
     struct server_thread *st = calloc(1, sizeof(*st));
 
     st->side = &servers[i];
-    atomic_store(&st->side->tid, (long) syscall(SYS_gettid));
+    side_started(st->side);
     if (cfg.stream_proto || evpl_protocol_is_local(cfg.proto)) {
         st->binding = evpl_listener_attach(evpl, listener, server_accept, st);
     } else if (i == 0) {
@@ -386,7 +402,7 @@ client_init(struct evpl *evpl, void *arg)
     struct client_thread *ct = calloc(1, sizeof(*ct));
 
     ct->side = &clients[i];
-    atomic_store(&ct->side->tid, (long) syscall(SYS_gettid));
+    side_started(ct->side);
     /* connections spread over the client threads */
     ct->nconns = cfg.conns / cfg.cthreads + (i < cfg.conns % cfg.cthreads);
     ct->conns = calloc(ct->nconns ? ct->nconns : 1, sizeof(*ct->conns));
@@ -452,27 +468,26 @@ struct cpu {
     double user, sys;
 };
 
-/* user/sys seconds of one thread of this process, from /proc */
+/* user/sys seconds of one loop thread, from its /proc stat file */
 static struct cpu
-thread_cpu(long tid)
+thread_cpu(struct side *s)
 {
     struct cpu c = {0, 0};
-    char path[64], buf[1024], *p;
-    FILE *f;
+    char buf[1024], *p;
     unsigned long ut, st;
     double hz = (double) sysconf(_SC_CLK_TCK);
+    int fd = atomic_load(&s->stat_fd);
+    ssize_t n;
 
-    snprintf(path, sizeof(path), "/proc/self/task/%ld/stat", tid);
-    f = fopen(path, "r");
-    if (!f) {
+    if (fd < 0 || (n = pread(fd, buf, sizeof(buf) - 1, 0)) <= 0) {
         return c;
     }
-    if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) &&
+    buf[n] = '\0';
+    if ((p = strrchr(buf, ')')) &&
         sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2) {
         c.user = (double) ut / hz;
         c.sys = (double) st / hz;
     }
-    fclose(f);
     return c;
 }
 
@@ -482,7 +497,7 @@ side_cpu(struct side *s, unsigned n)
     struct cpu t = {0, 0};
 
     for (unsigned i = 0; i < n; i++) {
-        struct cpu c = thread_cpu(atomic_load(&s[i].tid));
+        struct cpu c = thread_cpu(&s[i]);
 
         t.user += c.user;
         t.sys += c.sys;
@@ -796,6 +811,12 @@ main(int argc, char **argv)
     }
     servers = calloc(cfg.sthreads, sizeof(*servers));
     clients = calloc(cfg.cthreads ? cfg.cthreads : 1, sizeof(*clients));
+    for (unsigned i = 0; servers && i < cfg.sthreads; i++) {
+        servers[i].stat_fd = -1;
+    }
+    for (unsigned i = 0; clients && i < (cfg.cthreads ? cfg.cthreads : 1); i++) {
+        clients[i].stat_fd = -1;
+    }
 
     if (cfg.role != CLIENT) {
         if (cfg.stream_proto) {
