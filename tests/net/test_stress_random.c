@@ -34,7 +34,7 @@
 /* LABELS: threads */
 /* MATRIX: stream datagram */
 /* ALSO_MECH: io_uring */
-#include <evpl/evpl.h>
+#include "t_net.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -53,15 +53,6 @@
 /* ------------------------------------------------------------------ */
 /* PRNG and pattern                                                    */
 
-static inline uint64_t
-mix64(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 struct rng {
     uint64_t s;
 };
@@ -70,7 +61,7 @@ static inline uint64_t
 rnext(struct rng *r)
 {
     r->s += 0x9e3779b97f4a7c15ull;
-    return mix64(r->s);
+    return t_mix64(r->s);
 }
 
 /* uniform in [lo, hi] */
@@ -89,7 +80,7 @@ rpct(struct rng *r, int pct)
 static inline uint8_t
 pat(uint64_t key, uint64_t off)
 {
-    return (uint8_t) (mix64(key * 0x100000001b3ull ^ (off >> 3)) >> ((off & 7) * 8));
+    return (uint8_t) (t_mix64(key * 0x100000001b3ull ^ (off >> 3)) >> ((off & 7) * 8));
 }
 
 static void
@@ -130,15 +121,6 @@ static pthread_mutex_t fail_lock = PTHREAD_MUTEX_INITIALIZER;
             fprintf(stderr, "\n");        \
         }                                 \
     } while (0)
-
-static uint64_t
-now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
-}
 
 static atomic_int next_id = 1;
 
@@ -1047,40 +1029,6 @@ dg_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *n, void
     }
 }
 
-static int
-free_port(int af)
-{
-    struct sockaddr_storage ss;
-    socklen_t len;
-    int fd = socket(af, SOCK_DGRAM, 0), port;
-
-    memset(&ss, 0, sizeof(ss));
-    if (af == AF_INET6) {
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *) &ss;
-
-        s6->sin6_family = AF_INET6;
-        s6->sin6_addr = in6addr_loopback;
-        len = sizeof(*s6);
-    } else {
-        struct sockaddr_in *s4 = (struct sockaddr_in *) &ss;
-
-        s4->sin_family = AF_INET;
-        s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        len = sizeof(*s4);
-    }
-    if (fd < 0 || bind(fd, (struct sockaddr *) &ss, len) != 0 ||
-        getsockname(fd, (struct sockaddr *) &ss, &len) != 0) {
-        if (fd >= 0) {
-            close(fd);
-        }
-        return -1;
-    }
-    port = ntohs(af == AF_INET6 ? ((struct sockaddr_in6 *) &ss)->sin6_port
-                                : ((struct sockaddr_in *) &ss)->sin_port);
-    close(fd);
-    return port;
-}
-
 static int dg_v6;
 
 static void
@@ -1092,10 +1040,10 @@ dg_new(struct world *w)
     if (ndgs >= DG_MAXID) {
         return;
     }
-    port = free_port(dg_v6 ? AF_INET6 : AF_INET);
+    port = t_try_free_port_af(dg_v6 ? AF_INET6 : AF_INET, SOCK_DGRAM);
     if (port < 0 && dg_v6) {
         dg_v6 = 0;
-        port = free_port(AF_INET);
+        port = t_try_free_port_af(AF_INET, SOCK_DGRAM);
     }
     if (port < 0) {
         return;
@@ -1583,11 +1531,11 @@ stress_main(int argc, char **argv)
                 server_ep[e] = evpl_endpoint_create_local(unix_name[e]);
             } else {
                 int v6 = rpct(&cfg_rng, 30);
-                int port = free_port(v6 ? AF_INET6 : AF_INET);
+                int port = t_try_free_port_af(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM);
 
                 if (port < 0) {
                     v6 = 0;
-                    port = free_port(AF_INET);
+                    port = t_try_free_port_af(AF_INET, SOCK_DGRAM);
                 }
                 if (e == 1 && port == evpl_endpoint_port(server_ep[0])) {
                     continue;
@@ -1637,9 +1585,9 @@ stress_main(int argc, char **argv)
         }
     }
     {
-        uint64_t deadline = now_ns() + 10ull * 1000000000ull, grace_end = 0;
+        uint64_t deadline = t_now_ns() + 10ull * 1000000000ull, grace_end = 0;
 
-        while (now_ns() < deadline) {
+        while (t_now_ns() < deadline) {
             /* resume paused readers so finishes can drain */
             for (int i = 0; i < worlds[0].nconns; i++) {
                 struct conn *c = worlds[0].conns[i];
@@ -1653,9 +1601,9 @@ stress_main(int argc, char **argv)
                 atomic_load(&nattached) >= clients_connected()) {
                 /* connections still in the listener's hands: let them
                  * arrive (and end) before tearing down */
-                grace_end = now_ns() + 200ull * 1000000ull;
+                grace_end = t_now_ns() + 200ull * 1000000ull;
             }
-            if (grace_end && now_ns() > grace_end && all_disconnected(&worlds[0]) &&
+            if (grace_end && t_now_ns() > grace_end && all_disconnected(&worlds[0]) &&
                 !(nthreads == 2 && atomic_load(&worlds[1].live) > 0)) {
                 break;
             }
