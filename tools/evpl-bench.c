@@ -13,6 +13,7 @@
  */
 #include <evpl/evpl.h>
 
+#include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <netinet/in.h>
@@ -187,6 +188,10 @@ side_started(struct side *s)
 
     snprintf(path, sizeof(path), "/proc/self/task/%ld/stat", tid);
     atomic_store(&s->stat_fd, open(path, O_RDONLY | O_CLOEXEC));
+    if (atomic_load(&s->stat_fd) < 0) {
+        fprintf(stderr, "evpl-bench: %s: %s (CPU figures will be too low)\n", path,
+                strerror(errno));
+    }
     atomic_store(&s->tid, tid);
 }
 

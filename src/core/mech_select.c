@@ -24,7 +24,7 @@
 
 struct select_slot {
     struct evpl_event *ev;
-    int err_seen; /* an error or hang-up was reported since it was added */
+    int err_seen; /* an error or hang-up was reported and not seen to pass */
 };
 
 struct select_state {
@@ -135,15 +135,17 @@ sel_wait(struct evpl *evpl, int64_t timeout_ns)
         return 0; /* EINTR counts as nothing ready */
     }
 
-    for (uint32_t i = 0; i < npfd && n > 0; i++) {
+    for (uint32_t i = 0; i < npfd; i++) {
         struct select_slot *slot = &st->by_fd[st->pfds[i].fd];
         short re = st->pfds[i].revents;
         uint32_t bits = 0;
 
+        if (st->pfds[i].events && !(re & (POLLERR | POLLHUP | POLLNVAL))) {
+            slot->err_seen = 0; /* asked and no error: a new one is news */
+        }
         if (!re) {
             continue;
         }
-        n--;
         if (re & (POLLIN | POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) {
             bits |= EVPL_EV_READABLE;
         }

@@ -1531,11 +1531,11 @@ stress_main(int argc, char **argv)
                 server_ep[e] = evpl_endpoint_create_local(unix_name[e]);
             } else {
                 int v6 = rpct(&cfg_rng, 30);
-                int port = t_try_free_port_af(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM);
+                int port = t_try_free_port_af(v6 ? AF_INET6 : AF_INET, SOCK_STREAM);
 
                 if (port < 0) {
                     v6 = 0;
-                    port = t_try_free_port_af(AF_INET, SOCK_DGRAM);
+                    port = t_try_free_port_af(AF_INET, SOCK_STREAM);
                 }
                 if (e == 1 && port == evpl_endpoint_port(server_ep[0])) {
                     continue;
@@ -1586,6 +1586,7 @@ stress_main(int argc, char **argv)
     }
     {
         uint64_t deadline = t_now_ns() + 10ull * 1000000000ull, grace_end = 0;
+        int attached_seen = atomic_load(&nattached);
 
         while (t_now_ns() < deadline) {
             /* resume paused readers so finishes can drain */
@@ -1597,11 +1598,18 @@ stress_main(int argc, char **argv)
                 }
             }
             evpl_continue(worlds[0].evpl);
+            if (atomic_load(&nattached) != attached_seen) {
+                /* a connection was still in the listener's hands: the
+                 * quiet period starts again */
+                attached_seen = atomic_load(&nattached);
+                grace_end = 0;
+            }
             if (grace_end == 0 && all_disconnected(&worlds[0]) &&
                 atomic_load(&nattached) >= clients_connected()) {
                 /* connections still in the listener's hands: let them
-                 * arrive (and end) before tearing down */
-                grace_end = t_now_ns() + 200ull * 1000000ull;
+                 * arrive (and end) before tearing down; a loaded machine
+                 * can keep the listener thread waiting for a while */
+                grace_end = t_now_ns() + 500ull * 1000000ull;
             }
             if (grace_end && t_now_ns() > grace_end && all_disconnected(&worlds[0]) &&
                 !(nthreads == 2 && atomic_load(&worlds[1].live) > 0)) {
