@@ -60,6 +60,31 @@ static int t_proto_is_tls;
 static int t_proto_forkable;
 
 /*
+ * Skips (exit 77) that the environment alone decides, without touching the
+ * library: a kernel-TLS run where the kernel has no TLS, or an io_uring
+ * loop where io_uring is missing (the library would fall back to epoll and
+ * the run would test epoll a second time).
+ */
+static inline void
+t_proto_env_skips(const char *name)
+{
+    if (getenv("T_REQUIRE_KTLS") && access("/proc/net/tls_stat", R_OK) != 0) {
+        T_SKIP("%s with kernel TLS: no kernel TLS here (runs in the VM)", name);
+    }
+    if (getenv("EVPL_CORE_MECH") && strcmp(getenv("EVPL_CORE_MECH"), "io_uring") == 0) {
+        struct io_uring_params p;
+        int fd;
+
+        memset(&p, 0, sizeof(p));
+        fd = (int) syscall(__NR_io_uring_setup, 1, &p);
+        if (fd < 0) {
+            T_SKIP("no io_uring here: the loop would wait on epoll");
+        }
+        close(fd);
+    }
+} /* t_proto_env_skips */
+
+/*
  * The protocol under test: T_PROTO, or the default of the first kind the
  * test accepts when it is run by hand.  Exits 77 when the protocol is
  * unavailable or of a kind not in kinds.
@@ -84,22 +109,7 @@ t_proto(int kinds)
     if (!stream && !(kinds & T_NET_KIND_DATAGRAM)) {
         T_SKIP("%s: datagram protocols not covered by this test", name);
     }
-    if (getenv("T_REQUIRE_KTLS") && access("/proc/net/tls_stat", R_OK) != 0) {
-        T_SKIP("%s with kernel TLS: no kernel TLS here (runs in the VM)", name);
-    }
-    if (getenv("EVPL_CORE_MECH") && strcmp(getenv("EVPL_CORE_MECH"), "io_uring") == 0) {
-        /* the library falls back to epoll without io_uring: that run
-         * would test epoll a second time */
-        struct io_uring_params p;
-        int fd;
-
-        memset(&p, 0, sizeof(p));
-        fd = (int) syscall(__NR_io_uring_setup, 1, &p);
-        if (fd < 0) {
-            T_SKIP("no io_uring here: the loop would wait on epoll");
-        }
-        close(fd);
-    }
+    t_proto_env_skips(name);
     fprintf(stderr, "protocol: %s\n", name);
     t_proto_is_tls = id == EVPL_STREAM_SOCKET_TLS;
     t_proto_forkable =

@@ -1695,10 +1695,7 @@ main(int argc, char **argv)
         fprintf(stderr, "T_PROTO is not set (or give -p PROTO -s SEED)\n");
         return 2;
     }
-    if (getenv("T_REQUIRE_KTLS") && access("/proc/net/tls_stat", R_OK) != 0) {
-        fprintf(stderr, "SKIP: with kernel TLS: no kernel TLS here (runs in the VM)\n");
-        return 77;
-    }
+    t_proto_env_skips(getenv("T_PROTO"));
     if (!seeds) {
         seeds = getenv("EVPL_VM") ? "1 2" : "1 2 3"; /* the VM is slower */
     }
