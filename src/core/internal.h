@@ -426,6 +426,7 @@ struct evpl {
     void *resolve_box;         /* net: host-name lookups in flight */
     void *lingering;           /* net: gracefully closed sockets draining */
     void *uring;               /* backends/io_uring: this loop's framework state */
+    void *inproc;              /* backends/inproc: doorbell and ready list */
 
     struct evpl *next, *prev; /* evpl_shared->loops */
 

@@ -100,6 +100,29 @@ evpl__buffer_release(struct evpl *evpl, struct evpl_iovec_ref *ref)
     }
 } /* evpl__buffer_release */
 
+/*
+ * Let references to iovec's buffer cross threads: a LOCAL buffer (counted
+ * without atomics, touched only by this loop so far) becomes SHARED.  The
+ * count keeps its value; from here on every clone and release is atomic.
+ * If it is the LOCAL pool's current buffer the pool lets go of it first,
+ * since the pool's fast path counts its slices without atomics.
+ */
+void
+evpl__iovec_make_shared(struct evpl *evpl, const struct evpl_iovec *iovec)
+{
+    struct evpl_iovec_ref *ref = iovec->ref;
+
+    if (ref->flags != 0) {
+        return; /* SHARED or GLOBAL already */
+    }
+    atomic_thread_fence(memory_order_release);
+    ref->flags = EVPL_IOVEC_FLAG_SHARED;
+    if (evpl->mem.local.current == (struct evpl_buffer *) ref) {
+        evpl->mem.local.current = NULL;
+        evpl_iovec_ref_release(evpl, ref); /* the pool's hold */
+    }
+} /* evpl__iovec_make_shared */
+
 /* Make b the pool's current buffer, dropping the loop's hold on the old. */
 static inline void
 set_current(struct evpl *evpl, struct evpl_mem_pool *p, struct evpl_buffer *b)

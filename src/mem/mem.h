@@ -98,6 +98,9 @@ void evpl__mem_exit_check(void);
 /* Debug leak report for a loop being destroyed; returns buffers still held. */
 uint64_t evpl__mem_report_owned(struct evpl *evpl);
 
+/* A LOCAL buffer becomes SHARED before a reference crosses threads. */
+void evpl__iovec_make_shared(struct evpl *evpl, const struct evpl_iovec *iovec);
+
 /* Receive space for transports (see buffer.c). */
 int evpl__iovec_reserve_tail(struct evpl *evpl, unsigned int min, struct evpl_iovec *iov);
 

@@ -127,6 +127,16 @@ evpl__address_format(const struct evpl_address *a, char *str, int len)
             }
             break;
         }
+        case EVPL_AF_INPROC: {
+            const struct evpl_inproc_sockaddr *ip = (const struct evpl_inproc_sockaddr *) &a->sa;
+
+            if (ip->serial) {
+                snprintf(str, (size_t) len, "inproc:%s#%u", ip->name, ip->serial);
+            } else {
+                snprintf(str, (size_t) len, "inproc:%s", ip->name);
+            }
+            break;
+        }
         default:
             snprintf(str, (size_t) len, "(family %d)", a->sa.ss_family);
     }
@@ -207,9 +217,23 @@ evpl_endpoint_create_local(const char *path)
     return ep;
 } /* evpl_endpoint_create_local */
 
+struct evpl_address *
+evpl__address_inproc(const char *name, uint32_t serial)
+{
+    struct evpl_inproc_sockaddr ip;
+
+    _Static_assert(sizeof(ip) <= sizeof(struct sockaddr_storage), "in-process address too long");
+    memset(&ip, 0, sizeof(ip));
+    ip.family = EVPL_AF_INPROC;
+    ip.serial = serial;
+    snprintf(ip.name, sizeof(ip.name), "%s", name);
+    return evpl__address_new((const struct sockaddr *) &ip, sizeof(ip));
+} /* evpl__address_inproc */
+
 EVPL_API struct evpl_endpoint *
 evpl_endpoint_create_inproc(const char *name)
 {
+    struct evpl_endpoint *ep;
     char text[256];
     size_t n;
 
@@ -222,7 +246,16 @@ evpl_endpoint_create_inproc(const char *name)
         return NULL;
     }
     snprintf(text, sizeof(text), "inproc://%s", name);
-    return endpoint_new(EVPL_EP_INPROC, text, 0);
+    ep = endpoint_new(EVPL_EP_INPROC, text, 0);
+    if (ep) {
+        ep->addr = evpl__address_inproc(name, 0);
+        atomic_store_explicit(&ep->permanent, ep->addr, memory_order_release);
+        if (!ep->addr) {
+            evpl_endpoint_close(ep);
+            return NULL;
+        }
+    }
+    return ep;
 } /* evpl_endpoint_create_inproc */
 
 EVPL_API struct evpl_endpoint *

@@ -65,6 +65,9 @@ evpl__accepted_free(struct evpl_accepted *conn)
     if (conn->fd >= 0) {
         close(conn->fd);
     }
+    if (conn->backend && conn->protocol->discard) {
+        conn->protocol->discard(conn);
+    }
     evpl__address_release(conn->local);
     evpl__address_release(conn->remote);
     free(conn);

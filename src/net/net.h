@@ -40,6 +40,17 @@ void evpl__address_release(struct evpl_address *a);
 /* net.md §3 text form of a (NULL: "(NULL)"). */
 void evpl__address_format(const struct evpl_address *a, char *str, int len);
 
+/* In-process names live in an address of a family no kernel uses: the
+ * name, and a connection serial (0 for the listener's own name). */
+#define EVPL_AF_INPROC 0xE1F0
+struct evpl_inproc_sockaddr {
+    sa_family_t family;
+    uint16_t pad;
+    uint32_t serial;
+    char name[108]; /* NUL-terminated, 1..107 bytes */
+};
+struct evpl_address *evpl__address_inproc(const char *name, uint32_t serial);
+
 /* ---- endpoints (address.c) ---- */
 
 enum evpl_endpoint_kind {
@@ -91,6 +102,7 @@ struct evpl_accepted {
     struct evpl_accepted *next;
     const struct evpl_protocol *protocol;
     int fd;
+    void *backend; /* in-process: the channel (fd is -1) */
     struct evpl_address *local;
     struct evpl_address *remote;
 };
@@ -127,6 +139,19 @@ struct evpl_protocol {
     /* Optional: wake the reader only once this many bytes are queued (a
      * segmented bind waiting for a long message); 1 = any byte. */
     void (*rcvlowat)(struct evpl *evpl, struct evpl_bind *bind, uint32_t bytes);
+    /* Optional: an accepted connection (conn->backend) that no loop took;
+     * any thread. */
+    void (*discard)(struct evpl_accepted *conn);
+    /* One-sided operations (rdma.md), for protocols with rdma set. */
+    void (*rdma_address)(struct evpl_bind *bind, const struct evpl_iovec *iovec, uint32_t *r_key,
+                         uint64_t *r_address);
+    void (*rdma_read)(struct evpl *evpl, struct evpl_bind *bind, uint32_t remote_key,
+                      uint64_t remote_address, struct evpl_iovec *iov, int niov,
+                      void (*callback)(int status, void *private_data), void *private_data);
+    void (*rdma_write)(struct evpl *evpl, struct evpl_bind *bind, uint32_t remote_key,
+                       uint64_t remote_address, struct evpl_iovec *iov, int niov,
+                       unsigned int flags, void (*callback)(int status, void *private_data),
+                       void *private_data);
 };
 
 const struct evpl_protocol *evpl__protocol(enum evpl_protocol_id id);
@@ -220,6 +245,8 @@ void evpl__binds_close_all(struct evpl *evpl);
 /* Look up ep's host on a helper thread, then connect bind (or fail it). */
 int evpl__resolve_async(struct evpl *evpl, struct evpl_bind *bind, const struct evpl_endpoint *ep);
 void evpl__resolve_loop_cleanup(struct evpl *evpl);
+/* backends/inproc: this loop's in-process state (all its binds are gone). */
+void evpl__inproc_loop_cleanup(struct evpl *evpl);
 void evpl__stream_linger_cleanup(struct evpl *evpl);
 
 /* The bind is going away: ignore its lookup's answer. */

@@ -15,6 +15,8 @@
 extern const struct evpl_protocol evpl_protocol_socket_tcp;
 extern const struct evpl_protocol evpl_protocol_socket_udp;
 extern const struct evpl_protocol evpl_protocol_socket_unix;
+extern const struct evpl_protocol evpl_protocol_inproc_stream;
+extern const struct evpl_protocol evpl_protocol_inproc_datagram;
 #ifdef HAVE_TLS
 extern const struct evpl_protocol evpl_protocol_socket_tls;
 #endif
@@ -25,6 +27,7 @@ extern const struct evpl_protocol evpl_protocol_io_uring_udp;
 
 static const struct evpl_protocol *const compiled_in[] = {
     &evpl_protocol_socket_udp,   &evpl_protocol_socket_tcp,   &evpl_protocol_socket_unix,
+    &evpl_protocol_inproc_stream, &evpl_protocol_inproc_datagram,
 #ifdef HAVE_TLS
     &evpl_protocol_socket_tls,
 #endif

@@ -54,6 +54,8 @@ t_net_guard(unsigned int seconds)
 
 /* set by t_proto: raw-socket peers cannot stand in for a TLS peer */
 static int t_proto_is_tls;
+/* set by t_proto: in-process protocols have no socket at all */
+static int t_proto_is_inproc;
 /* set by t_proto: a forked child can go on using the parent's connections
  * (not over io_uring, nor on a loop waiting on io_uring: the ring and its
  * armed requests belong to the parent) */
@@ -112,6 +114,7 @@ t_proto(int kinds)
     t_proto_env_skips(name);
     fprintf(stderr, "protocol: %s\n", name);
     t_proto_is_tls = id == EVPL_STREAM_SOCKET_TLS;
+    t_proto_is_inproc = evpl_protocol_is_inproc(id);
     t_proto_forkable =
         strstr(name, "IO_URING") == NULL &&
         !(getenv("EVPL_CORE_MECH") && strcmp(getenv("EVPL_CORE_MECH"), "io_uring") == 0);
@@ -167,6 +170,11 @@ t_endpoint(enum evpl_protocol_id proto)
 
         t_abstract_name(name, sizeof(name));
         ep = evpl_endpoint_create_local(name);
+    } else if (evpl_protocol_is_inproc(proto)) {
+        char name[64];
+
+        t_abstract_name(name, sizeof(name));
+        ep = evpl_endpoint_create_inproc(name + 1);
     } else {
         ep = evpl_endpoint_create(
             "127.0.0.1", t_free_port(evpl_protocol_is_stream(proto) ? SOCK_STREAM : SOCK_DGRAM));
@@ -181,6 +189,9 @@ t_endpoint_sockaddr(struct evpl_endpoint *ep, struct sockaddr_storage *ss)
 {
     const char *a = evpl_endpoint_address(ep);
 
+    if (evpl_endpoint_is_inproc(ep)) {
+        T_SKIP("an in-process endpoint has no socket address");
+    }
     memset(ss, 0, sizeof(*ss));
     if (evpl_endpoint_is_local(ep)) {
         struct sockaddr_un *un = (struct sockaddr_un *) ss;
@@ -221,6 +232,9 @@ t_raw_connect(struct evpl_endpoint *ep)
     if (t_proto_is_tls) {
         /* tests/tls covers misbehaving peers for TLS with real TLS tools */
         T_SKIP("a raw-socket peer cannot speak TLS");
+    }
+    if (t_proto_is_inproc) {
+        T_SKIP("an in-process protocol has no socket for a raw peer");
     }
     struct sockaddr_storage ss;
     socklen_t len = t_endpoint_sockaddr(ep, &ss);

@@ -48,8 +48,18 @@ main(void)
         t_conn_free(&c[i]);
     }
 
-    /* 16: the address is taken by a plain socket: evpl_listen returns -1 */
-    {
+    /* 16: the address is taken by a plain socket (in-process: by another
+     * listener): evpl_listen returns -1 */
+    if (evpl_protocol_is_inproc(proto)) {
+        struct evpl_listener *l1 = evpl_listener_create(), *l2 = evpl_listener_create();
+
+        T_EQ(evpl_listen(l1, proto, ep), 0);
+        T_EQ(evpl_listen(l2, proto, ep), -1);
+        /* one name space for both in-process protocols */
+        T_EQ(evpl_listen(l2, EVPL_DATAGRAM_INPROC, ep), -1);
+        evpl_listener_destroy(l2);
+        evpl_listener_destroy(l1);
+    } else {
         struct sockaddr_storage ss;
         socklen_t len = t_endpoint_sockaddr(ep, &ss);
         int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -119,6 +119,31 @@ main(void)
         /* already inside the attach callback (net.md §3) */
         T_STR_EQ(sv[0]->attach_local, want);
         T_STR_EQ(sv[0]->attach_remote, "unix:*");
+    } else if (evpl_protocol_is_inproc(proto)) {
+        const char *name = evpl_endpoint_address(ep) + strlen("inproc://");
+        char local[EVPL_ADDRESS_STRLEN], prefix[EVPL_ADDRESS_STRLEN], other[EVPL_ADDRESS_STRLEN];
+        long serial, serial1;
+
+        /* the connecting end: remote inproc:<name>, local inproc:<name>#<n>, n >= 1 */
+        snprintf(want, sizeof(want), "inproc:%s", name);
+        T_STR_EQ(str, want);
+        evpl_bind_get_local_address(c[0].bind, local, sizeof(local));
+        snprintf(prefix, sizeof(prefix), "inproc:%s#", name);
+        T_OK(strncmp(local, prefix, strlen(prefix)) == 0);
+        serial = strtol(local + strlen(prefix), NULL, 10);
+        T_OK(serial >= 1);
+        /* unique per connection */
+        evpl_bind_get_local_address(c[1].bind, other, sizeof(other));
+        T_OK(strncmp(other, prefix, strlen(prefix)) == 0);
+        serial1 = strtol(other + strlen(prefix), NULL, 10);
+        T_OK(serial1 >= 1 && serial1 != serial);
+        /* the accepted end: the reverse */
+        evpl_bind_get_local_address(sv[0]->bind, str, sizeof(str));
+        T_STR_EQ(str, want);
+        evpl_bind_get_remote_address(sv[0]->bind, str, sizeof(str));
+        T_STR_EQ(str, local);
+        T_STR_EQ(sv[0]->attach_local, want);
+        T_STR_EQ(sv[0]->attach_remote, local);
     } else {
         char local[EVPL_ADDRESS_STRLEN];
 
@@ -158,7 +183,7 @@ main(void)
 
     /* §3: a connecting bind given a local endpoint with port 0 reports the
      * port the kernel picked (the accepted end sees the same address) */
-    if (!evpl_protocol_is_local(proto)) {
+    if (!evpl_protocol_is_local(proto) && !evpl_protocol_is_inproc(proto)) {
         struct evpl_endpoint *any = evpl_endpoint_create("127.0.0.1", 0);
         struct t_conn x;
         char local[EVPL_ADDRESS_STRLEN];

@@ -762,7 +762,7 @@ attach_cb(struct evpl *evpl, struct evpl_bind *bind, evpl_notify_callback_t *not
     /* framing is a property of the listen endpoint: server_ep[1] is the
      * segmented one (recognised by its path / port in the local address) */
     evpl_bind_get_local_address(bind, local, sizeof(local));
-    if (evpl_protocol_is_local(proto)) {
+    if (evpl_protocol_is_local(proto) || evpl_protocol_is_inproc(proto)) {
         segmented = strstr(local, "-seg") != NULL;
     } else {
         char port[16];
@@ -1529,6 +1529,10 @@ stress_main(int argc, char **argv)
                 snprintf(unix_name[e], sizeof(unix_name[e]), "@evpl-stress-%d-%s%d", (int) getpid(),
                          e ? "seg" : "raw", attempt);
                 server_ep[e] = evpl_endpoint_create_local(unix_name[e]);
+            } else if (evpl_protocol_is_inproc(proto)) {
+                snprintf(unix_name[e], sizeof(unix_name[e]), "evpl-stress-%d-%s%d", (int) getpid(),
+                         e ? "seg" : "raw", attempt);
+                server_ep[e] = evpl_endpoint_create_inproc(unix_name[e]);
             } else {
                 int v6 = rpct(&cfg_rng, 30);
                 int port = t_try_free_port_af(v6 ? AF_INET6 : AF_INET, SOCK_STREAM);

@@ -1,0 +1,863 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * In-process transports: EVPL_STREAM_INPROC and EVPL_DATAGRAM_INPROC.
+ *
+ * Names live in a registry private to the process.  evpl_connect looks the
+ * name up and hands the listener a channel at once (there is no backlog);
+ * the listener gives it to an attached loop like any accepted connection.
+ *
+ * A channel joins two ends.  Sending moves the queued iovecs, with their
+ * references, into the peer end's inbox (zero copy): a LOCAL buffer
+ * becomes SHARED first when the peer lives on another loop.  The peer's
+ * loop is told through one doorbell per loop and a list of its ends that
+ * have news, so a loop with 10,000 in-process connections still owns one
+ * eventfd.  One mutex per channel orders sends against close: an end rings
+ * its peer only while the peer has not closed, and a closing end marks
+ * itself closed under that mutex before its loop may go away.
+ *
+ * DATAGRAM_INPROC also has one-sided operations (rdma.md §1): the
+ * initiator copies directly, against a process-wide table of registered
+ * slabs (the key is the slab's index + 1); the peer is never woken.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mem/mem.h"
+#include "net/net.h"
+
+/* ---- the name registry ---- */
+
+struct inproc_name {
+    struct inproc_name *next;
+    char name[108];
+    const struct evpl_protocol *protocol;
+    struct evpl_listener *listener;
+};
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct inproc_name *registry;
+static _Atomic uint32_t next_serial;
+
+static struct inproc_name *
+registry_find(const char *name)
+{
+    for (struct inproc_name *n = registry; n; n = n->next) {
+        if (strcmp(n->name, name) == 0) {
+            return n;
+        }
+    }
+    return NULL;
+} /* registry_find */
+
+static const char *
+address_name(const struct evpl_address *a)
+{
+    return ((const struct evpl_inproc_sockaddr *) &a->sa)->name;
+} /* address_name */
+
+/* ---- channels ---- */
+
+/* What crosses from one end to the other: payload, or the end of it. */
+struct inproc_msg {
+    struct inproc_msg *next;
+    uint64_t length;
+    uint32_t niov;
+    struct evpl_iovec iov[];
+};
+
+struct inproc_loop;
+
+struct inproc_end {
+    struct inproc_chan *chan;
+    int side;                  /* 0: the connecting end, 1: the accepted end */
+    struct evpl_bind *bind;    /* set once the end has a bind */
+    struct inproc_loop *loop;  /* the bind's loop; set with bind */
+    struct inproc_msg *inbox;  /* from the peer, under chan->lock */
+    struct inproc_msg *inbox_tail;
+    struct inproc_msg *held;   /* taken from the inbox, not yet delivered (owner only) */
+    struct inproc_msg *held_tail;
+    struct inproc_end *ready_next; /* loop->ready, under loop->lock */
+    int queued;                    /* on loop->ready */
+    /* one-sided operations done, their callbacks due at the end of the pass */
+    struct inproc_rdma_done *done, *done_tail;
+    struct evpl_deferral done_deferral;
+};
+
+struct inproc_chan {
+    pthread_mutex_t lock;
+    int refs;      /* ends not yet closed (or discarded); freed at 0 */
+    int accepted;  /* the accepted end has a bind */
+    int closed[2]; /* the end has closed (or was discarded) */
+    int reset[2];  /* ... with received data unread: its peer ends with ECONNRESET */
+    struct inproc_end end[2];
+};
+
+/* Per loop: one doorbell, and the ends with news for this loop. */
+struct inproc_loop {
+    struct evpl_doorbell bell;
+    pthread_mutex_t lock;
+    struct inproc_end *ready;
+};
+
+struct inproc_rdma_done {
+    struct inproc_rdma_done *next;
+    void (*callback)(int status, void *private_data);
+    void *private_data;
+    int status;
+};
+
+static void loop_ring(struct evpl *evpl, struct evpl_doorbell *bell);
+
+static struct inproc_loop *
+loop_get(struct evpl *evpl)
+{
+    struct inproc_loop *l = evpl->inproc;
+
+    if (!l) {
+        l = evpl__zalloc(sizeof(*l));
+        pthread_mutex_init(&l->lock, NULL);
+        evpl_add_doorbell(evpl, &l->bell, loop_ring);
+        evpl->inproc = l;
+    }
+    return l;
+} /* loop_get */
+
+void
+evpl__inproc_loop_cleanup(struct evpl *evpl)
+{
+    struct inproc_loop *l = evpl->inproc;
+
+    if (!l) {
+        return;
+    }
+    /* every bind is closed by now, so no peer can ring this doorbell */
+    evpl_remove_doorbell(evpl, &l->bell);
+    pthread_mutex_destroy(&l->lock);
+    free(l);
+    evpl->inproc = NULL;
+} /* evpl__inproc_loop_cleanup */
+
+/* Tell end's loop that end has news; with end->chan->lock held, end open. */
+static void
+end_notify_locked(struct inproc_end *end)
+{
+    struct inproc_loop *l = end->loop;
+    int ring = 0;
+
+    pthread_mutex_lock(&l->lock);
+    if (!end->queued) {
+        end->queued = 1;
+        end->ready_next = l->ready;
+        l->ready = end;
+        ring = 1;
+    }
+    pthread_mutex_unlock(&l->lock);
+    if (ring) {
+        evpl_ring_doorbell(&l->bell);
+    }
+} /* end_notify_locked */
+
+static void
+msgs_free(struct evpl *evpl, struct inproc_msg *m)
+{
+    while (m) {
+        struct inproc_msg *next = m->next;
+
+        evpl_iovecs_release_internal(evpl, m->iov, (int) m->niov);
+        free(m);
+        m = next;
+    }
+} /* msgs_free */
+
+static void
+chan_unref_locked(struct inproc_chan *chan, int *last)
+{
+    *last = --chan->refs == 0;
+} /* chan_unref_locked */
+
+static void
+chan_free(struct inproc_chan *chan)
+{
+    pthread_mutex_destroy(&chan->lock);
+    free(chan);
+} /* chan_free */
+
+/* ---- receiving ---- */
+
+static void
+held_push(struct inproc_end *end, struct inproc_msg *head, struct inproc_msg *tail)
+{
+    if (!head) {
+        return;
+    }
+    if (end->held_tail) {
+        end->held_tail->next = head;
+    } else {
+        end->held = head;
+    }
+    end->held_tail = tail;
+} /* held_push */
+
+static struct inproc_msg *
+held_pop(struct inproc_end *end)
+{
+    struct inproc_msg *m = end->held;
+
+    end->held = m->next;
+    if (!end->held) {
+        end->held_tail = NULL;
+    }
+    m->next = NULL;
+    return m;
+} /* held_pop */
+
+/* Hand what the peer sent to the application, as far as it takes it. */
+static void
+deliver_held(struct evpl *evpl, struct inproc_end *end)
+{
+    struct evpl_bind *bind = end->bind;
+
+    if (!bind->protocol->stream) {
+        while (end->held && !(bind->flags & EVPL_BIND_CLOSING)) {
+            struct inproc_msg *m = held_pop(end);
+
+            /* the message's iovecs go to the application */
+            evpl__bind_received_msg(evpl, bind, m->iov, (int) m->niov, (unsigned int) m->length,
+                                    bind->remote);
+            free(m);
+        }
+        return;
+    }
+    while (end->held && !(bind->flags & (EVPL_BIND_CLOSING | EVPL_BIND_READ_PAUSED))) {
+        /* append up to the receive limit (further while a segmented bind
+         * waits for a longer message), then let the bind layer look: it
+         * pauses a bind above the limit, as the socket backends do */
+        do {
+            struct inproc_msg *m = held_pop(end);
+
+            for (uint32_t i = 0; i < m->niov; i++) {
+                evpl_iovec_ring_append_coalesce(evpl, &bind->recv_ring, &m->iov[i]);
+            }
+            free(m);
+        } while (end->held && (bind->recv_ring.length <= evpl__bind_recv_limit() ||
+                               bind->recv_ring.length < bind->want));
+        evpl__bind_received(evpl, bind);
+    }
+} /* deliver_held */
+
+/* The loop's doorbell: serve every end with news. */
+static void
+end_serve(struct evpl *evpl, struct inproc_end *end)
+{
+    struct inproc_chan *chan = end->chan;
+    struct evpl_bind *bind = end->bind;
+    struct inproc_msg *head, *tail;
+    int peer_closed, peer_reset, accepted;
+
+    pthread_mutex_lock(&chan->lock);
+    head = end->inbox;
+    tail = end->inbox_tail;
+    end->inbox = end->inbox_tail = NULL;
+    peer_closed = chan->closed[!end->side];
+    peer_reset = chan->reset[!end->side];
+    accepted = chan->accepted;
+    pthread_mutex_unlock(&chan->lock);
+
+    held_push(end, head, tail);
+    if (end->side == 0 && accepted && !(bind->flags & EVPL_BIND_CONNECTED)) {
+        evpl__bind_connected(evpl, bind);
+    }
+    if (bind->flags & EVPL_BIND_CLOSING) {
+        return; /* the close releases what is held */
+    }
+    deliver_held(evpl, end);
+    if (peer_closed && !end->held) {
+        /* everything the peer sent came first.  As with TCP: a peer that
+         * dropped data it had received resets, and a connection no loop
+         * took was refused */
+        evpl__bind_fail(evpl, bind, !accepted ? -ECONNREFUSED : peer_reset ? -ECONNRESET : 0);
+    }
+} /* end_serve */
+
+static void
+loop_ring(struct evpl *evpl, struct evpl_doorbell *bell)
+{
+    struct inproc_loop *l = container_of(bell, struct inproc_loop, bell);
+    struct inproc_end *list, *rev = NULL;
+
+    pthread_mutex_lock(&l->lock);
+    list = l->ready;
+    l->ready = NULL;
+    for (struct inproc_end *e = list; e; e = e->ready_next) {
+        e->queued = 0;
+    }
+    pthread_mutex_unlock(&l->lock);
+
+    while (list) { /* oldest first */
+        struct inproc_end *next = list->ready_next;
+
+        list->ready_next = rev;
+        rev = list;
+        list = next;
+    }
+    /* Closing an end takes it off l->ready, but this batch is already off
+     * it: a close requested by a callback here only runs at the end of the
+     * pass (close deferral), so every end of the batch stays valid. */
+    for (struct inproc_end *e = rev, *next; e; e = next) {
+        next = e->ready_next;
+        e->ready_next = NULL;
+        end_serve(evpl, e);
+    }
+} /* loop_ring */
+
+static void
+inproc_read_resume(struct evpl *evpl, struct evpl_bind *bind)
+{
+    struct inproc_end *end = bind->backend;
+
+    /* not from inside the application's evpl_recv: on the loop's next look */
+    pthread_mutex_lock(&end->chan->lock);
+    end_notify_locked(end);
+    pthread_mutex_unlock(&end->chan->lock);
+    (void) evpl;
+} /* inproc_read_resume */
+
+/* ---- sending ---- */
+
+static struct inproc_msg *
+msg_new(uint32_t niov)
+{
+    struct inproc_msg *m = malloc(sizeof(*m) + (size_t) niov * sizeof(struct evpl_iovec));
+
+    if (m) {
+        m->next = NULL;
+        m->niov = 0;
+        m->length = 0;
+    }
+    return m;
+} /* msg_new */
+
+/* Move up to niov iovecs (and their references) from the send ring. */
+static void
+msg_take(struct evpl *evpl, struct evpl_bind *bind, struct inproc_msg *m, uint32_t niov, int cross)
+{
+    for (uint32_t i = 0; i < niov && !evpl_iovec_fifo_empty(&bind->send_ring.fifo); i++) {
+        struct evpl_iovec *f = evpl_iovec_fifo_front(&bind->send_ring.fifo);
+
+        if (cross) {
+            evpl__iovec_make_shared(evpl, f);
+        }
+        m->iov[m->niov++] = *f;
+        m->length += f->length;
+        bind->send_ring.length -= f->length;
+        evpl_iovec_fifo_pop(&bind->send_ring.fifo);
+    }
+} /* msg_take */
+
+static void
+inproc_flush(struct evpl *evpl, struct evpl_bind *bind)
+{
+    struct inproc_end *end = bind->backend, *peer = &end->chan->end[!end->side];
+    struct inproc_chan *chan = end->chan;
+    struct inproc_msg *head = NULL, *tail = NULL;
+    uint64_t bytes = 0, msgs = 0;
+    int cross, open;
+
+    if (!(bind->flags & EVPL_BIND_CONNECTED)) {
+        return; /* CONNECTED flushes what was queued before it */
+    }
+    /* the peer's loop was set before CONNECTED reached us, and never changes */
+    cross = peer->loop != end->loop;
+
+    if (bind->protocol->stream) {
+        uint32_t n = evpl_iovec_fifo_count(&bind->send_ring.fifo);
+
+        if (n) {
+            head = tail = msg_new(n);
+            if (!head) {
+                evpl_log_error("inproc", "out of memory sending: closing");
+                evpl__bind_fail(evpl, bind, -ENOMEM);
+                return;
+            }
+            msg_take(evpl, bind, head, n, cross);
+            bytes = head->length;
+        }
+        /* segmented: every queued message boundary went with the bytes */
+        while (!evpl_dgram_ring_empty(&bind->dgram_send)) {
+            evpl_dgram_ring_pop(&bind->dgram_send);
+            msgs++;
+        }
+        bind->msg_sent = 0;
+    } else {
+        while (!evpl_dgram_ring_empty(&bind->dgram_send)) {
+            struct evpl_dgram *d = evpl_dgram_ring_front(&bind->dgram_send);
+            struct inproc_msg *m = msg_new(d->niov);
+
+            if (!m) {
+                msgs_free(evpl, head);
+                evpl_log_error("inproc", "out of memory sending: closing");
+                evpl__bind_fail(evpl, bind, -ENOMEM);
+                return;
+            }
+            msg_take(evpl, bind, m, d->niov, cross);
+            evpl__address_release(d->addr);
+            evpl_dgram_ring_pop(&bind->dgram_send);
+            if (tail) {
+                tail->next = m;
+            } else {
+                head = m;
+            }
+            tail = m;
+            bytes += m->length;
+            msgs++;
+        }
+    }
+    if (!head) {
+        evpl__bind_sent(evpl, bind, bytes, msgs);
+        return;
+    }
+
+    pthread_mutex_lock(&chan->lock);
+    open = !chan->closed[peer->side];
+    if (open) {
+        if (peer->inbox_tail) {
+            peer->inbox_tail->next = head;
+        } else {
+            peer->inbox = head;
+        }
+        peer->inbox_tail = tail;
+        end_notify_locked(peer);
+    }
+    pthread_mutex_unlock(&chan->lock);
+    if (!open) {
+        msgs_free(evpl, head); /* the peer is gone: its close reaches us next */
+    }
+    /* SENT: handed to the peer (net.md §10), not read by it */
+    evpl__bind_sent(evpl, bind, bytes, msgs);
+} /* inproc_flush */
+
+/* ---- one-sided operations (DATAGRAM_INPROC) ---- */
+
+#define RDMA_MAX_KEYS 65536
+
+struct rdma_region {
+    char *base;
+    uint64_t size;
+};
+
+static struct rdma_region rdma_regions[RDMA_MAX_KEYS];
+static _Atomic uint32_t rdma_nregions;
+static int rdma_fw_id = -1;
+static pthread_once_t rdma_once = PTHREAD_ONCE_INIT;
+
+static void *
+rdma_register_slab(void *arg, void *base, uint64_t size)
+{
+    uint32_t n = atomic_load_explicit(&rdma_nregions, memory_order_relaxed);
+
+    (void) arg;
+    if (n >= RDMA_MAX_KEYS) {
+        return NULL;
+    }
+    rdma_regions[n].base = base;
+    rdma_regions[n].size = size;
+    /* published after the region is written: readers check the count */
+    atomic_store_explicit(&rdma_nregions, n + 1, memory_order_release);
+    return (void *) (uintptr_t) (n + 1);
+} /* rdma_register_slab */
+
+static const struct evpl_mem_framework rdma_fw = {
+    .name = "inproc",
+    .register_slab = rdma_register_slab,
+};
+
+static void
+rdma_init(void)
+{
+    rdma_fw_id = evpl__mem_framework_register(&rdma_fw);
+    if (rdma_fw_id < 0) {
+        evpl_log_error("inproc", "cannot register memory for one-sided operations: %s",
+                       strerror(-rdma_fw_id));
+    }
+} /* rdma_init */
+
+/* The registered memory [address, address + len), or NULL. */
+static char *
+rdma_target(uint32_t key, uint64_t address, uint64_t len)
+{
+    uint32_t n = atomic_load_explicit(&rdma_nregions, memory_order_acquire);
+    const struct rdma_region *r;
+    uint64_t off;
+
+    if (key == 0 || key > n) {
+        return NULL;
+    }
+    r = &rdma_regions[key - 1];
+    if (address < (uint64_t) (uintptr_t) r->base) {
+        return NULL;
+    }
+    off = address - (uint64_t) (uintptr_t) r->base;
+    if (off > r->size || len > r->size - off) {
+        return NULL;
+    }
+    return r->base + off;
+} /* rdma_target */
+
+static void
+inproc_rdma_address(struct evpl_bind *bind, const struct evpl_iovec *iovec, uint32_t *r_key,
+                    uint64_t *r_address)
+{
+    (void) bind;
+    pthread_once(&rdma_once, rdma_init);
+    if (rdma_fw_id < 0 || !iovec || !iovec->ref || !iovec->ref->slab) {
+        return; /* not library memory: 0/0 */
+    }
+    *r_key = (uint32_t) (uintptr_t) evpl__iovec_mem_handle(iovec, rdma_fw_id);
+    *r_address = *r_key ? (uint64_t) (uintptr_t) iovec->data : 0;
+} /* inproc_rdma_address */
+
+static void
+rdma_done_run(struct evpl *evpl, void *arg)
+{
+    struct inproc_end *end = arg;
+    struct inproc_rdma_done *d = end->done;
+
+    (void) evpl;
+    end->done = end->done_tail = NULL;
+    while (d) {
+        struct inproc_rdma_done *next = d->next;
+
+        d->callback(d->status, d->private_data);
+        free(d);
+        d = next;
+    }
+} /* rdma_done_run */
+
+/* The callback runs at the end of the pass, on the bind's loop. */
+static void
+rdma_complete(struct evpl *evpl, struct evpl_bind *bind, int status,
+              void (*callback)(int status, void *private_data), void *private_data)
+{
+    struct inproc_end *end = bind->backend;
+    struct inproc_rdma_done *d;
+
+    if (!callback) {
+        return;
+    }
+    if (!end || !(d = malloc(sizeof(*d)))) {
+        callback(end ? ENOMEM : ECONNRESET, private_data); /* no bind transport left */
+        return;
+    }
+    d->next = NULL;
+    d->callback = callback;
+    d->private_data = private_data;
+    d->status = status;
+    if (end->done_tail) {
+        end->done_tail->next = d;
+    } else {
+        end->done = d;
+    }
+    end->done_tail = d;
+    evpl_defer(evpl, &end->done_deferral);
+} /* rdma_complete */
+
+static uint64_t
+iov_total(const struct evpl_iovec *iov, int niov)
+{
+    uint64_t n = 0;
+
+    for (int i = 0; i < niov; i++) {
+        n += iov[i].length;
+    }
+    return n;
+} /* iov_total */
+
+static void
+inproc_rdma_read(struct evpl *evpl, struct evpl_bind *bind, uint32_t remote_key,
+                 uint64_t remote_address, struct evpl_iovec *iov, int niov,
+                 void (*callback)(int status, void *private_data), void *private_data)
+{
+    uint64_t len = niov > 0 ? iov_total(iov, niov) : 0;
+    char *src;
+    int status = 0;
+
+    pthread_once(&rdma_once, rdma_init);
+    src = rdma_target(remote_key, remote_address, len);
+    if (!src) {
+        status = EINVAL;
+    } else {
+        for (int i = 0; i < niov; i++) {
+            memcpy(iov[i].data, src, iov[i].length);
+            src += iov[i].length;
+        }
+    }
+    rdma_complete(evpl, bind, status, callback, private_data);
+} /* inproc_rdma_read */
+
+static void
+inproc_rdma_write(struct evpl *evpl, struct evpl_bind *bind, uint32_t remote_key,
+                  uint64_t remote_address, struct evpl_iovec *iov, int niov, unsigned int flags,
+                  void (*callback)(int status, void *private_data), void *private_data)
+{
+    uint64_t len = iov_total(iov, niov);
+    char *dst;
+    int status = 0;
+
+    pthread_once(&rdma_once, rdma_init);
+    /* done before any later send of this bind is flushed: a message sent
+     * after the write finds the bytes in place (rdma.md §4) */
+    dst = rdma_target(remote_key, remote_address, len);
+    if (!dst) {
+        status = EINVAL;
+    } else {
+        for (int i = 0; i < niov; i++) {
+            memcpy(dst, iov[i].data, iov[i].length);
+            dst += iov[i].length;
+        }
+    }
+    if (flags & EVPL_RDMA_FLAG_TAKE_REF) {
+        evpl_iovecs_release_internal(evpl, iov, niov);
+    }
+    rdma_complete(evpl, bind, status, callback, private_data);
+} /* inproc_rdma_write */
+
+/* ---- connections ---- */
+
+static void
+end_init(struct inproc_chan *chan, int side)
+{
+    struct inproc_end *end = &chan->end[side];
+
+    end->chan = chan;
+    end->side = side;
+    evpl_deferral_init(&end->done_deferral, rdma_done_run, end);
+} /* end_init */
+
+/* end gets its bind (on the bind's loop). */
+static void
+end_bind(struct evpl *evpl, struct inproc_end *end, struct evpl_bind *bind)
+{
+    end->bind = bind;
+    end->loop = loop_get(evpl);
+    bind->backend = end;
+    bind->flags |= EVPL_BIND_TRANSPORT_UP;
+} /* end_bind */
+
+static int
+inproc_connect(struct evpl *evpl, struct evpl_bind *bind)
+{
+    const char *name = address_name(bind->remote);
+    struct evpl_accepted *conn;
+    struct inproc_chan *chan;
+    struct inproc_name *n;
+    uint32_t serial;
+    struct evpl_address *local;
+
+    pthread_mutex_lock(&registry_lock);
+    n = registry_find(name);
+    if (!n || n->protocol != bind->protocol) {
+        pthread_mutex_unlock(&registry_lock);
+        evpl_log_debug("inproc", "connect to %s: %s", name,
+                       n ? "listened on with the other in-process protocol" : "no listener");
+        return -ECONNREFUSED;
+    }
+    serial = atomic_fetch_add(&next_serial, 1) + 1;
+    chan = calloc(1, sizeof(*chan));
+    conn = calloc(1, sizeof(*conn));
+    local = evpl__address_inproc(name, serial);
+    if (!chan || !conn || !local) {
+        pthread_mutex_unlock(&registry_lock);
+        free(chan);
+        free(conn);
+        evpl__address_release(local);
+        return -ENOMEM;
+    }
+    pthread_mutex_init(&chan->lock, NULL);
+    chan->refs = 2;
+    end_init(chan, 0);
+    end_init(chan, 1);
+    end_bind(evpl, &chan->end[0], bind);
+    evpl__address_release(bind->local);
+    bind->local = local;
+
+    conn->protocol = bind->protocol;
+    conn->fd = -1;
+    conn->backend = chan;
+    conn->local = evpl__address_ref(bind->remote);
+    conn->remote = evpl__address_ref(local);
+    /* under the registry lock: the listener cannot go away meanwhile.  No
+     * loop attached: the connection is discarded, which fails this bind */
+    evpl__listener_deliver(n->listener, conn);
+    pthread_mutex_unlock(&registry_lock);
+    return 0;
+} /* inproc_connect */
+
+static int
+inproc_attach(struct evpl *evpl, struct evpl_bind *bind, struct evpl_accepted *conn)
+{
+    struct inproc_chan *chan = conn->backend;
+    struct inproc_end *end = &chan->end[1];
+
+    conn->backend = NULL; /* the bind owns the accepted end now */
+    end_bind(evpl, end, bind);
+    pthread_mutex_lock(&chan->lock);
+    chan->accepted = 1;
+    if (!chan->closed[0]) {
+        end_notify_locked(&chan->end[0]); /* its CONNECTED */
+    } else {
+        end_notify_locked(end); /* connected to a peer already gone */
+    }
+    pthread_mutex_unlock(&chan->lock);
+    return 0;
+} /* inproc_attach */
+
+static void
+inproc_discard(struct evpl_accepted *conn)
+{
+    struct inproc_chan *chan = conn->backend;
+    int last;
+
+    conn->backend = NULL;
+    pthread_mutex_lock(&chan->lock);
+    chan->closed[1] = 1;
+    if (!chan->closed[0]) {
+        end_notify_locked(&chan->end[0]); /* refused */
+    }
+    chan_unref_locked(chan, &last);
+    pthread_mutex_unlock(&chan->lock);
+    if (last) {
+        chan_free(chan);
+    }
+} /* inproc_discard */
+
+static void
+inproc_close(struct evpl *evpl, struct evpl_bind *bind)
+{
+    struct inproc_end *end = bind->backend, *peer = &end->chan->end[!end->side];
+    struct inproc_chan *chan = end->chan;
+    struct inproc_loop *l = end->loop;
+    struct inproc_msg *inbox;
+    int last;
+
+    pthread_mutex_lock(&chan->lock);
+    chan->closed[end->side] = 1;
+    chan->reset[end->side] = end->inbox || end->held || bind->recv_ring.length;
+    inbox = end->inbox;
+    end->inbox = end->inbox_tail = NULL;
+    /* the peer hears of it, once it has a loop (an accepted end that no
+     * loop took yet finds the flag when it is attached) */
+    if (!chan->closed[peer->side] && peer->loop) {
+        end_notify_locked(peer);
+    }
+    pthread_mutex_unlock(&chan->lock);
+
+    /* off this loop's ready list: nobody adds it again (closed) */
+    pthread_mutex_lock(&l->lock);
+    if (end->queued) {
+        for (struct inproc_end **p = &l->ready; *p; p = &(*p)->ready_next) {
+            if (*p == end) {
+                *p = end->ready_next;
+                break;
+            }
+        }
+        end->queued = 0;
+    }
+    pthread_mutex_unlock(&l->lock);
+
+    msgs_free(evpl, inbox);
+    msgs_free(evpl, end->held);
+    end->held = end->held_tail = NULL;
+    /* one-sided operations already copied: their callbacks still run */
+    evpl_remove_deferral(evpl, &end->done_deferral);
+    rdma_done_run(evpl, end);
+    bind->backend = NULL;
+
+    /* last: the peer may free the channel (this end with it) once we let go */
+    pthread_mutex_lock(&chan->lock);
+    chan_unref_locked(chan, &last);
+    pthread_mutex_unlock(&chan->lock);
+    if (last) {
+        chan_free(chan);
+    }
+} /* inproc_close */
+
+/* ---- listening (on the listener's thread) ---- */
+
+static int
+inproc_listen(struct evpl *evpl, const struct evpl_protocol *protocol,
+              struct evpl_listener *listener, struct evpl_address *address, void **state)
+{
+    const char *name = address_name(address);
+    struct inproc_name *n;
+
+    (void) evpl;
+    pthread_mutex_lock(&registry_lock);
+    if (registry_find(name)) {
+        pthread_mutex_unlock(&registry_lock);
+        return -EADDRINUSE; /* one name space for both in-process protocols */
+    }
+    n = calloc(1, sizeof(*n));
+    if (!n) {
+        pthread_mutex_unlock(&registry_lock);
+        return -ENOMEM;
+    }
+    snprintf(n->name, sizeof(n->name), "%s", name);
+    n->protocol = protocol;
+    n->listener = listener;
+    n->next = registry;
+    registry = n;
+    pthread_mutex_unlock(&registry_lock);
+    *state = n;
+    return 0;
+} /* inproc_listen */
+
+static void
+inproc_unlisten(struct evpl *evpl, void *state)
+{
+    (void) evpl;
+    pthread_mutex_lock(&registry_lock);
+    for (struct inproc_name **p = &registry; *p; p = &(*p)->next) {
+        if (*p == state) {
+            *p = ((struct inproc_name *) state)->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&registry_lock);
+    free(state);
+} /* inproc_unlisten */
+
+const struct evpl_protocol evpl_protocol_inproc_stream = {
+    .id = EVPL_STREAM_INPROC,
+    .name = "STREAM_INPROC",
+    .stream = 1,
+    .connected = 1,
+    .kind = EVPL_EP_INPROC,
+    .connect = inproc_connect,
+    .attach = inproc_attach,
+    .listen = inproc_listen,
+    .unlisten = inproc_unlisten,
+    .flush = inproc_flush,
+    .close = inproc_close,
+    .read_resume = inproc_read_resume,
+    .discard = inproc_discard,
+};
+
+const struct evpl_protocol evpl_protocol_inproc_datagram = {
+    .id = EVPL_DATAGRAM_INPROC,
+    .name = "DATAGRAM_INPROC",
+    .connected = 1,
+    .rdma = 1,
+    .kind = EVPL_EP_INPROC,
+    .connect = inproc_connect,
+    .attach = inproc_attach,
+    .listen = inproc_listen,
+    .unlisten = inproc_unlisten,
+    .flush = inproc_flush,
+    .close = inproc_close,
+    .discard = inproc_discard,
+    .rdma_address = inproc_rdma_address,
+    .rdma_read = inproc_rdma_read,
+    .rdma_write = inproc_rdma_write,
+};
