@@ -26,13 +26,13 @@ extern const struct evpl_protocol evpl_protocol_io_uring_udp;
 #endif
 
 static const struct evpl_protocol *const compiled_in[] = {
-    &evpl_protocol_socket_udp,   &evpl_protocol_socket_tcp,   &evpl_protocol_socket_unix,
+    &evpl_protocol_socket_udp,    &evpl_protocol_socket_tcp,      &evpl_protocol_socket_unix,
     &evpl_protocol_inproc_stream, &evpl_protocol_inproc_datagram,
 #ifdef HAVE_TLS
     &evpl_protocol_socket_tls,
 #endif
 #ifdef HAVE_IO_URING
-    &evpl_protocol_io_uring_tcp, &evpl_protocol_io_uring_udp,
+    &evpl_protocol_io_uring_tcp,  &evpl_protocol_io_uring_udp,
 #endif
 };
 

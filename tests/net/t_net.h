@@ -35,7 +35,16 @@
 #include "t.h"
 
 #define T_NET_KIND_STREAM   1
-#define T_NET_KIND_DATAGRAM 2
+#define T_NET_KIND_DATAGRAM 2 /* unconnected datagrams (evpl_bind) */
+#define T_NET_KIND_CDGRAM   4 /* connected datagrams (listen/connect, one RECV_MSG per send) */
+
+/* Datagram protocols that listen and connect (README protocol table). */
+static inline int
+t_proto_is_connected_datagram(enum evpl_protocol_id id)
+{
+    return id == EVPL_DATAGRAM_INPROC || id == EVPL_DATAGRAM_TCP_RDMA ||
+           id == EVPL_DATAGRAM_RDMACM_RC;
+} /* t_proto_is_connected_datagram */
 
 /* A count of work, scaled down by div inside the test VM (tests/vm sets
  * EVPL_VM): software-emulated CPUs run 5-10x slower. */
@@ -99,7 +108,9 @@ t_proto(int kinds)
     int stream;
 
     if (!name || !*name) {
-        name = (kinds & T_NET_KIND_STREAM) ? "STREAM_SOCKET_TCP" : "DATAGRAM_SOCKET_UDP";
+        name = (kinds & T_NET_KIND_STREAM)     ? "STREAM_SOCKET_TCP"
+               : (kinds & T_NET_KIND_DATAGRAM) ? "DATAGRAM_SOCKET_UDP"
+                                               : "DATAGRAM_INPROC";
     }
     if (evpl_protocol_lookup(&id, name) != 0) {
         T_SKIP("protocol %s unavailable", name);
@@ -108,7 +119,10 @@ t_proto(int kinds)
     if (stream && !(kinds & T_NET_KIND_STREAM)) {
         T_SKIP("%s: stream protocols not covered by this test", name);
     }
-    if (!stream && !(kinds & T_NET_KIND_DATAGRAM)) {
+    if (!stream && t_proto_is_connected_datagram(id) && !(kinds & T_NET_KIND_CDGRAM)) {
+        T_SKIP("%s: connected datagram protocols not covered by this test", name);
+    }
+    if (!stream && !t_proto_is_connected_datagram(id) && !(kinds & T_NET_KIND_DATAGRAM)) {
         T_SKIP("%s: datagram protocols not covered by this test", name);
     }
     t_proto_env_skips(name);

@@ -71,12 +71,12 @@ struct inproc_loop;
 
 struct inproc_end {
     struct inproc_chan *chan;
-    int side;                  /* 0: the connecting end, 1: the accepted end */
-    struct evpl_bind *bind;    /* set once the end has a bind */
-    struct inproc_loop *loop;  /* the bind's loop; set with bind */
-    struct inproc_msg *inbox;  /* from the peer, under chan->lock */
+    int side;                 /* 0: the connecting end, 1: the accepted end */
+    struct evpl_bind *bind;   /* set once the end has a bind */
+    struct inproc_loop *loop; /* the bind's loop; set with bind */
+    struct inproc_msg *inbox; /* from the peer, under chan->lock */
     struct inproc_msg *inbox_tail;
-    struct inproc_msg *held;   /* taken from the inbox, not yet delivered (owner only) */
+    struct inproc_msg *held; /* taken from the inbox, not yet delivered (owner only) */
     struct inproc_msg *held_tail;
     struct inproc_end *ready_next; /* loop->ready, under loop->lock */
     int queued;                    /* on loop->ready */
