@@ -80,6 +80,7 @@ struct inproc_end {
     struct inproc_msg *held_tail;
     struct inproc_end *ready_next; /* loop->ready, under loop->lock */
     int queued;                    /* on loop->ready */
+    struct inproc_end *batch_next; /* loop_ring's batch (owner only) */
     /* one-sided operations done, their callbacks due at the end of the pass */
     struct inproc_rdma_done *done, *done_tail;
     struct evpl_deferral done_deferral;
@@ -292,22 +293,18 @@ loop_ring(struct evpl *evpl, struct evpl_doorbell *bell)
     l->ready = NULL;
     for (struct inproc_end *e = list; e; e = e->ready_next) {
         e->queued = 0;
+        e->batch_next = rev; /* reversed: oldest first */
+        rev = e;
     }
     pthread_mutex_unlock(&l->lock);
 
-    while (list) { /* oldest first */
-        struct inproc_end *next = list->ready_next;
-
-        list->ready_next = rev;
-        rev = list;
-        list = next;
-    }
-    /* Closing an end takes it off l->ready, but this batch is already off
-     * it: a close requested by a callback here only runs at the end of the
-     * pass (close deferral), so every end of the batch stays valid. */
+    /* An end may be queued again (by a peer) while in this batch: it is
+     * then served twice, the second time finding nothing new.  Closing an
+     * end takes it off l->ready, not off this batch, but a close requested
+     * by a callback here only runs at the end of the pass (close
+     * deferral), so every end of the batch stays valid. */
     for (struct inproc_end *e = rev, *next; e; e = next) {
-        next = e->ready_next;
-        e->ready_next = NULL;
+        next = e->batch_next;
         end_serve(evpl, e);
     }
 } /* loop_ring */
@@ -701,8 +698,9 @@ inproc_attach(struct evpl *evpl, struct evpl_bind *bind, struct evpl_accepted *c
     struct inproc_end *end = &chan->end[1];
 
     conn->backend = NULL; /* the bind owns the accepted end now */
-    end_bind(evpl, end, bind);
+    loop_get(evpl);
     pthread_mutex_lock(&chan->lock);
+    end_bind(evpl, end, bind); /* the peer reads end->loop under the lock */
     chan->accepted = 1;
     if (!chan->closed[0]) {
         end_notify_locked(&chan->end[0]); /* its CONNECTED */
