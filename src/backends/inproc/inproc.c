@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends/socket/socket.h"
 #include "mem/mem.h"
 #include "net/net.h"
 
@@ -64,6 +65,7 @@ struct inproc_msg {
     struct inproc_msg *next;
     uint64_t length;
     uint32_t niov;
+    uint32_t first; /* stream: iovecs before this one are in the receive ring */
     struct evpl_iovec iov[];
 };
 
@@ -81,6 +83,7 @@ struct inproc_end {
     struct inproc_end *ready_next; /* loop->ready, under loop->lock */
     int queued;                    /* on loop->ready */
     struct inproc_end *batch_next; /* loop_ring's batch (owner only) */
+    int wake_send;                 /* the peer took data: flush again (chan->lock) */
     /* one-sided operations done, their callbacks due at the end of the pass */
     struct inproc_rdma_done *done, *done_tail;
     struct evpl_deferral done_deferral;
@@ -92,8 +95,17 @@ struct inproc_chan {
     int accepted;  /* the accepted end has a bind */
     int closed[2]; /* the end has closed (or was discarded) */
     int reset[2];  /* ... with received data unread: its peer ends with ECONNRESET */
+    /* flow control: bytes end i handed over that its peer has not taken
+     * yet (into its receive ring, or to the application); at WINDOW end
+     * i stops handing over until the peer has taken half of them */
+    uint64_t unread[2];
+    int send_blocked[2];
     struct inproc_end end[2];
 };
+
+/* What one end may have handed over and not yet seen taken: a slow or
+ * paused reader holds its sender back like a full TCP window. */
+#define INPROC_WINDOW (4u * 1024 * 1024)
 
 /* Per loop: one doorbell, and the ends with news for this loop. */
 struct inproc_loop {
@@ -166,7 +178,7 @@ msgs_free(struct evpl *evpl, struct inproc_msg *m)
     while (m) {
         struct inproc_msg *next = m->next;
 
-        evpl_iovecs_release_internal(evpl, m->iov, (int) m->niov);
+        evpl_iovecs_release_internal(evpl, m->iov + m->first, (int) (m->niov - m->first));
         free(m);
         m = next;
     }
@@ -214,37 +226,63 @@ held_pop(struct inproc_end *end)
     return m;
 } /* held_pop */
 
+/* The application (or the receive ring) took bytes the peer handed over:
+ * a sender held back by the window may go on. */
+static void
+taken(struct inproc_end *end, uint64_t bytes)
+{
+    struct inproc_chan *chan = end->chan;
+    int from = !end->side;
+
+    pthread_mutex_lock(&chan->lock);
+    chan->unread[from] -= bytes;
+    if (chan->send_blocked[from] && chan->unread[from] < INPROC_WINDOW / 2 && !chan->closed[from]) {
+        chan->send_blocked[from] = 0;
+        chan->end[from].wake_send = 1;
+        end_notify_locked(&chan->end[from]);
+    }
+    pthread_mutex_unlock(&chan->lock);
+} /* taken */
+
 /* Hand what the peer sent to the application, as far as it takes it. */
 static void
 deliver_held(struct evpl *evpl, struct inproc_end *end)
 {
     struct evpl_bind *bind = end->bind;
+    uint64_t bytes = 0;
 
     if (!bind->protocol->stream) {
         while (end->held && !(bind->flags & EVPL_BIND_CLOSING)) {
             struct inproc_msg *m = held_pop(end);
 
+            bytes += m->length;
             /* the message's iovecs go to the application */
             evpl__bind_received_msg(evpl, bind, m->iov, (int) m->niov, (unsigned int) m->length,
                                     bind->remote);
             free(m);
         }
-        return;
-    }
-    while (end->held && !(bind->flags & (EVPL_BIND_CLOSING | EVPL_BIND_READ_PAUSED))) {
-        /* append up to the receive limit (further while a segmented bind
-         * waits for a longer message), then let the bind layer look: it
-         * pauses a bind above the limit, as the socket backends do */
-        do {
-            struct inproc_msg *m = held_pop(end);
+    } else {
+        while (end->held && !(bind->flags & (EVPL_BIND_CLOSING | EVPL_BIND_READ_PAUSED))) {
+            /* append iovecs up to the receive limit (further while a
+             * segmented bind waits for a longer message), then let the
+             * bind layer look: it pauses a bind above the limit, as the
+             * socket backends do */
+            do {
+                struct inproc_msg *m = end->held;
+                struct evpl_iovec *v = &m->iov[m->first++];
 
-            for (uint32_t i = 0; i < m->niov; i++) {
-                evpl_iovec_ring_append_coalesce(evpl, &bind->recv_ring, &m->iov[i]);
-            }
-            free(m);
-        } while (end->held && (bind->recv_ring.length <= evpl__bind_recv_limit() ||
-                               bind->recv_ring.length < bind->want));
-        evpl__bind_received(evpl, bind);
+                bytes += v->length;
+                evpl_iovec_ring_append_coalesce(evpl, &bind->recv_ring, v);
+                if (m->first == m->niov) {
+                    free(held_pop(end));
+                }
+            } while (end->held && (bind->recv_ring.length <= evpl__bind_recv_limit() ||
+                                   bind->recv_ring.length < bind->want));
+            evpl__bind_received(evpl, bind);
+        }
+    }
+    if (bytes) {
+        taken(end, bytes);
     }
 } /* deliver_held */
 
@@ -255,9 +293,11 @@ end_serve(struct evpl *evpl, struct inproc_end *end)
     struct inproc_chan *chan = end->chan;
     struct evpl_bind *bind = end->bind;
     struct inproc_msg *head, *tail;
-    int peer_closed, peer_reset, accepted;
+    int peer_closed, peer_reset, accepted, wake_send;
 
     pthread_mutex_lock(&chan->lock);
+    wake_send = end->wake_send;
+    end->wake_send = 0;
     head = end->inbox;
     tail = end->inbox_tail;
     end->inbox = end->inbox_tail = NULL;
@@ -272,6 +312,10 @@ end_serve(struct evpl *evpl, struct inproc_end *end)
     }
     if (bind->flags & EVPL_BIND_CLOSING) {
         return; /* the close releases what is held */
+    }
+    if ((wake_send || peer_closed) &&
+        (bind->send_ring.length || !evpl_dgram_ring_empty(&bind->dgram_send))) {
+        evpl_defer(evpl, &bind->flush); /* what the window held back (or drop it) */
     }
     deliver_held(evpl, end);
     if (peer_closed && !end->held) {
@@ -331,6 +375,7 @@ msg_new(uint32_t niov)
     if (m) {
         m->next = NULL;
         m->niov = 0;
+        m->first = 0;
         m->length = 0;
     }
     return m;
@@ -359,8 +404,8 @@ inproc_flush(struct evpl *evpl, struct evpl_bind *bind)
     struct inproc_end *end = bind->backend, *peer = &end->chan->end[!end->side];
     struct inproc_chan *chan = end->chan;
     struct inproc_msg *head = NULL, *tail = NULL;
-    uint64_t bytes = 0, msgs = 0;
-    int cross, open;
+    uint64_t bytes = 0, msgs = 0, room;
+    int cross, open, more;
 
     if (!(bind->flags & EVPL_BIND_CONNECTED)) {
         return; /* CONNECTED flushes what was queued before it */
@@ -368,9 +413,28 @@ inproc_flush(struct evpl *evpl, struct evpl_bind *bind)
     /* the peer's loop was set before CONNECTED reached us, and never changes */
     cross = peer->loop != end->loop;
 
-    if (bind->protocol->stream) {
-        uint32_t n = evpl_iovec_fifo_count(&bind->send_ring.fifo);
+    pthread_mutex_lock(&chan->lock);
+    if (chan->closed[peer->side]) {
+        room = UINT64_MAX; /* everything goes (to be dropped) */
+    } else if (chan->unread[end->side] >= INPROC_WINDOW) {
+        /* the peer has not taken what it has: it wakes us when it does */
+        chan->send_blocked[end->side] = 1;
+        pthread_mutex_unlock(&chan->lock);
+        return;
+    } else {
+        room = INPROC_WINDOW - chan->unread[end->side];
+    }
+    pthread_mutex_unlock(&chan->lock);
 
+    if (bind->protocol->stream) {
+        uint32_t count = evpl_iovec_fifo_count(&bind->send_ring.fifo), n = 0;
+        uint64_t fill = 0;
+
+        /* whole iovecs up to the room left in the window (at least one) */
+        while (n < count && fill < room) {
+            fill += evpl_iovec_fifo_at(&bind->send_ring.fifo, n)->length;
+            n++;
+        }
         if (n) {
             head = tail = msg_new(n);
             if (!head) {
@@ -380,15 +444,13 @@ inproc_flush(struct evpl *evpl, struct evpl_bind *bind)
             }
             msg_take(evpl, bind, head, n, cross);
             bytes = head->length;
+            if (bind->segment_callback) {
+                msgs = evpl__stream_messages_done(bind, bytes);
+            }
         }
-        /* segmented: every queued message boundary went with the bytes */
-        while (!evpl_dgram_ring_empty(&bind->dgram_send)) {
-            evpl_dgram_ring_pop(&bind->dgram_send);
-            msgs++;
-        }
-        bind->msg_sent = 0;
+        more = bind->send_ring.length != 0;
     } else {
-        while (!evpl_dgram_ring_empty(&bind->dgram_send)) {
+        while (!evpl_dgram_ring_empty(&bind->dgram_send) && (bytes < room || !msgs)) {
             struct evpl_dgram *d = evpl_dgram_ring_front(&bind->dgram_send);
             struct inproc_msg *m = msg_new(d->niov);
 
@@ -410,6 +472,7 @@ inproc_flush(struct evpl *evpl, struct evpl_bind *bind)
             bytes += m->length;
             msgs++;
         }
+        more = !evpl_dgram_ring_empty(&bind->dgram_send);
     }
     if (!head) {
         evpl__bind_sent(evpl, bind, bytes, msgs);
@@ -425,11 +488,18 @@ inproc_flush(struct evpl *evpl, struct evpl_bind *bind)
             peer->inbox = head;
         }
         peer->inbox_tail = tail;
+        chan->unread[end->side] += bytes;
+        /* the rest waits for the peer to take some: what it takes next
+         * (this, at least) wakes us */
+        chan->send_blocked[end->side] |= more;
         end_notify_locked(peer);
     }
     pthread_mutex_unlock(&chan->lock);
     if (!open) {
         msgs_free(evpl, head); /* the peer is gone: its close reaches us next */
+        if (more) {
+            evpl_defer(evpl, &bind->flush);
+        }
     }
     /* SENT: handed to the peer (net.md §10), not read by it */
     evpl__bind_sent(evpl, bind, bytes, msgs);
