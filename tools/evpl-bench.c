@@ -48,6 +48,7 @@ static struct {
     const char *tls_ciphers;
     const char *core_mech;
     int stream_proto;
+    int connected; /* listen/connect (streams, in-process datagrams) */
 } cfg = {
     .mode = PINGPONG,
     .proto_name = "auto",
@@ -235,7 +236,7 @@ server_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *n, 
             if (cfg.mode == PINGPONG) {
                 count(st->side, 1, n->recv_msg.length);
                 /* echo by reference: the received iovecs go straight back */
-                if (cfg.stream_proto) {
+                if (cfg.connected) {
                     evpl_sendv(evpl, bind, n->recv_msg.iovec, (int) n->recv_msg.niov,
                                (int) n->recv_msg.length, EVPL_SEND_FLAG_TAKE_REF);
                 } else {
@@ -274,7 +275,7 @@ server_init(struct evpl *evpl, void *arg)
 
     st->side = &servers[i];
     side_started(st->side);
-    if (cfg.stream_proto || evpl_protocol_is_local(cfg.proto)) {
+    if (cfg.connected) {
         st->binding = evpl_listener_attach(evpl, listener, server_accept, st);
     } else if (i == 0) {
         st->udp = evpl_bind(evpl, cfg.proto, server_ep, server_notify, st);
@@ -319,11 +320,11 @@ struct client_thread {
 static void
 send_one(struct evpl *evpl, struct conn *c)
 {
-    if (c->chunk.data && cfg.stream_proto) {
+    if (c->chunk.data && cfg.connected) {
         evpl_sendv(evpl, c->bind, &c->chunk, 1, (int) cfg.size, 0);
     } else if (c->chunk.data) {
         evpl_sendtoepv(evpl, c->bind, server_ep, &c->chunk, 1, (int) cfg.size, 0);
-    } else if (cfg.stream_proto) {
+    } else if (cfg.connected) {
         evpl_send(evpl, c->bind, c->payload, cfg.size);
     } else {
         evpl_sendtoep(evpl, c->bind, server_ep, c->payload, cfg.size);
@@ -411,7 +412,7 @@ client_init(struct evpl *evpl, void *arg)
     /* connections spread over the client threads */
     ct->nconns = cfg.conns / cfg.cthreads + (i < cfg.conns % cfg.cthreads);
     ct->conns = calloc(ct->nconns ? ct->nconns : 1, sizeof(*ct->conns));
-    if (!cfg.stream_proto) {
+    if (!cfg.connected) {
         ct->local_ep = evpl_endpoint_create(cfg.role == LOCAL ? "127.0.0.1" : "0.0.0.0", 0);
     }
     for (unsigned k = 0; k < ct->nconns; k++) {
@@ -429,7 +430,7 @@ client_init(struct evpl *evpl, void *arg)
                 memset(&c->chunk, 0, sizeof(c->chunk));
             }
         }
-        if (cfg.stream_proto) {
+        if (cfg.connected) {
             c->bind = evpl_connect(evpl, cfg.proto, NULL, server_ep, client_notify,
                                    cfg.mode == PINGPONG ? fixed_size : NULL, c);
         } else {
@@ -786,6 +787,13 @@ main(int argc, char **argv)
     }
     cfg.proto_name = NULL;
     cfg.stream_proto = evpl_protocol_is_stream(cfg.proto);
+    cfg.connected = cfg.stream_proto || cfg.proto == EVPL_DATAGRAM_INPROC ||
+                    cfg.proto == EVPL_DATAGRAM_TCP_RDMA || cfg.proto == EVPL_DATAGRAM_RDMACM_RC;
+    if (evpl_protocol_is_inproc(cfg.proto) && cfg.role != LOCAL) {
+        fprintf(stderr, "evpl-bench: in-process protocols connect only inside one process "
+                        "(--local)\n");
+        return 2;
+    }
     {
         static const char *names[] = {
             "DATAGRAM_SOCKET_UDP",  "DATAGRAM_RDMACM_RC", "DATAGRAM_RDMACM_UD",
@@ -808,6 +816,9 @@ main(int argc, char **argv)
     if (evpl_protocol_is_local(cfg.proto)) {
         snprintf(local_name, sizeof(local_name), "@evpl-bench-%d", cfg.port);
         server_ep = evpl_endpoint_create_local(local_name);
+    } else if (evpl_protocol_is_inproc(cfg.proto)) {
+        snprintf(local_name, sizeof(local_name), "evpl-bench-%d", cfg.port);
+        server_ep = evpl_endpoint_create_inproc(local_name);
     } else {
         server_ep = evpl_endpoint_create(cfg.role == SERVER ? "0.0.0.0" : cfg.host, cfg.port);
     }
@@ -824,7 +835,7 @@ main(int argc, char **argv)
     }
 
     if (cfg.role != CLIENT) {
-        if (cfg.stream_proto) {
+        if (cfg.connected) {
             listener = evpl_listener_create();
             if (evpl_listen(listener, cfg.proto, server_ep) != 0) {
                 fprintf(stderr, "evpl-bench: cannot listen on port %d\n", cfg.port);

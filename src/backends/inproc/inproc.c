@@ -61,11 +61,20 @@ address_name(const struct evpl_address *a)
 /* ---- channels ---- */
 
 /* What crosses from one end to the other: payload, or the end of it. */
+/* What one flush hands over: a run of stream bytes, or datagrams (parts). */
+struct inproc_part {
+    uint32_t niov;
+    uint32_t length;
+};
+
 struct inproc_msg {
     struct inproc_msg *next;
     uint64_t length;
     uint32_t niov;
-    uint32_t first; /* stream: iovecs before this one are in the receive ring */
+    uint32_t first;  /* iovecs before this one were delivered */
+    uint32_t nparts; /* datagrams: message boundaries, in parts[] */
+    uint32_t part;   /* datagrams: the next to deliver */
+    struct inproc_part *parts;
     struct evpl_iovec iov[];
 };
 
@@ -253,13 +262,20 @@ deliver_held(struct evpl *evpl, struct inproc_end *end)
 
     if (!bind->protocol->stream) {
         while (end->held && !(bind->flags & EVPL_BIND_CLOSING)) {
-            struct inproc_msg *m = held_pop(end);
+            struct inproc_msg *m = end->held;
+            struct inproc_part *p = &m->parts[m->part++];
+            struct evpl_iovec *iov = &m->iov[m->first];
 
-            bytes += m->length;
+            m->first += p->niov;
+            bytes += p->length;
+            if (m->part == m->nparts) {
+                held_pop(end); /* before the callback: it may close the bind */
+            }
             /* the message's iovecs go to the application */
-            evpl__bind_received_msg(evpl, bind, m->iov, (int) m->niov, (unsigned int) m->length,
-                                    bind->remote);
-            free(m);
+            evpl__bind_received_msg(evpl, bind, iov, (int) p->niov, p->length, bind->remote);
+            if (m->part == m->nparts) {
+                free(m);
+            }
         }
     } else {
         while (end->held && !(bind->flags & (EVPL_BIND_CLOSING | EVPL_BIND_READ_PAUSED))) {
@@ -368,15 +384,19 @@ inproc_read_resume(struct evpl *evpl, struct evpl_bind *bind)
 /* ---- sending ---- */
 
 static struct inproc_msg *
-msg_new(uint32_t niov)
+msg_new(uint32_t niov, uint32_t nparts)
 {
-    struct inproc_msg *m = malloc(sizeof(*m) + (size_t) niov * sizeof(struct evpl_iovec));
+    struct inproc_msg *m = malloc(sizeof(*m) + (size_t) niov * sizeof(struct evpl_iovec) +
+                                  (size_t) nparts * sizeof(struct inproc_part));
 
     if (m) {
         m->next = NULL;
         m->niov = 0;
         m->first = 0;
         m->length = 0;
+        m->nparts = 0;
+        m->part = 0;
+        m->parts = (struct inproc_part *) &m->iov[niov];
     }
     return m;
 } /* msg_new */
@@ -436,7 +456,7 @@ inproc_flush(struct evpl *evpl, struct evpl_bind *bind)
             n++;
         }
         if (n) {
-            head = tail = msg_new(n);
+            head = tail = msg_new(n, 0);
             if (!head) {
                 evpl_log_error("inproc", "out of memory sending: closing");
                 evpl__bind_fail(evpl, bind, -ENOMEM);
@@ -450,27 +470,37 @@ inproc_flush(struct evpl *evpl, struct evpl_bind *bind)
         }
         more = bind->send_ring.length != 0;
     } else {
-        while (!evpl_dgram_ring_empty(&bind->dgram_send) && (bytes < room || !msgs)) {
-            struct evpl_dgram *d = evpl_dgram_ring_front(&bind->dgram_send);
-            struct inproc_msg *m = msg_new(d->niov);
+        uint32_t count = evpl_dgram_ring_count(&bind->dgram_send), n = 0, niov = 0;
+        uint64_t fill = 0;
 
-            if (!m) {
-                msgs_free(evpl, head);
+        /* whole datagrams up to the room left in the window (at least
+         * one), in one hand-over */
+        while (n < count && fill < room) {
+            struct evpl_dgram *d = evpl_dgram_ring_at(&bind->dgram_send, n);
+
+            fill += d->length;
+            niov += d->niov;
+            n++;
+        }
+        if (n) {
+            head = tail = msg_new(niov, n);
+            if (!head) {
                 evpl_log_error("inproc", "out of memory sending: closing");
                 evpl__bind_fail(evpl, bind, -ENOMEM);
                 return;
             }
-            msg_take(evpl, bind, m, d->niov, cross);
-            evpl__address_release(d->addr);
-            evpl_dgram_ring_pop(&bind->dgram_send);
-            if (tail) {
-                tail->next = m;
-            } else {
-                head = m;
+            for (uint32_t i = 0; i < n; i++) {
+                struct evpl_dgram *d = evpl_dgram_ring_front(&bind->dgram_send);
+
+                head->parts[i].niov = d->niov;
+                head->parts[i].length = d->length;
+                msg_take(evpl, bind, head, d->niov, cross);
+                evpl__address_release(d->addr);
+                evpl_dgram_ring_pop(&bind->dgram_send);
             }
-            tail = m;
-            bytes += m->length;
-            msgs++;
+            head->nparts = n;
+            bytes = head->length;
+            msgs = n;
         }
         more = !evpl_dgram_ring_empty(&bind->dgram_send);
     }
