@@ -31,6 +31,14 @@ notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *n)
     bind->notify_callback(evpl, bind, n, bind->private_data);
 } /* notify */
 
+/* Nothing left to hand to the transport (evpl_finish may close). */
+static int
+send_idle(const struct evpl_bind *bind)
+{
+    return bind->send_ring.length == 0 && evpl_dgram_ring_empty(&bind->dgram_send) &&
+           !(bind->protocol->send_pending && bind->protocol->send_pending(bind));
+} /* send_idle */
+
 static void flush_deferral(struct evpl *evpl, void *arg);
 static void close_deferral(struct evpl *evpl, void *arg);
 
@@ -193,7 +201,7 @@ evpl_finish(struct evpl *evpl, struct evpl_bind *bind)
         return;
     }
     bind->flags |= EVPL_BIND_FINISH;
-    if (evpl_dgram_ring_empty(&bind->dgram_send) && bind->send_ring.length == 0) {
+    if (send_idle(bind)) {
         close_request(evpl, bind, 0);
     }
     /* otherwise evpl__bind_sent closes once the queue drains */
@@ -263,8 +271,7 @@ evpl__bind_sent(struct evpl *evpl, struct evpl_bind *bind, uint64_t bytes, uint6
         n.sent.msgs = msgs;
         notify(evpl, bind, &n);
     }
-    if ((bind->flags & EVPL_BIND_FINISH) && bind->send_ring.length == 0 &&
-        evpl_dgram_ring_empty(&bind->dgram_send)) {
+    if ((bind->flags & EVPL_BIND_FINISH) && send_idle(bind)) {
         close_request(evpl, bind, 0);
     }
 } /* evpl__bind_sent */
@@ -543,8 +550,8 @@ maybe_resume(struct evpl *evpl, struct evpl_bind *bind)
 } /* maybe_resume */
 
 /* Copy up to len bytes from the front of the ring without consuming. */
-static uint64_t
-ring_copy(struct evpl_iovec_ring *r, void *buffer, uint64_t len)
+uint64_t
+evpl__ring_copy(struct evpl_iovec_ring *r, void *buffer, uint64_t len)
 {
     uint64_t done = 0;
     uint32_t i, n = evpl_iovec_fifo_count(&r->fifo);
@@ -557,7 +564,7 @@ ring_copy(struct evpl_iovec_ring *r, void *buffer, uint64_t len)
         done += chunk;
     }
     return done;
-} /* ring_copy */
+} /* evpl__ring_copy */
 
 EVPL_API int
 evpl_peek(struct evpl *evpl, struct evpl_bind *bind, void *buffer, int length)
@@ -567,7 +574,7 @@ evpl_peek(struct evpl *evpl, struct evpl_bind *bind, void *buffer, int length)
         errno = EINVAL;
         return -1;
     }
-    return (int) ring_copy(&bind->recv_ring, buffer, (uint64_t) length);
+    return (int) evpl__ring_copy(&bind->recv_ring, buffer, (uint64_t) length);
 } /* evpl_peek */
 
 EVPL_API int
@@ -623,7 +630,7 @@ evpl_recv(struct evpl *evpl, struct evpl_bind *bind, void *buffer, int maxlength
     if ((flags & EVPL_RECV_FLAG_ALL_OR_NONE) && bind->recv_ring.length < (uint64_t) maxlength) {
         return 0;
     }
-    n = ring_copy(&bind->recv_ring, buffer, (uint64_t) maxlength);
+    n = evpl__ring_copy(&bind->recv_ring, buffer, (uint64_t) maxlength);
     evpl_iovec_ring_consume(evpl, &bind->recv_ring, n);
     maybe_resume(evpl, bind);
     return (int) n;
@@ -634,9 +641,9 @@ evpl_recv(struct evpl *evpl, struct evpl_bind *bind, void *buffer, int maxlength
  * maxiov owned iovecs (whole iovecs move their reference; a partial one is
  * cloned).  Returns the count and the bytes in *bytes.
  */
-static int
-ring_take(struct evpl *evpl, struct evpl_iovec_ring *r, struct evpl_iovec *out, int maxiov,
-          uint64_t maxlength, uint64_t *bytes)
+int
+evpl__ring_take(struct evpl *evpl, struct evpl_iovec_ring *r, struct evpl_iovec *out, int maxiov,
+                uint64_t maxlength, uint64_t *bytes)
 {
     int n = 0;
     uint64_t done = 0;
@@ -659,7 +666,7 @@ ring_take(struct evpl *evpl, struct evpl_iovec_ring *r, struct evpl_iovec *out, 
     }
     *bytes = done;
     return n;
-} /* ring_take */
+} /* evpl__ring_take */
 
 EVPL_API int
 evpl_recvv(struct evpl *evpl, struct evpl_bind *bind, struct evpl_iovec *iovecs, int maxiovecs,
@@ -676,7 +683,7 @@ evpl_recvv(struct evpl *evpl, struct evpl_bind *bind, struct evpl_iovec *iovecs,
         errno = EINVAL;
         return -1;
     }
-    n = ring_take(evpl, &bind->recv_ring, iovecs, maxiovecs, (uint64_t) maxlength, &bytes);
+    n = evpl__ring_take(evpl, &bind->recv_ring, iovecs, maxiovecs, (uint64_t) maxlength, &bytes);
     if (length) {
         *length = (int) bytes;
     }
@@ -756,7 +763,7 @@ segment(struct evpl *evpl, struct evpl_bind *bind)
                 return;
             }
         }
-        n = ring_take(evpl, &bind->recv_ring, iov, cap, (uint64_t) len, &bytes);
+        n = evpl__ring_take(evpl, &bind->recv_ring, iov, cap, (uint64_t) len, &bytes);
         bind->want = 0;
         bind->last_len = (uint64_t) len;
         deliver_msg(evpl, bind, iov, n, (unsigned int) len, bind->remote);
@@ -783,6 +790,10 @@ void
 evpl__bind_received(struct evpl *evpl, struct evpl_bind *bind)
 {
     if (bind->flags & EVPL_BIND_CLOSING) {
+        return;
+    }
+    if (bind->protocol->received) {
+        bind->protocol->received(evpl, bind); /* the protocol frames the bytes itself */
         return;
     }
     if (bind->segment_callback) {

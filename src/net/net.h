@@ -139,6 +139,12 @@ struct evpl_protocol {
     /* Optional: wake the reader only once this many bytes are queued (a
      * segmented bind waiting for a long message); 1 = any byte. */
     void (*rcvlowat)(struct evpl *evpl, struct evpl_bind *bind, uint32_t bytes);
+    /* Optional: the protocol frames received bytes itself (instead of
+     * RECV_DATA or the segment callback); called with bytes appended. */
+    void (*received)(struct evpl *evpl, struct evpl_bind *bind);
+    /* Optional: the protocol still holds bytes to send outside the send
+     * ring (evpl_finish waits for them). */
+    int (*send_pending)(const struct evpl_bind *bind);
     /* Optional: an accepted connection (conn->backend) that no loop took;
      * any thread. */
     void (*discard)(struct evpl_accepted *conn);
@@ -227,6 +233,20 @@ void evpl__bind_received_msg(struct evpl *evpl, struct evpl_bind *bind, struct e
 void evpl__bind_sent(struct evpl *evpl, struct evpl_bind *bind, uint64_t bytes, uint64_t msgs);
 /* The receive ring's limit for back-pressure. */
 uint64_t evpl__bind_recv_limit(void);
+/* Copy up to len bytes from the front of r without consuming them. */
+uint64_t evpl__ring_copy(struct evpl_iovec_ring *r, void *buffer, uint64_t len);
+/* Move up to maxlength bytes from the front of r into at most maxiov
+ * iovecs (references move); *bytes = how many.  Returns the iovecs used. */
+int evpl__ring_take(struct evpl *evpl, struct evpl_iovec_ring *r, struct evpl_iovec *out,
+                    int maxiov, uint64_t maxlength, uint64_t *bytes);
+
+/* ---- one-sided operations: the process-local registration table (rdma.c),
+ * shared by the in-process and TCP-RDMA protocols ---- */
+
+/* Key and address of library memory (0/0 for other memory). */
+void evpl__rdma_local_address(const struct evpl_iovec *iovec, uint32_t *key, uint64_t *address);
+/* The registered memory [address, address + len) under key, or NULL. */
+char *evpl__rdma_local_target(uint32_t key, uint64_t address, uint64_t len);
 
 static inline int
 evpl__bind_closing(const struct evpl_bind *bind)

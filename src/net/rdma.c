@@ -6,8 +6,101 @@
  * callback before the call returns (rdma.md §1, statement 1).
  */
 #include <errno.h>
+#include <string.h>
 
+#include "mem/mem.h"
 #include "net/net.h"
+
+/*
+ * The process-local registration table of the emulated protocols
+ * (in-process, TCP-RDMA): every slab is registered (as with an RDMA
+ * device), and its key is its index + 1.  Slabs are never unmapped, so an
+ * entry never changes once published.
+ */
+#define RDMA_MAX_KEYS 65536
+
+struct rdma_region {
+    char *base;
+    uint64_t size;
+};
+
+static struct rdma_region rdma_regions[RDMA_MAX_KEYS];
+static _Atomic uint32_t rdma_nregions;
+static int rdma_fw_id = -1;
+static pthread_once_t rdma_once = PTHREAD_ONCE_INIT;
+
+static void *
+rdma_register_slab(void *arg, void *base, uint64_t size)
+{
+    uint32_t n = atomic_load_explicit(&rdma_nregions, memory_order_relaxed);
+
+    (void) arg;
+    if (n >= RDMA_MAX_KEYS) {
+        return NULL;
+    }
+    rdma_regions[n].base = base;
+    rdma_regions[n].size = size;
+    /* published after the region is written: readers check the count */
+    atomic_store_explicit(&rdma_nregions, n + 1, memory_order_release);
+    return (void *) (uintptr_t) (n + 1);
+} /* rdma_register_slab */
+
+static const struct evpl_mem_framework rdma_fw = {
+    .name = "rdma-keys",
+    .register_slab = rdma_register_slab,
+};
+
+static void
+rdma_init(void)
+{
+    rdma_fw_id = evpl__mem_framework_register(&rdma_fw);
+    if (rdma_fw_id < 0) {
+        evpl_log_error("net", "cannot register memory for one-sided operations: %s",
+                       strerror(-rdma_fw_id));
+    }
+} /* rdma_init */
+
+/* The registered memory [address, address + len), or NULL. */
+static char *
+rdma_target(uint32_t key, uint64_t address, uint64_t len)
+{
+    uint32_t n = atomic_load_explicit(&rdma_nregions, memory_order_acquire);
+    const struct rdma_region *r;
+    uint64_t off;
+
+    if (key == 0 || key > n) {
+        return NULL;
+    }
+    r = &rdma_regions[key - 1];
+    if (address < (uint64_t) (uintptr_t) r->base) {
+        return NULL;
+    }
+    off = address - (uint64_t) (uintptr_t) r->base;
+    if (off > r->size || len > r->size - off) {
+        return NULL;
+    }
+    return r->base + off;
+} /* rdma_target */
+
+void
+evpl__rdma_local_address(const struct evpl_iovec *iovec, uint32_t *key, uint64_t *address)
+{
+    *key = 0;
+    *address = 0;
+    pthread_once(&rdma_once, rdma_init);
+    if (rdma_fw_id < 0 || !iovec || !iovec->ref || !iovec->ref->slab) {
+        return; /* not library memory: 0/0 */
+    }
+    *key = (uint32_t) (uintptr_t) evpl__iovec_mem_handle(iovec, rdma_fw_id);
+    *address = *key ? (uint64_t) (uintptr_t) iovec->data : 0;
+} /* evpl__rdma_local_address */
+
+char *
+evpl__rdma_local_target(uint32_t key, uint64_t address, uint64_t len)
+{
+    pthread_once(&rdma_once, rdma_init);
+    return rdma_target(key, address, len);
+} /* evpl__rdma_local_target */
 
 EVPL_API void
 evpl_rdma_get_address(struct evpl *evpl, struct evpl_bind *bind, struct evpl_iovec *iovec,

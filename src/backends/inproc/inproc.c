@@ -16,8 +16,8 @@
  * itself closed under that mutex before its loop may go away.
  *
  * DATAGRAM_INPROC also has one-sided operations (rdma.md §1): the
- * initiator copies directly, against a process-wide table of registered
- * slabs (the key is the slab's index + 1); the peer is never woken.
+ * initiator copies directly, against the process-wide table of registered
+ * slabs (net/rdma.c); the peer is never woken.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -537,82 +537,12 @@ inproc_flush(struct evpl *evpl, struct evpl_bind *bind)
 
 /* ---- one-sided operations (DATAGRAM_INPROC) ---- */
 
-#define RDMA_MAX_KEYS 65536
-
-struct rdma_region {
-    char *base;
-    uint64_t size;
-};
-
-static struct rdma_region rdma_regions[RDMA_MAX_KEYS];
-static _Atomic uint32_t rdma_nregions;
-static int rdma_fw_id = -1;
-static pthread_once_t rdma_once = PTHREAD_ONCE_INIT;
-
-static void *
-rdma_register_slab(void *arg, void *base, uint64_t size)
-{
-    uint32_t n = atomic_load_explicit(&rdma_nregions, memory_order_relaxed);
-
-    (void) arg;
-    if (n >= RDMA_MAX_KEYS) {
-        return NULL;
-    }
-    rdma_regions[n].base = base;
-    rdma_regions[n].size = size;
-    /* published after the region is written: readers check the count */
-    atomic_store_explicit(&rdma_nregions, n + 1, memory_order_release);
-    return (void *) (uintptr_t) (n + 1);
-} /* rdma_register_slab */
-
-static const struct evpl_mem_framework rdma_fw = {
-    .name = "inproc",
-    .register_slab = rdma_register_slab,
-};
-
-static void
-rdma_init(void)
-{
-    rdma_fw_id = evpl__mem_framework_register(&rdma_fw);
-    if (rdma_fw_id < 0) {
-        evpl_log_error("inproc", "cannot register memory for one-sided operations: %s",
-                       strerror(-rdma_fw_id));
-    }
-} /* rdma_init */
-
-/* The registered memory [address, address + len), or NULL. */
-static char *
-rdma_target(uint32_t key, uint64_t address, uint64_t len)
-{
-    uint32_t n = atomic_load_explicit(&rdma_nregions, memory_order_acquire);
-    const struct rdma_region *r;
-    uint64_t off;
-
-    if (key == 0 || key > n) {
-        return NULL;
-    }
-    r = &rdma_regions[key - 1];
-    if (address < (uint64_t) (uintptr_t) r->base) {
-        return NULL;
-    }
-    off = address - (uint64_t) (uintptr_t) r->base;
-    if (off > r->size || len > r->size - off) {
-        return NULL;
-    }
-    return r->base + off;
-} /* rdma_target */
-
 static void
 inproc_rdma_address(struct evpl_bind *bind, const struct evpl_iovec *iovec, uint32_t *r_key,
                     uint64_t *r_address)
 {
     (void) bind;
-    pthread_once(&rdma_once, rdma_init);
-    if (rdma_fw_id < 0 || !iovec || !iovec->ref || !iovec->ref->slab) {
-        return; /* not library memory: 0/0 */
-    }
-    *r_key = (uint32_t) (uintptr_t) evpl__iovec_mem_handle(iovec, rdma_fw_id);
-    *r_address = *r_key ? (uint64_t) (uintptr_t) iovec->data : 0;
+    evpl__rdma_local_address(iovec, r_key, r_address);
 } /* inproc_rdma_address */
 
 static void
@@ -680,8 +610,7 @@ inproc_rdma_read(struct evpl *evpl, struct evpl_bind *bind, uint32_t remote_key,
     char *src;
     int status = 0;
 
-    pthread_once(&rdma_once, rdma_init);
-    src = rdma_target(remote_key, remote_address, len);
+    src = evpl__rdma_local_target(remote_key, remote_address, len);
     if (!src) {
         status = EINVAL;
     } else {
@@ -702,10 +631,9 @@ inproc_rdma_write(struct evpl *evpl, struct evpl_bind *bind, uint32_t remote_key
     char *dst;
     int status = 0;
 
-    pthread_once(&rdma_once, rdma_init);
     /* done before any later send of this bind is flushed: a message sent
      * after the write finds the bytes in place (rdma.md §4) */
-    dst = rdma_target(remote_key, remote_address, len);
+    dst = evpl__rdma_local_target(remote_key, remote_address, len);
     if (!dst) {
         status = EINVAL;
     } else {

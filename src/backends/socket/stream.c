@@ -231,7 +231,7 @@ stream_write(struct evpl *evpl, struct evpl_event *event)
         connect_done(evpl, bind); /* CONNECTED schedules the first flush */
         return;
     }
-    evpl__stream_flush(evpl, bind);
+    bind->protocol->flush(evpl, bind); /* TCP-RDMA frames its own */
 } /* stream_write */
 
 void
