@@ -17,6 +17,7 @@ extern const struct evpl_protocol evpl_protocol_socket_udp;
 extern const struct evpl_protocol evpl_protocol_socket_unix;
 extern const struct evpl_protocol evpl_protocol_inproc_stream;
 extern const struct evpl_protocol evpl_protocol_inproc_datagram;
+extern const struct evpl_protocol evpl_protocol_tcp_rdma;
 #ifdef HAVE_TLS
 extern const struct evpl_protocol evpl_protocol_socket_tls;
 #endif
@@ -27,7 +28,7 @@ extern const struct evpl_protocol evpl_protocol_io_uring_udp;
 
 static const struct evpl_protocol *const compiled_in[] = {
     &evpl_protocol_socket_udp,    &evpl_protocol_socket_tcp,      &evpl_protocol_socket_unix,
-    &evpl_protocol_inproc_stream, &evpl_protocol_inproc_datagram,
+    &evpl_protocol_inproc_stream, &evpl_protocol_inproc_datagram, &evpl_protocol_tcp_rdma,
 #ifdef HAVE_TLS
     &evpl_protocol_socket_tls,
 #endif

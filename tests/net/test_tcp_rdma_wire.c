@@ -1,0 +1,236 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * DATAGRAM_TCP_RDMA on the wire (rdma.md §6), against a raw TCP peer that
+ * speaks the format by hand: SEND in both directions, READ_REQUEST ->
+ * READ_REPLY, WRITE_REQUEST -> WRITE_REPLY, a bad key -> ERROR(EINVAL);
+ * then bad input (wrong magic, unknown opcode, a length above
+ * max_msg_size, a reply to nothing) closes that connection with an error
+ * and leaves the others alone.
+ */
+#include <endian.h>
+
+#include "t_net.h"
+
+enum { SEND = 1, READ_REQ = 2, READ_REPLY = 3, WRITE_REQ = 4, WRITE_REPLY = 5, ERROR = 6 };
+
+struct hdr {
+    uint32_t magic, opcode, length, key;
+    uint64_t address, id;
+};
+
+static void
+put_hdr(int fd, uint32_t magic, uint32_t op, uint32_t len, uint32_t key, uint64_t addr, uint64_t id)
+{
+    unsigned char b[32];
+    uint32_t v[4] = {htobe32(magic), htobe32(op), htobe32(len), htobe32(key)};
+    uint64_t w[2] = {htobe64(addr), htobe64(id)};
+
+    memcpy(b, v, 16);
+    memcpy(b + 16, w, 16);
+    t_write_all(fd, b, 32);
+}
+
+static void
+read_all(int fd, void *buf, size_t len)
+{
+    char *p = buf;
+
+    while (len) {
+        ssize_t n = read(fd, p, len);
+
+        T_OK(n > 0);
+        p += n;
+        len -= (size_t) n;
+    }
+}
+
+static void
+get_hdr(int fd, struct hdr *h)
+{
+    unsigned char b[32];
+    uint32_t v[4];
+    uint64_t w[2];
+
+    read_all(fd, b, 32);
+    memcpy(v, b, 16);
+    memcpy(w, b + 16, 16);
+    h->magic = be32toh(v[0]);
+    h->opcode = be32toh(v[1]);
+    h->length = be32toh(v[2]);
+    h->key = be32toh(v[3]);
+    h->address = be64toh(w[0]);
+    h->id = be64toh(w[1]);
+    T_EQ(h->magic, 0x54524D41u);
+}
+
+/* The raw peer's socket answers while the loop runs: pump, then read. */
+struct reader {
+    int fd;
+    struct hdr h;
+    unsigned char payload[70000];
+    atomic_int done;
+};
+
+static void *
+read_frame(void *arg)
+{
+    struct reader *r = arg;
+
+    get_hdr(r->fd, &r->h);
+    if (r->h.opcode == SEND || r->h.opcode == READ_REPLY) {
+        T_OK(r->h.length <= sizeof(r->payload));
+        read_all(r->fd, r->payload, r->h.length);
+    }
+    atomic_store(&r->done, 1);
+    return NULL;
+}
+
+static void
+expect_frame(struct evpl *evpl, struct reader *r)
+{
+    pthread_t th;
+
+    atomic_store(&r->done, 0);
+    T_EQ(pthread_create(&th, NULL, read_frame, r), 0);
+    T_PUMP(evpl, atomic_load(&r->done), 5000);
+    pthread_join(th, NULL);
+}
+
+/* A fresh raw connection and the server bind that took it. */
+static int
+raw_conn(struct evpl *evpl, struct evpl_endpoint *ep, struct t_server *srv, struct t_conn **sc)
+{
+    int n = srv->n, fd = t_raw_connect(ep);
+
+    T_OK(fd >= 0);
+    T_PUMP(evpl, srv->n == n + 1 && srv->conns[n].connected, 5000);
+    *sc = &srv->conns[n];
+    return fd;
+}
+
+int
+main(void)
+{
+    struct evpl_global_config *gc = evpl_global_config_init();
+    enum evpl_protocol_id proto = EVPL_DATAGRAM_TCP_RDMA;
+    struct evpl *evpl;
+    struct evpl_endpoint *ep;
+    struct t_server srv;
+    struct t_conn *sc, *other;
+    struct evpl_iovec region;
+    struct reader rd;
+    uint32_t key;
+    uint64_t addr;
+    int fd, fd2;
+
+    t_net_guard(60);
+    evpl_global_config_set_max_msg_size(gc, 1 << 20);
+    evpl_init(gc);
+    if (!evpl_protocol_available(proto)) {
+        T_SKIP("DATAGRAM_TCP_RDMA unavailable");
+    }
+    evpl = t_net_loop();
+    ep = t_endpoint(proto);
+    memset(&srv, 0, sizeof(srv));
+    srv.keep_msgs = 1;
+    t_server_start(&srv, evpl, proto, ep, 16);
+
+    fd = raw_conn(evpl, ep, &srv, &sc);
+    rd.fd = fd;
+    T_EQ(evpl_bind_is_rdma(sc->bind), 1);
+
+    /* SEND from the raw peer: one RECV_MSG with the payload */
+    put_hdr(fd, 0x54524D41u, SEND, 5, 0, 0, 0);
+    t_write_all(fd, "hello", 5);
+    T_PUMP(evpl, sc->nmsg_len == 1, 5000);
+    T_EQ(sc->msg_len[0], 5);
+    T_OK(memcmp(sc->rx, "hello", 5) == 0);
+    /* an empty one */
+    put_hdr(fd, 0x54524D41u, SEND, 0, 0, 0, 0);
+    T_PUMP(evpl, sc->nmsg_len == 2, 5000);
+    T_EQ(sc->msg_len[1], 0);
+
+    /* SEND from us: header then payload */
+    evpl_send(evpl, sc->bind, "world!", 6);
+    expect_frame(evpl, &rd);
+    T_EQ(rd.h.opcode, SEND);
+    T_EQ(rd.h.length, 6);
+    T_OK(memcmp(rd.payload, "world!", 6) == 0);
+
+    /* one-sided operations served by our loop */
+    T_EQ(evpl_iovec_alloc(evpl, 65536, 0, 1, 0, &region), 1);
+    for (int i = 0; i < 65536; i++) {
+        ((unsigned char *) region.data)[i] = (unsigned char) (i * 7);
+    }
+    evpl_rdma_get_address(evpl, sc->bind, &region, &key, &addr);
+    T_NE(key, 0);
+    put_hdr(fd, 0x54524D41u, READ_REQ, 1000, key, addr + 100, 77);
+    expect_frame(evpl, &rd);
+    T_EQ(rd.h.opcode, READ_REPLY);
+    T_EQ(rd.h.id, 77);
+    T_EQ(rd.h.length, 1000);
+    for (int i = 0; i < 1000; i++) {
+        T_EQ(rd.payload[i], (unsigned char) ((i + 100) * 7));
+    }
+    put_hdr(fd, 0x54524D41u, WRITE_REQ, 4, key, addr + 65532, 78);
+    t_write_all(fd, "WXYZ", 4);
+    expect_frame(evpl, &rd);
+    T_EQ(rd.h.opcode, WRITE_REPLY);
+    T_EQ(rd.h.id, 78);
+    T_OK(memcmp((char *) region.data + 65532, "WXYZ", 4) == 0);
+    /* outside the buffer's slab / an unknown key: ERROR(EINVAL), still connected */
+    put_hdr(fd, 0x54524D41u, READ_REQ, 16, key + 5000, addr, 79);
+    expect_frame(evpl, &rd);
+    T_EQ(rd.h.opcode, ERROR);
+    T_EQ(rd.h.id, 79);
+    T_EQ(rd.h.length, EINVAL);
+    put_hdr(fd, 0x54524D41u, WRITE_REQ, 4, key, 8, 80);
+    t_write_all(fd, "nope", 4);
+    expect_frame(evpl, &rd);
+    T_EQ(rd.h.opcode, ERROR);
+    T_EQ(rd.h.id, 80);
+    T_EQ(sc->disconnected, 0);
+
+    /* bad input: each closes its own connection with an error; another
+     * connection stays usable */
+    fd2 = raw_conn(evpl, ep, &srv, &other);
+    {
+        static const struct {
+            uint32_t magic, op, len;
+            int status;
+        } bad[] = {
+            {0x12345678u, SEND, 0, -EPROTO},           /* wrong magic */
+            {0x54524D41u, 99, 0, -EPROTO},             /* unknown opcode */
+            {0x54524D41u, SEND, 2u << 20, -EMSGSIZE},  /* above max_msg_size */
+            {0x54524D41u, READ_REPLY, 4, -EPROTO},     /* answers nothing */
+            {0x54524D41u, WRITE_REPLY, 0, -EPROTO},    /* answers nothing */
+        };
+
+        for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            struct t_conn *b;
+            int bfd = raw_conn(evpl, ep, &srv, &b);
+
+            put_hdr(bfd, bad[i].magic, bad[i].op, bad[i].len, 0, 0, 1);
+            if (bad[i].op == READ_REPLY) {
+                t_write_all(bfd, "abcd", 4);
+            }
+            T_PUMP(evpl, b->disconnected, 5000);
+            T_EQ(b->disconnect_status, bad[i].status);
+            close(bfd);
+        }
+    }
+    put_hdr(fd2, 0x54524D41u, SEND, 3, 0, 0, 0);
+    t_write_all(fd2, "ok!", 3);
+    T_PUMP(evpl, other->nmsg_len == 1, 5000);
+    T_EQ(other->disconnected, 0);
+    T_EQ(sc->disconnected, 0);
+
+    close(fd);
+    close(fd2);
+    T_PUMP(evpl, sc->disconnected && other->disconnected, 5000);
+    evpl_iovec_release(evpl, &region);
+    t_server_stop(&srv);
+    evpl_destroy(evpl);
+    evpl_endpoint_close(ep);
+    return 0;
+}
