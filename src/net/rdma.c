@@ -21,7 +21,7 @@
 
 struct rdma_region {
     char *base;
-    uint64_t size;
+    _Atomic uint64_t size; /* 0: unregistered (the key names nothing) */
 };
 
 static struct rdma_region rdma_regions[RDMA_MAX_KEYS];
@@ -39,15 +39,31 @@ rdma_register_slab(void *arg, void *base, uint64_t size)
         return NULL;
     }
     rdma_regions[n].base = base;
-    rdma_regions[n].size = size;
+    atomic_store_explicit(&rdma_regions[n].size, size, memory_order_relaxed);
     /* published after the region is written: readers check the count */
     atomic_store_explicit(&rdma_nregions, n + 1, memory_order_release);
     return (void *) (uintptr_t) (n + 1);
 } /* rdma_register_slab */
 
+/* A slab given back (or never fully registered, when another framework
+ * refused it): its key stops naming memory.  Keys are not reused. */
+static void
+rdma_unregister_slab(void *arg, void *base, uint64_t size, void *handle)
+{
+    uintptr_t key = (uintptr_t) handle;
+
+    (void) arg;
+    (void) base;
+    (void) size;
+    if (key >= 1 && key <= RDMA_MAX_KEYS) {
+        atomic_store_explicit(&rdma_regions[key - 1].size, 0, memory_order_release);
+    }
+} /* rdma_unregister_slab */
+
 static const struct evpl_mem_framework rdma_fw = {
     .name = "rdma-keys",
     .register_slab = rdma_register_slab,
+    .unregister_slab = rdma_unregister_slab,
 };
 
 static void
@@ -65,18 +81,19 @@ static char *
 rdma_target(uint32_t key, uint64_t address, uint64_t len)
 {
     uint32_t n = atomic_load_explicit(&rdma_nregions, memory_order_acquire);
-    const struct rdma_region *r;
-    uint64_t off;
+    struct rdma_region *r;
+    uint64_t off, size;
 
     if (key == 0 || key > n) {
         return NULL;
     }
     r = &rdma_regions[key - 1];
-    if (address < (uint64_t) (uintptr_t) r->base) {
+    size = atomic_load_explicit(&r->size, memory_order_acquire);
+    if (size == 0 || address < (uint64_t) (uintptr_t) r->base) {
         return NULL;
     }
     off = address - (uint64_t) (uintptr_t) r->base;
-    if (off > r->size || len > r->size - off) {
+    if (off > size || len > size - off) {
         return NULL;
     }
     return r->base + off;

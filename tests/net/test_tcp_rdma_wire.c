@@ -199,11 +199,11 @@ main(void)
             uint32_t magic, op, len;
             int status;
         } bad[] = {
-            {0x12345678u, SEND, 0, -EPROTO},           /* wrong magic */
-            {0x54524D41u, 99, 0, -EPROTO},             /* unknown opcode */
-            {0x54524D41u, SEND, 2u << 20, -EMSGSIZE},  /* above max_msg_size */
-            {0x54524D41u, READ_REPLY, 4, -EPROTO},     /* answers nothing */
-            {0x54524D41u, WRITE_REPLY, 0, -EPROTO},    /* answers nothing */
+            {0x12345678u, SEND, 0, -EPROTO},          /* wrong magic */
+            {0x54524D41u, 99, 0, -EPROTO},            /* unknown opcode */
+            {0x54524D41u, SEND, 2u << 20, -EMSGSIZE}, /* above max_msg_size */
+            {0x54524D41u, READ_REPLY, 4, -EPROTO},    /* answers nothing */
+            {0x54524D41u, WRITE_REPLY, 0, -EPROTO},   /* answers nothing */
         };
 
         for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

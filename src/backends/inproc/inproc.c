@@ -93,9 +93,6 @@ struct inproc_end {
     int queued;                    /* on loop->ready */
     struct inproc_end *batch_next; /* loop_ring's batch (owner only) */
     int wake_send;                 /* the peer took data: flush again (chan->lock) */
-    /* one-sided operations done, their callbacks due at the end of the pass */
-    struct inproc_rdma_done *done, *done_tail;
-    struct evpl_deferral done_deferral;
 };
 
 struct inproc_chan {
@@ -121,16 +118,35 @@ struct inproc_loop {
     struct evpl_doorbell bell;
     pthread_mutex_t lock;
     struct inproc_end *ready;
+    /* one-sided operations done, their callbacks due on the next look at
+     * this loop (owner thread only: no lock) */
+    struct inproc_rdma_done *done, *done_tail;
 };
 
 struct inproc_rdma_done {
     struct inproc_rdma_done *next;
+    struct evpl_bind *bind;
     void (*callback)(int status, void *private_data);
     void *private_data;
     int status;
 };
 
 static void loop_ring(struct evpl *evpl, struct evpl_doorbell *bell);
+
+/* Report completions (taken off the loop's queue by the caller: those
+ * their callbacks queue wait for the next look, so a chain of operations
+ * cannot hold the loop). */
+static void
+done_run(struct inproc_rdma_done *d)
+{
+    while (d) {
+        struct inproc_rdma_done *next = d->next;
+
+        d->callback(d->status, d->private_data);
+        free(d);
+        d = next;
+    }
+} /* done_run */
 
 static struct inproc_loop *
 loop_get(struct evpl *evpl)
@@ -154,7 +170,14 @@ evpl__inproc_loop_cleanup(struct evpl *evpl)
     if (!l) {
         return;
     }
-    /* every bind is closed by now, so no peer can ring this doorbell */
+    /* every bind is closed by now, so no peer can ring this doorbell;
+     * completions not yet reported are, now */
+    while (l->done) {
+        struct inproc_rdma_done *d = l->done;
+
+        l->done = l->done_tail = NULL;
+        done_run(d);
+    }
     evpl_remove_doorbell(evpl, &l->bell);
     pthread_mutex_destroy(&l->lock);
     free(l);
@@ -348,6 +371,10 @@ loop_ring(struct evpl *evpl, struct evpl_doorbell *bell)
     struct inproc_loop *l = container_of(bell, struct inproc_loop, bell);
     struct inproc_end *list, *rev = NULL;
 
+    struct inproc_rdma_done *done = l->done;
+
+    /* completions queued before this look run after it (see rdma_done_run) */
+    l->done = l->done_tail = NULL;
     pthread_mutex_lock(&l->lock);
     list = l->ready;
     l->ready = NULL;
@@ -367,6 +394,7 @@ loop_ring(struct evpl *evpl, struct evpl_doorbell *bell)
         next = e->batch_next;
         end_serve(evpl, e);
     }
+    done_run(done);
 } /* loop_ring */
 
 static void
@@ -418,8 +446,9 @@ msg_take(struct evpl *evpl, struct evpl_bind *bind, struct inproc_msg *m, uint32
     }
 } /* msg_take */
 
+/* Hand what is queued to the peer, within the window unless force. */
 static void
-inproc_flush(struct evpl *evpl, struct evpl_bind *bind)
+flush_out(struct evpl *evpl, struct evpl_bind *bind, int force)
 {
     struct inproc_end *end = bind->backend, *peer = &end->chan->end[!end->side];
     struct inproc_chan *chan = end->chan;
@@ -434,8 +463,8 @@ inproc_flush(struct evpl *evpl, struct evpl_bind *bind)
     cross = peer->loop != end->loop;
 
     pthread_mutex_lock(&chan->lock);
-    if (chan->closed[peer->side]) {
-        room = UINT64_MAX; /* everything goes (to be dropped) */
+    if (chan->closed[peer->side] || force) {
+        room = UINT64_MAX; /* everything goes (dropped if the peer is gone) */
     } else if (chan->unread[end->side] >= INPROC_WINDOW) {
         /* the peer has not taken what it has: it wakes us when it does */
         chan->send_blocked[end->side] = 1;
@@ -464,9 +493,8 @@ inproc_flush(struct evpl *evpl, struct evpl_bind *bind)
             }
             msg_take(evpl, bind, head, n, cross);
             bytes = head->length;
-            if (bind->segment_callback) {
-                msgs = evpl__stream_messages_done(bind, bytes);
-            }
+            /* every send of an in-process stream is a message (net.md §10) */
+            msgs = evpl__stream_messages_done(bind, bytes);
         }
         more = bind->send_ring.length != 0;
     } else {
@@ -533,6 +561,12 @@ inproc_flush(struct evpl *evpl, struct evpl_bind *bind)
     }
     /* SENT: handed to the peer (net.md §10), not read by it */
     evpl__bind_sent(evpl, bind, bytes, msgs);
+} /* flush_out */
+
+static void
+inproc_flush(struct evpl *evpl, struct evpl_bind *bind)
+{
+    flush_out(evpl, bind, 0);
 } /* inproc_flush */
 
 /* ---- one-sided operations (DATAGRAM_INPROC) ---- */
@@ -545,50 +579,73 @@ inproc_rdma_address(struct evpl_bind *bind, const struct evpl_iovec *iovec, uint
     evpl__rdma_local_address(iovec, r_key, r_address);
 } /* inproc_rdma_address */
 
-static void
-rdma_done_run(struct evpl *evpl, void *arg)
-{
-    struct inproc_end *end = arg;
-    struct inproc_rdma_done *d = end->done;
-
-    (void) evpl;
-    end->done = end->done_tail = NULL;
-    while (d) {
-        struct inproc_rdma_done *next = d->next;
-
-        d->callback(d->status, d->private_data);
-        free(d);
-        d = next;
-    }
-} /* rdma_done_run */
-
-/* The callback runs at the end of the pass, on the bind's loop. */
+/* The callback runs later, on the bind's loop (its doorbell), never inside
+ * the call; the queue belongs to the loop, so it outlives the channel. */
 static void
 rdma_complete(struct evpl *evpl, struct evpl_bind *bind, int status,
               void (*callback)(int status, void *private_data), void *private_data)
 {
-    struct inproc_end *end = bind->backend;
+    struct inproc_loop *l = loop_get(evpl);
     struct inproc_rdma_done *d;
 
     if (!callback) {
         return;
     }
-    if (!end || !(d = malloc(sizeof(*d)))) {
-        callback(end ? ENOMEM : ECONNRESET, private_data); /* no bind transport left */
+    if (!(d = malloc(sizeof(*d)))) {
+        evpl_log_error("inproc", "out of memory queuing a completion: reported at once");
+        callback(ENOMEM, private_data);
         return;
     }
     d->next = NULL;
+    d->bind = bind;
     d->callback = callback;
     d->private_data = private_data;
     d->status = status;
-    if (end->done_tail) {
-        end->done_tail->next = d;
+    if (l->done_tail) {
+        l->done_tail->next = d;
     } else {
-        end->done = d;
+        l->done = d;
     }
-    end->done_tail = d;
-    evpl_defer(evpl, &end->done_deferral);
+    l->done_tail = d;
+    evpl_ring_doorbell(&l->bell);
 } /* rdma_complete */
+
+/* The closing bind's completions are reported before its DISCONNECTED
+ * (as TCP-RDMA's, which end with ECONNRESET there); operations their
+ * callbacks issue on it fail, and are reported here too. */
+static void
+rdma_done_flush(struct inproc_loop *l, struct evpl_bind *bind)
+{
+    for (;;) {
+        struct inproc_rdma_done *mine = NULL, **tail = &mine, **p = &l->done;
+
+        l->done_tail = NULL;
+        while (*p) {
+            struct inproc_rdma_done *d = *p;
+
+            if (d->bind == bind) {
+                *p = d->next;
+                d->next = NULL;
+                *tail = d;
+                tail = &d->next;
+            } else {
+                l->done_tail = d;
+                p = &d->next;
+            }
+        }
+        if (!mine) {
+            return;
+        }
+        done_run(mine);
+    }
+} /* rdma_done_flush */
+
+/* A bind whose transport is gone (closing or closed) does nothing more. */
+static int
+rdma_bind_open(const struct evpl_bind *bind)
+{
+    return bind->backend && !(bind->flags & EVPL_BIND_CLOSING);
+} /* rdma_bind_open */
 
 static uint64_t
 iov_total(const struct evpl_iovec *iov, int niov)
@@ -610,9 +667,9 @@ inproc_rdma_read(struct evpl *evpl, struct evpl_bind *bind, uint32_t remote_key,
     char *src;
     int status = 0;
 
-    src = evpl__rdma_local_target(remote_key, remote_address, len);
+    src = rdma_bind_open(bind) ? evpl__rdma_local_target(remote_key, remote_address, len) : NULL;
     if (!src) {
-        status = EINVAL;
+        status = rdma_bind_open(bind) ? EINVAL : ECONNRESET;
     } else {
         for (int i = 0; i < niov; i++) {
             memcpy(iov[i].data, src, iov[i].length);
@@ -633,9 +690,9 @@ inproc_rdma_write(struct evpl *evpl, struct evpl_bind *bind, uint32_t remote_key
 
     /* done before any later send of this bind is flushed: a message sent
      * after the write finds the bytes in place (rdma.md §4) */
-    dst = evpl__rdma_local_target(remote_key, remote_address, len);
+    dst = rdma_bind_open(bind) ? evpl__rdma_local_target(remote_key, remote_address, len) : NULL;
     if (!dst) {
-        status = EINVAL;
+        status = rdma_bind_open(bind) ? EINVAL : ECONNRESET;
     } else {
         for (int i = 0; i < niov; i++) {
             memcpy(dst, iov[i].data, iov[i].length);
@@ -657,7 +714,6 @@ end_init(struct inproc_chan *chan, int side)
 
     end->chan = chan;
     end->side = side;
-    evpl_deferral_init(&end->done_deferral, rdma_done_run, end);
 } /* end_init */
 
 /* end gets its bind (on the bind's loop). */
@@ -767,6 +823,12 @@ inproc_close(struct evpl *evpl, struct evpl_bind *bind)
     struct inproc_msg *inbox;
     int last;
 
+    /* net.md §14 statement 8: the peer gets DISCONNECTED after all data
+     * sent before the close, including what this pass queued (the window
+     * does not hold it back) */
+    if (bind->send_ring.length || !evpl_dgram_ring_empty(&bind->dgram_send)) {
+        flush_out(evpl, bind, 1);
+    }
     pthread_mutex_lock(&chan->lock);
     chan->closed[end->side] = 1;
     chan->reset[end->side] = end->inbox || end->held || bind->recv_ring.length;
@@ -795,10 +857,8 @@ inproc_close(struct evpl *evpl, struct evpl_bind *bind)
     msgs_free(evpl, inbox);
     msgs_free(evpl, end->held);
     end->held = end->held_tail = NULL;
-    /* one-sided operations already copied: their callbacks still run */
-    evpl_remove_deferral(evpl, &end->done_deferral);
-    rdma_done_run(evpl, end);
     bind->backend = NULL;
+    rdma_done_flush(l, bind);
 
     /* last: the peer may free the channel (this end with it) once we let go */
     pthread_mutex_lock(&chan->lock);

@@ -472,8 +472,8 @@ frame(struct evpl *evpl, struct evpl_bind *bind, const struct trma_hdr *h, int *
             if (cap > 16 && !(iov = malloc(cap * sizeof(*iov)))) {
                 return -ENOMEM;
             }
-            n = evpl__ring_take(evpl, &bind->recv_ring, iov, cap > 16 ? (int) cap : 16,
-                                h->length, &bytes);
+            n = evpl__ring_take(evpl, &bind->recv_ring, iov, cap > 16 ? (int) cap : 16, h->length,
+                                &bytes);
             /* the message's iovecs go to the application */
             evpl__bind_received_msg(evpl, bind, iov, n, h->length, bind->remote);
             if (iov != stack) {
@@ -523,9 +523,9 @@ frame(struct evpl *evpl, struct evpl_bind *bind, const struct trma_hdr *h, int *
             }
             /* the peer's errno; anything not one reads as EIO */
             op_complete(evpl, op,
-                        h->opcode == OP_WRITE_REPLY              ? 0
+                        h->opcode == OP_WRITE_REPLY         ? 0
                         : h->length > 0 && h->length < 4096 ? (int) h->length
-                                                                 : EIO);
+                                                            : EIO);
             return 0;
         default:
             evpl_log_error("tcp_rdma", "unknown opcode %u: closing", h->opcode);
