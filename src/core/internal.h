@@ -427,6 +427,7 @@ struct evpl {
     void *lingering;           /* net: gracefully closed sockets draining */
     void *uring;               /* backends/io_uring: this loop's framework state */
     void *inproc;              /* backends/inproc: doorbell and ready list */
+    void *rdma;                /* net/rdma.c: completions due on the next look */
 
     struct evpl *next, *prev; /* evpl_shared->loops */
 

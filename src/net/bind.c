@@ -223,7 +223,7 @@ evpl__bind_fail(struct evpl *evpl, struct evpl_bind *bind, int status)
         status = -ECONNRESET;
     }
     if (status == 0 && (bind->flags & EVPL_BIND_FINISH) && !(bind->flags & EVPL_BIND_CLOSING) &&
-        bind->send_ring.length) {
+        !send_idle(bind)) {
         /* the peer's EOF ends only its direction: a finish still hands
          * every queued byte over (net.md §14 statements 9 and 10; a peer
          * that shuts down its write side after a request still reads the
@@ -243,7 +243,7 @@ evpl__bind_connected(struct evpl *evpl, struct evpl_bind *bind)
     }
     bind->flags |= EVPL_BIND_CONNECTED;
     notify(evpl, bind, &n);
-    if (bind->send_ring.length || !evpl_dgram_ring_empty(&bind->dgram_send)) {
+    if (!send_idle(bind)) {
         evpl_defer(evpl, &bind->flush);
     }
 } /* evpl__bind_connected */

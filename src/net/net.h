@@ -247,6 +247,14 @@ int evpl__ring_take(struct evpl *evpl, struct evpl_iovec_ring *r, struct evpl_io
 void evpl__rdma_local_address(const struct evpl_iovec *iovec, uint32_t *key, uint64_t *address);
 /* The registered memory [address, address + len) under key, or NULL. */
 char *evpl__rdma_local_target(uint32_t key, uint64_t address, uint64_t len);
+/* Report a one-sided operation's end on the loop's next look (never inside
+ * the call that issued it). */
+void evpl__rdma_complete_later(struct evpl *evpl, struct evpl_bind *bind, int status,
+                               void (*callback)(int status, void *private_data),
+                               void *private_data);
+/* A closing bind: report its queued completions now, before DISCONNECTED. */
+void evpl__rdma_complete_bind(struct evpl_bind *bind);
+void evpl__rdma_loop_cleanup(struct evpl *evpl);
 
 static inline int
 evpl__bind_closing(const struct evpl_bind *bind)

@@ -6,6 +6,7 @@
  * callback before the call returns (rdma.md §1, statement 1).
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mem/mem.h"
@@ -118,6 +119,128 @@ evpl__rdma_local_target(uint32_t key, uint64_t address, uint64_t len)
     pthread_once(&rdma_once, rdma_init);
     return rdma_target(key, address, len);
 } /* evpl__rdma_local_target */
+
+/* ---- completions reported on the loop's next look ---- */
+
+struct rdma_done {
+    struct rdma_done *next;
+    struct evpl_bind *bind;
+    void (*callback)(int status, void *private_data);
+    void *private_data;
+    int status;
+};
+
+/* Per loop, owner thread only. */
+struct rdma_loop {
+    struct evpl_doorbell bell;
+    struct rdma_done *head, *tail;
+};
+
+static void
+done_run(struct rdma_done *d)
+{
+    while (d) {
+        struct rdma_done *next = d->next;
+
+        d->callback(d->status, d->private_data);
+        free(d);
+        d = next;
+    }
+} /* done_run */
+
+/* Those queued before this look run; those their callbacks queue wait for
+ * the next one, so a chain of operations cannot hold the loop. */
+static void
+done_ring(struct evpl *evpl, struct evpl_doorbell *bell)
+{
+    struct rdma_loop *l = container_of(bell, struct rdma_loop, bell);
+    struct rdma_done *d = l->head;
+
+    (void) evpl;
+    l->head = l->tail = NULL;
+    done_run(d);
+} /* done_ring */
+
+void
+evpl__rdma_complete_later(struct evpl *evpl, struct evpl_bind *bind, int status,
+                          void (*callback)(int status, void *private_data), void *private_data)
+{
+    struct rdma_loop *l = evpl->rdma;
+    struct rdma_done *d;
+
+    if (!callback) {
+        return;
+    }
+    if (!l) {
+        l = evpl->rdma = evpl__zalloc(sizeof(*l));
+        evpl_add_doorbell(evpl, &l->bell, done_ring);
+    }
+    d = malloc(sizeof(*d));
+    if (!d) {
+        evpl_log_error("net", "out of memory queuing a completion: reported at once");
+        callback(ENOMEM, private_data);
+        return;
+    }
+    d->next = NULL;
+    d->bind = bind;
+    d->callback = callback;
+    d->private_data = private_data;
+    d->status = status;
+    if (l->tail) {
+        l->tail->next = d;
+    } else {
+        l->head = d;
+    }
+    l->tail = d;
+    evpl_ring_doorbell(&l->bell);
+} /* evpl__rdma_complete_later */
+
+void
+evpl__rdma_complete_bind(struct evpl_bind *bind)
+{
+    struct rdma_loop *l = bind->evpl->rdma;
+
+    /* operations the callbacks issue on the closing bind fail and queue
+     * again: report until none is left */
+    while (l) {
+        struct rdma_done *mine = NULL, **tail = &mine, **p = &l->head;
+
+        l->tail = NULL;
+        while (*p) {
+            struct rdma_done *d = *p;
+
+            if (d->bind == bind) {
+                *p = d->next;
+                d->next = NULL;
+                *tail = d;
+                tail = &d->next;
+            } else {
+                l->tail = d;
+                p = &d->next;
+            }
+        }
+        if (!mine) {
+            return;
+        }
+        done_run(mine);
+    }
+} /* evpl__rdma_complete_bind */
+
+void
+evpl__rdma_loop_cleanup(struct evpl *evpl)
+{
+    struct rdma_loop *l = evpl->rdma;
+
+    if (!l) {
+        return;
+    }
+    while (l->head) {
+        done_ring(evpl, &l->bell);
+    }
+    evpl_remove_doorbell(evpl, &l->bell);
+    free(l);
+    evpl->rdma = NULL;
+} /* evpl__rdma_loop_cleanup */
 
 EVPL_API void
 evpl_rdma_get_address(struct evpl *evpl, struct evpl_bind *bind, struct evpl_iovec *iovec,

@@ -202,4 +202,5 @@ evpl__net_loop_cleanup(struct evpl *evpl)
     evpl__resolve_loop_cleanup(evpl);
     evpl__stream_linger_cleanup(evpl);
     evpl__inproc_loop_cleanup(evpl);
+    evpl__rdma_loop_cleanup(evpl);
 } /* evpl__net_loop_cleanup */

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
 /*
  * DATAGRAM_TCP_RDMA on the wire (rdma.md §6), against a raw TCP peer that
- * speaks the format by hand: SEND in both directions, READ_REQUEST ->
+ * speaks the format by hand (as upstream writes it: a READ_REQUEST carries
+ * the read length as a 4-byte payload): SEND in both directions, READ_REQUEST ->
  * READ_REPLY, WRITE_REQUEST -> WRITE_REPLY, a bad key -> ERROR(EINVAL);
  * then bad input (wrong magic, unknown opcode, a length above
  * max_msg_size, a reply to nothing) closes that connection with an error
@@ -28,6 +29,17 @@ put_hdr(int fd, uint32_t magic, uint32_t op, uint32_t len, uint32_t key, uint64_
     memcpy(b, v, 16);
     memcpy(b + 16, w, 16);
     t_write_all(fd, b, 32);
+}
+
+/* A READ_REQUEST as upstream sends it: header length 4, then the read
+ * length as a 4-byte big-endian payload. */
+static void
+put_read(int fd, uint32_t len, uint32_t key, uint64_t addr, uint64_t id)
+{
+    uint32_t be = htobe32(len);
+
+    put_hdr(fd, 0x54524D41u, READ_REQ, 4, key, addr, id);
+    t_write_all(fd, &be, 4);
 }
 
 static void
@@ -164,7 +176,7 @@ main(void)
     }
     evpl_rdma_get_address(evpl, sc->bind, &region, &key, &addr);
     T_NE(key, 0);
-    put_hdr(fd, 0x54524D41u, READ_REQ, 1000, key, addr + 100, 77);
+    put_read(fd, 1000, key, addr + 100, 77);
     expect_frame(evpl, &rd);
     T_EQ(rd.h.opcode, READ_REPLY);
     T_EQ(rd.h.id, 77);
@@ -179,7 +191,7 @@ main(void)
     T_EQ(rd.h.id, 78);
     T_OK(memcmp((char *) region.data + 65532, "WXYZ", 4) == 0);
     /* outside the buffer's slab / an unknown key: ERROR(EINVAL), still connected */
-    put_hdr(fd, 0x54524D41u, READ_REQ, 16, key + 5000, addr, 79);
+    put_read(fd, 16, key + 5000, addr, 79);
     expect_frame(evpl, &rd);
     T_EQ(rd.h.opcode, ERROR);
     T_EQ(rd.h.id, 79);
@@ -204,6 +216,7 @@ main(void)
             {0x54524D41u, SEND, 2u << 20, -EMSGSIZE}, /* above max_msg_size */
             {0x54524D41u, READ_REPLY, 4, -EPROTO},    /* answers nothing */
             {0x54524D41u, WRITE_REPLY, 0, -EPROTO},   /* answers nothing */
+            {0x54524D41u, READ_REQ, 8, -EPROTO},      /* read length not 4 bytes */
         };
 
         for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -213,6 +226,9 @@ main(void)
             put_hdr(bfd, bad[i].magic, bad[i].op, bad[i].len, 0, 0, 1);
             if (bad[i].op == READ_REPLY) {
                 t_write_all(bfd, "abcd", 4);
+            }
+            if (bad[i].op == READ_REQ) {
+                t_write_all(bfd, "abcdefgh", 8);
             }
             T_PUMP(evpl, b->disconnected, 5000);
             T_EQ(b->disconnect_status, bad[i].status);

@@ -118,35 +118,9 @@ struct inproc_loop {
     struct evpl_doorbell bell;
     pthread_mutex_t lock;
     struct inproc_end *ready;
-    /* one-sided operations done, their callbacks due on the next look at
-     * this loop (owner thread only: no lock) */
-    struct inproc_rdma_done *done, *done_tail;
-};
-
-struct inproc_rdma_done {
-    struct inproc_rdma_done *next;
-    struct evpl_bind *bind;
-    void (*callback)(int status, void *private_data);
-    void *private_data;
-    int status;
 };
 
 static void loop_ring(struct evpl *evpl, struct evpl_doorbell *bell);
-
-/* Report completions (taken off the loop's queue by the caller: those
- * their callbacks queue wait for the next look, so a chain of operations
- * cannot hold the loop). */
-static void
-done_run(struct inproc_rdma_done *d)
-{
-    while (d) {
-        struct inproc_rdma_done *next = d->next;
-
-        d->callback(d->status, d->private_data);
-        free(d);
-        d = next;
-    }
-} /* done_run */
 
 static struct inproc_loop *
 loop_get(struct evpl *evpl)
@@ -170,14 +144,7 @@ evpl__inproc_loop_cleanup(struct evpl *evpl)
     if (!l) {
         return;
     }
-    /* every bind is closed by now, so no peer can ring this doorbell;
-     * completions not yet reported are, now */
-    while (l->done) {
-        struct inproc_rdma_done *d = l->done;
-
-        l->done = l->done_tail = NULL;
-        done_run(d);
-    }
+    /* every bind is closed by now, so no peer can ring this doorbell */
     evpl_remove_doorbell(evpl, &l->bell);
     pthread_mutex_destroy(&l->lock);
     free(l);
@@ -371,10 +338,6 @@ loop_ring(struct evpl *evpl, struct evpl_doorbell *bell)
     struct inproc_loop *l = container_of(bell, struct inproc_loop, bell);
     struct inproc_end *list, *rev = NULL;
 
-    struct inproc_rdma_done *done = l->done;
-
-    /* completions queued before this look run after it (see rdma_done_run) */
-    l->done = l->done_tail = NULL;
     pthread_mutex_lock(&l->lock);
     list = l->ready;
     l->ready = NULL;
@@ -394,7 +357,6 @@ loop_ring(struct evpl *evpl, struct evpl_doorbell *bell)
         next = e->batch_next;
         end_serve(evpl, e);
     }
-    done_run(done);
 } /* loop_ring */
 
 static void
@@ -579,67 +541,6 @@ inproc_rdma_address(struct evpl_bind *bind, const struct evpl_iovec *iovec, uint
     evpl__rdma_local_address(iovec, r_key, r_address);
 } /* inproc_rdma_address */
 
-/* The callback runs later, on the bind's loop (its doorbell), never inside
- * the call; the queue belongs to the loop, so it outlives the channel. */
-static void
-rdma_complete(struct evpl *evpl, struct evpl_bind *bind, int status,
-              void (*callback)(int status, void *private_data), void *private_data)
-{
-    struct inproc_loop *l = loop_get(evpl);
-    struct inproc_rdma_done *d;
-
-    if (!callback) {
-        return;
-    }
-    if (!(d = malloc(sizeof(*d)))) {
-        evpl_log_error("inproc", "out of memory queuing a completion: reported at once");
-        callback(ENOMEM, private_data);
-        return;
-    }
-    d->next = NULL;
-    d->bind = bind;
-    d->callback = callback;
-    d->private_data = private_data;
-    d->status = status;
-    if (l->done_tail) {
-        l->done_tail->next = d;
-    } else {
-        l->done = d;
-    }
-    l->done_tail = d;
-    evpl_ring_doorbell(&l->bell);
-} /* rdma_complete */
-
-/* The closing bind's completions are reported before its DISCONNECTED
- * (as TCP-RDMA's, which end with ECONNRESET there); operations their
- * callbacks issue on it fail, and are reported here too. */
-static void
-rdma_done_flush(struct inproc_loop *l, struct evpl_bind *bind)
-{
-    for (;;) {
-        struct inproc_rdma_done *mine = NULL, **tail = &mine, **p = &l->done;
-
-        l->done_tail = NULL;
-        while (*p) {
-            struct inproc_rdma_done *d = *p;
-
-            if (d->bind == bind) {
-                *p = d->next;
-                d->next = NULL;
-                *tail = d;
-                tail = &d->next;
-            } else {
-                l->done_tail = d;
-                p = &d->next;
-            }
-        }
-        if (!mine) {
-            return;
-        }
-        done_run(mine);
-    }
-} /* rdma_done_flush */
-
 /* A bind whose transport is gone (closing or closed) does nothing more. */
 static int
 rdma_bind_open(const struct evpl_bind *bind)
@@ -676,7 +577,7 @@ inproc_rdma_read(struct evpl *evpl, struct evpl_bind *bind, uint32_t remote_key,
             src += iov[i].length;
         }
     }
-    rdma_complete(evpl, bind, status, callback, private_data);
+    evpl__rdma_complete_later(evpl, bind, status, callback, private_data);
 } /* inproc_rdma_read */
 
 static void
@@ -702,7 +603,7 @@ inproc_rdma_write(struct evpl *evpl, struct evpl_bind *bind, uint32_t remote_key
     if (flags & EVPL_RDMA_FLAG_TAKE_REF) {
         evpl_iovecs_release_internal(evpl, iov, niov);
     }
-    rdma_complete(evpl, bind, status, callback, private_data);
+    evpl__rdma_complete_later(evpl, bind, status, callback, private_data);
 } /* inproc_rdma_write */
 
 /* ---- connections ---- */
@@ -858,7 +759,7 @@ inproc_close(struct evpl *evpl, struct evpl_bind *bind)
     msgs_free(evpl, end->held);
     end->held = end->held_tail = NULL;
     bind->backend = NULL;
-    rdma_done_flush(l, bind);
+    evpl__rdma_complete_bind(bind); /* before its DISCONNECTED */
 
     /* last: the peer may free the channel (this end with it) once we let go */
     pthread_mutex_lock(&chan->lock);

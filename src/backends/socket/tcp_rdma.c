@@ -6,7 +6,9 @@
  *
  *     magic "TRMA" | opcode | length | remote key | remote address | id
  *
- * followed, for SEND, READ_REPLY and WRITE_REQUEST, by length bytes.  The
+ * followed by length bytes for SEND, READ_REPLY and WRITE_REQUEST, and, as
+ * upstream sends it, by a 4-byte big-endian read length for READ_REQUEST
+ * (whose header length is 4).  The
  * peer's loop performs reads and writes against its process-local
  * registration table (net/rdma.c) and answers each request with a reply
  * or an ERROR carrying an errno; replies are matched by id.
@@ -72,7 +74,20 @@ struct trma {
     uint64_t front_done; /* bytes of the front frame already written */
     struct trma_op *ops, *ops_tail;
     uint64_t next_id;
+    /* a peer that sends requests but does not read our replies: above
+     * the bound, requests wait in the receive ring and reading pauses
+     * until the wire ring has drained to half of it */
+    int stalled;
+    struct evpl_deferral resume;
+    struct evpl_bind *bind;
 };
+
+/* How much the wire ring may hold before requests wait. */
+static uint64_t
+wire_bound(void)
+{
+    return evpl__bind_recv_limit();
+} /* wire_bound */
 
 static struct trma *
 trma_of(const struct evpl_bind *bind)
@@ -242,6 +257,10 @@ trma_flush(struct evpl *evpl, struct evpl_bind *bind)
     if (!t->wire.length) {
         evpl__event_clear(evpl, &bind->event, EVPL_EV_WRITE_INTEREST);
     }
+    if (t->stalled && t->wire.length <= wire_bound() / 2) {
+        t->stalled = 0;
+        evpl_defer(evpl, &t->resume); /* the requests waiting in the ring */
+    }
     /* SENT counts the application's messages and their bytes, as on every
      * other protocol (upstream also counts frame headers and one-sided
      * traffic: net.md §10 QUIRK) */
@@ -304,6 +323,21 @@ iov_total(const struct evpl_iovec *iov, int niov)
 } /* iov_total */
 
 /* Queue an operation's request; payload (writes) moves onto the wire. */
+/* A 4-byte big-endian value as a frame's payload. */
+static int
+wire_be32(struct evpl *evpl, struct trma *t, uint32_t value)
+{
+    struct evpl_iovec v;
+    uint32_t be = htobe32(value);
+
+    if (evpl_iovec_alloc(evpl, 4, 0, 1, 0, &v) != 1) {
+        return -ENOMEM;
+    }
+    memcpy(v.data, &be, 4);
+    evpl_iovec_ring_append(evpl, &t->wire, &v);
+    return 0;
+} /* wire_be32 */
+
 static void
 op_issue(struct evpl *evpl, struct evpl_bind *bind, int write, uint32_t key, uint64_t address,
          struct evpl_iovec *iov, int niov, int take, void (*callback)(int, void *),
@@ -311,31 +345,34 @@ op_issue(struct evpl *evpl, struct evpl_bind *bind, int write, uint32_t key, uin
 {
     struct trma *t = trma_of(bind);
     uint64_t len = niov > 0 ? iov_total(iov, niov) : 0;
+    uint64_t limit = evpl_shared->config->max_msg_size;
     struct trma_op *op;
     int keep = write ? 0 : (niov > 0 ? niov : 0);
+    int err = 0;
 
-    if (!t || (bind->flags & EVPL_BIND_CLOSING) || len > UINT32_MAX) {
-        if (take) {
-            evpl_iovecs_release_internal(evpl, iov, niov);
-        }
-        if (callback) {
-            callback(t && len > UINT32_MAX ? EINVAL : ECONNRESET, private_data);
-        }
-        return;
+    if (bind->flags & EVPL_BIND_CLOSING) {
+        err = ECONNRESET;
+    } else if (!t) {
+        err = ENOTCONN; /* a host name still resolving: no connection yet */
+    } else if (len > UINT32_MAX || (limit && len > limit)) {
+        err = EINVAL; /* a frame the receiving end would refuse */
     }
-    op = malloc(sizeof(*op) + (size_t) keep * sizeof(struct evpl_iovec));
-    if (!op || wire_fill(evpl, bind) < 0 ||
-        wire_header(evpl, t, write ? OP_WRITE_REQUEST : OP_READ_REQUEST, (uint32_t) len, key,
-                    address, t->next_id, write ? len : 0, 0) < 0) {
+    op = err ? NULL : malloc(sizeof(*op) + (size_t) keep * sizeof(struct evpl_iovec));
+    if (!err && (!op || wire_fill(evpl, bind) < 0 ||
+                 wire_header(evpl, t, write ? OP_WRITE_REQUEST : OP_READ_REQUEST,
+                             write ? (uint32_t) len : 4, key, address, t->next_id, write ? len : 4,
+                             0) < 0 ||
+                 (!write && wire_be32(evpl, t, (uint32_t) len) < 0))) {
+        evpl_log_error("tcp_rdma", "out of memory queuing a one-sided operation: closing");
+        evpl__bind_fail(evpl, bind, -ENOMEM);
+        err = ENOMEM;
+    }
+    if (err) {
         free(op);
         if (take) {
             evpl_iovecs_release_internal(evpl, iov, niov);
         }
-        evpl_log_error("tcp_rdma", "out of memory queuing a one-sided operation: closing");
-        evpl__bind_fail(evpl, bind, -ENOMEM);
-        if (callback) {
-            callback(ENOMEM, private_data);
-        }
+        evpl__rdma_complete_later(evpl, bind, err, callback, private_data);
         return;
     }
     op->next = NULL;
@@ -399,7 +436,8 @@ trma_rdma_write(struct evpl *evpl, struct evpl_bind *bind, uint32_t remote_key,
 static int
 has_payload(uint32_t opcode)
 {
-    return opcode == OP_SEND || opcode == OP_READ_REPLY || opcode == OP_WRITE_REQUEST;
+    return opcode == OP_SEND || opcode == OP_READ_REPLY || opcode == OP_WRITE_REQUEST ||
+           opcode == OP_READ_REQUEST;
 } /* has_payload */
 
 /* Answer with ERROR: the peer's operation fails with err. */
@@ -411,12 +449,17 @@ reply_error(struct evpl *evpl, struct trma *t, const struct trma_hdr *h, int err
 
 /* The peer reads our memory: READ_REPLY with a copy of it. */
 static int
-serve_read(struct evpl *evpl, struct trma *t, const struct trma_hdr *h)
+serve_read(struct evpl *evpl, struct trma *t, const struct trma_hdr *h, uint32_t len)
 {
-    const char *src = evpl__rdma_local_target(h->key, h->address, h->length);
+    uint64_t limit = evpl_shared->config->max_msg_size;
+    const char *src = evpl__rdma_local_target(h->key, h->address, len);
     struct evpl_iovec stack[8], *iov = stack;
-    unsigned int max = (unsigned int) (h->length / evpl__buffer_size) + 1;
+    unsigned int max = (unsigned int) (len / evpl__buffer_size) + 1;
     int n;
+
+    if (src && limit && len > limit) {
+        src = NULL; /* a reply the reading end would refuse */
+    }
 
     if (!src) {
         return reply_error(evpl, t, h, EINVAL);
@@ -424,9 +467,8 @@ serve_read(struct evpl *evpl, struct trma *t, const struct trma_hdr *h)
     if (max > 8 && !(iov = malloc(max * sizeof(*iov)))) {
         return -ENOMEM;
     }
-    n = evpl_iovec_alloc(evpl, h->length, 0, max, 0, iov);
-    if (n < 0 || wire_header(evpl, t, OP_READ_REPLY, h->length, h->key, h->address, h->id,
-                             h->length, 0) < 0) {
+    n = evpl_iovec_alloc(evpl, len, 0, max, 0, iov);
+    if (n < 0 || wire_header(evpl, t, OP_READ_REPLY, len, h->key, h->address, h->id, len, 0) < 0) {
         if (n > 0) {
             evpl_iovecs_release_internal(evpl, iov, n);
         }
@@ -481,9 +523,17 @@ frame(struct evpl *evpl, struct evpl_bind *bind, const struct trma_hdr *h, int *
             }
             return 0;
         }
-        case OP_READ_REQUEST:
+        case OP_READ_REQUEST: {
+            uint32_t len;
+
+            if (h->length != 4) {
+                evpl_log_error("tcp_rdma", "READ_REQUEST of length %u (not 4): closing", h->length);
+                return -EPROTO;
+            }
+            ring_drain_to(evpl, bind, &len, 4);
             *reply = 1;
-            return serve_read(evpl, t, h);
+            return serve_read(evpl, t, h, be32toh(len));
+        }
         case OP_WRITE_REQUEST: {
             char *dst = evpl__rdma_local_target(h->key, h->address, h->length);
 
@@ -566,6 +616,14 @@ trma_received(struct evpl *evpl, struct evpl_bind *bind)
             bind->want = TRMA_HDR + body; /* keep reading past the receive limit */
             break;
         }
+        if ((h.opcode == OP_READ_REQUEST || h.opcode == OP_WRITE_REQUEST) &&
+            trma_of(bind)->wire.length > wire_bound()) {
+            /* the peer does not read our replies: its requests wait */
+            trma_of(bind)->stalled = 1;
+            bind->flags |= EVPL_BIND_READ_PAUSED;
+            bind->want = 0;
+            break;
+        }
         evpl_iovec_ring_consume(evpl, &bind->recv_ring, TRMA_HDR);
         bind->want = 0;
         rc = frame(evpl, bind, &h, &reply);
@@ -580,9 +638,11 @@ trma_received(struct evpl *evpl, struct evpl_bind *bind)
     if (reply) {
         evpl_defer(evpl, &bind->flush);
     }
-    if ((bind->flags & EVPL_BIND_READ_PAUSED) &&
-        bind->recv_ring.length <= evpl__bind_recv_limit() && trma_of(bind)) {
-        /* paused while a long frame filled the ring: it is consumed now */
+    if ((bind->flags & EVPL_BIND_READ_PAUSED) && trma_of(bind) && !trma_of(bind)->stalled &&
+        (bind->recv_ring.length <= evpl__bind_recv_limit() ||
+         bind->want > bind->recv_ring.length)) {
+        /* paused while a long frame filled the ring: it is consumed now,
+         * or the rest of it is still to come */
         bind->flags &= ~EVPL_BIND_READ_PAUSED;
         evpl__stream_read_resume(evpl, bind);
     }
@@ -590,8 +650,22 @@ trma_received(struct evpl *evpl, struct evpl_bind *bind)
 
 /* ---- connections ---- */
 
+/* The wire ring drained: serve the requests that waited, read again. */
+static void
+trma_resume(struct evpl *evpl, void *arg)
+{
+    struct evpl_bind *bind = ((struct trma *) arg)->bind;
+
+    if (bind->flags & EVPL_BIND_CLOSING) {
+        return;
+    }
+    bind->flags &= ~EVPL_BIND_READ_PAUSED;
+    evpl__stream_read_resume(evpl, bind);
+    trma_received(evpl, bind);
+} /* trma_resume */
+
 static struct trma *
-trma_new(void)
+trma_new(struct evpl_bind *bind)
 {
     struct trma *t = calloc(1, sizeof(*t));
 
@@ -599,6 +673,8 @@ trma_new(void)
         evpl_iovec_ring_init(&t->wire, 16);
         trma_frames_init(&t->frames, 16);
         t->next_id = 1;
+        t->bind = bind;
+        evpl_deferral_init(&t->resume, trma_resume, t);
     }
     return t;
 } /* trma_new */
@@ -612,6 +688,7 @@ trma_free(struct evpl *evpl, struct evpl_bind *bind)
     if (!t) {
         return;
     }
+    evpl_remove_deferral(evpl, &t->resume);
     evpl_iovec_ring_cleanup(evpl, &t->wire);
     trma_frames_cleanup(&t->frames);
     /* operations still waiting for the peer: the connection is gone */
@@ -629,7 +706,7 @@ trma_connect(struct evpl *evpl, struct evpl_bind *bind)
 {
     int rc;
 
-    bind->backend = trma_new();
+    bind->backend = trma_new(bind);
     if (!bind->backend) {
         return -ENOMEM;
     }
@@ -645,7 +722,7 @@ trma_attach(struct evpl *evpl, struct evpl_bind *bind, struct evpl_accepted *con
 {
     int rc;
 
-    bind->backend = trma_new();
+    bind->backend = trma_new(bind);
     if (!bind->backend) {
         return -ENOMEM;
     }
@@ -659,7 +736,8 @@ trma_attach(struct evpl *evpl, struct evpl_bind *bind, struct evpl_accepted *con
 static void
 trma_close(struct evpl *evpl, struct evpl_bind *bind)
 {
-    trma_free(evpl, bind); /* pending operations end with ECONNRESET */
+    trma_free(evpl, bind);          /* pending operations end with ECONNRESET */
+    evpl__rdma_complete_bind(bind); /* and those already failed, before DISCONNECTED */
     evpl__stream_close(evpl, bind);
 } /* trma_close */
 
