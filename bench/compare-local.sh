@@ -53,7 +53,9 @@ done
 # row columns: mode proto size depth ops/s gbit p50 p99 ops/cpu-s
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print 0 }'; }
 col() { # case proto column
-    for f in "$TMP/$1.$2".*; do [ -s "$f" ] && awk -v c="$3" '{ print $c }' "$f"; done | median
+    for f in "$TMP/$1.$2".*; do
+        if [ -s "$f" ]; then awk -v c="$3" '{ print $c }' "$f"; fi
+    done | median
 }
 
 echo "| case | protocol | ops/s | x TCP | ops/cpu-s | x TCP | p50 us |"

@@ -157,6 +157,11 @@ wire_header(struct evpl *evpl, struct trma *t, uint32_t opcode, uint32_t length,
     return 0;
 } /* wire_header */
 
+/* Payloads up to this size are copied behind their header: consecutive
+ * small messages then sit back to back in one buffer and go to the kernel
+ * as one iovec (the header would otherwise split every message in two). */
+#define TRMA_INLINE 512
+
 /* The application's queued datagrams go onto the wire, each behind a SEND
  * header (so later one-sided operations stay behind them). */
 static int
@@ -166,16 +171,37 @@ wire_fill(struct evpl *evpl, struct evpl_bind *bind)
 
     while (!evpl_dgram_ring_empty(&bind->dgram_send)) {
         struct evpl_dgram *d = evpl_dgram_ring_front(&bind->dgram_send);
+        struct evpl_iovec f;
 
-        if (wire_header(evpl, t, OP_SEND, d->length, 0, 0, 0, d->length, 1) < 0) {
-            return -ENOMEM;
-        }
-        for (uint32_t i = 0; i < d->niov; i++) {
-            struct evpl_iovec *v = evpl_iovec_fifo_front(&bind->send_ring.fifo);
+        if (d->length <= TRMA_INLINE &&
+            evpl_iovec_alloc(evpl, TRMA_HDR + d->length, 0, 1, 0, &f) == 1) {
+            struct trma_frame *fr = trma_frames_push(&t->frames);
+            char *p = (char *) f.data + TRMA_HDR;
 
-            bind->send_ring.length -= v->length;
-            evpl_iovec_ring_append(evpl, &t->wire, v); /* the reference moves */
-            evpl_iovec_fifo_pop(&bind->send_ring.fifo);
+            hdr_encode(f.data, OP_SEND, d->length, 0, 0, 0);
+            for (uint32_t i = 0; i < d->niov; i++) {
+                struct evpl_iovec *v = evpl_iovec_fifo_front(&bind->send_ring.fifo);
+
+                memcpy(p, v->data, v->length);
+                p += v->length;
+                bind->send_ring.length -= v->length;
+                evpl_iovec_release_internal(evpl, v);
+                evpl_iovec_fifo_pop(&bind->send_ring.fifo);
+            }
+            evpl_iovec_ring_append(evpl, &t->wire, &f);
+            fr->bytes = TRMA_HDR + d->length;
+            fr->user = 1;
+        } else {
+            if (wire_header(evpl, t, OP_SEND, d->length, 0, 0, 0, d->length, 1) < 0) {
+                return -ENOMEM;
+            }
+            for (uint32_t i = 0; i < d->niov; i++) {
+                struct evpl_iovec *v = evpl_iovec_fifo_front(&bind->send_ring.fifo);
+
+                bind->send_ring.length -= v->length;
+                evpl_iovec_ring_append(evpl, &t->wire, v); /* the reference moves */
+                evpl_iovec_fifo_pop(&bind->send_ring.fifo);
+            }
         }
         evpl__address_release(d->addr);
         evpl_dgram_ring_pop(&bind->dgram_send);
