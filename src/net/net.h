@@ -245,6 +245,20 @@ int evpl__ring_take(struct evpl *evpl, struct evpl_iovec_ring *r, struct evpl_io
 
 /* Key and address of library memory (0/0 for other memory). */
 void evpl__rdma_local_address(const struct evpl_iovec *iovec, uint32_t *key, uint64_t *address);
+/* The same as a protocol's rdma_address operation. */
+void evpl__rdma_local_bind_address(struct evpl_bind *bind, const struct evpl_iovec *iovec,
+                                   uint32_t *key, uint64_t *address);
+
+static inline uint64_t
+evpl__iovecs_length(const struct evpl_iovec *iov, int niov)
+{
+    uint64_t n = 0;
+
+    for (int i = 0; i < niov; i++) {
+        n += iov[i].length;
+    }
+    return n;
+} /* evpl__iovecs_length */
 /* The registered memory [address, address + len) under key, or NULL. */
 char *evpl__rdma_local_target(uint32_t key, uint64_t address, uint64_t len);
 /* Report a one-sided operation's end on the loop's next look (never inside

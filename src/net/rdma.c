@@ -113,6 +113,14 @@ evpl__rdma_local_address(const struct evpl_iovec *iovec, uint32_t *key, uint64_t
     *address = *key ? (uint64_t) (uintptr_t) iovec->data : 0;
 } /* evpl__rdma_local_address */
 
+void
+evpl__rdma_local_bind_address(struct evpl_bind *bind, const struct evpl_iovec *iovec, uint32_t *key,
+                              uint64_t *address)
+{
+    (void) bind;
+    evpl__rdma_local_address(iovec, key, address);
+} /* evpl__rdma_local_bind_address */
+
 char *
 evpl__rdma_local_target(uint32_t key, uint64_t address, uint64_t len)
 {

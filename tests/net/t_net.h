@@ -17,6 +17,7 @@
 #include <evpl/evpl.h>
 
 #include <arpa/inet.h>
+#include <endian.h>
 #include <fcntl.h>
 #include <linux/io_uring.h>
 #include <netinet/in.h>
@@ -282,6 +283,38 @@ t_write_all(int fd, const void *buf, size_t len)
         len -= (size_t) n;
     }
 } /* t_write_all */
+
+/* Read exactly len bytes from a blocking fd. */
+static inline void
+t_read_all(int fd, void *buf, size_t len)
+{
+    char *p = buf;
+
+    while (len) {
+        ssize_t n = read(fd, p, len);
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        T_OK(n > 0);
+        p += n;
+        len -= (size_t) n;
+    }
+} /* t_read_all */
+
+/* A TCP-RDMA frame header (rdma.md §6), big-endian, written to fd. */
+static inline void
+t_trma_put(int fd, uint32_t magic, uint32_t op, uint32_t len, uint32_t key, uint64_t addr,
+           uint64_t id)
+{
+    unsigned char b[32];
+    uint32_t v[4] = {htobe32(magic), htobe32(op), htobe32(len), htobe32(key)};
+    uint64_t w[2] = {htobe64(addr), htobe64(id)};
+
+    memcpy(b, v, 16);
+    memcpy(b + 16, w, 16);
+    t_write_all(fd, b, 32);
+} /* t_trma_put */
 
 /* A fresh listener listening on (proto, ep). */
 static inline struct evpl_listener *

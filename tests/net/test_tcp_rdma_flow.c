@@ -13,7 +13,6 @@
  *    on a closing bind, fails through its callback, never inside the call,
  *    and before the bind's DISCONNECTED.
  */
-#include <endian.h>
 
 #include "t_net.h"
 
@@ -25,27 +24,7 @@ enum { SEND = 1, READ_REQ = 2, READ_REPLY = 3 };
 static void
 put_hdr(int fd, uint32_t op, uint32_t len, uint32_t key, uint64_t addr, uint64_t id)
 {
-    unsigned char b[32];
-    uint32_t v[4] = {htobe32(MAGIC), htobe32(op), htobe32(len), htobe32(key)};
-    uint64_t w[2] = {htobe64(addr), htobe64(id)};
-
-    memcpy(b, v, 16);
-    memcpy(b + 16, w, 16);
-    t_write_all(fd, b, 32);
-}
-
-static void
-read_all(int fd, void *buf, size_t len)
-{
-    char *p = buf;
-
-    while (len) {
-        ssize_t n = read(fd, p, len);
-
-        T_OK(n > 0);
-        p += n;
-        len -= (size_t) n;
-    }
+    t_trma_put(fd, MAGIC, op, len, key, addr, id);
 }
 
 static long
@@ -83,7 +62,7 @@ drain_replies(void *arg)
         uint32_t op, len;
         uint64_t id;
 
-        read_all(d->fd, h, 32);
+        t_read_all(d->fd, h, 32);
         memcpy(&op, h + 4, 4);
         memcpy(&len, h + 8, 4);
         memcpy(&id, h + 24, 8);
@@ -91,7 +70,7 @@ drain_replies(void *arg)
             d->bad++;
             break;
         }
-        read_all(d->fd, buf, REQ_SIZE);
+        t_read_all(d->fd, buf, REQ_SIZE);
         d->bad += memcmp(buf, d->region, REQ_SIZE) != 0;
         d->replies++;
     }
@@ -131,10 +110,10 @@ read_reply(void *arg)
     uint32_t len;
     char extra;
 
-    read_all(t->fd, h, 32);
+    t_read_all(t->fd, h, 32);
     memcpy(&len, h + 8, 4);
     if (be32toh(len) == REPLY) {
-        read_all(t->fd, body, REPLY);
+        t_read_all(t->fd, body, REPLY);
         t->ok = body[0] == 'r' && body[REPLY - 1] == 'r' && read(t->fd, &extra, 1) == 0;
     }
     atomic_store(&t->done, 1);
@@ -340,14 +319,14 @@ main(void)
             t_pump_for(evpl, 10);
         }
         T_EQ(poll(&pfd, 1, 0), 1); /* something came */
-        read_all(afd, h, 32);
+        t_read_all(afd, h, 32);
         memcpy(&rlen, h + 8, 4);
         T_EQ(be32toh(rlen), 5);
-        read_all(afd, payload, 5);
+        t_read_all(afd, payload, 5);
         T_OK(memcmp(payload, "early", 5) == 0);
-        read_all(afd, h, 32); /* the READ_REQUEST, and its 4-byte read length */
+        t_read_all(afd, h, 32); /* the READ_REQUEST, and its 4-byte read length */
         memcpy(&id, h + 24, 8);
-        read_all(afd, &rlen, 4);
+        t_read_all(afd, &rlen, 4);
         T_EQ(be32toh(rlen), 100);
         /* answer it by hand */
         put_hdr(afd, READ_REPLY, 100, key, addr, be64toh(id));

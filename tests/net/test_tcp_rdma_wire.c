@@ -8,7 +8,6 @@
  * max_msg_size, a reply to nothing) closes that connection with an error
  * and leaves the others alone.
  */
-#include <endian.h>
 
 #include "t_net.h"
 
@@ -19,18 +18,6 @@ struct hdr {
     uint64_t address, id;
 };
 
-static void
-put_hdr(int fd, uint32_t magic, uint32_t op, uint32_t len, uint32_t key, uint64_t addr, uint64_t id)
-{
-    unsigned char b[32];
-    uint32_t v[4] = {htobe32(magic), htobe32(op), htobe32(len), htobe32(key)};
-    uint64_t w[2] = {htobe64(addr), htobe64(id)};
-
-    memcpy(b, v, 16);
-    memcpy(b + 16, w, 16);
-    t_write_all(fd, b, 32);
-}
-
 /* A READ_REQUEST as upstream sends it: header length 4, then the read
  * length as a 4-byte big-endian payload. */
 static void
@@ -38,22 +25,8 @@ put_read(int fd, uint32_t len, uint32_t key, uint64_t addr, uint64_t id)
 {
     uint32_t be = htobe32(len);
 
-    put_hdr(fd, 0x54524D41u, READ_REQ, 4, key, addr, id);
+    t_trma_put(fd, 0x54524D41u, READ_REQ, 4, key, addr, id);
     t_write_all(fd, &be, 4);
-}
-
-static void
-read_all(int fd, void *buf, size_t len)
-{
-    char *p = buf;
-
-    while (len) {
-        ssize_t n = read(fd, p, len);
-
-        T_OK(n > 0);
-        p += n;
-        len -= (size_t) n;
-    }
 }
 
 static void
@@ -63,7 +36,7 @@ get_hdr(int fd, struct hdr *h)
     uint32_t v[4];
     uint64_t w[2];
 
-    read_all(fd, b, 32);
+    t_read_all(fd, b, 32);
     memcpy(v, b, 16);
     memcpy(w, b + 16, 16);
     h->magic = be32toh(v[0]);
@@ -91,7 +64,7 @@ read_frame(void *arg)
     get_hdr(r->fd, &r->h);
     if (r->h.opcode == SEND || r->h.opcode == READ_REPLY) {
         T_OK(r->h.length <= sizeof(r->payload));
-        read_all(r->fd, r->payload, r->h.length);
+        t_read_all(r->fd, r->payload, r->h.length);
     }
     atomic_store(&r->done, 1);
     return NULL;
@@ -152,13 +125,13 @@ main(void)
     T_EQ(evpl_bind_is_rdma(sc->bind), 1);
 
     /* SEND from the raw peer: one RECV_MSG with the payload */
-    put_hdr(fd, 0x54524D41u, SEND, 5, 0, 0, 0);
+    t_trma_put(fd, 0x54524D41u, SEND, 5, 0, 0, 0);
     t_write_all(fd, "hello", 5);
     T_PUMP(evpl, sc->nmsg_len == 1, 5000);
     T_EQ(sc->msg_len[0], 5);
     T_OK(memcmp(sc->rx, "hello", 5) == 0);
     /* an empty one */
-    put_hdr(fd, 0x54524D41u, SEND, 0, 0, 0, 0);
+    t_trma_put(fd, 0x54524D41u, SEND, 0, 0, 0, 0);
     T_PUMP(evpl, sc->nmsg_len == 2, 5000);
     T_EQ(sc->msg_len[1], 0);
 
@@ -184,7 +157,7 @@ main(void)
     for (int i = 0; i < 1000; i++) {
         T_EQ(rd.payload[i], (unsigned char) ((i + 100) * 7));
     }
-    put_hdr(fd, 0x54524D41u, WRITE_REQ, 4, key, addr + 65532, 78);
+    t_trma_put(fd, 0x54524D41u, WRITE_REQ, 4, key, addr + 65532, 78);
     t_write_all(fd, "WXYZ", 4);
     expect_frame(evpl, &rd);
     T_EQ(rd.h.opcode, WRITE_REPLY);
@@ -196,7 +169,7 @@ main(void)
     T_EQ(rd.h.opcode, ERROR);
     T_EQ(rd.h.id, 79);
     T_EQ(rd.h.length, EINVAL);
-    put_hdr(fd, 0x54524D41u, WRITE_REQ, 4, key, 8, 80);
+    t_trma_put(fd, 0x54524D41u, WRITE_REQ, 4, key, 8, 80);
     t_write_all(fd, "nope", 4);
     expect_frame(evpl, &rd);
     T_EQ(rd.h.opcode, ERROR);
@@ -223,7 +196,7 @@ main(void)
             struct t_conn *b;
             int bfd = raw_conn(evpl, ep, &srv, &b);
 
-            put_hdr(bfd, bad[i].magic, bad[i].op, bad[i].len, 0, 0, 1);
+            t_trma_put(bfd, bad[i].magic, bad[i].op, bad[i].len, 0, 0, 1);
             if (bad[i].op == READ_REPLY) {
                 t_write_all(bfd, "abcd", 4);
             }
@@ -235,7 +208,7 @@ main(void)
             close(bfd);
         }
     }
-    put_hdr(fd2, 0x54524D41u, SEND, 3, 0, 0, 0);
+    t_trma_put(fd2, 0x54524D41u, SEND, 3, 0, 0, 0);
     t_write_all(fd2, "ok!", 3);
     T_PUMP(evpl, other->nmsg_len == 1, 5000);
     T_EQ(other->disconnected, 0);

@@ -533,14 +533,6 @@ inproc_flush(struct evpl *evpl, struct evpl_bind *bind)
 
 /* ---- one-sided operations (DATAGRAM_INPROC) ---- */
 
-static void
-inproc_rdma_address(struct evpl_bind *bind, const struct evpl_iovec *iovec, uint32_t *r_key,
-                    uint64_t *r_address)
-{
-    (void) bind;
-    evpl__rdma_local_address(iovec, r_key, r_address);
-} /* inproc_rdma_address */
-
 /* A bind whose transport is gone (closing or closed) does nothing more. */
 static int
 rdma_bind_open(const struct evpl_bind *bind)
@@ -548,23 +540,12 @@ rdma_bind_open(const struct evpl_bind *bind)
     return bind->backend && !(bind->flags & EVPL_BIND_CLOSING);
 } /* rdma_bind_open */
 
-static uint64_t
-iov_total(const struct evpl_iovec *iov, int niov)
-{
-    uint64_t n = 0;
-
-    for (int i = 0; i < niov; i++) {
-        n += iov[i].length;
-    }
-    return n;
-} /* iov_total */
-
 static void
 inproc_rdma_read(struct evpl *evpl, struct evpl_bind *bind, uint32_t remote_key,
                  uint64_t remote_address, struct evpl_iovec *iov, int niov,
                  void (*callback)(int status, void *private_data), void *private_data)
 {
-    uint64_t len = niov > 0 ? iov_total(iov, niov) : 0;
+    uint64_t len = niov > 0 ? evpl__iovecs_length(iov, niov) : 0;
     char *src;
     int status = 0;
 
@@ -585,7 +566,7 @@ inproc_rdma_write(struct evpl *evpl, struct evpl_bind *bind, uint32_t remote_key
                   uint64_t remote_address, struct evpl_iovec *iov, int niov, unsigned int flags,
                   void (*callback)(int status, void *private_data), void *private_data)
 {
-    uint64_t len = iov_total(iov, niov);
+    uint64_t len = evpl__iovecs_length(iov, niov);
     char *dst;
     int status = 0;
 
@@ -815,36 +796,19 @@ inproc_unlisten(struct evpl *evpl, void *state)
     free(state);
 } /* inproc_unlisten */
 
-const struct evpl_protocol evpl_protocol_inproc_stream = {
-    .id = EVPL_STREAM_INPROC,
-    .name = "STREAM_INPROC",
-    .stream = 1,
-    .connected = 1,
-    .kind = EVPL_EP_INPROC,
-    .connect = inproc_connect,
-    .attach = inproc_attach,
-    .listen = inproc_listen,
-    .unlisten = inproc_unlisten,
-    .flush = inproc_flush,
-    .close = inproc_close,
-    .read_resume = inproc_read_resume,
-    .discard = inproc_discard,
-};
+/* The two in-process protocols differ in framing and one-sided operations. */
+#define INPROC_PROTOCOL(proto_id, proto_name, is_stream, ...)                          \
+    {                                                                                  \
+        .id = (proto_id), .name = (proto_name), .stream = (is_stream), .connected = 1, \
+        .kind = EVPL_EP_INPROC, .connect = inproc_connect, .attach = inproc_attach,    \
+        .listen = inproc_listen, .unlisten = inproc_unlisten, .flush = inproc_flush,   \
+        .close = inproc_close, .discard = inproc_discard, __VA_ARGS__                  \
+    }
 
-const struct evpl_protocol evpl_protocol_inproc_datagram = {
-    .id = EVPL_DATAGRAM_INPROC,
-    .name = "DATAGRAM_INPROC",
-    .connected = 1,
-    .rdma = 1,
-    .kind = EVPL_EP_INPROC,
-    .connect = inproc_connect,
-    .attach = inproc_attach,
-    .listen = inproc_listen,
-    .unlisten = inproc_unlisten,
-    .flush = inproc_flush,
-    .close = inproc_close,
-    .discard = inproc_discard,
-    .rdma_address = inproc_rdma_address,
-    .rdma_read = inproc_rdma_read,
-    .rdma_write = inproc_rdma_write,
-};
+const struct evpl_protocol evpl_protocol_inproc_stream =
+    INPROC_PROTOCOL(EVPL_STREAM_INPROC, "STREAM_INPROC", 1, .read_resume = inproc_read_resume);
+
+const struct evpl_protocol evpl_protocol_inproc_datagram =
+    INPROC_PROTOCOL(EVPL_DATAGRAM_INPROC, "DATAGRAM_INPROC", 0, .rdma = 1,
+                    .rdma_address = evpl__rdma_local_bind_address, .rdma_read = inproc_rdma_read,
+                    .rdma_write = inproc_rdma_write);

@@ -35,6 +35,11 @@ void evpl__stream_unlisten(struct evpl *evpl, void *state);
 void evpl__stream_flush(struct evpl *evpl, struct evpl_bind *bind);
 void evpl__stream_close(struct evpl *evpl, struct evpl_bind *bind);
 void evpl__stream_read_resume(struct evpl *evpl, struct evpl_bind *bind);
+/* writev ring to the bind's socket until it is empty or the socket is
+ * full (write interest armed); returns the bytes written.  *failed: the
+ * bind was failed (a write error), the caller returns. */
+uint64_t evpl__stream_write_ring(struct evpl *evpl, struct evpl_bind *bind,
+                                 struct evpl_iovec_ring *ring, int *failed);
 /* Whole messages finished by bytes written (segmented binds' SENT.msgs). */
 uint64_t evpl__stream_messages_done(struct evpl_bind *bind, uint64_t bytes);
 /* The socket buffer is full: wait for it to drain. */

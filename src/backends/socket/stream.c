@@ -71,21 +71,20 @@ evpl__stream_messages_done(struct evpl_bind *bind, uint64_t bytes)
     return msgs;
 } /* messages_done */
 
-void
-evpl__stream_flush(struct evpl *evpl, struct evpl_bind *bind)
+uint64_t
+evpl__stream_write_ring(struct evpl *evpl, struct evpl_bind *bind, struct evpl_iovec_ring *ring,
+                        int *failed)
 {
     struct iovec iov[IOV_MAX];
-    uint64_t written = 0, msgs = 0;
+    uint64_t written = 0;
 
-    if (!(bind->flags & EVPL_BIND_CONNECTED)) {
-        return; /* still connecting: the connect completion flushes */
-    }
-    while (bind->send_ring.length) {
+    *failed = 0;
+    while (ring->length) {
         uint32_t entries, n;
         uint64_t want;
         ssize_t rc;
 
-        n = evpl_iovec_ring_gather(&bind->send_ring, iov, IOV_MAX, &entries, &want);
+        n = evpl_iovec_ring_gather(ring, iov, IOV_MAX, &entries, &want);
         rc = evpl_sys_writev(bind->event.fd, iov, (int) n);
         if (rc < 0) {
             int w = evpl__stream_write_error(evpl, bind);
@@ -93,24 +92,38 @@ evpl__stream_flush(struct evpl *evpl, struct evpl_bind *bind)
             if (w == EVPL_WRITE_RETRY) {
                 continue;
             }
-            if (w == EVPL_WRITE_WAIT) {
-                break;
-            }
-            return;
+            *failed = w == EVPL_WRITE_FAILED;
+            break;
         }
-        evpl_iovec_ring_consume(evpl, &bind->send_ring, (uint64_t) rc);
+        evpl_iovec_ring_consume(evpl, ring, (uint64_t) rc);
         written += (uint64_t) rc;
-        if (bind->segment_callback) {
-            msgs += evpl__stream_messages_done(bind, (uint64_t) rc);
-        }
         if ((uint64_t) rc < want) {
             /* the socket buffer is full: wait for EPOLLOUT */
             evpl__stream_wait_writable(evpl, bind);
             break;
         }
     }
-    if (!bind->send_ring.length) {
+    if (!*failed && !ring->length) {
         evpl__event_clear(evpl, &bind->event, EVPL_EV_WRITE_INTEREST);
+    }
+    return written;
+} /* evpl__stream_write_ring */
+
+void
+evpl__stream_flush(struct evpl *evpl, struct evpl_bind *bind)
+{
+    uint64_t written, msgs = 0;
+    int failed;
+
+    if (!(bind->flags & EVPL_BIND_CONNECTED)) {
+        return; /* still connecting: the connect completion flushes */
+    }
+    written = evpl__stream_write_ring(evpl, bind, &bind->send_ring, &failed);
+    if (failed) {
+        return;
+    }
+    if (bind->segment_callback) {
+        msgs = evpl__stream_messages_done(bind, written);
     }
     evpl__bind_sent(evpl, bind, written, msgs);
 } /* evpl__stream_flush */

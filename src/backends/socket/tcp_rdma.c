@@ -244,8 +244,8 @@ static void
 trma_flush(struct evpl *evpl, struct evpl_bind *bind)
 {
     struct trma *t = trma_of(bind);
-    struct iovec iov[IOV_MAX];
-    uint64_t payload = 0, msgs = 0;
+    uint64_t payload = 0, msgs;
+    int failed;
 
     if (!(bind->flags & EVPL_BIND_CONNECTED)) {
         return; /* CONNECTED flushes what was queued before it */
@@ -255,33 +255,9 @@ trma_flush(struct evpl *evpl, struct evpl_bind *bind)
         evpl__bind_fail(evpl, bind, -ENOMEM);
         return;
     }
-    while (t->wire.length) {
-        uint32_t entries, n;
-        uint64_t want;
-        ssize_t rc;
-
-        n = evpl_iovec_ring_gather(&t->wire, iov, IOV_MAX, &entries, &want);
-        rc = evpl_sys_writev(bind->event.fd, iov, (int) n);
-        if (rc < 0) {
-            int w = evpl__stream_write_error(evpl, bind);
-
-            if (w == EVPL_WRITE_RETRY) {
-                continue;
-            }
-            if (w == EVPL_WRITE_WAIT) {
-                break;
-            }
-            return;
-        }
-        evpl_iovec_ring_consume(evpl, &t->wire, (uint64_t) rc);
-        msgs += frames_done(t, (uint64_t) rc, &payload);
-        if ((uint64_t) rc < want) {
-            evpl__stream_wait_writable(evpl, bind);
-            break;
-        }
-    }
-    if (!t->wire.length) {
-        evpl__event_clear(evpl, &bind->event, EVPL_EV_WRITE_INTEREST);
+    msgs = frames_done(t, evpl__stream_write_ring(evpl, bind, &t->wire, &failed), &payload);
+    if (failed) {
+        return;
     }
     if (t->stalled && t->wire.length <= wire_bound() / 2) {
         t->stalled = 0;
@@ -337,17 +313,6 @@ op_take(struct trma *t, uint64_t id)
     return NULL;
 } /* op_take */
 
-static uint64_t
-iov_total(const struct evpl_iovec *iov, int niov)
-{
-    uint64_t n = 0;
-
-    for (int i = 0; i < niov; i++) {
-        n += iov[i].length;
-    }
-    return n;
-} /* iov_total */
-
 /* Queue an operation's request; payload (writes) moves onto the wire. */
 /* A 4-byte big-endian value as a frame's payload. */
 static int
@@ -370,7 +335,7 @@ op_issue(struct evpl *evpl, struct evpl_bind *bind, int write, uint32_t key, uin
          void *private_data)
 {
     struct trma *t = trma_of(bind);
-    uint64_t len = niov > 0 ? iov_total(iov, niov) : 0;
+    uint64_t len = niov > 0 ? evpl__iovecs_length(iov, niov) : 0;
     uint64_t limit = evpl_shared->config->max_msg_size;
     struct trma_op *op;
     int keep = write ? 0 : (niov > 0 ? niov : 0);
@@ -431,14 +396,6 @@ op_issue(struct evpl *evpl, struct evpl_bind *bind, int write, uint32_t key, uin
     t->ops_tail = op;
     evpl_defer(evpl, &bind->flush); /* issued at the end of the pass */
 } /* op_issue */
-
-static void
-trma_rdma_address(struct evpl_bind *bind, const struct evpl_iovec *iovec, uint32_t *r_key,
-                  uint64_t *r_address)
-{
-    (void) bind;
-    evpl__rdma_local_address(iovec, r_key, r_address);
-} /* trma_rdma_address */
 
 static void
 trma_rdma_read(struct evpl *evpl, struct evpl_bind *bind, uint32_t remote_key,
@@ -573,7 +530,7 @@ frame(struct evpl *evpl, struct evpl_bind *bind, const struct trma_hdr *h, int *
         }
         case OP_READ_REPLY:
             op = op_take(t, h->id);
-            if (!op || op->write || iov_total(op->iov, op->niov) != h->length) {
+            if (!op || op->write || evpl__iovecs_length(op->iov, op->niov) != h->length) {
                 evpl_log_error("tcp_rdma", "READ_REPLY %llu matches no read of %u bytes: closing",
                                (unsigned long long) h->id, h->length);
                 if (op) {
@@ -783,7 +740,7 @@ const struct evpl_protocol evpl_protocol_tcp_rdma = {
     .read_resume = evpl__stream_read_resume,
     .received = trma_received,
     .send_pending = trma_send_pending,
-    .rdma_address = trma_rdma_address,
+    .rdma_address = evpl__rdma_local_bind_address,
     .rdma_read = trma_rdma_read,
     .rdma_write = trma_rdma_write,
 };
