@@ -223,6 +223,55 @@ main(void)
         evpl_endpoint_close(inp);
     }
 
+    /* the protocols present "always" (README table): in-process and TCP-RDMA */
+    {
+        T_EQ(evpl_protocol_lookup(&id, "STREAM_INPROC"), 0);
+        T_EQ(id, EVPL_STREAM_INPROC);
+        T_EQ(evpl_protocol_lookup(&id, "DATAGRAM_INPROC"), 0);
+        T_EQ(id, EVPL_DATAGRAM_INPROC);
+        T_EQ(evpl_protocol_lookup(&id, "DATAGRAM_TCP_RDMA"), 0);
+        T_EQ(id, EVPL_DATAGRAM_TCP_RDMA);
+        T_EQ(evpl_protocol_is_stream(EVPL_STREAM_INPROC), 1);
+        T_EQ(evpl_protocol_is_stream(EVPL_DATAGRAM_INPROC), 0);
+        T_EQ(evpl_protocol_is_stream(EVPL_DATAGRAM_TCP_RDMA), 0);
+        T_EQ(evpl_protocol_is_inproc(EVPL_STREAM_INPROC), 1);
+        T_EQ(evpl_protocol_is_inproc(EVPL_DATAGRAM_INPROC), 1);
+        T_EQ(evpl_protocol_is_inproc(EVPL_DATAGRAM_TCP_RDMA), 0);
+        T_EQ(evpl_protocol_is_local(EVPL_STREAM_INPROC), 0);
+        T_EQ(evpl_protocol_best("INPROC", &id), 0);
+        T_EQ(id, EVPL_STREAM_INPROC);
+        T_EQ(evpl_protocol_best("rdma", &id), 0);
+        T_OK(id == EVPL_DATAGRAM_TCP_RDMA || !evpl_protocol_is_inproc(id));
+    }
+
+    /* 41: "inproc://x" through evpl_endpoint_create names the listener of
+     * evpl_endpoint_create_inproc("x"); a network endpoint is the wrong kind */
+    {
+        struct evpl_endpoint *a = evpl_endpoint_create_inproc("evpl-test-41");
+        struct evpl_endpoint *b = evpl_endpoint_create("inproc://evpl-test-41", 0);
+        struct evpl_endpoint *net = evpl_endpoint_create("127.0.0.1", 1);
+        struct evpl_listener *l = evpl_listener_create();
+        struct t_server srv;
+        struct t_conn x;
+
+        T_EQ(evpl_listen(l, EVPL_STREAM_INPROC, net), -1);
+        T_OK(evpl_connect(evpl, EVPL_STREAM_INPROC, NULL, net, noop_notify, NULL, NULL) == NULL);
+        evpl_listener_destroy(l);
+        memset(&srv, 0, sizeof(srv));
+        t_server_start(&srv, evpl, EVPL_STREAM_INPROC, a, 1);
+        t_connect(evpl, EVPL_STREAM_INPROC, b, &x, NULL);
+        T_PUMP(evpl, x.connected && srv.n == 1 && srv.conns[0].connected, 5000);
+        evpl_send(evpl, x.bind, "41", 2);
+        T_PUMP(evpl, srv.conns[0].rxlen == 2, 5000);
+        evpl_close(evpl, x.bind);
+        T_PUMP(evpl, x.disconnected && srv.conns[0].disconnected, 5000);
+        t_conn_free(&x);
+        t_server_stop(&srv);
+        evpl_endpoint_close(a);
+        evpl_endpoint_close(b);
+        evpl_endpoint_close(net);
+    }
+
     /* 13: wrong-kind protocol for connect/bind aborts */
     T_EQ(t_child_signal(connect_udp, NULL), SIGABRT);
     T_EQ(t_child_signal(bind_tcp, (void *) (uintptr_t) EVPL_STREAM_SOCKET_TCP), SIGABRT);
