@@ -32,7 +32,7 @@ debug: deps $(BUILD)/debug/CMakeCache.txt
 
 tsan: deps $(BUILD)/tsan/CMakeCache.txt
 	$(CMAKE) --build $(BUILD)/tsan -j $(JOBS)
-	cd $(BUILD)/tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+	cd $(BUILD)/tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
 		ctest --output-on-failure -j $(JOBS) -L threads
 
 run: release
