@@ -107,16 +107,16 @@ static int is_tcp_rdma;
 static int failures;
 static pthread_mutex_t fail_lock = PTHREAD_MUTEX_INITIALIZER;
 
-#define FAIL(...)                                                                            \
-    do {                                                                                     \
-        pthread_mutex_lock(&fail_lock);                                                      \
-        if (failures++ < 40) {                                                               \
+#define FAIL(...)                                                                              \
+    do {                                                                                       \
+        pthread_mutex_lock(&fail_lock);                                                        \
+        if (failures++ < 40) {                                                                 \
             fprintf(stderr, "FAIL seed=%llu proto=%s threads=%d: ", (unsigned long long) seed, \
-                    proto_name, nthreads);                                                   \
-            fprintf(stderr, __VA_ARGS__);                                                    \
-            fprintf(stderr, "\n");                                                           \
-        }                                                                                    \
-        pthread_mutex_unlock(&fail_lock);                                                    \
+                    proto_name, nthreads);                                                     \
+            fprintf(stderr, __VA_ARGS__);                                                      \
+            fprintf(stderr, "\n");                                                             \
+        }                                                                                      \
+        pthread_mutex_unlock(&fail_lock);                                                      \
     } while (0)
 
 #define LOG(...)                          \
@@ -210,10 +210,10 @@ static struct listener_state {
 static struct world worlds[2];
 static _Atomic(struct conn *) registry[MAXCONNID];
 static atomic_int next_id = 1;
-static atomic_int live;             /* conns without DISCONNECTED */
-static atomic_int nattached;        /* accepted conns */
+static atomic_int live;      /* conns without DISCONNECTED */
+static atomic_int nattached; /* accepted conns */
 static atomic_int nclients_connected;
-static atomic_int phase;            /* 0 run, 1 wind down, 2 stop */
+static atomic_int phase; /* 0 run, 1 wind down, 2 stop */
 static atomic_int thread2_ready;
 static __thread struct world *cur_world;
 static __thread int in_rdma_call;
@@ -482,16 +482,16 @@ rdma_cb(int status, void *priv)
     c->ops_inflight--;
     if (o->bad) {
         if (status == 0) {
-            FAIL("conn %d: RDMA %s of an invalid key/address (key %u addr %llx) succeeded",
-                 c->id, o->is_write ? "write" : "read", c->rkey, (unsigned long long) o->off);
+            FAIL("conn %d: RDMA %s of an invalid key/address (key %u addr %llx) succeeded", c->id,
+                 o->is_write ? "write" : "read", c->rkey, (unsigned long long) o->off);
         }
     } else {
         if (status != 0 && status != ECONNRESET) {
             FAIL("conn %d: RDMA %s [%llu,+%llu) status %d", c->id, o->is_write ? "write" : "read",
                  (unsigned long long) o->off, (unsigned long long) o->len, status);
         } else if (status != 0 && c->bind && !evpl_bind_is_closing(c->bind)) {
-            FAIL("conn %d: RDMA %s [%llu,+%llu) status %d on a bind that is not closing",
-                 c->id, o->is_write ? "write" : "read", (unsigned long long) o->off,
+            FAIL("conn %d: RDMA %s [%llu,+%llu) status %d on a bind that is not closing", c->id,
+                 o->is_write ? "write" : "read", (unsigned long long) o->off,
                  (unsigned long long) o->len, status);
         }
         if (o->is_write) {
@@ -547,8 +547,8 @@ alloc_pieces(struct evpl *evpl, struct rng *r, uint64_t len, struct evpl_iovec *
 
     while (left) {
         uint64_t piece = (n < 2 && rpct(r, 40)) ? rrange(r, 1, left) : left;
-        int got = evpl_iovec_alloc(evpl, (unsigned int) piece, 0, (unsigned int) (4 - n), 0,
-                                   &iov[n]);
+        int got =
+            evpl_iovec_alloc(evpl, (unsigned int) piece, 0, (unsigned int) (4 - n), 0, &iov[n]);
 
         if (got < 0) {
             /* too many pieces: give up on splitting */
@@ -667,8 +667,7 @@ op_rdma(struct evpl *evpl, struct conn *c, int allow_closing)
             LOG("[w%d] conn %d rdma write [%llu,+%llu) bad=%d", w->index, c->id,
                 (unsigned long long) o->off, (unsigned long long) o->len, o->bad);
             /* TCP-RDMA: a message after the write finds it in place */
-            if (is_tcp_rdma && !o->bad && !o->nullcb && can_send(c) && c->nlog > 0 &&
-                rpct(r, 30)) {
+            if (is_tcp_rdma && !o->bad && !o->nullcb && can_send(c) && c->nlog > 0 && rpct(r, 30)) {
                 send_one(evpl, c, HDRSZ + 8, T_MARKER, (uint32_t) o->off, (uint32_t) o->len,
                          o->key);
             }
@@ -758,8 +757,8 @@ rx_msg(struct conn *c, struct evpl_notify *n)
     pthread_mutex_lock(&peer->lk);
     if (c->rx_seq >= peer->nlog) {
         pthread_mutex_unlock(&peer->lk);
-        FAIL("conn %d: message %u (%u bytes) from conn %d, which queued only %u", c->id,
-             c->rx_seq, len, peer->id, peer->nlog);
+        FAIL("conn %d: message %u (%u bytes) from conn %d, which queued only %u", c->id, c->rx_seq,
+             len, peer->id, peer->nlog);
         c->errors++;
         c->rx_seq++;
         return;
@@ -790,8 +789,7 @@ rx_msg(struct conn *c, struct evpl_notify *n)
             if (c->errors++ < 3) {
                 FAIL("conn %d: message %u from conn %d (%u bytes, %u iovecs) corrupt at byte "
                      "%lld",
-                     c->id, c->rx_seq, peer->id, len, n->recv_msg.niov,
-                     (long long) (bad + HDRSZ));
+                     c->id, c->rx_seq, peer->id, len, n->recv_msg.niov, (long long) (bad + HDRSZ));
             }
         } else if (h.type == T_MARKER && c->have_region) {
             /* TCP-RDMA: the write sent before this message is in place */
@@ -807,8 +805,8 @@ rx_msg(struct conn *c, struct evpl_notify *n)
         }
     } else if (t_pattern_check(key, 0, buf, len) >= 0) {
         if (c->errors++ < 3) {
-            FAIL("conn %d: short message %u (%u bytes) from conn %d corrupt", c->id, c->rx_seq,
-                 len, peer->id);
+            FAIL("conn %d: short message %u (%u bytes) from conn %d corrupt", c->id, c->rx_seq, len,
+                 peer->id);
         }
     }
     c->rx_seq++;
@@ -868,13 +866,12 @@ notify_cb(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *n, void
         case EVPL_NOTIFY_DISCONNECTED:
             c->disconnected++;
             c->disc_status = n->notify_status;
-            LOG("[w%d] conn %d DISCONNECTED status %d (queued %u rx %u inflight %d)",
-                c->w->index, c->id, n->notify_status, c->nlog, c->rx_seq, c->ops_inflight);
+            LOG("[w%d] conn %d DISCONNECTED status %d (queued %u rx %u inflight %d)", c->w->index,
+                c->id, n->notify_status, c->nlog, c->rx_seq, c->ops_inflight);
             if (c->ops_inflight) {
                 FAIL("conn %d (%s): DISCONNECTED (status %d) with %d RDMA operation(s) not "
                      "completed",
-                     c->id, c->is_client ? "client" : "server", n->notify_status,
-                     c->ops_inflight);
+                     c->id, c->is_client ? "client" : "server", n->notify_status, c->ops_inflight);
             }
             c->bind = NULL;
             atomic_fetch_sub(&live, 1);
@@ -1207,8 +1204,7 @@ final_checks(void)
             }
             /* y -> x: everything a finished y queued reached x, unless x
              * closed or finished itself */
-            if (y->finished_by_me && !y->closed_by_me && !x->closed_by_me &&
-                !x->finished_by_me) {
+            if (y->finished_by_me && !y->closed_by_me && !x->closed_by_me && !x->finished_by_me) {
                 ndeliv++;
                 if (x->rx_seq != y->promised) {
                     FAIL("conn %d (%s) finished after queueing %u messages; peer conn %d (%s, "
@@ -1217,8 +1213,8 @@ final_checks(void)
                          x->is_client ? "client" : "server", x->disc_status, x->rx_seq);
                 }
                 /* y's SENT sums: everything handed over */
-                if (y->send_notify && y->disc_status == 0 && (y->sent_bytes != y->tx_bytes ||
-                                                              y->sent_msgs != y->nlog)) {
+                if (y->send_notify && y->disc_status == 0 &&
+                    (y->sent_bytes != y->tx_bytes || y->sent_msgs != y->nlog)) {
                     FAIL("conn %d (finished, peer conn %d open): SENT sums %llu bytes / %llu "
                          "msgs, queued %llu / %u",
                          y->id, x->id, (unsigned long long) y->sent_bytes,
@@ -1263,8 +1259,7 @@ stress_main(int argc, char **argv)
                 verbose = 1;
                 break;
             default:
-                fprintf(stderr, "usage: %s -p PROTO -s SEED [-t 1|2] [-n steps] [-v]\n",
-                        argv[0]);
+                fprintf(stderr, "usage: %s -p PROTO -s SEED [-t 1|2] [-n steps] [-v]\n", argv[0]);
                 return 2;
         }
     }
@@ -1358,7 +1353,8 @@ stress_main(int argc, char **argv)
                 attached_seen = atomic_load(&nattached);
                 grace_end = 0;
             }
-            if (atomic_load(&live) == 0 && atomic_load(&nattached) >= atomic_load(&nclients_connected)) {
+            if (atomic_load(&live) == 0 &&
+                atomic_load(&nattached) >= atomic_load(&nclients_connected)) {
                 if (grace_end == 0) {
                     grace_end = t_now_ns() + 300ull * 1000000ull;
                 } else if (t_now_ns() > grace_end) {

@@ -11,6 +11,8 @@
 
 #include "t_net.h"
 
+#define FUZZ_CONNS 150
+
 enum { SEND = 1, READ_REQ = 2, READ_REPLY = 3, WRITE_REQ = 4, WRITE_REPLY = 5, ERROR = 6 };
 
 struct hdr {
@@ -118,7 +120,7 @@ main(void)
     ep = t_endpoint(proto);
     memset(&srv, 0, sizeof(srv));
     srv.keep_msgs = 1;
-    t_server_start(&srv, evpl, proto, ep, 16);
+    t_server_start(&srv, evpl, proto, ep, 16 + FUZZ_CONNS);
 
     fd = raw_conn(evpl, ep, &srv, &sc);
     rd.fd = fd;
@@ -213,6 +215,67 @@ main(void)
     T_PUMP(evpl, other->nmsg_len == 1, 5000);
     T_EQ(other->disconnected, 0);
     T_EQ(sc->disconnected, 0);
+
+    /* garbage: seeded random frame streams, each on a connection of its
+     * own, then the peer goes away.  Nothing may crash or leak, every
+     * connection ends with exactly one DISCONNECTED, and the connections
+     * that behaved are untouched. */
+    {
+        uint64_t x = 0x9e3779b97f4a7c15ull;
+        static const uint32_t lens[] = {0, 4, 5, 31, 32, 100, 4096, 70000, 2u << 20, 0xffffffffu};
+        static unsigned char junk[8192];
+        int first = srv.n;
+
+        for (int i = 0; i < FUZZ_CONNS; i++) {
+            struct t_conn *g;
+            int gfd = raw_conn(evpl, ep, &srv, &g), frames;
+
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            frames = (int) (x % 4) + 1;
+            for (int f = 0; f < frames; f++) {
+                uint32_t len;
+
+                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                len = (x & 1) ? lens[(x >> 8) % 10] : (uint32_t) ((x >> 16) % 300);
+                t_trma_put(gfd, (x >> 40) % 8 ? 0x54524D41u : (uint32_t) (x >> 32),
+                           (uint32_t) ((x >> 4) % 8), len, (uint32_t) ((x >> 24) % 4),
+                           x * 2654435761u, x >> 3);
+                for (size_t k = 0; k < sizeof(junk); k++) {
+                    junk[k] = (unsigned char) (x >> (k % 56));
+                }
+                t_write_all(gfd, junk, len < sizeof(junk) ? len : (x % sizeof(junk)));
+            }
+            t_pump_for(evpl, 2);
+            close(gfd);
+        }
+        for (int i = first; i < srv.n; i++) {
+            T_PUMP(evpl, srv.conns[i].disconnected, 5000);
+        }
+        t_pump_for(evpl, 50);
+        {
+            int proto_err = 0, too_big = 0, clean = 0, other_err = 0;
+
+            for (int i = first; i < srv.n; i++) {
+                int st = srv.conns[i].disconnect_status;
+
+                T_EQ(srv.conns[i].disconnected, 1);
+                T_EQ(srv.conns[i].cb_after_disconnect, 0);
+                proto_err += st == -EPROTO;
+                too_big += st == -EMSGSIZE;
+                clean += st == 0;
+                other_err += st != 0 && st != -EPROTO && st != -EMSGSIZE;
+            }
+            fprintf(stderr, "garbage: %d EPROTO, %d EMSGSIZE, %d clean, %d other\n", proto_err,
+                    too_big, clean, other_err);
+            /* the generator reaches both refusal paths */
+            T_OK(proto_err > 0 && too_big > 0);
+        }
+        T_EQ(other->disconnected, 0);
+        T_EQ(sc->disconnected, 0);
+        t_trma_put(fd2, 0x54524D41u, SEND, 3, 0, 0, 0);
+        t_write_all(fd2, "ok2", 3);
+        T_PUMP(evpl, other->nmsg_len == 2, 5000);
+    }
 
     close(fd);
     close(fd2);
