@@ -190,9 +190,30 @@ t_endpoint(enum evpl_protocol_id proto)
 
         t_abstract_name(name, sizeof(name));
         ep = evpl_endpoint_create_inproc(name + 1);
+    } else if (!evpl_protocol_is_stream(proto) && !t_proto_is_connected_datagram(proto)) {
+        ep = evpl_endpoint_create("127.0.0.1", t_free_port(SOCK_DGRAM));
     } else {
-        ep = evpl_endpoint_create(
-            "127.0.0.1", t_free_port(evpl_protocol_is_stream(proto) ? SOCK_STREAM : SOCK_DGRAM));
+        /* A port bind(0) hands out can still refuse a listener that sets
+         * SO_REUSEADDR (a connection of an earlier run still on it, not in
+         * TIME_WAIT): probe with such a listener, as evpl_listen will. */
+        int port = -1;
+
+        for (int attempt = 0; attempt < 16 && port < 0; attempt++) {
+            struct sockaddr_in sa = {.sin_family = AF_INET};
+            int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+
+            T_OK(fd >= 0);
+            port = t_free_port(SOCK_STREAM);
+            sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            sa.sin_port = htons((uint16_t) port);
+            if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+                bind(fd, (struct sockaddr *) &sa, sizeof(sa)) != 0 || listen(fd, 1) != 0) {
+                port = -1;
+            }
+            close(fd);
+        }
+        T_OK(port > 0);
+        ep = evpl_endpoint_create("127.0.0.1", port);
     }
     T_OK(ep != NULL);
     return ep;
