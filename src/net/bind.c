@@ -290,11 +290,9 @@ queue_message(struct evpl_bind *bind, uint32_t niov, uint32_t length, struct evp
     struct evpl_dgram *d;
 
     bind->rx_since_send = 0; /* it answers: not a one-way bulk receiver */
-    if (bind->protocol->stream && !bind->segment_callback &&
-        bind->protocol->kind != EVPL_EP_INPROC) {
+    if (bind->protocol->stream && !bind->segment_callback && !bind->protocol->stream_msgs) {
         return; /* upstream keeps one per send forever here (quirk 12) */
     }
-    /* (in-process streams count their sends in SENT.msgs, net.md §10) */
     d = evpl_dgram_ring_push(&bind->dgram_send);
     d->niov = niov;
     d->length = length;

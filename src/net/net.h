@@ -116,6 +116,7 @@ struct evpl_protocol {
     int connected; /* listen/connect, else evpl_bind */
     int rdma;
     int own_connected; /* the backend reports CONNECTED (after a handshake) */
+    int stream_msgs;   /* a stream that counts its sends in SENT.msgs (in-process, net.md §10) */
     enum evpl_endpoint_kind kind;
     int (*available)(void);
 

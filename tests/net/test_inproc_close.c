@@ -84,6 +84,10 @@ main(void)
     int before;
 
     t_net_guard(60);
+    if (!evpl_protocol_available(EVPL_STREAM_INPROC) ||
+        !evpl_protocol_available(EVPL_DATAGRAM_INPROC)) {
+        T_SKIP("in-process protocols unavailable");
+    }
     evpl = t_net_loop();
 
     /* statement 8, abortive and graceful, both protocols */

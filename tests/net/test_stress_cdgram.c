@@ -48,12 +48,12 @@
  * In the suite it runs per protocol (T_PROTO) over the seeds in
  * T_STRESS_SEEDS (default "1 2 3"; odd seeds add a second loop thread),
  * each seed in its own process.  By hand:
- *   test_stress_cdgram -p PROTO -s SEED [-t 1|2] [-n STEPS] [-v]
+ *   test_stress_cdgram -p PROTO -s SEED [-m MECH] [-t 1|2] [-n STEPS] [-v]
  * exit 0 = pass, 1 = invariant failure, 77 = protocol unavailable.
  */
 /* LABELS: threads */
 /* MATRIX: cdatagram */
-#include "t_net.h"
+#include "t_stress.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -66,66 +66,12 @@
 #include <unistd.h>
 
 /* ------------------------------------------------------------------ */
-/* PRNG                                                                */
-
-struct rng {
-    uint64_t s;
-};
-
-static inline uint64_t
-rnext(struct rng *r)
-{
-    r->s += 0x9e3779b97f4a7c15ull;
-    return t_mix64(r->s);
-}
-
-/* uniform in [lo, hi] */
-static inline uint64_t
-rrange(struct rng *r, uint64_t lo, uint64_t hi)
-{
-    return lo + rnext(r) % (hi - lo + 1);
-}
-
-static inline int
-rpct(struct rng *r, int pct)
-{
-    return (int) (rnext(r) % 100) < pct;
-}
-
-/* ------------------------------------------------------------------ */
 /* global state                                                        */
 
-static enum evpl_protocol_id proto;
-static const char *proto_name;
-static uint64_t seed;
-static int verbose;
-static int nthreads = 1;
 static int nsteps = 1500;
 static uint64_t buffer_size = 2 * 1024 * 1024;
 static uint32_t region_size; /* advertised buffer per conn */
 static int is_tcp_rdma;
-static int failures;
-static pthread_mutex_t fail_lock = PTHREAD_MUTEX_INITIALIZER;
-
-#define FAIL(...)                                                                              \
-    do {                                                                                       \
-        pthread_mutex_lock(&fail_lock);                                                        \
-        if (failures++ < 40) {                                                                 \
-            fprintf(stderr, "FAIL seed=%llu proto=%s threads=%d: ", (unsigned long long) seed, \
-                    proto_name, nthreads);                                                     \
-            fprintf(stderr, __VA_ARGS__);                                                      \
-            fprintf(stderr, "\n");                                                             \
-        }                                                                                      \
-        pthread_mutex_unlock(&fail_lock);                                                      \
-    } while (0)
-
-#define LOG(...)                          \
-    do {                                  \
-        if (verbose) {                    \
-            fprintf(stderr, __VA_ARGS__); \
-            fprintf(stderr, "\n");        \
-        }                                 \
-    } while (0)
 
 #define MAGIC     0x43444753u /* "CDGS" */
 #define T_DATA    0
@@ -1235,33 +1181,15 @@ final_checks(void)
 static int
 stress_main(int argc, char **argv)
 {
-    struct evpl_global_config *cfg;
+    struct evpl_global_config *cfg = evpl_global_config_init();
+    const char *certs = NULL; /* (no certificates here) */
     struct rng cfg_rng;
     pthread_t t2;
-    int opt;
     char name[128];
 
-    while ((opt = getopt(argc, argv, "p:s:t:n:v")) != -1) {
-        switch (opt) {
-            case 'p':
-                proto_name = optarg;
-                break;
-            case 's':
-                seed = strtoull(optarg, NULL, 0);
-                break;
-            case 't':
-                nthreads = atoi(optarg) == 2 ? 2 : 1;
-                break;
-            case 'n':
-                nsteps = atoi(optarg);
-                break;
-            case 'v':
-                verbose = 1;
-                break;
-            default:
-                fprintf(stderr, "usage: %s -p PROTO -s SEED [-t 1|2] [-n steps] [-v]\n", argv[0]);
-                return 2;
-        }
+    if (t_stress_options(argc, argv, cfg, &nsteps, &certs) != 0) {
+        evpl_global_config_release(cfg);
+        return 2;
     }
     if (!proto_name) {
         proto_name = "DATAGRAM_INPROC";
@@ -1269,7 +1197,6 @@ stress_main(int argc, char **argv)
     alarm(60); /* hang guard: SIGALRM kills the run */
 
     cfg_rng.s = seed * 7919 + 17;
-    cfg = evpl_global_config_init();
     if (rpct(&cfg_rng, 50)) {
         /* small buffers: messages and one-sided operations span iovecs */
         buffer_size = 64 * 1024;
@@ -1424,60 +1351,8 @@ stress_main(int argc, char **argv)
 int
 main(int argc, char **argv)
 {
-    const char *seeds = getenv("T_STRESS_SEEDS"), *p;
-    int ran = 0;
-
     if (argc > 1) {
         return stress_main(argc, argv);
     }
-    if (!getenv("T_PROTO")) {
-        fprintf(stderr, "T_PROTO is not set (or give -p PROTO -s SEED)\n");
-        return 2;
-    }
-    t_proto_env_skips(getenv("T_PROTO"));
-    if (!seeds) {
-        seeds = getenv("EVPL_VM") ? "1 2" : "1 2 3";
-    }
-    for (p = seeds; *p;) {
-        char seed_arg[32], *end, *args[10];
-        unsigned long long s = strtoull(p, &end, 10);
-        int n = 0, status;
-        pid_t pid;
-
-        if (end == p) {
-            break;
-        }
-        p = end + strspn(end, " ,");
-        snprintf(seed_arg, sizeof(seed_arg), "%llu", s);
-        args[n++] = argv[0];
-        args[n++] = "-p";
-        args[n++] = getenv("T_PROTO");
-        args[n++] = "-s";
-        args[n++] = seed_arg;
-        args[n++] = "-t";
-        args[n++] = (s & 1) ? "2" : "1";
-        args[n] = NULL;
-        fflush(NULL);
-        pid = fork();
-        if (pid == 0) {
-            exit(stress_main(n, args)); /* exit: the leak check runs */
-        }
-        if (pid < 0 || waitpid(pid, &status, 0) != pid) {
-            perror("fork/waitpid");
-            return 1;
-        }
-        if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
-            return 77;
-        }
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-            fprintf(stderr, "seed %llu failed (%s %d); rerun: %s -p %s -s %llu -t %s\n", s,
-                    WIFEXITED(status) ? "exit" : "signal",
-                    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), argv[0],
-                    getenv("T_PROTO"), s, (s & 1) ? "2" : "1");
-            return 1;
-        }
-        ran++;
-    }
-    fprintf(stderr, "%d seed(s) passed\n", ran);
-    return ran ? 0 : 1;
+    return t_stress_seeds(argv[0], stress_main);
 } /* main */

@@ -34,7 +34,7 @@
 /* LABELS: threads */
 /* MATRIX: stream datagram */
 /* ALSO_MECH: io_uring */
-#include "t_net.h"
+#include "t_stress.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -51,31 +51,7 @@
 #include <unistd.h>
 
 /* ------------------------------------------------------------------ */
-/* PRNG and pattern                                                    */
-
-struct rng {
-    uint64_t s;
-};
-
-static inline uint64_t
-rnext(struct rng *r)
-{
-    r->s += 0x9e3779b97f4a7c15ull;
-    return t_mix64(r->s);
-}
-
-/* uniform in [lo, hi] */
-static inline uint64_t
-rrange(struct rng *r, uint64_t lo, uint64_t hi)
-{
-    return lo + rnext(r) % (hi - lo + 1);
-}
-
-static inline int
-rpct(struct rng *r, int pct)
-{
-    return (int) (rnext(r) % 100) < pct;
-}
+/* pattern                                                             */
 
 static inline uint8_t
 pat(uint64_t key, uint64_t off)
@@ -94,33 +70,8 @@ pat_fill(uint64_t key, uint64_t off, uint8_t *p, size_t len)
 /* ------------------------------------------------------------------ */
 /* global state                                                        */
 
-static enum evpl_protocol_id proto;
-static const char *proto_name;
-static uint64_t seed;
-static int verbose;
-static int nthreads = 1;
 static int nsteps = 1000;
 static uint64_t buffer_size = 2 * 1024 * 1024;
-static int failures;
-static pthread_mutex_t fail_lock = PTHREAD_MUTEX_INITIALIZER;
-
-#define FAIL(...)                                                                            \
-    do {                                                                                     \
-        pthread_mutex_lock(&fail_lock);                                                      \
-        failures++;                                                                          \
-        fprintf(stderr, "FAIL seed=%llu proto=%s: ", (unsigned long long) seed, proto_name); \
-        fprintf(stderr, __VA_ARGS__);                                                        \
-        fprintf(stderr, "\n");                                                               \
-        pthread_mutex_unlock(&fail_lock);                                                    \
-    } while (0)
-
-#define LOG(...)                          \
-    do {                                  \
-        if (verbose) {                    \
-            fprintf(stderr, __VA_ARGS__); \
-            fprintf(stderr, "\n");        \
-        }                                 \
-    } while (0)
 
 static atomic_int next_id = 1;
 
@@ -1404,43 +1355,16 @@ all_disconnected(struct world *w)
 static int
 stress_main(int argc, char **argv)
 {
-    const char *mech = "default", *certs = NULL;
-    struct evpl_global_config *cfg;
+    const char *certs = NULL;
+    struct evpl_global_config *cfg = evpl_global_config_init();
     struct rng cfg_rng;
     pthread_t t2;
-    int opt, stream;
+    int stream;
     char unix_name[2][128];
 
-    while ((opt = getopt(argc, argv, "p:s:m:t:n:c:v")) != -1) {
-        switch (opt) {
-            case 'p':
-                proto_name = optarg;
-                break;
-            case 's':
-                seed = strtoull(optarg, NULL, 0);
-                break;
-            case 'm':
-                mech = optarg;
-                break;
-            case 't':
-                nthreads = atoi(optarg) == 2 ? 2 : 1;
-                break;
-            case 'n':
-                nsteps = atoi(optarg);
-                break;
-            case 'c':
-                certs = optarg;
-                break;
-            case 'v':
-                verbose = 1;
-                break;
-            default:
-                fprintf(stderr,
-                        "usage: %s -p PROTO -s SEED [-m mech] [-t 1|2] [-n steps] "
-                        "[-c certdir] [-v]\n",
-                        argv[0]);
-                return 2;
-        }
+    if (t_stress_options(argc, argv, cfg, &nsteps, &certs) != 0) {
+        evpl_global_config_release(cfg);
+        return 2;
     }
     if (!proto_name) {
         proto_name = "STREAM_SOCKET_TCP";
@@ -1448,14 +1372,6 @@ stress_main(int argc, char **argv)
     alarm(30); /* hang guard: SIGALRM kills the run */
 
     cfg_rng.s = seed * 7919 + 17;
-    cfg = evpl_global_config_init();
-    if (strcmp(mech, "io_uring") == 0) {
-        evpl_global_config_set_core_mech(cfg, EVPL_CORE_MECH_IO_URING);
-    } else if (strcmp(mech, "epoll") == 0) {
-        evpl_global_config_set_core_mech(cfg, EVPL_CORE_MECH_EPOLL);
-    } else if (strcmp(mech, "select") == 0) {
-        evpl_global_config_set_core_mech(cfg, EVPL_CORE_MECH_SELECT);
-    }
     /* seed-chosen memory shape: small buffers make messages span iovecs */
     if (rpct(&cfg_rng, 50)) {
         buffer_size = 64 * 1024;
@@ -1487,8 +1403,8 @@ stress_main(int argc, char **argv)
         return 77;
     }
     stream = evpl_protocol_is_stream(proto);
-    fprintf(stderr, "seed=%llu proto=%s mech=%s threads=%d buffer_size=%llu recv_limit=%llu\n",
-            (unsigned long long) seed, proto_name, mech, nthreads, (unsigned long long) buffer_size,
+    fprintf(stderr, "seed=%llu proto=%s threads=%d buffer_size=%llu recv_limit=%llu\n",
+            (unsigned long long) seed, proto_name, nthreads, (unsigned long long) buffer_size,
             (unsigned long long) recv_limit_cfg);
 
     worlds[0].index = 0;
@@ -1688,66 +1604,8 @@ stress_main(int argc, char **argv)
 int
 main(int argc, char **argv)
 {
-    const char *seeds = getenv("T_STRESS_SEEDS"), *p;
-    const char *certs = getenv("T_CERTS");
-    int ran = 0;
-
     if (argc > 1) {
         return stress_main(argc, argv);
     }
-    if (!getenv("T_PROTO")) {
-        fprintf(stderr, "T_PROTO is not set (or give -p PROTO -s SEED)\n");
-        return 2;
-    }
-    t_proto_env_skips(getenv("T_PROTO"));
-    if (!seeds) {
-        seeds = getenv("EVPL_VM") ? "1 2" : "1 2 3"; /* the VM is slower */
-    }
-    for (p = seeds; *p;) {
-        char seed_arg[32], *end, *args[12];
-        unsigned long long s = strtoull(p, &end, 10);
-        int n = 0, status;
-        pid_t pid;
-
-        if (end == p) {
-            break;
-        }
-        p = end + strspn(end, " ,");
-        snprintf(seed_arg, sizeof(seed_arg), "%llu", s);
-        args[n++] = argv[0];
-        args[n++] = "-p";
-        args[n++] = getenv("T_PROTO");
-        args[n++] = "-s";
-        args[n++] = seed_arg;
-        args[n++] = "-t";
-        args[n++] = (s & 1) ? "2" : "1";
-        if (certs) {
-            args[n++] = "-c";
-            args[n++] = (char *) certs;
-        }
-        args[n] = NULL;
-        fflush(NULL);
-        pid = fork();
-        if (pid == 0) {
-            exit(stress_main(n, args)); /* exit: the leak check runs */
-        }
-        if (pid < 0 || waitpid(pid, &status, 0) != pid) {
-            perror("fork/waitpid");
-            return 1;
-        }
-        if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
-            return 77;
-        }
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-            fprintf(stderr, "seed %llu failed (%s %d); rerun: %s -p %s -s %llu -t %s%s%s\n", s,
-                    WIFEXITED(status) ? "exit" : "signal",
-                    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), argv[0],
-                    getenv("T_PROTO"), s, (s & 1) ? "2" : "1", certs ? " -c " : "",
-                    certs ? certs : "");
-            return 1;
-        }
-        ran++;
-    }
-    fprintf(stderr, "%d seed(s) passed\n", ran);
-    return ran ? 0 : 1;
+    return t_stress_seeds(argv[0], stress_main);
 } /* main */

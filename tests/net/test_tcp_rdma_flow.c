@@ -171,6 +171,9 @@ main(void)
     evpl_global_config_set_stream_recv_limit(gc, LIMIT);
     evpl_global_config_set_max_msg_size(gc, 4u << 20);
     evpl_init(gc);
+    if (!evpl_protocol_available(proto)) {
+        T_SKIP("DATAGRAM_TCP_RDMA unavailable");
+    }
     evpl = t_net_loop();
     ep = t_endpoint(proto);
     memset(&srv, 0, sizeof(srv));

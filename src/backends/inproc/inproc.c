@@ -184,12 +184,6 @@ msgs_free(struct evpl *evpl, struct inproc_msg *m)
 } /* msgs_free */
 
 static void
-chan_unref_locked(struct inproc_chan *chan, int *last)
-{
-    *last = --chan->refs == 0;
-} /* chan_unref_locked */
-
-static void
 chan_free(struct inproc_chan *chan)
 {
     pthread_mutex_destroy(&chan->lock);
@@ -689,7 +683,7 @@ inproc_discard(struct evpl_accepted *conn)
     if (!chan->closed[0]) {
         end_notify_locked(&chan->end[0]); /* refused */
     }
-    chan_unref_locked(chan, &last);
+    last = --chan->refs == 0;
     pthread_mutex_unlock(&chan->lock);
     if (last) {
         chan_free(chan);
@@ -744,7 +738,7 @@ inproc_close(struct evpl *evpl, struct evpl_bind *bind)
 
     /* last: the peer may free the channel (this end with it) once we let go */
     pthread_mutex_lock(&chan->lock);
-    chan_unref_locked(chan, &last);
+    last = --chan->refs == 0;
     pthread_mutex_unlock(&chan->lock);
     if (last) {
         chan_free(chan);
@@ -805,8 +799,8 @@ inproc_unlisten(struct evpl *evpl, void *state)
         .close = inproc_close, .discard = inproc_discard, __VA_ARGS__                  \
     }
 
-const struct evpl_protocol evpl_protocol_inproc_stream =
-    INPROC_PROTOCOL(EVPL_STREAM_INPROC, "STREAM_INPROC", 1, .read_resume = inproc_read_resume);
+const struct evpl_protocol evpl_protocol_inproc_stream = INPROC_PROTOCOL(
+    EVPL_STREAM_INPROC, "STREAM_INPROC", 1, .read_resume = inproc_read_resume, .stream_msgs = 1);
 
 const struct evpl_protocol evpl_protocol_inproc_datagram =
     INPROC_PROTOCOL(EVPL_DATAGRAM_INPROC, "DATAGRAM_INPROC", 0, .rdma = 1,
