@@ -1173,6 +1173,15 @@ find_conn(int64_t id)
     return NULL;
 }
 
+/* Whether client cl and server sv are the two ends of one connection, by
+ * both addresses: a local port alone is not enough, since the kernel hands
+ * the same one to connections to the two listeners. */
+static int
+same_connection(const struct conn *cl, const struct conn *sv)
+{
+    return cl->local[0] && strcmp(cl->local, sv->remote) == 0 && strcmp(cl->remote, sv->local) == 0;
+}
+
 /* Does the spec promise that everything Y queued reaches X? */
 static int
 entitled(struct conn *y, struct conn *x)
@@ -1240,7 +1249,7 @@ final_checks(void)
                     for (int j = 0; j < worlds[t2].nconns; j++) {
                         struct conn *o = worlds[t2].conns[j];
 
-                        if (o->is_client && o->id < c->id && strcmp(o->local, c->remote) == 0 &&
+                        if (o->is_client && o->id < c->id && same_connection(o, c) &&
                             (!peer || o->id > peer->id)) {
                             peer = o;
                         }
@@ -1252,7 +1261,7 @@ final_checks(void)
                     for (int j = 0; j < worlds[t2].nconns; j++) {
                         struct conn *o = worlds[t2].conns[j];
 
-                        if (!o->is_client && o->id > c->id && strcmp(o->remote, c->local) == 0 &&
+                        if (!o->is_client && o->id > c->id && same_connection(c, o) &&
                             (!peer || o->id < peer->id)) {
                             peer = o;
                         }
@@ -1294,8 +1303,7 @@ final_checks(void)
                     struct conn *x = worlds[t2].conns[j];
 
                     if (!x->is_client &&
-                        (x->peer_id == y->id ||
-                         (y->local[0] && x->id > y->id && strcmp(x->remote, y->local) == 0))) {
+                        (x->peer_id == y->id || (x->id > y->id && same_connection(y, x)))) {
                         found = 1;
                         break;
                     }
