@@ -428,6 +428,7 @@ struct evpl {
     void *uring;               /* backends/io_uring: this loop's framework state */
     void *inproc;              /* backends/inproc: doorbell and ready list */
     void *rdma;                /* net/rdma.c: completions due on the next look */
+    void *rdmacm;              /* backends/rdmacm: event channel, device queues */
 
     struct evpl *next, *prev; /* evpl_shared->loops */
 

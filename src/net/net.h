@@ -270,6 +270,8 @@ void evpl__rdma_complete_later(struct evpl *evpl, struct evpl_bind *bind, int st
 /* A closing bind: report its queued completions now, before DISCONNECTED. */
 void evpl__rdma_complete_bind(struct evpl_bind *bind);
 void evpl__rdma_loop_cleanup(struct evpl *evpl);
+/* backends/rdmacm: this loop's channel and device queues (its binds are gone). */
+void evpl__rdmacm_loop_cleanup(struct evpl *evpl);
 
 static inline int
 evpl__bind_closing(const struct evpl_bind *bind)

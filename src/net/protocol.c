@@ -18,6 +18,10 @@ extern const struct evpl_protocol evpl_protocol_socket_unix;
 extern const struct evpl_protocol evpl_protocol_inproc_stream;
 extern const struct evpl_protocol evpl_protocol_inproc_datagram;
 extern const struct evpl_protocol evpl_protocol_tcp_rdma;
+#ifdef HAVE_RDMACM
+extern const struct evpl_protocol evpl_protocol_rdmacm_rc_datagram;
+extern const struct evpl_protocol evpl_protocol_rdmacm_rc_stream;
+#endif
 #ifdef HAVE_TLS
 extern const struct evpl_protocol evpl_protocol_socket_tls;
 #endif
@@ -27,13 +31,16 @@ extern const struct evpl_protocol evpl_protocol_io_uring_udp;
 #endif
 
 static const struct evpl_protocol *const compiled_in[] = {
-    &evpl_protocol_socket_udp,    &evpl_protocol_socket_tcp,      &evpl_protocol_socket_unix,
-    &evpl_protocol_inproc_stream, &evpl_protocol_inproc_datagram, &evpl_protocol_tcp_rdma,
+    &evpl_protocol_socket_udp,         &evpl_protocol_socket_tcp,       &evpl_protocol_socket_unix,
+    &evpl_protocol_inproc_stream,      &evpl_protocol_inproc_datagram,  &evpl_protocol_tcp_rdma,
 #ifdef HAVE_TLS
     &evpl_protocol_socket_tls,
 #endif
 #ifdef HAVE_IO_URING
-    &evpl_protocol_io_uring_tcp,  &evpl_protocol_io_uring_udp,
+    &evpl_protocol_io_uring_tcp,       &evpl_protocol_io_uring_udp,
+#endif
+#ifdef HAVE_RDMACM
+    &evpl_protocol_rdmacm_rc_datagram, &evpl_protocol_rdmacm_rc_stream,
 #endif
 };
 

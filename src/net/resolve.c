@@ -202,5 +202,8 @@ evpl__net_loop_cleanup(struct evpl *evpl)
     evpl__resolve_loop_cleanup(evpl);
     evpl__stream_linger_cleanup(evpl);
     evpl__inproc_loop_cleanup(evpl);
+#ifdef HAVE_RDMACM
+    evpl__rdmacm_loop_cleanup(evpl); /* its completions go to the queue below */
+#endif
     evpl__rdma_loop_cleanup(evpl);
 } /* evpl__net_loop_cleanup */

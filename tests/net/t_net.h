@@ -47,6 +47,14 @@ t_proto_is_connected_datagram(enum evpl_protocol_id id)
            id == EVPL_DATAGRAM_RDMACM_RC;
 } /* t_proto_is_connected_datagram */
 
+/* RDMA CM: a device's address (soft-RoCE in the VM: T_RDMA_ADDR). */
+static inline int
+t_proto_is_rdmacm(enum evpl_protocol_id id)
+{
+    return id == EVPL_DATAGRAM_RDMACM_RC || id == EVPL_STREAM_RDMACM_RC ||
+           id == EVPL_DATAGRAM_RDMACM_UD;
+} /* t_proto_is_rdmacm */
+
 /* A count of work, scaled down by div inside the test VM (tests/vm sets
  * EVPL_VM): software-emulated CPUs run 5-10x slower. */
 static inline uint64_t
@@ -130,8 +138,10 @@ t_proto(int kinds)
     fprintf(stderr, "protocol: %s\n", name);
     t_proto_is_tls = id == EVPL_STREAM_SOCKET_TLS;
     t_proto_is_inproc = evpl_protocol_is_inproc(id);
+    /* (RDMA CM: a child would share the parent's device context and
+     * queues, which verbs does not support) */
     t_proto_forkable =
-        strstr(name, "IO_URING") == NULL &&
+        strstr(name, "IO_URING") == NULL && !t_proto_is_rdmacm(id) &&
         !(getenv("EVPL_CORE_MECH") && strcmp(getenv("EVPL_CORE_MECH"), "io_uring") == 0);
     return id;
 } /* t_proto */
@@ -190,6 +200,11 @@ t_endpoint(enum evpl_protocol_id proto)
 
         t_abstract_name(name, sizeof(name));
         ep = evpl_endpoint_create_inproc(name + 1);
+    } else if (t_proto_is_rdmacm(proto)) {
+        /* the CM has its own port space: any port free for TCP will do */
+        const char *addr = getenv("T_RDMA_ADDR");
+
+        ep = evpl_endpoint_create(addr ? addr : "10.77.0.1", t_free_port(SOCK_STREAM));
     } else if (!evpl_protocol_is_stream(proto) && !t_proto_is_connected_datagram(proto)) {
         ep = evpl_endpoint_create("127.0.0.1", t_free_port(SOCK_DGRAM));
     } else {

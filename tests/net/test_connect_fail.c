@@ -48,15 +48,19 @@ main(void)
         t_conn_free(&c[i]);
     }
 
-    /* 16: the address is taken by a plain socket (in-process: by another
-     * listener): evpl_listen returns -1 */
-    if (evpl_protocol_is_inproc(proto)) {
+    /* 16: the address is taken by a plain socket (in-process, RDMA CM: by
+     * another listener, in a port space of their own): evpl_listen returns -1 */
+    if (evpl_protocol_is_inproc(proto) || t_proto_is_rdmacm(proto)) {
         struct evpl_listener *l1 = evpl_listener_create(), *l2 = evpl_listener_create();
 
         T_EQ(evpl_listen(l1, proto, ep), 0);
         T_EQ(evpl_listen(l2, proto, ep), -1);
-        /* one name space for both in-process protocols */
-        T_EQ(evpl_listen(l2, EVPL_DATAGRAM_INPROC, ep), -1);
+        /* one name space for both in-process protocols (and both RC ones) */
+        T_EQ(evpl_listen(l2,
+                         evpl_protocol_is_inproc(proto) ? EVPL_DATAGRAM_INPROC
+                                                        : EVPL_DATAGRAM_RDMACM_RC,
+                         ep),
+             -1);
         evpl_listener_destroy(l2);
         evpl_listener_destroy(l1);
     } else {

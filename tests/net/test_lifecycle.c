@@ -38,7 +38,7 @@ pair(struct t_conn *c, evpl_segment_callback_t seg)
     T_EQ(evpl_bind_is_closing(s->bind), 0);
     T_EQ((int) evpl_bind_get_protocol(c->bind), (int) proto);
     T_EQ((int) evpl_bind_get_protocol(s->bind), (int) proto);
-    T_EQ(evpl_bind_is_rdma(c->bind), 0);
+    T_EQ(evpl_bind_is_rdma(c->bind), t_proto_is_rdmacm(proto));
     return s;
 }
 

@@ -72,6 +72,8 @@ static int nsteps = 1500;
 static uint64_t buffer_size = 2 * 1024 * 1024;
 static uint32_t region_size; /* advertised buffer per conn */
 static int is_tcp_rdma;
+/* RDMA CM: a message fits one receive buffer (64 KiB); keys exist once CONNECTED */
+static int is_rdmacm;
 
 #define MAGIC     0x43444753u /* "CDGS" */
 #define T_DATA    0
@@ -307,7 +309,7 @@ send_one(struct evpl *evpl, struct conn *c, int64_t len_fixed, uint32_t type, ui
     } else if (k < 90) {
         len = (uint32_t) rrange(r, 4097, 65536);
     } else {
-        len = (uint32_t) rrange(r, 65537, MAXMSG);
+        len = is_rdmacm ? (uint32_t) rrange(r, 4097, 65536) : (uint32_t) rrange(r, 65537, MAXMSG);
     }
     buf = malloc(len ? len : 1);
     build_msg(c, c->nlog, len, type, a32, b32, a64, buf);
@@ -335,7 +337,7 @@ op_send(struct evpl *evpl, struct conn *c)
 {
     struct rng *r = &c->w->rng;
 
-    if (!can_send(c)) {
+    if (!can_send(c) || (is_rdmacm && !c->connected)) {
         return;
     }
     if (c->nlog == 0) {
@@ -531,7 +533,9 @@ op_rdma(struct evpl *evpl, struct conn *c, int allow_closing)
     o = calloc(1, sizeof(*o));
     o->c = c;
     o->is_write = rpct(r, 50);
-    o->bad = rpct(r, 6);
+    /* (RDMA CM: a bad key is a remote access error, which breaks the
+     * connection for good: rdma.md statement 4 leaves it out) */
+    o->bad = !is_rdmacm && rpct(r, 6);
     o->slot = -1;
     if (!o->bad) {
         int start = (int) rrange(r, 0, NSLOT - 1);
@@ -805,7 +809,7 @@ notify_cb(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *n, void
             if (c->is_client) {
                 atomic_fetch_add(&nclients_connected, 1);
             }
-            if (!c->is_client && c->nlog == 0 && can_send(c)) {
+            if ((!c->is_client || is_rdmacm) && c->nlog == 0 && can_send(c)) {
                 send_hello(evpl, c);
             }
             break;
@@ -926,8 +930,8 @@ attach_cb(struct evpl *evpl, struct evpl_bind *bind, evpl_notify_callback_t *not
         c->send_notify = 1;
         evpl_bind_request_send_notifications(evpl, bind);
     }
-    if (rpct(&w->rng, 50)) {
-        send_hello(evpl, c); /* queued before CONNECTED */
+    if (!is_rdmacm && rpct(&w->rng, 50)) {
+        send_hello(evpl, c); /* queued before CONNECTED (RDMA CM: no keys yet) */
     }
     LOG("[w%d] accept conn %d", w->index, c->id);
 }
@@ -976,7 +980,9 @@ op_connect(struct world *w)
         c->send_notify = 1;
         evpl_bind_request_send_notifications(w->evpl, c->bind);
     }
-    send_hello(w->evpl, c);
+    if (!is_rdmacm) {
+        send_hello(w->evpl, c); /* (RDMA CM: at CONNECTED) */
+    }
     LOG("[w%d] connect conn %d", w->index, c->id);
 }
 
@@ -1217,6 +1223,7 @@ stress_main(int argc, char **argv)
         return 77;
     }
     is_tcp_rdma = proto == EVPL_DATAGRAM_TCP_RDMA;
+    is_rdmacm = t_proto_is_rdmacm(proto);
     region_size = (uint32_t) (buffer_size < 128 * 1024 ? buffer_size : 128 * 1024);
     fprintf(stderr, "seed=%llu proto=%s threads=%d steps=%d buffer_size=%llu\n",
             (unsigned long long) seed, proto_name, nthreads, nsteps,
@@ -1232,6 +1239,10 @@ stress_main(int argc, char **argv)
         if (evpl_protocol_is_inproc(proto)) {
             snprintf(name, sizeof(name), "evpl-stress-cdg-%d-%d", (int) getpid(), attempt);
             L.ep = evpl_endpoint_create_inproc(name);
+        } else if (is_rdmacm) {
+            const char *addr = getenv("T_RDMA_ADDR");
+
+            L.ep = evpl_endpoint_create(addr ? addr : "10.77.0.1", t_free_port(SOCK_STREAM));
         } else {
             int v6 = rpct(&cfg_rng, 30);
             int port = t_try_free_port_af(v6 ? AF_INET6 : AF_INET, SOCK_STREAM);

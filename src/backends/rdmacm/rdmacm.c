@@ -1,0 +1,1707 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * RDMA CM reliable-connected transports (rdma.md §5):
+ * EVPL_DATAGRAM_RDMACM_RC (one RECV_MSG per send) and EVPL_STREAM_RDMACM_RC
+ * (the same messages appended to a byte stream).
+ *
+ *  - Devices, process-wide: every device librdmacm hands us gets one
+ *    protection domain and a memory framework, so every slab is registered
+ *    on it once and an iovec's keys are an O(1) lookup.
+ *  - Per loop: one CM event channel; per device in use, a completion queue
+ *    with its completion channel and a shared receive queue whose entries
+ *    are library buffers of the receive size, handed to the application as
+ *    they are (zero copy).
+ *  - Per connection: an RC queue pair on its loop's completion and receive
+ *    queues.  Sends and one-sided operations become work requests in issue
+ *    order (a write goes after the sends queued before it and before those
+ *    queued after it); every request is signalled, and a queue pair's
+ *    requests complete in order, so a FIFO says what each one holds.
+ *  - Listening runs on the listener thread.  A connection request goes to
+ *    the loop that takes it, which moves the id to its own event channel,
+ *    makes the queue pair there and accepts.
+ *  - Closing: the bind is done with at once.  The connection lives on,
+ *    detached, until the CM has nothing more to say and every request has
+ *    completed (flushed), so the device never touches memory the library
+ *    has given back.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <infiniband/verbs.h>
+#include <rdma/rdma_cma.h>
+
+#include "backends/socket/socket.h"
+#include "mem/mem.h"
+#include "net/net.h"
+
+#define KIND_CONN   1
+#define KIND_LISTEN 2
+#define QP_BUCKETS  1024
+#define POLL_BATCH  32
+#define RD_ATOMIC   16 /* outstanding RDMA reads per queue pair, at most */
+
+/* ---- devices (process-wide) ---- */
+
+struct rdev {
+    struct rdev *next;
+    struct ibv_context *ctx;
+    struct ibv_pd *pd;
+    struct evpl_mem_framework fw;
+    int fw_id;
+    struct ibv_device_attr attr;
+};
+
+static pthread_mutex_t rdev_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct rdev *rdevs;
+
+/*
+ * Registration is lazy, one buffer-sized chunk at a time: a slab is
+ * reserved address space (1 GiB by default), and registering it whole would
+ * pin all of it on the first connection (5 s under the test VM's emulation,
+ * and the memory for good).  The slab's handle is a table of chunk
+ * registrations, filled when an iovec in the chunk is first used; an iovec
+ * that crosses chunks (a whole-slab loan) registers the slab.
+ */
+struct rslab {
+    char *base;
+    uint64_t size, chunk;
+    uint32_t nchunks;
+    _Atomic(struct ibv_mr *) whole;
+    _Atomic(struct ibv_mr *) mr[];
+};
+
+static void *
+rdev_register(void *arg, void *base, uint64_t size)
+{
+    uint64_t chunk = evpl__buffer_size ? evpl__buffer_size : size;
+    uint64_t n = (size + chunk - 1) / chunk;
+    struct rslab *rs = calloc(1, sizeof(*rs) + n * sizeof(rs->mr[0]));
+
+    (void) arg;
+    if (rs) {
+        rs->base = base;
+        rs->size = size;
+        rs->chunk = chunk;
+        rs->nchunks = (uint32_t) n;
+    }
+    return rs;
+} /* rdev_register */
+
+static void
+rdev_unregister(void *arg, void *base, uint64_t size, void *handle)
+{
+    struct rslab *rs = handle;
+
+    (void) arg;
+    (void) base;
+    (void) size;
+    if (!rs) {
+        return;
+    }
+    for (uint32_t i = 0; i < rs->nchunks; i++) {
+        if (rs->mr[i]) {
+            ibv_dereg_mr(rs->mr[i]);
+        }
+    }
+    if (rs->whole) {
+        ibv_dereg_mr(rs->whole);
+    }
+    free(rs);
+} /* rdev_unregister */
+
+/* Register [base, base + len) once: whoever loses the race gives its copy back. */
+static struct ibv_mr *
+reg_once(struct ibv_pd *pd, _Atomic(struct ibv_mr *) *slot, char *base, uint64_t len)
+{
+    struct ibv_mr *mr = ibv_reg_mr(pd, base, len,
+                                   IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ |
+                                       IBV_ACCESS_REMOTE_WRITE),
+                  *expected = NULL;
+
+    if (!mr) {
+        evpl_log_error("rdmacm", "registering %llu bytes of memory failed: %s",
+                       (unsigned long long) len, strerror(errno));
+        return NULL;
+    }
+    if (!atomic_compare_exchange_strong(slot, &expected, mr)) {
+        ibv_dereg_mr(mr);
+        return expected;
+    }
+    return mr;
+} /* reg_once */
+
+/* The device of ctx, set up on first use (every slab registered on it). */
+static struct rdev *
+rdev_get(struct ibv_context *ctx)
+{
+    struct rdev *d;
+
+    pthread_mutex_lock(&rdev_lock);
+    for (d = rdevs; d && d->ctx != ctx; d = d->next) {
+    }
+    if (!d) {
+        d = calloc(1, sizeof(*d));
+        if (d) {
+            d->ctx = ctx;
+            d->pd = ibv_alloc_pd(ctx);
+            if (!d->pd || ibv_query_device(ctx, &d->attr) != 0) {
+                evpl_log_error("rdmacm", "%s: cannot set up the device",
+                               ibv_get_device_name(ctx->device));
+                if (d->pd) {
+                    ibv_dealloc_pd(d->pd);
+                }
+                free(d);
+                d = NULL;
+            }
+        }
+        if (d) {
+            d->fw.name = "rdmacm";
+            d->fw.register_slab = rdev_register;
+            d->fw.unregister_slab = rdev_unregister;
+            d->fw.arg = d;
+            d->fw_id = evpl__mem_framework_register(&d->fw);
+            if (d->fw_id < 0) {
+                evpl_log_error("rdmacm", "%s: cannot register memory: %s",
+                               ibv_get_device_name(ctx->device), strerror(-d->fw_id));
+                ibv_dealloc_pd(d->pd);
+                free(d);
+                d = NULL;
+            }
+        }
+        if (d) {
+            d->next = rdevs;
+            rdevs = d;
+        }
+    }
+    pthread_mutex_unlock(&rdev_lock);
+    return d;
+} /* rdev_get */
+
+static struct ibv_mr *
+iov_mr(const struct rdev *d, const struct evpl_iovec *iov)
+{
+    struct rslab *rs;
+    struct ibv_mr *mr;
+    uint64_t off, last;
+    uint32_t i;
+
+    if (!iov->ref || !iov->ref->slab) {
+        return NULL;
+    }
+    rs = evpl__iovec_mem_handle(iov, d->fw_id);
+    if (!rs || (char *) iov->data < rs->base) {
+        return NULL;
+    }
+    off = (uint64_t) ((char *) iov->data - rs->base);
+    last = off + (iov->length ? iov->length - 1 : 0);
+    if (last >= rs->size) {
+        return NULL;
+    }
+    i = (uint32_t) (off / rs->chunk);
+    if (last / rs->chunk != i) {
+        mr = atomic_load_explicit(&rs->whole, memory_order_acquire);
+        return mr ? mr : reg_once(d->pd, &rs->whole, rs->base, rs->size);
+    }
+    mr = atomic_load_explicit(&rs->mr[i], memory_order_acquire);
+    return mr ? mr
+              : reg_once(d->pd, &rs->mr[i], rs->base + (uint64_t) i * rs->chunk,
+                         rs->chunk < rs->size - (uint64_t) i * rs->chunk
+                             ? rs->chunk
+                             : rs->size - (uint64_t) i * rs->chunk);
+} /* iov_mr */
+
+/* ---- per loop ---- */
+
+struct rconn;
+
+struct rldev {
+    struct rldev *next;
+    struct rloop *l;
+    struct rdev *dev;
+    struct ibv_comp_channel *cc;
+    struct ibv_cq *cq;
+    struct ibv_srq *srq;
+    struct evpl_event cc_ev;
+    unsigned int cq_events; /* not yet acknowledged */
+    /* posted receive buffers, by slot (wr_id = slot << 1 | 1) */
+    struct evpl_iovec *slots;
+    uint32_t *free_slots;
+    uint32_t nfree, nslots, posted, target, batch, recv_size;
+    struct rconn *qps[QP_BUCKETS];
+};
+
+struct rloop {
+    struct evpl *evpl;
+    struct rdma_event_channel *ch;
+    struct evpl_event cm_ev;
+    struct rldev *devs;
+    struct rconn *detached; /* closed binds' connections finishing teardown */
+};
+
+/* one posted work request */
+enum { WR_SEND = 1, WR_WRITE, WR_READ };
+
+struct rwr {
+    uint8_t kind;
+    uint32_t niov;
+    uint32_t bytes, msgs;
+    void (*cb)(int status, void *private_data);
+    void *arg;
+    struct evpl_iovec *iov; /* references held until completion */
+    struct evpl_iovec inl[2];
+};
+
+/* a one-sided operation not yet posted */
+struct rop {
+    struct rop *next;
+    int write;
+    uint32_t rkey;
+    uint64_t raddr;
+    uint64_t barrier; /* messages (datagram) or bytes (stream) that go before it */
+    int niov;
+    struct evpl_iovec *iov;
+    void (*cb)(int status, void *private_data);
+    void *arg;
+};
+
+enum { ST_RESOLVING = 0, ST_CONNECTING, ST_ESTABLISHED };
+
+struct rconn {
+    int kind; /* KIND_CONN: first, as in rlisten (id->context) */
+    int state;
+    int cm_done; /* the CM will report nothing more (or never connected) */
+    int stream;
+    struct evpl_bind *bind; /* NULL once closed */
+    struct rloop *l;
+    struct rldev *d;
+    struct rdma_cm_id *id;
+    struct ibv_qp *qp;
+    uint32_t qp_num;
+    struct rconn *hnext, *dnext;
+    struct rwr *wrs;
+    uint32_t wr_cap, wr_head, wr_count;
+    struct rop *ops, *ops_tail;
+    uint64_t taken; /* messages (datagram) or bytes (stream) posted so far */
+    uint32_t sq_size, max_sge, max_inline, recv_size;
+};
+
+struct rlisten {
+    int kind; /* KIND_LISTEN */
+    const struct evpl_protocol *protocol;
+    struct evpl_listener *listener;
+    struct rdma_cm_id *id;
+};
+
+static const struct evpl_global_config *
+cfg(void)
+{
+    return evpl_shared->config;
+} /* cfg */
+
+static uint32_t
+recv_size(void)
+{
+    uint64_t n = cfg()->rdmacm_datagram_size_override ? cfg()->rdmacm_datagram_size_override
+                                                      : cfg()->max_datagram_size;
+
+    if (n > cfg()->buffer_size) {
+        n = cfg()->buffer_size;
+    }
+    return (uint32_t) (n ? n : 4096);
+} /* recv_size */
+
+static void cm_ready(struct evpl *evpl, struct evpl_event *event);
+static void cc_ready(struct evpl *evpl, struct evpl_event *event);
+static void rldev_poll(struct rldev *ld);
+
+static struct rloop *
+rloop_get(struct evpl *evpl)
+{
+    struct rloop *l = evpl->rdmacm;
+    int fl;
+
+    if (l) {
+        return l;
+    }
+    l = calloc(1, sizeof(*l));
+    if (!l) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    l->evpl = evpl;
+    l->ch = rdma_create_event_channel();
+    if (!l->ch) {
+        free(l);
+        return NULL;
+    }
+    fl = fcntl(l->ch->fd, F_GETFL);
+    if (fl < 0 || fcntl(l->ch->fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+        int err = errno;
+
+        rdma_destroy_event_channel(l->ch);
+        free(l);
+        errno = err;
+        return NULL;
+    }
+    evpl__event_init(&l->cm_ev, l->ch->fd, cm_ready, NULL, NULL);
+    l->cm_ev.flags = EVPL_EV_READ_INTEREST;
+    if (evpl__event_add(evpl, &l->cm_ev) < 0) {
+        rdma_destroy_event_channel(l->ch);
+        free(l);
+        errno = ENOMEM;
+        return NULL;
+    }
+    evpl->rdmacm = l;
+    return l;
+} /* rloop_get */
+
+static void
+srq_refill(struct rldev *ld)
+{
+    struct evpl *evpl = ld->l->evpl;
+
+    while (ld->posted < ld->target && ld->nfree) {
+        struct ibv_recv_wr wrs[64], *bad = NULL;
+        struct ibv_sge sges[64];
+        uint32_t n = 0, want = ld->target - ld->posted;
+
+        if (want > ld->batch) {
+            want = ld->batch;
+        }
+        if (want > 64) {
+            want = 64;
+        }
+        while (n < want && ld->nfree) {
+            uint32_t slot = ld->free_slots[ld->nfree - 1];
+            struct evpl_iovec *iov = &ld->slots[slot];
+            struct ibv_mr *mr;
+
+            if (evpl_iovec_alloc(evpl, ld->recv_size, 64, 1, 0, iov) != 1) {
+                break;
+            }
+            mr = iov_mr(ld->dev, iov);
+            if (!mr) {
+                evpl_iovec_release_internal(evpl, iov);
+                memset(iov, 0, sizeof(*iov));
+                break;
+            }
+            ld->nfree--;
+            sges[n].addr = (uintptr_t) iov->data;
+            sges[n].length = ld->recv_size;
+            sges[n].lkey = mr->lkey;
+            wrs[n].wr_id = ((uint64_t) slot << 1) | 1;
+            wrs[n].sg_list = &sges[n];
+            wrs[n].num_sge = 1;
+            wrs[n].next = NULL;
+            if (n) {
+                wrs[n - 1].next = &wrs[n];
+            }
+            n++;
+        }
+        if (!n) {
+            return; /* no memory now: the next completion tries again */
+        }
+        if (ibv_post_srq_recv(ld->srq, wrs, &bad) != 0) {
+            /* those from bad on were not posted */
+            for (struct ibv_recv_wr *w = bad; w; w = w->next) {
+                uint32_t slot = (uint32_t) (w->wr_id >> 1);
+
+                evpl_iovec_release_internal(evpl, &ld->slots[slot]);
+                memset(&ld->slots[slot], 0, sizeof(ld->slots[slot]));
+                ld->free_slots[ld->nfree++] = slot;
+                n--;
+            }
+            ld->posted += n;
+            evpl->mem.pooled += n;
+            evpl_log_error("rdmacm", "posting receives failed");
+            return;
+        }
+        ld->posted += n;
+        evpl->mem.pooled += n;
+    }
+} /* srq_refill */
+
+static struct rldev *
+rldev_get(struct rloop *l, struct ibv_context *ctx)
+{
+    struct evpl *evpl = l->evpl;
+    struct rldev *ld;
+    struct rdev *dev;
+    struct ibv_srq_init_attr sa;
+    uint32_t cqe, srq;
+    int fl;
+
+    for (ld = l->devs; ld; ld = ld->next) {
+        if (ld->dev->ctx == ctx) {
+            return ld;
+        }
+    }
+    dev = rdev_get(ctx);
+    if (!dev) {
+        return NULL;
+    }
+    ld = calloc(1, sizeof(*ld));
+    if (!ld) {
+        return NULL;
+    }
+    ld->l = l;
+    ld->dev = dev;
+    ld->recv_size = recv_size();
+    cqe = cfg()->rdmacm_cq_size;
+    if (dev->attr.max_cqe > 0 && cqe > (uint32_t) dev->attr.max_cqe) {
+        cqe = (uint32_t) dev->attr.max_cqe;
+    }
+    srq = cfg()->rdmacm_srq_size;
+    if (dev->attr.max_srq_wr > 0 && srq > (uint32_t) dev->attr.max_srq_wr) {
+        srq = (uint32_t) dev->attr.max_srq_wr;
+    }
+    ld->nslots = srq;
+    ld->batch = cfg()->rdmacm_srq_batch ? cfg()->rdmacm_srq_batch : 16;
+    /* incremental: a window of receives, refilled as they complete
+     * (upstream's unused srq_min is the window); all of it on prefill */
+    ld->target = cfg()->rdmacm_srq_prefill ? srq : cfg()->rdmacm_srq_min;
+    if (ld->target < ld->batch) {
+        ld->target = ld->batch;
+    }
+    if (ld->target > srq) {
+        ld->target = srq;
+    }
+    ld->slots = calloc(srq, sizeof(*ld->slots));
+    ld->free_slots = calloc(srq, sizeof(*ld->free_slots));
+    ld->cc = ibv_create_comp_channel(ctx);
+    if (!ld->slots || !ld->free_slots || !ld->cc) {
+        goto fail;
+    }
+    for (uint32_t i = 0; i < srq; i++) {
+        ld->free_slots[ld->nfree++] = srq - 1 - i;
+    }
+    fl = fcntl(ld->cc->fd, F_GETFL);
+    if (fl < 0 || fcntl(ld->cc->fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+        goto fail;
+    }
+    ld->cq = ibv_create_cq(ctx, (int) cqe, ld, ld->cc, 0);
+    if (!ld->cq) {
+        goto fail;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.attr.max_wr = srq;
+    sa.attr.max_sge = 1;
+    ld->srq = ibv_create_srq(dev->pd, &sa);
+    if (!ld->srq) {
+        goto fail;
+    }
+    evpl__event_init(&ld->cc_ev, ld->cc->fd, cc_ready, NULL, NULL);
+    ld->cc_ev.flags = EVPL_EV_READ_INTEREST;
+    if (evpl__event_add(evpl, &ld->cc_ev) < 0) {
+        goto fail;
+    }
+    if (ibv_req_notify_cq(ld->cq, 0) != 0) {
+        evpl__event_remove(evpl, &ld->cc_ev);
+        goto fail;
+    }
+    ld->next = l->devs;
+    l->devs = ld;
+    srq_refill(ld);
+    return ld;
+fail:
+    evpl_log_error("rdmacm", "%s: cannot set up completion and receive queues: %s",
+                   ibv_get_device_name(ctx->device), strerror(errno));
+    if (ld->srq) {
+        ibv_destroy_srq(ld->srq);
+    }
+    if (ld->cq) {
+        ibv_destroy_cq(ld->cq);
+    }
+    if (ld->cc) {
+        ibv_destroy_comp_channel(ld->cc);
+    }
+    free(ld->slots);
+    free(ld->free_slots);
+    free(ld);
+    return NULL;
+} /* rldev_get */
+
+static void
+qp_hash_add(struct rldev *ld, struct rconn *c)
+{
+    struct rconn **b = &ld->qps[c->qp_num % QP_BUCKETS];
+
+    c->hnext = *b;
+    *b = c;
+} /* qp_hash_add */
+
+static void
+qp_hash_del(struct rldev *ld, struct rconn *c)
+{
+    for (struct rconn **p = &ld->qps[c->qp_num % QP_BUCKETS]; *p; p = &(*p)->hnext) {
+        if (*p == c) {
+            *p = c->hnext;
+            return;
+        }
+    }
+} /* qp_hash_del */
+
+static struct rconn *
+qp_lookup(struct rldev *ld, uint32_t qp_num)
+{
+    struct rconn *c = ld->qps[qp_num % QP_BUCKETS];
+
+    while (c && c->qp_num != qp_num) {
+        c = c->hnext;
+    }
+    return c;
+} /* qp_lookup */
+
+/* ---- connections ---- */
+
+static struct rconn *
+conn_new(struct rloop *l, struct evpl_bind *bind)
+{
+    struct rconn *c = calloc(1, sizeof(*c));
+
+    if (!c) {
+        return NULL;
+    }
+    c->kind = KIND_CONN;
+    c->l = l;
+    c->bind = bind;
+    c->stream = bind->protocol->stream;
+    c->recv_size = recv_size();
+    return c;
+} /* conn_new */
+
+static void
+wr_release(struct evpl *evpl, struct rwr *w)
+{
+    evpl_iovecs_release_internal(evpl, w->iov, (int) w->niov);
+    if (w->iov != w->inl) {
+        free(w->iov);
+    }
+    w->iov = NULL;
+    w->niov = 0;
+} /* wr_release */
+
+static void
+op_free(struct evpl *evpl, struct rop *op)
+{
+    evpl_iovecs_release_internal(evpl, op->iov, op->niov);
+    free(op->iov);
+    free(op);
+} /* op_free */
+
+/* Everything the connection holds goes (the queue pair is gone or never
+ * existed, so nothing is in the device's hands). */
+static void
+conn_destroy(struct rconn *c)
+{
+    struct evpl *evpl = c->l->evpl;
+
+    if (c->qp) {
+        qp_hash_del(c->d, c);
+        rdma_destroy_qp(c->id);
+        c->qp = NULL;
+    }
+    while (c->wr_count) {
+        wr_release(evpl, &c->wrs[c->wr_head]);
+        c->wr_head = (c->wr_head + 1) % c->wr_cap;
+        c->wr_count--;
+    }
+    while (c->ops) {
+        struct rop *op = c->ops;
+
+        c->ops = op->next;
+        op_free(evpl, op);
+    }
+    if (c->id) {
+        rdma_destroy_id(c->id);
+    }
+    free(c->wrs);
+    free(c);
+} /* conn_destroy */
+
+static void
+detached_remove(struct rconn *c)
+{
+    for (struct rconn **p = &c->l->detached; *p; p = &(*p)->dnext) {
+        if (*p == c) {
+            *p = c->dnext;
+            return;
+        }
+    }
+} /* detached_remove */
+
+/* A closed connection is freed once the CM and the device are done. */
+static void
+conn_maybe_free(struct rconn *c)
+{
+    if (c->bind || !c->cm_done || c->wr_count) {
+        return;
+    }
+    detached_remove(c);
+    conn_destroy(c);
+} /* conn_maybe_free */
+
+static void
+conn_fail(struct rconn *c, int status)
+{
+    if (c->bind) {
+        evpl__bind_fail(c->l->evpl, c->bind, status);
+    } else {
+        conn_maybe_free(c);
+    }
+} /* conn_fail */
+
+static int
+qp_create(struct rconn *c, struct rldev *ld)
+{
+    struct ibv_qp_init_attr a;
+    const struct ibv_device_attr *da = &ld->dev->attr;
+    uint32_t sq = cfg()->rdmacm_sq_size, sge = cfg()->rdmacm_max_sge;
+
+    if (da->max_qp_wr > 0 && sq > (uint32_t) da->max_qp_wr) {
+        sq = (uint32_t) da->max_qp_wr;
+    }
+    if (da->max_sge > 0 && sge > (uint32_t) da->max_sge) {
+        sge = (uint32_t) da->max_sge;
+    }
+    c->wrs = calloc(sq, sizeof(*c->wrs));
+    if (!c->wrs) {
+        return -ENOMEM;
+    }
+    c->wr_cap = sq;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        memset(&a, 0, sizeof(a));
+        a.qp_context = c;
+        a.send_cq = ld->cq;
+        a.recv_cq = ld->cq;
+        a.srq = ld->srq;
+        a.qp_type = IBV_QPT_RC;
+        a.sq_sig_all = 1;
+        a.cap.max_send_wr = sq;
+        a.cap.max_send_sge = sge;
+        a.cap.max_inline_data = attempt ? 0 : cfg()->rdmacm_max_inline;
+        if (rdma_create_qp(c->id, ld->dev->pd, &a) == 0) {
+            break;
+        }
+        if (attempt) {
+            int err = errno ? errno : ENOMEM;
+
+            free(c->wrs);
+            c->wrs = NULL;
+            return -err;
+        }
+    }
+    c->d = ld;
+    c->qp = c->id->qp;
+    c->qp_num = c->qp->qp_num;
+    c->sq_size = sq;
+    c->max_sge = a.cap.max_send_sge ? a.cap.max_send_sge : 1;
+    c->max_inline = a.cap.max_inline_data;
+    qp_hash_add(ld, c);
+    return 0;
+} /* qp_create */
+
+static void
+conn_params(struct rconn *c, struct rdma_conn_param *p)
+{
+    const struct ibv_device_attr *da = &c->d->dev->attr;
+    int rd = RD_ATOMIC;
+
+    if (da->max_qp_rd_atom < rd) {
+        rd = da->max_qp_rd_atom;
+    }
+    if (da->max_qp_init_rd_atom < rd) {
+        rd = da->max_qp_init_rd_atom;
+    }
+    memset(p, 0, sizeof(*p));
+    p->responder_resources = (uint8_t) (rd > 0 ? rd : 0);
+    p->initiator_depth = (uint8_t) (rd > 0 ? rd : 0);
+    p->retry_count = (uint8_t) (cfg()->rdmacm_retry_count > 7 ? 7 : cfg()->rdmacm_retry_count);
+    p->rnr_retry_count =
+        (uint8_t) (cfg()->rdmacm_rnr_retry_count > 7 ? 7 : cfg()->rdmacm_rnr_retry_count);
+} /* conn_params */
+
+static void
+set_tos(struct rdma_cm_id *id)
+{
+    uint8_t tos = cfg()->rdmacm_tos;
+
+    if (tos) {
+        (void) rdma_set_option(id, RDMA_OPTION_ID, RDMA_OPTION_ID_TOS, &tos, sizeof(tos));
+    }
+} /* set_tos */
+
+static void
+fill_local(struct rconn *c)
+{
+    struct sockaddr *sa = rdma_get_local_addr(c->id);
+    struct evpl_address *a;
+
+    if (!c->bind || !sa || sa->sa_family == AF_UNSPEC) {
+        return;
+    }
+    a = evpl__address_new(sa, sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                        : sizeof(struct sockaddr_in));
+    if (a) {
+        if (c->bind->local) {
+            evpl__address_release(c->bind->local);
+        }
+        c->bind->local = a;
+    }
+} /* fill_local */
+
+static int
+rc_connect(struct evpl *evpl, struct evpl_bind *bind)
+{
+    struct rloop *l = rloop_get(evpl);
+    struct rconn *c;
+    int rc;
+
+    if (!l) {
+        return -errno;
+    }
+    c = conn_new(l, bind);
+    if (!c) {
+        return -ENOMEM;
+    }
+    if (rdma_create_id(l->ch, &c->id, c, RDMA_PS_TCP) != 0) {
+        rc = -errno;
+        free(c);
+        return rc;
+    }
+    set_tos(c->id);
+    if (rdma_resolve_addr(c->id, bind->local ? (struct sockaddr *) &bind->local->sa : NULL,
+                          (struct sockaddr *) &bind->remote->sa,
+                          (int) cfg()->resolve_timeout_ms) != 0) {
+        rc = -errno;
+        rdma_destroy_id(c->id);
+        free(c);
+        return rc;
+    }
+    bind->backend = c;
+    bind->flags |= EVPL_BIND_TRANSPORT_UP;
+    return 0;
+} /* rc_connect */
+
+static int
+rc_attach(struct evpl *evpl, struct evpl_bind *bind, struct evpl_accepted *conn)
+{
+    struct rdma_cm_id *id = conn->backend;
+    struct rloop *l = rloop_get(evpl);
+    struct rdma_conn_param p;
+    struct rldev *ld;
+    struct rconn *c;
+    int rc;
+
+    if (!l) {
+        return -errno;
+    }
+    /* the request came in on the listener's channel: its events are ours now */
+    if (rdma_migrate_id(id, l->ch) != 0) {
+        return -errno;
+    }
+    c = conn_new(l, bind);
+    if (!c) {
+        return -ENOMEM;
+    }
+    ld = rldev_get(l, id->verbs);
+    if (!ld) {
+        free(c);
+        return -ENODEV;
+    }
+    c->id = id;
+    rc = qp_create(c, ld);
+    if (rc < 0) {
+        c->id = NULL;
+        free(c);
+        return rc;
+    }
+    conn_params(c, &p);
+    id->context = c;
+    if (rdma_accept(id, &p) != 0) {
+        rc = -errno;
+        id->context = NULL;
+        qp_hash_del(ld, c);
+        rdma_destroy_qp(id);
+        free(c->wrs);
+        free(c);
+        return rc; /* conn still owns the id: the discard rejects it */
+    }
+    conn->backend = NULL;
+    c->state = ST_CONNECTING;
+    bind->backend = c;
+    bind->flags |= EVPL_BIND_TRANSPORT_UP;
+    return 0;
+} /* rc_attach */
+
+/* ---- sending ---- */
+
+static struct rwr *
+wr_push(struct rconn *c)
+{
+    struct rwr *w = &c->wrs[(c->wr_head + c->wr_count) % c->wr_cap];
+
+    memset(w, 0, sizeof(*w));
+    c->wr_count++;
+    return w;
+} /* wr_push */
+
+static void
+wr_unpush(struct rconn *c)
+{
+    c->wr_count--;
+} /* wr_unpush */
+
+/* Fill sges for iov; 0, or -ENOMEM when some memory is not registered. */
+static int
+fill_sges(struct rconn *c, struct ibv_sge *sge, const struct evpl_iovec *iov, uint32_t niov)
+{
+    for (uint32_t i = 0; i < niov; i++) {
+        struct ibv_mr *mr = iov_mr(c->d->dev, &iov[i]);
+
+        if (!mr) {
+            return -ENOMEM;
+        }
+        sge[i].addr = (uintptr_t) iov[i].data;
+        sge[i].length = iov[i].length;
+        sge[i].lkey = mr->lkey;
+    }
+    return 0;
+} /* fill_sges */
+
+/* Post w (iovecs already in it).  On failure the caller's request is
+ * undone and the connection fails. */
+static int
+post(struct rconn *c, struct rwr *w, enum ibv_wr_opcode opcode, uint32_t rkey, uint64_t raddr)
+{
+    struct ibv_send_wr wr, *bad = NULL;
+    struct ibv_sge sge[64];
+    int rc;
+
+    memset(&wr, 0, sizeof(wr));
+    if (w->niov > 64) {
+        return -EINVAL;
+    }
+    rc = fill_sges(c, sge, w->iov, w->niov);
+    if (rc < 0) {
+        return rc;
+    }
+    wr.wr_id = (uintptr_t) c;
+    wr.sg_list = sge;
+    wr.num_sge = (int) w->niov;
+    wr.opcode = opcode;
+    wr.send_flags = IBV_SEND_SIGNALED;
+    if (opcode == IBV_WR_SEND && w->bytes <= c->max_inline && w->bytes > 0) {
+        wr.send_flags |= IBV_SEND_INLINE;
+    }
+    if (opcode != IBV_WR_SEND) {
+        wr.wr.rdma.remote_addr = raddr;
+        wr.wr.rdma.rkey = rkey;
+    }
+    if (ibv_post_send(c->qp, &wr, &bad) != 0) {
+        return errno ? -errno : -EIO;
+    }
+    if (wr.send_flags & IBV_SEND_INLINE) {
+        wr_release(c->l->evpl, w); /* copied into the request */
+    }
+    return 0;
+} /* post */
+
+/* Give w room for n iovecs. */
+static int
+wr_iovs(struct rwr *w, uint32_t n)
+{
+    w->iov = n <= 2 ? w->inl : malloc(n * sizeof(*w->iov));
+    return w->iov ? 0 : -ENOMEM;
+} /* wr_iovs */
+
+/* The front message of a datagram bind as one work request. */
+static int
+post_datagram(struct evpl *evpl, struct rconn *c, struct evpl_bind *bind)
+{
+    struct evpl_dgram *d = evpl_dgram_ring_front(&bind->dgram_send);
+    uint32_t niov = d->niov, length = d->length;
+    struct rwr *w;
+    int rc;
+
+    if (length > c->recv_size) {
+        evpl_log_error("rdmacm", "message of %u bytes exceeds the receive size %u: closing", length,
+                       c->recv_size);
+        return -EMSGSIZE;
+    }
+    w = wr_push(c);
+    w->kind = WR_SEND;
+    w->bytes = length;
+    w->msgs = 1;
+    if (niov > c->max_sge) {
+        /* more pieces than a request takes: one copy */
+        struct evpl_iovec one;
+        uint32_t off = 0;
+
+        if (evpl_iovec_alloc(evpl, length ? length : 1, 0, 1, 0, &one) != 1) {
+            wr_unpush(c);
+            return -ENOMEM;
+        }
+        for (uint32_t i = 0; i < niov; i++) {
+            struct evpl_iovec *f = evpl_iovec_fifo_front(&bind->send_ring.fifo);
+
+            memcpy((char *) one.data + off, f->data, f->length);
+            off += f->length;
+            bind->send_ring.length -= f->length;
+            evpl_iovec_release_internal(evpl, f);
+            evpl_iovec_fifo_pop(&bind->send_ring.fifo);
+        }
+        one.length = length;
+        w->inl[0] = one;
+        w->iov = w->inl;
+        w->niov = 1;
+    } else {
+        if (wr_iovs(w, niov) < 0) {
+            wr_unpush(c);
+            return -ENOMEM;
+        }
+        for (uint32_t i = 0; i < niov; i++) {
+            struct evpl_iovec *f = evpl_iovec_fifo_front(&bind->send_ring.fifo);
+
+            w->iov[i] = *f; /* the ring's reference moves */
+            bind->send_ring.length -= f->length;
+            evpl_iovec_fifo_pop(&bind->send_ring.fifo);
+        }
+        w->niov = niov;
+    }
+    evpl__address_release(d->addr);
+    evpl_dgram_ring_pop(&bind->dgram_send);
+    rc = post(c, w, IBV_WR_SEND, 0, 0);
+    if (rc < 0) {
+        wr_release(evpl, w);
+        wr_unpush(c);
+        return rc;
+    }
+    c->taken++;
+    return 0;
+} /* post_datagram */
+
+/* Up to a receive buffer of the byte stream (no further than limit). */
+static int
+post_stream(struct evpl *evpl, struct rconn *c, struct evpl_bind *bind, uint64_t limit)
+{
+    struct evpl_iovec tmp[64];
+    uint64_t bytes = 0, max = c->recv_size < limit ? c->recv_size : limit;
+    uint32_t maxiov = c->max_sge < 64 ? c->max_sge : 64;
+    struct rwr *w;
+    int n, rc;
+
+    n = evpl__ring_take(evpl, &bind->send_ring, tmp, (int) maxiov, max, &bytes);
+    if (n <= 0) {
+        return 0;
+    }
+    w = wr_push(c);
+    w->kind = WR_SEND;
+    w->bytes = (uint32_t) bytes;
+    w->msgs = (uint32_t) evpl__stream_messages_done(bind, bytes);
+    if (wr_iovs(w, (uint32_t) n) < 0) {
+        evpl_iovecs_release_internal(evpl, tmp, n);
+        wr_unpush(c);
+        return -ENOMEM;
+    }
+    memcpy(w->iov, tmp, (size_t) n * sizeof(tmp[0]));
+    w->niov = (uint32_t) n;
+    rc = post(c, w, IBV_WR_SEND, 0, 0);
+    if (rc < 0) {
+        wr_release(evpl, w);
+        wr_unpush(c);
+        return rc;
+    }
+    c->taken += bytes;
+    return 0;
+} /* post_stream */
+
+static int
+post_op(struct rconn *c, struct rop *op)
+{
+    struct rwr *w = wr_push(c);
+    int rc;
+
+    w->kind = op->write ? WR_WRITE : WR_READ;
+    w->cb = op->cb;
+    w->arg = op->arg;
+    w->iov = op->iov; /* the operation's references move */
+    w->niov = (uint32_t) op->niov;
+    rc = post(c, w, op->write ? IBV_WR_RDMA_WRITE : IBV_WR_RDMA_READ, op->rkey, op->raddr);
+    if (rc < 0) {
+        w->iov = NULL;
+        w->niov = 0;
+        wr_unpush(c);
+        return rc;
+    }
+    op->iov = NULL;
+    op->niov = 0;
+    return 0;
+} /* post_op */
+
+static void
+rc_flush(struct evpl *evpl, struct evpl_bind *bind)
+{
+    struct rconn *c = bind->backend;
+    int rc = 0;
+
+    if (!c || c->state != ST_ESTABLISHED) {
+        return;
+    }
+    while (c->wr_count < c->sq_size) {
+        struct rop *op = c->ops;
+
+        if (op && op->barrier <= c->taken) {
+            c->ops = op->next;
+            if (!c->ops) {
+                c->ops_tail = NULL;
+            }
+            rc = post_op(c, op);
+            if (rc < 0) {
+                if (op->cb) {
+                    evpl__rdma_complete_later(evpl, bind, EIO, op->cb, op->arg);
+                }
+                op_free(evpl, op);
+                break;
+            }
+            free(op->iov);
+            free(op);
+            continue;
+        }
+        if (c->stream) {
+            if (!bind->send_ring.length) {
+                break;
+            }
+            rc = post_stream(evpl, c, bind, op ? op->barrier - c->taken : UINT64_MAX);
+        } else {
+            if (evpl_dgram_ring_empty(&bind->dgram_send)) {
+                break;
+            }
+            rc = post_datagram(evpl, c, bind);
+        }
+        if (rc < 0) {
+            break;
+        }
+    }
+    if (rc < 0) {
+        evpl__bind_fail(evpl, bind, rc);
+    }
+} /* rc_flush */
+
+static int
+rc_send_pending(const struct evpl_bind *bind)
+{
+    const struct rconn *c = bind->backend;
+
+    /* evpl_finish waits until the peer has every message */
+    return c && (c->wr_count || c->ops);
+} /* rc_send_pending */
+
+/* ---- completions ---- */
+
+/* The connection is up: CONNECTED, and what was queued goes out. */
+static void
+conn_established(struct evpl *evpl, struct rconn *c)
+{
+    c->state = ST_ESTABLISHED;
+    fill_local(c);
+    evpl__bind_connected(evpl, c->bind);
+    if (c->bind->send_ring.length || !evpl_dgram_ring_empty(&c->bind->dgram_send) || c->ops) {
+        evpl_defer(evpl, &c->bind->flush);
+    }
+} /* conn_established */
+
+static void
+deliver(struct evpl *evpl, struct rconn *c, struct evpl_iovec *iov, uint32_t len)
+{
+    struct evpl_bind *bind = c->bind;
+
+    iov->length = len;
+    if (!bind || evpl__bind_closing(bind)) {
+        evpl_iovec_release_internal(evpl, iov);
+        return;
+    }
+    if (c->state != ST_ESTABLISHED) {
+        /* the accepting end: the peer's first message can come before the
+         * CM's ESTABLISHED (its queue pair was ready at rdma_accept) */
+        conn_established(evpl, c);
+    }
+    if (c->stream) {
+        if (len == 0) {
+            evpl_iovec_release_internal(evpl, iov);
+            return;
+        }
+        evpl_iovec_ring_append(evpl, &bind->recv_ring, iov);
+        evpl__bind_received(evpl, bind);
+    } else if (len == 0) {
+        /* an empty message has no iovecs (as on every transport) */
+        evpl_iovec_release_internal(evpl, iov);
+        evpl__bind_received_msg(evpl, bind, iov, 0, 0, bind->remote);
+    } else {
+        evpl__bind_received_msg(evpl, bind, iov, 1, len, bind->remote);
+    }
+} /* deliver */
+
+static void
+send_done(struct evpl *evpl, struct rconn *c, const struct ibv_wc *wc)
+{
+    struct rwr *w;
+    uint32_t bytes, msgs;
+    uint8_t kind;
+    void (*cb)(int, void *);
+    void *arg;
+    int status = 0;
+
+    if (!c->wr_count) {
+        evpl_log_error("rdmacm", "completion for no request (qp %u)", wc->qp_num);
+        return;
+    }
+    w = &c->wrs[c->wr_head];
+    c->wr_head = (c->wr_head + 1) % c->wr_cap;
+    c->wr_count--;
+    kind = w->kind;
+    bytes = w->bytes;
+    msgs = w->msgs;
+    cb = w->cb;
+    arg = w->arg;
+    wr_release(evpl, w);
+    if (wc->status != IBV_WC_SUCCESS) {
+        status = wc->status == IBV_WC_WR_FLUSH_ERR ? ECONNRESET : EIO;
+        if (wc->status != IBV_WC_WR_FLUSH_ERR) {
+            evpl_log_error("rdmacm", "work request failed: %s", ibv_wc_status_str(wc->status));
+        }
+    }
+    if (kind != WR_SEND && cb) {
+        evpl__rdma_complete_later(evpl, c->bind, status, cb, arg);
+    }
+    if (!c->bind) {
+        conn_maybe_free(c);
+        return;
+    }
+    if (status) {
+        evpl__bind_fail(evpl, c->bind, -status);
+        return;
+    }
+    if (kind == WR_SEND) {
+        /* SENT: the peer has the message (rdma.md §5) */
+        evpl__bind_sent(evpl, c->bind, bytes, msgs);
+    }
+    if (c->bind &&
+        (c->ops || c->bind->send_ring.length || !evpl_dgram_ring_empty(&c->bind->dgram_send))) {
+        rc_flush(evpl, c->bind);
+    }
+} /* send_done */
+
+static void
+rldev_poll(struct rldev *ld)
+{
+    struct evpl *evpl = ld->l->evpl;
+    struct ibv_wc wc[POLL_BATCH];
+    int n;
+
+    do {
+        n = ibv_poll_cq(ld->cq, POLL_BATCH, wc);
+        for (int i = 0; i < n; i++) {
+            if (wc[i].wr_id & 1) {
+                uint32_t slot = (uint32_t) (wc[i].wr_id >> 1);
+                struct evpl_iovec iov = ld->slots[slot];
+                struct rconn *c = qp_lookup(ld, wc[i].qp_num);
+
+                memset(&ld->slots[slot], 0, sizeof(ld->slots[slot])); /* the reference moves */
+                ld->free_slots[ld->nfree++] = slot;
+                ld->posted--;
+                evpl->mem.pooled--;
+                if (wc[i].status != IBV_WC_SUCCESS) {
+                    evpl_iovec_release_internal(evpl, &iov);
+                    if (c && wc[i].status != IBV_WC_WR_FLUSH_ERR) {
+                        evpl_log_error("rdmacm", "receive failed: %s",
+                                       ibv_wc_status_str(wc[i].status));
+                        conn_fail(c, wc[i].status == IBV_WC_LOC_LEN_ERR ? -EMSGSIZE : -EIO);
+                    }
+                    continue;
+                }
+                if (!c) {
+                    evpl_iovec_release_internal(evpl, &iov);
+                    continue;
+                }
+                deliver(evpl, c, &iov, wc[i].byte_len);
+            } else {
+                send_done(evpl, (struct rconn *) (uintptr_t) wc[i].wr_id, &wc[i]);
+            }
+        }
+    } while (n == POLL_BATCH);
+    srq_refill(ld);
+} /* rldev_poll */
+
+static void
+cc_ready(struct evpl *evpl, struct evpl_event *event)
+{
+    struct rldev *ld = container_of(event, struct rldev, cc_ev);
+    struct ibv_cq *cq;
+    void *ctx;
+
+    while (ibv_get_cq_event(ld->cc, &cq, &ctx) == 0) {
+        ld->cq_events++;
+    }
+    evpl__event_clear(evpl, event, EVPL_EV_READABLE);
+    if (ld->cq_events >= 64) {
+        ibv_ack_cq_events(ld->cq, ld->cq_events);
+        ld->cq_events = 0;
+    }
+    rldev_poll(ld);
+    /* re-arm, then look once more: a completion between the two polls
+     * would otherwise wait for the next one */
+    ibv_req_notify_cq(ld->cq, 0);
+    rldev_poll(ld);
+} /* cc_ready */
+
+/* ---- the connection manager ---- */
+
+static int
+cm_status(const struct rdma_cm_event *ev)
+{
+    switch (ev->event) {
+        case RDMA_CM_EVENT_REJECTED:
+            return -ECONNREFUSED;
+        case RDMA_CM_EVENT_UNREACHABLE:
+            return ev->status == -ETIMEDOUT ? -ETIMEDOUT : -EHOSTUNREACH;
+        case RDMA_CM_EVENT_ADDR_ERROR:
+        case RDMA_CM_EVENT_ROUTE_ERROR:
+            return ev->status < 0 ? ev->status : -EHOSTUNREACH;
+        case RDMA_CM_EVENT_DEVICE_REMOVAL:
+            return -ENODEV;
+        default:
+            return ev->status < 0 ? ev->status : -ECONNABORTED;
+    }
+} /* cm_status */
+
+static void
+conn_event(struct evpl *evpl, struct rconn *c, const struct rdma_cm_event *ev)
+{
+    struct rdma_conn_param p;
+    struct rldev *ld;
+    int rc;
+
+    switch (ev->event) {
+        case RDMA_CM_EVENT_ADDR_RESOLVED:
+            if (!c->bind) {
+                c->cm_done = 1;
+                conn_maybe_free(c);
+                return;
+            }
+            if (rdma_resolve_route(c->id, (int) cfg()->resolve_timeout_ms) != 0) {
+                c->cm_done = 1;
+                conn_fail(c, -errno);
+            }
+            return;
+        case RDMA_CM_EVENT_ROUTE_RESOLVED:
+            if (!c->bind) {
+                c->cm_done = 1;
+                conn_maybe_free(c);
+                return;
+            }
+            ld = rldev_get(c->l, c->id->verbs);
+            rc = ld ? qp_create(c, ld) : -ENODEV;
+            if (rc == 0) {
+                conn_params(c, &p);
+                if (rdma_connect(c->id, &p) != 0) {
+                    rc = -errno;
+                }
+            }
+            if (rc < 0) {
+                c->cm_done = 1;
+                conn_fail(c, rc);
+                return;
+            }
+            c->state = ST_CONNECTING;
+            return;
+        case RDMA_CM_EVENT_ESTABLISHED:
+            if (c->state == ST_ESTABLISHED) {
+                return; /* the peer's first message said so already */
+            }
+            if (!c->bind) {
+                c->state = ST_ESTABLISHED;
+                rdma_disconnect(c->id); /* closed meanwhile: the CM reports back */
+                return;
+            }
+            conn_established(evpl, c);
+            return;
+        case RDMA_CM_EVENT_DISCONNECTED:
+            /* what the peer sent before it left is in the queue: first */
+            if (c->d) {
+                rldev_poll(c->d);
+            }
+            c->cm_done = 1;
+            if (c->bind) {
+                int idle = !c->wr_count && !c->ops && !c->bind->send_ring.length &&
+                           evpl_dgram_ring_empty(&c->bind->dgram_send);
+
+                evpl__bind_fail(evpl, c->bind, idle ? 0 : -ECONNRESET);
+            } else {
+                conn_maybe_free(c);
+            }
+            return;
+        case RDMA_CM_EVENT_TIMEWAIT_EXIT:
+        case RDMA_CM_EVENT_ADDR_CHANGE:
+        case RDMA_CM_EVENT_CONNECT_RESPONSE:
+            return;
+        default:
+            c->cm_done = 1;
+            conn_fail(c, cm_status(ev));
+            return;
+    }
+} /* conn_event */
+
+static void
+listen_event(struct rlisten *ls, const struct rdma_cm_event *ev)
+{
+    struct evpl_accepted *conn;
+    struct sockaddr *sa;
+
+    if (ev->event != RDMA_CM_EVENT_CONNECT_REQUEST) {
+        return;
+    }
+    conn = calloc(1, sizeof(*conn));
+    if (!conn) {
+        rdma_reject(ev->id, NULL, 0);
+        rdma_destroy_id(ev->id);
+        return;
+    }
+    conn->protocol = ls->protocol;
+    conn->fd = -1;
+    conn->backend = ev->id;
+    sa = rdma_get_local_addr(ev->id);
+    conn->local = evpl__address_new(sa, sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                                  : sizeof(struct sockaddr_in));
+    sa = rdma_get_peer_addr(ev->id);
+    conn->remote = evpl__address_new(sa, sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                                   : sizeof(struct sockaddr_in));
+    evpl__listener_deliver(ls->listener, conn);
+} /* listen_event */
+
+static void
+cm_ready(struct evpl *evpl, struct evpl_event *event)
+{
+    struct rloop *l = container_of(event, struct rloop, cm_ev);
+    struct rdma_cm_event *ev;
+
+    for (int budget = 256; budget > 0; budget--) {
+        struct rdma_cm_event copy;
+        void *ctx;
+
+        if (rdma_get_cm_event(l->ch, &ev) != 0) {
+            evpl__event_clear(evpl, event, EVPL_EV_READABLE);
+            return;
+        }
+        copy = *ev;
+        ctx = ev->id ? ev->id->context : NULL;
+        if (ev->event == RDMA_CM_EVENT_CONNECT_REQUEST) {
+            /* the new id inherited the listener's context: it is nobody's
+             * until a loop takes it */
+            ctx = ev->listen_id ? ev->listen_id->context : NULL;
+            ev->id->context = NULL;
+        }
+        /* acknowledged before it is acted on: destroying an id waits for
+         * its events' acknowledgements */
+        rdma_ack_cm_event(ev);
+        evpl_log_debug("rdmacm", "CM event %s (status %d) for %p", rdma_event_str(copy.event),
+                       copy.status, ctx);
+        if (!ctx) {
+            continue; /* a request's id before a loop took it */
+        }
+        if (*(int *) ctx == KIND_LISTEN) {
+            listen_event(ctx, &copy);
+        } else {
+            conn_event(evpl, ctx, &copy);
+        }
+    }
+    /* budget used up: stay readable, continue next pass */
+} /* cm_ready */
+
+/* ---- closing ---- */
+
+static void
+rc_close(struct evpl *evpl, struct evpl_bind *bind)
+{
+    struct rconn *c = bind->backend;
+
+    if (!c) {
+        return;
+    }
+    bind->backend = NULL;
+    c->bind = NULL;
+    /* operations never posted, and those in flight, end now: before the
+     * bind's DISCONNECTED; the device keeps the buffers until flushed */
+    while (c->ops) {
+        struct rop *op = c->ops;
+
+        c->ops = op->next;
+        if (op->cb) {
+            evpl__rdma_complete_later(evpl, bind, ECONNRESET, op->cb, op->arg);
+        }
+        op_free(evpl, op);
+    }
+    c->ops_tail = NULL;
+    for (uint32_t i = 0; i < c->wr_count; i++) {
+        struct rwr *w = &c->wrs[(c->wr_head + i) % c->wr_cap];
+
+        if (w->cb) {
+            evpl__rdma_complete_later(evpl, bind, ECONNRESET, w->cb, w->arg);
+            w->cb = NULL;
+        }
+    }
+    evpl__rdma_complete_bind(bind);
+    if (c->state == ST_ESTABLISHED && !c->cm_done) {
+        rdma_disconnect(c->id); /* the queue pair flushes; the CM reports back */
+    } else if (c->state != ST_ESTABLISHED) {
+        /* no connection (yet): nothing more to hear from the CM; a
+         * connect in progress ends with the id */
+        c->cm_done = 1;
+        if (c->qp) {
+            struct ibv_qp_attr a = {.qp_state = IBV_QPS_ERR};
+
+            (void) ibv_modify_qp(c->qp, &a, IBV_QP_STATE);
+        }
+    }
+    c->dnext = c->l->detached;
+    c->l->detached = c;
+    conn_maybe_free(c);
+} /* rc_close */
+
+/* ---- listening (listener thread) ---- */
+
+static int
+rc_listen(struct evpl *evpl, const struct evpl_protocol *protocol, struct evpl_listener *listener,
+          struct evpl_address *address, void **state)
+{
+    struct rloop *l = rloop_get(evpl);
+    struct rlisten *ls;
+    int rc;
+
+    if (!l) {
+        return -errno;
+    }
+    ls = calloc(1, sizeof(*ls));
+    if (!ls) {
+        return -ENOMEM;
+    }
+    ls->kind = KIND_LISTEN;
+    ls->protocol = protocol;
+    ls->listener = listener;
+    if (rdma_create_id(l->ch, &ls->id, ls, RDMA_PS_TCP) != 0) {
+        rc = -errno;
+        free(ls);
+        return rc;
+    }
+    set_tos(ls->id);
+    if (rdma_bind_addr(ls->id, (struct sockaddr *) &address->sa) != 0 ||
+        rdma_listen(ls->id, 1024) != 0) {
+        rc = -errno;
+        rdma_destroy_id(ls->id);
+        free(ls);
+        return rc;
+    }
+    *state = ls;
+    return 0;
+} /* rc_listen */
+
+static void
+rc_unlisten(struct evpl *evpl, void *state)
+{
+    struct rlisten *ls = state;
+
+    (void) evpl;
+    rdma_destroy_id(ls->id);
+    free(ls);
+} /* rc_unlisten */
+
+static void
+rc_discard(struct evpl_accepted *conn)
+{
+    struct rdma_cm_id *id = conn->backend;
+
+    rdma_reject(id, NULL, 0);
+    rdma_destroy_id(id);
+    conn->backend = NULL;
+} /* rc_discard */
+
+/* ---- one-sided operations ---- */
+
+static void
+rc_address(struct evpl_bind *bind, const struct evpl_iovec *iovec, uint32_t *r_key,
+           uint64_t *r_address)
+{
+    const struct rconn *c = bind->backend;
+    struct ibv_mr *mr;
+
+    *r_key = 0;
+    *r_address = 0;
+    if (!c || !c->d || !iovec) {
+        return; /* before CONNECTED there is no device (upstream aborts) */
+    }
+    mr = iov_mr(c->d->dev, iovec);
+    if (mr) {
+        *r_key = mr->rkey;
+        *r_address = (uint64_t) (uintptr_t) iovec->data;
+    }
+} /* rc_address */
+
+static void
+queue_op(struct evpl *evpl, struct evpl_bind *bind, int write, uint32_t rkey, uint64_t raddr,
+         struct evpl_iovec *iov, int niov, int take, void (*cb)(int, void *), void *arg)
+{
+    struct rconn *c = bind->backend;
+    struct rop *op;
+    int status = 0;
+
+    if (evpl__bind_closing(bind)) {
+        status = ECONNRESET;
+    } else if (!c) {
+        status = ENOTCONN;
+    } else if (niov <= 0 || (c->qp && (uint32_t) niov > c->max_sge) || niov > 64) {
+        status = EINVAL;
+    }
+    op = status ? NULL : calloc(1, sizeof(*op));
+    if (!status && op) {
+        op->iov = malloc((size_t) niov * sizeof(*op->iov));
+        if (!op->iov) {
+            free(op);
+            op = NULL;
+        }
+    }
+    if (!status && !op) {
+        status = ENOMEM;
+    }
+    if (status) {
+        if (take) {
+            evpl_iovecs_release_internal(evpl, iov, niov);
+        }
+        evpl__rdma_complete_later(evpl, bind, status, cb, arg);
+        return;
+    }
+    for (int i = 0; i < niov; i++) {
+        if (take) {
+            op->iov[i] = iov[i];
+        } else {
+            evpl_iovec_clone(&op->iov[i], &iov[i]);
+        }
+    }
+    op->niov = niov;
+    op->write = write;
+    op->rkey = rkey;
+    op->raddr = raddr;
+    op->cb = cb;
+    op->arg = arg;
+    /* after what is queued now, before what is queued later */
+    op->barrier =
+        c->taken + (c->stream ? bind->send_ring.length : evpl_dgram_ring_count(&bind->dgram_send));
+    if (c->ops_tail) {
+        c->ops_tail->next = op;
+    } else {
+        c->ops = op;
+    }
+    c->ops_tail = op;
+    evpl_defer(evpl, &bind->flush);
+} /* queue_op */
+
+static void
+rc_rdma_read(struct evpl *evpl, struct evpl_bind *bind, uint32_t remote_key,
+             uint64_t remote_address, struct evpl_iovec *iov, int niov,
+             void (*callback)(int status, void *private_data), void *private_data)
+{
+    queue_op(evpl, bind, 0, remote_key, remote_address, iov, niov, 0, callback, private_data);
+} /* rc_rdma_read */
+
+static void
+rc_rdma_write(struct evpl *evpl, struct evpl_bind *bind, uint32_t remote_key,
+              uint64_t remote_address, struct evpl_iovec *iov, int niov, unsigned int flags,
+              void (*callback)(int status, void *private_data), void *private_data)
+{
+    queue_op(evpl, bind, 1, remote_key, remote_address, iov, niov,
+             (flags & EVPL_RDMA_FLAG_TAKE_REF) != 0, callback, private_data);
+} /* rc_rdma_write */
+
+/* ---- availability and teardown ---- */
+
+static int
+rc_available(void)
+{
+    struct ibv_context **list;
+    int n = 0;
+
+    if (!cfg()->rdmacm_enabled || access("/dev/infiniband/rdma_cm", R_OK | W_OK) != 0) {
+        return 0;
+    }
+    list = rdma_get_devices(&n);
+    if (list) {
+        rdma_free_devices(list);
+    }
+    return n > 0;
+} /* rc_available */
+
+void
+evpl__rdmacm_loop_cleanup(struct evpl *evpl)
+{
+    struct rloop *l = evpl->rdmacm;
+
+    if (!l) {
+        return;
+    }
+    /* the binds are gone; connections still tearing down end here */
+    while (l->detached) {
+        struct rconn *c = l->detached;
+
+        l->detached = c->dnext;
+        conn_destroy(c);
+    }
+    while (l->devs) {
+        struct rldev *ld = l->devs;
+
+        l->devs = ld->next;
+        evpl__event_remove(evpl, &ld->cc_ev);
+        ibv_destroy_srq(ld->srq);
+        for (uint32_t i = 0; i < ld->nslots; i++) {
+            if (ld->slots[i].ref) {
+                evpl_iovec_release_internal(evpl, &ld->slots[i]);
+            }
+        }
+        evpl->mem.pooled -= ld->posted;
+        if (ld->cq_events) {
+            ibv_ack_cq_events(ld->cq, ld->cq_events);
+        }
+        ibv_destroy_cq(ld->cq);
+        ibv_destroy_comp_channel(ld->cc);
+        free(ld->slots);
+        free(ld->free_slots);
+        free(ld);
+    }
+    evpl__event_remove(evpl, &l->cm_ev);
+    rdma_destroy_event_channel(l->ch);
+    free(l);
+    evpl->rdmacm = NULL;
+} /* evpl__rdmacm_loop_cleanup */
+
+#define RC_PROTOCOL_COMMON                                                                      \
+    .connected = 1, .rdma = 1, .own_connected = 1, .kind = EVPL_EP_NETWORK,                     \
+    .available = rc_available, .connect = rc_connect, .attach = rc_attach, .listen = rc_listen, \
+    .unlisten = rc_unlisten, .flush = rc_flush, .close = rc_close,                              \
+    .send_pending = rc_send_pending, .discard = rc_discard, .rdma_address = rc_address,         \
+    .rdma_read = rc_rdma_read, .rdma_write = rc_rdma_write
+
+const struct evpl_protocol evpl_protocol_rdmacm_rc_datagram = {
+    .id = EVPL_DATAGRAM_RDMACM_RC,
+    .name = "DATAGRAM_RDMACM_RC",
+    .stream = 0,
+    RC_PROTOCOL_COMMON,
+};
+
+const struct evpl_protocol evpl_protocol_rdmacm_rc_stream = {
+    .id = EVPL_STREAM_RDMACM_RC,
+    .name = "STREAM_RDMACM_RC",
+    .stream = 1,
+    RC_PROTOCOL_COMMON,
+};
