@@ -77,7 +77,8 @@ struct rslab {
 static void *
 rdev_register(void *arg, void *base, uint64_t size)
 {
-    uint64_t chunk = evpl__buffer_size ? evpl__buffer_size : size;
+    /* buffers lie at the buffer size rounded up to whole pages (slab.c) */
+    uint64_t chunk = evpl__buffer_size ? (evpl__buffer_size + 4095) & ~(uint64_t) 4095 : size;
     uint64_t n = (size + chunk - 1) / chunk;
     struct rslab *rs = calloc(1, sizeof(*rs) + n * sizeof(rs->mr[0]));
 
@@ -231,6 +232,12 @@ struct rldev {
     struct evpl_iovec *slots;
     uint32_t *free_slots;
     uint32_t nfree, nslots, posted, target, batch, recv_size;
+    /* the completion queue's room left for send requests (beyond every
+     * receive that can be posted), and the connections waiting for it */
+    uint32_t send_room, sends;
+    struct rconn *waiting;
+    struct evpl_timer retry; /* receive memory ran out: try again */
+    int retry_armed;
     struct rconn *qps[QP_BUCKETS];
 };
 
@@ -240,6 +247,8 @@ struct rloop {
     struct evpl_event cm_ev;
     struct rldev *devs;
     struct rconn *detached; /* closed binds' connections finishing teardown */
+    struct evpl_poll *poll; /* reaps completions while the loop busy-polls */
+    int polling;            /* (then the completion channels are not armed) */
 };
 
 /* one posted work request */
@@ -273,7 +282,10 @@ enum { ST_RESOLVING = 0, ST_CONNECTING, ST_ESTABLISHED };
 struct rconn {
     int kind; /* KIND_CONN: first, as in rlisten (id->context) */
     int state;
-    int cm_done; /* the CM will report nothing more (or never connected) */
+    int cm_done;        /* the CM will report nothing more (or never connected) */
+    int cm_established; /* the CM said ESTABLISHED (disconnect only after it) */
+    int waiting;        /* on d->waiting for completion-queue room */
+    int passive;        /* the accepting end */
     int stream;
     struct evpl_bind *bind; /* NULL once closed */
     struct rloop *l;
@@ -281,7 +293,7 @@ struct rconn {
     struct rdma_cm_id *id;
     struct ibv_qp *qp;
     uint32_t qp_num;
-    struct rconn *hnext, *dnext;
+    struct rconn *hnext, *dnext, *wnext;
     struct rwr *wrs;
     uint32_t wr_cap, wr_head, wr_count;
     struct rop *ops, *ops_tail;
@@ -316,7 +328,12 @@ recv_size(void)
 
 static void cm_ready(struct evpl *evpl, struct evpl_event *event);
 static void cc_ready(struct evpl *evpl, struct evpl_event *event);
-static void rldev_poll(struct rldev *ld);
+static int rldev_poll(struct rldev *ld);
+static void rloop_poll(struct evpl *evpl, void *arg);
+static void rloop_poll_enter(struct evpl *evpl, void *arg);
+static void rloop_poll_exit(struct evpl *evpl, void *arg);
+static void srq_retry(struct evpl *evpl, struct evpl_timer *timer);
+static void wait_remove(struct rconn *c);
 
 static struct rloop *
 rloop_get(struct evpl *evpl)
@@ -355,6 +372,7 @@ rloop_get(struct evpl *evpl)
         errno = ENOMEM;
         return NULL;
     }
+    l->poll = evpl_add_poll(evpl, rloop_poll_enter, rloop_poll_exit, rloop_poll, l);
     evpl->rdmacm = l;
     return l;
 } /* rloop_get */
@@ -403,7 +421,13 @@ srq_refill(struct rldev *ld)
             n++;
         }
         if (!n) {
-            return; /* no memory now: the next completion tries again */
+            /* no memory now: the next completion tries again, and a timer
+             * in case no receive is left to complete */
+            if (!ld->posted && !ld->retry_armed) {
+                ld->retry_armed = 1;
+                evpl_add_oneshot_timer(evpl, &ld->retry, srq_retry, 100000);
+            }
+            return;
         }
         if (ibv_post_srq_recv(ld->srq, wrs, &bad) != 0) {
             /* those from bad on were not posted */
@@ -424,6 +448,16 @@ srq_refill(struct rldev *ld)
         evpl->mem.pooled += n;
     }
 } /* srq_refill */
+
+static void
+srq_retry(struct evpl *evpl, struct evpl_timer *timer)
+{
+    struct rldev *ld = container_of(timer, struct rldev, retry);
+
+    (void) evpl;
+    ld->retry_armed = 0;
+    srq_refill(ld);
+} /* srq_retry */
 
 static struct rldev *
 rldev_get(struct rloop *l, struct ibv_context *ctx)
@@ -470,6 +504,10 @@ rldev_get(struct rloop *l, struct ibv_context *ctx)
     if (ld->target > srq) {
         ld->target = srq;
     }
+    if (ld->target > cqe / 2) {
+        ld->target = cqe / 2; /* the rest of the queue is for sends */
+    }
+    ld->send_room = cqe - ld->target;
     ld->slots = calloc(srq, sizeof(*ld->slots));
     ld->free_slots = calloc(srq, sizeof(*ld->free_slots));
     ld->cc = ibv_create_comp_channel(ctx);
@@ -556,6 +594,28 @@ qp_lookup(struct rldev *ld, uint32_t qp_num)
     return c;
 } /* qp_lookup */
 
+/* ---- connection requests ---- */
+
+/*
+ * A connection request between the listener thread and the loop that
+ * takes it.  Its id waits on a process-wide channel nobody reads (events
+ * wait there and move with the id), not on the listener's, which goes away
+ * with the listener thread's loop while requests may still be queued.
+ */
+struct rreq {
+    struct rdma_cm_id *id;
+    uint8_t initiator_depth, responder_resources; /* what the peer offered */
+};
+
+static struct rdma_event_channel *parking;
+static pthread_once_t parking_once = PTHREAD_ONCE_INIT;
+
+static void
+parking_init(void)
+{
+    parking = rdma_create_event_channel();
+} /* parking_init */
+
 /* ---- connections ---- */
 
 static struct rconn *
@@ -600,6 +660,9 @@ conn_destroy(struct rconn *c)
 {
     struct evpl *evpl = c->l->evpl;
 
+    if (c->d) {
+        wait_remove(c);
+    }
     if (c->qp) {
         qp_hash_del(c->d, c);
         rdma_destroy_qp(c->id);
@@ -790,7 +853,8 @@ rc_connect(struct evpl *evpl, struct evpl_bind *bind)
 static int
 rc_attach(struct evpl *evpl, struct evpl_bind *bind, struct evpl_accepted *conn)
 {
-    struct rdma_cm_id *id = conn->backend;
+    struct rreq *req = conn->backend;
+    struct rdma_cm_id *id = req->id;
     struct rloop *l = rloop_get(evpl);
     struct rdma_conn_param p;
     struct rldev *ld;
@@ -800,7 +864,7 @@ rc_attach(struct evpl *evpl, struct evpl_bind *bind, struct evpl_accepted *conn)
     if (!l) {
         return -errno;
     }
-    /* the request came in on the listener's channel: its events are ours now */
+    /* its events are ours from now on */
     if (rdma_migrate_id(id, l->ch) != 0) {
         return -errno;
     }
@@ -821,6 +885,13 @@ rc_attach(struct evpl *evpl, struct evpl_bind *bind, struct evpl_accepted *conn)
         return rc;
     }
     conn_params(c, &p);
+    /* no more reads in flight than the peer can take, nor than it sends */
+    if (p.initiator_depth > req->responder_resources) {
+        p.initiator_depth = req->responder_resources;
+    }
+    if (p.responder_resources > req->initiator_depth) {
+        p.responder_resources = req->initiator_depth;
+    }
     id->context = c;
     if (rdma_accept(id, &p) != 0) {
         rc = -errno;
@@ -832,6 +903,8 @@ rc_attach(struct evpl *evpl, struct evpl_bind *bind, struct evpl_accepted *conn)
         return rc; /* conn still owns the id: the discard rejects it */
     }
     conn->backend = NULL;
+    free(req);
+    c->passive = 1;
     c->state = ST_CONNECTING;
     bind->backend = c;
     bind->flags |= EVPL_BIND_TRANSPORT_UP;
@@ -847,6 +920,7 @@ wr_push(struct rconn *c)
 
     memset(w, 0, sizeof(*w));
     c->wr_count++;
+    c->d->sends++;
     return w;
 } /* wr_push */
 
@@ -854,6 +928,7 @@ static void
 wr_unpush(struct rconn *c)
 {
     c->wr_count--;
+    c->d->sends--;
 } /* wr_unpush */
 
 /* Fill sges for iov; 0, or -ENOMEM when some memory is not registered. */
@@ -902,8 +977,9 @@ post(struct rconn *c, struct rwr *w, enum ibv_wr_opcode opcode, uint32_t rkey, u
         wr.wr.rdma.remote_addr = raddr;
         wr.wr.rdma.rkey = rkey;
     }
-    if (ibv_post_send(c->qp, &wr, &bad) != 0) {
-        return errno ? -errno : -EIO;
+    rc = ibv_post_send(c->qp, &wr, &bad);
+    if (rc != 0) {
+        return rc > 0 ? -rc : -EIO; /* (the error is returned, not in errno) */
     }
     if (wr.send_flags & IBV_SEND_INLINE) {
         wr_release(c->l->evpl, w); /* copied into the request */
@@ -937,7 +1013,7 @@ post_datagram(struct evpl *evpl, struct rconn *c, struct evpl_bind *bind)
     w->kind = WR_SEND;
     w->bytes = length;
     w->msgs = 1;
-    if (niov > c->max_sge) {
+    if (niov > c->max_sge || niov > 64) {
         /* more pieces than a request takes: one copy */
         struct evpl_iovec one;
         uint32_t off = 0;
@@ -1044,21 +1120,77 @@ post_op(struct rconn *c, struct rop *op)
 } /* post_op */
 
 static void
+wait_remove(struct rconn *c)
+{
+    if (!c->waiting) {
+        return;
+    }
+    for (struct rconn **p = &c->d->waiting; *p; p = &(*p)->wnext) {
+        if (*p == c) {
+            *p = c->wnext;
+            break;
+        }
+    }
+    c->waiting = 0;
+} /* wait_remove */
+
+/* A send request completed: a connection waiting for room goes on. */
+static void
+wait_wake(struct evpl *evpl, struct rldev *ld)
+{
+    struct rconn *w = ld->waiting;
+
+    if (!w) {
+        return;
+    }
+    ld->waiting = w->wnext;
+    w->waiting = 0;
+    if (w->bind) {
+        evpl_defer(evpl, &w->bind->flush);
+    }
+} /* wait_wake */
+
+static int
+has_work(const struct rconn *c, const struct evpl_bind *bind)
+{
+    return c->ops || bind->send_ring.length || !evpl_dgram_ring_empty(&bind->dgram_send);
+} /* has_work */
+
+static void
 rc_flush(struct evpl *evpl, struct evpl_bind *bind)
 {
     struct rconn *c = bind->backend;
     int rc = 0;
 
-    if (!c || c->state != ST_ESTABLISHED) {
+    if (!c || c->state != ST_ESTABLISHED || evpl__bind_closing(bind)) {
         return;
     }
-    while (c->wr_count < c->sq_size) {
+    for (;;) {
         struct rop *op = c->ops;
 
+        if (c->wr_count >= c->sq_size) {
+            break; /* the next completion flushes again */
+        }
+        if (c->d->sends >= c->d->send_room) {
+            /* the completion queue could overflow: wait for room */
+            if (has_work(c, bind) && !c->waiting) {
+                c->waiting = 1;
+                c->wnext = c->d->waiting;
+                c->d->waiting = c;
+            }
+            break;
+        }
         if (op && op->barrier <= c->taken) {
             c->ops = op->next;
             if (!c->ops) {
                 c->ops_tail = NULL;
+            }
+            if ((uint32_t) op->niov > c->max_sge) {
+                /* more pieces than this device takes in one request: this
+                 * operation fails, the connection goes on */
+                evpl__rdma_complete_later(evpl, bind, EINVAL, op->cb, op->arg);
+                op_free(evpl, op);
+                continue;
             }
             rc = post_op(c, op);
             if (rc < 0) {
@@ -1163,6 +1295,8 @@ send_done(struct evpl *evpl, struct rconn *c, const struct ibv_wc *wc)
     w = &c->wrs[c->wr_head];
     c->wr_head = (c->wr_head + 1) % c->wr_cap;
     c->wr_count--;
+    c->d->sends--;
+    wait_wake(evpl, c->d);
     kind = w->kind;
     bytes = w->bytes;
     msgs = w->msgs;
@@ -1170,7 +1304,7 @@ send_done(struct evpl *evpl, struct rconn *c, const struct ibv_wc *wc)
     arg = w->arg;
     wr_release(evpl, w);
     if (wc->status != IBV_WC_SUCCESS) {
-        status = wc->status == IBV_WC_WR_FLUSH_ERR ? ECONNRESET : EIO;
+        status = EIO; /* rdma.md §3: any work-completion error */
         if (wc->status != IBV_WC_WR_FLUSH_ERR) {
             evpl_log_error("rdmacm", "work request failed: %s", ibv_wc_status_str(wc->status));
         }
@@ -1183,25 +1317,23 @@ send_done(struct evpl *evpl, struct rconn *c, const struct ibv_wc *wc)
         return;
     }
     if (status) {
-        evpl__bind_fail(evpl, c->bind, -status);
+        evpl__bind_fail(evpl, c->bind, wc->status == IBV_WC_WR_FLUSH_ERR ? -ECONNRESET : -EIO);
         return;
     }
-    if (kind == WR_SEND) {
-        /* SENT: the peer has the message (rdma.md §5) */
-        evpl__bind_sent(evpl, c->bind, bytes, msgs);
-    }
-    if (c->bind &&
-        (c->ops || c->bind->send_ring.length || !evpl_dgram_ring_empty(&c->bind->dgram_send))) {
+    /* SENT: the peer has the message (rdma.md §5); an operation's end can
+     * also be what an evpl_finish waits for */
+    evpl__bind_sent(evpl, c->bind, kind == WR_SEND ? bytes : 0, kind == WR_SEND ? msgs : 0);
+    if (c->bind && has_work(c, c->bind)) {
         rc_flush(evpl, c->bind);
     }
 } /* send_done */
 
-static void
+static int
 rldev_poll(struct rldev *ld)
 {
     struct evpl *evpl = ld->l->evpl;
     struct ibv_wc wc[POLL_BATCH];
-    int n;
+    int n, total = 0;
 
     do {
         n = ibv_poll_cq(ld->cq, POLL_BATCH, wc);
@@ -1233,8 +1365,10 @@ rldev_poll(struct rldev *ld)
                 send_done(evpl, (struct rconn *) (uintptr_t) wc[i].wr_id, &wc[i]);
             }
         }
+        total += n > 0 ? n : 0;
     } while (n == POLL_BATCH);
     srq_refill(ld);
+    return total;
 } /* rldev_poll */
 
 static void
@@ -1253,11 +1387,50 @@ cc_ready(struct evpl *evpl, struct evpl_event *event)
         ld->cq_events = 0;
     }
     rldev_poll(ld);
-    /* re-arm, then look once more: a completion between the two polls
-     * would otherwise wait for the next one */
-    ibv_req_notify_cq(ld->cq, 0);
-    rldev_poll(ld);
+    if (!ld->l->polling) {
+        /* re-arm, then look once more: a completion between the two
+         * polls would otherwise wait for the next one */
+        ibv_req_notify_cq(ld->cq, 0);
+        rldev_poll(ld);
+    }
 } /* cc_ready */
+
+/* While the loop busy-polls, every pass reaps the completion queues (no
+ * system call); a completion keeps the loop polling (DESIGN §9.1). */
+static void
+rloop_poll(struct evpl *evpl, void *arg)
+{
+    struct rloop *l = arg;
+    int n = 0;
+
+    for (struct rldev *ld = l->devs; ld; ld = ld->next) {
+        n += rldev_poll(ld);
+    }
+    if (n) {
+        evpl_activity(evpl);
+    }
+} /* rloop_poll */
+
+static void
+rloop_poll_enter(struct evpl *evpl, void *arg)
+{
+    (void) evpl;
+    ((struct rloop *) arg)->polling = 1;
+} /* rloop_poll_enter */
+
+/* Going to sleep: the completion channels wake us again. */
+static void
+rloop_poll_exit(struct evpl *evpl, void *arg)
+{
+    struct rloop *l = arg;
+
+    (void) evpl;
+    l->polling = 0;
+    for (struct rldev *ld = l->devs; ld; ld = ld->next) {
+        ibv_req_notify_cq(ld->cq, 0);
+        rldev_poll(ld);
+    }
+} /* rloop_poll_exit */
 
 /* ---- the connection manager ---- */
 
@@ -1278,6 +1451,16 @@ cm_status(const struct rdma_cm_event *ev)
             return ev->status < 0 ? ev->status : -ECONNABORTED;
     }
 } /* cm_status */
+
+static void
+qp_error(struct rconn *c)
+{
+    if (c->qp) {
+        struct ibv_qp_attr a = {.qp_state = IBV_QPS_ERR};
+
+        (void) ibv_modify_qp(c->qp, &a, IBV_QP_STATE);
+    }
+} /* qp_error */
 
 static void
 conn_event(struct evpl *evpl, struct rconn *c, const struct rdma_cm_event *ev)
@@ -1320,15 +1503,17 @@ conn_event(struct evpl *evpl, struct rconn *c, const struct rdma_cm_event *ev)
             c->state = ST_CONNECTING;
             return;
         case RDMA_CM_EVENT_ESTABLISHED:
-            if (c->state == ST_ESTABLISHED) {
-                return; /* the peer's first message said so already */
-            }
+            c->cm_established = 1;
             if (!c->bind) {
+                /* closed meanwhile: disconnect now that the CM can; it
+                 * reports back with DISCONNECTED */
                 c->state = ST_ESTABLISHED;
-                rdma_disconnect(c->id); /* closed meanwhile: the CM reports back */
+                rdma_disconnect(c->id);
                 return;
             }
-            conn_established(evpl, c);
+            if (c->state != ST_ESTABLISHED) {
+                conn_established(evpl, c); /* (or the peer's first message did) */
+            }
             return;
         case RDMA_CM_EVENT_DISCONNECTED:
             /* what the peer sent before it left is in the queue: first */
@@ -1336,6 +1521,9 @@ conn_event(struct evpl *evpl, struct rconn *c, const struct rdma_cm_event *ev)
                 rldev_poll(c->d);
             }
             c->cm_done = 1;
+            /* answer the peer's request (it waits for that), and end our
+             * queue pair: what is still queued is flushed back to us */
+            rdma_disconnect(c->id);
             if (c->bind) {
                 int idle = !c->wr_count && !c->ops && !c->bind->send_ring.length &&
                            evpl_dgram_ring_empty(&c->bind->dgram_send);
@@ -1351,6 +1539,7 @@ conn_event(struct evpl *evpl, struct rconn *c, const struct rdma_cm_event *ev)
             return;
         default:
             c->cm_done = 1;
+            qp_error(c); /* requests in flight come back flushed */
             conn_fail(c, cm_status(ev));
             return;
     }
@@ -1360,20 +1549,29 @@ static void
 listen_event(struct rlisten *ls, const struct rdma_cm_event *ev)
 {
     struct evpl_accepted *conn;
+    struct rreq *req;
     struct sockaddr *sa;
 
     if (ev->event != RDMA_CM_EVENT_CONNECT_REQUEST) {
         return;
     }
+    pthread_once(&parking_once, parking_init);
     conn = calloc(1, sizeof(*conn));
-    if (!conn) {
+    req = calloc(1, sizeof(*req));
+    if (!conn || !req || !parking || rdma_migrate_id(ev->id, parking) != 0) {
+        evpl_log_error("rdmacm", "cannot take a connection request: refused");
         rdma_reject(ev->id, NULL, 0);
         rdma_destroy_id(ev->id);
+        free(conn);
+        free(req);
         return;
     }
+    req->id = ev->id;
+    req->initiator_depth = ev->param.conn.initiator_depth;
+    req->responder_resources = ev->param.conn.responder_resources;
     conn->protocol = ls->protocol;
     conn->fd = -1;
-    conn->backend = ev->id;
+    conn->backend = req;
     sa = rdma_get_local_addr(ev->id);
     conn->local = evpl__address_new(sa, sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                                                   : sizeof(struct sockaddr_in));
@@ -1455,17 +1653,20 @@ rc_close(struct evpl *evpl, struct evpl_bind *bind)
         }
     }
     evpl__rdma_complete_bind(bind);
-    if (c->state == ST_ESTABLISHED && !c->cm_done) {
+    wait_remove(c);
+    if (c->cm_done) {
+        qp_error(c); /* the CM is done already: flush what is left */
+    } else if (c->cm_established) {
         rdma_disconnect(c->id); /* the queue pair flushes; the CM reports back */
-    } else if (c->state != ST_ESTABLISHED) {
+    } else if (c->passive && c->state != ST_RESOLVING) {
+        /* accepted, and the CM's ESTABLISHED still to come (the peer may
+         * have sent already): disconnect once it does, or end on its error */
+        qp_error(c);
+    } else {
         /* no connection (yet): nothing more to hear from the CM; a
          * connect in progress ends with the id */
         c->cm_done = 1;
-        if (c->qp) {
-            struct ibv_qp_attr a = {.qp_state = IBV_QPS_ERR};
-
-            (void) ibv_modify_qp(c->qp, &a, IBV_QP_STATE);
-        }
+        qp_error(c);
     }
     c->dnext = c->l->detached;
     c->l->detached = c;
@@ -1522,10 +1723,11 @@ rc_unlisten(struct evpl *evpl, void *state)
 static void
 rc_discard(struct evpl_accepted *conn)
 {
-    struct rdma_cm_id *id = conn->backend;
+    struct rreq *req = conn->backend;
 
-    rdma_reject(id, NULL, 0);
-    rdma_destroy_id(id);
+    rdma_reject(req->id, NULL, 0);
+    rdma_destroy_id(req->id);
+    free(req);
     conn->backend = NULL;
 } /* rc_discard */
 
@@ -1663,6 +1865,9 @@ evpl__rdmacm_loop_cleanup(struct evpl *evpl)
 
         l->devs = ld->next;
         evpl__event_remove(evpl, &ld->cc_ev);
+        if (ld->retry_armed) {
+            evpl_remove_timer(evpl, &ld->retry);
+        }
         ibv_destroy_srq(ld->srq);
         for (uint32_t i = 0; i < ld->nslots; i++) {
             if (ld->slots[i].ref) {
@@ -1678,6 +1883,9 @@ evpl__rdmacm_loop_cleanup(struct evpl *evpl)
         free(ld->slots);
         free(ld->free_slots);
         free(ld);
+    }
+    if (l->poll) {
+        evpl_remove_poll(evpl, l->poll);
     }
     evpl__event_remove(evpl, &l->cm_ev);
     rdma_destroy_event_channel(l->ch);
