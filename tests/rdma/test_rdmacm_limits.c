@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
-/* LABELS: vm */
+/* LABELS: rdma */
 /*
  * RDMA CM limits and endings (rdma.md §5), on both RC protocols:
  *
