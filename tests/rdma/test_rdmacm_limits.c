@@ -71,11 +71,11 @@ small_cq(struct evpl *evpl, struct evpl_endpoint *ep)
         total += msg_len(k);
     }
     T_PUMP(evpl, ({
-                     int done = srv.n == NCONN;
-                     for (int i = 0; i < NCONN && done; i++)
-                         done = srv.conns[i].rxlen == total;
-                     done;
-                 }),
+               int done = srv.n == NCONN;
+               for (int i = 0; i < NCONN && done; i++)
+                   done = srv.conns[i].rxlen == total;
+               done;
+           }),
            60000);
     for (int i = 0; i < NCONN; i++) {
         struct t_conn *s = NULL;
