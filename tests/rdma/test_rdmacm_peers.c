@@ -86,7 +86,8 @@ main(void)
     const char *name = getenv("T_PROTO");
 
     t_net_guard(90);
-    if (!name || (strcmp(name, "DATAGRAM_RDMACM_RC") != 0 && strcmp(name, "STREAM_RDMACM_RC") != 0) ||
+    if (!name ||
+        (strcmp(name, "DATAGRAM_RDMACM_RC") != 0 && strcmp(name, "STREAM_RDMACM_RC") != 0) ||
         access("/dev/infiniband/rdma_cm", R_OK | W_OK) != 0) {
         fprintf(stderr, "no RDMA CM protocol or device: skipped\n");
         return 77;
@@ -120,8 +121,7 @@ main(void)
     T_EQ(write(pfd[1], "g", 1), 1);
 
     /* A ends with EMSGSIZE, having delivered nothing; B gets everything */
-    T_PUMP(evpl, srv.n == 2 && srv.conns[0].disconnected && srv.conns[1].rxlen == NB * 1000,
-           30000);
+    T_PUMP(evpl, srv.n == 2 && srv.conns[0].disconnected && srv.conns[1].rxlen == NB * 1000, 30000);
     /* (the device reports it as an error of the receive: soft-RoCE says
      * "local QP operation error", EIO; a length error is EMSGSIZE) */
     T_OK(srv.conns[0].disconnect_status == -EMSGSIZE || srv.conns[0].disconnect_status == -EIO);

@@ -798,17 +798,22 @@ set_tos(struct rdma_cm_id *id)
     }
 } /* set_tos */
 
+/* An address the CM reports (an IP address: RDMA CM over IP networks). */
+static struct evpl_address *
+cm_address(const struct sockaddr *sa)
+{
+    if (!sa || sa->sa_family == AF_UNSPEC) {
+        return NULL;
+    }
+    return evpl__address_new(sa, sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                           : sizeof(struct sockaddr_in));
+} /* cm_address */
+
 static void
 fill_local(struct rconn *c)
 {
-    struct sockaddr *sa = rdma_get_local_addr(c->id);
-    struct evpl_address *a;
+    struct evpl_address *a = c->bind ? cm_address(rdma_get_local_addr(c->id)) : NULL;
 
-    if (!c->bind || !sa || sa->sa_family == AF_UNSPEC) {
-        return;
-    }
-    a = evpl__address_new(sa, sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                        : sizeof(struct sockaddr_in));
     if (a) {
         if (c->bind->local) {
             evpl__address_release(c->bind->local);
@@ -1550,7 +1555,6 @@ listen_event(struct rlisten *ls, const struct rdma_cm_event *ev)
 {
     struct evpl_accepted *conn;
     struct rreq *req;
-    struct sockaddr *sa;
 
     if (ev->event != RDMA_CM_EVENT_CONNECT_REQUEST) {
         return;
@@ -1572,12 +1576,8 @@ listen_event(struct rlisten *ls, const struct rdma_cm_event *ev)
     conn->protocol = ls->protocol;
     conn->fd = -1;
     conn->backend = req;
-    sa = rdma_get_local_addr(ev->id);
-    conn->local = evpl__address_new(sa, sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                                  : sizeof(struct sockaddr_in));
-    sa = rdma_get_peer_addr(ev->id);
-    conn->remote = evpl__address_new(sa, sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                                   : sizeof(struct sockaddr_in));
+    conn->local = cm_address(rdma_get_local_addr(ev->id));
+    conn->remote = cm_address(rdma_get_peer_addr(ev->id));
     evpl__listener_deliver(ls->listener, conn);
 } /* listen_event */
 
