@@ -235,8 +235,9 @@ struct rldev {
     /* the completion queue's room left for send requests (beyond every
      * receive that can be posted), and the connections waiting for it */
     uint32_t send_room, sends;
-    struct rconn *waiting;
-    struct evpl_timer retry; /* receive memory ran out: try again */
+    struct rconn *waiting, *waiting_tail; /* first come, first served */
+    uint32_t woken;                       /* given room, not yet flushed */
+    struct evpl_timer retry;              /* receive memory ran out: try again */
     int retry_armed;
     struct rconn *qps[QP_BUCKETS];
 };
@@ -285,6 +286,7 @@ struct rconn {
     int cm_done;        /* the CM will report nothing more (or never connected) */
     int cm_established; /* the CM said ESTABLISHED (disconnect only after it) */
     int waiting;        /* on d->waiting for completion-queue room */
+    int woken;          /* its turn: a completion made room for it */
     int passive;        /* the accepting end */
     int stream;
     struct evpl_bind *bind; /* NULL once closed */
@@ -330,7 +332,6 @@ static void cm_ready(struct evpl *evpl, struct evpl_event *event);
 static void cc_ready(struct evpl *evpl, struct evpl_event *event);
 static int rldev_poll(struct rldev *ld);
 static void rloop_poll(struct evpl *evpl, void *arg);
-static void rloop_poll_enter(struct evpl *evpl, void *arg);
 static void rloop_poll_exit(struct evpl *evpl, void *arg);
 static void srq_retry(struct evpl *evpl, struct evpl_timer *timer);
 static void wait_remove(struct rconn *c);
@@ -372,7 +373,7 @@ rloop_get(struct evpl *evpl)
         errno = ENOMEM;
         return NULL;
     }
-    l->poll = evpl_add_poll(evpl, rloop_poll_enter, rloop_poll_exit, rloop_poll, l);
+    l->poll = evpl_add_poll(evpl, NULL, rloop_poll_exit, rloop_poll, l);
     evpl->rdmacm = l;
     return l;
 } /* rloop_get */
@@ -1127,31 +1128,61 @@ post_op(struct rconn *c, struct rop *op)
 static void
 wait_remove(struct rconn *c)
 {
+    if (c->woken) {
+        c->woken = 0;
+        c->d->woken--;
+    }
     if (!c->waiting) {
         return;
     }
-    for (struct rconn **p = &c->d->waiting; *p; p = &(*p)->wnext) {
+    for (struct rconn **p = &c->d->waiting, *prev = NULL; *p; prev = *p, p = &(*p)->wnext) {
         if (*p == c) {
             *p = c->wnext;
+            if (c->d->waiting_tail == c) {
+                c->d->waiting_tail = prev;
+            }
             break;
         }
     }
     c->waiting = 0;
 } /* wait_remove */
 
+static void
+wait_add(struct rconn *c)
+{
+    if (c->waiting) {
+        return;
+    }
+    c->waiting = 1;
+    c->wnext = NULL;
+    if (c->d->waiting_tail) {
+        c->d->waiting_tail->wnext = c;
+    } else {
+        c->d->waiting = c;
+    }
+    c->d->waiting_tail = c;
+} /* wait_add */
+
 /* A send request completed: a connection waiting for room goes on. */
 static void
 wait_wake(struct evpl *evpl, struct rldev *ld)
 {
-    struct rconn *w = ld->waiting;
+    struct rconn *w;
 
-    if (!w) {
-        return;
-    }
-    ld->waiting = w->wnext;
-    w->waiting = 0;
-    if (w->bind) {
-        evpl_defer(evpl, &w->bind->flush);
+    /* the first in line that can still use the room (a closing one passes
+     * its turn on) */
+    while ((w = ld->waiting)) {
+        ld->waiting = w->wnext;
+        if (!ld->waiting) {
+            ld->waiting_tail = NULL;
+        }
+        w->waiting = 0;
+        if (w->bind && !evpl__bind_closing(w->bind)) {
+            w->woken = 1;
+            ld->woken++;
+            evpl_defer(evpl, &w->bind->flush);
+            return;
+        }
     }
 } /* wait_wake */
 
@@ -1165,10 +1196,21 @@ static void
 rc_flush(struct evpl *evpl, struct evpl_bind *bind)
 {
     struct rconn *c = bind->backend;
-    int rc = 0;
+    int rc = 0, failed_alone = 0;
 
     if (!c || c->state != ST_ESTABLISHED || evpl__bind_closing(bind)) {
         return;
+    }
+    if ((c->d->waiting || c->d->woken) && !c->woken) {
+        /* others wait for room in the completion queue: behind them */
+        if (has_work(c, bind)) {
+            wait_add(c);
+        }
+        return;
+    }
+    if (c->woken) {
+        c->woken = 0;
+        c->d->woken--;
     }
     for (;;) {
         struct rop *op = c->ops;
@@ -1178,10 +1220,8 @@ rc_flush(struct evpl *evpl, struct evpl_bind *bind)
         }
         if (c->d->sends >= c->d->send_room) {
             /* the completion queue could overflow: wait for room */
-            if (has_work(c, bind) && !c->waiting) {
-                c->waiting = 1;
-                c->wnext = c->d->waiting;
-                c->d->waiting = c;
+            if (has_work(c, bind)) {
+                wait_add(c);
             }
             break;
         }
@@ -1195,6 +1235,7 @@ rc_flush(struct evpl *evpl, struct evpl_bind *bind)
                  * operation fails, the connection goes on */
                 evpl__rdma_complete_later(evpl, bind, EINVAL, op->cb, op->arg);
                 op_free(evpl, op);
+                failed_alone = 1;
                 continue;
             }
             rc = post_op(c, op);
@@ -1224,8 +1265,13 @@ rc_flush(struct evpl *evpl, struct evpl_bind *bind)
             break;
         }
     }
+    if (c->d->waiting && !c->d->woken && c->d->sends < c->d->send_room) {
+        wait_wake(evpl, c->d); /* room left that this one did not need */
+    }
     if (rc < 0) {
         evpl__bind_fail(evpl, bind, rc);
+    } else if (failed_alone) {
+        evpl__bind_sent(evpl, bind, 0, 0); /* that may have been what a finish waited for */
     }
 } /* rc_flush */
 
@@ -1408,6 +1454,9 @@ rloop_poll(struct evpl *evpl, void *arg)
     struct rloop *l = arg;
     int n = 0;
 
+    /* (set here, not on entering: a loop configured never to run its
+     * polls must keep its completion channels armed) */
+    l->polling = 1;
     for (struct rldev *ld = l->devs; ld; ld = ld->next) {
         n += rldev_poll(ld);
     }
@@ -1415,13 +1464,6 @@ rloop_poll(struct evpl *evpl, void *arg)
         evpl_activity(evpl);
     }
 } /* rloop_poll */
-
-static void
-rloop_poll_enter(struct evpl *evpl, void *arg)
-{
-    (void) evpl;
-    ((struct rloop *) arg)->polling = 1;
-} /* rloop_poll_enter */
 
 /* Going to sleep: the completion channels wake us again. */
 static void
@@ -1513,7 +1555,11 @@ conn_event(struct evpl *evpl, struct rconn *c, const struct rdma_cm_event *ev)
                 /* closed meanwhile: disconnect now that the CM can; it
                  * reports back with DISCONNECTED */
                 c->state = ST_ESTABLISHED;
-                rdma_disconnect(c->id);
+                if (rdma_disconnect(c->id) != 0) {
+                    c->cm_done = 1; /* no DISCONNECTED will come */
+                    qp_error(c);
+                    conn_maybe_free(c);
+                }
                 return;
             }
             if (c->state != ST_ESTABLISHED) {
@@ -1521,6 +1567,9 @@ conn_event(struct evpl *evpl, struct rconn *c, const struct rdma_cm_event *ev)
             }
             return;
         case RDMA_CM_EVENT_DISCONNECTED:
+            if (c->cm_done) {
+                return; /* ended already (an error event): done with the CM */
+            }
             /* what the peer sent before it left is in the queue: first */
             if (c->d) {
                 rldev_poll(c->d);
@@ -1654,10 +1703,18 @@ rc_close(struct evpl *evpl, struct evpl_bind *bind)
     }
     evpl__rdma_complete_bind(bind);
     wait_remove(c);
+    if (c->d && c->d->waiting && !c->d->woken && c->d->sends < c->d->send_room) {
+        wait_wake(evpl, c->d); /* its turn, if it had one, goes on */
+    }
     if (c->cm_done) {
         qp_error(c); /* the CM is done already: flush what is left */
     } else if (c->cm_established) {
-        rdma_disconnect(c->id); /* the queue pair flushes; the CM reports back */
+        /* the queue pair flushes; the CM reports back (or, refused, will
+         * say nothing more) */
+        if (rdma_disconnect(c->id) != 0) {
+            c->cm_done = 1;
+            qp_error(c);
+        }
     } else if (c->passive && c->state != ST_RESOLVING) {
         /* accepted, and the CM's ESTABLISHED still to come (the peer may
          * have sent already): disconnect once it does, or end on its error */
