@@ -5,8 +5,9 @@
  * (the same messages appended to a byte stream).
  *
  *  - Devices, process-wide: every device librdmacm hands us gets one
- *    protection domain and a memory framework, so every slab is registered
- *    on it once and an iovec's keys are an O(1) lookup.
+ *    protection domain and a memory framework; each buffer is registered
+ *    on it once, when it first goes to the device, and an iovec's keys are
+ *    then an O(1) lookup.
  *  - Per loop: one CM event channel; per device in use, a completion queue
  *    with its completion channel and a shared receive queue whose entries
  *    are library buffers of the receive size, handed to the application as
