@@ -55,6 +55,14 @@ t_proto_is_rdmacm(enum evpl_protocol_id id)
            id == EVPL_DATAGRAM_RDMACM_UD;
 } /* t_proto_is_rdmacm */
 
+static inline const char *
+t_rdma_addr(void)
+{
+    const char *a = getenv("T_RDMA_ADDR");
+
+    return a ? a : "10.77.0.1"; /* tests/vm/guest.sh's rxe0 */
+} /* t_rdma_addr */
+
 /* A count of work, scaled down by div inside the test VM (tests/vm sets
  * EVPL_VM): software-emulated CPUs run 5-10x slower. */
 static inline uint64_t
@@ -202,9 +210,7 @@ t_endpoint(enum evpl_protocol_id proto)
         ep = evpl_endpoint_create_inproc(name + 1);
     } else if (t_proto_is_rdmacm(proto)) {
         /* the CM has its own port space: any port free for TCP will do */
-        const char *addr = getenv("T_RDMA_ADDR");
-
-        ep = evpl_endpoint_create(addr ? addr : "10.77.0.1", t_free_port(SOCK_STREAM));
+        ep = evpl_endpoint_create(t_rdma_addr(), t_free_port(SOCK_STREAM));
     } else if (!evpl_protocol_is_stream(proto) && !t_proto_is_connected_datagram(proto)) {
         ep = evpl_endpoint_create("127.0.0.1", t_free_port(SOCK_DGRAM));
     } else {

@@ -1242,9 +1242,7 @@ stress_main(int argc, char **argv)
             snprintf(name, sizeof(name), "evpl-stress-cdg-%d-%d", (int) getpid(), attempt);
             L.ep = evpl_endpoint_create_inproc(name);
         } else if (is_rdmacm) {
-            const char *addr = getenv("T_RDMA_ADDR");
-
-            L.ep = evpl_endpoint_create(addr ? addr : "10.77.0.1", t_free_port(SOCK_STREAM));
+            L.ep = evpl_endpoint_create(t_rdma_addr(), t_free_port(SOCK_STREAM));
         } else {
             int v6 = rpct(&cfg_rng, 30);
             int port = t_try_free_port_af(v6 ? AF_INET6 : AF_INET, SOCK_STREAM);

@@ -1458,10 +1458,7 @@ stress_main(int argc, char **argv)
                          e ? "seg" : "raw", attempt);
                 server_ep[e] = evpl_endpoint_create_inproc(unix_name[e]);
             } else if (t_proto_is_rdmacm(proto)) {
-                const char *addr = getenv("T_RDMA_ADDR");
-
-                server_ep[e] =
-                    evpl_endpoint_create(addr ? addr : "10.77.0.1", t_free_port(SOCK_STREAM));
+                server_ep[e] = evpl_endpoint_create(t_rdma_addr(), t_free_port(SOCK_STREAM));
             } else {
                 int v6 = rpct(&cfg_rng, 30);
                 int port = t_try_free_port_af(v6 ? AF_INET6 : AF_INET, SOCK_STREAM);

@@ -28,14 +28,6 @@
 #define BIG  100000
 #define MINE 65536
 
-static const char *
-rdma_addr(void)
-{
-    const char *a = getenv("T_RDMA_ADDR");
-
-    return a ? a : "10.77.0.1";
-}
-
 static void
 child(const char *name, int port, int ready_fd)
 {
@@ -56,7 +48,7 @@ child(const char *name, int port, int ready_fd)
         _exit(2);
     }
     evpl = t_net_loop();
-    ep = evpl_endpoint_create(rdma_addr(), port);
+    ep = evpl_endpoint_create(t_rdma_addr(), port);
     t_connect(evpl, proto, ep, &a, NULL);
     T_PUMP(evpl, a.connected, 10000);
     t_connect(evpl, proto, ep, &b, NULL);
@@ -111,7 +103,7 @@ main(void)
     }
     proto = t_proto(T_NET_KIND_STREAM | T_NET_KIND_CDGRAM);
     evpl = t_net_loop();
-    ep = evpl_endpoint_create(rdma_addr(), port);
+    ep = evpl_endpoint_create(t_rdma_addr(), port);
     memset(&srv, 0, sizeof(srv));
     srv.keep_msgs = 1;
     if (evpl_protocol_is_stream(proto)) {

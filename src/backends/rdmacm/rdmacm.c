@@ -301,7 +301,7 @@ struct rconn {
     uint32_t wr_cap, wr_head, wr_count;
     struct rop *ops, *ops_tail;
     uint64_t taken; /* messages (datagram) or bytes (stream) posted so far */
-    uint32_t sq_size, max_sge, max_inline, recv_size;
+    uint32_t sq_size, max_sge, max_inline;
 };
 
 struct rlisten {
@@ -632,7 +632,6 @@ conn_new(struct rloop *l, struct evpl_bind *bind)
     c->l = l;
     c->bind = bind;
     c->stream = bind->protocol->stream;
-    c->recv_size = recv_size();
     return c;
 } /* conn_new */
 
@@ -1011,9 +1010,9 @@ post_datagram(struct evpl *evpl, struct rconn *c, struct evpl_bind *bind)
     struct rwr *w;
     int rc;
 
-    if (length > c->recv_size) {
+    if (length > c->d->recv_size) {
         evpl_log_error("rdmacm", "message of %u bytes exceeds the receive size %u: closing", length,
-                       c->recv_size);
+                       c->d->recv_size);
         return -EMSGSIZE;
     }
     w = wr_push(c);
@@ -1073,7 +1072,7 @@ static int
 post_stream(struct evpl *evpl, struct rconn *c, struct evpl_bind *bind, uint64_t limit)
 {
     struct evpl_iovec tmp[64];
-    uint64_t bytes = 0, max = c->recv_size < limit ? c->recv_size : limit;
+    uint64_t bytes = 0, max = c->d->recv_size < limit ? c->d->recv_size : limit;
     uint32_t maxiov = c->max_sge < 64 ? c->max_sge : 64;
     struct rwr *w;
     int n, rc;
