@@ -71,6 +71,9 @@ EVPL_API void evpl_global_config_set_tls_ktls_enabled(struct evpl_global_config 
 EVPL_API void evpl_global_config_set_http_max_header_size(struct evpl_global_config *config,
                                                           unsigned int size);
 
+/* Extension, for the protocol modules: the effective limit in use. */
+EVPL_API unsigned int evpl_global_config_get_http_max_header_size(void);
+
 /*
  * Thread configuration: a copy of the global thread defaults (auto-
  * initialises the library).  Returns owned.  Loops and threads copy it.

@@ -23,6 +23,15 @@ typedef void (*evpl_flush_fn)(void);
  */
 EVPL_API void evpl_set_log_fn(evpl_log_fn log_fn, evpl_flush_fn flush_fn);
 
+/*
+ * Extension, for the protocol modules and applications: one message at
+ * level "debug", "info" or "error" through the same sink and threshold as
+ * the library's own.  Any thread.
+ */
+EVPL_API void evpl_log_message(const char *level, const char *module, const char *srcfile,
+                               int lineno, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
 /* Log at level "fatal", flush, abort().  Never returns.  Any thread. */
 EVPL_API __attribute__((noreturn)) void evpl_abort(const char *mod, const char *srcfile, int lineno,
                                                    const char *fmt, ...)

@@ -202,6 +202,13 @@ SETTER(rdmacm_rnr_retry_count, unsigned int)
 SETTER_BOOL(tls_verify_peer)
 SETTER_BOOL(tls_ktls_enabled)
 SETTER(http_max_header_size, unsigned int)
+
+EVPL_API unsigned int
+evpl_global_config_get_http_max_header_size(void)
+{
+    evpl_auto_init();
+    return evpl_shared->config->http_max_header_size;
+} /* evpl_global_config_get_http_max_header_size */
 SETTER(max_slabs, unsigned int)
 SETTER(stream_recv_limit, uint64_t)
 SETTER(max_msg_size, uint64_t)

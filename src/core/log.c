@@ -110,6 +110,26 @@ evpl__log(int level, const char *module, const char *file, int line, const char 
 } /* evpl__log */
 
 EVPL_API void
+evpl_log_message(const char *level, const char *module, const char *srcfile, int lineno,
+                 const char *fmt, ...)
+{
+    int lvl = EVPL_LOG_ERROR;
+    va_list ap;
+
+    for (int i = 0; i < EVPL_LOG_FATAL; i++) {
+        if (level && strcmp(level, level_names[i]) == 0) {
+            lvl = i;
+        }
+    }
+    if (lvl < evpl__log_threshold) {
+        return;
+    }
+    va_start(ap, fmt);
+    vlog(lvl, module ? module : "app", srcfile, lineno, fmt, ap);
+    va_end(ap);
+} /* evpl_log_message */
+
+EVPL_API void
 evpl_abort(const char *mod, const char *srcfile, int lineno, const char *fmt, ...)
 {
     va_list ap;

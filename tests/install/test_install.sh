@@ -21,10 +21,13 @@ export LD_LIBRARY_PATH="$libdir"
 cmake -S "$src/tests/install/consumer" -B "$tmp/cmake" -DCMAKE_PREFIX_PATH="$tmp/prefix" >/dev/null
 cmake --build "$tmp/cmake" >/dev/null
 "$tmp/cmake/consumer"
+"$tmp/cmake/http_consumer"
 
 export PKG_CONFIG_PATH="$libdir/pkgconfig"
 cc -o "$tmp/pc-consumer" "$src/tests/install/consumer/main.c" $(pkg-config --cflags --libs evpl)
 "$tmp/pc-consumer"
+cc -o "$tmp/pc-http" "$src/tests/install/consumer/http.c" $(pkg-config --cflags --libs evpl_http)
+"$tmp/pc-http"
 
 # C++ applications include the same headers
 c++ -std=c++17 -Wall -Wextra -Werror -o "$tmp/cxx-consumer" "$src/tests/install/consumer/main.cpp" \

@@ -1,0 +1,2324 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * libevpl_http: HTTP/1.0 and HTTP/1.1, server and client, on the public
+ * evpl API only (spec http.md).
+ *
+ * One agent per loop.  A connection (server or client side) is a bind
+ * without a segment callback: head blocks are found by peeking at the
+ * bind's receive buffer and copied once; bodies are taken by reference
+ * (evpl_recvv) and handed to the application as the same iovecs.
+ *
+ * Requests of a connection form one FIFO: on a server the requests read
+ * and not yet answered (responses go out strictly in that order), on a
+ * client the requests dispatched and not yet answered (written in order,
+ * responses matched in order).  Every write happens in the connection's
+ * deferral, never inside an API call the application makes, so no
+ * notification re-enters the application and no request is freed under
+ * it.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <evpl/evpl_http.h>
+
+#define HTTP_LINE_MAX   4095       /* request/status, header, chunk lines */
+#define HTTP_READ_AHEAD 8          /* complete requests read ahead (server) */
+#define HTTP_BODY_IOV   1023       /* buffered body pieces before reading pauses */
+#define HTTP_SEND_HIGH  (1u << 20) /* bytes in the transport before WANT_DATA waits */
+#define HTTP_NAME_MAX   255
+#define HTTP_VALUE_MAX  16383
+#define HTTP_RESERVE    256 /* of the header budget, for library-made lines */
+
+#define http_error(...) evpl_log_message("error", "http", __FILE__, __LINE__, __VA_ARGS__)
+#define http_debug(...) evpl_log_message("debug", "http", __FILE__, __LINE__, __VA_ARGS__)
+
+/* ------------------------------------------------------------------ */
+/* field lists: "name\0value\0" pairs in one buffer                     */
+
+struct hfields {
+    char *buf;
+    uint32_t len, cap;
+    uint32_t n;
+    uint32_t wire; /* name + ": " + value + CRLF, summed */
+};
+
+static int
+hf_reserve(struct hfields *h, uint32_t more)
+{
+    if (h->len + more <= h->cap) {
+        return 0;
+    }
+    uint32_t cap = h->cap ? h->cap : 256;
+
+    while (cap < h->len + more) {
+        cap *= 2;
+    }
+    char *b = realloc(h->buf, cap);
+
+    if (!b) {
+        return -1;
+    }
+    h->buf = b;
+    h->cap = cap;
+    return 0;
+} /* hf_reserve */
+
+static int
+hf_add(struct hfields *h, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+    if (hf_reserve(h, (uint32_t) (nlen + vlen + 2))) {
+        return -1;
+    }
+    memcpy(h->buf + h->len, name, nlen);
+    h->buf[h->len + nlen] = '\0';
+    h->len += (uint32_t) nlen + 1;
+    memcpy(h->buf + h->len, value, vlen);
+    h->buf[h->len + vlen] = '\0';
+    h->len += (uint32_t) vlen + 1;
+    h->n++;
+    h->wire += (uint32_t) (nlen + vlen + 4);
+    return 0;
+} /* hf_add */
+
+/* obs-fold: append " text" to the last value (it ends the buffer) */
+static int
+hf_fold(struct hfields *h, const char *text, size_t tlen)
+{
+    if (hf_reserve(h, (uint32_t) tlen + 1)) {
+        return -1;
+    }
+    h->buf[h->len - 1] = ' ';
+    memcpy(h->buf + h->len, text, tlen);
+    h->len += (uint32_t) tlen;
+    h->buf[h->len++] = '\0';
+    h->wire += (uint32_t) tlen + 1;
+    return 0;
+} /* hf_fold */
+
+static void
+hf_free(struct hfields *h)
+{
+    free(h->buf);
+    memset(h, 0, sizeof(*h));
+} /* hf_free */
+
+/* the next name after value, or NULL at the end */
+static inline const char *
+hf_next(const struct hfields *h, const char *value)
+{
+    const char *n = value + strlen(value) + 1;
+
+    return n < h->buf + h->len ? n : NULL;
+} /* hf_next */
+
+#define HF_FOREACH(h, name, value)                                                      \
+    for (const char *name = (h)->len ? (h)->buf : NULL,                                 \
+                    *value = name ? name + strlen(name) + 1 : NULL;                     \
+         name; name = hf_next((h), value), value = name ? name + strlen(name) + 1 : NULL)
+
+static const char *
+hf_get(const struct hfields *h, const char *want)
+{
+    if (!want) {
+        return NULL;
+    }
+    HF_FOREACH(h, name, value)
+    {
+        if (strcasecmp(name, want) == 0) {
+            return value;
+        }
+    }
+    return NULL;
+} /* hf_get */
+
+static unsigned int
+hf_count(const struct hfields *h, const char *want)
+{
+    unsigned int n = 0;
+
+    HF_FOREACH(h, name, value)
+    {
+        n += strcasecmp(name, want) == 0;
+    }
+    return n;
+} /* hf_count */
+
+static void
+hf_iterate(const struct hfields *h, evpl_http_request_header_cb_t cb, void *priv)
+{
+    if (!cb) {
+        return;
+    }
+    HF_FOREACH(h, name, value)
+    {
+        cb(name, value, priv);
+    }
+} /* hf_iterate */
+
+/* ------------------------------------------------------------------ */
+/* iovec queues                                                         */
+
+struct iovq {
+    struct evpl_iovec *v;
+    uint32_t head, count, cap; /* cap: power of two */
+    uint64_t bytes;
+};
+
+static int
+iovq_push(struct iovq *q, const struct evpl_iovec *iov)
+{
+    if (q->count == q->cap) {
+        uint32_t cap = q->cap ? q->cap * 2 : 8;
+        struct evpl_iovec *v = malloc(sizeof(*v) * cap);
+
+        if (!v) {
+            return -1;
+        }
+        for (uint32_t i = 0; i < q->count; i++) {
+            v[i] = q->v[(q->head + i) & (q->cap - 1)];
+        }
+        free(q->v);
+        q->v = v;
+        q->cap = cap;
+        q->head = 0;
+    }
+    q->v[(q->head + q->count) & (q->cap - 1)] = *iov;
+    q->count++;
+    q->bytes += iov->length;
+    return 0;
+} /* iovq_push */
+
+static inline struct evpl_iovec *
+iovq_front(struct iovq *q)
+{
+    return &q->v[q->head];
+} /* iovq_front */
+
+static inline void
+iovq_pop(struct iovq *q)
+{
+    q->bytes -= q->v[q->head].length;
+    q->head = (q->head + 1) & (q->cap - 1);
+    q->count--;
+} /* iovq_pop */
+
+static void
+iovq_clear(struct evpl *evpl, struct iovq *q)
+{
+    while (q->count) {
+        evpl_iovec_release(evpl, iovq_front(q));
+        iovq_pop(q);
+    }
+    free(q->v);
+    memset(q, 0, sizeof(*q));
+} /* iovq_clear */
+
+/* ------------------------------------------------------------------ */
+/* objects                                                              */
+
+enum body_mode {
+    BODY_NONE,
+    BODY_LENGTH,
+    BODY_CHUNKED,
+    BODY_CLOSE, /* until the connection ends */
+};
+
+enum rx_state {
+    RX_HEAD,
+    RX_BODY,        /* rx_left bytes of a length-framed body */
+    RX_CHUNK_SIZE,  /* a chunk-size line */
+    RX_CHUNK_DATA,  /* rx_left bytes of chunk data */
+    RX_CHUNK_END,   /* the CRLF after chunk data */
+    RX_TRAILER,     /* trailer lines up to an empty one */
+    RX_CLOSE_BODY,  /* everything until the connection ends (client) */
+    RX_STOP,        /* nothing more is read */
+};
+
+struct evpl_http_request {
+    struct evpl_http_conn *conn;
+    struct evpl_http_request *next; /* conn FIFO, or the created list */
+    enum evpl_http_request_type type;
+    char *url;
+    int url_len;
+    evpl_http_notify_callback_t notify;
+    void *notify_data;
+    int status;
+
+    unsigned int minor : 1;           /* HTTP/1.0 (0) or 1.1 (1) request */
+    unsigned int keepalive : 1;       /* server: the connection persists */
+    unsigned int expect_continue : 1; /* server: 100 Continue owed */
+    unsigned int dispatched : 1;      /* server: dispatch_default; client: dispatch */
+    unsigned int in_complete : 1;     /* inbound message fully received */
+    unsigned int hdr_sent : 1;        /* outbound head written */
+    unsigned int out_ended : 1;       /* the application ended the body */
+    unsigned int out_done : 1;        /* outbound message entirely queued */
+    unsigned int suppress : 1;        /* HEAD / 304: body bytes not sent */
+
+    int framing;            /* 0 none, 1 length, 2 chunked (requested) */
+    enum body_mode out_mode;
+    uint64_t out_length;    /* requested Content-Length */
+    uint64_t out_added;     /* body bytes the application added */
+    uint64_t out_written;   /* body bytes handed to the transport */
+
+    struct hfields in_hdr, in_trl, out_hdr, out_trl;
+    struct iovq in_body, out_body;
+};
+
+struct evpl_http_server {
+    struct evpl_http_agent *agent;
+    struct evpl_listener_binding *binding;
+    evpl_http_dispatch_callback_t dispatch;
+    void *private_data;
+    struct evpl_http_server *next;
+};
+
+struct evpl_http_conn {
+    struct evpl_http_agent *agent;
+    struct evpl_http_server *server; /* NULL on clients, or once destroyed */
+    void *private_data;              /* client's, or the server's */
+    struct evpl_bind *bind;          /* NULL once DISCONNECTED */
+    struct evpl_http_conn *next, *prev;
+
+    struct evpl_http_request *head, *tail; /* FIFO */
+    struct evpl_http_request *wr;          /* client: next to write */
+    struct evpl_http_request *created;     /* client: created, not dispatched */
+    unsigned int nqueued;
+
+    enum rx_state rx;
+    enum body_mode rx_mode;
+    uint64_t rx_left;
+    int reject; /* server: status owed before closing */
+
+    unsigned int is_client : 1;
+    unsigned int tls : 1;
+    unsigned int closing : 1;    /* evpl_close / evpl_finish issued */
+    unsigned int retired : 1;    /* client: the peer went; handle kept */
+    unsigned int user_closed : 1;
+    unsigned int rx_paused : 1;  /* stopped reading: resume in service */
+
+    int depth; /* nesting of our own processing (callbacks may close) */
+    uint64_t unsent;
+    struct evpl_deferral service;
+    char host[EVPL_ADDRESS_STRLEN + 16];
+};
+
+struct evpl_http_agent {
+    struct evpl *evpl;
+    unsigned int max_hdr;
+    struct evpl_http_conn *conns;
+    struct evpl_http_server *servers;
+    char *scratch; /* max_hdr bytes: one head, copied out of the bind */
+    char *out;     /* an outbound head */
+    size_t out_cap;
+    time_t date_at;
+    char date[40];
+};
+
+static void conn_service(struct evpl *evpl, void *arg);
+static void conn_release(struct evpl_http_conn *c);
+static int body_take(struct evpl_http_conn *c, struct evpl_http_request *r, int all);
+
+/* ------------------------------------------------------------------ */
+/* small helpers                                                        */
+
+static const char *const method_wire[] = {"GET", "GET", "HEAD", "POST", "PUT", "DELETE"};
+static const char *const method_name[] = {"Unknown", "Get", "Head", "Post", "Put", "Delete"};
+
+static inline int
+is_ws(char ch)
+{
+    return ch == ' ' || ch == '\t';
+} /* is_ws */
+
+static int
+is_tchar(unsigned char ch)
+{
+    return isalnum(ch) || (ch && strchr("!#$%&'*+-.^_`|~", ch));
+} /* is_tchar */
+
+static const char *
+reason_phrase(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 203: return "Non-Authoritative Information";
+    case 204: return "No Content";
+    case 205: return "Reset Content";
+    case 206: return "Partial Content";
+    case 300: return "Multiple Choices";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 305: return "Use Proxy";
+    case 307: return "Temporary Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 402: return "Payment Required";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
+    case 407: return "Proxy Authentication Required";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 411: return "Length Required";
+    case 412: return "Precondition Failed";
+    case 413: return "Payload Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 416: return "Range Not Satisfiable";
+    case 417: return "Expectation Failed";
+    case 426: return "Upgrade Required";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+    } /* switch */
+} /* reason_phrase */
+
+/* IMF-fixdate, recomputed once a second */
+static const char *
+agent_date(struct evpl_http_agent *a)
+{
+    static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    time_t now = time(NULL);
+    struct tm tm;
+
+    if (now != a->date_at || !a->date[0]) {
+        gmtime_r(&now, &tm);
+        snprintf(a->date, sizeof(a->date), "%s, %02d %s %04d %02d:%02d:%02d GMT",
+                 days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900,
+                 tm.tm_hour, tm.tm_min, tm.tm_sec);
+        a->date_at = now;
+    }
+    return a->date;
+} /* agent_date */
+
+/* decimal, digits only, no overflow */
+static int
+parse_u64(const char *s, uint64_t *out)
+{
+    uint64_t v = 0;
+
+    if (!*s) {
+        return -1;
+    }
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9') {
+            return -1;
+        }
+        if (v > (UINT64_MAX - (uint64_t) (*s - '0')) / 10) {
+            return -1;
+        }
+        v = v * 10 + (uint64_t) (*s - '0');
+    }
+    *out = v;
+    return 0;
+} /* parse_u64 */
+
+/* does the comma list in value hold token (case-insensitive)? */
+static int
+list_has(const char *value, const char *token)
+{
+    size_t tl = strlen(token);
+
+    while (value && *value) {
+        while (*value == ',' || is_ws(*value)) {
+            value++;
+        }
+        const char *end = value;
+
+        while (*end && *end != ',') {
+            end++;
+        }
+        const char *e = end;
+
+        while (e > value && is_ws(e[-1])) {
+            e--;
+        }
+        if ((size_t) (e - value) == tl && strncasecmp(value, token, tl) == 0) {
+            return 1;
+        }
+        value = end;
+    }
+    return 0;
+} /* list_has */
+
+/*
+ * Message framing from the fields (both directions).  Returns 0 and sets
+ * *mode / *length; -1 for a malformed or conflicting framing (400 / bad
+ * response); -2 for an unsupported coding with chunked final (501).  With
+ * no framing field at all *mode = BODY_NONE.
+ */
+static int
+parse_framing(const struct hfields *h, enum body_mode *mode, uint64_t *length, int *has_te)
+{
+    int have_cl = 0, te = 0, chunked_last = 0, other = 0, chunked_early = 0;
+    uint64_t cl = 0, v;
+
+    HF_FOREACH(h, name, value)
+    {
+        if (strcasecmp(name, "Content-Length") == 0) {
+            if (parse_u64(value, &v) || (have_cl && v != cl)) {
+                return -1;
+            }
+            cl = v;
+            have_cl = 1;
+        } else if (strcasecmp(name, "Transfer-Encoding") == 0) {
+            const char *p = value;
+
+            te = 1;
+            /* an empty field, or one ending in a comma, leaves no final coding */
+            chunked_last = 0;
+            while (*p) {
+                while (*p == ',' || is_ws(*p)) {
+                    p++;
+                }
+                if (!*p) {
+                    break;
+                }
+                const char *end = p;
+
+                while (*end && *end != ',' && *end != ';') {
+                    end++;
+                }
+                const char *e = end;
+
+                while (e > p && is_ws(e[-1])) {
+                    e--;
+                }
+                if (chunked_last) {
+                    chunked_early = 1; /* chunked followed by another coding */
+                }
+                if ((size_t) (e - p) == 7 && strncasecmp(p, "chunked", 7) == 0) {
+                    chunked_last = 1;
+                } else {
+                    chunked_last = 0;
+                    other = 1;
+                }
+                while (*end && *end != ',') {
+                    end++; /* transfer parameters */
+                }
+                p = end;
+            }
+        }
+    }
+    *has_te = te;
+    *length = 0;
+    if (te) {
+        if (have_cl) {
+            return -1;
+        }
+        if (!chunked_last || chunked_early) {
+            *mode = BODY_CLOSE; /* meaningful to clients only */
+            return -1;
+        }
+        *mode = BODY_CHUNKED;
+        return other ? -2 : 0;
+    }
+    if (have_cl) {
+        *mode = BODY_LENGTH;
+        *length = cl;
+        return 0;
+    }
+    *mode = BODY_NONE;
+    return 0;
+} /* parse_framing */
+
+/* ------------------------------------------------------------------ */
+/* requests                                                             */
+
+static struct evpl_http_request *
+req_alloc(struct evpl_http_conn *c)
+{
+    struct evpl_http_request *r = calloc(1, sizeof(*r));
+
+    if (r) {
+        r->conn = c;
+        r->minor = 1;
+    }
+    return r;
+} /* req_alloc */
+
+static void
+req_free(struct evpl_http_request *r)
+{
+    struct evpl *evpl = r->conn->agent->evpl;
+
+    iovq_clear(evpl, &r->in_body);
+    iovq_clear(evpl, &r->out_body);
+    hf_free(&r->in_hdr);
+    hf_free(&r->in_trl);
+    hf_free(&r->out_hdr);
+    hf_free(&r->out_trl);
+    free(r->url);
+    free(r);
+} /* req_free */
+
+static void
+req_notify(struct evpl_http_request *r, enum evpl_http_notify_type type)
+{
+    struct evpl_http_conn *c = r->conn;
+
+    if (r->notify) {
+        r->notify(c->agent->evpl, c->agent, r, type, r->type, r->url, r->notify_data,
+                  c->private_data);
+    }
+} /* req_notify */
+
+static void
+fifo_push(struct evpl_http_conn *c, struct evpl_http_request *r)
+{
+    r->next = NULL;
+    if (c->tail) {
+        c->tail->next = r;
+    } else {
+        c->head = r;
+    }
+    c->tail = r;
+    c->nqueued++;
+} /* fifo_push */
+
+static void
+fifo_remove(struct evpl_http_conn *c, struct evpl_http_request *r)
+{
+    struct evpl_http_request **pp = &c->head, *prev = NULL;
+
+    while (*pp && *pp != r) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    if (!*pp) {
+        return;
+    }
+    *pp = r->next;
+    if (c->tail == r) {
+        c->tail = prev;
+    }
+    if (c->wr == r) {
+        c->wr = r->next;
+    }
+    c->nqueued--;
+} /* fifo_remove */
+
+/* The last notification a request gets; it is freed after. */
+static void
+req_end(struct evpl_http_request *r, enum evpl_http_notify_type type, int status)
+{
+    struct evpl_http_conn *c = r->conn;
+
+    fifo_remove(c, r);
+    if (type == EVPL_HTTP_NOTIFY_FAILED) {
+        r->status = status;
+    }
+    req_notify(r, type);
+    req_free(r);
+} /* req_end */
+
+/* ------------------------------------------------------------------ */
+/* connections                                                          */
+
+static void
+conn_enter(struct evpl_http_conn *c)
+{
+    c->depth++;
+} /* conn_enter */
+
+/* Leave our processing; a connection that is gone is freed here. */
+static void
+conn_leave(struct evpl_http_conn *c)
+{
+    if (--c->depth == 0 && !c->bind && (c->user_closed || !c->is_client)) {
+        conn_release(c);
+    }
+} /* conn_leave */
+
+static inline int
+conn_live(const struct evpl_http_conn *c)
+{
+    return c->bind && !c->closing;
+} /* conn_live */
+
+static void
+conn_kick(struct evpl_http_conn *c)
+{
+    if (c->bind) {
+        evpl_defer(c->agent->evpl, &c->service);
+    }
+} /* conn_kick */
+
+static void
+conn_send(struct evpl_http_conn *c, const void *data, size_t len)
+{
+    evpl_send(c->agent->evpl, c->bind, data, (unsigned int) len);
+    c->unsent += len;
+} /* conn_send */
+
+static void
+conn_sendv(struct evpl_http_conn *c, struct evpl_iovec *iov, int niov, uint64_t len)
+{
+    evpl_sendv(c->agent->evpl, c->bind, iov, niov, (int) len, EVPL_SEND_FLAG_TAKE_REF);
+    c->unsent += len;
+} /* conn_sendv */
+
+/* Close now (abortive); DISCONNECTED finishes the work. */
+static void
+conn_abort(struct evpl_http_conn *c)
+{
+    if (c->bind && !c->closing) {
+        c->closing = 1;
+        evpl_close(c->agent->evpl, c->bind);
+    }
+    c->rx = RX_STOP;
+} /* conn_abort */
+
+/* Close once what is queued has been sent. */
+static void
+conn_finish(struct evpl_http_conn *c)
+{
+    if (c->bind && !c->closing) {
+        c->closing = 1;
+        evpl_finish(c->agent->evpl, c->bind);
+    }
+    c->rx = RX_STOP;
+} /* conn_finish */
+
+static void
+conn_link(struct evpl_http_agent *a, struct evpl_http_conn *c)
+{
+    c->agent = a;
+    c->next = a->conns;
+    if (a->conns) {
+        a->conns->prev = c;
+    }
+    a->conns = c;
+    evpl_deferral_init(&c->service, conn_service, c);
+} /* conn_link */
+
+static void
+conn_release(struct evpl_http_conn *c)
+{
+    struct evpl_http_agent *a = c->agent;
+
+    while (c->head) {
+        struct evpl_http_request *r = c->head;
+
+        fifo_remove(c, r);
+        req_free(r);
+    }
+    while (c->created) {
+        struct evpl_http_request *r = c->created;
+
+        c->created = r->next;
+        req_free(r);
+    }
+    evpl_remove_deferral(a->evpl, &c->service);
+    if (c->prev) {
+        c->prev->next = c->next;
+    } else {
+        a->conns = c->next;
+    }
+    if (c->next) {
+        c->next->prev = c->prev;
+    }
+    free(c);
+} /* conn_release */
+
+/* The transport is gone: every outstanding request ends. */
+static void
+conn_lost(struct evpl_http_conn *c)
+{
+    int close_body = c->rx == RX_CLOSE_BODY;
+
+    if (close_body && c->head) {
+        body_take(c, c->head, 1); /* what is still buffered belongs to it */
+    }
+    c->bind = NULL;
+    c->rx = RX_STOP;
+    if (c->is_client) {
+        c->retired = 1;
+        if (c->head && close_body) {
+            /* close-delimited response: the close is its end */
+            c->head->in_complete = 1;
+            req_end(c->head, EVPL_HTTP_NOTIFY_RECEIVE_COMPLETE, 0);
+        }
+    }
+    while (c->head) {
+        req_end(c->head, EVPL_HTTP_NOTIFY_FAILED, EVPL_HTTP_ERROR_CONN_LOST);
+    }
+} /* conn_lost */
+
+/* ------------------------------------------------------------------ */
+/* head blocks                                                          */
+
+/*
+ * Find a complete head (start line + fields + empty line) at the front of
+ * the bind's buffer, skipping empty lines before it.  Returns its length
+ * (copied to the agent's scratch), 0 when more bytes are needed, -1 when
+ * a line or the whole block is over the limits.
+ */
+static int
+head_find(struct evpl_http_conn *c, uint32_t limit)
+{
+    struct evpl_http_agent *a = c->agent;
+    uint32_t want = limit < 1024 ? limit : 1024;
+
+    for (;;) {
+        int got = evpl_peek(a->evpl, c->bind, a->scratch, (int) want);
+
+        if (got <= 0) {
+            return 0;
+        }
+        uint32_t line = 0;
+        int content = 0, seen = 0;
+
+        for (int i = 0; i < got; i++) {
+            char ch = a->scratch[i];
+
+            if (ch == '\n') {
+                if (line - (i && a->scratch[i - 1] == '\r' && line) > HTTP_LINE_MAX) {
+                    return -1;
+                }
+                if (!content && seen) {
+                    return i + 1;
+                }
+                seen |= content;
+                content = 0;
+                line = 0;
+                continue;
+            }
+            if (++line > HTTP_LINE_MAX + 1) {
+                return -1;
+            }
+            if (ch != '\r') {
+                content = 1;
+            }
+        }
+        if ((uint32_t) got < want) {
+            return 0; /* all there is */
+        }
+        if (want >= limit) {
+            return -1;
+        }
+        want = limit;
+    }
+} /* head_find */
+
+/* One line of [p, end): sets *next past its LF, returns its length less CR. */
+static size_t
+line_take(const char *p, const char *end, const char **next)
+{
+    const char *lf = memchr(p, '\n', (size_t) (end - p));
+    size_t n;
+
+    if (!lf) {
+        lf = end;
+    }
+    n = (size_t) (lf - p);
+    if (n && p[n - 1] == '\r') {
+        n--;
+    }
+    *next = lf < end ? lf + 1 : end;
+    return n;
+} /* line_take */
+
+/*
+ * Parse field lines [p, end) into h (the empty line ending the block is
+ * not part of it).  strict: -1 on a malformed line; otherwise (trailers)
+ * malformed or over-budget lines are dropped.
+ */
+static int
+fields_parse(struct hfields *h, const char *p, const char *end, int strict, uint32_t budget)
+{
+    while (p < end) {
+        const char *next;
+        size_t n = line_take(p, end, &next);
+
+        if (n == 0) {
+            break;
+        }
+        if (is_ws(p[0])) {
+            /* obsolete line folding */
+            size_t s = 0;
+
+            while (s < n && is_ws(p[s])) {
+                s++;
+            }
+            while (n > s && is_ws(p[n - 1])) {
+                n--;
+            }
+            if (!h->n) {
+                if (strict) {
+                    return -1;
+                }
+            } else if (h->wire + n - s + 1 <= budget && hf_fold(h, p + s, n - s)) {
+                return -1;
+            }
+            p = next;
+            continue;
+        }
+        const char *colon = memchr(p, ':', n);
+
+        if (!colon || colon == p || is_ws(colon[-1])) {
+            if (strict) {
+                return -1;
+            }
+            p = next;
+            continue;
+        }
+        size_t nlen = (size_t) (colon - p);
+        const char *v = colon + 1, *ve = p + n;
+
+        while (v < ve && is_ws(*v)) {
+            v++;
+        }
+        while (ve > v && is_ws(ve[-1])) {
+            ve--;
+        }
+        if (!strict && h->wire + nlen + (size_t) (ve - v) + 4 > budget) {
+            p = next;
+            continue;
+        }
+        if (hf_add(h, p, nlen, v, (size_t) (ve - v))) {
+            return -1;
+        }
+        p = next;
+    }
+    return 0;
+} /* fields_parse */
+
+/* ------------------------------------------------------------------ */
+/* bodies                                                               */
+
+/* Take up to rx_left (or all, for a close-delimited body) bytes of body. */
+static int
+body_take(struct evpl_http_conn *c, struct evpl_http_request *r, int all)
+{
+    struct evpl *evpl = c->agent->evpl;
+    struct evpl_iovec iov[64];
+    int taken = 0;
+
+    while (all || c->rx_left) {
+        if (r->in_body.count >= HTTP_BODY_IOV) {
+            c->rx_paused = 1;
+            break;
+        }
+        int room = HTTP_BODY_IOV - (int) r->in_body.count;
+        int max = all || c->rx_left > INT32_MAX ? INT32_MAX : (int) c->rx_left;
+        int len = 0;
+        int n = evpl_recvv(evpl, c->bind, iov, room < 64 ? room : 64, max, &len);
+
+        if (n <= 0) {
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            if (iovq_push(&r->in_body, &iov[i])) {
+                for (int j = i; j < n; j++) {
+                    evpl_iovec_release(evpl, &iov[j]);
+                }
+                return -1;
+            }
+        }
+        if (!all) {
+            c->rx_left -= (uint64_t) len;
+        }
+        taken += len;
+    }
+    return taken;
+} /* body_take */
+
+/*
+ * Read the body of r (rx state machine past the head).  Returns 1 when
+ * the message is complete, 0 when more bytes are needed (or reading is
+ * paused), -1 on malformed chunking (the caller rejects).
+ */
+static int
+body_read(struct evpl_http_conn *c, struct evpl_http_request *r, int *got_data)
+{
+    struct evpl_http_agent *a = c->agent;
+
+    for (;;) {
+        switch (c->rx) {
+        case RX_BODY:
+        case RX_CHUNK_DATA:
+        case RX_CLOSE_BODY: {
+            int n = body_take(c, r, c->rx == RX_CLOSE_BODY);
+
+            if (n < 0) {
+                return -1;
+            }
+            *got_data |= n > 0;
+            if (c->rx == RX_CLOSE_BODY || c->rx_left) {
+                return 0;
+            }
+            if (c->rx == RX_BODY) {
+                return 1;
+            }
+            c->rx = RX_CHUNK_END;
+            break;
+        }
+        case RX_CHUNK_END: {
+            char crlf[2];
+            int got = evpl_peek(a->evpl, c->bind, crlf, 2);
+
+            if (got >= 1 && crlf[0] == '\n') {
+                evpl_consume(a->evpl, c->bind, 1);
+            } else if (got == 2 && crlf[0] == '\r' && crlf[1] == '\n') {
+                evpl_consume(a->evpl, c->bind, 2);
+            } else if (got == 2 || (got == 1 && crlf[0] != '\r')) {
+                return -1;
+            } else {
+                return 0;
+            }
+            c->rx = RX_CHUNK_SIZE;
+            break;
+        }
+        case RX_CHUNK_SIZE:
+        case RX_TRAILER: {
+            int got = evpl_peek(a->evpl, c->bind, a->scratch, HTTP_LINE_MAX + 2);
+
+            if (got <= 0) {
+                return 0;
+            }
+            char *lf = memchr(a->scratch, '\n', (size_t) got);
+
+            if (!lf) {
+                return got >= HTTP_LINE_MAX + 2 ? -1 : 0;
+            }
+            size_t n = (size_t) (lf - a->scratch);
+
+            evpl_consume(a->evpl, c->bind, (int) n + 1);
+            if (n && a->scratch[n - 1] == '\r') {
+                n--;
+            }
+            if (n > HTTP_LINE_MAX) {
+                return -1;
+            }
+            if (c->rx == RX_TRAILER) {
+                if (n == 0) {
+                    return 1;
+                }
+                /* a trailer line; the section shares the header budget */
+                fields_parse(&r->in_trl, a->scratch, a->scratch + n, 0, a->max_hdr);
+                break;
+            }
+            /* chunk-size [; ext] */
+            uint64_t size = 0;
+            size_t i = 0;
+
+            while (i < n && isxdigit((unsigned char) a->scratch[i])) {
+                int d = isdigit((unsigned char) a->scratch[i])
+                            ? a->scratch[i] - '0'
+                            : (tolower((unsigned char) a->scratch[i]) - 'a' + 10);
+
+                if (size > (UINT64_MAX >> 4)) {
+                    return -1;
+                }
+                size = (size << 4) | (uint64_t) d;
+                i++;
+            }
+            if (i == 0) {
+                return -1;
+            }
+            while (i < n && is_ws(a->scratch[i])) {
+                i++;
+            }
+            if (i < n && a->scratch[i] != ';') {
+                return -1;
+            }
+            if (size == 0) {
+                c->rx = RX_TRAILER;
+            } else {
+                c->rx = RX_CHUNK_DATA;
+                c->rx_left = size;
+            }
+            break;
+        }
+        default:
+            return 0;
+        } /* switch */
+    }
+} /* body_read */
+
+/* ------------------------------------------------------------------ */
+/* server side                                                          */
+
+static void
+server_reject(struct evpl_http_conn *c, int status)
+{
+    if (!c->reject) {
+        c->reject = status;
+    }
+    c->rx = RX_STOP;
+    conn_kick(c);
+} /* server_reject */
+
+/*
+ * Parse one request head (len bytes in scratch).  Returns the request, or
+ * NULL with *status set (400 / 501) or 0 on allocation failure.
+ */
+static struct evpl_http_request *
+server_parse_head(struct evpl_http_conn *c, int len, int *status)
+{
+    struct evpl_http_agent *a = c->agent;
+    const char *p = a->scratch, *end = a->scratch + len, *next;
+    size_t n;
+
+    *status = 400;
+    /* empty lines before the request line */
+    while ((n = line_take(p, end, &next)) == 0 && next < end) {
+        p = next;
+    }
+    if (n == 0 || is_ws(p[0])) {
+        return NULL;
+    }
+    /* method SP target SP version, runs of SP/HT between */
+    const char *tok[4];
+    size_t tlen[4];
+    int ntok = 0;
+    const char *q = p, *qe = p + n;
+
+    while (q < qe) {
+        while (q < qe && is_ws(*q)) {
+            q++;
+        }
+        if (q == qe) {
+            break;
+        }
+        if (ntok == 4) {
+            return NULL;
+        }
+        tok[ntok] = q;
+        while (q < qe && !is_ws(*q)) {
+            q++;
+        }
+        tlen[ntok] = (size_t) (q - tok[ntok]);
+        ntok++;
+    }
+    if (ntok != 3) {
+        return NULL;
+    }
+    /* HTTP/<digits>.<digits>, major 1 */
+    const char *v = tok[2], *ve = tok[2] + tlen[2];
+    uint64_t major = 0, minor = 0;
+    int dm = 0, dn = 0;
+
+    if (tlen[2] < 8 || memcmp(v, "HTTP/", 5) != 0) {
+        return NULL;
+    }
+    v += 5;
+    while (v < ve && isdigit((unsigned char) *v)) {
+        major = major < 1000 ? major * 10 + (uint64_t) (*v - '0') : major;
+        v++;
+        dm++;
+    }
+    if (!dm || v == ve || *v != '.') {
+        return NULL;
+    }
+    v++;
+    while (v < ve && isdigit((unsigned char) *v)) {
+        minor = minor < 1000 ? minor * 10 + (uint64_t) (*v - '0') : minor;
+        v++;
+        dn++;
+    }
+    if (!dn || v != ve || major != 1) {
+        return NULL;
+    }
+
+    enum evpl_http_request_type type = EVPL_HTTP_REQUEST_TYPE_UNKNOWN;
+
+    for (int i = EVPL_HTTP_REQUEST_TYPE_GET; i <= EVPL_HTTP_REQUEST_TYPE_DELETE; i++) {
+        if (tlen[0] == strlen(method_wire[i]) && memcmp(tok[0], method_wire[i], tlen[0]) == 0) {
+            type = (enum evpl_http_request_type) i;
+        }
+    }
+    if (type == EVPL_HTTP_REQUEST_TYPE_UNKNOWN) {
+        *status = 501;
+        return NULL;
+    }
+
+    struct evpl_http_request *r = req_alloc(c);
+
+    if (!r) {
+        *status = 0;
+        return NULL;
+    }
+    r->type = type;
+    r->minor = minor > 0;
+    r->url = strndup(tok[1], tlen[1]);
+    r->url_len = (int) tlen[1];
+    if (!r->url) {
+        *status = 0;
+        goto bad;
+    }
+    if (fields_parse(&r->in_hdr, next, end, 1, UINT32_MAX)) {
+        goto bad;
+    }
+
+    enum body_mode mode = BODY_NONE;
+    uint64_t length = 0;
+    int te = 0, rc = parse_framing(&r->in_hdr, &mode, &length, &te);
+
+    if (rc == -2) {
+        *status = 501;
+    }
+    if (rc || (te && !r->minor)) {
+        goto bad;
+    }
+    if (r->minor && hf_count(&r->in_hdr, "Host") != 1) {
+        goto bad;
+    }
+    if (!r->minor && type == EVPL_HTTP_REQUEST_TYPE_POST && mode != BODY_LENGTH) {
+        goto bad;
+    }
+
+    const char *conn_hdr = NULL;
+
+    HF_FOREACH(&r->in_hdr, name, value)
+    {
+        if (strcasecmp(name, "Connection") == 0) {
+            if (list_has(value, "close")) {
+                conn_hdr = "close";
+            } else if (list_has(value, "keep-alive") && !conn_hdr) {
+                conn_hdr = "keep-alive";
+            }
+        }
+    }
+    if (conn_hdr && strcmp(conn_hdr, "close") == 0) {
+        r->keepalive = 0;
+    } else {
+        r->keepalive = r->minor || conn_hdr != NULL;
+    }
+    if (r->minor) {
+        const char *e = hf_get(&r->in_hdr, "Expect");
+
+        r->expect_continue = e && strcasecmp(e, "100-continue") == 0;
+    }
+    c->rx_mode = mode;
+    c->rx_left = length;
+    return r;
+bad:
+    req_free(r);
+    return NULL;
+} /* server_parse_head */
+
+/* The request being received (the last in the FIFO) failed with the
+ * connection's rejection. */
+static void
+server_body_failed(struct evpl_http_conn *c, struct evpl_http_request *r)
+{
+    req_end(r, EVPL_HTTP_NOTIFY_FAILED, EVPL_HTTP_ERROR_CONN_LOST);
+    server_reject(c, 400);
+} /* server_body_failed */
+
+static void
+server_read(struct evpl_http_conn *c)
+{
+    struct evpl_http_agent *a = c->agent;
+
+    while (conn_live(c) && c->rx != RX_STOP) {
+        if (c->rx == RX_HEAD) {
+            if (c->nqueued >= HTTP_READ_AHEAD || !c->server) {
+                c->rx_paused = c->nqueued >= HTTP_READ_AHEAD;
+                if (!c->server && !c->nqueued) {
+                    conn_finish(c);
+                }
+                return;
+            }
+            int len = head_find(c, a->max_hdr);
+
+            if (len == 0) {
+                return;
+            }
+            int status = 400;
+            struct evpl_http_request *r = len > 0 ? server_parse_head(c, len, &status) : NULL;
+
+            if (!r) {
+                if (status == 0) {
+                    conn_abort(c); /* out of memory */
+                } else {
+                    server_reject(c, status);
+                }
+                return;
+            }
+            evpl_consume(a->evpl, c->bind, len);
+            fifo_push(c, r);
+            c->rx = c->rx_mode == BODY_LENGTH && c->rx_left
+                        ? RX_BODY
+                        : (c->rx_mode == BODY_CHUNKED ? RX_CHUNK_SIZE : RX_HEAD);
+            if (c->rx == RX_HEAD) {
+                r->in_complete = 1;
+            }
+            if (r->expect_continue && r == c->head) {
+                conn_kick(c);
+            }
+
+            c->server->dispatch(a->evpl, a, r, &r->notify, &r->notify_data,
+                                c->server->private_data);
+            if (!conn_live(c)) {
+                return;
+            }
+            if (r->in_complete) {
+                req_notify(r, EVPL_HTTP_NOTIFY_RECEIVE_COMPLETE);
+                conn_kick(c);
+                if (!r->keepalive) {
+                    c->rx = RX_STOP; /* later pipelined requests are ignored */
+                }
+            }
+            continue;
+        }
+
+        struct evpl_http_request *r = c->tail;
+        int got = 0;
+        int rc = body_read(c, r, &got);
+
+        if (got && r->in_body.count) {
+            req_notify(r, EVPL_HTTP_NOTIFY_RECEIVE_DATA);
+            if (!conn_live(c)) {
+                return;
+            }
+        }
+        if (rc < 0) {
+            server_body_failed(c, r);
+            return;
+        }
+        if (rc == 0) {
+            return;
+        }
+        r->in_complete = 1;
+        c->rx = r->keepalive ? RX_HEAD : RX_STOP;
+        req_notify(r, EVPL_HTTP_NOTIFY_RECEIVE_COMPLETE);
+        conn_kick(c);
+    }
+} /* server_read */
+
+/* Fix the framing of a server response at its first write. */
+static void
+server_frame(struct evpl_http_request *r)
+{
+    if (r->status < 100 || r->status > 599) {
+        http_error("response status %d is not 100..599, sending 500", r->status);
+        r->status = 500;
+    }
+    if (r->status < 200 || r->status == 204) {
+        r->out_mode = BODY_NONE;
+        r->suppress = 1;
+    } else if (r->framing == 2) {
+        r->out_mode = r->minor ? BODY_CHUNKED : BODY_CLOSE;
+    } else {
+        r->out_mode = BODY_LENGTH;
+        if (r->framing != 1) {
+            r->out_length = 0;
+        }
+    }
+    if (r->type == EVPL_HTTP_REQUEST_TYPE_HEAD || r->status == 304) {
+        r->suppress = 1;
+    }
+    if (r->out_mode == BODY_CLOSE) {
+        r->keepalive = 0;
+    }
+} /* server_frame */
+
+/* The response head, into buf (sized by the header budget + reserve). */
+static int
+server_head(struct evpl_http_conn *c, struct evpl_http_request *r, char *buf, size_t cap)
+{
+    size_t off = 0;
+
+#define PUT(...)                                                     \
+    do {                                                             \
+        int w = snprintf(buf + off, off < cap ? cap - off : 0, __VA_ARGS__); \
+        off += w > 0 ? (size_t) w : 0;                               \
+    } while (0)
+
+    PUT("HTTP/1.%d %d %s\r\n", r->minor, r->status, reason_phrase(r->status));
+    if (!hf_get(&r->out_hdr, "Date")) {
+        PUT("Date: %s\r\n", agent_date(c->agent));
+    }
+    if (!r->keepalive) {
+        hf_add(&r->out_hdr, "Connection", 10, "close", 5);
+    } else if (!r->minor) {
+        hf_add(&r->out_hdr, "Connection", 10, "keep-alive", 10);
+    }
+    HF_FOREACH(&r->out_hdr, name, value)
+    {
+        PUT("%s: %s\r\n", name, value);
+    }
+    if (r->out_mode == BODY_CHUNKED) {
+        PUT("Transfer-Encoding: chunked\r\n");
+    } else if (r->out_mode == BODY_LENGTH) {
+        PUT("Content-Length: %" PRIu64 "\r\n", r->out_length);
+    }
+    PUT("\r\n");
+#undef PUT
+    return off < cap ? (int) off : -1;
+} /* server_head */
+
+/* Send the staged body of r as far as its framing allows. */
+static void
+body_flush(struct evpl_http_conn *c, struct evpl_http_request *r)
+{
+    struct evpl *evpl = c->agent->evpl;
+    struct iovq *q = &r->out_body;
+
+    if (r->suppress || r->out_mode == BODY_NONE) {
+        iovq_clear(evpl, q);
+        r->out_done = 1;
+        return;
+    }
+    if (q->count) {
+        uint64_t bytes = q->bytes;
+
+        if (r->out_mode == BODY_LENGTH && r->out_written + bytes > r->out_length) {
+            bytes = r->out_length - r->out_written; /* more than declared: cut */
+        }
+        if (bytes && r->out_mode == BODY_CHUNKED) {
+            char line[24];
+            int n = snprintf(line, sizeof(line), "%" PRIx64 "\r\n", bytes);
+
+            conn_send(c, line, (size_t) n);
+        }
+        uint64_t left = bytes;
+
+        while (q->count && left) {
+            struct evpl_iovec *f = iovq_front(q);
+
+            if (f->length <= left) {
+                left -= f->length;
+                struct evpl_iovec one = *f;
+
+                iovq_pop(q);
+                if (one.length) {
+                    conn_sendv(c, &one, 1, one.length);
+                } else {
+                    evpl_iovec_release(evpl, &one);
+                }
+            } else {
+                struct evpl_iovec part;
+
+                evpl_iovec_clone_segment(&part, f, 0, (unsigned int) left);
+                conn_sendv(c, &part, 1, left);
+                f->data = (char *) f->data + left;
+                f->length -= (unsigned int) left;
+                q->bytes -= left;
+                left = 0;
+            }
+        }
+        iovq_clear(evpl, q); /* beyond the declared length */
+        if (bytes && r->out_mode == BODY_CHUNKED) {
+            conn_send(c, "\r\n", 2);
+        }
+        r->out_written += bytes;
+    }
+    if (r->out_mode == BODY_LENGTH && r->out_written == r->out_length) {
+        r->out_done = 1;
+    } else if (r->out_ended) {
+        if (r->out_mode == BODY_CHUNKED) {
+            /* last chunk, trailer section, end */
+            size_t cap = r->out_trl.wire + 8, off = 3;
+            char *buf = malloc(cap);
+
+            if (!buf) {
+                conn_abort(c);
+                return;
+            }
+            memcpy(buf, "0\r\n", 3);
+            HF_FOREACH(&r->out_trl, name, value)
+            {
+                off += (size_t) snprintf(buf + off, cap - off, "%s: %s\r\n", name, value);
+            }
+            memcpy(buf + off, "\r\n", 2);
+            conn_send(c, buf, off + 2);
+            free(buf);
+        } else if (r->out_mode == BODY_LENGTH) {
+            /* ended short of its declared length: the framing is broken */
+            r->keepalive = 0;
+            if (r->conn->is_client) {
+                conn_finish(c);
+            }
+        }
+        r->out_done = 1;
+    }
+} /* body_flush */
+
+static void
+server_flush(struct evpl_http_conn *c)
+{
+    struct evpl_http_agent *a = c->agent;
+
+    while (c->bind && !c->closing && c->head) {
+        struct evpl_http_request *r = c->head;
+
+        if (r->expect_continue && !r->hdr_sent) {
+            r->expect_continue = 0;
+            conn_send(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        }
+        if (!r->in_complete || !r->dispatched) {
+            return;
+        }
+        if (!r->hdr_sent) {
+            server_frame(r);
+            int n = server_head(c, r, a->out, a->out_cap);
+
+            if (n < 0) {
+                http_error("response head does not fit the header budget");
+                conn_abort(c);
+                return;
+            }
+            conn_send(c, a->out, (size_t) n);
+            r->hdr_sent = 1;
+        }
+        body_flush(c, r);
+        if (!r->out_done) {
+            if (c->unsent < HTTP_SEND_HIGH) {
+                req_notify(r, EVPL_HTTP_NOTIFY_WANT_DATA);
+            }
+            return;
+        }
+        int keep = r->keepalive;
+
+        req_end(r, EVPL_HTTP_NOTIFY_RESPONSE_COMPLETE, 0);
+        if (!keep) {
+            conn_finish(c);
+            return;
+        }
+        if (c->rx_paused) {
+            c->rx_paused = 0;
+            server_read(c);
+        }
+    }
+    if (!c->server && !c->head && c->bind && !c->closing && !c->reject) {
+        conn_finish(c); /* its server is gone */
+    }
+    if (c->reject && !c->head && c->bind && !c->closing) {
+        char buf[160];
+        int n = snprintf(buf, sizeof(buf),
+                         "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Length: 0\r\n"
+                         "Connection: close\r\n\r\n",
+                         c->reject, reason_phrase(c->reject), agent_date(a));
+
+        conn_send(c, buf, (size_t) n);
+        conn_finish(c);
+    }
+} /* server_flush */
+
+static void
+server_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *notify, void *priv)
+{
+    struct evpl_http_conn *c = priv;
+
+    conn_enter(c);
+    switch (notify->notify_type) {
+    case EVPL_NOTIFY_RECV_DATA:
+        server_read(c);
+        break;
+    case EVPL_NOTIFY_SENT:
+        c->unsent = c->unsent > notify->sent.bytes ? c->unsent - notify->sent.bytes : 0;
+        if (c->head && c->head->hdr_sent && !c->head->out_done) {
+            conn_kick(c);
+        }
+        break;
+    case EVPL_NOTIFY_DISCONNECTED:
+        conn_lost(c);
+        break;
+    default:
+        break;
+    } /* switch */
+    conn_leave(c);
+} /* server_notify */
+
+static void
+orphan_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *notify, void *priv)
+{
+} /* orphan_notify */
+
+static void
+server_accept(struct evpl *evpl, struct evpl_bind *bind, evpl_notify_callback_t *notify_callback,
+              evpl_segment_callback_t *segment_callback, void **conn_private_data,
+              void *private_data)
+{
+    struct evpl_http_server *s = private_data;
+    struct evpl_http_conn *c = calloc(1, sizeof(*c));
+
+    *notify_callback = server_notify;
+    *segment_callback = NULL;
+    *conn_private_data = c;
+    if (!c) {
+        /* no memory: the connection ends at once */
+        evpl_close(evpl, bind);
+        *notify_callback = orphan_notify;
+        return;
+    }
+    conn_link(s->agent, c);
+    c->server = s;
+    c->private_data = s->private_data;
+    c->bind = bind;
+    c->rx = RX_HEAD;
+    evpl_bind_request_send_notifications(evpl, bind);
+} /* server_accept */
+
+/* ------------------------------------------------------------------ */
+/* client side                                                          */
+
+static void
+client_fail_head(struct evpl_http_conn *c, int status)
+{
+    if (c->head) {
+        req_end(c->head, EVPL_HTTP_NOTIFY_FAILED, status);
+    }
+    conn_abort(c);
+} /* client_fail_head */
+
+/* Parse a response head; 1 = a final response for c->head, 0 = an
+ * interim (1xx) response skipped, -1 = bad response. */
+static int
+client_parse_head(struct evpl_http_conn *c, int len)
+{
+    struct evpl_http_agent *a = c->agent;
+    struct evpl_http_request *r = c->head;
+    const char *p = a->scratch, *end = a->scratch + len, *next;
+    size_t n;
+
+    while ((n = line_take(p, end, &next)) == 0 && next < end) {
+        p = next;
+    }
+    /* HTTP/1.<digits> SP <3 digits> [SP reason] */
+    size_t i = 7;
+
+    if (n < 12 || memcmp(p, "HTTP/1.", 7) != 0 || !isdigit((unsigned char) p[7])) {
+        return -1;
+    }
+    while (i < n && isdigit((unsigned char) p[i])) {
+        i++;
+    }
+    if (i + 4 > n || p[i] != ' ' || !isdigit((unsigned char) p[i + 1]) ||
+        !isdigit((unsigned char) p[i + 2]) || !isdigit((unsigned char) p[i + 3]) ||
+        (i + 4 < n && p[i + 4] != ' ')) {
+        return -1;
+    }
+    int status = (p[i + 1] - '0') * 100 + (p[i + 2] - '0') * 10 + (p[i + 3] - '0');
+
+    if (status < 100 || status > 599) {
+        return -1;
+    }
+    struct hfields h = {0};
+
+    if (fields_parse(&h, next, end, 1, UINT32_MAX)) {
+        hf_free(&h);
+        return -1;
+    }
+    if (status < 200) {
+        hf_free(&h);
+        return 0;
+    }
+    enum body_mode mode = BODY_NONE;
+    uint64_t length = 0;
+    int te = 0, rc = parse_framing(&h, &mode, &length, &te);
+
+    if (rc == -1 && !(te && !hf_get(&h, "Content-Length") && mode == BODY_CLOSE)) {
+        hf_free(&h);
+        return -1;
+    }
+    if (rc == -2) {
+        mode = BODY_CHUNKED; /* other codings before chunked: still chunked */
+    }
+    if (mode == BODY_NONE) {
+        mode = BODY_CLOSE; /* no length: until the connection closes */
+    }
+    if (r->type == EVPL_HTTP_REQUEST_TYPE_HEAD || status == 204 || status == 304) {
+        mode = BODY_NONE;
+    }
+    hf_free(&r->in_hdr);
+    r->in_hdr = h;
+    r->status = status;
+    c->rx_mode = mode;
+    c->rx_left = length;
+    return 1;
+} /* client_parse_head */
+
+static void
+client_read(struct evpl_http_conn *c)
+{
+    struct evpl_http_agent *a = c->agent;
+
+    while (c->bind && !c->closing && c->rx != RX_STOP) {
+        if (c->rx == RX_HEAD) {
+            int len = head_find(c, a->max_hdr);
+
+            if (len == 0) {
+                return;
+            }
+            if (!c->head) {
+                http_debug("response with no request outstanding: closing");
+                conn_abort(c);
+                return;
+            }
+            int rc = len > 0 ? client_parse_head(c, len) : -1;
+
+            if (rc < 0) {
+                client_fail_head(c, EVPL_HTTP_ERROR_BAD_RESPONSE);
+                return;
+            }
+            evpl_consume(a->evpl, c->bind, len);
+            if (rc == 0) {
+                continue;
+            }
+            struct evpl_http_request *r = c->head;
+
+            switch (c->rx_mode) {
+            case BODY_LENGTH: c->rx = c->rx_left ? RX_BODY : RX_HEAD; break;
+            case BODY_CHUNKED: c->rx = RX_CHUNK_SIZE; break;
+            case BODY_CLOSE: c->rx = RX_CLOSE_BODY; break;
+            default: c->rx = RX_HEAD; break;
+            } /* switch */
+            req_notify(r, EVPL_HTTP_NOTIFY_RESPONSE_HEADERS);
+            if (!c->bind || c->closing) {
+                return;
+            }
+            if (c->rx == RX_HEAD) {
+                r->in_complete = 1;
+                if (c->wr == r) {
+                    conn_abort(c); /* answered before it was written */
+                }
+                req_end(r, EVPL_HTTP_NOTIFY_RECEIVE_COMPLETE, 0);
+            }
+            continue;
+        }
+        struct evpl_http_request *r = c->head;
+        int got = 0;
+        int rc = body_read(c, r, &got);
+
+        if (got && r->in_body.count) {
+            req_notify(r, EVPL_HTTP_NOTIFY_RECEIVE_DATA);
+            if (!c->bind || c->closing) {
+                return;
+            }
+        }
+        if (rc < 0) {
+            client_fail_head(c, EVPL_HTTP_ERROR_BAD_RESPONSE);
+            return;
+        }
+        if (rc == 0) {
+            return;
+        }
+        r->in_complete = 1;
+        c->rx = RX_HEAD;
+        if (c->wr == r) {
+            conn_abort(c);
+        }
+        req_end(r, EVPL_HTTP_NOTIFY_RECEIVE_COMPLETE, 0);
+    }
+} /* client_read */
+
+static int
+client_head(struct evpl_http_conn *c, struct evpl_http_request *r, char *buf, size_t cap)
+{
+    size_t off = 0;
+
+#define PUT(...)                                                             \
+    do {                                                                     \
+        int w = snprintf(buf + off, off < cap ? cap - off : 0, __VA_ARGS__); \
+        off += w > 0 ? (size_t) w : 0;                                       \
+    } while (0)
+
+    PUT("%s %s HTTP/1.1\r\n", method_wire[r->type], r->url);
+    if (!hf_get(&r->out_hdr, "Host")) {
+        PUT("Host: %s\r\n", c->host);
+    }
+    HF_FOREACH(&r->out_hdr, name, value)
+    {
+        PUT("%s: %s\r\n", name, value);
+    }
+    if (r->out_mode == BODY_CHUNKED) {
+        PUT("Transfer-Encoding: chunked\r\n");
+    } else {
+        PUT("Content-Length: %" PRIu64 "\r\n", r->out_length);
+    }
+    PUT("\r\n");
+#undef PUT
+    return off < cap ? (int) off : -1;
+} /* client_head */
+
+static void
+client_flush(struct evpl_http_conn *c)
+{
+    struct evpl_http_agent *a = c->agent;
+
+    while (c->bind && !c->closing && c->wr) {
+        struct evpl_http_request *r = c->wr;
+
+        if (!r->hdr_sent) {
+            int n = client_head(c, r, a->out, a->out_cap);
+
+            if (n < 0) {
+                client_fail_head(c, EVPL_HTTP_ERROR_CONN_LOST);
+                return;
+            }
+            conn_send(c, a->out, (size_t) n);
+            r->hdr_sent = 1;
+        }
+        body_flush(c, r);
+        if (!r->out_done) {
+            if (c->unsent < HTTP_SEND_HIGH) {
+                req_notify(r, EVPL_HTTP_NOTIFY_WANT_DATA);
+            }
+            return;
+        }
+        c->wr = r->next;
+        req_notify(r, EVPL_HTTP_NOTIFY_RESPONSE_COMPLETE);
+    }
+} /* client_flush */
+
+static void
+client_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *notify, void *priv)
+{
+    struct evpl_http_conn *c = priv;
+
+    conn_enter(c);
+    switch (notify->notify_type) {
+    case EVPL_NOTIFY_RECV_DATA:
+        client_read(c);
+        break;
+    case EVPL_NOTIFY_SENT:
+        c->unsent = c->unsent > notify->sent.bytes ? c->unsent - notify->sent.bytes : 0;
+        if (c->wr && c->wr->hdr_sent) {
+            conn_kick(c);
+        }
+        break;
+    case EVPL_NOTIFY_DISCONNECTED:
+        conn_lost(c);
+        break;
+    default:
+        break;
+    } /* switch */
+    conn_leave(c);
+} /* client_notify */
+
+/* ------------------------------------------------------------------ */
+/* the connection's deferral: writes, then reads that were paused       */
+
+static void
+conn_service(struct evpl *evpl, void *arg)
+{
+    struct evpl_http_conn *c = arg;
+
+    conn_enter(c);
+    if (c->is_client) {
+        client_flush(c);
+        if (c->rx_paused && c->bind && c->head &&
+            c->head->in_body.count < HTTP_BODY_IOV) {
+            c->rx_paused = 0;
+            client_read(c);
+        }
+    } else {
+        server_flush(c);
+        if (c->rx_paused && c->bind && c->nqueued < HTTP_READ_AHEAD &&
+            (!c->tail || c->tail->in_body.count < HTTP_BODY_IOV)) {
+            c->rx_paused = 0;
+            server_read(c);
+        }
+    }
+    conn_leave(c);
+} /* conn_service */
+
+/* ------------------------------------------------------------------ */
+/* public: agent                                                        */
+
+EVPL_API struct evpl_http_agent *
+evpl_http_init(struct evpl *evpl)
+{
+    struct evpl_http_agent *a = calloc(1, sizeof(*a));
+    unsigned int max = evpl_global_config_get_http_max_header_size();
+
+    if (!a) {
+        evpl_abort("http", __FILE__, __LINE__, "out of memory creating the HTTP agent");
+    }
+    a->evpl = evpl;
+    a->max_hdr = max < 512 ? 512 : max;
+    /* a head, or one chunk/trailer line with its CRLF */
+    a->scratch = malloc((a->max_hdr > HTTP_LINE_MAX + 2 ? a->max_hdr : HTTP_LINE_MAX + 2) + 1);
+    a->out_cap = (size_t) a->max_hdr + HTTP_RESERVE + 512;
+    a->out = malloc(a->out_cap);
+    if (!a->scratch || !a->out) {
+        evpl_abort("http", __FILE__, __LINE__, "out of memory creating the HTTP agent");
+    }
+    return a;
+} /* evpl_http_init */
+
+EVPL_API void
+evpl_http_destroy(struct evpl_http_agent *a)
+{
+    if (!a) {
+        return;
+    }
+    while (a->servers) {
+        evpl_http_server_destroy(a, a->servers);
+    }
+    for (struct evpl_http_conn *c = a->conns, *n; c; c = n) {
+        n = c->next;
+        c->user_closed = 1;
+        if (c->bind) {
+            if (!c->closing) {
+                c->closing = 1;
+                evpl_close(a->evpl, c->bind);
+            } else {
+                /* finishing: cut it, the agent is going */
+                evpl_close(a->evpl, c->bind);
+            }
+        } else if (!c->depth) {
+            conn_release(c);
+        }
+    }
+    while (a->conns) {
+        evpl_continue(a->evpl);
+    }
+    free(a->scratch);
+    free(a->out);
+    free(a);
+} /* evpl_http_destroy */
+
+EVPL_API enum evpl_http_protocol
+evpl_http_request_protocol(struct evpl_http_request *request)
+{
+    return EVPL_HTTP_PROTOCOL_HTTP1;
+} /* evpl_http_request_protocol */
+
+/* ------------------------------------------------------------------ */
+/* public: server                                                       */
+
+EVPL_API struct evpl_http_server *
+evpl_http_attach(struct evpl_http_agent *agent, struct evpl_listener *listener,
+                 evpl_http_dispatch_callback_t dispatch_callback, void *private_data)
+{
+    struct evpl_http_server *s = calloc(1, sizeof(*s));
+
+    if (!s) {
+        evpl_abort("http", __FILE__, __LINE__, "out of memory attaching an HTTP server");
+    }
+    s->agent = agent;
+    s->dispatch = dispatch_callback;
+    s->private_data = private_data;
+    s->next = agent->servers;
+    agent->servers = s;
+    s->binding = evpl_listener_attach(agent->evpl, listener, server_accept, s);
+    return s;
+} /* evpl_http_attach */
+
+EVPL_API void
+evpl_http_server_destroy(struct evpl_http_agent *agent, struct evpl_http_server *server)
+{
+    struct evpl_http_server **pp = &agent->servers;
+
+    while (*pp && *pp != server) {
+        pp = &(*pp)->next;
+    }
+    if (*pp) {
+        *pp = server->next;
+    }
+    if (server->binding) {
+        evpl_listener_detach(agent->evpl, server->binding);
+    }
+    /* connections it accepted finish what they have read, then close */
+    for (struct evpl_http_conn *c = agent->conns; c; c = c->next) {
+        if (c->server == server) {
+            c->server = NULL;
+            conn_kick(c);
+        }
+    }
+    free(server);
+} /* evpl_http_server_destroy */
+
+EVPL_API void
+evpl_http_server_set_response_length(struct evpl_http_request *request, uint64_t content_length)
+{
+    request->framing = 1;
+    request->out_length = content_length;
+    if (request->out_added >= content_length) {
+        request->out_ended = 1;
+    }
+} /* evpl_http_server_set_response_length */
+
+EVPL_API void
+evpl_http_server_set_response_chunked(struct evpl_http_request *request)
+{
+    request->framing = 2;
+} /* evpl_http_server_set_response_chunked */
+
+EVPL_API void
+evpl_http_server_dispatch_default(struct evpl_http_request *request, int status)
+{
+    if (request->dispatched) {
+        http_error("evpl_http_server_dispatch_default called twice");
+        return;
+    }
+    request->dispatched = 1;
+    request->status = status;
+    conn_kick(request->conn);
+} /* evpl_http_server_dispatch_default */
+
+/* ------------------------------------------------------------------ */
+/* public: shared                                                       */
+
+static int
+field_check(const char *name, const char *value)
+{
+    if (!name || !*name || !value) {
+        return -1;
+    }
+    for (const char *p = name; *p; p++) {
+        if (!is_tchar((unsigned char) *p)) {
+            return -1;
+        }
+    }
+    if (strpbrk(value, "\r\n")) {
+        return -1;
+    }
+    return 0;
+} /* field_check */
+
+static int
+field_add(struct evpl_http_request *r, struct hfields *h, const char *name, const char *value)
+{
+    if (field_check(name, value)) {
+        return -1;
+    }
+    size_t nl = strnlen(name, HTTP_NAME_MAX), vl = strnlen(value, HTTP_VALUE_MAX);
+    unsigned int max = r->conn->agent->max_hdr;
+
+    if (h->wire + nl + vl + 4 + HTTP_RESERVE > max) {
+        return -1;
+    }
+    return hf_add(h, name, nl, value, vl);
+} /* field_add */
+
+EVPL_API int
+evpl_http_request_add_header(struct evpl_http_request *request, const char *name,
+                             const char *value)
+{
+    if (!request || request->hdr_sent) {
+        return -1;
+    }
+    return field_add(request, &request->out_hdr, name, value);
+} /* evpl_http_request_add_header */
+
+EVPL_API enum evpl_http_request_type
+evpl_http_request_type(struct evpl_http_request *request)
+{
+    return request->type;
+} /* evpl_http_request_type */
+
+EVPL_API const char *
+evpl_http_request_type_to_string(struct evpl_http_request *request)
+{
+    unsigned int t = (unsigned int) request->type;
+
+    return method_name[t <= EVPL_HTTP_REQUEST_TYPE_DELETE ? t : 0];
+} /* evpl_http_request_type_to_string */
+
+EVPL_API const char *
+evpl_http_request_url(struct evpl_http_request *request, int *len)
+{
+    if (len) {
+        *len = request->url_len;
+    }
+    return request->url;
+} /* evpl_http_request_url */
+
+EVPL_API const char *
+evpl_http_request_header(struct evpl_http_request *request, const char *name)
+{
+    return hf_get(request->conn->is_client ? &request->out_hdr : &request->in_hdr, name);
+} /* evpl_http_request_header */
+
+EVPL_API void
+evpl_http_request_header_iterate(struct evpl_http_request *request,
+                                 evpl_http_request_header_cb_t callback, void *private_data)
+{
+    hf_iterate(request->conn->is_client ? &request->out_hdr : &request->in_hdr, callback,
+               private_data);
+} /* evpl_http_request_header_iterate */
+
+EVPL_API int
+evpl_http_request_add_trailer(struct evpl_http_request *request, const char *name,
+                              const char *value)
+{
+    if (!request || request->out_ended) {
+        return -1;
+    }
+    return field_add(request, &request->out_trl, name, value);
+} /* evpl_http_request_add_trailer */
+
+EVPL_API const char *
+evpl_http_request_trailer(struct evpl_http_request *request, const char *name)
+{
+    return hf_get(&request->in_trl, name);
+} /* evpl_http_request_trailer */
+
+EVPL_API void
+evpl_http_request_trailer_iterate(struct evpl_http_request *request,
+                                  evpl_http_request_header_cb_t callback, void *private_data)
+{
+    hf_iterate(&request->in_trl, callback, private_data);
+} /* evpl_http_request_trailer_iterate */
+
+EVPL_API uint64_t
+evpl_http_request_get_data_avail(struct evpl_http_request *request)
+{
+    return request->in_body.bytes;
+} /* evpl_http_request_get_data_avail */
+
+EVPL_API int
+evpl_http_request_get_datav(struct evpl *evpl, struct evpl_http_request *request,
+                            struct evpl_iovec *iov, int length)
+{
+    struct iovq *q = &request->in_body;
+    int n = 0;
+
+    if (!iov || length < 0 || (uint64_t) length > q->bytes) {
+        errno = EINVAL;
+        return -1;
+    }
+    while (length > 0) {
+        struct evpl_iovec *f = iovq_front(q);
+
+        if (f->length <= (unsigned int) length) {
+            length -= (int) f->length;
+            iov[n++] = *f;
+            iovq_pop(q);
+        } else {
+            evpl_iovec_clone_segment(&iov[n++], f, 0, (unsigned int) length);
+            f->data = (char *) f->data + length;
+            f->length -= (unsigned int) length;
+            q->bytes -= (uint64_t) length;
+            length = 0;
+        }
+    }
+    if (request->conn->rx_paused) {
+        conn_kick(request->conn);
+    }
+    return n;
+} /* evpl_http_request_get_datav */
+
+EVPL_API void
+evpl_http_request_add_datav(struct evpl_http_request *request, struct evpl_iovec *iov, int niov)
+{
+    struct evpl_http_conn *c = request->conn;
+    struct evpl *evpl = c->agent->evpl;
+
+    if (request->out_ended) {
+        if (niov > 0) {
+            http_error("body data added after the body ended: dropped");
+            for (int i = 0; i < niov; i++) {
+                evpl_iovec_release(evpl, &iov[i]);
+            }
+        }
+        return;
+    }
+    if (niov <= 0) {
+        request->out_ended = 1;
+    }
+    for (int i = 0; i < niov; i++) {
+        if (iovq_push(&request->out_body, &iov[i])) {
+            http_error("out of memory staging body data");
+            for (int j = i; j < niov; j++) {
+                evpl_iovec_release(evpl, &iov[j]);
+            }
+            conn_abort(c);
+            return;
+        }
+        request->out_added += iov[i].length;
+    }
+    if (request->framing == 1 && request->out_added >= request->out_length) {
+        request->out_ended = 1;
+    }
+    conn_kick(c);
+} /* evpl_http_request_add_datav */
+
+/* ------------------------------------------------------------------ */
+/* public: client                                                       */
+
+EVPL_API struct evpl_http_conn *
+evpl_http_client_connect(struct evpl_http_agent *agent, enum evpl_protocol_id protocol_id,
+                         struct evpl_endpoint *endpoint, enum evpl_http_version version,
+                         void *private_data)
+{
+    struct evpl_http_conn *c = calloc(1, sizeof(*c));
+
+    if (!c) {
+        evpl_abort("http", __FILE__, __LINE__, "out of memory connecting");
+    }
+    conn_link(agent, c);
+    c->is_client = 1;
+    c->private_data = private_data;
+    c->rx = RX_HEAD;
+    c->tls = protocol_id == EVPL_STREAM_SOCKET_TLS;
+
+    if (evpl_endpoint_is_local(endpoint) || evpl_endpoint_is_inproc(endpoint)) {
+        snprintf(c->host, sizeof(c->host), "localhost");
+    } else {
+        const char *addr = evpl_endpoint_address(endpoint);
+        int port = evpl_endpoint_port(endpoint);
+        int v6 = addr && strchr(addr, ':') != NULL;
+
+        if (port == (c->tls ? 443 : 80)) {
+            snprintf(c->host, sizeof(c->host), v6 ? "[%s]" : "%s", addr ? addr : "");
+        } else {
+            snprintf(c->host, sizeof(c->host), v6 ? "[%s]:%d" : "%s:%d", addr ? addr : "", port);
+        }
+    }
+    if (version == EVPL_HTTP_VERSION_HTTP2) {
+        http_debug("HTTP/2 is not built in: speaking HTTP/1.1");
+    }
+    c->bind = evpl_connect(agent->evpl, protocol_id, NULL, endpoint, client_notify, NULL, c);
+    if (!c->bind) {
+        /* unavailable protocol or unusable address: a retired handle */
+        c->retired = 1;
+        c->rx = RX_STOP;
+    } else {
+        evpl_bind_request_send_notifications(agent->evpl, c->bind);
+    }
+    return c;
+} /* evpl_http_client_connect */
+
+EVPL_API void
+evpl_http_client_close(struct evpl_http_agent *agent, struct evpl_http_conn *conn)
+{
+    if (!conn) {
+        return;
+    }
+    conn->user_closed = 1;
+    if (conn->bind) {
+        if (!conn->closing) {
+            conn->closing = 1;
+            evpl_close(agent->evpl, conn->bind);
+        }
+        return; /* freed on DISCONNECTED */
+    }
+    if (!conn->depth) {
+        conn_release(conn);
+    }
+} /* evpl_http_client_close */
+
+EVPL_API struct evpl_http_request *
+evpl_http_request_create(struct evpl_http_conn *conn, enum evpl_http_request_type method,
+                         const char *url)
+{
+    unsigned int t = (unsigned int) method;
+
+    if (t > EVPL_HTTP_REQUEST_TYPE_DELETE) {
+        t = EVPL_HTTP_REQUEST_TYPE_UNKNOWN;
+    }
+    if (!url || strlen(method_wire[t]) + strlen(url) + 12 + 256 > conn->agent->max_hdr) {
+        return NULL;
+    }
+    struct evpl_http_request *r = req_alloc(conn);
+
+    if (!r) {
+        return NULL;
+    }
+    r->type = (enum evpl_http_request_type) t;
+    r->url = strdup(url);
+    if (!r->url) {
+        free(r);
+        return NULL;
+    }
+    r->url_len = (int) strlen(url);
+    r->out_mode = BODY_LENGTH;
+    r->next = conn->created;
+    conn->created = r;
+    return r;
+} /* evpl_http_request_create */
+
+EVPL_API void
+evpl_http_client_set_request_length(struct evpl_http_request *request, uint64_t content_length)
+{
+    request->framing = 1;
+    request->out_mode = BODY_LENGTH;
+    request->out_length = content_length;
+    if (request->out_added >= content_length) {
+        request->out_ended = 1;
+    }
+} /* evpl_http_client_set_request_length */
+
+EVPL_API void
+evpl_http_client_set_request_chunked(struct evpl_http_request *request)
+{
+    request->framing = 2;
+    request->out_mode = BODY_CHUNKED;
+} /* evpl_http_client_set_request_chunked */
+
+EVPL_API void
+evpl_http_request_dispatch(struct evpl_http_request *request,
+                           evpl_http_notify_callback_t notify_callback, void *notify_data)
+{
+    struct evpl_http_conn *c = request->conn;
+    struct evpl_http_request **pp = &c->created;
+
+    while (*pp && *pp != request) {
+        pp = &(*pp)->next;
+    }
+    if (*pp) {
+        *pp = request->next;
+    }
+    request->notify = notify_callback;
+    request->notify_data = notify_data;
+    request->dispatched = 1;
+    if (request->framing == 0) {
+        request->out_mode = BODY_LENGTH;
+        request->out_length = 0;
+    }
+    if (request->out_mode == BODY_LENGTH && request->out_added >= request->out_length) {
+        request->out_ended = 1;
+    }
+    if (!c->bind || c->closing) {
+        /* retired (or closing): fails here, before returning */
+        conn_enter(c);
+        request->status = EVPL_HTTP_ERROR_CONN_LOST;
+        req_notify(request, EVPL_HTTP_NOTIFY_FAILED);
+        req_free(request);
+        conn_leave(c);
+        return;
+    }
+    fifo_push(c, request);
+    if (!c->wr) {
+        c->wr = request;
+    }
+    conn_kick(c);
+} /* evpl_http_request_dispatch */
+
+EVPL_API int
+evpl_http_request_status(struct evpl_http_request *request)
+{
+    return request->status;
+} /* evpl_http_request_status */
+
+EVPL_API const char *
+evpl_http_response_header(struct evpl_http_request *request, const char *name)
+{
+    return hf_get(request->conn->is_client ? &request->in_hdr : &request->out_hdr, name);
+} /* evpl_http_response_header */
+
+EVPL_API void
+evpl_http_response_header_iterate(struct evpl_http_request *request,
+                                  evpl_http_request_header_cb_t callback, void *private_data)
+{
+    hf_iterate(request->conn->is_client ? &request->in_hdr : &request->out_hdr, callback,
+               private_data);
+} /* evpl_http_response_header_iterate */
