@@ -37,8 +37,8 @@ add_bytes(struct evpl *evpl, struct evpl_http_request *request, const void *data
 /* server side: answer on RECEIVE_COMPLETE */
 static void
 server_notify(struct evpl *evpl, struct evpl_http_agent *agent, struct evpl_http_request *request,
-              enum evpl_http_notify_type type, enum evpl_http_request_type method,
-              const char *uri, void *notify_data, void *private_data)
+              enum evpl_http_notify_type type, enum evpl_http_request_type method, const char *uri,
+              void *notify_data, void *private_data)
 {
     if (type != EVPL_HTTP_NOTIFY_RECEIVE_COMPLETE) {
         return;
@@ -84,56 +84,56 @@ static void client_next(struct evpl *evpl, struct evpl_http_conn *conn, struct c
 
 static void
 client_notify(struct evpl *evpl, struct evpl_http_agent *agent, struct evpl_http_request *request,
-              enum evpl_http_notify_type type, enum evpl_http_request_type method,
-              const char *uri, void *notify_data, void *private_data)
+              enum evpl_http_notify_type type, enum evpl_http_request_type method, const char *uri,
+              void *notify_data, void *private_data)
 {
     struct client *cl = private_data;
     struct evpl_http_conn *conn = notify_data;
     struct evpl_iovec iov[64];
 
     switch (type) {
-    case EVPL_HTTP_NOTIFY_RECEIVE_DATA:
-    case EVPL_HTTP_NOTIFY_RECEIVE_COMPLETE: {
-        uint64_t avail = evpl_http_request_get_data_avail(request);
-        int n = avail ? evpl_http_request_get_datav(evpl, request, iov, (int) avail) : 0;
+        case EVPL_HTTP_NOTIFY_RECEIVE_DATA:
+        case EVPL_HTTP_NOTIFY_RECEIVE_COMPLETE: {
+            uint64_t avail = evpl_http_request_get_data_avail(request);
+            int n = avail ? evpl_http_request_get_datav(evpl, request, iov, (int) avail) : 0;
 
-        for (int i = 0; i < n; i++) {
-            if (cl->body_len + iov[i].length <= sizeof(cl->body)) {
-                memcpy(cl->body + cl->body_len, iov[i].data, iov[i].length);
+            for (int i = 0; i < n; i++) {
+                if (cl->body_len + iov[i].length <= sizeof(cl->body)) {
+                    memcpy(cl->body + cl->body_len, iov[i].data, iov[i].length);
+                }
+                cl->body_len += iov[i].length;
+                evpl_iovec_release(evpl, &iov[i]);
             }
-            cl->body_len += iov[i].length;
-            evpl_iovec_release(evpl, &iov[i]);
-        }
-        if (type == EVPL_HTTP_NOTIFY_RECEIVE_DATA) {
-            break;
-        }
-        const char *want = strcmp(uri, "/hello") == 0 ? hello : "ping";
+            if (type == EVPL_HTTP_NOTIFY_RECEIVE_DATA) {
+                break;
+            }
+            const char *want = strcmp(uri, "/hello") == 0 ? hello : "ping";
 
-        if (evpl_http_request_status(request) != 200 || cl->body_len != strlen(want) ||
-            memcmp(cl->body, want, cl->body_len) != 0) {
-            fprintf(stderr, "%s: status %d, %zu bytes\n", uri,
-                    evpl_http_request_status(request), cl->body_len);
-            cl->failed = 1;
-        }
-        if (strcmp(uri, "/echo") == 0) {
-            const char *t = evpl_http_request_trailer(request, "X-Echoed");
-
-            if (!t || strcmp(t, "yes") != 0) {
-                fprintf(stderr, "/echo: trailer missing\n");
+            if (evpl_http_request_status(request) != 200 || cl->body_len != strlen(want) ||
+                memcmp(cl->body, want, cl->body_len) != 0) {
+                fprintf(stderr, "%s: status %d, %zu bytes\n", uri,
+                        evpl_http_request_status(request), cl->body_len);
                 cl->failed = 1;
             }
+            if (strcmp(uri, "/echo") == 0) {
+                const char *t = evpl_http_request_trailer(request, "X-Echoed");
+
+                if (!t || strcmp(t, "yes") != 0) {
+                    fprintf(stderr, "/echo: trailer missing\n");
+                    cl->failed = 1;
+                }
+            }
+            cl->done++;
+            cl->inflight = 0;
+            client_next(evpl, conn, cl);
+            break;
         }
-        cl->done++;
-        cl->inflight = 0;
-        client_next(evpl, conn, cl);
-        break;
-    }
-    case EVPL_HTTP_NOTIFY_FAILED:
-        fprintf(stderr, "%s: failed %d\n", uri, evpl_http_request_status(request));
-        cl->failed = 1;
-        break;
-    default:
-        break;
+        case EVPL_HTTP_NOTIFY_FAILED:
+            fprintf(stderr, "%s: failed %d\n", uri, evpl_http_request_status(request));
+            cl->failed = 1;
+            break;
+        default:
+            break;
     } /* switch */
 } /* client_notify */
 

@@ -59,8 +59,7 @@ typedef void (*evpl_http_notify_callback_t)(struct evpl *evpl, struct evpl_http_
                                             struct evpl_http_request *request,
                                             enum evpl_http_notify_type notify_type,
                                             enum evpl_http_request_type request_type,
-                                            const char *uri, void *notify_data,
-                                            void *private_data);
+                                            const char *uri, void *notify_data, void *private_data);
 
 /* Server: a request's header block arrived; must set *notify_callback. */
 typedef void (*evpl_http_dispatch_callback_t)(struct evpl *evpl, struct evpl_http_agent *agent,
@@ -101,8 +100,7 @@ EVPL_API const char *evpl_http_request_type_to_string(struct evpl_http_request *
 
 EVPL_API const char *evpl_http_request_url(struct evpl_http_request *request, int *len);
 
-EVPL_API const char *evpl_http_request_header(struct evpl_http_request *request,
-                                              const char *name);
+EVPL_API const char *evpl_http_request_header(struct evpl_http_request *request, const char *name);
 
 EVPL_API void evpl_http_request_header_iterate(struct evpl_http_request *request,
                                                evpl_http_request_header_cb_t callback,
@@ -111,8 +109,7 @@ EVPL_API void evpl_http_request_header_iterate(struct evpl_http_request *request
 EVPL_API int evpl_http_request_add_trailer(struct evpl_http_request *request, const char *name,
                                            const char *value);
 
-EVPL_API const char *evpl_http_request_trailer(struct evpl_http_request *request,
-                                               const char *name);
+EVPL_API const char *evpl_http_request_trailer(struct evpl_http_request *request, const char *name);
 
 EVPL_API void evpl_http_request_trailer_iterate(struct evpl_http_request *request,
                                                 evpl_http_request_header_cb_t callback,
@@ -128,8 +125,8 @@ EVPL_API int evpl_http_request_get_datav(struct evpl *evpl, struct evpl_http_req
                                          struct evpl_iovec *iov, int length);
 
 /* Stage outbound body data (takes ownership); niov == 0 ends the body. */
-EVPL_API void evpl_http_request_add_datav(struct evpl_http_request *request,
-                                          struct evpl_iovec *iov, int niov);
+EVPL_API void evpl_http_request_add_datav(struct evpl_http_request *request, struct evpl_iovec *iov,
+                                          int niov);
 
 EVPL_API void evpl_http_server_set_response_length(struct evpl_http_request *request,
                                                    uint64_t content_length);
@@ -165,8 +162,7 @@ EVPL_API void evpl_http_request_dispatch(struct evpl_http_request *request,
 /* Status after RESPONSE_HEADERS, the negative reason after FAILED, else 0. */
 EVPL_API int evpl_http_request_status(struct evpl_http_request *request);
 
-EVPL_API const char *evpl_http_response_header(struct evpl_http_request *request,
-                                               const char *name);
+EVPL_API const char *evpl_http_response_header(struct evpl_http_request *request, const char *name);
 
 EVPL_API void evpl_http_response_header_iterate(struct evpl_http_request *request,
                                                 evpl_http_request_header_cb_t callback,

@@ -117,9 +117,9 @@ hf_next(const struct hfields *h, const char *value)
     return n < h->buf + h->len ? n : NULL;
 } /* hf_next */
 
-#define HF_FOREACH(h, name, value)                                                      \
-    for (const char *name = (h)->len ? (h)->buf : NULL,                                 \
-                    *value = name ? name + strlen(name) + 1 : NULL;                     \
+#define HF_FOREACH(h, name, value)                                  \
+    for (const char *name = (h)->len ? (h)->buf : NULL,             \
+                    *value = name ? name + strlen(name) + 1 : NULL; \
          name; name = hf_next((h), value), value = name ? name + strlen(name) + 1 : NULL)
 
 static const char *
@@ -231,13 +231,13 @@ enum body_mode {
 
 enum rx_state {
     RX_HEAD,
-    RX_BODY,        /* rx_left bytes of a length-framed body */
-    RX_CHUNK_SIZE,  /* a chunk-size line */
-    RX_CHUNK_DATA,  /* rx_left bytes of chunk data */
-    RX_CHUNK_END,   /* the CRLF after chunk data */
-    RX_TRAILER,     /* trailer lines up to an empty one */
-    RX_CLOSE_BODY,  /* everything until the connection ends (client) */
-    RX_STOP,        /* nothing more is read */
+    RX_BODY,       /* rx_left bytes of a length-framed body */
+    RX_CHUNK_SIZE, /* a chunk-size line */
+    RX_CHUNK_DATA, /* rx_left bytes of chunk data */
+    RX_CHUNK_END,  /* the CRLF after chunk data */
+    RX_TRAILER,    /* trailer lines up to an empty one */
+    RX_CLOSE_BODY, /* everything until the connection ends (client) */
+    RX_STOP,       /* nothing more is read */
 };
 
 struct evpl_http_request {
@@ -260,11 +260,11 @@ struct evpl_http_request {
     unsigned int out_done : 1;        /* outbound message entirely queued */
     unsigned int suppress : 1;        /* HEAD / 304: body bytes not sent */
 
-    int framing;            /* 0 none, 1 length, 2 chunked (requested) */
+    int framing; /* 0 none, 1 length, 2 chunked (requested) */
     enum body_mode out_mode;
-    uint64_t out_length;    /* requested Content-Length */
-    uint64_t out_added;     /* body bytes the application added */
-    uint64_t out_written;   /* body bytes handed to the transport */
+    uint64_t out_length;  /* requested Content-Length */
+    uint64_t out_added;   /* body bytes the application added */
+    uint64_t out_written; /* body bytes handed to the transport */
 
     struct hfields in_hdr, in_trl, out_hdr, out_trl;
     struct iovq in_body, out_body;
@@ -297,10 +297,10 @@ struct evpl_http_conn {
 
     unsigned int is_client : 1;
     unsigned int tls : 1;
-    unsigned int closing : 1;    /* evpl_close / evpl_finish issued */
-    unsigned int retired : 1;    /* client: the peer went; handle kept */
+    unsigned int closing : 1; /* evpl_close / evpl_finish issued */
+    unsigned int retired : 1; /* client: the peer went; handle kept */
     unsigned int user_closed : 1;
-    unsigned int rx_paused : 1;  /* stopped reading: resume in service */
+    unsigned int rx_paused : 1; /* stopped reading: resume in service */
 
     int depth; /* nesting of our own processing (callbacks may close) */
     uint64_t unsent;
@@ -346,48 +346,90 @@ static const char *
 reason_phrase(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 203: return "Non-Authoritative Information";
-    case 204: return "No Content";
-    case 205: return "Reset Content";
-    case 206: return "Partial Content";
-    case 300: return "Multiple Choices";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 305: return "Use Proxy";
-    case 307: return "Temporary Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 402: return "Payment Required";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 406: return "Not Acceptable";
-    case 407: return "Proxy Authentication Required";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 410: return "Gone";
-    case 411: return "Length Required";
-    case 412: return "Precondition Failed";
-    case 413: return "Payload Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 416: return "Range Not Satisfiable";
-    case 417: return "Expectation Failed";
-    case 426: return "Upgrade Required";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
+        case 100:
+            return "Continue";
+        case 101:
+            return "Switching Protocols";
+        case 200:
+            return "OK";
+        case 201:
+            return "Created";
+        case 202:
+            return "Accepted";
+        case 203:
+            return "Non-Authoritative Information";
+        case 204:
+            return "No Content";
+        case 205:
+            return "Reset Content";
+        case 206:
+            return "Partial Content";
+        case 300:
+            return "Multiple Choices";
+        case 301:
+            return "Moved Permanently";
+        case 302:
+            return "Found";
+        case 303:
+            return "See Other";
+        case 304:
+            return "Not Modified";
+        case 305:
+            return "Use Proxy";
+        case 307:
+            return "Temporary Redirect";
+        case 400:
+            return "Bad Request";
+        case 401:
+            return "Unauthorized";
+        case 402:
+            return "Payment Required";
+        case 403:
+            return "Forbidden";
+        case 404:
+            return "Not Found";
+        case 405:
+            return "Method Not Allowed";
+        case 406:
+            return "Not Acceptable";
+        case 407:
+            return "Proxy Authentication Required";
+        case 408:
+            return "Request Timeout";
+        case 409:
+            return "Conflict";
+        case 410:
+            return "Gone";
+        case 411:
+            return "Length Required";
+        case 412:
+            return "Precondition Failed";
+        case 413:
+            return "Payload Too Large";
+        case 414:
+            return "URI Too Long";
+        case 415:
+            return "Unsupported Media Type";
+        case 416:
+            return "Range Not Satisfiable";
+        case 417:
+            return "Expectation Failed";
+        case 426:
+            return "Upgrade Required";
+        case 500:
+            return "Internal Server Error";
+        case 501:
+            return "Not Implemented";
+        case 502:
+            return "Bad Gateway";
+        case 503:
+            return "Service Unavailable";
+        case 504:
+            return "Gateway Timeout";
+        case 505:
+            return "HTTP Version Not Supported";
+        default:
+            return "Unknown";
     } /* switch */
 } /* reason_phrase */
 
@@ -956,103 +998,103 @@ body_read(struct evpl_http_conn *c, struct evpl_http_request *r, int *got_data)
 
     for (;;) {
         switch (c->rx) {
-        case RX_BODY:
-        case RX_CHUNK_DATA:
-        case RX_CLOSE_BODY: {
-            int n = body_take(c, r, c->rx == RX_CLOSE_BODY);
+            case RX_BODY:
+            case RX_CHUNK_DATA:
+            case RX_CLOSE_BODY: {
+                int n = body_take(c, r, c->rx == RX_CLOSE_BODY);
 
-            if (n < 0) {
-                return -1;
-            }
-            *got_data |= n > 0;
-            if (c->rx == RX_CLOSE_BODY || c->rx_left) {
-                return 0;
-            }
-            if (c->rx == RX_BODY) {
-                return 1;
-            }
-            c->rx = RX_CHUNK_END;
-            break;
-        }
-        case RX_CHUNK_END: {
-            char crlf[2];
-            int got = evpl_peek(a->evpl, c->bind, crlf, 2);
-
-            if (got >= 1 && crlf[0] == '\n') {
-                evpl_consume(a->evpl, c->bind, 1);
-            } else if (got == 2 && crlf[0] == '\r' && crlf[1] == '\n') {
-                evpl_consume(a->evpl, c->bind, 2);
-            } else if (got == 2 || (got == 1 && crlf[0] != '\r')) {
-                return -1;
-            } else {
-                return 0;
-            }
-            c->rx = RX_CHUNK_SIZE;
-            break;
-        }
-        case RX_CHUNK_SIZE:
-        case RX_TRAILER: {
-            int got = evpl_peek(a->evpl, c->bind, a->scratch, HTTP_LINE_MAX + 2);
-
-            if (got <= 0) {
-                return 0;
-            }
-            char *lf = memchr(a->scratch, '\n', (size_t) got);
-
-            if (!lf) {
-                return got >= HTTP_LINE_MAX + 2 ? -1 : 0;
-            }
-            size_t n = (size_t) (lf - a->scratch);
-
-            evpl_consume(a->evpl, c->bind, (int) n + 1);
-            if (n && a->scratch[n - 1] == '\r') {
-                n--;
-            }
-            if (n > HTTP_LINE_MAX) {
-                return -1;
-            }
-            if (c->rx == RX_TRAILER) {
-                if (n == 0) {
-                    return 1;
-                }
-                /* a trailer line; the section shares the header budget */
-                fields_parse(&r->in_trl, a->scratch, a->scratch + n, 0, a->max_hdr);
-                break;
-            }
-            /* chunk-size [; ext] */
-            uint64_t size = 0;
-            size_t i = 0;
-
-            while (i < n && isxdigit((unsigned char) a->scratch[i])) {
-                int d = isdigit((unsigned char) a->scratch[i])
-                            ? a->scratch[i] - '0'
-                            : (tolower((unsigned char) a->scratch[i]) - 'a' + 10);
-
-                if (size > (UINT64_MAX >> 4)) {
+                if (n < 0) {
                     return -1;
                 }
-                size = (size << 4) | (uint64_t) d;
-                i++;
+                *got_data |= n > 0;
+                if (c->rx == RX_CLOSE_BODY || c->rx_left) {
+                    return 0;
+                }
+                if (c->rx == RX_BODY) {
+                    return 1;
+                }
+                c->rx = RX_CHUNK_END;
+                break;
             }
-            if (i == 0) {
-                return -1;
+            case RX_CHUNK_END: {
+                char crlf[2];
+                int got = evpl_peek(a->evpl, c->bind, crlf, 2);
+
+                if (got >= 1 && crlf[0] == '\n') {
+                    evpl_consume(a->evpl, c->bind, 1);
+                } else if (got == 2 && crlf[0] == '\r' && crlf[1] == '\n') {
+                    evpl_consume(a->evpl, c->bind, 2);
+                } else if (got == 2 || (got == 1 && crlf[0] != '\r')) {
+                    return -1;
+                } else {
+                    return 0;
+                }
+                c->rx = RX_CHUNK_SIZE;
+                break;
             }
-            while (i < n && is_ws(a->scratch[i])) {
-                i++;
+            case RX_CHUNK_SIZE:
+            case RX_TRAILER: {
+                int got = evpl_peek(a->evpl, c->bind, a->scratch, HTTP_LINE_MAX + 2);
+
+                if (got <= 0) {
+                    return 0;
+                }
+                char *lf = memchr(a->scratch, '\n', (size_t) got);
+
+                if (!lf) {
+                    return got >= HTTP_LINE_MAX + 2 ? -1 : 0;
+                }
+                size_t n = (size_t) (lf - a->scratch);
+
+                evpl_consume(a->evpl, c->bind, (int) n + 1);
+                if (n && a->scratch[n - 1] == '\r') {
+                    n--;
+                }
+                if (n > HTTP_LINE_MAX) {
+                    return -1;
+                }
+                if (c->rx == RX_TRAILER) {
+                    if (n == 0) {
+                        return 1;
+                    }
+                    /* a trailer line; the section shares the header budget */
+                    fields_parse(&r->in_trl, a->scratch, a->scratch + n, 0, a->max_hdr);
+                    break;
+                }
+                /* chunk-size [; ext] */
+                uint64_t size = 0;
+                size_t i = 0;
+
+                while (i < n && isxdigit((unsigned char) a->scratch[i])) {
+                    int d = isdigit((unsigned char) a->scratch[i])
+                                ? a->scratch[i] - '0'
+                                : (tolower((unsigned char) a->scratch[i]) - 'a' + 10);
+
+                    if (size > (UINT64_MAX >> 4)) {
+                        return -1;
+                    }
+                    size = (size << 4) | (uint64_t) d;
+                    i++;
+                }
+                if (i == 0) {
+                    return -1;
+                }
+                while (i < n && is_ws(a->scratch[i])) {
+                    i++;
+                }
+                if (i < n && a->scratch[i] != ';') {
+                    return -1;
+                }
+                if (size == 0) {
+                    c->rx = RX_TRAILER;
+                } else {
+                    c->rx = RX_CHUNK_DATA;
+                    c->rx_left = size;
+                }
+                break;
             }
-            if (i < n && a->scratch[i] != ';') {
-                return -1;
-            }
-            if (size == 0) {
-                c->rx = RX_TRAILER;
-            } else {
-                c->rx = RX_CHUNK_DATA;
-                c->rx_left = size;
-            }
-            break;
-        }
-        default:
-            return 0;
+            default:
+                return 0;
         } /* switch */
     }
 } /* body_read */
@@ -1342,10 +1384,10 @@ server_head(struct evpl_http_conn *c, struct evpl_http_request *r, char *buf, si
 {
     size_t off = 0;
 
-#define PUT(...)                                                     \
-    do {                                                             \
+#define PUT(...)                                                             \
+    do {                                                                     \
         int w = snprintf(buf + off, off < cap ? cap - off : 0, __VA_ARGS__); \
-        off += w > 0 ? (size_t) w : 0;                               \
+        off += w > 0 ? (size_t) w : 0;                                       \
     } while (0)
 
     PUT("HTTP/1.%d %d %s\r\n", r->minor, r->status, reason_phrase(r->status));
@@ -1526,20 +1568,20 @@ server_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *not
 
     conn_enter(c);
     switch (notify->notify_type) {
-    case EVPL_NOTIFY_RECV_DATA:
-        server_read(c);
-        break;
-    case EVPL_NOTIFY_SENT:
-        c->unsent = c->unsent > notify->sent.bytes ? c->unsent - notify->sent.bytes : 0;
-        if (c->head && c->head->hdr_sent && !c->head->out_done) {
-            conn_kick(c);
-        }
-        break;
-    case EVPL_NOTIFY_DISCONNECTED:
-        conn_lost(c);
-        break;
-    default:
-        break;
+        case EVPL_NOTIFY_RECV_DATA:
+            server_read(c);
+            break;
+        case EVPL_NOTIFY_SENT:
+            c->unsent = c->unsent > notify->sent.bytes ? c->unsent - notify->sent.bytes : 0;
+            if (c->head && c->head->hdr_sent && !c->head->out_done) {
+                conn_kick(c);
+            }
+            break;
+        case EVPL_NOTIFY_DISCONNECTED:
+            conn_lost(c);
+            break;
+        default:
+            break;
     } /* switch */
     conn_leave(c);
 } /* server_notify */
@@ -1683,10 +1725,18 @@ client_read(struct evpl_http_conn *c)
             struct evpl_http_request *r = c->head;
 
             switch (c->rx_mode) {
-            case BODY_LENGTH: c->rx = c->rx_left ? RX_BODY : RX_HEAD; break;
-            case BODY_CHUNKED: c->rx = RX_CHUNK_SIZE; break;
-            case BODY_CLOSE: c->rx = RX_CLOSE_BODY; break;
-            default: c->rx = RX_HEAD; break;
+                case BODY_LENGTH:
+                    c->rx = c->rx_left ? RX_BODY : RX_HEAD;
+                    break;
+                case BODY_CHUNKED:
+                    c->rx = RX_CHUNK_SIZE;
+                    break;
+                case BODY_CLOSE:
+                    c->rx = RX_CLOSE_BODY;
+                    break;
+                default:
+                    c->rx = RX_HEAD;
+                    break;
             } /* switch */
             req_notify(r, EVPL_HTTP_NOTIFY_RESPONSE_HEADERS);
             if (!c->bind || c->closing) {
@@ -1793,20 +1843,20 @@ client_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *not
 
     conn_enter(c);
     switch (notify->notify_type) {
-    case EVPL_NOTIFY_RECV_DATA:
-        client_read(c);
-        break;
-    case EVPL_NOTIFY_SENT:
-        c->unsent = c->unsent > notify->sent.bytes ? c->unsent - notify->sent.bytes : 0;
-        if (c->wr && c->wr->hdr_sent) {
-            conn_kick(c);
-        }
-        break;
-    case EVPL_NOTIFY_DISCONNECTED:
-        conn_lost(c);
-        break;
-    default:
-        break;
+        case EVPL_NOTIFY_RECV_DATA:
+            client_read(c);
+            break;
+        case EVPL_NOTIFY_SENT:
+            c->unsent = c->unsent > notify->sent.bytes ? c->unsent - notify->sent.bytes : 0;
+            if (c->wr && c->wr->hdr_sent) {
+                conn_kick(c);
+            }
+            break;
+        case EVPL_NOTIFY_DISCONNECTED:
+            conn_lost(c);
+            break;
+        default:
+            break;
     } /* switch */
     conn_leave(c);
 } /* client_notify */
@@ -1822,8 +1872,7 @@ conn_service(struct evpl *evpl, void *arg)
     conn_enter(c);
     if (c->is_client) {
         client_flush(c);
-        if (c->rx_paused && c->bind && c->head &&
-            c->head->in_body.count < HTTP_BODY_IOV) {
+        if (c->rx_paused && c->bind && c->head && c->head->in_body.count < HTTP_BODY_IOV) {
             c->rx_paused = 0;
             client_read(c);
         }
@@ -2009,8 +2058,7 @@ field_add(struct evpl_http_request *r, struct hfields *h, const char *name, cons
 } /* field_add */
 
 EVPL_API int
-evpl_http_request_add_header(struct evpl_http_request *request, const char *name,
-                             const char *value)
+evpl_http_request_add_header(struct evpl_http_request *request, const char *name, const char *value)
 {
     if (!request || request->hdr_sent) {
         return -1;
