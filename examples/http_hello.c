@@ -17,10 +17,6 @@
 
 static const char hello[] = "hello, world\n";
 
-struct server_req {
-    int dummy;
-};
-
 static void
 add_bytes(struct evpl *evpl, struct evpl_http_request *request, const void *data, unsigned int len)
 {
@@ -49,14 +45,17 @@ server_notify(struct evpl *evpl, struct evpl_http_agent *agent, struct evpl_http
         add_bytes(evpl, request, hello, sizeof(hello) - 1);
         evpl_http_server_dispatch_default(request, 200);
     } else if (strcmp(uri, "/echo") == 0) {
-        /* the request body, by reference, as a chunked response */
-        uint64_t avail = evpl_http_request_get_data_avail(request);
+        /* the request body, by reference, as a chunked response; taken a
+         * bounded amount at a time (pieces are buffers' worth of data) */
+        uint64_t avail;
         struct evpl_iovec iov[64];
-        int n = avail ? evpl_http_request_get_datav(evpl, request, iov, (int) avail) : 0;
 
         evpl_http_server_set_response_chunked(request);
         evpl_http_request_add_trailer(request, "X-Echoed", "yes");
-        if (n > 0) {
+        while ((avail = evpl_http_request_get_data_avail(request)) > 0) {
+            int n = evpl_http_request_get_datav(evpl, request, iov,
+                                                avail > 1048576 ? 1048576 : (int) avail);
+
             evpl_http_request_add_datav(request, iov, n);
         }
         evpl_http_request_add_datav(request, NULL, 0);
@@ -94,15 +93,19 @@ client_notify(struct evpl *evpl, struct evpl_http_agent *agent, struct evpl_http
     switch (type) {
         case EVPL_HTTP_NOTIFY_RECEIVE_DATA:
         case EVPL_HTTP_NOTIFY_RECEIVE_COMPLETE: {
-            uint64_t avail = evpl_http_request_get_data_avail(request);
-            int n = avail ? evpl_http_request_get_datav(evpl, request, iov, (int) avail) : 0;
+            uint64_t avail;
 
-            for (int i = 0; i < n; i++) {
-                if (cl->body_len + iov[i].length <= sizeof(cl->body)) {
-                    memcpy(cl->body + cl->body_len, iov[i].data, iov[i].length);
+            while ((avail = evpl_http_request_get_data_avail(request)) > 0) {
+                int n = evpl_http_request_get_datav(evpl, request, iov,
+                                                    avail > 1048576 ? 1048576 : (int) avail);
+
+                for (int i = 0; i < n; i++) {
+                    if (cl->body_len + iov[i].length <= sizeof(cl->body)) {
+                        memcpy(cl->body + cl->body_len, iov[i].data, iov[i].length);
+                    }
+                    cl->body_len += iov[i].length;
+                    evpl_iovec_release(evpl, &iov[i]);
                 }
-                cl->body_len += iov[i].length;
-                evpl_iovec_release(evpl, &iov[i]);
             }
             if (type == EVPL_HTTP_NOTIFY_RECEIVE_DATA) {
                 break;

@@ -27,10 +27,15 @@
 
 #include <evpl/evpl_http.h>
 
-#define HTTP_LINE_MAX   4095       /* request/status, header, chunk lines */
-#define HTTP_READ_AHEAD 8          /* complete requests read ahead (server) */
-#define HTTP_BODY_IOV   1023       /* buffered body pieces before reading pauses */
-#define HTTP_SEND_HIGH  (1u << 20) /* bytes in the transport before WANT_DATA waits */
+#ifdef HAVE_NGHTTP2
+#include <nghttp2/nghttp2.h>
+#endif
+
+#define HTTP_LINE_MAX   4095        /* request/status, header, chunk lines */
+#define HTTP_READ_AHEAD 8           /* complete requests read ahead (server) */
+#define HTTP_BODY_IOV   1023        /* buffered body pieces before reading pauses */
+#define HTTP_BODY_BYTES (16u << 20) /* ... or buffered body bytes */
+#define HTTP_SEND_HIGH  (1u << 20)  /* bytes in the transport before WANT_DATA waits */
 #define HTTP_NAME_MAX   255
 #define HTTP_VALUE_MAX  16383
 #define HTTP_RESERVE    256 /* of the header budget, for library-made lines */
@@ -164,11 +169,37 @@ hf_iterate(const struct hfields *h, evpl_http_request_header_cb_t cb, void *priv
 /* ------------------------------------------------------------------ */
 /* iovec queues                                                         */
 
+struct iovq;
+static int iovq_push(struct iovq *q, const struct evpl_iovec *iov);
+
 struct iovq {
     struct evpl_iovec *v;
     uint32_t head, count, cap; /* cap: power of two */
     uint64_t bytes;
 };
+
+/*
+ * Append a received piece; one that continues the last piece in the same
+ * buffer extends it (its reference is dropped), so a body read in many
+ * small reads is still a few pieces.
+ */
+static int
+iovq_append(struct evpl *evpl, struct iovq *q, struct evpl_iovec *iov)
+{
+    if (q->count) {
+        struct evpl_iovec *t = &q->v[(q->head + q->count - 1) & (q->cap - 1)];
+
+        if (t->ref == iov->ref && !(t->ref->flags & EVPL_IOVEC_FLAG_GLOBAL) &&
+            (char *) t->data + t->length == (char *) iov->data &&
+            (uint64_t) t->length + iov->length <= UINT32_MAX) {
+            t->length += iov->length;
+            q->bytes += iov->length;
+            evpl_iovec_release(evpl, iov);
+            return 0;
+        }
+    }
+    return iovq_push(q, iov);
+} /* iovq_append */
 
 static int
 iovq_push(struct iovq *q, const struct evpl_iovec *iov)
@@ -219,6 +250,39 @@ iovq_clear(struct evpl *evpl, struct iovq *q)
     memset(q, 0, sizeof(*q));
 } /* iovq_clear */
 
+/*
+ * Move up to len bytes from the front of q into out[0..max-1] (owned
+ * references; a piece is split where len ends).  Returns the iovecs
+ * filled; *taken (if set) the bytes.
+ */
+static int
+iovq_take(struct iovq *q, struct evpl_iovec *out, int max, uint64_t len, uint64_t *taken)
+{
+    int n = 0;
+    uint64_t got = 0;
+
+    while (q->count && got < len && n < max) {
+        struct evpl_iovec *f = iovq_front(q);
+        uint64_t want = len - got;
+
+        if (f->length <= want) {
+            got += f->length;
+            out[n++] = *f;
+            iovq_pop(q);
+        } else {
+            evpl_iovec_clone_segment(&out[n++], f, 0, (unsigned int) want);
+            f->data = (char *) f->data + want;
+            f->length -= (unsigned int) want;
+            q->bytes -= want;
+            got += want;
+        }
+    }
+    if (taken) {
+        *taken = got;
+    }
+    return n;
+} /* iovq_take */
+
 /* ------------------------------------------------------------------ */
 /* objects                                                              */
 
@@ -259,6 +323,14 @@ struct evpl_http_request {
     unsigned int out_ended : 1;       /* the application ended the body */
     unsigned int out_done : 1;        /* outbound message entirely queued */
     unsigned int suppress : 1;        /* HEAD / 304: body bytes not sent */
+    unsigned int h2_want : 1;         /* HTTP/2: body ran dry, WANT_DATA owed */
+    unsigned int h2_deferred : 1;     /* HTTP/2: the stream's data is deferred */
+    unsigned int h2_data : 1;         /* HTTP/2: body arrived since the last hint */
+    int32_t stream_id;                /* HTTP/2 */
+    int h2_status;                    /* HTTP/2 client: :status being received */
+    uint64_t h2_held;                 /* HTTP/2: received bytes not yet credited */
+    struct evpl_iovec h2_fill;        /* HTTP/2: buffer received data is copied to */
+    unsigned int h2_fill_used;
 
     int framing; /* 0 none, 1 length, 2 chunked (requested) */
     enum body_mode out_mode;
@@ -301,6 +373,13 @@ struct evpl_http_conn {
     unsigned int retired : 1; /* client: the peer went; handle kept */
     unsigned int user_closed : 1;
     unsigned int rx_paused : 1; /* stopped reading: resume in service */
+    unsigned int settled : 1;   /* HTTP/1 or HTTP/2 decided */
+    unsigned int h2_failed : 1; /* HTTP/2 protocol error: GOAWAY, close */
+#ifdef HAVE_NGHTTP2
+    nghttp2_session *h2;
+#else
+    void *h2;
+#endif
 
     int depth; /* nesting of our own processing (callbacks may close) */
     uint64_t unsent;
@@ -321,6 +400,11 @@ struct evpl_http_agent {
 };
 
 static void conn_service(struct evpl *evpl, void *arg);
+static void h2_read(struct evpl_http_conn *c);
+static void h2_flush(struct evpl_http_conn *c);
+static int h2_detect(struct evpl_http_conn *c);
+static void h2_resume(struct evpl_http_request *r);
+static void h2_taken(struct evpl_http_request *r);
 static void conn_release(struct evpl_http_conn *c);
 static int body_take(struct evpl_http_conn *c, struct evpl_http_request *r, int all);
 
@@ -604,6 +688,15 @@ req_free(struct evpl_http_request *r)
 {
     struct evpl *evpl = r->conn->agent->evpl;
 
+#ifdef HAVE_NGHTTP2
+    if (r->conn->h2 && r->stream_id) {
+        nghttp2_session_set_stream_user_data(r->conn->h2, r->stream_id, NULL);
+        h2_taken(r); /* unread body: the connection's window still opens */
+    }
+#endif
+    if (r->h2_fill.data) {
+        evpl_iovec_release(evpl, &r->h2_fill);
+    }
     iovq_clear(evpl, &r->in_body);
     iovq_clear(evpl, &r->out_body);
     hf_free(&r->in_hdr);
@@ -624,6 +717,13 @@ req_notify(struct evpl_http_request *r, enum evpl_http_notify_type type)
                   c->private_data);
     }
 } /* req_notify */
+
+/* may more body be buffered for r? */
+static inline int
+body_room(const struct evpl_http_request *r)
+{
+    return r->in_body.count < HTTP_BODY_IOV && r->in_body.bytes < HTTP_BODY_BYTES;
+} /* body_room */
 
 static void
 fifo_push(struct evpl_http_conn *c, struct evpl_http_request *r)
@@ -720,6 +820,21 @@ conn_sendv(struct evpl_http_conn *c, struct evpl_iovec *iov, int niov, uint64_t 
     c->unsent += len;
 } /* conn_sendv */
 
+/* Hand len bytes from the front of q to the transport, by reference. */
+static void
+iovq_send(struct evpl_http_conn *c, struct iovq *q, uint64_t len)
+{
+    struct evpl_iovec batch[32];
+
+    while (len && q->count) {
+        uint64_t taken;
+        int n = iovq_take(q, batch, 32, len, &taken);
+
+        conn_sendv(c, batch, n, taken);
+        len -= taken;
+    }
+} /* iovq_send */
+
 /* Close now (abortive); DISCONNECTED finishes the work. */
 static void
 conn_abort(struct evpl_http_conn *c)
@@ -772,6 +887,11 @@ conn_release(struct evpl_http_conn *c)
         req_free(r);
     }
     evpl_remove_deferral(a->evpl, &c->service);
+#ifdef HAVE_NGHTTP2
+    if (c->h2) {
+        nghttp2_session_del(c->h2);
+    }
+#endif
     if (c->prev) {
         c->prev->next = c->next;
     } else {
@@ -958,7 +1078,7 @@ body_take(struct evpl_http_conn *c, struct evpl_http_request *r, int all)
     int taken = 0;
 
     while (all || c->rx_left) {
-        if (r->in_body.count >= HTTP_BODY_IOV) {
+        if (!body_room(r)) {
             c->rx_paused = 1;
             break;
         }
@@ -971,7 +1091,7 @@ body_take(struct evpl_http_conn *c, struct evpl_http_request *r, int all)
             break;
         }
         for (int i = 0; i < n; i++) {
-            if (iovq_push(&r->in_body, &iov[i])) {
+            if (iovq_append(evpl, &r->in_body, &iov[i])) {
                 for (int j = i; j < n; j++) {
                     evpl_iovec_release(evpl, &iov[j]);
                 }
@@ -1275,6 +1395,14 @@ server_read(struct evpl_http_conn *c)
 {
     struct evpl_http_agent *a = c->agent;
 
+    if (!c->settled && (!c->bind || !h2_detect(c))) {
+        return;
+    }
+    if (c->h2) {
+        h2_read(c);
+        return;
+    }
+
     while (conn_live(c) && c->rx != RX_STOP) {
         if (c->rx == RX_HEAD) {
             if (c->nqueued >= HTTP_READ_AHEAD || !c->server) {
@@ -1437,33 +1565,10 @@ body_flush(struct evpl_http_conn *c, struct evpl_http_request *r)
 
             conn_send(c, line, (size_t) n);
         }
-        uint64_t left = bytes;
-
-        while (q->count && left) {
-            struct evpl_iovec *f = iovq_front(q);
-
-            if (f->length <= left) {
-                left -= f->length;
-                struct evpl_iovec one = *f;
-
-                iovq_pop(q);
-                if (one.length) {
-                    conn_sendv(c, &one, 1, one.length);
-                } else {
-                    evpl_iovec_release(evpl, &one);
-                }
-            } else {
-                struct evpl_iovec part;
-
-                evpl_iovec_clone_segment(&part, f, 0, (unsigned int) left);
-                conn_sendv(c, &part, 1, left);
-                f->data = (char *) f->data + left;
-                f->length -= (unsigned int) left;
-                q->bytes -= left;
-                left = 0;
-            }
+        iovq_send(c, q, bytes);
+        if (r->out_mode == BODY_LENGTH && q->count) {
+            iovq_clear(evpl, q); /* beyond the declared length */
         }
-        iovq_clear(evpl, q); /* beyond the declared length */
         if (bytes && r->out_mode == BODY_CHUNKED) {
             conn_send(c, "\r\n", 2);
         }
@@ -1700,6 +1805,11 @@ client_read(struct evpl_http_conn *c)
 {
     struct evpl_http_agent *a = c->agent;
 
+    if (c->h2) {
+        h2_read(c);
+        return;
+    }
+
     while (c->bind && !c->closing && c->rx != RX_STOP) {
         if (c->rx == RX_HEAD) {
             int len = head_find(c, a->max_hdr);
@@ -1811,7 +1921,7 @@ client_flush(struct evpl_http_conn *c)
 {
     struct evpl_http_agent *a = c->agent;
 
-    while (c->bind && !c->closing && c->wr) {
+    while (c->bind && !c->closing && c->settled && c->wr) {
         struct evpl_http_request *r = c->wr;
 
         if (!r->hdr_sent) {
@@ -1862,6 +1972,626 @@ client_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *not
 } /* client_notify */
 
 /* ------------------------------------------------------------------ */
+/* HTTP/2 (nghttp2)                                                     */
+
+#ifdef HAVE_NGHTTP2
+
+#define H2_MAX_FIELDS     64
+#define H2_STREAM_WINDOW  (1 << 20)
+#define H2_CONN_WINDOW    (16 << 20)
+#define H2_MAX_CONCURRENT 100
+
+static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+static ssize_t
+h2_send_cb(nghttp2_session *session, const uint8_t *data, size_t length, int flags, void *user)
+{
+    struct evpl_http_conn *c = user;
+
+    if (!c->bind || c->closing) {
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    conn_send(c, data, length);
+    return (ssize_t) length;
+} /* h2_send_cb */
+
+/* A DATA frame: the 9-byte header copied, the payload by reference. */
+static int
+h2_send_data_cb(nghttp2_session *session, nghttp2_frame *frame, const uint8_t *framehd,
+                size_t length, nghttp2_data_source *source, void *user)
+{
+    struct evpl_http_conn *c = user;
+    struct evpl_http_request *r = source->ptr;
+
+    if (!c->bind || c->closing) {
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    conn_send(c, framehd, 9);
+    if (frame->data.padlen > 0) {
+        uint8_t pad[256] = {(uint8_t) (frame->data.padlen - 1)};
+
+        conn_send(c, pad, 1);
+        iovq_send(c, &r->out_body, length);
+        conn_send(c, pad + 1, frame->data.padlen - 1);
+    } else {
+        iovq_send(c, &r->out_body, length);
+    }
+    r->out_written += length;
+    return 0;
+} /* h2_send_data_cb */
+
+/* Is the outbound body of r complete once `more` further bytes are sent? */
+static int
+h2_body_ends(struct evpl_http_request *r, uint64_t more)
+{
+    if (r->out_mode == BODY_LENGTH) {
+        return r->out_written + more >= r->out_length ||
+               (r->out_ended && more == r->out_body.bytes);
+    }
+    return r->out_ended && more == r->out_body.bytes;
+} /* h2_body_ends */
+
+static size_t h2_nva(struct hfields *h, nghttp2_nv *nv, size_t n, size_t max, int drop_host);
+
+static ssize_t
+h2_read_cb(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,
+           uint32_t *data_flags, nghttp2_data_source *source, void *user)
+{
+    struct evpl_http_request *r = source->ptr;
+    uint64_t avail = r->out_body.bytes;
+
+    if (r->out_mode == BODY_LENGTH && r->out_written + avail > r->out_length) {
+        avail = r->out_length - r->out_written;
+    }
+    if (avail > length) {
+        avail = length;
+    }
+    if (!avail && !h2_body_ends(r, 0)) {
+        r->h2_want = 1; /* WANT_DATA after this send */
+        r->h2_deferred = 1;
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    if (avail) {
+        *data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    }
+    if (h2_body_ends(r, avail)) {
+        *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (r->out_trl.n) {
+            nghttp2_nv nv[H2_MAX_FIELDS];
+            size_t n = h2_nva(&r->out_trl, nv, 0, H2_MAX_FIELDS, 0);
+
+            if (nghttp2_submit_trailer(session, stream_id, nv, n) == 0) {
+                *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+            }
+        }
+    }
+    return (ssize_t) avail;
+} /* h2_read_cb */
+
+static int
+h2_forbidden(const char *name)
+{
+    static const char *const drop[] = {"connection", "keep-alive",     "proxy-connection",
+                                       "upgrade",    "content-length", "transfer-encoding"};
+
+    for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++) {
+        if (strcasecmp(name, drop[i]) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+} /* h2_forbidden */
+
+/* Append the fields of h (lower-cased in place) to nv[n..max). */
+static size_t
+h2_nva(struct hfields *h, nghttp2_nv *nv, size_t n, size_t max, int drop_host)
+{
+    HF_FOREACH(h, name, value)
+    {
+        if (n == max || h2_forbidden(name) || (drop_host && strcasecmp(name, "host") == 0)) {
+            continue;
+        }
+        for (char *p = (char *) name; *p; p++) {
+            *p = (char) tolower((unsigned char) *p);
+        }
+        nv[n].name = (uint8_t *) name;
+        nv[n].namelen = strlen(name);
+        nv[n].value = (uint8_t *) value;
+        nv[n].valuelen = strlen(value);
+        nv[n].flags = NGHTTP2_NV_FLAG_NONE;
+        n++;
+    }
+    return n;
+} /* h2_nva */
+
+#define H2_NV(nm, val)                                                          \
+    ((nghttp2_nv){(uint8_t *) (nm), (uint8_t *) (val), strlen(nm), strlen(val), \
+                  NGHTTP2_NV_FLAG_NONE})
+
+static void
+h2_submit_response(struct evpl_http_conn *c, struct evpl_http_request *r)
+{
+    nghttp2_nv nv[H2_MAX_FIELDS];
+    char status[8];
+    size_t n = 0;
+    nghttp2_data_provider dp = {.source.ptr = r, .read_callback = h2_read_cb};
+
+    r->minor = 1;
+    server_frame(r);
+    if (r->status < 200) {
+        r->status = 500; /* no interim responses as final ones over HTTP/2 */
+        r->suppress = 0;
+        r->out_mode = BODY_LENGTH;
+        r->out_length = 0;
+    }
+    snprintf(status, sizeof(status), "%d", r->status);
+    nv[n++] = H2_NV(":status", status);
+    if (!hf_get(&r->out_hdr, "date")) {
+        nv[n++] = H2_NV("date", agent_date(c->agent));
+    }
+    n = h2_nva(&r->out_hdr, nv, n, H2_MAX_FIELDS, 0);
+    if (r->suppress || r->out_mode == BODY_NONE ||
+        (r->out_mode == BODY_LENGTH && r->out_length == 0 && !r->out_trl.n)) {
+        iovq_clear(c->agent->evpl, &r->out_body);
+        r->out_done = 1;
+        nghttp2_submit_response(c->h2, r->stream_id, nv, n, NULL);
+    } else {
+        nghttp2_submit_response(c->h2, r->stream_id, nv, n, &dp);
+    }
+    r->hdr_sent = 1;
+} /* h2_submit_response */
+
+static void
+h2_submit_request(struct evpl_http_conn *c, struct evpl_http_request *r)
+{
+    nghttp2_nv nv[H2_MAX_FIELDS];
+    size_t n = 0;
+    const char *host = hf_get(&r->out_hdr, "host");
+    nghttp2_data_provider dp = {.source.ptr = r, .read_callback = h2_read_cb};
+    int body = r->out_mode == BODY_CHUNKED || (r->out_mode == BODY_LENGTH && r->out_length);
+
+    nv[n++] = H2_NV(":method", method_wire[r->type]);
+    nv[n++] = H2_NV(":scheme", c->tls ? "https" : "http");
+    nv[n++] = H2_NV(":path", r->url);
+    if (host) {
+        nv[n++] = H2_NV(":authority", host);
+    }
+    n = h2_nva(&r->out_hdr, nv, n, H2_MAX_FIELDS, 1);
+    r->hdr_sent = 1;
+    int32_t id = nghttp2_submit_request(c->h2, NULL, nv, n, body ? &dp : NULL, r);
+
+    if (id < 0) {
+        http_error("HTTP/2 request refused: %s", nghttp2_strerror(id));
+        req_end(r, EVPL_HTTP_NOTIFY_FAILED, EVPL_HTTP_ERROR_CONN_LOST);
+        return;
+    }
+    r->stream_id = id;
+    if (!body) {
+        r->out_done = 1;
+    }
+} /* h2_submit_request */
+
+static struct evpl_http_request *
+h2_req(nghttp2_session *session, int32_t stream_id)
+{
+    return stream_id ? nghttp2_session_get_stream_user_data(session, stream_id) : NULL;
+} /* h2_req */
+
+static int
+h2_begin_headers_cb(nghttp2_session *session, const nghttp2_frame *frame, void *user)
+{
+    struct evpl_http_conn *c = user;
+
+    if (c->is_client || frame->hd.type != NGHTTP2_HEADERS ||
+        frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+        return 0;
+    }
+    struct evpl_http_request *r = req_alloc(c);
+
+    if (!r) {
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    r->stream_id = frame->hd.stream_id;
+    r->keepalive = 1;
+    fifo_push(c, r);
+    nghttp2_session_set_stream_user_data(session, r->stream_id, r);
+    return 0;
+} /* h2_begin_headers_cb */
+
+static int
+h2_header_cb(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
+             size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags, void *user)
+{
+    struct evpl_http_conn *c = user;
+    struct evpl_http_request *r = h2_req(session, frame->hd.stream_id);
+    const char *nm = (const char *) name, *v = (const char *) value;
+
+    if (!r || frame->hd.type != NGHTTP2_HEADERS) {
+        return 0;
+    }
+    if (frame->headers.cat == NGHTTP2_HCAT_HEADERS) {
+        /* trailers (or, on a client, the final response after a 1xx) */
+        if (!c->is_client || r->status >= 200) {
+            hf_add(&r->in_trl, nm, namelen, v, valuelen);
+            return 0;
+        }
+    }
+    if (nm[0] == ':') {
+        if (c->is_client) {
+            if (strcmp(nm, ":status") == 0) {
+                r->h2_status = atoi(v);
+            }
+        } else if (strcmp(nm, ":method") == 0) {
+            r->type = EVPL_HTTP_REQUEST_TYPE_UNKNOWN;
+            for (int i = EVPL_HTTP_REQUEST_TYPE_GET; i <= EVPL_HTTP_REQUEST_TYPE_DELETE; i++) {
+                if (strcmp(v, method_wire[i]) == 0) {
+                    r->type = (enum evpl_http_request_type) i;
+                }
+            }
+        } else if (strcmp(nm, ":path") == 0) {
+            free(r->url);
+            r->url = strndup(v, valuelen);
+            r->url_len = (int) valuelen;
+            if (!r->url) {
+                return NGHTTP2_ERR_CALLBACK_FAILURE;
+            }
+        } else if (strcmp(nm, ":authority") == 0) {
+            hf_add(&r->in_hdr, "Host", 4, v, valuelen);
+        }
+        return 0;
+    }
+    if (c->is_client && r->h2_status < 200) {
+        return 0; /* fields of an interim response */
+    }
+    hf_add(&r->in_hdr, nm, namelen, v, valuelen);
+    return 0;
+} /* h2_header_cb */
+
+static int
+h2_data_cb(nghttp2_session *session, uint8_t flags, int32_t stream_id, const uint8_t *data,
+           size_t len, void *user)
+{
+    struct evpl_http_conn *c = user;
+    struct evpl *evpl = c->agent->evpl;
+    struct evpl_http_request *r = h2_req(session, stream_id);
+    struct evpl_iovec piece;
+
+    if (!r || r->in_complete) {
+        nghttp2_session_consume(session, stream_id, len);
+        return 0;
+    }
+    /* copied into a fill buffer: consecutive frames become one piece */
+    if (!r->h2_fill.data || r->h2_fill.length - r->h2_fill_used < len) {
+        if (r->h2_fill.data) {
+            evpl_iovec_release(evpl, &r->h2_fill);
+            r->h2_fill.data = NULL;
+        }
+        if (evpl_iovec_alloc(evpl, len > 65536 ? (unsigned int) len : 65536, 1, 1, 0,
+                             &r->h2_fill) != 1) {
+            r->h2_fill.data = NULL;
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        }
+        r->h2_fill_used = 0;
+    }
+    memcpy((char *) r->h2_fill.data + r->h2_fill_used, data, len);
+    evpl_iovec_clone_segment(&piece, &r->h2_fill, r->h2_fill_used, (unsigned int) len);
+    r->h2_fill_used += (unsigned int) len;
+    if (iovq_append(evpl, &r->in_body, &piece)) {
+        evpl_iovec_release(evpl, &piece);
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    r->h2_data = 1;
+    /* credit the peer at once while little is buffered; past that, the
+     * window opens only as the application takes data */
+    if (body_room(r)) {
+        nghttp2_session_consume(session, stream_id, len);
+    } else {
+        r->h2_held += len;
+    }
+    return 0;
+} /* h2_data_cb */
+
+/* r's inbound message is complete */
+static void
+h2_received(struct evpl_http_conn *c, struct evpl_http_request *r)
+{
+    r->in_complete = 1;
+    if (c->is_client) {
+        nghttp2_session_set_stream_user_data(c->h2, r->stream_id, NULL);
+        r->stream_id = 0;
+        req_end(r, EVPL_HTTP_NOTIFY_RECEIVE_COMPLETE, 0);
+    } else {
+        req_notify(r, EVPL_HTTP_NOTIFY_RECEIVE_COMPLETE);
+        conn_kick(c);
+    }
+} /* h2_received */
+
+static int
+h2_frame_recv_cb(nghttp2_session *session, const nghttp2_frame *frame, void *user)
+{
+    struct evpl_http_conn *c = user;
+    struct evpl_http_request *r = h2_req(session, frame->hd.stream_id);
+    int end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
+
+    if (!r) {
+        return 0;
+    }
+    if (frame->hd.type == NGHTTP2_DATA) {
+        if (r->h2_data) {
+            r->h2_data = 0;
+            req_notify(r, EVPL_HTTP_NOTIFY_RECEIVE_DATA);
+        }
+        if (end && (r = h2_req(session, frame->hd.stream_id)) != NULL) {
+            h2_received(c, r);
+        }
+        return 0;
+    }
+    if (frame->hd.type != NGHTTP2_HEADERS) {
+        return 0;
+    }
+    if (!c->is_client && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+        if (r->type == EVPL_HTTP_REQUEST_TYPE_UNKNOWN || !r->url || !c->server) {
+            /* answered here, never seen by the application */
+            r->in_complete = 1;
+            r->dispatched = 1;
+            r->status = c->server ? 501 : 503;
+            conn_kick(c);
+            return 0;
+        }
+        c->server->dispatch(c->agent->evpl, c->agent, r, &r->notify, &r->notify_data,
+                            c->server->private_data);
+        if (end) {
+            h2_received(c, r);
+        }
+        return 0;
+    }
+    if (c->is_client && frame->headers.cat != NGHTTP2_HCAT_REQUEST && r->status < 200) {
+        if (r->h2_status < 200) {
+            hf_free(&r->in_hdr); /* an interim response: skipped */
+            return 0;
+        }
+        r->status = r->h2_status;
+        req_notify(r, EVPL_HTTP_NOTIFY_RESPONSE_HEADERS);
+        if ((r = h2_req(session, frame->hd.stream_id)) == NULL) {
+            return 0;
+        }
+    }
+    if (end) {
+        h2_received(c, r);
+    }
+    return 0;
+} /* h2_frame_recv_cb */
+
+static int
+h2_frame_send_cb(nghttp2_session *session, const nghttp2_frame *frame, void *user)
+{
+    struct evpl_http_conn *c = user;
+    struct evpl_http_request *r = h2_req(session, frame->hd.stream_id);
+
+    if (!r || !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM) ||
+        (frame->hd.type != NGHTTP2_DATA && frame->hd.type != NGHTTP2_HEADERS)) {
+        return 0;
+    }
+    r->out_done = 1;
+    if (c->is_client) {
+        req_notify(r, EVPL_HTTP_NOTIFY_RESPONSE_COMPLETE);
+    } else {
+        nghttp2_session_set_stream_user_data(session, r->stream_id, NULL);
+        r->stream_id = 0;
+        req_end(r, EVPL_HTTP_NOTIFY_RESPONSE_COMPLETE, 0);
+    }
+    return 0;
+} /* h2_frame_send_cb */
+
+static int
+h2_stream_close_cb(nghttp2_session *session, int32_t stream_id, uint32_t error_code, void *user)
+{
+    struct evpl_http_request *r = h2_req(session, stream_id);
+
+    if (r) {
+        /* reset, or closed before our side ended: the header promises FAILED */
+        nghttp2_session_set_stream_user_data(session, stream_id, NULL);
+        r->stream_id = 0;
+        req_end(r, EVPL_HTTP_NOTIFY_FAILED, EVPL_HTTP_ERROR_CONN_LOST);
+    }
+    return 0;
+} /* h2_stream_close_cb */
+
+static int
+h2_start(struct evpl_http_conn *c)
+{
+    nghttp2_session_callbacks *cb;
+    nghttp2_option *opt;
+    int rv;
+
+    if (nghttp2_session_callbacks_new(&cb)) {
+        return -1;
+    }
+    nghttp2_session_callbacks_set_send_callback(cb, h2_send_cb);
+    nghttp2_session_callbacks_set_send_data_callback(cb, h2_send_data_cb);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cb, h2_begin_headers_cb);
+    nghttp2_session_callbacks_set_on_header_callback(cb, h2_header_cb);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, h2_data_cb);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, h2_frame_recv_cb);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cb, h2_frame_send_cb);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, h2_stream_close_cb);
+    if (nghttp2_option_new(&opt)) {
+        nghttp2_session_callbacks_del(cb);
+        return -1;
+    }
+    /* windows open as the application takes body data */
+    nghttp2_option_set_no_auto_window_update(opt, 1);
+    nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
+    rv = c->is_client ? nghttp2_session_client_new2(&c->h2, cb, c, opt)
+                      : nghttp2_session_server_new2(&c->h2, cb, c, opt);
+    nghttp2_option_del(opt);
+    nghttp2_session_callbacks_del(cb);
+    if (rv) {
+        c->h2 = NULL;
+        return -1;
+    }
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, H2_MAX_CONCURRENT},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_STREAM_WINDOW},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, c->agent->max_hdr},
+        {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+    };
+    nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv,
+                            c->is_client ? 4 : 3); /* ENABLE_PUSH is the client's */
+    nghttp2_session_set_local_window_size(c->h2, NGHTTP2_FLAG_NONE, 0, H2_CONN_WINDOW);
+    conn_kick(c);
+    return 0;
+} /* h2_start */
+
+/* Feed what the bind holds to the session. */
+static void
+h2_read(struct evpl_http_conn *c)
+{
+    struct evpl *evpl = c->agent->evpl;
+    struct evpl_iovec v[16];
+
+    while (conn_live(c)) {
+        int n = evpl_peekv(evpl, c->bind, v, 16, 1 << 30);
+        size_t total = 0;
+
+        if (n <= 0) {
+            break;
+        }
+        for (int i = 0; i < n && conn_live(c); i++) {
+            ssize_t rv =
+                nghttp2_session_mem_recv(c->h2, evpl_iovec_data(&v[i]), evpl_iovec_length(&v[i]));
+
+            if (rv < 0) {
+                http_debug("HTTP/2 connection error: %s", nghttp2_strerror((int) rv));
+                conn_kick(c); /* GOAWAY, then close */
+                c->h2_failed = 1;
+                evpl_consume(evpl, c->bind, (int) (total + evpl_iovec_length(&v[i])));
+                return;
+            }
+            total += evpl_iovec_length(&v[i]);
+        }
+        if (!c->bind) {
+            return;
+        }
+        evpl_consume(evpl, c->bind, (int) total);
+    }
+    conn_kick(c);
+} /* h2_read */
+
+static void
+h2_flush(struct evpl_http_conn *c)
+{
+    if (!c->is_client || c->settled) {
+        for (struct evpl_http_request *r = c->head, *next; r && conn_live(c); r = next) {
+            next = r->next;
+            if (r->hdr_sent) {
+                continue;
+            }
+            if (c->is_client) {
+                h2_submit_request(c, r);
+            } else if (r->in_complete && r->dispatched) {
+                h2_submit_response(c, r);
+            }
+        }
+    }
+    if (!conn_live(c)) {
+        return;
+    }
+    if (c->h2_failed) {
+        nghttp2_session_terminate_session(c->h2, NGHTTP2_PROTOCOL_ERROR);
+    }
+    int rv = nghttp2_session_send(c->h2);
+
+    if (rv || c->h2_failed) {
+        conn_finish(c);
+        return;
+    }
+    for (struct evpl_http_request *r = c->head, *next; r && conn_live(c); r = next) {
+        next = r->next;
+        if (r->h2_want) {
+            r->h2_want = 0;
+            req_notify(r, EVPL_HTTP_NOTIFY_WANT_DATA);
+        }
+    }
+    if (conn_live(c) && !nghttp2_session_want_read(c->h2) && !nghttp2_session_want_write(c->h2)) {
+        conn_finish(c);
+    }
+} /* h2_flush */
+
+/* Server: the first bytes of a connection decide HTTP/1 or h2c. */
+static int
+h2_detect(struct evpl_http_conn *c)
+{
+    char buf[sizeof(h2_preface) - 1];
+    int got = evpl_peek(c->agent->evpl, c->bind, buf, (int) sizeof(buf));
+
+    if (got <= 0 || memcmp(buf, h2_preface, (size_t) got) != 0) {
+        c->settled = 1;
+        return got <= 0 ? 0 : 1;
+    }
+    if (got < (int) sizeof(buf)) {
+        return 0; /* a prefix of the preface: wait */
+    }
+    c->settled = 1;
+    if (h2_start(c)) {
+        conn_abort(c);
+        return 0;
+    }
+    return 1;
+} /* h2_detect */
+
+static void
+h2_resume(struct evpl_http_request *r)
+{
+    if (r->h2_deferred && r->conn->h2 && r->stream_id) {
+        r->h2_deferred = 0;
+        nghttp2_session_resume_data(r->conn->h2, r->stream_id);
+    }
+} /* h2_resume */
+
+/* The application took body data: credit what was held back. */
+static void
+h2_taken(struct evpl_http_request *r)
+{
+    if (r->conn->h2 && r->h2_held) {
+        nghttp2_session_consume(r->conn->h2, r->stream_id, r->h2_held);
+        r->h2_held = 0;
+        conn_kick(r->conn);
+    }
+} /* h2_taken */
+
+#else /* !HAVE_NGHTTP2 */
+
+static void
+h2_read(struct evpl_http_conn *c)
+{
+} /* h2_read */
+
+static void
+h2_flush(struct evpl_http_conn *c)
+{
+} /* h2_flush */
+
+static int
+h2_detect(struct evpl_http_conn *c)
+{
+    c->settled = 1;
+    return 1;
+} /* h2_detect */
+
+static void
+h2_resume(struct evpl_http_request *r)
+{
+} /* h2_resume */
+
+static void
+h2_taken(struct evpl_http_request *r)
+{
+} /* h2_taken */
+
+#endif /* HAVE_NGHTTP2 */
+
+/* ------------------------------------------------------------------ */
 /* the connection's deferral: writes, then reads that were paused       */
 
 static void
@@ -1870,16 +2600,18 @@ conn_service(struct evpl *evpl, void *arg)
     struct evpl_http_conn *c = arg;
 
     conn_enter(c);
-    if (c->is_client) {
+    if (c->h2) {
+        h2_flush(c);
+    } else if (c->is_client) {
         client_flush(c);
-        if (c->rx_paused && c->bind && c->head && c->head->in_body.count < HTTP_BODY_IOV) {
+        if (c->rx_paused && c->bind && c->head && body_room(c->head)) {
             c->rx_paused = 0;
             client_read(c);
         }
     } else {
         server_flush(c);
         if (c->rx_paused && c->bind && c->nqueued < HTTP_READ_AHEAD &&
-            (!c->tail || c->tail->in_body.count < HTTP_BODY_IOV)) {
+            (!c->tail || body_room(c->tail))) {
             c->rx_paused = 0;
             server_read(c);
         }
@@ -1946,7 +2678,7 @@ evpl_http_destroy(struct evpl_http_agent *a)
 EVPL_API enum evpl_http_protocol
 evpl_http_request_protocol(struct evpl_http_request *request)
 {
-    return EVPL_HTTP_PROTOCOL_HTTP1;
+    return request->conn->h2 ? EVPL_HTTP_PROTOCOL_HTTP2 : EVPL_HTTP_PROTOCOL_HTTP1;
 } /* evpl_http_request_protocol */
 
 /* ------------------------------------------------------------------ */
@@ -2143,21 +2875,8 @@ evpl_http_request_get_datav(struct evpl *evpl, struct evpl_http_request *request
         errno = EINVAL;
         return -1;
     }
-    while (length > 0) {
-        struct evpl_iovec *f = iovq_front(q);
-
-        if (f->length <= (unsigned int) length) {
-            length -= (int) f->length;
-            iov[n++] = *f;
-            iovq_pop(q);
-        } else {
-            evpl_iovec_clone_segment(&iov[n++], f, 0, (unsigned int) length);
-            f->data = (char *) f->data + length;
-            f->length -= (unsigned int) length;
-            q->bytes -= (uint64_t) length;
-            length = 0;
-        }
-    }
+    n = iovq_take(q, iov, INT32_MAX, (uint64_t) length, NULL);
+    h2_taken(request);
     if (request->conn->rx_paused) {
         conn_kick(request->conn);
     }
@@ -2196,6 +2915,7 @@ evpl_http_request_add_datav(struct evpl_http_request *request, struct evpl_iovec
     if (request->framing == 1 && request->out_added >= request->out_length) {
         request->out_ended = 1;
     }
+    h2_resume(request);
     conn_kick(c);
 } /* evpl_http_request_add_datav */
 
@@ -2231,17 +2951,25 @@ evpl_http_client_connect(struct evpl_http_agent *agent, enum evpl_protocol_id pr
             snprintf(c->host, sizeof(c->host), v6 ? "[%s]:%d" : "%s:%d", addr ? addr : "", port);
         }
     }
-    if (version == EVPL_HTTP_VERSION_HTTP2) {
-        http_debug("HTTP/2 is not built in: speaking HTTP/1.1");
-    }
     c->bind = evpl_connect(agent->evpl, protocol_id, NULL, endpoint, client_notify, NULL, c);
     if (!c->bind) {
         /* unavailable protocol or unusable address: a retired handle */
         c->retired = 1;
         c->rx = RX_STOP;
-    } else {
-        evpl_bind_request_send_notifications(agent->evpl, c->bind);
+        return c;
     }
+    evpl_bind_request_send_notifications(agent->evpl, c->bind);
+    c->settled = 1;
+#ifdef HAVE_NGHTTP2
+    if (version == EVPL_HTTP_VERSION_HTTP2 && !c->tls && h2_start(c)) {
+        http_error("cannot start an HTTP/2 session");
+        conn_abort(c);
+    }
+#else
+    if (version == EVPL_HTTP_VERSION_HTTP2) {
+        http_debug("HTTP/2 is not built in: speaking HTTP/1.1");
+    }
+#endif
     return c;
 } /* evpl_http_client_connect */
 
