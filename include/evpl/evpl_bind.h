@@ -186,5 +186,17 @@ EVPL_API enum evpl_protocol_id evpl_bind_get_protocol(struct evpl_bind *bind);
 
 EVPL_API int evpl_bind_is_rdma(struct evpl_bind *bind);
 
+/*
+ * Extension, TLS binds: the ALPN protocols this connection offers (comma-
+ * separated, preference order; "" or NULL offers none), replacing the
+ * process-wide list for it.  Call right after evpl_connect, before the
+ * handshake.  0, or -1 (not a connecting TLS bind, or a bad list).
+ */
+EVPL_API int evpl_bind_set_alpn(struct evpl_bind *bind, const char *protocols);
+
+/* Extension: the protocol ALPN settled on (valid while the bind lives), or
+ * NULL (none, not TLS, or before CONNECTED). */
+EVPL_API const char *evpl_bind_get_alpn(struct evpl_bind *bind);
+
 /* Non-zero once evpl_close or evpl_finish was called on bind. */
 EVPL_API int evpl_bind_is_closing(struct evpl_bind *bind);

@@ -211,5 +211,10 @@ EVPL_API void evpl_global_config_set_tls_handshake_timeout_ms(struct evpl_global
 EVPL_API void evpl_global_config_set_tls_alpn(struct evpl_global_config *config,
                                               const char *protocols);
 
+/* Extension: replace the process-wide ALPN list at run time (listeners'
+ * choices, and what later connections offer).  0, or -1 for a bad list
+ * (or no TLS in this build).  Any thread. */
+EVPL_API int evpl_tls_set_alpn(const char *protocols);
+
 EVPL_API void evpl_global_config_set_max_slabs(struct evpl_global_config *config,
                                                unsigned int max_slabs);

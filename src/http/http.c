@@ -403,6 +403,9 @@ static void conn_service(struct evpl *evpl, void *arg);
 static void h2_read(struct evpl_http_conn *c);
 static void h2_flush(struct evpl_http_conn *c);
 static int h2_detect(struct evpl_http_conn *c);
+#ifdef HAVE_NGHTTP2
+static int h2_start(struct evpl_http_conn *c);
+#endif
 static void h2_resume(struct evpl_http_request *r);
 static void h2_taken(struct evpl_http_request *r);
 static void conn_release(struct evpl_http_conn *c);
@@ -1953,6 +1956,20 @@ client_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *not
 
     conn_enter(c);
     switch (notify->notify_type) {
+        case EVPL_NOTIFY_CONNECTED:
+            if (!c->settled) {
+                const char *proto = evpl_bind_get_alpn(bind);
+
+                c->settled = 1;
+#ifdef HAVE_NGHTTP2
+                if (proto && strcmp(proto, "h2") == 0 && h2_start(c)) {
+                    http_error("cannot start an HTTP/2 session");
+                    conn_abort(c);
+                }
+#endif
+                conn_kick(c);
+            }
+            break;
         case EVPL_NOTIFY_RECV_DATA:
             client_read(c);
             break;
@@ -2698,6 +2715,9 @@ evpl_http_attach(struct evpl_http_agent *agent, struct evpl_listener *listener,
     s->private_data = private_data;
     s->next = agent->servers;
     agent->servers = s;
+#ifdef HAVE_NGHTTP2
+    evpl_tls_set_alpn("h2,http/1.1"); /* process-wide, as upstream */
+#endif
     s->binding = evpl_listener_attach(agent->evpl, listener, server_accept, s);
     return s;
 } /* evpl_http_attach */
@@ -2961,7 +2981,13 @@ evpl_http_client_connect(struct evpl_http_agent *agent, enum evpl_protocol_id pr
     evpl_bind_request_send_notifications(agent->evpl, c->bind);
     c->settled = 1;
 #ifdef HAVE_NGHTTP2
-    if (version == EVPL_HTTP_VERSION_HTTP2 && !c->tls && h2_start(c)) {
+    if (c->tls) {
+        /* ALPN decides, at CONNECTED; this connection's own offer */
+        c->settled = version == EVPL_HTTP_VERSION_HTTP1;
+        evpl_bind_set_alpn(c->bind, version == EVPL_HTTP_VERSION_AUTO    ? "h2,http/1.1"
+                                    : version == EVPL_HTTP_VERSION_HTTP2 ? "h2"
+                                                                         : "");
+    } else if (version == EVPL_HTTP_VERSION_HTTP2 && h2_start(c)) {
         http_error("cannot start an HTTP/2 session");
         conn_abort(c);
     }

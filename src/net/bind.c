@@ -940,3 +940,24 @@ evpl_bind(struct evpl *evpl, enum evpl_protocol_id protocol, struct evpl_endpoin
     }
     return bind;
 } /* evpl_bind */
+
+#ifndef HAVE_TLS
+/* No TLS in this build: no ALPN either. */
+EVPL_API int
+evpl_tls_set_alpn(const char *protocols)
+{
+    return -1;
+} /* evpl_tls_set_alpn */
+
+EVPL_API int
+evpl_bind_set_alpn(struct evpl_bind *bind, const char *protocols)
+{
+    return -1;
+} /* evpl_bind_set_alpn */
+
+EVPL_API const char *
+evpl_bind_get_alpn(struct evpl_bind *bind)
+{
+    return NULL;
+} /* evpl_bind_get_alpn */
+#endif

@@ -57,7 +57,8 @@ struct tls_conn {
     int utls_tx, utls_rx; /* our record layer (record.c) does */
     struct ktls_secrets secrets;
     struct tls13 rl;
-    char *stage; /* OpenSSL's record layer: small iovecs gathered (on first use) */
+    char *stage;    /* OpenSSL's record layer: small iovecs gathered (on first use) */
+    char alpn[256]; /* the protocol ALPN settled on, once secure */
 };
 
 static SSL_CTX *client_ctx, *server_ctx;
@@ -188,23 +189,53 @@ alpn_wire(const char *list, unsigned char *out, unsigned int cap)
     return (int) n;
 } /* alpn_wire */
 
+/* The process-wide ALPN list (wire format): what listeners select from
+ * and what connections offer unless told otherwise.  Set at init from
+ * the config, or at run time with evpl_tls_set_alpn. */
+static pthread_mutex_t alpn_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned char alpn[256];
 static int alpn_len;
 
-/* Server side: our first preference the client offered; none is fine. */
+/* Server side: our first preference the client offered; none is fine.
+ * The answer points into the client's list (valid for the handshake). */
 static int
 alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
             unsigned int inlen, void *arg)
 {
-    unsigned char *sel;
+    int rc = SSL_TLSEXT_ERR_NOACK;
 
-    if (SSL_select_next_proto(&sel, outlen, alpn, (unsigned int) alpn_len, in, inlen) !=
-        OPENSSL_NPN_NEGOTIATED) {
-        return SSL_TLSEXT_ERR_NOACK;
+    pthread_mutex_lock(&alpn_lock);
+    for (int i = 0; i < alpn_len && rc != SSL_TLSEXT_ERR_OK; i += 1 + alpn[i]) {
+        for (unsigned int j = 0; j < inlen; j += 1u + in[j]) {
+            if (in[j] == alpn[i] && j + 1u + in[j] <= inlen &&
+                memcmp(in + j + 1, alpn + i + 1, alpn[i]) == 0) {
+                *out = in + j + 1;
+                *outlen = in[j];
+                rc = SSL_TLSEXT_ERR_OK;
+                break;
+            }
+        }
     }
-    *out = sel;
-    return SSL_TLSEXT_ERR_OK;
+    pthread_mutex_unlock(&alpn_lock);
+    return rc;
 } /* alpn_select */
+
+EVPL_API int
+evpl_tls_set_alpn(const char *protocols)
+{
+    unsigned char w[sizeof(alpn)];
+    int n = protocols && *protocols ? alpn_wire(protocols, w, sizeof(w)) : 0;
+
+    if (n < 0) {
+        evpl_log_error("tls", "ALPN list \"%s\" rejected", protocols);
+        return -1;
+    }
+    pthread_mutex_lock(&alpn_lock);
+    memcpy(alpn, w, (size_t) n);
+    alpn_len = n;
+    pthread_mutex_unlock(&alpn_lock);
+    return 0;
+} /* evpl_tls_set_alpn */
 
 static void
 ctx_init(void)
@@ -240,14 +271,10 @@ ctx_init(void)
         SSL_CTX_set_read_ahead(client_ctx, 0);
     }
 
-    if (c->tls_alpn) {
-        alpn_len = alpn_wire(c->tls_alpn, alpn, sizeof(alpn));
-        if (alpn_len <= 0 || SSL_CTX_set_alpn_protos(client_ctx, alpn, (unsigned int) alpn_len)) {
-            evpl_log_error("tls", "ALPN list \"%s\" rejected", c->tls_alpn);
-            return;
-        }
-        SSL_CTX_set_alpn_select_cb(server_ctx, alpn_select, NULL);
+    if (c->tls_alpn && evpl_tls_set_alpn(c->tls_alpn)) {
+        return;
     }
+    SSL_CTX_set_alpn_select_cb(server_ctx, alpn_select, NULL);
 
     if (load_ca(client_ctx, ca) < 0) {
         evpl_log_error("tls", "cannot load CA %s", ca ? ca : "(system store)");
@@ -773,6 +800,11 @@ conn_new(struct evpl *evpl, struct evpl_bind *bind, int server)
         const char *name = bind->peer_name ? bind->peer_name : "";
 
         SSL_set_connect_state(t->ssl);
+        pthread_mutex_lock(&alpn_lock);
+        if (alpn_len) {
+            SSL_set_alpn_protos(t->ssl, alpn, (unsigned int) alpn_len);
+        }
+        pthread_mutex_unlock(&alpn_lock);
         if (inet_pton(AF_INET, name, &a4) == 1 || inet_pton(AF_INET6, name, &a6) == 1) {
             /* an address: the certificate must name it (no SNI for IPs) */
             X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), name);
@@ -898,3 +930,42 @@ const struct evpl_protocol evpl_protocol_socket_tls = {
     .close = tls_close,
     .read_resume = evpl__stream_read_resume,
 };
+
+static struct tls_conn *
+tls_of(struct evpl_bind *bind)
+{
+    return bind && bind->protocol == &evpl_protocol_socket_tls ? conn_of(bind) : NULL;
+} /* tls_of */
+
+EVPL_API int
+evpl_bind_set_alpn(struct evpl_bind *bind, const char *protocols)
+{
+    struct tls_conn *t = tls_of(bind);
+    unsigned char w[256];
+    int n = protocols && *protocols ? alpn_wire(protocols, w, sizeof(w)) : 0;
+
+    if (!t || t->secure || n < 0 || SSL_is_server(t->ssl)) {
+        return -1;
+    }
+    /* (0 is success for SSL_set_alpn_protos) */
+    return SSL_set_alpn_protos(t->ssl, n ? w : NULL, (unsigned int) n) ? -1 : 0;
+} /* evpl_bind_set_alpn */
+
+EVPL_API const char *
+evpl_bind_get_alpn(struct evpl_bind *bind)
+{
+    struct tls_conn *t = tls_of(bind);
+    const unsigned char *p;
+    unsigned int len = 0;
+
+    if (!t || !t->secure) {
+        return NULL;
+    }
+    SSL_get0_alpn_selected(t->ssl, &p, &len);
+    if (!len) {
+        return NULL;
+    }
+    memcpy(t->alpn, p, len);
+    t->alpn[len] = '\0';
+    return t->alpn;
+} /* evpl_bind_get_alpn */
