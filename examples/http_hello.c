@@ -7,6 +7,7 @@
  *                              a body the server sends back chunked),
  *                              checks every answer, exits 0
  *   evpl-http-hello --serve P  only the server, on 127.0.0.1:P (try curl)
+ *   ... tls                    the same over TLS (HTTP/2 by ALPN when built in)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,7 +75,7 @@ dispatch(struct evpl *evpl, struct evpl_http_agent *agent, struct evpl_http_requ
 
 /* client side */
 struct client {
-    int done, failed, inflight;
+    int done, failed, inflight, http2;
     char body[256];
     size_t body_len;
 };
@@ -126,6 +127,7 @@ client_notify(struct evpl *evpl, struct evpl_http_agent *agent, struct evpl_http
                     cl->failed = 1;
                 }
             }
+            cl->http2 = evpl_http_request_protocol(request) == EVPL_HTTP_PROTOCOL_HTTP2;
             cl->done++;
             cl->inflight = 0;
             client_next(evpl, conn, cl);
@@ -164,6 +166,18 @@ int
 main(int argc, char **argv)
 {
     int port = argc > 2 && strcmp(argv[1], "--serve") == 0 ? atoi(argv[2]) : 0;
+    /* "tls" as the last argument: TLS (a generated certificate, no client
+     * certificates asked for) */
+    int tls = argc > 1 && strcmp(argv[argc - 1], "tls") == 0;
+    enum evpl_protocol_id proto = tls ? EVPL_STREAM_SOCKET_TLS : EVPL_STREAM_SOCKET_TCP;
+
+    if (tls) {
+        struct evpl_global_config *config = evpl_global_config_init();
+
+        evpl_global_config_set_tls_verify_peer(config, 0);
+        evpl_init(config);
+    }
+
     struct evpl *evpl = evpl_create(NULL);
     struct evpl_http_agent *agent = evpl_http_init(evpl);
     struct evpl_listener *listener = evpl_listener_create();
@@ -175,7 +189,7 @@ main(int argc, char **argv)
         int p = port ? port : 20000 + (getpid() * 7 + i * 131) % 20000;
 
         ep = evpl_endpoint_create("127.0.0.1", p);
-        if (evpl_listen(listener, EVPL_STREAM_SOCKET_TCP, ep) != 0) {
+        if (evpl_listen(listener, proto, ep) != 0) {
             ep = NULL;
             if (port) {
                 break;
@@ -197,13 +211,14 @@ main(int argc, char **argv)
     struct client cl = {0};
     struct evpl_endpoint *to = evpl_endpoint_create("127.0.0.1", evpl_endpoint_port(ep));
     struct evpl_http_conn *conn =
-        evpl_http_client_connect(agent, EVPL_STREAM_SOCKET_TCP, to, EVPL_HTTP_VERSION_HTTP1, &cl);
+        evpl_http_client_connect(agent, proto, to, EVPL_HTTP_VERSION_AUTO, &cl);
 
     client_next(evpl, conn, &cl);
     for (int i = 0; i < 1000000 && cl.done < 100 && !cl.failed; i++) {
         evpl_continue(evpl);
     }
-    printf("%d requests, %s\n", cl.done, cl.failed || cl.done != 100 ? "FAILED" : "ok");
+    printf("%d requests over %s, %s\n", cl.done, cl.http2 ? "HTTP/2" : "HTTP/1.1",
+           cl.failed || cl.done != 100 ? "FAILED" : "ok");
     evpl_http_client_close(agent, conn);
     evpl_http_server_destroy(agent, server);
     evpl_http_destroy(agent);

@@ -1686,6 +1686,9 @@ server_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *not
             }
             break;
         case EVPL_NOTIFY_DISCONNECTED:
+            if (notify->notify_status) {
+                http_debug("connection lost: %s", strerror(-notify->notify_status));
+            }
             conn_lost(c);
             break;
         default:
@@ -1980,6 +1983,9 @@ client_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *not
             }
             break;
         case EVPL_NOTIFY_DISCONNECTED:
+            if (notify->notify_status) {
+                http_debug("connection lost: %s", strerror(-notify->notify_status));
+            }
             conn_lost(c);
             break;
         default:
@@ -2170,9 +2176,9 @@ h2_submit_request(struct evpl_http_conn *c, struct evpl_http_request *r)
     nv[n++] = H2_NV(":method", method_wire[r->type]);
     nv[n++] = H2_NV(":scheme", c->tls ? "https" : "http");
     nv[n++] = H2_NV(":path", r->url);
-    if (host) {
-        nv[n++] = H2_NV(":authority", host);
-    }
+    /* the automatic Host of HTTP/1.1 applies too (upstream sends none,
+     * which servers refuse) */
+    nv[n++] = H2_NV(":authority", host ? host : c->host);
     n = h2_nva(&r->out_hdr, nv, n, H2_MAX_FIELDS, 1);
     r->hdr_sent = 1;
     int32_t id = nghttp2_submit_request(c->h2, NULL, nv, n, body ? &dp : NULL, r);
@@ -2406,6 +2412,8 @@ h2_stream_close_cb(nghttp2_session *session, int32_t stream_id, uint32_t error_c
     struct evpl_http_request *r = h2_req(session, stream_id);
 
     if (r) {
+        http_debug("HTTP/2 stream %d closed early: %s", stream_id,
+                   nghttp2_http2_strerror(error_code));
         /* reset, or closed before our side ended: the header promises FAILED */
         nghttp2_session_set_stream_user_data(session, stream_id, NULL);
         r->stream_id = 0;
@@ -2520,6 +2528,7 @@ h2_flush(struct evpl_http_conn *c)
     int rv = nghttp2_session_send(c->h2);
 
     if (rv || c->h2_failed) {
+        http_debug("HTTP/2 session ends: %s", rv ? nghttp2_strerror(rv) : "protocol error");
         conn_finish(c);
         return;
     }
