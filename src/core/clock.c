@@ -24,14 +24,14 @@ static int use_tsc;
 #define SEGMENT_TICKS (1ull << 30)
 
 /* One segment of the TSC clock, under a sequence lock (odd: being moved). */
-static struct {
+static _Alignas(EVPL_CACHELINE) struct {
     _Atomic uint32_t seq;
     _Atomic uint64_t tsc;  /* the segment starts here ...         */
     _Atomic uint64_t ns;   /* ... at this time ...                */
     _Atomic uint64_t mult; /* ... and runs at this rate (ns/tick, 32.32) */
     uint64_t tsc0;         /* init: for the long-term rate        */
     uint64_t mono0;
-} _Alignas(EVPL_CACHELINE) seg;
+} seg;
 
 /* a thread's last reading: it never goes back even if the thread moves to
  * a CPU whose TSC is slightly behind */

@@ -25,80 +25,80 @@
  *   name_pop(r)         drops the oldest element
  *   name_at(r, i)       i-th oldest element (i < count)
  */
-#define EVPL_RING_DEFINE(name, type)                                        \
-    struct name {                                                           \
-        type *elems;                                                        \
-        uint32_t mask;                                                      \
-        uint32_t head; /* next to pop */                                    \
-        uint32_t tail; /* next to push */                                   \
-    };                                                                      \
-                                                                            \
-    static inline void name##_init(struct name *r, uint32_t size)           \
-    {                                                                       \
-        EVPL_ASSERT(size && !(size & (size - 1)));                          \
-        r->elems = NULL; /* allocated by the first push */                  \
-        r->mask = size - 1;                                                 \
-        r->head = r->tail = 0;                                              \
-    }                                                                       \
-                                                                            \
-    static inline void name##_cleanup(struct name *r)                       \
-    {                                                                       \
-        free(r->elems);                                                     \
-        r->elems = NULL;                                                    \
-    }                                                                       \
-                                                                            \
-    static inline uint32_t name##_count(const struct name *r)               \
-    {                                                                       \
-        return r->tail - r->head;                                           \
-    }                                                                       \
-                                                                            \
-    static inline int name##_empty(const struct name *r)                    \
-    {                                                                       \
-        return r->tail == r->head;                                          \
-    }                                                                       \
-                                                                            \
-    /* Double the capacity, unwrapping the contents to start at 0. */       \
-    static inline void name##_grow(struct name *r)                          \
-    {                                                                       \
-        uint32_t size = r->mask + 1, n = name##_count(r);                   \
-        type *e = evpl__zalloc((size_t) size * 2 * sizeof(type));           \
-        uint32_t h = r->head & r->mask;                                     \
-        uint32_t run = n < size - h ? n : size - h;                         \
-                                                                            \
-        memcpy(e, r->elems + h, run * sizeof(type));                        \
-        memcpy(e + run, r->elems, (n - run) * sizeof(type));                \
-        free(r->elems);                                                     \
-        r->elems = e;                                                       \
-        r->mask = size * 2 - 1;                                             \
-        r->head = 0;                                                        \
-        r->tail = n;                                                        \
-    }                                                                       \
-                                                                            \
-    static inline type *name##_push(struct name *r)                         \
-    {                                                                       \
-        if (unlikely(!r->elems)) {                                          \
-            r->elems = evpl__zalloc((size_t) (r->mask + 1) * sizeof(type)); \
-        }                                                                   \
-        if (unlikely(name##_count(r) > r->mask)) {                          \
-            name##_grow(r);                                                 \
-        }                                                                   \
-        return &r->elems[r->tail++ & r->mask];                              \
-    }                                                                       \
-                                                                            \
-    static inline type *name##_front(struct name *r)                        \
-    {                                                                       \
-        return name##_empty(r) ? NULL : &r->elems[r->head & r->mask];       \
-    }                                                                       \
-                                                                            \
-    static inline void name##_pop(struct name *r)                           \
-    {                                                                       \
-        EVPL_ASSERT(!name##_empty(r));                                      \
-        r->head++;                                                          \
-    }                                                                       \
-                                                                            \
-    static inline type *name##_at(struct name *r, uint32_t i)               \
-    {                                                                       \
-        return &r->elems[(r->head + i) & r->mask];                          \
+#define EVPL_RING_DEFINE(name, type)                                                      \
+    struct name {                                                                         \
+        type *elems;                                                                      \
+        uint32_t mask;                                                                    \
+        uint32_t head; /* next to pop */                                                  \
+        uint32_t tail; /* next to push */                                                 \
+    };                                                                                    \
+                                                                                          \
+    static inline __attribute__((unused)) void name##_init(struct name *r, uint32_t size) \
+    {                                                                                     \
+        EVPL_ASSERT(size && !(size & (size - 1)));                                        \
+        r->elems = NULL; /* allocated by the first push */                                \
+        r->mask = size - 1;                                                               \
+        r->head = r->tail = 0;                                                            \
+    }                                                                                     \
+                                                                                          \
+    static inline __attribute__((unused)) void name##_cleanup(struct name *r)             \
+    {                                                                                     \
+        free(r->elems);                                                                   \
+        r->elems = NULL;                                                                  \
+    }                                                                                     \
+                                                                                          \
+    static inline __attribute__((unused)) uint32_t name##_count(const struct name *r)     \
+    {                                                                                     \
+        return r->tail - r->head;                                                         \
+    }                                                                                     \
+                                                                                          \
+    static inline __attribute__((unused)) int name##_empty(const struct name *r)          \
+    {                                                                                     \
+        return r->tail == r->head;                                                        \
+    }                                                                                     \
+                                                                                          \
+    /* Double the capacity, unwrapping the contents to start at 0. */                     \
+    static inline __attribute__((unused)) void name##_grow(struct name *r)                \
+    {                                                                                     \
+        uint32_t size = r->mask + 1, n = name##_count(r);                                 \
+        type *e = evpl__zalloc((size_t) size * 2 * sizeof(type));                         \
+        uint32_t h = r->head & r->mask;                                                   \
+        uint32_t run = n < size - h ? n : size - h;                                       \
+                                                                                          \
+        memcpy(e, r->elems + h, run * sizeof(type));                                      \
+        memcpy(e + run, r->elems, (n - run) * sizeof(type));                              \
+        free(r->elems);                                                                   \
+        r->elems = e;                                                                     \
+        r->mask = size * 2 - 1;                                                           \
+        r->head = 0;                                                                      \
+        r->tail = n;                                                                      \
+    }                                                                                     \
+                                                                                          \
+    static inline __attribute__((unused)) type *name##_push(struct name *r)               \
+    {                                                                                     \
+        if (unlikely(!r->elems)) {                                                        \
+            r->elems = evpl__zalloc((size_t) (r->mask + 1) * sizeof(type));               \
+        }                                                                                 \
+        if (unlikely(name##_count(r) > r->mask)) {                                        \
+            name##_grow(r);                                                               \
+        }                                                                                 \
+        return &r->elems[r->tail++ & r->mask];                                            \
+    }                                                                                     \
+                                                                                          \
+    static inline __attribute__((unused)) type *name##_front(struct name *r)              \
+    {                                                                                     \
+        return name##_empty(r) ? NULL : &r->elems[r->head & r->mask];                     \
+    }                                                                                     \
+                                                                                          \
+    static inline __attribute__((unused)) void name##_pop(struct name *r)                 \
+    {                                                                                     \
+        EVPL_ASSERT(!name##_empty(r));                                                    \
+        r->head++;                                                                        \
+    }                                                                                     \
+                                                                                          \
+    static inline __attribute__((unused)) type *name##_at(struct name *r, uint32_t i)     \
+    {                                                                                     \
+        return &r->elems[(r->head + i) & r->mask];                                        \
     }
 
 EVPL_RING_DEFINE(evpl_iovec_fifo, struct evpl_iovec)

@@ -107,21 +107,22 @@ msix_enable(struct vdev *v)
 static int
 msix_route(struct vdev *v, uint32_t vector, int efd)
 {
-    struct {
+    /* the header, then one eventfd in its flexible data[] */
+    union {
         struct vfio_irq_set set;
-        int fd;
+        char bytes[sizeof(struct vfio_irq_set) + sizeof(int)];
     } r;
 
     if (!v->msix_on || vector >= v->msix_count) {
         return -ENOSPC;
     }
     memset(&r, 0, sizeof(r));
-    r.set.argsz = sizeof(r);
+    r.set.argsz = sizeof(struct vfio_irq_set) + sizeof(int);
     r.set.flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
     r.set.index = VFIO_PCI_MSIX_IRQ_INDEX;
     r.set.start = vector;
     r.set.count = 1;
-    r.fd = efd;
+    memcpy(r.bytes + sizeof(struct vfio_irq_set), &efd, sizeof(efd));
     return ioctl(v->device, VFIO_DEVICE_SET_IRQS, &r.set) < 0 ? -errno : 0;
 } /* msix_route */
 
