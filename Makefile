@@ -2,7 +2,7 @@
 # Thin wrapper around CMake.  The two commands a new machine needs:
 #   make run    install deps, build Release, run the benchmark suite on loopback
 #   make test   install deps, build Debug with ASan+UBSan, run the suite
-.PHONY: all deps release debug tsan run test test-tsan test-vm install format format-check bench clean
+.PHONY: all deps release debug tsan run test test-tsan test-vm install format format-check bench clean fuzz
 
 JOBS     ?= $(shell nproc)
 BUILD    ?= build
@@ -42,6 +42,18 @@ test: debug
 	cd $(BUILD)/debug && ASAN_OPTIONS="detect_leaks=1:abort_on_error=0" \
 		UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
 		ctest --output-on-failure -j $(JOBS)
+
+# libFuzzer (clang): the HTTP parsers for FUZZ_SECONDS, from the seed corpus
+FUZZ_SECONDS ?= 120
+$(BUILD)/fuzz/CMakeCache.txt:
+	CC=clang $(CMAKE) -S . -B $(BUILD)/fuzz -DCMAKE_BUILD_TYPE=Debug -DEVPL_FUZZ=ON \
+		-DEVPL_SANITIZE=address,undefined -DEVPL_BUILD_BENCH=OFF
+
+fuzz: deps $(BUILD)/fuzz/CMakeCache.txt
+	$(CMAKE) --build $(BUILD)/fuzz -j $(JOBS) --target fuzz_http
+	mkdir -p $(BUILD)/fuzz/corpus-http
+	ASAN_OPTIONS="detect_leaks=1" $(BUILD)/fuzz/fuzz/fuzz_http -max_total_time=$(FUZZ_SECONDS) \
+		-max_len=8192 $(BUILD)/fuzz/corpus-http fuzz/corpus/http
 
 # the hardware paths (NVMe, VFIO, kTLS, RDMA over soft-RoCE) in a qemu guest
 test-vm: debug

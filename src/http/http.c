@@ -1019,6 +1019,14 @@ fields_parse(struct hfields *h, const char *p, const char *end, int strict, uint
         if (n == 0) {
             break;
         }
+        if (memchr(p, '\0', n)) {
+            /* NUL is never valid in a field (RFC 9110 5.5) */
+            if (strict) {
+                return -1;
+            }
+            p = next;
+            continue;
+        }
         if (is_ws(p[0])) {
             /* obsolete line folding */
             size_t s = 0;
@@ -1251,7 +1259,7 @@ server_parse_head(struct evpl_http_conn *c, int len, int *status)
     while ((n = line_take(p, end, &next)) == 0 && next < end) {
         p = next;
     }
-    if (n == 0 || is_ws(p[0])) {
+    if (n == 0 || is_ws(p[0]) || memchr(p, '\0', n)) {
         return NULL;
     }
     /* method SP target SP version, runs of SP/HT between */
@@ -2135,7 +2143,7 @@ static void
 h2_submit_response(struct evpl_http_conn *c, struct evpl_http_request *r)
 {
     nghttp2_nv nv[H2_MAX_FIELDS];
-    char status[8];
+    char status[12];
     size_t n = 0;
     nghttp2_data_provider dp = {.source.ptr = r, .read_callback = h2_read_cb};
 

@@ -1,0 +1,318 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * libFuzzer target for the HTTP module's parsers, through the public API
+ * only.  The first input byte picks the side and how the rest is cut into
+ * writes; the rest is what the peer sends, over an in-process stream:
+ *
+ *   even: bytes to our server (requests: HTTP/1.x, or h2c after a preface);
+ *         the application answers every request, taking its body
+ *   odd:  bytes our client receives as the answer to two pipelined
+ *         requests (a GET and a chunked POST)
+ *
+ * Invariants checked (abort on violation): each dispatched request gets
+ * exactly one terminal notification, nothing leaks (ASan), nothing hangs
+ * (a bounded number of loop passes, then the connection is closed and the
+ * agent must still be destroyed cleanly).
+ *
+ * Built with clang -fsanitize=fuzzer (make fuzz); otherwise main() below
+ * replays the files named on the command line (the seed corpus runs in
+ * `make test`).
+ */
+#include <stdio.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <evpl/evpl_http.h>
+
+struct tally {
+    int dispatched, terminal, open;
+};
+
+static struct tally tally;
+
+static void
+check(int cond, const char *what)
+{
+    if (!cond) {
+        fprintf(stderr, "fuzz_http: invariant broken: %s\n", what);
+        abort();
+    }
+} /* check */
+
+static void
+drain(struct evpl *evpl, struct evpl_http_request *request)
+{
+    struct evpl_iovec iov[8];
+    uint64_t avail;
+
+    /* a bounded length per call: at most one iovec per byte */
+    while ((avail = evpl_http_request_get_data_avail(request)) > 0) {
+        int n = evpl_http_request_get_datav(evpl, request, iov, avail > 8 ? 8 : (int) avail);
+
+        check(n > 0 && n <= 8, "get_datav count");
+        for (int i = 0; i < n; i++) {
+            evpl_iovec_release(evpl, &iov[i]);
+        }
+    }
+    check(evpl_http_request_get_datav(evpl, request, iov, 1) == -1, "get_datav past avail");
+} /* drain */
+
+static void
+server_notify(struct evpl *evpl, struct evpl_http_agent *agent, struct evpl_http_request *request,
+              enum evpl_http_notify_type type, enum evpl_http_request_type method, const char *uri,
+              void *notify_data, void *private_data)
+{
+    switch (type) {
+        case EVPL_HTTP_NOTIFY_RECEIVE_DATA:
+            drain(evpl, request);
+            break;
+        case EVPL_HTTP_NOTIFY_RECEIVE_COMPLETE:
+            drain(evpl, request);
+            evpl_http_request_trailer(request, "x");
+            evpl_http_request_header(request, "host");
+            if (uri[0] == '/' && uri[1] == 'c') {
+                evpl_http_server_set_response_chunked(request);
+                evpl_http_request_add_trailer(request, "T", "v");
+                evpl_http_request_add_datav(request, NULL, 0);
+            }
+            evpl_http_server_dispatch_default(request, uri[0] == '/' ? 200 : 404);
+            break;
+        case EVPL_HTTP_NOTIFY_RESPONSE_COMPLETE:
+        case EVPL_HTTP_NOTIFY_FAILED:
+            tally.terminal++;
+            tally.open--;
+            break;
+        default:
+            break;
+    } /* switch */
+} /* server_notify */
+
+static void
+dispatch(struct evpl *evpl, struct evpl_http_agent *agent, struct evpl_http_request *request,
+         evpl_http_notify_callback_t *notify_callback, void **notify_data, void *private_data)
+{
+    tally.dispatched++;
+    tally.open++;
+    *notify_callback = server_notify;
+} /* dispatch */
+
+static void
+client_notify(struct evpl *evpl, struct evpl_http_agent *agent, struct evpl_http_request *request,
+              enum evpl_http_notify_type type, enum evpl_http_request_type method, const char *uri,
+              void *notify_data, void *private_data)
+{
+    switch (type) {
+        case EVPL_HTTP_NOTIFY_RECEIVE_DATA:
+            drain(evpl, request);
+            break;
+        case EVPL_HTTP_NOTIFY_RESPONSE_HEADERS:
+            check(evpl_http_request_status(request) >= 100, "status after headers");
+            evpl_http_response_header(request, "content-type");
+            break;
+        case EVPL_HTTP_NOTIFY_RECEIVE_COMPLETE:
+            drain(evpl, request);
+            tally.terminal++;
+            tally.open--;
+            break;
+        case EVPL_HTTP_NOTIFY_FAILED:
+            check(evpl_http_request_status(request) < 0, "FAILED status");
+            tally.terminal++;
+            tally.open--;
+            break;
+        default:
+            break;
+    } /* switch */
+} /* client_notify */
+
+/* the raw peer: an in-process connection writing the fuzz bytes */
+struct peer {
+    int up, gone;
+};
+
+static void
+peer_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *notify, void *priv)
+{
+    struct peer *p = priv;
+    char buf[4096];
+
+    switch (notify->notify_type) {
+        case EVPL_NOTIFY_CONNECTED:
+            p->up = 1;
+            break;
+        case EVPL_NOTIFY_RECV_DATA:
+            while (evpl_recv(evpl, bind, buf, sizeof(buf), 0) > 0) {
+            }
+            break;
+        case EVPL_NOTIFY_DISCONNECTED:
+            p->gone = 1;
+            break;
+        default:
+            break;
+    } /* switch */
+} /* peer_notify */
+
+static struct evpl_bind *peer_accepted;
+static struct peer peer_state;
+
+static void
+peer_attach(struct evpl *evpl, struct evpl_bind *bind, evpl_notify_callback_t *notify_callback,
+            evpl_segment_callback_t *segment_callback, void **conn_private_data, void *private_data)
+{
+    *notify_callback = peer_notify;
+    *conn_private_data = &peer_state;
+    peer_state.up = 1;
+    peer_accepted = bind;
+} /* peer_attach */
+
+static struct evpl *evpl;
+static struct evpl_listener *listener;
+static struct evpl_endpoint *server_ep, *peer_ep;
+
+static void
+setup(void)
+{
+    struct evpl_global_config *config = evpl_global_config_init();
+
+    evpl_global_config_set_http_max_header_size(config, 1024); /* reach the limits */
+    evpl_init(config);
+    evpl = evpl_create(NULL);
+    listener = evpl_listener_create();
+    server_ep = evpl_endpoint_create_inproc("fuzz-http-server");
+    peer_ep = evpl_endpoint_create_inproc("fuzz-http-peer");
+    check(evpl_listen(listener, EVPL_STREAM_INPROC, server_ep) == 0, "listen");
+    check(evpl_listen(listener, EVPL_STREAM_INPROC, peer_ep) == 0, "listen");
+} /* setup */
+
+/* send data in pieces of `cut` bytes (0: at once), a loop pass between,
+ * until the connection ends */
+static void
+feed(struct evpl_bind *bind, struct peer *p, const uint8_t *data, size_t size, size_t cut)
+{
+    size_t off = 0;
+
+    while (off < size && !p->gone) {
+        size_t n = cut && size - off > cut ? cut : size - off;
+
+        evpl_send(evpl, bind, data + off, (unsigned int) n);
+        off += n;
+        evpl_continue(evpl);
+    }
+} /* feed */
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (!evpl) {
+        setup();
+    }
+    if (size < 1) {
+        return 0;
+    }
+    int client_side = data[0] & 1;
+    size_t cut = (size_t) (data[0] >> 1) * 3; /* 0, 3, 6, ... bytes per write */
+    struct evpl_http_agent *agent = evpl_http_init(evpl);
+    struct peer p = {0};
+
+    memset(&tally, 0, sizeof(tally));
+    data++;
+    size--;
+
+    if (!client_side) {
+        struct evpl_http_server *server = evpl_http_attach(agent, listener, dispatch, NULL);
+        struct evpl_bind *b =
+            evpl_connect(evpl, EVPL_STREAM_INPROC, NULL, server_ep, peer_notify, NULL, &p);
+
+        for (int i = 0; i < 100 && !p.up; i++) {
+            evpl_continue(evpl);
+        }
+        feed(b, &p, data, size, cut);
+        for (int i = 0; i < 200 && !p.gone; i++) {
+            evpl_continue(evpl);
+        }
+        if (!p.gone) {
+            evpl_close(evpl, b);
+        }
+        for (int i = 0; i < 100 && !p.gone; i++) {
+            evpl_continue(evpl);
+        }
+        evpl_http_server_destroy(agent, server);
+    } else {
+        struct evpl_listener_binding *lb = evpl_listener_attach(evpl, listener, peer_attach, NULL);
+        struct evpl_http_conn *conn = evpl_http_client_connect(agent, EVPL_STREAM_INPROC, peer_ep,
+                                                               EVPL_HTTP_VERSION_AUTO, NULL);
+        struct evpl_http_request *r =
+            evpl_http_request_create(conn, EVPL_HTTP_REQUEST_TYPE_GET, "/a");
+        struct evpl_http_request *r2 =
+            evpl_http_request_create(conn, EVPL_HTTP_REQUEST_TYPE_POST, "/b");
+
+        memset(&peer_state, 0, sizeof(peer_state));
+        peer_accepted = NULL;
+        evpl_http_request_dispatch(r, client_notify, NULL);
+        tally.dispatched++;
+        tally.open++;
+        evpl_http_client_set_request_chunked(r2);
+        evpl_http_request_add_trailer(r2, "X", "y");
+        evpl_http_request_add_datav(r2, NULL, 0);
+        evpl_http_request_dispatch(r2, client_notify, NULL);
+        tally.dispatched++;
+        tally.open++;
+        for (int i = 0; i < 100 && !peer_accepted; i++) {
+            evpl_continue(evpl);
+        }
+        if (peer_accepted) {
+            feed(peer_accepted, &peer_state, data, size, cut);
+            for (int i = 0; i < 50; i++) {
+                evpl_continue(evpl);
+            }
+            if (!peer_state.gone) {
+                evpl_close(evpl, peer_accepted);
+            }
+            for (int i = 0; i < 100 && !peer_state.gone; i++) {
+                evpl_continue(evpl);
+            }
+        }
+        evpl_listener_detach(evpl, lb);
+        evpl_http_client_close(agent, conn);
+    }
+    evpl_http_destroy(agent);
+    if (getenv("FUZZ_VERBOSE")) {
+        fprintf(stderr, "%s side: %d requests, %d ended\n", client_side ? "client" : "server",
+                tally.dispatched, tally.terminal);
+    }
+    check(tally.open == 0, "every request ended");
+    check(tally.terminal == tally.dispatched, "one terminal notification each");
+    return 0;
+} /* LLVMFuzzerTestOneInput */
+
+#ifndef EVPL_FUZZ_LIBFUZZER
+/* Replay: run each file named on the command line through the target. */
+int
+main(int argc, char **argv)
+{
+    int n = 0;
+
+    for (int i = 1; i < argc; i++) {
+        FILE *f = fopen(argv[i], "rb");
+        static uint8_t buf[1 << 20];
+        size_t len;
+
+        if (!f) {
+            perror(argv[i]);
+            return 1;
+        }
+        len = fread(buf, 1, sizeof(buf), f);
+        fclose(f);
+        LLVMFuzzerTestOneInput(buf, len);
+        n++;
+    }
+    if (evpl) {
+        evpl_destroy(evpl);
+        evpl_listener_destroy(listener);
+    }
+    printf("fuzz_http: %d inputs replayed\n", n);
+    return 0;
+} /* main */
+#endif
