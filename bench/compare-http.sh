@@ -1,0 +1,135 @@
+#!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-only
+# HTTP servers side by side, one worker each, pinned to CPU 0, with h2load
+# pinned to CPU 1: our examples/evpl-http-hello (one evpl loop), nginx
+# (worker_processes 1, `return 200`) and h2o (num-threads 1, a static file).
+# Every server answers GET /hello with the 13 bytes "hello, world\n".
+#
+# usage: bench/compare-http.sh [--duration S] [--reps N] [--out DIR] <evpl-http-hello>
+# Installs nginx and h2o if missing (their services are not started).
+set -eu
+
+duration=5
+reps=3
+out=""
+while [ $# -gt 1 ]; do
+    case $1 in
+        --duration) duration=$2; shift 2 ;;
+        --reps) reps=$2; shift 2 ;;
+        --out) out=$2; shift 2 ;;
+        *) break ;;
+    esac
+done
+hello=${1:?usage: compare-http.sh [--duration S] [--reps N] [--out DIR] <evpl-http-hello>}
+hello=$(readlink -f "$hello")
+
+need=""
+command -v h2load >/dev/null || need="$need nghttp2-client"
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need="$need nginx-light"
+command -v h2o >/dev/null || [ -x /usr/bin/h2o ] || need="$need h2o"
+if [ -n "$need" ]; then
+    echo "compare-http: installing$need"
+    # install only: keep the packages' services from starting
+    policy=/usr/sbin/policy-rc.d
+    created=0
+    if [ ! -e $policy ]; then
+        printf '#!/bin/sh\nexit 101\n' > $policy && chmod +x $policy && created=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $need >/dev/null
+    [ $created = 1 ] && rm -f $policy
+fi
+pkill -x nginx 2>/dev/null || true
+
+tmp=$(mktemp -d)
+trap 'kill $(cat "$tmp"/*.pid 2>/dev/null) 2>/dev/null || true; rm -rf "$tmp"' EXIT
+[ -n "$out" ] && mkdir -p "$out"
+
+port=$((20000 + $$ % 20000))
+p_evpl=$port
+p_nginx1=$((port + 1))
+p_nginx2=$((port + 2))
+p_h2o=$((port + 3))
+
+printf 'hello, world\n' > "$tmp/hello"
+cat > "$tmp/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $tmp/nginx.pid.run;
+error_log /dev/null;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $tmp;
+    proxy_temp_path $tmp;
+    fastcgi_temp_path $tmp;
+    uwsgi_temp_path $tmp;
+    scgi_temp_path $tmp;
+    server {
+        listen 127.0.0.1:$p_nginx1;
+        listen 127.0.0.1:$p_nginx2 http2;
+        keepalive_requests 1000000;
+        location = /hello { default_type text/plain; return 200 "hello, world\n"; }
+    }
+}
+EOF
+cat > "$tmp/h2o.conf" <<EOF
+num-threads: 1
+pid-file: $tmp/h2o.pid.run
+error-log: /dev/null
+listen:
+  host: 127.0.0.1
+  port: $p_h2o
+hosts:
+  default:
+    paths:
+      /:
+        file.dir: $tmp
+EOF
+
+start() { # name command...
+    name=$1
+    shift
+    taskset -c 0 "$@" > "$tmp/$name.log" 2>&1 &
+    echo $! > "$tmp/$name.pid"
+}
+start evpl "$hello" --serve $p_evpl
+start nginx nginx -c "$tmp/nginx.conf"
+start h2o h2o -c "$tmp/h2o.conf"
+sleep 1
+
+# h2load, pinned; prints req/s
+load() { # url h2load-args...
+    url=$1
+    shift
+    taskset -c 1 h2load -D "$duration" -t 1 "$@" "$url" 2>&1 |
+        awk '/^finished in/ { gsub(",", "", $4); print $4 }
+             /^requests:/ { if ($8 + 0 != $4 + 0) bad = 1 }
+             END { if (bad) print "ERRORS" }' | tr '\n' ' '
+}
+
+echo "| workload | evpl req/s | nginx req/s | h2o req/s | evpl/nginx | evpl/h2o |"
+echo "|---|---:|---:|---:|---:|---:|"
+row() { # label h2load-args...
+    label=$1
+    shift
+    e=""; n=""; h=""
+    i=0
+    while [ $i -lt "$reps" ]; do
+        e="$e $(load http://127.0.0.1:$p_evpl/hello "$@")"
+        case " $* " in
+            *" --h1 "*) n="$n $(load http://127.0.0.1:$p_nginx1/hello "$@")" ;;
+            *) n="$n $(load http://127.0.0.1:$p_nginx2/hello "$@")" ;;
+        esac
+        h="$h $(load http://127.0.0.1:$p_h2o/hello "$@")"
+        i=$((i + 1))
+    done
+    med() { echo "$@" | tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+    me=$(med $e); mn=$(med $n); mh=$(med $h)
+    echo "| $label | $me | $mn | $mh | $(echo "$me $mn" | awk '{ printf "%.2f", $1 / $2 }') | $(echo "$me $mh" | awk '{ printf "%.2f", $1 / $2 }') |"
+    [ -n "$out" ] && echo "$label evpl:$e nginx:$n h2o:$h" >> "$out/raw.txt"
+    return 0
+}
+row "HTTP/1.1, 16 conns, 1 in flight" --h1 -c 16 -m 1
+row "HTTP/1.1, 16 conns, 16 pipelined" --h1 -c 16 -m 16
+row "HTTP/2 (h2c), 16 conns, 16 streams" -c 16 -m 16
+row "HTTP/2 (h2c), 1 conn, 100 streams" -c 1 -m 100
