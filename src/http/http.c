@@ -239,6 +239,17 @@ iovq_pop(struct iovq *q)
     q->count--;
 } /* iovq_pop */
 
+/* release every piece, keep the array */
+static void
+iovq_reset(struct evpl *evpl, struct iovq *q)
+{
+    while (q->count) {
+        evpl_iovec_release(evpl, iovq_front(q));
+        iovq_pop(q);
+    }
+    q->head = 0;
+} /* iovq_reset */
+
 static void
 iovq_clear(struct evpl *evpl, struct iovq *q)
 {
@@ -393,7 +404,11 @@ struct evpl_http_agent {
     struct evpl_http_conn *conns;
     struct evpl_http_server *servers;
     char *scratch; /* max_hdr bytes: one head, copied out of the bind */
-    char *out;     /* an outbound head */
+    struct evpl_http_request *free_reqs;
+    unsigned int nfree;
+    void *h2_free[9]; /* HTTP/2 allocator free lists (H2_MEM_CLASSES) */
+    unsigned int h2_nfree[9];
+    char *out; /* an outbound head */
     size_t out_cap;
     time_t date_at;
     char date[40];
@@ -674,22 +689,52 @@ parse_framing(const struct hfields *h, enum body_mode *mode, uint64_t *length, i
 /* ------------------------------------------------------------------ */
 /* requests                                                             */
 
+/* Requests are recycled per agent, with their field and iovec arrays. */
+#define HTTP_FREE_REQS 256
+#define HTTP_KEEP_BUF  4096
+
 static struct evpl_http_request *
 req_alloc(struct evpl_http_conn *c)
 {
-    struct evpl_http_request *r = calloc(1, sizeof(*r));
+    struct evpl_http_agent *a = c->agent;
+    struct evpl_http_request *r = a->free_reqs;
 
     if (r) {
-        r->conn = c;
-        r->minor = 1;
+        struct hfields h[4] = {r->in_hdr, r->in_trl, r->out_hdr, r->out_trl};
+        struct iovq q[2] = {r->in_body, r->out_body};
+
+        a->free_reqs = r->next;
+        a->nfree--;
+        memset(r, 0, sizeof(*r));
+        r->in_hdr = h[0];
+        r->in_trl = h[1];
+        r->out_hdr = h[2];
+        r->out_trl = h[3];
+        r->in_body = q[0];
+        r->out_body = q[1];
+    } else if ((r = calloc(1, sizeof(*r))) == NULL) {
+        return NULL;
     }
+    r->conn = c;
+    r->minor = 1;
     return r;
 } /* req_alloc */
+
+/* empty, keeping a small buffer for the next request */
+static void
+hf_reset(struct hfields *h)
+{
+    if (h->cap > HTTP_KEEP_BUF) {
+        hf_free(h);
+    }
+    h->len = h->n = h->wire = 0;
+} /* hf_reset */
 
 static void
 req_free(struct evpl_http_request *r)
 {
-    struct evpl *evpl = r->conn->agent->evpl;
+    struct evpl_http_agent *a = r->conn->agent;
+    struct evpl *evpl = a->evpl;
 
 #ifdef HAVE_NGHTTP2
     if (r->conn->h2 && r->stream_id) {
@@ -700,13 +745,25 @@ req_free(struct evpl_http_request *r)
     if (r->h2_fill.data) {
         evpl_iovec_release(evpl, &r->h2_fill);
     }
+    free(r->url);
+    if (a->nfree < HTTP_FREE_REQS && r->in_body.cap <= 64 && r->out_body.cap <= 64) {
+        iovq_reset(evpl, &r->in_body);
+        iovq_reset(evpl, &r->out_body);
+        hf_reset(&r->in_hdr);
+        hf_reset(&r->in_trl);
+        hf_reset(&r->out_hdr);
+        hf_reset(&r->out_trl);
+        r->next = a->free_reqs;
+        a->free_reqs = r;
+        a->nfree++;
+        return;
+    }
     iovq_clear(evpl, &r->in_body);
     iovq_clear(evpl, &r->out_body);
     hf_free(&r->in_hdr);
     hf_free(&r->in_trl);
     hf_free(&r->out_hdr);
     hf_free(&r->out_trl);
-    free(r->url);
     free(r);
 } /* req_free */
 
@@ -2014,6 +2071,131 @@ client_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *not
 
 static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
+/*
+ * nghttp2's many small allocations (streams, frames, header blocks) come
+ * from per-agent free lists of power-of-two blocks, 32 B to 8 KiB; a
+ * 16-byte header remembers the class.  Sessions live on the agent's loop
+ * only, so no locking.
+ */
+#define H2_MEM_CLASSES 9 /* 32 << 0 .. 32 << 8 */
+#define H2_MEM_KEEP    512
+#define H2_MEM_HDR     16
+
+struct h2_block {
+    union {
+        struct h2_block *next;
+        uint32_t cls;
+    };
+    char pad[H2_MEM_HDR - sizeof(void *)];
+};
+
+static void *
+h2_mem_malloc(size_t size, void *ud)
+{
+    struct evpl_http_agent *a = ud;
+    uint32_t cls = 0;
+    struct h2_block *b;
+
+    while (cls < H2_MEM_CLASSES && ((size_t) 32 << cls) < size) {
+        cls++;
+    }
+    if (cls < H2_MEM_CLASSES && (b = a->h2_free[cls]) != NULL) {
+        a->h2_free[cls] = b->next;
+        a->h2_nfree[cls]--;
+    } else {
+        b = malloc(H2_MEM_HDR + (cls < H2_MEM_CLASSES ? (size_t) 32 << cls : size));
+        if (!b) {
+            return NULL;
+        }
+    }
+    b->cls = cls;
+    return (char *) b + H2_MEM_HDR;
+} /* h2_mem_malloc */
+
+static void
+h2_mem_free(void *ptr, void *ud)
+{
+    struct evpl_http_agent *a = ud;
+    struct h2_block *b;
+    uint32_t cls;
+
+    if (!ptr) {
+        return;
+    }
+    b = (struct h2_block *) ((char *) ptr - H2_MEM_HDR);
+    cls = b->cls;
+    if (cls < H2_MEM_CLASSES && a->h2_nfree[cls] < H2_MEM_KEEP) {
+        b->next = a->h2_free[cls];
+        a->h2_free[cls] = b;
+        a->h2_nfree[cls]++;
+        return;
+    }
+    free(b);
+} /* h2_mem_free */
+
+static void *
+h2_mem_calloc(size_t nmemb, size_t size, void *ud)
+{
+    void *p;
+
+    if (size && nmemb > SIZE_MAX / size) {
+        return NULL;
+    }
+    p = h2_mem_malloc(nmemb * size, ud);
+    if (p) {
+        memset(p, 0, nmemb * size);
+    }
+    return p;
+} /* h2_mem_calloc */
+
+static void *
+h2_mem_realloc(void *ptr, size_t size, void *ud)
+{
+    struct h2_block *b;
+    size_t have;
+    void *p;
+
+    if (!ptr) {
+        return h2_mem_malloc(size, ud);
+    }
+    b = (struct h2_block *) ((char *) ptr - H2_MEM_HDR);
+    if (b->cls < H2_MEM_CLASSES) {
+        have = (size_t) 32 << b->cls;
+        if (size <= have) {
+            return ptr;
+        }
+    } else {
+        /* an outsized block: its size is not kept, so grow it in place */
+        struct h2_block *nb = realloc(b, H2_MEM_HDR + size);
+
+        if (!nb) {
+            return NULL;
+        }
+        nb->cls = H2_MEM_CLASSES;
+        return (char *) nb + H2_MEM_HDR;
+    }
+    p = h2_mem_malloc(size, ud);
+    if (p) {
+        memcpy(p, ptr, have);
+        h2_mem_free(ptr, ud);
+    }
+    return p;
+} /* h2_mem_realloc */
+
+static void
+h2_mem_drop(struct evpl_http_agent *a)
+{
+    for (int i = 0; i < H2_MEM_CLASSES; i++) {
+        while (a->h2_free[i]) {
+            struct h2_block *b = a->h2_free[i];
+
+            a->h2_free[i] = b->next;
+            free(b);
+        }
+        a->h2_nfree[i] = 0;
+    }
+} /* h2_mem_drop */
+
 static ssize_t
 h2_send_cb(nghttp2_session *session, const uint8_t *data, size_t length, int flags, void *user)
 {
@@ -2455,8 +2637,10 @@ h2_start(struct evpl_http_conn *c)
     /* windows open as the application takes body data */
     nghttp2_option_set_no_auto_window_update(opt, 1);
     nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
-    rv = c->is_client ? nghttp2_session_client_new2(&c->h2, cb, c, opt)
-                      : nghttp2_session_server_new2(&c->h2, cb, c, opt);
+    nghttp2_mem mem = {c->agent, h2_mem_malloc, h2_mem_free, h2_mem_calloc, h2_mem_realloc};
+
+    rv = c->is_client ? nghttp2_session_client_new3(&c->h2, cb, c, opt, &mem)
+                      : nghttp2_session_server_new3(&c->h2, cb, c, opt, &mem);
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cb);
     if (rv) {
@@ -2704,6 +2888,21 @@ evpl_http_destroy(struct evpl_http_agent *a)
     while (a->conns) {
         evpl_continue(a->evpl);
     }
+    while (a->free_reqs) {
+        struct evpl_http_request *r = a->free_reqs;
+
+        a->free_reqs = r->next;
+        iovq_clear(a->evpl, &r->in_body);
+        iovq_clear(a->evpl, &r->out_body);
+        hf_free(&r->in_hdr);
+        hf_free(&r->in_trl);
+        hf_free(&r->out_hdr);
+        hf_free(&r->out_trl);
+        free(r);
+    }
+#ifdef HAVE_NGHTTP2
+    h2_mem_drop(a);
+#endif
     free(a->scratch);
     free(a->out);
     free(a);
