@@ -103,7 +103,7 @@ load() { # url h2load-args...
     shift
     taskset -c 1 h2load -D "$duration" -t 1 "$@" "$url" 2>&1 |
         awk '/^finished in/ { gsub(",", "", $4); print $4 }
-             /^requests:/ { if ($8 + 0 != $4 + 0) bad = 1 }
+             /^requests:/ { if ($8 + 0 != $6 + 0 || $8 + 0 == 0) bad = 1 }
              END { if (bad) print "ERRORS" }' | tr '\n' ' '
 }
 

@@ -340,6 +340,8 @@ struct evpl_http_request {
     int32_t stream_id;                /* HTTP/2 */
     int h2_status;                    /* HTTP/2 client: :status being received */
     uint64_t h2_held;                 /* HTTP/2: received bytes not yet credited */
+    uint64_t h2_field_bytes;          /* HTTP/2: received field bytes (budget) */
+    unsigned int h2_too_big : 1;      /* HTTP/2: reset for oversized fields */
     struct evpl_iovec h2_fill;        /* HTTP/2: buffer received data is copied to */
     unsigned int h2_fill_used;
 
@@ -384,6 +386,7 @@ struct evpl_http_conn {
     unsigned int retired : 1; /* client: the peer went; handle kept */
     unsigned int user_closed : 1;
     unsigned int rx_paused : 1; /* stopped reading: resume in service */
+    unsigned int draining : 1;  /* the transport ended: read what is left */
     unsigned int settled : 1;   /* HTTP/1 or HTTP/2 decided */
     unsigned int h2_failed : 1; /* HTTP/2 protocol error: GOAWAY, close */
 #ifdef HAVE_NGHTTP2
@@ -425,6 +428,7 @@ static void h2_resume(struct evpl_http_request *r);
 static void h2_taken(struct evpl_http_request *r);
 static void conn_release(struct evpl_http_conn *c);
 static int body_take(struct evpl_http_conn *c, struct evpl_http_request *r, int all);
+static void client_read(struct evpl_http_conn *c);
 
 /* ------------------------------------------------------------------ */
 /* small helpers                                                        */
@@ -737,9 +741,11 @@ req_free(struct evpl_http_request *r)
     struct evpl *evpl = a->evpl;
 
 #ifdef HAVE_NGHTTP2
-    if (r->conn->h2 && r->stream_id) {
-        nghttp2_session_set_stream_user_data(r->conn->h2, r->stream_id, NULL);
-        h2_taken(r); /* unread body: the connection's window still opens */
+    if (r->conn->h2) {
+        if (r->stream_id) {
+            nghttp2_session_set_stream_user_data(r->conn->h2, r->stream_id, NULL);
+        }
+        h2_taken(r); /* held body: the connection's window still opens */
     }
 #endif
     if (r->h2_fill.data) {
@@ -967,11 +973,14 @@ conn_release(struct evpl_http_conn *c)
 static void
 conn_lost(struct evpl_http_conn *c)
 {
+    if (c->is_client && c->bind && c->head && c->rx != RX_STOP && !c->closing && !c->h2) {
+        /* what is still buffered (reading may have paused) can complete
+         * responses: read it all, past the buffering limits */
+        c->draining = 1;
+        client_read(c);
+    }
     int close_body = c->rx == RX_CLOSE_BODY;
 
-    if (close_body && c->head) {
-        body_take(c, c->head, 1); /* what is still buffered belongs to it */
-    }
     c->bind = NULL;
     c->rx = RX_STOP;
     if (c->is_client) {
@@ -1137,7 +1146,8 @@ fields_parse(struct hfields *h, const char *p, const char *end, int strict, uint
 /* ------------------------------------------------------------------ */
 /* bodies                                                               */
 
-/* Take up to rx_left (or all, for a close-delimited body) bytes of body. */
+/* Take up to rx_left (or all, for a close-delimited body) bytes of body
+ * (past the buffering limits once the connection ended: draining). */
 static int
 body_take(struct evpl_http_conn *c, struct evpl_http_request *r, int all)
 {
@@ -1146,11 +1156,11 @@ body_take(struct evpl_http_conn *c, struct evpl_http_request *r, int all)
     int taken = 0;
 
     while (all || c->rx_left) {
-        if (!body_room(r)) {
+        if (!body_room(r) && !c->draining) {
             c->rx_paused = 1;
             break;
         }
-        int room = HTTP_BODY_IOV - (int) r->in_body.count;
+        int room = c->draining ? 64 : HTTP_BODY_IOV - (int) r->in_body.count;
         int max = all || c->rx_left > INT32_MAX ? INT32_MAX : (int) c->rx_left;
         int len = 0;
         int n = evpl_recvv(evpl, c->bind, iov, room < 64 ? room : 64, max, &len);
@@ -1746,7 +1756,7 @@ server_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *not
             break;
         case EVPL_NOTIFY_SENT:
             c->unsent = c->unsent > notify->sent.bytes ? c->unsent - notify->sent.bytes : 0;
-            if (c->head && c->head->hdr_sent && !c->head->out_done) {
+            if (c->h2 || (c->head && c->head->hdr_sent && !c->head->out_done)) {
                 conn_kick(c);
             }
             break;
@@ -1999,8 +2009,9 @@ client_flush(struct evpl_http_conn *c)
             int n = client_head(c, r, a->out, a->out_cap);
 
             if (n < 0) {
-                client_fail_head(c, EVPL_HTTP_ERROR_CONN_LOST);
-                return;
+                http_error("request head does not fit the header budget");
+                req_end(r, EVPL_HTTP_NOTIFY_FAILED, EVPL_HTTP_ERROR_CONN_LOST);
+                continue;
             }
             conn_send(c, a->out, (size_t) n);
             r->hdr_sent = 1;
@@ -2043,7 +2054,7 @@ client_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *not
             break;
         case EVPL_NOTIFY_SENT:
             c->unsent = c->unsent > notify->sent.bytes ? c->unsent - notify->sent.bytes : 0;
-            if (c->wr && c->wr->hdr_sent) {
+            if (c->h2 || (c->wr && c->wr->hdr_sent)) {
                 conn_kick(c);
             }
             break;
@@ -2214,10 +2225,14 @@ h2_send_data_cb(nghttp2_session *session, nghttp2_frame *frame, const uint8_t *f
                 size_t length, nghttp2_data_source *source, void *user)
 {
     struct evpl_http_conn *c = user;
-    struct evpl_http_request *r = source->ptr;
+    struct evpl_http_request *r =
+        nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
 
     if (!c->bind || c->closing) {
         return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    if (!r) {
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* its request is gone: reset */
     }
     conn_send(c, framehd, 9);
     if (frame->data.padlen > 0) {
@@ -2250,8 +2265,13 @@ static ssize_t
 h2_read_cb(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,
            uint32_t *data_flags, nghttp2_data_source *source, void *user)
 {
-    struct evpl_http_request *r = source->ptr;
-    uint64_t avail = r->out_body.bytes;
+    struct evpl_http_request *r = nghttp2_session_get_stream_user_data(session, stream_id);
+    uint64_t avail;
+
+    if (!r) {
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* its request is gone: reset */
+    }
+    avail = r->out_body.bytes;
 
     if (r->out_mode == BODY_LENGTH && r->out_written + avail > r->out_length) {
         avail = r->out_length - r->out_written;
@@ -2422,6 +2442,16 @@ h2_header_cb(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t
     if (!r || frame->hd.type != NGHTTP2_HEADERS) {
         return 0;
     }
+    /* the same budget as HTTP/1 heads (as RFC 7541 counts a field), for
+     * headers and trailers each: compression must not multiply it */
+    r->h2_field_bytes += namelen + valuelen + 32;
+    if (r->h2_field_bytes > c->agent->max_hdr * (frame->headers.cat == NGHTTP2_HCAT_HEADERS &&
+                                                         (!c->is_client || r->status >= 200)
+                                                     ? 2u
+                                                     : 1u)) {
+        r->h2_too_big = 1;
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* the stream is reset */
+    }
     if (frame->headers.cat == NGHTTP2_HCAT_HEADERS) {
         /* trailers (or, on a client, the final response after a 1xx) */
         if (!c->is_client || r->status >= 200) {
@@ -2511,6 +2541,12 @@ h2_received(struct evpl_http_conn *c, struct evpl_http_request *r)
     r->in_complete = 1;
     if (c->is_client) {
         nghttp2_session_set_stream_user_data(c->h2, r->stream_id, NULL);
+        if (!r->out_done) {
+            /* answered before the request body was all sent: stop sending */
+            nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, r->stream_id, NGHTTP2_NO_ERROR);
+            conn_kick(c);
+        }
+        h2_taken(r);
         r->stream_id = 0;
         req_end(r, EVPL_HTTP_NOTIFY_RECEIVE_COMPLETE, 0);
     } else {
@@ -2561,6 +2597,7 @@ h2_frame_recv_cb(nghttp2_session *session, const nghttp2_frame *frame, void *use
     if (c->is_client && frame->headers.cat != NGHTTP2_HCAT_REQUEST && r->status < 200) {
         if (r->h2_status < 200) {
             hf_free(&r->in_hdr); /* an interim response: skipped */
+            r->h2_field_bytes = 0;
             return 0;
         }
         r->status = r->h2_status;
@@ -2606,8 +2643,10 @@ h2_stream_close_cb(nghttp2_session *session, int32_t stream_id, uint32_t error_c
                    nghttp2_http2_strerror(error_code));
         /* reset, or closed before our side ended: the header promises FAILED */
         nghttp2_session_set_stream_user_data(session, stream_id, NULL);
+        h2_taken(r);
         r->stream_id = 0;
-        req_end(r, EVPL_HTTP_NOTIFY_FAILED, EVPL_HTTP_ERROR_CONN_LOST);
+        req_end(r, EVPL_HTTP_NOTIFY_FAILED,
+                r->h2_too_big ? EVPL_HTTP_ERROR_BAD_RESPONSE : EVPL_HTTP_ERROR_CONN_LOST);
     }
     return 0;
 } /* h2_stream_close_cb */
@@ -2726,7 +2765,7 @@ h2_flush(struct evpl_http_conn *c)
     }
     for (struct evpl_http_request *r = c->head, *next; r && conn_live(c); r = next) {
         next = r->next;
-        if (r->h2_want) {
+        if (r->h2_want && c->unsent < HTTP_SEND_HIGH) {
             r->h2_want = 0;
             req_notify(r, EVPL_HTTP_NOTIFY_WANT_DATA);
         }
@@ -2772,7 +2811,11 @@ static void
 h2_taken(struct evpl_http_request *r)
 {
     if (r->conn->h2 && r->h2_held) {
-        nghttp2_session_consume(r->conn->h2, r->stream_id, r->h2_held);
+        if (r->stream_id) {
+            nghttp2_session_consume(r->conn->h2, r->stream_id, r->h2_held);
+        } else {
+            nghttp2_session_consume_connection(r->conn->h2, r->h2_held);
+        }
         r->h2_held = 0;
         conn_kick(r->conn);
     }
@@ -2828,8 +2871,8 @@ conn_service(struct evpl *evpl, void *arg)
         }
     } else {
         server_flush(c);
-        if (c->rx_paused && c->bind && c->nqueued < HTTP_READ_AHEAD &&
-            (!c->tail || body_room(c->tail))) {
+        if (c->rx_paused && c->bind && (c->rx != RX_HEAD || c->nqueued < HTTP_READ_AHEAD) &&
+            (c->rx == RX_HEAD || !c->tail || body_room(c->tail))) {
             c->rx_paused = 0;
             server_read(c);
         }
@@ -2853,7 +2896,8 @@ evpl_http_init(struct evpl *evpl)
     a->max_hdr = max < 512 ? 512 : max;
     /* a head, or one chunk/trailer line with its CRLF */
     a->scratch = malloc((a->max_hdr > HTTP_LINE_MAX + 2 ? a->max_hdr : HTTP_LINE_MAX + 2) + 1);
-    a->out_cap = (size_t) a->max_hdr + HTTP_RESERVE + 512;
+    /* a request line (up to the budget) and fields (up to the budget) */
+    a->out_cap = 2 * (size_t) a->max_hdr + HTTP_RESERVE + 512;
     a->out = malloc(a->out_cap);
     if (!a->scratch || !a->out) {
         evpl_abort("http", __FILE__, __LINE__, "out of memory creating the HTTP agent");
@@ -3243,8 +3287,13 @@ evpl_http_request_create(struct evpl_http_conn *conn, enum evpl_http_request_typ
     if (t > EVPL_HTTP_REQUEST_TYPE_DELETE) {
         t = EVPL_HTTP_REQUEST_TYPE_UNKNOWN;
     }
-    if (!url || strlen(method_wire[t]) + strlen(url) + 12 + 256 > conn->agent->max_hdr) {
+    if (!url || !*url || strlen(method_wire[t]) + strlen(url) + 12 + 256 > conn->agent->max_hdr) {
         return NULL;
+    }
+    for (const char *p = url; *p; p++) {
+        if ((unsigned char) *p <= ' ' || *p == 0x7f) {
+            return NULL; /* no spaces or controls: nothing can be injected */
+        }
     }
     struct evpl_http_request *r = req_alloc(conn);
 
@@ -3254,7 +3303,7 @@ evpl_http_request_create(struct evpl_http_conn *conn, enum evpl_http_request_typ
     r->type = (enum evpl_http_request_type) t;
     r->url = strdup(url);
     if (!r->url) {
-        free(r);
+        req_free(r);
         return NULL;
     }
     r->url_len = (int) strlen(url);

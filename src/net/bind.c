@@ -140,9 +140,10 @@ close_deferral(struct evpl *evpl, void *arg)
         bind->protocol->close(evpl, bind);
     }
     evpl_remove_deferral(evpl, &bind->flush);
-    /* queued output and unconsumed input are discarded (abortive close) */
+    /* queued output is discarded (abortive close); unconsumed input stays
+     * readable until DISCONNECTED returns (the last bytes a peer sent
+     * before closing are not lost to a reader that had paused) */
     evpl_iovec_ring_consume(evpl, &bind->send_ring, bind->send_ring.length);
-    evpl_iovec_ring_consume(evpl, &bind->recv_ring, bind->recv_ring.length);
     dgrams_clear(bind);
 
     bind->next_closing = evpl->closing;
