@@ -429,6 +429,8 @@ static void h2_taken(struct evpl_http_request *r);
 static void conn_release(struct evpl_http_conn *c);
 static int body_take(struct evpl_http_conn *c, struct evpl_http_request *r, int all);
 static void client_read(struct evpl_http_conn *c);
+static void conn_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *notify,
+                        void *priv);
 
 /* ------------------------------------------------------------------ */
 /* small helpers                                                        */
@@ -724,6 +726,19 @@ req_alloc(struct evpl_http_conn *c)
     return r;
 } /* req_alloc */
 
+/* the memory of a request (its url is freed already) */
+static void
+req_destroy(struct evpl *evpl, struct evpl_http_request *r)
+{
+    iovq_clear(evpl, &r->in_body);
+    iovq_clear(evpl, &r->out_body);
+    hf_free(&r->in_hdr);
+    hf_free(&r->in_trl);
+    hf_free(&r->out_hdr);
+    hf_free(&r->out_trl);
+    free(r);
+} /* req_destroy */
+
 /* empty, keeping a small buffer for the next request */
 static void
 hf_reset(struct hfields *h)
@@ -764,13 +779,7 @@ req_free(struct evpl_http_request *r)
         a->nfree++;
         return;
     }
-    iovq_clear(evpl, &r->in_body);
-    iovq_clear(evpl, &r->out_body);
-    hf_free(&r->in_hdr);
-    hf_free(&r->in_trl);
-    hf_free(&r->out_hdr);
-    hf_free(&r->out_trl);
-    free(r);
+    req_destroy(evpl, r);
 } /* req_free */
 
 static void
@@ -901,27 +910,24 @@ iovq_send(struct evpl_http_conn *c, struct iovq *q, uint64_t len)
     }
 } /* iovq_send */
 
-/* Close now (abortive); DISCONNECTED finishes the work. */
+/* Stop reading and close: at once (evpl_close), or once what is queued
+ * has been sent (evpl_finish).  DISCONNECTED finishes the work. */
 static void
-conn_abort(struct evpl_http_conn *c)
+conn_end(struct evpl_http_conn *c, int graceful)
 {
     if (c->bind && !c->closing) {
         c->closing = 1;
-        evpl_close(c->agent->evpl, c->bind);
+        if (graceful) {
+            evpl_finish(c->agent->evpl, c->bind);
+        } else {
+            evpl_close(c->agent->evpl, c->bind);
+        }
     }
     c->rx = RX_STOP;
-} /* conn_abort */
+} /* conn_end */
 
-/* Close once what is queued has been sent. */
-static void
-conn_finish(struct evpl_http_conn *c)
-{
-    if (c->bind && !c->closing) {
-        c->closing = 1;
-        evpl_finish(c->agent->evpl, c->bind);
-    }
-    c->rx = RX_STOP;
-} /* conn_finish */
+#define conn_abort(c)  conn_end((c), 0)
+#define conn_finish(c) conn_end((c), 1)
 
 static void
 conn_link(struct evpl_http_agent *a, struct evpl_http_conn *c)
@@ -1297,6 +1303,23 @@ body_read(struct evpl_http_conn *c, struct evpl_http_request *r, int *got_data)
     }
 } /* body_read */
 
+/* body_read, then the RECEIVE_DATA hint when body arrived; 0 also when
+ * the application closed the connection in that callback */
+static int
+body_step(struct evpl_http_conn *c, struct evpl_http_request *r)
+{
+    int got = 0;
+    int rc = body_read(c, r, &got);
+
+    if (got && r->in_body.count) {
+        req_notify(r, EVPL_HTTP_NOTIFY_RECEIVE_DATA);
+        if (!conn_live(c)) {
+            return 0;
+        }
+    }
+    return rc;
+} /* body_step */
+
 /* ------------------------------------------------------------------ */
 /* server side                                                          */
 
@@ -1534,15 +1557,8 @@ server_read(struct evpl_http_conn *c)
         }
 
         struct evpl_http_request *r = c->tail;
-        int got = 0;
-        int rc = body_read(c, r, &got);
+        int rc = body_step(c, r);
 
-        if (got && r->in_body.count) {
-            req_notify(r, EVPL_HTTP_NOTIFY_RECEIVE_DATA);
-            if (!conn_live(c)) {
-                return;
-            }
-        }
         if (rc < 0) {
             server_body_failed(c, r);
             return;
@@ -1745,34 +1761,6 @@ server_flush(struct evpl_http_conn *c)
 } /* server_flush */
 
 static void
-server_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *notify, void *priv)
-{
-    struct evpl_http_conn *c = priv;
-
-    conn_enter(c);
-    switch (notify->notify_type) {
-        case EVPL_NOTIFY_RECV_DATA:
-            server_read(c);
-            break;
-        case EVPL_NOTIFY_SENT:
-            c->unsent = c->unsent > notify->sent.bytes ? c->unsent - notify->sent.bytes : 0;
-            if (c->h2 || (c->head && c->head->hdr_sent && !c->head->out_done)) {
-                conn_kick(c);
-            }
-            break;
-        case EVPL_NOTIFY_DISCONNECTED:
-            if (notify->notify_status) {
-                http_debug("connection lost: %s", strerror(-notify->notify_status));
-            }
-            conn_lost(c);
-            break;
-        default:
-            break;
-    } /* switch */
-    conn_leave(c);
-} /* server_notify */
-
-static void
 orphan_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *notify, void *priv)
 {
 } /* orphan_notify */
@@ -1785,7 +1773,7 @@ server_accept(struct evpl *evpl, struct evpl_bind *bind, evpl_notify_callback_t 
     struct evpl_http_server *s = private_data;
     struct evpl_http_conn *c = calloc(1, sizeof(*c));
 
-    *notify_callback = server_notify;
+    *notify_callback = conn_notify;
     *segment_callback = NULL;
     *conn_private_data = c;
     if (!c) {
@@ -1943,15 +1931,8 @@ client_read(struct evpl_http_conn *c)
             continue;
         }
         struct evpl_http_request *r = c->head;
-        int got = 0;
-        int rc = body_read(c, r, &got);
+        int rc = body_step(c, r);
 
-        if (got && r->in_body.count) {
-            req_notify(r, EVPL_HTTP_NOTIFY_RECEIVE_DATA);
-            if (!c->bind || c->closing) {
-                return;
-            }
-        }
         if (rc < 0) {
             client_fail_head(c, EVPL_HTTP_ERROR_BAD_RESPONSE);
             return;
@@ -2029,14 +2010,16 @@ client_flush(struct evpl_http_conn *c)
 } /* client_flush */
 
 static void
-client_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *notify, void *priv)
+conn_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *notify, void *priv)
 {
     struct evpl_http_conn *c = priv;
+    struct evpl_http_request *w;
 
     conn_enter(c);
     switch (notify->notify_type) {
         case EVPL_NOTIFY_CONNECTED:
-            if (!c->settled) {
+            /* a TLS client settles on HTTP/1 or 2 here (servers: h2_detect) */
+            if (c->is_client && !c->settled) {
                 const char *proto = evpl_bind_get_alpn(bind);
 
                 c->settled = 1;
@@ -2050,11 +2033,17 @@ client_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *not
             }
             break;
         case EVPL_NOTIFY_RECV_DATA:
-            client_read(c);
+            if (c->is_client) {
+                client_read(c);
+            } else {
+                server_read(c);
+            }
             break;
         case EVPL_NOTIFY_SENT:
+            /* a body waiting for the transport goes on */
             c->unsent = c->unsent > notify->sent.bytes ? c->unsent - notify->sent.bytes : 0;
-            if (c->h2 || (c->wr && c->wr->hdr_sent)) {
+            w = c->is_client ? c->wr : c->head;
+            if (c->h2 || (w && w->hdr_sent && !w->out_done)) {
                 conn_kick(c);
             }
             break;
@@ -2068,7 +2057,7 @@ client_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *not
             break;
     } /* switch */
     conn_leave(c);
-} /* client_notify */
+} /* conn_notify */
 
 /* ------------------------------------------------------------------ */
 /* HTTP/2 (nghttp2)                                                     */
@@ -2936,13 +2925,7 @@ evpl_http_destroy(struct evpl_http_agent *a)
         struct evpl_http_request *r = a->free_reqs;
 
         a->free_reqs = r->next;
-        iovq_clear(a->evpl, &r->in_body);
-        iovq_clear(a->evpl, &r->out_body);
-        hf_free(&r->in_hdr);
-        hf_free(&r->in_trl);
-        hf_free(&r->out_hdr);
-        hf_free(&r->out_trl);
-        free(r);
+        req_destroy(a->evpl, r);
     }
 #ifdef HAVE_NGHTTP2
     h2_mem_drop(a);
@@ -3231,7 +3214,7 @@ evpl_http_client_connect(struct evpl_http_agent *agent, enum evpl_protocol_id pr
             snprintf(c->host, sizeof(c->host), v6 ? "[%s]:%d" : "%s:%d", addr ? addr : "", port);
         }
     }
-    c->bind = evpl_connect(agent->evpl, protocol_id, NULL, endpoint, client_notify, NULL, c);
+    c->bind = evpl_connect(agent->evpl, protocol_id, NULL, endpoint, conn_notify, NULL, c);
     if (!c->bind) {
         /* unavailable protocol or unusable address: a retired handle */
         c->retired = 1;
