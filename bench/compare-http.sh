@@ -96,36 +96,62 @@ start evpl "$hello" --serve $p_evpl
 start nginx nginx -c "$tmp/nginx.conf"
 start h2o h2o -c "$tmp/h2o.conf"
 sleep 1
+# the worker processes (nginx and h2o fork from what was started)
+pid_evpl=$(cat "$tmp/evpl.pid")
+pid_nginx=$(pgrep -f "nginx: worker process" | head -1)
+pid_h2o=$(pgrep -x h2o | tail -1)
+# h2o: the process with the most threads is the server
+for p in $(pgrep -x h2o); do
+    [ "$(ls /proc/$p/task | wc -l)" -gt "$(ls /proc/$pid_h2o/task | wc -l)" ] && pid_h2o=$p
+done
 
-# h2load, pinned; prints req/s
-load() { # url h2load-args...
-    url=$1
-    shift
-    taskset -c 1 h2load -D "$duration" -t 1 "$@" "$url" 2>&1 |
-        awk '/^finished in/ { gsub(",", "", $4); print $4 }
-             /^requests:/ { if ($8 + 0 != $6 + 0 || $8 + 0 == 0) bad = 1 }
-             END { if (bad) print "ERRORS" }' | tr '\n' ' '
+# CPU ticks (user + system) of a process
+ticks() {
+    awk '{ print $14 + $15 }' "/proc/$1/stat"
 }
 
-echo "| workload | evpl req/s | nginx req/s | h2o req/s | evpl/nginx | evpl/h2o |"
-echo "|---|---:|---:|---:|---:|---:|"
+# h2load, pinned; prints "req/s:requests-per-server-CPU-second"
+load() { # server-pid url h2load-args...
+    pid=$1
+    url=$2
+    shift 2
+    t0=$(ticks "$pid")
+    r=$(taskset -c 1 h2load -D "$duration" -t 1 "$@" "$url" 2>&1 |
+        awk '/^finished in/ { gsub(",", "", $4); print $4 }
+             /^requests:/ { if ($8 + 0 != $6 + 0 || $8 + 0 == 0) bad = 1 }
+             END { if (bad) print "ERRORS" }' | tr '\n' ' ')
+    t1=$(ticks "$pid")
+    echo "$r $t0 $t1 $duration $(getconf CLK_TCK)" |
+        awk '{ cpu = ($3 - $2) / $5; printf "%s:%.0f", $1, (cpu > 0 ? $1 * $4 / cpu : 0) }'
+}
+
+echo "| workload | evpl req/s | nginx req/s | h2o req/s | evpl/nginx | evpl/h2o | evpl req/CPU-s | nginx req/CPU-s | h2o req/CPU-s | evpl/nginx | evpl/h2o |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 row() { # label h2load-args...
     label=$1
     shift
     e=""; n=""; h=""
     i=0
     while [ $i -lt "$reps" ]; do
-        e="$e $(load http://127.0.0.1:$p_evpl/hello "$@")"
+        e="$e $(load "$pid_evpl" http://127.0.0.1:$p_evpl/hello "$@")"
         case " $* " in
-            *" --h1 "*) n="$n $(load http://127.0.0.1:$p_nginx1/hello "$@")" ;;
-            *) n="$n $(load http://127.0.0.1:$p_nginx2/hello "$@")" ;;
+            *" --h1 "*) n="$n $(load "$pid_nginx" http://127.0.0.1:$p_nginx1/hello "$@")" ;;
+            *) n="$n $(load "$pid_nginx" http://127.0.0.1:$p_nginx2/hello "$@")" ;;
         esac
-        h="$h $(load http://127.0.0.1:$p_h2o/hello "$@")"
+        h="$h $(load "$pid_h2o" http://127.0.0.1:$p_h2o/hello "$@")"
         i=$((i + 1))
     done
-    med() { echo "$@" | tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
-    me=$(med $e); mn=$(med $n); mh=$(med $h)
-    echo "| $label | $me | $mn | $mh | $(echo "$me $mn" | awk '{ printf "%.2f", $1 / $2 }') | $(echo "$me $mh" | awk '{ printf "%.2f", $1 / $2 }') |"
+    # medians of the runs: field 1 req/s, field 2 req per server CPU-second
+    med() { # field values...
+        f=$1
+        shift
+        echo "$@" | tr ' ' '\n' | grep -v '^$' | cut -d: -f"$f" | sort -g |
+            awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'
+    }
+    ratio() { echo "$1 $2" | awk '{ printf "%.2f", ($2 > 0 ? $1 / $2 : 0) }'; }
+    me=$(med 1 $e); mn=$(med 1 $n); mh=$(med 1 $h)
+    ce=$(med 2 $e); cn=$(med 2 $n); ch=$(med 2 $h)
+    echo "| $label | $me | $mn | $mh | $(ratio "$me" "$mn") | $(ratio "$me" "$mh") | $ce | $cn | $ch | $(ratio "$ce" "$cn") | $(ratio "$ce" "$ch") |"
     [ -n "$out" ] && echo "$label evpl:$e nginx:$n h2o:$h" >> "$out/raw.txt"
     return 0
 }
