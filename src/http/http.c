@@ -2370,7 +2370,7 @@ h2_submit_request(struct evpl_http_conn *c, struct evpl_http_request *r)
     size_t n = 0;
     const char *host = hf_get(&r->out_hdr, "host");
     nghttp2_data_provider dp = {.source.ptr = r, .read_callback = h2_read_cb};
-    int body = r->out_mode == BODY_CHUNKED || (r->out_mode == BODY_LENGTH && r->out_length);
+    int body = r->out_mode == BODY_CHUNKED || r->out_length || r->out_trl.n;
 
     nv[n++] = H2_NV(":method", method_wire[r->type]);
     nv[n++] = H2_NV(":scheme", c->tls ? "https" : "http");
