@@ -53,7 +53,7 @@ fuzz: deps $(BUILD)/fuzz/CMakeCache.txt
 	$(CMAKE) --build $(BUILD)/fuzz -j $(JOBS) --target fuzz_http
 	mkdir -p $(BUILD)/fuzz/corpus-http
 	ASAN_OPTIONS="detect_leaks=1" $(BUILD)/fuzz/fuzz/fuzz_http -max_total_time=$(FUZZ_SECONDS) \
-		-max_len=8192 $(BUILD)/fuzz/corpus-http fuzz/corpus/http
+		-max_len=8192 -timeout=10 $(BUILD)/fuzz/corpus-http fuzz/corpus/http
 
 # the hardware paths (NVMe, VFIO, kTLS, RDMA over soft-RoCE) in a qemu guest
 test-vm: debug

@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <evpl/evpl_http.h>
 
@@ -30,6 +31,7 @@ struct tally {
 };
 
 static struct tally tally;
+static uint64_t activity; /* callbacks seen: the loop is settled when it stops moving */
 
 static void
 check(int cond, const char *what)
@@ -63,6 +65,7 @@ server_notify(struct evpl *evpl, struct evpl_http_agent *agent, struct evpl_http
               enum evpl_http_notify_type type, enum evpl_http_request_type method, const char *uri,
               void *notify_data, void *private_data)
 {
+    activity++;
     switch (type) {
         case EVPL_HTTP_NOTIFY_RECEIVE_DATA:
             drain(evpl, request);
@@ -92,6 +95,7 @@ static void
 dispatch(struct evpl *evpl, struct evpl_http_agent *agent, struct evpl_http_request *request,
          evpl_http_notify_callback_t *notify_callback, void **notify_data, void *private_data)
 {
+    activity++;
     tally.dispatched++;
     tally.open++;
     *notify_callback = server_notify;
@@ -102,6 +106,7 @@ client_notify(struct evpl *evpl, struct evpl_http_agent *agent, struct evpl_http
               enum evpl_http_notify_type type, enum evpl_http_request_type method, const char *uri,
               void *notify_data, void *private_data)
 {
+    activity++;
     switch (type) {
         case EVPL_HTTP_NOTIFY_RECEIVE_DATA:
             drain(evpl, request);
@@ -136,6 +141,7 @@ peer_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *notif
     struct peer *p = priv;
     char buf[4096];
 
+    activity++;
     switch (notify->notify_type) {
         case EVPL_NOTIFY_CONNECTED:
             p->up = 1;
@@ -176,13 +182,52 @@ setup(void)
 
     evpl_global_config_set_http_max_header_size(config, 1024); /* reach the limits */
     evpl_init(config);
-    evpl = evpl_create(NULL);
+    /* a pass with nothing to do must not sleep: the harness counts passes */
+    struct evpl_thread_config *tc = evpl_thread_config_init();
+
+    evpl_thread_config_set_wait_ms(tc, 0);
+    evpl = evpl_create(tc);
+    evpl_thread_config_release(tc);
     listener = evpl_listener_create();
     server_ep = evpl_endpoint_create_inproc("fuzz-http-server");
     peer_ep = evpl_endpoint_create_inproc("fuzz-http-peer");
     check(evpl_listen(listener, EVPL_STREAM_INPROC, server_ep) == 0, "listen");
     check(evpl_listen(listener, EVPL_STREAM_INPROC, peer_ep) == 0, "listen");
 } /* setup */
+
+/* run the loop until nothing happens for a while, *stop holds, or a
+ * bound (passes never sleep: wait_ms 0) */
+static void
+settle(const int *stop)
+{
+    uint64_t last = activity;
+    int quiet = 0;
+
+    for (int i = 0; i < 200000 && quiet < 64 && !*stop; i++) {
+        evpl_continue(evpl);
+        if (activity != last) {
+            last = activity;
+            quiet = 0;
+        } else {
+            quiet++;
+        }
+    }
+} /* settle */
+
+/* run the loop until *flag, up to a second (the listener thread hands
+ * connections over) */
+static void
+wait_for(const int *flag)
+{
+    struct timespec t0, t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        evpl_continue(evpl);
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    } while (!*flag &&
+             (t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) < 1000000000L);
+} /* wait_for */
 
 /* send data in pieces of `cut` bytes (0: at once), a loop pass between,
  * until the connection ends */
@@ -225,19 +270,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct evpl_bind *b =
             evpl_connect(evpl, EVPL_STREAM_INPROC, NULL, server_ep, peer_notify, NULL, &p);
 
-        for (int i = 0; i < 100 && !p.up; i++) {
-            evpl_continue(evpl);
-        }
+        wait_for(&p.up);
         feed(b, &p, data, size, cut);
-        for (int i = 0; i < 200 && !p.gone; i++) {
-            evpl_continue(evpl);
-        }
+        settle(&p.gone);
         if (!p.gone) {
             evpl_close(evpl, b);
         }
-        for (int i = 0; i < 100 && !p.gone; i++) {
-            evpl_continue(evpl);
-        }
+        wait_for(&p.gone);
         evpl_http_server_destroy(agent, server);
     } else {
         struct evpl_listener_binding *lb = evpl_listener_attach(evpl, listener, peer_attach, NULL);
@@ -259,20 +298,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         evpl_http_request_dispatch(r2, client_notify, NULL);
         tally.dispatched++;
         tally.open++;
-        for (int i = 0; i < 100 && !peer_accepted; i++) {
-            evpl_continue(evpl);
-        }
+        wait_for(&peer_state.up);
         if (peer_accepted) {
             feed(peer_accepted, &peer_state, data, size, cut);
-            for (int i = 0; i < 50; i++) {
-                evpl_continue(evpl);
-            }
+            settle(&peer_state.gone);
             if (!peer_state.gone) {
                 evpl_close(evpl, peer_accepted);
             }
-            for (int i = 0; i < 100 && !peer_state.gone; i++) {
-                evpl_continue(evpl);
-            }
+            wait_for(&peer_state.gone);
         }
         evpl_listener_detach(evpl, lb);
         evpl_http_client_close(agent, conn);
