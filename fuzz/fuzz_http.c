@@ -4,10 +4,12 @@
  * only.  The first input byte picks the side and how the rest is cut into
  * writes; the rest is what the peer sends, over an in-process stream:
  *
- *   even: bytes to our server (requests: HTTP/1.x, or h2c after a preface);
- *         the application answers every request, taking its body
- *   odd:  bytes our client receives as the answer to two pipelined
- *         requests (a GET and a chunked POST)
+ *   bit 0 clear: bytes to our server (requests: HTTP/1.x, or h2c after a
+ *         preface); the application answers every request, taking its body
+ *   bit 0 set: bytes our client receives as the answer to two pipelined
+ *         requests (a GET and a chunked POST); with bit 1 the client
+ *         speaks h2c (the bytes are then a server's frames)
+ *   bits 2-7: the write size, 5 bytes per step (0: all at once)
  *
  * Invariants checked (abort on violation): each dispatched request gets
  * exactly one terminal notification, nothing leaks (ASan), nothing hangs
@@ -27,7 +29,7 @@
 #include <evpl/evpl_http.h>
 
 struct tally {
-    int dispatched, terminal, open;
+    int dispatched, terminal, open, failed;
 };
 
 static struct tally tally;
@@ -122,6 +124,7 @@ client_notify(struct evpl *evpl, struct evpl_http_agent *agent, struct evpl_http
             break;
         case EVPL_HTTP_NOTIFY_FAILED:
             check(evpl_http_request_status(request) < 0, "FAILED status");
+            tally.failed++;
             tally.terminal++;
             tally.open--;
             break;
@@ -257,7 +260,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     int client_side = data[0] & 1;
-    size_t cut = (size_t) (data[0] >> 1) * 3; /* 0, 3, 6, ... bytes per write */
+    int client_h2 = data[0] & 2;              /* the client speaks h2c */
+    size_t cut = (size_t) (data[0] >> 2) * 5; /* 0, 5, 10, ... bytes per write */
     struct evpl_http_agent *agent = evpl_http_init(evpl);
     struct peer p = {0};
 
@@ -280,8 +284,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         evpl_http_server_destroy(agent, server);
     } else {
         struct evpl_listener_binding *lb = evpl_listener_attach(evpl, listener, peer_attach, NULL);
-        struct evpl_http_conn *conn = evpl_http_client_connect(agent, EVPL_STREAM_INPROC, peer_ep,
-                                                               EVPL_HTTP_VERSION_AUTO, NULL);
+        struct evpl_http_conn *conn = evpl_http_client_connect(
+            agent, EVPL_STREAM_INPROC, peer_ep,
+            client_h2 ? EVPL_HTTP_VERSION_HTTP2 : EVPL_HTTP_VERSION_AUTO, NULL);
         struct evpl_http_request *r =
             evpl_http_request_create(conn, EVPL_HTTP_REQUEST_TYPE_GET, "/a");
         struct evpl_http_request *r2 =
@@ -312,8 +317,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     evpl_http_destroy(agent);
     if (getenv("FUZZ_VERBOSE")) {
-        fprintf(stderr, "%s side: %d requests, %d ended\n", client_side ? "client" : "server",
-                tally.dispatched, tally.terminal);
+        fprintf(stderr, "%s side: %d requests, %d ended, %d of them failed\n",
+                client_side ? "client" : "server", tally.dispatched, tally.terminal, tally.failed);
     }
     check(tally.open == 0, "every request ended");
     check(tally.terminal == tally.dispatched, "one terminal notification each");
