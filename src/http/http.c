@@ -127,15 +127,22 @@ hf_next(const struct hfields *h, const char *value)
                     *value = name ? name + strlen(name) + 1 : NULL; \
          name; name = hf_next((h), value), value = name ? name + strlen(name) + 1 : NULL)
 
+/* ASCII case-insensitive equality, with a cheap first-letter test */
+static inline int
+name_is(const char *name, const char *want)
+{
+    return ((name[0] ^ want[0]) & ~0x20) == 0 && strcasecmp(name, want) == 0;
+} /* name_is */
+
 static const char *
 hf_get(const struct hfields *h, const char *want)
 {
-    if (!want) {
+    if (!want || !*want) {
         return NULL;
     }
     HF_FOREACH(h, name, value)
     {
-        if (strcasecmp(name, want) == 0) {
+        if (name_is(name, want)) {
             return value;
         }
     }
@@ -149,7 +156,7 @@ hf_count(const struct hfields *h, const char *want)
 
     HF_FOREACH(h, name, value)
     {
-        n += strcasecmp(name, want) == 0;
+        n += name_is(name, want);
     }
     return n;
 } /* hf_count */
@@ -165,6 +172,56 @@ hf_iterate(const struct hfields *h, evpl_http_request_header_cb_t cb, void *priv
         cb(name, value, priv);
     }
 } /* hf_iterate */
+
+/* an outbound head being written: appends that stop at the capacity */
+struct obuf {
+    char *p;
+    size_t off, cap;
+    int over;
+};
+
+static inline void
+ob_put(struct obuf *b, const char *s, size_t n)
+{
+    if (b->off + n > b->cap) {
+        b->over = 1;
+        return;
+    }
+    memcpy(b->p + b->off, s, n);
+    b->off += n;
+} /* ob_put */
+
+static inline void
+ob_str(struct obuf *b, const char *s)
+{
+    ob_put(b, s, strlen(s));
+} /* ob_str */
+
+static inline void
+ob_u64(struct obuf *b, uint64_t v)
+{
+    char t[20];
+    int n = 0;
+
+    do {
+        t[19 - n++] = (char) ('0' + v % 10);
+        v /= 10;
+    } while (v);
+    ob_put(b, t + 20 - n, (size_t) n);
+} /* ob_u64 */
+
+/* "name: value\r\n" for every field */
+static void
+ob_fields(struct obuf *b, const struct hfields *h)
+{
+    HF_FOREACH(h, name, value)
+    {
+        ob_str(b, name);
+        ob_put(b, ": ", 2);
+        ob_str(b, value);
+        ob_put(b, "\r\n", 2);
+    }
+} /* ob_fields */
 
 /* ------------------------------------------------------------------ */
 /* iovec queues                                                         */
@@ -625,13 +682,13 @@ parse_framing(const struct hfields *h, enum body_mode *mode, uint64_t *length, i
 
     HF_FOREACH(h, name, value)
     {
-        if (strcasecmp(name, "Content-Length") == 0) {
+        if (name_is(name, "Content-Length")) {
             if (parse_u64(value, &v) || (have_cl && v != cl)) {
                 return -1;
             }
             cl = v;
             have_cl = 1;
-        } else if (strcasecmp(name, "Transfer-Encoding") == 0) {
+        } else if (name_is(name, "Transfer-Encoding")) {
             const char *p = value;
 
             te = 1;
@@ -1011,11 +1068,69 @@ conn_lost(struct evpl_http_conn *c)
  * (copied to the agent's scratch), 0 when more bytes are needed, -1 when
  * a line or the whole block is over the limits.
  */
+static int head_find_copy(struct evpl_http_conn *c, uint32_t limit);
+
 static int
 head_find(struct evpl_http_conn *c, uint32_t limit)
 {
     struct evpl_http_agent *a = c->agent;
-    uint32_t want = limit < 1024 ? limit : 1024;
+    struct evpl_iovec v[32];
+    int n = evpl_peekv(a->evpl, c->bind, v, 32, (int) limit);
+    uint32_t off = 0, line = 0; /* bytes scanned; of them, the current line's */
+    int prev_cr = 0, seen = 0;
+
+    /* scanned where it lies (views of the receive buffer): only the head
+     * found is copied */
+    for (int k = 0; k < n; k++) {
+        const char *p = evpl_iovec_data(&v[k]), *end = p + evpl_iovec_length(&v[k]);
+
+        while (p < end) {
+            const char *lf = memchr(p, '\n', (size_t) (end - p));
+
+            if (!lf) {
+                line += (uint32_t) (end - p);
+                off += (uint32_t) (end - p);
+                prev_cr = end[-1] == '\r';
+                if (line > HTTP_LINE_MAX + 1) {
+                    return -1;
+                }
+                break;
+            }
+            uint32_t seg = (uint32_t) (lf - p);
+            int cr = seg ? lf[-1] == '\r' : prev_cr;
+
+            line += seg;
+            off += seg + 1;
+            if (line - (cr && line ? 1 : 0) > HTTP_LINE_MAX) {
+                return -1;
+            }
+            if (line - (cr && line ? 1 : 0) == 0) {
+                if (seen) {
+                    return evpl_peek(a->evpl, c->bind, a->scratch, (int) off) == (int) off
+                               ? (int) off
+                               : -1;
+                }
+            } else {
+                seen = 1;
+            }
+            line = 0;
+            prev_cr = 0;
+            p = lf + 1;
+        }
+    }
+    if (off >= limit) {
+        return -1;
+    }
+    /* more pieces than views: look again by copying */
+    return n == 32 ? head_find_copy(c, limit) : 0;
+} /* head_find */
+
+/* head_find for a head spread over many pieces: scan a copy */
+static int
+head_find_copy(struct evpl_http_conn *c, uint32_t limit)
+{
+    struct evpl_http_agent *a = c->agent;
+    uint32_t want = limit;
 
     for (;;) {
         int got = evpl_peek(a->evpl, c->bind, a->scratch, (int) want);
@@ -1051,12 +1166,9 @@ head_find(struct evpl_http_conn *c, uint32_t limit)
         if ((uint32_t) got < want) {
             return 0; /* all there is */
         }
-        if (want >= limit) {
-            return -1;
-        }
-        want = limit;
+        return -1;
     }
-} /* head_find */
+} /* head_find_copy */
 
 /* One line of [p, end): sets *next past its LF, returns its length less CR. */
 static size_t
@@ -1456,7 +1568,7 @@ server_parse_head(struct evpl_http_conn *c, int len, int *status)
 
     HF_FOREACH(&r->in_hdr, name, value)
     {
-        if (strcasecmp(name, "Connection") == 0) {
+        if (name_is(name, "Connection")) {
             if (list_has(value, "close")) {
                 conn_hdr = "close";
             } else if (list_has(value, "keep-alive") && !conn_hdr) {
@@ -1604,35 +1716,33 @@ server_frame(struct evpl_http_request *r)
 static int
 server_head(struct evpl_http_conn *c, struct evpl_http_request *r, char *buf, size_t cap)
 {
-    size_t off = 0;
+    struct obuf b = {buf, 0, cap, 0};
 
-#define PUT(...)                                                             \
-    do {                                                                     \
-        int w = snprintf(buf + off, off < cap ? cap - off : 0, __VA_ARGS__); \
-        off += w > 0 ? (size_t) w : 0;                                       \
-    } while (0)
-
-    PUT("HTTP/1.%d %d %s\r\n", r->minor, r->status, reason_phrase(r->status));
+    ob_put(&b, r->minor ? "HTTP/1.1 " : "HTTP/1.0 ", 9);
+    ob_u64(&b, (uint64_t) r->status);
+    ob_put(&b, " ", 1);
+    ob_str(&b, reason_phrase(r->status));
+    ob_put(&b, "\r\n", 2);
     if (!hf_get(&r->out_hdr, "Date")) {
-        PUT("Date: %s\r\n", agent_date(c->agent));
+        ob_put(&b, "Date: ", 6);
+        ob_str(&b, agent_date(c->agent));
+        ob_put(&b, "\r\n", 2);
     }
     if (!r->keepalive) {
         hf_add(&r->out_hdr, "Connection", 10, "close", 5);
     } else if (!r->minor) {
         hf_add(&r->out_hdr, "Connection", 10, "keep-alive", 10);
     }
-    HF_FOREACH(&r->out_hdr, name, value)
-    {
-        PUT("%s: %s\r\n", name, value);
-    }
+    ob_fields(&b, &r->out_hdr);
     if (r->out_mode == BODY_CHUNKED) {
-        PUT("Transfer-Encoding: chunked\r\n");
+        ob_put(&b, "Transfer-Encoding: chunked\r\n", 28);
     } else if (r->out_mode == BODY_LENGTH) {
-        PUT("Content-Length: %" PRIu64 "\r\n", r->out_length);
+        ob_put(&b, "Content-Length: ", 16);
+        ob_u64(&b, r->out_length);
+        ob_put(&b, "\r\n", 2);
     }
-    PUT("\r\n");
-#undef PUT
-    return off < cap ? (int) off : -1;
+    ob_put(&b, "\r\n", 2);
+    return b.over ? -1 : (int) b.off;
 } /* server_head */
 
 /* Send the staged body of r as far as its framing allows. */
@@ -1952,30 +2062,27 @@ client_read(struct evpl_http_conn *c)
 static int
 client_head(struct evpl_http_conn *c, struct evpl_http_request *r, char *buf, size_t cap)
 {
-    size_t off = 0;
+    struct obuf b = {buf, 0, cap, 0};
 
-#define PUT(...)                                                             \
-    do {                                                                     \
-        int w = snprintf(buf + off, off < cap ? cap - off : 0, __VA_ARGS__); \
-        off += w > 0 ? (size_t) w : 0;                                       \
-    } while (0)
-
-    PUT("%s %s HTTP/1.1\r\n", method_wire[r->type], r->url);
+    ob_str(&b, method_wire[r->type]);
+    ob_put(&b, " ", 1);
+    ob_str(&b, r->url);
+    ob_put(&b, " HTTP/1.1\r\n", 11);
     if (!hf_get(&r->out_hdr, "Host")) {
-        PUT("Host: %s\r\n", c->host);
+        ob_put(&b, "Host: ", 6);
+        ob_str(&b, c->host);
+        ob_put(&b, "\r\n", 2);
     }
-    HF_FOREACH(&r->out_hdr, name, value)
-    {
-        PUT("%s: %s\r\n", name, value);
-    }
+    ob_fields(&b, &r->out_hdr);
     if (r->out_mode == BODY_CHUNKED) {
-        PUT("Transfer-Encoding: chunked\r\n");
+        ob_put(&b, "Transfer-Encoding: chunked\r\n", 28);
     } else {
-        PUT("Content-Length: %" PRIu64 "\r\n", r->out_length);
+        ob_put(&b, "Content-Length: ", 16);
+        ob_u64(&b, r->out_length);
+        ob_put(&b, "\r\n", 2);
     }
-    PUT("\r\n");
-#undef PUT
-    return off < cap ? (int) off : -1;
+    ob_put(&b, "\r\n", 2);
+    return b.over ? -1 : (int) b.off;
 } /* client_head */
 
 static void
