@@ -399,6 +399,7 @@ struct evpl_http_request {
     uint64_t h2_held;                 /* HTTP/2: received bytes not yet credited */
     uint64_t h2_field_bytes;          /* HTTP/2: received field bytes (budget) */
     unsigned int h2_too_big : 1;      /* HTTP/2: reset for oversized fields */
+    unsigned int h2_remote_done : 1;  /* HTTP/2: the peer ended its side */
     struct evpl_iovec h2_fill;        /* HTTP/2: buffer received data is copied to */
     unsigned int h2_fill_used;
 
@@ -1048,8 +1049,9 @@ conn_lost(struct evpl_http_conn *c)
     c->rx = RX_STOP;
     if (c->is_client) {
         c->retired = 1;
-        if (c->head && close_body) {
-            /* close-delimited response: the close is its end */
+        if (c->head && close_body && !c->user_closed) {
+            /* close-delimited response: the peer's close is its end (not
+             * the application's: then the body may be cut, FAILED below) */
             c->head->in_complete = 1;
             req_end(c->head, EVPL_HTTP_NOTIFY_RECEIVE_COMPLETE, 0);
         }
@@ -1139,28 +1141,25 @@ head_find_copy(struct evpl_http_conn *c, uint32_t limit)
             return 0;
         }
         uint32_t line = 0;
-        int content = 0, seen = 0;
+        int seen = 0;
 
+        /* as head_find: a line's content is its bytes less one CR before LF */
         for (int i = 0; i < got; i++) {
-            char ch = a->scratch[i];
+            if (a->scratch[i] == '\n') {
+                uint32_t content = line - (line && a->scratch[i - 1] == '\r');
 
-            if (ch == '\n') {
-                if (line - (i && a->scratch[i - 1] == '\r' && line) > HTTP_LINE_MAX) {
+                if (content > HTTP_LINE_MAX) {
                     return -1;
                 }
-                if (!content && seen) {
+                if (content == 0 && seen) {
                     return i + 1;
                 }
-                seen |= content;
-                content = 0;
+                seen |= content != 0;
                 line = 0;
                 continue;
             }
             if (++line > HTTP_LINE_MAX + 1) {
                 return -1;
-            }
-            if (ch != '\r') {
-                content = 1;
             }
         }
         if ((uint32_t) got < want) {
@@ -2661,6 +2660,9 @@ h2_frame_recv_cb(nghttp2_session *session, const nghttp2_frame *frame, void *use
     if (!r) {
         return 0;
     }
+    if (end && (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS)) {
+        r->h2_remote_done = 1;
+    }
     if (frame->hd.type == NGHTTP2_DATA) {
         if (r->h2_data) {
             r->h2_data = 0;
@@ -2723,6 +2725,11 @@ h2_frame_send_cb(nghttp2_session *session, const nghttp2_frame *frame, void *use
         req_notify(r, EVPL_HTTP_NOTIFY_RESPONSE_COMPLETE);
     } else {
         nghttp2_session_set_stream_user_data(session, r->stream_id, NULL);
+        if (!r->h2_remote_done) {
+            /* answered (501/503) while the peer still sends: stop it */
+            nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, r->stream_id, NGHTTP2_NO_ERROR);
+        }
+        h2_taken(r);
         r->stream_id = 0;
         req_end(r, EVPL_HTTP_NOTIFY_RESPONSE_COMPLETE, 0);
     }

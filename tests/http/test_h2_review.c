@@ -172,6 +172,38 @@ hpack_amplification(void)
     evpl_destroy(evpl);
 }
 
+/* ---- 501 while the client still uploads ---- */
+
+static void
+refused_while_uploading(void)
+{
+    struct evpl *evpl = t_net_loop();
+    struct evpl_http_agent *agent = evpl_http_init(evpl);
+    struct evpl_endpoint *ep = t_endpoint(EVPL_STREAM_SOCKET_TCP);
+    struct evpl_listener *l = t_listen(EVPL_STREAM_SOCKET_TCP, ep);
+    struct evpl_http_server *server = evpl_http_attach(agent, l, s_dispatch, NULL);
+    struct t_raw raw;
+    struct t_h2peer peer;
+    int32_t id;
+
+    fprintf(stderr, "-- h2 server: FROB with its body still open gets 501, then a reset\n");
+    t_evpl = evpl;
+    s_dispatched = 0;
+    t_raw_open(&raw, ep);
+    t_h2peer_init(&peer, &raw, 0);
+    id = t_h2peer_request(&peer, "FROB", "/x", "some body", 9, 1);
+    T_H2PUMP(evpl, t_h2s_get(&peer, id)->status == 501 && t_h2s_get(&peer, id)->rst, 5000);
+    T_EQ(t_h2s_get(&peer, id)->rst_code, NGHTTP2_NO_ERROR);
+    T_EQ(s_dispatched, 0);
+    fprintf(stderr, "  ok: 501 then RST_STREAM(NO_ERROR), never dispatched\n");
+    t_h2peer_free(&peer);
+    t_raw_close(&raw);
+    evpl_http_server_destroy(agent, server);
+    evpl_http_destroy(agent);
+    evpl_listener_destroy(l);
+    evpl_destroy(evpl);
+}
+
 /* ---- close-delimited body past the buffering limit ---- */
 
 static uint64_t avail_at_complete;
@@ -248,6 +280,7 @@ main(void)
     t_h2_require();
     client_answered_early();
     hpack_amplification();
+    refused_while_uploading();
     close_delimited_past_limit();
     fprintf(stderr, "PASS\n");
     return 0;
