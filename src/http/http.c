@@ -1602,6 +1602,16 @@ server_body_failed(struct evpl_http_conn *c, struct evpl_http_request *r)
     server_reject(c, 400);
 } /* server_body_failed */
 
+/* A request is all in: the application hears it, the response may go. */
+static void
+server_received(struct evpl_http_conn *c, struct evpl_http_request *r)
+{
+    r->in_complete = 1;
+    c->rx = r->keepalive ? RX_HEAD : RX_STOP; /* (not kept: later requests ignored) */
+    req_notify(r, EVPL_HTTP_NOTIFY_RECEIVE_COMPLETE);
+    conn_kick(c);
+} /* server_received */
+
 static void
 server_read(struct evpl_http_conn *c)
 {
@@ -1658,11 +1668,7 @@ server_read(struct evpl_http_conn *c)
                 return;
             }
             if (r->in_complete) {
-                req_notify(r, EVPL_HTTP_NOTIFY_RECEIVE_COMPLETE);
-                conn_kick(c);
-                if (!r->keepalive) {
-                    c->rx = RX_STOP; /* later pipelined requests are ignored */
-                }
+                server_received(c, r);
             }
             continue;
         }
@@ -1677,10 +1683,7 @@ server_read(struct evpl_http_conn *c)
         if (rc == 0) {
             return;
         }
-        r->in_complete = 1;
-        c->rx = r->keepalive ? RX_HEAD : RX_STOP;
-        req_notify(r, EVPL_HTTP_NOTIFY_RECEIVE_COMPLETE);
-        conn_kick(c);
+        server_received(c, r);
     }
 } /* server_read */
 
@@ -1978,6 +1981,19 @@ client_parse_head(struct evpl_http_conn *c, int len)
     return 1;
 } /* client_parse_head */
 
+/* A response is all in: its request ends (a request answered before it
+ * was all written leaves the connection unusable: closed). */
+static void
+client_received(struct evpl_http_conn *c, struct evpl_http_request *r)
+{
+    r->in_complete = 1;
+    c->rx = RX_HEAD;
+    if (c->wr == r) {
+        conn_abort(c);
+    }
+    req_end(r, EVPL_HTTP_NOTIFY_RECEIVE_COMPLETE, 0);
+} /* client_received */
+
 static void
 client_read(struct evpl_http_conn *c)
 {
@@ -2031,11 +2047,7 @@ client_read(struct evpl_http_conn *c)
                 return;
             }
             if (c->rx == RX_HEAD) {
-                r->in_complete = 1;
-                if (c->wr == r) {
-                    conn_abort(c); /* answered before it was written */
-                }
-                req_end(r, EVPL_HTTP_NOTIFY_RECEIVE_COMPLETE, 0);
+                client_received(c, r); /* no body */
             }
             continue;
         }
@@ -2049,12 +2061,7 @@ client_read(struct evpl_http_conn *c)
         if (rc == 0) {
             return;
         }
-        r->in_complete = 1;
-        c->rx = RX_HEAD;
-        if (c->wr == r) {
-            conn_abort(c);
-        }
-        req_end(r, EVPL_HTTP_NOTIFY_RECEIVE_COMPLETE, 0);
+        client_received(c, r);
     }
 } /* client_read */
 
