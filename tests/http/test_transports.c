@@ -166,6 +166,16 @@ main(void)
      * (tests/http/test_h2_tls.c checks a verified chain) */
     evpl_global_config_set_tls_verify_peer(config, 0);
     evpl_init(config);
+    {
+        const char *mech = getenv("EVPL_CORE_MECH");
+        enum evpl_protocol_id id;
+
+        /* the io_uring variant must run on io_uring, or not at all */
+        if (mech && strcmp(mech, "io_uring") == 0 &&
+            evpl_protocol_lookup(&id, "STREAM_IO_URING_TCP") != 0) {
+            T_SKIP("io_uring is not usable here");
+        }
+    }
     evpl = t_net_loop();
     t_evpl = evpl;
     for (size_t i = 0; i < sizeof(protos) / sizeof(protos[0]); i++) {
