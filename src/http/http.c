@@ -1132,41 +1132,28 @@ static int
 head_find_copy(struct evpl_http_conn *c, uint32_t limit)
 {
     struct evpl_http_agent *a = c->agent;
-    uint32_t want = limit;
+    int got = evpl_peek(a->evpl, c->bind, a->scratch, (int) limit);
+    uint32_t line = 0;
+    int seen = 0;
 
-    for (;;) {
-        int got = evpl_peek(a->evpl, c->bind, a->scratch, (int) want);
+    /* as head_find: a line's content is its bytes less one CR before LF */
+    for (int i = 0; i < got; i++) {
+        if (a->scratch[i] == '\n') {
+            uint32_t content = line - (line && a->scratch[i - 1] == '\r');
 
-        if (got <= 0) {
-            return 0;
-        }
-        uint32_t line = 0;
-        int seen = 0;
-
-        /* as head_find: a line's content is its bytes less one CR before LF */
-        for (int i = 0; i < got; i++) {
-            if (a->scratch[i] == '\n') {
-                uint32_t content = line - (line && a->scratch[i - 1] == '\r');
-
-                if (content > HTTP_LINE_MAX) {
-                    return -1;
-                }
-                if (content == 0 && seen) {
-                    return i + 1;
-                }
-                seen |= content != 0;
-                line = 0;
-                continue;
-            }
-            if (++line > HTTP_LINE_MAX + 1) {
+            if (content > HTTP_LINE_MAX) {
                 return -1;
             }
+            if (content == 0 && seen) {
+                return i + 1;
+            }
+            seen |= content != 0;
+            line = 0;
+        } else if (++line > HTTP_LINE_MAX + 1) {
+            return -1;
         }
-        if ((uint32_t) got < want) {
-            return 0; /* all there is */
-        }
-        return -1;
     }
+    return got <= 0 || (uint32_t) got < limit ? 0 : -1; /* all there is, or over the limit */
 } /* head_find_copy */
 
 /* One line of [p, end): sets *next past its LF, returns its length less CR. */
