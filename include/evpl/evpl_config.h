@@ -97,6 +97,9 @@ EVPL_API void evpl_global_config_set_max_num_iovec(struct evpl_global_config *co
 EVPL_API void evpl_global_config_set_rpc2_max_message_size(struct evpl_global_config *config,
                                                            unsigned int size);
 
+/* Extension, for the protocol modules: the effective limit in use. */
+EVPL_API unsigned int evpl_global_config_get_rpc2_max_message_size(void);
+
 EVPL_API void evpl_global_config_set_iovec_ring_size(struct evpl_global_config *config,
                                                      unsigned int size);
 

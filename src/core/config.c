@@ -220,6 +220,13 @@ evpl_global_config_set_rpc2_max_message_size(struct evpl_global_config *config, 
     config->rpc2_max_message_size = size ? size : 4 * MiB; /* 0 = default */
 } /* evpl_global_config_set_rpc2_max_message_size */
 
+EVPL_API unsigned int
+evpl_global_config_get_rpc2_max_message_size(void)
+{
+    evpl_auto_init();
+    return evpl_shared->config->rpc2_max_message_size;
+} /* evpl_global_config_get_rpc2_max_message_size */
+
 EVPL_API void
 evpl_global_config_set_spin_ns(struct evpl_global_config *config, uint64_t ns)
 {

@@ -1,0 +1,2141 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * libevpl_rpc2: ONC RPC v2 (RFC 5531) on evpl loops (spec rpc2.md).
+ *
+ * A connection is a bind.  On stream protocols every record travels with
+ * RFC 5531 §11 record marking (the segment callback cuts the stream at
+ * fragment boundaries; fragments of one record are gathered by reference
+ * until the last one).  On connected message protocols with RDMA (TCP-RDMA,
+ * in-process, RDMA CM RC) each message starts with an RFC 8166 transport
+ * header, and bulk payloads may move by RDMA read/write (chunks).
+ *
+ * Generated stubs leave `reserve` bytes in front of the arguments or
+ * results; the RPC header and the transport header are written backwards
+ * into them, so a message goes out as the stub's own iovecs.
+ *
+ * Server calls: one `struct rpc2_sreq` per received call, recycled per
+ * thread, carrying the decode buffer (dbuf) the arguments live in until the
+ * handler replies.  Client calls: one `struct evpl_rpc2_request` per call
+ * in flight, found by xid.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rpc2/rpc2.h"
+
+#define CLIENT_DBUF_SIZE (1u << 20)
+#define DBUF_MIN         (64u << 10)
+#define DBUF_PER_BYTE    8 /* decoded structures per wire byte, at most */
+#define SREQ_CACHE       64
+#define RPC_HDR_MAX      512 /* call header with the largest AUTH_SYS credential */
+#define AUTH_BODY_MAX    400 /* RFC 5531 §8.2 */
+
+#define rpc2_error(...) evpl_log_message("error", "rpc2", __FILE__, __LINE__, __VA_ARGS__)
+#define MACHINE_MAX     255
+
+struct rpc2_seg {
+    uint32_t handle;
+    uint32_t length;
+    uint64_t offset;
+};
+
+/* A client call in flight. */
+struct evpl_rpc2_request {
+    uint32_t xid;
+    uint32_t proc;
+    int status; /* set for calls failed before sending */
+    struct evpl_rpc2_program *program;
+    void *callback;
+    void *private_data;
+    /* RPC-over-RDMA: the buffers advertised to the server */
+    struct evpl_iovec read_iov; /* the read chunk's payload (ours until the reply) */
+    int has_read;
+    struct evpl_iovec write_iov; /* where the server writes a direct result */
+    int has_write;
+    int write_lent;              /* the caller's buffer: never released here */
+    struct evpl_iovec reply_iov; /* where the server writes a long reply */
+    int has_reply;
+    UT_hash_handle hh;
+    struct evpl_rpc2_request *next;
+};
+
+/* A call being served. */
+struct rpc2_sreq {
+    struct evpl_rpc2_encoding enc;
+    struct evpl_rpc2_thread *thread;
+    struct evpl_rpc2_conn *conn; /* NULL once the connection is gone */
+    struct xdr_dbuf dbuf;
+    struct evpl_rpc2_cred cred;
+    uint32_t gids[EVPL_RPC2_AUTH_SYS_MAX_GIDS];
+    char machinename[MACHINE_MAX + 1];
+    uint32_t proc;
+    int rdma;
+    struct evpl_rpc2_rdma_chunk read_chunk;
+    struct evpl_rpc2_rdma_chunk write_chunk;
+    struct evpl_iovec read_buf;
+    struct rpc2_seg read_segs[RDMA_MAX_SEGMENTS];
+    int nread_segs;
+    uint32_t read_position;
+    int reads_left;
+    int read_failed;
+    struct rpc2_seg write_seg; /* the client's write chunk (first segment) */
+    int has_write_seg;
+    struct rpc2_seg reply_seg; /* the client's reply chunk (first segment) */
+    int has_reply_seg;
+    /* the received message, kept while the read chunk is fetched */
+    struct evpl_iovec *msg;
+    int nmsg;
+    uint32_t msglen;
+    uint32_t args_pos;
+    uint32_t args_len;
+    struct evpl_rpc2_program *program;
+    struct rpc2_gss_ctx *gss; /* RPCSEC_GSS DATA call: its context */
+    uint32_t gss_seq;
+    uint32_t gss_svc;
+    struct rpc2_sreq *prev;
+    struct rpc2_sreq *next;
+};
+
+/* The library's side of a connection. */
+struct rpc2_conn {
+    struct evpl_rpc2_conn pub;
+    int stream;    /* record marking (else RPC-over-RDMA) */
+    int closing;   /* evpl_close called */
+    int gone;      /* DISCONNECTED seen */
+    int connected; /* CONNECTED seen */
+    struct rpc2_sreq *sreqs;
+    struct evpl_rpc2_request *failed; /* calls to complete from the loop */
+    struct evpl_deferral fail_deferral;
+    uint32_t credits; /* RPC-over-RDMA credits the peer asked for last */
+};
+
+struct rpc2_binding {
+    struct evpl_rpc2_thread *thread;
+    struct evpl_rpc2_server *server;
+    struct evpl_listener_binding *lb;
+    void *private_data;
+    struct rpc2_binding *next;
+};
+
+struct evpl_rpc2_thread {
+    struct evpl *evpl;
+    evpl_rpc2_notify_callback_t notify;
+    void *private_data;
+    struct evpl_rpc2_conn *conns;
+    struct xdr_dbuf client_dbuf;
+    struct xdr_dbuf reply_dbuf;
+    struct rpc2_binding *bindings;
+    const struct evpl_rpc2_gss_provider *gss;
+    void *gss_arg;
+    struct rpc2_sreq *free_sreqs;
+    int nfree_sreqs;
+    uint64_t server_inflight;
+};
+
+struct evpl_rpc2_server {
+    struct evpl_listener *listener;
+    struct evpl_rpc2_program *programs[4];
+    int nprograms;
+};
+
+static int rpc2_send_reply(struct evpl *evpl, struct evpl_rpc2_encoding *encoding,
+                           const struct evpl_rpc2_verf *verf, xdr_iovec *iov, int niov, int length);
+
+static inline struct rpc2_conn *
+priv(struct evpl_rpc2_conn *conn)
+{
+    return container_of(conn, struct rpc2_conn, pub);
+}
+
+static void *
+xmalloc(size_t n)
+{
+    void *p = calloc(1, n);
+
+    if (!p) {
+        evpl_abort("rpc2", __FILE__, __LINE__, "out of memory (%zu bytes)", n);
+    }
+    return p;
+}
+
+/* ---- decode buffers ---- */
+
+static void
+dbuf_fit(struct xdr_dbuf *d, uint64_t want)
+{
+    d->used = 0;
+    if (want > (1u << 30)) {
+        want = 1u << 30;
+    }
+    if ((uint64_t) d->size >= want) {
+        return;
+    }
+    free(d->buffer);
+    d->buffer = xmalloc(want);
+    d->size = (int) want;
+}
+
+static void *
+dbuf_space(struct xdr_dbuf *d, size_t n)
+{
+    void *p;
+
+    if ((size_t) d->used + n > (size_t) d->size) {
+        return NULL;
+    }
+    p = (char *) d->buffer + d->used;
+    d->used = (int) (((size_t) d->used + n + 7) & ~(size_t) 7);
+    if (d->used > d->size) {
+        d->used = d->size;
+    }
+    return p;
+}
+
+/* ---- iovec helpers ---- */
+
+static void
+release_all(struct evpl *evpl, struct evpl_iovec *iov, int niov)
+{
+    for (int i = 0; i < niov; i++) {
+        evpl_iovec_release(evpl, &iov[i]);
+    }
+}
+
+/*
+ * A borrowed view of bytes [from, from + len) of a message: entries of
+ * out point into iov's buffers without references of their own.
+ */
+static int
+view(const struct evpl_iovec *iov, int niov, uint32_t from, uint32_t len, struct evpl_iovec *out,
+     int maxout)
+{
+    int n = 0;
+
+    for (int i = 0; i < niov && len; i++) {
+        uint32_t l = iov[i].length;
+
+        if (from >= l) {
+            from -= l;
+            continue;
+        }
+        if (n == maxout) {
+            return -1;
+        }
+        out[n] = iov[i];
+        out[n].data = (char *) iov[i].data + from;
+        out[n].length = l - from < len ? l - from : len;
+        len -= out[n].length;
+        from = 0;
+        n++;
+    }
+    return len ? -1 : n;
+}
+
+/* ---- threads ---- */
+
+EVPL_API struct evpl_rpc2_thread *
+evpl_rpc2_thread_init(struct evpl *evpl, struct evpl_rpc2_program **programs, int nprograms,
+                      evpl_rpc2_notify_callback_t notify_callback, void *private_data)
+{
+    struct evpl_rpc2_thread *t = xmalloc(sizeof(*t));
+
+    (void) programs; /* the programs a thread serves come from its servers */
+    (void) nprograms;
+    t->evpl = evpl;
+    t->notify = notify_callback;
+    t->private_data = private_data;
+    dbuf_fit(&t->client_dbuf, CLIENT_DBUF_SIZE);
+    dbuf_fit(&t->reply_dbuf, DBUF_MIN);
+    return t;
+}
+
+static void sreq_free(struct rpc2_sreq *s);
+
+EVPL_API void
+evpl_rpc2_thread_destroy(struct evpl_rpc2_thread *thread)
+{
+    struct rpc2_sreq *s;
+
+    if (!thread) {
+        return;
+    }
+    for (struct evpl_rpc2_conn *c = thread->conns; c; c = c->next) {
+        if (!priv(c)->closing) {
+            priv(c)->closing = 1;
+            evpl_close(thread->evpl, c->bind);
+        }
+    }
+    while (thread->conns) {
+        evpl_continue(thread->evpl);
+    }
+    while (thread->bindings) {
+        evpl_rpc2_server_detach(thread, thread->bindings->server);
+    }
+    while ((s = thread->free_sreqs)) {
+        thread->free_sreqs = s->next;
+        free(s->dbuf.buffer);
+        free(s);
+    }
+    free(thread->client_dbuf.buffer);
+    free(thread->reply_dbuf.buffer);
+    free(thread);
+}
+
+EVPL_API void *
+evpl_rpc2_thread_get_client_dbuf(struct evpl_rpc2_thread *thread)
+{
+    thread->client_dbuf.used = 0;
+    return &thread->client_dbuf;
+}
+
+EVPL_API void
+evpl_rpc2_set_gss_provider(struct evpl_rpc2_thread *thread,
+                           const struct evpl_rpc2_gss_provider *provider, void *provider_arg)
+{
+    thread->gss = provider;
+    thread->gss_arg = provider_arg;
+}
+
+static void
+notify(struct evpl_rpc2_thread *t, struct evpl_rpc2_conn *conn, unsigned int type, void *arg)
+{
+    struct evpl_rpc2_notify n = {.notify_type = type};
+
+    if (t->notify) {
+        t->notify(t, conn, &n, arg);
+    }
+}
+
+/* ---- sending ---- */
+
+static void
+send_message(struct evpl *evpl, struct evpl_rpc2_conn *conn, struct evpl_iovec *iov, int niov,
+             uint32_t length)
+{
+    if (!conn || priv(conn)->closing || priv(conn)->gone) {
+        release_all(evpl, iov, niov);
+        return;
+    }
+    evpl_sendv(evpl, conn->bind, iov, niov, (int) length, EVPL_SEND_FLAG_TAKE_REF);
+}
+
+/*
+ * Put hdr (hlen bytes) in front of the message whose first iovec starts
+ * with `reserve` bytes of head-room.  Returns the number of iovecs (the
+ * array may grow by one at its front when the header does not fit).
+ */
+static int
+prepend(struct evpl *evpl, const uint8_t *hdr, uint32_t hlen, uint32_t reserve,
+        struct evpl_iovec *iov, int niov, struct evpl_iovec *out)
+{
+    int n = 0;
+
+    if (niov > 0 && hlen <= reserve && iov[0].length >= reserve) {
+        iov[0].data = (char *) iov[0].data + (reserve - hlen);
+        iov[0].length -= reserve - hlen;
+        memcpy(iov[0].data, hdr, hlen);
+    } else {
+        if (evpl_iovec_alloc(evpl, hlen, 8, 1, 0, &out[0]) != 1) {
+            return -1;
+        }
+        memcpy(out[0].data, hdr, hlen);
+        n = 1;
+        if (niov > 0) {
+            uint32_t skip = reserve < iov[0].length ? reserve : iov[0].length;
+
+            iov[0].data = (char *) iov[0].data + skip;
+            iov[0].length -= skip;
+        }
+    }
+    for (int i = 0; i < niov; i++) {
+        out[n++] = iov[i];
+    }
+    return n;
+}
+
+/* ---- connections ---- */
+
+static int segment_cb(struct evpl *evpl, struct evpl_bind *bind, void *private_data);
+static void conn_event(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *notify,
+                       void *private_data);
+static void complete_failed(struct evpl *evpl, void *private_data);
+
+static struct rpc2_conn *
+conn_new(struct evpl_rpc2_thread *t, enum evpl_protocol_id protocol)
+{
+    struct rpc2_conn *c = xmalloc(sizeof(*c));
+
+    c->pub.protocol = protocol;
+    c->pub.thread = t;
+    c->pub.next_xid = 1;
+    c->stream = evpl_protocol_is_stream(protocol);
+    c->pub.rdma = !c->stream;
+    c->credits = 1;
+    evpl_deferral_init(&c->fail_deferral, complete_failed, c);
+    c->pub.next = t->conns;
+    if (t->conns) {
+        t->conns->prev = &c->pub;
+    }
+    t->conns = &c->pub;
+    return c;
+}
+
+static int
+framing_supported(enum evpl_protocol_id protocol)
+{
+    /* unconnected datagrams (UDP, RDMA CM UD) carry no RPC here */
+    return evpl_protocol_is_stream(protocol) || protocol == EVPL_DATAGRAM_TCP_RDMA ||
+           protocol == EVPL_DATAGRAM_INPROC || protocol == EVPL_DATAGRAM_RDMACM_RC;
+}
+
+EVPL_API struct evpl_rpc2_conn *
+evpl_rpc2_client_connect(struct evpl_rpc2_thread *thread, int protocol,
+                         struct evpl_endpoint *endpoint, struct evpl_rpc2_program **server_programs,
+                         int num_server_programs, void *server_private_data)
+{
+    struct rpc2_conn *c;
+    struct evpl_bind *bind;
+
+    if (!framing_supported((enum evpl_protocol_id) protocol)) {
+        rpc2_error("protocol %d carries no RPC (not connected)", protocol);
+        return NULL;
+    }
+    if (num_server_programs > 4 || num_server_programs < 0) {
+        rpc2_error("at most 4 callback programs per connection");
+        return NULL;
+    }
+    c = conn_new(thread, (enum evpl_protocol_id) protocol);
+    bind = evpl_connect(thread->evpl, (enum evpl_protocol_id) protocol, NULL, endpoint, conn_event,
+                        c->stream ? segment_cb : NULL, c);
+    if (!bind) {
+        thread->conns = c->pub.next;
+        if (thread->conns) {
+            thread->conns->prev = NULL;
+        }
+        free(c);
+        return NULL;
+    }
+    c->pub.bind = bind;
+    c->pub.server_private_data = server_private_data;
+    for (int i = 0; i < num_server_programs; i++) {
+        server_programs[i]->send_reply_dispatch = rpc2_send_reply;
+        c->pub.server_programs[i] = server_programs[i];
+    }
+    c->pub.num_server_programs = num_server_programs;
+    return &c->pub;
+}
+
+EVPL_API void
+evpl_rpc2_client_disconnect(struct evpl_rpc2_thread *thread, struct evpl_rpc2_conn *conn)
+{
+    struct rpc2_conn *c = priv(conn);
+
+    if (!c->closing && !c->gone) {
+        c->closing = 1;
+        evpl_close(thread->evpl, conn->bind);
+    }
+}
+
+EVPL_API void
+evpl_rpc2_conn_get_local_address(struct evpl_rpc2_conn *conn, char *str, int len)
+{
+    evpl_bind_get_local_address(conn->bind, str, len);
+}
+
+EVPL_API void
+evpl_rpc2_conn_get_remote_address(struct evpl_rpc2_conn *conn, char *str, int len)
+{
+    evpl_bind_get_remote_address(conn->bind, str, len);
+}
+
+EVPL_API void
+evpl_rpc2_conn_set_private_data(struct evpl_rpc2_conn *conn, void *private_data)
+{
+    conn->private_data = private_data;
+}
+
+EVPL_API void *
+evpl_rpc2_conn_get_private_data(struct evpl_rpc2_conn *conn)
+{
+    return conn->private_data;
+}
+
+/* Record marking (RFC 5531 §11): one fragment per message delivered. */
+static int
+segment_cb(struct evpl *evpl, struct evpl_bind *bind, void *private_data)
+{
+    uint8_t m[4];
+    uint32_t len;
+
+    if (evpl_peek(evpl, bind, m, 4) < 4) {
+        return 0;
+    }
+    len =
+        ((uint32_t) m[0] << 24 | (uint32_t) m[1] << 16 | (uint32_t) m[2] << 8 | m[3]) & 0x7fffffffu;
+    if (len > evpl_global_config_get_rpc2_max_message_size()) {
+        rpc2_error("fragment of %u bytes over the limit: closing", len);
+        return -1;
+    }
+    return (int) (len + 4);
+}
+
+/* ---- server side ---- */
+
+static struct rpc2_sreq *
+sreq_get(struct evpl_rpc2_thread *t, uint32_t msglen)
+{
+    struct rpc2_sreq *s = t->free_sreqs;
+    void *buf;
+    int size;
+
+    if (s) {
+        t->free_sreqs = s->next;
+        t->nfree_sreqs--;
+        buf = s->dbuf.buffer;
+        size = s->dbuf.size;
+        memset(s, 0, sizeof(*s));
+        s->dbuf.buffer = buf;
+        s->dbuf.size = size;
+    } else {
+        s = xmalloc(sizeof(*s));
+    }
+    s->thread = t;
+    s->enc.dbuf = &s->dbuf;
+    dbuf_fit(&s->dbuf, (uint64_t) msglen * DBUF_PER_BYTE + DBUF_MIN);
+    t->server_inflight++;
+    return s;
+}
+
+static void
+sreq_unlink(struct rpc2_sreq *s)
+{
+    if (s->conn) {
+        struct rpc2_conn *c = priv(s->conn);
+
+        if (s->prev) {
+            s->prev->next = s->next;
+        } else {
+            c->sreqs = s->next;
+        }
+        if (s->next) {
+            s->next->prev = s->prev;
+        }
+        s->conn = NULL;
+    }
+}
+
+static void
+sreq_free(struct rpc2_sreq *s)
+{
+    struct evpl_rpc2_thread *t = s->thread;
+    struct evpl *evpl = t->evpl;
+
+    sreq_unlink(s);
+    if (s->msg) {
+        release_all(evpl, s->msg, s->nmsg);
+        free(s->msg);
+        s->msg = NULL;
+    }
+    /* chunks the handler did not take */
+    if (s->read_chunk.niov > 0) {
+        release_all(evpl, s->read_chunk.iov, s->read_chunk.niov);
+    }
+    if (s->write_chunk.niov > 0) {
+        release_all(evpl, s->write_chunk.iov, s->write_chunk.niov);
+    }
+    if (s->gss) {
+        rpc2_gss_put(s->gss);
+        s->gss = NULL;
+    }
+    t->server_inflight--;
+    if (t->nfree_sreqs < SREQ_CACHE && s->dbuf.size <= (int) (4 * DBUF_MIN)) {
+        s->next = t->free_sreqs;
+        t->free_sreqs = s;
+        t->nfree_sreqs++;
+        return;
+    }
+    free(s->dbuf.buffer);
+    free(s);
+}
+
+/* Credits granted with a reply: what the client asked for, at least 1. */
+static uint32_t
+grant(const struct rpc2_sreq *s)
+{
+    uint32_t asked = s->conn ? priv(s->conn)->credits : 1;
+
+    return asked ? asked : 1;
+}
+
+/*
+ * The transport header in front of a reply: a record mark, or an
+ * RPC-over-RDMA header (RFC 8166 §4.2) with the write list naming the
+ * bytes placed in the client's write chunk.  Returns its length.
+ */
+static uint32_t
+transport_header(struct rpc2_sreq *s, uint8_t *p, uint32_t xid, uint32_t rpc_len, int nomsg,
+                 uint32_t written, uint32_t reply_written)
+{
+    uint8_t *start = p;
+
+    if (!s->rdma) {
+        rpc2_put_u32(p, 0x80000000u | rpc_len);
+        return 4;
+    }
+    p = rpc2_put_u32(p, xid);
+    p = rpc2_put_u32(p, RDMA_VERSION);
+    p = rpc2_put_u32(p, grant(s));
+    p = rpc2_put_u32(p, nomsg ? RDMA_NOMSG : RDMA_MSG);
+    p = rpc2_put_u32(p, 0); /* no read list */
+    if (written != UINT32_MAX) {
+        p = rpc2_put_u32(p, 1);
+        p = rpc2_put_u32(p, 1);
+        p = rpc2_put_u32(p, s->write_seg.handle);
+        p = rpc2_put_u32(p, written);
+        p = rpc2_put_u64(p, s->write_seg.offset);
+    }
+    p = rpc2_put_u32(p, 0); /* end of the write list */
+    if (reply_written != UINT32_MAX) {
+        p = rpc2_put_u32(p, 1);
+        p = rpc2_put_u32(p, 1);
+        p = rpc2_put_u32(p, s->reply_seg.handle);
+        p = rpc2_put_u32(p, reply_written);
+        p = rpc2_put_u64(p, s->reply_seg.offset);
+    } else {
+        p = rpc2_put_u32(p, 0);
+    }
+    return (uint32_t) (p - start);
+}
+
+/*
+ * The reply verifier: AUTH_NONE, or for RPCSEC_GSS the MIC of the call's
+ * sequence number (RFC 2203 §5.3.3.2).  Returns the bytes written, or -1
+ * when the mechanism cannot sign.
+ */
+static int
+put_verifier(struct rpc2_sreq *s, uint8_t *p, uint32_t max)
+{
+    struct rpc2_gss_ctx *g = s->gss;
+    uint8_t seq[4];
+    void *mic = NULL;
+    size_t len = 0;
+
+    if (!g) {
+        rpc2_put_u32(p, EVPL_RPC2_AUTH_NONE);
+        rpc2_put_u32(p + 4, 0);
+        return 8;
+    }
+    rpc2_put_u32(seq, s->gss_seq);
+    if (g->provider->get_mic(g->arg, g->gss, seq, 4, &mic, &len) != 0 || len > AUTH_BODY_MAX ||
+        8 + ((len + 3) & ~(size_t) 3) > max) {
+        free(mic);
+        return -1;
+    }
+    p = rpc2_put_u32(p, EVPL_RPC2_AUTH_RPCSEC_GSS);
+    rpc2_put_opaque(p, mic, (uint32_t) len);
+    free(mic);
+    return (int) (8 + ((len + 3) & ~(size_t) 3));
+}
+
+/* An error reply: MSG_ACCEPTED with accept_stat, or MSG_DENIED. */
+static void
+send_error(struct evpl *evpl, struct rpc2_sreq *s, uint32_t xid, int denied, uint32_t stat,
+           uint32_t low, uint32_t high)
+{
+    uint8_t rpc[64 + AUTH_BODY_MAX], msg[160 + AUTH_BODY_MAX], *p = rpc;
+    uint32_t rlen, hlen;
+    int vlen;
+
+    p = rpc2_put_u32(p, xid);
+    p = rpc2_put_u32(p, RPC_REPLY);
+    if (denied) {
+        p = rpc2_put_u32(p, MSG_DENIED);
+        p = rpc2_put_u32(p, stat); /* RPC_MISMATCH or AUTH_ERROR */
+        if (stat == RPC_MISMATCH) {
+            p = rpc2_put_u32(p, low);
+            p = rpc2_put_u32(p, high);
+        } else {
+            p = rpc2_put_u32(p, low); /* the auth_stat */
+        }
+    } else {
+        p = rpc2_put_u32(p, MSG_ACCEPTED);
+        vlen = put_verifier(s, p, AUTH_BODY_MAX + 8);
+        if (vlen < 0) {
+            rpc2_error("cannot sign the verifier of a reply: dropped");
+            return;
+        }
+        p += vlen;
+        p = rpc2_put_u32(p, stat);
+        if (stat == ACCEPT_PROG_MISMATCH) {
+            p = rpc2_put_u32(p, low);
+            p = rpc2_put_u32(p, high);
+        }
+    }
+    rlen = (uint32_t) (p - rpc);
+    hlen = transport_header(s, msg, xid, rlen, 0, UINT32_MAX, UINT32_MAX);
+    memcpy(msg + hlen, rpc, rlen);
+    if (s->enc.reply_capture_cb) {
+        struct evpl_iovec v = {.data = rpc, .length = rlen};
+
+        s->enc.reply_capture_cb(&v, 1, (int) rlen, s->enc.reply_capture_private);
+    }
+    if (s->conn && !priv(s->conn)->closing && !priv(s->conn)->gone) {
+        evpl_send(evpl, s->conn->bind, msg, hlen + rlen);
+    }
+}
+
+static void
+rdma_write_done(int status, void *private_data)
+{
+    (void) private_data;
+    if (status) {
+        rpc2_error("RDMA write of a reply chunk failed: %d", status);
+    }
+}
+
+/* A reply message built flat in buf at offset room: transport header in
+ * front, then the capture callback, then one copying send. */
+static void
+send_flat(struct evpl *evpl, struct rpc2_sreq *s, uint8_t *buf, uint32_t room, uint32_t len)
+{
+    uint8_t hdr[64];
+    uint32_t hlen = transport_header(s, hdr, s->enc.xid, len, 0, UINT32_MAX, UINT32_MAX);
+
+    if (s->enc.reply_capture_cb) {
+        struct evpl_iovec v = {.data = buf + room, .length = len};
+
+        s->enc.reply_capture_cb(&v, 1, (int) len, s->enc.reply_capture_private);
+    }
+    memcpy(buf + room - hlen, hdr, hlen);
+    if (s->conn && !priv(s->conn)->closing && !priv(s->conn)->gone) {
+        evpl_send(evpl, s->conn->bind, buf + room - hlen, hlen + len);
+    }
+}
+
+/*
+ * RPCSEC_GSS integrity (RFC 2203 §5.3.2.2): the results travel as
+ * rpc_gss_integ_data, the sequence number and results with a MIC over
+ * them.  The MIC needs the bytes in one piece, so this reply is copied.
+ * A reply that cannot be signed is not sent at all.
+ */
+static void
+reply_integrity(struct evpl *evpl, struct rpc2_sreq *s, const uint8_t *rpc, uint32_t rlen,
+                struct evpl_iovec *iov, int niov, uint32_t reserve, uint32_t body)
+{
+    struct rpc2_gss_ctx *g = s->gss;
+    uint32_t room = 64, skip = reserve;
+    uint8_t *buf = malloc(room + rlen + 8 + body + 3 + 8 + AUTH_BODY_MAX + 3);
+    uint8_t *q, *lenp, *databody;
+    void *mic = NULL;
+    size_t miclen = 0;
+
+    if (!buf) {
+        goto drop;
+    }
+    memcpy(buf + room, rpc, rlen);
+    q = buf + room + rlen;
+    lenp = q;
+    q += 4;
+    databody = q;
+    q = rpc2_put_u32(q, s->gss_seq);
+    for (int i = 0; i < niov; i++) {
+        uint32_t l = iov[i].length;
+
+        if (skip >= l) {
+            skip -= l;
+            continue;
+        }
+        memcpy(q, (const char *) iov[i].data + skip, l - skip);
+        q += l - skip;
+        skip = 0;
+    }
+    if (g->provider->get_mic(g->arg, g->gss, databody, 4 + body, &mic, &miclen) != 0 ||
+        miclen > AUTH_BODY_MAX) {
+        free(mic);
+        goto drop;
+    }
+    rpc2_put_u32(lenp, 4 + body);
+    while ((q - databody) & 3) {
+        *q++ = 0;
+    }
+    q = rpc2_put_opaque(q, mic, (uint32_t) miclen);
+    free(mic);
+    release_all(evpl, iov, niov);
+    send_flat(evpl, s, buf, room, (uint32_t) (q - buf - room));
+    free(buf);
+    sreq_free(s);
+    return;
+
+drop:
+    rpc2_error("cannot protect a reply's integrity: not sent");
+    free(buf);
+    release_all(evpl, iov, niov);
+    sreq_free(s);
+}
+
+/* send_reply_dispatch of every program the library serves. */
+static int
+rpc2_send_reply(struct evpl *evpl, struct evpl_rpc2_encoding *encoding,
+                const struct evpl_rpc2_verf *verf, xdr_iovec *iov, int niov, int length)
+{
+    struct rpc2_sreq *s = container_of(encoding, struct rpc2_sreq, enc);
+    uint32_t reserve = encoding->program->reserve;
+    uint32_t body = (uint32_t) length - reserve;
+    uint32_t written = UINT32_MAX;
+    uint8_t hdr[160 + AUTH_BODY_MAX], rpc[24 + AUTH_BODY_MAX], *p = rpc;
+    uint32_t hlen, rlen;
+    struct evpl_iovec *out;
+    int n, vlen;
+
+    (void) verf; /* AUTH_NONE verifiers only (AUTH_SHORT is not issued) */
+    if ((uint32_t) length < reserve || niov < 0) {
+        release_all(evpl, iov, niov);
+        sreq_free(s);
+        return -1;
+    }
+    p = rpc2_put_u32(p, encoding->xid);
+    p = rpc2_put_u32(p, RPC_REPLY);
+    p = rpc2_put_u32(p, MSG_ACCEPTED);
+    vlen = put_verifier(s, p, AUTH_BODY_MAX + 8);
+    if (vlen < 0) {
+        rpc2_error("cannot sign the verifier of a reply: dropped");
+        release_all(evpl, iov, niov);
+        sreq_free(s);
+        return 0;
+    }
+    p += vlen;
+    p = rpc2_put_u32(p, ACCEPT_SUCCESS);
+    rlen = (uint32_t) (p - rpc);
+    if (s->gss && s->gss_svc == EVPL_RPC2_GSS_SVC_INTEGRITY) {
+        reply_integrity(evpl, s, rpc, rlen, iov, niov, reserve, body);
+        return 0;
+    }
+
+    if (s->rdma && s->write_chunk.niov > 0 && s->conn && !priv(s->conn)->gone) {
+        /* the result's payload goes straight into the client's memory;
+         * the reply (sent after it on the same connection) says how much */
+        written = s->write_chunk.length;
+        evpl_rdma_write(evpl, s->conn->bind, s->write_seg.handle, s->write_seg.offset,
+                        s->write_chunk.iov, s->write_chunk.niov, EVPL_RDMA_FLAG_TAKE_REF,
+                        rdma_write_done, NULL);
+        s->write_chunk.niov = 0;
+    }
+
+    if (s->rdma && s->has_reply_seg && rlen + body > RDMA_INLINE_REPLY_MAX) {
+        /* RDMA_NOMSG: the whole reply goes into the reply chunk */
+        uint32_t total = rlen + body;
+
+        if (total > s->reply_seg.length) {
+            uint8_t e[32], *q = e;
+
+            q = rpc2_put_u32(q, encoding->xid);
+            q = rpc2_put_u32(q, RDMA_VERSION);
+            q = rpc2_put_u32(q, grant(s));
+            q = rpc2_put_u32(q, RDMA_ERROR);
+            q = rpc2_put_u32(q, ERR_CHUNK);
+            release_all(evpl, iov, niov);
+            if (s->conn && !priv(s->conn)->gone && !priv(s->conn)->closing) {
+                evpl_send(evpl, s->conn->bind, e, (unsigned int) (q - e));
+            }
+            sreq_free(s);
+            return 0;
+        }
+        out = xmalloc((size_t) (niov + 1) * sizeof(*out));
+        n = prepend(evpl, rpc, rlen, reserve, iov, niov, out);
+        if (n < 0) {
+            free(out);
+            release_all(evpl, iov, niov);
+            sreq_free(s);
+            return -1;
+        }
+        if (encoding->reply_capture_cb) {
+            encoding->reply_capture_cb(out, n, (int) total, encoding->reply_capture_private);
+        }
+        if (s->conn && !priv(s->conn)->gone) {
+            hlen = transport_header(s, hdr, encoding->xid, 0, 1, written, total);
+            evpl_rdma_write(evpl, s->conn->bind, s->reply_seg.handle, s->reply_seg.offset, out, n,
+                            EVPL_RDMA_FLAG_TAKE_REF, rdma_write_done, NULL);
+            if (!priv(s->conn)->closing) {
+                evpl_send(evpl, s->conn->bind, hdr, hlen);
+            }
+        } else {
+            release_all(evpl, out, n);
+        }
+        free(out);
+        sreq_free(s);
+        return 0;
+    }
+
+    hlen = transport_header(s, hdr, encoding->xid, rlen + body, 0, written, UINT32_MAX);
+    memcpy(hdr + hlen, rpc, rlen);
+    out = xmalloc((size_t) (niov + 1) * sizeof(*out));
+    n = prepend(evpl, hdr, hlen + rlen, reserve, iov, niov, out);
+    if (n < 0) {
+        free(out);
+        release_all(evpl, iov, niov);
+        sreq_free(s);
+        return -1;
+    }
+    if (encoding->reply_capture_cb) {
+        /* the RPC message without its transport header */
+        struct evpl_iovec first = out[0];
+
+        out[0].data = (char *) out[0].data + hlen;
+        out[0].length -= hlen;
+        encoding->reply_capture_cb(out, n, (int) (rlen + body), encoding->reply_capture_private);
+        out[0] = first;
+    }
+    send_message(evpl, s->conn, out, n, hlen + rlen + body);
+    free(out);
+    sreq_free(s);
+    return 0;
+}
+
+/* AUTH_SYS body (RFC 5531 appendix A) into the request's credential. */
+static int
+parse_authsys(struct rpc2_sreq *s, struct rpc2_rd *r, uint32_t body_len)
+{
+    uint32_t start = r->pos, stamp, mlen, n;
+
+    if (rpc2_rd_u32(r, &stamp) < 0 || rpc2_rd_opaque(r, s->machinename, MACHINE_MAX, &mlen) < 0 ||
+        rpc2_rd_u32(r, &s->cred.authsys.uid) < 0 || rpc2_rd_u32(r, &s->cred.authsys.gid) < 0 ||
+        rpc2_rd_u32(r, &n) < 0 || n > EVPL_RPC2_AUTH_SYS_MAX_GIDS) {
+        return -1;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (rpc2_rd_u32(r, &s->gids[i]) < 0) {
+            return -1;
+        }
+    }
+    if (r->pos - start != body_len) {
+        return -1;
+    }
+    s->machinename[mlen] = '\0';
+    s->cred.authsys.machinename = s->machinename;
+    s->cred.authsys.machinename_len = (int) mlen;
+    s->cred.authsys.num_gids = n;
+    s->cred.authsys.gids = s->gids;
+    return 0;
+}
+
+static void dispatch_call(struct evpl *evpl, struct rpc2_sreq *s);
+
+static void
+read_chunk_done(int status, void *private_data)
+{
+    struct rpc2_sreq *s = private_data;
+
+    if (status) {
+        s->read_failed = 1;
+    }
+    if (--s->reads_left == 0) {
+        struct evpl *evpl = s->thread->evpl;
+
+        if (s->read_failed || !s->conn) {
+            /* the argument never arrived: the call cannot be served */
+            rpc2_error("RDMA read of a call's chunk failed");
+            if (s->conn && !priv(s->conn)->closing && !priv(s->conn)->gone) {
+                priv(s->conn)->closing = 1;
+                evpl_close(evpl, s->conn->bind);
+            }
+            sreq_free(s);
+            return;
+        }
+        dispatch_call(evpl, s);
+    }
+}
+
+/* Program, version and procedure (RFC 5531 §9 accept_stat). */
+static void
+dispatch_call(struct evpl *evpl, struct rpc2_sreq *s)
+{
+    struct evpl_rpc2_conn *conn = s->conn;
+    uint32_t len = s->args_len;
+    struct evpl_iovec *args, *msg;
+    int nargs, nmsg, rc;
+
+    args = dbuf_space(&s->dbuf, (size_t) (s->nmsg + 1) * sizeof(*args));
+    nargs = args ? view(s->msg, s->nmsg, s->args_pos, len, args, s->nmsg + 1) : -1;
+    if (nargs < 0) {
+        send_error(evpl, s, s->enc.xid, 0, ACCEPT_SYSTEM_ERR, 0, 0);
+        sreq_free(s);
+        return;
+    }
+    if (s->nread_segs) {
+        s->read_chunk.iov = &s->read_buf;
+        s->read_chunk.niov = 1;
+        s->enc.read_chunk = &s->read_chunk;
+    }
+    if (s->has_write_seg) {
+        s->write_chunk.max_length = s->write_seg.length;
+        s->enc.write_chunk = &s->write_chunk;
+    }
+    /* the message goes once decoding is done: what the handler keeps
+     * are copies or references of its own, and a handler that replies at
+     * once frees the request under us */
+    msg = s->msg;
+    nmsg = s->nmsg;
+    s->msg = NULL;
+    rc =
+        s->program->recv_call_dispatch(evpl, conn, &s->enc, s->proc, s->program->program_data,
+                                       &s->cred, args, nargs, (int) len, conn->server_private_data);
+    release_all(evpl, msg, nmsg);
+    free(msg);
+    if (rc == 0) {
+        return;
+    }
+    send_error(evpl, s, s->enc.xid, 0,
+               rc == 1   ? ACCEPT_PROC_UNAVAIL
+               : rc == 2 ? ACCEPT_GARBAGE_ARGS
+                         : ACCEPT_SYSTEM_ERR,
+               0, 0);
+    sreq_free(s);
+}
+
+/* ---- RPCSEC_GSS (RFC 2203 §5) ---- */
+
+#define GSS_TOKEN_MAX (64u << 10)
+
+/* Context creation over the NULL procedure: INIT and CONTINUE_INIT. */
+static int
+gss_init(struct evpl *evpl, struct rpc2_conn *c, struct rpc2_sreq *s, struct rpc2_rd *r,
+         uint32_t gproc, const uint8_t *handle, uint32_t hlen)
+{
+    struct evpl_rpc2_thread *t = c->pub.thread;
+    const struct evpl_rpc2_gss_provider *gp = t->gss;
+    uint32_t tlen, major = GSS_S_FAILURE, window = 0, room = 64;
+    uint8_t *tok = NULL, *buf = NULL, *q, seqw[4];
+    void *out = NULL, *mic = NULL;
+    size_t outlen = 0, miclen = 0;
+    struct rpc2_gss_ctx *g;
+    int complete = 0, rc;
+
+    if (rpc2_rd_u32(r, &tlen) < 0 || tlen > GSS_TOKEN_MAX || !(tok = malloc(tlen ? tlen : 1)) ||
+        rpc2_rd_bytes(r, tok, tlen) < 0) {
+        free(tok);
+        send_error(evpl, s, s->enc.xid, 0, ACCEPT_GARBAGE_ARGS, 0, 0);
+        sreq_free(s);
+        return 1;
+    }
+    if (gproc == RPCSEC_GSS_INIT) {
+        g = rpc2_gss_new(gp, t->gss_arg, c);
+    } else {
+        g = rpc2_gss_find(handle, hlen);
+        if (g && g->complete) {
+            rpc2_gss_put(g);
+            g = NULL;
+        }
+    }
+    if (!g) {
+        free(tok);
+        send_error(evpl, s, s->enc.xid, 1, AUTH_ERROR, RPCSEC_GSS_CREDPROBLEM, 0);
+        sreq_free(s);
+        return 1;
+    }
+    rc = gp->accept(g->arg, &g->gss, tok, tlen, &out, &outlen, &complete, g->principal,
+                    sizeof(g->principal));
+    free(tok);
+    g->principal[sizeof(g->principal) - 1] = '\0';
+    if (rc == 0 && complete) {
+        /* the verifier of the last reply signs the window (§5.2.3.1) */
+        rpc2_put_u32(seqw, RPCSEC_GSS_WINDOW);
+        if (gp->get_mic(g->arg, g->gss, seqw, 4, &mic, &miclen) != 0 || miclen > AUTH_BODY_MAX) {
+            rc = -1;
+        }
+    }
+    if (rc != 0 || outlen > GSS_TOKEN_MAX) {
+        /* no token of a failed step goes out */
+        free(out);
+        out = NULL;
+        outlen = 0;
+        rpc2_gss_remove(g);
+    } else {
+        major = complete ? GSS_S_COMPLETE : GSS_S_CONTINUE_NEEDED;
+        window = complete ? RPCSEC_GSS_WINDOW : 0;
+        g->complete = complete;
+    }
+    buf = malloc(room + 64 + AUTH_BODY_MAX + 32 + outlen + 4);
+    if (buf) {
+        q = buf + room;
+        q = rpc2_put_u32(q, s->enc.xid);
+        q = rpc2_put_u32(q, RPC_REPLY);
+        q = rpc2_put_u32(q, MSG_ACCEPTED);
+        if (mic && major == GSS_S_COMPLETE) {
+            q = rpc2_put_u32(q, EVPL_RPC2_AUTH_RPCSEC_GSS);
+            q = rpc2_put_opaque(q, mic, (uint32_t) miclen);
+        } else {
+            q = rpc2_put_u32(q, EVPL_RPC2_AUTH_NONE);
+            q = rpc2_put_u32(q, 0);
+        }
+        q = rpc2_put_u32(q, ACCEPT_SUCCESS);
+        /* rpc_gss_init_res */
+        if (major == GSS_S_FAILURE) {
+            q = rpc2_put_u32(q, 0);
+        } else {
+            q = rpc2_put_opaque(q, &g->handle, sizeof(g->handle));
+        }
+        q = rpc2_put_u32(q, major);
+        q = rpc2_put_u32(q, 0);
+        q = rpc2_put_u32(q, window);
+        q = rpc2_put_opaque(q, out, (uint32_t) outlen);
+        send_flat(evpl, s, buf, room, (uint32_t) (q - buf - room));
+    }
+    free(buf);
+    free(out);
+    free(mic);
+    rpc2_gss_put(g);
+    sreq_free(s);
+    return 1;
+}
+
+/*
+ * An RPCSEC_GSS credential; r is positioned at its body.  Returns 0 when
+ * the call goes on to its program (credential filled in, arguments
+ * located), 1 when it was answered or dropped here (s is freed).
+ */
+static int
+gss_call(struct evpl *evpl, struct rpc2_conn *c, struct rpc2_sreq *s, struct rpc2_rd *r,
+         uint32_t blen, uint32_t proc, uint32_t msglen)
+{
+    struct evpl_rpc2_thread *t = c->pub.thread;
+    uint32_t start = r->pos, ver, gproc, seq, svc, hlen, vflavor, vlen, cred_end, stat;
+    uint8_t handle[AUTH_BODY_MAX], hdr[32 + AUTH_BODY_MAX], verf[AUTH_BODY_MAX];
+    struct rpc2_gss_ctx *g;
+    struct rpc2_rd hr;
+
+    if (rpc2_rd_u32(r, &ver) < 0 || rpc2_rd_u32(r, &gproc) < 0 || rpc2_rd_u32(r, &seq) < 0 ||
+        rpc2_rd_u32(r, &svc) < 0 || rpc2_rd_opaque(r, handle, AUTH_BODY_MAX, &hlen) < 0 ||
+        r->pos - start != blen) {
+        stat = AUTH_BADCRED;
+        goto deny;
+    }
+    cred_end = r->pos;
+    if (rpc2_rd_u32(r, &vflavor) < 0 || rpc2_rd_opaque(r, verf, AUTH_BODY_MAX, &vlen) < 0) {
+        stat = AUTH_BADCRED;
+        goto deny;
+    }
+    if (!t->gss) {
+        stat = AUTH_REJECTEDCRED;
+        goto deny;
+    }
+    if (ver != RPCSEC_GSS_VERS_1 || svc < EVPL_RPC2_GSS_SVC_NONE ||
+        svc > EVPL_RPC2_GSS_SVC_PRIVACY) {
+        stat = AUTH_BADCRED;
+        goto deny;
+    }
+    if (gproc == RPCSEC_GSS_INIT || gproc == RPCSEC_GSS_CONTINUE) {
+        if (proc != 0) {
+            stat = AUTH_BADCRED;
+            goto deny;
+        }
+        return gss_init(evpl, c, s, r, gproc, handle, hlen);
+    }
+    if (gproc != RPCSEC_GSS_DATA && gproc != RPCSEC_GSS_DESTROY) {
+        stat = AUTH_BADCRED;
+        goto deny;
+    }
+    /* privacy is not offered; integrity needs the whole message inline */
+    if (svc == EVPL_RPC2_GSS_SVC_PRIVACY || (svc == EVPL_RPC2_GSS_SVC_INTEGRITY && !c->stream)) {
+        stat = AUTH_TOOWEAK;
+        goto deny;
+    }
+    g = rpc2_gss_find(handle, hlen);
+    if (!g || !g->complete) {
+        if (g) {
+            rpc2_gss_put(g);
+        }
+        stat = RPCSEC_GSS_CREDPROBLEM;
+        goto deny;
+    }
+    if (seq >= RPCSEC_GSS_MAXSEQ) {
+        rpc2_gss_put(g);
+        stat = RPCSEC_GSS_CTXPROBLEM; /* RFC 2203 §5.3.3.1 */
+        goto deny;
+    }
+    /* the verifier signs the header from the xid to the credential's end */
+    rpc2_rd_init(&hr, s->msg, s->nmsg, s->msglen);
+    if (cred_end > sizeof(hdr) || rpc2_rd_bytes(&hr, hdr, cred_end) < 0 ||
+        vflavor != EVPL_RPC2_AUTH_RPCSEC_GSS ||
+        g->provider->verify_mic(g->arg, g->gss, hdr, cred_end, verf, vlen) != 0) {
+        rpc2_gss_put(g);
+        stat = RPCSEC_GSS_CREDPROBLEM;
+        goto deny;
+    }
+    if (rpc2_gss_seq_accept(g, seq) < 0) {
+        rpc2_gss_put(g); /* a replay, or older than the window: silence */
+        sreq_free(s);
+        return 1;
+    }
+    s->gss = g;
+    s->gss_seq = seq;
+    s->gss_svc = svc;
+    if (gproc == RPCSEC_GSS_DESTROY) {
+        uint8_t buf[64 + 32 + AUTH_BODY_MAX], *q = buf + 64;
+        int n;
+
+        q = rpc2_put_u32(q, s->enc.xid);
+        q = rpc2_put_u32(q, RPC_REPLY);
+        q = rpc2_put_u32(q, MSG_ACCEPTED);
+        n = put_verifier(s, q, AUTH_BODY_MAX + 8);
+        if (n >= 0) {
+            q += n;
+            q = rpc2_put_u32(q, ACCEPT_SUCCESS);
+            send_flat(evpl, s, buf, 64, (uint32_t) (q - buf - 64));
+        }
+        rpc2_gss_remove(g);
+        sreq_free(s);
+        return 1;
+    }
+    s->cred.flavor = EVPL_RPC2_AUTH_RPCSEC_GSS;
+    s->cred.gss.principal = g->principal;
+    s->cred.gss.service = svc;
+    s->cred.gss.gss_ctx = NULL;
+    if (svc == EVPL_RPC2_GSS_SVC_INTEGRITY) {
+        /* rpc_gss_integ_data: the sequence number and the arguments, then
+         * a MIC over both (§5.3.2.2) */
+        uint32_t len, body_pos, cklen, bseq;
+        uint8_t *body = NULL, ck[AUTH_BODY_MAX];
+        int bad;
+
+        bad = rpc2_rd_u32(r, &len) < 0 || len < 4 || len > msglen - r->pos;
+        body_pos = r->pos;
+        bad = bad || !(body = malloc(len)) || rpc2_rd_bytes(r, body, len) < 0 ||
+              rpc2_rd_bytes(r, NULL, (4 - (len & 3)) & 3) < 0 ||
+              rpc2_rd_opaque(r, ck, AUTH_BODY_MAX, &cklen) < 0 ||
+              g->provider->verify_mic(g->arg, g->gss, body, len, ck, cklen) != 0;
+        if (!bad) {
+            bseq = (uint32_t) body[0] << 24 | (uint32_t) body[1] << 16 | (uint32_t) body[2] << 8 |
+                   body[3];
+            bad = bseq != seq;
+        }
+        free(body);
+        if (bad) {
+            send_error(evpl, s, s->enc.xid, 0, ACCEPT_GARBAGE_ARGS, 0, 0);
+            sreq_free(s);
+            return 1;
+        }
+        s->args_pos = body_pos + 4;
+        s->args_len = len - 4;
+    } else {
+        s->args_pos = r->pos;
+        s->args_len = msglen - r->pos;
+    }
+    return 0;
+
+deny:
+    send_error(evpl, s, s->enc.xid, 1, AUTH_ERROR, stat, 0);
+    sreq_free(s);
+    return 1;
+}
+
+/*
+ * A CALL (RFC 5531 §9): the header after the xid and message type.  r is
+ * positioned after those two words; msg is owned by this function.
+ */
+static void
+server_call(struct evpl *evpl, struct rpc2_conn *c, struct rpc2_rd *r, uint32_t xid,
+            struct evpl_iovec *msg, int nmsg, uint32_t msglen, struct rpc2_sreq *s)
+{
+    struct evpl_rpc2_conn *conn = &c->pub;
+    uint32_t rpcvers, prog, vers, proc, flavor, blen, vflavor, vlen;
+    uint32_t low = UINT32_MAX, high = 0;
+    int found_prog = 0;
+
+    s->conn = conn;
+    s->next = c->sreqs;
+    if (c->sreqs) {
+        c->sreqs->prev = s;
+    }
+    c->sreqs = s;
+    s->enc.xid = xid;
+    s->msg = msg;
+    s->nmsg = nmsg;
+    s->msglen = msglen;
+
+    if (rpc2_rd_u32(r, &rpcvers) < 0) {
+        goto badcred;
+    }
+    if (rpcvers != 2) {
+        send_error(evpl, s, xid, 1, RPC_MISMATCH, 2, 2);
+        sreq_free(s);
+        return;
+    }
+    if (rpc2_rd_u32(r, &prog) < 0 || rpc2_rd_u32(r, &vers) < 0 || rpc2_rd_u32(r, &proc) < 0 ||
+        rpc2_rd_u32(r, &flavor) < 0 || rpc2_rd_u32(r, &blen) < 0 || blen > AUTH_BODY_MAX) {
+        goto badcred;
+    }
+    s->cred.flavor = flavor;
+    switch (flavor) {
+        case EVPL_RPC2_AUTH_NONE:
+            if (rpc2_rd_bytes(r, NULL, (blen + 3) & ~3u) < 0) {
+                goto badcred;
+            }
+            break;
+        case EVPL_RPC2_AUTH_SYS:
+            if (parse_authsys(s, r, blen) < 0 || rpc2_rd_bytes(r, NULL, (4 - (blen & 3)) & 3) < 0) {
+                goto badcred;
+            }
+            break;
+        case EVPL_RPC2_AUTH_RPCSEC_GSS:
+            if (gss_call(evpl, c, s, r, blen, proc, msglen) != 0) {
+                return; /* answered (or dropped) there */
+            }
+            goto dispatch;
+        default:
+            send_error(evpl, s, xid, 1, AUTH_ERROR, AUTH_TOOWEAK, 0);
+            sreq_free(s);
+            return;
+    }
+    if (rpc2_rd_u32(r, &vflavor) < 0 || rpc2_rd_opaque(r, NULL, AUTH_BODY_MAX, &vlen) < 0) {
+        goto badcred;
+    }
+dispatch:
+    if (!s->gss) {
+        s->args_pos = r->pos;
+        s->args_len = msglen - r->pos;
+    }
+
+    for (int i = 0; i < conn->num_server_programs; i++) {
+        struct evpl_rpc2_program *p = conn->server_programs[i];
+
+        if (p->program != prog) {
+            continue;
+        }
+        found_prog = 1;
+        low = p->version < low ? p->version : low;
+        high = p->version > high ? p->version : high;
+        if (p->version == vers) {
+            s->program = p;
+        }
+    }
+    if (!found_prog) {
+        send_error(evpl, s, xid, 0, ACCEPT_PROG_UNAVAIL, 0, 0);
+        sreq_free(s);
+        return;
+    }
+    if (!s->program) {
+        send_error(evpl, s, xid, 0, ACCEPT_PROG_MISMATCH, low, high);
+        sreq_free(s);
+        return;
+    }
+    if (proc > s->program->maxproc) {
+        send_error(evpl, s, xid, 0, ACCEPT_PROC_UNAVAIL, 0, 0);
+        sreq_free(s);
+        return;
+    }
+    s->proc = proc;
+    s->enc.program = s->program;
+
+    if (s->nread_segs) {
+        /* fetch the directly placed argument before dispatch (RFC 8166
+         * §3.5.3); its position is counted from the RPC message start */
+        uint32_t total = 0;
+
+        for (int i = 0; i < s->nread_segs; i++) {
+            total += s->read_segs[i].length;
+        }
+        if (s->read_position < s->args_pos ||
+            evpl_iovec_alloc(evpl, total ? total : 1, 8, 1, 0, &s->read_buf) != 1) {
+            send_error(evpl, s, xid, 0, ACCEPT_GARBAGE_ARGS, 0, 0);
+            sreq_free(s);
+            return;
+        }
+        s->read_chunk.xdr_position = s->read_position - s->args_pos;
+        s->read_chunk.length = total;
+        s->read_buf.length = total;
+        s->reads_left = s->nread_segs;
+        for (int i = 0, off = 0; i < s->nread_segs; i++) {
+            struct evpl_iovec piece = s->read_buf;
+
+            piece.data = (char *) s->read_buf.data + off;
+            piece.length = s->read_segs[i].length;
+            off += (int) s->read_segs[i].length;
+            evpl_rdma_read(evpl, conn->bind, s->read_segs[i].handle, s->read_segs[i].offset, &piece,
+                           1, read_chunk_done, s);
+        }
+        return;
+    }
+    dispatch_call(evpl, s);
+    return;
+
+badcred:
+    send_error(evpl, s, xid, 1, AUTH_ERROR, AUTH_BADCRED, 0);
+    sreq_free(s);
+}
+
+/* ---- client side ---- */
+
+static void
+call_release_buffers(struct evpl *evpl, struct evpl_rpc2_request *req, int keep_write)
+{
+    if (req->has_read) {
+        evpl_iovec_release(evpl, &req->read_iov);
+        req->has_read = 0;
+    }
+    if (req->has_write && !req->write_lent && !keep_write) {
+        evpl_iovec_release(evpl, &req->write_iov);
+    }
+    req->has_write = 0;
+    if (req->has_reply) {
+        evpl_iovec_release(evpl, &req->reply_iov);
+        req->has_reply = 0;
+    }
+}
+
+/* One completion per call, never inside evpl_rpc2_call. */
+static void
+call_complete(struct evpl *evpl, struct evpl_rpc2_conn *conn, struct evpl_rpc2_request *req,
+              int status, struct evpl_rpc2_rdma_chunk *chunk, struct evpl_iovec *iov, int niov,
+              uint32_t length)
+{
+    struct evpl_rpc2_thread *t = conn->thread;
+    static const struct evpl_rpc2_verf none = {NULL, 0};
+    struct xdr_dbuf *d = &t->reply_dbuf;
+
+    dbuf_fit(d, (uint64_t) length * DBUF_PER_BYTE + DBUF_MIN);
+    /* a decoded direct result aliases the write chunk: the callback owns
+     * it (or it is the caller's own buffer) */
+    call_release_buffers(evpl, req, chunk != NULL);
+    req->program->recv_reply_dispatch(evpl, conn, d, req->proc, chunk, &none, iov, niov,
+                                      (int) length, status, req->callback, req->private_data);
+    free(req);
+}
+
+static void
+complete_failed(struct evpl *evpl, void *private_data)
+{
+    struct rpc2_conn *c = private_data;
+
+    while (c->failed) {
+        struct evpl_rpc2_request *req = c->failed;
+
+        c->failed = req->next;
+        call_complete(evpl, &c->pub, req, req->status, NULL, NULL, 0, 0);
+    }
+}
+
+static void
+call_fail_later(struct evpl *evpl, struct rpc2_conn *c, struct evpl_rpc2_request *req, int status)
+{
+    struct evpl_rpc2_request **tail = &c->failed;
+
+    req->status = status;
+    req->next = NULL;
+    while (*tail) {
+        tail = &(*tail)->next;
+    }
+    *tail = req;
+    evpl_defer(evpl, &c->fail_deferral);
+}
+
+/* The call header (RFC 5531 §9) for a credential; returns its length. */
+static uint32_t
+call_header(uint8_t *p, uint32_t xid, const struct evpl_rpc2_program *program, uint32_t proc,
+            const struct evpl_rpc2_cred *cred)
+{
+    uint8_t *start = p;
+
+    p = rpc2_put_u32(p, xid);
+    p = rpc2_put_u32(p, RPC_CALL);
+    p = rpc2_put_u32(p, 2);
+    p = rpc2_put_u32(p, program->program);
+    p = rpc2_put_u32(p, program->version);
+    p = rpc2_put_u32(p, proc);
+    if (cred && cred->flavor == EVPL_RPC2_AUTH_SYS) {
+        uint32_t mlen =
+            cred->authsys.machinename_len > 0 ? (uint32_t) cred->authsys.machinename_len : 0;
+        uint32_t ngids = cred->authsys.num_gids;
+        uint8_t *lenp;
+
+        if (mlen > MACHINE_MAX) {
+            mlen = MACHINE_MAX;
+        }
+        if (ngids > EVPL_RPC2_AUTH_SYS_MAX_GIDS) {
+            ngids = EVPL_RPC2_AUTH_SYS_MAX_GIDS;
+        }
+        p = rpc2_put_u32(p, EVPL_RPC2_AUTH_SYS);
+        lenp = p;
+        p += 4;
+        p = rpc2_put_u32(p, 0); /* stamp */
+        p = rpc2_put_opaque(p, cred->authsys.machinename, mlen);
+        p = rpc2_put_u32(p, cred->authsys.uid);
+        p = rpc2_put_u32(p, cred->authsys.gid);
+        p = rpc2_put_u32(p, ngids);
+        for (uint32_t i = 0; i < ngids; i++) {
+            p = rpc2_put_u32(p, cred->authsys.gids[i]);
+        }
+        rpc2_put_u32(lenp, (uint32_t) (p - lenp - 4));
+    } else {
+        p = rpc2_put_u32(p, EVPL_RPC2_AUTH_NONE);
+        p = rpc2_put_u32(p, 0);
+    }
+    p = rpc2_put_u32(p, EVPL_RPC2_AUTH_NONE); /* verifier */
+    p = rpc2_put_u32(p, 0);
+    return (uint32_t) (p - start);
+}
+
+/* Advertise a buffer to the server: one segment of a chunk list. */
+static uint8_t *
+put_segment(struct evpl *evpl, struct evpl_bind *bind, uint8_t *p, struct evpl_iovec *iov,
+            uint32_t length)
+{
+    uint32_t key;
+    uint64_t addr;
+
+    evpl_rdma_get_address(evpl, bind, iov, &key, &addr);
+    p = rpc2_put_u32(p, key);
+    p = rpc2_put_u32(p, length);
+    return rpc2_put_u64(p, addr);
+}
+
+EVPL_API int
+evpl_rpc2_call(struct evpl *evpl, struct evpl_rpc2_program *program, struct evpl_rpc2_conn *conn,
+               const struct evpl_rpc2_cred *cred, uint32_t procedure, struct evpl_iovec *req_iov,
+               int req_niov, int req_length, struct evpl_rpc2_rdma_chunk *rdma_chunk,
+               int max_rdma_write_chunk, struct evpl_iovec *write_chunk_iov, int write_chunk_niov,
+               int max_rdma_reply_chunk, void *callback, void *private_data)
+{
+    struct rpc2_conn *c = priv(conn);
+    struct evpl_rpc2_request *req = xmalloc(sizeof(*req));
+    uint8_t hdr[RPC_HDR_MAX + 128], rpc[RPC_HDR_MAX], *p = hdr;
+    uint32_t rlen, hlen = 0, body;
+    struct evpl_iovec *out;
+    int n;
+
+    req->proc = procedure;
+    req->program = program;
+    req->callback = callback;
+    req->private_data = private_data;
+
+    if (req_niov < 0 || !req_iov || (uint32_t) req_length < program->reserve) {
+        /* the stub could not encode the arguments */
+        release_all(evpl, req_iov, req_niov > 0 ? req_niov : 0);
+        call_fail_later(evpl, c, req, EVPL_RPC2_REPLY_DECODE_ERROR);
+        return 0;
+    }
+    if (c->gone || c->closing) {
+        release_all(evpl, req_iov, req_niov);
+        call_fail_later(evpl, c, req, EVPL_RPC2_REPLY_CONN_LOST);
+        return 0;
+    }
+    req->xid = conn->next_xid++;
+    if (conn->next_xid == 0) {
+        conn->next_xid = 1;
+    }
+    body = (uint32_t) req_length - program->reserve;
+    rlen = call_header(rpc, req->xid, program, procedure, cred);
+
+    if (c->stream) {
+        p = rpc2_put_u32(p, 0x80000000u | (rlen + body));
+    } else {
+        /* RPC-over-RDMA header (RFC 8166 §4.2) with our chunk lists */
+        p = rpc2_put_u32(p, req->xid);
+        p = rpc2_put_u32(p, RDMA_VERSION);
+        p = rpc2_put_u32(p, 1); /* credits asked for */
+        p = rpc2_put_u32(p, RDMA_MSG);
+        if (rdma_chunk && rdma_chunk->niov > 0) {
+            if (rdma_chunk->niov != 1) {
+                evpl_abort("rpc2", __FILE__, __LINE__,
+                           "a read chunk must be one iovec (rpc2.md §4), got %d", rdma_chunk->niov);
+            }
+            evpl_iovec_move(&req->read_iov, &rdma_chunk->iov[0]);
+            req->has_read = 1;
+            p = rpc2_put_u32(p, 1);
+            p = rpc2_put_u32(p, rlen + rdma_chunk->xdr_position);
+            p = put_segment(evpl, conn->bind, p, &req->read_iov, rdma_chunk->length);
+        }
+        p = rpc2_put_u32(p, 0);
+        if (max_rdma_write_chunk > 0) {
+            if (write_chunk_iov && write_chunk_niov == 1) {
+                req->write_iov = write_chunk_iov[0];
+                req->write_lent = 1;
+            } else if (evpl_iovec_alloc(evpl, (unsigned int) max_rdma_write_chunk, 8, 1, 0,
+                                        &req->write_iov) != 1) {
+                goto nomem;
+            }
+            req->has_write = 1;
+            p = rpc2_put_u32(p, 1);
+            p = rpc2_put_u32(p, 1);
+            p = put_segment(evpl, conn->bind, p, &req->write_iov, (uint32_t) max_rdma_write_chunk);
+        }
+        p = rpc2_put_u32(p, 0);
+        if (max_rdma_reply_chunk > 0) {
+            if (evpl_iovec_alloc(evpl, (unsigned int) max_rdma_reply_chunk, 8, 1, 0,
+                                 &req->reply_iov) != 1) {
+                goto nomem;
+            }
+            req->has_reply = 1;
+            p = rpc2_put_u32(p, 1);
+            p = rpc2_put_u32(p, 1);
+            p = put_segment(evpl, conn->bind, p, &req->reply_iov, (uint32_t) max_rdma_reply_chunk);
+        } else {
+            p = rpc2_put_u32(p, 0);
+        }
+    }
+    hlen = (uint32_t) (p - hdr);
+    memcpy(p, rpc, rlen);
+
+    out = xmalloc((size_t) (req_niov + 1) * sizeof(*out));
+    n = prepend(evpl, hdr, hlen + rlen, program->reserve, req_iov, req_niov, out);
+    if (n < 0) {
+        free(out);
+        goto nomem;
+    }
+    HASH_ADD(hh, conn->pending_calls, xid, sizeof(req->xid), req);
+    evpl_sendv(evpl, conn->bind, out, n, (int) (hlen + rlen + body), EVPL_SEND_FLAG_TAKE_REF);
+    free(out);
+    return 0;
+
+nomem:
+    release_all(evpl, req_iov, req_niov);
+    call_release_buffers(evpl, req, 0);
+    call_fail_later(evpl, c, req, EVPL_RPC2_REPLY_CONN_LOST);
+    return 0;
+}
+
+/* A REPLY (RFC 5531 §9); r is positioned after the message type. */
+static void
+client_reply(struct evpl *evpl, struct rpc2_conn *c, struct rpc2_rd *r, uint32_t xid,
+             struct evpl_iovec *msg, int nmsg, uint32_t msglen, int rdma_status,
+             const struct rpc2_seg *written)
+{
+    struct evpl_rpc2_conn *conn = &c->pub;
+    struct evpl_rpc2_request *req;
+    uint32_t stat, vflavor, astat, v;
+    struct evpl_rpc2_rdma_chunk chunk, *chunkp = NULL;
+    struct evpl_iovec *res;
+    int nres;
+
+    HASH_FIND(hh, conn->pending_calls, &xid, sizeof(xid), req);
+    if (!req) {
+        return; /* unknown or answered already: dropped (rpc2.md §4) */
+    }
+    HASH_DELETE(hh, conn->pending_calls, req);
+    if (rdma_status) {
+        call_complete(evpl, conn, req, rdma_status, NULL, NULL, 0, 0);
+        return;
+    }
+    if (rpc2_rd_u32(r, &stat) < 0) {
+        goto undecodable;
+    }
+    if (stat != MSG_ACCEPTED) {
+        call_complete(evpl, conn, req, EVPL_RPC2_REPLY_DENIED, NULL, NULL, 0, 0);
+        return;
+    }
+    if (rpc2_rd_u32(r, &vflavor) < 0 || rpc2_rd_opaque(r, NULL, AUTH_BODY_MAX, &v) < 0 ||
+        rpc2_rd_u32(r, &astat) < 0) {
+        goto undecodable;
+    }
+    if (astat != ACCEPT_SUCCESS) {
+        call_complete(evpl, conn, req,
+                      astat <= ACCEPT_SYSTEM_ERR ? (int) astat : EVPL_RPC2_REPLY_DECODE_ERROR, NULL,
+                      NULL, 0, 0);
+        return;
+    }
+    res = xmalloc((size_t) (nmsg + 1) * sizeof(*res));
+    nres = view(msg, nmsg, r->pos, msglen - r->pos, res, nmsg + 1);
+    if (nres < 0) {
+        free(res);
+        goto undecodable;
+    }
+    if (written && req->has_write) {
+        memset(&chunk, 0, sizeof(chunk));
+        chunk.length =
+            written->length < req->write_iov.length ? written->length : req->write_iov.length;
+        req->write_iov.length = chunk.length;
+        chunk.max_length = chunk.length;
+        chunk.iov = &req->write_iov;
+        chunk.niov = 1;
+        chunkp = &chunk;
+    }
+    call_complete(evpl, conn, req, 0, chunkp, res, nres, msglen - r->pos);
+    free(res);
+    return;
+
+undecodable:
+    call_complete(evpl, conn, req, EVPL_RPC2_REPLY_DECODE_ERROR, NULL, NULL, 0, 0);
+}
+
+/* ---- receiving ---- */
+
+static void
+close_conn(struct evpl *evpl, struct rpc2_conn *c)
+{
+    if (!c->closing && !c->gone) {
+        c->closing = 1;
+        evpl_close(evpl, c->pub.bind);
+    }
+}
+
+/* One RPC message (both directions); takes msg. */
+static void
+rpc_message(struct evpl *evpl, struct rpc2_conn *c, struct evpl_iovec *msg, int nmsg, uint32_t len,
+            struct rpc2_sreq *s, const struct rpc2_seg *written)
+{
+    struct rpc2_rd r;
+    uint32_t xid, type;
+
+    rpc2_rd_init(&r, msg, nmsg, len);
+    if (rpc2_rd_u32(&r, &xid) < 0 || rpc2_rd_u32(&r, &type) < 0 ||
+        (type != RPC_CALL && type != RPC_REPLY)) {
+        rpc2_error("malformed RPC message: closing the connection");
+        release_all(evpl, msg, nmsg);
+        free(msg);
+        if (s) {
+            sreq_free(s);
+        }
+        close_conn(evpl, c);
+        return;
+    }
+    if (type == RPC_CALL) {
+        if (!s) {
+            s = sreq_get(c->pub.thread, len);
+        }
+        s->rdma = !c->stream;
+        server_call(evpl, c, &r, xid, msg, nmsg, len, s); /* takes msg */
+        return;
+    }
+    if (s) {
+        sreq_free(s);
+    }
+    client_reply(evpl, c, &r, xid, msg, nmsg, len, 0, written);
+    release_all(evpl, msg, nmsg);
+    free(msg);
+}
+
+/* Copy the received iovec array (the callback's own) so it can be kept. */
+static struct evpl_iovec *
+own_iovecs(const struct evpl_iovec *iov, int niov)
+{
+    struct evpl_iovec *m = xmalloc((size_t) (niov ? niov : 1) * sizeof(*m));
+
+    memcpy(m, iov, (size_t) niov * sizeof(*m));
+    return m;
+}
+
+/* Drop n bytes from the front of an owned iovec list. */
+static int
+strip_front(struct evpl *evpl, struct evpl_iovec *iov, int niov, uint32_t n)
+{
+    int first = 0;
+
+    while (n && first < niov) {
+        if (iov[first].length <= n) {
+            n -= iov[first].length;
+            evpl_iovec_release(evpl, &iov[first]);
+            first++;
+        } else {
+            iov[first].data = (char *) iov[first].data + n;
+            iov[first].length -= n;
+            n = 0;
+        }
+    }
+    memmove(iov, iov + first, (size_t) (niov - first) * sizeof(*iov));
+    return niov - first;
+}
+
+/* A fragment (RFC 5531 §11) of a record; takes the iovecs. */
+static void
+stream_fragment(struct evpl *evpl, struct rpc2_conn *c, struct evpl_iovec *iov, int niov,
+                uint32_t len)
+{
+    struct evpl_rpc2_conn *conn = &c->pub;
+    uint8_t m[4];
+    struct rpc2_rd r;
+    uint32_t mark, flen;
+    struct evpl_iovec *own;
+    int n;
+
+    rpc2_rd_init(&r, iov, niov, len);
+    if (rpc2_rd_bytes(&r, m, 4) < 0) {
+        release_all(evpl, iov, niov);
+        close_conn(evpl, c);
+        return;
+    }
+    mark = (uint32_t) m[0] << 24 | (uint32_t) m[1] << 16 | (uint32_t) m[2] << 8 | m[3];
+    flen = mark & 0x7fffffffu;
+    own = own_iovecs(iov, niov);
+    n = strip_front(evpl, own, niov, 4);
+
+    if ((mark & 0x80000000u) && conn->reasm_niov == 0) {
+        rpc_message(evpl, c, own, n, flen, NULL, NULL); /* the common case */
+        return;
+    }
+    if ((uint64_t) conn->reasm_length + flen > evpl_global_config_get_rpc2_max_message_size()) {
+        rpc2_error("record over the size limit: closing");
+        release_all(evpl, own, n);
+        free(own);
+        close_conn(evpl, c);
+        return;
+    }
+    if (conn->reasm_niov + n > conn->reasm_cap) {
+        int cap = conn->reasm_cap ? conn->reasm_cap : 16;
+
+        while (cap < conn->reasm_niov + n) {
+            cap *= 2;
+        }
+        conn->reasm_iov = realloc(conn->reasm_iov, (size_t) cap * sizeof(*conn->reasm_iov));
+        if (!conn->reasm_iov) {
+            evpl_abort("rpc2", __FILE__, __LINE__, "out of memory");
+        }
+        conn->reasm_cap = cap;
+    }
+    memcpy(conn->reasm_iov + conn->reasm_niov, own, (size_t) n * sizeof(*own));
+    conn->reasm_niov += n;
+    conn->reasm_length += flen;
+    free(own);
+    if (mark & 0x80000000u) {
+        struct evpl_iovec *rec = own_iovecs(conn->reasm_iov, conn->reasm_niov);
+        int nrec = conn->reasm_niov;
+        uint32_t rlen = conn->reasm_length;
+
+        conn->reasm_niov = 0;
+        conn->reasm_length = 0;
+        rpc_message(evpl, c, rec, nrec, rlen, NULL, NULL);
+    }
+}
+
+/* Read a chunk list's segments (RFC 8166 §4.2.1). */
+static int
+read_segment(struct rpc2_rd *r, struct rpc2_seg *seg)
+{
+    return rpc2_rd_u32(r, &seg->handle) < 0 || rpc2_rd_u32(r, &seg->length) < 0 ||
+                   rpc2_rd_u64(r, &seg->offset) < 0
+               ? -1
+               : 0;
+}
+
+static int
+read_chunk_array(struct rpc2_rd *r, struct rpc2_seg *first, int *have, uint32_t *total)
+{
+    uint32_t count;
+    struct rpc2_seg seg;
+
+    if (rpc2_rd_u32(r, &count) < 0 || count > RDMA_MAX_SEGMENTS) {
+        return -1;
+    }
+    *total = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        if (read_segment(r, &seg) < 0) {
+            return -1;
+        }
+        if (i == 0 && first) {
+            *first = seg;
+            *have = 1;
+        }
+        *total += seg.length;
+    }
+    return 0;
+}
+
+/* An RPC-over-RDMA message (RFC 8166 §4); takes the iovecs. */
+static void
+rdma_message(struct evpl *evpl, struct rpc2_conn *c, struct evpl_iovec *iov, int niov, uint32_t len)
+{
+    struct evpl_rpc2_conn *conn = &c->pub;
+    struct rpc2_rd r;
+    uint32_t xid, vers, credits, proc, more, total;
+    struct rpc2_sreq *s = NULL;
+    struct rpc2_seg written, seg;
+    int have_written = 0, have = 0, nread = 0;
+    struct rpc2_seg reads[RDMA_MAX_SEGMENTS];
+    uint32_t read_pos = 0;
+    struct evpl_iovec *own;
+    int n;
+
+    rpc2_rd_init(&r, iov, niov, len);
+    if (rpc2_rd_u32(&r, &xid) < 0 || rpc2_rd_u32(&r, &vers) < 0 || rpc2_rd_u32(&r, &credits) < 0 ||
+        rpc2_rd_u32(&r, &proc) < 0) {
+        goto malformed;
+    }
+    if (vers != RDMA_VERSION) {
+        uint8_t e[32], *q = e;
+
+        q = rpc2_put_u32(q, xid);
+        q = rpc2_put_u32(q, RDMA_VERSION);
+        q = rpc2_put_u32(q, 1);
+        q = rpc2_put_u32(q, RDMA_ERROR);
+        q = rpc2_put_u32(q, ERR_VERS);
+        q = rpc2_put_u32(q, RDMA_VERSION);
+        q = rpc2_put_u32(q, RDMA_VERSION);
+        evpl_send(evpl, conn->bind, e, (unsigned int) (q - e));
+        release_all(evpl, iov, niov);
+        return;
+    }
+    if (proc == RDMA_ERROR) {
+        struct evpl_rpc2_request *req;
+
+        release_all(evpl, iov, niov);
+        HASH_FIND(hh, conn->pending_calls, &xid, sizeof(xid), req);
+        if (req) {
+            HASH_DELETE(hh, conn->pending_calls, req);
+            call_complete(evpl, conn, req, EVPL_RPC2_REPLY_RDMA_ERROR, NULL, NULL, 0, 0);
+        }
+        return;
+    }
+    if (proc != RDMA_MSG && proc != RDMA_NOMSG) {
+        goto malformed;
+    }
+    c->credits = credits ? credits : 1;
+    /* read list: (position, segment) items */
+    while (1) {
+        if (rpc2_rd_u32(&r, &more) < 0) {
+            goto malformed;
+        }
+        if (!more) {
+            break;
+        }
+        if (nread == RDMA_MAX_SEGMENTS || rpc2_rd_u32(&r, &read_pos) < 0 ||
+            read_segment(&r, &reads[nread]) < 0) {
+            goto malformed;
+        }
+        nread++;
+    }
+    /* write list: chunks of segments; we use the first */
+    while (1) {
+        if (rpc2_rd_u32(&r, &more) < 0) {
+            goto malformed;
+        }
+        if (!more) {
+            break;
+        }
+        if (read_chunk_array(&r, have_written ? NULL : &written, &have_written, &total) < 0) {
+            goto malformed;
+        }
+        if (have_written) {
+            written.length = total;
+        }
+    }
+    /* reply chunk */
+    if (rpc2_rd_u32(&r, &more) < 0) {
+        goto malformed;
+    }
+    if (more && read_chunk_array(&r, &seg, &have, &total) < 0) {
+        goto malformed;
+    }
+
+    own = own_iovecs(iov, niov);
+    n = strip_front(evpl, own, niov, r.pos);
+
+    if (proc == RDMA_NOMSG) {
+        /* a long reply, written into our reply chunk */
+        struct evpl_rpc2_request *req;
+        struct evpl_iovec *m;
+
+        release_all(evpl, own, n);
+        free(own);
+        HASH_FIND(hh, conn->pending_calls, &xid, sizeof(xid), req);
+        if (!req || !req->has_reply || !have || seg.length > req->reply_iov.length) {
+            return;
+        }
+        m = xmalloc(sizeof(*m));
+        evpl_iovec_move(m, &req->reply_iov);
+        req->has_reply = 0;
+        m->length = seg.length;
+        rpc_message(evpl, c, m, 1, seg.length, NULL, have_written ? &written : NULL);
+        return;
+    }
+    if (nread || have_written || have) {
+        /* a call with chunks: remember them for the server side */
+        s = sreq_get(conn->thread, len);
+        memcpy(s->read_segs, reads, sizeof(reads));
+        s->nread_segs = nread;
+        s->read_position = read_pos;
+        if (have_written) {
+            s->write_seg = written;
+            s->has_write_seg = 1;
+        }
+        if (have) {
+            s->reply_seg = seg;
+            s->reply_seg.length = total;
+            s->has_reply_seg = 1;
+        }
+    }
+    rpc_message(evpl, c, own, n, len - r.pos, s, have_written ? &written : NULL);
+    return;
+
+malformed:
+    rpc2_error("malformed RPC-over-RDMA header: closing");
+    release_all(evpl, iov, niov);
+    close_conn(evpl, c);
+}
+
+static void
+conn_gone(struct evpl *evpl, struct rpc2_conn *c)
+{
+    struct evpl_rpc2_conn *conn = &c->pub;
+    struct evpl_rpc2_thread *t = conn->thread;
+    struct evpl_rpc2_request *req, *tmp;
+
+    c->gone = 1;
+    evpl_remove_deferral(evpl, &c->fail_deferral);
+    complete_failed(evpl, c);
+    /* every call still waiting completes with CONN_LOST, including calls
+     * made from these callbacks (they join the table) */
+    while (conn->pending_calls) {
+        HASH_ITER(hh, conn->pending_calls, req, tmp)
+        {
+            HASH_DELETE(hh, conn->pending_calls, req);
+            call_complete(evpl, conn, req, EVPL_RPC2_REPLY_CONN_LOST, NULL, NULL, 0, 0);
+        }
+        complete_failed(evpl, c);
+    }
+    /* calls being served keep going; their replies are dropped */
+    while (c->sreqs) {
+        sreq_unlink(c->sreqs);
+    }
+    release_all(evpl, conn->reasm_iov, conn->reasm_niov);
+    free(conn->reasm_iov);
+    rpc2_gss_owner_gone(c); /* contexts it created (rpc2.md §8) */
+    notify(t, conn, EVPL_RPC2_NOTIFY_DISCONNECTED, t->private_data);
+    complete_failed(evpl, c);
+    if (conn->prev) {
+        conn->prev->next = conn->next;
+    } else {
+        t->conns = conn->next;
+    }
+    if (conn->next) {
+        conn->next->prev = conn->prev;
+    }
+    free(c);
+}
+
+static void
+conn_event(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *n, void *private_data)
+{
+    struct rpc2_conn *c = private_data;
+    struct evpl_rpc2_thread *t = c->pub.thread;
+
+    switch (n->notify_type) {
+        case EVPL_NOTIFY_CONNECTED:
+            c->connected = 1;
+            notify(t, &c->pub, EVPL_RPC2_NOTIFY_CONNECTED, t->private_data);
+            break;
+        case EVPL_NOTIFY_RECV_MSG:
+            if (c->gone) {
+                release_all(evpl, n->recv_msg.iovec, (int) n->recv_msg.niov);
+            } else if (c->stream) {
+                stream_fragment(evpl, c, n->recv_msg.iovec, (int) n->recv_msg.niov,
+                                n->recv_msg.length);
+            } else {
+                rdma_message(evpl, c, n->recv_msg.iovec, (int) n->recv_msg.niov,
+                             n->recv_msg.length);
+            }
+            break;
+        case EVPL_NOTIFY_DISCONNECTED:
+            conn_gone(evpl, c);
+            break;
+        default:
+            break;
+    }
+}
+
+/* ---- servers ---- */
+
+EVPL_API struct evpl_rpc2_server *
+evpl_rpc2_server_init(struct evpl_rpc2_program **programs, int nprograms)
+{
+    struct evpl_rpc2_server *s;
+
+    if (nprograms < 0 || nprograms > 4) {
+        rpc2_error("a server serves 1 to 4 programs, not %d", nprograms);
+        return NULL;
+    }
+    s = xmalloc(sizeof(*s));
+    s->listener = evpl_listener_create();
+    for (int i = 0; i < nprograms; i++) {
+        programs[i]->send_reply_dispatch = rpc2_send_reply;
+        s->programs[i] = programs[i];
+    }
+    s->nprograms = nprograms;
+    return s;
+}
+
+EVPL_API int
+evpl_rpc2_server_start(struct evpl_rpc2_server *server, int protocol,
+                       struct evpl_endpoint *endpoint)
+{
+    if (!server->listener || !framing_supported((enum evpl_protocol_id) protocol)) {
+        rpc2_error("protocol %d carries no RPC here", protocol);
+        return -1;
+    }
+    return evpl_listen(server->listener, (enum evpl_protocol_id) protocol, endpoint) == 0 ? 0 : -1;
+}
+
+static void
+accepted(struct evpl *evpl, struct evpl_bind *bind, evpl_notify_callback_t *notify_cb,
+         evpl_segment_callback_t *segment, void **conn_private, void *private_data)
+{
+    struct rpc2_binding *b = private_data;
+    struct evpl_rpc2_thread *t = b->thread;
+    struct rpc2_conn *c = conn_new(t, evpl_bind_get_protocol(bind));
+
+    c->pub.bind = bind;
+    c->pub.server_binding = (struct evpl_rpc2_server_binding *) b;
+    c->pub.server_private_data = b->private_data;
+    for (int i = 0; i < b->server->nprograms; i++) {
+        c->pub.server_programs[i] = b->server->programs[i];
+    }
+    c->pub.num_server_programs = b->server->nprograms;
+    *notify_cb = conn_event;
+    *segment = c->stream ? segment_cb : NULL;
+    *conn_private = c;
+    notify(t, &c->pub, EVPL_RPC2_NOTIFY_ACCEPTED, b->private_data);
+}
+
+EVPL_API void
+evpl_rpc2_server_attach(struct evpl_rpc2_thread *thread, struct evpl_rpc2_server *server,
+                        void *private_data)
+{
+    struct rpc2_binding *b = xmalloc(sizeof(*b));
+
+    b->thread = thread;
+    b->server = server;
+    b->private_data = private_data;
+    b->lb = evpl_listener_attach(thread->evpl, server->listener, accepted, b);
+    b->next = thread->bindings;
+    thread->bindings = b;
+}
+
+EVPL_API void
+evpl_rpc2_server_detach(struct evpl_rpc2_thread *thread, struct evpl_rpc2_server *server)
+{
+    struct rpc2_binding **pp = &thread->bindings, *b;
+
+    while ((b = *pp) && b->server != server) {
+        pp = &b->next;
+    }
+    if (!b) {
+        evpl_abort("rpc2", __FILE__, __LINE__, "evpl_rpc2_server_detach: server not attached");
+    }
+    *pp = b->next;
+    evpl_listener_detach(thread->evpl, b->lb);
+    /* connections accepted here keep working; they forget the binding */
+    for (struct evpl_rpc2_conn *c = thread->conns; c; c = c->next) {
+        if (c->server_binding == (struct evpl_rpc2_server_binding *) b) {
+            c->server_binding = NULL;
+        }
+    }
+    free(b);
+}
+
+EVPL_API void
+evpl_rpc2_server_stop(struct evpl_rpc2_server *server)
+{
+    if (server->listener) {
+        evpl_listener_destroy(server->listener);
+        server->listener = NULL;
+    }
+}
+
+EVPL_API void
+evpl_rpc2_server_destroy(struct evpl_rpc2_server *server)
+{
+    if (!server) {
+        return;
+    }
+    evpl_rpc2_server_stop(server);
+    free(server);
+}
