@@ -203,6 +203,23 @@ release_all(struct evpl *evpl, struct evpl_iovec *iov, int niov)
     }
 }
 
+/* An iovec array of n entries: the caller's stack array when it fits. */
+#define STACK_IOV 16
+
+static struct evpl_iovec *
+iov_array(struct evpl_iovec *stack, int n)
+{
+    return n <= STACK_IOV ? stack : xmalloc((size_t) n * sizeof(*stack));
+}
+
+static void
+iov_array_free(struct evpl_iovec *a, struct evpl_iovec *stack)
+{
+    if (a != stack) {
+        free(a);
+    }
+}
+
 /*
  * A borrowed view of bytes [from, from + len) of a message: entries of
  * out point into iov's buffers without references of their own.
@@ -786,7 +803,7 @@ rpc2_send_reply(struct evpl *evpl, struct evpl_rpc2_encoding *encoding,
     uint32_t written = UINT32_MAX;
     uint8_t hdr[160 + AUTH_BODY_MAX], rpc[24 + AUTH_BODY_MAX], *p = rpc;
     uint32_t hlen, rlen;
-    struct evpl_iovec *out;
+    struct evpl_iovec *out, stack[STACK_IOV];
     int n, vlen;
 
     (void) verf; /* AUTH_NONE verifiers only (AUTH_SHORT is not issued) */
@@ -870,10 +887,10 @@ rpc2_send_reply(struct evpl *evpl, struct evpl_rpc2_encoding *encoding,
 
     hlen = transport_header(s, hdr, encoding->xid, rlen + body, 0, written, UINT32_MAX);
     memcpy(hdr + hlen, rpc, rlen);
-    out = xmalloc((size_t) (niov + 1) * sizeof(*out));
+    out = iov_array(stack, niov + 1);
     n = prepend(evpl, hdr, hlen + rlen, reserve, iov, niov, out);
     if (n < 0) {
-        free(out);
+        iov_array_free(out, stack);
         release_all(evpl, iov, niov);
         sreq_free(s);
         return -1;
@@ -888,7 +905,7 @@ rpc2_send_reply(struct evpl *evpl, struct evpl_rpc2_encoding *encoding,
         out[0] = first;
     }
     send_message(evpl, s->conn, out, n, hlen + rlen + body);
-    free(out);
+    iov_array_free(out, stack);
     sreq_free(s);
     return 0;
 }
@@ -1501,7 +1518,7 @@ evpl_rpc2_call(struct evpl *evpl, struct evpl_rpc2_program *program, struct evpl
     struct evpl_rpc2_request *req = xmalloc(sizeof(*req));
     uint8_t hdr[RPC_HDR_MAX + 128], rpc[RPC_HDR_MAX], *p = hdr;
     uint32_t rlen, hlen = 0, body;
-    struct evpl_iovec *out;
+    struct evpl_iovec *out, stack[STACK_IOV];
     int n;
 
     req->proc = procedure;
@@ -1577,15 +1594,15 @@ evpl_rpc2_call(struct evpl *evpl, struct evpl_rpc2_program *program, struct evpl
     hlen = (uint32_t) (p - hdr);
     memcpy(p, rpc, rlen);
 
-    out = xmalloc((size_t) (req_niov + 1) * sizeof(*out));
+    out = iov_array(stack, req_niov + 1);
     n = prepend(evpl, hdr, hlen + rlen, program->reserve, req_iov, req_niov, out);
     if (n < 0) {
-        free(out);
+        iov_array_free(out, stack);
         goto nomem;
     }
     HASH_ADD(hh, conn->pending_calls, xid, sizeof(req->xid), req);
     evpl_sendv(evpl, conn->bind, out, n, (int) (hlen + rlen + body), EVPL_SEND_FLAG_TAKE_REF);
-    free(out);
+    iov_array_free(out, stack);
     return 0;
 
 nomem:
@@ -1605,7 +1622,7 @@ client_reply(struct evpl *evpl, struct rpc2_conn *c, struct rpc2_rd *r, uint32_t
     struct evpl_rpc2_request *req;
     uint32_t stat, vflavor, astat, v;
     struct evpl_rpc2_rdma_chunk chunk, *chunkp = NULL;
-    struct evpl_iovec *res;
+    struct evpl_iovec *res, stack[STACK_IOV];
     int nres;
 
     HASH_FIND(hh, conn->pending_calls, &xid, sizeof(xid), req);
@@ -1634,10 +1651,10 @@ client_reply(struct evpl *evpl, struct rpc2_conn *c, struct rpc2_rd *r, uint32_t
                       NULL, 0, 0);
         return;
     }
-    res = xmalloc((size_t) (nmsg + 1) * sizeof(*res));
+    res = iov_array(stack, nmsg + 1);
     nres = view(msg, nmsg, r->pos, msglen - r->pos, res, nmsg + 1);
     if (nres < 0) {
-        free(res);
+        iov_array_free(res, stack);
         goto undecodable;
     }
     if (written && req->has_write) {
@@ -1651,7 +1668,7 @@ client_reply(struct evpl *evpl, struct rpc2_conn *c, struct rpc2_rd *r, uint32_t
         chunkp = &chunk;
     }
     call_complete(evpl, conn, req, 0, chunkp, res, nres, msglen - r->pos);
-    free(res);
+    iov_array_free(res, stack);
     return;
 
 undecodable:

@@ -22,12 +22,18 @@ cmake -S "$src/tests/install/consumer" -B "$tmp/cmake" -DCMAKE_PREFIX_PATH="$tmp
 cmake --build "$tmp/cmake" >/dev/null
 "$tmp/cmake/consumer"
 "$tmp/cmake/http_consumer"
+"$tmp/cmake/rpc2_consumer"
 
 export PKG_CONFIG_PATH="$libdir/pkgconfig"
 cc -o "$tmp/pc-consumer" "$src/tests/install/consumer/main.c" $(pkg-config --cflags --libs evpl)
 "$tmp/pc-consumer"
 cc -o "$tmp/pc-http" "$src/tests/install/consumer/http.c" $(pkg-config --cflags --libs evpl_http)
 "$tmp/pc-http"
+# the installed generator and pkg-config evpl_rpc2
+"$tmp/prefix/bin/xdrzcc" "$src/tests/install/consumer/rpc2.x" "$tmp/rpc2_xdr.c" "$tmp/rpc2_xdr.h"
+cc -I"$tmp" -o "$tmp/pc-rpc2" "$src/tests/install/consumer/rpc2.c" "$tmp/rpc2_xdr.c" \
+    $(pkg-config --cflags --libs evpl_rpc2)
+"$tmp/pc-rpc2"
 
 # C++ applications include the same headers
 c++ -std=c++17 -Wall -Wextra -Werror -o "$tmp/cxx-consumer" "$src/tests/install/consumer/main.cpp" \

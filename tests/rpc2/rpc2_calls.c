@@ -1,0 +1,551 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * RPC2 calls over one protocol (T_PROTO; rpc2.md §11 statements 1-4, 6,
+ * 8-11, 13): arguments and results both ways, AUTH_SYS credentials, the
+ * accept_stat errors, strict decoding, zero-copy payloads (read and write
+ * chunks on RDMA-capable protocols) without leaking buffers, a reply sent
+ * later from a timer, CONN_LOST for calls left unanswered, and the order
+ * of connection notifications.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rpc2_test_xdr.h"
+#include "t_net.h"
+
+#define BLOB_SIZE   (1u << 20)
+#define BLOB_ROUNDS 12
+#define HOLD_CALLS  3
+
+static struct evpl *t_evpl;
+static struct RT_V1 sprog;       /* served */
+static struct RT_V1 cprog;       /* the same program as a client calls it */
+static struct RT_LOOSE_V1 loose; /* looser argument types, higher procedures */
+static struct RT_V2 v2;
+static struct RT_OTHER_V1 other;
+
+static int tstate, astate; /* addresses only: the private data pointers */
+
+/* ---- notifications ---- */
+
+#define MAX_EVENTS 32
+static struct {
+    struct evpl_rpc2_conn *conn;
+    unsigned int type;
+    void *arg;
+} events[MAX_EVENTS];
+static int nevents;
+static int client_lost_at_disconnect = -1;
+static struct evpl_rpc2_conn *client_conn;
+
+static int lost; /* CONN_LOST completions */
+
+static void
+on_notify(struct evpl_rpc2_thread *thread, struct evpl_rpc2_conn *conn, struct evpl_rpc2_notify *n,
+          void *arg)
+{
+    T_OK(nevents < MAX_EVENTS);
+    events[nevents].conn = conn;
+    events[nevents].type = n->notify_type;
+    events[nevents].arg = arg;
+    nevents++;
+    if (conn == client_conn && n->notify_type == EVPL_RPC2_NOTIFY_DISCONNECTED) {
+        client_lost_at_disconnect = lost;
+    }
+}
+
+/* ---- server handlers ---- */
+
+static char reply_text[128];
+static struct evpl_rpc2_encoding *later_enc;
+static uint32_t later_id;
+static struct evpl_timer later_timer;
+static struct evpl_rpc2_encoding *held[HOLD_CALLS];
+static int nheld;
+static uint64_t server_blob_bytes;
+
+static void
+s_greet(struct evpl *evpl, struct evpl_rpc2_conn *conn, struct evpl_rpc2_cred *cred, Hello *args,
+        struct evpl_rpc2_encoding *enc, void *private_data)
+{
+    Hello r;
+
+    T_EQ_PTR(private_data, &astate);
+    T_EQ(cred->flavor, EVPL_RPC2_AUTH_NONE);
+    snprintf(reply_text, sizeof(reply_text), "re: %.*s", (int) args->greeting.len,
+             args->greeting.str);
+    r.id = args->id + 1;
+    xdr_set_str_static(&r, greeting, reply_text, strlen(reply_text));
+    T_EQ(sprog.send_reply_GREET(evpl, NULL, &r, enc), 0);
+}
+
+static void
+s_strict(struct evpl *evpl, struct evpl_rpc2_conn *conn, struct evpl_rpc2_cred *cred, Strict *args,
+         struct evpl_rpc2_encoding *enc, void *private_data)
+{
+    Hello r;
+
+    T_OK(args->flag <= 1);
+    T_OK(args->c >= RED && args->c <= BLUE);
+    T_OK(args->small.len <= 8);
+    r.id = args->flag + 10 * (uint32_t) args->c + 100 * args->small.len;
+    xdr_set_str_static(&r, greeting, "strict", 6);
+    T_EQ(sprog.send_reply_STRICT(evpl, NULL, &r, enc), 0);
+}
+
+static void
+s_echo_blob(struct evpl *evpl, struct evpl_rpc2_conn *conn, struct evpl_rpc2_cred *cred, Blob *args,
+            struct evpl_rpc2_encoding *enc, void *private_data)
+{
+    Blob r;
+    uint32_t off = 0;
+
+    if (conn->rdma) {
+        /* the payload came by RDMA read; the result goes by RDMA write */
+        T_OK(enc->read_chunk != NULL);
+        T_EQ(enc->read_chunk->length, args->data.length);
+        T_OK(enc->write_chunk != NULL);
+        T_GE(enc->write_chunk->max_length, args->data.length);
+    } else {
+        T_OK(enc->read_chunk == NULL);
+    }
+    /* the portable ownership sequence (rpc2.md §7) */
+    evpl_rpc2_encoding_take_read_chunk(enc, NULL, NULL);
+    for (int i = 0; i < args->data.niov; i++) {
+        const unsigned char *p = evpl_iovec_data(&args->data.iov[i]);
+
+        for (uint32_t j = 0; j < evpl_iovec_length(&args->data.iov[i]); j += 4093) {
+            T_EQ(p[j], (unsigned char) (args->tag + off + j));
+        }
+        off += evpl_iovec_length(&args->data.iov[i]);
+    }
+    T_EQ(off, args->data.length);
+    server_blob_bytes += off;
+    r.tag = args->tag;
+    /* the reply takes the references (marshalling moves them) */
+    xdr_set_ref(&r, data, args->data.iov, args->data.niov, args->data.length);
+    T_EQ(sprog.send_reply_ECHO_BLOB(evpl, NULL, &r, enc), 0);
+}
+
+static void
+s_whoami(struct evpl *evpl, struct evpl_rpc2_conn *conn, struct evpl_rpc2_cred *cred,
+         struct evpl_rpc2_encoding *enc, void *private_data)
+{
+    Who w;
+
+    memset(&w, 0, sizeof(w));
+    w.flavor = cred->flavor;
+    if (cred->flavor == EVPL_RPC2_AUTH_SYS) {
+        w.uid = cred->authsys.uid;
+        w.gid = cred->authsys.gid;
+        w.num_gids = cred->authsys.num_gids;
+        w.gids = cred->authsys.gids;
+        xdr_set_str_static(&w, machine, cred->authsys.machinename,
+                           (uint32_t) cred->authsys.machinename_len);
+    } else {
+        xdr_set_str_static(&w, machine, "", 0);
+    }
+    T_EQ(sprog.send_reply_WHOAMI(evpl, NULL, &w, enc), 0);
+}
+
+static void
+later_fire(struct evpl *evpl, struct evpl_timer *timer)
+{
+    Hello r;
+
+    r.id = later_id * 2;
+    xdr_set_str_static(&r, greeting, "later", 5);
+    T_EQ(sprog.send_reply_LATER(evpl, NULL, &r, later_enc), 0);
+    later_enc = NULL;
+}
+
+static void
+s_later(struct evpl *evpl, struct evpl_rpc2_conn *conn, struct evpl_rpc2_cred *cred, Hello *args,
+        struct evpl_rpc2_encoding *enc, void *private_data)
+{
+    /* the encoding and the arguments stay valid until the reply */
+    later_enc = enc;
+    later_id = args->id;
+    evpl_add_oneshot_timer(evpl, &later_timer, later_fire, 20000);
+}
+
+static void
+s_hold(struct evpl *evpl, struct evpl_rpc2_conn *conn, struct evpl_rpc2_cred *cred, Hello *args,
+       struct evpl_rpc2_encoding *enc, void *private_data)
+{
+    T_OK(nheld < HOLD_CALLS);
+    held[nheld++] = enc;
+}
+
+/* ---- client callbacks ---- */
+
+struct result {
+    int done;
+    int status;
+    uint32_t id;
+    char text[128];
+    Who who;
+    uint32_t gids[16];
+    char machine[256];
+};
+
+static void
+c_hello(struct evpl *evpl, const struct evpl_rpc2_verf *verf, Hello *reply, int status,
+        void *private_data)
+{
+    struct result *r = private_data;
+
+    T_EQ(r->done, 0); /* exactly one completion per call */
+    T_OK(verf != NULL);
+    r->done = 1;
+    r->status = status;
+    if (status == EVPL_RPC2_REPLY_CONN_LOST) {
+        lost++;
+    }
+    if (status == 0) {
+        T_OK(reply != NULL);
+        r->id = reply->id;
+        snprintf(r->text, sizeof(r->text), "%.*s", (int) reply->greeting.len, reply->greeting.str);
+    }
+}
+
+static void
+c_who(struct evpl *evpl, const struct evpl_rpc2_verf *verf, Who *reply, int status,
+      void *private_data)
+{
+    struct result *r = private_data;
+
+    r->done = 1;
+    r->status = status;
+    if (status == 0) {
+        r->who = *reply;
+        T_OK(reply->num_gids <= 16);
+        if (reply->num_gids) {
+            memcpy(r->gids, reply->gids, reply->num_gids * sizeof(uint32_t));
+        }
+        snprintf(r->machine, sizeof(r->machine), "%.*s", (int) reply->machine.len,
+                 reply->machine.str);
+    }
+}
+
+static int blob_done;
+static uint64_t client_blob_bytes;
+static int blob_lent;
+
+static void
+c_blob(struct evpl *evpl, const struct evpl_rpc2_verf *verf, Blob *reply, int status,
+       void *private_data)
+{
+    uint32_t tag = (uint32_t) (uintptr_t) private_data, off = 0;
+
+    T_EQ(status, 0);
+    T_EQ(reply->tag, tag);
+    T_EQ(reply->data.length, BLOB_SIZE);
+    for (int i = 0; i < reply->data.niov; i++) {
+        const unsigned char *p = evpl_iovec_data(&reply->data.iov[i]);
+
+        for (uint32_t j = 0; j < evpl_iovec_length(&reply->data.iov[i]); j += 4093) {
+            T_EQ(p[j], (unsigned char) (tag + off + j));
+        }
+        off += evpl_iovec_length(&reply->data.iov[i]);
+    }
+    T_EQ(off, BLOB_SIZE);
+    client_blob_bytes += off;
+    /* release unless we lent the buffer (rpc2.md §7) */
+    if (!blob_lent) {
+        for (int i = 0; i < reply->data.niov; i++) {
+            evpl_iovec_release(evpl, &reply->data.iov[i]);
+        }
+    }
+    blob_done++;
+}
+
+/* ---- helpers ---- */
+
+static struct result
+greet(struct evpl_rpc2_conn *conn, uint32_t id, const char *text)
+{
+    struct result r = {0};
+    Hello h;
+
+    h.id = id;
+    xdr_set_str_static(&h, greeting, text, strlen(text));
+    cprog.send_call_GREET(&cprog.rpc2, t_evpl, conn, NULL, &h, 0, 0, NULL, 0, 0, c_hello, &r);
+    T_EQ(r.done, 0); /* never completed inside the call */
+    T_PUMP(t_evpl, r.done, 10000);
+    return r;
+}
+
+static int
+strict_loose(struct evpl_rpc2_conn *conn, uint32_t flag, uint32_t c, uint32_t small_len,
+             uint32_t *id)
+{
+    struct result r = {0};
+    static uint8_t bytes[16];
+    Loose l;
+
+    l.flag = flag;
+    l.c = c;
+    l.small.len = small_len;
+    l.small.data = bytes;
+    loose.send_call_STRICT_LOOSE(&loose.rpc2, t_evpl, conn, NULL, &l, 0, 0, NULL, 0, 0, c_hello,
+                                 &r);
+    T_PUMP(t_evpl, r.done, 10000);
+    if (id) {
+        *id = r.id;
+    }
+    return r.status;
+}
+
+static void
+blob_round(struct evpl_rpc2_conn *conn, uint32_t tag, struct evpl_iovec *lend)
+{
+    struct evpl_iovec iov;
+    unsigned char *p;
+    Blob b;
+    int before = blob_done;
+
+    T_EQ(evpl_iovec_alloc(t_evpl, BLOB_SIZE, 8, 1, 0, &iov), 1);
+    p = evpl_iovec_data(&iov);
+    for (uint32_t j = 0; j < BLOB_SIZE; j++) {
+        p[j] = (unsigned char) (tag + j);
+    }
+    b.tag = tag;
+    xdr_set_ref(&b, data, &iov, 1, BLOB_SIZE);
+    blob_lent = lend != NULL;
+    /* ddp: a read chunk for the argument, a write chunk for the result,
+     * where the connection speaks RPC-over-RDMA (ignored on streams) */
+    cprog.send_call_ECHO_BLOB(&cprog.rpc2, t_evpl, conn, NULL, &b, 1, BLOB_SIZE + 4096, lend,
+                              lend ? 1 : 0, 0, c_blob, (void *) (uintptr_t) tag);
+    T_PUMP(t_evpl, blob_done == before + 1, 20000);
+}
+
+static int
+count_events(struct evpl_rpc2_conn *conn, unsigned int type)
+{
+    int n = 0;
+
+    for (int i = 0; i < nevents; i++) {
+        n += events[i].conn == conn && events[i].type == type;
+    }
+    return n;
+}
+
+int
+main(void)
+{
+    struct evpl_global_config *config = evpl_global_config_init();
+    struct evpl_rpc2_program *programs[1];
+    enum evpl_protocol_id proto;
+    struct evpl_rpc2_server *server;
+    struct evpl_rpc2_thread *thread;
+    struct evpl_rpc2_conn *conn, *sconn = NULL;
+    struct evpl_endpoint *ep;
+    struct evpl_rpc2_cred cred;
+    uint32_t gids[3] = {4, 5, 6}, id;
+    struct result r, held_r[HOLD_CALLS];
+    int64_t base;
+
+    signal(SIGPIPE, SIG_IGN);
+    evpl_global_config_set_tls_verify_peer(config, 0);
+    evpl_init(config);
+    proto = t_proto(T_NET_KIND_STREAM | T_NET_KIND_CDGRAM);
+    t_evpl = t_net_loop();
+
+    RT_V1_init(&sprog);
+    RT_V1_init(&cprog);
+    RT_LOOSE_V1_init(&loose);
+    RT_V2_init(&v2);
+    RT_OTHER_V1_init(&other);
+    sprog.recv_call_GREET = s_greet;
+    sprog.recv_call_STRICT = s_strict;
+    sprog.recv_call_ECHO_BLOB = s_echo_blob;
+    sprog.recv_call_WHOAMI = s_whoami;
+    sprog.recv_call_LATER = s_later;
+    sprog.recv_call_HOLD = s_hold;
+    programs[0] = &sprog.rpc2;
+
+    server = evpl_rpc2_server_init(programs, 1);
+    T_OK(server != NULL);
+    T_OK(sprog.rpc2.send_reply_dispatch != NULL); /* set by server_init */
+    ep = t_endpoint(proto);
+    T_EQ(evpl_rpc2_server_start(server, proto, ep), 0);
+    thread = evpl_rpc2_thread_init(t_evpl, programs, 1, on_notify, &tstate);
+    evpl_rpc2_server_attach(thread, server, &astate);
+
+    conn = evpl_rpc2_client_connect(thread, proto, ep, NULL, 0, NULL);
+    T_OK(conn != NULL);
+    client_conn = conn;
+    T_EQ(conn->thread == thread, 1);
+    T_EQ(conn->protocol, proto);
+    T_EQ(conn->rdma, !evpl_protocol_is_stream(proto));
+
+    /* 1, 2: a call with arguments and a result */
+    r = greet(conn, 42, "Hello from client!");
+    T_EQ(r.status, 0);
+    T_EQ(r.id, 43);
+    T_STR_EQ(r.text, "re: Hello from client!");
+    for (int i = 0; i < 50; i++) {
+        r = greet(conn, (uint32_t) i, "again");
+        T_EQ(r.status, 0);
+        T_EQ(r.id, (uint32_t) i + 1);
+    }
+    fprintf(stderr, "ok: GREET (51 calls)\n");
+
+    /* 6: AUTH_SYS reaches the handler, machinename counted not terminated */
+    memset(&cred, 0, sizeof(cred));
+    cred.flavor = EVPL_RPC2_AUTH_SYS;
+    cred.authsys.uid = 1000;
+    cred.authsys.gid = 100;
+    cred.authsys.num_gids = 3;
+    cred.authsys.gids = gids;
+    cred.authsys.machinename = "host-a-and-more";
+    cred.authsys.machinename_len = 6;
+    memset(&r, 0, sizeof(r));
+    cprog.send_call_WHOAMI(&cprog.rpc2, t_evpl, conn, &cred, 0, 0, NULL, 0, 0, c_who, &r);
+    T_PUMP(t_evpl, r.done, 10000);
+    T_EQ(r.status, 0);
+    T_EQ(r.who.flavor, EVPL_RPC2_AUTH_SYS);
+    T_EQ(r.who.uid, 1000);
+    T_EQ(r.who.gid, 100);
+    T_EQ(r.who.num_gids, 3);
+    T_EQ(r.gids[0], 4);
+    T_EQ(r.gids[2], 6);
+    T_STR_EQ(r.machine, "host-a");
+    memset(&r, 0, sizeof(r));
+    cprog.send_call_WHOAMI(&cprog.rpc2, t_evpl, conn, NULL, 0, 0, NULL, 0, 0, c_who, &r);
+    T_PUMP(t_evpl, r.done, 10000);
+    T_EQ(r.status, 0);
+    T_EQ(r.who.flavor, EVPL_RPC2_AUTH_NONE);
+    fprintf(stderr, "ok: AUTH_SYS and AUTH_NONE credentials\n");
+
+    /* 3, 9: accept_stat errors and strict decoding */
+    T_EQ(strict_loose(conn, 1, 2, 8, &id), 0);
+    T_EQ(id, 1 + 20 + 800);
+    T_EQ(strict_loose(conn, 2, 2, 8, NULL), 4); /* bool 2 */
+    T_EQ(strict_loose(conn, 0, 7, 0, NULL), 4); /* enum value not declared */
+    T_EQ(strict_loose(conn, 0, 1, 9, NULL), 4); /* opaque<8> of 9 bytes */
+    T_EQ(strict_loose(conn, 0, 3, 0, &id), 0);  /* and still usable */
+    T_EQ(id, 30);
+    memset(&r, 0, sizeof(r));
+    {
+        Hello h = {.id = 1};
+
+        xdr_set_str_static(&h, greeting, "x", 1);
+        loose.send_call_BEYOND(&loose.rpc2, t_evpl, conn, NULL, &h, 0, 0, NULL, 0, 0, c_hello, &r);
+        T_PUMP(t_evpl, r.done, 10000);
+        T_EQ(r.status, 3); /* PROC_UNAVAIL: above maxproc */
+        memset(&r, 0, sizeof(r));
+        cprog.send_call_UNSET(&cprog.rpc2, t_evpl, conn, NULL, &h, 0, 0, NULL, 0, 0, c_hello, &r);
+        T_PUMP(t_evpl, r.done, 10000);
+        T_EQ(r.status, 3); /* PROC_UNAVAIL: no handler */
+        memset(&r, 0, sizeof(r));
+        v2.send_call_GREET_V2(&v2.rpc2, t_evpl, conn, NULL, &h, 0, 0, NULL, 0, 0, c_hello, &r);
+        T_PUMP(t_evpl, r.done, 10000);
+        T_EQ(r.status, 2); /* PROG_MISMATCH */
+        memset(&r, 0, sizeof(r));
+        other.send_call_GREET_OTHER(&other.rpc2, t_evpl, conn, NULL, &h, 0, 0, NULL, 0, 0, c_hello,
+                                    &r);
+        T_PUMP(t_evpl, r.done, 10000);
+        T_EQ(r.status, 1); /* PROG_UNAVAIL */
+    }
+    fprintf(stderr, "ok: PROG_UNAVAIL, PROG_MISMATCH, PROC_UNAVAIL, GARBAGE_ARGS\n");
+
+    /* 10: zero-copy payloads both ways; no buffer left behind */
+    blob_round(conn, 1, NULL); /* warm-up: the pools settle */
+    base = t_metric("evpl_allocator_buffers_in_use");
+    for (uint32_t i = 0; i < BLOB_ROUNDS; i++) {
+        blob_round(conn, 7 + i, NULL);
+    }
+    T_EQ(server_blob_bytes, (uint64_t) (BLOB_ROUNDS + 1) * BLOB_SIZE);
+    T_EQ(client_blob_bytes, (uint64_t) (BLOB_ROUNDS + 1) * BLOB_SIZE);
+    T_LE(t_metric("evpl_allocator_buffers_in_use"), base + 2);
+    if (conn->rdma) {
+        /* a result written into a buffer the caller lends */
+        struct evpl_iovec mine;
+
+        T_EQ(evpl_iovec_alloc(t_evpl, BLOB_SIZE + 4096, 8, 1, 0, &mine), 1);
+        blob_round(conn, 99, &mine);
+        T_OK(memcmp(evpl_iovec_data(&mine), "\x63\x64\x65", 3) == 0); /* 99, 100, 101 */
+        evpl_iovec_release(t_evpl, &mine);
+    }
+    fprintf(stderr, "ok: %d zero-copy echoes of %u bytes%s\n", BLOB_ROUNDS + 1, BLOB_SIZE,
+            conn->rdma ? " by RDMA chunks" : "");
+
+    /* 11: a reply sent later, from a timer */
+    memset(&r, 0, sizeof(r));
+    {
+        Hello h = {.id = 21};
+
+        xdr_set_str_static(&h, greeting, "wait", 4);
+        cprog.send_call_LATER(&cprog.rpc2, t_evpl, conn, NULL, &h, 0, 0, NULL, 0, 0, c_hello, &r);
+    }
+    T_PUMP(t_evpl, r.done, 10000);
+    T_EQ(r.status, 0);
+    T_EQ(r.id, 42);
+    T_STR_EQ(r.text, "later");
+    fprintf(stderr, "ok: asynchronous reply\n");
+
+    /* 13 (server side so far): ACCEPTED, then CONNECTED */
+    for (int i = 0; i < nevents; i++) {
+        if (events[i].conn != conn && events[i].type == EVPL_RPC2_NOTIFY_ACCEPTED) {
+            sconn = events[i].conn;
+            T_EQ_PTR(events[i].arg, &astate);
+            T_OK(i + 1 < nevents);
+        }
+    }
+    T_OK(sconn != NULL);
+    T_EQ(count_events(sconn, EVPL_RPC2_NOTIFY_ACCEPTED), 1);
+    T_EQ(count_events(sconn, EVPL_RPC2_NOTIFY_CONNECTED), 1);
+    T_EQ(count_events(conn, EVPL_RPC2_NOTIFY_CONNECTED), 1);
+    T_EQ(count_events(conn, EVPL_RPC2_NOTIFY_ACCEPTED), 0);
+
+    /* 8: calls outstanding when the connection closes: CONN_LOST each,
+     * then DISCONNECTED */
+    memset(held_r, 0, sizeof(held_r));
+    for (int i = 0; i < HOLD_CALLS; i++) {
+        Hello h = {.id = (uint32_t) i};
+
+        xdr_set_str_static(&h, greeting, "hold", 4);
+        cprog.send_call_HOLD(&cprog.rpc2, t_evpl, conn, NULL, &h, 0, 0, NULL, 0, 0, c_hello,
+                             &held_r[i]);
+    }
+    T_PUMP(t_evpl, nheld == HOLD_CALLS, 10000);
+    evpl_rpc2_client_disconnect(thread, conn);
+    T_PUMP(t_evpl,
+           count_events(conn, EVPL_RPC2_NOTIFY_DISCONNECTED) == 1 &&
+               count_events(sconn, EVPL_RPC2_NOTIFY_DISCONNECTED) == 1,
+           10000);
+    for (int i = 0; i < HOLD_CALLS; i++) {
+        T_EQ(held_r[i].done, 1);
+        T_EQ(held_r[i].status, EVPL_RPC2_REPLY_CONN_LOST);
+    }
+    T_EQ(client_lost_at_disconnect, HOLD_CALLS);
+    /* replies to calls whose connection is gone are dropped */
+    for (int i = 0; i < HOLD_CALLS; i++) {
+        Hello h = {.id = 0};
+
+        xdr_set_str_static(&h, greeting, "late", 4);
+        T_EQ(sprog.send_reply_HOLD(t_evpl, NULL, &h, held[i]), 0);
+    }
+    t_pump_for(t_evpl, 50);
+    T_EQ(count_events(conn, EVPL_RPC2_NOTIFY_DISCONNECTED), 1);
+    T_EQ(count_events(sconn, EVPL_RPC2_NOTIFY_DISCONNECTED), 1);
+    for (int i = 0; i < nevents; i++) {
+        if (events[i].type != EVPL_RPC2_NOTIFY_ACCEPTED) {
+            T_EQ_PTR(events[i].arg, &tstate);
+        }
+    }
+    fprintf(stderr, "ok: CONN_LOST x%d before DISCONNECTED; notifications in order\n", HOLD_CALLS);
+
+    evpl_rpc2_server_stop(server);
+    evpl_rpc2_server_detach(thread, server);
+    evpl_rpc2_thread_destroy(thread);
+    evpl_rpc2_server_destroy(server);
+    evpl_endpoint_close(ep);
+    evpl_destroy(t_evpl);
+    fprintf(stderr, "PASS\n");
+    return 0;
+}

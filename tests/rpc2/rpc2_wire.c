@@ -1,0 +1,379 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * The RPC2 server against a raw TCP peer (rpc2.md §5, §11 statements 3-7
+ * and 12): the NULL procedure, RPC_MISMATCH, credential flavours, the
+ * PROG_MISMATCH range, records in many fragments, the size limit, bad
+ * message types, an undecodable header, and reply capture.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rpc2_test_xdr.h"
+#include "t_net.h"
+
+#define MAX_MSG (256u * 1024)
+
+static struct evpl *t_evpl;
+static struct RT_V1 sprog;
+static unsigned char captured[4096];
+static int ncaptured = -1;
+
+static void
+capture(const struct evpl_iovec *iov, int niov, int total, void *private_data)
+{
+    int off = 0;
+
+    for (int i = 0; i < niov && off < total; i++) {
+        int n = (int) evpl_iovec_length(&iov[i]);
+
+        if (n > total - off) {
+            n = total - off;
+        }
+        T_OK(off + n <= (int) sizeof(captured));
+        memcpy(captured + off, evpl_iovec_data(&iov[i]), (size_t) n);
+        off += n;
+    }
+    T_EQ(off, total);
+    ncaptured = total;
+}
+
+static void
+s_greet(struct evpl *evpl, struct evpl_rpc2_conn *conn, struct evpl_rpc2_cred *cred, Hello *args,
+        struct evpl_rpc2_encoding *enc, void *private_data)
+{
+    Hello r;
+
+    enc->reply_capture_cb = capture;
+    r.id = args->id + 1;
+    xdr_set_str_static(&r, greeting, args->greeting.str, args->greeting.len);
+    T_EQ(sprog.send_reply_GREET(evpl, NULL, &r, enc), 0);
+}
+
+/* ---- a raw peer ---- */
+
+static int
+raw_connect(struct evpl_endpoint *ep)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = t_endpoint_sockaddr(ep, &ss);
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    T_OK(fd >= 0);
+    T_EQ(connect(fd, (struct sockaddr *) &ss, len), 0);
+    T_EQ(fcntl(fd, F_SETFL, O_NONBLOCK), 0);
+    return fd;
+}
+
+static void
+raw_send(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+
+    while (len) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+            evpl_continue(t_evpl);
+            continue;
+        }
+        T_OK(n > 0);
+        p += n;
+        len -= (size_t) n;
+    }
+}
+
+/* Read one record (one fragment, as our server sends) into buf; returns
+ * its length without the mark. */
+static int
+raw_reply(int fd, unsigned char *buf, size_t max)
+{
+    size_t have = 0, want = 4;
+    uint64_t deadline = t_now_ns() + 10000000000ull;
+
+    while (have < want) {
+        ssize_t n = recv(fd, buf + have, want - have, 0);
+
+        if (n > 0) {
+            have += (size_t) n;
+            if (have == 4 && want == 4) {
+                uint32_t mark = (uint32_t) buf[0] << 24 | (uint32_t) buf[1] << 16 |
+                                (uint32_t) buf[2] << 8 | buf[3];
+
+                T_OK(mark & 0x80000000u);
+                want = 4 + (mark & 0x7fffffffu);
+                T_OK(want <= max);
+            }
+            continue;
+        }
+        T_OK(n < 0 && errno == EAGAIN);
+        T_OK(t_now_ns() < deadline);
+        evpl_continue(t_evpl);
+    }
+    return (int) want - 4;
+}
+
+/* Pump until the peer closes the connection. */
+static void
+raw_wait_closed(int fd)
+{
+    uint64_t deadline = t_now_ns() + 10000000000ull;
+    char c;
+
+    for (;;) {
+        ssize_t n = recv(fd, &c, 1, 0);
+
+        if (n == 0 || (n < 0 && errno != EAGAIN)) {
+            return;
+        }
+        T_OK(n < 0); /* no reply may come */
+        T_OK(t_now_ns() < deadline);
+        evpl_continue(t_evpl);
+    }
+}
+
+static uint32_t
+get32(const unsigned char *p)
+{
+    return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 | (uint32_t) p[2] << 8 | p[3];
+}
+
+static unsigned char *
+put32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char) (v >> 24);
+    p[1] = (unsigned char) (v >> 16);
+    p[2] = (unsigned char) (v >> 8);
+    p[3] = (unsigned char) v;
+    return p + 4;
+}
+
+/* A call message (no mark): header with the given rpcvers, credential
+ * flavour and body, then args. */
+static size_t
+call_msg(unsigned char *buf, uint32_t xid, uint32_t rpcvers, uint32_t prog, uint32_t vers,
+         uint32_t proc, uint32_t flavor, uint32_t cred_len, const void *args, size_t args_len)
+{
+    unsigned char *p = buf;
+
+    p = put32(p, xid);
+    p = put32(p, 0);
+    p = put32(p, rpcvers);
+    p = put32(p, prog);
+    p = put32(p, vers);
+    p = put32(p, proc);
+    p = put32(p, flavor);
+    p = put32(p, cred_len);
+    memset(p, 0, cred_len);
+    p += cred_len;
+    p = put32(p, 0); /* verifier: AUTH_NONE */
+    p = put32(p, 0);
+    if (args_len) {
+        memcpy(p, args, args_len);
+    }
+    return (size_t) (p - buf) + args_len;
+}
+
+/* Send one record (single fragment) and read the reply. */
+static int
+roundtrip(int fd, const unsigned char *msg, size_t len, unsigned char *reply)
+{
+    unsigned char mark[4];
+
+    put32(mark, 0x80000000u | (uint32_t) len);
+    raw_send(fd, mark, 4);
+    raw_send(fd, msg, len);
+    return raw_reply(fd, reply, 4096);
+}
+
+static const unsigned char greet_args[] = {0,   0,   0,   7,   0,   0, 0, 5,
+                                           'h', 'e', 'l', 'l', 'o', 0, 0, 0};
+
+int
+main(void)
+{
+    struct evpl_global_config *config = evpl_global_config_init();
+    struct evpl_rpc2_program *programs[1];
+    struct evpl_rpc2_server *server;
+    struct evpl_rpc2_thread *thread;
+    struct evpl_endpoint *ep;
+    unsigned char msg[4096], reply[4096], *r;
+    size_t len;
+    int fd, n;
+
+    signal(SIGPIPE, SIG_IGN);
+    evpl_global_config_set_rpc2_max_message_size(config, MAX_MSG);
+    evpl_init(config);
+    t_evpl = t_net_loop();
+    RT_V1_init(&sprog);
+    sprog.recv_call_GREET = s_greet;
+    programs[0] = &sprog.rpc2;
+    server = evpl_rpc2_server_init(programs, 1);
+    ep = t_endpoint(EVPL_STREAM_SOCKET_TCP);
+    T_EQ(evpl_rpc2_server_start(server, EVPL_STREAM_SOCKET_TCP, ep), 0);
+    thread = evpl_rpc2_thread_init(t_evpl, NULL, 0, NULL, NULL);
+    evpl_rpc2_server_attach(thread, server, NULL);
+    r = reply + 4;
+
+    fd = raw_connect(ep);
+
+    /* 4: procedure 0 without a handler succeeds with an empty result */
+    len = call_msg(msg, 11, 2, 0x20001234, 1, 0, 0, 0, NULL, 0);
+    n = roundtrip(fd, msg, len, reply);
+    T_EQ(n, 24);
+    T_EQ(get32(r), 11);     /* xid */
+    T_EQ(get32(r + 4), 1);  /* REPLY */
+    T_EQ(get32(r + 8), 0);  /* MSG_ACCEPTED */
+    T_EQ(get32(r + 20), 0); /* SUCCESS */
+    fprintf(stderr, "ok: NULL procedure\n");
+
+    /* 12: reply capture sees the bytes the peer receives */
+    ncaptured = -1;
+    len = call_msg(msg, 12, 2, 0x20001234, 1, 1, 0, 0, greet_args, sizeof(greet_args));
+    n = roundtrip(fd, msg, len, reply);
+    T_EQ(n, 24 + 16);
+    T_EQ(get32(r + 24), 8); /* id + 1 */
+    T_EQ(ncaptured, n);
+    T_OK(memcmp(captured, r, (size_t) n) == 0);
+    fprintf(stderr, "ok: reply capture\n");
+
+    /* 5: rpcvers 3 */
+    len = call_msg(msg, 13, 3, 0x20001234, 1, 1, 0, 0, greet_args, sizeof(greet_args));
+    n = roundtrip(fd, msg, len, reply);
+    T_EQ(n, 24);
+    T_EQ(get32(r), 13);
+    T_EQ(get32(r + 8), 1);  /* MSG_DENIED */
+    T_EQ(get32(r + 12), 0); /* RPC_MISMATCH */
+    T_EQ(get32(r + 16), 2); /* low */
+    T_EQ(get32(r + 20), 2); /* high */
+    fprintf(stderr, "ok: RPC_MISMATCH\n");
+
+    /* 6: AUTH_SHORT is too weak; RPCSEC_GSS without a provider rejected */
+    len = call_msg(msg, 14, 2, 0x20001234, 1, 1, 2, 8, greet_args, sizeof(greet_args));
+    n = roundtrip(fd, msg, len, reply);
+    T_EQ(n, 20);
+    T_EQ(get32(r + 8), 1);  /* MSG_DENIED */
+    T_EQ(get32(r + 12), 1); /* AUTH_ERROR */
+    T_EQ(get32(r + 16), 5); /* AUTH_TOOWEAK */
+    len = call_msg(msg, 15, 2, 0x20001234, 1, 1, 6, 20, greet_args, sizeof(greet_args));
+    n = roundtrip(fd, msg, len, reply);
+    T_EQ(n, 20);
+    T_EQ(get32(r + 12), 1);
+    T_EQ(get32(r + 16), 2); /* AUTH_REJECTEDCRED */
+    fprintf(stderr, "ok: AUTH_SHORT and RPCSEC_GSS refused\n");
+
+    /* 3: PROG_MISMATCH carries the exported range */
+    len = call_msg(msg, 16, 2, 0x20001234, 5, 1, 0, 0, greet_args, sizeof(greet_args));
+    n = roundtrip(fd, msg, len, reply);
+    T_EQ(n, 32);
+    T_EQ(get32(r + 8), 0);  /* MSG_ACCEPTED */
+    T_EQ(get32(r + 20), 2); /* PROG_MISMATCH */
+    T_EQ(get32(r + 24), 1); /* low */
+    T_EQ(get32(r + 28), 1); /* high */
+    /* GARBAGE_ARGS: arguments shorter than declared */
+    len = call_msg(msg, 17, 2, 0x20001234, 1, 1, 0, 0, greet_args, 6);
+    n = roundtrip(fd, msg, len, reply);
+    T_EQ(n, 24);
+    T_EQ(get32(r + 20), 4);
+    /* an undecodable header after the xid: AUTH_ERROR / AUTH_BADCRED */
+    len = call_msg(msg, 18, 2, 0x20001234, 1, 1, 0, 1000, NULL, 0);
+    n = roundtrip(fd, msg, 40, reply); /* credential length 1000, body cut */
+    T_EQ(n, 20);
+    T_EQ(get32(r), 18);
+    T_EQ(get32(r + 8), 1);
+    T_EQ(get32(r + 12), 1);
+    T_EQ(get32(r + 16), 1); /* AUTH_BADCRED */
+    (void) len;
+    fprintf(stderr, "ok: PROG_MISMATCH range, GARBAGE_ARGS, AUTH_BADCRED\n");
+
+    /* 7: a record in many fragments, cut inside the header too */
+    len = call_msg(msg, 19, 2, 0x20001234, 1, 1, 0, 0, greet_args, sizeof(greet_args));
+    {
+        size_t cuts[] = {3, 10, 11, 30, len};
+        size_t from = 0;
+        unsigned char mark[4];
+
+        for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+            size_t piece = cuts[i] - from;
+
+            put32(mark,
+                  (i + 1 == sizeof(cuts) / sizeof(cuts[0]) ? 0x80000000u : 0) | (uint32_t) piece);
+            raw_send(fd, mark, 4);
+            raw_send(fd, msg + from, piece);
+            from = cuts[i];
+        }
+        /* and an empty last fragment after a full one */
+        n = raw_reply(fd, reply, sizeof(reply));
+        T_EQ(n, 40);
+        T_EQ(get32(r), 19);
+        T_EQ(get32(r + 24), 8);
+        put32(mark, (uint32_t) len);
+        raw_send(fd, mark, 4);
+        msg[3] = 20; /* xid 20 */
+        raw_send(fd, msg, len);
+        put32(mark, 0x80000000u);
+        raw_send(fd, mark, 4);
+        n = raw_reply(fd, reply, sizeof(reply));
+        T_EQ(n, 40);
+        T_EQ(get32(r), 20);
+    }
+    fprintf(stderr, "ok: fragmented records\n");
+    close(fd);
+
+    /* 7: a fragment mark over the limit closes the connection */
+    fd = raw_connect(ep);
+    {
+        unsigned char mark[4];
+
+        put32(mark, 0x80000000u | (MAX_MSG + 1));
+        raw_send(fd, mark, 4);
+        raw_wait_closed(fd);
+    }
+    close(fd);
+    /* ... and so do fragments whose total exceeds it */
+    fd = raw_connect(ep);
+    {
+        static unsigned char big[MAX_MSG / 2 + 8];
+        unsigned char mark[4];
+
+        for (int i = 0; i < 3; i++) {
+            put32(mark, (uint32_t) sizeof(big));
+            raw_send(fd, mark, 4);
+            raw_send(fd, big, sizeof(big));
+        }
+        raw_wait_closed(fd);
+    }
+    close(fd);
+    /* a message that is neither CALL nor REPLY closes it too */
+    fd = raw_connect(ep);
+    {
+        unsigned char m[12];
+
+        put32(m, 0x80000008u);
+        put32(m + 4, 21);
+        put32(m + 8, 2);
+        raw_send(fd, m, sizeof(m));
+        raw_wait_closed(fd);
+    }
+    close(fd);
+    fprintf(stderr, "ok: size limits and bad message types close the connection\n");
+
+    /* the server still serves */
+    fd = raw_connect(ep);
+    len = call_msg(msg, 22, 2, 0x20001234, 1, 1, 0, 0, greet_args, sizeof(greet_args));
+    n = roundtrip(fd, msg, len, reply);
+    T_EQ(n, 40);
+    close(fd);
+
+    evpl_rpc2_server_stop(server);
+    evpl_rpc2_server_detach(thread, server);
+    evpl_rpc2_thread_destroy(thread);
+    evpl_rpc2_server_destroy(server);
+    evpl_endpoint_close(ep);
+    evpl_destroy(t_evpl);
+    fprintf(stderr, "PASS\n");
+    return 0;
+}
