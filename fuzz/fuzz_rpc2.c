@@ -201,6 +201,21 @@ c_who(struct evpl *e, const struct evpl_rpc2_verf *v, Who *r, int status, void *
     calls_done++;
 }
 
+/* the client connection ends (the library closes it on bad input) */
+static struct evpl_rpc2_conn *client_conn;
+static int client_gone;
+
+static void
+on_notify(struct evpl_rpc2_thread *t, struct evpl_rpc2_conn *conn, struct evpl_rpc2_notify *n,
+          void *private_data)
+{
+    activity++;
+    if (conn == client_conn && n->notify_type == EVPL_RPC2_NOTIFY_DISCONNECTED) {
+        client_gone = 1;
+        client_conn = NULL;
+    }
+}
+
 /* ---- the raw peer ---- */
 
 struct peer {
@@ -277,7 +292,7 @@ setup(void)
     dgram_server = evpl_rpc2_server_init(programs, 1);
     check(evpl_rpc2_server_start(stream_server, EVPL_STREAM_INPROC, stream_ep) == 0, "listen");
     check(evpl_rpc2_server_start(dgram_server, EVPL_DATAGRAM_INPROC, dgram_ep) == 0, "listen");
-    thread = evpl_rpc2_thread_init(evpl, programs, 1, NULL, NULL);
+    thread = evpl_rpc2_thread_init(evpl, programs, 1, on_notify, NULL);
     evpl_rpc2_set_gss_provider(thread, &gss, NULL);
     evpl_rpc2_server_attach(thread, stream_server, NULL);
     evpl_rpc2_server_attach(thread, dgram_server, NULL);
@@ -393,6 +408,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         Blob b = {.tag = 2};
 
         check(conn != NULL, "connect");
+        client_conn = conn;
+        client_gone = 0;
         xdr_set_str_static(&h, greeting, "fuzz", 4);
         cprog.send_call_GREET(&cprog.rpc2, evpl, conn, NULL, &h, 0, 0, NULL, 0, 0, c_hello, NULL);
         check(evpl_iovec_alloc(evpl, 64, 8, 1, 0, &iov) == 1, "alloc");
@@ -409,8 +426,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             feed(peer.bind, dgram, data, size, cut);
             settle();
         }
-        evpl_rpc2_client_disconnect(thread, conn);
-        while (calls_done < calls_made) {
+        if (!client_gone) {
+            evpl_rpc2_client_disconnect(thread, conn); /* the handle lives until DISCONNECTED */
+        }
+        while (calls_done < calls_made || !client_gone) {
             evpl_continue(evpl);
         }
         settle();

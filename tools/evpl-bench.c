@@ -592,6 +592,7 @@ usage(FILE *f)
 {
     fprintf(f,
             "usage: evpl-bench [pingpong|stream|msg] [options]\n"
+            "       evpl-bench block --help | evpl-bench rpc --help\n"
             "  -p, --proto NAME        protocol name or auto (best TCP) [auto]\n"
             "  -s, --size BYTES        message size [64]\n"
             "  -d, --depth N           messages in flight per connection [16]\n"
@@ -722,6 +723,7 @@ int
 main(int argc, char **argv)
 {
     int bench_block_main(int argc, char **argv);
+    int bench_rpc_main(int argc, char **argv);
     struct evpl_threadpool *spool = NULL, *cpool = NULL;
     struct evpl_global_config *gc;
     struct hist *h;
@@ -733,6 +735,9 @@ main(int argc, char **argv)
 
     if (argc > 1 && strcmp(argv[1], "block") == 0) {
         return bench_block_main(argc - 1, argv + 1);
+    }
+    if (argc > 1 && strcmp(argv[1], "rpc") == 0) {
+        return bench_rpc_main(argc - 1, argv + 1);
     }
     h = calloc(1, sizeof(*h));
     parse(argc, argv);

@@ -50,8 +50,8 @@ struct evpl_rpc2_request {
     void *callback;
     void *private_data;
     /* RPC-over-RDMA: the buffers advertised to the server */
-    struct evpl_iovec read_iov; /* the read chunk's payload (ours until the reply) */
-    int has_read;
+    struct evpl_iovec *read_iov; /* the read chunk's payload (ours until the reply) */
+    int has_read;                /* its iovecs, one segment each */
     struct evpl_iovec write_iov; /* where the server writes a direct result */
     int has_write;
     int write_lent;              /* the caller's buffer: never released here */
@@ -981,8 +981,6 @@ dispatch_call(struct evpl *evpl, struct rpc2_sreq *s)
         return;
     }
     if (s->nread_segs) {
-        s->read_chunk.iov = &s->read_buf;
-        s->read_chunk.niov = 1;
         s->enc.read_chunk = &s->read_chunk;
     }
     if (s->has_write_seg) {
@@ -1362,6 +1360,10 @@ dispatch:
         s->read_chunk.xdr_position = s->read_position - s->args_pos;
         s->read_chunk.length = total;
         s->read_buf.length = total;
+        /* the request owns the buffer from here (released with it unless
+         * the handler takes it) */
+        s->read_chunk.iov = &s->read_buf;
+        s->read_chunk.niov = 1;
         s->reads_left = s->nread_segs;
         for (int i = 0, off = 0; i < s->nread_segs; i++) {
             struct evpl_iovec piece = s->read_buf;
@@ -1388,7 +1390,9 @@ static void
 call_release_buffers(struct evpl *evpl, struct evpl_rpc2_request *req, int keep_write)
 {
     if (req->has_read) {
-        evpl_iovec_release(evpl, &req->read_iov);
+        release_all(evpl, req->read_iov, req->has_read);
+        free(req->read_iov);
+        req->read_iov = NULL;
         req->has_read = 0;
     }
     if (req->has_write && !req->write_lent && !keep_write) {
@@ -1516,7 +1520,7 @@ evpl_rpc2_call(struct evpl *evpl, struct evpl_rpc2_program *program, struct evpl
 {
     struct rpc2_conn *c = priv(conn);
     struct evpl_rpc2_request *req = xmalloc(sizeof(*req));
-    uint8_t hdr[RPC_HDR_MAX + 128], rpc[RPC_HDR_MAX], *p = hdr;
+    uint8_t hdr[RPC_HDR_MAX + 128 + RDMA_MAX_SEGMENTS * 24], rpc[RPC_HDR_MAX], *p = hdr;
     uint32_t rlen, hlen = 0, body;
     struct evpl_iovec *out, stack[STACK_IOV];
     int n;
@@ -1532,8 +1536,20 @@ evpl_rpc2_call(struct evpl *evpl, struct evpl_rpc2_program *program, struct evpl
         call_fail_later(evpl, c, req, EVPL_RPC2_REPLY_DECODE_ERROR);
         return 0;
     }
+    if (rdma_chunk && rdma_chunk->niov > RDMA_MAX_SEGMENTS) {
+        /* more segments than one chunk carries here */
+        release_all(evpl, req_iov, req_niov);
+        release_all(evpl, rdma_chunk->iov, rdma_chunk->niov);
+        rdma_chunk->niov = 0;
+        call_fail_later(evpl, c, req, EVPL_RPC2_REPLY_DECODE_ERROR);
+        return 0;
+    }
     if (c->gone || c->closing) {
         release_all(evpl, req_iov, req_niov);
+        if (rdma_chunk && rdma_chunk->niov > 0) {
+            release_all(evpl, rdma_chunk->iov, rdma_chunk->niov);
+            rdma_chunk->niov = 0;
+        }
         call_fail_later(evpl, c, req, EVPL_RPC2_REPLY_CONN_LOST);
         return 0;
     }
@@ -1553,15 +1569,17 @@ evpl_rpc2_call(struct evpl *evpl, struct evpl_rpc2_program *program, struct evpl
         p = rpc2_put_u32(p, 1); /* credits asked for */
         p = rpc2_put_u32(p, RDMA_MSG);
         if (rdma_chunk && rdma_chunk->niov > 0) {
-            if (rdma_chunk->niov != 1) {
-                evpl_abort("rpc2", __FILE__, __LINE__,
-                           "a read chunk must be one iovec (rpc2.md §4), got %d", rdma_chunk->niov);
+            /* one read-list item per iovec, all at the same position
+             * (RFC 8166 §3.4.5: a chunk of several segments) */
+            req->read_iov = xmalloc((size_t) rdma_chunk->niov * sizeof(*req->read_iov));
+            for (int i = 0; i < rdma_chunk->niov; i++) {
+                evpl_iovec_move(&req->read_iov[i], &rdma_chunk->iov[i]);
+                p = rpc2_put_u32(p, 1);
+                p = rpc2_put_u32(p, rlen + rdma_chunk->xdr_position);
+                p = put_segment(evpl, conn->bind, p, &req->read_iov[i], req->read_iov[i].length);
             }
-            evpl_iovec_move(&req->read_iov, &rdma_chunk->iov[0]);
-            req->has_read = 1;
-            p = rpc2_put_u32(p, 1);
-            p = rpc2_put_u32(p, rlen + rdma_chunk->xdr_position);
-            p = put_segment(evpl, conn->bind, p, &req->read_iov, rdma_chunk->length);
+            req->has_read = rdma_chunk->niov;
+            rdma_chunk->niov = 0;
         }
         p = rpc2_put_u32(p, 0);
         if (max_rdma_write_chunk > 0) {
@@ -1799,8 +1817,10 @@ stream_fragment(struct evpl *evpl, struct rpc2_conn *c, struct evpl_iovec *iov, 
         }
         conn->reasm_cap = cap;
     }
-    memcpy(conn->reasm_iov + conn->reasm_niov, own, (size_t) n * sizeof(*own));
-    conn->reasm_niov += n;
+    if (n > 0) {
+        memcpy(conn->reasm_iov + conn->reasm_niov, own, (size_t) n * sizeof(*own));
+        conn->reasm_niov += n;
+    }
     conn->reasm_length += flen;
     free(own);
     if (mark & 0x80000000u) {
@@ -1858,7 +1878,7 @@ rdma_message(struct evpl *evpl, struct rpc2_conn *c, struct evpl_iovec *iov, int
     struct rpc2_seg written, seg;
     int have_written = 0, have = 0, nread = 0;
     struct rpc2_seg reads[RDMA_MAX_SEGMENTS];
-    uint32_t read_pos = 0;
+    uint32_t read_pos = 0, pos;
     struct evpl_iovec *own;
     int n;
 
@@ -1904,10 +1924,11 @@ rdma_message(struct evpl *evpl, struct rpc2_conn *c, struct evpl_iovec *iov, int
         if (!more) {
             break;
         }
-        if (nread == RDMA_MAX_SEGMENTS || rpc2_rd_u32(&r, &read_pos) < 0 ||
-            read_segment(&r, &reads[nread]) < 0) {
-            goto malformed;
+        if (nread == RDMA_MAX_SEGMENTS || rpc2_rd_u32(&r, &pos) < 0 ||
+            read_segment(&r, &reads[nread]) < 0 || (nread > 0 && pos != read_pos)) {
+            goto malformed; /* one read chunk per call is all we take */
         }
+        read_pos = pos;
         nread++;
     }
     /* write list: chunks of segments; we use the first */

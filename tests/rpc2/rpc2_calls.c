@@ -299,27 +299,41 @@ strict_loose(struct evpl_rpc2_conn *conn, uint32_t flag, uint32_t c, uint32_t sm
     return r.status;
 }
 
+/* An echo of BLOB_SIZE bytes in `pieces` iovecs (a read chunk of that
+ * many segments on RPC-over-RDMA). */
 static void
-blob_round(struct evpl_rpc2_conn *conn, uint32_t tag, struct evpl_iovec *lend)
+blob_round_pieces(struct evpl_rpc2_conn *conn, uint32_t tag, struct evpl_iovec *lend, int pieces)
 {
-    struct evpl_iovec iov;
-    unsigned char *p;
+    struct evpl_iovec iov[4];
+    uint32_t off = 0;
     Blob b;
     int before = blob_done;
 
-    T_EQ(evpl_iovec_alloc(t_evpl, BLOB_SIZE, 8, 1, 0, &iov), 1);
-    p = evpl_iovec_data(&iov);
-    for (uint32_t j = 0; j < BLOB_SIZE; j++) {
-        p[j] = (unsigned char) (tag + j);
+    for (int k = 0; k < pieces; k++) {
+        uint32_t len = k + 1 < pieces ? BLOB_SIZE / (uint32_t) pieces : BLOB_SIZE - off;
+        unsigned char *p;
+
+        T_EQ(evpl_iovec_alloc(t_evpl, len, 8, 1, 0, &iov[k]), 1);
+        p = evpl_iovec_data(&iov[k]);
+        for (uint32_t j = 0; j < len; j++) {
+            p[j] = (unsigned char) (tag + off + j);
+        }
+        off += len;
     }
     b.tag = tag;
-    xdr_set_ref(&b, data, &iov, 1, BLOB_SIZE);
+    xdr_set_ref(&b, data, iov, pieces, BLOB_SIZE);
     blob_lent = lend != NULL;
     /* ddp: a read chunk for the argument, a write chunk for the result,
      * where the connection speaks RPC-over-RDMA (ignored on streams) */
     cprog.send_call_ECHO_BLOB(&cprog.rpc2, t_evpl, conn, NULL, &b, 1, BLOB_SIZE + 4096, lend,
                               lend ? 1 : 0, 0, c_blob, (void *) (uintptr_t) tag);
     T_PUMP(t_evpl, blob_done == before + 1, 20000);
+}
+
+static void
+blob_round(struct evpl_rpc2_conn *conn, uint32_t tag, struct evpl_iovec *lend)
+{
+    blob_round_pieces(conn, tag, lend, 1);
 }
 
 static int
@@ -457,7 +471,8 @@ main(void)
     blob_round(conn, 1, NULL); /* warm-up: the pools settle */
     base = t_metric("evpl_allocator_buffers_in_use");
     for (uint32_t i = 0; i < BLOB_ROUNDS; i++) {
-        blob_round(conn, 7 + i, NULL);
+        /* one to three pieces: a read chunk of several segments */
+        blob_round_pieces(conn, 7 + i, NULL, 1 + (int) (i % 3));
     }
     T_EQ(server_blob_bytes, (uint64_t) (BLOB_ROUNDS + 1) * BLOB_SIZE);
     T_EQ(client_blob_bytes, (uint64_t) (BLOB_ROUNDS + 1) * BLOB_SIZE);

@@ -845,6 +845,28 @@ test_zc(void)
     T_EQ(refs(&whole), before - 1);
     evpl_iovec_release(evpl, &scr);
 
+    /* empty payloads (no iovecs, or one of length 0) do not split the scratch */
+    {
+        xdr_iovec empty;
+
+        evpl_iovec_clone_segment(&empty, &whole, 0, 0);
+        memset(&v, 0, sizeof(v));
+        xdr_set_ref(&v, bounded, &empty, 1, 0);
+        T_EQ(evpl_iovec_alloc(evpl, 4096, 0, 1, 0, &scr), 1);
+        nout = 1;
+        T_EQ(marshall_zc(&v, 1, &scr, 1, out, &nout), 16);
+        T_EQ(nout, 1);
+        T_OK(empty.data == NULL);
+        T_EQ(refs(&whole), before - 1);
+        xdr_dbuf_reset(dbuf);
+        T_EQ(unmarshall_zc(&d, 1, out, nout, dbuf), 16);
+        T_EQ(d.data.niov, 0);
+        T_EQ(d.bounded.niov, 0);
+        T_EQ(d.bounded.length, 0);
+        evpl_iovecs_release(evpl, out, nout);
+        evpl_iovec_release(evpl, &scr);
+    }
+
     /* a list of zcopaque, and zcopaque inside an opaque_union arm */
     {
         zclist zl[3];

@@ -425,6 +425,10 @@ emit_call_dispatch(FILE *f, const struct xc_version *v)
         int by_value = !xc_type_is_void(&p->arg) && xc_type_by_value(&p->arg);
 
         fprintf(f, "        case %uu: {\n", xc_u32(&p->num));
+        if (!xc_type_is_void(&p->arg)) {
+            fprintf(f, "            struct xrt_dec d;\n            %s *argp;\n\n",
+                    xc_type_ctype(&p->arg));
+        }
         fprintf(f, "            if (!prog->recv_call_%s) {\n", p->name);
         if (xc_u32(&p->num) == 0 && xc_type_is_void(&p->arg) && xc_type_is_void(&p->res)) {
             /* the NULL procedure answers even without a handler */
@@ -446,11 +450,10 @@ emit_call_dispatch(FILE *f, const struct xc_version *v)
         } else {
             const char *ct = xc_type_ctype(&p->arg);
 
-            fprintf(f, "            struct xrt_dec d;\n");
             fprintf(f,
-                    "            %s *argp = (%s *) xdr_dbuf_alloc_space(sizeof(*argp), "
-                    "encoding->dbuf);\n\n",
-                    ct, ct);
+                    "            argp = (%s *) xdr_dbuf_alloc_space(sizeof(*argp), "
+                    "encoding->dbuf);\n",
+                    ct);
             fprintf(f, "            if (!argp) {\n                return 2;\n            }\n");
             emit_decode(f, 3, &p->arg, "argp", "encoding->dbuf", "encoding->read_chunk",
                         "return 2;");
@@ -484,8 +487,9 @@ emit_reply_dispatch(FILE *f, const struct xc_version *v)
         fprintf(f, "            %s = (%s) callback_fn;\n", callback_decl(p, "cb"),
                 fmt("void (*)(struct evpl *, const struct evpl_rpc2_verf *, %sint, void *)",
                     xc_type_is_void(t) ? "" : fmt("%s, ", param_type(t))));
-        fprintf(f, "\n            if (!cb) {\n                return 0;\n            }\n");
         if (xc_type_is_void(t)) {
+            fprintf(f, "\n");
+            fprintf(f, "            if (!cb) {\n                return 0;\n            }\n");
             fprintf(f, "            if (x_status == 0 && x_length != 0) {\n");
             fprintf(f, "                x_status = EVPL_RPC2_REPLY_DECODE_ERROR;\n            }\n");
             fprintf(f, "            cb(evpl, verf, x_status, callback_private_data);\n");
@@ -494,6 +498,7 @@ emit_reply_dispatch(FILE *f, const struct xc_version *v)
 
             fprintf(f, "            %s res = (%s) 0;\n", ct, ct);
             fprintf(f, "            struct xrt_dec d;\n\n");
+            fprintf(f, "            if (!cb) {\n                return 0;\n            }\n");
             fprintf(f, "            if (x_status) {\n");
             fprintf(f, "                cb(evpl, verf, res, x_status, callback_private_data);\n");
             fprintf(f, "                return 0;\n            }\n");
@@ -509,6 +514,7 @@ emit_reply_dispatch(FILE *f, const struct xc_version *v)
 
             fprintf(f, "            %s *resp;\n", ct);
             fprintf(f, "            struct xrt_dec d;\n\n");
+            fprintf(f, "            if (!cb) {\n                return 0;\n            }\n");
             fprintf(f, "            if (x_status) {\n");
             fprintf(f, "                cb(evpl, verf, NULL, x_status, callback_private_data);\n");
             fprintf(f, "                return 0;\n            }\n");

@@ -192,6 +192,12 @@ base_name(const char *path)
     return slash ? slash + 1 : path;
 } /* base_name */
 
+const char *
+xc_input_base(void)
+{
+    return base_name(xc_input_name);
+} /* xc_input_base */
+
 int
 main(int argc, char **argv)
 {

@@ -26,6 +26,7 @@ void *xc_push(void **array, int *count, int *cap, size_t elem_size);
 /* ---- diagnostics: "file:line: message" on stderr ---- */
 
 extern const char *xc_input_name;
+const char *xc_input_base(void); /* the input's file name without directories */
 __attribute__((noreturn, format(printf, 2, 3))) void xc_fatal(int line, const char *fmt, ...);
 __attribute__((format(printf, 2, 3))) void xc_warn(int line, const char *fmt, ...);
 

@@ -527,6 +527,15 @@ inproc_flush(struct evpl *evpl, struct evpl_bind *bind)
 
 /* ---- one-sided operations (DATAGRAM_INPROC) ---- */
 
+/* The peer end has closed (chan->lock held). */
+static int
+peer_gone_locked(const struct evpl_bind *bind)
+{
+    const struct inproc_end *end = bind->backend;
+
+    return end->chan->closed[!end->side];
+} /* peer_gone_locked */
+
 /* A bind whose transport is gone (closing or closed) does nothing more. */
 static int
 rdma_bind_open(const struct evpl_bind *bind)
@@ -540,18 +549,29 @@ inproc_rdma_read(struct evpl *evpl, struct evpl_bind *bind, uint32_t remote_key,
                  void (*callback)(int status, void *private_data), void *private_data)
 {
     uint64_t len = niov > 0 ? evpl__iovecs_length(iov, niov) : 0;
+    struct inproc_chan *chan;
     char *src;
-    int status = 0;
+    int status;
 
-    src = rdma_bind_open(bind) ? evpl__rdma_local_target(remote_key, remote_address, len) : NULL;
-    if (!src) {
-        status = rdma_bind_open(bind) ? EINVAL : ECONNRESET;
-    } else {
-        for (int i = 0; i < niov; i++) {
-            memcpy(iov[i].data, src, iov[i].length);
-            src += iov[i].length;
-        }
+    if (!rdma_bind_open(bind)) {
+        evpl__rdma_complete_later(evpl, bind, ECONNRESET, callback, private_data);
+        return;
     }
+    /* under the channel's lock, and only while the peer is open: a peer
+     * that closed may free the memory it advertised as soon as its
+     * connection is gone (its loop runs on another thread) */
+    chan = ((struct inproc_end *) bind->backend)->chan;
+    pthread_mutex_lock(&chan->lock);
+    status = peer_gone_locked(bind) ? ECONNRESET : 0;
+    src = status ? NULL : evpl__rdma_local_target(remote_key, remote_address, len);
+    if (!status && !src) {
+        status = EINVAL;
+    }
+    for (int i = 0; src && i < niov; i++) {
+        memcpy(iov[i].data, src, iov[i].length);
+        src += iov[i].length;
+    }
+    pthread_mutex_unlock(&chan->lock);
     evpl__rdma_complete_later(evpl, bind, status, callback, private_data);
 } /* inproc_rdma_read */
 
@@ -561,19 +581,26 @@ inproc_rdma_write(struct evpl *evpl, struct evpl_bind *bind, uint32_t remote_key
                   void (*callback)(int status, void *private_data), void *private_data)
 {
     uint64_t len = evpl__iovecs_length(iov, niov);
-    char *dst;
-    int status = 0;
+    struct inproc_chan *chan;
+    char *dst = NULL;
+    int status = ECONNRESET;
 
     /* done before any later send of this bind is flushed: a message sent
-     * after the write finds the bytes in place (rdma.md §4) */
-    dst = rdma_bind_open(bind) ? evpl__rdma_local_target(remote_key, remote_address, len) : NULL;
-    if (!dst) {
-        status = rdma_bind_open(bind) ? EINVAL : ECONNRESET;
-    } else {
-        for (int i = 0; i < niov; i++) {
+     * after the write finds the bytes in place (rdma.md §4); under the
+     * channel's lock while the peer is open, as for reads */
+    if (rdma_bind_open(bind)) {
+        chan = ((struct inproc_end *) bind->backend)->chan;
+        pthread_mutex_lock(&chan->lock);
+        status = peer_gone_locked(bind) ? ECONNRESET : 0;
+        dst = status ? NULL : evpl__rdma_local_target(remote_key, remote_address, len);
+        if (!status && !dst) {
+            status = EINVAL;
+        }
+        for (int i = 0; dst && i < niov; i++) {
             memcpy(dst, iov[i].data, iov[i].length);
             dst += iov[i].length;
         }
+        pthread_mutex_unlock(&chan->lock);
     }
     if (flags & EVPL_RDMA_FLAG_TAKE_REF) {
         evpl_iovecs_release_internal(evpl, iov, niov);
