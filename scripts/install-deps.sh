@@ -4,7 +4,7 @@
 # Idempotent: a quick no-op when everything is present.
 set -eu
 
-PKGS="build-essential cmake pkg-config clang clang-format libssl-dev openssl curl liburing-dev libaio-dev fio time strace librdmacm-dev libibverbs-dev ibverbs-providers libuv1-dev sockperf iperf3 gnuplot-nox python3 libnghttp2-dev nghttp2-client nghttp2-server uthash-dev"
+PKGS="build-essential cmake pkg-config clang clang-format libssl-dev openssl curl liburing-dev libaio-dev fio time strace librdmacm-dev libibverbs-dev ibverbs-providers libuv1-dev sockperf iperf3 gnuplot-nox python3 libnghttp2-dev nghttp2-client nghttp2-server uthash-dev libtirpc-dev"
 
 missing=""
 for p in $PKGS; do

@@ -25,6 +25,7 @@ struct rcfg {
     unsigned int size, depth, conns;
     double duration, warmup;
     int zc, row, quiet, json;
+    long long spin_ns;  /* busy-poll window: 0 library default, < 0 never */
     int port;           /* --server */
     const char *remote; /* --client host */
 };
@@ -244,6 +245,7 @@ usage(void)
             "      --client HOST:PORT  call a server elsewhere\n"
             "      --row            one table row: proto size depth calls/s p50 p99 calls/cpu-s\n"
             "  -j, --json           JSON summary\n"
+            "      --spin-ns NS     busy-poll window after activity (-1: never) [default]\n"
             "  -q, --quiet\n");
 }
 
@@ -259,10 +261,11 @@ int
 bench_rpc_main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"proto", 1, 0, 'p'},    {"size", 1, 0, 's'},   {"depth", 1, 0, 'd'},  {"conns", 1, 0, 'c'},
-        {"duration", 1, 0, 'D'}, {"warmup", 1, 0, 'w'}, {"zc", 0, 0, 'z'},     {"row", 0, 0, 'R'},
-        {"quiet", 0, 0, 'q'},    {"server", 1, 0, 'S'}, {"client", 1, 0, 'C'}, {"help", 0, 0, 'h'},
-        {"json", 0, 0, 'j'},     {0, 0, 0, 0}};
+        {"proto", 1, 0, 'p'},  {"size", 1, 0, 's'},     {"depth", 1, 0, 'd'},
+        {"conns", 1, 0, 'c'},  {"duration", 1, 0, 'D'}, {"warmup", 1, 0, 'w'},
+        {"zc", 0, 0, 'z'},     {"row", 0, 0, 'R'},      {"quiet", 0, 0, 'q'},
+        {"server", 1, 0, 'S'}, {"client", 1, 0, 'C'},   {"help", 0, 0, 'h'},
+        {"json", 0, 0, 'j'},   {"spin-ns", 1, 0, 'N'},  {0, 0, 0, 0}};
     struct evpl_rpc2_program *programs[1] = {&prog.rpc2};
     struct evpl_thread *sthread = NULL;
     struct evpl_rpc2_thread *ct;
@@ -304,6 +307,9 @@ bench_rpc_main(int argc, char **argv)
             case 'j':
                 rc.json = 1;
                 break;
+            case 'N':
+                rc.spin_ns = atoll(optarg);
+                break;
             case 'S':
                 rc.port = atoi(optarg);
                 break;
@@ -328,7 +334,16 @@ bench_rpc_main(int argc, char **argv)
         usage();
         return 2;
     }
-    evpl_init(NULL);
+    {
+        struct evpl_global_config *gc = evpl_global_config_init();
+
+        if (rc.spin_ns > 0) {
+            evpl_global_config_set_spin_ns(gc, (uint64_t) rc.spin_ns);
+        } else if (rc.spin_ns < 0) {
+            evpl_global_config_set_spin_ns(gc, 0); /* never busy-poll */
+        }
+        evpl_init(gc);
+    }
     if (evpl_protocol_lookup(&proto, rc.proto) != 0) {
         fprintf(stderr, "evpl-bench rpc: unknown or unavailable protocol %s\n", rc.proto);
         return 2;
@@ -429,6 +444,13 @@ bench_rpc_main(int argc, char **argv)
         }
     }
 
+    if (getenv("EVPL_BENCH_METRICS")) {
+        static char m[65536];
+
+        if (evpl_metrics_scrape(m, sizeof(m)) > 0) {
+            fputs(m, stderr);
+        }
+    }
     evpl_rpc2_thread_destroy(ct); /* completes what is in flight */
     if (rc.zc) {
         evpl_iovec_release(cevpl, &zpayload);

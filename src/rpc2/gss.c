@@ -38,8 +38,10 @@ rpc2_gss_new(const struct evpl_rpc2_gss_provider *provider, void *arg, const voi
     return ctx;
 }
 
+/* The context of a handle, with a reference, if it is established
+ * (want_complete 1) or still being established (0). */
 struct rpc2_gss_ctx *
-rpc2_gss_find(const void *handle, uint32_t len)
+rpc2_gss_find(const void *handle, uint32_t len, int want_complete)
 {
     struct rpc2_gss_ctx *ctx = NULL;
     uint64_t h;
@@ -50,11 +52,22 @@ rpc2_gss_find(const void *handle, uint32_t len)
     memcpy(&h, handle, sizeof(h));
     pthread_mutex_lock(&lock);
     HASH_FIND(hh, table, &h, sizeof(h), ctx);
-    if (ctx) {
+    if (ctx && ctx->complete == want_complete) {
         ctx->refs++;
+    } else {
+        ctx = NULL;
     }
     pthread_mutex_unlock(&lock);
     return ctx;
+}
+
+/* Established: DATA calls on any thread may use it from now on. */
+void
+rpc2_gss_set_complete(struct rpc2_gss_ctx *ctx)
+{
+    pthread_mutex_lock(&lock);
+    ctx->complete = 1;
+    pthread_mutex_unlock(&lock);
 }
 
 void

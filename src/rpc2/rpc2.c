@@ -1037,11 +1037,7 @@ gss_init(struct evpl *evpl, struct rpc2_conn *c, struct rpc2_sreq *s, struct rpc
     if (gproc == RPCSEC_GSS_INIT) {
         g = rpc2_gss_new(gp, t->gss_arg, c);
     } else {
-        g = rpc2_gss_find(handle, hlen);
-        if (g && g->complete) {
-            rpc2_gss_put(g);
-            g = NULL;
-        }
+        g = rpc2_gss_find(handle, hlen, 0);
     }
     if (!g) {
         free(tok);
@@ -1069,7 +1065,9 @@ gss_init(struct evpl *evpl, struct rpc2_conn *c, struct rpc2_sreq *s, struct rpc
     } else {
         major = complete ? GSS_S_COMPLETE : GSS_S_CONTINUE_NEEDED;
         window = complete ? RPCSEC_GSS_WINDOW : 0;
-        g->complete = complete;
+        if (complete) {
+            rpc2_gss_set_complete(g);
+        }
     }
     buf = malloc(room + 64 + AUTH_BODY_MAX + 32 + outlen + 4);
     if (buf) {
@@ -1156,11 +1154,8 @@ gss_call(struct evpl *evpl, struct rpc2_conn *c, struct rpc2_sreq *s, struct rpc
         stat = AUTH_TOOWEAK;
         goto deny;
     }
-    g = rpc2_gss_find(handle, hlen);
-    if (!g || !g->complete) {
-        if (g) {
-            rpc2_gss_put(g);
-        }
+    g = rpc2_gss_find(handle, hlen, 1);
+    if (!g) {
         stat = RPCSEC_GSS_CREDPROBLEM;
         goto deny;
     }

@@ -137,7 +137,7 @@ struct rpc2_gss_ctx {
     uint64_t handle;
     int refs;     /* the table's, and one per call using it */
     int linked;   /* in the table */
-    int complete; /* established: DATA calls may use it */
+    int complete; /* established: DATA calls may use it (under the table's lock) */
     void *gss;    /* the provider's context */
     const struct evpl_rpc2_gss_provider *provider;
     void *arg;
@@ -150,7 +150,8 @@ struct rpc2_gss_ctx {
 
 struct rpc2_gss_ctx *rpc2_gss_new(const struct evpl_rpc2_gss_provider *provider, void *arg,
                                   const void *owner);
-struct rpc2_gss_ctx *rpc2_gss_find(const void *handle, uint32_t len);
+struct rpc2_gss_ctx *rpc2_gss_find(const void *handle, uint32_t len, int want_complete);
+void rpc2_gss_set_complete(struct rpc2_gss_ctx *ctx);
 void rpc2_gss_put(struct rpc2_gss_ctx *ctx);
 void rpc2_gss_remove(struct rpc2_gss_ctx *ctx);
 void rpc2_gss_owner_gone(const void *owner);
