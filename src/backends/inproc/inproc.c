@@ -93,6 +93,16 @@ struct inproc_end {
     int queued;                    /* on loop->ready */
     struct inproc_end *batch_next; /* loop_ring's batch (owner only) */
     int wake_send;                 /* the peer took data: flush again (chan->lock) */
+    struct parked_op *parked;      /* one-sided ops refused since the peer closed (owner) */
+};
+
+/* A one-sided operation that found the peer closed: it completes with
+ * ECONNRESET when this end closes too, as one pending when the
+ * connection closes (rdma.md §3), just before DISCONNECTED. */
+struct parked_op {
+    struct parked_op *next;
+    void (*callback)(int status, void *private_data);
+    void *private_data;
 };
 
 struct inproc_chan {
@@ -536,6 +546,24 @@ peer_gone_locked(const struct evpl_bind *bind)
     return end->chan->closed[!end->side];
 } /* peer_gone_locked */
 
+/* Complete op when the bind closes (see struct parked_op). */
+static void
+park(struct evpl *evpl, struct evpl_bind *bind, void (*callback)(int status, void *private_data),
+     void *private_data)
+{
+    struct inproc_end *end = bind->backend;
+    struct parked_op *op = callback ? malloc(sizeof(*op)) : NULL;
+
+    if (!op) {
+        evpl__rdma_complete_later(evpl, bind, ECONNRESET, callback, private_data);
+        return;
+    }
+    op->callback = callback;
+    op->private_data = private_data;
+    op->next = end->parked;
+    end->parked = op;
+} /* park */
+
 /* A bind whose transport is gone (closing or closed) does nothing more. */
 static int
 rdma_bind_open(const struct evpl_bind *bind)
@@ -572,6 +600,10 @@ inproc_rdma_read(struct evpl *evpl, struct evpl_bind *bind, uint32_t remote_key,
         src += iov[i].length;
     }
     pthread_mutex_unlock(&chan->lock);
+    if (status == ECONNRESET) {
+        park(evpl, bind, callback, private_data);
+        return;
+    }
     evpl__rdma_complete_later(evpl, bind, status, callback, private_data);
 } /* inproc_rdma_read */
 
@@ -583,7 +615,7 @@ inproc_rdma_write(struct evpl *evpl, struct evpl_bind *bind, uint32_t remote_key
     uint64_t len = evpl__iovecs_length(iov, niov);
     struct inproc_chan *chan;
     char *dst = NULL;
-    int status = ECONNRESET;
+    int status = ECONNRESET, parked = 0;
 
     /* done before any later send of this bind is flushed: a message sent
      * after the write finds the bytes in place (rdma.md §4); under the
@@ -601,9 +633,14 @@ inproc_rdma_write(struct evpl *evpl, struct evpl_bind *bind, uint32_t remote_key
             dst += iov[i].length;
         }
         pthread_mutex_unlock(&chan->lock);
+        parked = status == ECONNRESET;
     }
     if (flags & EVPL_RDMA_FLAG_TAKE_REF) {
         evpl_iovecs_release_internal(evpl, iov, niov);
+    }
+    if (parked) {
+        park(evpl, bind, callback, private_data);
+        return;
     }
     evpl__rdma_complete_later(evpl, bind, status, callback, private_data);
 } /* inproc_rdma_write */
@@ -761,6 +798,13 @@ inproc_close(struct evpl *evpl, struct evpl_bind *bind)
     msgs_free(evpl, end->held);
     end->held = end->held_tail = NULL;
     bind->backend = NULL;
+    while (end->parked) {
+        struct parked_op *op = end->parked;
+
+        end->parked = op->next;
+        evpl__rdma_complete_later(evpl, bind, ECONNRESET, op->callback, op->private_data);
+        free(op);
+    }
     evpl__rdma_complete_bind(bind); /* before its DISCONNECTED */
 
     /* last: the peer may free the channel (this end with it) once we let go */
