@@ -17,17 +17,29 @@ static uint64_t next_handle;
 struct rpc2_gss_ctx *
 rpc2_gss_new(const struct evpl_rpc2_gss_provider *provider, void *arg, const void *owner)
 {
-    struct rpc2_gss_ctx *ctx = calloc(1, sizeof(*ctx));
+    struct rpc2_gss_ctx *ctx = calloc(1, sizeof(*ctx)), *it, *tmp;
+    unsigned mine = 0;
 
     if (!ctx) {
         return NULL;
     }
+    pthread_mutex_init(&ctx->mu, NULL);
     ctx->provider = provider;
     ctx->arg = arg;
     ctx->owner = owner;
     ctx->refs = 2; /* the table's and the caller's */
     ctx->linked = 1;
     pthread_mutex_lock(&lock);
+    HASH_ITER(hh, table, it, tmp)
+    {
+        mine += it->owner == owner;
+    }
+    if (mine >= RPC2_GSS_PER_CONN || HASH_COUNT(table) >= RPC2_GSS_MAX) {
+        pthread_mutex_unlock(&lock);
+        pthread_mutex_destroy(&ctx->mu);
+        free(ctx);
+        return NULL;
+    }
     if (next_handle == 0) {
         /* handles of an earlier process are not taken for ours */
         next_handle = ((uint64_t) (uintptr_t) &ctx ^ (uint64_t) getpid() << 32) | 1;
@@ -82,6 +94,7 @@ rpc2_gss_put(struct rpc2_gss_ctx *ctx)
         if (ctx->gss && ctx->provider->destroy) {
             ctx->provider->destroy(ctx->arg, ctx->gss);
         }
+        pthread_mutex_destroy(&ctx->mu);
         free(ctx);
     }
 }

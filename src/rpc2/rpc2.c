@@ -41,6 +41,13 @@ struct rpc2_seg {
     uint64_t offset;
 };
 
+/* A write or reply chunk the peer offered: its segments, in order. */
+struct rpc2_chunk {
+    struct rpc2_seg seg[RDMA_MAX_SEGMENTS];
+    int n;
+    uint64_t total;
+};
+
 /* A client call in flight. */
 struct evpl_rpc2_request {
     uint32_t xid;
@@ -80,10 +87,8 @@ struct rpc2_sreq {
     uint32_t read_position;
     int reads_left;
     int read_failed;
-    struct rpc2_seg write_seg; /* the client's write chunk (first segment) */
-    int has_write_seg;
-    struct rpc2_seg reply_seg; /* the client's reply chunk (first segment) */
-    int has_reply_seg;
+    struct rpc2_chunk write_offer; /* the client's write chunk (n 0: none) */
+    struct rpc2_chunk reply_offer; /* the client's reply chunk (n 0: none) */
     /* the received message, kept while the read chunk is fetched */
     struct evpl_iovec *msg;
     int nmsg;
@@ -195,11 +200,13 @@ dbuf_space(struct xdr_dbuf *d, size_t n)
 
 /* ---- iovec helpers ---- */
 
+/* Library-side releases: a GLOBAL buffer the application handed over is
+ * the application's to free (memory.md §6), so these leave it alone. */
 static void
 release_all(struct evpl *evpl, struct evpl_iovec *iov, int niov)
 {
     for (int i = 0; i < niov; i++) {
-        evpl_iovec_release(evpl, &iov[i]);
+        evpl_iovec_release_internal(evpl, &iov[i]);
     }
 }
 
@@ -375,6 +382,7 @@ prepend(struct evpl *evpl, const uint8_t *hdr, uint32_t hlen, uint32_t reserve,
 /* ---- connections ---- */
 
 static int segment_cb(struct evpl *evpl, struct evpl_bind *bind, void *private_data);
+static void close_conn(struct evpl *evpl, struct rpc2_conn *c);
 static void conn_event(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *notify,
                        void *private_data);
 static void complete_failed(struct evpl *evpl, void *private_data);
@@ -591,6 +599,65 @@ grant(const struct rpc2_sreq *s)
  * RPC-over-RDMA header (RFC 8166 §4.2) with the write list naming the
  * bytes placed in the client's write chunk.  Returns its length.
  */
+static void rdma_write_done(int status, void *private_data);
+
+/* the longest transport header: RPC-over-RDMA with a write chunk and a
+ * reply chunk of RDMA_MAX_SEGMENTS segments each */
+#define TRANSPORT_HDR_MAX (32 + 2 * (8 + RDMA_MAX_SEGMENTS * 16))
+
+/* A chunk's segments as the reply lists them: the bytes written in each
+ * (filled in order), RFC 8166 §3.6. */
+static uint8_t *
+put_chunk_written(uint8_t *p, const struct rpc2_chunk *c, uint64_t written)
+{
+    p = rpc2_put_u32(p, (uint32_t) c->n);
+    for (int i = 0; i < c->n; i++) {
+        uint32_t here = written < c->seg[i].length ? (uint32_t) written : c->seg[i].length;
+
+        p = rpc2_put_u32(p, c->seg[i].handle);
+        p = rpc2_put_u32(p, here);
+        p = rpc2_put_u64(p, c->seg[i].offset);
+        written -= here;
+    }
+    return p;
+}
+
+/*
+ * RDMA-write len bytes of iov into the segments of c, in order; the
+ * library takes its own references (the caller keeps and releases its).
+ */
+static void
+rdma_put(struct evpl *evpl, struct evpl_bind *bind, const struct rpc2_chunk *c,
+         const struct evpl_iovec *iov, int niov, uint64_t len)
+{
+    int i = 0;
+    uint32_t off = 0;
+
+    for (int k = 0; k < c->n && len; k++) {
+        struct evpl_iovec piece[RDMA_MAX_SEGMENTS * 4];
+        uint32_t want = len < c->seg[k].length ? (uint32_t) len : c->seg[k].length;
+        int np = 0;
+
+        len -= want;
+        while (want && i < niov && np < (int) (sizeof(piece) / sizeof(piece[0]))) {
+            uint32_t avail = iov[i].length - off, take = avail < want ? avail : want;
+
+            piece[np] = iov[i];
+            piece[np].data = (char *) iov[i].data + off;
+            piece[np].length = take;
+            np++;
+            want -= take;
+            off += take;
+            if (off == iov[i].length) {
+                i++;
+                off = 0;
+            }
+        }
+        evpl_rdma_write(evpl, bind, c->seg[k].handle, c->seg[k].offset, piece, np, 0,
+                        rdma_write_done, NULL);
+    }
+}
+
 static uint32_t
 transport_header(struct rpc2_sreq *s, uint8_t *p, uint32_t xid, uint32_t rpc_len, int nomsg,
                  uint32_t written, uint32_t reply_written)
@@ -606,20 +673,15 @@ transport_header(struct rpc2_sreq *s, uint8_t *p, uint32_t xid, uint32_t rpc_len
     p = rpc2_put_u32(p, grant(s));
     p = rpc2_put_u32(p, nomsg ? RDMA_NOMSG : RDMA_MSG);
     p = rpc2_put_u32(p, 0); /* no read list */
-    if (written != UINT32_MAX) {
+    if (s->write_offer.n) {
+        /* the write chunk goes back with the lengths used (0 if unused) */
         p = rpc2_put_u32(p, 1);
-        p = rpc2_put_u32(p, 1);
-        p = rpc2_put_u32(p, s->write_seg.handle);
-        p = rpc2_put_u32(p, written);
-        p = rpc2_put_u64(p, s->write_seg.offset);
+        p = put_chunk_written(p, &s->write_offer, written == UINT32_MAX ? 0 : written);
     }
     p = rpc2_put_u32(p, 0); /* end of the write list */
     if (reply_written != UINT32_MAX) {
         p = rpc2_put_u32(p, 1);
-        p = rpc2_put_u32(p, 1);
-        p = rpc2_put_u32(p, s->reply_seg.handle);
-        p = rpc2_put_u32(p, reply_written);
-        p = rpc2_put_u64(p, s->reply_seg.offset);
+        p = put_chunk_written(p, &s->reply_offer, reply_written);
     } else {
         p = rpc2_put_u32(p, 0);
     }
@@ -638,6 +700,7 @@ put_verifier(struct rpc2_sreq *s, uint8_t *p, uint32_t max)
     uint8_t seq[4];
     void *mic = NULL;
     size_t len = 0;
+    int rc;
 
     if (!g) {
         rpc2_put_u32(p, EVPL_RPC2_AUTH_NONE);
@@ -645,8 +708,10 @@ put_verifier(struct rpc2_sreq *s, uint8_t *p, uint32_t max)
         return 8;
     }
     rpc2_put_u32(seq, s->gss_seq);
-    if (g->provider->get_mic(g->arg, g->gss, seq, 4, &mic, &len) != 0 || len > AUTH_BODY_MAX ||
-        8 + ((len + 3) & ~(size_t) 3) > max) {
+    pthread_mutex_lock(&g->mu);
+    rc = g->provider->get_mic(g->arg, g->gss, seq, 4, &mic, &len);
+    pthread_mutex_unlock(&g->mu);
+    if (rc != 0 || len > AUTH_BODY_MAX || 8 + ((len + 3) & ~(size_t) 3) > max) {
         free(mic);
         return -1;
     }
@@ -661,7 +726,7 @@ static void
 send_error(struct evpl *evpl, struct rpc2_sreq *s, uint32_t xid, int denied, uint32_t stat,
            uint32_t low, uint32_t high)
 {
-    uint8_t rpc[64 + AUTH_BODY_MAX], msg[160 + AUTH_BODY_MAX], *p = rpc;
+    uint8_t rpc[64 + AUTH_BODY_MAX], msg[TRANSPORT_HDR_MAX + 64 + AUTH_BODY_MAX], *p = rpc;
     uint32_t rlen, hlen;
     int vlen;
 
@@ -717,7 +782,7 @@ rdma_write_done(int status, void *private_data)
 static void
 send_flat(struct evpl *evpl, struct rpc2_sreq *s, uint8_t *buf, uint32_t room, uint32_t len)
 {
-    uint8_t hdr[64];
+    uint8_t hdr[TRANSPORT_HDR_MAX];
     uint32_t hlen = transport_header(s, hdr, s->enc.xid, len, 0, UINT32_MAX, UINT32_MAX);
 
     if (s->enc.reply_capture_cb) {
@@ -725,9 +790,20 @@ send_flat(struct evpl *evpl, struct rpc2_sreq *s, uint8_t *buf, uint32_t room, u
 
         s->enc.reply_capture_cb(&v, 1, (int) len, s->enc.reply_capture_private);
     }
-    memcpy(buf + room - hlen, hdr, hlen);
-    if (s->conn && !priv(s->conn)->closing && !priv(s->conn)->gone) {
+    if (!s->conn || priv(s->conn)->closing || priv(s->conn)->gone) {
+        return;
+    }
+    if (hlen <= room) {
+        memcpy(buf + room - hlen, hdr, hlen);
         evpl_send(evpl, s->conn->bind, buf + room - hlen, hlen + len);
+    } else {
+        /* one message: header and body together */
+        uint8_t *m = xmalloc(hlen + len);
+
+        memcpy(m, hdr, hlen);
+        memcpy(m + hlen, buf + room, len);
+        evpl_send(evpl, s->conn->bind, m, hlen + len);
+        free(m);
     }
 }
 
@@ -747,6 +823,7 @@ reply_integrity(struct evpl *evpl, struct rpc2_sreq *s, const uint8_t *rpc, uint
     uint8_t *q, *lenp, *databody;
     void *mic = NULL;
     size_t miclen = 0;
+    int mic_rc;
 
     if (!buf) {
         goto drop;
@@ -757,19 +834,23 @@ reply_integrity(struct evpl *evpl, struct rpc2_sreq *s, const uint8_t *rpc, uint
     q += 4;
     databody = q;
     q = rpc2_put_u32(q, s->gss_seq);
-    for (int i = 0; i < niov; i++) {
-        uint32_t l = iov[i].length;
+    for (int i = 0, left = (int) body; i < niov && left > 0; i++) {
+        uint32_t l = iov[i].length, take;
 
         if (skip >= l) {
             skip -= l;
             continue;
         }
-        memcpy(q, (const char *) iov[i].data + skip, l - skip);
-        q += l - skip;
+        take = l - skip < (uint32_t) left ? l - skip : (uint32_t) left;
+        memcpy(q, (const char *) iov[i].data + skip, take);
+        q += take;
+        left -= (int) take;
         skip = 0;
     }
-    if (g->provider->get_mic(g->arg, g->gss, databody, 4 + body, &mic, &miclen) != 0 ||
-        miclen > AUTH_BODY_MAX) {
+    pthread_mutex_lock(&g->mu);
+    mic_rc = g->provider->get_mic(g->arg, g->gss, databody, 4 + body, &mic, &miclen);
+    pthread_mutex_unlock(&g->mu);
+    if (mic_rc != 0 || miclen > AUTH_BODY_MAX) {
         free(mic);
         goto drop;
     }
@@ -801,7 +882,7 @@ rpc2_send_reply(struct evpl *evpl, struct evpl_rpc2_encoding *encoding,
     uint32_t reserve = encoding->program->reserve;
     uint32_t body = (uint32_t) length - reserve;
     uint32_t written = UINT32_MAX;
-    uint8_t hdr[160 + AUTH_BODY_MAX], rpc[24 + AUTH_BODY_MAX], *p = rpc;
+    uint8_t hdr[TRANSPORT_HDR_MAX + 24 + AUTH_BODY_MAX], rpc[24 + AUTH_BODY_MAX], *p = rpc;
     uint32_t hlen, rlen;
     struct evpl_iovec *out, stack[STACK_IOV];
     int n, vlen;
@@ -834,17 +915,17 @@ rpc2_send_reply(struct evpl *evpl, struct evpl_rpc2_encoding *encoding,
         /* the result's payload goes straight into the client's memory;
          * the reply (sent after it on the same connection) says how much */
         written = s->write_chunk.length;
-        evpl_rdma_write(evpl, s->conn->bind, s->write_seg.handle, s->write_seg.offset,
-                        s->write_chunk.iov, s->write_chunk.niov, EVPL_RDMA_FLAG_TAKE_REF,
-                        rdma_write_done, NULL);
+        rdma_put(evpl, s->conn->bind, &s->write_offer, s->write_chunk.iov, s->write_chunk.niov,
+                 written);
+        release_all(evpl, s->write_chunk.iov, s->write_chunk.niov);
         s->write_chunk.niov = 0;
     }
 
-    if (s->rdma && s->has_reply_seg && rlen + body > RDMA_INLINE_REPLY_MAX) {
+    if (s->rdma && s->reply_offer.n && rlen + body > RDMA_INLINE_REPLY_MAX) {
         /* RDMA_NOMSG: the whole reply goes into the reply chunk */
         uint32_t total = rlen + body;
 
-        if (total > s->reply_seg.length) {
+        if (total > s->reply_offer.total) {
             uint8_t e[32], *q = e;
 
             q = rpc2_put_u32(q, encoding->xid);
@@ -872,14 +953,12 @@ rpc2_send_reply(struct evpl *evpl, struct evpl_rpc2_encoding *encoding,
         }
         if (s->conn && !priv(s->conn)->gone) {
             hlen = transport_header(s, hdr, encoding->xid, 0, 1, written, total);
-            evpl_rdma_write(evpl, s->conn->bind, s->reply_seg.handle, s->reply_seg.offset, out, n,
-                            EVPL_RDMA_FLAG_TAKE_REF, rdma_write_done, NULL);
+            rdma_put(evpl, s->conn->bind, &s->reply_offer, out, n, total);
             if (!priv(s->conn)->closing) {
                 evpl_send(evpl, s->conn->bind, hdr, hlen);
             }
-        } else {
-            release_all(evpl, out, n);
         }
+        release_all(evpl, out, n);
         free(out);
         sreq_free(s);
         return 0;
@@ -983,8 +1062,9 @@ dispatch_call(struct evpl *evpl, struct rpc2_sreq *s)
     if (s->nread_segs) {
         s->enc.read_chunk = &s->read_chunk;
     }
-    if (s->has_write_seg) {
-        s->write_chunk.max_length = s->write_seg.length;
+    if (s->write_offer.n) {
+        s->write_chunk.max_length =
+            s->write_offer.total > UINT32_MAX ? UINT32_MAX : (uint32_t) s->write_offer.total;
         s->enc.write_chunk = &s->write_chunk;
     }
     /* the message goes once decoding is done: what the handler keeps
@@ -1010,6 +1090,18 @@ dispatch_call(struct evpl *evpl, struct rpc2_sreq *s)
 }
 
 /* ---- RPCSEC_GSS (RFC 2203 §5) ---- */
+
+/* The mechanism's check of a MIC, one call at a time per context. */
+static int
+gss_verify(struct rpc2_gss_ctx *g, const void *msg, size_t len, const void *mic, size_t miclen)
+{
+    int rc;
+
+    pthread_mutex_lock(&g->mu);
+    rc = g->provider->verify_mic(g->arg, g->gss, msg, len, mic, miclen);
+    pthread_mutex_unlock(&g->mu);
+    return rc;
+}
 
 #define GSS_TOKEN_MAX (64u << 10)
 
@@ -1045,9 +1137,9 @@ gss_init(struct evpl *evpl, struct rpc2_conn *c, struct rpc2_sreq *s, struct rpc
         sreq_free(s);
         return 1;
     }
+    pthread_mutex_lock(&g->mu);
     rc = gp->accept(g->arg, &g->gss, tok, tlen, &out, &outlen, &complete, g->principal,
                     sizeof(g->principal));
-    free(tok);
     g->principal[sizeof(g->principal) - 1] = '\0';
     if (rc == 0 && complete) {
         /* the verifier of the last reply signs the window (§5.2.3.1) */
@@ -1056,6 +1148,8 @@ gss_init(struct evpl *evpl, struct rpc2_conn *c, struct rpc2_sreq *s, struct rpc
             rc = -1;
         }
     }
+    pthread_mutex_unlock(&g->mu);
+    free(tok);
     if (rc != 0 || outlen > GSS_TOKEN_MAX) {
         /* no token of a failed step goes out */
         free(out);
@@ -1167,8 +1261,7 @@ gss_call(struct evpl *evpl, struct rpc2_conn *c, struct rpc2_sreq *s, struct rpc
     /* the verifier signs the header from the xid to the credential's end */
     rpc2_rd_init(&hr, s->msg, s->nmsg, s->msglen);
     if (cred_end > sizeof(hdr) || rpc2_rd_bytes(&hr, hdr, cred_end) < 0 ||
-        vflavor != EVPL_RPC2_AUTH_RPCSEC_GSS ||
-        g->provider->verify_mic(g->arg, g->gss, hdr, cred_end, verf, vlen) != 0) {
+        vflavor != EVPL_RPC2_AUTH_RPCSEC_GSS || gss_verify(g, hdr, cred_end, verf, vlen) != 0) {
         rpc2_gss_put(g);
         stat = RPCSEC_GSS_CREDPROBLEM;
         goto deny;
@@ -1214,7 +1307,7 @@ gss_call(struct evpl *evpl, struct rpc2_conn *c, struct rpc2_sreq *s, struct rpc
         bad = bad || !(body = malloc(len)) || rpc2_rd_bytes(r, body, len) < 0 ||
               rpc2_rd_bytes(r, NULL, (4 - (len & 3)) & 3) < 0 ||
               rpc2_rd_opaque(r, ck, AUTH_BODY_MAX, &cklen) < 0 ||
-              g->provider->verify_mic(g->arg, g->gss, body, len, ck, cklen) != 0;
+              gss_verify(g, body, len, ck, cklen) != 0;
         if (!bad) {
             bseq = (uint32_t) body[0] << 24 | (uint32_t) body[1] << 16 | (uint32_t) body[2] << 8 |
                    body[3];
@@ -1341,20 +1434,28 @@ dispatch:
     if (s->nread_segs) {
         /* fetch the directly placed argument before dispatch (RFC 8166
          * §3.5.3); its position is counted from the RPC message start */
-        uint32_t total = 0;
+        uint64_t total = 0;
 
         for (int i = 0; i < s->nread_segs; i++) {
             total += s->read_segs[i].length;
         }
+        if (total > evpl_global_config_get_rpc2_max_message_size()) {
+            /* more than a record may carry inline: not taken */
+            rpc2_error("read chunk of %llu bytes over the limit: closing",
+                       (unsigned long long) total);
+            close_conn(evpl, c);
+            sreq_free(s);
+            return;
+        }
         if (s->read_position < s->args_pos ||
-            evpl_iovec_alloc(evpl, total ? total : 1, 8, 1, 0, &s->read_buf) != 1) {
+            evpl_iovec_alloc(evpl, total ? (unsigned int) total : 1, 8, 1, 0, &s->read_buf) != 1) {
             send_error(evpl, s, xid, 0, ACCEPT_GARBAGE_ARGS, 0, 0);
             sreq_free(s);
             return;
         }
         s->read_chunk.xdr_position = s->read_position - s->args_pos;
-        s->read_chunk.length = total;
-        s->read_buf.length = total;
+        s->read_chunk.length = (uint32_t) total;
+        s->read_buf.length = (unsigned int) total;
         /* the request owns the buffer from here (released with it unless
          * the handler takes it) */
         s->read_chunk.iov = &s->read_buf;
@@ -1390,12 +1491,14 @@ call_release_buffers(struct evpl *evpl, struct evpl_rpc2_request *req, int keep_
         req->read_iov = NULL;
         req->has_read = 0;
     }
-    if (req->has_write && !req->write_lent && !keep_write) {
-        evpl_iovec_release(evpl, &req->write_iov);
+    if (req->has_write && !keep_write) {
+        if (!req->write_lent) {
+            evpl_iovec_release_internal(evpl, &req->write_iov);
+        }
+        req->has_write = 0;
     }
-    req->has_write = 0;
     if (req->has_reply) {
-        evpl_iovec_release(evpl, &req->reply_iov);
+        evpl_iovec_release_internal(evpl, &req->reply_iov);
         req->has_reply = 0;
     }
 }
@@ -1411,11 +1514,15 @@ call_complete(struct evpl *evpl, struct evpl_rpc2_conn *conn, struct evpl_rpc2_r
     struct xdr_dbuf *d = &t->reply_dbuf;
 
     dbuf_fit(d, (uint64_t) length * DBUF_PER_BYTE + DBUF_MIN);
-    /* a decoded direct result aliases the write chunk: the callback owns
-     * it (or it is the caller's own buffer) */
-    call_release_buffers(evpl, req, chunk != NULL);
+    call_release_buffers(evpl, req, 1);
     req->program->recv_reply_dispatch(evpl, conn, d, req->proc, chunk, &none, iov, niov,
                                       (int) length, status, req->callback, req->private_data);
+    /* a decoded result that aliases the write chunk marks it taken (niov
+     * 0): the callback owns it then; otherwise (unused, a result without
+     * the payload, a decoding error) it is released here */
+    if (req->has_write && (!chunk || chunk->niov > 0)) {
+        call_release_buffers(evpl, req, 0);
+    }
     free(req);
 }
 
@@ -1581,6 +1688,10 @@ evpl_rpc2_call(struct evpl *evpl, struct evpl_rpc2_program *program, struct evpl
             if (write_chunk_iov && write_chunk_niov == 1) {
                 req->write_iov = write_chunk_iov[0];
                 req->write_lent = 1;
+                /* never more than the lent buffer holds */
+                if ((unsigned int) max_rdma_write_chunk > req->write_iov.length) {
+                    max_rdma_write_chunk = (int) req->write_iov.length;
+                }
             } else if (evpl_iovec_alloc(evpl, (unsigned int) max_rdma_write_chunk, 8, 1, 0,
                                         &req->write_iov) != 1) {
                 goto nomem;
@@ -1670,7 +1781,7 @@ client_reply(struct evpl *evpl, struct rpc2_conn *c, struct rpc2_rd *r, uint32_t
         iov_array_free(res, stack);
         goto undecodable;
     }
-    if (written && req->has_write) {
+    if (written && req->has_write && written->length > 0) {
         memset(&chunk, 0, sizeof(chunk));
         chunk.length =
             written->length < req->write_iov.length ? written->length : req->write_iov.length;
@@ -1754,7 +1865,7 @@ strip_front(struct evpl *evpl, struct evpl_iovec *iov, int niov, uint32_t n)
     while (n && first < niov) {
         if (iov[first].length <= n) {
             n -= iov[first].length;
-            evpl_iovec_release(evpl, &iov[first]);
+            evpl_iovec_release_internal(evpl, &iov[first]);
             first++;
         } else {
             iov[first].data = (char *) iov[first].data + n;
@@ -1839,8 +1950,9 @@ read_segment(struct rpc2_rd *r, struct rpc2_seg *seg)
                : 0;
 }
 
+/* A chunk (counted array of segments); c NULL skips it. */
 static int
-read_chunk_array(struct rpc2_rd *r, struct rpc2_seg *first, int *have, uint32_t *total)
+read_chunk_array(struct rpc2_rd *r, struct rpc2_chunk *c)
 {
     uint32_t count;
     struct rpc2_seg seg;
@@ -1848,16 +1960,18 @@ read_chunk_array(struct rpc2_rd *r, struct rpc2_seg *first, int *have, uint32_t 
     if (rpc2_rd_u32(r, &count) < 0 || count > RDMA_MAX_SEGMENTS) {
         return -1;
     }
-    *total = 0;
+    if (c) {
+        c->n = 0;
+        c->total = 0;
+    }
     for (uint32_t i = 0; i < count; i++) {
         if (read_segment(r, &seg) < 0) {
             return -1;
         }
-        if (i == 0 && first) {
-            *first = seg;
-            *have = 1;
+        if (c) {
+            c->seg[c->n++] = seg;
+            c->total += seg.length;
         }
-        *total += seg.length;
     }
     return 0;
 }
@@ -1868,9 +1982,10 @@ rdma_message(struct evpl *evpl, struct rpc2_conn *c, struct evpl_iovec *iov, int
 {
     struct evpl_rpc2_conn *conn = &c->pub;
     struct rpc2_rd r;
-    uint32_t xid, vers, credits, proc, more, total;
+    uint32_t xid, vers, credits, proc, more;
     struct rpc2_sreq *s = NULL;
-    struct rpc2_seg written, seg;
+    struct rpc2_chunk wchunk = {.n = 0}, rchunk = {.n = 0};
+    struct rpc2_seg written;
     int have_written = 0, have = 0, nread = 0;
     struct rpc2_seg reads[RDMA_MAX_SEGMENTS];
     uint32_t read_pos = 0, pos;
@@ -1934,20 +2049,24 @@ rdma_message(struct evpl *evpl, struct rpc2_conn *c, struct evpl_iovec *iov, int
         if (!more) {
             break;
         }
-        if (read_chunk_array(&r, have_written ? NULL : &written, &have_written, &total) < 0) {
+        /* the first chunk is ours to use (one zcopaque result) */
+        if (read_chunk_array(&r, have_written ? NULL : &wchunk) < 0) {
             goto malformed;
         }
-        if (have_written) {
-            written.length = total;
-        }
+        have_written = 1;
+    }
+    if (have_written) {
+        written = wchunk.seg[0];
+        written.length = wchunk.total > UINT32_MAX ? UINT32_MAX : (uint32_t) wchunk.total;
     }
     /* reply chunk */
     if (rpc2_rd_u32(&r, &more) < 0) {
         goto malformed;
     }
-    if (more && read_chunk_array(&r, &seg, &have, &total) < 0) {
+    if (more && read_chunk_array(&r, &rchunk) < 0) {
         goto malformed;
     }
+    have = more && rchunk.n > 0;
 
     own = own_iovecs(iov, niov);
     n = strip_front(evpl, own, niov, r.pos);
@@ -1960,14 +2079,24 @@ rdma_message(struct evpl *evpl, struct rpc2_conn *c, struct evpl_iovec *iov, int
         release_all(evpl, own, n);
         free(own);
         HASH_FIND(hh, conn->pending_calls, &xid, sizeof(xid), req);
-        if (!req || !req->has_reply || !have || seg.length > req->reply_iov.length) {
+        if (!req) {
+            /* a long call (position-zero read chunk), or a stray reply:
+             * not something this end takes */
+            rpc2_error("unexpected RDMA_NOMSG: closing");
+            close_conn(evpl, c);
+            return;
+        }
+        if (!req->has_reply || !have || rchunk.total > req->reply_iov.length) {
+            /* the reply cannot be where it says: the call ends here */
+            HASH_DELETE(hh, conn->pending_calls, req);
+            call_complete(evpl, conn, req, EVPL_RPC2_REPLY_RDMA_ERROR, NULL, NULL, 0, 0);
             return;
         }
         m = xmalloc(sizeof(*m));
         evpl_iovec_move(m, &req->reply_iov);
         req->has_reply = 0;
-        m->length = seg.length;
-        rpc_message(evpl, c, m, 1, seg.length, NULL, have_written ? &written : NULL);
+        m->length = (uint32_t) rchunk.total;
+        rpc_message(evpl, c, m, 1, m->length, NULL, have_written ? &written : NULL);
         return;
     }
     if (nread || have_written || have) {
@@ -1976,14 +2105,11 @@ rdma_message(struct evpl *evpl, struct rpc2_conn *c, struct evpl_iovec *iov, int
         memcpy(s->read_segs, reads, sizeof(reads));
         s->nread_segs = nread;
         s->read_position = read_pos;
-        if (have_written) {
-            s->write_seg = written;
-            s->has_write_seg = 1;
+        if (have_written && wchunk.n) {
+            s->write_offer = wchunk;
         }
         if (have) {
-            s->reply_seg = seg;
-            s->reply_seg.length = total;
-            s->has_reply_seg = 1;
+            s->reply_offer = rchunk;
         }
     }
     rpc_message(evpl, c, own, n, len - r.pos, s, have_written ? &written : NULL);
@@ -2032,6 +2158,9 @@ conn_gone(struct evpl *evpl, struct rpc2_conn *c)
     if (conn->next) {
         conn->next->prev = conn->prev;
     }
+    /* calls made from the callbacks above armed it again */
+    evpl_remove_deferral(evpl, &c->fail_deferral);
+    complete_failed(evpl, c);
     free(c);
 }
 

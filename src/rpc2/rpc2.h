@@ -5,6 +5,7 @@
  */
 #pragma once
 
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -134,6 +135,7 @@ rpc2_put_opaque(uint8_t *p, const void *data, uint32_t len)
 #define GSS_S_FAILURE          (13u << 16)
 
 struct rpc2_gss_ctx {
+    pthread_mutex_t mu; /* one provider call at a time on this context */
     uint64_t handle;
     int refs;     /* the table's, and one per call using it */
     int linked;   /* in the table */
@@ -152,6 +154,11 @@ struct rpc2_gss_ctx *rpc2_gss_new(const struct evpl_rpc2_gss_provider *provider,
                                   const void *owner);
 struct rpc2_gss_ctx *rpc2_gss_find(const void *handle, uint32_t len, int want_complete);
 void rpc2_gss_set_complete(struct rpc2_gss_ctx *ctx);
+
+/* contexts one connection may create, and all of them (a peer sending
+ * INITs must not grow memory without bound) */
+#define RPC2_GSS_PER_CONN 64
+#define RPC2_GSS_MAX      65536
 void rpc2_gss_put(struct rpc2_gss_ctx *ctx);
 void rpc2_gss_remove(struct rpc2_gss_ctx *ctx);
 void rpc2_gss_owner_gone(const void *owner);

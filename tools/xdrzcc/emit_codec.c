@@ -344,7 +344,8 @@ static const char runtime_dec_head[] =
 static const char runtime_dec_rpc_fields[] =
     "    /* RPC-over-RDMA: the first zcopaque aliases this chunk when it has data */\n"
     "    struct evpl_rpc2_rdma_chunk *chunk;\n"
-    "    int                          chunk_done;\n";
+    "    int                          chunk_done;\n"
+    "    int                          chunk_used; /* the value aliases the chunk */\n";
 
 static const char runtime_dec_body[] =
     "};\n"
@@ -580,6 +581,7 @@ static const char runtime_get_zc_chunk[] =
     "            r->iov    = d->chunk->iov;\n"
     "            r->niov   = d->chunk->niov;\n"
     "            r->length = len;\n"
+    "            d->chunk_used = 1;\n"
     "            return 0;\n"
     "        }\n"
     "    }\n";

@@ -467,6 +467,17 @@ emit_call_dispatch(FILE *f, const struct xc_version *v)
     fprintf(f, "        default:\n            return 1;\n    }\n}\n\n");
 } /* emit_call_dispatch */
 
+/* A decoded result that aliases the client's write chunk owns it now: the
+ * chunk is marked taken (niov 0), so the library leaves it to the callback
+ * (and releases it itself when no result took it). */
+static void
+emit_chunk_taken(FILE *f)
+{
+    fprintf(f, "            if (d.chunk_used && read_chunk) {\n");
+    fprintf(f, "                read_chunk->niov = 0;\n");
+    fprintf(f, "            }\n");
+} /* emit_chunk_taken */
+
 static void
 emit_reply_dispatch(FILE *f, const struct xc_version *v)
 {
@@ -508,6 +519,9 @@ emit_reply_dispatch(FILE *f, const struct xc_version *v)
                             "callback_private_data);\n"
                             "                return 0;",
                             ct));
+            if (zc(t)) {
+                emit_chunk_taken(f);
+            }
             fprintf(f, "            cb(evpl, verf, res, 0, callback_private_data);\n");
         } else {
             const char *ct = xc_type_ctype(t);
@@ -527,6 +541,9 @@ emit_reply_dispatch(FILE *f, const struct xc_version *v)
             emit_decode(f, 3, t, "resp", "dbuf", "read_chunk",
                         "cb(evpl, verf, NULL, EVPL_RPC2_REPLY_DECODE_ERROR, "
                         "callback_private_data);\n                return 0;");
+            if (zc(t)) {
+                emit_chunk_taken(f);
+            }
             fprintf(f, "            cb(evpl, verf, resp, 0, callback_private_data);\n");
         }
         fprintf(f, "            return 0;\n        }\n");
