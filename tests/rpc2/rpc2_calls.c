@@ -373,7 +373,7 @@ main(void)
     struct evpl_rpc2_cred cred;
     uint32_t gids[3] = {4, 5, 6}, id;
     struct result r, held_r[HOLD_CALLS];
-    int64_t base;
+    int64_t base, slack;
 
     signal(SIGPIPE, SIG_IGN);
     evpl_global_config_set_tls_verify_peer(config, 0);
@@ -408,6 +408,12 @@ main(void)
     T_EQ(conn->thread == thread, 1);
     T_EQ(conn->protocol, proto);
     T_EQ(conn->rdma, !evpl_protocol_is_stream(proto));
+    /* RDMA CM posts its receive buffers in pieces of the loop's current
+     * buffer, and a posted piece keeps that buffer in use: a whole-buffer
+     * allocation made since can stay counted (up to the receive queue's
+     * depth).  The count of buffers in use is then no leak measure there;
+     * the exit check, which counts references, still is. */
+    slack = t_proto_is_rdmacm(proto) ? 64 : 2;
 
     /* 1, 2: a call with arguments and a result */
     r = greet(conn, 42, "Hello from client!");
@@ -481,15 +487,19 @@ main(void)
     fprintf(stderr, "ok: PROG_UNAVAIL, PROG_MISMATCH, PROC_UNAVAIL, GARBAGE_ARGS\n");
 
     /* 10: zero-copy payloads both ways; no buffer left behind */
-    blob_round(conn, 1, NULL); /* warm-up: the pools settle */
+    /* warm-up: the pools settle (receive buffers posted to a device, the
+     * loop's current buffers); the exit check counts every reference too */
+    for (uint32_t i = 0; i < 4; i++) {
+        blob_round_pieces(conn, 1 + i, NULL, 1 + (int) (i % 3));
+    }
     base = t_metric("evpl_allocator_buffers_in_use");
     for (uint32_t i = 0; i < BLOB_ROUNDS; i++) {
         /* one to three pieces: a read chunk of several segments */
         blob_round_pieces(conn, 7 + i, NULL, 1 + (int) (i % 3));
     }
-    T_EQ(server_blob_bytes, (uint64_t) (BLOB_ROUNDS + 1) * BLOB_SIZE);
-    T_EQ(client_blob_bytes, (uint64_t) (BLOB_ROUNDS + 1) * BLOB_SIZE);
-    T_LE(t_metric("evpl_allocator_buffers_in_use"), base + 2);
+    T_EQ(server_blob_bytes, (uint64_t) (BLOB_ROUNDS + 4) * BLOB_SIZE);
+    T_EQ(client_blob_bytes, (uint64_t) (BLOB_ROUNDS + 4) * BLOB_SIZE);
+    T_LE(t_metric("evpl_allocator_buffers_in_use"), base + slack);
     if (conn->rdma) {
         /* a result written into a buffer the caller lends */
         struct evpl_iovec mine;
@@ -499,13 +509,13 @@ main(void)
         T_OK(memcmp(evpl_iovec_data(&mine), "\x63\x64\x65", 3) == 0); /* 99, 100, 101 */
         evpl_iovec_release(t_evpl, &mine);
     }
-    fprintf(stderr, "ok: %d zero-copy echoes of %u bytes%s\n", BLOB_ROUNDS + 1, BLOB_SIZE,
+    fprintf(stderr, "ok: %d zero-copy echoes of %u bytes%s\n", BLOB_ROUNDS + 4, BLOB_SIZE,
             conn->rdma ? " by RDMA chunks" : "");
 
     /* a write chunk offered to a procedure whose result has no payload is
      * left unused: the library releases it (one 2 MiB buffer each here) */
-    base = t_metric("evpl_allocator_buffers_in_use");
-    for (int i = 0; i < 8; i++) {
+    base = -1;
+    for (int i = 0; i < 12; i++) {
         Hello h = {.id = (uint32_t) i};
 
         memset(&r, 0, sizeof(r));
@@ -514,8 +524,11 @@ main(void)
                               0, c_hello, &r);
         T_PUMP(t_evpl, r.done, 10000);
         T_EQ(r.status, 0);
+        if (i == 3) {
+            base = t_metric("evpl_allocator_buffers_in_use"); /* after a warm-up */
+        }
     }
-    T_LE(t_metric("evpl_allocator_buffers_in_use"), base + 2);
+    T_LE(t_metric("evpl_allocator_buffers_in_use"), base + slack);
 
     /* 11: a reply sent later, from a timer */
     memset(&r, 0, sizeof(r));
