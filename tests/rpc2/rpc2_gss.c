@@ -16,11 +16,12 @@
 
 #include "rpc2_test_xdr.h"
 #include <evpl/evpl_rpc2_gss.h>
-#include "t_net.h"
 
 #define MIC_LEN 8
 
 static struct evpl *t_evpl;
+
+#include "t_rpc2_raw.h"
 static struct RT_V1 sprog;
 static int accept_fail, legs_needed = 1;
 static int contexts_alive, destroyed;
@@ -129,35 +130,6 @@ s_greet(struct evpl *evpl, struct evpl_rpc2_conn *conn, struct evpl_rpc2_cred *c
 
 /* ---- a raw peer ---- */
 
-static int
-raw_connect(struct evpl_endpoint *ep)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = t_endpoint_sockaddr(ep, &ss);
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    T_OK(fd >= 0);
-    T_EQ(connect(fd, (struct sockaddr *) &ss, len), 0);
-    T_EQ(fcntl(fd, F_SETFL, O_NONBLOCK), 0);
-    return fd;
-}
-
-static uint8_t *
-put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t) (v >> 24);
-    p[1] = (uint8_t) (v >> 16);
-    p[2] = (uint8_t) (v >> 8);
-    p[3] = (uint8_t) v;
-    return p + 4;
-}
-
-static uint32_t
-get32(const uint8_t *p)
-{
-    return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 | (uint32_t) p[2] << 8 | p[3];
-}
-
 static uint8_t *
 put_opaque(uint8_t *p, const void *d, uint32_t len)
 {
@@ -171,24 +143,6 @@ put_opaque(uint8_t *p, const void *d, uint32_t len)
         len++;
     }
     return p;
-}
-
-static void
-raw_send(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-
-    while (len) {
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-
-        if (n < 0 && errno == EAGAIN) {
-            evpl_continue(t_evpl);
-            continue;
-        }
-        T_OK(n > 0);
-        p += n;
-        len -= (size_t) n;
-    }
 }
 
 /* One reply record within ms (its body, without the mark), or -1. */

@@ -13,11 +13,12 @@
 #include <string.h>
 
 #include "rpc2_test_xdr.h"
-#include "t_net.h"
 
 #define MAX_MSG (256u * 1024)
 
 static struct evpl *t_evpl;
+
+#include "t_rpc2_raw.h"
 static struct RT_V1 sprog;
 static unsigned char captured[4096];
 static int ncaptured = -1;
@@ -54,37 +55,6 @@ s_greet(struct evpl *evpl, struct evpl_rpc2_conn *conn, struct evpl_rpc2_cred *c
 }
 
 /* ---- a raw peer ---- */
-
-static int
-raw_connect(struct evpl_endpoint *ep)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = t_endpoint_sockaddr(ep, &ss);
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    T_OK(fd >= 0);
-    T_EQ(connect(fd, (struct sockaddr *) &ss, len), 0);
-    T_EQ(fcntl(fd, F_SETFL, O_NONBLOCK), 0);
-    return fd;
-}
-
-static void
-raw_send(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-
-    while (len) {
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-
-        if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-            evpl_continue(t_evpl);
-            continue;
-        }
-        T_OK(n > 0);
-        p += n;
-        len -= (size_t) n;
-    }
-}
 
 /* Read one record (one fragment, as our server sends) into buf; returns
  * its length without the mark. */
@@ -133,22 +103,6 @@ raw_wait_closed(int fd)
         T_OK(t_now_ns() < deadline);
         evpl_continue(t_evpl);
     }
-}
-
-static uint32_t
-get32(const unsigned char *p)
-{
-    return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 | (uint32_t) p[2] << 8 | p[3];
-}
-
-static unsigned char *
-put32(unsigned char *p, uint32_t v)
-{
-    p[0] = (unsigned char) (v >> 24);
-    p[1] = (unsigned char) (v >> 16);
-    p[2] = (unsigned char) (v >> 8);
-    p[3] = (unsigned char) v;
-    return p + 4;
 }
 
 /* A call message (no mark): header with the given rpcvers, credential

@@ -714,8 +714,9 @@ static const char runtime_get_zc_tail[] =
 
 /* ---- helpers for writing code ---- */
 
-static char *
-fmt(const char *f, ...)
+/* printf into memory that lives as long as the generator (xc_alloc) */
+char *
+xc_fmt(const char *f, ...)
 {
     va_list ap;
     int len;
@@ -729,7 +730,7 @@ fmt(const char *f, ...)
     vsnprintf(s, (size_t) len + 1, f, ap);
     va_end(ap);
     return s;
-} /* fmt */
+} /* xc_fmt */
 
 static void
 ind(FILE *f, int n)
@@ -770,7 +771,7 @@ const_size(const struct xc_type *t)
 static const char *
 bound_str(const struct xc_decl *d)
 {
-    return fmt("%uu", xc_u32(&d->bound));
+    return xc_fmt("%uu", xc_u32(&d->bound));
 } /* bound_str */
 
 /* a declared <N> worth checking (<> and <2^32-1> cannot be exceeded) */
@@ -788,23 +789,23 @@ enc_type(FILE *f, int n, const struct xc_type *t, const char *lv)
     switch (t->builtin) {
         case XB_INT32:
         case XB_UINT32:
-            fail_if(f, n, fmt("xrt_put_u32(e, (uint32_t) %s)", lv));
+            fail_if(f, n, xc_fmt("xrt_put_u32(e, (uint32_t) %s)", lv));
             break;
         case XB_BOOL:
-            fail_if(f, n, fmt("xrt_put_u32(e, %s ? 1 : 0)", lv));
+            fail_if(f, n, xc_fmt("xrt_put_u32(e, %s ? 1 : 0)", lv));
             break;
         case XB_INT64:
         case XB_UINT64:
-            fail_if(f, n, fmt("xrt_put_u64(e, (uint64_t) %s)", lv));
+            fail_if(f, n, xc_fmt("xrt_put_u64(e, (uint64_t) %s)", lv));
             break;
         case XB_FLOAT:
-            fail_if(f, n, fmt("xrt_put_float(e, %s)", lv));
+            fail_if(f, n, xc_fmt("xrt_put_float(e, %s)", lv));
             break;
         case XB_DOUBLE:
-            fail_if(f, n, fmt("xrt_put_double(e, %s)", lv));
+            fail_if(f, n, xc_fmt("xrt_put_double(e, %s)", lv));
             break;
         case XB_NONE:
-            fail_if(f, n, fmt("xdr_enc_%s(e, &%s)", t->def->name, lv));
+            fail_if(f, n, xc_fmt("xdr_enc_%s(e, &%s)", t->def->name, lv));
             break;
     }
 } /* enc_type */
@@ -821,41 +822,41 @@ enc_decl(FILE *f, int n, const struct xc_decl *d, const char *lv, const char *nu
         case XD_FIXED:
             ind(f, n);
             fprintf(f, "for (uint32_t i = 0; i < %s; i++) {\n", bound_str(d));
-            enc_type(f, n + 1, &d->type, fmt("%s[i]", lv));
+            enc_type(f, n + 1, &d->type, xc_fmt("%s[i]", lv));
             ind(f, n);
             fprintf(f, "}\n");
             break;
         case XD_VAR:
             if (var_bounded(d)) {
-                fail_if(f, n, fmt("%s > %s", num, bound_str(d)));
+                fail_if(f, n, xc_fmt("%s > %s", num, bound_str(d)));
             }
-            fail_if(f, n, fmt("%s && !%s", num, lv));
-            fail_if(f, n, fmt("xrt_put_u32(e, %s)", num));
+            fail_if(f, n, xc_fmt("%s && !%s", num, lv));
+            fail_if(f, n, xc_fmt("xrt_put_u32(e, %s)", num));
             ind(f, n);
             fprintf(f, "for (uint32_t i = 0; i < %s; i++) {\n", num);
-            enc_type(f, n + 1, &d->type, fmt("%s[i]", lv));
+            enc_type(f, n + 1, &d->type, xc_fmt("%s[i]", lv));
             ind(f, n);
             fprintf(f, "}\n");
             break;
         case XD_OPT:
-            fail_if(f, n, fmt("xrt_put_u32(e, %s != NULL)", lv));
+            fail_if(f, n, xc_fmt("xrt_put_u32(e, %s != NULL)", lv));
             ind(f, n);
             fprintf(f, "if (%s) {\n", lv);
-            enc_type(f, n + 1, &d->type, fmt("(*%s)", lv));
+            enc_type(f, n + 1, &d->type, xc_fmt("(*%s)", lv));
             ind(f, n);
             fprintf(f, "}\n");
             break;
         case XD_STRING:
-            fail_if(f, n, fmt("xrt_put_string(e, &%s, %s)", lv, bound_str(d)));
+            fail_if(f, n, xc_fmt("xrt_put_string(e, &%s, %s)", lv, bound_str(d)));
             break;
         case XD_OPAQUE_FIXED:
-            fail_if(f, n, fmt("xrt_put_bytes(e, %s, %s)", lv, bound_str(d)));
+            fail_if(f, n, xc_fmt("xrt_put_bytes(e, %s, %s)", lv, bound_str(d)));
             break;
         case XD_OPAQUE_VAR:
-            fail_if(f, n, fmt("xrt_put_opaque(e, &%s, %s)", lv, bound_str(d)));
+            fail_if(f, n, xc_fmt("xrt_put_opaque(e, &%s, %s)", lv, bound_str(d)));
             break;
         case XD_ZC:
-            fail_if(f, n, fmt("xrt_put_zc(e, &%s, %s)", lv, bound_str(d)));
+            fail_if(f, n, xc_fmt("xrt_put_zc(e, &%s, %s)", lv, bound_str(d)));
             break;
     }
 } /* enc_decl */
@@ -871,9 +872,9 @@ dec_type(FILE *f, int n, const struct xc_type *t, const char *lv)
     };
 
     if (t->builtin == XB_NONE) {
-        fail_if(f, n, fmt("xdr_dec_%s(d, &%s)", t->def->name, lv));
+        fail_if(f, n, xc_fmt("xdr_dec_%s(d, &%s)", t->def->name, lv));
     } else {
-        fail_if(f, n, fmt("xrt_get_%s(d, &%s)", getter[t->builtin], lv));
+        fail_if(f, n, xc_fmt("xrt_get_%s(d, &%s)", getter[t->builtin], lv));
     }
 } /* dec_type */
 
@@ -889,7 +890,7 @@ dec_decl(FILE *f, int n, const struct xc_decl *d, const char *lv, const char *nu
         case XD_FIXED:
             ind(f, n);
             fprintf(f, "for (uint32_t i = 0; i < %s; i++) {\n", bound_str(d));
-            dec_type(f, n + 1, &d->type, fmt("%s[i]", lv));
+            dec_type(f, n + 1, &d->type, xc_fmt("%s[i]", lv));
             ind(f, n);
             fprintf(f, "}\n");
             break;
@@ -900,14 +901,14 @@ dec_decl(FILE *f, int n, const struct xc_decl *d, const char *lv, const char *nu
             fprintf(f, "uint32_t count;\n\n");
             fail_if(f, n + 1, "xrt_get_u32(d, &count)");
             if (var_bounded(d)) {
-                fail_if(f, n + 1, fmt("count > %s", bound_str(d)));
+                fail_if(f, n + 1, xc_fmt("count > %s", bound_str(d)));
             }
             /* a huge count must not reach the allocator: each element
              * needs at least its smallest encoding in what is left */
             fail_if(f, n + 1,
-                    fmt("xrt_room_for(d, count, %lluu)",
-                        (unsigned long long) xc_decl_minsize(&(struct xc_decl){
-                            .kind = XD_SCALAR, .type = d->type, .line = d->line})));
+                    xc_fmt("xrt_room_for(d, count, %lluu)",
+                           (unsigned long long) xc_decl_minsize(&(struct xc_decl){
+                               .kind = XD_SCALAR, .type = d->type, .line = d->line})));
             ind(f, n + 1);
             fprintf(f, "%s = count;\n", num);
             ind(f, n + 1);
@@ -916,10 +917,10 @@ dec_decl(FILE *f, int n, const struct xc_decl *d, const char *lv, const char *nu
             fprintf(f, "if (count) {\n");
             ind(f, n + 2);
             fprintf(f, "%s = xrt_alloc(d, (uint64_t) count * sizeof(*%s));\n", lv, lv);
-            fail_if(f, n + 2, fmt("!%s", lv));
+            fail_if(f, n + 2, xc_fmt("!%s", lv));
             ind(f, n + 2);
             fprintf(f, "for (uint32_t i = 0; i < count; i++) {\n");
-            dec_type(f, n + 3, &d->type, fmt("%s[i]", lv));
+            dec_type(f, n + 3, &d->type, xc_fmt("%s[i]", lv));
             ind(f, n + 2);
             fprintf(f, "}\n");
             ind(f, n + 1);
@@ -939,24 +940,24 @@ dec_decl(FILE *f, int n, const struct xc_decl *d, const char *lv, const char *nu
             fprintf(f, "if (follows) {\n");
             ind(f, n + 2);
             fprintf(f, "%s = xrt_alloc(d, sizeof(*%s));\n", lv, lv);
-            fail_if(f, n + 2, fmt("!%s", lv));
-            dec_type(f, n + 2, &d->type, fmt("(*%s)", lv));
+            fail_if(f, n + 2, xc_fmt("!%s", lv));
+            dec_type(f, n + 2, &d->type, xc_fmt("(*%s)", lv));
             ind(f, n + 1);
             fprintf(f, "}\n");
             ind(f, n);
             fprintf(f, "}\n");
             break;
         case XD_STRING:
-            fail_if(f, n, fmt("xrt_get_string(d, &%s, %s)", lv, bound_str(d)));
+            fail_if(f, n, xc_fmt("xrt_get_string(d, &%s, %s)", lv, bound_str(d)));
             break;
         case XD_OPAQUE_FIXED:
-            fail_if(f, n, fmt("xrt_get_bytes(d, %s, %s)", lv, bound_str(d)));
+            fail_if(f, n, xc_fmt("xrt_get_bytes(d, %s, %s)", lv, bound_str(d)));
             break;
         case XD_OPAQUE_VAR:
-            fail_if(f, n, fmt("xrt_get_opaque(d, &%s, %s)", lv, bound_str(d)));
+            fail_if(f, n, xc_fmt("xrt_get_opaque(d, &%s, %s)", lv, bound_str(d)));
             break;
         case XD_ZC:
-            fail_if(f, n, fmt("xrt_get_zc(d, &%s, %s)", lv, bound_str(d)));
+            fail_if(f, n, xc_fmt("xrt_get_zc(d, &%s, %s)", lv, bound_str(d)));
             break;
     }
 } /* dec_decl */
@@ -994,7 +995,7 @@ len_decl(FILE *f, int n, const struct xc_decl *d, const char *lv, const char *nu
                 fprintf(f, "len += (uint64_t) %s * %u;\n", bound_str(d), s);
             } else {
                 fprintf(f, "for (uint32_t i = 0; i < %s; i++) {\n", bound_str(d));
-                len_type(f, n + 1, &d->type, fmt("%s[i]", lv));
+                len_type(f, n + 1, &d->type, xc_fmt("%s[i]", lv));
                 ind(f, n);
                 fprintf(f, "}\n");
             }
@@ -1008,7 +1009,7 @@ len_decl(FILE *f, int n, const struct xc_decl *d, const char *lv, const char *nu
                 fprintf(f, "len += (uint64_t) %s * %u;\n", num, s);
             } else {
                 fprintf(f, "for (uint32_t i = 0; i < %s; i++) {\n", num);
-                len_type(f, n + 1, &d->type, fmt("%s[i]", lv));
+                len_type(f, n + 1, &d->type, xc_fmt("%s[i]", lv));
                 ind(f, n);
                 fprintf(f, "}\n");
             }
@@ -1018,7 +1019,7 @@ len_decl(FILE *f, int n, const struct xc_decl *d, const char *lv, const char *nu
             fprintf(f, "len += 4;\n");
             ind(f, n);
             fprintf(f, "if (%s) {\n", lv);
-            len_type(f, n + 1, &d->type, fmt("(*%s)", lv));
+            len_type(f, n + 1, &d->type, xc_fmt("(*%s)", lv));
             ind(f, n);
             fprintf(f, "}\n");
             break;
@@ -1064,21 +1065,21 @@ zw_decl(FILE *f, int n, const struct xc_decl *d, const char *lv, const char *num
         case XD_FIXED:
             ind(f, n);
             fprintf(f, "for (uint32_t i = 0; i < %s; i++) {\n", bound_str(d));
-            zw_type(f, n + 1, &d->type, fmt("%s[i]", lv));
+            zw_type(f, n + 1, &d->type, xc_fmt("%s[i]", lv));
             ind(f, n);
             fprintf(f, "}\n");
             break;
         case XD_VAR:
             ind(f, n);
             fprintf(f, "for (uint32_t i = 0; %s && i < %s; i++) {\n", lv, num);
-            zw_type(f, n + 1, &d->type, fmt("%s[i]", lv));
+            zw_type(f, n + 1, &d->type, xc_fmt("%s[i]", lv));
             ind(f, n);
             fprintf(f, "}\n");
             break;
         case XD_OPT:
             ind(f, n);
             fprintf(f, "if (%s) {\n", lv);
-            zw_type(f, n + 1, &d->type, fmt("(*%s)", lv));
+            zw_type(f, n + 1, &d->type, xc_fmt("(*%s)", lv));
             ind(f, n);
             fprintf(f, "}\n");
             break;
@@ -1118,13 +1119,13 @@ op_decl(FILE *f, enum op op, int n, const struct xc_decl *d, const char *lv, con
 static const char *
 member_lv(enum op op, const struct xc_decl *d)
 {
-    return fmt("%s->%s", op == OP_DEC ? "out" : "in", d->name);
+    return xc_fmt("%s->%s", op == OP_DEC ? "out" : "in", d->name);
 } /* member_lv */
 
 static const char *
 member_num(enum op op, const struct xc_decl *d)
 {
-    return fmt("%s->num_%s", op == OP_DEC ? "out" : "in", d->name);
+    return xc_fmt("%s->num_%s", op == OP_DEC ? "out" : "in", d->name);
 } /* member_num */
 
 static void
@@ -1192,7 +1193,7 @@ emit_struct(FILE *f, enum op op, const struct xc_def *def)
     if (def->tail_self) {
         switch (op) {
             case OP_ENC:
-                fail_if(f, 2, fmt("xrt_put_u32(e, in->%s != NULL)", next->name));
+                fail_if(f, 2, xc_fmt("xrt_put_u32(e, in->%s != NULL)", next->name));
                 break;
             case OP_DEC:
                 fprintf(f, "        {\n            xdr_bool follows;\n\n");
@@ -1202,7 +1203,7 @@ emit_struct(FILE *f, enum op op, const struct xc_def *def)
                 fprintf(f, "                return 0;\n            }\n");
                 fprintf(f, "            out->%s = xrt_alloc(d, sizeof(*out->%s));\n", next->name,
                         next->name);
-                fail_if(f, 3, fmt("!out->%s", next->name));
+                fail_if(f, 3, xc_fmt("!out->%s", next->name));
                 fprintf(f, "        }\n");
                 break;
             case OP_LEN:
@@ -1228,14 +1229,14 @@ emit_typedef(FILE *f, enum op op, const struct xc_def *def)
 {
     const struct xc_decl *d = &def->tdecl;
     const char *p = op == OP_DEC ? "out" : "in";
-    const char *lv = d->kind == XD_VAR ? fmt("%s->val", p) : fmt("(*%s)", p);
+    const char *lv = d->kind == XD_VAR ? xc_fmt("%s->val", p) : xc_fmt("(*%s)", p);
 
     signature(f, op, def, 0);
     fprintf(f, "{\n");
     if (op == OP_LEN) {
         fprintf(f, "    uint64_t len = 0;\n\n    (void) in; /* constant-size types */\n");
     }
-    op_decl(f, op, 1, d, lv, fmt("%s->num_val", p));
+    op_decl(f, op, 1, d, lv, xc_fmt("%s->num_val", p));
     if (op == OP_ZW) {
         fprintf(f, "    (void) w;\n");
     } else {
@@ -1345,9 +1346,9 @@ ounion_arm(FILE *f, enum op op, const struct xc_decl *a, const char *lv)
                 } else {
                     fprintf(f, "\n");
                 }
-                len_decl(f, 3, a, lv, fmt("in->num_%s", a->name));
+                len_decl(f, 3, a, lv, xc_fmt("in->num_%s", a->name));
                 fail_if(f, 3, "len > 0xffffffffu || xrt_put_u32(e, (uint32_t) len)");
-                enc_decl(f, 3, a, lv, fmt("in->num_%s", a->name));
+                enc_decl(f, 3, a, lv, xc_fmt("in->num_%s", a->name));
                 if (xc_spec.has_program && xc_decl_has_zc(a)) {
                     fprintf(f, "            e->chunk_mode = mode;\n");
                 }
@@ -1371,7 +1372,7 @@ ounion_arm(FILE *f, enum op op, const struct xc_decl *a, const char *lv)
                     fprintf(f, "\n");
                 }
                 fail_if(f, 3, "xrt_get_u32(d, &blen) || xrt_push(d, blen, &saved)");
-                dec_decl(f, 3, a, lv, fmt("out->num_%s", a->name));
+                dec_decl(f, 3, a, lv, xc_fmt("out->num_%s", a->name));
                 fail_if(f, 3, "xrt_pop(d, saved)");
                 if (nochunk) {
                     fprintf(f, "            d->chunk = chunk;\n");
@@ -1382,10 +1383,10 @@ ounion_arm(FILE *f, enum op op, const struct xc_decl *a, const char *lv)
             if (a->kind != XD_OPAQUE_VAR) {
                 fprintf(f, "            len += 4;\n");
             }
-            len_decl(f, 3, a, lv, fmt("in->num_%s", a->name));
+            len_decl(f, 3, a, lv, xc_fmt("in->num_%s", a->name));
             break;
         case OP_ZW:
-            zw_decl(f, 3, a, lv, fmt("in->num_%s", a->name));
+            zw_decl(f, 3, a, lv, xc_fmt("in->num_%s", a->name));
             break;
     }
 } /* ounion_arm */
@@ -1402,14 +1403,14 @@ emit_union(FILE *f, enum op op, const struct xc_def *def)
         fprintf(f, "    uint64_t len = 0;\n\n    (void) in; /* constant-size types */\n");
     }
     if (op != OP_ZW) {
-        op_decl(f, op, 1, &def->disc, fmt("%s->%s", p, def->disc.name), NULL);
+        op_decl(f, op, 1, &def->disc, xc_fmt("%s->%s", p, def->disc.name), NULL);
     }
     fprintf(f, "    switch ((%s) %s->%s) {\n", def->disc_unsigned ? "uint32_t" : "int32_t", p,
             def->disc.name);
     for (int i = 0; i < def->narms; i++) {
         const struct xc_arm *arm = &def->arms[i];
         const struct xc_decl *a = &arm->decl;
-        const char *lv = fmt("%s->%s", p, a->name);
+        const char *lv = xc_fmt("%s->%s", p, a->name);
 
         have_default |= arm->is_default;
         case_labels(f, 2, def, arm);
@@ -1417,7 +1418,7 @@ emit_union(FILE *f, enum op op, const struct xc_def *def)
         if (def->kind == XK_OUNION) {
             ounion_arm(f, op, a, lv);
         } else {
-            op_decl(f, op, 3, a, lv, fmt("%s->num_%s", p, a->name));
+            op_decl(f, op, 3, a, lv, xc_fmt("%s->num_%s", p, a->name));
         }
         fprintf(f, "            break;\n        }\n");
     }

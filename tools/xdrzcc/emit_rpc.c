@@ -11,23 +11,6 @@
 
 #include "xdrzcc.h"
 
-static char *
-fmt(const char *f, ...)
-{
-    va_list ap;
-    int len;
-    char *s;
-
-    va_start(ap, f);
-    len = vsnprintf(NULL, 0, f, ap);
-    va_end(ap);
-    s = xc_alloc((size_t) len + 1);
-    va_start(ap, f);
-    vsnprintf(s, (size_t) len + 1, f, ap);
-    va_end(ap);
-    return s;
-} /* fmt */
-
 /* ARGTYPE / RESTYPE: scalars by value, everything else by pointer */
 static const char *
 param_type(const struct xc_type *t)
@@ -36,9 +19,9 @@ param_type(const struct xc_type *t)
         return xc_type_ctype(t);
     }
     if (t->def->kind == XK_TYPEDEF) {
-        return fmt("%s *", t->def->name);
+        return xc_fmt("%s *", t->def->name);
     }
-    return fmt("struct %s *", t->def->name);
+    return xc_fmt("struct %s *", t->def->name);
 } /* param_type */
 
 /* "TYPE name" with the pointer star attached to the name */
@@ -49,17 +32,17 @@ param(const struct xc_type *t, const char *name)
     size_t len = strlen(pt);
 
     if (len && pt[len - 1] == '*') {
-        return fmt("%s%s", pt, name);
+        return xc_fmt("%s%s", pt, name);
     }
-    return fmt("%s %s", pt, name);
+    return xc_fmt("%s %s", pt, name);
 } /* param */
 
 static const char *
 callback_decl(const struct xc_proc *p, const char *name)
 {
-    return fmt("void (*%s)(struct evpl *evpl, const struct evpl_rpc2_verf *verf, %sint status, "
-               "void *callback_private_data)",
-               name, xc_type_is_void(&p->res) ? "" : fmt("%s, ", param(&p->res, "reply")));
+    return xc_fmt("void (*%s)(struct evpl *evpl, const struct evpl_rpc2_verf *verf, %sint status, "
+                  "void *callback_private_data)",
+                  name, xc_type_is_void(&p->res) ? "" : xc_fmt("%s, ", param(&p->res, "reply")));
 } /* callback_decl */
 
 /*
@@ -70,36 +53,36 @@ callback_decl(const struct xc_proc *p, const char *name)
 static const char *
 send_call_params(const struct xc_proc *p, const char *args)
 {
-    return fmt("struct evpl_rpc2_program *program, struct evpl *evpl, "
-               "struct evpl_rpc2_conn *conn, const struct evpl_rpc2_cred *cred, %s"
-               "int ddp, int max_rdma_write_chunk, struct evpl_iovec *write_chunk_iov, "
-               "int write_chunk_niov, int max_rdma_reply_chunk, %s, void *callback_private_data",
-               xc_type_is_void(&p->arg) ? "" : fmt("%s, ", param(&p->arg, args)),
-               callback_decl(p, "callback"));
+    return xc_fmt("struct evpl_rpc2_program *program, struct evpl *evpl, "
+                  "struct evpl_rpc2_conn *conn, const struct evpl_rpc2_cred *cred, %s"
+                  "int ddp, int max_rdma_write_chunk, struct evpl_iovec *write_chunk_iov, "
+                  "int write_chunk_niov, int max_rdma_reply_chunk, %s, void *callback_private_data",
+                  xc_type_is_void(&p->arg) ? "" : xc_fmt("%s, ", param(&p->arg, args)),
+                  callback_decl(p, "callback"));
 } /* send_call_params */
 
 static const char *
 send_reply_params(const struct xc_proc *p, const char *result)
 {
-    return fmt("struct evpl *evpl, const struct evpl_rpc2_verf *verf, %s"
-               "struct evpl_rpc2_encoding *encoding",
-               xc_type_is_void(&p->res) ? "" : fmt("%s, ", param(&p->res, result)));
+    return xc_fmt("struct evpl *evpl, const struct evpl_rpc2_verf *verf, %s"
+                  "struct evpl_rpc2_encoding *encoding",
+                  xc_type_is_void(&p->res) ? "" : xc_fmt("%s, ", param(&p->res, result)));
 } /* send_reply_params */
 
 static const char *
 recv_call_params(const struct xc_proc *p)
 {
-    return fmt("struct evpl *evpl, struct evpl_rpc2_conn *conn, struct evpl_rpc2_cred *cred, "
-               "%sstruct evpl_rpc2_encoding *encoding, void *private_data",
-               xc_type_is_void(&p->arg) ? "" : fmt("%s, ", param(&p->arg, "args")));
+    return xc_fmt("struct evpl *evpl, struct evpl_rpc2_conn *conn, struct evpl_rpc2_cred *cred, "
+                  "%sstruct evpl_rpc2_encoding *encoding, void *private_data",
+                  xc_type_is_void(&p->arg) ? "" : xc_fmt("%s, ", param(&p->arg, "args")));
 } /* recv_call_params */
 
 static const char *
 recv_reply_params(const struct xc_proc *p)
 {
-    return fmt("struct evpl *evpl, const struct evpl_rpc2_verf *verf, %sint status, "
-               "void *callback_private_data",
-               xc_type_is_void(&p->res) ? "" : fmt("%s, ", param(&p->res, "reply")));
+    return xc_fmt("struct evpl *evpl, const struct evpl_rpc2_verf *verf, %sint status, "
+                  "void *callback_private_data",
+                  xc_type_is_void(&p->res) ? "" : xc_fmt("%s, ", param(&p->res, "reply")));
 } /* recv_reply_params */
 
 static void
@@ -227,20 +210,20 @@ enc_expr(const struct xc_type *t, const char *ptr)
     switch (t->builtin) {
         case XB_INT32:
         case XB_UINT32:
-            return fmt("xrt_put_u32(&e, (uint32_t) *%s)", ptr);
+            return xc_fmt("xrt_put_u32(&e, (uint32_t) *%s)", ptr);
         case XB_BOOL:
-            return fmt("xrt_put_u32(&e, *%s ? 1 : 0)", ptr);
+            return xc_fmt("xrt_put_u32(&e, *%s ? 1 : 0)", ptr);
         case XB_INT64:
         case XB_UINT64:
-            return fmt("xrt_put_u64(&e, (uint64_t) *%s)", ptr);
+            return xc_fmt("xrt_put_u64(&e, (uint64_t) *%s)", ptr);
         case XB_FLOAT:
-            return fmt("xrt_put_float(&e, *%s)", ptr);
+            return xc_fmt("xrt_put_float(&e, *%s)", ptr);
         case XB_DOUBLE:
-            return fmt("xrt_put_double(&e, *%s)", ptr);
+            return xc_fmt("xrt_put_double(&e, *%s)", ptr);
         case XB_NONE:
             break;
     }
-    return fmt("xdr_enc_%s(&e, %s)", t->def->name, ptr);
+    return xc_fmt("xdr_enc_%s(&e, %s)", t->def->name, ptr);
 } /* enc_expr */
 
 static const char *
@@ -248,23 +231,23 @@ dec_expr(const struct xc_type *t, const char *ptr)
 {
     switch (t->builtin) {
         case XB_INT32:
-            return fmt("xrt_get_i32(&d, %s)", ptr);
+            return xc_fmt("xrt_get_i32(&d, %s)", ptr);
         case XB_UINT32:
-            return fmt("xrt_get_u32(&d, %s)", ptr);
+            return xc_fmt("xrt_get_u32(&d, %s)", ptr);
         case XB_BOOL:
-            return fmt("xrt_get_bool(&d, %s)", ptr);
+            return xc_fmt("xrt_get_bool(&d, %s)", ptr);
         case XB_INT64:
-            return fmt("xrt_get_i64(&d, %s)", ptr);
+            return xc_fmt("xrt_get_i64(&d, %s)", ptr);
         case XB_UINT64:
-            return fmt("xrt_get_u64(&d, %s)", ptr);
+            return xc_fmt("xrt_get_u64(&d, %s)", ptr);
         case XB_FLOAT:
-            return fmt("xrt_get_float(&d, %s)", ptr);
+            return xc_fmt("xrt_get_float(&d, %s)", ptr);
         case XB_DOUBLE:
-            return fmt("xrt_get_double(&d, %s)", ptr);
+            return xc_fmt("xrt_get_double(&d, %s)", ptr);
         case XB_NONE:
             break;
     }
-    return fmt("xdr_dec_%s(&d, %s)", t->def->name, ptr);
+    return xc_fmt("xdr_dec_%s(&d, %s)", t->def->name, ptr);
 } /* dec_expr */
 
 /* `const T *name = <param>;` for an argument or result parameter */
@@ -496,8 +479,8 @@ emit_reply_dispatch(FILE *f, const struct xc_version *v)
 
         fprintf(f, "        case %uu: {\n", xc_u32(&p->num));
         fprintf(f, "            %s = (%s) callback_fn;\n", callback_decl(p, "cb"),
-                fmt("void (*)(struct evpl *, const struct evpl_rpc2_verf *, %sint, void *)",
-                    xc_type_is_void(t) ? "" : fmt("%s, ", param_type(t))));
+                xc_fmt("void (*)(struct evpl *, const struct evpl_rpc2_verf *, %sint, void *)",
+                       xc_type_is_void(t) ? "" : xc_fmt("%s, ", param_type(t))));
         if (xc_type_is_void(t)) {
             fprintf(f, "\n");
             fprintf(f, "            if (!cb) {\n                return 0;\n            }\n");
@@ -514,11 +497,11 @@ emit_reply_dispatch(FILE *f, const struct xc_version *v)
             fprintf(f, "                cb(evpl, verf, res, x_status, callback_private_data);\n");
             fprintf(f, "                return 0;\n            }\n");
             emit_decode(f, 3, t, "&res", "dbuf", "read_chunk",
-                        fmt("res = (%s) 0;\n"
-                            "                cb(evpl, verf, res, EVPL_RPC2_REPLY_DECODE_ERROR, "
-                            "callback_private_data);\n"
-                            "                return 0;",
-                            ct));
+                        xc_fmt("res = (%s) 0;\n"
+                               "                cb(evpl, verf, res, EVPL_RPC2_REPLY_DECODE_ERROR, "
+                               "callback_private_data);\n"
+                               "                return 0;",
+                               ct));
             if (zc(t)) {
                 emit_chunk_taken(f);
             }

@@ -18,6 +18,7 @@
 /* ---- memory: everything lives until exit (a run is short) ---- */
 
 void *xc_alloc(size_t size); /* zeroed; aborts when memory is exhausted */
+char *xc_fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
 char *xc_strndup(const char *s, size_t len);
 char *xc_strdup(const char *s);
 /* append one zeroed element to a growable array, returning it */

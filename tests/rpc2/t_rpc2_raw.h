@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * A raw TCP peer for the RPC2 tests: connect to an endpoint, send bytes
+ * while the loop t_evpl runs, and XDR words by hand.  The including file
+ * defines `static struct evpl *t_evpl` first.
+ */
+#pragma once
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+
+#include "t_net.h"
+
+static inline int
+raw_connect(struct evpl_endpoint *ep)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = t_endpoint_sockaddr(ep, &ss);
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    T_OK(fd >= 0);
+    T_EQ(connect(fd, (struct sockaddr *) &ss, len), 0);
+    T_EQ(fcntl(fd, F_SETFL, O_NONBLOCK), 0);
+    return fd;
+}
+
+/* All of buf, running the loop while the socket is full. */
+static inline void
+raw_send(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+
+    while (len) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+            evpl_continue(t_evpl);
+            continue;
+        }
+        T_OK(n > 0);
+        p += n;
+        len -= (size_t) n;
+    }
+}
+
+static inline uint8_t *
+put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t) (v >> 24);
+    p[1] = (uint8_t) (v >> 16);
+    p[2] = (uint8_t) (v >> 8);
+    p[3] = (uint8_t) v;
+    return p + 4;
+}
+
+static inline uint32_t
+get32(const uint8_t *p)
+{
+    return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 | (uint32_t) p[2] << 8 | p[3];
+}
