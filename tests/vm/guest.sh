@@ -76,9 +76,13 @@ fi
 
 echo "EVPL-VM: kernel $kver, nvme $first (driver) $second (vfio-pci), build $BUILD"
 cd "$BUILD" || result 91
-ctest -L "$LABEL" -R "$FILTER" --output-on-failure --timeout 300 >/tmp/ctest.log 2>&1
-rc=$?
-cat /tmp/ctest.log
+# (streamed to the console as it runs: a run cut short by the host's
+# timeout still shows how far it got)
+{
+    ctest -L "$LABEL" -R "$FILTER" --output-on-failure --timeout 300
+    echo $? >/tmp/ctest.rc
+} 2>&1 | tee /tmp/ctest.log
+rc=$(cat /tmp/ctest.rc)
 # a vm test that skips inside the VM is a failure
 if grep -q "Skipped\|Not Run" /tmp/ctest.log; then
     echo "EVPL-VM: tests skipped inside the VM count as failures"
