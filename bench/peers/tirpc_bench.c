@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -206,7 +207,8 @@ main(int argc, char **argv)
     }
     pid = fork();
     if (pid == 0) {
-        /* the server */
+        /* the server; it goes with the client, however that ends */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
         SVCXPRT *x = svctcp_create(lsock, 0, 0);
 
         if (!x || !svc_register(x, PROG, VERS, dispatch, 0)) {
