@@ -298,8 +298,16 @@ exhausted(void)
      * well short of what the peer sends (the receive limit is 64 MiB) */
     t_pump_for(evpl, 300);
     held = evpl_peek(evpl, s->bind, got, sizeof(got));
-    t_pump_for(evpl, 200);
-    held_later = evpl_peek(evpl, s->bind, got, sizeof(got));
+    /* (on a slow machine, e.g. an emulated one, filling the memory takes
+     * longer: sample until two samples agree, for up to 10 s) */
+    for (int tries = 0; tries < 50; tries++) {
+        t_pump_for(evpl, 200);
+        held_later = evpl_peek(evpl, s->bind, got, sizeof(got));
+        if (held_later == held) {
+            break;
+        }
+        held = held_later;
+    }
     fprintf(stderr, "stalled with %d bytes held (then %d)\n", held, held_later);
     T_GT(held, 0);
     T_EQ(held_later, held);
