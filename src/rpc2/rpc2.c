@@ -136,6 +136,8 @@ struct evpl_rpc2_thread {
     void *gss_arg;
     struct rpc2_sreq *free_sreqs;
     int nfree_sreqs;
+    struct evpl_rpc2_request *free_calls; /* recycled client requests */
+    int nfree_calls;
     uint64_t server_inflight;
 };
 
@@ -296,6 +298,12 @@ evpl_rpc2_thread_destroy(struct evpl_rpc2_thread *thread)
     }
     while (thread->bindings) {
         evpl_rpc2_server_detach(thread, thread->bindings->server);
+    }
+    while (thread->free_calls) {
+        struct evpl_rpc2_request *req = thread->free_calls;
+
+        thread->free_calls = req->next;
+        free(req);
     }
     while ((s = thread->free_sreqs)) {
         thread->free_sreqs = s->next;
@@ -1523,7 +1531,14 @@ call_complete(struct evpl *evpl, struct evpl_rpc2_conn *conn, struct evpl_rpc2_r
     if (req->has_write && (!chunk || chunk->niov > 0)) {
         call_release_buffers(evpl, req, 0);
     }
-    free(req);
+    /* recycled: no allocation per call once the thread is warm */
+    if (t->nfree_calls < SREQ_CACHE) {
+        req->next = t->free_calls;
+        t->free_calls = req;
+        t->nfree_calls++;
+    } else {
+        free(req);
+    }
 }
 
 static void
@@ -1621,12 +1636,20 @@ evpl_rpc2_call(struct evpl *evpl, struct evpl_rpc2_program *program, struct evpl
                int max_rdma_reply_chunk, void *callback, void *private_data)
 {
     struct rpc2_conn *c = priv(conn);
-    struct evpl_rpc2_request *req = xmalloc(sizeof(*req));
+    struct evpl_rpc2_thread *t = conn->thread;
+    struct evpl_rpc2_request *req = t->free_calls;
     uint8_t hdr[RPC_HDR_MAX + 128 + RDMA_MAX_SEGMENTS * 24], rpc[RPC_HDR_MAX], *p = hdr;
     uint32_t rlen, hlen = 0, body;
     struct evpl_iovec *out, stack[STACK_IOV];
     int n;
 
+    if (req) {
+        t->free_calls = req->next;
+        t->nfree_calls--;
+        memset(req, 0, sizeof(*req));
+    } else {
+        req = xmalloc(sizeof(*req));
+    }
     req->proc = procedure;
     req->program = program;
     req->callback = callback;
