@@ -5,6 +5,9 @@
 
 #include "block/block.h"
 #include "core/internal.h"
+#include "core/metrics_source.h"
+
+#define MAX_SOURCES 8
 
 struct out {
     char *buf;
@@ -12,6 +15,60 @@ struct out {
     int len;
     int overflow;
 };
+
+static pthread_mutex_t sources_lock = PTHREAD_MUTEX_INITIALIZER;
+static evpl_metrics_source_fn sources[MAX_SOURCES];
+
+EVPL_API int
+evpl__metrics_source_add(evpl_metrics_source_fn fn)
+{
+    int free_slot = -1;
+
+    pthread_mutex_lock(&sources_lock);
+    for (int i = 0; i < MAX_SOURCES; i++) {
+        if (sources[i] == fn) {
+            pthread_mutex_unlock(&sources_lock);
+            return 0;
+        }
+        if (!sources[i] && free_slot < 0) {
+            free_slot = i;
+        }
+    }
+    if (free_slot >= 0) {
+        sources[free_slot] = fn;
+    }
+    pthread_mutex_unlock(&sources_lock);
+    return free_slot >= 0 ? 0 : -1;
+} /* evpl__metrics_source_add */
+
+EVPL_API void
+evpl__metrics_source_remove(evpl_metrics_source_fn fn)
+{
+    pthread_mutex_lock(&sources_lock);
+    for (int i = 0; i < MAX_SOURCES; i++) {
+        if (sources[i] == fn) {
+            sources[i] = NULL;
+        }
+    }
+    pthread_mutex_unlock(&sources_lock);
+} /* evpl__metrics_source_remove */
+
+/* Appends what a source writes; marks the output short when it does not fit. */
+static void
+append(struct out *o, evpl_metrics_source_fn fn)
+{
+    int n;
+
+    if (o->overflow) {
+        return;
+    }
+    n = fn(o->buf + o->len, o->size - o->len);
+    if (n < 0 || n >= o->size - o->len) {
+        o->overflow = 1;
+    } else {
+        o->len += n;
+    }
+} /* append */
 
 static void __attribute__((format(printf, 2, 3))) emit(struct out *o, const char *fmt, ...)
 {
@@ -125,15 +182,14 @@ evpl_metrics_scrape(char *buffer, int buffer_size)
     family_u64(&o, "evpl_allocator_cache_misses_total", "counter",
                "Buffers a loop had to take from the global pool.", misses);
 
-    if (!o.overflow) {
-        int n = evpl__block_metrics(o.buf + o.len, o.size - o.len);
-
-        if (n < 0) {
-            o.overflow = 1;
-        } else {
-            o.len += n;
+    append(&o, evpl__block_metrics);
+    pthread_mutex_lock(&sources_lock);
+    for (int i = 0; i < MAX_SOURCES; i++) {
+        if (sources[i]) {
+            append(&o, sources[i]);
         }
     }
+    pthread_mutex_unlock(&sources_lock);
     if (o.overflow) {
         if (buffer_size > 0) {
             buffer[0] = '\0';

@@ -19,10 +19,12 @@
  * in flight, found by xid.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/metrics_source.h"
 #include "rpc2/rpc2.h"
 
 #define CLIENT_DBUF_SIZE (1u << 20)
@@ -138,8 +140,15 @@ struct evpl_rpc2_thread {
     int nfree_sreqs;
     struct evpl_rpc2_request *free_calls; /* recycled client requests */
     int nfree_calls;
-    uint64_t server_inflight;
+    /* evpl_rpc2_queue_depth: calls in flight by role, written by this
+     * thread only, read by any thread that scrapes */
+    unsigned int id;
+    _Atomic int64_t depth[2];
+    struct evpl_rpc2_thread *reg_prev;
+    struct evpl_rpc2_thread *reg_next;
 };
+
+enum { ROLE_SERVER, ROLE_CLIENT };
 
 struct evpl_rpc2_server {
     struct evpl_listener *listener;
@@ -259,6 +268,82 @@ view(const struct evpl_iovec *iov, int niov, uint32_t from, uint32_t len, struct
     return len ? -1 : n;
 }
 
+/* ---- metrics (core.md §7: evpl_rpc2_queue_depth) ---- */
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct evpl_rpc2_thread *registry;
+static unsigned int registry_next_id;
+
+/* One writer per thread: a plain load and store, no locked instruction. */
+static inline void
+depth_add(struct evpl_rpc2_thread *t, int role, int64_t d)
+{
+    atomic_store_explicit(&t->depth[role],
+                          atomic_load_explicit(&t->depth[role], memory_order_relaxed) + d,
+                          memory_order_relaxed);
+}
+
+static int
+rpc2_metrics(char *buf, int size)
+{
+    static const char *const roles[2] = {"server", "client"};
+    int len = 0;
+
+    pthread_mutex_lock(&registry_lock);
+    if (registry) {
+        len = snprintf(buf, (size_t) size,
+                       "# HELP evpl_rpc2_queue_depth RPC calls in flight.\n"
+                       "# TYPE evpl_rpc2_queue_depth gauge\n");
+    }
+    for (struct evpl_rpc2_thread *t = registry; t; t = t->reg_next) {
+        for (int role = 0; role < 2; role++) {
+            len += snprintf(
+                buf + len, len < size ? (size_t) (size - len) : 0,
+                "evpl_rpc2_queue_depth{role=\"%s\",thread=\"%u\"} %lld\n", roles[role], t->id,
+                (long long) atomic_load_explicit(&t->depth[role], memory_order_relaxed));
+        }
+    }
+    pthread_mutex_unlock(&registry_lock);
+    return len < size ? len : -1;
+}
+
+static void
+registry_add(struct evpl_rpc2_thread *t)
+{
+    pthread_mutex_lock(&registry_lock);
+    if (!registry && evpl__metrics_source_add(rpc2_metrics) < 0) {
+        rpc2_error("no room for the RPC metrics in evpl_metrics_scrape");
+    }
+    t->id = registry_next_id++;
+    t->reg_next = registry;
+    if (registry) {
+        registry->reg_prev = t;
+    }
+    registry = t;
+    pthread_mutex_unlock(&registry_lock);
+}
+
+static void
+registry_remove(struct evpl_rpc2_thread *t)
+{
+    pthread_mutex_lock(&registry_lock);
+    if (t->reg_prev) {
+        t->reg_prev->reg_next = t->reg_next;
+    } else {
+        registry = t->reg_next;
+    }
+    if (t->reg_next) {
+        t->reg_next->reg_prev = t->reg_prev;
+    }
+    pthread_mutex_unlock(&registry_lock);
+}
+
+/* The library unloading (dlclose): scrapes must not call into it after. */
+static void __attribute__((destructor)) rpc2_metrics_unload(void)
+{
+    evpl__metrics_source_remove(rpc2_metrics);
+}
+
 /* ---- threads ---- */
 
 EVPL_API struct evpl_rpc2_thread *
@@ -274,6 +359,7 @@ evpl_rpc2_thread_init(struct evpl *evpl, struct evpl_rpc2_program **programs, in
     t->private_data = private_data;
     dbuf_fit(&t->client_dbuf, CLIENT_DBUF_SIZE);
     dbuf_fit(&t->reply_dbuf, DBUF_MIN);
+    registry_add(t);
     return t;
 }
 
@@ -310,6 +396,7 @@ evpl_rpc2_thread_destroy(struct evpl_rpc2_thread *thread)
         free(s->dbuf.buffer);
         free(s);
     }
+    registry_remove(thread);
     free(thread->client_dbuf.buffer);
     free(thread->reply_dbuf.buffer);
     free(thread);
@@ -537,7 +624,7 @@ sreq_get(struct evpl_rpc2_thread *t, uint32_t msglen)
     s->thread = t;
     s->enc.dbuf = &s->dbuf;
     dbuf_fit(&s->dbuf, (uint64_t) msglen * DBUF_PER_BYTE + DBUF_MIN);
-    t->server_inflight++;
+    depth_add(t, ROLE_SERVER, 1);
     return s;
 }
 
@@ -582,7 +669,7 @@ sreq_free(struct rpc2_sreq *s)
         rpc2_gss_put(s->gss);
         s->gss = NULL;
     }
-    t->server_inflight--;
+    depth_add(t, ROLE_SERVER, -1);
     if (t->nfree_sreqs < SREQ_CACHE && s->dbuf.size <= (int) (4 * DBUF_MIN)) {
         s->next = t->free_sreqs;
         t->free_sreqs = s;
@@ -1521,6 +1608,7 @@ call_complete(struct evpl *evpl, struct evpl_rpc2_conn *conn, struct evpl_rpc2_r
     static const struct evpl_rpc2_verf none = {NULL, 0};
     struct xdr_dbuf *d = &t->reply_dbuf;
 
+    depth_add(t, ROLE_CLIENT, -1);
     dbuf_fit(d, (uint64_t) length * DBUF_PER_BYTE + DBUF_MIN);
     call_release_buffers(evpl, req, 1);
     req->program->recv_reply_dispatch(evpl, conn, d, req->proc, chunk, &none, iov, niov,
@@ -1650,6 +1738,7 @@ evpl_rpc2_call(struct evpl *evpl, struct evpl_rpc2_program *program, struct evpl
     } else {
         req = xmalloc(sizeof(*req));
     }
+    depth_add(t, ROLE_CLIENT, 1);
     req->proc = procedure;
     req->program = program;
     req->callback = callback;

@@ -26,6 +26,9 @@ static struct RT_LOOSE_V1 loose; /* looser argument types, higher procedures */
 static struct RT_V2 v2;
 static struct RT_OTHER_V1 other;
 
+#define DEPTH_SERVER "evpl_rpc2_queue_depth{role=\"server\",thread=\"0\"}"
+#define DEPTH_CLIENT "evpl_rpc2_queue_depth{role=\"client\",thread=\"0\"}"
+
 static int tstate, astate; /* addresses only: the private data pointers */
 
 /* ---- notifications ---- */
@@ -401,6 +404,10 @@ main(void)
     T_EQ(evpl_rpc2_server_start(server, proto, ep), 0);
     thread = evpl_rpc2_thread_init(t_evpl, programs, 1, on_notify, &tstate);
     evpl_rpc2_server_attach(thread, server, &astate);
+    /* core.md §7: the thread's evpl_rpc2_queue_depth series (the first
+     * rpc2 thread of this process: id 0) */
+    T_EQ(t_metric(DEPTH_SERVER), 0);
+    T_EQ(t_metric(DEPTH_CLIENT), 0);
 
     conn = evpl_rpc2_client_connect(thread, proto, ep, NULL, 0, NULL);
     T_OK(conn != NULL);
@@ -538,7 +545,12 @@ main(void)
         xdr_set_str_static(&h, greeting, "wait", 4);
         cprog.send_call_LATER(&cprog.rpc2, t_evpl, conn, NULL, &h, 0, 0, NULL, 0, 0, c_hello, &r);
     }
+    T_EQ(t_metric(DEPTH_CLIENT), 1);
+    T_PUMP(t_evpl, later_enc != NULL, 10000);
+    T_EQ(t_metric(DEPTH_SERVER), 1); /* held until the timer replies */
     T_PUMP(t_evpl, r.done, 10000);
+    T_EQ(t_metric(DEPTH_SERVER), 0);
+    T_EQ(t_metric(DEPTH_CLIENT), 0);
     T_EQ(r.status, 0);
     T_EQ(r.id, 42);
     T_STR_EQ(r.text, "later");
@@ -569,6 +581,8 @@ main(void)
                              &held_r[i]);
     }
     T_PUMP(t_evpl, nheld == HOLD_CALLS, 10000);
+    T_EQ(t_metric(DEPTH_SERVER), HOLD_CALLS);
+    T_EQ(t_metric(DEPTH_CLIENT), HOLD_CALLS);
     retry_once = 1;
     retry_conn = conn;
     evpl_rpc2_client_disconnect(thread, conn);
@@ -589,6 +603,8 @@ main(void)
         T_EQ(sprog.send_reply_HOLD(t_evpl, NULL, &h, held[i]), 0);
     }
     t_pump_for(t_evpl, 50);
+    T_EQ(t_metric(DEPTH_SERVER), 0);
+    T_EQ(t_metric(DEPTH_CLIENT), 0);
     T_EQ(count_events(conn, EVPL_RPC2_NOTIFY_DISCONNECTED), 1);
     T_EQ(count_events(sconn, EVPL_RPC2_NOTIFY_DISCONNECTED), 1);
     for (int i = 0; i < nevents; i++) {
@@ -601,6 +617,7 @@ main(void)
     evpl_rpc2_server_stop(server);
     evpl_rpc2_server_detach(thread, server);
     evpl_rpc2_thread_destroy(thread);
+    T_EQ(t_metric(DEPTH_SERVER), -1); /* the series went with the thread */
     evpl_rpc2_server_destroy(server);
     evpl_endpoint_close(ep);
     evpl_destroy(t_evpl);
