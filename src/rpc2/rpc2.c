@@ -31,6 +31,7 @@
 #define DBUF_MIN         (64u << 10)
 #define DBUF_PER_BYTE    8 /* decoded structures per wire byte, at most */
 #define SREQ_CACHE       64
+#define MSG_INLINE       8   /* iovecs of a call held without an allocation */
 #define RPC_HDR_MAX      512 /* call header with the largest AUTH_SYS credential */
 #define AUTH_BODY_MAX    400 /* RFC 5531 §8.2 */
 
@@ -91,9 +92,11 @@ struct rpc2_sreq {
     int read_failed;
     struct rpc2_chunk write_offer; /* the client's write chunk (n 0: none) */
     struct rpc2_chunk reply_offer; /* the client's reply chunk (n 0: none) */
-    /* the received message, kept while the read chunk is fetched */
+    /* the received message, kept while the read chunk is fetched: in
+     * msg_inline when it fits (no allocation per call) */
     struct evpl_iovec *msg;
     int nmsg;
+    struct evpl_iovec msg_inline[MSG_INLINE];
     uint32_t msglen;
     uint32_t args_pos;
     uint32_t args_len;
@@ -655,7 +658,9 @@ sreq_free(struct rpc2_sreq *s)
     sreq_unlink(s);
     if (s->msg) {
         release_all(evpl, s->msg, s->nmsg);
-        free(s->msg);
+        if (s->msg != s->msg_inline) {
+            free(s->msg);
+        }
         s->msg = NULL;
     }
     /* chunks the handler did not take */
@@ -1144,7 +1149,7 @@ dispatch_call(struct evpl *evpl, struct rpc2_sreq *s)
 {
     struct evpl_rpc2_conn *conn = s->conn;
     uint32_t len = s->args_len;
-    struct evpl_iovec *args, *msg;
+    struct evpl_iovec *args, *msg, keep[MSG_INLINE];
     int nargs, nmsg, rc;
 
     args = dbuf_space(&s->dbuf, (size_t) (s->nmsg + 1) * sizeof(*args));
@@ -1167,12 +1172,17 @@ dispatch_call(struct evpl *evpl, struct rpc2_sreq *s)
      * once frees the request under us */
     msg = s->msg;
     nmsg = s->nmsg;
+    if (msg == s->msg_inline) {
+        msg = memcpy(keep, msg, (size_t) nmsg * sizeof(*msg));
+    }
     s->msg = NULL;
     rc =
         s->program->recv_call_dispatch(evpl, conn, &s->enc, s->proc, s->program->program_data,
                                        &s->cred, args, nargs, (int) len, conn->server_private_data);
     release_all(evpl, msg, nmsg);
-    free(msg);
+    if (msg != keep) {
+        free(msg);
+    }
     if (rc == 0) {
         return;
     }
@@ -1434,7 +1444,7 @@ deny:
  */
 static void
 server_call(struct evpl *evpl, struct rpc2_conn *c, struct rpc2_rd *r, uint32_t xid,
-            struct evpl_iovec *msg, int nmsg, uint32_t msglen, struct rpc2_sreq *s)
+            const struct evpl_iovec *msg, int nmsg, uint32_t msglen, struct rpc2_sreq *s)
 {
     struct evpl_rpc2_conn *conn = &c->pub;
     uint32_t rpcvers, prog, vers, proc, flavor, blen, vflavor, vlen;
@@ -1448,7 +1458,8 @@ server_call(struct evpl *evpl, struct rpc2_conn *c, struct rpc2_rd *r, uint32_t 
     }
     c->sreqs = s;
     s->enc.xid = xid;
-    s->msg = msg;
+    s->msg = nmsg <= MSG_INLINE ? s->msg_inline : xmalloc((size_t) nmsg * sizeof(*msg));
+    memcpy(s->msg, msg, (size_t) nmsg * sizeof(*msg));
     s->nmsg = nmsg;
     s->msglen = msglen;
 
@@ -1922,7 +1933,8 @@ close_conn(struct evpl *evpl, struct rpc2_conn *c)
     }
 }
 
-/* One RPC message (both directions); takes msg. */
+/* One RPC message (both directions); takes the references of msg, not the
+ * array (a call copies what it keeps). */
 static void
 rpc_message(struct evpl *evpl, struct rpc2_conn *c, struct evpl_iovec *msg, int nmsg, uint32_t len,
             struct rpc2_sreq *s, const struct rpc2_seg *written)
@@ -1935,7 +1947,6 @@ rpc_message(struct evpl *evpl, struct rpc2_conn *c, struct evpl_iovec *msg, int 
         (type != RPC_CALL && type != RPC_REPLY)) {
         rpc2_error("malformed RPC message: closing the connection");
         release_all(evpl, msg, nmsg);
-        free(msg);
         if (s) {
             sreq_free(s);
         }
@@ -1947,7 +1958,7 @@ rpc_message(struct evpl *evpl, struct rpc2_conn *c, struct evpl_iovec *msg, int 
             s = sreq_get(c->pub.thread, len);
         }
         s->rdma = !c->stream;
-        server_call(evpl, c, &r, xid, msg, nmsg, len, s); /* takes msg */
+        server_call(evpl, c, &r, xid, msg, nmsg, len, s); /* takes the references */
         return;
     }
     if (s) {
@@ -1955,14 +1966,14 @@ rpc_message(struct evpl *evpl, struct rpc2_conn *c, struct evpl_iovec *msg, int 
     }
     client_reply(evpl, c, &r, xid, msg, nmsg, len, 0, written);
     release_all(evpl, msg, nmsg);
-    free(msg);
 }
 
-/* Copy the received iovec array (the callback's own) so it can be kept. */
+/* A copy of the received iovec array (the callback's own) to edit: the
+ * caller's stack array when it fits. */
 static struct evpl_iovec *
-own_iovecs(const struct evpl_iovec *iov, int niov)
+own_iovecs(struct evpl_iovec *stack, const struct evpl_iovec *iov, int niov)
 {
-    struct evpl_iovec *m = xmalloc((size_t) (niov ? niov : 1) * sizeof(*m));
+    struct evpl_iovec *m = iov_array(stack, niov ? niov : 1);
 
     memcpy(m, iov, (size_t) niov * sizeof(*m));
     return m;
@@ -1998,7 +2009,7 @@ stream_fragment(struct evpl *evpl, struct rpc2_conn *c, struct evpl_iovec *iov, 
     uint8_t m[4];
     struct rpc2_rd r;
     uint32_t mark, flen;
-    struct evpl_iovec *own;
+    struct evpl_iovec *own, stack[STACK_IOV];
     int n;
 
     rpc2_rd_init(&r, iov, niov, len);
@@ -2009,17 +2020,18 @@ stream_fragment(struct evpl *evpl, struct rpc2_conn *c, struct evpl_iovec *iov, 
     }
     mark = (uint32_t) m[0] << 24 | (uint32_t) m[1] << 16 | (uint32_t) m[2] << 8 | m[3];
     flen = mark & 0x7fffffffu;
-    own = own_iovecs(iov, niov);
+    own = own_iovecs(stack, iov, niov);
     n = strip_front(evpl, own, niov, 4);
 
     if ((mark & 0x80000000u) && conn->reasm_niov == 0) {
         rpc_message(evpl, c, own, n, flen, NULL, NULL); /* the common case */
+        iov_array_free(own, stack);
         return;
     }
     if ((uint64_t) conn->reasm_length + flen > evpl_global_config_get_rpc2_max_message_size()) {
         rpc2_error("record over the size limit: closing");
         release_all(evpl, own, n);
-        free(own);
+        iov_array_free(own, stack);
         close_conn(evpl, c);
         return;
     }
@@ -2040,15 +2052,17 @@ stream_fragment(struct evpl *evpl, struct rpc2_conn *c, struct evpl_iovec *iov, 
         conn->reasm_niov += n;
     }
     conn->reasm_length += flen;
-    free(own);
+    iov_array_free(own, stack);
     if (mark & 0x80000000u) {
-        struct evpl_iovec *rec = own_iovecs(conn->reasm_iov, conn->reasm_niov);
+        /* a copy: the connection may go (and free its array) meanwhile */
+        struct evpl_iovec *rec = own_iovecs(stack, conn->reasm_iov, conn->reasm_niov);
         int nrec = conn->reasm_niov;
         uint32_t rlen = conn->reasm_length;
 
         conn->reasm_niov = 0;
         conn->reasm_length = 0;
         rpc_message(evpl, c, rec, nrec, rlen, NULL, NULL);
+        iov_array_free(rec, stack);
     }
 }
 
@@ -2101,7 +2115,7 @@ rdma_message(struct evpl *evpl, struct rpc2_conn *c, struct evpl_iovec *iov, int
     int have_written = 0, have = 0, nread = 0;
     struct rpc2_seg reads[RDMA_MAX_SEGMENTS];
     uint32_t read_pos = 0, pos;
-    struct evpl_iovec *own;
+    struct evpl_iovec *own, stack[STACK_IOV];
     int n;
 
     rpc2_rd_init(&r, iov, niov, len);
@@ -2180,16 +2194,16 @@ rdma_message(struct evpl *evpl, struct rpc2_conn *c, struct evpl_iovec *iov, int
     }
     have = more && rchunk.n > 0;
 
-    own = own_iovecs(iov, niov);
+    own = own_iovecs(stack, iov, niov);
     n = strip_front(evpl, own, niov, r.pos);
 
     if (proc == RDMA_NOMSG) {
         /* a long reply, written into our reply chunk */
         struct evpl_rpc2_request *req;
-        struct evpl_iovec *m;
+        struct evpl_iovec m;
 
         release_all(evpl, own, n);
-        free(own);
+        iov_array_free(own, stack);
         HASH_FIND(hh, conn->pending_calls, &xid, sizeof(xid), req);
         if (!req) {
             /* a long call (position-zero read chunk), or a stray reply:
@@ -2204,11 +2218,10 @@ rdma_message(struct evpl *evpl, struct rpc2_conn *c, struct evpl_iovec *iov, int
             call_complete(evpl, conn, req, EVPL_RPC2_REPLY_RDMA_ERROR, NULL, NULL, 0, 0);
             return;
         }
-        m = xmalloc(sizeof(*m));
-        evpl_iovec_move(m, &req->reply_iov);
+        evpl_iovec_move(&m, &req->reply_iov);
         req->has_reply = 0;
-        m->length = (uint32_t) rchunk.total;
-        rpc_message(evpl, c, m, 1, m->length, NULL, have_written ? &written : NULL);
+        m.length = (uint32_t) rchunk.total;
+        rpc_message(evpl, c, &m, 1, m.length, NULL, have_written ? &written : NULL);
         return;
     }
     if (nread || have_written || have) {
@@ -2225,6 +2238,7 @@ rdma_message(struct evpl *evpl, struct rpc2_conn *c, struct evpl_iovec *iov, int
         }
     }
     rpc_message(evpl, c, own, n, len - r.pos, s, have_written ? &written : NULL);
+    iov_array_free(own, stack);
     return;
 
 malformed:
