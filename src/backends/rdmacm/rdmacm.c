@@ -240,6 +240,11 @@ struct rldev {
     uint32_t woken;                       /* given room, not yet flushed */
     struct evpl_timer retry;              /* receive memory ran out: try again */
     int retry_armed;
+    /* whole buffers the receive slots are cut from, back to back: posted
+     * receives keep only these in use, not the loop's current buffers
+     * (which hold the application's allocations too) */
+    struct evpl_iovec arena; /* our hold on the buffer being cut (ref NULL: none) */
+    uint32_t arena_off;
     struct rconn *qps[QP_BUCKETS];
 };
 
@@ -379,6 +384,31 @@ rloop_get(struct evpl *evpl)
     return l;
 } /* rloop_get */
 
+/* A receive slot of recv_size bytes from the device's arena: 1, or 0
+ * when no buffer memory is left. */
+static int
+srq_slot_alloc(struct evpl *evpl, struct rldev *ld, struct evpl_iovec *iov)
+{
+    if (!ld->arena.ref || ld->arena.length - ld->arena_off < ld->recv_size) {
+        if (ld->arena.ref) {
+            evpl_iovec_release_internal(evpl, &ld->arena); /* the slots keep it */
+            memset(&ld->arena, 0, sizeof(ld->arena));
+        }
+        /* a whole buffer: never the loop's current one */
+        if (evpl_iovec_alloc(evpl, (unsigned int) evpl__buffer_size, 0, 1, 0, &ld->arena) != 1) {
+            memset(&ld->arena, 0, sizeof(ld->arena));
+            return 0;
+        }
+        ld->arena_off = 0;
+    }
+    evpl_iovec_clone_segment(iov, &ld->arena, ld->arena_off, ld->recv_size);
+    ld->arena_off += (ld->recv_size + 63u) & ~63u;
+    if (ld->arena_off > ld->arena.length) {
+        ld->arena_off = ld->arena.length;
+    }
+    return 1;
+} /* srq_slot_alloc */
+
 static void
 srq_refill(struct rldev *ld)
 {
@@ -400,7 +430,7 @@ srq_refill(struct rldev *ld)
             struct evpl_iovec *iov = &ld->slots[slot];
             struct ibv_mr *mr;
 
-            if (evpl_iovec_alloc(evpl, ld->recv_size, 64, 1, 0, iov) != 1) {
+            if (!srq_slot_alloc(evpl, ld, iov)) {
                 break;
             }
             mr = iov_mr(ld->dev, iov);
@@ -1932,6 +1962,9 @@ evpl__rdmacm_loop_cleanup(struct evpl *evpl)
             }
         }
         evpl->mem.pooled -= ld->posted;
+        if (ld->arena.ref) {
+            evpl_iovec_release_internal(evpl, &ld->arena);
+        }
         if (ld->cq_events) {
             ibv_ack_cq_events(ld->cq, ld->cq_events);
         }
