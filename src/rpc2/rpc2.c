@@ -1093,17 +1093,22 @@ rpc2_send_reply(struct evpl *evpl, struct evpl_rpc2_encoding *encoding,
 static int
 parse_authsys(struct rpc2_sreq *s, struct rpc2_rd *r, uint32_t body_len)
 {
-    uint32_t start = r->pos, stamp, mlen, n;
+    uint32_t start = r->pos, stamp, mlen, n, g;
 
     if (rpc2_rd_u32(r, &stamp) < 0 || rpc2_rd_opaque(r, s->machinename, MACHINE_MAX, &mlen) < 0 ||
         rpc2_rd_u32(r, &s->cred.authsys.uid) < 0 || rpc2_rd_u32(r, &s->cred.authsys.gid) < 0 ||
-        rpc2_rd_u32(r, &n) < 0 || n > EVPL_RPC2_AUTH_SYS_MAX_GIDS) {
-        return -1;
+        rpc2_rd_u32(r, &n) < 0 || r->pos - start > body_len ||
+        n != (body_len - (r->pos - start)) / 4) {
+        return -1; /* the gids must be what is left of the body */
     }
+    /* rpc2.md §2: the handler sees the first 16 (num_gids clamped) */
     for (uint32_t i = 0; i < n; i++) {
-        if (rpc2_rd_u32(r, &s->gids[i]) < 0) {
+        if (rpc2_rd_u32(r, i < EVPL_RPC2_AUTH_SYS_MAX_GIDS ? &s->gids[i] : &g) < 0) {
             return -1;
         }
+    }
+    if (n > EVPL_RPC2_AUTH_SYS_MAX_GIDS) {
+        n = EVPL_RPC2_AUTH_SYS_MAX_GIDS;
     }
     if (r->pos - start != body_len) {
         return -1;

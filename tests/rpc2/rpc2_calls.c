@@ -7,6 +7,7 @@
  * later from a timer, CONN_LOST for calls left unanswered, and the order
  * of connection notifications.
  */
+#include <ctype.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -184,6 +185,31 @@ s_hold(struct evpl *evpl, struct evpl_rpc2_conn *conn, struct evpl_rpc2_cred *cr
     held[nheld++] = enc;
 }
 
+/* builtins as the argument and result (rpc2.md §9.4: xdr_string *, bool
+ * by value) */
+static void
+s_shout(struct evpl *evpl, struct evpl_rpc2_conn *conn, struct evpl_rpc2_cred *cred,
+        xdr_string *args, struct evpl_rpc2_encoding *enc, void *private_data)
+{
+    char up[64];
+    xdr_string r;
+
+    T_OK(args->len < sizeof(up));
+    for (uint32_t i = 0; i < args->len; i++) {
+        up[i] = (char) toupper((unsigned char) args->str[i]);
+    }
+    r.str = up;
+    r.len = args->len;
+    T_EQ(sprog.send_reply_SHOUT(evpl, NULL, &r, enc), 0);
+}
+
+static void
+s_flip(struct evpl *evpl, struct evpl_rpc2_conn *conn, struct evpl_rpc2_cred *cred, xdr_bool args,
+       struct evpl_rpc2_encoding *enc, void *private_data)
+{
+    T_EQ(sprog.send_reply_FLIP(evpl, NULL, !args, enc), 0);
+}
+
 /* ---- client callbacks ---- */
 
 struct result {
@@ -225,6 +251,30 @@ c_hello(struct evpl *evpl, const struct evpl_rpc2_verf *verf, Hello *reply, int 
         r->id = reply->id;
         snprintf(r->text, sizeof(r->text), "%.*s", (int) reply->greeting.len, reply->greeting.str);
     }
+}
+
+static void
+c_shout(struct evpl *evpl, const struct evpl_rpc2_verf *verf, xdr_string *reply, int status,
+        void *private_data)
+{
+    struct result *r = private_data;
+
+    r->done = 1;
+    r->status = status;
+    if (status == 0) {
+        snprintf(r->text, sizeof(r->text), "%.*s", (int) reply->len, reply->str);
+    }
+}
+
+static void
+c_flip(struct evpl *evpl, const struct evpl_rpc2_verf *verf, xdr_bool reply, int status,
+       void *private_data)
+{
+    struct result *r = private_data;
+
+    r->done = 1;
+    r->status = status;
+    r->id = reply;
 }
 
 static void
@@ -395,6 +445,8 @@ main(void)
     sprog.recv_call_WHOAMI = s_whoami;
     sprog.recv_call_LATER = s_later;
     sprog.recv_call_HOLD = s_hold;
+    sprog.recv_call_SHOUT = s_shout;
+    sprog.recv_call_FLIP = s_flip;
     programs[0] = &sprog.rpc2;
 
     server = evpl_rpc2_server_init(programs, 1);
@@ -536,6 +588,26 @@ main(void)
         }
     }
     T_LE(t_metric("evpl_allocator_buffers_in_use"), base + slack);
+
+    /* builtin argument and result types */
+    memset(&r, 0, sizeof(r));
+    {
+        xdr_string arg = {.len = 5, .str = (char *) "quiet"};
+
+        cprog.send_call_SHOUT(&cprog.rpc2, t_evpl, conn, NULL, &arg, 0, 0, NULL, 0, 0, c_shout, &r);
+    }
+    T_PUMP(t_evpl, r.done, 10000);
+    T_EQ(r.status, 0);
+    T_STR_EQ(r.text, "QUIET");
+    for (uint32_t b = 0; b < 2; b++) {
+        memset(&r, 0, sizeof(r));
+        r.id = 7;
+        cprog.send_call_FLIP(&cprog.rpc2, t_evpl, conn, NULL, b, 0, 0, NULL, 0, 0, c_flip, &r);
+        T_PUMP(t_evpl, r.done, 10000);
+        T_EQ(r.status, 0);
+        T_EQ(r.id, !b);
+    }
+    fprintf(stderr, "ok: string and bool as argument and result\n");
 
     /* 11: a reply sent later, from a timer */
     memset(&r, 0, sizeof(r));

@@ -42,11 +42,20 @@ capture(const struct evpl_iovec *iov, int niov, int total, void *private_data)
     ncaptured = total;
 }
 
+static struct evpl_rpc2_cred seen_cred; /* of the last call */
+static uint32_t seen_gids[EVPL_RPC2_AUTH_SYS_MAX_GIDS];
+
 static void
 s_greet(struct evpl *evpl, struct evpl_rpc2_conn *conn, struct evpl_rpc2_cred *cred, Hello *args,
         struct evpl_rpc2_encoding *enc, void *private_data)
 {
     Hello r;
+
+    seen_cred = *cred;
+    if (cred->flavor == EVPL_RPC2_AUTH_SYS) {
+        T_OK(cred->authsys.num_gids <= EVPL_RPC2_AUTH_SYS_MAX_GIDS);
+        memcpy(seen_gids, cred->authsys.gids, cred->authsys.num_gids * sizeof(uint32_t));
+    }
 
     enc->reply_capture_cb = capture;
     r.id = args->id + 1;
@@ -242,6 +251,54 @@ main(void)
     T_EQ(get32(r + 16), 1); /* AUTH_BADCRED */
     (void) len;
     fprintf(stderr, "ok: PROG_MISMATCH range, GARBAGE_ARGS, AUTH_BADCRED\n");
+
+    /* 6, rpc2.md §2: AUTH_SYS with 20 gids reaches the handler with the
+     * first 16 (num_gids clamped); a gid count the body does not hold is
+     * AUTH_BADCRED */
+    for (int bad = 0; bad < 2; bad++) {
+        unsigned char *p = msg;
+
+        p = put32(p, 19 + (uint32_t) bad);
+        p = put32(p, 0);
+        p = put32(p, 2);
+        p = put32(p, 0x20001234);
+        p = put32(p, 1);
+        p = put32(p, 1);
+        p = put32(p, 1);   /* AUTH_SYS */
+        p = put32(p, 104); /* stamp, "m1", uid, gid, 20 gids */
+        p = put32(p, 12345);
+        p = put32(p, 2);
+        memcpy(p, "m1\0\0", 4);
+        p += 4;
+        p = put32(p, 1000);
+        p = put32(p, 1001);
+        p = put32(p, bad ? 21 : 20);
+        for (uint32_t g = 0; g < 20; g++) {
+            p = put32(p, 100 + g);
+        }
+        p = put32(p, 0); /* verifier */
+        p = put32(p, 0);
+        memcpy(p, greet_args, sizeof(greet_args));
+        p += sizeof(greet_args);
+        memset(&seen_cred, 0, sizeof(seen_cred));
+        n = roundtrip(fd, msg, (size_t) (p - msg), reply);
+        if (bad) {
+            T_EQ(n, 20);
+            T_EQ(get32(r + 12), 1); /* AUTH_ERROR */
+            T_EQ(get32(r + 16), 1); /* AUTH_BADCRED */
+            continue;
+        }
+        T_EQ(get32(r + 20), 0); /* SUCCESS */
+        T_EQ(seen_cred.flavor, EVPL_RPC2_AUTH_SYS);
+        T_EQ(seen_cred.authsys.uid, 1000);
+        T_EQ(seen_cred.authsys.gid, 1001);
+        T_EQ(seen_cred.authsys.num_gids, EVPL_RPC2_AUTH_SYS_MAX_GIDS);
+        T_EQ(seen_cred.authsys.machinename_len, 2);
+        for (uint32_t g = 0; g < EVPL_RPC2_AUTH_SYS_MAX_GIDS; g++) {
+            T_EQ(seen_gids[g], 100 + g);
+        }
+    }
+    fprintf(stderr, "ok: AUTH_SYS with 20 gids: the first 16\n");
 
     /* 7: a record in many fragments, cut inside the header too */
     len = call_msg(msg, 19, 2, 0x20001234, 1, 1, 0, 0, greet_args, sizeof(greet_args));

@@ -201,6 +201,19 @@ fi
 [ $? -eq 2 ] || { echo "FAIL: missing input: expected exit 2"; fail=1; }
 [ ! -e "$work/missing.c" ] || { echo "FAIL: missing input: output written"; fail=1; }
 
+"$gen" -z "$work/warn.x" "$work/z.c" "$work/z.h" 2>/dev/null
+[ $? -eq 2 ] || { echo "FAIL: unknown option: expected exit 2"; fail=1; }
+"$gen" -h > "$work/help.out" 2>&1
+[ $? -eq 0 ] && grep -q "usage" "$work/help.out" || { echo "FAIL: -h: expected usage, exit 0"; fail=1; }
+
+# -r (upstream's RPC2 mode, which its builds pass): the same outputs
+printf 'program P { version PV { void NOP(void) = 1; } = 1; } = 7;\n' > "$work/r.x"
+if ! "$gen" "$work/r.x" "$work/r1.c" "$work/r1.h" || ! "$gen" -r "$work/r.x" "$work/r2.c" "$work/r2.h" ||
+   ! cmp -s "$work/r1.h" "$work/r2.h" || [ "$(sed 's/r[12]\.h/r.h/' "$work/r1.c")" != "$(sed 's/r[12]\.h/r.h/' "$work/r2.c")" ]; then
+    echo "FAIL: -r: outputs differ from the plain run"
+    fail=1
+fi
+
 # warnings do not fail
 printf '#include <x.h>\n%% pass-through\nconst A = 1;\n' > "$work/warn.x"
 if ! "$gen" "$work/warn.x" "$work/warn.c" "$work/warn.h" 2> "$work/warn.err" ||

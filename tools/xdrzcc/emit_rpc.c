@@ -18,6 +18,9 @@ param_type(const struct xc_type *t)
     if (xc_type_by_value(t)) {
         return xc_type_ctype(t);
     }
+    if (t->def->proc_string) {
+        return "xdr_string *"; /* rpc2.md §9.4 */
+    }
     if (t->def->kind == XK_TYPEDEF) {
         return xc_fmt("%s *", t->def->name);
     }

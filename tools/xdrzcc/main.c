@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
 /*
- * xdrzcc <input.x> <output.c> <output.h>
+ * xdrzcc [-r] <input.x> <output.c> <output.h>
  *
  * Exit 0 on success, 1 on an error in the input (reported as
  * "file:line: message"), 2 on a usage or I/O error.  The outputs are
@@ -204,8 +204,28 @@ main(int argc, char **argv)
     FILE *fc, *fh;
     char *text;
 
+    /* -r: upstream's "RPC2 mode" (its build passes it); the program stubs
+     * are always emitted here, so it changes nothing */
+    while (argc > 1 && argv[1][0] == '-' && argv[1][1]) {
+        if (strcmp(argv[1], "--") == 0) {
+            argc--;
+            argv++;
+            break;
+        }
+        if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+            printf("usage: xdrzcc [-r] <input.x> <output.c> <output.h>\n");
+            return 0;
+        }
+        if (strcmp(argv[1], "-r") != 0) {
+            fprintf(stderr, "xdrzcc: unknown option %s\n", argv[1]);
+            argc = 0;
+            break;
+        }
+        argc--;
+        argv++;
+    }
     if (argc != 4) {
-        fprintf(stderr, "usage: xdrzcc <input.x> <output.c> <output.h>\n");
+        fprintf(stderr, "usage: xdrzcc [-r] <input.x> <output.c> <output.h>\n");
         return 2;
     }
     xc_input_name = argv[1];

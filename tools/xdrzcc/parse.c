@@ -408,10 +408,9 @@ parse_declaration(struct xc_decl *d)
     if (accept("string")) {
         d->kind = XD_STRING;
         d->name = expect_ident("a name");
-        if (!at("<")) {
-            xc_fatal(peek(0)->line, "string '%s' needs a maximum: <N> or <>", d->name);
-        }
-        parse_var_bound(d);
+        if (at("<")) {
+            parse_var_bound(d);
+        } /* a bare `string x;` (upstream's files have it) is `string x<>` */
         return;
     }
     parse_type(&d->type);
@@ -541,12 +540,29 @@ parse_union_body(struct xc_def *def)
 
 /* a procedure's argument or result: void, a builtin or a type name */
 static void
-parse_proc_type(struct xc_type *t)
+parse_proc_type(struct xc_type *t, const char *program)
 {
     struct token *tok = peek(0);
 
     if (accept("void")) {
         memset(t, 0, sizeof(*t));
+        t->line = tok->line;
+        return;
+    }
+    if (accept("string")) {
+        /* rpc2.md §9.4: the handlers see an xdr_string *; the codec comes
+         * from one unbounded string typedef per program, <program>_string */
+        static struct xc_def *def;
+
+        if (!def || strcmp(def->name, xc_fmt("%s_string", program)) != 0) {
+            def = new_def(XK_TYPEDEF, xc_fmt("%s_string", program), tok->line);
+            def->tdecl.kind = XD_STRING;
+            def->tdecl.name = def->name;
+            def->tdecl.line = tok->line;
+            def->proc_string = 1;
+        }
+        memset(t, 0, sizeof(*t));
+        t->name = def->name;
         t->line = tok->line;
         return;
     }
@@ -577,10 +593,10 @@ parse_program(void)
             struct xc_proc *p = xc_push((void **) &v->procs, &v->nprocs, &v->cap_procs, sizeof(*p));
 
             p->line = peek(0)->line;
-            parse_proc_type(&p->res);
+            parse_proc_type(&p->res, name);
             p->name = expect_ident("a procedure name");
             expect("(");
-            parse_proc_type(&p->arg);
+            parse_proc_type(&p->arg, name);
             if (at(",")) {
                 xc_fatal(peek(0)->line, "procedures take one argument (use a struct)");
             }

@@ -156,6 +156,7 @@ struct xc_def {
     int tail_self;     /* struct: the last member is an optional pointer to itself */
     int emit_state;    /* header order: 0 not yet, 1 in progress, 2 emitted */
     int disc_unsigned; /* union: discriminant compared as uint32_t */
+    int proc_string;   /* typedef made for a `string` procedure argument/result */
 };
 
 struct xc_spec {
