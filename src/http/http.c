@@ -2579,6 +2579,34 @@ h2_header_cb(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t
     return 0;
 } /* h2_header_cb */
 
+/*
+ * A fresh fill buffer for received DATA: 64 KiB in one piece where the
+ * configured buffers are that large; with smaller buffers (buffer_size may
+ * be as small as 4 KiB) one whole buffer, and a frame goes in several
+ * pieces.
+ */
+static int
+h2_fill_new(struct evpl *evpl, struct evpl_http_request *r)
+{
+    struct evpl_iovec v[16]; /* 64 KiB of 4 KiB buffers */
+    int n;
+
+    if (r->h2_fill.data) {
+        evpl_iovec_release(evpl, &r->h2_fill);
+        r->h2_fill.data = NULL;
+    }
+    n = evpl_iovec_alloc(evpl, 65536, 1, 16, 0, v);
+    if (n < 1) {
+        return -1;
+    }
+    r->h2_fill = v[0];
+    r->h2_fill_used = 0;
+    for (int i = 1; i < n; i++) {
+        evpl_iovec_release(evpl, &v[i]);
+    }
+    return 0;
+} /* h2_fill_new */
+
 static int
 h2_data_cb(nghttp2_session *session, uint8_t flags, int32_t stream_id, const uint8_t *data,
            size_t len, void *user)
@@ -2593,24 +2621,23 @@ h2_data_cb(nghttp2_session *session, uint8_t flags, int32_t stream_id, const uin
         return 0;
     }
     /* copied into a fill buffer: consecutive frames become one piece */
-    if (!r->h2_fill.data || r->h2_fill.length - r->h2_fill_used < len) {
-        if (r->h2_fill.data) {
-            evpl_iovec_release(evpl, &r->h2_fill);
-            r->h2_fill.data = NULL;
+    for (size_t done = 0, n; done < len; done += n) {
+        if (!r->h2_fill.data || r->h2_fill.length - r->h2_fill_used < len - done) {
+            if (h2_fill_new(evpl, r) < 0) {
+                return NGHTTP2_ERR_CALLBACK_FAILURE;
+            }
         }
-        if (evpl_iovec_alloc(evpl, len > 65536 ? (unsigned int) len : 65536, 1, 1, 0,
-                             &r->h2_fill) != 1) {
-            r->h2_fill.data = NULL;
+        n = r->h2_fill.length - r->h2_fill_used;
+        if (n > len - done) {
+            n = len - done;
+        }
+        memcpy((char *) r->h2_fill.data + r->h2_fill_used, data + done, n);
+        evpl_iovec_clone_segment(&piece, &r->h2_fill, r->h2_fill_used, (unsigned int) n);
+        r->h2_fill_used += (unsigned int) n;
+        if (iovq_append(evpl, &r->in_body, &piece)) {
+            evpl_iovec_release(evpl, &piece);
             return NGHTTP2_ERR_CALLBACK_FAILURE;
         }
-        r->h2_fill_used = 0;
-    }
-    memcpy((char *) r->h2_fill.data + r->h2_fill_used, data, len);
-    evpl_iovec_clone_segment(&piece, &r->h2_fill, r->h2_fill_used, (unsigned int) len);
-    r->h2_fill_used += (unsigned int) len;
-    if (iovq_append(evpl, &r->in_body, &piece)) {
-        evpl_iovec_release(evpl, &piece);
-        return NGHTTP2_ERR_CALLBACK_FAILURE;
     }
     r->h2_data = 1;
     /* credit the peer at once while little is buffered; past that, the
@@ -3091,6 +3118,11 @@ evpl_http_server_destroy(struct evpl_http_agent *agent, struct evpl_http_server 
     for (struct evpl_http_conn *c = agent->conns; c; c = c->next) {
         if (c->server == server) {
             c->server = NULL;
+            /* HTTP/1: nothing after the queued requests is read now, so
+             * the last one's response says the connection ends (§3.2) */
+            if (!c->h2 && c->tail && !c->tail->hdr_sent) {
+                c->tail->keepalive = 0;
+            }
             conn_kick(c);
         }
     }
@@ -3146,7 +3178,8 @@ field_check(const char *name, const char *value)
 } /* field_check */
 
 static int
-field_add(struct evpl_http_request *r, struct hfields *h, const char *name, const char *value)
+field_add(struct evpl_http_request *r, struct hfields *h, const char *name, const char *value,
+          unsigned int reserve)
 {
     if (field_check(name, value)) {
         return -1;
@@ -3154,7 +3187,7 @@ field_add(struct evpl_http_request *r, struct hfields *h, const char *name, cons
     size_t nl = strnlen(name, HTTP_NAME_MAX), vl = strnlen(value, HTTP_VALUE_MAX);
     unsigned int max = r->conn->agent->max_hdr;
 
-    if (h->wire + nl + vl + 4 + HTTP_RESERVE > max) {
+    if (h->wire + nl + vl + 4 + reserve > max) {
         return -1;
     }
     return hf_add(h, name, nl, value, vl);
@@ -3166,7 +3199,7 @@ evpl_http_request_add_header(struct evpl_http_request *request, const char *name
     if (!request || request->hdr_sent) {
         return -1;
     }
-    return field_add(request, &request->out_hdr, name, value);
+    return field_add(request, &request->out_hdr, name, value, HTTP_RESERVE);
 } /* evpl_http_request_add_header */
 
 EVPL_API enum evpl_http_request_type
@@ -3213,7 +3246,8 @@ evpl_http_request_add_trailer(struct evpl_http_request *request, const char *nam
     if (!request || request->out_ended) {
         return -1;
     }
-    return field_add(request, &request->out_trl, name, value);
+    /* http.md §5: the whole limit (the library adds no trailer lines) */
+    return field_add(request, &request->out_trl, name, value, 0);
 } /* evpl_http_request_add_trailer */
 
 EVPL_API const char *

@@ -813,9 +813,9 @@ t_add_bytes(struct evpl *evpl, struct evpl_http_request *req, const void *data, 
     const char *p = data;
 
     while (len) {
-        struct evpl_iovec iov[4];
-        size_t n = len > (1u << 20) ? (1u << 20) : len;
-        int niov = evpl_iovec_alloc(evpl, (unsigned int) n, 0, 4, 0, iov);
+        struct evpl_iovec iov[16]; /* 64 KiB in buffers as small as 4 KiB */
+        size_t n = len > (64u << 10) ? (64u << 10) : len;
+        int niov = evpl_iovec_alloc(evpl, (unsigned int) n, 0, 16, 0, iov);
         size_t off = 0;
 
         T_OK(niov > 0);

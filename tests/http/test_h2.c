@@ -333,6 +333,13 @@ main(void)
     struct t_sreq *s;
 
     t_net_guard(120);
+    if (getenv("T_BUFFER_SIZE")) {
+        /* buffers smaller than a 64 KiB fill (the variant http_test_h2_buf4k) */
+        struct evpl_global_config *cfg = evpl_global_config_init();
+
+        evpl_global_config_set_buffer_size(cfg, strtoull(getenv("T_BUFFER_SIZE"), NULL, 0));
+        evpl_init(cfg);
+    }
     t_h2_require();
     t_app_start(&app);
     app.hook = server_hook;

@@ -5,7 +5,8 @@
  *  - server: a ~400-byte request head is served, a ~700-byte one gets 400
  *    (statement 12);
  *  - evpl_http_request_add_header: -1 once the outbound block would exceed
- *    512 - 256 bytes;
+ *    512 - 256 bytes; evpl_http_request_add_trailer: the whole 512 (the
+ *    library adds no trailer lines);
  *  - evpl_http_request_create: NULL exactly when len(method) + len(url) +
  *    12 + 256 > 512;
  *  - client: a ~400-byte response head is accepted, a ~700-byte one fails
@@ -47,6 +48,11 @@ hook(struct t_app *a, struct t_sreq *r, int type)
             /* ~321 bytes of fields > 512 - 256 */
             T_EQ(evpl_http_request_add_header(r->req, "X-C", v), -1);
             T_OK(evpl_http_response_header(r->req, "X-C") == NULL);
+            /* trailers: 4 x 107 bytes fit in 512, a fifth does not */
+            for (int i = 0; i < 4; i++) {
+                T_EQ(evpl_http_request_add_trailer(r->req, "X-T", v), 0);
+            }
+            T_EQ(evpl_http_request_add_trailer(r->req, "X-U", v), -1);
             budget_checked = 1;
         }
         evpl_http_server_dispatch_default(r->req, 200);

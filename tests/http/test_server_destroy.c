@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * evpl_http_server_destroy with connections open and the loop still
+ * running (BEHAVIOUR.md): a request read before the destroy is answered,
+ * and since nothing more is read on that connection its response says
+ * `Connection: close` (http.md §3.2) before the connection closes; a
+ * request sent after the destroy is never dispatched; an idle keep-alive
+ * connection is closed.
+ */
+#include "t_http.h"
+
+static struct t_app app;
+static struct t_sreq *held;
+
+static void
+hook(struct t_app *a, struct t_sreq *r, int type)
+{
+    (void) a;
+    if (type == EVPL_HTTP_NOTIFY_RECEIVE_COMPLETE) {
+        if (strcmp(r->url, "/hold") == 0) {
+            held = r;
+        } else {
+            t_respond_simple(r, 200, "hello world");
+        }
+    }
+}
+
+int
+main(void)
+{
+    struct t_raw c, idle;
+    struct t_msg m = {0};
+    const char *conn_hdr;
+
+    t_net_guard(30);
+    t_app_start(&app);
+    app.hook = hook;
+    t_raw_open(&idle, app.ep);
+    t_raw_sends(&idle, "GET /first HTTP/1.1\r\nHost: a\r\n\r\n");
+    t_expect_response(&idle, 0, "HTTP/1.1 200 OK\r\nDate: <DATE>\r\nContent-Length: 11\r\n\r\n",
+                      "hello world");
+    t_raw_open(&c, app.ep);
+    t_raw_sends(&c, "GET /hold HTTP/1.1\r\nHost: a\r\n\r\n");
+    T_HPUMP(app.evpl, held != NULL, 3000);
+
+    evpl_http_server_destroy(app.agent, app.server);
+    t_hpump_for(app.evpl, 50);
+    t_raw_sends(&c, "GET /after HTTP/1.1\r\nHost: a\r\n\r\n");
+    t_hpump_for(app.evpl, 50);
+    t_respond_simple(held, 200, "held");
+
+    t_raw_read_msg(&c, 0, 0, &m);
+    T_STR_EQ(m.start, "HTTP/1.1 200 OK");
+    T_STR_EQ(t_buf_str(&m.body), "held");
+    conn_hdr = t_msg_header(&m, "Connection");
+    T_OK(conn_hdr != NULL);
+    T_STR_EQ(conn_hdr, "close");
+    t_msg_free(&m);
+    fprintf(stderr, "ok: the held request answered with Connection: close\n");
+
+    T_HPUMP(app.evpl, t_raw_closed(&c), 3000);
+    T_EQ_U(c.in.len, 0); /* nothing for /after */
+    T_EQ(app.nreqs, 2);  /* /first and /hold only */
+    T_HPUMP(app.evpl, t_raw_closed(&idle), 3000);
+    fprintf(stderr, "ok: then closed; the later request not read; idle connection closed\n");
+
+    t_raw_close(&c);
+    t_raw_close(&idle);
+    evpl_http_destroy(app.agent);
+    evpl_listener_destroy(app.listener);
+    evpl_destroy(app.evpl);
+    evpl_endpoint_close(app.ep);
+    t_app_check_terminal(&app);
+    fprintf(stderr, "PASS\n");
+    return 0;
+}
