@@ -335,11 +335,7 @@ udp_bind(struct evpl *evpl, struct evpl_bind *bind)
         close(fd);
         return rc;
     }
-    if (evpl_shared->config->max_datagram_size >= 65535) {
-        int one = 1;
-
-        (void) setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one));
-    }
+    evpl__udp_socket_options(fd);
     c = evpl__zalloc(sizeof(*c));
     c->recv_req.complete = recv_complete;
     c->waiter.rearm = recv_rearm;

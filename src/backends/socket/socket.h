@@ -99,6 +99,26 @@ int evpl__stream_linger(struct evpl *evpl, int fd);
 #define EVPL_UDP_GSO_MAX_SIZE  1452
 #define EVPL_UDP_GSO_MAX_BYTES 65000
 
+/* sendmmsg calls one flush makes and recvmmsg calls one readiness event
+ * makes, at most: a sender and a receiver on one loop take turns pass by
+ * pass, the receiver able to take more than the sender gives */
+#define EVPL_UDP_SEND_ROUNDS 1
+#define EVPL_UDP_RECV_ROUNDS 8
+#define EVPL_UDP_RCVBUF      (4 << 20)
+
+/* A receive slot: max_datagram_size, or a whole buffer when buffers are
+ * smaller (a larger datagram is then dropped, never cut) */
+static inline unsigned int
+evpl__udp_slot_size(void)
+{
+    uint64_t d = evpl_shared->config->max_datagram_size;
+
+    return (unsigned int) (d < evpl__buffer_size ? d : evpl__buffer_size);
+} /* evpl__udp_slot_size */
+
+/* Options every UDP bind's socket gets (socket and io_uring backends). */
+void evpl__udp_socket_options(int fd);
+
 static inline unsigned int
 evpl__udp_batch_size(void)
 {

@@ -67,7 +67,7 @@ udp_read(struct evpl *evpl, struct evpl_event *event)
 {
     struct evpl_bind *bind = evpl_socket_bind(event);
     unsigned int batch = batch_size();
-    unsigned int dsize = evpl_shared->config->max_datagram_size;
+    unsigned int dsize = evpl__udp_slot_size();
     struct mmsghdr msgs[BATCH_MAX];
     struct iovec iov[BATCH_MAX];
     struct sockaddr_storage src[BATCH_MAX];
@@ -77,7 +77,8 @@ udp_read(struct evpl *evpl, struct evpl_event *event)
         struct cmsghdr align;
     } ctrl[BATCH_MAX];
 
-    for (int rounds = 0; rounds < 8 && !(bind->flags & EVPL_BIND_CLOSING); rounds++) {
+    for (int rounds = 0; rounds < EVPL_UDP_RECV_ROUNDS && !(bind->flags & EVPL_BIND_CLOSING);
+         rounds++) {
         int n;
 
         /* receive slots survive between reads, so unused ones are not lost */
@@ -256,11 +257,18 @@ udp_flush(struct evpl *evpl, struct evpl_bind *bind)
     struct evpl_udp_batch b;
     uint64_t bytes = 0, sent_msgs = 0;
     int gso = !(bind->flags & EVPL_BIND_NO_GSO);
+    unsigned int rounds = 0;
 
     while (!evpl_dgram_ring_empty(&bind->dgram_send)) {
         unsigned k;
         int n;
 
+        if (rounds++ == EVPL_UDP_SEND_ROUNDS) {
+            /* the rest on the next pass: receivers (this loop's own too)
+             * read between, as udp_read takes as many rounds a pass */
+            evpl__event_set(evpl, &bind->event, EVPL_EV_WRITE_INTEREST | EVPL_EV_WRITABLE);
+            break;
+        }
         if (evpl__udp_drop_unsendable(evpl, bind, &bytes, &sent_msgs)) {
             continue;
         }
@@ -308,6 +316,24 @@ udp_write(struct evpl *evpl, struct evpl_event *event)
     udp_flush(evpl, evpl_socket_bind(event));
 } /* udp_write */
 
+void
+evpl__udp_socket_options(int fd)
+{
+    int rcv = EVPL_UDP_RCVBUF;
+
+    /* what arrives between two reads waits in the socket: a burst one
+     * pass sends (a peer's, or this loop's own to itself) must fit; the
+     * kernel's default holds ~200 KiB.  Capped by net.core.rmem_max. */
+    (void) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+    /* receive coalesced datagrams (split again in deliver) when a slot can
+     * hold the largest coalesced packet */
+    if (evpl__udp_slot_size() >= 65535) {
+        int one = 1;
+
+        (void) setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one));
+    }
+} /* evpl__udp_socket_options */
+
 static int
 udp_bind(struct evpl *evpl, struct evpl_bind *bind)
 {
@@ -322,13 +348,7 @@ udp_bind(struct evpl *evpl, struct evpl_bind *bind)
         close(fd);
         return rc;
     }
-    /* receive coalesced datagrams (split again in deliver) when a slot can
-     * hold the largest coalesced packet */
-    if (evpl_shared->config->max_datagram_size >= 65535) {
-        int one = 1;
-
-        (void) setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one));
-    }
+    evpl__udp_socket_options(fd);
     bind->dgram_slots = calloc(BATCH_MAX, sizeof(*bind->dgram_slots));
     if (!bind->dgram_slots) {
         close(fd);
