@@ -448,7 +448,7 @@ struct evpl {
 #ifndef NDEBUG
 #define EVPL_OWNER_ONLY(evpl)                                                          \
     do {                                                                               \
-        if (unlikely(!pthread_equal(pthread_self(), (evpl)->owner))) {                 \
+        if (unlikely((evpl) && !pthread_equal(pthread_self(), (evpl)->owner))) {       \
             evpl_bug("core", "%s called off the thread that owns the evpl", __func__); \
         }                                                                              \
     } while (0)

@@ -39,6 +39,13 @@ connect_one(struct t_conn *c, struct t_server *a, struct t_server *b, int *which
     struct t_conn *s;
 
     t_connect(evpl, proto, ep, c, NULL);
+    if (proto == EVPL_STREAM_SOCKET_TCP) {
+        /* net.md §3: the kernel-assigned local address, from the connect */
+        char local[EVPL_ADDRESS_STRLEN];
+
+        evpl_bind_get_local_address(c->bind, local, sizeof(local));
+        T_OK(strncmp(local, "127.0.0.1:", 10) == 0 && atoi(local + 10) > 0);
+    }
     T_PUMP(evpl, c->connected && a->n + b->n == na + nb + 1, 5000);
     *which = a->n > na ? 0 : 1;
     s = *which ? &b->conns[nb] : &a->conns[na];

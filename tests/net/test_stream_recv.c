@@ -214,6 +214,22 @@ main(void)
     errno = 0;
     T_EQ(evpl_peekv(evpl, s->bind, iov, 0, 10), -1);
     T_EQ(errno, EINVAL);
+    /* a NULL evpl or bind: EINVAL too (debug builds included) */
+    errno = 0;
+    T_EQ(evpl_recv(NULL, s->bind, buf, 10, 0), -1);
+    T_EQ(errno, EINVAL);
+    errno = 0;
+    T_EQ(evpl_recvv(NULL, s->bind, iov, 4, 10, &len), -1);
+    T_EQ(errno, EINVAL);
+    errno = 0;
+    T_EQ(evpl_peek(NULL, s->bind, buf, 10), -1);
+    T_EQ(errno, EINVAL);
+    errno = 0;
+    T_EQ(evpl_peekv(NULL, s->bind, iov, 4, 10), -1);
+    T_EQ(errno, EINVAL);
+    errno = 0;
+    T_EQ(evpl_recv(evpl, NULL, buf, 10, 0), -1);
+    T_EQ(errno, EINVAL);
 
     /* 29 again: after draining, new bytes raise a new RECV_DATA */
     {

@@ -420,6 +420,9 @@ evpl__stream_connect(struct evpl *evpl, struct evpl_bind *bind)
         /* refused at once (AF_UNIX, or loopback): reported as DISCONNECTED */
         return rc;
     }
+    /* the kernel chose the local address at connect (net.md §3): known
+     * from here, not only once connected */
+    evpl__bind_local_from_fd(bind, fd);
     /* completion (or an immediate success) is reported by EPOLLOUT */
     rc = register_fd(evpl, bind, fd, EVPL_EV_READ_INTEREST | EVPL_EV_WRITE_INTEREST);
     if (rc < 0) {
