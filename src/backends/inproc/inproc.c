@@ -402,7 +402,24 @@ msg_take(struct evpl *evpl, struct evpl_bind *bind, struct inproc_msg *m, uint32
     for (uint32_t i = 0; i < niov && !evpl_iovec_fifo_empty(&bind->send_ring.fifo); i++) {
         struct evpl_iovec *f = evpl_iovec_fifo_front(&bind->send_ring.fifo);
 
-        if (cross) {
+        if (f->ref && (f->ref->flags & EVPL_IOVEC_FLAG_GLOBAL)) {
+            /* the receiver releases what it gets, and releasing a GLOBAL
+             * iovec frees the sender's buffer (memory.md §2): it gets a
+             * counted copy instead */
+            struct evpl_iovec c;
+
+            if (f->length == 0) {
+                evpl_iovec_fifo_pop(&bind->send_ring.fifo);
+                continue;
+            }
+            if (evpl_iovec_alloc(evpl, f->length, 0, 1, cross ? EVPL_IOVEC_FLAG_SHARED : 0, &c) !=
+                1) {
+                evpl_abort("inproc", __FILE__, __LINE__, "out of buffer memory");
+            }
+            memcpy(c.data, f->data, f->length);
+            evpl_iovec_release_internal(evpl, f); /* no-op: GLOBAL */
+            *f = c;
+        } else if (cross) {
             evpl__iovec_make_shared(evpl, f);
         }
         m->iov[m->niov++] = *f;
