@@ -588,7 +588,6 @@ rw(struct evpl *evpl, struct evpl_block_queue *q, const struct evpl_iovec *iov, 
         bytes += iov[i].length;
     }
     r->niov = niov;
-    r->ref0 = iov[0].ref;
     r->bytes = bytes;
     r->offset = offset;
     r->op = (uint8_t) op;
@@ -693,7 +692,6 @@ zero_next(struct evpl *evpl, struct evpl_block_req *r)
     r->nkiov = 1;
     r->iov[0].iov_base = q->zero_iov.data;
     r->iov[0].iov_len = n;
-    r->ref0 = q->zero_iov.ref;
     start(evpl, q, r);
 } /* zero_next */
 

@@ -41,7 +41,6 @@ struct evpl_block_req {
     evpl_block_callback_t callback;
     void *private_data;
     void *bounce;                         /* aligned copy of unaligned memory */
-    struct evpl_iovec_ref *ref0;          /* the first iovec's buffer (fixed buffers) */
     struct iovec bounce_iov;              /* the bounce as the kernel sees it */
     struct iovec *kiov;                   /* what the kernel sees: iov, or the bounce */
     int nkiov;                            /*   and how many */

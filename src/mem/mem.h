@@ -109,6 +109,10 @@ void evpl__mem_loop_init(struct evpl *evpl);
 void evpl__mem_loop_cleanup(struct evpl *evpl);
 
 /* Internal for slab.c <-> buffer.c. */
+/* The pool buffer holding [data, data + len), found by address (not from
+ * an iovec's ref, which memory the caller describes may not set), or NULL. */
+struct evpl_buffer *evpl__mem_buffer_of(const void *data, uint64_t len);
+
 struct evpl_buffer *evpl__mem_global_get(void);
 void evpl__mem_global_put(struct evpl_buffer *buf);
 void evpl__mem_global_put_list(struct evpl_buffer *head, struct evpl_buffer *tail, uint32_t n);

@@ -148,6 +148,26 @@ register_slab(struct evpl_slab *slab)
     return 0;
 } /* register_slab */
 
+/* The slab list for readers without the lock: slabs are only ever added
+ * (at the head, fully built) and stay mapped until exit. */
+static _Atomic(struct evpl_slab *) published;
+
+struct evpl_buffer *
+evpl__mem_buffer_of(const void *data, uint64_t len)
+{
+    const char *p = data;
+
+    for (struct evpl_slab *s = atomic_load_explicit(&published, memory_order_acquire); s;
+         s = s->next) {
+        if (s->nbuffers && p >= s->base && p < s->base + (uint64_t) s->nbuffers * buffer_stride) {
+            struct evpl_buffer *b = &s->buffers[(uint64_t) (p - s->base) / buffer_stride];
+
+            return p + len <= b->data + evpl__buffer_size ? b : NULL;
+        }
+    }
+    return NULL;
+} /* evpl__mem_buffer_of */
+
 /* Map, register and (when carve) split a new slab.  Called with pool.lock. */
 static struct evpl_slab *
 slab_create(int carve)
@@ -214,6 +234,7 @@ slab_create(int carve)
     pool.nfree += slab->nbuffers;
     slab->next = pool.slabs;
     pool.slabs = slab;
+    atomic_store_explicit(&published, slab, memory_order_release);
     pool.nslabs++;
     pool.mapped_bytes += size;
     evpl_log_debug("mem", "mapped slab %llu: %llu bytes, %u buffers%s",

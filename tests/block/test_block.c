@@ -175,6 +175,28 @@ basics(void)
     /* sync write, at the far end */
     T_EQ(do_write(evpl, q, &w, 1, FILE_SIZE - 4096, 1), 0);
 
+    /* §3.6: aligned memory of the caller's own, described by data and
+     * length only (no reference is taken, so ref may be anything) */
+    {
+        void *mine, *back;
+        struct evpl_iovec m, mb;
+
+        T_EQ(posix_memalign(&mine, 4096, 4096), 0);
+        T_EQ(posix_memalign(&back, 4096, 4096), 0);
+        memset(mine, 0x3c, 4096);
+        memset(&m, 0xbe, sizeof(m)); /* ref and pad: garbage */
+        m.data = mine;
+        m.length = 4096;
+        mb = m;
+        mb.data = back;
+        T_EQ(do_write(evpl, q, &m, 1, 4 * 4096, 0), 0);
+        memset(back, 0, 4096);
+        T_EQ(do_read(evpl, q, &mb, 1, 4 * 4096), 0);
+        T_OK(memcmp(mine, back, 4096) == 0);
+        free(mine);
+        free(back);
+    }
+
     /* 3: unaligned memory goes through a bounce buffer */
     {
         char *raw = malloc(3 * 4096 + 1), *raw2 = malloc(3 * 4096 + 1);

@@ -59,7 +59,7 @@ start(struct evpl *evpl, struct uqueue *uq, struct evpl_block_req *r)
          * pages to pin either */
         void *p = r->kiov[0].iov_base;
         unsigned len = (unsigned) r->kiov[0].iov_len;
-        int idx = r->bounce ? -1 : evpl__uring_fixed_buffer(uq->u, r->ref0, p, len);
+        int idx = r->bounce ? -1 : evpl__uring_fixed_buffer(uq->u, p, len);
         int rd = r->op == EVPL_BLOCK_OP_READ;
 
         if (idx >= 0) {

@@ -214,17 +214,13 @@ fixed_init(struct evpl_uring *u)
 } /* fixed_init */
 
 int
-evpl__uring_fixed_buffer(struct evpl_uring *u, struct evpl_iovec_ref *ref, const void *data,
-                         uint64_t len)
+evpl__uring_fixed_buffer(struct evpl_uring *u, const void *data, uint64_t len)
 {
-    struct evpl_buffer *b = (struct evpl_buffer *) ref;
-    struct evpl_slab *slab;
+    struct evpl_buffer *b;
     uint32_t h;
 
-    if (!u->fixed_ok || !ref || !(slab = ref->slab) || !slab->nbuffers || b < slab->buffers ||
-        b >= slab->buffers + slab->nbuffers || (const char *) data < b->data ||
-        (const char *) data + len > b->data + evpl__buffer_size) {
-        return -1; /* not one of the pool's buffers */
+    if (!u->fixed_ok || !(b = evpl__mem_buffer_of(data, len))) {
+        return -1; /* not within one of the pool's buffers */
     }
     h = (uint32_t) (((uintptr_t) b >> 6) * 2654435761u) & (2 * FIXED_BUFS - 1);
     while (u->fixed_keys[h]) {

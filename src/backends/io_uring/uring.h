@@ -145,8 +145,7 @@ evpl__uring_sqe_file(struct io_uring_sqe *sqe, int slot)
 /* The registered-buffer index of a slab buffer holding [data, data+len),
  * registering it on first use; -1 when it is not a slab buffer or no slot
  * is left (the request then goes without). */
-int evpl__uring_fixed_buffer(struct evpl_uring *u, struct evpl_iovec_ref *ref, const void *data,
-                             uint64_t len);
+int evpl__uring_fixed_buffer(struct evpl_uring *u, const void *data, uint64_t len);
 
 /* Cancel an armed request (its completion still arrives, -ECANCELED). */
 void evpl__uring_cancel(struct evpl_uring *u, struct evpl_uring_req *req);
