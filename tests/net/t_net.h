@@ -748,6 +748,25 @@ t_pump_for(struct evpl *evpl, unsigned int ms)
     }
 } /* t_pump_for */
 
+/* Two datagram binds on evpl at fresh endpoints: a keeps the messages it
+ * receives (a.rx, a.msg_len), b is the sender. */
+static inline void
+t_dgram_pair(struct evpl *evpl, enum evpl_protocol_id proto, struct evpl_endpoint **epa,
+             struct evpl_endpoint **epb, struct t_conn *a, struct t_conn *b)
+{
+    *epa = t_endpoint(proto);
+    *epb = t_endpoint(proto);
+    t_conn_init(a);
+    a->keep_msgs = 1;
+    a->bind = evpl_bind(evpl, proto, *epa, t_conn_notify, a);
+    a->evpl = evpl;
+    T_OK(a->bind != NULL);
+    t_conn_init(b);
+    b->bind = evpl_bind(evpl, proto, *epb, t_conn_notify, b);
+    b->evpl = evpl;
+    T_OK(b->bind != NULL);
+} /* t_dgram_pair */
+
 /* Close two datagram binds, wait for both DISCONNECTEDs, free both. */
 static inline void
 t_close_pair(struct evpl *evpl, struct t_conn *a, struct t_conn *b)

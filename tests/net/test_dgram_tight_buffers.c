@@ -31,17 +31,7 @@ main(void)
         T_SKIP("the sizes are UDP's");
     }
     evpl = t_net_loop();
-    epa = t_endpoint(proto);
-    epb = t_endpoint(proto);
-    t_conn_init(&a);
-    a.keep_msgs = 1;
-    a.bind = evpl_bind(evpl, proto, epa, t_conn_notify, &a);
-    a.evpl = evpl;
-    T_OK(a.bind != NULL);
-    t_conn_init(&b);
-    b.bind = evpl_bind(evpl, proto, epb, t_conn_notify, &b);
-    b.evpl = evpl;
-    T_OK(b.bind != NULL);
+    t_dgram_pair(evpl, proto, &epa, &epb, &a, &b);
 
     /* one at a time: a burst of 64 KiB datagrams could overrun the socket
      * buffer, which is not what this is about */

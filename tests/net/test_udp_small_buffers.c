@@ -32,16 +32,7 @@ main(void)
         T_SKIP("the sizes are UDP's");
     }
     evpl = t_net_loop();
-    epa = t_endpoint(proto);
-    epb = t_endpoint(proto);
-    t_conn_init(&a);
-    a.keep_msgs = 1;
-    a.bind = evpl_bind(evpl, proto, epa, t_conn_notify, &a);
-    a.evpl = evpl;
-    t_conn_init(&b);
-    b.bind = evpl_bind(evpl, proto, epb, t_conn_notify, &b);
-    b.evpl = evpl;
-    T_OK(a.bind && b.bind);
+    t_dgram_pair(evpl, proto, &epa, &epb, &a, &b);
 
     for (int i = 0; i < N; i++) {
         t_pattern_fill(11 + (uint64_t) i, 0, buf, sizes[i]);
