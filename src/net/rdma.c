@@ -284,15 +284,16 @@ evpl_rdma_write(struct evpl *evpl, struct evpl_bind *bind, uint32_t remote_key,
                 void (*callback)(int status, void *private_data), void *private_data)
 {
     EVPL_OWNER_ONLY(evpl);
-    if (niov <= 0) {
-        return; /* nothing queued, no callback (as upstream) */
-    }
     if (bind->protocol->rdma_write) {
+        if (niov <= 0) {
+            return; /* nothing queued, no callback (rdma.md §4 QUIRK, as upstream) */
+        }
         bind->protocol->rdma_write(evpl, bind, remote_key, remote_address, iov, niov, flags,
                                    callback, private_data);
         return;
     }
-    if (flags & EVPL_RDMA_FLAG_TAKE_REF) {
+    /* not an RDMA bind: ENOTSUP whatever the iovecs (statement 1) */
+    if ((flags & EVPL_RDMA_FLAG_TAKE_REF) && niov > 0) {
         evpl_iovecs_release_internal(evpl, iov, niov);
     }
     if (callback) {

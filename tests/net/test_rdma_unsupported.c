@@ -59,8 +59,16 @@ main(void)
     T_EQ(calls, 3);
     T_EQ(t_metric("evpl_allocator_buffers_in_use"), base - 1); /* taken and released */
 
-    evpl_rdma_write(evpl, bind, 1, 4096, iov, 0, 0, done, &calls); /* niov 0: nothing */
-    T_EQ(calls, 3);
+    /* niov 0 too: the bind cannot do RDMA at all (rdma.md §4's no-callback
+     * QUIRK is for RDMA binds) */
+    last_status = 0;
+    evpl_rdma_write(evpl, bind, 1, 4096, iov, 0, 0, done, &calls);
+    T_EQ(calls, 4);
+    T_EQ(last_status, ENOTSUP);
+    last_status = 0;
+    evpl_rdma_read(evpl, bind, 1, 4096, iov, 0, done, &calls);
+    T_EQ(calls, 5);
+    T_EQ(last_status, ENOTSUP);
 
     evpl_iovec_release(evpl, &iov[0]);
     evpl_destroy(evpl);
