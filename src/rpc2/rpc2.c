@@ -311,12 +311,22 @@ rpc2_metrics(char *buf, int size)
 }
 
 static void
-registry_add(struct evpl_rpc2_thread *t)
+metrics_register(void)
 {
-    pthread_mutex_lock(&registry_lock);
-    if (!registry && evpl__metrics_source_add(rpc2_metrics) < 0) {
+    if (evpl__metrics_source_add(rpc2_metrics) < 0) {
         rpc2_error("no room for the RPC metrics in evpl_metrics_scrape");
     }
+}
+
+static void
+registry_add(struct evpl_rpc2_thread *t)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+    /* outside registry_lock: a scrape holds the core's source lock while
+     * rpc2_metrics takes registry_lock (the other order would deadlock) */
+    pthread_once(&once, metrics_register);
+    pthread_mutex_lock(&registry_lock);
     t->id = registry_next_id++;
     t->reg_next = registry;
     if (registry) {
