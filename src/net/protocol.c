@@ -21,6 +21,7 @@ extern const struct evpl_protocol evpl_protocol_tcp_rdma;
 #ifdef HAVE_RDMACM
 extern const struct evpl_protocol evpl_protocol_rdmacm_rc_datagram;
 extern const struct evpl_protocol evpl_protocol_rdmacm_rc_stream;
+extern const struct evpl_protocol evpl_protocol_rdmacm_ud_datagram;
 #endif
 #ifdef HAVE_TLS
 extern const struct evpl_protocol evpl_protocol_socket_tls;
@@ -31,8 +32,9 @@ extern const struct evpl_protocol evpl_protocol_io_uring_udp;
 #endif
 
 static const struct evpl_protocol *const compiled_in[] = {
-    &evpl_protocol_socket_udp,         &evpl_protocol_socket_tcp,       &evpl_protocol_socket_unix,
-    &evpl_protocol_inproc_stream,      &evpl_protocol_inproc_datagram,  &evpl_protocol_tcp_rdma,
+    &evpl_protocol_socket_udp,         &evpl_protocol_socket_tcp,
+    &evpl_protocol_socket_unix,        &evpl_protocol_inproc_stream,
+    &evpl_protocol_inproc_datagram,    &evpl_protocol_tcp_rdma,
 #ifdef HAVE_TLS
     &evpl_protocol_socket_tls,
 #endif
@@ -41,6 +43,7 @@ static const struct evpl_protocol *const compiled_in[] = {
 #endif
 #ifdef HAVE_RDMACM
     &evpl_protocol_rdmacm_rc_datagram, &evpl_protocol_rdmacm_rc_stream,
+    &evpl_protocol_rdmacm_ud_datagram,
 #endif
 };
 

@@ -4,9 +4,9 @@
  * The RDMA CM settings of core.md §3, each in a process of its own (the
  * protocol table and the memory layout are fixed at evpl_init):
  *
- *  - rdmacm_enabled = 0: neither RC protocol is registered (unavailable,
- *    not found by name, evpl_connect returns NULL);
- *  - by default, with a device present, both are;
+ *  - rdmacm_enabled = 0: none of the three RDMA CM protocols is registered
+ *    (unavailable, not found by name, evpl_connect / evpl_bind return NULL);
+ *  - by default, with a device present, all three are;
  *  - rdmacm_datagram_size_override = 4096: receive buffers of 4096 bytes,
  *    so a 4096-byte message arrives and a 4097-byte one ends the sending
  *    bind with -EMSGSIZE.
@@ -30,10 +30,13 @@ disabled(void)
     evpl_init(gc);
     T_EQ(evpl_protocol_available(EVPL_DATAGRAM_RDMACM_RC), 0);
     T_EQ(evpl_protocol_available(EVPL_STREAM_RDMACM_RC), 0);
+    T_EQ(evpl_protocol_available(EVPL_DATAGRAM_RDMACM_UD), 0);
     T_EQ(evpl_protocol_lookup(&id, "STREAM_RDMACM_RC"), -1);
+    T_EQ(evpl_protocol_lookup(&id, "DATAGRAM_RDMACM_UD"), -1);
     evpl = t_net_loop();
     ep = evpl_endpoint_create(t_rdma_addr(), 7471);
     T_OK(evpl_connect(evpl, EVPL_STREAM_RDMACM_RC, NULL, ep, t_conn_notify, NULL, NULL) == NULL);
+    T_OK(evpl_bind(evpl, EVPL_DATAGRAM_RDMACM_UD, ep, t_conn_notify, NULL) == NULL);
     evpl_endpoint_close(ep);
     evpl_destroy(evpl);
 }
@@ -103,5 +106,6 @@ main(void)
     /* the default: registered when a device is present */
     T_EQ(evpl_protocol_available(EVPL_DATAGRAM_RDMACM_RC), 1);
     T_EQ(evpl_protocol_available(EVPL_STREAM_RDMACM_RC), 1);
+    T_EQ(evpl_protocol_available(EVPL_DATAGRAM_RDMACM_UD), 1);
     return 0;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
 /*
- * RDMA CM reliable-connected transports (rdma.md §5):
+ * RDMA CM transports (rdma.md §5): unreliable datagrams
+ * (EVPL_DATAGRAM_RDMACM_UD, a section of its own below) and reliable connected:
  * EVPL_DATAGRAM_RDMACM_RC (one RECV_MSG per send) and EVPL_STREAM_RDMACM_RC
  * (the same messages appended to a byte stream).
  *
@@ -41,6 +42,7 @@
 
 #define KIND_CONN   1
 #define KIND_LISTEN 2
+#define KIND_UDPEER 3 /* an unreliable-datagram destination being resolved */
 #define QP_BUCKETS  1024
 #define POLL_BATCH  32
 #define RD_ATOMIC   16 /* outstanding RDMA reads per queue pair, at most */
@@ -219,6 +221,10 @@ iov_mr(const struct rdev *d, const struct evpl_iovec *iov)
 /* ---- per loop ---- */
 
 struct rconn;
+struct udtab;
+struct udpeer;
+
+static void ud_free(struct evpl *evpl, struct udtab *t);
 
 struct rldev {
     struct rldev *next;
@@ -307,6 +313,7 @@ struct rconn {
     struct rop *ops, *ops_tail;
     uint64_t taken; /* messages (datagram) or bytes (stream) posted so far */
     uint32_t sq_size, max_sge, max_inline;
+    struct udtab *ud; /* EVPL_DATAGRAM_RDMACM_UD: its peers (else NULL) */
 };
 
 struct rlisten {
@@ -710,6 +717,9 @@ conn_destroy(struct rconn *c)
         c->ops = op->next;
         op_free(evpl, op);
     }
+    if (c->ud) {
+        ud_free(evpl, c->ud); /* (after the queue pair: its requests used the handles) */
+    }
     if (c->id) {
         rdma_destroy_id(c->id);
     }
@@ -750,7 +760,7 @@ conn_fail(struct rconn *c, int status)
 } /* conn_fail */
 
 static int
-qp_create(struct rconn *c, struct rldev *ld)
+qp_create(struct rconn *c, struct rldev *ld, enum ibv_qp_type type)
 {
     struct ibv_qp_init_attr a;
     const struct ibv_device_attr *da = &ld->dev->attr;
@@ -773,7 +783,7 @@ qp_create(struct rconn *c, struct rldev *ld)
         a.send_cq = ld->cq;
         a.recv_cq = ld->cq;
         a.srq = ld->srq;
-        a.qp_type = IBV_QPT_RC;
+        a.qp_type = type;
         a.sq_sig_all = 1;
         a.cap.max_send_wr = sq;
         a.cap.max_send_sge = sge;
@@ -914,7 +924,7 @@ rc_attach(struct evpl *evpl, struct evpl_bind *bind, struct evpl_accepted *conn)
         return -ENODEV;
     }
     c->id = id;
-    rc = qp_create(c, ld);
+    rc = qp_create(c, ld, IBV_QPT_RC);
     if (rc < 0) {
         c->id = NULL;
         free(c);
@@ -984,10 +994,18 @@ fill_sges(struct rconn *c, struct ibv_sge *sge, const struct evpl_iovec *iov, ui
     return 0;
 } /* fill_sges */
 
-/* Post w (iovecs already in it).  On failure the caller's request is
- * undone and the connection fails. */
+/* The address an unreliable datagram goes to. */
+struct ud_dest {
+    struct ibv_ah *ah;
+    uint32_t qpn, qkey;
+};
+
+/* Post w (iovecs already in it; to: an unreliable datagram's destination,
+ * else NULL).  On failure the caller's request is undone and the
+ * connection fails. */
 static int
-post(struct rconn *c, struct rwr *w, enum ibv_wr_opcode opcode, uint32_t rkey, uint64_t raddr)
+post(struct rconn *c, struct rwr *w, enum ibv_wr_opcode opcode, uint32_t rkey, uint64_t raddr,
+     const struct ud_dest *to)
 {
     struct ibv_send_wr wr, *bad = NULL;
     struct ibv_sge sge[64];
@@ -1012,6 +1030,10 @@ post(struct rconn *c, struct rwr *w, enum ibv_wr_opcode opcode, uint32_t rkey, u
     if (opcode != IBV_WR_SEND) {
         wr.wr.rdma.remote_addr = raddr;
         wr.wr.rdma.rkey = rkey;
+    } else if (to) {
+        wr.wr.ud.ah = to->ah;
+        wr.wr.ud.remote_qpn = to->qpn;
+        wr.wr.ud.remote_qkey = to->qkey;
     }
     rc = ibv_post_send(c->qp, &wr, &bad);
     if (rc != 0) {
@@ -1031,66 +1053,94 @@ wr_iovs(struct rwr *w, uint32_t n)
     return w->iov ? 0 : -ENOMEM;
 } /* wr_iovs */
 
+/* The front datagram's pieces off the send ring into iov (the ring's
+ * references move): at most max of them, else copied into one.  The
+ * number of iovecs, or -ENOMEM. */
+static int
+dgram_take(struct evpl *evpl, struct evpl_bind *bind, const struct evpl_dgram *d,
+           struct evpl_iovec *iov, uint32_t max)
+{
+    struct evpl_iovec one;
+    uint32_t off = 0;
+
+    if (d->niov <= max) {
+        for (uint32_t i = 0; i < d->niov; i++) {
+            struct evpl_iovec *f = evpl_iovec_fifo_front(&bind->send_ring.fifo);
+
+            iov[i] = *f;
+            bind->send_ring.length -= f->length;
+            evpl_iovec_fifo_pop(&bind->send_ring.fifo);
+        }
+        return (int) d->niov;
+    }
+    /* more pieces than a request takes: one copy */
+    if (evpl_iovec_alloc(evpl, d->length ? d->length : 1, 0, 1, 0, &one) != 1) {
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < d->niov; i++) {
+        struct evpl_iovec *f = evpl_iovec_fifo_front(&bind->send_ring.fifo);
+
+        memcpy((char *) one.data + off, f->data, f->length);
+        off += f->length;
+        bind->send_ring.length -= f->length;
+        evpl_iovec_release_internal(evpl, f);
+        evpl_iovec_fifo_pop(&bind->send_ring.fifo);
+    }
+    one.length = d->length;
+    iov[0] = one;
+    return 1;
+} /* dgram_take */
+
+/* One message as one send request; its iovecs' references move in (and
+ * are released on failure). */
+static int
+post_msg(struct evpl *evpl, struct rconn *c, struct evpl_iovec *iov, uint32_t niov, uint32_t length,
+         const struct ud_dest *to)
+{
+    struct rwr *w = wr_push(c);
+    int rc;
+
+    w->kind = WR_SEND;
+    w->bytes = length;
+    w->msgs = 1;
+    if (wr_iovs(w, niov) < 0) {
+        evpl_iovecs_release_internal(evpl, iov, (int) niov);
+        wr_unpush(c);
+        return -ENOMEM;
+    }
+    memcpy(w->iov, iov, niov * sizeof(*iov));
+    w->niov = niov;
+    rc = post(c, w, IBV_WR_SEND, 0, 0, to);
+    if (rc < 0) {
+        wr_release(evpl, w);
+        wr_unpush(c);
+        return rc;
+    }
+    return 0;
+} /* post_msg */
+
 /* The front message of a datagram bind as one work request. */
 static int
 post_datagram(struct evpl *evpl, struct rconn *c, struct evpl_bind *bind)
 {
     struct evpl_dgram *d = evpl_dgram_ring_front(&bind->dgram_send);
-    uint32_t niov = d->niov, length = d->length;
-    struct rwr *w;
-    int rc;
+    struct evpl_iovec iov[64];
+    uint32_t length = d->length;
+    int n, rc;
 
     if (length > c->d->recv_size) {
         evpl_log_error("rdmacm", "message of %u bytes exceeds the receive size %u: closing", length,
                        c->d->recv_size);
         return -EMSGSIZE;
     }
-    w = wr_push(c);
-    w->kind = WR_SEND;
-    w->bytes = length;
-    w->msgs = 1;
-    if (niov > c->max_sge || niov > 64) {
-        /* more pieces than a request takes: one copy */
-        struct evpl_iovec one;
-        uint32_t off = 0;
-
-        if (evpl_iovec_alloc(evpl, length ? length : 1, 0, 1, 0, &one) != 1) {
-            wr_unpush(c);
-            return -ENOMEM;
-        }
-        for (uint32_t i = 0; i < niov; i++) {
-            struct evpl_iovec *f = evpl_iovec_fifo_front(&bind->send_ring.fifo);
-
-            memcpy((char *) one.data + off, f->data, f->length);
-            off += f->length;
-            bind->send_ring.length -= f->length;
-            evpl_iovec_release_internal(evpl, f);
-            evpl_iovec_fifo_pop(&bind->send_ring.fifo);
-        }
-        one.length = length;
-        w->inl[0] = one;
-        w->iov = w->inl;
-        w->niov = 1;
-    } else {
-        if (wr_iovs(w, niov) < 0) {
-            wr_unpush(c);
-            return -ENOMEM;
-        }
-        for (uint32_t i = 0; i < niov; i++) {
-            struct evpl_iovec *f = evpl_iovec_fifo_front(&bind->send_ring.fifo);
-
-            w->iov[i] = *f; /* the ring's reference moves */
-            bind->send_ring.length -= f->length;
-            evpl_iovec_fifo_pop(&bind->send_ring.fifo);
-        }
-        w->niov = niov;
+    n = dgram_take(evpl, bind, d, iov, c->max_sge < 64 ? c->max_sge : 64);
+    if (n < 0) {
+        return n;
     }
     evpl__address_release(d->addr);
     evpl_dgram_ring_pop(&bind->dgram_send);
-    rc = post(c, w, IBV_WR_SEND, 0, 0);
+    rc = post_msg(evpl, c, iov, (uint32_t) n, length, NULL);
     if (rc < 0) {
-        wr_release(evpl, w);
-        wr_unpush(c);
         return rc;
     }
     c->taken++;
@@ -1122,7 +1172,7 @@ post_stream(struct evpl *evpl, struct rconn *c, struct evpl_bind *bind, uint64_t
     }
     memcpy(w->iov, tmp, (size_t) n * sizeof(tmp[0]));
     w->niov = (uint32_t) n;
-    rc = post(c, w, IBV_WR_SEND, 0, 0);
+    rc = post(c, w, IBV_WR_SEND, 0, 0, NULL);
     if (rc < 0) {
         wr_release(evpl, w);
         wr_unpush(c);
@@ -1143,7 +1193,7 @@ post_op(struct rconn *c, struct rop *op)
     w->arg = op->arg;
     w->iov = op->iov; /* the operation's references move */
     w->niov = (uint32_t) op->niov;
-    rc = post(c, w, op->write ? IBV_WR_RDMA_WRITE : IBV_WR_RDMA_READ, op->rkey, op->raddr);
+    rc = post(c, w, op->write ? IBV_WR_RDMA_WRITE : IBV_WR_RDMA_READ, op->rkey, op->raddr, NULL);
     if (rc < 0) {
         w->iov = NULL;
         w->niov = 0;
@@ -1216,10 +1266,674 @@ wait_wake(struct evpl *evpl, struct rldev *ld)
     }
 } /* wait_wake */
 
+/* ---- unreliable datagrams (EVPL_DATAGRAM_RDMACM_UD) ---- */
+
+/*
+ * A UD bind is one UD queue pair on its device's completion and shared
+ * receive queues, on a CM id bound to the bind's address that listens for
+ * service-ID resolution (SIDR) requests.  A sender learns a destination's
+ * queue pair number and key by resolving its address on a throwaway id and
+ * "connecting" it, which the destination's CM answers; each destination is
+ * resolved once, then cached with its address handle.
+ *
+ * Datagrams for a destination still being resolved wait on it while the
+ * others go on.  Datagrams are dropped (and still counted in SENT, as UDP
+ * does) when larger than a path MTU or a receive slot holds, or for a
+ * destination that could not be resolved in the last second.
+ *
+ * Our SIDR requests carry the sending bind's address and queue pair
+ * number, so the receiver knows which address a datagram came from
+ * (recv_msg.addr, which it can answer; upstream reports NULL, rdma.md §5
+ * QUIRK).  From senders that did not say so, recv_msg.addr is NULL.
+ */
+#define UD_GRH       40
+#define UD_BUCKETS   256
+#define UD_PEERS_MAX 4096 /* addresses known per bind */
+#define UD_PEND_MAX  4096 /* datagrams waiting for resolutions, per bind */
+#define UD_RETRY_NS  1000000000ull
+#define UD_MAX_IOV   16
+#define UD_HELLO_LEN 28 /* "EVUD", version, family, port, queue pair, address */
+
+enum { UD_NEW = 0, UD_RESOLVING, UD_READY, UD_FAILED };
+
+struct udpend {
+    struct udpend *next;
+    uint32_t niov, length;
+    struct evpl_iovec iov[];
+};
+
+struct udpeer {
+    int kind; /* KIND_UDPEER: first (the context of its resolution id) */
+    int state;
+    struct rconn *c;
+    struct udpeer *anext, *qnext, *rnext;
+    int on_qpn, on_ready;
+    struct evpl_address *addr; /* its bind's address (a reference) */
+    uint8_t ip[16];            /* that address's IP (IPv4 mapped) */
+    uint32_t qpn;              /* its queue pair, 0: not known */
+    struct ud_dest dest;       /* ah NULL: not resolved */
+    struct rdma_cm_id *rid;    /* while resolving */
+    uint64_t failed_at;
+    struct udpend *pend, *pend_tail;
+};
+
+struct udtab {
+    struct udpeer *by_addr[UD_BUCKETS], *by_qpn[UD_BUCKETS];
+    struct udpeer *ready; /* resolved, with datagrams waiting */
+    uint32_t npeers, npend;
+    uint32_t max; /* largest payload */
+    struct sockaddr_storage self;
+    uint64_t drop_bytes, drop_msgs; /* dropped, not yet reported in SENT */
+};
+
+static void
+ud_ip(const struct sockaddr_storage *ss, uint8_t ip[16])
+{
+    memset(ip, 0, 16);
+    if (ss->ss_family == AF_INET6) {
+        memcpy(ip, &((const struct sockaddr_in6 *) ss)->sin6_addr, 16);
+    } else {
+        ip[10] = ip[11] = 0xff;
+        memcpy(ip + 12, &((const struct sockaddr_in *) ss)->sin_addr, 4);
+    }
+} /* ud_ip */
+
+static uint16_t
+ud_port(const struct sockaddr_storage *ss)
+{
+    return ss->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *) ss)->sin6_port
+                                     : ((const struct sockaddr_in *) ss)->sin_port;
+} /* ud_port */
+
+static uint32_t
+ud_hash(const uint8_t ip[16], uint16_t port)
+{
+    uint32_t h = 2166136261u ^ port;
+
+    for (int i = 0; i < 16; i++) {
+        h = (h ^ ip[i]) * 16777619u;
+    }
+    return h % UD_BUCKETS;
+} /* ud_hash */
+
+static struct udpeer *
+ud_find(struct udtab *t, const struct sockaddr_storage *ss)
+{
+    uint16_t port = ud_port(ss);
+    uint8_t ip[16];
+
+    ud_ip(ss, ip);
+    for (struct udpeer *p = t->by_addr[ud_hash(ip, port)]; p; p = p->anext) {
+        if (p->addr->sa.ss_family == ss->ss_family && ud_port(&p->addr->sa) == port &&
+            memcmp(p->ip, ip, 16) == 0) {
+            return p;
+        }
+    }
+    return NULL;
+} /* ud_find */
+
+static struct udpeer *
+ud_add(struct rconn *c, const struct sockaddr_storage *ss)
+{
+    struct udtab *t = c->ud;
+    struct udpeer *p;
+    uint32_t b;
+
+    if ((ss->ss_family != AF_INET && ss->ss_family != AF_INET6) || t->npeers >= UD_PEERS_MAX) {
+        return NULL;
+    }
+    p = calloc(1, sizeof(*p));
+    if (!p) {
+        return NULL;
+    }
+    p->addr = evpl__address_new((const struct sockaddr *) ss, ss->ss_family == AF_INET6
+                                                                  ? sizeof(struct sockaddr_in6)
+                                                                  : sizeof(struct sockaddr_in));
+    if (!p->addr) {
+        free(p);
+        return NULL;
+    }
+    p->kind = KIND_UDPEER;
+    p->c = c;
+    ud_ip(ss, p->ip);
+    b = ud_hash(p->ip, ud_port(ss));
+    p->anext = t->by_addr[b];
+    t->by_addr[b] = p;
+    t->npeers++;
+    return p;
+} /* ud_add */
+
+static void
+ud_set_qpn(struct udtab *t, struct udpeer *p, uint32_t qpn)
+{
+    if (p->on_qpn) {
+        if (p->qpn == qpn) {
+            return;
+        }
+        for (struct udpeer **q = &t->by_qpn[p->qpn % UD_BUCKETS]; *q; q = &(*q)->qnext) {
+            if (*q == p) {
+                *q = p->qnext;
+                break;
+            }
+        }
+    }
+    p->qpn = qpn;
+    p->qnext = t->by_qpn[qpn % UD_BUCKETS];
+    t->by_qpn[qpn % UD_BUCKETS] = p;
+    p->on_qpn = 1;
+} /* ud_set_qpn */
+
+/* Who sent a datagram: its queue pair number and the source address in its
+ * GRH (an IPv4 header in the last 20 bytes for RoCE v2 over IPv4, else a
+ * version-6 header with the source GID at byte 8). */
+static struct udpeer *
+ud_sender(struct udtab *t, uint32_t src_qp, const uint8_t *grh)
+{
+    uint8_t ip[16];
+
+    if (grh) {
+        if ((grh[0] >> 4) == 6) {
+            memcpy(ip, grh + 8, 16);
+        } else {
+            memset(ip, 0, 10);
+            ip[10] = ip[11] = 0xff;
+            memcpy(ip + 12, grh + 32, 4);
+        }
+    }
+    for (struct udpeer *p = t->by_qpn[src_qp % UD_BUCKETS]; p; p = p->qnext) {
+        if (p->qpn == src_qp && (!grh || memcmp(p->ip, ip, 16) == 0)) {
+            return p;
+        }
+    }
+    return NULL;
+} /* ud_sender */
+
+/* What our resolution requests say about us. */
+static void
+ud_hello(const struct rconn *c, uint8_t h[UD_HELLO_LEN])
+{
+    const struct sockaddr_storage *ss = &c->ud->self;
+    uint16_t port = ud_port(ss);
+
+    memcpy(h, "EVUD", 4);
+    h[4] = 1;
+    h[5] = ss->ss_family == AF_INET6 ? 6 : 4;
+    memcpy(h + 6, &port, 2); /* network order, as in the address */
+    h[8] = (uint8_t) (c->qp_num >> 24);
+    h[9] = (uint8_t) (c->qp_num >> 16);
+    h[10] = (uint8_t) (c->qp_num >> 8);
+    h[11] = (uint8_t) c->qp_num;
+    ud_ip(ss, h + 12);
+} /* ud_hello */
+
+/* A resolution request from a sender that said who it is: remember it. */
+static void
+ud_learn(struct rconn *c, const uint8_t *h, uint32_t len)
+{
+    struct sockaddr_storage ss;
+    struct udpeer *p;
+    uint16_t port;
+    uint32_t qpn;
+
+    if (len < UD_HELLO_LEN || memcmp(h, "EVUD", 4) != 0 || h[4] != 1 || (h[5] != 4 && h[5] != 6)) {
+        return;
+    }
+    memset(&ss, 0, sizeof(ss));
+    memcpy(&port, h + 6, 2);
+    if (h[5] == 6) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *) &ss;
+
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = port;
+        memcpy(&s6->sin6_addr, h + 12, 16);
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *) &ss;
+
+        s4->sin_family = AF_INET;
+        s4->sin_port = port;
+        memcpy(&s4->sin_addr, h + 24, 4);
+    }
+    qpn = (uint32_t) h[8] << 24 | (uint32_t) h[9] << 16 | (uint32_t) h[10] << 8 | h[11];
+    p = ud_find(c->ud, &ss);
+    /* (senders we never answered get half the table: the rest stays for
+     * the destinations the application sends to) */
+    if (!p && c->ud->npeers < UD_PEERS_MAX / 2) {
+        p = ud_add(c, &ss);
+    }
+    if (!p) {
+        return;
+    }
+    ud_set_qpn(c->ud, p, qpn);
+    if (p->state == UD_READY) {
+        p->dest.qpn = qpn; /* a new queue pair on that address */
+    }
+} /* ud_learn */
+
+/* SENT for what was dropped since the last report. */
+static void
+ud_report(struct evpl *evpl, struct rconn *c)
+{
+    struct udtab *t = c->ud;
+    uint64_t bytes = t->drop_bytes, msgs = t->drop_msgs;
+
+    if (!msgs || !c->bind) {
+        return;
+    }
+    t->drop_bytes = 0;
+    t->drop_msgs = 0;
+    evpl__bind_sent(evpl, c->bind, bytes, msgs);
+} /* ud_report */
+
+static void
+ud_drop(struct evpl *evpl, struct udtab *t, struct evpl_iovec *iov, uint32_t niov, uint32_t length)
+{
+    evpl_iovecs_release_internal(evpl, iov, (int) niov);
+    t->drop_bytes += length;
+    t->drop_msgs++;
+} /* ud_drop */
+
+/* The datagrams waiting for p are dropped (counted for SENT). */
+static void
+ud_drop_pending(struct evpl *evpl, struct udtab *t, struct udpeer *p)
+{
+    while (p->pend) {
+        struct udpend *e = p->pend;
+
+        p->pend = e->next;
+        ud_drop(evpl, t, e->iov, e->niov, e->length);
+        t->npend--;
+        free(e);
+    }
+    p->pend_tail = NULL;
+    if (p->on_ready) {
+        for (struct udpeer **q = &t->ready; *q; q = &(*q)->rnext) {
+            if (*q == p) {
+                *q = p->rnext;
+                break;
+            }
+        }
+        p->on_ready = 0;
+    }
+} /* ud_drop_pending */
+
+static void
+ud_failed(struct evpl *evpl, struct udpeer *p)
+{
+    char str[EVPL_ADDRESS_STRLEN];
+
+    if (p->rid) {
+        rdma_destroy_id(p->rid); /* (its events are acknowledged: cm_ready) */
+        p->rid = NULL;
+    }
+    evpl__address_format(p->addr, str, sizeof(str));
+    evpl_log_info("rdmacm", "UD destination %s cannot be resolved: its datagrams are dropped", str);
+    p->state = UD_FAILED;
+    p->failed_at = evpl__now(evpl);
+    ud_drop_pending(evpl, p->c->ud, p);
+} /* ud_failed */
+
+static void
+ud_resolve(struct evpl *evpl, struct udpeer *p)
+{
+    struct rconn *c = p->c;
+    struct sockaddr_storage src = c->ud->self;
+
+    if (src.ss_family == AF_INET6) {
+        ((struct sockaddr_in6 *) &src)->sin6_port = 0;
+    } else {
+        ((struct sockaddr_in *) &src)->sin_port = 0;
+    }
+    p->state = UD_RESOLVING;
+    if (rdma_create_id(c->l->ch, &p->rid, p, RDMA_PS_UDP) != 0) {
+        p->rid = NULL;
+        ud_failed(evpl, p);
+        return;
+    }
+    set_tos(p->rid);
+    /* from our own address: the same device answers */
+    if (rdma_resolve_addr(p->rid, (struct sockaddr *) &src, (struct sockaddr *) &p->addr->sa,
+                          (int) cfg()->resolve_timeout_ms) != 0) {
+        ud_failed(evpl, p);
+    }
+} /* ud_resolve */
+
+/* A destination's resolution moves on. */
+static void
+ud_peer_event(struct evpl *evpl, struct udpeer *p, const struct rdma_cm_event *ev)
+{
+    struct rconn *c = p->c;
+    struct rdma_conn_param cp;
+    uint8_t hello[UD_HELLO_LEN];
+
+    if (!p->rid || ev->id != p->rid) {
+        return;
+    }
+    switch (ev->event) {
+        case RDMA_CM_EVENT_ADDR_RESOLVED:
+            if (rdma_resolve_route(p->rid, (int) cfg()->resolve_timeout_ms) == 0) {
+                return;
+            }
+            break;
+        case RDMA_CM_EVENT_ROUTE_RESOLVED:
+            ud_hello(c, hello);
+            memset(&cp, 0, sizeof(cp));
+            cp.private_data = hello;
+            cp.private_data_len = sizeof(hello);
+            if (rdma_connect(p->rid, &cp) == 0) {
+                return;
+            }
+            break;
+        case RDMA_CM_EVENT_ESTABLISHED:
+            p->dest.ah = ibv_create_ah(c->d->dev->pd, (struct ibv_ah_attr *) &ev->param.ud.ah_attr);
+            if (!p->dest.ah) {
+                break;
+            }
+            p->dest.qpn = ev->param.ud.qp_num;
+            p->dest.qkey = ev->param.ud.qkey;
+            ud_set_qpn(c->ud, p, p->dest.qpn);
+            rdma_destroy_id(p->rid);
+            p->rid = NULL;
+            p->state = UD_READY;
+            if (p->pend && !p->on_ready) {
+                p->on_ready = 1;
+                p->rnext = c->ud->ready;
+                c->ud->ready = p;
+            }
+            if (c->bind) {
+                evpl_defer(evpl, &c->bind->flush);
+            }
+            return;
+        case RDMA_CM_EVENT_ADDR_CHANGE:
+        case RDMA_CM_EVENT_TIMEWAIT_EXIT:
+        case RDMA_CM_EVENT_CONNECT_RESPONSE:
+            return;
+        default:
+            break; /* errors, a refusal, no answer */
+    }
+    ud_failed(evpl, p);
+    ud_report(evpl, c);
+} /* ud_peer_event */
+
+/* A sender asks for our queue pair: tell it (and learn who it is). */
+static void
+ud_request(struct rconn *c, const struct rdma_cm_event *ev, const uint8_t *data, uint32_t len)
+{
+    struct rdma_conn_param cp;
+
+    if (c->bind && c->qp) {
+        ud_learn(c, data, len);
+        memset(&cp, 0, sizeof(cp));
+        cp.qp_num = c->qp_num;
+        if (rdma_accept(ev->id, &cp) != 0) {
+            evpl_log_error("rdmacm", "answering a UD resolution request failed: %s",
+                           strerror(errno));
+        }
+    } else {
+        rdma_reject(ev->id, NULL, 0);
+    }
+    rdma_destroy_id(ev->id);
+} /* ud_request */
+
+/* The destination of a datagram, found or added, resolving if it has to. */
+static struct udpeer *
+ud_dest_of(struct evpl *evpl, struct rconn *c, const struct evpl_address *a)
+{
+    struct udpeer *p = ud_find(c->ud, &a->sa);
+
+    if (!p) {
+        p = ud_add(c, &a->sa);
+        if (!p) {
+            return NULL;
+        }
+    }
+    if (p->state == UD_NEW ||
+        (p->state == UD_FAILED && evpl__now(evpl) - p->failed_at >= UD_RETRY_NS)) {
+        ud_resolve(evpl, p);
+    }
+    return p;
+} /* ud_dest_of */
+
+/* Send what can go: datagrams waiting for resolved destinations first,
+ * then the send ring.  0, or a negative errno that fails the bind. */
+static int
+ud_flush(struct evpl *evpl, struct rconn *c, struct evpl_bind *bind)
+{
+    struct udtab *t = c->ud;
+    struct evpl_iovec iov[UD_MAX_IOV];
+    uint32_t maxiov = c->max_sge < UD_MAX_IOV ? c->max_sge : UD_MAX_IOV;
+
+    for (;;) {
+        struct evpl_dgram *d;
+        struct udpeer *p;
+        struct udpend *e;
+        uint32_t length;
+        int n, rc;
+
+        if (c->wr_count >= c->sq_size) {
+            return 0; /* the next completion flushes again */
+        }
+        if (c->d->sends >= c->d->send_room) {
+            if (t->ready || !evpl_dgram_ring_empty(&bind->dgram_send)) {
+                wait_add(c);
+            }
+            return 0;
+        }
+        p = t->ready;
+        if (p) {
+            e = p->pend;
+            p->pend = e->next;
+            if (!p->pend) {
+                p->pend_tail = NULL;
+                t->ready = p->rnext;
+                p->on_ready = 0;
+            }
+            t->npend--;
+            rc = post_msg(evpl, c, e->iov, e->niov, e->length, &p->dest);
+            free(e);
+            if (rc < 0) {
+                return rc;
+            }
+            continue;
+        }
+        if (evpl_dgram_ring_empty(&bind->dgram_send)) {
+            return 0;
+        }
+        d = evpl_dgram_ring_front(&bind->dgram_send);
+        length = d->length;
+        p = d->addr && length <= t->max ? ud_dest_of(evpl, c, d->addr) : NULL;
+        n = dgram_take(evpl, bind, d, iov, maxiov);
+        evpl__address_release(d->addr);
+        evpl_dgram_ring_pop(&bind->dgram_send);
+        if (n < 0) {
+            return n;
+        }
+        if (!p || p->state == UD_FAILED) {
+            ud_drop(evpl, t, iov, (uint32_t) n, length);
+            continue;
+        }
+        if (p->state == UD_READY && !p->pend) {
+            rc = post_msg(evpl, c, iov, (uint32_t) n, length, &p->dest);
+            if (rc < 0) {
+                return rc;
+            }
+            continue;
+        }
+        /* waits for its destination, behind those already waiting */
+        e = t->npend < UD_PEND_MAX ? malloc(sizeof(*e) + (size_t) n * sizeof(iov[0])) : NULL;
+        if (!e) {
+            ud_drop(evpl, t, iov, (uint32_t) n, length);
+            continue;
+        }
+        e->next = NULL;
+        e->niov = (uint32_t) n;
+        e->length = length;
+        memcpy(e->iov, iov, (size_t) n * sizeof(iov[0]));
+        if (p->pend_tail) {
+            p->pend_tail->next = e;
+        } else {
+            p->pend = e;
+        }
+        p->pend_tail = e;
+        t->npend++;
+    }
+} /* ud_flush */
+
+static void
+ud_deliver(struct evpl *evpl, struct rconn *c, struct evpl_iovec *iov, const struct ibv_wc *wc)
+{
+    struct evpl_bind *bind = c->bind;
+    const uint8_t *grh = NULL;
+    uint32_t len = wc->byte_len;
+    struct udpeer *p;
+
+    if (wc->wc_flags & IBV_WC_GRH) {
+        if (len < UD_GRH) {
+            evpl_iovec_release_internal(evpl, iov);
+            return;
+        }
+        grh = iov->data;
+        len -= UD_GRH;
+    }
+    if (!bind || evpl__bind_closing(bind)) {
+        evpl_iovec_release_internal(evpl, iov);
+        return;
+    }
+    p = ud_sender(c->ud, wc->src_qp, grh);
+    if (grh) {
+        iov->data = (char *) iov->data + UD_GRH;
+    }
+    iov->length = len;
+    if (len == 0) {
+        evpl_iovec_release_internal(evpl, iov);
+        evpl__bind_received_msg(evpl, bind, iov, 0, 0, p ? p->addr : NULL);
+    } else {
+        evpl__bind_received_msg(evpl, bind, iov, 1, len, p ? p->addr : NULL);
+    }
+} /* ud_deliver */
+
+/* The bind is closed: nothing more is resolved or sent. */
+static void
+ud_close(struct evpl *evpl, struct rconn *c)
+{
+    struct udtab *t = c->ud;
+
+    for (int b = 0; b < UD_BUCKETS; b++) {
+        for (struct udpeer *p = t->by_addr[b]; p; p = p->anext) {
+            if (p->rid) {
+                rdma_destroy_id(p->rid);
+                p->rid = NULL;
+            }
+            ud_drop_pending(evpl, t, p);
+        }
+    }
+    t->drop_bytes = 0;
+    t->drop_msgs = 0;
+} /* ud_close */
+
+/* Everything else goes (the queue pair is gone: no request uses an
+ * address handle any more). */
+static void
+ud_free(struct evpl *evpl, struct udtab *t)
+{
+    for (int b = 0; b < UD_BUCKETS; b++) {
+        while (t->by_addr[b]) {
+            struct udpeer *p = t->by_addr[b];
+
+            t->by_addr[b] = p->anext;
+            if (p->rid) {
+                rdma_destroy_id(p->rid);
+            }
+            ud_drop_pending(evpl, t, p);
+            if (p->dest.ah) {
+                ibv_destroy_ah(p->dest.ah);
+            }
+            evpl__address_release(p->addr);
+            free(p);
+        }
+    }
+    free(t);
+} /* ud_free */
+
+static int
+ud_bind(struct evpl *evpl, struct evpl_bind *bind)
+{
+    struct rloop *l = rloop_get(evpl);
+    struct ibv_port_attr pa;
+    struct evpl_address *a;
+    struct rldev *ld;
+    struct rconn *c;
+    uint32_t mtu;
+    int rc;
+
+    if (!l) {
+        return -errno;
+    }
+    c = conn_new(l, bind);
+    if (!c) {
+        return -ENOMEM;
+    }
+    c->ud = calloc(1, sizeof(*c->ud));
+    if (!c->ud) {
+        free(c);
+        return -ENOMEM;
+    }
+    if (rdma_create_id(l->ch, &c->id, c, RDMA_PS_UDP) != 0) {
+        rc = -errno;
+        c->id = NULL;
+        goto fail;
+    }
+    set_tos(c->id);
+    if (rdma_bind_addr(c->id, (struct sockaddr *) &bind->local->sa) != 0) {
+        rc = -errno;
+        goto fail;
+    }
+    if (!c->id->verbs) {
+        evpl_log_error("rdmacm", "a UD bind needs the address of an RDMA device");
+        rc = -EADDRNOTAVAIL;
+        goto fail;
+    }
+    ld = rldev_get(l, c->id->verbs);
+    if (!ld) {
+        rc = -ENODEV;
+        goto fail;
+    }
+    rc = qp_create(c, ld, IBV_QPT_UD);
+    if (rc < 0) {
+        goto fail;
+    }
+    if (rdma_listen(c->id, 256) != 0) {
+        rc = -errno;
+        goto fail;
+    }
+    /* a datagram is one packet: at most the path MTU, and a receive slot
+     * holds it after the 40-byte GRH */
+    mtu = ibv_query_port(c->id->verbs, c->id->port_num, &pa) == 0 && pa.active_mtu >= IBV_MTU_256
+              ? 128u << pa.active_mtu
+              : 256;
+    c->ud->max = ld->recv_size > UD_GRH ? ld->recv_size - UD_GRH : 0;
+    if (c->ud->max > mtu) {
+        c->ud->max = mtu;
+    }
+    a = cm_address(rdma_get_local_addr(c->id));
+    if (a) {
+        evpl__address_release(bind->local);
+        bind->local = a;
+    }
+    c->ud->self = bind->local->sa;
+    c->state = ST_ESTABLISHED;
+    bind->backend = c;
+    bind->flags |= EVPL_BIND_TRANSPORT_UP;
+    return 0;
+fail:
+    conn_destroy(c);
+    return rc;
+} /* ud_bind */
+
 static int
 has_work(const struct rconn *c, const struct evpl_bind *bind)
 {
-    return c->ops || bind->send_ring.length || !evpl_dgram_ring_empty(&bind->dgram_send);
+    return c->ops || bind->send_ring.length || !evpl_dgram_ring_empty(&bind->dgram_send) ||
+           (c->ud && c->ud->ready);
 } /* has_work */
 
 static void
@@ -1242,7 +1956,10 @@ rc_flush(struct evpl *evpl, struct evpl_bind *bind)
         c->woken = 0;
         c->d->woken--;
     }
-    for (;;) {
+    if (c->ud) {
+        rc = ud_flush(evpl, c, bind);
+    }
+    while (!c->ud) {
         struct rop *op = c->ops;
 
         if (c->wr_count >= c->sq_size) {
@@ -1300,6 +2017,8 @@ rc_flush(struct evpl *evpl, struct evpl_bind *bind)
     }
     if (rc < 0) {
         evpl__bind_fail(evpl, bind, rc);
+    } else if (c->ud) {
+        ud_report(evpl, c);
     } else if (failed_alone) {
         evpl__bind_sent(evpl, bind, 0, 0); /* that may have been what a finish waited for */
     }
@@ -1311,7 +2030,7 @@ rc_send_pending(const struct evpl_bind *bind)
     const struct rconn *c = bind->backend;
 
     /* evpl_finish waits until the peer has every message */
-    return c && (c->wr_count || c->ops);
+    return c && (c->wr_count || c->ops || (c->ud && c->ud->npend));
 } /* rc_send_pending */
 
 /* ---- completions ---- */
@@ -1430,7 +2149,11 @@ rldev_poll(struct rldev *ld)
                 evpl->mem.pooled--;
                 if (wc[i].status != IBV_WC_SUCCESS) {
                     evpl_iovec_release_internal(evpl, &iov);
-                    if (c && wc[i].status != IBV_WC_WR_FLUSH_ERR) {
+                    if (c && c->ud) {
+                        /* a datagram that does not fit: that one is lost */
+                        evpl_log_debug("rdmacm", "UD receive failed: %s",
+                                       ibv_wc_status_str(wc[i].status));
+                    } else if (c && wc[i].status != IBV_WC_WR_FLUSH_ERR) {
                         evpl_log_error("rdmacm", "receive failed: %s",
                                        ibv_wc_status_str(wc[i].status));
                         conn_fail(c, wc[i].status == IBV_WC_LOC_LEN_ERR ? -EMSGSIZE : -EIO);
@@ -1441,7 +2164,11 @@ rldev_poll(struct rldev *ld)
                     evpl_iovec_release_internal(evpl, &iov);
                     continue;
                 }
-                deliver(evpl, c, &iov, wc[i].byte_len);
+                if (c->ud) {
+                    ud_deliver(evpl, c, &iov, &wc[i]);
+                } else {
+                    deliver(evpl, c, &iov, wc[i].byte_len);
+                }
             } else {
                 send_done(evpl, (struct rconn *) (uintptr_t) wc[i].wr_id, &wc[i]);
             }
@@ -1565,7 +2292,7 @@ conn_event(struct evpl *evpl, struct rconn *c, const struct rdma_cm_event *ev)
                 return;
             }
             ld = rldev_get(c->l, c->id->verbs);
-            rc = ld ? qp_create(c, ld) : -ENODEV;
+            rc = ld ? qp_create(c, ld, IBV_QPT_RC) : -ENODEV;
             if (rc == 0) {
                 conn_params(c, &p);
                 if (rdma_connect(c->id, &p) != 0) {
@@ -1668,6 +2395,8 @@ cm_ready(struct evpl *evpl, struct evpl_event *event)
 
     for (int budget = 256; budget > 0; budget--) {
         struct rdma_cm_event copy;
+        uint8_t pdata[UD_HELLO_LEN];
+        uint32_t plen = 0;
         void *ctx;
 
         if (rdma_get_cm_event(l->ch, &ev) != 0) {
@@ -1681,6 +2410,13 @@ cm_ready(struct evpl *evpl, struct evpl_event *event)
              * until a loop takes it */
             ctx = ev->listen_id ? ev->listen_id->context : NULL;
             ev->id->context = NULL;
+            /* (what the requester said goes with the event) */
+            if (ev->param.conn.private_data) {
+                plen = ev->param.conn.private_data_len < sizeof(pdata)
+                           ? ev->param.conn.private_data_len
+                           : (uint32_t) sizeof(pdata);
+                memcpy(pdata, ev->param.conn.private_data, plen);
+            }
         }
         /* acknowledged before it is acted on: destroying an id waits for
          * its events' acknowledgements */
@@ -1692,6 +2428,15 @@ cm_ready(struct evpl *evpl, struct evpl_event *event)
         }
         if (*(int *) ctx == KIND_LISTEN) {
             listen_event(ctx, &copy);
+        } else if (*(int *) ctx == KIND_UDPEER) {
+            ud_peer_event(evpl, ctx, &copy);
+        } else if (copy.event == RDMA_CM_EVENT_CONNECT_REQUEST) {
+            if (((struct rconn *) ctx)->ud) {
+                ud_request(ctx, &copy, pdata, plen);
+            } else {
+                rdma_reject(copy.id, NULL, 0);
+                rdma_destroy_id(copy.id);
+            }
         } else {
             conn_event(evpl, ctx, &copy);
         }
@@ -1711,6 +2456,9 @@ rc_close(struct evpl *evpl, struct evpl_bind *bind)
     }
     bind->backend = NULL;
     c->bind = NULL;
+    if (c->ud) {
+        ud_close(evpl, c); /* (then as a connection that never was: below) */
+    }
     /* operations never posted, and those in flight, end now: before the
      * bind's DISCONNECTED; the device keeps the buffers until flushed */
     while (c->ops) {
@@ -2002,4 +2750,18 @@ const struct evpl_protocol evpl_protocol_rdmacm_rc_stream = {
     .name = "STREAM_RDMACM_RC",
     .stream = 1,
     RC_PROTOCOL_COMMON,
+};
+
+/* unconnected, unreliable datagrams (rdma.md §5): no one-sided operations */
+const struct evpl_protocol evpl_protocol_rdmacm_ud_datagram = {
+    .id = EVPL_DATAGRAM_RDMACM_UD,
+    .name = "DATAGRAM_RDMACM_UD",
+    .stream = 0,
+    .connected = 0,
+    .kind = EVPL_EP_NETWORK,
+    .available = rc_available,
+    .bind = ud_bind,
+    .flush = rc_flush,
+    .close = rc_close,
+    .send_pending = rc_send_pending,
 };
