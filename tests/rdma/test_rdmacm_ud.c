@@ -15,6 +15,11 @@
  *    resolved delivers them, then DISCONNECTED;
  *  - evpl_close while a resolution is in flight: one DISCONNECTED, and
  *    nothing leaks (ASan's leak check in the VM);
+ *  - evpl_close with datagrams in flight: the port is free by DISCONNECTED
+ *    (a new bind on it, made from the callback, receives);
+ *  - a destination whose host never answers (10.77.0.2: an address with
+ *    no RDMA device behind it) gives up after twice resolve_timeout_ms at
+ *    most: dropped, counted, the bind goes on;
  *  - a bind on a wildcard address (no RDMA device behind it) is refused.
  *
  * Needs an RDMA device: soft-RoCE in the test VM (tests/vm); skips (77)
@@ -25,6 +30,23 @@
 #define MTU 1024
 
 static struct evpl *evpl;
+
+/* DISCONNECTED of a bind closed with datagrams in flight: bind its
+ * endpoint again at once */
+static struct evpl_endpoint *rebind_ep;
+static struct t_conn rebound;
+
+static void
+rebind_hook(struct t_conn *c, struct evpl_notify *n)
+{
+    (void) c;
+    if (n->notify_type == EVPL_NOTIFY_DISCONNECTED) {
+        t_conn_init(&rebound);
+        rebound.keep_msgs = 1;
+        rebound.evpl = evpl;
+        rebound.bind = evpl_bind(evpl, EVPL_DATAGRAM_RDMACM_UD, rebind_ep, t_conn_notify, &rebound);
+    }
+}
 
 /* the server: answers "ack:<what it got>" to the sender's address */
 static void
@@ -78,6 +100,12 @@ main(void)
     enum evpl_protocol_id id;
 
     t_net_guard(180);
+    {
+        struct evpl_global_config *gc = evpl_global_config_init();
+
+        evpl_global_config_set_resolve_timeout_ms(gc, 1000);
+        evpl_init(gc);
+    }
     if (evpl_protocol_lookup(&id, "DATAGRAM_RDMACM_UD") != 0) {
         fprintf(stderr, "no RDMA device: skipped\n");
         return 77;
@@ -105,8 +133,7 @@ main(void)
             evpl_sendtoep(evpl, cl[i].bind, eps, m, (unsigned int) len);
         }
     }
-    T_PUMP(evpl,
-           cl[0].nrecv_msg == PER && cl[1].nrecv_msg == PER && cl[2].nrecv_msg == PER, 20000);
+    T_PUMP(evpl, cl[0].nrecv_msg == PER && cl[1].nrecv_msg == PER && cl[2].nrecv_msg == PER, 20000);
     t_pump_for(evpl, 50);
     T_EQ(s.nrecv_msg, NC * PER);
     for (int i = 0; i < NC; i++) {
@@ -169,7 +196,8 @@ main(void)
         }
         evpl_finish(evpl, cl[2].bind);
         T_PUMP(evpl, cl[2].disconnected, 10000);
-        T_EQ(f.nrecv_msg, 10);
+        /* (SENT over UD: the datagram left; the receiver polls it later) */
+        T_PUMP(evpl, f.nrecv_msg == 10, 10000);
         T_EQ_U(cl[2].sent_msgs, PER + 10);
         evpl_close(evpl, f.bind);
         T_PUMP(evpl, f.disconnected, 5000);
@@ -197,6 +225,51 @@ main(void)
         t_conn_free(&y);
         evpl_endpoint_close(epx);
         evpl_endpoint_close(epy);
+    }
+
+    /* closed with datagrams in flight: the port is free by DISCONNECTED */
+    {
+        struct t_conn z;
+
+        rebind_ep = t_endpoint(id);
+        ubind(rebind_ep, &z);
+        z.hook = rebind_hook;
+        evpl_bind_request_send_notifications(evpl, z.bind);
+        for (int k = 0; k < 50; k++) {
+            evpl_sendtoep(evpl, z.bind, eps, big, MTU);
+        }
+        evpl_continue(evpl); /* (resolved, then sent) */
+        T_PUMP(evpl, z.nsent > 0, 5000);
+        for (int k = 0; k < 50; k++) {
+            evpl_sendtoep(evpl, z.bind, eps, big, MTU);
+        }
+        evpl_continue(evpl); /* (posted: in flight) */
+        evpl_close(evpl, z.bind);
+        T_PUMP(evpl, z.disconnected, 5000);
+        T_OK(rebound.bind != NULL);
+        evpl_sendtoep(evpl, cl[0].bind, rebind_ep, "re", 2);
+        T_PUMP(evpl, rebound.nrecv_msg == 1, 5000);
+        evpl_close(evpl, rebound.bind);
+        T_PUMP(evpl, rebound.disconnected, 5000);
+        t_conn_free(&z);
+        t_conn_free(&rebound);
+        evpl_endpoint_close(rebind_ep);
+    }
+
+    /* a host that never answers: given up on in time, the bind goes on */
+    {
+        struct evpl_endpoint *mute = evpl_endpoint_create("10.77.0.2", t_free_port(SOCK_STREAM));
+        uint64_t msgs0 = cl[0].sent_msgs, t0 = t_now_ns();
+        int before = s.nrecv_msg;
+
+        evpl_sendtoep(evpl, cl[0].bind, mute, "void", 4);
+        evpl_sendtoep(evpl, cl[0].bind, eps, "live", 4);
+        T_PUMP(evpl, s.nrecv_msg == before + 1, 5000);
+        T_PUMP(evpl, cl[0].sent_msgs == msgs0 + 2, 10000);
+        fprintf(stderr, "unanswered destination given up after %llu ms\n",
+                (unsigned long long) ((t_now_ns() - t0) / 1000000));
+        T_EQ(cl[0].disconnected, 0);
+        evpl_endpoint_close(mute);
     }
 
     /* a wildcard address has no device behind it */

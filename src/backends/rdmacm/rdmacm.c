@@ -703,7 +703,11 @@ conn_destroy(struct rconn *c)
     }
     if (c->qp) {
         qp_hash_del(c->d, c);
-        rdma_destroy_qp(c->id);
+        if (c->id && c->id->qp) {
+            rdma_destroy_qp(c->id);
+        } else {
+            ibv_destroy_qp(c->qp); /* (its id went first: a closed UD bind) */
+        }
         c->qp = NULL;
     }
     while (c->wr_count) {
@@ -1091,6 +1095,19 @@ dgram_take(struct evpl *evpl, struct evpl_bind *bind, const struct evpl_dgram *d
     return 1;
 } /* dgram_take */
 
+/* The front datagram's pieces off the send ring, released. */
+static void
+dgram_discard(struct evpl *evpl, struct evpl_bind *bind, const struct evpl_dgram *d)
+{
+    for (uint32_t i = 0; i < d->niov; i++) {
+        struct evpl_iovec *f = evpl_iovec_fifo_front(&bind->send_ring.fifo);
+
+        bind->send_ring.length -= f->length;
+        evpl_iovec_release_internal(evpl, f);
+        evpl_iovec_fifo_pop(&bind->send_ring.fifo);
+    }
+} /* dgram_discard */
+
 /* One message as one send request; its iovecs' references move in (and
  * are released on failure). */
 static int
@@ -1313,7 +1330,8 @@ struct udpeer {
     uint32_t qpn;              /* its queue pair, 0: not known */
     struct ud_dest dest;       /* ah NULL: not resolved */
     struct rdma_cm_id *rid;    /* while resolving */
-    uint64_t failed_at;
+    uint64_t started, failed_at;
+    uint32_t failures;
     struct udpend *pend, *pend_tail;
 };
 
@@ -1324,7 +1342,21 @@ struct udtab {
     uint32_t max; /* largest payload */
     struct sockaddr_storage self;
     uint64_t drop_bytes, drop_msgs; /* dropped, not yet reported in SENT */
+    struct rconn *c;
+    uint32_t nresolving;
+    struct evpl_timer deadline; /* resolutions that take too long fail */
+    int deadline_armed;
 };
+
+/* A resolution that has not finished after this long fails (the CM's own
+ * retries of a resolution request can last a minute). */
+static uint64_t
+ud_resolve_limit_ns(void)
+{
+    uint64_t ms = 2 * (uint64_t) cfg()->resolve_timeout_ms;
+
+    return (ms < 1000 ? 1000 : ms) * 1000000ull;
+} /* ud_resolve_limit_ns */
 
 static void
 ud_ip(const struct sockaddr_storage *ss, uint8_t ip[16])
@@ -1404,17 +1436,34 @@ ud_add(struct rconn *c, const struct sockaddr_storage *ss)
 } /* ud_add */
 
 static void
+ud_unset_qpn(struct udtab *t, struct udpeer *p)
+{
+    if (!p->on_qpn) {
+        return;
+    }
+    for (struct udpeer **q = &t->by_qpn[p->qpn % UD_BUCKETS]; *q; q = &(*q)->qnext) {
+        if (*q == p) {
+            *q = p->qnext;
+            break;
+        }
+    }
+    p->on_qpn = 0;
+    p->qpn = 0;
+} /* ud_unset_qpn */
+
+/* p's queue pair is qpn: the only address known with that queue pair on
+ * that host (queue pair numbers are reused: an older holder is forgotten). */
+static void
 ud_set_qpn(struct udtab *t, struct udpeer *p, uint32_t qpn)
 {
-    if (p->on_qpn) {
-        if (p->qpn == qpn) {
-            return;
-        }
-        for (struct udpeer **q = &t->by_qpn[p->qpn % UD_BUCKETS]; *q; q = &(*q)->qnext) {
-            if (*q == p) {
-                *q = p->qnext;
-                break;
-            }
+    if (p->on_qpn && p->qpn == qpn) {
+        return;
+    }
+    ud_unset_qpn(t, p);
+    for (struct udpeer *o = t->by_qpn[qpn % UD_BUCKETS], *next; o; o = next) {
+        next = o->qnext;
+        if (o->qpn == qpn && memcmp(o->ip, p->ip, 16) == 0) {
+            ud_unset_qpn(t, o);
         }
     }
     p->qpn = qpn;
@@ -1423,21 +1472,26 @@ ud_set_qpn(struct udtab *t, struct udpeer *p, uint32_t qpn)
     p->on_qpn = 1;
 } /* ud_set_qpn */
 
-/* Who sent a datagram: its queue pair number and the source address in its
- * GRH (an IPv4 header in the last 20 bytes for RoCE v2 over IPv4, else a
- * version-6 header with the source GID at byte 8). */
+/* Who sent a datagram: its queue pair number and the source address in the
+ * packet's network header (grh NULL: the device did not give one, and the
+ * queue pair alone has to do). */
 static struct udpeer *
 ud_sender(struct udtab *t, uint32_t src_qp, const uint8_t *grh)
 {
     uint8_t ip[16];
 
+    /* the 40 bytes before the payload: an IPv4 header in their last 20
+     * when the bind is on IPv4 (RoCE v2; the first 20 are undefined),
+     * else an IPv6 header or GRH with the source at byte 8 */
     if (grh) {
-        if ((grh[0] >> 4) == 6) {
-            memcpy(ip, grh + 8, 16);
-        } else {
+        if (t->self.ss_family == AF_INET && grh[20] == 0x45) {
             memset(ip, 0, 10);
             ip[10] = ip[11] = 0xff;
             memcpy(ip + 12, grh + 32, 4);
+        } else if (t->self.ss_family == AF_INET6 && (grh[0] >> 4) == 6) {
+            memcpy(ip, grh + 8, 16);
+        } else {
+            return NULL;
         }
     }
     for (struct udpeer *p = t->by_qpn[src_qp % UD_BUCKETS]; p; p = p->qnext) {
@@ -1466,10 +1520,14 @@ ud_hello(const struct rconn *c, uint8_t h[UD_HELLO_LEN])
     ud_ip(ss, h + 12);
 } /* ud_hello */
 
-/* A resolution request from a sender that said who it is: remember it. */
+/* A resolution request from a sender that said who it is: remember it,
+ * if the address it claims is on the host the request came from (from),
+ * and its queue pair can be one. */
 static void
-ud_learn(struct rconn *c, const uint8_t *h, uint32_t len)
+ud_learn(struct rconn *c, const uint8_t *h, uint32_t len, const struct sockaddr *from)
 {
+    uint8_t from_ip[16];
+
     struct sockaddr_storage ss;
     struct udpeer *p;
     uint16_t port;
@@ -1494,6 +1552,14 @@ ud_learn(struct rconn *c, const uint8_t *h, uint32_t len)
         memcpy(&s4->sin_addr, h + 24, 4);
     }
     qpn = (uint32_t) h[8] << 24 | (uint32_t) h[9] << 16 | (uint32_t) h[10] << 8 | h[11];
+    if (!from || (from->sa_family != AF_INET && from->sa_family != AF_INET6) || qpn <= 1 ||
+        qpn >= 0xffffff) {
+        return;
+    }
+    ud_ip((const struct sockaddr_storage *) from, from_ip);
+    if (memcmp(from_ip, h + 12, 16) != 0) {
+        return; /* (an address on another host) */
+    }
     p = ud_find(c->ud, &ss);
     /* (senders we never answered get half the table: the rest stays for
      * the destinations the application sends to) */
@@ -1556,21 +1622,59 @@ ud_drop_pending(struct evpl *evpl, struct udtab *t, struct udpeer *p)
     }
 } /* ud_drop_pending */
 
+/* p is no longer being resolved. */
+static void
+ud_resolved(struct udtab *t, struct udpeer *p, int state)
+{
+    if (p->rid) {
+        rdma_destroy_id(p->rid); /* (its events are acknowledged: cm_ready) */
+        p->rid = NULL;
+    }
+    if (p->state == UD_RESOLVING) {
+        t->nresolving--;
+    }
+    p->state = state;
+} /* ud_resolved */
+
 static void
 ud_failed(struct evpl *evpl, struct udpeer *p)
 {
     char str[EVPL_ADDRESS_STRLEN];
 
-    if (p->rid) {
-        rdma_destroy_id(p->rid); /* (its events are acknowledged: cm_ready) */
-        p->rid = NULL;
-    }
     evpl__address_format(p->addr, str, sizeof(str));
-    evpl_log_info("rdmacm", "UD destination %s cannot be resolved: its datagrams are dropped", str);
-    p->state = UD_FAILED;
+    if (p->failures++ == 0) {
+        evpl_log_info("rdmacm", "UD destination %s cannot be resolved: its datagrams are dropped",
+                      str);
+    } else {
+        evpl_log_debug("rdmacm", "UD destination %s still cannot be resolved", str);
+    }
+    ud_resolved(p->c->ud, p, UD_FAILED);
     p->failed_at = evpl__now(evpl);
     ud_drop_pending(evpl, p->c->ud, p);
 } /* ud_failed */
+
+/* Every half limit while resolutions are in flight: those past the limit
+ * fail. */
+static void
+ud_deadline(struct evpl *evpl, struct evpl_timer *timer)
+{
+    struct udtab *t = container_of(timer, struct udtab, deadline);
+    uint64_t now = evpl__now(evpl), limit = ud_resolve_limit_ns();
+
+    t->deadline_armed = 0;
+    for (int b = 0; b < UD_BUCKETS; b++) {
+        for (struct udpeer *p = t->by_addr[b]; p; p = p->anext) {
+            if (p->state == UD_RESOLVING && now - p->started >= limit) {
+                ud_failed(evpl, p);
+            }
+        }
+    }
+    if (t->nresolving) {
+        t->deadline_armed = 1;
+        evpl_add_oneshot_timer(evpl, &t->deadline, ud_deadline, limit / 2000);
+    }
+    ud_report(evpl, t->c); /* (last: it may close the bind) */
+} /* ud_deadline */
 
 static void
 ud_resolve(struct evpl *evpl, struct udpeer *p)
@@ -1584,6 +1688,13 @@ ud_resolve(struct evpl *evpl, struct udpeer *p)
         ((struct sockaddr_in *) &src)->sin_port = 0;
     }
     p->state = UD_RESOLVING;
+    p->started = evpl__now(evpl);
+    c->ud->nresolving++;
+    if (!c->ud->deadline_armed) {
+        c->ud->deadline_armed = 1;
+        evpl_add_oneshot_timer(evpl, &c->ud->deadline, ud_deadline,
+                               ud_resolve_limit_ns() / 2000); /* (µs) */
+    }
     if (rdma_create_id(c->l->ch, &p->rid, p, RDMA_PS_UDP) != 0) {
         p->rid = NULL;
         ud_failed(evpl, p);
@@ -1631,9 +1742,7 @@ ud_peer_event(struct evpl *evpl, struct udpeer *p, const struct rdma_cm_event *e
             p->dest.qpn = ev->param.ud.qp_num;
             p->dest.qkey = ev->param.ud.qkey;
             ud_set_qpn(c->ud, p, p->dest.qpn);
-            rdma_destroy_id(p->rid);
-            p->rid = NULL;
-            p->state = UD_READY;
+            ud_resolved(c->ud, p, UD_READY);
             if (p->pend && !p->on_ready) {
                 p->on_ready = 1;
                 p->rnext = c->ud->ready;
@@ -1661,7 +1770,7 @@ ud_request(struct rconn *c, const struct rdma_cm_event *ev, const uint8_t *data,
     struct rdma_conn_param cp;
 
     if (c->bind && c->qp) {
-        ud_learn(c, data, len);
+        ud_learn(c, data, len, rdma_get_peer_addr(ev->id));
         memset(&cp, 0, sizeof(cp));
         cp.qp_num = c->qp_num;
         if (rdma_accept(ev->id, &cp) != 0) {
@@ -1741,14 +1850,17 @@ ud_flush(struct evpl *evpl, struct rconn *c, struct evpl_bind *bind)
         d = evpl_dgram_ring_front(&bind->dgram_send);
         length = d->length;
         p = d->addr && length <= t->max ? ud_dest_of(evpl, c, d->addr) : NULL;
-        n = dgram_take(evpl, bind, d, iov, maxiov);
+        /* (a datagram that goes nowhere is not copied first; one that
+         * cannot be copied for want of memory is dropped too) */
+        n = p && p->state != UD_FAILED ? dgram_take(evpl, bind, d, iov, maxiov) : -1;
+        if (n < 0) {
+            dgram_discard(evpl, bind, d);
+            t->drop_bytes += length;
+            t->drop_msgs++;
+        }
         evpl__address_release(d->addr);
         evpl_dgram_ring_pop(&bind->dgram_send);
         if (n < 0) {
-            return n;
-        }
-        if (!p || p->state == UD_FAILED) {
-            ud_drop(evpl, t, iov, (uint32_t) n, length);
             continue;
         }
         if (p->state == UD_READY && !p->pend) {
@@ -1782,26 +1894,18 @@ static void
 ud_deliver(struct evpl *evpl, struct rconn *c, struct evpl_iovec *iov, const struct ibv_wc *wc)
 {
     struct evpl_bind *bind = c->bind;
-    const uint8_t *grh = NULL;
     uint32_t len = wc->byte_len;
     struct udpeer *p;
 
-    if (wc->wc_flags & IBV_WC_GRH) {
-        if (len < UD_GRH) {
-            evpl_iovec_release_internal(evpl, iov);
-            return;
-        }
-        grh = iov->data;
-        len -= UD_GRH;
-    }
-    if (!bind || evpl__bind_closing(bind)) {
+    /* a UD receive always starts with 40 bytes for the GRH, which byte_len
+     * counts, whether the packet had one or not */
+    if (len < UD_GRH || !bind || evpl__bind_closing(bind)) {
         evpl_iovec_release_internal(evpl, iov);
         return;
     }
-    p = ud_sender(c->ud, wc->src_qp, grh);
-    if (grh) {
-        iov->data = (char *) iov->data + UD_GRH;
-    }
+    len -= UD_GRH;
+    p = ud_sender(c->ud, wc->src_qp, (wc->wc_flags & IBV_WC_GRH) ? iov->data : NULL);
+    iov->data = (char *) iov->data + UD_GRH;
     iov->length = len;
     if (len == 0) {
         evpl_iovec_release_internal(evpl, iov);
@@ -1817,11 +1921,14 @@ ud_close(struct evpl *evpl, struct rconn *c)
 {
     struct udtab *t = c->ud;
 
+    if (t->deadline_armed) {
+        evpl_remove_timer(evpl, &t->deadline);
+        t->deadline_armed = 0;
+    }
     for (int b = 0; b < UD_BUCKETS; b++) {
         for (struct udpeer *p = t->by_addr[b]; p; p = p->anext) {
-            if (p->rid) {
-                rdma_destroy_id(p->rid);
-                p->rid = NULL;
+            if (p->state == UD_RESOLVING) {
+                ud_resolved(t, p, UD_NEW);
             }
             ud_drop_pending(evpl, t, p);
         }
@@ -1877,6 +1984,7 @@ ud_bind(struct evpl *evpl, struct evpl_bind *bind)
         free(c);
         return -ENOMEM;
     }
+    c->ud->c = c;
     if (rdma_create_id(l->ch, &c->id, c, RDMA_PS_UDP) != 0) {
         rc = -errno;
         c->id = NULL;
@@ -2029,7 +2137,8 @@ rc_send_pending(const struct evpl_bind *bind)
 {
     const struct rconn *c = bind->backend;
 
-    /* evpl_finish waits until the peer has every message */
+    /* evpl_finish waits until the peer has every message (UD: until every
+     * datagram has left) */
     return c && (c->wr_count || c->ops || (c->ud && c->ud->npend));
 } /* rc_send_pending */
 
@@ -2174,6 +2283,13 @@ rldev_poll(struct rldev *ld)
             }
         }
         total += n > 0 ? n : 0;
+        /* receives go back as they are used, not only when the queue is
+         * drained: sends that completions flush (answers to what arrived)
+         * bring more, and a busy queue is drained for a long time; the
+         * peers' datagrams (UD) or RNR retries (RC) would run out first */
+        if (ld->posted + ld->batch <= ld->target) {
+            srq_refill(ld);
+        }
     } while (n == POLL_BATCH);
     srq_refill(ld);
     return total;
@@ -2457,7 +2573,15 @@ rc_close(struct evpl *evpl, struct evpl_bind *bind)
     bind->backend = NULL;
     c->bind = NULL;
     if (c->ud) {
-        ud_close(evpl, c); /* (then as a connection that never was: below) */
+        /* its port is free at once (the queue pair lives on without its id
+         * until what it has in flight comes back); then as a connection
+         * that never was, below */
+        ud_close(evpl, c);
+        if (c->id) {
+            c->id->qp = NULL;
+            rdma_destroy_id(c->id);
+            c->id = NULL;
+        }
     }
     /* operations never posted, and those in flight, end now: before the
      * bind's DISCONNECTED; the device keeps the buffers until flushed */
