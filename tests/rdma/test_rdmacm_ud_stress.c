@@ -116,8 +116,8 @@ notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *n, void *a
     if (h.magic == MAGIC) {
         /* a datagram for us, intact: answered to whoever sent it */
         if (h.to != u->idx || h.len != len || h.from >= NALL ||
-            t_pattern_check((uint64_t) h.from << 32 | h.seq, 0, buf + sizeof(h),
-                            len - sizeof(h)) != -1 ||
+            t_pattern_check((uint64_t) h.from << 32 | h.seq, 0, buf + sizeof(h), len - sizeof(h)) !=
+                -1 ||
             !n->recv_msg.addr) {
             u->bad++;
             return;
