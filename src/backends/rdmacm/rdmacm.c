@@ -867,26 +867,38 @@ fill_local(struct rconn *c)
     }
 } /* fill_local */
 
+/* A connection of bind with a CM id of its own in port space ps, on the
+ * loop's event channel: NULL with errno set on failure. */
+static struct rconn *
+conn_with_id(struct evpl *evpl, struct evpl_bind *bind, enum rdma_port_space ps)
+{
+    struct rloop *l = rloop_get(evpl);
+    struct rconn *c = l ? conn_new(l, bind) : NULL;
+
+    if (!c) {
+        errno = l ? ENOMEM : errno;
+        return NULL;
+    }
+    if (rdma_create_id(l->ch, &c->id, c, ps) != 0) {
+        int err = errno;
+
+        free(c);
+        errno = err;
+        return NULL;
+    }
+    set_tos(c->id);
+    return c;
+} /* conn_with_id */
+
 static int
 rc_connect(struct evpl *evpl, struct evpl_bind *bind)
 {
-    struct rloop *l = rloop_get(evpl);
-    struct rconn *c;
+    struct rconn *c = conn_with_id(evpl, bind, RDMA_PS_TCP);
     int rc;
 
-    if (!l) {
+    if (!c) {
         return -errno;
     }
-    c = conn_new(l, bind);
-    if (!c) {
-        return -ENOMEM;
-    }
-    if (rdma_create_id(l->ch, &c->id, c, RDMA_PS_TCP) != 0) {
-        rc = -errno;
-        free(c);
-        return rc;
-    }
-    set_tos(c->id);
     if (rdma_resolve_addr(c->id, bind->local ? (struct sockaddr *) &bind->local->sa : NULL,
                           (struct sockaddr *) &bind->remote->sa,
                           (int) cfg()->resolve_timeout_ms) != 0) {
@@ -1964,33 +1976,22 @@ ud_free(struct evpl *evpl, struct udtab *t)
 static int
 ud_bind(struct evpl *evpl, struct evpl_bind *bind)
 {
-    struct rloop *l = rloop_get(evpl);
+    struct rconn *c = conn_with_id(evpl, bind, RDMA_PS_UDP);
     struct ibv_port_attr pa;
     struct evpl_address *a;
     struct rldev *ld;
-    struct rconn *c;
     uint32_t mtu;
     int rc;
 
-    if (!l) {
-        return -errno;
-    }
-    c = conn_new(l, bind);
     if (!c) {
-        return -ENOMEM;
+        return -errno;
     }
     c->ud = calloc(1, sizeof(*c->ud));
     if (!c->ud) {
-        free(c);
-        return -ENOMEM;
-    }
-    c->ud->c = c;
-    if (rdma_create_id(l->ch, &c->id, c, RDMA_PS_UDP) != 0) {
-        rc = -errno;
-        c->id = NULL;
+        rc = -ENOMEM;
         goto fail;
     }
-    set_tos(c->id);
+    c->ud->c = c;
     if (rdma_bind_addr(c->id, (struct sockaddr *) &bind->local->sa) != 0) {
         rc = -errno;
         goto fail;
@@ -2000,7 +2001,7 @@ ud_bind(struct evpl *evpl, struct evpl_bind *bind)
         rc = -EADDRNOTAVAIL;
         goto fail;
     }
-    ld = rldev_get(l, c->id->verbs);
+    ld = rldev_get(c->l, c->id->verbs);
     if (!ld) {
         rc = -ENODEV;
         goto fail;
