@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,39 +133,80 @@ t_metric(const char *name)
     return -1;
 } /* t_metric */
 
-/* A free loopback port for type (SOCK_STREAM / SOCK_DGRAM), or -1 when
- * the family cannot bind its loopback (no ::1 here). */
+/* Bind fd to the loopback address of af at port (0: any); 0 or -1. */
 static inline int
-t_try_free_port_af(int af, int type)
+t_bind_loopback(int fd, int af, int port, struct sockaddr_storage *ss, socklen_t *len)
 {
-    struct sockaddr_storage ss;
-    socklen_t len;
-    int fd = socket(af, type | SOCK_CLOEXEC, 0);
-    int port = -1;
-
-    if (fd < 0) {
-        return -1;
-    }
-    memset(&ss, 0, sizeof(ss));
+    memset(ss, 0, sizeof(*ss));
     if (af == AF_INET6) {
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *) &ss;
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *) ss;
 
         s6->sin6_family = AF_INET6;
         s6->sin6_addr = in6addr_loopback;
-        len = sizeof(*s6);
+        s6->sin6_port = htons((uint16_t) port);
+        *len = sizeof(*s6);
     } else {
-        struct sockaddr_in *s4 = (struct sockaddr_in *) &ss;
+        struct sockaddr_in *s4 = (struct sockaddr_in *) ss;
 
         s4->sin_family = AF_INET;
         s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        len = sizeof(*s4);
+        s4->sin_port = htons((uint16_t) port);
+        *len = sizeof(*s4);
     }
-    if (bind(fd, (struct sockaddr *) &ss, len) == 0 &&
-        getsockname(fd, (struct sockaddr *) &ss, &len) == 0) {
-        port = ntohs(af == AF_INET6 ? ((struct sockaddr_in6 *) &ss)->sin6_port
-                                    : ((struct sockaddr_in *) &ss)->sin_port);
+    return bind(fd, (struct sockaddr *) ss, *len) == 0 ? 0 : -1;
+} /* t_bind_loopback */
+
+/*
+ * A free loopback port for type (SOCK_STREAM / SOCK_DGRAM), or -1 when
+ * the family cannot bind its loopback (no ::1 here).  Taken at random
+ * below the kernel's ephemeral range: a port bind(0) hands out can be
+ * given to another test's connect() as its local port before this test
+ * listens on it (ctest -j: "address in use" now and then).
+ */
+static inline int
+t_try_free_port_af(int af, int type)
+{
+    static atomic_uint seq;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int port = -1, low = 32768;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    uint32_t x = (uint32_t) getpid() * 2654435761u ^ (uint32_t) t_now_ns() ^
+                 atomic_fetch_add(&seq, 1) * 40503u;
+
+    if (f) {
+        if (fscanf(f, "%d", &low) != 1) {
+            low = 32768;
+        }
+        fclose(f);
     }
-    close(fd);
+    for (int attempt = 0; attempt < 64 && port < 0 && low > 11024; attempt++) {
+        int fd = socket(af, type | SOCK_CLOEXEC, 0), cand;
+
+        if (fd < 0) {
+            return -1;
+        }
+        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+        cand = 10000 + (int) (x % (uint32_t) (low - 1 - 10000));
+        if (t_bind_loopback(fd, af, cand, &ss, &len) == 0) {
+            port = cand;
+        }
+        close(fd);
+    }
+    if (port < 0) {
+        /* (no room below the ephemeral range: any port) */
+        int fd = socket(af, type | SOCK_CLOEXEC, 0);
+
+        if (fd < 0) {
+            return -1;
+        }
+        if (t_bind_loopback(fd, af, 0, &ss, &len) == 0 &&
+            getsockname(fd, (struct sockaddr *) &ss, &len) == 0) {
+            port = ntohs(af == AF_INET6 ? ((struct sockaddr_in6 *) &ss)->sin6_port
+                                        : ((struct sockaddr_in *) &ss)->sin_port);
+        }
+        close(fd);
+    }
     return port;
 } /* t_try_free_port_af */
 

@@ -20,6 +20,8 @@
  *  - a destination whose host never answers (10.77.0.2: an address with
  *    no RDMA device behind it) gives up after twice resolve_timeout_ms at
  *    most: dropped, counted, the bind goes on;
+ *  - a bind on port 0 reports its endpoint as given and is answered on the
+ *    port the CM gave it;
  *  - a bind on a wildcard address (no RDMA device behind it) is refused.
  *
  * Needs an RDMA device: soft-RoCE in the test VM (tests/vm); skips (77)
@@ -146,6 +148,27 @@ main(void)
             T_STR_EQ(got, want);
         }
         T_EQ_U(cl[i].sent_msgs, PER);
+    }
+
+    /* bound to port 0: it reports its endpoint as given (net.md §3), and
+     * answers still find it (its requests carry the port the CM gave) */
+    {
+        struct evpl_endpoint *e0 = evpl_endpoint_create(t_rdma_addr(), 0);
+        char str[EVPL_ADDRESS_STRLEN], want0[EVPL_ADDRESS_STRLEN];
+        struct t_conn z;
+
+        ubind(e0, &z);
+        evpl_bind_get_local_address(z.bind, str, sizeof(str));
+        snprintf(want0, sizeof(want0), "%s:0", t_rdma_addr());
+        T_STR_EQ(str, want0);
+        evpl_sendtoep(evpl, z.bind, eps, "zero", 4);
+        T_PUMP(evpl, z.nrecv_msg == 1, 10000);
+        msg_at(&z, 0, got, sizeof(got));
+        T_STR_EQ(got, "ack:zero");
+        evpl_close(evpl, z.bind);
+        T_PUMP(evpl, z.disconnected, 5000);
+        t_conn_free(&z);
+        evpl_endpoint_close(e0);
     }
     s.hook = NULL;
 

@@ -1978,7 +1978,7 @@ ud_bind(struct evpl *evpl, struct evpl_bind *bind)
 {
     struct rconn *c = conn_with_id(evpl, bind, RDMA_PS_UDP);
     struct ibv_port_attr pa;
-    struct evpl_address *a;
+    struct sockaddr *sa;
     struct rldev *ld;
     uint32_t mtu;
     int rc;
@@ -2023,12 +2023,17 @@ ud_bind(struct evpl *evpl, struct evpl_bind *bind)
     if (c->ud->max > mtu) {
         c->ud->max = mtu;
     }
-    a = cm_address(rdma_get_local_addr(c->id));
-    if (a) {
-        evpl__address_release(bind->local);
-        bind->local = a;
+    /* what we tell receivers is the port the CM gave (the bind itself
+     * reports its endpoint, port as given, like any unconnected bind:
+     * net.md §3) */
+    sa = rdma_get_local_addr(c->id);
+    if (sa && (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)) {
+        memcpy(&c->ud->self, sa,
+               sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                         : sizeof(struct sockaddr_in));
+    } else {
+        c->ud->self = bind->local->sa;
     }
-    c->ud->self = bind->local->sa;
     c->state = ST_ESTABLISHED;
     bind->backend = c;
     bind->flags |= EVPL_BIND_TRANSPORT_UP;
