@@ -259,9 +259,10 @@ struct rloop {
     struct rdma_event_channel *ch;
     struct evpl_event cm_ev;
     struct rldev *devs;
-    struct rconn *detached; /* closed binds' connections finishing teardown */
-    struct evpl_poll *poll; /* reaps completions while the loop busy-polls */
-    int polling;            /* (then the completion channels are not armed) */
+    struct rconn *detached;    /* closed binds' connections finishing teardown */
+    struct evpl_poll *poll;    /* reaps completions while the loop busy-polls */
+    int polling;               /* (then the completion channels are not armed) */
+    struct evpl_deferral reap; /* detached queue pairs: drain, then destroy */
 };
 
 /* one posted work request */
@@ -301,6 +302,7 @@ struct rconn {
     int woken;          /* its turn: a completion made room for it */
     int passive;        /* the accepting end */
     int stream;
+    int reaping;            /* done: destroyed once the completion queue is drained */
     struct evpl_bind *bind; /* NULL once closed */
     struct rloop *l;
     struct rldev *d;
@@ -344,6 +346,7 @@ recv_size(void)
 static void cm_ready(struct evpl *evpl, struct evpl_event *event);
 static void cc_ready(struct evpl *evpl, struct evpl_event *event);
 static int rldev_poll(struct rldev *ld);
+static void reap_detached(struct evpl *evpl, void *arg);
 static void rloop_poll(struct evpl *evpl, void *arg);
 static void rloop_poll_exit(struct evpl *evpl, void *arg);
 static void srq_retry(struct evpl *evpl, struct evpl_timer *timer);
@@ -387,6 +390,7 @@ rloop_get(struct evpl *evpl)
         return NULL;
     }
     l->poll = evpl_add_poll(evpl, NULL, rloop_poll_exit, rloop_poll, l);
+    evpl_deferral_init(&l->reap, reap_detached, l);
     evpl->rdmacm = l;
     return l;
 } /* rloop_get */
@@ -742,16 +746,50 @@ detached_remove(struct rconn *c)
     }
 } /* detached_remove */
 
-/* A closed connection is freed once the CM and the device are done. */
+/* A closed connection is freed once the CM and the device are done.  Its
+ * queue pair goes only after the completion queue has been drained: some
+ * devices (mlx5) drop a destroyed queue pair's completions still in the
+ * queue, and the shared receives those completions hold would never come
+ * back. */
 static void
 conn_maybe_free(struct rconn *c)
 {
     if (c->bind || !c->cm_done || c->wr_count) {
         return;
     }
+    if (c->qp && c->d) {
+        if (!c->reaping) {
+            c->reaping = 1;
+            evpl_defer(c->l->evpl, &c->l->reap);
+        }
+        return;
+    }
     detached_remove(c);
     conn_destroy(c);
 } /* conn_maybe_free */
+
+/* Drain the completion queues, then destroy the connections done with. */
+static void
+reap_detached(struct evpl *evpl, void *arg)
+{
+    struct rloop *l = arg;
+    struct rconn **p = &l->detached;
+
+    (void) evpl;
+    for (struct rldev *ld = l->devs; ld; ld = ld->next) {
+        rldev_poll(ld);
+    }
+    while (*p) {
+        struct rconn *c = *p;
+
+        if (c->reaping) {
+            *p = c->dnext;
+            conn_destroy(c);
+        } else {
+            p = &c->dnext;
+        }
+    }
+} /* reap_detached */
 
 static void
 conn_fail(struct rconn *c, int status)
@@ -1356,6 +1394,8 @@ struct udtab {
     uint64_t drop_bytes, drop_msgs; /* dropped, not yet reported in SENT */
     struct rconn *c;
     uint32_t nresolving;
+    struct ibv_ah **retired; /* handles of stale resolutions, maybe in use */
+    uint32_t nretired, cap_retired;
     struct evpl_timer deadline; /* resolutions that take too long fail */
     int deadline_armed;
 };
@@ -1463,10 +1503,61 @@ ud_unset_qpn(struct udtab *t, struct udpeer *p)
     p->qpn = 0;
 } /* ud_unset_qpn */
 
-/* p's queue pair is qpn: the only address known with that queue pair on
- * that host (queue pair numbers are reused: an older holder is forgotten). */
+/* Address handles of stale resolutions go once no send can use them. */
 static void
-ud_set_qpn(struct udtab *t, struct udpeer *p, uint32_t qpn)
+ud_free_retired(struct udtab *t)
+{
+    for (uint32_t i = 0; i < t->nretired; i++) {
+        ibv_destroy_ah(t->retired[i]);
+    }
+    t->nretired = 0;
+} /* ud_free_retired */
+
+static void ud_resolve(struct evpl *evpl, struct udpeer *p);
+
+/* o's resolution names a queue pair another address now has: resolved
+ * again before anything more goes to it (the queue pair it names would
+ * take it). */
+static void
+ud_stale(struct evpl *evpl, struct udtab *t, struct udpeer *o)
+{
+    if (t->nretired == t->cap_retired) {
+        uint32_t cap = t->cap_retired ? 2 * t->cap_retired : 8;
+        struct ibv_ah **r = realloc(t->retired, cap * sizeof(*r));
+
+        if (r) {
+            t->retired = r;
+            t->cap_retired = cap;
+        }
+    }
+    if (!t->c->wr_count) {
+        ibv_destroy_ah(o->dest.ah);
+    } else if (t->nretired < t->cap_retired) {
+        t->retired[t->nretired++] = o->dest.ah;
+    } else {
+        return; /* (no memory: keep it as it is) */
+    }
+    memset(&o->dest, 0, sizeof(o->dest));
+    o->state = UD_NEW;
+    if (o->on_ready) {
+        for (struct udpeer **q = &t->ready; *q; q = &(*q)->rnext) {
+            if (*q == o) {
+                *q = o->rnext;
+                break;
+            }
+        }
+        o->on_ready = 0;
+    }
+    if (o->pend) {
+        ud_resolve(evpl, o);
+    }
+} /* ud_stale */
+
+/* p's queue pair is qpn: the only address known with that queue pair on
+ * that host (queue pair numbers are reused: an older holder is forgotten,
+ * and resolved again before we send it more). */
+static void
+ud_set_qpn(struct evpl *evpl, struct udtab *t, struct udpeer *p, uint32_t qpn)
 {
     if (p->on_qpn && p->qpn == qpn) {
         return;
@@ -1478,11 +1569,44 @@ ud_set_qpn(struct udtab *t, struct udpeer *p, uint32_t qpn)
             ud_unset_qpn(t, o);
         }
     }
+    for (int b = 0; b < UD_BUCKETS; b++) {
+        for (struct udpeer *o = t->by_addr[b]; o; o = o->anext) {
+            if (o != p && o->state == UD_READY && o->dest.qpn == qpn &&
+                memcmp(o->ip, p->ip, 16) == 0) {
+                ud_stale(evpl, t, o);
+            }
+        }
+    }
     p->qpn = qpn;
     p->qnext = t->by_qpn[qpn % UD_BUCKETS];
     t->by_qpn[qpn % UD_BUCKETS] = p;
     p->on_qpn = 1;
 } /* ud_set_qpn */
+
+/* An IPv4 header in the last 20 of the 40 bytes before a UD payload: told
+ * from a GRH whose source GID happens to look like one by its checksum, or
+ * by the zeros soft-RoCE writes before it (it leaves the checksum out). */
+static int
+grh_ipv4(const uint8_t *g)
+{
+    const uint8_t *h = g + 20;
+    uint32_t sum = 0;
+    int zeros = 1;
+
+    if (h[0] != 0x45) {
+        return 0;
+    }
+    for (int i = 0; i < 20; i++) {
+        zeros &= g[i] == 0;
+    }
+    for (int i = 0; i < 20; i += 2) {
+        sum += (uint32_t) h[i] << 8 | h[i + 1];
+    }
+    while (sum >> 16) {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    return zeros || sum == 0xffff;
+} /* grh_ipv4 */
 
 /* Who sent a datagram: its queue pair number and the source address in the
  * packet's network header (grh NULL: the device did not give one, and the
@@ -1493,14 +1617,15 @@ ud_sender(struct udtab *t, uint32_t src_qp, const uint8_t *grh)
     uint8_t ip[16];
 
     /* the 40 bytes before the payload: an IPv4 header in their last 20
-     * when the bind is on IPv4 (RoCE v2; the first 20 are undefined),
-     * else an IPv6 header or GRH with the source at byte 8 */
+     * (RoCE v2 over IPv4; the first 20 are undefined), else an IPv6
+     * header or GRH with the source at byte 8 (RoCE v1: an IPv4-mapped
+     * GID) */
     if (grh) {
-        if (t->self.ss_family == AF_INET && grh[20] == 0x45) {
+        if (t->self.ss_family == AF_INET && grh_ipv4(grh)) {
             memset(ip, 0, 10);
             ip[10] = ip[11] = 0xff;
             memcpy(ip + 12, grh + 32, 4);
-        } else if (t->self.ss_family == AF_INET6 && (grh[0] >> 4) == 6) {
+        } else if ((grh[0] >> 4) == 6) {
             memcpy(ip, grh + 8, 16);
         } else {
             return NULL;
@@ -1536,7 +1661,8 @@ ud_hello(const struct rconn *c, uint8_t h[UD_HELLO_LEN])
  * if the address it claims is on the host the request came from (from),
  * and its queue pair can be one. */
 static void
-ud_learn(struct rconn *c, const uint8_t *h, uint32_t len, const struct sockaddr *from)
+ud_learn(struct evpl *evpl, struct rconn *c, const uint8_t *h, uint32_t len,
+         const struct sockaddr *from)
 {
     uint8_t from_ip[16];
 
@@ -1581,7 +1707,7 @@ ud_learn(struct rconn *c, const uint8_t *h, uint32_t len, const struct sockaddr 
     if (!p) {
         return;
     }
-    ud_set_qpn(c->ud, p, qpn);
+    ud_set_qpn(evpl, c->ud, p, qpn);
     if (p->state == UD_READY) {
         p->dest.qpn = qpn; /* a new queue pair on that address */
     }
@@ -1753,7 +1879,7 @@ ud_peer_event(struct evpl *evpl, struct udpeer *p, const struct rdma_cm_event *e
             }
             p->dest.qpn = ev->param.ud.qp_num;
             p->dest.qkey = ev->param.ud.qkey;
-            ud_set_qpn(c->ud, p, p->dest.qpn);
+            ud_set_qpn(evpl, c->ud, p, p->dest.qpn);
             ud_resolved(c->ud, p, UD_READY);
             if (p->pend && !p->on_ready) {
                 p->on_ready = 1;
@@ -1777,12 +1903,13 @@ ud_peer_event(struct evpl *evpl, struct udpeer *p, const struct rdma_cm_event *e
 
 /* A sender asks for our queue pair: tell it (and learn who it is). */
 static void
-ud_request(struct rconn *c, const struct rdma_cm_event *ev, const uint8_t *data, uint32_t len)
+ud_request(struct evpl *evpl, struct rconn *c, const struct rdma_cm_event *ev, const uint8_t *data,
+           uint32_t len)
 {
     struct rdma_conn_param cp;
 
     if (c->bind && c->qp) {
-        ud_learn(c, data, len, rdma_get_peer_addr(ev->id));
+        ud_learn(evpl, c, data, len, rdma_get_peer_addr(ev->id));
         memset(&cp, 0, sizeof(cp));
         cp.qp_num = c->qp_num;
         if (rdma_accept(ev->id, &cp) != 0) {
@@ -1970,6 +2097,8 @@ ud_free(struct evpl *evpl, struct udtab *t)
             free(p);
         }
     }
+    ud_free_retired(t);
+    free(t->retired);
     free(t);
 } /* ud_free */
 
@@ -2218,6 +2347,9 @@ send_done(struct evpl *evpl, struct rconn *c, const struct ibv_wc *wc)
     cb = w->cb;
     arg = w->arg;
     wr_release(evpl, w);
+    if (c->ud && c->ud->nretired && !c->wr_count) {
+        ud_free_retired(c->ud); /* (no send left that could use them) */
+    }
     if (wc->status != IBV_WC_SUCCESS) {
         status = EIO; /* rdma.md §3: any work-completion error */
         if (wc->status != IBV_WC_WR_FLUSH_ERR) {
@@ -2554,7 +2686,7 @@ cm_ready(struct evpl *evpl, struct evpl_event *event)
             ud_peer_event(evpl, ctx, &copy);
         } else if (copy.event == RDMA_CM_EVENT_CONNECT_REQUEST) {
             if (((struct rconn *) ctx)->ud) {
-                ud_request(ctx, &copy, pdata, plen);
+                ud_request(evpl, ctx, &copy, pdata, plen);
             } else {
                 rdma_reject(copy.id, NULL, 0);
                 rdma_destroy_id(copy.id);
@@ -2819,6 +2951,7 @@ evpl__rdmacm_loop_cleanup(struct evpl *evpl)
         return;
     }
     /* the binds are gone; connections still tearing down end here */
+    evpl_remove_deferral(evpl, &l->reap);
     while (l->detached) {
         struct rconn *c = l->detached;
 
