@@ -1503,6 +1503,22 @@ ud_unset_qpn(struct udtab *t, struct udpeer *p)
     p->qpn = 0;
 } /* ud_unset_qpn */
 
+/* p off the list of destinations with datagrams ready to go. */
+static void
+ud_unready(struct udtab *t, struct udpeer *p)
+{
+    if (!p->on_ready) {
+        return;
+    }
+    for (struct udpeer **q = &t->ready; *q; q = &(*q)->rnext) {
+        if (*q == p) {
+            *q = p->rnext;
+            break;
+        }
+    }
+    p->on_ready = 0;
+} /* ud_unready */
+
 /* Address handles of stale resolutions go once no send can use them. */
 static void
 ud_free_retired(struct udtab *t)
@@ -1539,15 +1555,7 @@ ud_stale(struct evpl *evpl, struct udtab *t, struct udpeer *o)
     }
     memset(&o->dest, 0, sizeof(o->dest));
     o->state = UD_NEW;
-    if (o->on_ready) {
-        for (struct udpeer **q = &t->ready; *q; q = &(*q)->rnext) {
-            if (*q == o) {
-                *q = o->rnext;
-                break;
-            }
-        }
-        o->on_ready = 0;
-    }
+    ud_unready(t, o);
     if (o->pend) {
         ud_resolve(evpl, o);
     }
@@ -1749,15 +1757,7 @@ ud_drop_pending(struct evpl *evpl, struct udtab *t, struct udpeer *p)
         free(e);
     }
     p->pend_tail = NULL;
-    if (p->on_ready) {
-        for (struct udpeer **q = &t->ready; *q; q = &(*q)->rnext) {
-            if (*q == p) {
-                *q = p->rnext;
-                break;
-            }
-        }
-        p->on_ready = 0;
-    }
+    ud_unready(t, p);
 } /* ud_drop_pending */
 
 /* p is no longer being resolved. */
