@@ -11,6 +11,7 @@
  *    the largest that fits arrives whole;
  *  - a destination nobody is bound to: its datagrams are dropped (counted
  *    in SENT), the bind stays up and other destinations are not held up;
+ *    once a bind there sends to us, it is reachable again at once;
  *  - evpl_finish with datagrams still waiting for their destination to be
  *    resolved delivers them, then DISCONNECTED;
  *  - evpl_close while a resolution is in flight: one DISCONNECTED, and
@@ -207,6 +208,22 @@ main(void)
         /* and the bind still works */
         evpl_sendtoep(evpl, cl[1].bind, eps, "again", 5);
         T_PUMP(evpl, s.nrecv_msg == before + 6, 10000);
+    }
+
+    /* someone binds there after all and sends to us: at once reachable
+     * again (not only after the second a failed destination waits) */
+    {
+        struct t_conn nb;
+        int before1 = cl[1].nrecv_msg;
+
+        ubind(nowhere, &nb);
+        evpl_sendtoep(evpl, nb.bind, epc[1], "hi", 2);
+        T_PUMP(evpl, cl[1].nrecv_msg == before1 + 1, 10000);
+        evpl_sendtoep(evpl, cl[1].bind, nowhere, "back", 4);
+        T_PUMP(evpl, nb.nrecv_msg == 1, 10000);
+        evpl_close(evpl, nb.bind);
+        T_PUMP(evpl, nb.disconnected, 5000);
+        t_conn_free(&nb);
     }
 
     /* finish with datagrams waiting for a fresh destination: delivered,

@@ -1718,6 +1718,8 @@ ud_learn(struct evpl *evpl, struct rconn *c, const uint8_t *h, uint32_t len,
     ud_set_qpn(evpl, c->ud, p, qpn);
     if (p->state == UD_READY) {
         p->dest.qpn = qpn; /* a new queue pair on that address */
+    } else if (p->state == UD_FAILED) {
+        p->state = UD_NEW; /* alive after all: the next datagram resolves it */
     }
 } /* ud_learn */
 
@@ -2425,7 +2427,7 @@ rldev_poll(struct rldev *ld)
          * drained: sends that completions flush (answers to what arrived)
          * bring more, and a busy queue is drained for a long time; the
          * peers' datagrams (UD) or RNR retries (RC) would run out first */
-        if (ld->posted + ld->batch <= ld->target) {
+        if (ld->posted + ld->batch <= ld->target || ld->posted < ld->target / 2) {
             srq_refill(ld);
         }
     } while (n == POLL_BATCH);
