@@ -23,6 +23,10 @@ extern "C" {
 
 #define EVPL_INCLUDED 1
 
+/* Strict C99 (-std=c99, no feature macros) leaves struct timespec out of
+ * <time.h>; declared here it names the same type in every mode. */
+struct timespec;
+
 #include <evpl/evpl_core.h>
 #include <evpl/evpl_config.h>
 #include <evpl/evpl_logging.h>

@@ -184,6 +184,7 @@ evpl_endpoint_create_local(const char *path)
     size_t n;
     socklen_t alen;
 
+    evpl_auto_init(); /* core.md §1: even when the path is refused */
     if (!path || !*path) {
         return NULL;
     }
@@ -237,6 +238,7 @@ evpl_endpoint_create_inproc(const char *name)
     char text[256];
     size_t n;
 
+    evpl_auto_init(); /* core.md §1: even when the name is refused */
     if (!name) {
         return NULL;
     }

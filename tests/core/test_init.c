@@ -84,6 +84,21 @@ init_after_threadpool_create(void *arg)
     evpl_init(NULL);
 } /* init_after_threadpool_create */
 
+/* endpoint constructors initialize the library even for text they refuse */
+static void
+init_after_refused_local(void *arg)
+{
+    T_OK(evpl_endpoint_create_local("") == NULL);
+    evpl_init(NULL);
+} /* init_after_refused_local */
+
+static void
+init_after_refused_inproc(void *arg)
+{
+    T_OK(evpl_endpoint_create_inproc("") == NULL);
+    evpl_init(NULL);
+} /* init_after_refused_inproc */
+
 static void
 init_kqueue_on_linux(void *arg)
 {
@@ -380,6 +395,8 @@ main(void)
     T_EQ(t_child_signal(init_after_threadpool_create, NULL), SIGABRT);  /* core 2 */
     T_EQ(t_child_signal(init_after_failed_lookup, NULL), SIGABRT);      /* core 2 */
     T_EQ(t_child_signal(init_after_null_lookup, NULL), SIGABRT);        /* core 2 */
+    T_EQ(t_child_signal(init_after_refused_local, NULL), SIGABRT);      /* core 2 */
+    T_EQ(t_child_signal(init_after_refused_inproc, NULL), SIGABRT);     /* core 2 */
 
     /* core §1: an unavailable mechanism aborts at evpl_init; epoll works */
     T_EQ(t_child_signal(init_kqueue_on_linux, NULL), SIGABRT);

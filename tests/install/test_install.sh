@@ -39,4 +39,18 @@ cc -I"$tmp" -o "$tmp/pc-rpc2" "$src/tests/install/consumer/rpc2.c" "$tmp/rpc2_xd
 c++ -std=c++17 -Wall -Wextra -Werror -o "$tmp/cxx-consumer" "$src/tests/install/consumer/main.cpp" \
     $(pkg-config --cflags --libs evpl)
 "$tmp/cxx-consumer"
-echo "PASS: find_package and pkg-config consumers built and ran"
+# every public header compiles alone under each language mode a consumer
+# may use, with warnings as errors
+printf '#include <evpl/evpl.h>\n#include <evpl/evpl_http.h>\n#include <evpl/evpl_rpc2.h>\nint main(void) { return 0; }\n' \
+    > "$tmp/modes.c"
+for std in c99 gnu99 c11 gnu11 c17; do
+    cc -std=$std -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes -Wshadow \
+        -c -o "$tmp/modes.o" "$tmp/modes.c" $(pkg-config --cflags evpl_http evpl_rpc2) ||
+        { echo "FAIL: headers under -std=$std"; exit 1; }
+done
+for std in c++11 c++14 c++17 c++20; do
+    c++ -x c++ -std=$std -Wall -Wextra -Werror -c -o "$tmp/modes.o" "$tmp/modes.c" \
+        $(pkg-config --cflags evpl_http evpl_rpc2) ||
+        { echo "FAIL: headers under -std=$std"; exit 1; }
+done
+echo "PASS: find_package and pkg-config consumers built and ran; headers clean in C99-C17, C++11-20"

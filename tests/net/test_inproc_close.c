@@ -3,7 +3,9 @@
  * In-process closing (net.md §14 statement 8) and one-sided completions
  * around a close:
  *  - data sent in the same pass as evpl_close / evpl_finish reaches the
- *    peer before its DISCONNECTED, on both in-process protocols;
+ *    peer before its DISCONNECTED, on both in-process protocols, also when
+ *    the close comes right after evpl_connect (before CONNECTED) and when
+ *    there is more than the in-process window;
  *  - DATAGRAM_INPROC: completions are never reported inside the call, a
  *    chain of operations issued from completions does not hold the loop
  *    (one link per pass), an operation issued from a completion while
@@ -40,29 +42,45 @@ chain_cb(int status, void *priv)
     }
 }
 
+/* Send size bytes (64 KiB at a time; one message each on DATAGRAM_INPROC)
+ * then close or finish; early: before the connection's CONNECTED, in the
+ * same breath as evpl_connect.  The peer gets every byte, then its
+ * DISCONNECTED. */
 static void
-close_with_data(struct evpl *evpl, enum evpl_protocol_id proto, int finish)
+close_with_data(struct evpl *evpl, enum evpl_protocol_id proto, int finish, int early, size_t size)
 {
     struct evpl_endpoint *ep = t_endpoint(proto);
     struct t_server srv;
     struct t_conn c;
+    static uint8_t buf[64 * 1024];
+    size_t chunks = 0;
 
     memset(&srv, 0, sizeof(srv));
     srv.keep_msgs = 1;
     srv.autodrain = 1;
     t_server_start(&srv, evpl, proto, ep, 1);
     t_connect(evpl, proto, ep, &c, NULL);
-    T_PUMP(evpl, c.connected && srv.n == 1 && srv.conns[0].connected, 5000);
+    if (!early) {
+        T_PUMP(evpl, c.connected && srv.n == 1 && srv.conns[0].connected, 5000);
+    }
 
-    evpl_send(evpl, c.bind, "last words", 10);
+    for (size_t off = 0; off < size; off += sizeof(buf), chunks++) {
+        size_t n = size - off < sizeof(buf) ? size - off : sizeof(buf);
+
+        t_pattern_fill(7, off, buf, n);
+        evpl_send(evpl, c.bind, buf, n);
+    }
     if (finish) {
         evpl_finish(evpl, c.bind);
     } else {
         evpl_close(evpl, c.bind);
     }
-    T_PUMP(evpl, srv.conns[0].disconnected && c.disconnected, 5000);
-    T_EQ(srv.conns[0].rxlen, 10);
-    T_OK(memcmp(srv.conns[0].rx, "last words", 10) == 0);
+    T_PUMP(evpl, srv.n == 1 && srv.conns[0].disconnected && c.disconnected, 5000);
+    T_EQ(srv.conns[0].rxlen, size);
+    T_EQ(t_pattern_check(7, 0, srv.conns[0].rx, size), -1);
+    if (proto == EVPL_DATAGRAM_INPROC) {
+        T_EQ(srv.conns[0].nmsg_len, (int) chunks);
+    }
     /* the data came first */
     T_EQ(srv.conns[0].events[strlen(srv.conns[0].events) - 1], 'D');
     T_EQ(srv.conns[0].disconnect_status, 0);
@@ -91,10 +109,15 @@ main(void)
     evpl = t_net_loop();
 
     /* statement 8, abortive and graceful, both protocols */
-    close_with_data(evpl, EVPL_STREAM_INPROC, 0);
-    close_with_data(evpl, EVPL_STREAM_INPROC, 1);
-    close_with_data(evpl, EVPL_DATAGRAM_INPROC, 0);
-    close_with_data(evpl, EVPL_DATAGRAM_INPROC, 1);
+    for (int early = 0; early <= 1; early++) {
+        for (int finish = 0; finish <= 1; finish++) {
+            close_with_data(evpl, EVPL_STREAM_INPROC, finish, early, 10);
+            close_with_data(evpl, EVPL_DATAGRAM_INPROC, finish, early, 10);
+            /* more than the in-process window holds */
+            close_with_data(evpl, EVPL_STREAM_INPROC, finish, early, 2 << 20);
+            close_with_data(evpl, EVPL_DATAGRAM_INPROC, finish, early, 2 << 20);
+        }
+    }
 
     ep = t_endpoint(EVPL_DATAGRAM_INPROC);
     memset(&srv, 0, sizeof(srv));

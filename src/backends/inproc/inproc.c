@@ -440,10 +440,17 @@ flush_out(struct evpl *evpl, struct evpl_bind *bind, int force)
     int cross, open, more;
 
     if (!(bind->flags & EVPL_BIND_CONNECTED)) {
-        return; /* CONNECTED flushes what was queued before it */
+        if (!force) {
+            return; /* CONNECTED flushes what was queued before it */
+        }
+        /* closed before CONNECTED (net.md §14 statement 8): the peer may
+         * have no loop yet, and shared references are good on any */
+        cross = 1;
+    } else {
+        /* the peer's loop was set before CONNECTED reached us, and never
+         * changes */
+        cross = peer->loop != end->loop;
     }
-    /* the peer's loop was set before CONNECTED reached us, and never changes */
-    cross = peer->loop != end->loop;
 
     pthread_mutex_lock(&chan->lock);
     if (chan->closed[peer->side] || force) {
@@ -533,7 +540,9 @@ flush_out(struct evpl *evpl, struct evpl_bind *bind, int force)
         /* the rest waits for the peer to take some: what it takes next
          * (this, at least) wakes us */
         chan->send_blocked[end->side] |= more;
-        end_notify_locked(peer);
+        if (peer->loop) {
+            end_notify_locked(peer); /* else its attach serves its inbox */
+        }
     }
     pthread_mutex_unlock(&chan->lock);
     if (!open) {
@@ -756,6 +765,7 @@ static void
 inproc_discard(struct evpl_accepted *conn)
 {
     struct inproc_chan *chan = conn->backend;
+    struct inproc_msg *inbox;
     int last;
 
     conn->backend = NULL;
@@ -764,8 +774,12 @@ inproc_discard(struct evpl_accepted *conn)
     if (!chan->closed[0]) {
         end_notify_locked(&chan->end[0]); /* refused */
     }
+    /* what a peer that closed early handed over (shared references) */
+    inbox = chan->end[1].inbox;
+    chan->end[1].inbox = chan->end[1].inbox_tail = NULL;
     last = --chan->refs == 0;
     pthread_mutex_unlock(&chan->lock);
+    msgs_free(NULL, inbox);
     if (last) {
         chan_free(chan);
     }

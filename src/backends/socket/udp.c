@@ -88,6 +88,7 @@ udp_read(struct evpl *evpl, struct evpl_event *event)
                 break;
             }
             bind->ndgram_slots++;
+            evpl->mem.pooled++; /* receive space, not a leak (exit check) */
         }
         if (bind->ndgram_slots == 0) {
             /* the datagrams wait in the socket (the kernel drops what its
@@ -149,6 +150,7 @@ udp_read(struct evpl *evpl, struct evpl_event *event)
         memmove(bind->dgram_slots, bind->dgram_slots + n,
                 (size_t) (bind->ndgram_slots - n) * sizeof(bind->dgram_slots[0]));
         bind->ndgram_slots -= n;
+        evpl->mem.pooled -= (uint64_t) n;
         if (n < (int) batch) {
             evpl__event_clear(evpl, event, EVPL_EV_READABLE);
             break;
@@ -373,6 +375,7 @@ udp_close(struct evpl *evpl, struct evpl_bind *bind)
 {
     evpl__stream_close(evpl, bind); /* same socket teardown */
     evpl_iovecs_release(evpl, bind->dgram_slots, bind->ndgram_slots);
+    evpl->mem.pooled -= (uint64_t) bind->ndgram_slots;
     bind->ndgram_slots = 0;
     free(bind->dgram_slots);
     bind->dgram_slots = NULL;
