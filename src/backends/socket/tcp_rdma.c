@@ -48,10 +48,13 @@ struct trma_hdr {
     uint64_t address, id;
 };
 
-/* One frame on the wire ring: its size, and whether it is a message of the
- * application's (counted in SENT.msgs once written). */
+/* One frame on the wire ring: its size, whether it is a message of the
+ * application's (counted in SENT.msgs once written), and what of it is
+ * memory we allocated to answer the peer (reply frames; counted in
+ * trma.owed until written). */
 struct trma_frame {
     uint64_t bytes;
+    uint64_t owed;
     int user;
 };
 
@@ -74,15 +77,19 @@ struct trma {
     uint64_t front_done; /* bytes of the front frame already written */
     struct trma_op *ops, *ops_tail;
     uint64_t next_id;
-    /* a peer that sends requests but does not read our replies: above
-     * the bound, requests wait in the receive ring and reading pauses
-     * until the wire ring has drained to half of it */
+    /* a peer that sends requests but does not read our replies: when the
+     * replies we owe it (owed: header bytes and iovec entries of reply
+     * frames not yet written) pass the bound, its requests wait in the
+     * receive ring and reading pauses until they have drained to half of
+     * it.  Our own requests and messages do not count: two peers that
+     * both push one-sided traffic at each other must both keep reading */
+    uint64_t owed;
     int stalled;
     struct evpl_deferral resume;
     struct evpl_bind *bind;
 };
 
-/* How much the wire ring may hold before requests wait. */
+/* How much we may owe the peer in replies before its requests wait. */
 static uint64_t
 wire_bound(void)
 {
@@ -154,6 +161,12 @@ wire_header(struct evpl *evpl, struct trma *t, uint32_t opcode, uint32_t length,
     f = trma_frames_push(&t->frames);
     f->bytes = TRMA_HDR + payload;
     f->user = user;
+    f->owed = 0;
+    if (opcode == OP_READ_REPLY || opcode == OP_WRITE_REPLY || opcode == OP_ERROR) {
+        /* the header, and the ring entries of header and payload */
+        f->owed = TRMA_HDR + 2 * sizeof(struct evpl_iovec);
+        t->owed += f->owed;
+    }
     return 0;
 } /* wire_header */
 
@@ -190,6 +203,7 @@ wire_fill(struct evpl *evpl, struct evpl_bind *bind)
             }
             evpl_iovec_ring_append(evpl, &t->wire, &f);
             fr->bytes = TRMA_HDR + d->length;
+            fr->owed = 0;
             fr->user = 1;
         } else {
             if (wire_header(evpl, t, OP_SEND, d->length, 0, 0, 0, d->length, 1) < 0) {
@@ -235,6 +249,7 @@ frames_done(struct trma *t, uint64_t bytes, uint64_t *payload)
         }
         t->front_done = 0;
         msgs += f->user;
+        t->owed -= f->owed;
         trma_frames_pop(&t->frames);
     }
     return msgs;
@@ -259,7 +274,7 @@ trma_flush(struct evpl *evpl, struct evpl_bind *bind)
     if (failed) {
         return;
     }
-    if (t->stalled && t->wire.length <= wire_bound() / 2) {
+    if (t->stalled && t->owed <= wire_bound() / 2) {
         t->stalled = 0;
         evpl_defer(evpl, &t->resume); /* the requests waiting in the ring */
     }
@@ -430,44 +445,35 @@ reply_error(struct evpl *evpl, struct trma *t, const struct trma_hdr *h, int err
     return wire_header(evpl, t, OP_ERROR, (uint32_t) err, h->key, h->address, h->id, 0, 0);
 } /* reply_error */
 
-/* The peer reads our memory: READ_REPLY with a copy of it. */
+/* A view of registered memory with no count of its own: slabs are never
+ * unmapped, and releasing a GLOBAL-flagged view is a no-op. */
+static struct evpl_iovec_ref slab_view = {.flags = EVPL_IOVEC_FLAG_GLOBAL};
+
+/* The peer reads our memory: READ_REPLY straight from it, read when the
+ * reply is written to the socket (as an RDMA device reads it when it
+ * sends the response), so a peer's reads cost us no copy and no buffer
+ * memory, however much it asks for. */
 static int
 serve_read(struct evpl *evpl, struct trma *t, const struct trma_hdr *h, uint32_t len)
 {
     uint64_t limit = evpl_shared->config->max_msg_size;
-    const char *src = evpl__rdma_local_target(h->key, h->address, len);
-    struct evpl_iovec stack[8], *iov = stack;
-    unsigned int max = (unsigned int) (len / evpl__buffer_size) + 1;
-    int n;
+    char *src = evpl__rdma_local_target(h->key, h->address, len);
+    struct evpl_iovec v;
 
     if (src && limit && len > limit) {
         src = NULL; /* a reply the reading end would refuse */
     }
-
     if (!src) {
         return reply_error(evpl, t, h, EINVAL);
     }
-    if (max > 8 && !(iov = malloc(max * sizeof(*iov)))) {
+    if (wire_header(evpl, t, OP_READ_REPLY, len, h->key, h->address, h->id, len, 0) < 0) {
         return -ENOMEM;
     }
-    n = evpl_iovec_alloc(evpl, len, 0, max, 0, iov);
-    if (n < 0 || wire_header(evpl, t, OP_READ_REPLY, len, h->key, h->address, h->id, len, 0) < 0) {
-        if (n > 0) {
-            evpl_iovecs_release_internal(evpl, iov, n);
-        }
-        if (iov != stack) {
-            free(iov);
-        }
-        return -ENOMEM;
-    }
-    for (int i = 0; i < n; i++) {
-        memcpy(iov[i].data, src, iov[i].length);
-        src += iov[i].length;
-        evpl_iovec_ring_append(evpl, &t->wire, &iov[i]);
-    }
-    if (iov != stack) {
-        free(iov);
-    }
+    v.data = src;
+    v.length = len;
+    v.pad = 0;
+    v.ref = &slab_view;
+    evpl_iovec_ring_append(evpl, &t->wire, &v);
     return 0;
 } /* serve_read */
 
@@ -600,7 +606,7 @@ trma_received(struct evpl *evpl, struct evpl_bind *bind)
             break;
         }
         if ((h.opcode == OP_READ_REQUEST || h.opcode == OP_WRITE_REQUEST) &&
-            trma_of(bind)->wire.length > wire_bound()) {
+            trma_of(bind)->owed > wire_bound()) {
             /* the peer does not read our replies: its requests wait */
             trma_of(bind)->stalled = 1;
             bind->flags |= EVPL_BIND_READ_PAUSED;

@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * Two ends of one connection push one-sided traffic at each other at once
+ * (rdma.md §3/§4: every operation completes while both loops run): each
+ * end issues N writes and N reads of CHUNK bytes to the other in one
+ * pass, far more than the stream receive limit (64 KiB here) and than the
+ * kernel's socket buffers.  Every operation reports 0 and the bytes are
+ * right.  (DATAGRAM_TCP_RDMA used to stop reading its socket while its own
+ * outgoing traffic was above the limit: both ends stopped, neither socket
+ * drained, and nothing ever completed.)
+ */
+/* MATRIX: cdatagram */
+#include "t_net.h"
+
+#define N     40
+#define CHUNK (512u << 10)
+
+struct side {
+    struct evpl_bind *bind;
+    struct evpl_iovec dst[N]; /* the peer writes here */
+    struct evpl_iovec src[N]; /* the peer reads from here */
+    struct evpl_iovec out[N]; /* what this end writes */
+    struct evpl_iovec in[N];  /* where this end's reads land */
+    uint32_t dst_key[N], src_key[N];
+    uint64_t dst_addr[N], src_addr[N];
+    int done, bad;
+};
+
+static void
+op_done(int status, void *priv)
+{
+    struct side *s = priv;
+
+    s->done++;
+    s->bad += status != 0;
+}
+
+static void
+one_iovec(struct evpl *evpl, struct evpl_iovec *v)
+{
+    T_EQ(evpl_iovec_alloc(evpl, CHUNK, 0, 1, 0, v), 1);
+}
+
+static void
+prepare(struct evpl *evpl, struct side *s, uint64_t seed)
+{
+    for (int i = 0; i < N; i++) {
+        one_iovec(evpl, &s->dst[i]);
+        one_iovec(evpl, &s->src[i]);
+        one_iovec(evpl, &s->out[i]);
+        one_iovec(evpl, &s->in[i]);
+        memset(s->dst[i].data, 0, CHUNK);
+        t_pattern_fill(seed, (uint64_t) i * CHUNK, s->src[i].data, CHUNK);
+        t_pattern_fill(seed + 1, (uint64_t) i * CHUNK, s->out[i].data, CHUNK);
+        evpl_rdma_get_address(evpl, s->bind, &s->dst[i], &s->dst_key[i], &s->dst_addr[i]);
+        evpl_rdma_get_address(evpl, s->bind, &s->src[i], &s->src_key[i], &s->src_addr[i]);
+        T_NE(s->dst_key[i], 0);
+    }
+}
+
+static void
+issue(struct evpl *evpl, struct side *s, struct side *peer)
+{
+    for (int i = 0; i < N; i++) {
+        evpl_rdma_write(evpl, s->bind, peer->dst_key[i], peer->dst_addr[i], &s->out[i], 1, 0,
+                        op_done, s);
+        evpl_rdma_read(evpl, s->bind, peer->src_key[i], peer->src_addr[i], &s->in[i], 1, op_done,
+                       s);
+    }
+}
+
+static void
+check(struct side *s, struct side *peer, uint64_t peer_seed)
+{
+    for (int i = 0; i < N; i++) {
+        /* what the peer wrote into s, and what s read from the peer */
+        T_EQ(t_pattern_check(peer_seed + 1, (uint64_t) i * CHUNK, s->dst[i].data, CHUNK), -1);
+        T_EQ(t_pattern_check(peer_seed, (uint64_t) i * CHUNK, s->in[i].data, CHUNK), -1);
+    }
+    (void) peer;
+}
+
+static void
+release(struct evpl *evpl, struct side *s)
+{
+    for (int i = 0; i < N; i++) {
+        evpl_iovec_release(evpl, &s->dst[i]);
+        evpl_iovec_release(evpl, &s->src[i]);
+        evpl_iovec_release(evpl, &s->out[i]);
+        evpl_iovec_release(evpl, &s->in[i]);
+    }
+}
+
+int
+main(void)
+{
+    struct evpl_global_config *gc = evpl_global_config_init();
+    enum evpl_protocol_id proto;
+    static struct side a, b;
+    struct evpl *evpl;
+    struct evpl_endpoint *ep;
+    struct t_server srv;
+    struct t_conn c;
+
+    t_net_guard(120);
+    evpl_global_config_set_stream_recv_limit(gc, 64u << 10);
+    evpl_init(gc);
+    proto = t_proto(T_NET_KIND_CDGRAM);
+    evpl = t_net_loop();
+    ep = t_endpoint(proto);
+    memset(&srv, 0, sizeof(srv));
+    srv.keep_msgs = 1;
+    t_server_start(&srv, evpl, proto, ep, 1);
+    t_connect(evpl, proto, ep, &c, NULL);
+    T_PUMP(evpl, c.connected && srv.n == 1 && srv.conns[0].connected, 10000);
+    if (!evpl_bind_is_rdma(c.bind)) {
+        T_SKIP("no one-sided operations on this protocol");
+    }
+    a.bind = c.bind;
+    b.bind = srv.conns[0].bind;
+    prepare(evpl, &a, 100);
+    prepare(evpl, &b, 200);
+
+    issue(evpl, &a, &b);
+    issue(evpl, &b, &a);
+    T_PUMP(evpl, a.done == 2 * N && b.done == 2 * N, 60000);
+    T_EQ(a.bad, 0);
+    T_EQ(b.bad, 0);
+    check(&a, &b, 200);
+    check(&b, &a, 100);
+    T_EQ(c.disconnected, 0);
+    T_EQ(srv.conns[0].disconnected, 0);
+
+    evpl_close(evpl, c.bind);
+    T_PUMP(evpl, c.disconnected && srv.conns[0].disconnected, 5000);
+    release(evpl, &a);
+    release(evpl, &b);
+    t_conn_free(&c);
+    t_server_stop(&srv);
+    evpl_destroy(evpl);
+    evpl_endpoint_close(ep);
+    return 0;
+}
