@@ -29,7 +29,7 @@ datagrams(void)
         evpl_sendtoep(loop, b.bind, epa, "to-a", 4);
         evpl_sendtoep(loop, a.bind, epb, "to-b!", 5);
     }
-    T_PUMP(loop, a.nmsg_len >= 10 && b.nmsg_len >= 10, 5000);
+    T_PUMP(loop, a.nmsg_len >= 10 && b.nmsg_len >= 10, 20000);
     t_pump_for(loop, 50);
 } /* datagrams */
 
@@ -44,12 +44,12 @@ connected(void)
     t_connect(loop, proto, epa, &a, NULL);
     a.keep_msgs = 1;
     a.autodrain = 1;
-    T_PUMP(loop, a.connected && srv.n == 1 && srv.conns[0].connected, 5000);
+    T_PUMP(loop, a.connected && srv.n == 1 && srv.conns[0].connected, 20000);
     for (int i = 0; i < 10; i++) {
         evpl_send(loop, a.bind, "to-server", 9);
         evpl_send(loop, srv.conns[0].bind, "to-client", 9);
     }
-    T_PUMP(loop, srv.conns[0].rxlen == 90 && a.rxlen == 90, 5000);
+    T_PUMP(loop, srv.conns[0].rxlen == 90 && a.rxlen == 90, 20000);
     t_pump_for(loop, 50);
 } /* connected */
 

@@ -8,12 +8,30 @@
  * right.  (DATAGRAM_TCP_RDMA used to stop reading its socket while its own
  * outgoing traffic was above the limit: both ends stopped, neither socket
  * drained, and nothing ever completed.)
+ *
+ * Then one end issues N writes and the other closes in the same pass:
+ * every operation completes exactly once, before its bind's DISCONNECTED,
+ * with 0 or the status of an operation the connection's end cut short
+ * (rdma.md §3: EIO on RDMA CM, whose requests come back as flush errors;
+ * ECONNRESET elsewhere).
  */
 /* MATRIX: cdatagram */
 #include "t_net.h"
 
 #define N     40
 #define CHUNK (512u << 10)
+
+static int statuses[3]; /* 0, the cut-short status, anything else */
+static int cut_status, done_after_disconnect;
+static struct t_conn *closing_peer_of;
+
+static void
+cut_done(int status, void *priv)
+{
+    (void) priv;
+    statuses[status == 0 ? 0 : status == cut_status ? 1 : 2]++;
+    done_after_disconnect += closing_peer_of->disconnected;
+}
 
 struct side {
     struct evpl_bind *bind;
@@ -131,8 +149,19 @@ main(void)
     T_EQ(c.disconnected, 0);
     T_EQ(srv.conns[0].disconnected, 0);
 
-    evpl_close(evpl, c.bind);
-    T_PUMP(evpl, c.disconnected && srv.conns[0].disconnected, 5000);
+    /* the server end closes while the client's writes are on their way */
+    cut_status = t_proto_is_rdmacm(proto) ? EIO : ECONNRESET;
+    closing_peer_of = &c;
+    for (int i = 0; i < N; i++) {
+        evpl_rdma_write(evpl, c.bind, b.dst_key[i], b.dst_addr[i], &a.out[i], 1, 0, cut_done, NULL);
+    }
+    evpl_close(evpl, srv.conns[0].bind);
+    T_PUMP(evpl, c.disconnected && srv.conns[0].disconnected, 30000);
+    fprintf(stderr, "peer closed: %d completed, %d cut short (status %d)\n", statuses[0],
+            statuses[1], cut_status);
+    T_EQ(statuses[0] + statuses[1] + statuses[2], N);
+    T_EQ(statuses[2], 0);
+    T_EQ(done_after_disconnect, 0);
     release(evpl, &a);
     release(evpl, &b);
     t_conn_free(&c);

@@ -404,12 +404,14 @@ srq_slot_alloc(struct evpl *evpl, struct rldev *ld, struct evpl_iovec *iov)
         if (ld->arena.ref) {
             evpl_iovec_release_internal(evpl, &ld->arena); /* the slots keep it */
             memset(&ld->arena, 0, sizeof(ld->arena));
+            evpl->mem.pooled--;
         }
         /* a whole buffer: never the loop's current one */
         if (evpl_iovec_alloc(evpl, (unsigned int) evpl__buffer_size, 0, 1, 0, &ld->arena) != 1) {
             memset(&ld->arena, 0, sizeof(ld->arena));
             return 0;
         }
+        evpl->mem.pooled++; /* receive space, not a leak (exit check) */
         ld->arena_off = 0;
     }
     evpl_iovec_clone_segment(iov, &ld->arena, ld->arena_off, ld->recv_size);
@@ -2706,6 +2708,7 @@ static void
 rc_close(struct evpl *evpl, struct evpl_bind *bind)
 {
     struct rconn *c = bind->backend;
+    int inflight;
 
     if (!c) {
         return;
@@ -2735,11 +2738,16 @@ rc_close(struct evpl *evpl, struct evpl_bind *bind)
         op_free(evpl, op);
     }
     c->ops_tail = NULL;
+    /* posted ones: a connection that ended under them (the peer left, a
+     * request failed) flushes them back with errors, EIO (rdma.md §3, and
+     * whether their flush or this close comes first is timing); closed by
+     * the application, ECONNRESET as for those not yet posted */
+    inflight = bind->close_status ? EIO : ECONNRESET;
     for (uint32_t i = 0; i < c->wr_count; i++) {
         struct rwr *w = &c->wrs[(c->wr_head + i) % c->wr_cap];
 
         if (w->cb) {
-            evpl__rdma_complete_later(evpl, bind, ECONNRESET, w->cb, w->arg);
+            evpl__rdma_complete_later(evpl, bind, inflight, w->cb, w->arg);
             w->cb = NULL;
         }
     }
@@ -2977,6 +2985,7 @@ evpl__rdmacm_loop_cleanup(struct evpl *evpl)
         evpl->mem.pooled -= ld->posted;
         if (ld->arena.ref) {
             evpl_iovec_release_internal(evpl, &ld->arena);
+            evpl->mem.pooled--;
         }
         if (ld->cq_events) {
             ibv_ack_cq_events(ld->cq, ld->cq_events);
