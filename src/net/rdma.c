@@ -262,6 +262,19 @@ evpl_rdma_get_address(struct evpl *evpl, struct evpl_bind *bind, struct evpl_iov
     }
 }
 
+/* Every iovec has a reference to take (an iovec the library did not make,
+ * with ref NULL, cannot be held while the operation runs). */
+static int
+iovecs_counted(const struct evpl_iovec *iov, int niov)
+{
+    for (int i = 0; i < niov; i++) {
+        if (!iov[i].ref) {
+            return 0;
+        }
+    }
+    return 1;
+} /* iovecs_counted */
+
 EVPL_API void
 evpl_rdma_read(struct evpl *evpl, struct evpl_bind *bind, uint32_t remote_key,
                uint64_t remote_address, struct evpl_iovec *iov, int niov,
@@ -269,6 +282,10 @@ evpl_rdma_read(struct evpl *evpl, struct evpl_bind *bind, uint32_t remote_key,
 {
     EVPL_OWNER_ONLY(evpl);
     if (bind->protocol->rdma_read) {
+        if (!iovecs_counted(iov, niov)) {
+            evpl__rdma_complete_later(evpl, bind, EINVAL, callback, private_data);
+            return;
+        }
         bind->protocol->rdma_read(evpl, bind, remote_key, remote_address, iov, niov, callback,
                                   private_data);
         return;
@@ -287,6 +304,15 @@ evpl_rdma_write(struct evpl *evpl, struct evpl_bind *bind, uint32_t remote_key,
     if (bind->protocol->rdma_write) {
         if (niov <= 0) {
             return; /* nothing queued, no callback (rdma.md §4 QUIRK, as upstream) */
+        }
+        if (!iovecs_counted(iov, niov)) {
+            for (int i = 0; (flags & EVPL_RDMA_FLAG_TAKE_REF) && i < niov; i++) {
+                if (iov[i].ref) {
+                    evpl_iovec_release_internal(evpl, &iov[i]);
+                }
+            }
+            evpl__rdma_complete_later(evpl, bind, EINVAL, callback, private_data);
+            return;
         }
         bind->protocol->rdma_write(evpl, bind, remote_key, remote_address, iov, niov, flags,
                                    callback, private_data);

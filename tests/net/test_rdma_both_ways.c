@@ -9,6 +9,10 @@
  * outgoing traffic was above the limit: both ends stopped, neither socket
  * drained, and nothing ever completed.)
  *
+ * An operation on memory the library did not allocate (an iovec with no
+ * reference) fails alone with EINVAL, after the call, and the connection
+ * goes on.
+ *
  * Then one end issues N writes and the other closes in the same pass:
  * every operation completes exactly once, before its bind's DISCONNECTED,
  * with 0 or the status of an operation the connection's end cut short
@@ -41,7 +45,7 @@ struct side {
     struct evpl_iovec in[N];  /* where this end's reads land */
     uint32_t dst_key[N], src_key[N];
     uint64_t dst_addr[N], src_addr[N];
-    int done, bad;
+    int done, bad, einval;
 };
 
 static void
@@ -51,6 +55,7 @@ op_done(int status, void *priv)
 
     s->done++;
     s->bad += status != 0;
+    s->einval += status == EINVAL;
 }
 
 static void
@@ -148,6 +153,26 @@ main(void)
     check(&b, &a, 100);
     T_EQ(c.disconnected, 0);
     T_EQ(srv.conns[0].disconnected, 0);
+
+    /* not library memory */
+    {
+        static char plain[64];
+        struct evpl_iovec v = {.data = plain, .length = sizeof(plain), .ref = NULL};
+        int before = a.done, bad = a.bad;
+
+        evpl_rdma_read(evpl, a.bind, b.src_key[0], b.src_addr[0], &v, 1, op_done, &a);
+        evpl_rdma_write(evpl, a.bind, b.dst_key[0], b.dst_addr[0], &v, 1, EVPL_RDMA_FLAG_TAKE_REF,
+                        op_done, &a);
+        T_EQ(a.done, before); /* never inside the call */
+        T_PUMP(evpl, a.done == before + 2, 5000);
+        T_EQ(a.bad, bad + 2);
+        T_EQ(a.einval, 2);
+        /* and the connection still carries operations */
+        evpl_rdma_read(evpl, a.bind, b.src_key[1], b.src_addr[1], &a.in[1], 1, op_done, &a);
+        T_PUMP(evpl, a.done == before + 3, 10000);
+        T_EQ(a.bad, bad + 2);
+        T_EQ(c.disconnected, 0);
+    }
 
     /* the server end closes while the client's writes are on their way */
     cut_status = t_proto_is_rdmacm(proto) ? EIO : ECONNRESET;

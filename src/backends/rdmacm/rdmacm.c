@@ -315,7 +315,8 @@ struct rconn {
     struct rop *ops, *ops_tail;
     uint64_t taken; /* messages (datagram) or bytes (stream) posted so far */
     uint32_t sq_size, max_sge, max_inline;
-    struct udtab *ud; /* EVPL_DATAGRAM_RDMACM_UD: its peers (else NULL) */
+    uint32_t max_sge_rd; /* pieces of one RDMA read (the device may take fewer than for sends) */
+    struct udtab *ud;    /* EVPL_DATAGRAM_RDMACM_UD: its peers (else NULL) */
 };
 
 struct rlisten {
@@ -848,6 +849,10 @@ qp_create(struct rconn *c, struct rldev *ld, enum ibv_qp_type type)
     c->qp_num = c->qp->qp_num;
     c->sq_size = sq;
     c->max_sge = a.cap.max_send_sge ? a.cap.max_send_sge : 1;
+    c->max_sge_rd = c->max_sge;
+    if (ld->dev->attr.max_sge_rd > 0 && (uint32_t) ld->dev->attr.max_sge_rd < c->max_sge_rd) {
+        c->max_sge_rd = (uint32_t) ld->dev->attr.max_sge_rd;
+    }
     c->max_inline = a.cap.max_inline_data;
     qp_hash_add(ld, c);
     return 0;
@@ -2224,7 +2229,7 @@ rc_flush(struct evpl *evpl, struct evpl_bind *bind)
             if (!c->ops) {
                 c->ops_tail = NULL;
             }
-            if ((uint32_t) op->niov > c->max_sge) {
+            if ((uint32_t) op->niov > (op->write ? c->max_sge : c->max_sge_rd)) {
                 /* more pieces than this device takes in one request: this
                  * operation fails, the connection goes on */
                 evpl__rdma_complete_later(evpl, bind, EINVAL, op->cb, op->arg);
@@ -2871,8 +2876,15 @@ queue_op(struct evpl *evpl, struct evpl_bind *bind, int write, uint32_t rkey, ui
         status = ECONNRESET;
     } else if (!c) {
         status = ENOTCONN;
-    } else if (niov <= 0 || (c->qp && (uint32_t) niov > c->max_sge) || niov > 64) {
+    } else if (niov <= 0 || (c->qp && (uint32_t) niov > (write ? c->max_sge : c->max_sge_rd)) ||
+               niov > 64) {
         status = EINVAL;
+    } else {
+        for (int i = 0; i < niov; i++) {
+            if (!iov[i].ref || !iov[i].ref->slab) {
+                status = EINVAL; /* not library memory: the device cannot reach it */
+            }
+        }
     }
     op = status ? NULL : calloc(1, sizeof(*op));
     if (!status && op) {
@@ -2886,8 +2898,10 @@ queue_op(struct evpl *evpl, struct evpl_bind *bind, int write, uint32_t rkey, ui
         status = ENOMEM;
     }
     if (status) {
-        if (take) {
-            evpl_iovecs_release_internal(evpl, iov, niov);
+        for (int i = 0; take && i < niov; i++) {
+            if (iov[i].ref) {
+                evpl_iovec_release_internal(evpl, &iov[i]);
+            }
         }
         evpl__rdma_complete_later(evpl, bind, status, cb, arg);
         return;
