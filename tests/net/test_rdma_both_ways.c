@@ -9,6 +9,13 @@
  * outgoing traffic was above the limit: both ends stopped, neither socket
  * drained, and nothing ever completed.)
  *
+ * Then each end issues M small writes and M small reads at once: more
+ * operations than either end keeps on the wire awaiting replies, and more
+ * replies than the bound at which an end stops reading a peer that does
+ * not read its replies (an end that counted its own requests against
+ * that bound, or that put no limit on the replies its peer could owe it,
+ * stopped reading while its peer did the same).
+ *
  * An operation on memory the library did not allocate (an iovec with no
  * reference) fails alone with EINVAL, after the call, and the connection
  * goes on.
@@ -56,6 +63,27 @@ op_done(int status, void *priv)
     s->done++;
     s->bad += status != 0;
     s->einval += status == EINVAL;
+}
+
+#define M     6000
+#define SMALL 4096u
+#define SLOTS 16u
+
+/* the small phase: one region each way, written and read in SMALL slots */
+struct small {
+    struct evpl_iovec dst, src, out, in;
+    uint32_t dst_key, src_key;
+    uint64_t dst_addr, src_addr;
+    int done, bad;
+};
+
+static void
+small_done(int status, void *priv)
+{
+    struct small *s = priv;
+
+    s->done++;
+    s->bad += status != 0;
 }
 
 static void
@@ -153,6 +181,60 @@ main(void)
     check(&b, &a, 100);
     T_EQ(c.disconnected, 0);
     T_EQ(srv.conns[0].disconnected, 0);
+
+    /* many small operations both ways: every slot of a region is written
+     * with the same bytes, so the result does not depend on the order */
+    {
+        static struct small sa, sb;
+        struct small *ends[2] = {&sa, &sb};
+        struct evpl_bind *binds[2] = {a.bind, b.bind};
+
+        for (int e = 0; e < 2; e++) {
+            struct small *s = ends[e];
+
+            T_EQ(evpl_iovec_alloc(evpl, SMALL * SLOTS, 0, 1, 0, &s->dst), 1);
+            T_EQ(evpl_iovec_alloc(evpl, SMALL * SLOTS, 0, 1, 0, &s->src), 1);
+            T_EQ(evpl_iovec_alloc(evpl, SMALL, 0, 1, 0, &s->out), 1);
+            T_EQ(evpl_iovec_alloc(evpl, SMALL, 0, 1, 0, &s->in), 1);
+            memset(s->dst.data, 0, SMALL * SLOTS);
+            memset(s->in.data, 0, SMALL);
+            for (unsigned k = 0; k < SLOTS; k++) {
+                t_pattern_fill(300 + (uint64_t) e, 0, (char *) s->src.data + k * SMALL, SMALL);
+            }
+            t_pattern_fill(400 + (uint64_t) e, 0, s->out.data, SMALL);
+            evpl_rdma_get_address(evpl, binds[e], &s->dst, &s->dst_key, &s->dst_addr);
+            evpl_rdma_get_address(evpl, binds[e], &s->src, &s->src_key, &s->src_addr);
+        }
+        for (int i = 0; i < M; i++) {
+            for (int e = 0; e < 2; e++) {
+                struct small *s = ends[e], *p = ends[!e];
+                uint64_t off = (uint64_t) (i % SLOTS) * SMALL;
+
+                evpl_rdma_write(evpl, binds[e], p->dst_key, p->dst_addr + off, &s->out, 1, 0,
+                                small_done, s);
+                evpl_rdma_read(evpl, binds[e], p->src_key, p->src_addr + off, &s->in, 1, small_done,
+                               s);
+            }
+        }
+        T_PUMP(evpl, sa.done == 2 * M && sb.done == 2 * M, 60000);
+        for (int e = 0; e < 2; e++) {
+            struct small *s = ends[e];
+
+            T_EQ(s->bad, 0);
+            /* what the peer wrote into every slot, what this end read */
+            for (unsigned k = 0; k < SLOTS; k++) {
+                T_EQ(t_pattern_check(400 + (uint64_t) !e, 0, (char *) s->dst.data + k * SMALL,
+                                     SMALL),
+                     -1);
+            }
+            T_EQ(t_pattern_check(300 + (uint64_t) !e, 0, s->in.data, SMALL), -1);
+            evpl_iovec_release(evpl, &s->dst);
+            evpl_iovec_release(evpl, &s->src);
+            evpl_iovec_release(evpl, &s->out);
+            evpl_iovec_release(evpl, &s->in);
+        }
+        T_EQ(c.disconnected, 0);
+    }
 
     /* not library memory */
     {

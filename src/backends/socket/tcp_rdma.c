@@ -60,22 +60,41 @@ struct trma_frame {
 
 EVPL_RING_DEFINE(trma_frames, struct trma_frame)
 
-/* A one-sided operation waiting for its reply. */
+/* A one-sided operation: waiting for its turn on the wire (pend), then for
+ * its reply (ops). */
 struct trma_op {
     struct trma_op *next;
     uint64_t id;
+    uint64_t barrier; /* datagrams queued before it (absolute count) */
+    uint32_t key, length;
+    uint64_t address;
     int write;
     void (*callback)(int status, void *private_data);
     void *private_data;
     int niov;
-    struct evpl_iovec iov[]; /* reads: where the data goes (our references) */
+    struct evpl_iovec iov[]; /* reads: where the data goes; writes: the
+                                 payload until it goes on the wire (our
+                                 references) */
 };
+
+/* Operations on the wire awaiting replies, per connection.  More wait in
+ * order behind them (and the datagrams sent after them wait too).  So the
+ * replies a peer of ours owes us stay far below the bound at which it
+ * stops reading (below): two ends that push one-sided traffic at each
+ * other both keep reading. */
+#define TRMA_OPS_MAX 4096
+/* what one reply we owe costs: its header, and the ring entries of header
+ * and payload */
+#define TRMA_REPLY_COST (TRMA_HDR + 2 * sizeof(struct evpl_iovec))
 
 struct trma {
     struct evpl_iovec_ring wire;
     struct trma_frames frames;
-    uint64_t front_done; /* bytes of the front frame already written */
-    struct trma_op *ops, *ops_tail;
+    uint64_t front_done;              /* bytes of the front frame already written */
+    struct trma_op *ops, *ops_tail;   /* on the wire, awaiting replies */
+    struct trma_op *pend, *pend_tail; /* not on the wire yet */
+    uint32_t inflight;                /* ops on the wire */
+    uint64_t filled;                  /* datagrams moved onto the wire, ever */
     uint64_t next_id;
     /* a peer that sends requests but does not read our replies: when the
      * replies we owe it (owed: header bytes and iovec entries of reply
@@ -89,11 +108,15 @@ struct trma {
     struct evpl_bind *bind;
 };
 
-/* How much we may owe the peer in replies before its requests wait. */
+/* How much we may owe the peer in replies before its requests wait: the
+ * receive limit, and never less than twice what a peer that keeps to our
+ * own window can make us owe. */
 static uint64_t
 wire_bound(void)
 {
-    return evpl__bind_recv_limit();
+    uint64_t limit = evpl__bind_recv_limit(), least = 2ull * TRMA_OPS_MAX * TRMA_REPLY_COST;
+
+    return limit > least ? limit : least;
 } /* wire_bound */
 
 static struct trma *
@@ -164,7 +187,7 @@ wire_header(struct evpl *evpl, struct trma *t, uint32_t opcode, uint32_t length,
     f->owed = 0;
     if (opcode == OP_READ_REPLY || opcode == OP_WRITE_REPLY || opcode == OP_ERROR) {
         /* the header, and the ring entries of header and payload */
-        f->owed = TRMA_HDR + 2 * sizeof(struct evpl_iovec);
+        f->owed = TRMA_REPLY_COST;
         t->owed += f->owed;
     }
     return 0;
@@ -176,13 +199,15 @@ wire_header(struct evpl *evpl, struct trma *t, uint32_t opcode, uint32_t length,
 #define TRMA_INLINE 512
 
 /* The application's queued datagrams go onto the wire, each behind a SEND
- * header (so later one-sided operations stay behind them). */
+ * header, up to the first operation still waiting for its turn (which was
+ * issued before the rest). */
 static int
 wire_fill(struct evpl *evpl, struct evpl_bind *bind)
 {
     struct trma *t = trma_of(bind);
 
-    while (!evpl_dgram_ring_empty(&bind->dgram_send)) {
+    while (!evpl_dgram_ring_empty(&bind->dgram_send) &&
+           (!t->pend || t->filled < t->pend->barrier)) {
         struct evpl_dgram *d = evpl_dgram_ring_front(&bind->dgram_send);
         struct evpl_iovec f;
 
@@ -219,6 +244,7 @@ wire_fill(struct evpl *evpl, struct evpl_bind *bind)
         }
         evpl__address_release(d->addr);
         evpl_dgram_ring_pop(&bind->dgram_send);
+        t->filled++;
     }
     return 0;
 } /* wire_fill */
@@ -255,6 +281,8 @@ frames_done(struct trma *t, uint64_t bytes, uint64_t *payload)
     return msgs;
 } /* frames_done */
 
+static int wire_pump(struct evpl *evpl, struct evpl_bind *bind);
+
 static void
 trma_flush(struct evpl *evpl, struct evpl_bind *bind)
 {
@@ -265,7 +293,7 @@ trma_flush(struct evpl *evpl, struct evpl_bind *bind)
     if (!(bind->flags & EVPL_BIND_CONNECTED)) {
         return; /* CONNECTED flushes what was queued before it */
     }
-    if (wire_fill(evpl, bind) < 0) {
+    if (wire_pump(evpl, bind) < 0) {
         evpl_log_error("tcp_rdma", "no buffer memory for frame headers: closing");
         evpl__bind_fail(evpl, bind, -ENOMEM);
         return;
@@ -289,7 +317,7 @@ trma_send_pending(const struct evpl_bind *bind)
 {
     const struct trma *t = trma_of(bind);
 
-    return t && t->wire.length != 0;
+    return t && (t->wire.length != 0 || t->pend);
 } /* trma_send_pending */
 
 /* ---- one-sided operations: the initiator ---- */
@@ -323,6 +351,7 @@ op_take(struct trma *t, uint64_t id)
             t->ops_tail = prev;
         }
         op->next = NULL;
+        t->inflight--;
         return op;
     }
     return NULL;
@@ -352,8 +381,8 @@ op_issue(struct evpl *evpl, struct evpl_bind *bind, int write, uint32_t key, uin
     struct trma *t = trma_of(bind);
     uint64_t len = niov > 0 ? evpl__iovecs_length(iov, niov) : 0;
     uint64_t limit = evpl_shared->config->max_msg_size;
-    struct trma_op *op;
-    int keep = write ? 0 : (niov > 0 ? niov : 0);
+    struct trma_op *op = NULL;
+    int keep = niov > 0 ? niov : 0;
     int err = 0;
 
     if (bind->flags & EVPL_BIND_CLOSING) {
@@ -362,19 +391,12 @@ op_issue(struct evpl *evpl, struct evpl_bind *bind, int write, uint32_t key, uin
         err = ENOTCONN; /* a host name still resolving: no connection yet */
     } else if (len > UINT32_MAX || (limit && len > limit)) {
         err = EINVAL; /* a frame the receiving end would refuse */
-    }
-    op = err ? NULL : malloc(sizeof(*op) + (size_t) keep * sizeof(struct evpl_iovec));
-    if (!err && (!op || wire_fill(evpl, bind) < 0 ||
-                 wire_header(evpl, t, write ? OP_WRITE_REQUEST : OP_READ_REQUEST,
-                             write ? (uint32_t) len : 4, key, address, t->next_id, write ? len : 4,
-                             0) < 0 ||
-                 (!write && wire_be32(evpl, t, (uint32_t) len) < 0))) {
+    } else if (!(op = malloc(sizeof(*op) + (size_t) keep * sizeof(struct evpl_iovec)))) {
         evpl_log_error("tcp_rdma", "out of memory queuing a one-sided operation: closing");
         evpl__bind_fail(evpl, bind, -ENOMEM);
         err = ENOMEM;
     }
     if (err) {
-        free(op);
         if (take) {
             evpl_iovecs_release_internal(evpl, iov, niov);
         }
@@ -383,34 +405,75 @@ op_issue(struct evpl *evpl, struct evpl_bind *bind, int write, uint32_t key, uin
     }
     op->next = NULL;
     op->id = t->next_id++;
+    /* after the datagrams queued now, before those queued later */
+    op->barrier = t->filled + evpl_dgram_ring_count(&bind->dgram_send);
+    op->key = key;
+    op->address = address;
+    op->length = (uint32_t) len;
     op->write = write;
     op->callback = callback;
     op->private_data = private_data;
     op->niov = keep;
     for (int i = 0; i < niov; i++) {
-        struct evpl_iovec v;
-
         /* a read keeps its own references to fill in; a write's payload
-         * goes out behind the header */
+         * goes out behind its header */
         if (take) {
-            v = iov[i];
+            op->iov[i] = iov[i];
         } else {
-            evpl_iovec_clone_segment(&v, &iov[i], 0, iov[i].length);
-        }
-        if (write) {
-            evpl_iovec_ring_append(evpl, &t->wire, &v);
-        } else {
-            op->iov[i] = v;
+            evpl_iovec_clone_segment(&op->iov[i], &iov[i], 0, iov[i].length);
         }
     }
-    if (t->ops_tail) {
-        t->ops_tail->next = op;
+    if (t->pend_tail) {
+        t->pend_tail->next = op;
     } else {
-        t->ops = op;
+        t->pend = op;
     }
-    t->ops_tail = op;
+    t->pend_tail = op;
     evpl_defer(evpl, &bind->flush); /* issued at the end of the pass */
 } /* op_issue */
+
+/* Datagrams and operations go onto the wire in the order they were
+ * issued, operations while fewer than TRMA_OPS_MAX await replies. */
+static int
+wire_pump(struct evpl *evpl, struct evpl_bind *bind)
+{
+    struct trma *t = trma_of(bind);
+
+    for (;;) {
+        struct trma_op *op = t->pend;
+
+        if (wire_fill(evpl, bind) < 0) {
+            return -ENOMEM;
+        }
+        if (!op || t->inflight >= TRMA_OPS_MAX || t->filled < op->barrier) {
+            return 0;
+        }
+        if (wire_header(evpl, t, op->write ? OP_WRITE_REQUEST : OP_READ_REQUEST,
+                        op->write ? op->length : 4, op->key, op->address, op->id,
+                        op->write ? op->length : 4, 0) < 0 ||
+            (!op->write && wire_be32(evpl, t, op->length) < 0)) {
+            return -ENOMEM;
+        }
+        if (op->write) {
+            for (int i = 0; i < op->niov; i++) {
+                evpl_iovec_ring_append(evpl, &t->wire, &op->iov[i]); /* the reference moves */
+            }
+            op->niov = 0;
+        }
+        t->pend = op->next;
+        if (!t->pend) {
+            t->pend_tail = NULL;
+        }
+        op->next = NULL;
+        if (t->ops_tail) {
+            t->ops_tail->next = op;
+        } else {
+            t->ops = op;
+        }
+        t->ops_tail = op;
+        t->inflight++;
+    }
+} /* wire_pump */
 
 static void
 trma_rdma_read(struct evpl *evpl, struct evpl_bind *bind, uint32_t remote_key,
@@ -624,7 +687,8 @@ trma_received(struct evpl *evpl, struct evpl_bind *bind)
         evpl__bind_fail(evpl, bind, rc);
         return;
     }
-    if (reply) {
+    if (reply || (trma_of(bind) && trma_of(bind)->pend)) {
+        /* replies to send, or operations that waited for a reply's room */
         evpl_defer(evpl, &bind->flush);
     }
     if ((bind->flags & EVPL_BIND_READ_PAUSED) && trma_of(bind) && !trma_of(bind)->stalled &&
@@ -680,11 +744,18 @@ trma_free(struct evpl *evpl, struct evpl_bind *bind)
     evpl_remove_deferral(evpl, &t->resume);
     evpl_iovec_ring_cleanup(evpl, &t->wire);
     trma_frames_cleanup(&t->frames);
-    /* operations still waiting for the peer: the connection is gone */
+    /* operations still waiting for the peer, or for their turn: the
+     * connection is gone */
     while (t->ops) {
         struct trma_op *op = t->ops;
 
         t->ops = op->next;
+        op_complete(evpl, op, ECONNRESET);
+    }
+    while (t->pend) {
+        struct trma_op *op = t->pend;
+
+        t->pend = op->next;
         op_complete(evpl, op, ECONNRESET);
     }
     free(t);
