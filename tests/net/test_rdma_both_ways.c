@@ -153,7 +153,7 @@ main(void)
     struct t_server srv;
     struct t_conn c;
 
-    t_net_guard(120);
+    t_net_guard(180);
     evpl_global_config_set_stream_recv_limit(gc, 64u << 10);
     evpl_init(gc);
     proto = t_proto(T_NET_KIND_CDGRAM);
@@ -188,6 +188,7 @@ main(void)
         static struct small sa, sb;
         struct small *ends[2] = {&sa, &sb};
         struct evpl_bind *binds[2] = {a.bind, b.bind};
+        int m = (int) t_vm_scale(M, 4); /* (emulated CPUs: the window is TCP-RDMA's) */
 
         for (int e = 0; e < 2; e++) {
             struct small *s = ends[e];
@@ -205,7 +206,7 @@ main(void)
             evpl_rdma_get_address(evpl, binds[e], &s->dst, &s->dst_key, &s->dst_addr);
             evpl_rdma_get_address(evpl, binds[e], &s->src, &s->src_key, &s->src_addr);
         }
-        for (int i = 0; i < M; i++) {
+        for (int i = 0; i < m; i++) {
             for (int e = 0; e < 2; e++) {
                 struct small *s = ends[e], *p = ends[!e];
                 uint64_t off = (uint64_t) (i % SLOTS) * SMALL;
@@ -216,7 +217,7 @@ main(void)
                                s);
             }
         }
-        T_PUMP(evpl, sa.done == 2 * M && sb.done == 2 * M, 60000);
+        T_PUMP(evpl, sa.done == 2 * m && sb.done == 2 * m, 60000);
         for (int e = 0; e < 2; e++) {
             struct small *s = ends[e];
 
