@@ -204,8 +204,11 @@ evpl_finish(struct evpl *evpl, struct evpl_bind *bind)
     bind->flags |= EVPL_BIND_FINISH;
     if (send_idle(bind)) {
         close_request(evpl, bind, 0);
+        return;
     }
-    /* otherwise evpl__bind_sent closes once the queue drains */
+    /* otherwise evpl__bind_sent closes once the queue drains (a flush now:
+     * a transport may hold frames back that a finish lets go) */
+    evpl_defer(evpl, &bind->flush);
 } /* evpl_finish */
 
 EVPL_API int

@@ -137,6 +137,47 @@ write_thread(void *arg)
     return NULL;
 }
 
+/* ---- a raw peer that reads everything and answers nothing ---- */
+
+#define NOANSWER 4100 /* more than one connection keeps awaiting replies */
+
+struct sink {
+    int fd;
+    unsigned char tail[37]; /* the last bytes that came */
+    uint64_t total;
+    atomic_int done;
+};
+
+static void *
+sink_thread(void *arg)
+{
+    struct sink *k = arg;
+    static unsigned char buf[65536];
+    ssize_t n;
+
+    while ((n = read(k->fd, buf, sizeof(buf))) > 0) {
+        if ((size_t) n >= sizeof(k->tail)) {
+            memcpy(k->tail, buf + n - sizeof(k->tail), sizeof(k->tail));
+        } else {
+            memmove(k->tail, k->tail + n, sizeof(k->tail) - (size_t) n);
+            memcpy(k->tail + sizeof(k->tail) - n, buf, (size_t) n);
+        }
+        k->total += (uint64_t) n;
+    }
+    atomic_store(&k->done, 1);
+    return NULL;
+}
+
+static int noanswer_done, noanswer_reset;
+
+static void
+noanswer_cb(int status, void *priv)
+{
+    (void) priv;
+    noanswer_done++;
+    noanswer_reset += status == ECONNRESET;
+}
+
 struct op {
     int done, status, during_call;
 };
@@ -244,12 +285,44 @@ main(void)
     close(fd);
     T_PUMP(evpl, sc->disconnected, 5000);
 
+    /* more operations than the window, a datagram after them, evpl_finish,
+     * and a peer that reads all but answers nothing, then shuts its write
+     * side: every frame is written (the finish opens the window), the
+     * bind closes, and every operation ends with ECONNRESET */
+    {
+        struct sink k = {0};
+        pthread_t th;
+        struct evpl_iovec d;
+
+        k.fd = t_raw_connect(ep);
+        T_OK(k.fd >= 0);
+        T_PUMP(evpl, srv.n == 2 && srv.conns[1].connected, 5000);
+        T_EQ(evpl_iovec_alloc(evpl, 8, 0, 1, 0, &d), 1);
+        for (int i = 0; i < NOANSWER; i++) {
+            evpl_rdma_read(evpl, srv.conns[1].bind, key, addr, &d, 1, noanswer_cb, NULL);
+        }
+        evpl_send(evpl, srv.conns[1].bind, "after", 5);
+        evpl_finish(evpl, srv.conns[1].bind);
+        T_EQ(pthread_create(&th, NULL, sink_thread, &k), 0);
+        t_pump_for(evpl, 200);
+        T_EQ(shutdown(k.fd, SHUT_WR), 0);
+        T_PUMP(evpl, srv.conns[1].disconnected && atomic_load(&k.done), 10000);
+        pthread_join(th, NULL);
+        T_EQ(noanswer_done, NOANSWER);
+        T_EQ(noanswer_reset, NOANSWER);
+        /* every READ_REQUEST (36 bytes), then the datagram's frame */
+        T_EQ(k.total, (uint64_t) NOANSWER * 36 + 32 + 5);
+        T_OK(memcmp(k.tail + 32, "after", 5) == 0);
+        close(k.fd);
+        evpl_iovec_release(evpl, &d);
+    }
+
     /* the peer shuts down its write side after its request: the whole
      * reply still goes out before the finish closes */
     fd = t_raw_connect(ep);
     T_OK(fd >= 0);
-    T_PUMP(evpl, srv.n == 2 && srv.conns[1].connected, 5000);
-    srv.conns[1].user = &srv; /* reply_and_finish on this one */
+    T_PUMP(evpl, srv.n == 3 && srv.conns[2].connected, 5000);
+    srv.conns[2].user = &srv; /* reply_and_finish on this one */
     put_hdr(fd, SEND, 3, 0, 0, 0);
     t_write_all(fd, "req", 3);
     T_EQ(shutdown(fd, SHUT_WR), 0);
@@ -258,10 +331,10 @@ main(void)
         pthread_t th;
 
         T_EQ(pthread_create(&th, NULL, read_reply, &t), 0);
-        T_PUMP(evpl, atomic_load(&t.done) && srv.conns[1].disconnected, 10000);
+        T_PUMP(evpl, atomic_load(&t.done) && srv.conns[2].disconnected, 10000);
         pthread_join(th, NULL);
         T_EQ(t.ok, 1); /* all of it, then the orderly end */
-        T_EQ(srv.conns[1].disconnect_status, 0);
+        T_EQ(srv.conns[2].disconnect_status, 0);
     }
     close(fd);
 
@@ -274,10 +347,10 @@ main(void)
         evpl_send(evpl, c.bind, "first", 5);
         T_EQ(evpl_iovec_alloc(evpl, 100, 0, 1, 0, &r), 1);
         evpl_rdma_read(evpl, c.bind, key, addr + 50, &r, 1, op_cb, &o1);
-        T_PUMP(evpl, o1.done && srv.n == 3 && srv.conns[2].nmsg_len == 1, 5000);
+        T_PUMP(evpl, o1.done && srv.n == 4 && srv.conns[3].nmsg_len == 1, 5000);
         T_EQ(o1.status, 0);
         T_OK(memcmp(r.data, (char *) region.data + 50, 100) == 0);
-        T_OK(memcmp(srv.conns[2].rx, "first", 5) == 0);
+        T_OK(memcmp(srv.conns[3].rx, "first", 5) == 0);
 
         /* above max_msg_size: EINVAL, later, and the connection stays */
         nbig = evpl_iovec_alloc(evpl, 5u << 20, 0, 4, 0, big);
@@ -296,7 +369,7 @@ main(void)
         evpl_rdma_read(evpl, c.bind, key, addr, &r, 1, op_cb, &o3);
         in_call = 0;
         T_EQ(o3.done, 0);
-        T_PUMP(evpl, c.disconnected && srv.conns[2].disconnected, 5000);
+        T_PUMP(evpl, c.disconnected && srv.conns[3].disconnected, 5000);
         T_EQ(o3.done, 1);
         T_EQ(o3.status, ECONNRESET);
         T_EQ(o1.during_call + o2.during_call + o3.during_call, 0);

@@ -445,7 +445,10 @@ wire_pump(struct evpl *evpl, struct evpl_bind *bind)
         if (wire_fill(evpl, bind) < 0) {
             return -ENOMEM;
         }
-        if (!op || t->inflight >= TRMA_OPS_MAX || t->filled < op->barrier) {
+        /* (a finishing bind waits for its frames to be written, not for
+         * replies: its window is open) */
+        if (!op || t->filled < op->barrier ||
+            (t->inflight >= TRMA_OPS_MAX && !(bind->flags & EVPL_BIND_FINISH))) {
             return 0;
         }
         if (wire_header(evpl, t, op->write ? OP_WRITE_REQUEST : OP_READ_REQUEST,
