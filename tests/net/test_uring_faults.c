@@ -164,7 +164,8 @@ inflight(void)
     l = t_listen(proto, ep);
     t_start = t_now_ns();
 
-    for (int rep = 0; rep < INFLIGHT_REPS; rep++) {
+    /* (in the VM: half, within the child's hang guard on emulated CPUs) */
+    for (int rep = 0; rep < (int) t_vm_scale(INFLIGHT_REPS, 2); rep++) {
         struct evpl *evpl = t_net_loop();
         struct t_server srv;
         struct t_conn c[INFLIGHT_CONNS];

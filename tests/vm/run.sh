@@ -17,8 +17,9 @@ VM=$(dirname "$BUILD")/vm
 kver=$(cat "$VM/kernel/.done")
 LOG=$VM/console.log
 # software emulation runs at the host's pace: a slow or busy host needs
-# twice the usual ~8 minutes (a hung test still ends at ctest's 300 s)
-TIMEOUT=${EVPL_VM_TIMEOUT:-2400}
+# several times the usual ~16 minutes (30 on a slow day; a hung test still
+# ends at its 300 s ctest limit)
+TIMEOUT=${EVPL_VM_TIMEOUT:-3600}
 start=$(date +%s)
 set +e
 timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg,thread=multi -cpu max -machine q35 -m 3072 -smp 2 \
