@@ -2881,8 +2881,10 @@ queue_op(struct evpl *evpl, struct evpl_bind *bind, int write, uint32_t rkey, ui
         status = EINVAL;
     } else {
         for (int i = 0; i < niov; i++) {
-            if (!iov[i].ref || !iov[i].ref->slab) {
-                status = EINVAL; /* not library memory: the device cannot reach it */
+            if (!iov[i].ref->slab) {
+                /* (ref NULL never gets here: evpl_rdma_* refuse it) not in
+                 * a slab: the device cannot reach it */
+                status = EINVAL;
             }
         }
     }
@@ -2898,10 +2900,8 @@ queue_op(struct evpl *evpl, struct evpl_bind *bind, int write, uint32_t rkey, ui
         status = ENOMEM;
     }
     if (status) {
-        for (int i = 0; take && i < niov; i++) {
-            if (iov[i].ref) {
-                evpl_iovec_release_internal(evpl, &iov[i]);
-            }
+        if (take) {
+            evpl_iovecs_release_internal(evpl, iov, niov);
         }
         evpl__rdma_complete_later(evpl, bind, status, cb, arg);
         return;
