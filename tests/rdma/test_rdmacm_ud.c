@@ -9,6 +9,9 @@
  *  - a datagram larger than one packet (the path MTU: 1024 on soft-RoCE
  *    over a 1500-byte link) is dropped at the sender and counted in SENT;
  *    the largest that fits arrives whole;
+ *  - a destination that restarts (closed, bound again at its address:
+ *    another queue pair) and never sends to us is reached again once its
+ *    resolution is refreshed (4 x resolve_timeout_ms, at least 2 s);
  *  - a destination nobody is bound to: its datagrams are dropped (counted
  *    in SENT), the bind stays up and other destinations are not held up;
  *    once a bind there sends to us, it is reachable again at once;
@@ -190,6 +193,45 @@ main(void)
         T_EQ(s.msg_len[before + 1], 4);
         T_EQ_U(cl[0].sent_bytes - bytes0, 2 * MTU + 1 + 4);
         T_EQ(cl[0].disconnected, 0);
+    }
+
+    /* a destination that restarts silently: w's resolution of it names
+     * the old queue pair, until it is refreshed in the background */
+    {
+        struct evpl_endpoint *epr = t_endpoint(id), *eps2 = t_endpoint(id), *epw = t_endpoint(id);
+        struct t_conn r, spare, w;
+
+        ubind(epw, &w);
+        ubind(epr, &r);
+        evpl_sendtoep(evpl, w.bind, epr, "before", 6);
+        T_PUMP(evpl, r.nrecv_msg == 1, 10000);
+        evpl_close(evpl, r.bind);
+        T_PUMP(evpl, r.disconnected, 5000);
+        t_conn_free(&r);
+        /* (another bind first, so the new one is unlikely to get the
+         * old queue pair number back) */
+        ubind(eps2, &spare);
+        ubind(epr, &r);
+        /* (should spare have got the old queue pair number, it receives
+         * these until the refresh: UD cannot tell) */
+        for (int k = 0; k < 100 && r.nrecv_msg == 0; k++) {
+            evpl_sendtoep(evpl, w.bind, epr, "again", 5);
+            t_pump_for(evpl, 100);
+        }
+        T_OK(r.nrecv_msg >= 1);
+        msg_at(&r, 0, got, sizeof(got));
+        T_STR_EQ(got, "again");
+        T_EQ(w.disconnected, 0);
+        evpl_close(evpl, r.bind);
+        evpl_close(evpl, spare.bind);
+        evpl_close(evpl, w.bind);
+        T_PUMP(evpl, r.disconnected && spare.disconnected && w.disconnected, 5000);
+        t_conn_free(&r);
+        t_conn_free(&spare);
+        t_conn_free(&w);
+        evpl_endpoint_close(epr);
+        evpl_endpoint_close(eps2);
+        evpl_endpoint_close(epw);
     }
 
     /* nobody at that address: dropped, counted; others not held up */

@@ -312,6 +312,7 @@ struct rconn {
     struct rconn *hnext, *dnext, *wnext;
     struct rwr *wrs;
     uint32_t wr_cap, wr_head, wr_count;
+    uint64_t wr_done; /* requests completed so far (the send queue completes in order) */
     struct rop *ops, *ops_tail;
     uint64_t taken; /* messages (datagram) or bytes (stream) posted so far */
     uint32_t sq_size, max_sge, max_inline;
@@ -1362,7 +1363,7 @@ wait_wake(struct evpl *evpl, struct rldev *ld)
  */
 #define UD_GRH       40
 #define UD_BUCKETS   256
-#define UD_PEERS_MAX 4096 /* addresses known per bind */
+#define UD_PEERS_MAX 4096 /* addresses known per bind (EVPL_RDMACM_UD_PEERS: fewer) */
 #define UD_PEND_MAX  4096 /* datagrams waiting for resolutions, per bind */
 #define UD_RETRY_NS  1000000000ull
 #define UD_MAX_IOV   16
@@ -1382,14 +1383,22 @@ struct udpeer {
     struct rconn *c;
     struct udpeer *anext, *qnext, *rnext;
     int on_qpn, on_ready;
-    struct evpl_address *addr; /* its bind's address (a reference) */
-    uint8_t ip[16];            /* that address's IP (IPv4 mapped) */
-    uint32_t qpn;              /* its queue pair, 0: not known */
-    struct ud_dest dest;       /* ah NULL: not resolved */
-    struct rdma_cm_id *rid;    /* while resolving */
-    uint64_t started, failed_at;
+    struct evpl_address *addr;  /* its bind's address (a reference) */
+    uint8_t ip[16];             /* that address's IP (IPv4 mapped) */
+    uint32_t qpn;               /* its queue pair, 0: not known */
+    struct ud_dest dest;        /* ah NULL: not resolved */
+    struct ibv_ah_attr ah_attr; /* what dest.ah was made from */
+    struct rdma_cm_id *rid;     /* while resolving */
+    int refreshing;             /* resolving again while its old resolution serves */
+    uint64_t used;              /* the table's tick when last sent to or heard from */
+    uint64_t started, failed_at, resolved_at;
     uint32_t failures;
     struct udpend *pend, *pend_tail;
+};
+
+struct ud_retired {
+    struct ibv_ah *ah;
+    uint64_t after; /* can go once wr_done reaches this */
 };
 
 struct udtab {
@@ -1401,11 +1410,36 @@ struct udtab {
     uint64_t drop_bytes, drop_msgs; /* dropped, not yet reported in SENT */
     struct rconn *c;
     uint32_t nresolving;
-    struct ibv_ah **retired; /* handles of stale resolutions, maybe in use */
+    struct ud_retired *retired; /* handles no new send uses, maybe in use, oldest first */
     uint32_t nretired, cap_retired;
     struct evpl_timer deadline; /* resolutions that take too long fail */
     int deadline_armed;
+    uint64_t tick;      /* counts uses of entries (their order) */
+    uint32_t peers_max; /* entries at most */
 };
+
+/* UD_PEERS_MAX, or fewer when EVPL_RDMACM_UD_PEERS says so (tests: a
+ * full table without thousands of destinations). */
+static uint32_t
+ud_peers_max(void)
+{
+    const char *e = getenv("EVPL_RDMACM_UD_PEERS");
+    unsigned long v = e ? strtoul(e, NULL, 0) : 0;
+
+    return v >= 4 && v < UD_PEERS_MAX ? (uint32_t) v : UD_PEERS_MAX;
+} /* ud_peers_max */
+
+/* A resolved destination is resolved again after this long, in the
+ * background (its datagrams keep going meanwhile): a destination that
+ * restarted with another queue pair, and never sent to us (which would
+ * have told us), is reached again. */
+static uint64_t
+ud_refresh_ns(void)
+{
+    uint64_t ms = 4 * (uint64_t) cfg()->resolve_timeout_ms;
+
+    return (ms < 2000 ? 2000 : ms) * 1000000ull;
+} /* ud_refresh_ns */
 
 /* A resolution that has not finished after this long fails (the CM's own
  * retries of a resolution request can last a minute). */
@@ -1463,14 +1497,19 @@ ud_find(struct udtab *t, const struct sockaddr_storage *ss)
     return NULL;
 } /* ud_find */
 
+static int ud_evict(struct udtab *t);
+
+/* A new entry for ss; when the table holds limit entries, one idle for
+ * longest (roughly: clock order) gives up its place.  NULL: no room. */
 static struct udpeer *
-ud_add(struct rconn *c, const struct sockaddr_storage *ss)
+ud_add(struct rconn *c, const struct sockaddr_storage *ss, uint32_t limit)
 {
     struct udtab *t = c->ud;
     struct udpeer *p;
     uint32_t b;
 
-    if ((ss->ss_family != AF_INET && ss->ss_family != AF_INET6) || t->npeers >= UD_PEERS_MAX) {
+    if ((ss->ss_family != AF_INET && ss->ss_family != AF_INET6) ||
+        (t->npeers >= limit && ud_evict(t) < 0)) {
         return NULL;
     }
     p = calloc(1, sizeof(*p));
@@ -1486,6 +1525,7 @@ ud_add(struct rconn *c, const struct sockaddr_storage *ss)
     }
     p->kind = KIND_UDPEER;
     p->c = c;
+    p->used = ++t->tick;
     ud_ip(ss, p->ip);
     b = ud_hash(p->ip, ud_port(ss));
     p->anext = t->by_addr[b];
@@ -1526,27 +1566,32 @@ ud_unready(struct udtab *t, struct udpeer *p)
     p->on_ready = 0;
 } /* ud_unready */
 
-/* Address handles of stale resolutions go once no send can use them. */
+/* Retired address handles go once the sends posted before they were
+ * retired have completed (all == 1: all of them, the queue pair is gone). */
 static void
-ud_free_retired(struct udtab *t)
+ud_free_retired(struct udtab *t, int all)
 {
-    for (uint32_t i = 0; i < t->nretired; i++) {
-        ibv_destroy_ah(t->retired[i]);
+    uint32_t n = 0;
+
+    while (n < t->nretired && (all || t->retired[n].after <= t->c->wr_done)) {
+        ibv_destroy_ah(t->retired[n++].ah);
     }
-    t->nretired = 0;
+    if (n) {
+        memmove(t->retired, t->retired + n, (t->nretired - n) * sizeof(t->retired[0]));
+        t->nretired -= n;
+    }
 } /* ud_free_retired */
 
 static void ud_resolve(struct evpl *evpl, struct udpeer *p);
 
-/* o's resolution names a queue pair another address now has: resolved
- * again before anything more goes to it (the queue pair it names would
- * take it). */
-static void
-ud_stale(struct evpl *evpl, struct udtab *t, struct udpeer *o)
+/* An address handle no new send uses: destroyed once no send in flight
+ * can use it.  0, or -1 (no memory: the caller keeps it). */
+static int
+ud_retire(struct udtab *t, struct ibv_ah *ah)
 {
     if (t->nretired == t->cap_retired) {
         uint32_t cap = t->cap_retired ? 2 * t->cap_retired : 8;
-        struct ibv_ah **r = realloc(t->retired, cap * sizeof(*r));
+        struct ud_retired *r = realloc(t->retired, cap * sizeof(*r));
 
         if (r) {
             t->retired = r;
@@ -1554,15 +1599,67 @@ ud_stale(struct evpl *evpl, struct udtab *t, struct udpeer *o)
         }
     }
     if (!t->c->wr_count) {
-        ibv_destroy_ah(o->dest.ah);
+        ibv_destroy_ah(ah);
     } else if (t->nretired < t->cap_retired) {
-        t->retired[t->nretired++] = o->dest.ah;
+        /* (every request in the queue now was posted before) */
+        t->retired[t->nretired].ah = ah;
+        t->retired[t->nretired++].after = t->c->wr_done + t->c->wr_count;
     } else {
+        return -1;
+    }
+    return 0;
+} /* ud_retire */
+
+/* The entry used longest ago, of those neither being resolved nor holding
+ * datagrams, is forgotten (a scan of the table: only a full table gets
+ * here, and a new entry costs a resolution anyway).  0, or -1: none. */
+static int
+ud_evict(struct udtab *t)
+{
+    struct udpeer *old = NULL, **q;
+    uint32_t ob = 0;
+
+    for (uint32_t b = 0; b < UD_BUCKETS; b++) {
+        for (struct udpeer *p = t->by_addr[b]; p; p = p->anext) {
+            if (!p->rid && !p->pend && !p->on_ready && p->state != UD_RESOLVING &&
+                (!old || p->used < old->used)) {
+                old = p;
+                ob = b;
+            }
+        }
+    }
+    if (!old || (old->dest.ah && ud_retire(t, old->dest.ah) < 0)) {
+        return -1;
+    }
+    for (q = &t->by_addr[ob]; *q != old; q = &(*q)->anext) {
+    }
+    *q = old->anext;
+    ud_unset_qpn(t, old);
+    evpl__address_release(old->addr);
+    free(old);
+    t->npeers--;
+    return 0;
+} /* ud_evict */
+
+/* o's resolution names a queue pair another address now has: resolved
+ * again before anything more goes to it (the queue pair it names would
+ * take it). */
+static void
+ud_stale(struct evpl *evpl, struct udtab *t, struct udpeer *o)
+{
+    if (ud_retire(t, o->dest.ah) < 0) {
         return; /* (no memory: keep it as it is) */
     }
     memset(&o->dest, 0, sizeof(o->dest));
-    o->state = UD_NEW;
     ud_unready(t, o);
+    if (o->refreshing) {
+        /* its background resolution in flight becomes the one it waits
+         * for (counted in nresolving already) */
+        o->refreshing = 0;
+        o->state = UD_RESOLVING;
+        return;
+    }
+    o->state = UD_NEW;
     if (o->pend) {
         ud_resolve(evpl, o);
     }
@@ -1648,6 +1745,7 @@ ud_sender(struct udtab *t, uint32_t src_qp, const uint8_t *grh)
     }
     for (struct udpeer *p = t->by_qpn[src_qp % UD_BUCKETS]; p; p = p->qnext) {
         if (p->qpn == src_qp && (!grh || memcmp(p->ip, ip, 16) == 0)) {
+            p->used = ++t->tick;
             return p;
         }
     }
@@ -1714,14 +1812,15 @@ ud_learn(struct evpl *evpl, struct rconn *c, const uint8_t *h, uint32_t len,
         return; /* (an address on another host) */
     }
     p = ud_find(c->ud, &ss);
-    /* (senders we never answered get half the table: the rest stays for
-     * the destinations the application sends to) */
-    if (!p && c->ud->npeers < UD_PEERS_MAX / 2) {
-        p = ud_add(c, &ss);
+    /* (senders we never answered do not grow the table past half: from
+     * there each takes the place of the entry used longest ago) */
+    if (!p) {
+        p = ud_add(c, &ss, c->ud->peers_max / 2);
     }
     if (!p) {
         return;
     }
+    p->used = ++c->ud->tick;
     ud_set_qpn(evpl, c->ud, p, qpn);
     if (p->state == UD_READY) {
         p->dest.qpn = qpn; /* a new queue pair on that address */
@@ -1777,11 +1876,21 @@ ud_resolved(struct udtab *t, struct udpeer *p, int state)
         rdma_destroy_id(p->rid); /* (its events are acknowledged: cm_ready) */
         p->rid = NULL;
     }
-    if (p->state == UD_RESOLVING) {
+    if (p->state == UD_RESOLVING || p->refreshing) {
         t->nresolving--;
     }
+    p->refreshing = 0;
     p->state = state;
 } /* ud_resolved */
+
+/* A background resolution ends without a new answer: the old one goes on
+ * serving, and is tried again a refresh period later. */
+static void
+ud_refresh_end(struct evpl *evpl, struct udtab *t, struct udpeer *p)
+{
+    ud_resolved(t, p, p->state);
+    p->resolved_at = evpl__now(evpl);
+} /* ud_refresh_end */
 
 static void
 ud_failed(struct evpl *evpl, struct udpeer *p)
@@ -1811,7 +1920,9 @@ ud_deadline(struct evpl *evpl, struct evpl_timer *timer)
     t->deadline_armed = 0;
     for (int b = 0; b < UD_BUCKETS; b++) {
         for (struct udpeer *p = t->by_addr[b]; p; p = p->anext) {
-            if (p->state == UD_RESOLVING && now - p->started >= limit) {
+            if (p->refreshing && now - p->started >= limit) {
+                ud_refresh_end(evpl, t, p);
+            } else if (p->state == UD_RESOLVING && now - p->started >= limit) {
                 ud_failed(evpl, p);
             }
         }
@@ -1834,7 +1945,11 @@ ud_resolve(struct evpl *evpl, struct udpeer *p)
     } else {
         ((struct sockaddr_in *) &src)->sin_port = 0;
     }
-    p->state = UD_RESOLVING;
+    if (p->state == UD_READY) {
+        p->refreshing = 1; /* in the background: the old resolution serves */
+    } else {
+        p->state = UD_RESOLVING;
+    }
     p->started = evpl__now(evpl);
     c->ud->nresolving++;
     if (!c->ud->deadline_armed) {
@@ -1844,18 +1959,39 @@ ud_resolve(struct evpl *evpl, struct udpeer *p)
     }
     if (rdma_create_id(c->l->ch, &p->rid, p, RDMA_PS_UDP) != 0) {
         p->rid = NULL;
-        ud_failed(evpl, p);
+        if (p->refreshing) {
+            ud_refresh_end(evpl, c->ud, p);
+        } else {
+            ud_failed(evpl, p);
+        }
         return;
     }
     set_tos(p->rid);
     /* from our own address: the same device answers */
     if (rdma_resolve_addr(p->rid, (struct sockaddr *) &src, (struct sockaddr *) &p->addr->sa,
                           (int) cfg()->resolve_timeout_ms) != 0) {
-        ud_failed(evpl, p);
+        if (p->refreshing) {
+            ud_refresh_end(evpl, c->ud, p);
+        } else {
+            ud_failed(evpl, p);
+        }
     }
 } /* ud_resolve */
 
 /* A destination's resolution moves on. */
+/* Two answers name the same path (the fields a handle is made from). */
+static int
+ah_attr_same(const struct ibv_ah_attr *a, const struct ibv_ah_attr *b)
+{
+    return a->dlid == b->dlid && a->sl == b->sl && a->src_path_bits == b->src_path_bits &&
+           a->static_rate == b->static_rate && a->is_global == b->is_global &&
+           a->port_num == b->port_num &&
+           (!a->is_global ||
+            (memcmp(&a->grh.dgid, &b->grh.dgid, sizeof(a->grh.dgid)) == 0 &&
+             a->grh.flow_label == b->grh.flow_label && a->grh.sgid_index == b->grh.sgid_index &&
+             a->grh.hop_limit == b->grh.hop_limit && a->grh.traffic_class == b->grh.traffic_class));
+} /* ah_attr_same */
+
 static void
 ud_peer_event(struct evpl *evpl, struct udpeer *p, const struct rdma_cm_event *ev)
 {
@@ -1881,11 +2017,32 @@ ud_peer_event(struct evpl *evpl, struct udpeer *p, const struct rdma_cm_event *e
                 return;
             }
             break;
-        case RDMA_CM_EVENT_ESTABLISHED:
-            p->dest.ah = ibv_create_ah(c->d->dev->pd, (struct ibv_ah_attr *) &ev->param.ud.ah_attr);
-            if (!p->dest.ah) {
+        case RDMA_CM_EVENT_ESTABLISHED: {
+            const struct ibv_ah_attr *at = &ev->param.ud.ah_attr;
+            struct ibv_ah *ah;
+
+            if (p->refreshing && p->dest.qpn == ev->param.ud.qp_num &&
+                p->dest.qkey == ev->param.ud.qkey && ah_attr_same(&p->ah_attr, at)) {
+                /* (the usual answer: nothing changed, the handle stays) */
+                ud_refresh_end(evpl, c->ud, p);
+                return;
+            }
+            ah = ibv_create_ah(c->d->dev->pd, (struct ibv_ah_attr *) at);
+            if (!ah) {
                 break;
             }
+            if (p->refreshing) {
+                /* the new answer replaces the old: its handle goes once no
+                 * send in flight can use it */
+                if (ud_retire(c->ud, p->dest.ah) < 0) {
+                    ibv_destroy_ah(ah);
+                    ud_refresh_end(evpl, c->ud, p);
+                    return;
+                }
+            }
+            p->dest.ah = ah;
+            p->ah_attr = *at;
+            p->resolved_at = evpl__now(evpl);
             p->dest.qpn = ev->param.ud.qp_num;
             p->dest.qkey = ev->param.ud.qkey;
             ud_set_qpn(evpl, c->ud, p, p->dest.qpn);
@@ -1899,12 +2056,27 @@ ud_peer_event(struct evpl *evpl, struct udpeer *p, const struct rdma_cm_event *e
                 evpl_defer(evpl, &c->bind->flush);
             }
             return;
+        }
         case RDMA_CM_EVENT_ADDR_CHANGE:
         case RDMA_CM_EVENT_TIMEWAIT_EXIT:
         case RDMA_CM_EVENT_CONNECT_RESPONSE:
             return;
         default:
             break; /* errors, a refusal, no answer */
+    }
+    if (p->refreshing) {
+        /* a refusal (the destination's CM answered: nobody is bound there
+         * now) ends the old resolution too, since its queue pair may be
+         * another bind's by now; no answer, or a local failure, leaves the
+         * old resolution serving */
+        if (!((ev->event == RDMA_CM_EVENT_UNREACHABLE && ev->status > 0) ||
+              ev->event == RDMA_CM_EVENT_REJECTED) ||
+            ud_retire(c->ud, p->dest.ah) < 0) {
+            ud_refresh_end(evpl, c->ud, p);
+            return;
+        }
+        memset(&p->dest, 0, sizeof(p->dest));
+        ud_unset_qpn(c->ud, p);
     }
     ud_failed(evpl, p);
     ud_report(evpl, c);
@@ -1938,13 +2110,15 @@ ud_dest_of(struct evpl *evpl, struct rconn *c, const struct evpl_address *a)
     struct udpeer *p = ud_find(c->ud, &a->sa);
 
     if (!p) {
-        p = ud_add(c, &a->sa);
+        p = ud_add(c, &a->sa, c->ud->peers_max);
         if (!p) {
             return NULL;
         }
     }
+    p->used = ++c->ud->tick;
     if (p->state == UD_NEW ||
-        (p->state == UD_FAILED && evpl__now(evpl) - p->failed_at >= UD_RETRY_NS)) {
+        (p->state == UD_FAILED && evpl__now(evpl) - p->failed_at >= UD_RETRY_NS) ||
+        (p->state == UD_READY && !p->rid && evpl__now(evpl) - p->resolved_at >= ud_refresh_ns())) {
         ud_resolve(evpl, p);
     }
     return p;
@@ -2077,6 +2251,8 @@ ud_close(struct evpl *evpl, struct rconn *c)
         for (struct udpeer *p = t->by_addr[b]; p; p = p->anext) {
             if (p->state == UD_RESOLVING) {
                 ud_resolved(t, p, UD_NEW);
+            } else if (p->refreshing) {
+                ud_resolved(t, p, p->state);
             }
             ud_drop_pending(evpl, t, p);
         }
@@ -2106,7 +2282,7 @@ ud_free(struct evpl *evpl, struct udtab *t)
             free(p);
         }
     }
-    ud_free_retired(t);
+    ud_free_retired(t, 1);
     free(t->retired);
     free(t);
 } /* ud_free */
@@ -2130,6 +2306,7 @@ ud_bind(struct evpl *evpl, struct evpl_bind *bind)
         goto fail;
     }
     c->ud->c = c;
+    c->ud->peers_max = ud_peers_max();
     if (rdma_bind_addr(c->id, (struct sockaddr *) &bind->local->sa) != 0) {
         rc = -errno;
         goto fail;
@@ -2348,6 +2525,7 @@ send_done(struct evpl *evpl, struct rconn *c, const struct ibv_wc *wc)
     w = &c->wrs[c->wr_head];
     c->wr_head = (c->wr_head + 1) % c->wr_cap;
     c->wr_count--;
+    c->wr_done++;
     c->d->sends--;
     wait_wake(evpl, c->d);
     kind = w->kind;
@@ -2356,8 +2534,8 @@ send_done(struct evpl *evpl, struct rconn *c, const struct ibv_wc *wc)
     cb = w->cb;
     arg = w->arg;
     wr_release(evpl, w);
-    if (c->ud && c->ud->nretired && !c->wr_count) {
-        ud_free_retired(c->ud); /* (no send left that could use them) */
+    if (c->ud && c->ud->nretired) {
+        ud_free_retired(c->ud, 0);
     }
     if (wc->status != IBV_WC_SUCCESS) {
         status = EIO; /* rdma.md §3: any work-completion error */
