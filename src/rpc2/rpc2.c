@@ -1332,6 +1332,11 @@ gss_call(struct evpl *evpl, struct rpc2_conn *c, struct rpc2_sreq *s, struct rpc
     struct rpc2_gss_ctx *g;
     struct rpc2_rd hr;
 
+    if (!t->gss) {
+        /* (whatever the credential holds: rpc2.md §8) */
+        stat = AUTH_REJECTEDCRED;
+        goto deny;
+    }
     if (rpc2_rd_u32(r, &ver) < 0 || rpc2_rd_u32(r, &gproc) < 0 || rpc2_rd_u32(r, &seq) < 0 ||
         rpc2_rd_u32(r, &svc) < 0 || rpc2_rd_opaque(r, handle, AUTH_BODY_MAX, &hlen) < 0 ||
         r->pos - start != blen) {
@@ -1341,10 +1346,6 @@ gss_call(struct evpl *evpl, struct rpc2_conn *c, struct rpc2_sreq *s, struct rpc
     cred_end = r->pos;
     if (rpc2_rd_u32(r, &vflavor) < 0 || rpc2_rd_opaque(r, verf, AUTH_BODY_MAX, &vlen) < 0) {
         stat = AUTH_BADCRED;
-        goto deny;
-    }
-    if (!t->gss) {
-        stat = AUTH_REJECTEDCRED;
         goto deny;
     }
     if (ver != RPCSEC_GSS_VERS_1 || svc < EVPL_RPC2_GSS_SVC_NONE ||

@@ -278,6 +278,17 @@ c_flip(struct evpl *evpl, const struct evpl_rpc2_verf *verf, xdr_bool reply, int
 }
 
 static void
+c_null(struct evpl *evpl, const struct evpl_rpc2_verf *verf, int status, void *private_data)
+{
+    struct result *r = private_data;
+
+    T_EQ(r->done, 0);
+    T_OK(verf != NULL);
+    r->done = 1;
+    r->status = status;
+}
+
+static void
 c_who(struct evpl *evpl, const struct evpl_rpc2_verf *verf, Who *reply, int status,
       void *private_data)
 {
@@ -486,6 +497,14 @@ main(void)
     }
     fprintf(stderr, "ok: GREET (51 calls)\n");
 
+    /* 4: procedure 0, declared by nobody and handled by nobody, succeeds */
+    memset(&r, 0, sizeof(r));
+    T_OK(sprog.recv_call_RT_V1_NULL == NULL);
+    cprog.send_call_RT_V1_NULL(&cprog.rpc2, t_evpl, conn, NULL, 0, 0, NULL, 0, 0, c_null, &r);
+    T_PUMP(t_evpl, r.done, 10000);
+    T_EQ(r.status, 0);
+    fprintf(stderr, "ok: NULL procedure\n");
+
     /* 6: AUTH_SYS reaches the handler, machinename counted not terminated */
     memset(&cred, 0, sizeof(cred));
     cred.flavor = EVPL_RPC2_AUTH_SYS;
@@ -631,9 +650,16 @@ main(void)
     /* 13 (server side so far): ACCEPTED, then CONNECTED */
     for (int i = 0; i < nevents; i++) {
         if (events[i].conn != conn && events[i].type == EVPL_RPC2_NOTIFY_ACCEPTED) {
+            int j = i + 1;
+
             sconn = events[i].conn;
             T_EQ_PTR(events[i].arg, &astate);
-            T_OK(i + 1 < nevents);
+            /* its next event is CONNECTED */
+            while (j < nevents && events[j].conn != sconn) {
+                j++;
+            }
+            T_OK(j < nevents);
+            T_EQ(events[j].type, EVPL_RPC2_NOTIFY_CONNECTED);
         }
     }
     T_OK(sconn != NULL);

@@ -226,6 +226,14 @@ main(void)
     T_EQ(n, 20);
     T_EQ(get32(r + 12), 1);
     T_EQ(get32(r + 16), 2); /* AUTH_REJECTEDCRED */
+    /* (rejected whatever the credential holds: empty, or too short) */
+    for (uint32_t cl = 0; cl <= 8; cl += 8) {
+        len = call_msg(msg, 15, 2, 0x20001234, 1, 1, 6, cl, greet_args, sizeof(greet_args));
+        n = roundtrip(fd, msg, len, reply);
+        T_EQ(n, 20);
+        T_EQ(get32(r + 12), 1);
+        T_EQ(get32(r + 16), 2); /* AUTH_REJECTEDCRED */
+    }
     fprintf(stderr, "ok: AUTH_SHORT and RPCSEC_GSS refused\n");
 
     /* 3: PROG_MISMATCH carries the exported range */
