@@ -1076,6 +1076,24 @@ t_app_dispatch(struct evpl *evpl, struct evpl_http_agent *agent, struct evpl_htt
     }
 } /* t_app_dispatch */
 
+/* The TCP protocol the fixtures' server and client use: T_HTTP_PROTO
+ * (STREAM_SOCKET_TCP or STREAM_IO_URING_TCP; the raw peers speak TCP to
+ * either), kernel sockets by default. */
+static inline enum evpl_protocol_id
+t_http_proto(void)
+{
+    const char *name = getenv("T_HTTP_PROTO");
+    enum evpl_protocol_id id = EVPL_STREAM_SOCKET_TCP;
+
+    if (name && *name) {
+        T_EQ(evpl_protocol_lookup(&id, name), 0);
+        if (!evpl_protocol_available(id)) {
+            T_SKIP("%s unavailable here", name);
+        }
+    }
+    return id;
+} /* t_http_proto */
+
 /* A loop (wait 5 ms), an agent, a TCP listener on 127.0.0.1 and a server. */
 static inline void
 t_app_start(struct t_app *a)
@@ -1087,7 +1105,7 @@ t_app_start(struct t_app *a)
     a->agent = evpl_http_init(a->evpl);
     T_OK(a->agent != NULL);
     a->ep = t_endpoint(EVPL_STREAM_SOCKET_TCP);
-    a->listener = t_listen(EVPL_STREAM_SOCKET_TCP, a->ep);
+    a->listener = t_listen(t_http_proto(), a->ep);
     a->server = evpl_http_attach(a->agent, a->listener, t_app_dispatch, a);
     T_OK(a->server != NULL);
 } /* t_app_start */
@@ -1288,8 +1306,7 @@ t_client_start(struct t_client *c, int port)
     T_OK(c->agent != NULL);
     c->ep = evpl_endpoint_create("127.0.0.1", port);
     T_OK(c->ep != NULL);
-    c->conn = evpl_http_client_connect(c->agent, EVPL_STREAM_SOCKET_TCP, c->ep,
-                                       EVPL_HTTP_VERSION_HTTP1, c);
+    c->conn = evpl_http_client_connect(c->agent, t_http_proto(), c->ep, EVPL_HTTP_VERSION_HTTP1, c);
     T_OK(c->conn != NULL);
 } /* t_client_start */
 
