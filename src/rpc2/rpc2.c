@@ -1252,8 +1252,12 @@ gss_init(struct evpl *evpl, struct rpc2_conn *c, struct rpc2_sreq *s, struct rpc
         g = rpc2_gss_find(handle, hlen, 0);
     }
     if (!g) {
+        /* (RFC 2203 §5.2.3.2: CREDPROBLEM and CTXPROBLEM never answer a
+         * context creation) a handle we did not issue, or no room for a
+         * new context */
         free(tok);
-        send_error(evpl, s, s->enc.xid, 1, AUTH_ERROR, RPCSEC_GSS_CREDPROBLEM, 0);
+        send_error(evpl, s, s->enc.xid, 1, AUTH_ERROR,
+                   gproc == RPCSEC_GSS_INIT ? AUTH_REJECTEDCRED : AUTH_BADCRED, 0);
         sreq_free(s);
         return 1;
     }
@@ -1374,17 +1378,18 @@ gss_call(struct evpl *evpl, struct rpc2_conn *c, struct rpc2_sreq *s, struct rpc
         stat = RPCSEC_GSS_CREDPROBLEM;
         goto deny;
     }
-    if (seq >= RPCSEC_GSS_MAXSEQ) {
-        rpc2_gss_put(g);
-        stat = RPCSEC_GSS_CTXPROBLEM; /* RFC 2203 §5.3.3.1 */
-        goto deny;
-    }
-    /* the verifier signs the header from the xid to the credential's end */
+    /* the verifier signs the header from the xid to the credential's end
+     * (checked first: an unsigned call learns nothing about the context) */
     rpc2_rd_init(&hr, s->msg, s->nmsg, s->msglen);
     if (cred_end > sizeof(hdr) || rpc2_rd_bytes(&hr, hdr, cred_end) < 0 ||
         vflavor != EVPL_RPC2_AUTH_RPCSEC_GSS || gss_verify(g, hdr, cred_end, verf, vlen) != 0) {
         rpc2_gss_put(g);
         stat = RPCSEC_GSS_CREDPROBLEM;
+        goto deny;
+    }
+    if (seq >= RPCSEC_GSS_MAXSEQ) {
+        rpc2_gss_put(g);
+        stat = RPCSEC_GSS_CTXPROBLEM; /* RFC 2203 §5.3.3.1 */
         goto deny;
     }
     if (rpc2_gss_seq_accept(g, seq) < 0) {
@@ -2017,6 +2022,33 @@ strip_front(struct evpl *evpl, struct evpl_iovec *iov, int niov, uint32_t n)
 }
 
 /* A fragment (RFC 5531 §11) of a record; takes the iovecs. */
+/* A record in more pieces than this (fragments a few bytes long: RFC 5531
+ * puts no limit on their number) is copied into as few buffers as hold it
+ * before it is decoded, whose views take room per piece. */
+#define REASM_FLAT_IOV 64
+
+/* The len bytes of rec (released) in new buffers in out (room for nrec);
+ * their number, or -1 (no memory; rec released all the same). */
+static int
+flatten(struct evpl *evpl, struct evpl_iovec *rec, int nrec, uint32_t len, struct evpl_iovec *out)
+{
+    struct rpc2_rd r;
+    int n = len ? evpl_iovec_alloc(evpl, len, 0, (unsigned int) nrec, 0, out) : 0;
+
+    if (n >= 0) {
+        rpc2_rd_init(&r, rec, nrec, len);
+        for (int i = 0; i < n; i++) {
+            if (rpc2_rd_bytes(&r, out[i].data, out[i].length) < 0) {
+                release_all(evpl, out, n);
+                n = -1;
+                break;
+            }
+        }
+    }
+    release_all(evpl, rec, nrec);
+    return n;
+} /* flatten */
+
 static void
 stream_fragment(struct evpl *evpl, struct rpc2_conn *c, struct evpl_iovec *iov, int niov,
                 uint32_t len)
@@ -2077,6 +2109,21 @@ stream_fragment(struct evpl *evpl, struct rpc2_conn *c, struct evpl_iovec *iov, 
 
         conn->reasm_niov = 0;
         conn->reasm_length = 0;
+        if (nrec > REASM_FLAT_IOV) {
+            struct evpl_iovec *flat = xmalloc((size_t) nrec * sizeof(*flat));
+            int nflat = flatten(evpl, rec, nrec, rlen, flat);
+
+            iov_array_free(rec, stack);
+            if (nflat < 0) {
+                free(flat);
+                rpc2_error("no memory for a record of %u bytes: closing", rlen);
+                close_conn(evpl, c);
+                return;
+            }
+            rpc_message(evpl, c, flat, nflat, rlen, NULL, NULL);
+            free(flat);
+            return;
+        }
         rpc_message(evpl, c, rec, nrec, rlen, NULL, NULL);
         iov_array_free(rec, stack);
     }

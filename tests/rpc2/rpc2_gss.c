@@ -432,6 +432,13 @@ main(void)
     c.seq = 0x80000000u;
     n = data_call(fd, &c, r, sizeof(r), 5000);
     check_denied(r, n, 14);
+    /* ... unless its header is not signed: CREDPROBLEM, as for any bad
+     * verifier (nothing said about the context to an unsigned call) */
+    c.xid = xid++;
+    c.bad_verifier = 1;
+    n = data_call(fd, &c, r, sizeof(r), 5000);
+    check_denied(r, n, 13);
+    c.bad_verifier = 0;
     /* a bad header verifier */
     c.xid = xid++;
     c.seq = 101;
@@ -468,6 +475,19 @@ main(void)
     c.seq = 2;
     n = data_call(fd, &c, r, sizeof(r), 5000);
     check_denied(r, n, 13); /* gone */
+    /* a second leg naming a context nobody issued: AUTH_BADCRED (RFC 2203
+     * §5.2.3.2: no CREDPROBLEM in answer to a context creation) */
+    memset(&c, 0, sizeof(c));
+    c.xid = xid++;
+    c.gproc = 2;
+    c.svc = 1;
+    c.handle = h2; /* (destroyed above) */
+    c.hlen = h2len;
+    c.args = token_args;
+    c.args_len = sizeof(token_args);
+    gss_send(fd, &c);
+    n = raw_reply(fd, r, sizeof(r), 5000);
+    check_denied(r, n, 1);
     fprintf(stderr, "ok: two legs, DESTROY\n");
 
     /* a failing mechanism: GSS_S_FAILURE, no token, no context */

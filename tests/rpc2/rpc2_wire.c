@@ -20,7 +20,7 @@ static struct evpl *t_evpl;
 
 #include "t_rpc2_raw.h"
 static struct RT_V1 sprog;
-static unsigned char captured[4096];
+static unsigned char captured[65536];
 static int ncaptured = -1;
 
 static void
@@ -340,6 +340,38 @@ main(void)
         T_EQ(get32(r), 20);
     }
     fprintf(stderr, "ok: fragmented records\n");
+
+    /* 7: any number of fragments: a call of 8 KiB in 1-byte fragments and
+     * one of 16 KiB in 2-byte ones (each answered; they were refused as
+     * GARBAGE_ARGS, the decoder out of room for so many pieces) */
+    for (uint32_t step = 1; step <= 2; step++) {
+        static unsigned char args[16384 + 8], big[16384 + 128], wire[5 * (16384 + 128)],
+            back[16384 + 128];
+        uint32_t glen = 8192 * step;
+        size_t blen, wlen = 0;
+
+        put32(args, 41);
+        put32(args + 4, glen);
+        memset(args + 8, 'g', glen);
+        blen = call_msg(big, 30 + step, 2, 0x20001234, 1, 1, 0, 0, args, 8 + glen);
+        for (size_t from = 0; from < blen; from += step) {
+            size_t piece = blen - from < step ? blen - from : step;
+
+            put32(wire + wlen, (from + piece == blen ? 0x80000000u : 0) | (uint32_t) piece);
+            memcpy(wire + wlen + 4, big + from, piece);
+            wlen += 4 + piece;
+        }
+        raw_send(fd, wire, wlen);
+        n = raw_reply(fd, back, sizeof(back));
+        T_EQ(get32(back + 4), 30 + step); /* xid */
+        T_EQ(get32(back + 12), 0);        /* MSG_ACCEPTED */
+        T_EQ(get32(back + 24), 0);        /* SUCCESS */
+        T_EQ(get32(back + 28), 42);       /* id + 1 */
+        T_EQ(get32(back + 32), glen);     /* the greeting back */
+        T_EQ(n, (int) (32 + glen));
+        T_EQ(back[36 + glen - 1], 'g');
+    }
+    fprintf(stderr, "ok: records in thousands of tiny fragments\n");
     close(fd);
 
     /* 7: a fragment mark over the limit closes the connection */
