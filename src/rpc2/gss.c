@@ -12,7 +12,7 @@
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct rpc2_gss_ctx *table;
-static uint64_t next_handle;
+static uint32_t next_handle;
 
 struct rpc2_gss_ctx *
 rpc2_gss_new(const struct evpl_rpc2_gss_provider *provider, void *arg, const void *owner)
@@ -40,11 +40,21 @@ rpc2_gss_new(const struct evpl_rpc2_gss_provider *provider, void *arg, const voi
         free(ctx);
         return NULL;
     }
+    /* 4-byte handles, as upstream hands out; never 0, never one in use
+     * (the count wraps after 2^32 contexts) */
     if (next_handle == 0) {
         /* handles of an earlier process are not taken for ours */
-        next_handle = ((uint64_t) (uintptr_t) &ctx ^ (uint64_t) getpid() << 32) | 1;
+        next_handle = ((uint32_t) (uintptr_t) &ctx ^ (uint32_t) getpid() << 16) | 1;
     }
-    ctx->handle = next_handle++;
+    for (;;) {
+        struct rpc2_gss_ctx *used = NULL;
+
+        ctx->handle = next_handle++;
+        HASH_FIND(hh, table, &ctx->handle, sizeof(ctx->handle), used);
+        if (ctx->handle && !used) {
+            break;
+        }
+    }
     HASH_ADD(hh, table, handle, sizeof(ctx->handle), ctx);
     pthread_mutex_unlock(&lock);
     return ctx;
@@ -56,7 +66,7 @@ struct rpc2_gss_ctx *
 rpc2_gss_find(const void *handle, uint32_t len, int want_complete)
 {
     struct rpc2_gss_ctx *ctx = NULL;
-    uint64_t h;
+    uint32_t h;
 
     if (len != sizeof(h)) {
         return NULL;

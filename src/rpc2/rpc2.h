@@ -136,11 +136,11 @@ rpc2_put_opaque(uint8_t *p, const void *data, uint32_t len)
 
 struct rpc2_gss_ctx {
     pthread_mutex_t mu; /* one provider call at a time on this context */
-    uint64_t handle;
-    int refs;     /* the table's, and one per call using it */
-    int linked;   /* in the table */
-    int complete; /* established: DATA calls may use it (under the table's lock) */
-    void *gss;    /* the provider's context */
+    uint32_t handle;    /* (on the wire: 4 opaque bytes) */
+    int refs;           /* the table's, and one per call using it */
+    int linked;         /* in the table */
+    int complete;       /* established: DATA calls may use it (under the table's lock) */
+    void *gss;          /* the provider's context */
     const struct evpl_rpc2_gss_provider *provider;
     void *arg;
     const void *owner; /* the connection that created it */
