@@ -29,8 +29,12 @@ evpl_add_poll(struct evpl *evpl, evpl_poll_enter_callback_t enter_callback,
     evpl_array_reserve(evpl->polls, evpl->polls_cap, evpl->polls_len);
     poll->idx = evpl->polls_len;
     evpl->polls[evpl->polls_len++] = poll;
-    /* If the loop is already polling, the poll is entered on the next full
-     * pass; until then it is not called (enter/exit bracket its calls). */
+    /* If the loop is already polling, the poll is entered on a full pass
+     * (enter/exit bracket its calls): the next pass is one, so it is
+     * called from the pass after (not up to poll_iterations later). */
+    if (evpl->poll_mode) {
+        evpl->poll_passes = evpl->config.poll_iterations;
+    }
     return poll;
 } /* evpl_add_poll */
 

@@ -192,7 +192,7 @@ evpl_endpoint_create_local(const char *path)
     memset(&un, 0, sizeof(un));
     un.sun_family = AF_UNIX;
     if (path[0] == '/') {
-        if (n > sizeof(un.sun_path) - 1) { /* 107: room for the NUL */
+        if (n < 2 || n > sizeof(un.sun_path) - 1) { /* "/" names no file; 107: room for the NUL */
             return NULL;
         }
         memcpy(un.sun_path, path, n);

@@ -293,6 +293,33 @@ many_polls(void)
     evpl_destroy(evpl);
 } /* many_polls */
 
+/* A poll added while the loop polls is entered and called within a few
+ * passes (it waited for the next full pass, up to poll_iterations) */
+static void
+added_while_polling(void)
+{
+    struct evpl *evpl = t_loop_create(1, -1);
+    struct t_pstate a = {0}, b = {0};
+    struct evpl_poll *pa, *pb;
+
+    t_ps_hooks(evpl, &a);
+    pa = evpl_add_poll(evpl, t_ps_enter, t_ps_exit, poll_with_activity, &a);
+    evpl_poll_pin(evpl);
+    FULL(evpl, &a, 1);
+    T_EQ(a.enter, 1);
+    t_passes(evpl, 10); /* well inside the 1000 poll-only passes */
+    pb = evpl_add_poll(evpl, t_ps_enter, t_ps_exit, poll_with_activity, &b);
+    T_EQ(b.enter, 0); /* never from inside evpl_add_poll */
+    t_passes(evpl, 3);
+    T_EQ(b.enter, 1);
+    T_GE(b.polls, 1);
+    T_EQ(a.enter, 1); /* the poll already in it is not entered again */
+    evpl_poll_unpin(evpl);
+    evpl_remove_poll(evpl, pa);
+    evpl_remove_poll(evpl, pb);
+    evpl_destroy(evpl);
+} /* added_while_polling */
+
 /* core.md §5: evpl_destroy does not retire polls, nor call back into
  * them: a program may free a poll's context (here in a worker's shutdown
  * callback, which thread.md runs before the loop's destroy) without
@@ -368,6 +395,7 @@ main(void)
     poll_mode_off();  /* loop 19 */
     stable_handles(); /* loop 21 */
     many_polls();
+    added_while_polling();
     destroy_leaves_polls();
     return 0;
 } /* main */

@@ -146,6 +146,9 @@ main(void)
     /* 42: relative, empty and too-long local paths are rejected */
     T_OK(evpl_endpoint_create_local("relative/path") == NULL);
     T_OK(evpl_endpoint_create_local("") == NULL);
+    T_OK(evpl_endpoint_create_local("/") == NULL); /* the root names no socket */
+    T_OK(evpl_endpoint_create("/", 0) == NULL);
+    T_OK(evpl_endpoint_create_local("@") == NULL);
     longpath[0] = '/';
     memset(longpath + 1, 'p', 107);
     longpath[108] = '\0'; /* 108 bytes: one too many for a pathname */
