@@ -445,6 +445,7 @@ struct evpl_http_conn {
     unsigned int user_closed : 1;
     unsigned int rx_paused : 1; /* stopped reading: resume in service */
     unsigned int draining : 1;  /* the transport ended: read what is left */
+    unsigned int rx_last : 1;   /* client: the server closes after this response */
     unsigned int settled : 1;   /* HTTP/1 or HTTP/2 decided */
     unsigned int h2_failed : 1; /* HTTP/2 protocol error: GOAWAY, close */
 #ifdef HAVE_NGHTTP2
@@ -507,6 +508,21 @@ is_tchar(unsigned char ch)
 {
     return isalnum(ch) || (ch && strchr("!#$%&'*+-.^_`|~", ch));
 } /* is_tchar */
+
+/* A Host value: uri-host [":" port] (RFC 9110 7.2), so no whitespace,
+ * controls, or characters that delimit other URI parts. */
+static int
+host_value_ok(const char *v)
+{
+    for (; *v; v++) {
+        unsigned char ch = (unsigned char) *v;
+
+        if (ch <= 0x20 || ch >= 0x7f || strchr("\"#/<>?@\\^`{|}", ch)) {
+            return 0;
+        }
+    }
+    return 1;
+} /* host_value_ok */
 
 static const char *
 reason_phrase(int status)
@@ -1189,8 +1205,10 @@ fields_parse(struct hfields *h, const char *p, const char *end, int strict, uint
         if (n == 0) {
             break;
         }
-        if (memchr(p, '\0', n)) {
-            /* NUL is never valid in a field (RFC 9110 5.5) */
+        if (memchr(p, '\0', n) || memchr(p, '\r', n)) {
+            /* NUL is never valid in a field (RFC 9110 5.5), nor a CR that
+             * does not end the line (RFC 9112 2.2: a peer that ends lines
+             * at a bare CR would read another field there) */
             if (strict) {
                 return -1;
             }
@@ -1228,6 +1246,20 @@ fields_parse(struct hfields *h, const char *p, const char *end, int strict, uint
         }
         size_t nlen = (size_t) (colon - p);
         const char *v = colon + 1, *ve = p + n;
+        size_t k = 0;
+
+        /* a field name is a token (RFC 9110 5.1): "Content-Length\v" is
+         * not an unknown field, another reader may take it for the real one */
+        while (k < nlen && is_tchar((unsigned char) p[k])) {
+            k++;
+        }
+        if (k < nlen) {
+            if (strict) {
+                return -1;
+            }
+            p = next;
+            continue;
+        }
 
         while (v < ve && is_ws(*v)) {
             v++;
@@ -1378,14 +1410,26 @@ body_read(struct evpl_http_conn *c, struct evpl_http_request *r, int *got_data)
                     size = (size << 4) | (uint64_t) d;
                     i++;
                 }
-                if (i == 0) {
-                    return -1;
+                if (i == 0 || memchr(a->scratch, '\r', n)) {
+                    return -1; /* (a bare CR: RFC 9112 2.2) */
                 }
+                size_t digits = i;
+
                 while (i < n && is_ws(a->scratch[i])) {
                     i++;
                 }
-                if (i < n && a->scratch[i] != ';') {
+                /* whitespace only before ';' (BWS), and no control bytes in
+                 * the extension: readers that disagree on a chunk's size
+                 * are how requests are smuggled */
+                if ((i < n && a->scratch[i] != ';') || (i == n && i > digits)) {
                     return -1;
+                }
+                for (size_t k = i; k < n; k++) {
+                    unsigned char ch = (unsigned char) a->scratch[k];
+
+                    if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
+                        return -1;
+                    }
                 }
                 if (size == 0) {
                     c->rx = RX_TRAILER;
@@ -1447,7 +1491,7 @@ server_parse_head(struct evpl_http_conn *c, int len, int *status)
     while ((n = line_take(p, end, &next)) == 0 && next < end) {
         p = next;
     }
-    if (n == 0 || is_ws(p[0]) || memchr(p, '\0', n)) {
+    if (n == 0 || is_ws(p[0]) || memchr(p, '\0', n) || memchr(p, '\r', n)) {
         return NULL;
     }
     /* method SP target SP version, runs of SP/HT between */
@@ -1475,6 +1519,15 @@ server_parse_head(struct evpl_http_conn *c, int len, int *status)
     }
     if (ntok != 3) {
         return NULL;
+    }
+    /* no control bytes in the target (RFC 9112 3.2; bytes above 0x7f are
+     * let through, as raw UTF-8 paths are common) */
+    for (size_t k = 0; k < tlen[1]; k++) {
+        unsigned char ch = (unsigned char) tok[1][k];
+
+        if (ch <= 0x20 || ch == 0x7f) {
+            return NULL;
+        }
     }
     /* HTTP/<digits>.<digits>, major 1 */
     const char *v = tok[2], *ve = tok[2] + tlen[2];
@@ -1543,8 +1596,16 @@ server_parse_head(struct evpl_http_conn *c, int len, int *status)
     if (rc || (te && !r->minor)) {
         goto bad;
     }
-    if (r->minor && hf_count(&r->in_hdr, "Host") != 1) {
+    /* one Host at most at any version, exactly one from 1.1 (RFC 9112
+     * 3.2), and a value that can be a host[:port] */
+    if (hf_count(&r->in_hdr, "Host") > 1 || (r->minor && hf_count(&r->in_hdr, "Host") != 1)) {
         goto bad;
+    }
+    HF_FOREACH(&r->in_hdr, hname, hvalue)
+    {
+        if (name_is(hname, "Host") && !host_value_ok(hvalue)) {
+            goto bad;
+        }
     }
     if (!r->minor && type == EVPL_HTTP_REQUEST_TYPE_POST && mode != BODY_LENGTH) {
         goto bad;
@@ -1939,6 +2000,10 @@ client_parse_head(struct evpl_http_conn *c, int len)
         hf_free(&h);
         return -1;
     }
+    if (status == 101) {
+        hf_free(&h);
+        return -1; /* switching protocols: we never ask to (no Upgrade) */
+    }
     if (status < 200) {
         hf_free(&h);
         return 0;
@@ -1946,6 +2011,30 @@ client_parse_head(struct evpl_http_conn *c, int len)
     enum body_mode mode = BODY_NONE;
     uint64_t length = 0;
     int te = 0, rc = parse_framing(&h, &mode, &length, &te);
+    /* the last response on this connection (RFC 9112 9.3, 9.6): HTTP/1.0
+     * without keep-alive, or Connection: close */
+    int v10 = i == 8 && p[7] == '0', keep = !v10;
+
+    HF_FOREACH(&h, name, value)
+    {
+        if (name_is(name, "Connection")) {
+            if (list_has(value, "close")) {
+                keep = 0;
+                break;
+            }
+            if (list_has(value, "keep-alive")) {
+                keep = 1;
+            }
+        }
+    }
+    if (v10 && te) {
+        /* framing an HTTP/1.0 peer cannot have meant: read to the close,
+         * and the connection is not used again (RFC 9112 6.1) */
+        rc = 0;
+        mode = BODY_CLOSE;
+        keep = 0;
+    }
+    c->rx_last = !keep;
 
     if (rc == -1 && !(te && !hf_get(&h, "Content-Length") && mode == BODY_CLOSE)) {
         hf_free(&h);
@@ -1977,6 +2066,10 @@ client_received(struct evpl_http_conn *c, struct evpl_http_request *r)
     c->rx = RX_HEAD;
     if (c->wr == r) {
         conn_abort(c);
+    } else if (c->rx_last) {
+        /* the server closes after it: the requests behind it fail
+         * (CONN_LOST) when the connection is gone */
+        conn_finish(c);
     }
     req_end(r, EVPL_HTTP_NOTIFY_RECEIVE_COMPLETE, 0);
 } /* client_received */

@@ -133,6 +133,49 @@ unsolicited(void)
     t_client_free_reqs(&cl);
 }
 
+/* A response that says it is the last (Connection: close, or HTTP/1.0
+ * without keep-alive) completes; the request queued behind it fails
+ * (CONN_LOST) and the client closes the connection, even though the
+ * server keeps it open (it used to wait for the server's close). */
+static void
+last_response(const char *resp)
+{
+    struct t_raw *s;
+    struct t_creq *r1, *r2;
+
+    fprintf(stderr, "-- last response: %.40s...\n", resp);
+    t_rawsrv_open(&rs);
+    t_client_start(&cl, rs.port);
+    r1 = t_creq_new(&cl, cl.conn, EVPL_HTTP_REQUEST_TYPE_GET, "/one");
+    t_creq_dispatch(r1);
+    r2 = t_creq_new(&cl, cl.conn, EVPL_HTTP_REQUEST_TYPE_GET, "/two");
+    t_creq_dispatch(r2);
+    T_HPUMP(cl.evpl, rs.nconns == 1, 5000);
+    s = &rs.conns[0];
+    {
+        struct t_msg m = {0};
+
+        t_raw_read_msg(s, 1, 0, &m);
+        t_msg_free(&m);
+    }
+    t_raw_sends(s, resp);
+    T_HPUMP(cl.evpl, t_creq_done(r1) && t_creq_done(r2), 5000);
+    T_EQ(r1->n_complete, 1);
+    T_EQ(r1->status_final, 200);
+    T_BYTES_EQ(t_buf_str(&r1->body), r1->body.len, "ok");
+    T_EQ(r2->n_failed, 1);
+    T_EQ(r2->status_final, EVPL_HTTP_ERROR_CONN_LOST);
+    T_HPUMP(cl.evpl, t_raw_closed(s), 5000);
+    fprintf(stderr, "  ok: the client closed the connection\n");
+    evpl_http_client_close(cl.agent, cl.conn);
+    t_client_check_terminal(&cl);
+    evpl_http_destroy(cl.agent);
+    evpl_destroy(cl.evpl);
+    evpl_endpoint_close(cl.ep);
+    t_rawsrv_close(&rs);
+    t_client_free_reqs(&cl);
+}
+
 #define BAD  EVPL_HTTP_ERROR_BAD_RESPONSE
 #define LOST EVPL_HTTP_ERROR_CONN_LOST
 #define S(x) strdup(x)
@@ -183,6 +226,14 @@ main(void)
          1, "ok"},
         {"HTTP/1.0 with length (valid)", S("HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok"), 0,
          200, 1, "ok"},
+        {"101 never asked for", S("HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n\x01\x02"),
+         0, BAD, 0, NULL},
+        {"bare CR in a field",
+         S("HTTP/1.1 200 OK\r\nX-P: a\rContent-Length: 0\r\nContent-Length: 2\r\n\r\nok"), 0, BAD,
+         0, NULL},
+        {"HTTP/1.0 with Transfer-Encoding: read to the close",
+         S("HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"), 1, 200, 1,
+         "2\r\nok\r\n0\r\n\r\n"},
     };
     int nrows = (int) (sizeof(rows) / sizeof(rows[0]));
     int failed = 0;
@@ -190,7 +241,7 @@ main(void)
     int status;
 
     t_net_guard(300);
-    for (int i = 0; i <= nrows; i++) {
+    for (int i = 0; i <= nrows + 2; i++) {
         fflush(stderr);
         pid = fork();
         T_OK(pid >= 0);
@@ -198,6 +249,11 @@ main(void)
             t_net_guard(30);
             if (i == nrows) {
                 unsolicited();
+            } else if (i == nrows + 1) {
+                last_response(
+                    "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok");
+            } else if (i == nrows + 2) {
+                last_response("HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok");
             } else {
                 run_row(&rows[i], i);
             }
@@ -205,7 +261,8 @@ main(void)
         }
         T_EQ(waitpid(pid, &status, 0), pid);
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-            fprintf(stderr, "ROW FAILED: %d (%s)\n", i, i < nrows ? rows[i].what : "unsolicited");
+            fprintf(stderr, "ROW FAILED: %d (%s)\n", i,
+                    i < nrows ? rows[i].what : "unsolicited/last");
             failed++;
         }
         if (i < nrows) {
@@ -213,7 +270,7 @@ main(void)
         }
     }
     if (failed) {
-        T_FAIL("%d of %d rows failed", failed, nrows + 1);
+        T_FAIL("%d of %d rows failed", failed, nrows + 3);
     }
     fprintf(stderr, "PASS\n");
     return 0;

@@ -144,6 +144,18 @@ main(void)
         {"two different Content-Length",
          S("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!"),
          400, 0},
+        /* ambiguities another reader could resolve otherwise (smuggling) */
+        {"VT in a field name", S("POST / HTTP/1.1\r\nHost: x\r\nContent-Length\v: 3\r\n\r\nabc"),
+         400, 0},
+        {"SP inside a field name", S("GET / HTTP/1.1\r\nHost: x\r\nX Probe: a\r\n\r\n"), 400, 0},
+        {"bare CR in a field", S("GET / HTTP/1.1\r\nHost: x\r\nX-P: a\rContent-Length: 3\r\n\r\n"),
+         400, 0},
+        {"bare CR in the request line", S("GET /a\rb HTTP/1.1\r\nHost: x\r\n\r\n"), 400, 0},
+        {"control byte in the target", S("GET /a\x01b HTTP/1.1\r\nHost: x\r\n\r\n"), 400, 0},
+        {"DEL in the target", S("GET /a\x7f HTTP/1.1\r\nHost: x\r\n\r\n"), 400, 0},
+        {"Host with a space", S("GET / HTTP/1.1\r\nHost: a b\r\n\r\n"), 400, 0},
+        {"Host with a path", S("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n"), 400, 0},
+        {"two Host on HTTP/1.0", S("GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n"), 400, 0},
         {"HTTP/1.1 without Host (statement 4)", S("GET / HTTP/1.1\r\n\r\n"), 400, 0},
         {"two Host", S("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), 400, 0},
         {"two identical Host", S("GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n"), 400, 0},
@@ -181,6 +193,18 @@ main(void)
         {"chunk data not followed by CRLF",
          S("POST /b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
            "chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n"),
+         400, 1},
+        {"chunk size with trailing SP",
+         S("POST /b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+           "chunked\r\n\r\n5 \r\nhello\r\n0\r\n\r\n"),
+         400, 1},
+        {"bare CR in a chunk extension",
+         S("POST /b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+           "chunked\r\n\r\n5;a=\rb\r\nhello\r\n0\r\n\r\n"),
+         400, 1},
+        {"control byte in a chunk extension",
+         S("POST /b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+           "chunked\r\n\r\n5;a\x01\r\nhello\r\n0\r\n\r\n"),
          400, 1},
         {"chunk line > 4095",
          mk("POST /b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;", 'e', 4100,
