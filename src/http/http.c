@@ -399,6 +399,7 @@ struct evpl_http_request {
     uint64_t h2_held;                 /* HTTP/2: received bytes not yet credited */
     uint64_t h2_field_bytes;          /* HTTP/2: received field bytes (budget) */
     unsigned int h2_too_big : 1;      /* HTTP/2: reset for oversized fields */
+    unsigned int h2_malformed : 1;    /* HTTP/2: the peer's message broke the rules */
     unsigned int h2_remote_done : 1;  /* HTTP/2: the peer ended its side */
     struct evpl_iovec h2_fill;        /* HTTP/2: buffer received data is copied to */
     unsigned int h2_fill_used;
@@ -2764,6 +2765,23 @@ h2_received(struct evpl_http_conn *c, struct evpl_http_request *r)
     }
 } /* h2_received */
 
+/* nghttp2 found a frame of ours (a response, at a client) malformed
+ * (RFC 9113 8.1.1: no or a bad :status, a body the length or status does
+ * not allow, ...): its stream is reset, and the request fails as a bad
+ * response, not as a lost connection a retry might mend. */
+static int
+h2_invalid_frame_cb(nghttp2_session *session, const nghttp2_frame *frame, int lib_error, void *user)
+{
+    struct evpl_http_request *r = frame->hd.stream_id ? h2_req(session, frame->hd.stream_id) : NULL;
+
+    (void) lib_error;
+    (void) user;
+    if (r) {
+        r->h2_malformed = 1;
+    }
+    return 0;
+} /* h2_invalid_frame_cb */
+
 static int
 h2_frame_recv_cb(nghttp2_session *session, const nghttp2_frame *frame, void *user)
 {
@@ -2830,6 +2848,13 @@ h2_frame_send_cb(nghttp2_session *session, const nghttp2_frame *frame, void *use
     struct evpl_http_conn *c = user;
     struct evpl_http_request *r = h2_req(session, frame->hd.stream_id);
 
+    if (r && c->is_client && frame->hd.type == NGHTTP2_RST_STREAM &&
+        frame->rst_stream.error_code == NGHTTP2_PROTOCOL_ERROR) {
+        /* nghttp2 resets a stream whose response broke the rules (a body
+         * longer or shorter than its content-length) without calling the
+         * invalid-frame callback */
+        r->h2_malformed = 1;
+    }
     if (!r || !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM) ||
         (frame->hd.type != NGHTTP2_DATA && frame->hd.type != NGHTTP2_HEADERS)) {
         return 0;
@@ -2863,7 +2888,8 @@ h2_stream_close_cb(nghttp2_session *session, int32_t stream_id, uint32_t error_c
         h2_taken(r);
         r->stream_id = 0;
         req_end(r, EVPL_HTTP_NOTIFY_FAILED,
-                r->h2_too_big ? EVPL_HTTP_ERROR_BAD_RESPONSE : EVPL_HTTP_ERROR_CONN_LOST);
+                r->h2_too_big || r->h2_malformed ? EVPL_HTTP_ERROR_BAD_RESPONSE
+                                                 : EVPL_HTTP_ERROR_CONN_LOST);
     }
     return 0;
 } /* h2_stream_close_cb */
@@ -2886,6 +2912,7 @@ h2_start(struct evpl_http_conn *c)
     nghttp2_session_callbacks_set_on_frame_recv_callback(cb, h2_frame_recv_cb);
     nghttp2_session_callbacks_set_on_frame_send_callback(cb, h2_frame_send_cb);
     nghttp2_session_callbacks_set_on_stream_close_callback(cb, h2_stream_close_cb);
+    nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cb, h2_invalid_frame_cb);
     if (nghttp2_option_new(&opt)) {
         nghttp2_session_callbacks_del(cb);
         return -1;

@@ -206,6 +206,40 @@ client_raw_server_rst(void)
         T_EV_MATCH("/interim", q3->ev, "SHd?C");
     }
 
+    /* malformed responses (RFC 9113 8.1.1): a :status that is not three
+     * digits, a body longer than its content-length: BAD_RESPONSE, not
+     * CONN_LOST (the connection itself is fine) */
+    {
+        struct t_creq *q4 = cget(conn, "/bad-status"), *q5;
+        nghttp2_nv bad[] = {T_NV(":status", "abc")};
+        nghttp2_nv cl2[] = {T_NV(":status", "200"), T_NV("content-length", "2")};
+        int32_t id;
+
+        T_H2PUMP(cl.evpl, t_h2peer_nstreams(&peer) == 5 && t_h2peer_stream_nth(&peer, 4)->end,
+                 5000);
+        id = t_h2peer_stream_nth(&peer, 4)->id;
+        T_EQ(nghttp2_submit_headers(peer.s, NGHTTP2_FLAG_END_STREAM, id, NULL, bad, 1, NULL), 0);
+        T_H2PUMP(cl.evpl, t_creq_done(q4), 5000);
+        expect_failed(q4, "SF");
+        T_EQ(q4->status_final, EVPL_HTTP_ERROR_BAD_RESPONSE);
+
+        q5 = cget(conn, "/long-body");
+        T_H2PUMP(cl.evpl, t_h2peer_nstreams(&peer) == 6 && t_h2peer_stream_nth(&peer, 5)->end,
+                 5000);
+        id = t_h2peer_stream_nth(&peer, 5)->id;
+        {
+            struct t_h2s *st = t_h2s_get(&peer, id);
+            nghttp2_data_provider dp = {.source.ptr = st, .read_callback = t_h2_read_cb};
+
+            t_buf_adds(&st->out, "longer than two");
+            T_EQ(nghttp2_submit_response(peer.s, id, cl2, 2, &dp), 0);
+        }
+        T_H2PUMP(cl.evpl, t_creq_done(q5), 5000);
+        fprintf(stderr, "  client /long-body: events %s status %d\n", q5->ev, q5->status_final);
+        T_EQ(q5->n_failed, 1);
+        T_EQ(q5->status_final, EVPL_HTTP_ERROR_BAD_RESPONSE);
+    }
+
     t_h2pump_for(cl.evpl, NULL, 30);
     t_client_check_terminal(&cl);
     evpl_http_client_close(cl.agent, conn);
