@@ -142,8 +142,10 @@ evpl_poll_unpin(struct evpl *evpl)
 {
     EVPL_OWNER_ONLY(evpl);
     EVPL_ASSERT(evpl->pins > 0);
-    if (--evpl->pins == 0) {
-        /* the spin window restarts when the pin is dropped */
+    if (--evpl->pins == 0 && evpl->poll_mode) {
+        /* a loop the pin kept polling spins one more window; a pin that
+         * never reached a full pass (pin, unpin, nothing between) is no
+         * activity of its own */
         evpl->activity = 1;
     }
 } /* evpl_poll_unpin */

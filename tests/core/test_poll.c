@@ -121,6 +121,23 @@ spin_window(void)
     T_EQ(ps.exit, 3);       /* loop 18 */
     check_alternation(&ps); /* loop 20 */
 
+    /* a pin released before any pass saw it, on an idle loop: no
+     * activity of its own, so no poll mode (upstream's model owes
+     * nothing in that window) */
+    {
+        int e = ps.enter, x = ps.exit, pl = ps.polls;
+
+        evpl_virtual_clock_advance(2 * S);
+        FULL(evpl, &ps, 2);
+        T_EQ(ps.enter, e);
+        evpl_poll_pin(evpl);
+        evpl_poll_unpin(evpl);
+        FULL(evpl, &ps, 3);
+        T_EQ(ps.enter, e);
+        T_EQ(ps.exit, x);
+        T_EQ(ps.polls, pl);
+    }
+
     /* several more cycles, all alternating */
     for (int i = 0; i < 5; i++) {
         evpl_activity(evpl);
