@@ -1369,6 +1369,19 @@ t_client_free_reqs(struct t_client *c)
     }
 } /* t_client_free_reqs */
 
+/* The end of a client test against a raw server: every request had its
+ * terminal notification; agent, loop, endpoint, server and records go. */
+static inline void
+t_client_finish(struct t_client *c, struct t_rawsrv *rs)
+{
+    t_client_check_terminal(c);
+    evpl_http_destroy(c->agent);
+    evpl_destroy(c->evpl);
+    evpl_endpoint_close(c->ep);
+    t_rawsrv_close(rs);
+    t_client_free_reqs(c);
+} /* t_client_finish */
+
 #define T_CEV_EQ(r, want)                                                                    \
     do {                                                                                     \
         if (strcmp((r)->ev, (want)) != 0) {                                                  \

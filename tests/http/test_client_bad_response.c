@@ -94,12 +94,7 @@ run_row(struct row *row, int i)
         T_EQ(r->status_headers, 200);
     }
     evpl_http_client_close(cl.agent, cl.conn);
-    t_client_check_terminal(&cl);
-    evpl_http_destroy(cl.agent);
-    evpl_destroy(cl.evpl);
-    evpl_endpoint_close(cl.ep);
-    t_rawsrv_close(&rs);
-    t_client_free_reqs(&cl);
+    t_client_finish(&cl, &rs);
 }
 
 /* A response nobody asked for closes the connection; a later dispatch
@@ -125,12 +120,7 @@ unsolicited(void)
     T_EQ(r->n_failed, 1);
     T_EQ(r->failed_in_dispatch, 1);
     evpl_http_client_close(cl.agent, cl.conn);
-    t_client_check_terminal(&cl);
-    evpl_http_destroy(cl.agent);
-    evpl_destroy(cl.evpl);
-    evpl_endpoint_close(cl.ep);
-    t_rawsrv_close(&rs);
-    t_client_free_reqs(&cl);
+    t_client_finish(&cl, &rs);
 }
 
 /* A response that says it is the last (Connection: close, or HTTP/1.0
@@ -168,12 +158,7 @@ last_response(const char *resp)
     T_HPUMP(cl.evpl, t_raw_closed(s), 5000);
     fprintf(stderr, "  ok: the client closed the connection\n");
     evpl_http_client_close(cl.agent, cl.conn);
-    t_client_check_terminal(&cl);
-    evpl_http_destroy(cl.agent);
-    evpl_destroy(cl.evpl);
-    evpl_endpoint_close(cl.ep);
-    t_rawsrv_close(&rs);
-    t_client_free_reqs(&cl);
+    t_client_finish(&cl, &rs);
 }
 
 #define BAD  EVPL_HTTP_ERROR_BAD_RESPONSE

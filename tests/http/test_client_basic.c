@@ -319,12 +319,7 @@ main(void)
     }
     evpl_http_client_close(cl.agent, cl.conn);
 
-    t_client_check_terminal(&cl);
-    evpl_http_destroy(cl.agent);
-    evpl_destroy(cl.evpl);
-    evpl_endpoint_close(cl.ep);
-    t_rawsrv_close(&rs);
-    t_client_free_reqs(&cl);
+    t_client_finish(&cl, &rs);
     fprintf(stderr, "PASS\n");
     return 0;
 }
