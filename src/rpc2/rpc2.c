@@ -90,7 +90,8 @@ struct rpc2_sreq {
     uint32_t read_position;
     int reads_left;
     int read_failed;
-    struct rpc2_chunk write_offer; /* the client's write chunk (n 0: none) */
+    struct rpc2_chunk write_offer; /* the client's write chunk */
+    int write_offered;             /* it sent one (maybe of no segments) */
     struct rpc2_chunk reply_offer; /* the client's reply chunk (n 0: none) */
     /* the received message, kept while the read chunk is fetched: in
      * msg_inline when it fits (no allocation per call) */
@@ -783,8 +784,10 @@ transport_header(struct rpc2_sreq *s, uint8_t *p, uint32_t xid, uint32_t rpc_len
     p = rpc2_put_u32(p, grant(s));
     p = rpc2_put_u32(p, nomsg ? RDMA_NOMSG : RDMA_MSG);
     p = rpc2_put_u32(p, 0); /* no read list */
-    if (s->write_offer.n) {
-        /* the write chunk goes back with the lengths used (0 if unused) */
+    if (s->write_offered) {
+        /* the write chunk goes back with the lengths used (0 if unused),
+         * even one of no segments (RFC 8166 4.2.2: the reply's write
+         * list mirrors the call's) */
         p = rpc2_put_u32(p, 1);
         p = put_chunk_written(p, &s->write_offer, written == UINT32_MAX ? 0 : written);
     }
@@ -2293,8 +2296,9 @@ rdma_message(struct evpl *evpl, struct rpc2_conn *c, struct evpl_iovec *iov, int
         memcpy(s->read_segs, reads, sizeof(reads));
         s->nread_segs = nread;
         s->read_position = read_pos;
-        if (have_written && wchunk.n) {
+        if (have_written) {
             s->write_offer = wchunk;
+            s->write_offered = 1;
         }
         if (have) {
             s->reply_offer = rchunk;

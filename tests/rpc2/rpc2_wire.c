@@ -419,6 +419,56 @@ main(void)
     T_EQ(n, 40);
     close(fd);
 
+    /* RPC-over-RDMA on TCP-RDMA (RFC 8166 4.2.2): the reply's write list
+     * mirrors the call's, so a write chunk offered with no segments comes
+     * back as one chunk of none (it was left out) */
+    {
+        struct evpl_rpc2_server *s2 = evpl_rpc2_server_init(programs, 1);
+        struct evpl_endpoint *ep2 = t_endpoint(EVPL_DATAGRAM_TCP_RDMA);
+        unsigned char frame[512], *q = frame, hdr[32], back[512];
+        uint32_t blen;
+        int fd2;
+
+        T_EQ(evpl_rpc2_server_start(s2, EVPL_DATAGRAM_TCP_RDMA, ep2), 0);
+        evpl_rpc2_server_attach(thread, s2, NULL);
+        fd2 = raw_connect(ep2);
+        q = put32(q, 50); /* xid */
+        q = put32(q, 1);  /* RPC-over-RDMA version 1 */
+        q = put32(q, 8);  /* credits asked */
+        q = put32(q, 0);  /* RDMA_MSG */
+        q = put32(q, 0);  /* no read list */
+        q = put32(q, 1);  /* a write chunk... */
+        q = put32(q, 0);  /* ...of no segments */
+        q = put32(q, 0);  /* end of the write list */
+        q = put32(q, 0);  /* no reply chunk */
+        len = call_msg(q, 50, 2, 0x20001234, 1, 1, 0, 0, greet_args, sizeof(greet_args));
+        q += len;
+        t_trma_put(fd2, 0x54524D41u, 1 /* SEND */, (uint32_t) (q - frame), 0, 0, 0);
+        raw_send(fd2, frame, (size_t) (q - frame));
+        raw_read_exact(fd2, hdr, sizeof(hdr));
+        T_EQ(get32(hdr), 0x54524D41u);
+        T_EQ(get32(hdr + 4), 1); /* SEND */
+        blen = get32(hdr + 8);
+        T_OK(blen >= 36 + 24 && blen <= sizeof(back));
+        raw_read_exact(fd2, back, blen);
+        T_EQ(get32(back), 50);      /* xid */
+        T_EQ(get32(back + 4), 1);   /* version */
+        T_EQ(get32(back + 12), 0);  /* RDMA_MSG */
+        T_EQ(get32(back + 16), 0);  /* no read list */
+        T_EQ(get32(back + 20), 1);  /* the write chunk... */
+        T_EQ(get32(back + 24), 0);  /* ...of no segments */
+        T_EQ(get32(back + 28), 0);  /* end of the write list */
+        T_EQ(get32(back + 32), 0);  /* no reply chunk */
+        T_EQ(get32(back + 36), 50); /* the RPC reply: xid */
+        T_EQ(get32(back + 56), 0);  /* SUCCESS */
+        close(fd2);
+        fprintf(stderr, "ok: RPC-over-RDMA write chunk of no segments echoed\n");
+        evpl_rpc2_server_stop(s2);
+        evpl_rpc2_server_detach(thread, s2);
+        evpl_rpc2_server_destroy(s2);
+        evpl_endpoint_close(ep2);
+    }
+
     evpl_rpc2_server_stop(server);
     evpl_rpc2_server_detach(thread, server);
     evpl_rpc2_thread_destroy(thread);

@@ -25,6 +25,27 @@ raw_connect(struct evpl_endpoint *ep)
     return fd;
 }
 
+/* Exactly len bytes from fd, running the loop while none are there. */
+static inline void
+raw_read_exact(int fd, void *buf, size_t len)
+{
+    char *p = buf;
+    uint64_t deadline = t_now_ns() + 10000000000ull;
+
+    while (len) {
+        ssize_t n = recv(fd, p, len, 0);
+
+        if (n > 0) {
+            p += n;
+            len -= (size_t) n;
+            continue;
+        }
+        T_OK(n < 0 && errno == EAGAIN);
+        T_OK(t_now_ns() < deadline);
+        evpl_continue(t_evpl);
+    }
+}
+
 /* All of buf, running the loop while the socket is full. */
 static inline void
 raw_send(int fd, const void *buf, size_t len)
