@@ -2028,7 +2028,7 @@ client_parse_head(struct evpl_http_conn *c, int len)
             }
         }
     }
-    if (v10 && te) {
+    if (v10 && te && !hf_get(&h, "Content-Length")) {
         /* framing an HTTP/1.0 peer cannot have meant: read to the close,
          * and the connection is not used again (RFC 9112 6.1) */
         rc = 0;
@@ -2069,8 +2069,9 @@ client_received(struct evpl_http_conn *c, struct evpl_http_request *r)
         conn_abort(c);
     } else if (c->rx_last) {
         /* the server closes after it: the requests behind it fail
-         * (CONN_LOST) when the connection is gone */
-        conn_finish(c);
+         * (CONN_LOST) when the connection is gone (at once: what is still
+         * queued for the server is not wanted) */
+        conn_abort(c);
     }
     req_end(r, EVPL_HTTP_NOTIFY_RECEIVE_COMPLETE, 0);
 } /* client_received */
@@ -2772,12 +2773,12 @@ h2_received(struct evpl_http_conn *c, struct evpl_http_request *r)
 static int
 h2_invalid_frame_cb(nghttp2_session *session, const nghttp2_frame *frame, int lib_error, void *user)
 {
+    struct evpl_http_conn *c = user;
     struct evpl_http_request *r = frame->hd.stream_id ? h2_req(session, frame->hd.stream_id) : NULL;
 
     (void) lib_error;
-    (void) user;
-    if (r) {
-        r->h2_malformed = 1;
+    if (r && c->is_client) {
+        r->h2_malformed = 1; /* (a server's request that fails is CONN_LOST) */
     }
     return 0;
 } /* h2_invalid_frame_cb */

@@ -2024,7 +2024,6 @@ strip_front(struct evpl *evpl, struct evpl_iovec *iov, int niov, uint32_t n)
     return niov - first;
 }
 
-/* A fragment (RFC 5531 §11) of a record; takes the iovecs. */
 /* A record in more pieces than this (fragments a few bytes long: RFC 5531
  * puts no limit on their number) is copied into as few buffers as hold it
  * before it is decoded, whose views take room per piece. */
@@ -2052,6 +2051,7 @@ flatten(struct evpl *evpl, struct evpl_iovec *rec, int nrec, uint32_t len, struc
     return n;
 } /* flatten */
 
+/* A fragment (RFC 5531 §11) of a record; takes the iovecs. */
 static void
 stream_fragment(struct evpl *evpl, struct rpc2_conn *c, struct evpl_iovec *iov, int niov,
                 uint32_t len)
@@ -2119,7 +2119,7 @@ stream_fragment(struct evpl *evpl, struct rpc2_conn *c, struct evpl_iovec *iov, 
             iov_array_free(rec, stack);
             if (nflat < 0) {
                 free(flat);
-                rpc2_error("no memory for a record of %u bytes: closing", rlen);
+                rpc2_error("a record of %u bytes cannot be copied: closing", rlen);
                 close_conn(evpl, c);
                 return;
             }
