@@ -1599,7 +1599,9 @@ server_parse_head(struct evpl_http_conn *c, int len, int *status)
     }
     /* one Host at most at any version, exactly one from 1.1 (RFC 9112
      * 3.2), and a value that can be a host[:port] */
-    if (hf_count(&r->in_hdr, "Host") > 1 || (r->minor && hf_count(&r->in_hdr, "Host") != 1)) {
+    int hosts = hf_count(&r->in_hdr, "Host");
+
+    if (hosts > 1 || (r->minor && hosts != 1)) {
         goto bad;
     }
     HF_FOREACH(&r->in_hdr, hname, hvalue)

@@ -2116,9 +2116,10 @@ ud_dest_of(struct evpl *evpl, struct rconn *c, const struct evpl_address *a)
         }
     }
     p->used = ++c->ud->tick;
-    if (p->state == UD_NEW ||
-        (p->state == UD_FAILED && evpl__now(evpl) - p->failed_at >= UD_RETRY_NS) ||
-        (p->state == UD_READY && !p->rid && evpl__now(evpl) - p->resolved_at >= ud_refresh_ns())) {
+    /* (the pass's clock, not a clock read per datagram: a refresh a pass
+     * late is as good; sums, as it may lag the stamps a little) */
+    if (p->state == UD_NEW || (p->state == UD_FAILED && evpl->now >= p->failed_at + UD_RETRY_NS) ||
+        (p->state == UD_READY && !p->rid && evpl->now >= p->resolved_at + ud_refresh_ns())) {
         ud_resolve(evpl, p);
     }
     return p;
