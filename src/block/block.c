@@ -238,6 +238,7 @@ evpl_block_sector_size(struct evpl_block_device *dev)
 /* ---- queues ---- */
 
 static void q_free(struct evpl_block_queue *q);
+static void queue_unlink(struct evpl_block_queue *q);
 struct failed;
 static void refused_end(struct evpl *evpl, struct failed *f);
 
@@ -309,8 +310,42 @@ evpl_block_open_queue(struct evpl *evpl, struct evpl_block_device *dev)
         return NULL;
     }
     atomic_fetch_add(&dev->queues, 1);
+    q->loop_next = evpl->block_queues;
+    if (q->loop_next) {
+        q->loop_next->loop_prev = q;
+    }
+    evpl->block_queues = q;
     return q;
 } /* evpl_block_open_queue */
+
+static void
+queue_unlink(struct evpl_block_queue *q)
+{
+    if (q->loop_prev) {
+        q->loop_prev->loop_next = q->loop_next;
+    } else if (q->evpl->block_queues == q) {
+        q->evpl->block_queues = q->loop_next;
+    }
+    if (q->loop_next) {
+        q->loop_next->loop_prev = q->loop_prev;
+    }
+    q->loop_next = q->loop_prev = NULL;
+} /* queue_unlink */
+
+/* evpl_destroy: the queues the application left open (block.md §2 makes
+ * closing them its job) are closed here, their I/O waited for, rather than
+ * leaving the kernel writing into memory nobody owns any more. */
+void
+evpl__block_loop_cleanup(struct evpl *evpl)
+{
+    while (evpl->block_queues) {
+        struct evpl_block_queue *q = evpl->block_queues;
+
+        evpl_log_error("block", "evpl_destroy: a queue on %s is still open; closing it",
+                       q->dev->uri);
+        evpl_block_close_queue(evpl, q);
+    }
+} /* evpl__block_loop_cleanup */
 
 EVPL_API void
 evpl_block_close_queue(struct evpl *evpl, struct evpl_block_queue *q)
@@ -323,13 +358,15 @@ evpl_block_close_queue(struct evpl *evpl, struct evpl_block_queue *q)
     /* requests refused for their arguments, and those a backend refused,
      * end now; then the memory of requests in flight is the caller's: wait
      * until the kernel is done with it (their callbacks run) */
-    while (q->refused) {
-        refused_end(evpl, q->refused);
-    }
-    while (q->outstanding) {
-        struct evpl_block_req *r = evpl__block_fifo_pop(&q->failed);
+    queue_unlink(q);
+    while (q->refused || q->outstanding) {
+        /* (callbacks run here may make more of either: both are done
+         * before the queue goes) */
+        struct evpl_block_req *r;
 
-        if (r) {
+        if (q->refused) {
+            refused_end(evpl, q->refused);
+        } else if ((r = evpl__block_fifo_pop(&q->failed))) {
             evpl__block_complete(evpl, r, r->fail_res);
         } else {
             q->dev->backend->drain(evpl, q); /* returns with only refused ones left */
@@ -515,9 +552,11 @@ prepare_data(struct evpl_block_req *r, int is_write)
     return 0;
 } /* prepare_data */
 
-/* Arguments wrong in a way the kernel would not report clearly: fail the
- * request through its callback, on the next pass (never re-entrantly), or
- * when the queue is closed, whichever comes first. */
+/* Arguments wrong in a way the kernel would not report clearly (or a
+ * request with nothing to do on a backend that must not call back at
+ * once): end the request through its callback with status, on the next
+ * pass (never re-entrantly), or when the queue is closed, whichever comes
+ * first. */
 struct failed {
     struct evpl_deferral deferral;
     struct evpl_block_queue *q;
@@ -550,8 +589,8 @@ fail_deferred(struct evpl *evpl, void *arg)
 } /* fail_deferred */
 
 static void
-fail_later(struct evpl *evpl, struct evpl_block_queue *q, evpl_block_callback_t callback,
-           void *private_data, int status)
+end_later(struct evpl *evpl, struct evpl_block_queue *q, evpl_block_callback_t callback,
+          void *private_data, int status)
 {
     struct failed *f = evpl__zalloc(sizeof(*f));
 
@@ -566,7 +605,7 @@ fail_later(struct evpl *evpl, struct evpl_block_queue *q, evpl_block_callback_t 
     q->refused = f;
     evpl_deferral_init(&f->deferral, fail_deferred, f);
     evpl_defer(evpl, &f->deferral);
-} /* fail_later */
+} /* end_later */
 
 static void
 rw(struct evpl *evpl, struct evpl_block_queue *q, const struct evpl_iovec *iov, int niov,
@@ -578,7 +617,7 @@ rw(struct evpl *evpl, struct evpl_block_queue *q, const struct evpl_iovec *iov, 
     if (niov < 1 || niov > EVPL_BLOCK_MAX_IOV || !iov) {
         evpl_log_error("block", "%s: %d iovecs (1..%d)", op ? "write" : "read", niov,
                        EVPL_BLOCK_MAX_IOV);
-        fail_later(evpl, q, callback, private_data, EINVAL);
+        end_later(evpl, q, callback, private_data, EINVAL);
         return;
     }
     r = req_get(q);
@@ -602,12 +641,12 @@ rw(struct evpl *evpl, struct evpl_block_queue *q, const struct evpl_iovec *iov, 
                        (unsigned long long) offset, q->dev->sector,
                        (unsigned long long) q->dev->max_request);
         req_put(q, r);
-        fail_later(evpl, q, callback, private_data, EINVAL);
+        end_later(evpl, q, callback, private_data, EINVAL);
         return;
     }
     if (prepare_data(r, op == EVPL_BLOCK_OP_WRITE) < 0) {
         req_put(q, r);
-        fail_later(evpl, q, callback, private_data, ENOMEM);
+        end_later(evpl, q, callback, private_data, ENOMEM);
         return;
     }
     start(evpl, q, r);
@@ -650,14 +689,21 @@ evpl_block_discard(struct evpl *evpl, struct evpl_block_queue *queue, uint64_t o
     EVPL_OWNER_ONLY(evpl);
     struct evpl_block_req *r;
 
-    if (!(queue->dev->caps & EVPL_BLOCK_CAP_DISCARD) || length == 0) {
+    if (!(queue->dev->caps & EVPL_BLOCK_CAP_DISCARD)) {
         /* a hint the file backends do not act on (spec: completes at once) */
         account(queue->dev, EVPL_BLOCK_OP_DISCARD, 0, length);
         callback(evpl, 0, private_data);
         return;
     }
+    if (length == 0) {
+        /* nothing for the device; a backend with discard calls back later
+         * like for any other (block.md §3 rule 1) */
+        account(queue->dev, EVPL_BLOCK_OP_DISCARD, 0, 0);
+        end_later(evpl, queue, callback, private_data, 0);
+        return;
+    }
     if ((offset | length) & (queue->dev->sector - 1)) {
-        fail_later(evpl, queue, callback, private_data, EINVAL);
+        end_later(evpl, queue, callback, private_data, EINVAL);
         return;
     }
     r = req_get(queue);
@@ -703,11 +749,17 @@ evpl_block_write_zeroes(struct evpl *evpl, struct evpl_block_queue *queue, uint6
     struct evpl_block_req *r;
 
     if (length == 0) {
-        callback(evpl, 0, private_data);
+        /* at once where write-zeroes is emulated, later where the device
+         * does it (block.md §3 rule 1) */
+        if (queue->dev->caps & EVPL_BLOCK_CAP_ZEROES) {
+            end_later(evpl, queue, callback, private_data, 0);
+        } else {
+            callback(evpl, 0, private_data);
+        }
         return;
     }
     if ((offset | length) & (queue->dev->sector - 1)) {
-        fail_later(evpl, queue, callback, private_data, EINVAL);
+        end_later(evpl, queue, callback, private_data, EINVAL);
         return;
     }
     if (queue->dev->caps & EVPL_BLOCK_CAP_ZEROES) {
@@ -738,7 +790,7 @@ evpl_block_write_zeroes(struct evpl *evpl, struct evpl_block_queue *queue, uint6
             len % (queue->dev->sector > EVPL_BLOCK_ALIGN ? queue->dev->sector : EVPL_BLOCK_ALIGN);
         if (len == 0 ||
             evpl_iovec_alloc(evpl, (unsigned) len, EVPL_BLOCK_ALIGN, 1, 0, &queue->zero_iov) != 1) {
-            fail_later(evpl, queue, callback, private_data, ENOMEM);
+            end_later(evpl, queue, callback, private_data, ENOMEM);
             return;
         }
         memset(queue->zero_iov.data, 0, len);

@@ -133,6 +133,7 @@ struct evpl_block_queue {
     int dead;      /* closed meanwhile: fail_run frees the queue */
     void *refused; /* struct failed: bad arguments, failed on a later pass */
     int closing;   /* evpl_block_close_queue is on the stack */
+    struct evpl_block_queue *loop_next, *loop_prev; /* the loop's open queues */
 };
 
 enum {

@@ -169,6 +169,11 @@ evpl_destroy(struct evpl *evpl)
     EVPL_OWNER_ONLY(evpl);
     struct evpl_shared *s = evpl_shared;
 
+    /* block queues left open are closed, their I/O done (callbacks run
+     * here, and may still use binds) */
+    if (evpl->block_queues) {
+        evpl__block_loop_cleanup(evpl);
+    }
     /* every bind gets its DISCONNECTED (callbacks run here) */
     if (evpl->binds) {
         evpl__binds_close_all(evpl);

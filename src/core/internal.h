@@ -401,6 +401,7 @@ struct evpl {
 
     struct evpl_doorbell_impl **doorbells;
     uint32_t doorbells_len, doorbells_cap;
+    struct evpl_block_queue *block_queues; /* open on this loop (src/block) */
 
     /* hybrid event/poll mode */
     struct evpl_thread_config config;
@@ -481,6 +482,7 @@ void evpl__binds_finalize(struct evpl *evpl);
 void evpl__binds_close_all(struct evpl *evpl);
 /* Loop teardown: lookups in flight, lingering sockets. */
 void evpl__net_loop_cleanup(struct evpl *evpl);
+void evpl__block_loop_cleanup(struct evpl *evpl);
 
 /* Create a loop from a config the caller keeps (NULL: global default). */
 struct evpl *evpl__create(const struct evpl_thread_config *config);

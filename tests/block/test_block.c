@@ -525,6 +525,89 @@ close_inflight(void)
     unlink(path);
 }
 
+/* Requests made by the callbacks a close runs, and refused for their
+ * arguments (review): they end inside the close too, never after it
+ * returned (the queue is gone then). */
+static struct evpl_block_queue *rc_queue;
+static struct evpl_iovec rc_iov;
+static int rc_done, rc_refused, rc_refused_status, rc_after_close, rc_closed;
+
+static void
+rc_refused_cb(struct evpl *evpl, int status, void *arg)
+{
+    rc_refused++;
+    rc_refused_status = status;
+    rc_after_close += rc_closed;
+}
+
+static void
+rc_read_cb(struct evpl *evpl, int status, void *arg)
+{
+    if (rc_done++ == 0) {
+        /* offset 1: refused (unaligned), reported on a later pass */
+        evpl_block_read(evpl, rc_queue, &rc_iov, 1, 1, rc_refused_cb, NULL);
+    }
+}
+
+static void
+close_ends_new_refusals(void)
+{
+    char path[300];
+    struct evpl *evpl = t_loop();
+    struct evpl_block_device *dev;
+    struct evpl_iovec v[4];
+
+    rc_queue = file_queue(evpl, path, sizeof(path), "closerefuse", 1 << 20, &dev);
+    rc_iov = aligned(evpl, 4096);
+    for (int i = 0; i < 4; i++) {
+        v[i] = aligned(evpl, 4096);
+        evpl_block_read(evpl, rc_queue, &v[i], 1, (uint64_t) i << 12, rc_read_cb, NULL);
+    }
+    evpl_block_close_queue(evpl, rc_queue);
+    rc_closed = 1;
+    T_EQ(rc_done, 4);
+    T_EQ(rc_refused, 1);
+    T_EQ(rc_refused_status, EINVAL);
+    t_pump_quiet(evpl); /* nothing may still be due on the loop */
+    T_EQ(rc_refused, 1);
+    T_EQ(rc_after_close, 0);
+    for (int i = 0; i < 4; i++) {
+        evpl_iovec_release(evpl, &v[i]);
+    }
+    evpl_iovec_release(evpl, &rc_iov);
+    evpl_block_close_device(dev);
+    evpl_destroy(evpl);
+    unlink(path);
+}
+
+/* A loop destroyed with a queue still open and I/O in flight (the
+ * application's mistake, block.md §2): evpl_destroy closes the queue, the
+ * requests complete inside it, and the device can then be closed. */
+static void
+destroy_with_queue_open(void)
+{
+    char path[300];
+    struct evpl *evpl = t_loop();
+    struct evpl_block_device *dev;
+    struct evpl_block_queue *q;
+    struct evpl_iovec v[16];
+    struct integ g = {0};
+
+    q = file_queue(evpl, path, sizeof(path), "destroyopen", 1 << 20, &dev);
+    for (int i = 0; i < 16; i++) {
+        v[i] = aligned(evpl, 4096);
+        evpl_block_read(evpl, q, &v[i], 1, (uint64_t) i << 12, integ_done, &g);
+    }
+    evpl_destroy(evpl); /* q is never closed by the test */
+    T_EQ(g.done, 16);
+    T_EQ(g.errors, 0);
+    evpl_block_close_device(dev); /* no queue counts as open any more */
+    for (int i = 0; i < 16; i++) {
+        evpl_iovec_release(NULL, &v[i]);
+    }
+    unlink(path);
+}
+
 /* A queue closed from a completion callback while other requests are in
  * flight (review): the rest complete inside the close, each exactly once,
  * nothing is touched after it is freed. */
@@ -1097,6 +1180,8 @@ main(void)
     refusals();
     integrity();
     close_inflight();
+    close_ends_new_refusals();
+    destroy_with_queue_open();
     close_from_callback();
     resubmit_in_callback();
     refused_submission();

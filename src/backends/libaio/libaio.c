@@ -322,7 +322,14 @@ drain(struct evpl *evpl, struct evpl_block_queue *q)
         }
         if (!aq->inflight) {
             if (aq->nbatch) {
-                usleep(1000); /* the context refuses more for now */
+                /* nothing in flight and the kernel still takes nothing
+                 * (EAGAIN): no completion can make room, so the waiting
+                 * requests end here with its word for it, as the io_uring
+                 * backend's do */
+                struct evpl_block_req *r = aq->batch[0]->data;
+
+                batch_drop(aq, 1);
+                evpl__block_complete(evpl, r, -EAGAIN);
             }
             continue; /* (requests refused at submission completed already) */
         }
