@@ -266,7 +266,27 @@ basics(void)
     T_EQ(o.status, 0);
 
     /* 8: past the end of the file: a non-zero status, the queue goes on */
-    T_OK(do_read(evpl, q, &r, 1, FILE_SIZE) != 0);
+    T_EQ(do_read(evpl, q, &r, 1, FILE_SIZE), EIO); /* a short transfer (block.md §3) */
+    /* more iovecs than a request takes, more bytes than the maximum
+     * request: refused on a later pass (the copies of r take no reference) */
+    {
+        struct evpl_iovec many[65], big[3];
+
+        for (int i = 0; i < 65; i++) {
+            many[i] = r;
+        }
+        T_EQ(do_read(evpl, q, many, 65, 0), EINVAL);
+        T_EQ(do_read(evpl, q, many, 64, 0), 0); /* the most there may be */
+        for (int i = 0; i < 3; i++) {
+            big[i] = aligned(evpl, 2 << 20);
+        }
+        T_OK(6ull << 20 > evpl_block_max_request_size(dev));
+        T_EQ(do_write(evpl, q, big, 3, 0, 0), EINVAL);
+        T_EQ(do_read(evpl, q, big, 2, 0), 0); /* 4 MiB: the most there may be */
+        for (int i = 0; i < 3; i++) {
+            evpl_iovec_release(evpl, &big[i]);
+        }
+    }
     /* misaligned offset and length: a clear error, not a crash */
     T_EQ(do_read(evpl, q, &r, 1, 100), EINVAL);
     {
