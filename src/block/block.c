@@ -749,9 +749,9 @@ evpl_block_write_zeroes(struct evpl *evpl, struct evpl_block_queue *queue, uint6
     struct evpl_block_req *r;
 
     if (length == 0) {
-        /* at once where write-zeroes is emulated, later where the device
-         * does it (block.md §3 rule 1) */
-        if (queue->dev->caps & EVPL_BLOCK_CAP_ZEROES) {
+        /* at once, except on VFIO (block.md §3 rule 1 and §6 statement 5:
+         * NVMe passthrough's native write-zeroes is our addition) */
+        if (queue->dev->backend->id == EVPL_BLOCK_PROTOCOL_VFIO) {
             end_later(evpl, queue, callback, private_data, 0);
         } else {
             callback(evpl, 0, private_data);

@@ -169,14 +169,16 @@ evpl_destroy(struct evpl *evpl)
     EVPL_OWNER_ONLY(evpl);
     struct evpl_shared *s = evpl_shared;
 
-    /* block queues left open are closed, their I/O done (callbacks run
-     * here, and may still use binds) */
-    if (evpl->block_queues) {
-        evpl__block_loop_cleanup(evpl);
-    }
-    /* every bind gets its DISCONNECTED (callbacks run here) */
-    if (evpl->binds) {
-        evpl__binds_close_all(evpl);
+    /* every bind gets its DISCONNECTED, then block queues left open are
+     * closed, their I/O done (callbacks run here: a DISCONNECTED callback
+     * may still use a queue; any callback may open more of either) */
+    while (evpl->binds || evpl->block_queues) {
+        if (evpl->binds) {
+            evpl__binds_close_all(evpl);
+        }
+        if (evpl->block_queues) {
+            evpl__block_loop_cleanup(evpl);
+        }
     }
 
     /* no exit callbacks (core.md §5: polls are not retired here): a

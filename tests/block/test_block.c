@@ -602,25 +602,44 @@ close_ends_new_refusals(void)
 
 /* A loop destroyed with a queue still open and I/O in flight (the
  * application's mistake, block.md §2): evpl_destroy closes the queue, the
- * requests complete inside it, and the device can then be closed. */
+ * requests complete inside it, and the device can then be closed.  A bind
+ * still open gets its DISCONNECTED first, and its callback may still use
+ * the queue (review: the queue used to be gone by then). */
+static struct evpl_block_queue *dq_queue;
+static struct evpl_iovec dq_iov;
+static struct integ dq_late;
+
+static void
+dq_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *n, void *arg)
+{
+    if (n->notify_type == EVPL_NOTIFY_DISCONNECTED) {
+        evpl_block_read(evpl, dq_queue, &dq_iov, 1, 0, integ_done, &dq_late);
+    }
+}
+
 static void
 destroy_with_queue_open(void)
 {
     char path[300];
     struct evpl *evpl = t_loop();
     struct evpl_block_device *dev;
-    struct evpl_block_queue *q;
     struct evpl_iovec v[16];
     struct integ g = {0};
+    struct evpl_endpoint *ep = evpl_endpoint_create("127.0.0.1", 0);
 
-    q = file_queue(evpl, path, sizeof(path), "destroyopen", 1 << 20, &dev);
+    dq_queue = file_queue(evpl, path, sizeof(path), "destroyopen", 1 << 20, &dev);
+    dq_iov = aligned(evpl, 4096);
+    T_OK(evpl_bind(evpl, EVPL_DATAGRAM_SOCKET_UDP, ep, dq_notify, NULL) != NULL);
     for (int i = 0; i < 16; i++) {
         v[i] = aligned(evpl, 4096);
-        evpl_block_read(evpl, q, &v[i], 1, (uint64_t) i << 12, integ_done, &g);
+        evpl_block_read(evpl, dq_queue, &v[i], 1, (uint64_t) i << 12, integ_done, &g);
     }
-    evpl_destroy(evpl); /* q is never closed by the test */
+    evpl_destroy(evpl); /* neither the bind nor the queue closed by the test */
     T_EQ(g.done, 16);
     T_EQ(g.errors, 0);
+    T_EQ(dq_late.done, 1);
+    T_EQ(dq_late.errors, 0);
+    evpl_iovec_release(NULL, &dq_iov);
     evpl_block_close_device(dev); /* no queue counts as open any more */
     for (int i = 0; i < 16; i++) {
         evpl_iovec_release(NULL, &v[i]);

@@ -5,8 +5,8 @@
  * EAGAIN: the system's aio-max-nr is used up, say) and nothing of the
  * queue is in flight: closing the queue cannot wait for a completion to
  * make room, so the waiting requests end inside the close with EAGAIN,
- * each exactly once, oldest first; the requests in flight before the
- * refusal complete normally.  (The close used to retry for ever.)
+ * each exactly once, oldest first; the requests in flight when the
+ * refusal began complete normally.  (The close used to retry for ever.)
  *
  * io_submit is interposed: this program's definition is the one the
  * library's static archive resolves to; it forwards to libaio's own unless
@@ -93,7 +93,16 @@ main(void)
         unlink(path);
         T_SKIP("libaio block protocol unavailable");
     }
-    evpl = evpl_create(NULL);
+    {
+        /* a loop that never polls submits each request at once (not at
+         * the end of the pass): the first half is in the kernel before the
+         * refusal starts */
+        struct evpl_thread_config *tc = evpl_thread_config_init();
+
+        evpl_thread_config_set_poll_mode(tc, 0);
+        evpl = evpl_create(tc);
+        evpl_thread_config_release(tc);
+    }
     q = evpl_block_open_queue(evpl, dev);
     T_OK(q != NULL);
 
@@ -102,18 +111,12 @@ main(void)
         T_EQ(evpl_iovec_alloc(evpl, BS, BS, 1, 0, &v[i]), 1);
         ops[i].index = i;
     }
-    /* the first half goes in (and completes), then the kernel refuses */
+    /* the first half goes in (not yet reaped), then the kernel refuses */
     for (int i = 0; i < NREQ / 2; i++) {
         evpl_block_read(evpl, q, &v[i], 1, (uint64_t) i * BS, op_done, &ops[i]);
     }
-    {
-        uint64_t end = t_now_ns() + 10000000000ull;
-
-        while (norder < NREQ / 2) {
-            T_OK(t_now_ns() < end);
-            evpl_continue(evpl);
-        }
-    }
+    T_EQ(refusals, 0);
+    T_EQ(norder, 0);
     refusing = 1;
     for (int i = NREQ / 2; i < NREQ; i++) {
         evpl_block_read(evpl, q, &v[i], 1, (uint64_t) i * BS, op_done, &ops[i]);
@@ -126,7 +129,10 @@ main(void)
     for (int i = 0; i < NREQ; i++) {
         T_EQ(ops[i].done, 1);
         T_EQ(ops[i].status, i < NREQ / 2 ? 0 : EAGAIN);
-        T_EQ(order[i], i);
+        if (i >= NREQ / 2) {
+            T_EQ(order[i], i); /* the refused ones, oldest first (the kernel
+                                * orders the others) */
+        }
         evpl_iovec_release(evpl, &v[i]);
     }
     evpl_block_close_device(dev);
