@@ -302,6 +302,43 @@ destroy_elsewhere(void)
     T_EQ(other_shutdown_calls, 1);
 } /* destroy_elsewhere */
 
+/* ---- step 1: an 8 MiB stack; a loop stopped early still shuts down ---- */
+
+static size_t stack_size;
+static int early_shutdown_calls;
+static int early_exited; /* set by the shutdown callback, read after destroy */
+
+static void *
+stack_init(struct evpl *evpl, void *p)
+{
+    pthread_attr_t attr;
+
+    T_EQ(pthread_getattr_np(pthread_self(), &attr), 0);
+    T_EQ(pthread_attr_getstacksize(&attr, &stack_size), 0);
+    pthread_attr_destroy(&attr);
+    evpl_stop(evpl); /* thread.md: the thread goes to its shutdown early */
+    return p;
+} /* stack_init */
+
+static void
+early_shutdown(struct evpl *evpl, void *p)
+{
+    early_shutdown_calls++;
+    early_exited = 1;
+} /* early_shutdown */
+
+static void
+stack_and_early_stop(void)
+{
+    struct evpl_thread *t = evpl_thread_create(NULL, stack_init, early_shutdown, NULL);
+
+    T_OK(stack_size >= 8ull << 20);
+    t_sleep_ms(20); /* the worker has likely shut down by now; destroy still joins */
+    evpl_thread_destroy(t);
+    T_EQ(early_shutdown_calls, 1);
+    T_EQ(early_exited, 1);
+} /* stack_and_early_stop */
+
 int
 main(void)
 {
@@ -311,6 +348,7 @@ main(void)
     null_callbacks();      /* thread 2 */
     callbacks_on_worker(); /* thread 7 */
     destroy_elsewhere();
+    stack_and_early_stop();
     /* thread 4 (binds closed before shutdown) needs the network layer */
     return 0;
 } /* main */
