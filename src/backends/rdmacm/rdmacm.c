@@ -2664,17 +2664,23 @@ rloop_poll(struct evpl *evpl, void *arg)
     }
 } /* rloop_poll */
 
-/* Going to sleep: the completion channels wake us again. */
+/* Going to sleep: the completion channels wake us again.  What came in
+ * before they were armed is reaped here; if that delivered anything, the
+ * application has work, and the pass must not sleep (evpl_activity: its
+ * wait is then 0), or a peer waiting for our answer waits for ever. */
 static void
 rloop_poll_exit(struct evpl *evpl, void *arg)
 {
     struct rloop *l = arg;
+    int n = 0;
 
-    (void) evpl;
     l->polling = 0;
     for (struct rldev *ld = l->devs; ld; ld = ld->next) {
         ibv_req_notify_cq(ld->cq, 0);
-        rldev_poll(ld);
+        n += rldev_poll(ld);
+    }
+    if (n) {
+        evpl_activity(evpl);
     }
 } /* rloop_poll_exit */
 

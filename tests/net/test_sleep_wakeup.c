@@ -1,0 +1,232 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * No lost wakeup when a loop leaves poll mode (loop.md §4, net.md): one
+ * message in flight at a time, echoed by a server thread after a random
+ * delay around the client's spin window, so that echoes keep arriving just
+ * as the client's loop stops polling and goes to sleep (wait_ms -1, the
+ * default: nothing else will wake it).  Whatever a backend delivers while
+ * the loop leaves poll mode must end that pass without sleeping, or the
+ * client waits for ever for an echo it has already been handed (RDMA CM
+ * did: its poll-exit reap delivered receives and then slept; found with
+ * upstream's bulk test, which hung in 5 of 9 runs).
+ *
+ * The client pumps with plain evpl_continue, as applications do; a
+ * watchdog thread fails the test when a round trip takes 10 s.
+ */
+/* MATRIX: stream cdatagram */
+#include "t_net.h"
+
+#define SPIN_US 100
+
+#ifndef container_of
+#define container_of(p, type, member) ((type *) ((char *) (p) - offsetof(type, member)))
+#endif
+#define MSG_LEN 64
+
+static enum evpl_protocol_id proto;
+static struct evpl_endpoint *ep;
+static _Atomic uint64_t progress; /* round trips completed */
+static atomic_int client_done;
+
+/* ---- server: echo each message after 0 .. 4 x SPIN_US ---- */
+
+struct sconn {
+    struct evpl_bind *bind;
+    struct evpl_timer timer;
+    struct evpl_iovec iov[8];
+    int niov, length, armed, closed;
+    uint64_t rng;
+};
+
+static struct sconn sconns[4];
+static int nsconn;
+
+static void
+echo_now(struct evpl *evpl, struct evpl_timer *timer)
+{
+    struct sconn *s = container_of(timer, struct sconn, timer);
+
+    s->armed = 0;
+    if (s->closed) {
+        evpl_iovecs_release(evpl, s->iov, s->niov);
+        return;
+    }
+    evpl_sendv(evpl, s->bind, s->iov, s->niov, s->length, EVPL_SEND_FLAG_TAKE_REF);
+}
+
+static void
+server_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *n, void *priv)
+{
+    struct sconn *s = priv;
+
+    switch (n->notify_type) {
+        case EVPL_NOTIFY_RECV_MSG:
+            T_OK(!s->armed); /* one in flight */
+            T_OK(n->recv_msg.niov <= 8);
+            s->niov = (int) n->recv_msg.niov;
+            s->length = (int) n->recv_msg.length;
+            memcpy(s->iov, n->recv_msg.iovec, sizeof(struct evpl_iovec) * n->recv_msg.niov);
+            s->rng = t_mix64(s->rng);
+            s->armed = 1;
+            evpl_add_oneshot_timer(evpl, &s->timer, echo_now, s->rng % (4 * SPIN_US));
+            break;
+        case EVPL_NOTIFY_DISCONNECTED:
+            s->closed = 1;
+            if (s->armed) {
+                evpl_remove_timer(evpl, &s->timer);
+                s->armed = 0;
+                evpl_iovecs_release(evpl, s->iov, s->niov);
+            }
+            break;
+        default:
+            break;
+    }
+}
+
+static void
+server_attach(struct evpl *evpl, struct evpl_bind *bind, evpl_notify_callback_t *notify_cb,
+              evpl_segment_callback_t *segment_cb, void **conn_private, void *priv)
+{
+    struct sconn *s;
+
+    T_OK(nsconn < 4);
+    s = &sconns[nsconn++];
+    memset(s, 0, sizeof(*s));
+    s->bind = bind;
+    s->rng = 0x51ee9 + (uint64_t) nsconn;
+    *notify_cb = server_notify;
+    *segment_cb = evpl_protocol_is_stream(proto) ? t_segment_be32 : NULL;
+    *conn_private = s;
+}
+
+static struct evpl_listener *listener;
+static struct evpl_listener_binding *lbinding;
+
+static void *
+server_init(struct evpl *evpl, void *arg)
+{
+    lbinding = evpl_listener_attach(evpl, listener, server_attach, NULL);
+    T_OK(lbinding != NULL);
+    return arg;
+}
+
+static void
+server_shutdown(struct evpl *evpl, void *arg)
+{
+    evpl_listener_detach(evpl, lbinding);
+}
+
+/* ---- client ---- */
+
+static int echoes, connected, disconnected;
+static uint32_t expect_seq;
+
+static void
+client_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *n, void *priv)
+{
+    uint8_t m[MSG_LEN];
+
+    switch (n->notify_type) {
+        case EVPL_NOTIFY_CONNECTED:
+            connected = 1;
+            break;
+        case EVPL_NOTIFY_RECV_MSG: {
+            uint32_t off = 0;
+
+            T_EQ(n->recv_msg.length, MSG_LEN);
+            for (unsigned i = 0; i < n->recv_msg.niov; i++) {
+                memcpy(m + off, n->recv_msg.iovec[i].data, n->recv_msg.iovec[i].length);
+                off += n->recv_msg.iovec[i].length;
+            }
+            T_EQ(t_get_be32(m + T_HDR), expect_seq);
+            evpl_iovecs_release(evpl, n->recv_msg.iovec, (int) n->recv_msg.niov);
+            echoes++;
+            break;
+        }
+        case EVPL_NOTIFY_DISCONNECTED:
+            disconnected = 1;
+            break;
+        default:
+            break;
+    }
+}
+
+static void *
+watchdog(void *arg)
+{
+    uint64_t last = UINT64_MAX;
+    int still = 0;
+
+    (void) arg;
+    while (!atomic_load(&client_done)) {
+        uint64_t p = atomic_load(&progress);
+
+        still = p == last ? still + 1 : 0;
+        last = p;
+        if (still >= 100) { /* 10 s */
+            fprintf(stderr,
+                    "FAIL: round trip %llu not complete after 10 s: a loop went to sleep with a "
+                    "message already delivered (a lost wakeup)\n",
+                    (unsigned long long) p);
+            _exit(1);
+        }
+        usleep(100000);
+    }
+    return NULL;
+}
+
+int
+main(void)
+{
+    struct evpl_global_config *gc;
+    struct evpl_thread *server;
+    struct evpl *evpl;
+    struct evpl_bind *bind;
+    pthread_t dog;
+    int rounds;
+
+    t_net_guard(300);
+    gc = evpl_global_config_init();
+    evpl_global_config_set_spin_ns(gc, SPIN_US * 1000ull);
+    evpl_init(gc);
+    proto = t_proto(T_NET_KIND_STREAM | T_NET_KIND_CDGRAM);
+    rounds = (int) t_vm_scale(2000, 4);
+
+    ep = t_endpoint(proto);
+    listener = t_listen(proto, ep);
+    /* the server's loop too is the default one (wait_ms -1) */
+    server = evpl_thread_create(NULL, server_init, server_shutdown, NULL);
+    T_EQ(pthread_create(&dog, NULL, watchdog, NULL), 0);
+
+    evpl = evpl_create(NULL); /* poll mode, wait_ms -1: sleeps when idle */
+    bind = evpl_connect(evpl, proto, NULL, ep, client_notify,
+                        evpl_protocol_is_stream(proto) ? t_segment_be32 : NULL, NULL);
+    T_OK(bind != NULL);
+    for (int i = 0; i < rounds; i++) {
+        uint8_t m[MSG_LEN];
+
+        memset(m, 0xa5, sizeof(m));
+        t_put_be32(m, MSG_LEN);
+        t_put_be32(m + T_HDR, (uint32_t) i);
+        expect_seq = (uint32_t) i;
+        evpl_send(evpl, bind, m, sizeof(m));
+        while (echoes == i) {
+            evpl_continue(evpl);
+        }
+        T_EQ(echoes, i + 1);
+        atomic_store(&progress, (uint64_t) i + 1);
+    }
+    T_OK(connected);
+    fprintf(stderr, "%d round trips\n", rounds);
+
+    evpl_close(evpl, bind);
+    while (!disconnected) {
+        evpl_continue(evpl);
+    }
+    atomic_store(&client_done, 1);
+    pthread_join(dog, NULL);
+    evpl_destroy(evpl);
+    evpl_thread_destroy(server);
+    evpl_listener_destroy(listener);
+    return 0;
+}
