@@ -1111,6 +1111,112 @@ handover(void)
     T_EQ(unlink(path), 0);
 } /* handover */
 
+/* Statement 9 with queues on two worker threads at once, on one device:
+ * every completion runs on the thread whose loop owns the queue, and each
+ * worker's writes read back as written by it. */
+#define TW_OPS 64
+
+struct tworker {
+    struct evpl_block_device *dev;
+    struct evpl_block_queue *q;
+    struct evpl_iovec v;
+    pthread_t self;
+    int id, issued, done, wrong_thread, errors;
+    atomic_int finished;
+};
+
+static void tw_next(struct evpl *evpl, struct tworker *w);
+
+static void
+tw_done(struct evpl *evpl, int status, void *arg)
+{
+    struct tworker *w = arg;
+
+    w->done++;
+    w->wrong_thread += !pthread_equal(pthread_self(), w->self);
+    w->errors += status != 0;
+    if (w->done % 2 == 0) {
+        /* the read of a block just written: its bytes are this worker's */
+        const uint8_t *p = w->v.data;
+
+        w->errors += p[0] != (uint8_t) (w->id * 64 + w->done / 2) || p[4095] != p[0];
+    }
+    tw_next(evpl, w);
+}
+
+static void
+tw_next(struct evpl *evpl, struct tworker *w)
+{
+    uint64_t off = ((uint64_t) w->id * TW_OPS + (uint64_t) (w->issued / 2)) << 12;
+
+    if (w->issued == 2 * TW_OPS) {
+        atomic_store(&w->finished, 1);
+        return;
+    }
+    if (w->issued % 2 == 0) {
+        memset(w->v.data, w->id * 64 + w->issued / 2 + 1, 4096);
+        evpl_block_write(evpl, w->q, &w->v, 1, off, 0, tw_done, w);
+    } else {
+        memset(w->v.data, 0, 4096);
+        evpl_block_read(evpl, w->q, &w->v, 1, off, tw_done, w);
+    }
+    w->issued++;
+}
+
+static void *
+tw_init(struct evpl *evpl, void *arg)
+{
+    struct tworker *w = arg;
+
+    w->self = pthread_self();
+    w->q = evpl_block_open_queue(evpl, w->dev);
+    T_OK(w->q != NULL);
+    w->v = aligned(evpl, 4096);
+    tw_next(evpl, w);
+    return w;
+}
+
+static void
+tw_shutdown(struct evpl *evpl, void *arg)
+{
+    struct tworker *w = arg;
+
+    evpl_block_close_queue(evpl, w->q);
+    evpl_iovec_release(evpl, &w->v);
+}
+
+static void
+queues_on_two_threads(void)
+{
+    char path[300];
+    struct tworker w[2];
+    struct evpl_thread *t[2];
+    uint64_t end = t_now_ns() + 20000000000ull;
+
+    snprintf(path, sizeof(path), "%s/twothreads", dir);
+    make_file(path, 1 << 20);
+    memset(w, 0, sizeof(w));
+    w[0].dev = evpl_block_open_device(proto, path);
+    T_OK(w[0].dev != NULL);
+    for (int i = 0; i < 2; i++) {
+        w[i].dev = w[0].dev;
+        w[i].id = i;
+        t[i] = evpl_thread_create(NULL, tw_init, tw_shutdown, &w[i]);
+    }
+    while (!atomic_load(&w[0].finished) || !atomic_load(&w[1].finished)) {
+        T_OK(t_now_ns() < end);
+        usleep(1000);
+    }
+    for (int i = 0; i < 2; i++) {
+        evpl_thread_destroy(t[i]);
+        T_EQ(w[i].done, 2 * TW_OPS);
+        T_EQ(w[i].wrong_thread, 0);
+        T_EQ(w[i].errors, 0);
+    }
+    evpl_block_close_device(w[0].dev);
+    T_EQ(unlink(path), 0);
+} /* queues_on_two_threads */
+
 /* An empty {NULL, 0} iovec beside an unaligned one (the bounce path) works
  * both ways; and a request refused for its arguments has had its callback
  * when evpl_block_close_queue returns (evpl_block.h: close waits for every
@@ -1228,6 +1334,7 @@ main(void)
     metric_label();
     hooks_bracket_wait();
     handover();
+    queues_on_two_threads();
     odd_iovecs_and_close();
     loop_device();
     T_EQ(rmdir(dir), 0);

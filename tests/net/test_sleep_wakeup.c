@@ -19,7 +19,7 @@
 #define SPIN_US 100
 
 #ifndef container_of
-#define container_of(p, type, member) ((type *) ((char *) (p) - offsetof(type, member)))
+#define container_of(p, type, member) ((type *) ((char *) (p) -offsetof(type, member)))
 #endif
 #define MSG_LEN 64
 
