@@ -79,7 +79,7 @@ udp_read(struct evpl *evpl, struct evpl_event *event)
 
     for (int rounds = 0; rounds < EVPL_UDP_RECV_ROUNDS && !(bind->flags & EVPL_BIND_CLOSING);
          rounds++) {
-        int n;
+        int n, offered;
 
         /* receive slots survive between reads, so unused ones are not lost */
         while ((unsigned int) bind->ndgram_slots < batch) {
@@ -117,7 +117,8 @@ udp_read(struct evpl *evpl, struct evpl_event *event)
             msgs[i].msg_hdr.msg_control = ctrl[i].buf;
             msgs[i].msg_hdr.msg_controllen = sizeof(ctrl[i].buf);
         }
-        n = evpl_sys_recvmmsg(event->fd, msgs, (unsigned int) bind->ndgram_slots, MSG_DONTWAIT);
+        offered = bind->ndgram_slots;
+        n = evpl_sys_recvmmsg(event->fd, msgs, (unsigned int) offered, MSG_DONTWAIT);
         if (n <= 0) {
             if (n < 0 && errno != EAGAIN) {
                 /* EINTR, or a queued socket error (ICMP unreachable for an
@@ -151,7 +152,9 @@ udp_read(struct evpl *evpl, struct evpl_event *event)
                 (size_t) (bind->ndgram_slots - n) * sizeof(bind->dgram_slots[0]));
         bind->ndgram_slots -= n;
         evpl->mem.pooled -= (uint64_t) n;
-        if (n < (int) batch) {
+        if (n < offered) {
+            /* drained (every slot filled only says the slots ran out:
+             * there may be more, when memory allowed fewer than a batch) */
             evpl__event_clear(evpl, event, EVPL_EV_READABLE);
             break;
         }
