@@ -7,9 +7,13 @@
  * the kernel's waiting work (20 items on 6.x kernels) and flags the rest
  * with IORING_SQ_TASKRUN, without signalling the eventfd again; if the
  * part run produced no completion, nothing else would wake the loop.
- * Forty ready sockets with multishot polls: after one reap, either the
- * kernel ran all of them, or work is flagged and the ring counts as
- * unreaped (it used to look only at completions and overflow).
+ * Forty ready sockets with multishot polls: after a reap that found
+ * completions, work still flagged counts as unreaped (it used to look only
+ * at completions and overflow).  But the flag can also be left set with
+ * nothing behind it (the kernel sets it after queueing work that an enter
+ * may already have run): after a reap that found nothing it must not
+ * count, or an epoll loop would never sleep again (review).  Skipped on a
+ * kernel that runs all the waiting work in one enter.
  */
 #include <evpl/evpl.h>
 
@@ -67,16 +71,26 @@ main(void)
         total += n;
         if (IO_URING_READ_ONCE(*ring.sq.kflags) & IORING_SQ_TASKRUN) {
             flagged_rounds++;
-            T_OK(evpl__uring_unreaped(&ring)); /* work left: reap again */
+            T_OK(n > 0);
+            T_OK(evpl__uring_unreaped(&ring, (int) n)); /* work left: reap again */
         }
     }
     T_EQ(total, NSOCK);
+    /* nothing waits now; a flag left set as the race leaves it */
+    io_uring_submit_and_get_events(&ring);
+    T_EQ(io_uring_cq_ready(&ring), 0);
+    __atomic_or_fetch(ring.sq.kflags, IORING_SQ_TASKRUN, __ATOMIC_SEQ_CST);
+    T_OK(!evpl__uring_unreaped(&ring, 0));
+    __atomic_and_fetch(ring.sq.kflags, ~(unsigned) IORING_SQ_TASKRUN, __ATOMIC_SEQ_CST);
     fprintf(stderr, "%u reaps for %d sockets, %u left work flagged\n", rounds, NSOCK,
             flagged_rounds);
     io_uring_queue_exit(&ring);
     for (int i = 0; i < NSOCK; i++) {
         close(sv[i][0]);
         close(sv[i][1]);
+    }
+    if (flagged_rounds == 0) {
+        T_SKIP("this kernel ran all the waiting work in one enter");
     }
     return 0;
 }

@@ -144,13 +144,15 @@ pq_destroy(struct evpl *evpl, struct pqueue *pq)
 static void
 pq_reap(struct evpl *evpl, struct pqueue *pq)
 {
+    int n;
+
     pq->busy++;
-    evpl__uring_reap(evpl, &pq->ring);
+    n = evpl__uring_reap(evpl, &pq->ring);
     if (--pq->busy == 0 && pq->dead) {
         pq_destroy(evpl, pq);
         return;
     }
-    if (!pq->dead && evpl__uring_unreaped(&pq->ring)) {
+    if (!pq->dead && evpl__uring_unreaped(&pq->ring, n)) {
         /* completions left for the next pass */
         evpl__event_set(evpl, &pq->watch.event, EVPL_EV_READABLE);
     }

@@ -522,22 +522,24 @@ watch_ready(struct evpl *evpl, struct evpl_event *event)
         w->reap(evpl, w); /* may free w */
         return;
     }
-    evpl__uring_reap(evpl, w->ring);
-    if (evpl__uring_unreaped(w->ring)) {
+    if (evpl__uring_unreaped(w->ring, evpl__uring_reap(evpl, w->ring))) {
         evpl__event_set(evpl, event, EVPL_EV_READABLE); /* the next pass */
     }
 } /* watch_ready */
 
 int
-evpl__uring_unreaped(struct io_uring *ring)
+evpl__uring_unreaped(struct io_uring *ring, int reaped)
 {
     /* completions of requests made while reaping, completions the kernel
      * holds back because the completion queue was full, and deferred work
-     * a reap left (one runs only part of it: 20 items on 6.x kernels):
-     * none of them signals the eventfd again */
+     * a reap left (one enter runs only part of it: 20 items on recent
+     * kernels): none of them signals the eventfd again.  The last only
+     * after a reap that found completions: the flag can also be left set
+     * with nothing behind it (the kernel raced with itself setting it),
+     * and trusting it then would keep the loop from ever sleeping. */
     unsigned flags = IORING_SQ_CQ_OVERFLOW;
 
-    if (ring->flags & IORING_SETUP_TASKRUN_FLAG) {
+    if (reaped > 0 && (ring->flags & IORING_SETUP_TASKRUN_FLAG)) {
         flags |= IORING_SQ_TASKRUN;
     }
     return io_uring_cq_ready(ring) != 0 || (IO_URING_READ_ONCE(*ring->sq.kflags) & flags) != 0;
