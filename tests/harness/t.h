@@ -227,6 +227,24 @@ t_free_port(int type)
 } /* t_free_port */
 
 /*
+ * A fresh file of size bytes (sparse) under $TMPDIR or /var/tmp, named
+ * evpl-<name>-XXXXXX; its path goes in path.  Returns an open descriptor
+ * (the caller closes it, and unlinks the path).
+ */
+static inline int
+t_temp_file(char *path, size_t len, const char *name, uint64_t size)
+{
+    int fd;
+
+    snprintf(path, len, "%s/evpl-%s-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/var/tmp",
+             name);
+    fd = mkstemp(path);
+    T_OK(fd >= 0);
+    T_EQ(ftruncate(fd, (off_t) size), 0);
+    return fd;
+} /* t_temp_file */
+
+/*
  * Move this process into a network namespace of its own with only a
  * loopback interface up: a test that resolves names that must fail then
  * never sends a DNS query off the machine (nothing leaves 127.0.0.0/8),

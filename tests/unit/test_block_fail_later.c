@@ -72,11 +72,7 @@ main(void)
     struct evpl_block_queue *q;
     int fd;
 
-    snprintf(path, sizeof(path), "%s/evpl-faillater-XXXXXX",
-             getenv("TMPDIR") ? getenv("TMPDIR") : "/var/tmp");
-    fd = mkstemp(path);
-    T_OK(fd >= 0);
-    T_EQ(ftruncate(fd, 1 << 20), 0);
+    fd = t_temp_file(path, sizeof(path), "faillater", 1 << 20);
     close(fd);
     dev = evpl_block_open_device(EVPL_BLOCK_PROTOCOL_IO_URING, path);
     if (!dev) {

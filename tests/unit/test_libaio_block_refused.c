@@ -82,11 +82,7 @@ main(void)
     int fd;
 
     alarm(30); /* a close that retries for ever ends here */
-    snprintf(path, sizeof(path), "%s/evpl-libaio-refused-XXXXXX",
-             getenv("TMPDIR") ? getenv("TMPDIR") : "/var/tmp");
-    fd = mkstemp(path);
-    T_OK(fd >= 0);
-    T_EQ(ftruncate(fd, 1 << 20), 0);
+    fd = t_temp_file(path, sizeof(path), "libaio-refused", 1 << 20);
     close(fd);
     dev = evpl_block_open_device(EVPL_BLOCK_PROTOCOL_LIBAIO, path);
     if (!dev) {

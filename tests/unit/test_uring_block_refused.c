@@ -157,10 +157,7 @@ main(void)
     if (!evpl__uring_available()) {
         T_SKIP("io_uring unavailable");
     }
-    snprintf(path, sizeof(path), "%s/evpl-refused-XXXXXX",
-             getenv("TMPDIR") ? getenv("TMPDIR") : "/var/tmp");
-    fd = mkstemp(path);
-    T_OK(fd >= 0);
+    fd = t_temp_file(path, sizeof(path), "refused", 0);
     buf = malloc(NREQ * BS);
     for (int b = 0; b < NREQ; b++) {
         for (int i = 0; i < BS; i++) {
