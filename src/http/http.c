@@ -396,7 +396,8 @@ struct evpl_http_request {
     unsigned int h2_data : 1;         /* HTTP/2: body arrived since the last hint */
     int32_t stream_id;                /* HTTP/2 */
     int h2_status;                    /* HTTP/2 client: :status being received */
-    uint64_t h2_held;                 /* HTTP/2: received bytes not yet credited */
+    uint64_t h2_held;                 /* HTTP/2: received bytes not credited to the stream */
+    uint64_t h2_counted;              /* HTTP/2: its bytes in the conn's h2_buffered */
     uint64_t h2_field_bytes;          /* HTTP/2: received field bytes (budget) */
     unsigned int h2_too_big : 1;      /* HTTP/2: reset for oversized fields */
     unsigned int h2_malformed : 1;    /* HTTP/2: the peer's message broke the rules */
@@ -451,6 +452,8 @@ struct evpl_http_conn {
     unsigned int h2_failed : 1; /* HTTP/2 protocol error: GOAWAY, close */
 #ifdef HAVE_NGHTTP2
     nghttp2_session *h2;
+    uint64_t h2_buffered;  /* request body bytes received and not yet taken */
+    uint64_t h2_conn_held; /* received bytes not credited to the connection */
 #else
     void *h2;
 #endif
@@ -486,6 +489,9 @@ static int h2_start(struct evpl_http_conn *c);
 #endif
 static void h2_resume(struct evpl_http_request *r);
 static void h2_taken(struct evpl_http_request *r);
+#ifdef HAVE_NGHTTP2
+static void h2_uncount(struct evpl_http_request *r, uint64_t remaining);
+#endif
 static void conn_release(struct evpl_http_conn *c);
 static int body_take(struct evpl_http_conn *c, struct evpl_http_request *r, int all);
 static void client_read(struct evpl_http_conn *c);
@@ -836,6 +842,9 @@ req_free(struct evpl_http_request *r)
             nghttp2_session_set_stream_user_data(r->conn->h2, r->stream_id, NULL);
         }
         h2_taken(r); /* held body: the connection's window still opens */
+    }
+    if (r->h2_counted) {
+        h2_uncount(r, 0); /* its unread body goes with it */
     }
 #endif
     if (r->h2_fill.data) {
@@ -2261,9 +2270,13 @@ conn_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *notif
 
 #ifdef HAVE_NGHTTP2
 
-#define H2_MAX_FIELDS     64
-#define H2_STREAM_WINDOW  (1 << 20)
-#define H2_CONN_WINDOW    (16 << 20)
+#define H2_MAX_FIELDS    64
+#define H2_STREAM_WINDOW (1 << 20)
+#define H2_CONN_WINDOW   (16 << 20)
+/* Body bytes all the streams of a connection may hold unread before the
+ * connection's window stops being credited: without it, 100 streams of
+ * 16 MiB each (body_room) could hold 1.6 GB on one connection. */
+#define H2_CONN_BUFFER    (16u << 20)
 #define H2_MAX_CONCURRENT 100
 
 static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -2737,12 +2750,20 @@ h2_data_cb(nghttp2_session *session, uint8_t flags, int32_t stream_id, const uin
         }
     }
     r->h2_data = 1;
-    /* credit the peer at once while little is buffered; past that, the
-     * window opens only as the application takes data */
+    /* credit the peer at once while little is buffered, by the stream and
+     * by the connection as a whole; past that, the windows open only as
+     * the application takes data */
+    r->h2_counted += len;
+    c->h2_buffered += len;
     if (body_room(r)) {
-        nghttp2_session_consume(session, stream_id, len);
+        nghttp2_session_consume_stream(session, stream_id, len);
     } else {
         r->h2_held += len;
+    }
+    if (c->h2_buffered <= H2_CONN_BUFFER) {
+        nghttp2_session_consume_connection(session, len);
+    } else {
+        c->h2_conn_held += len;
     }
     return 0;
 } /* h2_data_cb */
@@ -3053,19 +3074,41 @@ h2_resume(struct evpl_http_request *r)
     }
 } /* h2_resume */
 
-/* The application took body data: credit what was held back. */
+/* r holds remaining body bytes now (taken, or the request freed): the
+ * connection's count follows, and what it held back is credited once the
+ * connection is under its cap again. */
+static void
+h2_uncount(struct evpl_http_request *r, uint64_t remaining)
+{
+    struct evpl_http_conn *c = r->conn;
+
+    if (r->h2_counted > remaining) {
+        c->h2_buffered -= r->h2_counted - remaining;
+        r->h2_counted = remaining;
+    }
+    if (c->h2 && c->h2_conn_held && c->h2_buffered < H2_CONN_BUFFER) {
+        nghttp2_session_consume_connection(c->h2, c->h2_conn_held);
+        c->h2_conn_held = 0;
+        conn_kick(c);
+    }
+} /* h2_uncount */
+
+/* The application took body data (or the stream ended): credit what was
+ * held back. */
 static void
 h2_taken(struct evpl_http_request *r)
 {
-    if (r->conn->h2 && r->h2_held) {
+    if (!r->conn->h2) {
+        return;
+    }
+    if (r->h2_held) {
         if (r->stream_id) {
-            nghttp2_session_consume(r->conn->h2, r->stream_id, r->h2_held);
-        } else {
-            nghttp2_session_consume_connection(r->conn->h2, r->h2_held);
+            nghttp2_session_consume_stream(r->conn->h2, r->stream_id, r->h2_held);
+            conn_kick(r->conn);
         }
         r->h2_held = 0;
-        conn_kick(r->conn);
     }
+    h2_uncount(r, r->in_body.bytes);
 } /* h2_taken */
 
 #else /* !HAVE_NGHTTP2 */

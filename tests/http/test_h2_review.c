@@ -204,6 +204,135 @@ refused_while_uploading(void)
     evpl_destroy(evpl);
 }
 
+/* ---- unread request bodies: a bound per connection, not per stream ---- */
+
+#define CB_STREAMS 8
+static struct evpl_http_request *cb_reqs[CB_STREAMS];
+static int cb_n;
+
+static void
+cb_notify(struct evpl *evpl, struct evpl_http_agent *agent, struct evpl_http_request *request,
+          enum evpl_http_notify_type type, enum evpl_http_request_type rt, const char *uri,
+          void *nd, void *pd)
+{
+    if (type == EVPL_HTTP_NOTIFY_FAILED) {
+        for (int i = 0; i < cb_n; i++) {
+            if (cb_reqs[i] == request) {
+                cb_reqs[i] = NULL;
+            }
+        }
+    }
+}
+
+static void
+cb_dispatch(struct evpl *evpl, struct evpl_http_agent *agent, struct evpl_http_request *request,
+            evpl_http_notify_callback_t *cb, void **nd, void *pd)
+{
+    T_OK(cb_n < CB_STREAMS);
+    cb_reqs[cb_n++] = request;
+    *cb = cb_notify; /* the body is not read as it arrives */
+}
+
+static uint64_t
+cb_buffered(void)
+{
+    uint64_t total = 0;
+
+    for (int i = 0; i < cb_n; i++) {
+        if (cb_reqs[i]) {
+            total += evpl_http_request_get_data_avail(cb_reqs[i]);
+        }
+    }
+    return total;
+}
+
+/* Keep every stream's body coming until the server's buffered total stops
+ * growing for 500 ms (at most 20 s); returns that total. */
+static uint64_t
+cb_feed_until_stalled(struct evpl *evpl, struct t_h2peer *peer, int32_t *ids)
+{
+    static char chunk[256 << 10];
+    uint64_t last = 0, since = t_now_ns(), end = t_now_ns() + 20000000000ull;
+
+    memset(chunk, 'b', sizeof(chunk));
+    while (t_now_ns() - since < 500000000ull) {
+        uint64_t now;
+
+        T_OK(t_now_ns() < end);
+        for (int i = 0; i < CB_STREAMS; i++) {
+            struct t_h2s *st = t_h2s_get(peer, ids[i]);
+
+            if (st->out.len - st->out_off < sizeof(chunk)) {
+                t_buf_add(&st->out, chunk, sizeof(chunk));
+                st->out_open = 1;
+                (void) nghttp2_session_resume_data(peer->s, ids[i]); /* if it was deferred */
+            }
+        }
+        t_h2pump_for(evpl, NULL, 20);
+        now = cb_buffered();
+        if (now != last) {
+            last = now;
+            since = t_now_ns();
+        }
+    }
+    return last;
+}
+
+static void
+conn_body_cap(void)
+{
+    struct evpl *evpl = t_net_loop();
+    struct evpl_http_agent *agent = evpl_http_init(evpl);
+    struct evpl_endpoint *ep = t_endpoint(EVPL_STREAM_SOCKET_TCP);
+    struct evpl_listener *l = t_listen(EVPL_STREAM_SOCKET_TCP, ep);
+    struct evpl_http_server *server = evpl_http_attach(agent, l, cb_dispatch, NULL);
+    struct t_raw raw;
+    struct t_h2peer peer;
+    int32_t ids[CB_STREAMS];
+    uint64_t held, more;
+
+    fprintf(stderr, "-- h2 server: %d endless request bodies nobody reads\n", CB_STREAMS);
+    t_evpl = evpl;
+    t_raw_open(&raw, ep);
+    t_h2peer_init(&peer, &raw, 0);
+    for (int i = 0; i < CB_STREAMS; i++) {
+        ids[i] = t_h2peer_request(&peer, "POST", "/up", "x", 1, 1);
+    }
+    T_H2PUMP(evpl, cb_n == CB_STREAMS, 5000);
+    held = cb_feed_until_stalled(evpl, &peer, ids);
+    fprintf(stderr, "  buffered at the stall: %llu bytes\n", (unsigned long long) held);
+    /* 16 MiB buffered, plus at most the 16 MiB connection window the peer
+     * had open then (it used to be 16 MiB per stream: 8 x 17 MiB here) */
+    T_OK(held <= (32u << 20) + (1u << 20));
+    T_OK(held >= (8u << 20)); /* bodies did flow */
+    /* taking the bodies opens the windows again */
+    for (int i = 0; i < CB_STREAMS; i++) {
+        uint64_t avail = evpl_http_request_get_data_avail(cb_reqs[i]);
+
+        while (avail) {
+            struct evpl_iovec iov[64];
+            int len = avail > (1u << 20) ? (1 << 20) : (int) avail;
+            int n = evpl_http_request_get_datav(evpl, cb_reqs[i], iov, len);
+
+            T_OK(n > 0 && n <= 64);
+            evpl_iovecs_release(evpl, iov, n);
+            avail -= (uint64_t) len;
+        }
+    }
+    T_EQ(cb_buffered(), 0);
+    more = cb_feed_until_stalled(evpl, &peer, ids);
+    fprintf(stderr, "  buffered again after taking it all: %llu bytes\n",
+            (unsigned long long) more);
+    T_OK(more >= (8u << 20) && more <= (32u << 20) + (1u << 20));
+    t_h2peer_free(&peer);
+    t_raw_close(&raw);
+    T_H2PUMP(evpl, cb_reqs[0] == NULL, 5000); /* FAILED: the connection went */
+    evpl_http_server_destroy(agent, server);
+    evpl_http_destroy(agent);
+    evpl_listener_destroy(l);
+    evpl_destroy(evpl);
+}
+
 /* ---- close-delimited body past the buffering limit ---- */
 
 static uint64_t avail_at_complete;
@@ -281,6 +410,7 @@ main(void)
     client_answered_early();
     hpack_amplification();
     refused_while_uploading();
+    conn_body_cap();
     close_delimited_past_limit();
     fprintf(stderr, "PASS\n");
     return 0;
