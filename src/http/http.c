@@ -2275,8 +2275,11 @@ conn_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *notif
 #define H2_CONN_WINDOW   (16 << 20)
 /* Body bytes all the streams of a connection may hold unread before the
  * connection's window stops being credited: without it, 100 streams of
- * 16 MiB each (body_room) could hold 1.6 GB on one connection. */
-#define H2_CONN_BUFFER    (16u << 20)
+ * 16 MiB each (body_room) could hold 1.6 GB on one connection.  With its
+ * window that is at most 80 MiB, what an HTTP/1 connection can hold too
+ * (its 16 MiB plus the bind's 64 MiB receive limit), and room for
+ * applications that read several bodies only once they are complete. */
+#define H2_CONN_BUFFER    (64u << 20)
 #define H2_MAX_CONCURRENT 100
 
 static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
