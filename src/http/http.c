@@ -1687,8 +1687,10 @@ server_read(struct evpl_http_conn *c)
 
     while (conn_live(c) && c->rx != RX_STOP) {
         if (c->rx == RX_HEAD) {
-            if (c->nqueued >= HTTP_READ_AHEAD || !c->server) {
-                c->rx_paused = c->nqueued >= HTTP_READ_AHEAD;
+            /* (responses piling up unsent: a client that pipelines and
+             * never reads would otherwise have them queued without end) */
+            if (c->nqueued >= HTTP_READ_AHEAD || !c->server || c->unsent >= HTTP_SEND_HIGH) {
+                c->rx_paused = c->nqueued >= HTTP_READ_AHEAD || c->unsent >= HTTP_SEND_HIGH;
                 if (!c->server && !c->nqueued) {
                     conn_finish(c);
                 }
@@ -2249,7 +2251,7 @@ conn_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *notif
             /* a body waiting for the transport goes on */
             c->unsent = c->unsent > notify->sent.bytes ? c->unsent - notify->sent.bytes : 0;
             w = c->is_client ? c->wr : c->head;
-            if (c->h2 || (w && w->hdr_sent && !w->out_done)) {
+            if (c->h2 || c->rx_paused || (w && w->hdr_sent && !w->out_done)) {
                 conn_kick(c);
             }
             break;
@@ -2417,6 +2419,13 @@ h2_send_cb(nghttp2_session *session, const uint8_t *data, size_t length, int fla
     if (!c->bind || c->closing) {
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     }
+    if (c->unsent >= HTTP_SEND_HIGH) {
+        /* the peer is not reading: frames wait in nghttp2, whose limit on
+         * queued control frames (SETTINGS and PING floods) then applies.
+         * Reading goes on (unlike HTTP/1): both ends of a full-duplex
+         * connection may be sending, and DATA is bounded by flow control */
+        return NGHTTP2_ERR_WOULDBLOCK;
+    }
     conn_send(c, data, length);
     return (ssize_t) length;
 } /* h2_send_cb */
@@ -2435,6 +2444,9 @@ h2_send_data_cb(nghttp2_session *session, nghttp2_frame *frame, const uint8_t *f
     }
     if (!r) {
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* its request is gone: reset */
+    }
+    if (c->unsent >= HTTP_SEND_HIGH) {
+        return NGHTTP2_ERR_WOULDBLOCK;
     }
     conn_send(c, framehd, 9);
     if (frame->data.padlen > 0) {
@@ -3164,7 +3176,8 @@ conn_service(struct evpl *evpl, void *arg)
         }
     } else {
         server_flush(c);
-        if (c->rx_paused && c->bind && (c->rx != RX_HEAD || c->nqueued < HTTP_READ_AHEAD) &&
+        if (c->rx_paused && c->bind &&
+            (c->rx != RX_HEAD || (c->nqueued < HTTP_READ_AHEAD && c->unsent < HTTP_SEND_HIGH)) &&
             (c->rx == RX_HEAD || !c->tail || body_room(c->tail))) {
             c->rx_paused = 0;
             server_read(c);
