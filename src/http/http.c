@@ -2419,11 +2419,13 @@ h2_send_cb(nghttp2_session *session, const uint8_t *data, size_t length, int fla
     if (!c->bind || c->closing) {
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     }
-    if (c->unsent >= HTTP_SEND_HIGH) {
+    if (c->unsent >= HTTP_SEND_HIGH && !c->h2_failed) {
         /* the peer is not reading: frames wait in nghttp2, whose limit on
          * queued control frames (SETTINGS and PING floods) then applies.
          * Reading goes on (unlike HTTP/1): both ends of a full-duplex
-         * connection may be sending, and DATA is bounded by flow control */
+         * connection may be sending, and DATA is bounded by flow control.
+         * Once the session failed, what it still sends (the GOAWAY after
+         * the frames held here) is bounded and goes out. */
         return NGHTTP2_ERR_WOULDBLOCK;
     }
     conn_send(c, data, length);
@@ -2445,7 +2447,7 @@ h2_send_data_cb(nghttp2_session *session, nghttp2_frame *frame, const uint8_t *f
     if (!r) {
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* its request is gone: reset */
     }
-    if (c->unsent >= HTTP_SEND_HIGH) {
+    if (c->unsent >= HTTP_SEND_HIGH && !c->h2_failed) {
         return NGHTTP2_ERR_WOULDBLOCK;
     }
     conn_send(c, framehd, 9);
@@ -2775,7 +2777,9 @@ h2_data_cb(nghttp2_session *session, uint8_t flags, int32_t stream_id, const uin
     } else {
         r->h2_held += len;
     }
-    if (c->h2_buffered <= H2_CONN_BUFFER) {
+    if (c->is_client || c->h2_buffered <= H2_CONN_BUFFER) {
+        /* (a client asked for what comes: its responses are not capped
+         * together, only each by its stream) */
         nghttp2_session_consume_connection(session, len);
     } else {
         c->h2_conn_held += len;
@@ -3101,7 +3105,7 @@ h2_uncount(struct evpl_http_request *r, uint64_t remaining)
         c->h2_buffered -= r->h2_counted - remaining;
         r->h2_counted = remaining;
     }
-    if (c->h2 && c->h2_conn_held && c->h2_buffered < H2_CONN_BUFFER) {
+    if (c->h2 && c->h2_conn_held && c->h2_buffered <= H2_CONN_BUFFER) {
         nghttp2_session_consume_connection(c->h2, c->h2_conn_held);
         c->h2_conn_held = 0;
         conn_kick(c);
