@@ -63,6 +63,49 @@ pump_until_still(struct evpl *evpl)
     }
 }
 
+/* A non-blocking client socket to ep whose receive buffer is small (it
+ * reads nothing for a while: the server's answers back up sooner). */
+static int
+connect_small_rcvbuf(struct evpl_endpoint *ep)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = t_endpoint_sockaddr(ep, &ss);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), small = 64 << 10;
+
+    T_OK(fd >= 0);
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    T_EQ(connect(fd, (struct sockaddr *) &ss, sl), 0);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    return fd;
+}
+
+/* Write out[*off..total) as the server takes it, pumping its loop, until
+ * all is written or 50 tries in a row found no room; 1 if the server ended
+ * the connection (EPIPE/ECONNRESET) meanwhile. */
+static int
+write_until_stall(struct evpl *evpl, int fd, const char *out, size_t total, size_t *off)
+{
+    uint64_t end = t_now_ns() + 20000000000ull;
+
+    for (int idle = 0; *off < total && idle < 50;) {
+        ssize_t n = write(fd, out + *off, total - *off);
+
+        T_OK(t_now_ns() < end);
+        if (n > 0) {
+            *off += (size_t) n;
+            idle = 0;
+        } else {
+            T_OK(errno == EAGAIN || errno == EPIPE || errno == ECONNRESET);
+            if (errno != EAGAIN) {
+                return 1;
+            }
+            idle++;
+        }
+        t_hpump_for(evpl, 10);
+    }
+    return 0;
+}
+
 static void
 pipelined_unread(struct evpl *evpl, struct evpl_endpoint *ep)
 {
@@ -71,7 +114,7 @@ pipelined_unread(struct evpl *evpl, struct evpl_endpoint *ep)
     const char marker[] = "HTTP/1.1 200 OK\r\n";
     size_t total = NREQ * reqlen, off = 0, got = 0, carry = 0;
     char *out = malloc(total), buf[65536 + sizeof(marker)];
-    int fd, small = 64 << 10, responses = 0;
+    int fd, responses = 0;
     uint64_t end;
 
     fprintf(stderr, "-- HTTP/1.1: %d pipelined requests, answers not read\n", NREQ);
@@ -79,31 +122,8 @@ pipelined_unread(struct evpl *evpl, struct evpl_endpoint *ep)
     for (int i = 0; i < NREQ; i++) {
         memcpy(out + (size_t) i * reqlen, req, reqlen);
     }
-    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    T_OK(fd >= 0);
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
-    {
-        struct sockaddr_storage ss;
-        socklen_t sl = t_endpoint_sockaddr(ep, &ss);
-
-        T_EQ(connect(fd, (struct sockaddr *) &ss, sl), 0);
-    }
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-    /* write what the server takes, pumping it meanwhile, until it stalls */
-    end = t_now_ns() + 20000000000ull;
-    for (int idle = 0; off < total && idle < 50;) {
-        ssize_t n = write(fd, out + off, total - off);
-
-        T_OK(t_now_ns() < end);
-        if (n > 0) {
-            off += (size_t) n;
-            idle = 0;
-        } else {
-            T_OK(errno == EAGAIN);
-            idle++;
-        }
-        t_hpump_for(evpl, 10);
-    }
+    fd = connect_small_rcvbuf(ep);
+    T_EQ(write_until_stall(evpl, fd, out, total, &off), 0);
     pump_until_still(evpl);
     fprintf(stderr, "  %zu of %zu request bytes written, %d requests dispatched\n", off, total,
             dispatched);
@@ -155,9 +175,8 @@ ping_flood_unread(struct evpl *evpl, struct evpl_endpoint *ep)
     enum { NPING = 2000000 };
     unsigned char *out = malloc(NPING * sizeof(ping) + 64);
     size_t total = 0, off = 0;
-    int fd, small = 64 << 10, ended = 0;
+    int fd, ended;
     struct t_raw ok;
-    uint64_t end;
     long rss0 = (long) (t_rss_bytes() / 1024), rss1;
 
     fprintf(stderr, "-- HTTP/2: %d PINGs, the ACKs not read\n", NPING);
@@ -170,36 +189,8 @@ ping_flood_unread(struct evpl *evpl, struct evpl_endpoint *ep)
         memcpy(out + total, ping, sizeof(ping));
         total += sizeof(ping);
     }
-    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    T_OK(fd >= 0);
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
-    {
-        struct sockaddr_storage ss;
-        socklen_t sl = t_endpoint_sockaddr(ep, &ss);
-
-        T_EQ(connect(fd, (struct sockaddr *) &ss, sl), 0);
-    }
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-    end = t_now_ns() + 20000000000ull;
-    for (int idle = 0; off < total && idle < 50;) {
-        ssize_t n = write(fd, out + off, total - off);
-
-        T_OK(t_now_ns() < end);
-        if (n > 0) {
-            off += (size_t) n;
-            idle = 0;
-        } else {
-            /* EAGAIN: the server stopped reading; EPIPE/ECONNRESET: it
-             * ended the connection (nghttp2's flood limit) */
-            T_OK(errno == EAGAIN || errno == EPIPE || errno == ECONNRESET);
-            if (errno != EAGAIN) {
-                ended = 1;
-                break;
-            }
-            idle++;
-        }
-        t_hpump_for(evpl, 10);
-    }
+    fd = connect_small_rcvbuf(ep);
+    ended = write_until_stall(evpl, fd, (const char *) out, total, &off);
     t_hpump_for(evpl, 300);
     rss1 = (long) (t_rss_bytes() / 1024);
     fprintf(stderr, "  %zu of %zu bytes written%s; server RSS %ld -> %ld KiB\n", off, total,
