@@ -31,13 +31,23 @@
 static struct evpl *evpl;
 static int no_addr; /* datagrams a received without the sender's address */
 
+/* Bind a fresh endpoint.  Its port was free for TCP, but the CM has its
+ * own port space, which another RDMA test running at the same time may
+ * hold that port in (EADDRINUSE, seen once in CI): then another port. */
 static struct evpl_bind *
-ubind(struct evpl_endpoint *e, struct t_conn *c)
+ubind(struct evpl_endpoint **e, struct t_conn *c)
 {
     t_conn_init(c);
     c->keep_msgs = 1;
     c->evpl = evpl;
-    c->bind = evpl_bind(evpl, EVPL_DATAGRAM_RDMACM_UD, e, t_conn_notify, c);
+    for (int attempt = 0; attempt < 8; attempt++) {
+        c->bind = evpl_bind(evpl, EVPL_DATAGRAM_RDMACM_UD, *e, t_conn_notify, c);
+        if (c->bind) {
+            break;
+        }
+        evpl_endpoint_close(*e);
+        *e = t_endpoint(EVPL_DATAGRAM_RDMACM_UD);
+    }
     T_OK(c->bind != NULL);
     evpl_bind_request_send_notifications(evpl, c->bind);
     return c->bind;
@@ -78,15 +88,15 @@ main(void)
     evpl = t_net_loop();
     epa = t_endpoint(EVPL_DATAGRAM_RDMACM_UD);
     eps = t_endpoint(EVPL_DATAGRAM_RDMACM_UD);
-    ubind(epa, &a);
+    ubind(&epa, &a);
     a.hook = answer;
-    ubind(eps, &s);
+    ubind(&eps, &s);
 
     /* resolved destinations, more than the table holds: each reached;
      * the first, forgotten by now, is reached again */
     for (int i = 0; i < DEST; i++) {
         epd[i] = t_endpoint(EVPL_DATAGRAM_RDMACM_UD);
-        ubind(epd[i], &d[i]);
+        ubind(&epd[i], &d[i]);
         evpl_sendtoep(evpl, a.bind, epd[i], "d", 1);
         T_PUMP(evpl, d[i].nrecv_msg == 1, 10000);
     }
@@ -121,13 +131,13 @@ main(void)
 
     /* a fresh destination: room is made for it */
     epb = t_endpoint(EVPL_DATAGRAM_RDMACM_UD);
-    ubind(epb, &b);
+    ubind(&epb, &b);
     evpl_sendtoep(evpl, a.bind, epb, "to b", 4);
     T_PUMP(evpl, b.nrecv_msg == 1, 10000);
 
     /* a fresh sender, the table more than half full: learned */
     ept = t_endpoint(EVPL_DATAGRAM_RDMACM_UD);
-    ubind(ept, &t);
+    ubind(&ept, &t);
     evpl_sendtoep(evpl, t.bind, epa, "t", 1);
     T_PUMP(evpl, t.nrecv_msg == 1, 10000);
     T_EQ(no_addr, 0);
