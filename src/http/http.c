@@ -452,7 +452,7 @@ struct evpl_http_conn {
     unsigned int h2_failed : 1; /* HTTP/2 protocol error: GOAWAY, close */
 #ifdef HAVE_NGHTTP2
     nghttp2_session *h2;
-    uint64_t h2_buffered;  /* request body bytes received and not yet taken */
+    uint64_t h2_buffered;  /* server: request body bytes received, not yet taken */
     uint64_t h2_conn_held; /* received bytes not credited to the connection */
 #else
     void *h2;
@@ -2770,16 +2770,18 @@ h2_data_cb(nghttp2_session *session, uint8_t flags, int32_t stream_id, const uin
     /* credit the peer at once while little is buffered, by the stream and
      * by the connection as a whole; past that, the windows open only as
      * the application takes data */
-    r->h2_counted += len;
-    c->h2_buffered += len;
+    if (!c->is_client) {
+        r->h2_counted += len;
+        c->h2_buffered += len;
+    }
     if (body_room(r)) {
         nghttp2_session_consume_stream(session, stream_id, len);
     } else {
         r->h2_held += len;
     }
-    if (c->is_client || c->h2_buffered <= H2_CONN_BUFFER) {
-        /* (a client asked for what comes: its responses are not capped
-         * together, only each by its stream) */
+    if (c->h2_buffered <= H2_CONN_BUFFER) {
+        /* (never counted on a client: it asked for what comes, so its
+         * responses are capped only each by its stream) */
         nghttp2_session_consume_connection(session, len);
     } else {
         c->h2_conn_held += len;

@@ -67,8 +67,8 @@ struct evpl_uring_watch {
 };
 
 int evpl__uring_watch(struct evpl *evpl, struct evpl_uring_watch *w, struct io_uring *ring);
-/* Work left after a reap that found reaped completions (the watch's
- * eventfd will not say so). */
+/* Work left after a reap that returned reaped (the watch's eventfd will
+ * not say so). */
 int evpl__uring_unreaped(struct io_uring *ring, int reaped);
 void evpl__uring_unwatch(struct evpl *evpl, struct evpl_uring_watch *w);
 
