@@ -52,6 +52,8 @@ struct rpc2_chunk {
 };
 
 /* A client call in flight. */
+struct rpc2_held;
+
 struct evpl_rpc2_request {
     uint32_t xid;
     uint32_t proc;
@@ -67,6 +69,10 @@ struct evpl_rpc2_request {
     int write_lent;              /* the caller's buffer: never released here */
     struct evpl_iovec reply_iov; /* where the server writes a long reply */
     int has_reply;
+    uint32_t read_pos;      /* the read chunk's XDR position in the arguments */
+    uint32_t write_max;     /* the write chunk's advertised length */
+    uint32_t reply_max;     /* the reply chunk's */
+    struct rpc2_held *held; /* not sent yet: waiting for CONNECTED */
     UT_hash_handle hh;
     struct evpl_rpc2_request *next;
 };
@@ -112,10 +118,12 @@ struct rpc2_sreq {
 /* The library's side of a connection. */
 struct rpc2_conn {
     struct evpl_rpc2_conn pub;
-    int stream;    /* record marking (else RPC-over-RDMA) */
-    int closing;   /* evpl_close called */
-    int gone;      /* DISCONNECTED seen */
-    int connected; /* CONNECTED seen */
+    int stream;             /* record marking (else RPC-over-RDMA) */
+    int closing;            /* evpl_close called */
+    int gone;               /* DISCONNECTED seen */
+    int connected;          /* CONNECTED seen */
+    struct rpc2_held *held; /* calls waiting for CONNECTED, oldest first */
+    struct rpc2_held **held_tail;
     struct rpc2_sreq *sreqs;
     struct evpl_rpc2_request *failed; /* calls to complete from the loop */
     struct evpl_deferral fail_deferral;
@@ -507,6 +515,7 @@ conn_new(struct evpl_rpc2_thread *t, enum evpl_protocol_id protocol)
     c->stream = evpl_protocol_is_stream(protocol);
     c->pub.rdma = !c->stream;
     c->credits = 1;
+    c->held_tail = &c->held;
     evpl_deferral_init(&c->fail_deferral, complete_failed, c);
     c->pub.next = t->conns;
     if (t->conns) {
@@ -1633,6 +1642,8 @@ call_release_buffers(struct evpl *evpl, struct evpl_rpc2_request *req, int keep_
     }
 }
 
+static void held_drop(struct evpl *evpl, struct rpc2_conn *c, struct rpc2_held *h);
+
 /* One completion per call, never inside evpl_rpc2_call. */
 static void
 call_complete(struct evpl *evpl, struct evpl_rpc2_conn *conn, struct evpl_rpc2_request *req,
@@ -1644,6 +1655,10 @@ call_complete(struct evpl *evpl, struct evpl_rpc2_conn *conn, struct evpl_rpc2_r
     struct xdr_dbuf *d = &t->reply_dbuf;
 
     depth_add(t, ROLE_CLIENT, -1);
+    if (req->held) {
+        held_drop(evpl, priv(conn), req->held);
+        req->held = NULL;
+    }
     dbuf_fit(d, (uint64_t) length * DBUF_PER_BYTE + DBUF_MIN);
     call_release_buffers(evpl, req, 1);
     req->program->recv_reply_dispatch(evpl, conn, d, req->proc, chunk, &none, iov, niov,
@@ -1751,6 +1766,116 @@ put_segment(struct evpl *evpl, struct evpl_bind *bind, uint8_t *p, struct evpl_i
     return rpc2_put_u64(p, addr);
 }
 
+/*
+ * A call held until CONNECTED: on RDMA CM the keys of the buffers a call
+ * advertises exist only once the connection has its device, so a call with
+ * chunks made before that waits, and every call made after it waits too
+ * (calls go out in the order they were made).
+ */
+struct rpc2_held {
+    struct evpl_rpc2_request *req;
+    struct rpc2_held *next;
+    uint32_t rlen; /* call header */
+    uint32_t body;
+    int niov;
+    uint8_t rpc[RPC_HDR_MAX];
+    struct evpl_iovec iov[]; /* the arguments (the call's references) */
+};
+
+/* Sends a call whose buffers are in req; takes the references of req_iov. */
+static void
+call_send(struct evpl *evpl, struct rpc2_conn *c, struct evpl_rpc2_request *req, const uint8_t *rpc,
+          uint32_t rlen, uint32_t body, struct evpl_iovec *req_iov, int req_niov)
+{
+    struct evpl_rpc2_conn *conn = &c->pub;
+    uint8_t hdr[RPC_HDR_MAX + 128 + RDMA_MAX_SEGMENTS * 24], *p = hdr;
+    struct evpl_iovec *out, stack[STACK_IOV];
+    uint32_t hlen;
+    int n;
+
+    if (c->stream) {
+        p = rpc2_put_u32(p, 0x80000000u | (rlen + body));
+    } else {
+        /* RPC-over-RDMA header (RFC 8166 §4.2) with our chunk lists */
+        p = rpc2_put_u32(p, req->xid);
+        p = rpc2_put_u32(p, RDMA_VERSION);
+        p = rpc2_put_u32(p, 1); /* credits asked for */
+        p = rpc2_put_u32(p, RDMA_MSG);
+        /* one read-list item per iovec, all at the same position (RFC 8166
+         * §3.4.5: a chunk of several segments) */
+        for (int i = 0; i < req->has_read; i++) {
+            p = rpc2_put_u32(p, 1);
+            p = rpc2_put_u32(p, rlen + req->read_pos);
+            p = put_segment(evpl, conn->bind, p, &req->read_iov[i], req->read_iov[i].length);
+        }
+        p = rpc2_put_u32(p, 0);
+        if (req->has_write) {
+            p = rpc2_put_u32(p, 1);
+            p = rpc2_put_u32(p, 1);
+            p = put_segment(evpl, conn->bind, p, &req->write_iov, req->write_max);
+        }
+        p = rpc2_put_u32(p, 0);
+        if (req->has_reply) {
+            p = rpc2_put_u32(p, 1);
+            p = rpc2_put_u32(p, 1);
+            p = put_segment(evpl, conn->bind, p, &req->reply_iov, req->reply_max);
+        } else {
+            p = rpc2_put_u32(p, 0);
+        }
+    }
+    hlen = (uint32_t) (p - hdr);
+    memcpy(p, rpc, rlen);
+
+    out = iov_array(stack, req_niov + 1);
+    n = prepend(evpl, hdr, hlen + rlen, req->program->reserve, req_iov, req_niov, out);
+    if (n < 0) {
+        iov_array_free(out, stack);
+        release_all(evpl, req_iov, req_niov);
+        call_release_buffers(evpl, req, 0);
+        call_fail_later(evpl, c, req, EVPL_RPC2_REPLY_CONN_LOST);
+        return;
+    }
+    HASH_ADD(hh, conn->pending_calls, xid, sizeof(req->xid), req);
+    evpl_sendv(evpl, conn->bind, out, n, (int) (hlen + rlen + body), EVPL_SEND_FLAG_TAKE_REF);
+    iov_array_free(out, stack);
+}
+
+/* CONNECTED: the held calls go out, oldest first. */
+static void
+send_held(struct evpl *evpl, struct rpc2_conn *c)
+{
+    while (c->held && !c->closing && !c->gone) {
+        struct rpc2_held *h = c->held;
+        struct evpl_rpc2_request *req = h->req;
+
+        c->held = h->next;
+        if (!c->held) {
+            c->held_tail = &c->held;
+        }
+        HASH_DELETE(hh, c->pub.pending_calls, req);
+        req->held = NULL;
+        call_send(evpl, c, req, h->rpc, h->rlen, h->body, h->iov, h->niov);
+        free(h);
+    }
+}
+
+/* A held call completed without being sent (the connection went first). */
+static void
+held_drop(struct evpl *evpl, struct rpc2_conn *c, struct rpc2_held *h)
+{
+    struct rpc2_held **pp = &c->held;
+
+    while (*pp != h) {
+        pp = &(*pp)->next;
+    }
+    *pp = h->next;
+    if (!*pp) {
+        c->held_tail = pp;
+    }
+    release_all(evpl, h->iov, h->niov);
+    free(h);
+}
+
 EVPL_API int
 evpl_rpc2_call(struct evpl *evpl, struct evpl_rpc2_program *program, struct evpl_rpc2_conn *conn,
                const struct evpl_rpc2_cred *cred, uint32_t procedure, struct evpl_iovec *req_iov,
@@ -1761,10 +1886,8 @@ evpl_rpc2_call(struct evpl *evpl, struct evpl_rpc2_program *program, struct evpl
     struct rpc2_conn *c = priv(conn);
     struct evpl_rpc2_thread *t = conn->thread;
     struct evpl_rpc2_request *req = t->free_calls;
-    uint8_t hdr[RPC_HDR_MAX + 128 + RDMA_MAX_SEGMENTS * 24], rpc[RPC_HDR_MAX], *p = hdr;
-    uint32_t rlen, hlen = 0, body;
-    struct evpl_iovec *out, stack[STACK_IOV];
-    int n;
+    uint8_t rpc[RPC_HDR_MAX];
+    uint32_t rlen, body;
 
     if (req) {
         t->free_calls = req->next;
@@ -1809,28 +1932,17 @@ evpl_rpc2_call(struct evpl *evpl, struct evpl_rpc2_program *program, struct evpl
     body = (uint32_t) req_length - program->reserve;
     rlen = call_header(rpc, req->xid, program, procedure, cred);
 
-    if (c->stream) {
-        p = rpc2_put_u32(p, 0x80000000u | (rlen + body));
-    } else {
-        /* RPC-over-RDMA header (RFC 8166 §4.2) with our chunk lists */
-        p = rpc2_put_u32(p, req->xid);
-        p = rpc2_put_u32(p, RDMA_VERSION);
-        p = rpc2_put_u32(p, 1); /* credits asked for */
-        p = rpc2_put_u32(p, RDMA_MSG);
+    if (!c->stream) {
+        /* the buffers the chunk lists advertise are the call's from here */
         if (rdma_chunk && rdma_chunk->niov > 0) {
-            /* one read-list item per iovec, all at the same position
-             * (RFC 8166 §3.4.5: a chunk of several segments) */
             req->read_iov = xmalloc((size_t) rdma_chunk->niov * sizeof(*req->read_iov));
             for (int i = 0; i < rdma_chunk->niov; i++) {
                 evpl_iovec_move(&req->read_iov[i], &rdma_chunk->iov[i]);
-                p = rpc2_put_u32(p, 1);
-                p = rpc2_put_u32(p, rlen + rdma_chunk->xdr_position);
-                p = put_segment(evpl, conn->bind, p, &req->read_iov[i], req->read_iov[i].length);
             }
             req->has_read = rdma_chunk->niov;
+            req->read_pos = rdma_chunk->xdr_position;
             rdma_chunk->niov = 0;
         }
-        p = rpc2_put_u32(p, 0);
         if (max_rdma_write_chunk > 0) {
             if (write_chunk_iov && write_chunk_niov == 1) {
                 req->write_iov = write_chunk_iov[0];
@@ -1844,36 +1956,37 @@ evpl_rpc2_call(struct evpl *evpl, struct evpl_rpc2_program *program, struct evpl
                 goto nomem;
             }
             req->has_write = 1;
-            p = rpc2_put_u32(p, 1);
-            p = rpc2_put_u32(p, 1);
-            p = put_segment(evpl, conn->bind, p, &req->write_iov, (uint32_t) max_rdma_write_chunk);
+            req->write_max = (uint32_t) max_rdma_write_chunk;
         }
-        p = rpc2_put_u32(p, 0);
         if (max_rdma_reply_chunk > 0) {
             if (evpl_iovec_alloc(evpl, (unsigned int) max_rdma_reply_chunk, 8, 1, 0,
                                  &req->reply_iov) != 1) {
                 goto nomem;
             }
             req->has_reply = 1;
-            p = rpc2_put_u32(p, 1);
-            p = rpc2_put_u32(p, 1);
-            p = put_segment(evpl, conn->bind, p, &req->reply_iov, (uint32_t) max_rdma_reply_chunk);
-        } else {
-            p = rpc2_put_u32(p, 0);
+            req->reply_max = (uint32_t) max_rdma_reply_chunk;
+        }
+        if (!c->connected && (c->held || req->has_read || req->has_write || req->has_reply)) {
+            struct rpc2_held *h = xmalloc(sizeof(*h) + (size_t) req_niov * sizeof(h->iov[0]));
+
+            h->req = req;
+            h->next = NULL;
+            h->rlen = rlen;
+            h->body = body;
+            h->niov = req_niov;
+            memcpy(h->rpc, rpc, rlen);
+            for (int i = 0; i < req_niov; i++) {
+                evpl_iovec_move(&h->iov[i], &req_iov[i]);
+            }
+            *c->held_tail = h;
+            c->held_tail = &h->next;
+            req->held = h;
+            /* in the table, so a connection lost first completes it */
+            HASH_ADD(hh, conn->pending_calls, xid, sizeof(req->xid), req);
+            return 0;
         }
     }
-    hlen = (uint32_t) (p - hdr);
-    memcpy(p, rpc, rlen);
-
-    out = iov_array(stack, req_niov + 1);
-    n = prepend(evpl, hdr, hlen + rlen, program->reserve, req_iov, req_niov, out);
-    if (n < 0) {
-        iov_array_free(out, stack);
-        goto nomem;
-    }
-    HASH_ADD(hh, conn->pending_calls, xid, sizeof(req->xid), req);
-    evpl_sendv(evpl, conn->bind, out, n, (int) (hlen + rlen + body), EVPL_SEND_FLAG_TAKE_REF);
-    iov_array_free(out, stack);
+    call_send(evpl, c, req, rpc, rlen, body, req_iov, req_niov);
     return 0;
 
 nomem:
@@ -2366,6 +2479,7 @@ conn_event(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *n, voi
     switch (n->notify_type) {
         case EVPL_NOTIFY_CONNECTED:
             c->connected = 1;
+            send_held(evpl, c);
             notify(t, &c->pub, EVPL_RPC2_NOTIFY_CONNECTED, t->private_data);
             break;
         case EVPL_NOTIFY_RECV_MSG:
