@@ -510,7 +510,7 @@ main(void)
 
     /* calls made right after connecting, before CONNECTED: on RDMA CM the
      * keys of the buffers a call advertises exist only once the connection
-     * has its device, so the library holds them until then (rpc2.md §11
+     * has its device, so the library holds them until then (rpc2.md §3, §6
      * asks applications to wait; we do not need them to).  A call with
      * read, write and reply chunks, and a plain call behind it. */
     {
