@@ -2660,12 +2660,20 @@ h2_header_cb(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t
     }
     /* the same budget as HTTP/1 heads (as RFC 7541 counts a field), for
      * headers and trailers each: compression must not multiply it */
+    if (r->h2_too_big) {
+        return 0; /* a request head over the budget: answered 400 at its end */
+    }
     r->h2_field_bytes += namelen + valuelen + 32;
     if (r->h2_field_bytes > c->agent->max_hdr * (frame->headers.cat == NGHTTP2_HCAT_HEADERS &&
                                                          (!c->is_client || r->status >= 200)
                                                      ? 2u
                                                      : 1u)) {
         r->h2_too_big = 1;
+        if (!c->is_client && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+            /* as an HTTP/1 head over http_max_header_size (http.md
+             * statement 12): the rest of the block is skipped, 400 */
+            return 0;
+        }
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* the stream is reset */
     }
     if (frame->headers.cat == NGHTTP2_HCAT_HEADERS) {
@@ -2854,11 +2862,11 @@ h2_frame_recv_cb(nghttp2_session *session, const nghttp2_frame *frame, void *use
         return 0;
     }
     if (!c->is_client && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
-        if (r->type == EVPL_HTTP_REQUEST_TYPE_UNKNOWN || !r->url || !c->server) {
+        if (r->h2_too_big || r->type == EVPL_HTTP_REQUEST_TYPE_UNKNOWN || !r->url || !c->server) {
             /* answered here, never seen by the application */
             r->in_complete = 1;
             r->dispatched = 1;
-            r->status = c->server ? 501 : 503;
+            r->status = !c->server ? 503 : r->h2_too_big ? 400 : 501;
             conn_kick(c);
             return 0;
         }
