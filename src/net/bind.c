@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "net/hold.h"
 #include "net/net.h"
 
 /* Receive-ring level above which a stream stops reading (back-pressure). */
@@ -41,6 +42,7 @@ send_idle(const struct evpl_bind *bind)
 
 static void flush_deferral(struct evpl *evpl, void *arg);
 static void close_deferral(struct evpl *evpl, void *arg);
+static void unhold_deferral(struct evpl *evpl, void *arg);
 
 #define RING_START 16
 
@@ -72,6 +74,7 @@ evpl__bind_alloc(struct evpl *evpl, const struct evpl_protocol *protocol,
     evpl_iovec_ring_init(&bind->recv_ring, ring_start(cfg->iovec_ring_size));
     evpl_deferral_init(&bind->flush, flush_deferral, bind);
     evpl_deferral_init(&bind->close, close_deferral, bind);
+    evpl_deferral_init(&bind->unhold, unhold_deferral, bind);
 
     bind->next = evpl->binds;
     if (bind->next) {
@@ -107,6 +110,7 @@ bind_free(struct evpl *evpl, struct evpl_bind *bind)
     }
     evpl_remove_deferral(evpl, &bind->flush);
     evpl_remove_deferral(evpl, &bind->close);
+    evpl_remove_deferral(evpl, &bind->unhold);
     evpl_iovec_ring_cleanup(evpl, &bind->send_ring);
     evpl_iovec_ring_cleanup(evpl, &bind->recv_ring);
     dgrams_clear(bind);
@@ -732,7 +736,7 @@ segment(struct evpl *evpl, struct evpl_bind *bind)
     int cap = 16;
     uint64_t max = evpl_shared->config->max_msg_size;
 
-    while (!(bind->flags & EVPL_BIND_CLOSING) && bind->recv_ring.length) {
+    while (!(bind->flags & (EVPL_BIND_CLOSING | EVPL_BIND_RECV_HELD)) && bind->recv_ring.length) {
         int len = bind->segment_callback(evpl, bind, bind->private_data);
         uint64_t bytes;
         int n;
@@ -808,8 +812,9 @@ evpl__bind_received(struct evpl *evpl, struct evpl_bind *bind)
         notify(evpl, bind, &n);
     }
     if (bind->recv_ring.length > evpl__bind_recv_limit()) {
-        if (!bind->segment_callback) {
-            /* back-pressure: stop reading until the application drains */
+        if (!bind->segment_callback || (bind->flags & EVPL_BIND_RECV_HELD)) {
+            /* back-pressure: stop reading until the application drains
+             * (or the module holding the receive side lets go) */
             bind->flags |= EVPL_BIND_READ_PAUSED;
         } else if (bind->want == 0 && !(bind->flags & EVPL_BIND_CLOSING)) {
             /* the framing cannot tell a message length from this many
@@ -821,6 +826,37 @@ evpl__bind_received(struct evpl *evpl, struct evpl_bind *bind)
         /* a segmented bind waiting for a known larger message keeps reading */
     }
 } /* evpl__bind_received */
+
+/* ---- receive holds (hold.h) ---- */
+
+static void
+unhold_deferral(struct evpl *evpl, void *arg)
+{
+    struct evpl_bind *bind = arg;
+
+    if (bind->flags & (EVPL_BIND_CLOSING | EVPL_BIND_RECV_HELD)) {
+        return;
+    }
+    if (bind->recv_ring.length) {
+        evpl__bind_received(evpl, bind);
+    }
+    maybe_resume(evpl, bind);
+} /* unhold_deferral */
+
+EVPL_API void
+evpl__bind_hold_recv(struct evpl *evpl, struct evpl_bind *bind, int hold)
+{
+    if (!bind->segment_callback || bind->protocol->received) {
+        return; /* not a segmented stream */
+    }
+    if (hold) {
+        bind->flags |= EVPL_BIND_RECV_HELD;
+        evpl_remove_deferral(evpl, &bind->unhold);
+    } else if (bind->flags & EVPL_BIND_RECV_HELD) {
+        bind->flags &= ~EVPL_BIND_RECV_HELD;
+        evpl_defer(evpl, &bind->unhold);
+    }
+} /* evpl__bind_hold_recv */
 
 /* ---- queries ---- */
 

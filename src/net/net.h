@@ -175,6 +175,7 @@ enum {
     EVPL_BIND_READ_PAUSED = 1u << 6,  /* receive ring above its limit */
     EVPL_BIND_NO_GSO = 1u << 8,       /* UDP: the path refused UDP_SEGMENT */
     EVPL_BIND_OWNS_PATH = 1u << 9,    /* bound an AF_UNIX path: removed at close */
+    EVPL_BIND_RECV_HELD = 1u << 10,   /* a module holds the receive side (hold.h) */
 };
 
 struct evpl_bind {
@@ -196,6 +197,7 @@ struct evpl_bind {
 
     struct evpl_deferral flush;
     struct evpl_deferral close;
+    struct evpl_deferral unhold; /* delivers what a receive hold kept (hold.h) */
 
     struct evpl_bind *next, *prev; /* evpl->binds */
     struct evpl_bind *next_closing;

@@ -25,13 +25,21 @@
 #include <string.h>
 
 #include "core/metrics_source.h"
+#include "net/hold.h"
 #include "rpc2/rpc2.h"
 
 #define CLIENT_DBUF_SIZE (1u << 20)
 #define DBUF_MIN         (64u << 10)
 #define DBUF_PER_BYTE    8 /* decoded structures per wire byte, at most */
 #define SREQ_CACHE       64
-#define MSG_INLINE       8   /* iovecs of a call held without an allocation */
+#define MSG_INLINE       8 /* iovecs of a call held without an allocation */
+/* Flow control of a connection a server accepted on a stream protocol: it
+ * takes no more calls while this many reply bytes wait to be sent (a
+ * client that calls and never reads) or this many calls are being served
+ * (a handler that answers later, or never); they wait in its receive
+ * buffer, and past stream_recv_limit in the peer's socket. */
+#define RPC2_SEND_HIGH   (1u << 20)
+#define RPC2_SERVING_MAX 1024
 #define RPC_HDR_MAX      512 /* call header with the largest AUTH_SYS credential */
 #define AUTH_BODY_MAX    400 /* RFC 5531 §8.2 */
 
@@ -122,6 +130,10 @@ struct rpc2_conn {
     int closing;            /* evpl_close called */
     int gone;               /* DISCONNECTED seen */
     int connected;          /* CONNECTED seen */
+    int flow;               /* accepted on a stream protocol: flow controlled */
+    int rx_held;            /* taking no calls (flow control) */
+    int nserving;           /* calls being served */
+    uint64_t unsent;        /* bytes sent and not yet reported SENT (flow) */
     struct rpc2_held *held; /* calls waiting for CONNECTED, oldest first */
     struct rpc2_held **held_tail;
     struct rpc2_sreq *sreqs;
@@ -451,6 +463,37 @@ notify(struct evpl_rpc2_thread *t, struct evpl_rpc2_conn *conn, unsigned int typ
 
 /* ---- sending ---- */
 
+/* Flow control (RPC2_SEND_HIGH, RPC2_SERVING_MAX): hold or release the
+ * connection's receive side as its limits are crossed. */
+static void
+flow_check(struct evpl *evpl, struct rpc2_conn *c)
+{
+    int hold;
+
+    if (!c->flow || c->closing || c->gone) {
+        return;
+    }
+    hold = c->unsent >= RPC2_SEND_HIGH || c->nserving >= RPC2_SERVING_MAX;
+    if (hold != c->rx_held) {
+        c->rx_held = hold;
+        evpl__bind_hold_recv(evpl, c->pub.bind, hold);
+    }
+}
+
+static void
+flow_sent(struct evpl *evpl, struct rpc2_conn *c, uint64_t bytes, int sent)
+{
+    if (!c->flow) {
+        return;
+    }
+    if (sent) {
+        c->unsent = c->unsent > bytes ? c->unsent - bytes : 0;
+    } else {
+        c->unsent += bytes;
+    }
+    flow_check(evpl, c);
+}
+
 static void
 send_message(struct evpl *evpl, struct evpl_rpc2_conn *conn, struct evpl_iovec *iov, int niov,
              uint32_t length)
@@ -460,6 +503,7 @@ send_message(struct evpl *evpl, struct evpl_rpc2_conn *conn, struct evpl_iovec *
         return;
     }
     evpl_sendv(evpl, conn->bind, iov, niov, (int) length, EVPL_SEND_FLAG_TAKE_REF);
+    flow_sent(evpl, priv(conn), length, 0);
 }
 
 /*
@@ -666,6 +710,8 @@ sreq_unlink(struct rpc2_sreq *s)
             s->next->prev = s->prev;
         }
         s->conn = NULL;
+        c->nserving--;
+        flow_check(s->thread->evpl, c);
     }
 }
 
@@ -1490,6 +1536,8 @@ server_call(struct evpl *evpl, struct rpc2_conn *c, struct rpc2_rd *r, uint32_t 
         c->sreqs->prev = s;
     }
     c->sreqs = s;
+    c->nserving++;
+    flow_check(evpl, c);
     s->enc.xid = xid;
     s->msg = nmsg <= MSG_INLINE ? s->msg_inline : xmalloc((size_t) nmsg * sizeof(*msg));
     memcpy(s->msg, msg, (size_t) nmsg * sizeof(*msg));
@@ -1838,6 +1886,7 @@ call_send(struct evpl *evpl, struct rpc2_conn *c, struct evpl_rpc2_request *req,
     HASH_ADD(hh, conn->pending_calls, xid, sizeof(req->xid), req);
     evpl_sendv(evpl, conn->bind, out, n, (int) (hlen + rlen + body), EVPL_SEND_FLAG_TAKE_REF);
     iov_array_free(out, stack);
+    flow_sent(evpl, c, hlen + rlen + body, 0);
 }
 
 /* CONNECTED: the held calls go out, oldest first. */
@@ -2493,6 +2542,9 @@ conn_event(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *n, voi
                              n->recv_msg.length);
             }
             break;
+        case EVPL_NOTIFY_SENT:
+            flow_sent(evpl, c, n->sent.bytes, 1);
+            break;
         case EVPL_NOTIFY_DISCONNECTED:
             conn_gone(evpl, c);
             break;
@@ -2551,6 +2603,10 @@ accepted(struct evpl *evpl, struct evpl_bind *bind, evpl_notify_callback_t *noti
     *notify_cb = conn_event;
     *segment = c->stream ? segment_cb : NULL;
     *conn_private = c;
+    if (c->stream) {
+        c->flow = 1;
+        evpl_bind_request_send_notifications(evpl, bind);
+    }
     notify(t, &c->pub, EVPL_RPC2_NOTIFY_ACCEPTED, b->private_data);
 }
 

@@ -114,32 +114,6 @@ raw_wait_closed(int fd)
     }
 }
 
-/* A call message (no mark): header with the given rpcvers, credential
- * flavour and body, then args. */
-static size_t
-call_msg(unsigned char *buf, uint32_t xid, uint32_t rpcvers, uint32_t prog, uint32_t vers,
-         uint32_t proc, uint32_t flavor, uint32_t cred_len, const void *args, size_t args_len)
-{
-    unsigned char *p = buf;
-
-    p = put32(p, xid);
-    p = put32(p, 0);
-    p = put32(p, rpcvers);
-    p = put32(p, prog);
-    p = put32(p, vers);
-    p = put32(p, proc);
-    p = put32(p, flavor);
-    p = put32(p, cred_len);
-    memset(p, 0, cred_len);
-    p += cred_len;
-    p = put32(p, 0); /* verifier: AUTH_NONE */
-    p = put32(p, 0);
-    if (args_len) {
-        memcpy(p, args, args_len);
-    }
-    return (size_t) (p - buf) + args_len;
-}
-
 /* Send one record (single fragment) and read the reply. */
 static int
 roundtrip(int fd, const unsigned char *msg, size_t len, unsigned char *reply)

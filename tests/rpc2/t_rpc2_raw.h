@@ -80,3 +80,29 @@ get32(const uint8_t *p)
 {
     return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 | (uint32_t) p[2] << 8 | p[3];
 }
+
+/* A call message (no mark): header with the given rpcvers, credential
+ * flavour and body, then args. */
+static inline size_t
+call_msg(unsigned char *buf, uint32_t xid, uint32_t rpcvers, uint32_t prog, uint32_t vers,
+         uint32_t proc, uint32_t flavor, uint32_t cred_len, const void *args, size_t args_len)
+{
+    unsigned char *p = buf;
+
+    p = put32(p, xid);
+    p = put32(p, 0);
+    p = put32(p, rpcvers);
+    p = put32(p, prog);
+    p = put32(p, vers);
+    p = put32(p, proc);
+    p = put32(p, flavor);
+    p = put32(p, cred_len);
+    memset(p, 0, cred_len);
+    p += cred_len;
+    p = put32(p, 0); /* verifier: AUTH_NONE */
+    p = put32(p, 0);
+    if (args_len) {
+        memcpy(p, args, args_len);
+    }
+    return (size_t) (p - buf) + args_len;
+}

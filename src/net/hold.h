@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * Receive flow control for the module libraries (libevpl_rpc2): a protocol
+ * layer that must stop taking messages from a connection (its answers are
+ * piling up unsent, too many are being served) holds the bind's receive
+ * side.  Internal to our libraries: exported by libevpl.so for them,
+ * declared in no public header.
+ */
+#ifndef EVPL_NET_HOLD_H
+#define EVPL_NET_HOLD_H
+
+#include <evpl/evpl.h>
+
+/*
+ * hold 1: a segmented stream bind delivers no more messages (what arrives
+ * stays buffered; past stream_recv_limit the transports that pause for
+ * back-pressure stop reading, so TCP pushes back on the peer).  hold 0:
+ * the buffered messages are delivered from a deferral (never inside this
+ * call) and reading resumes.  On other binds it does nothing: message
+ * protocols carry replies to the holder's own requests (RDMA reads on
+ * TCP-RDMA) in the same order as new messages.
+ */
+EVPL_API void evpl__bind_hold_recv(struct evpl *evpl, struct evpl_bind *bind, int hold);
+
+#endif

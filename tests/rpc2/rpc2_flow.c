@@ -1,0 +1,236 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * RPC2 server flow control (docs/BEHAVIOUR.md, RPC2): a connection stops
+ * being read while its replies pile up unsent (a client that calls and
+ * never reads) or while 1024 of its calls are being served (a handler that
+ * answers later); nothing is lost, and every call is answered, in order,
+ * once the client reads or the handler replies.  Before, the server read
+ * and dispatched everything: a client that never read made it queue
+ * replies without bound (1.3 GB for 20,000 calls of 64 KiB results), and
+ * held calls were unbounded too.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rpc2_test_xdr.h"
+
+static struct evpl *t_evpl;
+
+#include "t_rpc2_raw.h"
+
+#define TEXT      4000    /* greeting bytes: calls and replies of ~4 KiB */
+#define NCALLS    20000   /* ~80 MB each way */
+#define NHOLD     1500    /* calls whose handler holds them */
+#define SERVE_MAX 1024    /* RPC2_SERVING_MAX */
+#define RECV_LIM  (4u << 20)
+#define DEPTH     "evpl_rpc2_queue_depth{role=\"server\",thread=\"0\"}"
+
+static struct RT_V1 sprog;
+static int ngreet, nheld;
+static struct evpl_rpc2_encoding *held[NHOLD];
+
+static void
+s_greet(struct evpl *evpl, struct evpl_rpc2_conn *conn, struct evpl_rpc2_cred *cred, Hello *args,
+        struct evpl_rpc2_encoding *enc, void *private_data)
+{
+    Hello r;
+
+    r.id = args->id + 1;
+    xdr_set_str_static(&r, greeting, args->greeting.str, args->greeting.len);
+    T_EQ(sprog.send_reply_GREET(evpl, NULL, &r, enc), 0);
+    ngreet++;
+}
+
+static void
+s_hold(struct evpl *evpl, struct evpl_rpc2_conn *conn, struct evpl_rpc2_cred *cred, Hello *args,
+       struct evpl_rpc2_encoding *enc, void *private_data)
+{
+    T_OK(nheld < NHOLD);
+    held[nheld++] = enc;
+}
+
+/* n calls of procedure proc, each one record: xid i + 1, Hello{id i, text} */
+static unsigned char *
+calls(int n, uint32_t proc, size_t *len)
+{
+    size_t one = 4 + 40 + 8 + TEXT;
+    unsigned char *buf = malloc(one * (size_t) n), *p = buf, args[8 + TEXT];
+
+    T_OK(buf != NULL);
+    memset(args + 8, 'a', TEXT);
+    put32(args + 4, TEXT);
+    for (int i = 0; i < n; i++) {
+        put32(args, (uint32_t) i);
+        put32(p, 0x80000000u | (uint32_t) (one - 4));
+        T_EQ(call_msg(p + 4, (uint32_t) i + 1, 2, 0x20001234, 1, proc, 0, 0, args, sizeof(args)),
+             one - 4);
+        p += one;
+    }
+    *len = one * (size_t) n;
+    return buf;
+}
+
+/* Send what the socket takes, running the loop, until all is sent or
+ * nothing more went for 300 ms; returns the bytes sent. */
+static size_t
+send_until_stalled(int fd, const unsigned char *buf, size_t len)
+{
+    size_t off = 0;
+    uint64_t last = t_now_ns();
+
+    while (off < len && t_now_ns() - last < 300000000ull) {
+        ssize_t n = send(fd, buf + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+        if (n > 0) {
+            off += (size_t) n;
+            last = t_now_ns();
+            continue;
+        }
+        T_OK(n < 0 && errno == EAGAIN);
+        evpl_continue(t_evpl);
+    }
+    return off;
+}
+
+/* Send the rest and read n replies of id i + 1 (xid i + 1) in order. */
+static void
+finish(int fd, const unsigned char *buf, size_t len, size_t off, int n)
+{
+    static unsigned char in[1 << 16];
+    size_t have = 0;
+    int got = 0;
+    uint64_t deadline = t_now_ns() + 60000000000ull;
+
+    while (got < n) {
+        ssize_t k;
+
+        T_OK(t_now_ns() < deadline);
+        if (off < len) {
+            k = send(fd, buf + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (k > 0) {
+                off += (size_t) k;
+            }
+        }
+        k = recv(fd, in + have, sizeof(in) - have, MSG_DONTWAIT);
+        if (k > 0) {
+            have += (size_t) k;
+        } else {
+            T_OK(k < 0 && errno == EAGAIN);
+            evpl_continue(t_evpl);
+        }
+        /* whole records: mark, xid, REPLY, accepted, verifier, SUCCESS, id */
+        while (have >= 4) {
+            uint32_t mark = get32(in), rl = mark & 0x7fffffffu;
+
+            T_OK(mark & 0x80000000u);
+            T_OK(rl + 4 <= sizeof(in));
+            if (have < rl + 4) {
+                break;
+            }
+            T_EQ(get32(in + 4), (uint32_t) got + 1);   /* xid */
+            T_EQ(get32(in + 8), 1);                    /* REPLY */
+            T_EQ(get32(in + 24), 0);                   /* SUCCESS */
+            T_EQ(get32(in + 28), (uint32_t) got + 1);  /* id + 1 */
+            T_EQ(get32(in + 32), TEXT);
+            got++;
+            memmove(in, in + 4 + rl, have - 4 - rl);
+            have -= 4 + rl;
+        }
+    }
+    T_EQ(off, len);
+    T_EQ(have, 0);
+}
+
+int
+main(void)
+{
+    struct evpl_global_config *config = evpl_global_config_init();
+    struct evpl_rpc2_program *programs[1];
+    struct evpl_rpc2_server *server;
+    struct evpl_rpc2_thread *thread;
+    struct evpl_endpoint *ep;
+    unsigned char *buf;
+    size_t len, off;
+    int fd, before;
+
+    signal(SIGPIPE, SIG_IGN);
+    evpl_global_config_set_stream_recv_limit(config, RECV_LIM);
+    evpl_init(config);
+    t_evpl = t_net_loop();
+    RT_V1_init(&sprog);
+    sprog.recv_call_GREET = s_greet;
+    sprog.recv_call_HOLD = s_hold;
+    programs[0] = &sprog.rpc2;
+    server = evpl_rpc2_server_init(programs, 1);
+    ep = t_endpoint(EVPL_STREAM_SOCKET_TCP);
+    T_EQ(evpl_rpc2_server_start(server, EVPL_STREAM_SOCKET_TCP, ep), 0);
+    thread = evpl_rpc2_thread_init(t_evpl, NULL, 0, NULL, NULL);
+    evpl_rpc2_server_attach(thread, server, NULL);
+
+    /* a client that sends ~80 MB of calls and reads nothing: the server
+     * stops reading once 1 MiB of replies waits (plus what the sockets
+     * hold), so the client's sends stall long before the end */
+    fd = raw_connect(ep);
+    buf = calls(NCALLS, 1, &len);
+    off = send_until_stalled(fd, buf, len);
+    fprintf(stderr, "unread replies: %d calls served, %zu of %zu bytes sent before the stall\n",
+            ngreet, off, len);
+    T_LT(off, len);
+    T_GT(ngreet, 0);
+    /* 1 MiB of replies unsent, the server's socket send queue and the
+     * client's receive queue (a few MiB each on loopback): far from the
+     * 80 MB the calls ask for */
+    T_LT((int64_t) ngreet * (TEXT + 40), 32 << 20);
+    before = ngreet;
+    t_pump_for(t_evpl, 200);
+    T_EQ(ngreet, before); /* stalled, not slow */
+    /* reading, the client gets every reply, in order */
+    finish(fd, buf, len, off, NCALLS);
+    T_EQ(ngreet, NCALLS);
+    free(buf);
+    close(fd);
+    fprintf(stderr, "ok: a client that stops reading is not read; all %d answered once it reads\n",
+            NCALLS);
+
+    /* calls held by the handler: at most SERVE_MAX at once per connection */
+    fd = raw_connect(ep);
+    buf = calls(NHOLD, 6, &len);
+    off = send_until_stalled(fd, buf, len);
+    T_EQ(off, len); /* 6 MB fit the buffers: the server just stops taking them */
+    T_PUMP(t_evpl, nheld == SERVE_MAX, 10000);
+    t_pump_for(t_evpl, 200);
+    T_EQ(nheld, SERVE_MAX);
+    T_EQ(t_metric(DEPTH), SERVE_MAX);
+    fprintf(stderr, "held calls: %d of %d taken\n", nheld, NHOLD);
+    for (int i = 0; i < NHOLD; i++) {
+        Hello h;
+
+        uint64_t deadline = t_now_ns() + 10000000000ull;
+
+        while (i >= nheld) {
+            T_OK(t_now_ns() < deadline);
+            evpl_continue(t_evpl); /* the rest come as replies free room */
+        }
+        h.id = (uint32_t) i + 1;
+        xdr_set_str_static(&h, greeting, (char *) buf + 52, TEXT);
+        T_EQ(sprog.send_reply_HOLD(t_evpl, NULL, &h, held[i]), 0);
+    }
+    T_EQ(nheld, NHOLD);
+    finish(fd, buf, len, len, NHOLD);
+    free(buf);
+    close(fd);
+    fprintf(stderr, "ok: %d calls in progress at most; all %d answered\n", SERVE_MAX, NHOLD);
+
+    evpl_rpc2_server_stop(server);
+    evpl_rpc2_server_detach(thread, server);
+    evpl_rpc2_thread_destroy(thread);
+    evpl_rpc2_server_destroy(server);
+    evpl_endpoint_close(ep);
+    evpl_destroy(t_evpl);
+    fprintf(stderr, "PASS\n");
+    return 0;
+}
