@@ -38,7 +38,7 @@
  * client that calls and never reads) or this many calls are being served
  * (a handler that answers later, or never); they wait in its receive
  * buffer, and past stream_recv_limit in the peer's socket. */
-#define RPC2_SEND_HIGH   (1u << 20)
+#define RPC2_SEND_HIGH   (16u << 20)
 #define RPC2_SERVING_MAX 1024
 #define RPC_HDR_MAX      512 /* call header with the largest AUTH_SYS credential */
 #define AUTH_BODY_MAX    400 /* RFC 5531 §8.2 */

@@ -22,10 +22,10 @@ static struct evpl *t_evpl;
 
 #include "t_rpc2_raw.h"
 
-#define TEXT      4000    /* greeting bytes: calls and replies of ~4 KiB */
-#define NCALLS    20000   /* ~80 MB each way */
-#define NHOLD     1500    /* calls whose handler holds them */
-#define SERVE_MAX 1024    /* RPC2_SERVING_MAX */
+#define TEXT      4000  /* greeting bytes: calls and replies of ~4 KiB */
+#define NCALLS    40000 /* ~160 MB each way */
+#define NHOLD     1500  /* calls whose handler holds them */
+#define SERVE_MAX 1024  /* RPC2_SERVING_MAX */
 #define RECV_LIM  (4u << 20)
 #define DEPTH     "evpl_rpc2_queue_depth{role=\"server\",thread=\"0\"}"
 
@@ -131,10 +131,10 @@ finish(int fd, const unsigned char *buf, size_t len, size_t off, int n)
             if (have < rl + 4) {
                 break;
             }
-            T_EQ(get32(in + 4), (uint32_t) got + 1);   /* xid */
-            T_EQ(get32(in + 8), 1);                    /* REPLY */
-            T_EQ(get32(in + 24), 0);                   /* SUCCESS */
-            T_EQ(get32(in + 28), (uint32_t) got + 1);  /* id + 1 */
+            T_EQ(get32(in + 4), (uint32_t) got + 1);  /* xid */
+            T_EQ(get32(in + 8), 1);                   /* REPLY */
+            T_EQ(get32(in + 24), 0);                  /* SUCCESS */
+            T_EQ(get32(in + 28), (uint32_t) got + 1); /* id + 1 */
             T_EQ(get32(in + 32), TEXT);
             got++;
             memmove(in, in + 4 + rl, have - 4 - rl);
@@ -171,8 +171,8 @@ main(void)
     thread = evpl_rpc2_thread_init(t_evpl, NULL, 0, NULL, NULL);
     evpl_rpc2_server_attach(thread, server, NULL);
 
-    /* a client that sends ~80 MB of calls and reads nothing: the server
-     * stops reading once 1 MiB of replies waits (plus what the sockets
+    /* a client that sends ~160 MB of calls and reads nothing: the server
+     * stops reading once 16 MiB of replies waits (plus what the sockets
      * hold), so the client's sends stall long before the end */
     fd = raw_connect(ep);
     buf = calls(NCALLS, 1, &len);
@@ -181,10 +181,10 @@ main(void)
             ngreet, off, len);
     T_LT(off, len);
     T_GT(ngreet, 0);
-    /* 1 MiB of replies unsent, the server's socket send queue and the
+    /* 16 MiB of replies unsent, the server's socket send queue and the
      * client's receive queue (a few MiB each on loopback): far from the
-     * 80 MB the calls ask for */
-    T_LT((int64_t) ngreet * (TEXT + 40), 32 << 20);
+     * 160 MB the calls ask for */
+    T_LT((int64_t) ngreet * (TEXT + 40), 48 << 20);
     before = ngreet;
     t_pump_for(t_evpl, 200);
     T_EQ(ngreet, before); /* stalled, not slow */
