@@ -221,9 +221,22 @@ evpl_bind_is_closing(struct evpl_bind *bind)
     return (bind->flags & (EVPL_BIND_CLOSING | EVPL_BIND_FINISH)) != 0;
 } /* evpl_bind_is_closing */
 
+static void segment(struct evpl *evpl, struct evpl_bind *bind);
+
 void
 evpl__bind_fail(struct evpl *evpl, struct evpl_bind *bind, int status)
 {
+    if (((bind->flags & EVPL_BIND_RECV_HELD) || bind->unhold.armed) &&
+        !(bind->flags & EVPL_BIND_CLOSING)) {
+        /* the peer is done: the messages a receive hold kept (hold.h)
+         * are delivered before DISCONNECTED, like any others (net.md §6),
+         * and holds no longer apply */
+        bind->flags = (bind->flags & ~EVPL_BIND_RECV_HELD) | EVPL_BIND_RECV_DRAIN;
+        evpl_remove_deferral(evpl, &bind->unhold);
+        if (bind->recv_ring.length) {
+            segment(evpl, bind);
+        }
+    }
     /* a stream's send fails with EPIPE once the peer has reset it: whether
      * the send or the receive notices first is timing (and the transport),
      * the cause is the same */
@@ -840,14 +853,24 @@ unhold_deferral(struct evpl *evpl, void *arg)
     if (bind->recv_ring.length) {
         evpl__bind_received(evpl, bind);
     }
-    maybe_resume(evpl, bind);
+    if ((bind->flags & (EVPL_BIND_CLOSING | EVPL_BIND_RECV_HELD | EVPL_BIND_READ_PAUSED)) ==
+        EVPL_BIND_READ_PAUSED) {
+        /* every whole message went: what is left is part of one, which
+         * a segmented bind reads on for, however long (the pause was the
+         * hold's) */
+        bind->flags &= ~EVPL_BIND_READ_PAUSED;
+        if ((bind->flags & EVPL_BIND_TRANSPORT_UP) && bind->protocol->read_resume) {
+            bind->protocol->read_resume(evpl, bind);
+        }
+    }
 } /* unhold_deferral */
 
 EVPL_API void
 evpl__bind_hold_recv(struct evpl *evpl, struct evpl_bind *bind, int hold)
 {
-    if (!bind->segment_callback || bind->protocol->received) {
-        return; /* not a segmented stream */
+    if (!bind->segment_callback || bind->protocol->received ||
+        (bind->flags & EVPL_BIND_RECV_DRAIN)) {
+        return; /* not a segmented stream, or its peer is done */
     }
     if (hold) {
         bind->flags |= EVPL_BIND_RECV_HELD;

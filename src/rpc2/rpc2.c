@@ -134,6 +134,7 @@ struct rpc2_conn {
     int rx_held;            /* taking no calls (flow control) */
     int nserving;           /* calls being served */
     uint64_t unsent;        /* bytes sent and not yet reported SENT (flow) */
+    uint32_t reasm_room;    /* free bytes after the record's last iovec, a copy */
     struct rpc2_held *held; /* calls waiting for CONNECTED, oldest first */
     struct rpc2_held **held_tail;
     struct rpc2_sreq *sreqs;
@@ -492,6 +493,14 @@ flow_sent(struct evpl *evpl, struct rpc2_conn *c, uint64_t bytes, int sent)
         c->unsent += bytes;
     }
     flow_check(evpl, c);
+}
+
+/* A message copied from buf (errors, GSS replies): counted as sent. */
+static void
+send_copy(struct evpl *evpl, struct evpl_rpc2_conn *conn, const void *buf, unsigned int length)
+{
+    evpl_send(evpl, conn->bind, buf, length);
+    flow_sent(evpl, priv(conn), length, 0);
 }
 
 static void
@@ -932,7 +941,7 @@ send_error(struct evpl *evpl, struct rpc2_sreq *s, uint32_t xid, int denied, uin
         s->enc.reply_capture_cb(&v, 1, (int) rlen, s->enc.reply_capture_private);
     }
     if (s->conn && !priv(s->conn)->closing && !priv(s->conn)->gone) {
-        evpl_send(evpl, s->conn->bind, msg, hlen + rlen);
+        send_copy(evpl, s->conn, msg, hlen + rlen);
     }
 }
 
@@ -963,14 +972,14 @@ send_flat(struct evpl *evpl, struct rpc2_sreq *s, uint8_t *buf, uint32_t room, u
     }
     if (hlen <= room) {
         memcpy(buf + room - hlen, hdr, hlen);
-        evpl_send(evpl, s->conn->bind, buf + room - hlen, hlen + len);
+        send_copy(evpl, s->conn, buf + room - hlen, hlen + len);
     } else {
         /* one message: header and body together */
         uint8_t *m = xmalloc(hlen + len);
 
         memcpy(m, hdr, hlen);
         memcpy(m + hlen, buf + room, len);
-        evpl_send(evpl, s->conn->bind, m, hlen + len);
+        send_copy(evpl, s->conn, m, hlen + len);
         free(m);
     }
 }
@@ -1103,7 +1112,7 @@ rpc2_send_reply(struct evpl *evpl, struct evpl_rpc2_encoding *encoding,
             q = rpc2_put_u32(q, ERR_CHUNK);
             release_all(evpl, iov, niov);
             if (s->conn && !priv(s->conn)->gone && !priv(s->conn)->closing) {
-                evpl_send(evpl, s->conn->bind, e, (unsigned int) (q - e));
+                send_copy(evpl, s->conn, e, (unsigned int) (q - e));
             }
             sreq_free(s);
             return 0;
@@ -1123,7 +1132,7 @@ rpc2_send_reply(struct evpl *evpl, struct evpl_rpc2_encoding *encoding,
             hlen = transport_header(s, hdr, encoding->xid, 0, 1, written, total);
             rdma_put(evpl, s->conn->bind, &s->reply_offer, out, n, total);
             if (!priv(s->conn)->closing) {
-                evpl_send(evpl, s->conn->bind, hdr, hlen);
+                send_copy(evpl, s->conn, hdr, hlen);
             }
         }
         release_all(evpl, out, n);
@@ -2191,6 +2200,71 @@ strip_front(struct evpl *evpl, struct evpl_iovec *iov, int niov, uint32_t n)
  * before it is decoded, whose views take room per piece. */
 #define REASM_FLAT_IOV 64
 
+/* Fragments shorter than this are copied into the record being put
+ * together, REASM_COPY_BUF bytes per buffer: what a record sent as
+ * millions of 1-byte fragments costs then follows its bytes (which
+ * rpc2_max_message_size bounds), not one iovec and one pinned receive
+ * buffer slice per fragment (120 MB for a 4 MiB record, measured). */
+#define REASM_COPY_BELOW 4096
+#define REASM_COPY_BUF   (64u << 10)
+
+/* Room for n more iovecs in the record being put together. */
+static void
+reasm_reserve(struct evpl_rpc2_conn *conn, int n)
+{
+    int cap = conn->reasm_cap ? conn->reasm_cap : 16;
+
+    if (conn->reasm_niov + n <= conn->reasm_cap) {
+        return;
+    }
+    while (cap < conn->reasm_niov + n) {
+        cap *= 2;
+    }
+    conn->reasm_iov = realloc(conn->reasm_iov, (size_t) cap * sizeof(*conn->reasm_iov));
+    if (!conn->reasm_iov) {
+        evpl_abort("rpc2", __FILE__, __LINE__, "out of memory");
+    }
+    conn->reasm_cap = cap;
+}
+
+/* Append the first len bytes of iov to the record by copying them. */
+static int
+reasm_copy(struct evpl *evpl, struct rpc2_conn *c, const struct evpl_iovec *iov, int niov,
+           uint32_t len)
+{
+    struct evpl_rpc2_conn *conn = &c->pub;
+
+    for (int i = 0; i < niov && len > 0; i++) {
+        const char *src = evpl_iovec_data(&iov[i]);
+        uint32_t left = evpl_iovec_length(&iov[i]) < len ? evpl_iovec_length(&iov[i]) : len;
+
+        len -= left;
+        while (left > 0) {
+            struct evpl_iovec *last;
+            uint32_t k;
+
+            if (c->reasm_room == 0) {
+                reasm_reserve(conn, 1);
+                last = &conn->reasm_iov[conn->reasm_niov];
+                if (evpl_iovec_alloc(evpl, REASM_COPY_BUF, 8, 1, 0, last) != 1) {
+                    return -1;
+                }
+                last->length = 0;
+                conn->reasm_niov++;
+                c->reasm_room = REASM_COPY_BUF;
+            }
+            last = &conn->reasm_iov[conn->reasm_niov - 1];
+            k = left < c->reasm_room ? left : c->reasm_room;
+            memcpy((char *) last->data + last->length, src, k);
+            last->length += k;
+            c->reasm_room -= k;
+            src += k;
+            left -= k;
+        }
+    }
+    return 0;
+}
+
 /* The len bytes of rec (released) in new buffers in out (room for nrec);
  * their number, or -1 (no memory; rec released all the same). */
 static int
@@ -2248,21 +2322,21 @@ stream_fragment(struct evpl *evpl, struct rpc2_conn *c, struct evpl_iovec *iov, 
         close_conn(evpl, c);
         return;
     }
-    if (conn->reasm_niov + n > conn->reasm_cap) {
-        int cap = conn->reasm_cap ? conn->reasm_cap : 16;
+    if (flen < REASM_COPY_BELOW) {
+        int rc = reasm_copy(evpl, c, own, n, flen);
 
-        while (cap < conn->reasm_niov + n) {
-            cap *= 2;
+        release_all(evpl, own, n);
+        if (rc < 0) {
+            iov_array_free(own, stack);
+            rpc2_error("no buffer for a record's fragments: closing");
+            close_conn(evpl, c);
+            return;
         }
-        conn->reasm_iov = realloc(conn->reasm_iov, (size_t) cap * sizeof(*conn->reasm_iov));
-        if (!conn->reasm_iov) {
-            evpl_abort("rpc2", __FILE__, __LINE__, "out of memory");
-        }
-        conn->reasm_cap = cap;
-    }
-    if (n > 0) {
+    } else {
+        reasm_reserve(conn, n);
         memcpy(conn->reasm_iov + conn->reasm_niov, own, (size_t) n * sizeof(*own));
         conn->reasm_niov += n;
+        c->reasm_room = 0; /* the copy buffer is no longer last */
     }
     conn->reasm_length += flen;
     iov_array_free(own, stack);
@@ -2274,6 +2348,7 @@ stream_fragment(struct evpl *evpl, struct rpc2_conn *c, struct evpl_iovec *iov, 
 
         conn->reasm_niov = 0;
         conn->reasm_length = 0;
+        c->reasm_room = 0;
         if (nrec > REASM_FLAT_IOV) {
             struct evpl_iovec *flat = xmalloc((size_t) nrec * sizeof(*flat));
             int nflat = flatten(evpl, rec, nrec, rlen, flat);
@@ -2361,7 +2436,7 @@ rdma_message(struct evpl *evpl, struct rpc2_conn *c, struct evpl_iovec *iov, int
         q = rpc2_put_u32(q, ERR_VERS);
         q = rpc2_put_u32(q, RDMA_VERSION);
         q = rpc2_put_u32(q, RDMA_VERSION);
-        evpl_send(evpl, conn->bind, e, (unsigned int) (q - e));
+        send_copy(evpl, conn, e, (unsigned int) (q - e));
         release_all(evpl, iov, niov);
         return;
     }
