@@ -226,13 +226,15 @@ static void segment(struct evpl *evpl, struct evpl_bind *bind);
 void
 evpl__bind_fail(struct evpl *evpl, struct evpl_bind *bind, int status)
 {
-    if (((bind->flags & EVPL_BIND_RECV_HELD) || bind->unhold.armed) &&
-        !(bind->flags & EVPL_BIND_CLOSING)) {
-        /* the peer is done: the messages a receive hold kept (hold.h)
-         * are delivered before DISCONNECTED, like any others (net.md §6),
-         * and holds no longer apply */
-        bind->flags = (bind->flags & ~EVPL_BIND_RECV_HELD) | EVPL_BIND_RECV_DRAIN;
+    if (bind->unhold.armed && !(bind->flags & (EVPL_BIND_CLOSING | EVPL_BIND_RECV_HELD))) {
+        /* a hold was released and what it kept not yet delivered: it is,
+         * before DISCONNECTED, as if the deferral had run first (a hold
+         * taken again stops it).  Messages still held when the peer is
+         * done are dropped with the bind (hold.h).  Nothing sent in
+         * answer could leave: the bind closes now, so sends are dropped
+         * at once instead of queued */
         evpl_remove_deferral(evpl, &bind->unhold);
+        bind->flags |= EVPL_BIND_RECV_DRAIN;
         if (bind->recv_ring.length) {
             segment(evpl, bind);
         }
@@ -324,7 +326,9 @@ queue_message(struct evpl_bind *bind, uint32_t niov, uint32_t length, struct evp
 static int
 send_allowed(struct evpl_bind *bind, struct evpl_address *addr, int to)
 {
-    if (bind->flags & (EVPL_BIND_CLOSING | EVPL_BIND_DISCONNECTED)) {
+    if (bind->flags & (EVPL_BIND_CLOSING | EVPL_BIND_DISCONNECTED | EVPL_BIND_RECV_DRAIN)) {
+        /* (draining: the messages a hold kept go to a bind about to
+         * close, so what answers them can never be sent) */
         evpl_log_debug("net", "send on a closing bind dropped");
         return 0;
     }
@@ -868,9 +872,8 @@ unhold_deferral(struct evpl *evpl, void *arg)
 EVPL_API void
 evpl__bind_hold_recv(struct evpl *evpl, struct evpl_bind *bind, int hold)
 {
-    if (!bind->segment_callback || bind->protocol->received ||
-        (bind->flags & EVPL_BIND_RECV_DRAIN)) {
-        return; /* not a segmented stream, or its peer is done */
+    if (!bind->segment_callback || bind->protocol->received) {
+        return; /* not a segmented stream */
     }
     if (hold) {
         bind->flags |= EVPL_BIND_RECV_HELD;

@@ -16,7 +16,9 @@
  * stays buffered; past stream_recv_limit the transports that pause for
  * back-pressure stop reading, so TCP pushes back on the peer).  hold 0:
  * the buffered messages are delivered from a deferral (never inside this
- * call) and reading resumes.  On other binds it does nothing: message
+ * call) and reading resumes.  Messages still held when the peer closes or
+ * the bind fails are dropped with it: their answers could not be sent,
+ * and serving them all at once would undo the hold.  On other binds it does nothing: message
  * protocols carry replies to the holder's own requests (RDMA reads on
  * TCP-RDMA) in the same order as new messages.
  */

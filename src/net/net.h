@@ -176,7 +176,7 @@ enum {
     EVPL_BIND_NO_GSO = 1u << 8,       /* UDP: the path refused UDP_SEGMENT */
     EVPL_BIND_OWNS_PATH = 1u << 9,    /* bound an AF_UNIX path: removed at close */
     EVPL_BIND_RECV_HELD = 1u << 10,   /* a module holds the receive side (hold.h) */
-    EVPL_BIND_RECV_DRAIN = 1u << 11,  /* the peer is done: holds no longer apply */
+    EVPL_BIND_RECV_DRAIN = 1u << 11,  /* delivering at failure: sends are dropped */
 };
 
 struct evpl_bind {

@@ -39,6 +39,7 @@
  * (a handler that answers later, or never); they wait in its receive
  * buffer, and past stream_recv_limit in the peer's socket. */
 #define RPC2_SEND_HIGH   (16u << 20)
+#define RPC2_SEND_MSGS   16384 /* a small reply costs ~300 bytes queued, not its size */
 #define RPC2_SERVING_MAX 1024
 #define RPC_HDR_MAX      512 /* call header with the largest AUTH_SYS credential */
 #define AUTH_BODY_MAX    400 /* RFC 5531 §8.2 */
@@ -134,6 +135,7 @@ struct rpc2_conn {
     int rx_held;            /* taking no calls (flow control) */
     int nserving;           /* calls being served */
     uint64_t unsent;        /* bytes sent and not yet reported SENT (flow) */
+    uint64_t unsent_msgs;   /* messages (0 once the bytes are all reported) */
     uint32_t reasm_room;    /* free bytes after the record's last iovec, a copy */
     struct rpc2_held *held; /* calls waiting for CONNECTED, oldest first */
     struct rpc2_held **held_tail;
@@ -214,7 +216,13 @@ dbuf_fit(struct xdr_dbuf *d, uint64_t want)
         return;
     }
     free(d->buffer);
-    d->buffer = xmalloc(want);
+    /* not zeroed: decoders write what they use, and buffers are reused
+     * as they are anyway; zeroing touched 64 KiB per call being served */
+    d->buffer = malloc(want);
+    if (!d->buffer) {
+        evpl_abort("rpc2", __FILE__, __LINE__, "out of memory (%llu bytes)",
+                   (unsigned long long) want);
+    }
     d->size = (int) want;
 }
 
@@ -474,23 +482,27 @@ flow_check(struct evpl *evpl, struct rpc2_conn *c)
     if (!c->flow || c->closing || c->gone) {
         return;
     }
-    hold = c->unsent >= RPC2_SEND_HIGH || c->nserving >= RPC2_SERVING_MAX;
+    hold = c->unsent >= RPC2_SEND_HIGH || c->unsent_msgs >= RPC2_SEND_MSGS ||
+           c->nserving >= RPC2_SERVING_MAX;
     if (hold != c->rx_held) {
         c->rx_held = hold;
         evpl__bind_hold_recv(evpl, c->pub.bind, hold);
     }
 }
 
+/* bytes in msgs messages queued (sent 0) or reported SENT (sent 1) */
 static void
-flow_sent(struct evpl *evpl, struct rpc2_conn *c, uint64_t bytes, int sent)
+flow_sent(struct evpl *evpl, struct rpc2_conn *c, uint64_t bytes, uint64_t msgs, int sent)
 {
     if (!c->flow) {
         return;
     }
     if (sent) {
         c->unsent = c->unsent > bytes ? c->unsent - bytes : 0;
+        c->unsent_msgs = c->unsent_msgs > msgs && c->unsent ? c->unsent_msgs - msgs : 0;
     } else {
         c->unsent += bytes;
+        c->unsent_msgs += msgs;
     }
     flow_check(evpl, c);
 }
@@ -500,7 +512,7 @@ static void
 send_copy(struct evpl *evpl, struct evpl_rpc2_conn *conn, const void *buf, unsigned int length)
 {
     evpl_send(evpl, conn->bind, buf, length);
-    flow_sent(evpl, priv(conn), length, 0);
+    flow_sent(evpl, priv(conn), length, 1, 0);
 }
 
 static void
@@ -512,7 +524,7 @@ send_message(struct evpl *evpl, struct evpl_rpc2_conn *conn, struct evpl_iovec *
         return;
     }
     evpl_sendv(evpl, conn->bind, iov, niov, (int) length, EVPL_SEND_FLAG_TAKE_REF);
-    flow_sent(evpl, priv(conn), length, 0);
+    flow_sent(evpl, priv(conn), length, 1, 0);
 }
 
 /*
@@ -1895,7 +1907,7 @@ call_send(struct evpl *evpl, struct rpc2_conn *c, struct evpl_rpc2_request *req,
     HASH_ADD(hh, conn->pending_calls, xid, sizeof(req->xid), req);
     evpl_sendv(evpl, conn->bind, out, n, (int) (hlen + rlen + body), EVPL_SEND_FLAG_TAKE_REF);
     iov_array_free(out, stack);
-    flow_sent(evpl, c, hlen + rlen + body, 0);
+    flow_sent(evpl, c, hlen + rlen + body, 1, 0);
 }
 
 /* CONNECTED: the held calls go out, oldest first. */
@@ -2618,7 +2630,7 @@ conn_event(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *n, voi
             }
             break;
         case EVPL_NOTIFY_SENT:
-            flow_sent(evpl, c, n->sent.bytes, 1);
+            flow_sent(evpl, c, n->sent.bytes, n->sent.msgs, 1);
             break;
         case EVPL_NOTIFY_DISCONNECTED:
             conn_gone(evpl, c);
