@@ -85,15 +85,16 @@ calls(int n, uint32_t proc, size_t *len)
     return calls_of(n, proc, TEXT, len);
 }
 
-/* Send the rest of buf and read n replies, whatever they say; returns how
- * many had accept_stat PROC_UNAVAIL. */
+/* Send the rest of buf and read n replies; returns how many had
+ * accept_stat PROC_UNAVAIL.  in_order: each is the GREET reply to call
+ * i + 1 (xid i + 1, id i + 1, TEXT bytes), in order. */
 static int
-drain_replies(int fd, const unsigned char *buf, size_t len, size_t off, int n)
+exchange(int fd, const unsigned char *buf, size_t len, size_t off, int n, int in_order)
 {
     static unsigned char in[1 << 16];
     size_t have = 0;
     int got = 0, unavail = 0;
-    uint64_t deadline = t_now_ns() + 20000000000ull;
+    uint64_t deadline = t_now_ns() + 60000000000ull;
 
     while (got < n) {
         ssize_t k;
@@ -112,17 +113,31 @@ drain_replies(int fd, const unsigned char *buf, size_t len, size_t off, int n)
             T_OK(k < 0 && errno == EAGAIN);
             evpl_continue(t_evpl);
         }
-        while (have >= 4 && have >= 4 + (get32(in) & 0x7fffffffu)) {
-            uint32_t rl = get32(in) & 0x7fffffffu;
+        /* whole records: mark, xid, REPLY, accepted, verifier, stat, id */
+        while (have >= 4) {
+            uint32_t mark = get32(in), rl = mark & 0x7fffffffu;
 
+            T_OK(mark & 0x80000000u);
+            T_OK(rl + 4 <= sizeof(in));
+            if (have < rl + 4) {
+                break;
+            }
             T_GE(rl, 24);
+            T_EQ(get32(in + 8), 1); /* REPLY */
             unavail += get32(in + 24) == 3;
+            if (in_order) {
+                T_EQ(get32(in + 4), (uint32_t) got + 1);  /* xid */
+                T_EQ(get32(in + 24), 0);                  /* SUCCESS */
+                T_EQ(get32(in + 28), (uint32_t) got + 1); /* id + 1 */
+                T_EQ(get32(in + 32), TEXT);
+            }
             got++;
             memmove(in, in + 4 + rl, have - 4 - rl);
             have -= 4 + rl;
         }
     }
     T_EQ(off, len);
+    T_EQ(have, 0);
     return unavail;
 }
 
@@ -159,55 +174,6 @@ send_until_stalled(int fd, const unsigned char *buf, size_t len)
     return off;
 }
 
-/* Send the rest and read n replies of id i + 1 (xid i + 1) in order. */
-static void
-finish(int fd, const unsigned char *buf, size_t len, size_t off, int n)
-{
-    static unsigned char in[1 << 16];
-    size_t have = 0;
-    int got = 0;
-    uint64_t deadline = t_now_ns() + 60000000000ull;
-
-    while (got < n) {
-        ssize_t k;
-
-        T_OK(t_now_ns() < deadline);
-        if (off < len) {
-            k = send(fd, buf + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
-            if (k > 0) {
-                off += (size_t) k;
-            }
-        }
-        k = recv(fd, in + have, sizeof(in) - have, MSG_DONTWAIT);
-        if (k > 0) {
-            have += (size_t) k;
-        } else {
-            T_OK(k < 0 && errno == EAGAIN);
-            evpl_continue(t_evpl);
-        }
-        /* whole records: mark, xid, REPLY, accepted, verifier, SUCCESS, id */
-        while (have >= 4) {
-            uint32_t mark = get32(in), rl = mark & 0x7fffffffu;
-
-            T_OK(mark & 0x80000000u);
-            T_OK(rl + 4 <= sizeof(in));
-            if (have < rl + 4) {
-                break;
-            }
-            T_EQ(get32(in + 4), (uint32_t) got + 1);  /* xid */
-            T_EQ(get32(in + 8), 1);                   /* REPLY */
-            T_EQ(get32(in + 24), 0);                  /* SUCCESS */
-            T_EQ(get32(in + 28), (uint32_t) got + 1); /* id + 1 */
-            T_EQ(get32(in + 32), TEXT);
-            got++;
-            memmove(in, in + 4 + rl, have - 4 - rl);
-            have -= 4 + rl;
-        }
-    }
-    T_EQ(off, len);
-    T_EQ(have, 0);
-}
-
 /* Peak resident set growth since the last reset, in bytes. */
 static void
 rss_peak_reset(void)
@@ -240,11 +206,8 @@ rss_kb(const char *field)
 int
 main(void)
 {
+    struct raw_server rs;
     struct evpl_global_config *config = evpl_global_config_init();
-    struct evpl_rpc2_program *programs[1];
-    struct evpl_rpc2_server *server;
-    struct evpl_rpc2_thread *thread;
-    struct evpl_endpoint *ep;
     unsigned char *buf;
     size_t len, off;
     int fd, before;
@@ -256,17 +219,12 @@ main(void)
     RT_V1_init(&sprog);
     sprog.recv_call_GREET = s_greet;
     sprog.recv_call_HOLD = s_hold;
-    programs[0] = &sprog.rpc2;
-    server = evpl_rpc2_server_init(programs, 1);
-    ep = t_endpoint(EVPL_STREAM_SOCKET_TCP);
-    T_EQ(evpl_rpc2_server_start(server, EVPL_STREAM_SOCKET_TCP, ep), 0);
-    thread = evpl_rpc2_thread_init(t_evpl, NULL, 0, NULL, NULL);
-    evpl_rpc2_server_attach(thread, server, NULL);
+    raw_server_start(&rs, &sprog.rpc2);
 
     /* a client that sends ~160 MB of calls and reads nothing: the server
      * stops reading once 16 MiB of replies waits (plus what the sockets
      * hold), so the client's sends stall long before the end */
-    fd = raw_connect(ep);
+    fd = raw_connect(rs.ep);
     buf = calls(NCALLS, 1, &len);
     off = send_until_stalled(fd, buf, len);
     fprintf(stderr, "unread replies: %d calls served, %zu of %zu bytes sent before the stall\n",
@@ -281,7 +239,7 @@ main(void)
     t_pump_for(t_evpl, 200);
     T_EQ(ngreet, before); /* stalled, not slow */
     /* reading, the client gets every reply, in order */
-    finish(fd, buf, len, off, NCALLS);
+    T_EQ(exchange(fd, buf, len, off, NCALLS, 1), 0);
     T_EQ(ngreet, NCALLS);
     free(buf);
     close(fd);
@@ -289,7 +247,7 @@ main(void)
             NCALLS);
 
     /* calls held by the handler: at most SERVE_MAX at once per connection */
-    fd = raw_connect(ep);
+    fd = raw_connect(rs.ep);
     buf = calls(NHOLD, 6, &len);
     off = send_until_stalled(fd, buf, len);
     T_EQ(off, len); /* 6 MB fit the buffers: the server just stops taking them */
@@ -312,7 +270,7 @@ main(void)
         T_EQ(sprog.send_reply_HOLD(t_evpl, NULL, &h, held[i]), 0);
     }
     T_EQ(nheld, NHOLD);
-    finish(fd, buf, len, len, NHOLD);
+    T_EQ(exchange(fd, buf, len, len, NHOLD, 1), 0);
     free(buf);
     close(fd);
     fprintf(stderr, "ok: %d calls in progress at most; all %d answered\n", SERVE_MAX, NHOLD);
@@ -328,7 +286,7 @@ main(void)
 
         nheld = 0;
         ngreet = 0;
-        fd = raw_connect(ep);
+        fd = raw_connect(rs.ep);
         raw_send(fd, h, hl);
         T_PUMP(t_evpl, nheld == SERVE_MAX, 10000);
         buf = malloc(fl + bl);
@@ -339,7 +297,7 @@ main(void)
         T_EQ(ngreet, 0);
 
         release_held(0, SERVE_MAX);
-        T_EQ(drain_replies(fd, buf, fl + bl, off, SERVE_MAX + 1500 + 4), 0);
+        T_EQ(exchange(fd, buf, fl + bl, off, SERVE_MAX + 1500 + 4, 0), 0);
         T_EQ(ngreet, 1504);
         free(h);
         free(f);
@@ -361,7 +319,7 @@ main(void)
 
         nheld = 0;
         ngreet = 0;
-        fd = raw_connect(ep);
+        fd = raw_connect(rs.ep);
         raw_send(fd, h, hl);
         raw_send(fd, g, gl);
         T_PUMP(t_evpl, nheld == SERVE_MAX, 10000);
@@ -407,10 +365,10 @@ main(void)
             wl += 5;
         }
         ngreet = 0;
-        fd = raw_connect(ep);
+        fd = raw_connect(rs.ep);
         base = rss_kb("VmRSS:");
         rss_peak_reset();
-        T_EQ(drain_replies(fd, w, wl, 0, 1), 0);
+        T_EQ(exchange(fd, w, wl, 0, 1, 0), 0);
         T_EQ(ngreet, 1);
         fprintf(stderr, "%zu fragments: peak RSS %lld KiB over %lld KiB\n", one,
                 (long long) (rss_kb("VmHWM:") - base), (long long) base);
@@ -421,11 +379,8 @@ main(void)
     }
     fprintf(stderr, "ok: a record of tiny fragments costs what its bytes do\n");
 
-    evpl_rpc2_server_stop(server);
-    evpl_rpc2_server_detach(thread, server);
-    evpl_rpc2_thread_destroy(thread);
-    evpl_rpc2_server_destroy(server);
-    evpl_endpoint_close(ep);
+    raw_server_stop(&rs);
+    evpl_endpoint_close(rs.ep);
     evpl_destroy(t_evpl);
     fprintf(stderr, "PASS\n");
     return 0;

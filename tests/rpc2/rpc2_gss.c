@@ -321,10 +321,7 @@ check_denied(const uint8_t *r, int n, uint32_t stat)
 int
 main(void)
 {
-    struct evpl_rpc2_program *programs[1];
-    struct evpl_rpc2_server *server;
-    struct evpl_rpc2_thread *thread;
-    struct evpl_endpoint *ep;
+    struct raw_server rs;
     uint8_t r[2048], handle[64], h2[64];
     uint32_t hlen, h2len, xid = 1;
     struct call c;
@@ -335,13 +332,8 @@ main(void)
     t_evpl = t_net_loop();
     RT_V1_init(&sprog);
     sprog.recv_call_GREET = s_greet;
-    programs[0] = &sprog.rpc2;
-    server = evpl_rpc2_server_init(programs, 1);
-    ep = t_endpoint(EVPL_STREAM_SOCKET_TCP);
-    T_EQ(evpl_rpc2_server_start(server, EVPL_STREAM_SOCKET_TCP, ep), 0);
-    thread = evpl_rpc2_thread_init(t_evpl, NULL, 0, NULL, NULL);
-    evpl_rpc2_server_attach(thread, server, NULL);
-    fd = raw_connect(ep);
+    raw_server_start(&rs, &sprog.rpc2);
+    fd = raw_connect(rs.ep);
 
     /* without a provider: AUTH_REJECTEDCRED */
     memset(&c, 0, sizeof(c));
@@ -354,7 +346,7 @@ main(void)
     n = raw_reply(fd, r, sizeof(r), 5000);
     check_denied(r, n, 2);
 
-    evpl_rpc2_set_gss_provider(thread, &toy, NULL);
+    evpl_rpc2_set_gss_provider(rs.thread, &toy, NULL);
 
     /* one leg, then a DATA call with service none */
     hlen = establish(fd, handle, &xid);
@@ -515,11 +507,8 @@ main(void)
     T_EQ(contexts_alive, 0);
     fprintf(stderr, "ok: failures, and contexts destroyed with their connection\n");
 
-    evpl_rpc2_server_stop(server);
-    evpl_rpc2_server_detach(thread, server);
-    evpl_rpc2_thread_destroy(thread);
-    evpl_rpc2_server_destroy(server);
-    evpl_endpoint_close(ep);
+    raw_server_stop(&rs);
+    evpl_endpoint_close(rs.ep);
     evpl_destroy(t_evpl);
     fprintf(stderr, "PASS (%d contexts destroyed)\n", destroyed);
     return 0;

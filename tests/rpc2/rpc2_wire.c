@@ -132,11 +132,8 @@ static const unsigned char greet_args[] = {0,   0,   0,   7,   0,   0, 0, 5,
 int
 main(void)
 {
+    struct raw_server rs;
     struct evpl_global_config *config = evpl_global_config_init();
-    struct evpl_rpc2_program *programs[1];
-    struct evpl_rpc2_server *server;
-    struct evpl_rpc2_thread *thread;
-    struct evpl_endpoint *ep;
     unsigned char msg[4096], reply[4096], *r;
     size_t len;
     int fd, n;
@@ -147,15 +144,10 @@ main(void)
     t_evpl = t_net_loop();
     RT_V1_init(&sprog);
     sprog.recv_call_GREET = s_greet;
-    programs[0] = &sprog.rpc2;
-    server = evpl_rpc2_server_init(programs, 1);
-    ep = t_endpoint(EVPL_STREAM_SOCKET_TCP);
-    T_EQ(evpl_rpc2_server_start(server, EVPL_STREAM_SOCKET_TCP, ep), 0);
-    thread = evpl_rpc2_thread_init(t_evpl, NULL, 0, NULL, NULL);
-    evpl_rpc2_server_attach(thread, server, NULL);
+    raw_server_start(&rs, &sprog.rpc2);
     r = reply + 4;
 
-    fd = raw_connect(ep);
+    fd = raw_connect(rs.ep);
 
     /* 4: procedure 0 without a handler succeeds with an empty result */
     len = call_msg(msg, 11, 2, 0x20001234, 1, 0, 0, 0, NULL, 0);
@@ -349,7 +341,7 @@ main(void)
     close(fd);
 
     /* 7: a fragment mark over the limit closes the connection */
-    fd = raw_connect(ep);
+    fd = raw_connect(rs.ep);
     {
         unsigned char mark[4];
 
@@ -359,7 +351,7 @@ main(void)
     }
     close(fd);
     /* ... and so do fragments whose total exceeds it */
-    fd = raw_connect(ep);
+    fd = raw_connect(rs.ep);
     {
         static unsigned char big[MAX_MSG / 2 + 8];
         unsigned char mark[4];
@@ -373,7 +365,7 @@ main(void)
     }
     close(fd);
     /* a message that is neither CALL nor REPLY closes it too */
-    fd = raw_connect(ep);
+    fd = raw_connect(rs.ep);
     {
         unsigned char m[12];
 
@@ -387,7 +379,7 @@ main(void)
     fprintf(stderr, "ok: size limits and bad message types close the connection\n");
 
     /* the server still serves */
-    fd = raw_connect(ep);
+    fd = raw_connect(rs.ep);
     len = call_msg(msg, 22, 2, 0x20001234, 1, 1, 0, 0, greet_args, sizeof(greet_args));
     n = roundtrip(fd, msg, len, reply);
     T_EQ(n, 40);
@@ -397,14 +389,14 @@ main(void)
      * mirrors the call's, so a write chunk offered with no segments comes
      * back as one chunk of none (it was left out) */
     {
-        struct evpl_rpc2_server *s2 = evpl_rpc2_server_init(programs, 1);
+        struct evpl_rpc2_server *s2 = evpl_rpc2_server_init(rs.programs, 1);
         struct evpl_endpoint *ep2 = t_endpoint(EVPL_DATAGRAM_TCP_RDMA);
         unsigned char frame[512], *q = frame, hdr[32], back[512];
         uint32_t blen;
         int fd2;
 
         T_EQ(evpl_rpc2_server_start(s2, EVPL_DATAGRAM_TCP_RDMA, ep2), 0);
-        evpl_rpc2_server_attach(thread, s2, NULL);
+        evpl_rpc2_server_attach(rs.thread, s2, NULL);
         fd2 = raw_connect(ep2);
         q = put32(q, 50); /* xid */
         q = put32(q, 1);  /* RPC-over-RDMA version 1 */
@@ -438,16 +430,13 @@ main(void)
         close(fd2);
         fprintf(stderr, "ok: RPC-over-RDMA write chunk of no segments echoed\n");
         evpl_rpc2_server_stop(s2);
-        evpl_rpc2_server_detach(thread, s2);
+        evpl_rpc2_server_detach(rs.thread, s2);
         evpl_rpc2_server_destroy(s2);
         evpl_endpoint_close(ep2);
     }
 
-    evpl_rpc2_server_stop(server);
-    evpl_rpc2_server_detach(thread, server);
-    evpl_rpc2_thread_destroy(thread);
-    evpl_rpc2_server_destroy(server);
-    evpl_endpoint_close(ep);
+    raw_server_stop(&rs);
+    evpl_endpoint_close(rs.ep);
     evpl_destroy(t_evpl);
     fprintf(stderr, "PASS\n");
     return 0;

@@ -10,6 +10,8 @@
 #include <fcntl.h>
 #include <stdint.h>
 
+#include <evpl/evpl_rpc2.h>
+
 #include "t_net.h"
 
 static inline int
@@ -105,4 +107,34 @@ call_msg(unsigned char *buf, uint32_t xid, uint32_t rpcvers, uint32_t prog, uint
         memcpy(p, args, args_len);
     }
     return (size_t) (p - buf) + args_len;
+}
+
+/* A server of one program over TCP on the loop t_evpl, served by a new
+ * RPC thread of that loop; raw_server_stop undoes it all. */
+struct raw_server {
+    struct evpl_rpc2_program *programs[1];
+    struct evpl_rpc2_server *server;
+    struct evpl_rpc2_thread *thread;
+    struct evpl_endpoint *ep;
+};
+
+static inline void
+raw_server_start(struct raw_server *s, struct evpl_rpc2_program *program)
+{
+    s->programs[0] = program;
+    s->server = evpl_rpc2_server_init(s->programs, 1);
+    T_OK(s->server != NULL);
+    s->ep = t_endpoint(EVPL_STREAM_SOCKET_TCP);
+    T_EQ(evpl_rpc2_server_start(s->server, EVPL_STREAM_SOCKET_TCP, s->ep), 0);
+    s->thread = evpl_rpc2_thread_init(t_evpl, NULL, 0, NULL, NULL);
+    evpl_rpc2_server_attach(s->thread, s->server, NULL);
+}
+
+static inline void
+raw_server_stop(struct raw_server *s)
+{
+    evpl_rpc2_server_stop(s->server);
+    evpl_rpc2_server_detach(s->thread, s->server);
+    evpl_rpc2_thread_destroy(s->thread);
+    evpl_rpc2_server_destroy(s->server);
 }
