@@ -238,6 +238,7 @@ evpl__bind_fail(struct evpl *evpl, struct evpl_bind *bind, int status)
         if (bind->recv_ring.length) {
             segment(evpl, bind);
         }
+        bind->flags &= ~EVPL_BIND_RECV_DRAIN; /* a finishing bind sends on */
     }
     /* a stream's send fails with EPIPE once the peer has reset it: whether
      * the send or the receive notices first is timing (and the transport),

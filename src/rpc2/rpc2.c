@@ -2213,12 +2213,15 @@ strip_front(struct evpl *evpl, struct evpl_iovec *iov, int niov, uint32_t n)
 #define REASM_FLAT_IOV 64
 
 /* Fragments shorter than this are copied into the record being put
- * together, REASM_COPY_BUF bytes per buffer: what a record sent as
+ * together, in pieces of REASM_COPY_BUF bytes: what a record sent as
  * millions of 1-byte fragments costs then follows its bytes (which
  * rpc2_max_message_size bounds), not one iovec and one pinned receive
- * buffer slice per fragment (120 MB for a 4 MiB record, measured). */
+ * buffer slice per fragment (120 MB for a 4 MiB record, measured).  A
+ * piece is the smallest buffer_size allowed, so it can always be had,
+ * and small fragments between large ones cost at most one piece each:
+ * a record costs at most about twice its bytes however it is cut. */
 #define REASM_COPY_BELOW 4096
-#define REASM_COPY_BUF   (64u << 10)
+#define REASM_COPY_BUF   4096u
 
 /* Room for n more iovecs in the record being put together. */
 static void
