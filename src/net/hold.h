@@ -18,9 +18,9 @@
  * the buffered messages are delivered from a deferral (never inside this
  * call) and reading resumes.  Messages still held when the peer closes or
  * the bind fails are dropped with it: their answers could not be sent,
- * and serving them all at once would undo the hold.  On other binds it does nothing: message
- * protocols carry replies to the holder's own requests (RDMA reads on
- * TCP-RDMA) in the same order as new messages.
+ * and serving them all at once would undo the hold.  On other binds it
+ * does nothing: message protocols carry replies to the holder's own
+ * requests (RDMA reads on TCP-RDMA) in the same order as new messages.
  */
 EVPL_API void evpl__bind_hold_recv(struct evpl *evpl, struct evpl_bind *bind, int hold);
 

@@ -472,8 +472,8 @@ notify(struct evpl_rpc2_thread *t, struct evpl_rpc2_conn *conn, unsigned int typ
 
 /* ---- sending ---- */
 
-/* Flow control (RPC2_SEND_HIGH, RPC2_SERVING_MAX): hold or release the
- * connection's receive side as its limits are crossed. */
+/* Flow control (RPC2_SEND_HIGH, RPC2_SEND_MSGS, RPC2_SERVING_MAX): hold or
+ * release the connection's receive side as its limits are crossed. */
 static void
 flow_check(struct evpl *evpl, struct rpc2_conn *c)
 {
