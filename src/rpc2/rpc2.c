@@ -192,8 +192,15 @@ priv(struct evpl_rpc2_conn *conn)
     return container_of(conn, struct rpc2_conn, pub);
 }
 
+/*
+ * Memory.  What a connection or a call needs is allocated as it comes,
+ * and running out of it ends that connection (a log line and a close),
+ * never the process: the peer sees the connection go, the other
+ * connections are served on.  Only setting up (a server and its
+ * attachment to a thread) aborts, as the core's configuration objects do.
+ */
 static void *
-xmalloc(size_t n)
+setup_alloc(size_t n)
 {
     void *p = calloc(1, n);
 
@@ -205,25 +212,30 @@ xmalloc(size_t n)
 
 /* ---- decode buffers ---- */
 
-static void
+/* Room for want bytes of decoded structures: 0, or -ENOMEM with the
+ * buffer it had (and its size) kept. */
+static int
 dbuf_fit(struct xdr_dbuf *d, uint64_t want)
 {
+    void *b;
+
     d->used = 0;
     if (want > (1u << 30)) {
         want = 1u << 30;
     }
     if ((uint64_t) d->size >= want) {
-        return;
+        return 0;
     }
-    free(d->buffer);
     /* not zeroed: decoders write what they use, and buffers are reused
      * as they are anyway; zeroing touched 64 KiB per call being served */
-    d->buffer = malloc(want);
-    if (!d->buffer) {
-        evpl_abort("rpc2", __FILE__, __LINE__, "out of memory (%llu bytes)",
-                   (unsigned long long) want);
+    b = malloc(want);
+    if (!b) {
+        return -ENOMEM;
     }
+    free(d->buffer);
+    d->buffer = b;
     d->size = (int) want;
+    return 0;
 }
 
 static void *
@@ -254,13 +266,14 @@ release_all(struct evpl *evpl, struct evpl_iovec *iov, int niov)
     }
 }
 
-/* An iovec array of n entries: the caller's stack array when it fits. */
+/* An iovec array of n entries: the caller's stack array when it fits;
+ * NULL when there is no memory for it. */
 #define STACK_IOV 16
 
 static struct evpl_iovec *
 iov_array(struct evpl_iovec *stack, int n)
 {
-    return n <= STACK_IOV ? stack : xmalloc((size_t) n * sizeof(*stack));
+    return n <= STACK_IOV ? stack : malloc((size_t) n * sizeof(*stack));
 }
 
 static void
@@ -393,15 +406,22 @@ EVPL_API struct evpl_rpc2_thread *
 evpl_rpc2_thread_init(struct evpl *evpl, struct evpl_rpc2_program **programs, int nprograms,
                       evpl_rpc2_notify_callback_t notify_callback, void *private_data)
 {
-    struct evpl_rpc2_thread *t = xmalloc(sizeof(*t));
+    struct evpl_rpc2_thread *t = calloc(1, sizeof(*t));
 
     (void) programs; /* the programs a thread serves come from its servers */
     (void) nprograms;
+    if (!t || dbuf_fit(&t->client_dbuf, CLIENT_DBUF_SIZE) < 0 ||
+        dbuf_fit(&t->reply_dbuf, DBUF_MIN) < 0) {
+        rpc2_error("out of memory for a thread");
+        if (t) {
+            free(t->client_dbuf.buffer);
+            free(t);
+        }
+        return NULL;
+    }
     t->evpl = evpl;
     t->notify = notify_callback;
     t->private_data = private_data;
-    dbuf_fit(&t->client_dbuf, CLIENT_DBUF_SIZE);
-    dbuf_fit(&t->reply_dbuf, DBUF_MIN);
     registry_add(t);
     return t;
 }
@@ -569,11 +589,22 @@ static void conn_event(struct evpl *evpl, struct evpl_bind *bind, struct evpl_no
                        void *private_data);
 static void complete_failed(struct evpl *evpl, void *private_data);
 
+/* What a connection needed could not be had: it ends (see setup_alloc). */
+static void
+out_of_memory(struct evpl *evpl, struct rpc2_conn *c, const char *what)
+{
+    rpc2_error("out of memory for %s: closing the connection", what);
+    close_conn(evpl, c);
+}
+
 static struct rpc2_conn *
 conn_new(struct evpl_rpc2_thread *t, enum evpl_protocol_id protocol)
 {
-    struct rpc2_conn *c = xmalloc(sizeof(*c));
+    struct rpc2_conn *c = calloc(1, sizeof(*c));
 
+    if (!c) {
+        return NULL;
+    }
     c->pub.protocol = protocol;
     c->pub.thread = t;
     c->pub.next_xid = 1;
@@ -615,6 +646,10 @@ evpl_rpc2_client_connect(struct evpl_rpc2_thread *thread, int protocol,
         return NULL;
     }
     c = conn_new(thread, (enum evpl_protocol_id) protocol);
+    if (!c) {
+        rpc2_error("out of memory for a connection");
+        return NULL;
+    }
     bind = evpl_connect(thread->evpl, (enum evpl_protocol_id) protocol, NULL, endpoint, conn_event,
                         c->stream ? segment_cb : NULL, c);
     if (!bind) {
@@ -706,12 +741,16 @@ sreq_get(struct evpl_rpc2_thread *t, uint32_t msglen)
         memset(s, 0, sizeof(*s));
         s->dbuf.buffer = buf;
         s->dbuf.size = size;
-    } else {
-        s = xmalloc(sizeof(*s));
+    } else if (!(s = calloc(1, sizeof(*s)))) {
+        return NULL;
+    }
+    if (dbuf_fit(&s->dbuf, (uint64_t) msglen * DBUF_PER_BYTE + DBUF_MIN) < 0) {
+        free(s->dbuf.buffer);
+        free(s);
+        return NULL;
     }
     s->thread = t;
     s->enc.dbuf = &s->dbuf;
-    dbuf_fit(&s->dbuf, (uint64_t) msglen * DBUF_PER_BYTE + DBUF_MIN);
     depth_add(t, ROLE_SERVER, 1);
     return s;
 }
@@ -987,8 +1026,12 @@ send_flat(struct evpl *evpl, struct rpc2_sreq *s, uint8_t *buf, uint32_t room, u
         send_copy(evpl, s->conn, buf + room - hlen, hlen + len);
     } else {
         /* one message: header and body together */
-        uint8_t *m = xmalloc(hlen + len);
+        uint8_t *m = malloc(hlen + len);
 
+        if (!m) {
+            out_of_memory(evpl, priv(s->conn), "a reply");
+            return;
+        }
         memcpy(m, hdr, hlen);
         memcpy(m + hlen, buf + room, len);
         send_copy(evpl, s->conn, m, hlen + len);
@@ -1062,6 +1105,17 @@ drop:
     sreq_free(s);
 }
 
+/* A reply that could not be built for want of memory: the connection
+ * ends, so its client learns the call is lost instead of waiting. */
+static void
+reply_lost(struct evpl *evpl, struct rpc2_sreq *s)
+{
+    if (s->conn) {
+        out_of_memory(evpl, priv(s->conn), "a reply");
+    }
+    sreq_free(s);
+}
+
 /* send_reply_dispatch of every program the library serves. */
 static int
 rpc2_send_reply(struct evpl *evpl, struct evpl_rpc2_encoding *encoding,
@@ -1129,12 +1183,12 @@ rpc2_send_reply(struct evpl *evpl, struct evpl_rpc2_encoding *encoding,
             sreq_free(s);
             return 0;
         }
-        out = xmalloc((size_t) (niov + 1) * sizeof(*out));
-        n = prepend(evpl, rpc, rlen, reserve, iov, niov, out);
+        out = malloc((size_t) (niov + 1) * sizeof(*out));
+        n = out ? prepend(evpl, rpc, rlen, reserve, iov, niov, out) : -1;
         if (n < 0) {
             free(out);
             release_all(evpl, iov, niov);
-            sreq_free(s);
+            reply_lost(evpl, s);
             return -1;
         }
         if (encoding->reply_capture_cb) {
@@ -1156,11 +1210,11 @@ rpc2_send_reply(struct evpl *evpl, struct evpl_rpc2_encoding *encoding,
     hlen = transport_header(s, hdr, encoding->xid, rlen + body, 0, written, UINT32_MAX);
     memcpy(hdr + hlen, rpc, rlen);
     out = iov_array(stack, niov + 1);
-    n = prepend(evpl, hdr, hlen + rlen, reserve, iov, niov, out);
+    n = out ? prepend(evpl, hdr, hlen + rlen, reserve, iov, niov, out) : -1;
     if (n < 0) {
         iov_array_free(out, stack);
         release_all(evpl, iov, niov);
-        sreq_free(s);
+        reply_lost(evpl, s);
         return -1;
     }
     if (encoding->reply_capture_cb) {
@@ -1551,6 +1605,13 @@ server_call(struct evpl *evpl, struct rpc2_conn *c, struct rpc2_rd *r, uint32_t 
     uint32_t low = UINT32_MAX, high = 0;
     int found_prog = 0;
 
+    s->msg = nmsg <= MSG_INLINE ? s->msg_inline : malloc((size_t) nmsg * sizeof(*msg));
+    if (!s->msg) {
+        release_all(evpl, (struct evpl_iovec *) msg, nmsg);
+        sreq_free(s);
+        out_of_memory(evpl, c, "a call");
+        return;
+    }
     s->conn = conn;
     s->next = c->sreqs;
     if (c->sreqs) {
@@ -1560,7 +1621,6 @@ server_call(struct evpl *evpl, struct rpc2_conn *c, struct rpc2_rd *r, uint32_t 
     c->nserving++;
     flow_check(evpl, c);
     s->enc.xid = xid;
-    s->msg = nmsg <= MSG_INLINE ? s->msg_inline : xmalloc((size_t) nmsg * sizeof(*msg));
     memcpy(s->msg, msg, (size_t) nmsg * sizeof(*msg));
     s->nmsg = nmsg;
     s->msglen = msglen;
@@ -1728,7 +1788,9 @@ call_complete(struct evpl *evpl, struct evpl_rpc2_conn *conn, struct evpl_rpc2_r
         held_drop(evpl, priv(conn), req->held);
         req->held = NULL;
     }
-    dbuf_fit(d, (uint64_t) length * DBUF_PER_BYTE + DBUF_MIN);
+    /* with no memory for more, the buffer it has stays: a result that
+     * needs more room than that fails to decode (DECODE_ERROR) */
+    (void) dbuf_fit(d, (uint64_t) length * DBUF_PER_BYTE + DBUF_MIN);
     call_release_buffers(evpl, req, 1);
     req->program->recv_reply_dispatch(evpl, conn, d, req->proc, chunk, &none, iov, niov,
                                       (int) length, status, req->callback, req->private_data);
@@ -1896,7 +1958,7 @@ call_send(struct evpl *evpl, struct rpc2_conn *c, struct evpl_rpc2_request *req,
     memcpy(p, rpc, rlen);
 
     out = iov_array(stack, req_niov + 1);
-    n = prepend(evpl, hdr, hlen + rlen, req->program->reserve, req_iov, req_niov, out);
+    n = out ? prepend(evpl, hdr, hlen + rlen, req->program->reserve, req_iov, req_niov, out) : -1;
     if (n < 0) {
         iov_array_free(out, stack);
         release_all(evpl, req_iov, req_niov);
@@ -1963,8 +2025,15 @@ evpl_rpc2_call(struct evpl *evpl, struct evpl_rpc2_program *program, struct evpl
         t->free_calls = req->next;
         t->nfree_calls--;
         memset(req, 0, sizeof(*req));
-    } else {
-        req = xmalloc(sizeof(*req));
+    } else if (!(req = calloc(1, sizeof(*req)))) {
+        /* nothing to complete later with: refused here (rpc2.md says 0) */
+        rpc2_error("out of memory for a call");
+        release_all(evpl, req_iov, req_niov > 0 ? req_niov : 0);
+        if (rdma_chunk && rdma_chunk->niov > 0) {
+            release_all(evpl, rdma_chunk->iov, rdma_chunk->niov);
+            rdma_chunk->niov = 0;
+        }
+        return -ENOMEM;
     }
     depth_add(t, ROLE_CLIENT, 1);
     req->proc = procedure;
@@ -2005,7 +2074,12 @@ evpl_rpc2_call(struct evpl *evpl, struct evpl_rpc2_program *program, struct evpl
     if (!c->stream) {
         /* the buffers the chunk lists advertise are the call's from here */
         if (rdma_chunk && rdma_chunk->niov > 0) {
-            req->read_iov = xmalloc((size_t) rdma_chunk->niov * sizeof(*req->read_iov));
+            req->read_iov = malloc((size_t) rdma_chunk->niov * sizeof(*req->read_iov));
+            if (!req->read_iov) {
+                release_all(evpl, rdma_chunk->iov, rdma_chunk->niov);
+                rdma_chunk->niov = 0;
+                goto nomem;
+            }
             for (int i = 0; i < rdma_chunk->niov; i++) {
                 evpl_iovec_move(&req->read_iov[i], &rdma_chunk->iov[i]);
             }
@@ -2037,8 +2111,11 @@ evpl_rpc2_call(struct evpl *evpl, struct evpl_rpc2_program *program, struct evpl
             req->reply_max = (uint32_t) max_rdma_reply_chunk;
         }
         if (!c->connected && (c->held || req->has_read || req->has_write || req->has_reply)) {
-            struct rpc2_held *h = xmalloc(sizeof(*h) + (size_t) req_niov * sizeof(h->iov[0]));
+            struct rpc2_held *h = malloc(sizeof(*h) + (size_t) req_niov * sizeof(h->iov[0]));
 
+            if (!h) {
+                goto nomem;
+            }
             h->req = req;
             h->next = NULL;
             h->rlen = rlen;
@@ -2106,7 +2183,7 @@ client_reply(struct evpl *evpl, struct rpc2_conn *c, struct rpc2_rd *r, uint32_t
         return;
     }
     res = iov_array(stack, nmsg + 1);
-    nres = view(msg, nmsg, r->pos, msglen - r->pos, res, nmsg + 1);
+    nres = res ? view(msg, nmsg, r->pos, msglen - r->pos, res, nmsg + 1) : -1;
     if (nres < 0) {
         iov_array_free(res, stack);
         goto undecodable;
@@ -2161,8 +2238,10 @@ rpc_message(struct evpl *evpl, struct rpc2_conn *c, struct evpl_iovec *msg, int 
         return;
     }
     if (type == RPC_CALL) {
-        if (!s) {
-            s = sreq_get(c->pub.thread, len);
+        if (!s && !(s = sreq_get(c->pub.thread, len))) {
+            release_all(evpl, msg, nmsg);
+            out_of_memory(evpl, c, "a call");
+            return;
         }
         s->rdma = !c->stream;
         server_call(evpl, c, &r, xid, msg, nmsg, len, s); /* takes the references */
@@ -2176,13 +2255,15 @@ rpc_message(struct evpl *evpl, struct rpc2_conn *c, struct evpl_iovec *msg, int 
 }
 
 /* A copy of the received iovec array (the callback's own) to edit: the
- * caller's stack array when it fits. */
+ * caller's stack array when it fits; NULL when there is no memory. */
 static struct evpl_iovec *
 own_iovecs(struct evpl_iovec *stack, const struct evpl_iovec *iov, int niov)
 {
     struct evpl_iovec *m = iov_array(stack, niov ? niov : 1);
 
-    memcpy(m, iov, (size_t) niov * sizeof(*m));
+    if (m) {
+        memcpy(m, iov, (size_t) niov * sizeof(*m));
+    }
     return m;
 }
 
@@ -2223,23 +2304,26 @@ strip_front(struct evpl *evpl, struct evpl_iovec *iov, int niov, uint32_t n)
 #define REASM_COPY_BELOW 4096
 #define REASM_COPY_BUF   4096u
 
-/* Room for n more iovecs in the record being put together. */
-static void
+/* Room for n more iovecs in the record being put together: 0 or -1. */
+static int
 reasm_reserve(struct evpl_rpc2_conn *conn, int n)
 {
     int cap = conn->reasm_cap ? conn->reasm_cap : 16;
+    struct evpl_iovec *a;
 
     if (conn->reasm_niov + n <= conn->reasm_cap) {
-        return;
+        return 0;
     }
     while (cap < conn->reasm_niov + n) {
         cap *= 2;
     }
-    conn->reasm_iov = realloc(conn->reasm_iov, (size_t) cap * sizeof(*conn->reasm_iov));
-    if (!conn->reasm_iov) {
-        evpl_abort("rpc2", __FILE__, __LINE__, "out of memory");
+    a = realloc(conn->reasm_iov, (size_t) cap * sizeof(*a));
+    if (!a) {
+        return -1;
     }
+    conn->reasm_iov = a;
     conn->reasm_cap = cap;
+    return 0;
 }
 
 /* Append the first len bytes of iov to the record by copying them. */
@@ -2259,7 +2343,9 @@ reasm_copy(struct evpl *evpl, struct rpc2_conn *c, const struct evpl_iovec *iov,
             uint32_t k;
 
             if (c->reasm_room == 0) {
-                reasm_reserve(conn, 1);
+                if (reasm_reserve(conn, 1) < 0) {
+                    return -1;
+                }
                 last = &conn->reasm_iov[conn->reasm_niov];
                 if (evpl_iovec_alloc(evpl, REASM_COPY_BUF, 8, 1, 0, last) != 1) {
                     return -1;
@@ -2323,6 +2409,11 @@ stream_fragment(struct evpl *evpl, struct rpc2_conn *c, struct evpl_iovec *iov, 
     mark = (uint32_t) m[0] << 24 | (uint32_t) m[1] << 16 | (uint32_t) m[2] << 8 | m[3];
     flen = mark & 0x7fffffffu;
     own = own_iovecs(stack, iov, niov);
+    if (!own) {
+        release_all(evpl, iov, niov);
+        out_of_memory(evpl, c, "a record");
+        return;
+    }
     n = strip_front(evpl, own, niov, 4);
 
     if ((mark & 0x80000000u) && conn->reasm_niov == 0) {
@@ -2343,12 +2434,16 @@ stream_fragment(struct evpl *evpl, struct rpc2_conn *c, struct evpl_iovec *iov, 
         release_all(evpl, own, n);
         if (rc < 0) {
             iov_array_free(own, stack);
-            rpc2_error("no buffer for a record's fragments: closing");
-            close_conn(evpl, c);
+            out_of_memory(evpl, c, "a record's fragments");
             return;
         }
     } else {
-        reasm_reserve(conn, n);
+        if (reasm_reserve(conn, n) < 0) {
+            release_all(evpl, own, n);
+            iov_array_free(own, stack);
+            out_of_memory(evpl, c, "a record's fragments");
+            return;
+        }
         memcpy(conn->reasm_iov + conn->reasm_niov, own, (size_t) n * sizeof(*own));
         conn->reasm_niov += n;
         c->reasm_room = 0; /* the copy buffer is no longer last */
@@ -2364,15 +2459,22 @@ stream_fragment(struct evpl *evpl, struct rpc2_conn *c, struct evpl_iovec *iov, 
         conn->reasm_niov = 0;
         conn->reasm_length = 0;
         c->reasm_room = 0;
+        if (!rec) {
+            release_all(evpl, conn->reasm_iov, nrec);
+            out_of_memory(evpl, c, "a record");
+            return;
+        }
         if (nrec > REASM_FLAT_IOV) {
-            struct evpl_iovec *flat = xmalloc((size_t) nrec * sizeof(*flat));
-            int nflat = flatten(evpl, rec, nrec, rlen, flat);
+            struct evpl_iovec *flat = malloc((size_t) nrec * sizeof(*flat));
+            int nflat = flat ? flatten(evpl, rec, nrec, rlen, flat) : -1;
 
+            if (!flat) {
+                release_all(evpl, rec, nrec);
+            }
             iov_array_free(rec, stack);
             if (nflat < 0) {
                 free(flat);
-                rpc2_error("a record of %u bytes cannot be copied: closing", rlen);
-                close_conn(evpl, c);
+                out_of_memory(evpl, c, "a copy of a record in many fragments");
                 return;
             }
             rpc_message(evpl, c, flat, nflat, rlen, NULL, NULL);
@@ -2513,6 +2615,11 @@ rdma_message(struct evpl *evpl, struct rpc2_conn *c, struct evpl_iovec *iov, int
     have = more && rchunk.n > 0;
 
     own = own_iovecs(stack, iov, niov);
+    if (!own) {
+        release_all(evpl, iov, niov);
+        out_of_memory(evpl, c, "a message");
+        return;
+    }
     n = strip_front(evpl, own, niov, r.pos);
 
     if (proc == RDMA_NOMSG) {
@@ -2545,6 +2652,12 @@ rdma_message(struct evpl *evpl, struct rpc2_conn *c, struct evpl_iovec *iov, int
     if (nread || have_written || have) {
         /* a call with chunks: remember them for the server side */
         s = sreq_get(conn->thread, len);
+        if (!s) {
+            release_all(evpl, own, n);
+            iov_array_free(own, stack);
+            out_of_memory(evpl, c, "a call");
+            return;
+        }
         memcpy(s->read_segs, reads, sizeof(reads));
         s->nread_segs = nread;
         s->read_position = read_pos;
@@ -2654,7 +2767,11 @@ evpl_rpc2_server_init(struct evpl_rpc2_program **programs, int nprograms)
         rpc2_error("a server serves 1 to 4 programs, not %d", nprograms);
         return NULL;
     }
-    s = xmalloc(sizeof(*s));
+    s = calloc(1, sizeof(*s));
+    if (!s) {
+        rpc2_error("out of memory for a server");
+        return NULL;
+    }
     s->listener = evpl_listener_create();
     for (int i = 0; i < nprograms; i++) {
         programs[i]->send_reply_dispatch = rpc2_send_reply;
@@ -2675,6 +2792,16 @@ evpl_rpc2_server_start(struct evpl_rpc2_server *server, int protocol,
     return evpl_listen(server->listener, (enum evpl_protocol_id) protocol, endpoint) == 0 ? 0 : -1;
 }
 
+/* A connection accepted without memory to serve it: closed at once. */
+static void
+refused_event(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *n, void *private_data)
+{
+    (void) private_data;
+    if (n->notify_type == EVPL_NOTIFY_CONNECTED) {
+        evpl_close(evpl, bind);
+    }
+}
+
 static void
 accepted(struct evpl *evpl, struct evpl_bind *bind, evpl_notify_callback_t *notify_cb,
          evpl_segment_callback_t *segment, void **conn_private, void *private_data)
@@ -2683,6 +2810,13 @@ accepted(struct evpl *evpl, struct evpl_bind *bind, evpl_notify_callback_t *noti
     struct evpl_rpc2_thread *t = b->thread;
     struct rpc2_conn *c = conn_new(t, evpl_bind_get_protocol(bind));
 
+    if (!c) {
+        rpc2_error("out of memory for a connection: refused");
+        *notify_cb = refused_event;
+        *segment = NULL;
+        *conn_private = NULL;
+        return;
+    }
     c->pub.bind = bind;
     c->pub.server_binding = (struct evpl_rpc2_server_binding *) b;
     c->pub.server_private_data = b->private_data;
@@ -2704,7 +2838,7 @@ EVPL_API void
 evpl_rpc2_server_attach(struct evpl_rpc2_thread *thread, struct evpl_rpc2_server *server,
                         void *private_data)
 {
-    struct rpc2_binding *b = xmalloc(sizeof(*b));
+    struct rpc2_binding *b = setup_alloc(sizeof(*b));
 
     b->thread = thread;
     b->server = server;
