@@ -171,7 +171,9 @@ evpl_destroy(struct evpl *evpl)
 
     /* every bind gets its DISCONNECTED, then block queues left open are
      * closed, their I/O done (callbacks run here: a DISCONNECTED callback
-     * may still use a queue; any callback may open more of either) */
+     * may still use a queue; any callback may open more queues, but no
+     * more binds: evpl__binds_close_all) */
+    evpl->destroying = 1;
     while (evpl->binds || evpl->block_queues) {
         if (evpl->binds) {
             evpl__binds_close_all(evpl);

@@ -423,6 +423,7 @@ struct evpl {
     struct evpl_mem_cache mem; /* this thread's buffer cache */
 
     struct evpl_bind *binds;   /* net: every live bind of this loop */
+    int destroying;            /* evpl_destroy is closing them: no new binds */
     struct evpl_bind *closing; /* net: closed, DISCONNECTED due next full pass */
     void *resolve_box;         /* net: host-name lookups in flight */
     void *lingering;           /* net: gracefully closed sockets draining */

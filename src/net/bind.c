@@ -176,8 +176,10 @@ evpl__binds_finalize(struct evpl *evpl)
 void
 evpl__binds_close_all(struct evpl *evpl)
 {
-    /* pump: close deferrals, then DISCONNECTED on the following full pass;
-     * binds a DISCONNECTED callback creates (a reconnect) are closed too */
+    /* pump: close deferrals, then DISCONNECTED on the following full pass
+     * (binds created meanwhile are refused: a client that reconnects from
+     * its DISCONNECTED callback would keep this going for ever) */
+    evpl->destroying = 1;
     while (evpl->binds) {
         for (struct evpl_bind *b = evpl->binds; b; b = b->next) {
             close_request(evpl, b, 0);
@@ -936,6 +938,10 @@ evpl_connect(struct evpl *evpl, enum evpl_protocol_id protocol_id,
         evpl_log_error("net", "evpl_connect: protocol %d is not available", (int) protocol_id);
         return NULL;
     }
+    if (evpl->destroying) {
+        evpl_log_error("net", "evpl_connect: the loop is being destroyed");
+        return NULL;
+    }
     if (!p->connected) {
         evpl_bug("net", "evpl_connect on the unconnected protocol %s (use evpl_bind)", p->name);
     }
@@ -982,6 +988,10 @@ evpl_bind(struct evpl *evpl, enum evpl_protocol_id protocol, struct evpl_endpoin
 
     if (!p) {
         evpl_log_error("net", "evpl_bind: protocol %d is not available", (int) protocol);
+        return NULL;
+    }
+    if (evpl->destroying) {
+        evpl_log_error("net", "evpl_bind: the loop is being destroyed");
         return NULL;
     }
     if (p->connected) {
