@@ -207,6 +207,7 @@ struct evpl_bind {
     char *peer_name;         /* the name connected to (TLS checks the certificate against it) */
     struct evpl_timer retry; /* backend: connect retry (AF_UNIX backlog full) */
     uint32_t retry_us, retry_total_us;
+    uint64_t path_ino;              /* AF_UNIX: the socket file it made (EVPL_BIND_OWNS_PATH) */
     uint32_t lowat;                 /* current receive low-water mark (0/1: none) */
     uint64_t want;                  /* length the segmenter asked for */
     uint64_t rx_since_send;         /* stream: bytes read since the application last sent */

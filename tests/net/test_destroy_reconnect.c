@@ -16,8 +16,8 @@ static enum evpl_protocol_id proto;
 static struct evpl_endpoint *ep;
 static _Atomic int ndisc, nrefused, nmade;
 
-static void
-reconnecting(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *n, void *priv);
+static void reconnecting(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *n,
+                         void *priv);
 
 static struct evpl_bind *
 open_bind(struct evpl *evpl)

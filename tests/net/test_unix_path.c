@@ -172,6 +172,43 @@ main(void)
             T_OK(!exists(cpath));
             t_conn_free(&x);
         }
+
+        /* a path another live connection is bound to is not taken over:
+         * the second connect fails and the first keeps its file (the
+         * second used to replace it, and the first's close then removed
+         * the second's) */
+        {
+            struct t_conn x, y;
+            int n = srv.n;
+
+            t_connect_from(evpl, EVPL_STREAM_SOCKET_UNIX, epc, ep, &x, NULL);
+            T_PUMP(evpl, x.connected && srv.n == n + 1 && srv.conns[n].connected, 5000);
+            t_connect_from(evpl, EVPL_STREAM_SOCKET_UNIX, epc, ep, &y, NULL);
+            T_PUMP(evpl, y.disconnected, 5000);
+            T_EQ(y.connected, 0);
+            T_EQ(y.disconnect_status, -EADDRINUSE);
+            T_EQ(srv.n, n + 1);
+            T_OK(exists(cpath));
+            T_EQ(x.disconnected, 0);
+
+            /* a listener may take over a path nobody accepts on (net.md §5),
+             * a client's included; the client's close then leaves the
+             * listener's file alone */
+            {
+                struct evpl_listener *l4 = evpl_listener_create();
+                struct stat st;
+
+                T_EQ(evpl_listen(l4, EVPL_STREAM_SOCKET_UNIX, epc), 0);
+                T_EQ(stat(cpath, &st), 0);
+                evpl_close(evpl, x.bind);
+                T_PUMP(evpl, x.disconnected && srv.conns[n].disconnected, 5000);
+                T_OK(exists(cpath));
+                evpl_listener_destroy(l4);
+                T_OK(!exists(cpath));
+            }
+            t_conn_free(&x);
+            t_conn_free(&y);
+        }
         evpl_endpoint_close(epc);
     }
 

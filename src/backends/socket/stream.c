@@ -287,10 +287,11 @@ register_fd(struct evpl *evpl, struct evpl_bind *bind, int fd, uint32_t interest
 
 static void connect_retry(struct evpl *evpl, struct evpl_timer *timer);
 
-/* Whether /proc/net/unix lists a listening socket bound to path (as the
- * binder spelled it: one bound by a relative path is not found). */
+/* Whether /proc/net/unix lists a socket bound to path (listening, or any
+ * when listening is 0), as the binder spelled it: one bound by a relative
+ * path is not found. */
 static int
-unix_path_listed_listening(const char *path)
+unix_path_listed(const char *path, int listening)
 {
     FILE *f = fopen("/proc/net/unix", "re");
     char line[4096];
@@ -310,15 +311,17 @@ unix_path_listed_listening(const char *path)
         }
         p = line + used;
         p[strcspn(p, "\n")] = '\0';
-        found = (flags & 0x10000) != 0 && strcmp(p, path) == 0; /* __SO_ACCEPTCON */
+        found = (!listening || (flags & 0x10000) != 0) && strcmp(p, path) == 0; /* __SO_ACCEPTCON */
     }
     fclose(f);
     return found;
-} /* unix_path_listed_listening */
+} /* unix_path_listed */
 
-/* AF_UNIX: a socket file nobody accepts on is stale and may be replaced. */
+/* AF_UNIX: a socket file nobody accepts on is stale and may be replaced by
+ * a listener (net.md §5); a client's path only when no socket at all is
+ * bound to it (another connection's path is not taken over). */
 static int
-unix_path_is_stale(const struct evpl_address *a)
+unix_path_is_stale(const struct evpl_address *a, int listener)
 {
     const struct sockaddr_un *un = (const struct sockaddr_un *) &a->sa;
     struct stat st;
@@ -340,11 +343,12 @@ unix_path_is_stale(const struct evpl_address *a)
     if (rc == 0 || err != EPROTOTYPE) {
         return rc < 0 && err == ECONNREFUSED;
     }
-    /* A stream socket: live only if it listens.  A listener the kernel
-     * lists under this path is left alone without a connection it would
-     * see; otherwise (bound but not listening, or listed under a relative
-     * path) a stream connect tells, refused meaning nobody accepts. */
-    if (unix_path_listed_listening(un->sun_path)) {
+    /* A stream socket: for a listener, live only if it listens.  A
+     * listener the kernel lists under this path is left alone without a
+     * connection it would see; otherwise (bound but not listening, or
+     * listed under a relative path) a stream connect tells, refused
+     * meaning nobody accepts. */
+    if (unix_path_listed(un->sun_path, listener)) {
         return 0;
     }
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -358,18 +362,42 @@ unix_path_is_stale(const struct evpl_address *a)
 } /* unix_path_is_stale */
 
 /* bind(2); an AF_UNIX socket file left behind by a socket that is gone
- * (a crashed run) is replaced, a live one never. */
+ * (a crashed run) is replaced, a live one never (unix_path_is_stale).
+ * *ino: the inode of the socket file made (0: none). */
 static int
-bind_address(int fd, const struct evpl_address *a)
+bind_address(int fd, const struct evpl_address *a, int listener, uint64_t *ino)
 {
+    const char *path = ((const struct sockaddr_un *) &a->sa)->sun_path;
     int rc = sys_bind(fd, (const struct sockaddr *) &a->sa, a->addrlen);
+    struct stat st;
 
-    if (rc < 0 && errno == EADDRINUSE && a->sa.ss_family == AF_UNIX && unix_path_is_stale(a)) {
-        unlink(((const struct sockaddr_un *) &a->sa)->sun_path);
-        rc = sys_bind(fd, (const struct sockaddr *) &a->sa, a->addrlen);
+    if (rc < 0 && errno == EADDRINUSE && a->sa.ss_family == AF_UNIX) {
+        if (unix_path_is_stale(a, listener)) {
+            unlink(path);
+            rc = sys_bind(fd, (const struct sockaddr *) &a->sa, a->addrlen);
+        } else {
+            errno = EADDRINUSE; /* not what the probing left */
+        }
+    }
+    *ino = 0;
+    if (rc == 0 && a->sa.ss_family == AF_UNIX && path[0] && lstat(path, &st) == 0) {
+        *ino = (uint64_t) st.st_ino;
     }
     return rc;
 } /* bind_address */
+
+/* Remove the socket file made at path, unless it is no longer the one made
+ * (inode ino): a listener may have replaced it meanwhile (a path nobody
+ * accepts on is stale to a listener) and the file is then its own. */
+static void
+unix_path_remove(const char *path, uint64_t ino)
+{
+    struct stat st;
+
+    if (lstat(path, &st) == 0 && (uint64_t) st.st_ino == ino) {
+        unlink(path);
+    }
+} /* unix_path_remove */
 
 /* Close a connecting socket that never came up, with the AF_UNIX path it
  * was bound to (a retry binds it again). */
@@ -377,7 +405,7 @@ static void
 connect_abandon(struct evpl_bind *bind, int fd)
 {
     if (bind->flags & EVPL_BIND_OWNS_PATH) {
-        unlink(((struct sockaddr_un *) &bind->local->sa)->sun_path);
+        unix_path_remove(((struct sockaddr_un *) &bind->local->sa)->sun_path, bind->path_ino);
         bind->flags &= ~EVPL_BIND_OWNS_PATH;
     }
     close(fd);
@@ -395,12 +423,12 @@ evpl__stream_connect(struct evpl *evpl, struct evpl_bind *bind)
     }
     set_nodelay(fd, family);
     if (bind->local) {
-        if (bind_address(fd, bind->local) < 0) {
+        if (bind_address(fd, bind->local, 0, &bind->path_ino) < 0) {
             rc = -errno;
             close(fd);
             return rc;
         }
-        if (family == AF_UNIX && ((struct sockaddr_un *) &bind->local->sa)->sun_path[0]) {
+        if (bind->path_ino) {
             bind->flags |= EVPL_BIND_OWNS_PATH; /* the file is ours to remove */
         }
     }
@@ -595,7 +623,7 @@ evpl__stream_close(struct evpl *evpl, struct evpl_bind *bind)
 
     if (bind->flags & EVPL_BIND_OWNS_PATH) {
         /* the socket keeps its address; nothing connects to a client's path */
-        unlink(((struct sockaddr_un *) &bind->local->sa)->sun_path);
+        unix_path_remove(((struct sockaddr_un *) &bind->local->sa)->sun_path, bind->path_ino);
         bind->flags &= ~EVPL_BIND_OWNS_PATH;
     }
     if (fd < 0) {
@@ -644,6 +672,7 @@ struct listen_state {
     const struct evpl_protocol *protocol;
     struct evpl_timer retry;
     char unlink_path[sizeof(((struct sockaddr_un *) 0)->sun_path) + 1];
+    uint64_t path_ino; /* the socket file made there */
 };
 
 static void accept_ready(struct evpl *evpl, struct evpl_event *event);
@@ -703,6 +732,7 @@ evpl__stream_listen(struct evpl *evpl, const struct evpl_protocol *protocol,
     struct listen_state *ls;
     int family = address->sa.ss_family;
     int fd, rc, one = 1;
+    uint64_t ino;
 
     fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -711,28 +741,38 @@ evpl__stream_listen(struct evpl *evpl, const struct evpl_protocol *protocol,
     if (family != AF_UNIX) {
         (void) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     }
-    rc = bind_address(fd, address);
+    rc = bind_address(fd, address, 1, &ino);
     if (rc < 0 || listen(fd, (int) evpl_shared->config->max_pending) < 0) {
         rc = -errno;
+        if (ino) {
+            unix_path_remove(((struct sockaddr_un *) &address->sa)->sun_path, ino);
+        }
         close(fd);
         return rc;
     }
 
     ls = calloc(1, sizeof(*ls));
     if (!ls) {
+        if (ino) {
+            unix_path_remove(((struct sockaddr_un *) &address->sa)->sun_path, ino);
+        }
         close(fd);
         return -ENOMEM;
     }
     ls->listener = listener;
     ls->protocol = protocol; /* TCP, UNIX, or TLS on top of TCP */
-    if (family == AF_UNIX && ((struct sockaddr_un *) &address->sa)->sun_path[0]) {
+    if (ino) {
         strncpy(ls->unlink_path, ((struct sockaddr_un *) &address->sa)->sun_path,
                 sizeof(ls->unlink_path) - 1);
+        ls->path_ino = ino;
     }
     evpl__event_init(&ls->event, fd, accept_ready, NULL, NULL);
     ls->event.flags = EVPL_EV_READ_INTEREST;
     rc = evpl__event_add(evpl, &ls->event);
     if (rc < 0) {
+        if (ino) {
+            unix_path_remove(ls->unlink_path, ino);
+        }
         close(fd);
         free(ls);
         return rc;
@@ -751,7 +791,7 @@ evpl__stream_unlisten(struct evpl *evpl, void *state)
     shutdown(ls->event.fd, SHUT_RDWR); /* stop accepting now, whoever holds the file */
     close(ls->event.fd);
     if (ls->unlink_path[0]) {
-        unlink(ls->unlink_path);
+        unix_path_remove(ls->unlink_path, ls->path_ino);
     }
     free(ls);
 } /* evpl__stream_unlisten */
