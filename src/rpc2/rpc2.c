@@ -33,6 +33,7 @@
 #define DBUF_PER_BYTE    8 /* decoded structures per wire byte, at most */
 #define SREQ_CACHE       64
 #define MSG_INLINE       8 /* iovecs of a call held without an allocation */
+#define SPREAD_INLINE    4 /* iovecs of a chunk kept without an allocation */
 /* Flow control of a connection a server accepted on a stream protocol: it
  * takes no more calls while this many reply bytes wait to be sent (a
  * client that calls and never reads) or this many calls are being served
@@ -73,11 +74,15 @@ struct evpl_rpc2_request {
     /* RPC-over-RDMA: the buffers advertised to the server */
     struct evpl_iovec *read_iov; /* the read chunk's payload (ours until the reply) */
     int has_read;                /* its iovecs, one segment each */
-    struct evpl_iovec write_iov; /* where the server writes a direct result */
-    int has_write;
-    int write_lent;              /* the caller's buffer: never released here */
-    struct evpl_iovec reply_iov; /* where the server writes a long reply */
+    /* where the server writes a direct result, and a long reply: the
+     * iovecs (one segment each) in *_inline, or in *_heap when more */
+    struct evpl_iovec *write_iov;
+    int has_write;  /* its iovecs */
+    int write_lent; /* the caller's buffer: never released here */
+    struct evpl_iovec *reply_iov;
     int has_reply;
+    struct evpl_iovec write_inline[SPREAD_INLINE], *write_heap;
+    struct evpl_iovec reply_inline[SPREAD_INLINE], *reply_heap;
     uint32_t read_pos;      /* the read chunk's XDR position in the arguments */
     uint32_t write_max;     /* the write chunk's advertised length */
     uint32_t reply_max;     /* the reply chunk's */
@@ -99,7 +104,8 @@ struct rpc2_sreq {
     int rdma;
     struct evpl_rpc2_rdma_chunk read_chunk;
     struct evpl_rpc2_rdma_chunk write_chunk;
-    struct evpl_iovec read_buf;
+    struct evpl_iovec read_inline[SPREAD_INLINE]; /* the read chunk's buffers */
+    struct evpl_iovec *read_heap;                 /* or these, when more */
     struct rpc2_seg read_segs[RDMA_MAX_SEGMENTS];
     int nread_segs;
     uint32_t read_position;
@@ -274,6 +280,37 @@ static struct evpl_iovec *
 iov_array(struct evpl_iovec *stack, int n)
 {
     return n <= STACK_IOV ? stack : malloc((size_t) n * sizeof(*stack));
+}
+
+/* len fresh bytes in as many buffers as it takes: in inl (SPREAD_INLINE
+ * entries) when they fit, else in an array allocated here (*heap, the
+ * caller's to free).  Returns the number of iovecs, or -1 (no memory). */
+static int
+alloc_spread(struct evpl *evpl, uint64_t len, struct evpl_iovec *inl, struct evpl_iovec **heap)
+{
+    int n, max;
+
+    *heap = NULL;
+    if (len > UINT32_MAX) {
+        return -1;
+    }
+    n = evpl_iovec_alloc(evpl, len ? (unsigned int) len : 1, 8, SPREAD_INLINE, 0, inl);
+    if (n > 0) {
+        return n;
+    }
+    /* buffers are 4 KiB at least: this many always do */
+    max = (int) (len / 4096) + 2;
+    *heap = malloc((size_t) max * sizeof(**heap));
+    if (!*heap) {
+        return -1;
+    }
+    n = evpl_iovec_alloc(evpl, (unsigned int) len, 8, (unsigned int) max, 0, *heap);
+    if (n <= 0) {
+        free(*heap);
+        *heap = NULL;
+        return -1;
+    }
+    return n;
 }
 
 static void
@@ -796,6 +833,8 @@ sreq_free(struct rpc2_sreq *s)
     if (s->write_chunk.niov > 0) {
         release_all(evpl, s->write_chunk.iov, s->write_chunk.niov);
     }
+    free(s->read_heap);
+    s->read_heap = NULL;
     if (s->gss) {
         rpc2_gss_put(s->gss);
         s->gss = NULL;
@@ -1603,7 +1642,8 @@ server_call(struct evpl *evpl, struct rpc2_conn *c, struct rpc2_rd *r, uint32_t 
     struct evpl_rpc2_conn *conn = &c->pub;
     uint32_t rpcvers, prog, vers, proc, flavor, blen, vflavor, vlen;
     uint32_t low = UINT32_MAX, high = 0;
-    int found_prog = 0;
+    int found_prog = 0, n;
+    struct evpl_iovec *pieces, stack[STACK_IOV];
 
     s->msg = nmsg <= MSG_INLINE ? s->msg_inline : malloc((size_t) nmsg * sizeof(*msg));
     if (!s->msg) {
@@ -1715,29 +1755,47 @@ dispatch:
             sreq_free(s);
             return;
         }
-        if (s->read_position < s->args_pos ||
-            evpl_iovec_alloc(evpl, total ? (unsigned int) total : 1, 8, 1, 0, &s->read_buf) != 1) {
+        if (s->read_position < s->args_pos) {
             send_error(evpl, s, xid, 0, ACCEPT_GARBAGE_ARGS, 0, 0);
+            sreq_free(s);
+            return;
+        }
+        n = alloc_spread(evpl, total, s->read_inline, &s->read_heap);
+        if (n < 0) {
+            out_of_memory(evpl, c, "a read chunk");
             sreq_free(s);
             return;
         }
         s->read_chunk.xdr_position = s->read_position - s->args_pos;
         s->read_chunk.length = (uint32_t) total;
-        s->read_buf.length = (unsigned int) total;
-        /* the request owns the buffer from here (released with it unless
-         * the handler takes it) */
-        s->read_chunk.iov = &s->read_buf;
-        s->read_chunk.niov = 1;
-        s->reads_left = s->nread_segs;
-        for (int i = 0, off = 0; i < s->nread_segs; i++) {
-            struct evpl_iovec piece = s->read_buf;
-
-            piece.data = (char *) s->read_buf.data + off;
-            piece.length = s->read_segs[i].length;
-            off += (int) s->read_segs[i].length;
-            evpl_rdma_read(evpl, conn->bind, s->read_segs[i].handle, s->read_segs[i].offset, &piece,
-                           1, read_chunk_done, s);
+        /* the request owns the buffers from here (released with it unless
+         * the handler takes them) */
+        s->read_chunk.iov = s->read_heap ? s->read_heap : s->read_inline;
+        s->read_chunk.niov = n;
+        if (total == 0) {
+            s->read_chunk.iov[0].length = 0; /* (one byte was allocated) */
         }
+        /* each segment lands where it sits in the chunk, across buffers */
+        pieces = iov_array(stack, n);
+        if (!pieces) {
+            out_of_memory(evpl, c, "a read chunk");
+            sreq_free(s);
+            return;
+        }
+        s->reads_left = s->nread_segs;
+        for (uint32_t i = 0, off = 0; i < (uint32_t) s->nread_segs; i++) {
+            int k = view(s->read_chunk.iov, n, off, s->read_segs[i].length, pieces, n);
+
+            if (k <= 0) { /* an empty segment */
+                pieces[0] = s->read_chunk.iov[0];
+                pieces[0].length = 0;
+                k = 1;
+            }
+            off += s->read_segs[i].length;
+            evpl_rdma_read(evpl, conn->bind, s->read_segs[i].handle, s->read_segs[i].offset, pieces,
+                           k, read_chunk_done, s);
+        }
+        iov_array_free(pieces, stack);
         return;
     }
     dispatch_call(evpl, s);
@@ -1761,14 +1819,20 @@ call_release_buffers(struct evpl *evpl, struct evpl_rpc2_request *req, int keep_
     }
     if (req->has_write && !keep_write) {
         if (!req->write_lent) {
-            evpl_iovec_release_internal(evpl, &req->write_iov);
+            release_all(evpl, req->write_iov, req->has_write);
         }
         req->has_write = 0;
     }
+    if (!req->has_write) {
+        free(req->write_heap);
+        req->write_heap = NULL;
+    }
     if (req->has_reply) {
-        evpl_iovec_release_internal(evpl, &req->reply_iov);
+        release_all(evpl, req->reply_iov, req->has_reply);
         req->has_reply = 0;
     }
+    free(req->reply_heap);
+    req->reply_heap = NULL;
 }
 
 static void held_drop(struct evpl *evpl, struct rpc2_conn *c, struct rpc2_held *h);
@@ -1800,6 +1864,8 @@ call_complete(struct evpl *evpl, struct evpl_rpc2_conn *conn, struct evpl_rpc2_r
     if (req->has_write && (!chunk || chunk->niov > 0)) {
         call_release_buffers(evpl, req, 0);
     }
+    free(req->write_heap); /* (the callback took the iovecs, or they went above) */
+    req->write_heap = NULL;
     /* recycled: no allocation per call once the thread is warm */
     if (t->nfree_calls < SREQ_CACHE) {
         req->next = t->free_calls;
@@ -1897,6 +1963,22 @@ put_segment(struct evpl *evpl, struct evpl_bind *bind, uint8_t *p, struct evpl_i
     return rpc2_put_u64(p, addr);
 }
 
+/* A write or reply chunk (RFC 8166 §4.2.1) of niov segments holding max
+ * bytes in all. */
+static uint8_t *
+put_chunk(struct evpl *evpl, struct evpl_bind *bind, uint8_t *p, struct evpl_iovec *iov, int niov,
+          uint32_t max)
+{
+    p = rpc2_put_u32(p, (uint32_t) niov);
+    for (int i = 0; i < niov; i++) {
+        uint32_t l = iov[i].length < max ? iov[i].length : max;
+
+        p = put_segment(evpl, bind, p, &iov[i], l);
+        max -= l;
+    }
+    return p;
+}
+
 /*
  * A call held until CONNECTED: on RDMA CM the keys of the buffers a call
  * advertises exist only once the connection has its device, so a call with
@@ -1919,7 +2001,7 @@ call_send(struct evpl *evpl, struct rpc2_conn *c, struct evpl_rpc2_request *req,
           uint32_t rlen, uint32_t body, struct evpl_iovec *req_iov, int req_niov)
 {
     struct evpl_rpc2_conn *conn = &c->pub;
-    uint8_t hdr[RPC_HDR_MAX + 128 + RDMA_MAX_SEGMENTS * 24], *p = hdr;
+    uint8_t hdr[RPC_HDR_MAX + 128 + RDMA_MAX_SEGMENTS * 24 * 3], *p = hdr;
     struct evpl_iovec *out, stack[STACK_IOV];
     uint32_t hlen;
     int n;
@@ -1940,16 +2022,15 @@ call_send(struct evpl *evpl, struct rpc2_conn *c, struct evpl_rpc2_request *req,
             p = put_segment(evpl, conn->bind, p, &req->read_iov[i], req->read_iov[i].length);
         }
         p = rpc2_put_u32(p, 0);
+        /* write and reply chunks: a segment per buffer */
         if (req->has_write) {
             p = rpc2_put_u32(p, 1);
-            p = rpc2_put_u32(p, 1);
-            p = put_segment(evpl, conn->bind, p, &req->write_iov, req->write_max);
+            p = put_chunk(evpl, conn->bind, p, req->write_iov, req->has_write, req->write_max);
         }
         p = rpc2_put_u32(p, 0);
         if (req->has_reply) {
             p = rpc2_put_u32(p, 1);
-            p = rpc2_put_u32(p, 1);
-            p = put_segment(evpl, conn->bind, p, &req->reply_iov, req->reply_max);
+            p = put_chunk(evpl, conn->bind, p, req->reply_iov, req->has_reply, req->reply_max);
         } else {
             p = rpc2_put_u32(p, 0);
         }
@@ -2087,28 +2168,44 @@ evpl_rpc2_call(struct evpl *evpl, struct evpl_rpc2_program *program, struct evpl
             req->read_pos = rdma_chunk->xdr_position;
             rdma_chunk->niov = 0;
         }
+        /* write and reply chunks larger than a buffer take several, a
+         * segment each (at most RDMA_MAX_SEGMENTS: what a chunk carries) */
         if (max_rdma_write_chunk > 0) {
+            req->write_iov = req->write_inline;
             if (write_chunk_iov && write_chunk_niov == 1) {
-                req->write_iov = write_chunk_iov[0];
+                req->write_inline[0] = write_chunk_iov[0];
                 req->write_lent = 1;
+                req->has_write = 1;
                 /* never more than the lent buffer holds */
-                if ((unsigned int) max_rdma_write_chunk > req->write_iov.length) {
-                    max_rdma_write_chunk = (int) req->write_iov.length;
+                if ((unsigned int) max_rdma_write_chunk > req->write_inline[0].length) {
+                    max_rdma_write_chunk = (int) req->write_inline[0].length;
                 }
-            } else if (evpl_iovec_alloc(evpl, (unsigned int) max_rdma_write_chunk, 8, 1, 0,
-                                        &req->write_iov) != 1) {
-                goto nomem;
+            } else {
+                int n = alloc_spread(evpl, (uint64_t) max_rdma_write_chunk, req->write_inline,
+                                     &req->write_heap);
+
+                if (n < 0) {
+                    goto nomem;
+                }
+                req->write_iov = req->write_heap ? req->write_heap : req->write_inline;
+                req->has_write = n;
             }
-            req->has_write = 1;
             req->write_max = (uint32_t) max_rdma_write_chunk;
         }
         if (max_rdma_reply_chunk > 0) {
-            if (evpl_iovec_alloc(evpl, (unsigned int) max_rdma_reply_chunk, 8, 1, 0,
-                                 &req->reply_iov) != 1) {
+            int n = alloc_spread(evpl, (uint64_t) max_rdma_reply_chunk, req->reply_inline,
+                                 &req->reply_heap);
+
+            if (n < 0) {
                 goto nomem;
             }
-            req->has_reply = 1;
+            req->reply_iov = req->reply_heap ? req->reply_heap : req->reply_inline;
+            req->has_reply = n;
             req->reply_max = (uint32_t) max_rdma_reply_chunk;
+        }
+        if (req->has_write > RDMA_MAX_SEGMENTS || req->has_reply > RDMA_MAX_SEGMENTS) {
+            rpc2_error("a write or reply chunk of more than %d buffers", RDMA_MAX_SEGMENTS);
+            goto nomem;
         }
         if (!c->connected && (c->held || req->has_read || req->has_write || req->has_reply)) {
             struct rpc2_held *h = malloc(sizeof(*h) + (size_t) req_niov * sizeof(h->iov[0]));
@@ -2137,9 +2234,11 @@ evpl_rpc2_call(struct evpl *evpl, struct evpl_rpc2_program *program, struct evpl
     return 0;
 
 nomem:
+    /* the chunks cannot be had (no memory, or more buffers than a chunk
+     * has segments): the RDMA transport cannot carry this call */
     release_all(evpl, req_iov, req_niov);
     call_release_buffers(evpl, req, 0);
-    call_fail_later(evpl, c, req, EVPL_RPC2_REPLY_CONN_LOST);
+    call_fail_later(evpl, c, req, EVPL_RPC2_REPLY_RDMA_ERROR);
     return 0;
 }
 
@@ -2189,13 +2288,27 @@ client_reply(struct evpl *evpl, struct rpc2_conn *c, struct rpc2_rd *r, uint32_t
         goto undecodable;
     }
     if (written && req->has_write && written->length > 0) {
+        uint32_t left = written->length < req->write_max ? written->length : req->write_max;
+        int k = 0;
+
+        /* the iovecs the result landed in, cut to its length; the rest go */
         memset(&chunk, 0, sizeof(chunk));
-        chunk.length =
-            written->length < req->write_iov.length ? written->length : req->write_iov.length;
-        req->write_iov.length = chunk.length;
+        chunk.length = left;
+        while (k < req->has_write && left > 0) {
+            if (req->write_iov[k].length > left) {
+                req->write_iov[k].length = left;
+            }
+            left -= req->write_iov[k].length;
+            k++;
+        }
+        chunk.length -= left;
+        if (!req->write_lent) {
+            release_all(evpl, req->write_iov + k, req->has_write - k);
+        }
+        req->has_write = k;
         chunk.max_length = chunk.length;
-        chunk.iov = &req->write_iov;
-        chunk.niov = 1;
+        chunk.iov = req->write_iov;
+        chunk.niov = k;
         chunkp = &chunk;
     }
     call_complete(evpl, conn, req, 0, chunkp, res, nres, msglen - r->pos);
@@ -2625,7 +2738,7 @@ rdma_message(struct evpl *evpl, struct rpc2_conn *c, struct evpl_iovec *iov, int
     if (proc == RDMA_NOMSG) {
         /* a long reply, written into our reply chunk */
         struct evpl_rpc2_request *req;
-        struct evpl_iovec m;
+        int m;
 
         release_all(evpl, own, n);
         iov_array_free(own, stack);
@@ -2637,16 +2750,31 @@ rdma_message(struct evpl *evpl, struct rpc2_conn *c, struct evpl_iovec *iov, int
             close_conn(evpl, c);
             return;
         }
-        if (!req->has_reply || !have || rchunk.total > req->reply_iov.length) {
+        if (!req->has_reply || !have || rchunk.total > req->reply_max) {
             /* the reply cannot be where it says: the call ends here */
             HASH_DELETE(hh, conn->pending_calls, req);
             call_complete(evpl, conn, req, EVPL_RPC2_REPLY_RDMA_ERROR, NULL, NULL, 0, 0);
             return;
         }
-        evpl_iovec_move(&m, &req->reply_iov);
+        /* the reply is in the chunk's first buffers: those become the
+         * message (its references), the rest go */
+        m = view(req->reply_iov, req->has_reply, 0, (uint32_t) rchunk.total, req->reply_iov,
+                 req->has_reply);
+        if (m < 0) {
+            m = 0;
+        }
+        release_all(evpl, req->reply_iov + m, req->has_reply - m);
         req->has_reply = 0;
-        m.length = (uint32_t) rchunk.total;
-        rpc_message(evpl, c, &m, 1, m.length, NULL, have_written ? &written : NULL);
+        /* a copy: completing the call frees the request's array */
+        own = own_iovecs(stack, req->reply_iov, m);
+        if (!own) {
+            release_all(evpl, req->reply_iov, m);
+            HASH_DELETE(hh, conn->pending_calls, req);
+            call_complete(evpl, conn, req, EVPL_RPC2_REPLY_RDMA_ERROR, NULL, NULL, 0, 0);
+            return;
+        }
+        rpc_message(evpl, c, own, m, (uint32_t) rchunk.total, NULL, have_written ? &written : NULL);
+        iov_array_free(own, stack);
         return;
     }
     if (nread || have_written || have) {
