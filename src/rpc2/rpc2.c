@@ -282,24 +282,28 @@ iov_array(struct evpl_iovec *stack, int n)
     return n <= STACK_IOV ? stack : malloc((size_t) n * sizeof(*stack));
 }
 
-/* len fresh bytes in as many buffers as it takes: in inl (SPREAD_INLINE
- * entries) when they fit, else in an array allocated here (*heap, the
- * caller's to free).  Returns the number of iovecs, or -1 (no memory). */
+/* len fresh bytes in as many buffers as it takes, at most max (0: any
+ * number): in inl (SPREAD_INLINE entries) when they fit, else in an array
+ * allocated here (*heap, the caller's to free).  Returns the number of
+ * iovecs, or -1 (no memory, or more than max buffers: refused before any
+ * is taken). */
 static int
-alloc_spread(struct evpl *evpl, uint64_t len, struct evpl_iovec *inl, struct evpl_iovec **heap)
+alloc_spread(struct evpl *evpl, uint64_t len, int max, struct evpl_iovec *inl,
+             struct evpl_iovec **heap)
 {
-    int n, max;
+    int n;
 
     *heap = NULL;
     if (len > UINT32_MAX) {
         return -1;
     }
     n = evpl_iovec_alloc(evpl, len ? (unsigned int) len : 1, 8, SPREAD_INLINE, 0, inl);
-    if (n > 0) {
-        return n;
+    if (n > 0 || (max && max <= SPREAD_INLINE)) {
+        return n > 0 ? n : -1;
     }
-    /* buffers are 4 KiB at least: this many always do */
-    max = (int) (len / 4096) + 2;
+    if (!max) {
+        max = (int) (len / 4096) + 2; /* buffers are 4 KiB at least */
+    }
     *heap = malloc((size_t) max * sizeof(**heap));
     if (!*heap) {
         return -1;
@@ -1760,7 +1764,7 @@ dispatch:
             sreq_free(s);
             return;
         }
-        n = alloc_spread(evpl, total, s->read_inline, &s->read_heap);
+        n = alloc_spread(evpl, total, 0, s->read_inline, &s->read_heap);
         if (n < 0) {
             out_of_memory(evpl, c, "a read chunk");
             sreq_free(s);
@@ -2098,7 +2102,7 @@ evpl_rpc2_call(struct evpl *evpl, struct evpl_rpc2_program *program, struct evpl
 {
     struct rpc2_conn *c = priv(conn);
     struct evpl_rpc2_thread *t = conn->thread;
-    struct evpl_rpc2_request *req = t->free_calls;
+    struct evpl_rpc2_request *req = t->free_calls, *dup;
     uint8_t rpc[RPC_HDR_MAX];
     uint32_t rlen, body;
 
@@ -2107,14 +2111,20 @@ evpl_rpc2_call(struct evpl *evpl, struct evpl_rpc2_program *program, struct evpl
         t->nfree_calls--;
         memset(req, 0, sizeof(*req));
     } else if (!(req = calloc(1, sizeof(*req)))) {
-        /* nothing to complete later with: refused here (rpc2.md says 0) */
-        rpc2_error("out of memory for a call");
+        /* nothing to complete the call with later: it completes here, the
+         * one completion inside the call, and the connection ends */
+        static const struct evpl_rpc2_verf none = {NULL, 0};
+
         release_all(evpl, req_iov, req_niov > 0 ? req_niov : 0);
         if (rdma_chunk && rdma_chunk->niov > 0) {
             release_all(evpl, rdma_chunk->iov, rdma_chunk->niov);
             rdma_chunk->niov = 0;
         }
-        return -ENOMEM;
+        out_of_memory(evpl, c, "a call");
+        t->reply_dbuf.used = 0;
+        program->recv_reply_dispatch(evpl, conn, &t->reply_dbuf, procedure, NULL, &none, NULL, 0, 0,
+                                     EVPL_RPC2_REPLY_CONN_LOST, callback, private_data);
+        return 0;
     }
     depth_add(t, ROLE_CLIENT, 1);
     req->proc = procedure;
@@ -2145,10 +2155,15 @@ evpl_rpc2_call(struct evpl *evpl, struct evpl_rpc2_program *program, struct evpl
         call_fail_later(evpl, c, req, EVPL_RPC2_REPLY_CONN_LOST);
         return 0;
     }
-    req->xid = conn->next_xid++;
-    if (conn->next_xid == 0) {
-        conn->next_xid = 1;
-    }
+    /* xids wrap after 2^32 calls (skipping 0) and never repeat one still
+     * pending: its reply would complete the wrong call */
+    do {
+        req->xid = conn->next_xid++;
+        if (conn->next_xid == 0) {
+            conn->next_xid = 1;
+        }
+        HASH_FIND(hh, conn->pending_calls, &req->xid, sizeof(req->xid), dup);
+    } while (dup);
     body = (uint32_t) req_length - program->reserve;
     rlen = call_header(rpc, req->xid, program, procedure, cred);
 
@@ -2181,8 +2196,8 @@ evpl_rpc2_call(struct evpl *evpl, struct evpl_rpc2_program *program, struct evpl
                     max_rdma_write_chunk = (int) req->write_inline[0].length;
                 }
             } else {
-                int n = alloc_spread(evpl, (uint64_t) max_rdma_write_chunk, req->write_inline,
-                                     &req->write_heap);
+                int n = alloc_spread(evpl, (uint64_t) max_rdma_write_chunk, RDMA_MAX_SEGMENTS,
+                                     req->write_inline, &req->write_heap);
 
                 if (n < 0) {
                     goto nomem;
@@ -2193,8 +2208,8 @@ evpl_rpc2_call(struct evpl *evpl, struct evpl_rpc2_program *program, struct evpl
             req->write_max = (uint32_t) max_rdma_write_chunk;
         }
         if (max_rdma_reply_chunk > 0) {
-            int n = alloc_spread(evpl, (uint64_t) max_rdma_reply_chunk, req->reply_inline,
-                                 &req->reply_heap);
+            int n = alloc_spread(evpl, (uint64_t) max_rdma_reply_chunk, RDMA_MAX_SEGMENTS,
+                                 req->reply_inline, &req->reply_heap);
 
             if (n < 0) {
                 goto nomem;
@@ -2202,10 +2217,6 @@ evpl_rpc2_call(struct evpl *evpl, struct evpl_rpc2_program *program, struct evpl
             req->reply_iov = req->reply_heap ? req->reply_heap : req->reply_inline;
             req->has_reply = n;
             req->reply_max = (uint32_t) max_rdma_reply_chunk;
-        }
-        if (req->has_write > RDMA_MAX_SEGMENTS || req->has_reply > RDMA_MAX_SEGMENTS) {
-            rpc2_error("a write or reply chunk of more than %d buffers", RDMA_MAX_SEGMENTS);
-            goto nomem;
         }
         if (!c->connected && (c->held || req->has_read || req->has_write || req->has_reply)) {
             struct rpc2_held *h = malloc(sizeof(*h) + (size_t) req_niov * sizeof(h->iov[0]));

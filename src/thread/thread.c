@@ -56,7 +56,9 @@ thread_main(void *arg)
 
     evpl_run(t->evpl);
 
-    /* open binds get their DISCONNECTED before the shutdown callback */
+    /* open binds get their DISCONNECTED before the shutdown callback, and
+     * no new ones are made from here (evpl__binds_close_all) */
+    t->evpl->destroying = 1;
     if (t->evpl->binds) {
         evpl__binds_close_all(t->evpl);
     }

@@ -209,6 +209,35 @@ main(void)
             t_conn_free(&x);
             t_conn_free(&y);
         }
+
+        /* also when the live socket bound the path by another spelling (a
+         * relative one): /proc/net/unix does not list it under ours */
+        {
+            char cwd[256];
+            int rfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            struct sockaddr_un rel;
+            struct t_conn y;
+            struct stat st;
+            ino_t ino;
+
+            memset(&rel, 0, sizeof(rel));
+            rel.sun_family = AF_UNIX;
+            snprintf(rel.sun_path, sizeof(rel.sun_path), "client.sock");
+            T_OK(getcwd(cwd, sizeof(cwd)) != NULL);
+            T_EQ(chdir(dir), 0);
+            T_EQ(bind(rfd, (struct sockaddr *) &rel, sizeof(rel)), 0);
+            T_EQ(chdir(cwd), 0);
+            T_EQ(stat(cpath, &st), 0);
+            ino = st.st_ino;
+            t_connect_from(evpl, EVPL_STREAM_SOCKET_UNIX, epc, ep, &y, NULL);
+            T_PUMP(evpl, y.disconnected, 5000);
+            T_EQ(y.disconnect_status, -EADDRINUSE);
+            T_EQ(stat(cpath, &st), 0);
+            T_EQ(st.st_ino, ino);
+            close(rfd);
+            unlink(cpath);
+            t_conn_free(&y);
+        }
         evpl_endpoint_close(epc);
     }
 

@@ -650,12 +650,15 @@ main(void)
             conn->rdma ? " by RDMA chunks" : "");
 
     /* chunks larger than a buffer (2 MiB): a 3 MiB argument in two iovecs
-     * as a read chunk, echoed into a 3 MiB write chunk, then as a whole
-     * reply into a 3 MiB reply chunk.  On RPC-over-RDMA the first was
-     * answered GARBAGE_ARGS and the others completed CONN_LOST, each
-     * chunk being asked of one buffer (helper-77). */
-    for (int mode = 0; mode < 2; mode++) {
+     * as a read chunk, echoed into a write chunk of 3 MiB and of 12 MiB
+     * (six buffers: more than the request keeps inline, the result in the
+     * first two), then as a whole reply into reply chunks of those sizes.
+     * On RPC-over-RDMA the read chunk was answered GARBAGE_ARGS and the
+     * others completed CONN_LOST, each chunk being asked of one buffer
+     * (helper-77). */
+    for (int mode = 0; mode < 4; mode++) {
         uint32_t big = 3u << 20, tag = 300 + (uint32_t) mode, off = 0;
+        uint32_t chunk = mode & 2 ? 12u << 20 : big + 4096;
         struct evpl_iovec iov[2];
         int before = blob_done;
         Blob b;
@@ -674,15 +677,29 @@ main(void)
         xdr_set_ref(&b, data, iov, 2, big);
         blob_lent = 0;
         blob_size = big;
-        echo_write_chunk = mode == 0;
+        echo_write_chunk = !(mode & 1);
         cprog.send_call_ECHO_BLOB(&cprog.rpc2, t_evpl, conn, NULL, &b, 1,
-                                  mode == 0 ? big + 4096 : 0, NULL, 0, mode == 1 ? big + 4096 : 0,
+                                  mode & 1 ? 0 : (int) chunk, NULL, 0, mode & 1 ? (int) chunk : 0,
                                   c_blob, (void *) (uintptr_t) tag);
         T_PUMP(t_evpl, blob_done == before + 1, 20000);
         blob_size = BLOB_SIZE;
         echo_write_chunk = 1;
     }
-    fprintf(stderr, "ok: 3 MiB read, write and reply chunks\n");
+    if (conn->rdma) {
+        /* a chunk of more buffers than a chunk has segments (16) is
+         * refused without taking them: RDMA_ERROR, nothing in use after */
+        struct result rr = {0};
+        Hello h = {.id = 1};
+        int64_t in_use = t_metric("evpl_allocator_buffers_in_use");
+
+        xdr_set_str_static(&h, greeting, "w", 1);
+        cprog.send_call_GREET(&cprog.rpc2, t_evpl, conn, NULL, &h, 0, 33 << 20, NULL, 0, 0, c_hello,
+                              &rr);
+        T_PUMP(t_evpl, rr.done, 10000);
+        T_EQ(rr.status, EVPL_RPC2_REPLY_RDMA_ERROR);
+        T_LE(t_metric("evpl_allocator_buffers_in_use"), in_use);
+    }
+    fprintf(stderr, "ok: 3 MiB read, write and reply chunks, up to 12 MiB offered\n");
 
     /* a write chunk offered to a procedure whose result has no payload is
      * left unused: the library releases it (one 2 MiB buffer each here) */
@@ -761,6 +778,41 @@ main(void)
     T_EQ(count_events(sconn, EVPL_RPC2_NOTIFY_CONNECTED), 1);
     T_EQ(count_events(conn, EVPL_RPC2_NOTIFY_CONNECTED), 1);
     T_EQ(count_events(conn, EVPL_RPC2_NOTIFY_ACCEPTED), 0);
+
+    /* xids wrap (next_xid is public: set as if 2^32 calls had gone by)
+     * and never repeat one still pending: a GREET made with the xid of a
+     * HOLD the server keeps must not take the HOLD's reply, nor the HOLD
+     * the GREET's.  (A repeated xid completed the later call with the
+     * earlier one's reply and left the earlier one waiting for ever.) */
+    {
+        struct result a = {0}, b = {0};
+        Hello h = {.id = 10};
+        uint32_t x = UINT32_MAX;
+
+        conn->next_xid = x;
+        xdr_set_str_static(&h, greeting, "first", 5);
+        cprog.send_call_GREET(&cprog.rpc2, t_evpl, conn, NULL, &h, 0, 0, NULL, 0, 0, c_hello, &a);
+        T_EQ(conn->next_xid, 1); /* 0 is skipped */
+        conn->next_xid = x;      /* x is still pending */
+        h.id = 20;
+        xdr_set_str_static(&h, greeting, "hold", 4);
+        cprog.send_call_HOLD(&cprog.rpc2, t_evpl, conn, NULL, &h, 0, 0, NULL, 0, 0, c_hello, &b);
+        T_PUMP(t_evpl, a.done && nheld == 1, 10000);
+        T_EQ(a.status, 0);
+        T_EQ(a.id, 11);
+        T_STR_EQ(a.text, "re: first");
+        t_pump_for(t_evpl, 20);
+        T_EQ(b.done, 0);
+        h.id = 99;
+        xdr_set_str_static(&h, greeting, "held", 4);
+        T_EQ(sprog.send_reply_HOLD(t_evpl, NULL, &h, held[0]), 0);
+        T_PUMP(t_evpl, b.done, 10000);
+        T_EQ(b.status, 0);
+        T_EQ(b.id, 99);
+        T_STR_EQ(b.text, "held");
+        nheld = 0;
+    }
+    fprintf(stderr, "ok: xids wrap past pending calls\n");
 
     /* 8: calls outstanding when the connection closes: CONN_LOST each,
      * then DISCONNECTED */

@@ -287,11 +287,10 @@ register_fd(struct evpl *evpl, struct evpl_bind *bind, int fd, uint32_t interest
 
 static void connect_retry(struct evpl *evpl, struct evpl_timer *timer);
 
-/* Whether /proc/net/unix lists a socket bound to path (listening, or any
- * when listening is 0), as the binder spelled it: one bound by a relative
- * path is not found. */
+/* Whether /proc/net/unix lists a listening socket bound to path (as the
+ * binder spelled it: one bound by a relative path is not found). */
 static int
-unix_path_listed(const char *path, int listening)
+unix_path_listed_listening(const char *path)
 {
     FILE *f = fopen("/proc/net/unix", "re");
     char line[4096];
@@ -311,11 +310,11 @@ unix_path_listed(const char *path, int listening)
         }
         p = line + used;
         p[strcspn(p, "\n")] = '\0';
-        found = (!listening || (flags & 0x10000) != 0) && strcmp(p, path) == 0; /* __SO_ACCEPTCON */
+        found = (flags & 0x10000) != 0 && strcmp(p, path) == 0; /* __SO_ACCEPTCON */
     }
     fclose(f);
     return found;
-} /* unix_path_listed */
+} /* unix_path_listed_listening */
 
 /* AF_UNIX: a socket file nobody accepts on is stale and may be replaced by
  * a listener (net.md §5); a client's path only when no socket at all is
@@ -343,12 +342,12 @@ unix_path_is_stale(const struct evpl_address *a, int listener)
     if (rc == 0 || err != EPROTOTYPE) {
         return rc < 0 && err == ECONNREFUSED;
     }
-    /* A stream socket: for a listener, live only if it listens.  A
-     * listener the kernel lists under this path is left alone without a
-     * connection it would see; otherwise (bound but not listening, or
-     * listed under a relative path) a stream connect tells, refused
-     * meaning nobody accepts. */
-    if (unix_path_listed(un->sun_path, listener)) {
+    /* A stream socket is bound there: live for a client.  For a listener,
+     * live only if it listens.  A listener the kernel lists under this
+     * path is left alone without a connection it would see; otherwise
+     * (bound but not listening, or listed under a relative path) a stream
+     * connect tells, refused meaning nobody accepts. */
+    if (!listener || unix_path_listed_listening(un->sun_path)) {
         return 0;
     }
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
