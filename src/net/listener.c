@@ -240,6 +240,27 @@ evpl__listener_deliver(struct evpl_listener *l, struct evpl_accepted *conn)
     }
 } /* evpl__listener_deliver */
 
+void
+evpl__accept_failed(struct evpl *evpl, struct evpl_accept_errlog *log, const char *module, int err)
+{
+    uint64_t now = evpl__now(evpl);
+
+    if (log->last_ns && now - log->last_ns < 10000000000ull) {
+        log->quiet++;
+        return;
+    }
+    if (log->quiet) {
+        evpl_log_error(module, "accept: %s; retrying every %d ms (%u more failures in %llu s)",
+                       strerror(err), EVPL_ACCEPT_RETRY_US / 1000, log->quiet,
+                       (unsigned long long) ((now - log->last_ns) / 1000000000ull));
+    } else {
+        evpl_log_error(module, "accept: %s; retrying every %d ms", strerror(err),
+                       EVPL_ACCEPT_RETRY_US / 1000);
+    }
+    log->last_ns = now ? now : 1;
+    log->quiet = 0;
+} /* evpl__accept_failed */
+
 /* ---- the attached loops ---- */
 
 static struct evpl_accepted *

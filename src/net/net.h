@@ -305,4 +305,17 @@ void evpl__resolve_forget(struct evpl_bind *bind);
 
 /* Backend listen callbacks hand each accepted connection here. */
 void evpl__listener_deliver(struct evpl_listener *listener, struct evpl_accepted *conn);
+
+/* An accept that failed for want of descriptors or memory (EMFILE, ENFILE,
+ * ENOMEM, ENOBUFS): the connection stays in the backlog and the listener
+ * retries in EVPL_ACCEPT_RETRY_US.  Reported once, then at most once per
+ * 10 s with how many more failed meanwhile (a retry every 50 ms logged
+ * 20 lines a second). */
+#define EVPL_ACCEPT_RETRY_US 50000
+struct evpl_accept_errlog {
+    uint64_t last_ns; /* the last line (0: none yet) */
+    uint32_t quiet;   /* failures since */
+};
+void evpl__accept_failed(struct evpl *evpl, struct evpl_accept_errlog *log, const char *module,
+                         int err);
 void evpl__accepted_free(struct evpl_accepted *conn);

@@ -514,6 +514,7 @@ struct ulisten {
     struct evpl_listener *listener;
     const struct evpl_protocol *protocol;
     struct evpl_timer retry;
+    struct evpl_accept_errlog errlog;
     int fd;
     int armed;
     int closed;
@@ -589,9 +590,9 @@ accept_complete(struct evpl *evpl, struct evpl_uring_req *req, int res, uint32_t
         }
     } else if (res == -EMFILE || res == -ENFILE || res == -ENOMEM || res == -ENOBUFS) {
         /* the connection stays in the backlog: try again shortly */
-        evpl_log_error("io_uring", "accept: %s; retrying in 50 ms", strerror(-res));
+        evpl__accept_failed(evpl, &ls->errlog, "io_uring", -res);
         if (!ls->armed) {
-            evpl_add_oneshot_timer(evpl, &ls->retry, accept_retry, 50000);
+            evpl_add_oneshot_timer(evpl, &ls->retry, accept_retry, EVPL_ACCEPT_RETRY_US);
         }
         return;
     }

@@ -670,6 +670,7 @@ struct listen_state {
     struct evpl_listener *listener;
     const struct evpl_protocol *protocol;
     struct evpl_timer retry;
+    struct evpl_accept_errlog errlog;
     char unlink_path[sizeof(((struct sockaddr_un *) 0)->sun_path) + 1];
     uint64_t path_ino; /* the socket file made there */
 };
@@ -704,8 +705,8 @@ accept_ready(struct evpl *evpl, struct evpl_event *event)
             if (errno != EAGAIN) {
                 /* EMFILE and friends: the connection stays in the backlog;
                  * try again shortly instead of spinning or giving up */
-                evpl_log_error("socket", "accept: %s; retrying in 50 ms", strerror(errno));
-                evpl_add_oneshot_timer(evpl, &ls->retry, accept_retry, 50000);
+                evpl__accept_failed(evpl, &ls->errlog, "socket", errno);
+                evpl_add_oneshot_timer(evpl, &ls->retry, accept_retry, EVPL_ACCEPT_RETRY_US);
             }
             return;
         }
