@@ -22,7 +22,14 @@ static struct evpl *t_evpl;
 
 #include "t_rpc2_raw.h"
 
-#if defined(__SANITIZE_ADDRESS__)
+#if !defined(__SANITIZE_ADDRESS__)
+int
+main(void)
+{
+    printf("SKIP: needs ASan's allocator limit (max_allocation_size_mb)\n");
+    return 77;
+}
+#else
 const char *__asan_default_options(void);
 
 const char *
@@ -30,7 +37,6 @@ __asan_default_options(void)
 {
     return "allocator_may_return_null=1:max_allocation_size_mb=16";
 }
-#endif
 
 #define BIG (3u << 20) /* greeting bytes of the call that cannot be decoded */
 
@@ -86,10 +92,6 @@ small_call(int fd, uint32_t xid)
 int
 main(void)
 {
-#if !defined(__SANITIZE_ADDRESS__)
-    printf("SKIP: needs ASan's allocator limit (max_allocation_size_mb)\n");
-    return 77;
-#else
     struct raw_server srv;
     unsigned char *big, junk[256];
     size_t blen;
@@ -155,5 +157,5 @@ main(void)
     evpl_destroy(t_evpl);
     printf("PASS\n");
     return 0;
-#endif
 }
+#endif
