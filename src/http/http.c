@@ -2686,6 +2686,13 @@ h2_header_cb(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t
     if (nm[0] == ':') {
         if (c->is_client) {
             if (strcmp(nm, ":status") == 0) {
+                /* three digits, 100..599, as HTTP/1 status lines must be:
+                 * anything else is a bad response, not an interim one */
+                if (valuelen != 3 || v[0] < '1' || v[0] > '5' || v[1] < '0' || v[1] > '9' ||
+                    v[2] < '0' || v[2] > '9') {
+                    r->h2_malformed = 1;
+                    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* the stream is reset */
+                }
                 r->h2_status = atoi(v);
             }
         } else if (strcmp(nm, ":method") == 0) {

@@ -238,6 +238,37 @@ client_raw_server_rst(void)
         fprintf(stderr, "  client /long-body: events %s status %d\n", q5->ev, q5->status_final);
         T_EQ(q5->n_failed, 1);
         T_EQ(q5->status_final, EVPL_HTTP_ERROR_BAD_RESPONSE);
+
+        /* three digits but not 100..599 (as HTTP/1 status lines): under
+         * 100 was taken for an interim response, so the body that followed
+         * came as a response without RESPONSE_HEADERS, and a HEADERS that
+         * ended the stream as CONN_LOST; 600 and up were accepted
+         * (helper-79) */
+        for (int k = 0; k < 4; k++) {
+            static const char *const codes[] = {"099", "000", "600", "999"};
+            struct t_creq *q = cget(conn, "/bad-range");
+            nghttp2_nv nv[] = {T_NV(":status", codes[k])};
+
+            T_H2PUMP(cl.evpl,
+                     t_h2peer_nstreams(&peer) == 7 + k && t_h2peer_stream_nth(&peer, 6 + k)->end,
+                     5000);
+            id = t_h2peer_stream_nth(&peer, 6 + k)->id;
+            if (k % 2 == 0) { /* the head, then DATA "ok" */
+                struct t_h2s *st = t_h2s_get(&peer, id);
+                nghttp2_data_provider dp = {.source.ptr = st, .read_callback = t_h2_read_cb};
+
+                t_buf_adds(&st->out, "ok");
+                T_EQ(nghttp2_submit_response(peer.s, id, nv, 1, &dp), 0);
+            } else {
+                T_EQ(nghttp2_submit_headers(peer.s, NGHTTP2_FLAG_END_STREAM, id, NULL, nv, 1, NULL),
+                     0);
+            }
+            T_H2PUMP(cl.evpl, t_creq_done(q), 5000);
+            fprintf(stderr, "  client :status %s: events %s status %d\n", codes[k], q->ev,
+                    q->status_final);
+            T_EQ(q->n_failed, 1);
+            T_EQ(q->status_final, EVPL_HTTP_ERROR_BAD_RESPONSE);
+        }
     }
 
     t_h2pump_for(cl.evpl, NULL, 30);
