@@ -112,10 +112,14 @@ unsigned
 evpl__events_dispatch(struct evpl *evpl)
 {
     unsigned ran = 0;
-    uint32_t i;
+    uint32_t i, n = evpl->active_len;
 
-    /* active_len is re-read: events activated by callbacks run this pass */
-    for (i = 0; i < evpl->active_len; i++) {
+    /* Events activated by these callbacks run on the next pass (which does
+     * not block: they are active): an event that removes and re-adds itself
+     * from its own callback would otherwise run again and again inside one
+     * pass, and evpl_continue would never return (loop.md §6: once per
+     * pass). */
+    for (i = 0; i < n; i++) {
         struct evpl_event *ev = evpl->active[i];
         uint32_t f;
 

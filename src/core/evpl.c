@@ -3,6 +3,7 @@
  * Process initialisation and the loop itself: creation, one pass
  * (evpl_continue), run/stop, destroy, hooks.
  */
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,6 +169,12 @@ evpl_destroy(struct evpl *evpl)
 {
     EVPL_OWNER_ONLY(evpl);
     struct evpl_shared *s = evpl_shared;
+
+    /* an evpl_stop from another thread that let evpl_run return may still
+     * be ringing the wake doorbell (evpl_stop) */
+    while (atomic_load_explicit(&evpl->stoppers, memory_order_acquire)) {
+        sched_yield();
+    }
 
     /* every bind gets its DISCONNECTED, then block queues left open are
      * closed, their I/O done (callbacks run here: a DISCONNECTED callback
@@ -414,10 +421,15 @@ evpl_run(struct evpl *evpl)
 EVPL_API void
 evpl_stop(struct evpl *evpl)
 {
-    if (atomic_exchange_explicit(&evpl->stopped, 1, memory_order_acq_rel)) {
-        return; /* already stopped: harmless */
+    /* Counted while it runs: the owner may see stopped, return from
+     * evpl_run and destroy the loop while this thread is still ringing
+     * (writing to the eventfd destroy closes, whose number may by then be
+     * another file's); evpl_destroy waits for the count to drop. */
+    atomic_fetch_add_explicit(&evpl->stoppers, 1, memory_order_seq_cst);
+    if (!atomic_exchange_explicit(&evpl->stopped, 1, memory_order_acq_rel)) {
+        evpl_ring_doorbell(&evpl->wake);
     }
-    evpl_ring_doorbell(&evpl->wake);
+    atomic_fetch_sub_explicit(&evpl->stoppers, 1, memory_order_release);
 } /* evpl_stop */
 
 EVPL_API void

@@ -436,9 +436,10 @@ struct evpl {
 
     /* written by other threads */
     _Alignas(EVPL_CACHELINE) _Atomic int stopped;
-    _Atomic int polling; /* 1: ringers skip the eventfd (only inside evpl_run) */
-    int in_run;          /* evpl_run is on the stack */
-    pthread_t owner;     /* the thread that created it (and runs it) */
+    _Atomic int stoppers; /* evpl_stop calls in progress: evpl_destroy waits for them */
+    _Atomic int polling;  /* 1: ringers skip the eventfd (only inside evpl_run) */
+    int in_run;           /* evpl_run is on the stack */
+    pthread_t owner;      /* the thread that created it (and runs it) */
     _Atomic uint32_t doorbells_pending;
 
     _Alignas(EVPL_CACHELINE) struct evpl_loop_counters counters;

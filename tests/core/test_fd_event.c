@@ -9,6 +9,7 @@
  */
 #include "t_loop.h"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 
 static int pass_no;
@@ -401,6 +402,43 @@ hangup(struct evpl *evpl)
     close(fds[0]);
 } /* hangup */
 
+/* A read callback that removes its event and adds it again (same storage,
+ * same fd, interest and readiness set) runs once per pass, not again and
+ * again inside one (evpl_continue never returned: helper-80). */
+static struct evpl_fd_event readd_ev;
+static int readd_fd, readd_calls;
+
+static void
+readd_read(struct evpl *evpl, struct evpl_fd_event *event)
+{
+    (void) event;
+    readd_calls++;
+    T_OK(readd_calls < 1000);
+    evpl_remove_fd_event(evpl, &readd_ev);
+    evpl_add_fd_event(evpl, &readd_ev, readd_fd, readd_read, NULL, NULL);
+    evpl_fd_event_read_interest(evpl, &readd_ev);
+    evpl_fd_event_mark_readable(evpl, &readd_ev);
+} /* readd_read */
+
+static void
+readd_in_own_callback(struct evpl *evpl)
+{
+    int fds[2];
+
+    T_EQ(pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
+    readd_fd = fds[0];
+    evpl_add_fd_event(evpl, &readd_ev, readd_fd, readd_read, NULL, NULL);
+    evpl_fd_event_read_interest(evpl, &readd_ev);
+    evpl_fd_event_mark_readable(evpl, &readd_ev);
+    for (int i = 1; i <= 5; i++) {
+        pass(evpl);
+        T_EQ(readd_calls, i);
+    }
+    evpl_remove_fd_event(evpl, &readd_ev);
+    close(fds[0]);
+    close(fds[1]);
+} /* readd_in_own_callback */
+
 int
 main(void)
 {
@@ -418,6 +456,7 @@ main(void)
     write_interest(evpl);           /* loop 25 */
     remove_from_own_callback(evpl); /* loop 26 */
     hangup(evpl);                   /* loop 28 */
+    readd_in_own_callback(evpl);    /* loop 23: once per pass */
     evpl_destroy(evpl);
     return 0;
 } /* main */
