@@ -622,7 +622,7 @@ inproc_rdma_read(struct evpl *evpl, struct evpl_bind *bind, uint32_t remote_key,
         status = EINVAL;
     }
     for (int i = 0; src && i < niov; i++) {
-        memcpy(iov[i].data, src, iov[i].length);
+        memmove(iov[i].data, src, iov[i].length); /* may overlap: one process */
         src += iov[i].length;
     }
     pthread_mutex_unlock(&chan->lock);
@@ -655,7 +655,7 @@ inproc_rdma_write(struct evpl *evpl, struct evpl_bind *bind, uint32_t remote_key
             status = EINVAL;
         }
         for (int i = 0; dst && i < niov; i++) {
-            memcpy(dst, iov[i].data, iov[i].length);
+            memmove(dst, iov[i].data, iov[i].length); /* may overlap */
             dst += iov[i].length;
         }
         pthread_mutex_unlock(&chan->lock);
