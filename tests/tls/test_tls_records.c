@@ -63,6 +63,8 @@ pattern(uint64_t i)
 struct conn {
     uint64_t received;
     int disconnected, status, connected;
+    int hold;               /* leave what arrives in the bind (not read) */
+    struct evpl_bind *bind; /* the server's end */
 };
 
 static struct conn server_conn; /* the last accepted connection */
@@ -93,7 +95,7 @@ echo_notify(struct evpl *e, struct evpl_bind *bind, struct evpl_notify *n, void 
             c->connected = 1;
             break;
         case EVPL_NOTIFY_RECV_DATA:
-            while ((len = evpl_recv(e, bind, buf, sizeof(buf), 0)) > 0) {
+            while (!c->hold && (len = evpl_recv(e, bind, buf, sizeof(buf), 0)) > 0) {
                 c->received += (uint64_t) len;
                 if (len == 5 && (memcmp(buf, "ABORT", 5) == 0 || memcmp(buf, "FINIS", 5) == 0)) {
                     send_and_close(e, bind, buf[0] == 'F');
@@ -113,7 +115,11 @@ static void
 on_accept(struct evpl *e, struct evpl_bind *bind, evpl_notify_callback_t *notify_cb,
           evpl_segment_callback_t *segment_cb, void **conn_private, void *priv)
 {
+    int hold = server_conn.hold;
+
     memset(&server_conn, 0, sizeof(server_conn));
+    server_conn.hold = hold;
+    server_conn.bind = bind;
     *notify_cb = echo_notify;
     *conn_private = &server_conn;
 }
@@ -132,7 +138,9 @@ struct peer {
     atomic_int ready, done;
 };
 
-enum { ECHO, TRICKLE, TINY, FORGED, OVERSIZE, CLEAR_ALERT, CUT, ABORT, FINISH };
+enum { ECHO, TRICKLE, TINY, PADDED, FORGED, OVERSIZE, CLEAR_ALERT, CUT, ABORT, FINISH };
+
+#define PAD_RECORDS 2000 /* of 512 bytes, each padded to a 16 KiB record */
 
 static void
 msg_cb(int write_p, int version, int content_type, const void *buf, size_t len, SSL *ssl, void *arg)
@@ -275,6 +283,28 @@ peer_bad(struct peer *p, SSL *ssl, int fd)
     uint8_t hello[5];
     int n;
 
+    if (p->mode == PADDED) {
+        /* 1 MB of data in records padded to 16 KiB (32 MB on the
+         * wire), then the same back */
+        static uint8_t data[PAD_RECORDS * 512], back[PAD_RECORDS * 512];
+
+        for (size_t i = 0; i < sizeof(data); i++) {
+            data[i] = pattern(i);
+        }
+        if (SSL_set_block_padding(ssl, 16384) != 1) {
+            return 38;
+        }
+        for (int i = 0; i < PAD_RECORDS; i++) {
+            if (full_write(ssl, data + i * 512, 512) < 0) {
+                return 38;
+            }
+        }
+        if (full_read(ssl, back, sizeof(back)) < 0 || memcmp(back, data, sizeof(back)) != 0) {
+            return 38;
+        }
+        SSL_shutdown(ssl);
+        return 0;
+    }
     /* one good exchange first */
     if (full_write(ssl, (const uint8_t *) "hello", 5) < 0 || full_read(ssl, hello, 5) < 0 ||
         memcmp(hello, "hello", 5) != 0) {
@@ -541,6 +571,46 @@ main(void)
     p = client_peer(TINY, TLS1_3_VERSION);
     T_EQ(p.result, 0);
     T_EQ_U(server_conn.received, 5 + 3000);
+
+    /* records mostly padding are copied, not sliced: a slice holds its
+     * whole record, so 1 MB of data padded to 16 KiB records held 32 MB
+     * (helper-82 took one connection to 2 GB) */
+    {
+        struct peer pp = {.mode = PADDED, .max_version = TLS1_3_VERSION};
+        static char got[PAD_RECORDS * 512];
+        pthread_t tid;
+        int64_t before = t_metric("evpl_allocator_buffers_in_use"), during;
+        int len;
+
+        memset(&server_conn, 0, sizeof(server_conn)); /* (the last one's bind is gone) */
+        server_conn.hold = 1;
+        T_EQ(pthread_create(&tid, NULL, peer_thread, &pp), 0);
+        /* everything sent arrives and waits, unread, in the server's bind */
+        for (uint64_t end = t_now_ns() + 60ull * 1000000000;;) {
+            T_LT(t_now_ns(), end);
+            evpl_continue(evpl);
+            if (server_conn.bind &&
+                evpl_peek(evpl, server_conn.bind, got, sizeof(got)) == (int) sizeof(got)) {
+                break;
+            }
+        }
+        during = t_metric("evpl_allocator_buffers_in_use");
+        fprintf(stderr, "padded records: %lld buffers in use before, %lld holding 1 MB\n",
+                (long long) before, (long long) during);
+        /* what is held: about the data, and a few buffers being read into
+         * (32 times the data before) */
+        T_LE((during - before) * (getenv("T_SMALL_BUFFERS") ? 16384 : 2 << 20),
+             2 * (int64_t) sizeof(got) + 3 * (getenv("T_SMALL_BUFFERS") ? 16384 : 2 << 20));
+        server_conn.hold = 0;
+        while ((len = evpl_recv(evpl, server_conn.bind, got, sizeof(got), 0)) > 0) {
+            server_conn.received += (uint64_t) len;
+            evpl_send(evpl, server_conn.bind, got, (unsigned) len);
+        }
+        pump_until(&pp.done, &server_conn.disconnected);
+        pthread_join(tid, NULL);
+        T_EQ(pp.result, 0);
+        T_EQ_U(server_conn.received, sizeof(got));
+    }
 
     /* close_notify only when nothing was cut off */
     p = client_peer(FINISH, TLS1_3_VERSION);

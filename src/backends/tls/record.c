@@ -617,18 +617,25 @@ open_records(struct evpl *evpl, struct evpl_bind *bind, struct tls13 *r,
             evpl_log_error("tls", "record of type %d inside a handshake message: closing", type);
             alert = AL_UNEXPECTED_MESSAGE;
         } else if (type == CT_DATA) {
-            if (len >= SMALL_COPY) {
+            /* a slice holds the whole record in memory: only records that
+             * are mostly data are sliced (a peer padding 512 bytes to 16
+             * KiB records held 32 times what the receive limit counts) */
+            if (len >= SMALL_COPY && len * 2 >= body) {
                 struct evpl_iovec iov;
 
                 evpl_iovec_clone_segment(&iov, all, (unsigned int) (pos + REC_HDR),
                                          (unsigned int) len);
                 evpl_iovec_ring_append(evpl, &bind->recv_ring, &iov);
             } else if (len) {
-                /* small records are copied together: slices would hold
-                 * their headers and tags, and a ring entry each */
+                /* small and mostly-padding records are copied together:
+                 * slices would hold their headers, tags and padding, and
+                 * a ring entry each */
                 struct evpl_iovec iov;
 
-                if (evpl_iovec_alloc(evpl, (unsigned int) len, 0, 1, 0, &iov) != 1) {
+                /* from the shared pool: copies taken from the buffers
+                 * records are read into would keep each of those alive */
+                if (evpl_iovec_alloc(evpl, (unsigned int) len, 0, 1, EVPL_IOVEC_FLAG_SHARED,
+                                     &iov) != 1) {
                     evpl_log_error("tls", "no buffer memory to receive into: closing");
                     *status = -ENOMEM;
                     return have;

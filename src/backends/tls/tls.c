@@ -338,6 +338,35 @@ conn_of(struct evpl_bind *bind)
     return bind->backend;
 } /* conn_of */
 
+/* Reads shorter than this are copied out of the reserved tail (which then
+ * stays free for the next read): a record's worth of tail is reserved for
+ * every read, and with small buffers each short record (a peer padding a
+ * few bytes to 16 KiB) would otherwise keep a whole buffer alive. */
+#define TLS_COPY_BELOW 2048
+
+/* Keep the n bytes read into the reserved iov on the receive ring. */
+static int
+keep_read(struct evpl *evpl, struct evpl_bind *bind, struct evpl_iovec *iov, size_t n)
+{
+    if (n < TLS_COPY_BELOW) {
+        struct evpl_iovec c;
+
+        if (evpl_iovec_alloc(evpl, (unsigned int) n, 0, 1, EVPL_IOVEC_FLAG_SHARED, &c) != 1) {
+            evpl_iovec_release(evpl, iov);
+            evpl_log_error("tls", "no buffer memory to receive into: closing");
+            return -1;
+        }
+        memcpy(c.data, iov->data, n);
+        evpl_iovec_release(evpl, iov);
+        evpl_iovec_ring_append_coalesce(evpl, &bind->recv_ring, &c);
+        return 0;
+    }
+    iov->length = (unsigned int) n;
+    evpl_iovec_commit(evpl, 0, iov, 1);
+    evpl_iovec_ring_append_coalesce(evpl, &bind->recv_ring, iov);
+    return 0;
+} /* keep_read */
+
 static void tls_read(struct evpl *evpl, struct evpl_bind *bind);
 static void ktls_read(struct evpl *evpl, struct evpl_bind *bind);
 static void conn_read(struct evpl *evpl, struct evpl_bind *bind);
@@ -519,9 +548,10 @@ tls_read(struct evpl *evpl, struct evpl_bind *bind)
         }
         ERR_clear_error();
         if (SSL_read_ex(t->ssl, iov.data, iov.length, &n) == 1) {
-            iov.length = (unsigned int) n;
-            evpl_iovec_commit(evpl, 0, &iov, 1);
-            evpl_iovec_ring_append_coalesce(evpl, &bind->recv_ring, &iov);
+            if (keep_read(evpl, bind, &iov, n) < 0) {
+                status = -ENOMEM;
+                break;
+            }
             total += n;
             continue;
         }
@@ -599,9 +629,10 @@ ktls_read(struct evpl *evpl, struct evpl_bind *bind)
             break;
         }
         if (n > 0) {
-            iov.length = (unsigned int) n;
-            evpl_iovec_commit(evpl, 0, &iov, 1);
-            evpl_iovec_ring_append_coalesce(evpl, &bind->recv_ring, &iov);
+            if (keep_read(evpl, bind, &iov, (size_t) n) < 0) {
+                status = -ENOMEM;
+                break;
+            }
             total += (uint64_t) n;
             continue;
         }
