@@ -284,16 +284,17 @@ iov_array(struct evpl_iovec *stack, int n)
 
 /* len fresh bytes in as many buffers as it takes, at most max (0: any
  * number): in inl (SPREAD_INLINE entries) when they fit, else in an array
- * allocated here (*heap, the caller's to free).  Returns the number of
- * iovecs, or -1 (no memory, or more than max buffers: refused before any
- * is taken). */
+ * allocated here (*heap, the caller's to free); *arr is the one used.
+ * Returns the number of iovecs, or -1 (no memory, or more than max
+ * buffers: refused before any is taken). */
 static int
 alloc_spread(struct evpl *evpl, uint64_t len, int max, struct evpl_iovec *inl,
-             struct evpl_iovec **heap)
+             struct evpl_iovec **heap, struct evpl_iovec **arr)
 {
     int n;
 
     *heap = NULL;
+    *arr = inl;
     if (len > UINT32_MAX) {
         return -1;
     }
@@ -314,6 +315,7 @@ alloc_spread(struct evpl *evpl, uint64_t len, int max, struct evpl_iovec *inl,
         *heap = NULL;
         return -1;
     }
+    *arr = *heap;
     return n;
 }
 
@@ -1764,7 +1766,7 @@ dispatch:
             sreq_free(s);
             return;
         }
-        n = alloc_spread(evpl, total, 0, s->read_inline, &s->read_heap);
+        n = alloc_spread(evpl, total, 0, s->read_inline, &s->read_heap, &s->read_chunk.iov);
         if (n < 0) {
             out_of_memory(evpl, c, "a read chunk");
             sreq_free(s);
@@ -1774,7 +1776,6 @@ dispatch:
         s->read_chunk.length = (uint32_t) total;
         /* the request owns the buffers from here (released with it unless
          * the handler takes them) */
-        s->read_chunk.iov = s->read_heap ? s->read_heap : s->read_inline;
         s->read_chunk.niov = n;
         if (total == 0) {
             s->read_chunk.iov[0].length = 0; /* (one byte was allocated) */
@@ -2195,27 +2196,21 @@ evpl_rpc2_call(struct evpl *evpl, struct evpl_rpc2_program *program, struct evpl
                 if ((unsigned int) max_rdma_write_chunk > req->write_inline[0].length) {
                     max_rdma_write_chunk = (int) req->write_inline[0].length;
                 }
-            } else {
-                int n = alloc_spread(evpl, (uint64_t) max_rdma_write_chunk, RDMA_MAX_SEGMENTS,
-                                     req->write_inline, &req->write_heap);
-
-                if (n < 0) {
-                    goto nomem;
-                }
-                req->write_iov = req->write_heap ? req->write_heap : req->write_inline;
-                req->has_write = n;
+            } else if ((req->has_write = alloc_spread(evpl, (uint64_t) max_rdma_write_chunk,
+                                                      RDMA_MAX_SEGMENTS, req->write_inline,
+                                                      &req->write_heap, &req->write_iov)) < 0) {
+                req->has_write = 0;
+                goto nomem;
             }
             req->write_max = (uint32_t) max_rdma_write_chunk;
         }
         if (max_rdma_reply_chunk > 0) {
-            int n = alloc_spread(evpl, (uint64_t) max_rdma_reply_chunk, RDMA_MAX_SEGMENTS,
-                                 req->reply_inline, &req->reply_heap);
-
-            if (n < 0) {
+            if ((req->has_reply =
+                     alloc_spread(evpl, (uint64_t) max_rdma_reply_chunk, RDMA_MAX_SEGMENTS,
+                                  req->reply_inline, &req->reply_heap, &req->reply_iov)) < 0) {
+                req->has_reply = 0;
                 goto nomem;
             }
-            req->reply_iov = req->reply_heap ? req->reply_heap : req->reply_inline;
-            req->has_reply = n;
             req->reply_max = (uint32_t) max_rdma_reply_chunk;
         }
         if (!c->connected && (c->held || req->has_read || req->has_write || req->has_reply)) {
