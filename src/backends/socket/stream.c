@@ -744,20 +744,13 @@ evpl__stream_listen(struct evpl *evpl, const struct evpl_protocol *protocol,
     rc = bind_address(fd, address, 1, &ino);
     if (rc < 0 || listen(fd, (int) evpl_shared->config->max_pending) < 0) {
         rc = -errno;
-        if (ino) {
-            unix_path_remove(((struct sockaddr_un *) &address->sa)->sun_path, ino);
-        }
-        close(fd);
-        return rc;
+        goto fail;
     }
 
     ls = calloc(1, sizeof(*ls));
     if (!ls) {
-        if (ino) {
-            unix_path_remove(((struct sockaddr_un *) &address->sa)->sun_path, ino);
-        }
-        close(fd);
-        return -ENOMEM;
+        rc = -ENOMEM;
+        goto fail;
     }
     ls->listener = listener;
     ls->protocol = protocol; /* TCP, UNIX, or TLS on top of TCP */
@@ -770,15 +763,18 @@ evpl__stream_listen(struct evpl *evpl, const struct evpl_protocol *protocol,
     ls->event.flags = EVPL_EV_READ_INTEREST;
     rc = evpl__event_add(evpl, &ls->event);
     if (rc < 0) {
-        if (ino) {
-            unix_path_remove(ls->unlink_path, ino);
-        }
-        close(fd);
         free(ls);
-        return rc;
+        goto fail;
     }
     *state = ls;
     return 0;
+
+fail:
+    if (ino) { /* the socket file made here goes with it */
+        unix_path_remove(((struct sockaddr_un *) &address->sa)->sun_path, ino);
+    }
+    close(fd);
+    return rc;
 } /* evpl__stream_listen */
 
 void

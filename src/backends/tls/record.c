@@ -576,6 +576,22 @@ handshake_data(struct evpl *evpl, struct evpl_bind *bind, struct tls13 *r, const
     return 0;
 } /* handshake_data */
 
+int
+evpl__tls_recv_copy(struct evpl *evpl, struct evpl_bind *bind, const void *data, size_t len)
+{
+    struct evpl_iovec iov;
+
+    /* from the shared pool: copies taken from the buffers records are read
+     * into would keep each of those alive */
+    if (evpl_iovec_alloc(evpl, (unsigned int) len, 0, 1, EVPL_IOVEC_FLAG_SHARED, &iov) != 1) {
+        evpl_log_error("tls", "no buffer memory to receive into: closing");
+        return -1;
+    }
+    memcpy(iov.data, data, len);
+    evpl_iovec_ring_append_coalesce(evpl, &bind->recv_ring, &iov);
+    return 0;
+} /* evpl__tls_recv_copy */
+
 /*
  * Open the complete records in all and deliver their data as slices of it.  Returns the bytes used (the rest is the
  * start of a record); *status becomes 0 at close_notify, negative on an
@@ -630,18 +646,10 @@ open_records(struct evpl *evpl, struct evpl_bind *bind, struct tls13 *r,
                 /* small and mostly-padding records are copied together:
                  * slices would hold their headers, tags and padding, and
                  * a ring entry each */
-                struct evpl_iovec iov;
-
-                /* from the shared pool: copies taken from the buffers
-                 * records are read into would keep each of those alive */
-                if (evpl_iovec_alloc(evpl, (unsigned int) len, 0, 1, EVPL_IOVEC_FLAG_SHARED,
-                                     &iov) != 1) {
-                    evpl_log_error("tls", "no buffer memory to receive into: closing");
+                if (evpl__tls_recv_copy(evpl, bind, rec + REC_HDR, len) < 0) {
                     *status = -ENOMEM;
                     return have;
                 }
-                memcpy(iov.data, rec + REC_HDR, len);
-                evpl_iovec_ring_append_coalesce(evpl, &bind->recv_ring, &iov);
             }
             *got += len;
         } else if (type == CT_ALERT) {

@@ -64,6 +64,11 @@ int evpl__tls13_start(struct tls13 *r, SSL *ssl, const struct ktls_secrets *s, i
 /* Release everything (keys are wiped). */
 void evpl__tls13_stop(struct evpl *evpl, struct tls13 *r);
 
+/* Append a copy of len received plaintext bytes to the bind's receive ring,
+ * in buffers apart from those records are read into; 0, or -1 (no buffer
+ * memory, logged). */
+int evpl__tls_recv_copy(struct evpl *evpl, struct evpl_bind *bind, const void *data, size_t len);
+
 /* The receive path: read, open, deliver; EOF and errors close the bind. */
 void evpl__tls13_read(struct evpl *evpl, struct evpl_bind *bind, struct tls13 *r);
 

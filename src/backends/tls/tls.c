@@ -349,17 +349,10 @@ static int
 keep_read(struct evpl *evpl, struct evpl_bind *bind, struct evpl_iovec *iov, size_t n)
 {
     if (n < TLS_COPY_BELOW) {
-        struct evpl_iovec c;
+        int rc = evpl__tls_recv_copy(evpl, bind, iov->data, n);
 
-        if (evpl_iovec_alloc(evpl, (unsigned int) n, 0, 1, EVPL_IOVEC_FLAG_SHARED, &c) != 1) {
-            evpl_iovec_release(evpl, iov);
-            evpl_log_error("tls", "no buffer memory to receive into: closing");
-            return -1;
-        }
-        memcpy(c.data, iov->data, n);
         evpl_iovec_release(evpl, iov);
-        evpl_iovec_ring_append_coalesce(evpl, &bind->recv_ring, &c);
-        return 0;
+        return rc;
     }
     iov->length = (unsigned int) n;
     evpl_iovec_commit(evpl, 0, iov, 1);
