@@ -18,6 +18,10 @@
  *  - 3000 records of one byte each in one burst;
  *  - close_notify after all the data for evpl_finish, none for evpl_close
  *    with data queued;
+ *  - KeyUpdates: 2000, each followed by a one-byte record, in one burst,
+ *    all echoed, and no pass of the loop takes more than 64 of them (one
+ *    took all before); 40 in a row with no data end the connection
+ *    (-EPROTO);
  *  - TLS 1.2 (OpenSSL's record layer) still echoes; with T_SMALL_BUFFERS
  *    (16 KiB buffers) everything runs on OpenSSL's record layer;
  *    T_SUITES picks the TLS 1.3 suite (runs for each of the three).
@@ -138,7 +142,22 @@ struct peer {
     atomic_int ready, done;
 };
 
-enum { ECHO, TRICKLE, TINY, PADDED, FORGED, OVERSIZE, CLEAR_ALERT, CUT, ABORT, FINISH };
+enum {
+    ECHO,
+    TRICKLE,
+    TINY,
+    UPDATES,
+    PADDED,
+    FORGED,
+    OVERSIZE,
+    CLEAR_ALERT,
+    CUT,
+    UPDATE_FLOOD,
+    ABORT,
+    FINISH
+};
+
+#define UPDATE_PAIRS 2000 /* KeyUpdate, then one byte */
 
 #define PAD_RECORDS 2000 /* of 512 bytes, each padded to a 16 KiB record */
 
@@ -235,6 +254,22 @@ records_of(SSL *ssl, const void *data, int len, uint8_t *rec, int cap)
         return -1;
     }
     n = BIO_read(mem, rec, cap);
+    SSL_set0_wbio(ssl, sock); /* frees mem */
+    return n;
+}
+
+/* The record of a KeyUpdate (not asking for ours), off a memory BIO. */
+static int
+update_record(SSL *ssl, uint8_t *rec, int cap)
+{
+    BIO *mem = BIO_new(BIO_s_mem()), *sock = SSL_get_wbio(ssl);
+    int n;
+
+    BIO_up_ref(sock);
+    SSL_set0_wbio(ssl, mem);
+    n = SSL_key_update(ssl, SSL_KEY_UPDATE_NOT_REQUESTED) == 1 && SSL_do_handshake(ssl) == 1
+            ? BIO_read(mem, rec, cap)
+            : -1;
     SSL_set0_wbio(ssl, sock); /* frees mem */
     return n;
 }
@@ -354,6 +389,53 @@ peer_bad(struct peer *p, SSL *ssl, int fd)
             }
             SSL_shutdown(ssl);
             return 0;
+        }
+        case UPDATES: {
+            /* KeyUpdate, one byte, KeyUpdate, one byte, ... in one write */
+            static uint8_t wire[UPDATE_PAIRS * 64], back[UPDATE_PAIRS];
+            int len = 0;
+
+            for (int i = 0; i < UPDATE_PAIRS; i++) {
+                uint8_t b = pattern((uint64_t) i);
+
+                n = update_record(ssl, wire + len, (int) sizeof(wire) - len);
+                if (n <= 0) {
+                    return 50;
+                }
+                len += n;
+                n = records_of(ssl, &b, 1, wire + len, (int) sizeof(wire) - len);
+                if (n <= 0) {
+                    return 50;
+                }
+                len += n;
+            }
+            if (raw_write(fd, wire, (size_t) len) < 0 || full_read(ssl, back, sizeof(back)) < 0) {
+                return 51;
+            }
+            for (int i = 0; i < UPDATE_PAIRS; i++) {
+                if (back[i] != pattern((uint64_t) i)) {
+                    return 52;
+                }
+            }
+            SSL_shutdown(ssl);
+            return 0;
+        }
+        case UPDATE_FLOOD: {
+            /* 40 KeyUpdates and nothing else: no peer needs that */
+            static uint8_t wire[40 * 64];
+            int len = 0;
+
+            for (int i = 0; i < 40; i++) {
+                n = update_record(ssl, wire + len, (int) sizeof(wire) - len);
+                if (n <= 0) {
+                    return 53;
+                }
+                len += n;
+            }
+            if (raw_write(fd, wire, (size_t) len) < 0) {
+                return 53;
+            }
+            return expect_end(ssl);
         }
         case FORGED:
             n = records_of(ssl, "evil!", 5, rec, sizeof(rec));
@@ -571,6 +653,39 @@ main(void)
     p = client_peer(TINY, TLS1_3_VERSION);
     T_EQ(p.result, 0);
     T_EQ_U(server_conn.received, 5 + 3000);
+
+    /* KeyUpdates (each derives keys) are bounded per pass: three peers
+     * sending nothing else stalled a fourth connection for seconds */
+    {
+        struct peer up = {.mode = UPDATES, .max_version = TLS1_3_VERSION};
+        uint64_t most = 0;
+        pthread_t tid;
+
+        memset(&server_conn, 0, sizeof(server_conn));
+        T_EQ(pthread_create(&tid, NULL, peer_thread, &up), 0);
+        for (uint64_t end = t_now_ns() + 60ull * 1000000000;
+             !atomic_load(&up.done) || !server_conn.disconnected;) {
+            uint64_t before = server_conn.received;
+
+            T_LT(t_now_ns(), end);
+            evpl_continue(evpl);
+            if (server_conn.received - before > most) {
+                most = server_conn.received - before;
+            }
+        }
+        pthread_join(tid, NULL);
+        T_EQ(up.result, 0);
+        T_EQ_U(server_conn.received, 5 + UPDATE_PAIRS);
+        fprintf(stderr, "KeyUpdate and a byte, %d times: at most %llu in one pass\n", UPDATE_PAIRS,
+                (unsigned long long) most);
+        /* ours: 30 (EVPL_TLS_READ_WORK); OpenSSL's: a record per
+         * SSL_read, 64 per read */
+        T_LE(most, 64);
+    }
+    p = client_peer(UPDATE_FLOOD, TLS1_3_VERSION);
+    T_EQ(p.result, 0);
+    T_EQ_U(server_conn.received, 5);
+    T_EQ(server_conn.status, -EPROTO);
 
     /* records mostly padding are copied, not sliced: a slice holds its
      * whole record, so 1 MB of data padded to 16 KiB records held 32 MB

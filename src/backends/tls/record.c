@@ -537,9 +537,15 @@ handshake_data(struct evpl *evpl, struct evpl_bind *bind, struct tls13 *r, const
                     evpl_log_error("tls", "KeyUpdate not at the end of its record: closing");
                     return AL_UNEXPECTED_MESSAGE;
                 }
+                if (++r->updates_in_row > EVPL_TLS_UPDATES_IN_A_ROW) {
+                    evpl_log_error("tls", "over %d KeyUpdates with no data between: closing",
+                                   EVPL_TLS_UPDATES_IN_A_ROW);
+                    return AL_UNEXPECTED_MESSAGE;
+                }
                 if (key_update(r->suite, &r->rx, 0) < 0) {
                     return AL_UNEXPECTED_MESSAGE;
                 }
+                r->work_left -= EVPL_TLS_UPDATE_COST;
                 if (m[4]) {
                     if (!r->tx_on) {
                         /* our sending side is the kernel's, which cannot rekey */
@@ -609,6 +615,10 @@ open_records(struct evpl *evpl, struct evpl_bind *bind, struct tls13 *r,
         size_t body = (size_t) rec[3] << 8 | rec[4], len;
         int type, alert = 0;
 
+        if (r->work_left-- <= 0) {
+            r->backlog = 1; /* the rest next pass */
+            break;
+        }
         if (rec[0] != CT_DATA || body > REC_BODY_MAX || body < REC_TAG + 1) {
             evpl_log_error("tls", "bad record (type %u, length %zu): closing", rec[0], body);
             alert = rec[0] != CT_DATA     ? AL_UNEXPECTED_MESSAGE
@@ -652,6 +662,7 @@ open_records(struct evpl *evpl, struct evpl_bind *bind, struct tls13 *r,
                 }
             }
             *got += len;
+            r->updates_in_row = len ? 0 : r->updates_in_row;
         } else if (type == CT_ALERT) {
             uint8_t *a = rec + REC_HDR;
 
@@ -680,16 +691,49 @@ open_records(struct evpl *evpl, struct evpl_bind *bind, struct tls13 *r,
     return pos;
 } /* open_records */
 
+/* Open the records in all and keep what follows them (the start of a
+ * record, or records left for the next pass) in r->part. */
+static void
+open_keep(struct evpl *evpl, struct evpl_bind *bind, struct tls13 *r, struct evpl_iovec *all,
+          int *status, uint64_t *got)
+{
+    size_t used = open_records(evpl, bind, r, all, status, got);
+
+    if (r->part.length) {
+        evpl_iovec_release(evpl, &r->part);
+        r->part.length = 0;
+    }
+    if (*status > 0 && used < all->length) {
+        evpl_iovec_clone_segment(&r->part, all, (unsigned int) used,
+                                 (unsigned int) (all->length - used));
+    }
+} /* open_keep */
+
 void
 evpl__tls13_read(struct evpl *evpl, struct evpl_bind *bind, struct tls13 *r)
 {
     uint64_t got = 0;
     int status = 1;
 
+    r->work_left = EVPL_TLS_READ_WORK;
+    if (r->backlog && !(bind->flags & (EVPL_BIND_READ_PAUSED | EVPL_BIND_CLOSING))) {
+        /* records the last read left (READABLE stayed set): first */
+        struct evpl_iovec all = r->part;
+
+        r->backlog = 0;
+        r->part.length = 0;
+        open_keep(evpl, bind, r, &all, &status, &got);
+        evpl_iovec_release(evpl, &all);
+        if (r->backlog) {
+            evpl__event_set(evpl, &bind->event, EVPL_EV_READABLE);
+            evpl__stream_read_end(evpl, bind, got != 0, status);
+            return;
+        }
+    }
     for (int budget = READ_BUDGET; budget > 0 && status > 0; budget--) {
         struct evpl_iovec iov, all;
         uint8_t *base;
-        size_t have = r->part.length, cap, used;
+        size_t have = r->part.length, cap;
         ssize_t n;
 
         if (bind->flags & (EVPL_BIND_READ_PAUSED | EVPL_BIND_CLOSING)) {
@@ -744,17 +788,14 @@ evpl__tls13_read(struct evpl *evpl, struct evpl_bind *bind, struct tls13 *r)
         all.pad = 0;
         all.ref = iov.ref;
         evpl_iovec_commit(evpl, 0, &all, 1);
-        used = open_records(evpl, bind, r, &all, &status, &got);
-        if (r->part.length) {
-            evpl_iovec_release(evpl, &r->part);
-            r->part.length = 0;
-        }
-        if (status > 0 && used < have) {
-            evpl_iovec_clone_segment(&r->part, &all, (unsigned int) used,
-                                     (unsigned int) (have - used));
-        }
+        open_keep(evpl, bind, r, &all, &status, &got);
         evpl_iovec_release(evpl, &iov);
         if (status <= 0) {
+            break;
+        }
+        if (r->backlog) {
+            /* the loop comes back for the rest, after the other events */
+            evpl__event_set(evpl, &bind->event, EVPL_EV_READABLE);
             break;
         }
         if (bind->recv_ring.length > evpl__bind_recv_limit() &&

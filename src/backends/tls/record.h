@@ -51,7 +51,27 @@ struct tls13 {
     uint32_t out_off;   /* bytes of out written */
     uint64_t out_plain; /* their plaintext: still at the send ring's front */
     int update_due;     /* send a KeyUpdate before more data */
+    /* receive: work this read may still do (EVPL_TLS_UPDATE_COST a
+     * KeyUpdate, 1 any other record); when it ran out, part holds whole
+     * records not opened yet (backlog), done first next time */
+    int work_left;
+    int backlog;
+    int updates_in_row; /* KeyUpdates since the last data */
 };
+
+/*
+ * Bounds on a peer's post-handshake messages, for both record layers that
+ * do them (ours, OpenSSL's).  Deriving keys for a KeyUpdate costs some
+ * microseconds: three clients sending nothing else stalled a fourth
+ * connection on the same loop for seconds.  A read does at most
+ * EVPL_TLS_READ_WORK units of work (a record 1, a KeyUpdate
+ * EVPL_TLS_UPDATE_COST) and leaves the rest for the next pass; more than
+ * EVPL_TLS_UPDATES_IN_A_ROW KeyUpdates with no data between end the
+ * connection (as BoringSSL does: no peer needs them).
+ */
+#define EVPL_TLS_READ_WORK        1024
+#define EVPL_TLS_UPDATE_COST      32
+#define EVPL_TLS_UPDATES_IN_A_ROW 32
 
 /* Are the loops' buffers large enough for this layer (a record and more)? */
 int evpl__tls13_fits(void);

@@ -57,7 +57,11 @@ struct tls_conn {
     int utls_tx, utls_rx; /* our record layer (record.c) does */
     struct ktls_secrets secrets;
     struct tls13 rl;
-    char *stage;    /* OpenSSL's record layer: small iovecs gathered (on first use) */
+    char *stage; /* OpenSSL's record layer: small iovecs gathered (on first use) */
+    /* OpenSSL's record layer receiving: post-handshake messages it took
+     * in, and KeyUpdates since the last data (see msg_seen) */
+    unsigned int hs_seen;
+    int updates_in_row;
     char alpn[256]; /* the protocol ALPN settled on, once secure */
 };
 
@@ -381,6 +385,22 @@ handshake_timeout(struct evpl *evpl, struct evpl_timer *timer)
     evpl__bind_fail(evpl, bind, -ETIMEDOUT);
 } /* handshake_timeout */
 
+/* OpenSSL's record layer receiving: count the peer's post-handshake
+ * messages, so that tls_read can bound them (EVPL_TLS_READ_WORK). */
+static void
+msg_seen(int write_p, int version, int content_type, const void *buf, size_t len, SSL *ssl,
+         void *arg)
+{
+    struct tls_conn *t = arg;
+
+    (void) version;
+    (void) ssl;
+    if (!write_p && content_type == SSL3_RT_HANDSHAKE && len >= 1) {
+        t->hs_seen++;
+        t->updates_in_row += ((const uint8_t *) buf)[0] == SSL3_MT_KEY_UPDATE;
+    }
+} /* msg_seen */
+
 /*
  * Who does each direction's records from now on.  The kernel where it can
  * (servers: both directions; clients: sending, since servers may send
@@ -421,6 +441,12 @@ record_layers(struct tls_conn *t, int server)
     }
     if (!rx && !urx) {
         SSL_set_read_ahead(t->ssl, 1); /* OpenSSL receives: whole bursts per read */
+        /* SSL_read returns after a post-handshake message it had no
+         * more buffered bytes behind (else it reads on while a peer
+         * sends them), and tls_read counts them */
+        SSL_clear_mode(t->ssl, SSL_MODE_AUTO_RETRY);
+        SSL_set_msg_callback_arg(t->ssl, t);
+        SSL_set_msg_callback(t->ssl, msg_seen);
     }
     t->ktls_tx = tx;
     t->ktls_rx = rx && clean;
@@ -524,10 +550,12 @@ tls_read(struct evpl *evpl, struct evpl_bind *bind)
 {
     struct tls_conn *t = conn_of(bind);
     uint64_t total = 0;
+    unsigned int hs_start = t->hs_seen;
     int status = 1;
 
     for (int budget = TLS_READ_BUDGET; budget > 0; budget--) {
         struct evpl_iovec iov;
+        unsigned int hs_before = t->hs_seen;
         size_t n = 0;
         int err;
 
@@ -546,11 +574,22 @@ tls_read(struct evpl *evpl, struct evpl_bind *bind)
                 break;
             }
             total += n;
+            t->updates_in_row = 0;
             continue;
         }
         evpl_iovec_release(evpl, &iov);
         err = SSL_get_error(t->ssl, 0);
-        if (err == SSL_ERROR_WANT_READ) {
+        if (err == SSL_ERROR_WANT_READ && t->hs_seen != hs_before) {
+            /* a post-handshake message ended the read, not the socket */
+            if (t->updates_in_row > EVPL_TLS_UPDATES_IN_A_ROW) {
+                evpl_log_error("tls", "over %d KeyUpdates with no data between: closing",
+                               EVPL_TLS_UPDATES_IN_A_ROW);
+                status = -EPROTO;
+            } else if ((t->hs_seen - hs_start) * EVPL_TLS_UPDATE_COST < EVPL_TLS_READ_WORK) {
+                continue;
+            }
+            /* else the rest next pass: READABLE stays set */
+        } else if (err == SSL_ERROR_WANT_READ) {
             evpl__event_clear(evpl, &bind->event, EVPL_EV_READABLE);
         } else if (err == SSL_ERROR_WANT_WRITE) {
             t->read_wants_write = 1;
