@@ -239,26 +239,58 @@ evpl_block_sector_size(struct evpl_block_device *dev)
 
 static void q_free(struct evpl_block_queue *q);
 static void queue_unlink(struct evpl_block_queue *q);
-struct failed;
-static void refused_end(struct evpl *evpl, struct failed *f);
-
-/* Complete the refused requests, oldest first; a callback may close the
- * queue (it is then freed here, after the last one). */
 static void fail_timer_cb(struct evpl *evpl, struct evpl_timer *timer);
 
-/* Complete the refused requests there were on entry, oldest first; a
- * callback may close the queue (it is then freed here, after the last
- * one).  Requests its callbacks get refused wait for a later pass: a
+/* A request refused for its arguments (no request was made for it). */
+struct failed {
+    struct failed *next;
+    evpl_block_callback_t callback;
+    void *private_data;
+    int status;
+};
+
+/* The oldest of them ends: its callback runs (which may close the queue). */
+static void
+refused_end(struct evpl *evpl, struct evpl_block_queue *q)
+{
+    struct failed *f = q->refused_head;
+    evpl_block_callback_t callback = f->callback;
+    void *private_data = f->private_data;
+    int status = f->status;
+
+    q->refused_head = f->next;
+    if (!f->next) {
+        q->refused_tail = NULL;
+    }
+    q->refused_n--;
+    free(f);
+    callback(evpl, status, private_data);
+} /* refused_end */
+
+/* This pass's number, never 0. */
+static inline uint64_t
+pass_id(struct evpl *evpl)
+{
+    return atomic_load_explicit(&evpl->counters.passes, memory_order_relaxed) + 1;
+} /* pass_id */
+
+/* Complete the refused requests there were on entry (both kinds), oldest
+ * first; a callback may close the queue (it is then freed here, after the
+ * last one).  Requests its callbacks get refused wait for a later pass: a
  * callback that retries what keeps being refused must not spin in here,
  * where nothing is reaped that could end the refusal. */
 static void
 fail_run(struct evpl *evpl, void *arg)
 {
     struct evpl_block_queue *q = arg;
-    uint64_t n = q->failed.n;
+    uint64_t n = q->failed.n, m = q->refused_n;
     struct evpl_block_req *r;
 
     q->failing++;
+    q->fail_pass = pass_id(evpl);
+    while (m-- && !q->dead && q->refused_head) {
+        refused_end(evpl, q);
+    }
     while (n-- && !q->dead && (r = evpl__block_fifo_pop(&q->failed))) {
         evpl__block_complete(evpl, r, r->fail_res);
     }
@@ -266,7 +298,7 @@ fail_run(struct evpl *evpl, void *arg)
         q_free(q);
         return;
     }
-    if (q->failed.head && !q->failing && !q->dead && !q->fail_timer_armed) {
+    if ((q->failed.head || q->refused_head) && !q->failing && !q->dead && !q->fail_timer_armed) {
         q->fail_timer_armed = 1;
         evpl_add_oneshot_timer(evpl, &q->fail_timer, fail_timer_cb, 1); /* a later pass */
     }
@@ -281,6 +313,24 @@ fail_timer_cb(struct evpl *evpl, struct evpl_timer *timer)
     fail_run(evpl, q);
 } /* fail_timer_cb */
 
+/* See that fail_run completes what was refused: in this pass, unless it ran
+ * in this pass already (the refusal then comes from what its callbacks did,
+ * by way of a backend's deferred submission: retried in the same pass, that
+ * would never end). */
+static void
+fail_soon(struct evpl *evpl, struct evpl_block_queue *q)
+{
+    if (q->failing || q->fail_timer_armed) {
+        return; /* fail_run, or its timer, sees to it */
+    }
+    if (q->fail_pass == pass_id(evpl)) {
+        q->fail_timer_armed = 1;
+        evpl_add_oneshot_timer(evpl, &q->fail_timer, fail_timer_cb, 1);
+    } else {
+        evpl_defer(evpl, &q->fail_deferral);
+    }
+} /* fail_soon */
+
 void
 evpl__block_complete_later(struct evpl *evpl, struct evpl_block_req *r, int64_t res)
 {
@@ -288,9 +338,7 @@ evpl__block_complete_later(struct evpl *evpl, struct evpl_block_req *r, int64_t 
 
     r->fail_res = res;
     evpl__block_fifo_push(&q->failed, r);
-    if (!q->failing) {
-        evpl_defer(evpl, &q->fail_deferral); /* else fail_run sees to it */
-    }
+    fail_soon(evpl, q);
 } /* evpl__block_complete_later */
 
 EVPL_API struct evpl_block_queue *
@@ -359,13 +407,13 @@ evpl_block_close_queue(struct evpl *evpl, struct evpl_block_queue *q)
      * end now; then the memory of requests in flight is the caller's: wait
      * until the kernel is done with it (their callbacks run) */
     queue_unlink(q);
-    while (q->refused || q->outstanding) {
+    while (q->refused_head || q->outstanding) {
         /* (callbacks run here may make more of either: both are done
          * before the queue goes) */
         struct evpl_block_req *r;
 
-        if (q->refused) {
-            refused_end(evpl, q->refused);
+        if (q->refused_head) {
+            refused_end(evpl, q);
         } else if ((r = evpl__block_fifo_pop(&q->failed))) {
             evpl__block_complete(evpl, r, r->fail_res);
         } else {
@@ -557,54 +605,23 @@ prepare_data(struct evpl_block_req *r, int is_write)
  * once): end the request through its callback with status, on the next
  * pass (never re-entrantly), or when the queue is closed, whichever comes
  * first. */
-struct failed {
-    struct evpl_deferral deferral;
-    struct evpl_block_queue *q;
-    struct failed *next, *prev;
-    evpl_block_callback_t callback;
-    void *private_data;
-    int status;
-};
-
-static void
-refused_end(struct evpl *evpl, struct failed *f)
-{
-    if (f->prev) {
-        f->prev->next = f->next;
-    } else {
-        f->q->refused = f->next;
-    }
-    if (f->next) {
-        f->next->prev = f->prev;
-    }
-    evpl_remove_deferral(evpl, &f->deferral);
-    f->callback(evpl, f->status, f->private_data);
-    free(f);
-} /* refused_end */
-
-static void
-fail_deferred(struct evpl *evpl, void *arg)
-{
-    refused_end(evpl, arg);
-} /* fail_deferred */
-
 static void
 end_later(struct evpl *evpl, struct evpl_block_queue *q, evpl_block_callback_t callback,
           void *private_data, int status)
 {
     struct failed *f = evpl__zalloc(sizeof(*f));
 
-    f->q = q;
     f->callback = callback;
     f->private_data = private_data;
     f->status = status;
-    f->next = q->refused;
-    if (f->next) {
-        f->next->prev = f;
+    if (q->refused_tail) {
+        ((struct failed *) q->refused_tail)->next = f;
+    } else {
+        q->refused_head = f;
     }
-    q->refused = f;
-    evpl_deferral_init(&f->deferral, fail_deferred, f);
-    evpl_defer(evpl, &f->deferral);
+    q->refused_tail = f;
+    q->refused_n++;
+    fail_soon(evpl, q);
 } /* end_later */
 
 static void

@@ -129,10 +129,14 @@ struct evpl_block_queue {
     struct evpl_deferral fail_deferral;
     struct evpl_timer fail_timer; /* refusals made by refused requests' callbacks */
     int fail_timer_armed;
-    int failing;   /* fail_run is on the stack */
-    int dead;      /* closed meanwhile: fail_run frees the queue */
-    void *refused; /* struct failed: bad arguments, failed on a later pass */
-    int closing;   /* evpl_block_close_queue is on the stack */
+    int failing; /* fail_run is on the stack */
+    int dead;    /* closed meanwhile: fail_run frees the queue */
+    /* struct failed: refused for their arguments, failed on a later pass
+     * (by fail_run too) */
+    void *refused_head, *refused_tail;
+    uint64_t refused_n;
+    uint64_t fail_pass; /* the pass fail_run last ran in (see fail_soon) */
+    int closing;        /* evpl_block_close_queue is on the stack */
     struct evpl_block_queue *loop_next, *loop_prev; /* the loop's open queues */
 };
 

@@ -832,6 +832,82 @@ refused_submission(void)
     unlink(path);
 }
 
+/* A callback that retries a request that is refused again, every time:
+ * an unaligned read and no iovec at all (refused by the block layer), and
+ * an offset past 2^63 (refused by the kernel at submission).  Each pass
+ * runs the callbacks of what was refused before it, so the retries spread
+ * over passes and evpl_continue returns (helper-83: one pass ran all
+ * 200000 retries, and without a limit never returned). */
+#define RT_LIMIT 1000
+static int rt_calls, rt_kind, rt_bad_status;
+static struct evpl_block_queue *rt_queue;
+static struct evpl_iovec rt_iov;
+
+static void retry_issue(struct evpl *evpl);
+
+static void
+retry_cb(struct evpl *evpl, int status, void *arg)
+{
+    rt_calls++;
+    rt_bad_status += status == 0;
+    if (rt_calls < RT_LIMIT) {
+        retry_issue(evpl);
+    }
+}
+
+static void
+retry_issue(struct evpl *evpl)
+{
+    struct evpl_iovec v = rt_iov;
+
+    switch (rt_kind) {
+        case 0:
+            v.length = 100; /* not whole sectors */
+            evpl_block_read(evpl, rt_queue, &v, 1, 0, retry_cb, NULL);
+            break;
+        case 1:
+            evpl_block_read(evpl, rt_queue, &v, 0, 0, retry_cb, NULL);
+            break;
+        default:
+            evpl_block_read(evpl, rt_queue, &v, 1, 1ull << 63, retry_cb, NULL);
+            break;
+    }
+}
+
+static void
+retry_refused(void)
+{
+    for (rt_kind = 0; rt_kind < 3; rt_kind++) {
+        char path[300];
+        struct evpl *evpl = t_loop();
+        struct evpl_block_device *dev;
+        uint64_t end = t_now_ns() + 20000000000ull;
+        int most = 0;
+
+        rt_queue = file_queue(evpl, path, sizeof(path), "retry", 1 << 20, &dev);
+        rt_iov = aligned(evpl, 4096);
+        rt_calls = rt_bad_status = 0;
+        retry_issue(evpl);
+        while (rt_calls < RT_LIMIT) {
+            int before = rt_calls;
+
+            T_OK(t_now_ns() < end);
+            evpl_continue(evpl);
+            if (rt_calls - before > most) {
+                most = rt_calls - before;
+            }
+        }
+        fprintf(stderr, "refused retry kind %d: at most %d callbacks in one pass\n", rt_kind, most);
+        T_EQ(rt_bad_status, 0);
+        T_LE(most, 2);
+        evpl_iovec_release(evpl, &rt_iov);
+        evpl_block_close_queue(evpl, rt_queue);
+        evpl_block_close_device(dev);
+        evpl_destroy(evpl);
+        unlink(path);
+    }
+}
+
 /* A burst far larger than the ring, queued in one go (no pass between):
  * every request completes once, successfully, never inside the call. */
 #define BURST 20000
@@ -1330,6 +1406,7 @@ main(void)
     close_from_callback();
     resubmit_in_callback();
     refused_submission();
+    retry_refused();
     burst();
     metric_label();
     hooks_bracket_wait();

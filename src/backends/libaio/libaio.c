@@ -167,9 +167,11 @@ submit_now(struct evpl *evpl, struct aqueue *aq, int at_once)
                 evpl_defer(evpl, &aq->submit);
                 break;
             }
-            /* this request is refused (bad fd or arguments): fail it alone */
+            /* this request is refused (bad fd or arguments): fail it alone,
+             * from the block layer's refusals (a callback that retries it
+             * must not keep this loop going) */
             batch_drop(aq, 1);
-            evpl__block_complete(evpl, r, rc);
+            evpl__block_complete_later(evpl, r, rc);
             continue;
         }
         aq->inflight += (unsigned) rc;
