@@ -22,13 +22,18 @@
  *    all echoed, and no pass of the loop takes more than 64 of them (one
  *    took all before); 40 in a row with no data end the connection
  *    (-EPROTO);
+ *  - 64 ClientHellos that arrive together are answered over several passes
+ *    (at most 16 handshake steps a pass: 4000 held other connections for
+ *    a second), and every one is answered;
  *  - TLS 1.2 (OpenSSL's record layer) still echoes; with T_SMALL_BUFFERS
  *    (16 KiB buffers) everything runs on OpenSSL's record layer;
  *    T_SUITES picks the TLS 1.3 suite (runs for each of the three).
  */
 #include <evpl/evpl.h>
 
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -72,6 +77,8 @@ struct conn {
 };
 
 static struct conn server_conn; /* the last accepted connection */
+static struct conn burst_conn;  /* shared by hello_burst's connections */
+static int hello_mode, burst_ends;
 
 /* 1 MiB for the peer, then evpl_close (abortive) or evpl_finish */
 static void
@@ -109,6 +116,7 @@ echo_notify(struct evpl *e, struct evpl_bind *bind, struct evpl_notify *n, void 
             }
             break;
         case EVPL_NOTIFY_DISCONNECTED:
+            burst_ends += c == &burst_conn;
             c->disconnected = 1;
             c->status = n->notify_status;
             break;
@@ -121,6 +129,11 @@ on_accept(struct evpl *e, struct evpl_bind *bind, evpl_notify_callback_t *notify
 {
     int hold = server_conn.hold;
 
+    if (hello_mode) {
+        *notify_cb = echo_notify;
+        *conn_private = &burst_conn;
+        return;
+    }
     memset(&server_conn, 0, sizeof(server_conn));
     server_conn.hold = hold;
     server_conn.bind = bind;
@@ -592,6 +605,69 @@ check_echo(const struct peer *p, const struct conn *c)
     }
 }
 
+/* 64 clients send their ClientHellos together: each pass answers at most
+ * 16 of them, and all are answered. */
+#define HELLOS 64
+static void
+hello_burst(void)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    struct pollfd pfd[HELLOS];
+    SSL *ssl[HELLOS];
+    int answered = 0, most = 0;
+    uint64_t end = t_now_ns() + 60ull * 1000000000;
+
+    hello_mode = 1;
+    burst_ends = 0;
+
+    for (int i = 0; i < HELLOS; i++) {
+        struct sockaddr_in sa = {.sin_family = AF_INET,
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                                 .sin_port = htons((uint16_t) port)};
+
+        pfd[i].fd = socket(AF_INET, SOCK_STREAM, 0);
+        pfd[i].events = POLLIN;
+        T_EQ(connect(pfd[i].fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+    }
+    /* all accepted and waiting before any hello arrives */
+    for (uint64_t until = t_now_ns() + 300000000ull; t_now_ns() < until;) {
+        evpl_continue(evpl);
+    }
+    for (int i = 0; i < HELLOS; i++) {
+        T_EQ(fcntl(pfd[i].fd, F_SETFL, O_NONBLOCK), 0);
+        ssl[i] = SSL_new(ctx);
+        SSL_set_fd(ssl[i], pfd[i].fd);
+        T_EQ(SSL_connect(ssl[i]), -1); /* the hello is out; no answer yet */
+    }
+    usleep(100000); /* all of them in the server's sockets */
+    while (answered < HELLOS) {
+        int now = 0;
+
+        T_LT(t_now_ns(), end);
+        evpl_continue(evpl);
+        T_GE(poll(pfd, HELLOS, 0), 0);
+        for (int i = 0; i < HELLOS; i++) {
+            if (pfd[i].fd >= 0 && (pfd[i].revents & POLLIN)) {
+                now++;
+                SSL_free(ssl[i]);
+                close(pfd[i].fd);
+                pfd[i].fd = -1; /* poll skips it from now on */
+            }
+        }
+        answered += now;
+        most = now > most ? now : most;
+    }
+    fprintf(stderr, "%d ClientHellos: at most %d answered in one pass\n", HELLOS, most);
+    T_LE(most, 16);
+    SSL_CTX_free(ctx);
+    /* our ends see the clients go */
+    while (burst_ends < HELLOS) {
+        T_LT(t_now_ns(), end);
+        evpl_continue(evpl);
+    }
+    hello_mode = 0;
+}
+
 int
 main(void)
 {
@@ -614,6 +690,7 @@ main(void)
         /* too small for our record layer: OpenSSL's does the records */
         evpl_global_config_set_buffer_size(cfg, 16384);
     }
+    evpl_global_config_set_max_pending(cfg, 256); /* hello_burst's 64 connect at once */
     evpl_global_config_set_tls_cert(cfg, cert("server.pem"));
     evpl_global_config_set_tls_key(cfg, cert("server.key"));
     evpl_global_config_set_tls_ca(cfg, cert("ca.pem"));
@@ -743,6 +820,8 @@ main(void)
          * inside a record (no close_notify): -ECONNRESET */
         T_EQ(server_conn.status, mode == CUT ? -ECONNRESET : -EPROTO);
     }
+
+    hello_burst();
 
     /* TLS 1.2 still works (OpenSSL's record layer) */
     p = client_peer(TRICKLE, TLS1_2_VERSION);
