@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "mem/mem.h"
 #include "net/net.h"
@@ -15,13 +16,17 @@
 /*
  * The process-local registration table of the emulated protocols
  * (in-process, TCP-RDMA): every slab is registered (as with an RDMA
- * device), and its key is its index + 1.  Slabs are never unmapped, so an
- * entry never changes once published.
+ * device).  Its key is its index in the low 16 bits under a random
+ * non-zero tag: a TCP-RDMA peer cannot count through the keys to other
+ * slabs (they were the index + 1), it has to guess a tag for each.  Slabs
+ * are never unmapped, so an entry never changes once published.
  */
-#define RDMA_MAX_KEYS 65536
+#define RDMA_MAX_KEYS   65536
+#define RDMA_INDEX_BITS 16
 
 struct rdma_region {
     char *base;
+    uint32_t tag;          /* the key's upper bits */
     _Atomic uint64_t size; /* 0: unregistered (the key names nothing) */
 };
 
@@ -29,6 +34,21 @@ static struct rdma_region rdma_regions[RDMA_MAX_KEYS];
 static _Atomic uint32_t rdma_nregions;
 static int rdma_fw_id = -1;
 static pthread_once_t rdma_once = PTHREAD_ONCE_INIT;
+
+static uint32_t
+rdma_tag(void)
+{
+    uint16_t t = 0;
+
+    while (t == 0) {
+        if (getrandom(&t, sizeof(t), 0) != (ssize_t) sizeof(t)) {
+            /* no entropy source: still never 0, still not a count */
+            t = (uint16_t) (evpl__hf_now_ns() * 0x9e3779b97f4a7c15ull >> 48);
+            t = t ? t : 1;
+        }
+    }
+    return t;
+} /* rdma_tag */
 
 static void *
 rdma_register_slab(void *arg, void *base, uint64_t size)
@@ -40,10 +60,11 @@ rdma_register_slab(void *arg, void *base, uint64_t size)
         return NULL;
     }
     rdma_regions[n].base = base;
+    rdma_regions[n].tag = rdma_tag();
     atomic_store_explicit(&rdma_regions[n].size, size, memory_order_relaxed);
     /* published after the region is written: readers check the count */
     atomic_store_explicit(&rdma_nregions, n + 1, memory_order_release);
-    return (void *) (uintptr_t) (n + 1);
+    return (void *) (uintptr_t) (rdma_regions[n].tag << RDMA_INDEX_BITS | n);
 } /* rdma_register_slab */
 
 /* A slab given back (or never fully registered, when another framework
@@ -56,8 +77,9 @@ rdma_unregister_slab(void *arg, void *base, uint64_t size, void *handle)
     (void) arg;
     (void) base;
     (void) size;
-    if (key >= 1 && key <= RDMA_MAX_KEYS) {
-        atomic_store_explicit(&rdma_regions[key - 1].size, 0, memory_order_release);
+    if (key) {
+        atomic_store_explicit(&rdma_regions[key & (RDMA_MAX_KEYS - 1)].size, 0,
+                              memory_order_release);
     }
 } /* rdma_unregister_slab */
 
@@ -85,10 +107,13 @@ rdma_target(uint32_t key, uint64_t address, uint64_t len)
     struct rdma_region *r;
     uint64_t off, size;
 
-    if (key == 0 || key > n) {
+    if ((key & (RDMA_MAX_KEYS - 1)) >= n) {
         return NULL;
     }
-    r = &rdma_regions[key - 1];
+    r = &rdma_regions[key & (RDMA_MAX_KEYS - 1)];
+    if (r->tag != key >> RDMA_INDEX_BITS) {
+        return NULL;
+    }
     size = atomic_load_explicit(&r->size, memory_order_acquire);
     if (size == 0 || address < (uint64_t) (uintptr_t) r->base) {
         return NULL;

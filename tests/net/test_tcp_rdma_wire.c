@@ -4,6 +4,9 @@
  * speaks the format by hand (as upstream writes it: a READ_REQUEST carries
  * the read length as a 4-byte payload): SEND in both directions, READ_REQUEST ->
  * READ_REPLY, WRITE_REQUEST -> WRITE_REPLY, a bad key -> ERROR(EINVAL);
+ * keys carry a random tag (the same slab under another tag names nothing,
+ * and keys were small counts a peer could walk through); a peer whose
+ * operations name unregistered memory 32 times is closed (-EACCES);
  * then bad input (wrong magic, unknown opcode, a length above
  * max_msg_size, a reply to nothing) closes that connection with an error
  * and leaves the others alone.
@@ -176,6 +179,31 @@ main(void)
     expect_frame(evpl, &rd);
     T_EQ(rd.h.opcode, ERROR);
     T_EQ(rd.h.id, 80);
+    T_EQ(sc->disconnected, 0);
+    /* the slab's index under another tag */
+    T_GE(key, 1u << 16);
+    put_read(fd, 16, key ^ (1u << 16), addr, 81);
+    expect_frame(evpl, &rd);
+    T_EQ(rd.h.opcode, ERROR);
+    T_EQ(rd.h.id, 81);
+    T_EQ(sc->disconnected, 0);
+    /* a peer guessing: 31 misses are answered, the 32nd closes */
+    {
+        struct t_conn *g;
+        struct reader gr;
+
+        gr.fd = raw_conn(evpl, ep, &srv, &g);
+        for (uint32_t i = 0; i < 31; i++) {
+            put_read(gr.fd, 16, key + ((i + 1) << 16), addr, 100 + i);
+            expect_frame(evpl, &gr);
+            T_EQ(gr.h.opcode, ERROR);
+            T_EQ(g->disconnected, 0);
+        }
+        put_read(gr.fd, 16, key + (32u << 16), addr, 131);
+        T_PUMP(evpl, g->disconnected, 5000);
+        T_EQ(g->disconnect_status, -EACCES);
+        close(gr.fd);
+    }
     T_EQ(sc->disconnected, 0);
 
     /* bad input: each closes its own connection with an error; another

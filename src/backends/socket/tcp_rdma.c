@@ -104,6 +104,7 @@ struct trma {
      * both push one-sided traffic at each other must both keep reading */
     uint64_t owed;
     int stalled;
+    uint32_t bad_targets; /* the peer's operations that named no memory */
     struct evpl_deferral resume;
     struct evpl_bind *bind;
 };
@@ -511,6 +512,24 @@ reply_error(struct evpl *evpl, struct trma *t, const struct trma_hdr *h, int err
     return wire_header(evpl, t, OP_ERROR, (uint32_t) err, h->key, h->address, h->id, 0, 0);
 } /* reply_error */
 
+/* A peer's operation named memory that is not registered: it fails with
+ * ERROR(EINVAL) and the connection goes on (rdma.md statement 4), but only
+ * so often: a peer guessing keys and addresses (to reach other
+ * connections' buffers) is closed with -EACCES at the TRMA_BAD_TARGETS-th.
+ * (An RDMA device ends the queue pair at the first.) */
+#define TRMA_BAD_TARGETS 32
+
+static int
+bad_target(struct evpl *evpl, struct trma *t, const struct trma_hdr *h)
+{
+    if (++t->bad_targets >= TRMA_BAD_TARGETS) {
+        evpl_log_error("tcp_rdma", "peer named unregistered memory %u times: closing",
+                       t->bad_targets);
+        return -EACCES;
+    }
+    return reply_error(evpl, t, h, EINVAL);
+} /* bad_target */
+
 /* A view of registered memory with no count of its own: slabs are never
  * unmapped, and releasing a GLOBAL-flagged view is a no-op. */
 static struct evpl_iovec_ref slab_view = {.flags = EVPL_IOVEC_FLAG_GLOBAL};
@@ -526,11 +545,11 @@ serve_read(struct evpl *evpl, struct trma *t, const struct trma_hdr *h, uint32_t
     char *src = evpl__rdma_local_target(h->key, h->address, len);
     struct evpl_iovec v;
 
-    if (src && limit && len > limit) {
-        src = NULL; /* a reply the reading end would refuse */
-    }
     if (!src) {
-        return reply_error(evpl, t, h, EINVAL);
+        return bad_target(evpl, t, h);
+    }
+    if (limit && len > limit) {
+        return reply_error(evpl, t, h, EINVAL); /* a reply the reading end would refuse */
     }
     if (wire_header(evpl, t, OP_READ_REPLY, len, h->key, h->address, h->id, len, 0) < 0) {
         return -ENOMEM;
@@ -595,7 +614,7 @@ frame(struct evpl *evpl, struct evpl_bind *bind, const struct trma_hdr *h, int *
             *reply = 1;
             if (!dst) {
                 evpl_iovec_ring_consume(evpl, &bind->recv_ring, h->length);
-                return reply_error(evpl, t, h, EINVAL);
+                return bad_target(evpl, t, h);
             }
             ring_drain_to(evpl, bind, dst, h->length);
             return wire_header(evpl, t, OP_WRITE_REPLY, 0, h->key, h->address, h->id, 0, 0);
