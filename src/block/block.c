@@ -239,7 +239,7 @@ evpl_block_sector_size(struct evpl_block_device *dev)
 
 static void q_free(struct evpl_block_queue *q);
 static void queue_unlink(struct evpl_block_queue *q);
-static void fail_timer_cb(struct evpl *evpl, struct evpl_timer *timer);
+static void fail_later_cb(struct evpl *evpl, struct evpl_event *event);
 
 /* A request refused for its arguments (no request was made for it). */
 struct failed {
@@ -298,20 +298,16 @@ fail_run(struct evpl *evpl, void *arg)
         q_free(q);
         return;
     }
-    if ((q->failed.head || q->refused_head) && !q->failing && !q->dead && !q->fail_timer_armed) {
-        q->fail_timer_armed = 1;
-        evpl_add_oneshot_timer(evpl, &q->fail_timer, fail_timer_cb, 1); /* a later pass */
+    if ((q->failed.head || q->refused_head) && !q->failing && !q->dead) {
+        evpl__event_set(evpl, &q->fail_later, EVPL_EV_KICK); /* the next pass */
     }
 } /* fail_run */
 
 static void
-fail_timer_cb(struct evpl *evpl, struct evpl_timer *timer)
+fail_later_cb(struct evpl *evpl, struct evpl_event *event)
 {
-    struct evpl_block_queue *q = container_of(timer, struct evpl_block_queue, fail_timer);
-
-    q->fail_timer_armed = 0;
-    fail_run(evpl, q);
-} /* fail_timer_cb */
+    fail_run(evpl, container_of(event, struct evpl_block_queue, fail_later));
+} /* fail_later_cb */
 
 /* See that fail_run completes what was refused: in this pass, unless it ran
  * in this pass already (the refusal then comes from what its callbacks did,
@@ -320,12 +316,11 @@ fail_timer_cb(struct evpl *evpl, struct evpl_timer *timer)
 static void
 fail_soon(struct evpl *evpl, struct evpl_block_queue *q)
 {
-    if (q->failing || q->fail_timer_armed) {
-        return; /* fail_run, or its timer, sees to it */
+    if (q->failing || (q->fail_later.flags & EVPL_EV_KICK)) {
+        return; /* fail_run, now or on the next pass, sees to it */
     }
     if (q->fail_pass == pass_id(evpl)) {
-        q->fail_timer_armed = 1;
-        evpl_add_oneshot_timer(evpl, &q->fail_timer, fail_timer_cb, 1);
+        evpl__event_set(evpl, &q->fail_later, EVPL_EV_KICK);
     } else {
         evpl_defer(evpl, &q->fail_deferral);
     }
@@ -351,6 +346,7 @@ evpl_block_open_queue(struct evpl *evpl, struct evpl_block_device *dev)
     q->dev = dev;
     q->evpl = evpl;
     evpl_deferral_init(&q->fail_deferral, fail_run, q);
+    evpl__event_init(&q->fail_later, -1, fail_later_cb, NULL, NULL);
     rc = dev->backend->queue_open(evpl, q);
     if (rc < 0) {
         evpl_log_error("block", "queue on %s: %s", dev->uri, strerror(-rc));
@@ -421,10 +417,7 @@ evpl_block_close_queue(struct evpl *evpl, struct evpl_block_queue *q)
         }
     }
     evpl_remove_deferral(evpl, &q->fail_deferral);
-    if (q->fail_timer_armed) {
-        q->fail_timer_armed = 0;
-        evpl_remove_timer(evpl, &q->fail_timer);
-    }
+    evpl__event_remove(evpl, &q->fail_later);
     q->dev->backend->queue_close(evpl, q);
     atomic_fetch_sub(&q->dev->queues, 1);
     if (q->failing) {

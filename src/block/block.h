@@ -127,8 +127,9 @@ struct evpl_block_queue {
     /* requests a backend refused at submission, failed on a later pass */
     struct evpl_block_fifo failed;
     struct evpl_deferral fail_deferral;
-    struct evpl_timer fail_timer; /* refusals made by refused requests' callbacks */
-    int fail_timer_armed;
+    /* kicked: fail_run on the next pass (refusals made after it ran in
+     * this one; no timer, which a virtual clock would hold back) */
+    struct evpl_event fail_later;
     int failing; /* fail_run is on the stack */
     int dead;    /* closed meanwhile: fail_run frees the queue */
     /* struct failed: refused for their arguments, failed on a later pass

@@ -41,8 +41,9 @@ rdma_tag(void)
     uint16_t t = 0;
 
     while (t == 0) {
-        if (getrandom(&t, sizeof(t), 0) != (ssize_t) sizeof(t)) {
-            /* no entropy source: still never 0, still not a count */
+        if (getrandom(&t, sizeof(t), GRND_NONBLOCK) != (ssize_t) sizeof(t)) {
+            /* no entropy yet (early boot) or no source: still never 0,
+             * still not a count */
             t = (uint16_t) (evpl__hf_now_ns() * 0x9e3779b97f4a7c15ull >> 48);
             t = t ? t : 1;
         }

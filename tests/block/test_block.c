@@ -908,6 +908,28 @@ retry_refused(void)
     }
 }
 
+/* The same under the virtual clock: the next pass needs no timer (one
+ * would wait for the clock to be advanced; review finding). */
+static void
+retry_virtual_clock_child(void)
+{
+    struct evpl_global_config *gc = evpl_global_config_init();
+    char probe[300];
+    struct evpl_block_device *d;
+
+    evpl_global_config_set_virtual_clock(gc, 1);
+    evpl_init(gc);
+    snprintf(probe, sizeof(probe), "%s/vprobe", dir);
+    make_file(probe, 1 << 20);
+    d = evpl_block_open_device(proto, probe);
+    unlink(probe);
+    if (!d) {
+        exit(77);
+    }
+    evpl_block_close_device(d);
+    retry_refused();
+}
+
 /* A burst far larger than the ring, queued in one go (no pass between):
  * every request completes once, successfully, never inside the call. */
 #define BURST 20000
@@ -1376,6 +1398,7 @@ main(void)
     run_child("disabled", disabled_child);
     run_child("fs_faults", fs_faults_child);
     run_child("odd_buffer_zeroes", odd_buffer_zeroes_child);
+    run_child("retry_virtual_clock", retry_virtual_clock_child);
     {
         char mnt[320];
 

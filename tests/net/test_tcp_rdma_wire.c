@@ -6,7 +6,8 @@
  * READ_REPLY, WRITE_REQUEST -> WRITE_REPLY, a bad key -> ERROR(EINVAL);
  * keys carry a random tag (the same slab under another tag names nothing,
  * and keys were small counts a peer could walk through); a peer whose
- * operations name unregistered memory 32 times is closed (-EACCES);
+ * operations name unregistered memory 32 times in a row is closed
+ * (-EACCES);
  * then bad input (wrong magic, unknown opcode, a length above
  * max_msg_size, a reply to nothing) closes that connection with an error
  * and leaves the others alone.
@@ -187,12 +188,21 @@ main(void)
     T_EQ(rd.h.opcode, ERROR);
     T_EQ(rd.h.id, 81);
     T_EQ(sc->disconnected, 0);
-    /* a peer guessing: 31 misses are answered, the 32nd closes */
+    /* a peer guessing: 31 misses in a row are answered, the 32nd closes;
+     * one that names memory starts the count again */
     {
         struct t_conn *g;
         struct reader gr;
 
         gr.fd = raw_conn(evpl, ep, &srv, &g);
+        for (uint32_t i = 0; i < 20; i++) {
+            put_read(gr.fd, 16, key + ((i + 1) << 16), addr, 100 + i);
+            expect_frame(evpl, &gr);
+            T_EQ(gr.h.opcode, ERROR);
+        }
+        put_read(gr.fd, 16, key, addr, 99);
+        expect_frame(evpl, &gr);
+        T_EQ(gr.h.opcode, READ_REPLY);
         for (uint32_t i = 0; i < 31; i++) {
             put_read(gr.fd, 16, key + ((i + 1) << 16), addr, 100 + i);
             expect_frame(evpl, &gr);

@@ -21,7 +21,7 @@
  *  - KeyUpdates: 2000, each followed by a one-byte record, in one burst,
  *    all echoed, and no pass of the loop takes more than 64 of them (one
  *    took all before); 40 in a row with no data end the connection
- *    (-EPROTO);
+ *    (-EPROTO), also when a byte follows them in the same burst;
  *  - 64 ClientHellos that arrive together are answered over several passes
  *    (at most 16 handshake steps a pass: 4000 held other connections for
  *    a second), and every one is answered;
@@ -434,8 +434,9 @@ peer_bad(struct peer *p, SSL *ssl, int fd)
             return 0;
         }
         case UPDATE_FLOOD: {
-            /* 40 KeyUpdates and nothing else: no peer needs that */
-            static uint8_t wire[40 * 64];
+            /* 40 KeyUpdates in a row (no peer needs that), then a byte
+             * (which must not save the connection) */
+            static uint8_t wire[41 * 64];
             int len = 0;
 
             for (int i = 0; i < 40; i++) {
@@ -445,6 +446,11 @@ peer_bad(struct peer *p, SSL *ssl, int fd)
                 }
                 len += n;
             }
+            n = records_of(ssl, "!", 1, wire + len, (int) sizeof(wire) - len);
+            if (n <= 0) {
+                return 53;
+            }
+            len += n;
             if (raw_write(fd, wire, (size_t) len) < 0) {
                 return 53;
             }

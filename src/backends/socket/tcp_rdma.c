@@ -104,7 +104,7 @@ struct trma {
      * both push one-sided traffic at each other must both keep reading */
     uint64_t owed;
     int stalled;
-    uint32_t bad_targets; /* the peer's operations that named no memory */
+    uint32_t bad_targets; /* the peer's operations in a row that named no memory */
     struct evpl_deferral resume;
     struct evpl_bind *bind;
 };
@@ -513,10 +513,11 @@ reply_error(struct evpl *evpl, struct trma *t, const struct trma_hdr *h, int err
 } /* reply_error */
 
 /* A peer's operation named memory that is not registered: it fails with
- * ERROR(EINVAL) and the connection goes on (rdma.md statement 4), but only
- * so often: a peer guessing keys and addresses (to reach other
- * connections' buffers) is closed with -EACCES at the TRMA_BAD_TARGETS-th.
- * (An RDMA device ends the queue pair at the first.) */
+ * ERROR(EINVAL) and the connection goes on (rdma.md statement 4), but not
+ * for ever: a peer guessing keys and addresses (to reach other
+ * connections' buffers) is closed with -EACCES at the TRMA_BAD_TARGETS-th
+ * in a row (one that names memory starts the count again).  An RDMA
+ * device ends the queue pair at the first. */
 #define TRMA_BAD_TARGETS 32
 
 static int
@@ -551,6 +552,7 @@ serve_read(struct evpl *evpl, struct trma *t, const struct trma_hdr *h, uint32_t
     if (limit && len > limit) {
         return reply_error(evpl, t, h, EINVAL); /* a reply the reading end would refuse */
     }
+    t->bad_targets = 0;
     if (wire_header(evpl, t, OP_READ_REPLY, len, h->key, h->address, h->id, len, 0) < 0) {
         return -ENOMEM;
     }
@@ -616,6 +618,7 @@ frame(struct evpl *evpl, struct evpl_bind *bind, const struct trma_hdr *h, int *
                 evpl_iovec_ring_consume(evpl, &bind->recv_ring, h->length);
                 return bad_target(evpl, t, h);
             }
+            t->bad_targets = 0;
             ring_drain_to(evpl, bind, dst, h->length);
             return wire_header(evpl, t, OP_WRITE_REPLY, 0, h->key, h->address, h->id, 0, 0);
         }

@@ -62,7 +62,8 @@ struct tls_conn {
      * in, and KeyUpdates since the last data (see msg_seen) */
     unsigned int hs_seen;
     int updates_in_row;
-    char alpn[256]; /* the protocol ALPN settled on, once secure */
+    int update_flood; /* more than EVPL_TLS_UPDATES_IN_A_ROW of them */
+    char alpn[256];   /* the protocol ALPN settled on, once secure */
 };
 
 static SSL_CTX *client_ctx, *server_ctx;
@@ -397,7 +398,12 @@ msg_seen(int write_p, int version, int content_type, const void *buf, size_t len
     (void) ssl;
     if (!write_p && content_type == SSL3_RT_HANDSHAKE && len >= 1) {
         t->hs_seen++;
-        t->updates_in_row += ((const uint8_t *) buf)[0] == SSL3_MT_KEY_UPDATE;
+        /* (checked after the SSL_read this happens in: one SSL_read goes
+         * on through what it has buffered, up to its first data) */
+        if (((const uint8_t *) buf)[0] == SSL3_MT_KEY_UPDATE &&
+            ++t->updates_in_row > EVPL_TLS_UPDATES_IN_A_ROW) {
+            t->update_flood = 1;
+        }
     }
 } /* msg_seen */
 
@@ -557,7 +563,7 @@ tls_read(struct evpl *evpl, struct evpl_bind *bind)
         struct evpl_iovec iov;
         unsigned int hs_before = t->hs_seen;
         size_t n = 0;
-        int err;
+        int err, ok, more;
 
         if (bind->flags & (EVPL_BIND_READ_PAUSED | EVPL_BIND_CLOSING)) {
             evpl__event_clear(evpl, &bind->event, EVPL_EV_READ_INTEREST);
@@ -568,27 +574,36 @@ tls_read(struct evpl *evpl, struct evpl_bind *bind)
             break;
         }
         ERR_clear_error();
-        if (SSL_read_ex(t->ssl, iov.data, iov.length, &n) == 1) {
+        ok = SSL_read_ex(t->ssl, iov.data, iov.length, &n) == 1;
+        if (t->update_flood) {
+            evpl_iovec_release(evpl, &iov);
+            evpl_log_error("tls", "over %d KeyUpdates with no data between: closing",
+                           EVPL_TLS_UPDATES_IN_A_ROW);
+            status = -EPROTO;
+            break;
+        }
+        /* post-handshake messages this read took in: past the bound, the
+         * rest waits for the next pass (READABLE stays set) */
+        more = (t->hs_seen - hs_start) * EVPL_TLS_UPDATE_COST < EVPL_TLS_READ_WORK;
+        if (ok) {
             if (keep_read(evpl, bind, &iov, n) < 0) {
                 status = -ENOMEM;
                 break;
             }
             total += n;
             t->updates_in_row = 0;
+            if (!more) {
+                break;
+            }
             continue;
         }
         evpl_iovec_release(evpl, &iov);
         err = SSL_get_error(t->ssl, 0);
         if (err == SSL_ERROR_WANT_READ && t->hs_seen != hs_before) {
             /* a post-handshake message ended the read, not the socket */
-            if (t->updates_in_row > EVPL_TLS_UPDATES_IN_A_ROW) {
-                evpl_log_error("tls", "over %d KeyUpdates with no data between: closing",
-                               EVPL_TLS_UPDATES_IN_A_ROW);
-                status = -EPROTO;
-            } else if ((t->hs_seen - hs_start) * EVPL_TLS_UPDATE_COST < EVPL_TLS_READ_WORK) {
+            if (more) {
                 continue;
             }
-            /* else the rest next pass: READABLE stays set */
         } else if (err == SSL_ERROR_WANT_READ) {
             evpl__event_clear(evpl, &bind->event, EVPL_EV_READABLE);
         } else if (err == SSL_ERROR_WANT_WRITE) {
