@@ -293,6 +293,42 @@ raw_write(int fd, const void *b, size_t n)
     return write(fd, b, n) == (ssize_t) n ? 0 : -1;
 }
 
+/* count records of one byte each (each after a KeyUpdate, with updates) in
+ * one write, then the same bytes back: 0, or err (+1, +2) */
+static int
+byte_burst(SSL *ssl, int fd, int count, int updates, int err)
+{
+    static uint8_t wire[3000 * 64], back[3000];
+    int len = 0, n;
+
+    for (int i = 0; i < count; i++) {
+        uint8_t b = pattern((uint64_t) i);
+
+        if (updates) {
+            n = update_record(ssl, wire + len, (int) sizeof(wire) - len);
+            if (n <= 0) {
+                return err;
+            }
+            len += n;
+        }
+        n = records_of(ssl, &b, 1, wire + len, (int) sizeof(wire) - len);
+        if (n <= 0) {
+            return err;
+        }
+        len += n;
+    }
+    if (raw_write(fd, wire, (size_t) len) < 0 || full_read(ssl, back, (size_t) count) < 0) {
+        return err + 1;
+    }
+    for (int i = 0; i < count; i++) {
+        if (back[i] != pattern((uint64_t) i)) {
+            return err + 2;
+        }
+    }
+    SSL_shutdown(ssl);
+    return 0;
+}
+
 /* After a bad record: the connection must end (EOF or an error). */
 static int
 expect_end(SSL *ssl)
@@ -378,61 +414,12 @@ peer_bad(struct peer *p, SSL *ssl, int fd)
             SSL_shutdown(ssl);
             return 0;
         }
-        case TINY: {
+        case TINY:
             /* 3000 records of one byte each, in one write */
-            static uint8_t wire[3000 * 32], back[3000];
-            int len = 0;
-
-            for (int i = 0; i < 3000; i++) {
-                uint8_t b = pattern((uint64_t) i);
-
-                n = records_of(ssl, &b, 1, wire + len, (int) sizeof(wire) - len);
-                if (n <= 0) {
-                    return 35;
-                }
-                len += n;
-            }
-            if (raw_write(fd, wire, (size_t) len) < 0 || full_read(ssl, back, sizeof(back)) < 0) {
-                return 36;
-            }
-            for (int i = 0; i < 3000; i++) {
-                if (back[i] != pattern((uint64_t) i)) {
-                    return 37;
-                }
-            }
-            SSL_shutdown(ssl);
-            return 0;
-        }
-        case UPDATES: {
+            return byte_burst(ssl, fd, 3000, 0, 35);
+        case UPDATES:
             /* KeyUpdate, one byte, KeyUpdate, one byte, ... in one write */
-            static uint8_t wire[UPDATE_PAIRS * 64], back[UPDATE_PAIRS];
-            int len = 0;
-
-            for (int i = 0; i < UPDATE_PAIRS; i++) {
-                uint8_t b = pattern((uint64_t) i);
-
-                n = update_record(ssl, wire + len, (int) sizeof(wire) - len);
-                if (n <= 0) {
-                    return 50;
-                }
-                len += n;
-                n = records_of(ssl, &b, 1, wire + len, (int) sizeof(wire) - len);
-                if (n <= 0) {
-                    return 50;
-                }
-                len += n;
-            }
-            if (raw_write(fd, wire, (size_t) len) < 0 || full_read(ssl, back, sizeof(back)) < 0) {
-                return 51;
-            }
-            for (int i = 0; i < UPDATE_PAIRS; i++) {
-                if (back[i] != pattern((uint64_t) i)) {
-                    return 52;
-                }
-            }
-            SSL_shutdown(ssl);
-            return 0;
-        }
+            return byte_burst(ssl, fd, UPDATE_PAIRS, 1, 50);
         case UPDATE_FLOOD: {
             /* 40 KeyUpdates in a row (no peer needs that), then a byte
              * (which must not save the connection) */
