@@ -118,9 +118,15 @@ EVPL_API void evpl_http_request_trailer_iterate(struct evpl_http_request *reques
 /* Received body bytes buffered and not yet taken. */
 EVPL_API uint64_t evpl_http_request_get_data_avail(struct evpl_http_request *request);
 
+/* The most iovecs evpl_http_request_get_datav fills for a length of up to
+ * EVPL_HTTP_DATAV_MAX - 1 buffers (buffer_size each): size iov[] for it.
+ * A longer length takes at most length / buffer_size + 2. */
+#define EVPL_HTTP_DATAV_MAX 64
+
 /* Move exactly length bytes of buffered body into iov[] (owned by the
- * caller); returns the iovecs used, or -1 if length is more than buffered
- * or iov is too small (nothing taken). */
+ * caller); returns the iovecs used (a body received in more pieces than
+ * the bound above, such as tiny chunks, is copied together), or -1 if
+ * length is more than buffered or memory is short (nothing taken). */
 EVPL_API int evpl_http_request_get_datav(struct evpl *evpl, struct evpl_http_request *request,
                                          struct evpl_iovec *iov, int length);
 

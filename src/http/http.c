@@ -27,6 +27,8 @@
 
 #include <evpl/evpl_http.h>
 
+#include "mem/size.h"
+
 #ifdef HAVE_NGHTTP2
 #include <nghttp2/nghttp2.h>
 #endif
@@ -2654,20 +2656,33 @@ h2_header_cb(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t
     struct evpl_http_conn *c = user;
     struct evpl_http_request *r = h2_req(session, frame->hd.stream_id);
     const char *nm = (const char *) name, *v = (const char *) value;
+    uint64_t budget;
 
     if (!r || frame->hd.type != NGHTTP2_HEADERS) {
         return 0;
     }
     /* the same budget as HTTP/1 heads (as RFC 7541 counts a field), for
      * headers and trailers each: compression must not multiply it */
+    budget =
+        c->agent->max_hdr *
+        (frame->headers.cat == NGHTTP2_HCAT_HEADERS && (!c->is_client || r->status >= 200) ? 2u
+                                                                                           : 1u);
+    r->h2_field_bytes += namelen + valuelen + 32;
+    if (r->h2_field_bytes > 4 * budget &&
+        r->h2_field_bytes > 64 * (uint64_t) (frame->hd.length ? frame->hd.length : 1)) {
+        /* an HPACK bomb: small references to a large table entry, each
+         * costing nghttp2 a check of the whole value (helper-85: 160 KB
+         * sent held the loop 0.2 s).  A block merely over the budget
+         * (as sent) is still answered 400 */
+        http_error("HTTP/2 header block of %u bytes decodes to over %llu: closing the "
+                   "connection",
+                   (unsigned) frame->hd.length, (unsigned long long) r->h2_field_bytes);
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
     if (r->h2_too_big) {
         return 0; /* a request head over the budget: answered 400 at its end */
     }
-    r->h2_field_bytes += namelen + valuelen + 32;
-    if (r->h2_field_bytes > c->agent->max_hdr * (frame->headers.cat == NGHTTP2_HCAT_HEADERS &&
-                                                         (!c->is_client || r->status >= 200)
-                                                     ? 2u
-                                                     : 1u)) {
+    if (r->h2_field_bytes > budget) {
         r->h2_too_big = 1;
         if (!c->is_client && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
             /* as an HTTP/1 head over http_max_header_size (http.md
@@ -3477,13 +3492,61 @@ evpl_http_request_get_datav(struct evpl *evpl, struct evpl_http_request *request
                             struct evpl_iovec *iov, int length)
 {
     struct iovq *q = &request->in_body;
-    int n = 0;
+    int n = 0, pieces = 0, keep, copies, most;
+    uint64_t sum = 0, rest, bs = evpl__iovec_buffer_size();
 
     if (!iov || length < 0 || (uint64_t) length > q->bytes) {
         errno = EINVAL;
         return -1;
     }
-    n = iovq_take(q, iov, INT32_MAX, (uint64_t) length, NULL);
+    for (uint32_t i = 0; i < q->count && sum < (uint64_t) length; i++) {
+        sum += q->v[(q->head + i) & (q->cap - 1)].length;
+        pieces++;
+    }
+    /* at most EVPL_HTTP_DATAV_MAX iovecs; with small buffers, a length of
+     * more than that many buffers may take one more than it needs */
+    copies = (int) (((uint64_t) length + bs - 1) / bs);
+    most = copies + 1 > EVPL_HTTP_DATAV_MAX ? copies + 1 : EVPL_HTTP_DATAV_MAX;
+    if (pieces <= most) {
+        n = iovq_take(q, iov, INT32_MAX, (uint64_t) length, NULL);
+    } else {
+        /* more pieces than the caller's array holds (a peer sending tiny
+         * chunks wrote past it): the first ones as they are, the rest
+         * copied into as few buffers as they fit */
+        keep = most - copies;
+        for (sum = 0, pieces = 0; pieces < keep; pieces++) {
+            sum += q->v[(q->head + (uint32_t) pieces) & (q->cap - 1)].length;
+        }
+        rest = (uint64_t) length - sum;
+        copies = evpl_iovec_alloc(evpl, (unsigned int) rest, 0, (unsigned int) (most - keep), 0,
+                                  iov + keep);
+        if (copies < 0) {
+            errno = ENOMEM;
+            return -1;
+        }
+        n = iovq_take(q, iov, keep, sum, NULL);
+        for (uint64_t off = 0; rest;) {
+            /* into the copy buffer off falls in (they are filled in order) */
+            struct evpl_iovec tmp[16], *to = iov + keep;
+            uint64_t at = off, room, taken;
+            int got;
+
+            while (at >= to->length) {
+                at -= to->length;
+                to++;
+            }
+            room = to->length - at;
+            got = iovq_take(q, tmp, 16, rest < room ? rest : room, &taken);
+            for (int j = 0; j < got; j++) {
+                memcpy((char *) to->data + at, tmp[j].data, tmp[j].length);
+                at += tmp[j].length;
+                evpl_iovec_release(evpl, &tmp[j]);
+            }
+            off += taken;
+            rest -= taken;
+        }
+        n += copies;
+    }
     h2_taken(request);
     if (request->conn->rx_paused) {
         conn_kick(request->conn);

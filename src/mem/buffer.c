@@ -14,6 +14,7 @@
 
 #include "core/internal.h"
 #include "mem/mem.h"
+#include "mem/size.h"
 
 #define SHARED_CACHE_MAX  1024
 #define SHARED_CACHE_KEEP 512
@@ -375,3 +376,9 @@ evpl__iovec_reserve_tail(struct evpl *evpl, unsigned int min, struct evpl_iovec 
     evpl_iovec_take_ref(iov, &cur->ref);
     return 0;
 }
+
+uint64_t
+evpl__iovec_buffer_size(void)
+{
+    return evpl__buffer_size;
+} /* evpl__iovec_buffer_size */

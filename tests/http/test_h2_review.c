@@ -7,9 +7,12 @@
  *    from: now the stream is reset (RST_STREAM NO_ERROR) and the request
  *    completes once;
  *  - HPACK amplification: one 16 KiB HEADERS frame naming a 3 KB field
- *    ~13,000 times by index stored 40 MB of fields; now the field budget
- *    (http_max_header_size) stops the stream before dispatch: 400, as
- *    HTTP/1 answers a head over the limit (it used to be reset);
+ *    ~13,000 times by index stored 40 MB of fields; the field budget
+ *    (http_max_header_size) stopped the stream before dispatch with 400,
+ *    but nghttp2 still checked every field (helper-85: 160 KB sent held
+ *    the loop 0.2 s, 7.7 MB 5 s); a block that decodes to over 4 times
+ *    the budget and 64 times its frame now ends the connection (GOAWAY),
+ *    and others are served;
  *  - an HTTP/1 client reading a close-delimited body of 24 MiB lost what
  *    was still buffered past the 16 MiB buffering limit at the close.
  */
@@ -136,6 +139,24 @@ raw_headers_first_byte(const struct t_raw *raw, uint32_t id)
     return -1;
 }
 
+/* Has a frame of this type arrived? */
+static int
+raw_frame_seen(struct t_raw *raw, int type)
+{
+    const unsigned char *q = (const unsigned char *) raw->in.p;
+    size_t off = 0;
+
+    while (off + 9 <= raw->in.len) {
+        size_t len = ((size_t) q[off] << 16) | ((size_t) q[off + 1] << 8) | q[off + 2];
+
+        if (q[off + 3] == type) {
+            return 1;
+        }
+        off += 9 + len;
+    }
+    return 0;
+}
+
 static void
 hpack_amplification(void)
 {
@@ -180,12 +201,11 @@ hpack_amplification(void)
     f[4] = 0x05; /* END_STREAM | END_HEADERS */
     f[8] = 1;
     t_raw_send(&raw, f, 9 + n);
-    /* answered 400, as an HTTP/1 head over the limit (statement 12):
-     * :status 400 is static table entry 12, one byte 0x8c */
-    T_HPUMP(evpl, raw_headers_first_byte(&raw, 1) >= 0, 5000);
-    T_EQ(raw_headers_first_byte(&raw, 1), 0x8c);
+    /* the connection ends with a GOAWAY; no response, no dispatch */
+    T_HPUMP(evpl, raw_frame_seen(&raw, 0x07), 5000);
+    T_EQ(raw_headers_first_byte(&raw, 1), -1);
     T_EQ(s_dispatched, 0);
-    fprintf(stderr, "  ok: 400, not dispatched\n");
+    fprintf(stderr, "  ok: GOAWAY, not dispatched\n");
     /* the server still serves */
     t_raw_open(&ok, ep);
     t_raw_sends(&ok, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");

@@ -8,6 +8,10 @@
  *    RECEIVE_COMPLETE);
  *  - statement 8: chunked POST with a trailer section, then the next
  *    request on the connection;
+ *  - 300 one-byte chunks taken with one get_datav into an array of
+ *    EVPL_HTTP_DATAV_MAX: it fills no more than that (each chunk was a
+ *    piece, and the call wrote 300 iovecs past the array: helper-85 crashed
+ *    examples/http_hello.c this way), and the bytes are all there in order;
  *  - rule 4: a response prepared at dispatch is not written before the body
  *    has been received;
  *  - a 1 MiB chunked response produced from WANT_DATA over a keep-alive
@@ -56,6 +60,31 @@ hook(struct t_app *a, struct t_sreq *r, int type)
     struct evpl *evpl = a->evpl;
     struct evpl_http_request *req = r->req;
 
+    if (strcmp(r->url, "/tiny") == 0) {
+        if (type == EVPL_HTTP_NOTIFY_RECEIVE_COMPLETE) {
+            struct evpl_iovec iov[EVPL_HTTP_DATAV_MAX + 1];
+            uint64_t avail = evpl_http_request_get_data_avail(req), got = 0;
+            int n;
+
+            memset(&iov[EVPL_HTTP_DATAV_MAX], 0x5a, sizeof(iov[0]));
+            n = evpl_http_request_get_datav(evpl, req, iov, (int) avail);
+            T_GE(n, 1);
+            T_LE(n, EVPL_HTTP_DATAV_MAX);
+            for (size_t i = 0; i < sizeof(iov[0]); i++) {
+                T_EQ(((unsigned char *) &iov[EVPL_HTTP_DATAV_MAX])[i], 0x5a);
+            }
+            for (int i = 0; i < n; i++) {
+                t_buf_add(&r->body, iov[i].data, iov[i].length);
+                got += iov[i].length;
+            }
+            evpl_iovecs_release(evpl, iov, n);
+            T_EQ_U(got, avail);
+            T_EQ_U(evpl_http_request_get_data_avail(req), 0);
+            fprintf(stderr, "  ok: %" PRIu64 " bytes in %d iovecs\n", got, n);
+            t_respond_simple(r, 200, "tiny");
+        }
+        return;
+    }
     if (strcmp(r->url, "/big") != 0 &&
         (type == EVPL_HTTP_NOTIFY_RECEIVE_DATA || type == EVPL_HTTP_NOTIFY_RECEIVE_COMPLETE)) {
         t_take_all(evpl, req, &r->body);
@@ -188,6 +217,27 @@ main(void)
                     "3\r\nabc\r\n0\r\nX-Sum: 42\r\n\r\n");
     expect_body(&c, "3:abc");
     T_STR_EQ(t_buf_str(&last_req()->trailers), "X-Sum: 42\n");
+
+    fprintf(stderr, "-- 300 one-byte chunks, one get_datav\n");
+    {
+        static char req[64 + 300 * 6 + 16];
+        size_t len = (size_t) snprintf(
+            req, sizeof(req),
+            "POST /tiny HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+
+        for (int i = 0; i < 300; i++) {
+            len += (size_t) snprintf(req + len, sizeof(req) - len, "1\r\n%c\r\n", 'a' + i % 26);
+        }
+        len += (size_t) snprintf(req + len, sizeof(req) - len, "0\r\n\r\n");
+        t_raw_send(&c, req, len);
+        expect_body(&c, "tiny");
+        r = last_req();
+        T_EQ_U(r->body.len, 300);
+        for (int i = 0; i < 300; i++) {
+            T_EQ(r->body.p[i], 'a' + i % 26);
+        }
+        T_HPUMP(app.evpl, r->req == NULL, 5000);
+    }
 
     fprintf(stderr, "-- rule 4: nothing written before the request is fully received\n");
     t_raw_sends(&c, "POST /early HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01234");
