@@ -242,8 +242,8 @@ static void queue_unlink(struct evpl_block_queue *q);
 static void fail_later_cb(struct evpl *evpl, struct evpl_event *event);
 
 /* A request refused for its arguments (no request was made for it). */
-struct failed {
-    struct failed *next;
+struct evpl_block_refused {
+    struct evpl_block_refused *next;
     evpl_block_callback_t callback;
     void *private_data;
     int status;
@@ -253,7 +253,7 @@ struct failed {
 static void
 refused_end(struct evpl *evpl, struct evpl_block_queue *q)
 {
-    struct failed *f = q->refused_head;
+    struct evpl_block_refused *f = q->refused_head;
     evpl_block_callback_t callback = f->callback;
     void *private_data = f->private_data;
     int status = f->status;
@@ -266,13 +266,6 @@ refused_end(struct evpl *evpl, struct evpl_block_queue *q)
     free(f);
     callback(evpl, status, private_data);
 } /* refused_end */
-
-/* This pass's number, never 0. */
-static inline uint64_t
-pass_id(struct evpl *evpl)
-{
-    return atomic_load_explicit(&evpl->counters.passes, memory_order_relaxed) + 1;
-} /* pass_id */
 
 /* Complete the refused requests there were on entry (both kinds), oldest
  * first; a callback may close the queue (it is then freed here, after the
@@ -287,7 +280,7 @@ fail_run(struct evpl *evpl, void *arg)
     struct evpl_block_req *r;
 
     q->failing++;
-    q->fail_pass = pass_id(evpl);
+    q->fail_pass = evpl__pass_id(evpl);
     while (m-- && !q->dead && q->refused_head) {
         refused_end(evpl, q);
     }
@@ -319,7 +312,7 @@ fail_soon(struct evpl *evpl, struct evpl_block_queue *q)
     if (q->failing || (q->fail_later.flags & EVPL_EV_KICK)) {
         return; /* fail_run, now or on the next pass, sees to it */
     }
-    if (q->fail_pass == pass_id(evpl)) {
+    if (q->fail_pass == evpl__pass_id(evpl)) {
         evpl__event_set(evpl, &q->fail_later, EVPL_EV_KICK);
     } else {
         evpl_defer(evpl, &q->fail_deferral);
@@ -595,20 +588,20 @@ prepare_data(struct evpl_block_req *r, int is_write)
 
 /* Arguments wrong in a way the kernel would not report clearly (or a
  * request with nothing to do on a backend that must not call back at
- * once): end the request through its callback with status, on the next
- * pass (never re-entrantly), or when the queue is closed, whichever comes
- * first. */
+ * once): end the request through its callback with status, from fail_run
+ * (never re-entrantly: later in this pass, or the next one), or when the
+ * queue is closed, whichever comes first. */
 static void
 end_later(struct evpl *evpl, struct evpl_block_queue *q, evpl_block_callback_t callback,
           void *private_data, int status)
 {
-    struct failed *f = evpl__zalloc(sizeof(*f));
+    struct evpl_block_refused *f = evpl__zalloc(sizeof(*f));
 
     f->callback = callback;
     f->private_data = private_data;
     f->status = status;
     if (q->refused_tail) {
-        ((struct failed *) q->refused_tail)->next = f;
+        q->refused_tail->next = f;
     } else {
         q->refused_head = f;
     }

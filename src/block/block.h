@@ -116,6 +116,8 @@ struct evpl_block_device {
     struct evpl_block_device *next; /* open devices */
 };
 
+struct evpl_block_refused;
+
 struct evpl_block_queue {
     struct evpl_block_device *dev;
     struct evpl *evpl;
@@ -132,9 +134,8 @@ struct evpl_block_queue {
     struct evpl_event fail_later;
     int failing; /* fail_run is on the stack */
     int dead;    /* closed meanwhile: fail_run frees the queue */
-    /* struct failed: refused for their arguments, failed on a later pass
-     * (by fail_run too) */
-    void *refused_head, *refused_tail;
+    /* refused for their arguments, failed later (by fail_run too) */
+    struct evpl_block_refused *refused_head, *refused_tail;
     uint64_t refused_n;
     uint64_t fail_pass; /* the pass fail_run last ran in (see fail_soon) */
     int closing;        /* evpl_block_close_queue is on the stack */

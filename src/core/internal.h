@@ -479,6 +479,14 @@ evpl_counter_add(_Atomic uint64_t *c, uint64_t v)
                           memory_order_relaxed);
 } /* evpl_counter_add */
 
+/* The number of the pass under way (or the next one, between passes),
+ * never 0: work bounded per pass compares it (owner thread). */
+static inline uint64_t
+evpl__pass_id(struct evpl *evpl)
+{
+    return atomic_load_explicit(&evpl->counters.passes, memory_order_relaxed) + 1;
+} /* evpl__pass_id */
+
 /* Networking hooks the loop calls (net/bind.c). */
 void evpl__binds_finalize(struct evpl *evpl);
 void evpl__binds_close_all(struct evpl *evpl);

@@ -3493,7 +3493,7 @@ evpl_http_request_get_datav(struct evpl *evpl, struct evpl_http_request *request
 {
     struct iovq *q = &request->in_body;
     int n = 0, pieces = 0, keep, copies, most;
-    uint64_t sum = 0, rest, bs = evpl__iovec_buffer_size();
+    uint64_t sum = 0, rest, at = 0, bs = evpl__iovec_buffer_size();
 
     if (!iov || length < 0 || (uint64_t) length > q->bytes) {
         errno = EINVAL;
@@ -3525,25 +3525,23 @@ evpl_http_request_get_datav(struct evpl *evpl, struct evpl_http_request *request
             return -1;
         }
         n = iovq_take(q, iov, keep, sum, NULL);
-        for (uint64_t off = 0; rest;) {
-            /* into the copy buffer off falls in (they are filled in order) */
-            struct evpl_iovec tmp[16], *to = iov + keep;
-            uint64_t at = off, room, taken;
-            int got;
+        for (struct evpl_iovec *to = iov + keep; rest;) {
+            /* the copy buffers are filled in order */
+            struct evpl_iovec tmp[16];
+            uint64_t taken;
+            int got =
+                iovq_take(q, tmp, 16, rest < to->length - at ? rest : to->length - at, &taken);
 
-            while (at >= to->length) {
-                at -= to->length;
-                to++;
-            }
-            room = to->length - at;
-            got = iovq_take(q, tmp, 16, rest < room ? rest : room, &taken);
             for (int j = 0; j < got; j++) {
                 memcpy((char *) to->data + at, tmp[j].data, tmp[j].length);
                 at += tmp[j].length;
                 evpl_iovec_release(evpl, &tmp[j]);
             }
-            off += taken;
             rest -= taken;
+            if (at == to->length) {
+                to++;
+                at = 0;
+            }
         }
         n += copies;
     }

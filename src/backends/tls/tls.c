@@ -822,7 +822,7 @@ handshake_turn(struct evpl *evpl)
     static __thread const struct evpl *loop;
     static __thread uint64_t pass;
     static __thread unsigned int steps;
-    uint64_t now = atomic_load_explicit(&evpl->counters.passes, memory_order_relaxed);
+    uint64_t now = evpl__pass_id(evpl);
 
     if (loop != evpl || pass != now) {
         loop = evpl;
