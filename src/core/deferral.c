@@ -2,8 +2,27 @@
 /*
  * Deferrals: an array of armed tokens.  deferral->armed holds the slot
  * index + 1, so removal is O(1) and "armed" stays a plain non-zero test.
+ * A deferral armed for the next pass (evpl__defer_next) sits in a second
+ * array, its slot marked with DEFER_NEXT.
  */
 #include "core/internal.h"
+#include "core/next_pass.h"
+
+#define DEFER_NEXT (UINT64_C(1) << 63)
+
+static void
+unlink_slot(struct evpl_deferral **arr, uint32_t *len, struct evpl_deferral *deferral,
+            uint64_t mark)
+{
+    uint64_t slot = (deferral->armed & ~DEFER_NEXT) - 1;
+    struct evpl_deferral *last;
+
+    EVPL_ASSERT(slot < *len && arr[slot] == deferral);
+    last = arr[--*len];
+    arr[slot] = last;
+    last->armed = mark | (slot + 1);
+    deferral->armed = 0;
+} /* unlink_slot */
 
 EVPL_API void
 evpl_deferral_init(struct evpl_deferral *deferral, deferral_callback_t callback, void *private_data)
@@ -17,7 +36,10 @@ EVPL_API void
 evpl_defer(struct evpl *evpl, struct evpl_deferral *deferral)
 {
     EVPL_OWNER_ONLY(evpl);
-    if (deferral->armed) {
+    if (deferral->armed & DEFER_NEXT) {
+        /* asked for this pass after all */
+        unlink_slot(evpl->deferrals_next, &evpl->deferrals_next_len, deferral, DEFER_NEXT);
+    } else if (deferral->armed) {
         return;
     }
     evpl_array_reserve(evpl->deferrals, evpl->deferrals_cap, evpl->deferrals_len);
@@ -29,19 +51,42 @@ EVPL_API void
 evpl_remove_deferral(struct evpl *evpl, struct evpl_deferral *deferral)
 {
     EVPL_OWNER_ONLY(evpl);
-    uint64_t slot;
-    struct evpl_deferral *last;
-
-    if (!deferral->armed) {
-        return;
+    if (deferral->armed & DEFER_NEXT) {
+        unlink_slot(evpl->deferrals_next, &evpl->deferrals_next_len, deferral, DEFER_NEXT);
+    } else if (deferral->armed) {
+        unlink_slot(evpl->deferrals, &evpl->deferrals_len, deferral, 0);
     }
-    slot = deferral->armed - 1;
-    EVPL_ASSERT(slot < evpl->deferrals_len && evpl->deferrals[slot] == deferral);
-    last = evpl->deferrals[--evpl->deferrals_len];
-    evpl->deferrals[slot] = last;
-    last->armed = slot + 1;
-    deferral->armed = 0;
 } /* evpl_remove_deferral */
+
+EVPL_API void
+evpl__defer_next(struct evpl *evpl, struct evpl_deferral *deferral)
+{
+    EVPL_OWNER_ONLY(evpl);
+    if (deferral->armed) {
+        return; /* (armed for this pass: it runs sooner, which is allowed) */
+    }
+    evpl_array_reserve(evpl->deferrals_next, evpl->deferrals_next_cap, evpl->deferrals_next_len);
+    evpl->deferrals_next[evpl->deferrals_next_len] = deferral;
+    deferral->armed = DEFER_NEXT | ++evpl->deferrals_next_len;
+} /* evpl__defer_next */
+
+EVPL_API uint64_t
+evpl__pass(struct evpl *evpl)
+{
+    return evpl__pass_id(evpl);
+} /* evpl__pass */
+
+void
+evpl__deferrals_promote(struct evpl *evpl)
+{
+    /* what the last pass put off is armed for this one */
+    while (evpl->deferrals_next_len) {
+        struct evpl_deferral *d = evpl->deferrals_next[--evpl->deferrals_next_len];
+
+        d->armed = 0;
+        evpl_defer(evpl, d);
+    }
+} /* evpl__deferrals_promote */
 
 void
 evpl__deferrals_run(struct evpl *evpl)

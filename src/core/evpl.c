@@ -237,6 +237,7 @@ evpl_destroy(struct evpl *evpl)
     evpl->mech->destroy(evpl);
     free(evpl->active);
     free(evpl->deferrals);
+    free(evpl->deferrals_next);
     free(evpl->doorbells);
     free(evpl);
 } /* evpl_destroy */
@@ -294,7 +295,7 @@ wait_timeout_ns(struct evpl *evpl, uint64_t now)
     uint64_t next = evpl__timers_next(&evpl->timers);
 
     if (evpl->poll_mode || evpl_shared->virtual_clock || evpl->mech_full || evpl->deferrals_len ||
-        evpl->closing || (evpl->activity && evpl->config.poll_mode) ||
+        evpl->deferrals_next_len || evpl->closing || (evpl->activity && evpl->config.poll_mode) ||
         atomic_load(&evpl->doorbells_pending) || (evpl->active_len && evpl__events_compact(evpl))) {
         return 0;
     }
@@ -380,6 +381,10 @@ evpl_continue(struct evpl *evpl)
 
     if (atomic_load_explicit(&evpl->doorbells_pending, memory_order_relaxed)) {
         evpl__doorbells_collect(evpl);
+    }
+
+    if (evpl->deferrals_next_len) {
+        evpl__deferrals_promote(evpl);
     }
 
     if (evpl->active_len) {

@@ -337,6 +337,7 @@ evpl__timers_next(const struct evpl_timers *timers)
 /* ---- deferrals (deferral.c) ---- */
 
 void evpl__deferrals_run(struct evpl *evpl);
+void evpl__deferrals_promote(struct evpl *evpl);
 
 /* ---- doorbells (doorbell.c) ---- */
 
@@ -391,6 +392,8 @@ struct evpl {
 
     struct evpl_deferral **deferrals;
     uint32_t deferrals_len, deferrals_cap;
+    struct evpl_deferral **deferrals_next; /* armed for the next pass */
+    uint32_t deferrals_next_len, deferrals_next_cap;
 
     struct evpl_timers timers;
 

@@ -27,7 +27,9 @@
 
 #include <evpl/evpl_http.h>
 
+#include "core/next_pass.h"
 #include "mem/size.h"
+#include "net/hold.h"
 
 #ifdef HAVE_NGHTTP2
 #include <nghttp2/nghttp2.h>
@@ -41,6 +43,21 @@
 #define HTTP_NAME_MAX   255
 #define HTTP_VALUE_MAX  16383
 #define HTTP_RESERVE    256 /* of the header budget, for library-made lines */
+/* Read work one connection may do in a loop pass (a request head, a chunk
+ * or trailer line, an HTTP/2 frame: 1 each); the rest waits for the next
+ * pass, so a peer that pipelines thousands of requests or sends one-byte
+ * chunks or frames cannot hold the loop from the others. */
+#define HTTP_PASS_WORK 256
+/* Unparsed input a server connection's transport reads ahead, at most
+ * (and at least 4 heads), in place of stream_recv_limit (64 MiB by
+ * default) when that is more: bodies are taken by reference as they come
+ * and HTTP/2 frames fed as they come, so this is reached only when
+ * parsing stops (a client that pipelines and does not read its answers,
+ * a body the application does not take) or the client sends faster than
+ * a pass's share of work; TCP then pushes back.  As much as a request
+ * body may hold unread (HTTP_BODY_BYTES).  Clients keep the global limit:
+ * they chose their server. */
+#define HTTP_RECV_LIMIT (16u << 20)
 
 #define http_error(...) evpl_log_message("error", "http", __FILE__, __LINE__, __VA_ARGS__)
 #define http_debug(...) evpl_log_message("debug", "http", __FILE__, __LINE__, __VA_ARGS__)
@@ -452,10 +469,16 @@ struct evpl_http_conn {
     unsigned int rx_last : 1;   /* client: the server closes after this response */
     unsigned int settled : 1;   /* HTTP/1 or HTTP/2 decided */
     unsigned int h2_failed : 1; /* HTTP/2 protocol error: GOAWAY, close */
+    unsigned int h2_calm : 1;   /* ... for a flood: ENHANCE_YOUR_CALM */
 #ifdef HAVE_NGHTTP2
     nghttp2_session *h2;
     uint64_t h2_buffered;  /* server: request body bytes received, not yet taken */
     uint64_t h2_conn_held; /* received bytes not credited to the connection */
+    /* frames that cost us work and do nothing, against frames that do
+     * (HEADERS either way, DATA sent): h2_begin_frame_cb */
+    uint32_t h2_empty; /* DATA frames with no payload, in a row */
+    uint64_t h2_priority, h2_window_updates, h2_substance;
+    uint64_t h2_skip; /* input bytes to the next frame header (h2_slice) */
 #else
     void *h2;
 #endif
@@ -463,6 +486,9 @@ struct evpl_http_conn {
     int depth; /* nesting of our own processing (callbacks may close) */
     uint64_t unsent;
     struct evpl_deferral service;
+    struct evpl_deferral resume; /* reading again in the next pass */
+    uint64_t work_pass;          /* the pass work was counted in */
+    unsigned int work;           /* read work done in it (HTTP_PASS_WORK) */
     char host[EVPL_ADDRESS_STRLEN + 16];
 };
 
@@ -483,6 +509,7 @@ struct evpl_http_agent {
 };
 
 static void conn_service(struct evpl *evpl, void *arg);
+static void conn_resume(struct evpl *evpl, void *arg);
 static void h2_read(struct evpl_http_conn *c);
 static void h2_flush(struct evpl_http_conn *c);
 static int h2_detect(struct evpl_http_conn *c);
@@ -967,6 +994,38 @@ conn_kick(struct evpl_http_conn *c)
     }
 } /* conn_kick */
 
+/* Count cost against the connection's read work for this pass.  0 when
+ * the pass's share was spent before: the caller stops reading, and it
+ * goes on from the next pass.  (Never when draining what a closed
+ * transport left: that is read now or never.) */
+static int
+conn_work(struct evpl_http_conn *c, unsigned int cost)
+{
+    uint64_t pass = evpl__pass(c->agent->evpl);
+
+    if (c->work_pass != pass) {
+        c->work_pass = pass;
+        c->work = 0;
+    }
+    if (c->work >= HTTP_PASS_WORK && !c->draining) {
+        if (c->bind) {
+            evpl__defer_next(c->agent->evpl, &c->resume);
+        }
+        return 0;
+    }
+    c->work += cost;
+    return 1;
+} /* conn_work */
+
+static void
+conn_recv_limit(struct evpl_http_conn *c)
+{
+    uint64_t heads = 4 * (uint64_t) c->agent->max_hdr;
+
+    evpl__bind_set_recv_limit(c->agent->evpl, c->bind,
+                              heads > HTTP_RECV_LIMIT ? heads : HTTP_RECV_LIMIT);
+} /* conn_recv_limit */
+
 static void
 conn_send(struct evpl_http_conn *c, const void *data, size_t len)
 {
@@ -1025,6 +1084,7 @@ conn_link(struct evpl_http_agent *a, struct evpl_http_conn *c)
     }
     a->conns = c;
     evpl_deferral_init(&c->service, conn_service, c);
+    evpl_deferral_init(&c->resume, conn_resume, c);
 } /* conn_link */
 
 static void
@@ -1045,6 +1105,7 @@ conn_release(struct evpl_http_conn *c)
         req_free(r);
     }
     evpl_remove_deferral(a->evpl, &c->service);
+    evpl_remove_deferral(a->evpl, &c->resume);
 #ifdef HAVE_NGHTTP2
     if (c->h2) {
         nghttp2_session_del(c->h2);
@@ -1380,6 +1441,9 @@ body_read(struct evpl_http_conn *c, struct evpl_http_request *r, int *got_data)
             }
             case RX_CHUNK_SIZE:
             case RX_TRAILER: {
+                if (!conn_work(c, 1)) {
+                    return 0;
+                }
                 int got = evpl_peek(a->evpl, c->bind, a->scratch, HTTP_LINE_MAX + 2);
 
                 if (got <= 0) {
@@ -1698,6 +1762,9 @@ server_read(struct evpl_http_conn *c)
                 }
                 return;
             }
+            if (!conn_work(c, 1)) {
+                return;
+            }
             int len = head_find(c, a->max_hdr);
 
             if (len == 0) {
@@ -1963,6 +2030,7 @@ server_accept(struct evpl *evpl, struct evpl_bind *bind, evpl_notify_callback_t 
     c->private_data = s->private_data;
     c->bind = bind;
     c->rx = RX_HEAD;
+    conn_recv_limit(c);
     evpl_bind_request_send_notifications(evpl, bind);
 } /* server_accept */
 
@@ -2103,6 +2171,9 @@ client_read(struct evpl_http_conn *c)
 
     while (c->bind && !c->closing && c->rx != RX_STOP) {
         if (c->rx == RX_HEAD) {
+            if (!conn_work(c, 1)) {
+                return;
+            }
             int len = head_find(c, a->max_hdr);
 
             if (len == 0) {
@@ -2280,11 +2351,20 @@ conn_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *notif
 /* Body bytes all the streams of a connection may hold unread before the
  * connection's window stops being credited: without it, 100 streams of
  * 16 MiB each (body_room) could hold 1.6 GB on one connection.  With its
- * window that is at most 80 MiB, what an HTTP/1 connection can hold too
- * (its 16 MiB plus the bind's 64 MiB receive limit), and room for
- * applications that read several bodies only once they are complete. */
+ * window that is at most 80 MiB (an HTTP/1 connection: 16 MiB plus the
+ * 16 MiB read ahead), room for applications that read several bodies
+ * only once they are complete. */
 #define H2_CONN_BUFFER    (64u << 20)
 #define H2_MAX_CONCURRENT 100
+/* Flood limits (nghttp2 1.52 has none for these): more than H2_EMPTY_RUN
+ * DATA frames in a row with no payload and no END_STREAM, or more
+ * PRIORITY or WINDOW_UPDATE frames than H2_PER_SUBSTANCE times one more
+ * than the HEADERS frames (either way) and DATA frames sent, end the
+ * connection with GOAWAY ENHANCE_YOUR_CALM.  A peer that reads a download credits
+ * at most 2 windows per DATA frame; one that sets priorities, a few per
+ * stream. */
+#define H2_EMPTY_RUN     16
+#define H2_PER_SUBSTANCE 100
 
 static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -2857,6 +2937,25 @@ h2_invalid_frame_cb(nghttp2_session *session, const nghttp2_frame *frame, int li
     return 0;
 } /* h2_invalid_frame_cb */
 
+/* A flood of frames that do nothing: GOAWAY ENHANCE_YOUR_CALM. */
+static int
+h2_flood(struct evpl_http_conn *c, const char *what)
+{
+    http_debug("HTTP/2 peer floods %s: closing", what);
+    c->h2_calm = 1;
+    return NGHTTP2_ERR_CALLBACK_FAILURE;
+} /* h2_flood */
+
+static void
+h2_empty_data(struct evpl_http_conn *c, size_t payload, uint8_t flags)
+{
+    if (payload || (flags & NGHTTP2_FLAG_END_STREAM)) {
+        c->h2_empty = 0;
+    } else {
+        c->h2_empty++;
+    }
+} /* h2_empty_data */
+
 static int
 h2_frame_recv_cb(nghttp2_session *session, const nghttp2_frame *frame, void *user)
 {
@@ -2864,6 +2963,12 @@ h2_frame_recv_cb(nghttp2_session *session, const nghttp2_frame *frame, void *use
     struct evpl_http_request *r = h2_req(session, frame->hd.stream_id);
     int end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
 
+    if (frame->hd.type == NGHTTP2_DATA && (frame->hd.flags & NGHTTP2_FLAG_PADDED)) {
+        h2_empty_data(c, frame->hd.length - frame->data.padlen, frame->hd.flags);
+        if (c->h2_empty > H2_EMPTY_RUN) {
+            return h2_flood(c, "empty DATA frames");
+        }
+    }
     if (!r) {
         return 0;
     }
@@ -2923,6 +3028,9 @@ h2_frame_send_cb(nghttp2_session *session, const nghttp2_frame *frame, void *use
     struct evpl_http_conn *c = user;
     struct evpl_http_request *r = h2_req(session, frame->hd.stream_id);
 
+    if (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) {
+        c->h2_substance++;
+    }
     if (r && c->is_client && frame->hd.type == NGHTTP2_RST_STREAM &&
         frame->rst_stream.error_code == NGHTTP2_PROTOCOL_ERROR) {
         /* nghttp2 resets a stream whose response broke the rules (a body
@@ -2970,6 +3078,40 @@ h2_stream_close_cb(nghttp2_session *session, int32_t stream_id, uint32_t error_c
 } /* h2_stream_close_cb */
 
 static int
+h2_begin_frame_cb(nghttp2_session *session, const nghttp2_frame_hd *hd, void *user)
+{
+    struct evpl_http_conn *c = user;
+    uint64_t allowed = H2_PER_SUBSTANCE * (c->h2_substance + 1);
+
+    (void) session;
+    conn_work(c, 1); /* (h2_slice feeds no more frames than are left) */
+    switch (hd->type) {
+        case NGHTTP2_DATA:
+            /* (a padded frame's payload is known when it is all in) */
+            if (!(hd->flags & NGHTTP2_FLAG_PADDED)) {
+                h2_empty_data(c, hd->length, hd->flags);
+            }
+            break;
+        case NGHTTP2_HEADERS:
+            c->h2_substance++;
+            break;
+        case NGHTTP2_PRIORITY:
+            if (++c->h2_priority > allowed) {
+                return h2_flood(c, "PRIORITY frames");
+            }
+            break;
+        case NGHTTP2_WINDOW_UPDATE:
+            if (++c->h2_window_updates > allowed) {
+                return h2_flood(c, "WINDOW_UPDATE frames");
+            }
+            break;
+        default:
+            break;
+    } /* switch */
+    return c->h2_empty > H2_EMPTY_RUN ? h2_flood(c, "empty DATA frames") : 0;
+} /* h2_begin_frame_cb */
+
+static int
 h2_start(struct evpl_http_conn *c)
 {
     nghttp2_session_callbacks *cb;
@@ -2988,6 +3130,7 @@ h2_start(struct evpl_http_conn *c)
     nghttp2_session_callbacks_set_on_frame_send_callback(cb, h2_frame_send_cb);
     nghttp2_session_callbacks_set_on_stream_close_callback(cb, h2_stream_close_cb);
     nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cb, h2_invalid_frame_cb);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(cb, h2_begin_frame_cb);
     if (nghttp2_option_new(&opt)) {
         nghttp2_session_callbacks_del(cb);
         return -1;
@@ -3005,6 +3148,8 @@ h2_start(struct evpl_http_conn *c)
         c->h2 = NULL;
         return -1;
     }
+    /* a server's input begins with the client's magic, not a frame */
+    c->h2_skip = c->is_client ? 0 : NGHTTP2_CLIENT_MAGIC_LEN;
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, H2_MAX_CONCURRENT},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_STREAM_WINDOW},
@@ -3018,36 +3163,86 @@ h2_start(struct evpl_http_conn *c)
     return 0;
 } /* h2_start */
 
-/* Feed what the bind holds to the session. */
+static unsigned int
+iov_byte(const struct evpl_iovec *v, int n, size_t pos)
+{
+    for (int i = 0; i < n; pos -= evpl_iovec_length(&v[i]), i++) {
+        if (pos < evpl_iovec_length(&v[i])) {
+            return ((const unsigned char *) evpl_iovec_data(&v[i]))[pos];
+        }
+    }
+    return 0;
+} /* iov_byte */
+
+/*
+ * How many of the bytes in v[0..n) to feed the session: what is left of
+ * the frame under way (*skip bytes), then whole frames or the start of
+ * one, no more than `frames` frame headers, and never part of a header
+ * (it waits for the rest: v is the bind's first pieces, all of them or
+ * at least 16 bytes, so a header that is in is found from the front).
+ * *skip becomes what is left of the last frame fed.  So a pass begins at
+ * most HTTP_PASS_WORK frames however small.
+ */
+static size_t
+h2_slice(const struct evpl_iovec *v, int n, uint64_t *skip, unsigned int frames)
+{
+    size_t total = 0, pos = 0;
+
+    for (int i = 0; i < n; i++) {
+        total += evpl_iovec_length(&v[i]);
+    }
+    for (;;) {
+        uint64_t step = *skip < total - pos ? *skip : total - pos;
+
+        pos += step;
+        *skip -= step;
+        if (*skip || !frames || total - pos < 9) {
+            return pos;
+        }
+        frames--;
+        *skip = 9 + ((uint64_t) iov_byte(v, n, pos) << 16 |
+                     (uint64_t) iov_byte(v, n, pos + 1) << 8 | iov_byte(v, n, pos + 2));
+    }
+} /* h2_slice */
+
+/* Feed what the bind holds to the session while the pass's read work
+ * lasts (each frame begun counts 1, h2_begin_frame_cb). */
 static void
 h2_read(struct evpl_http_conn *c)
 {
     struct evpl *evpl = c->agent->evpl;
     struct evpl_iovec v[16];
 
-    while (conn_live(c)) {
+    while (conn_live(c) && conn_work(c, 0)) {
         int n = evpl_peekv(evpl, c->bind, v, 16, 1 << 30);
+        uint64_t skip = c->h2_skip;
+        size_t slice = n > 0 ? h2_slice(v, n, &skip, HTTP_PASS_WORK - c->work) : 0;
         size_t total = 0;
 
-        if (n <= 0) {
+        if (slice == 0) {
             break;
         }
-        for (int i = 0; i < n && conn_live(c); i++) {
-            ssize_t rv =
-                nghttp2_session_mem_recv(c->h2, evpl_iovec_data(&v[i]), evpl_iovec_length(&v[i]));
+        for (int i = 0; total < slice && conn_live(c); i++) {
+            size_t len = evpl_iovec_length(&v[i]);
+            ssize_t rv;
 
+            if (len > slice - total) {
+                len = slice - total;
+            }
+            rv = nghttp2_session_mem_recv(c->h2, evpl_iovec_data(&v[i]), len);
             if (rv < 0) {
                 http_debug("HTTP/2 connection error: %s", nghttp2_strerror((int) rv));
                 conn_kick(c); /* GOAWAY, then close */
                 c->h2_failed = 1;
-                evpl_consume(evpl, c->bind, (int) (total + evpl_iovec_length(&v[i])));
+                evpl_consume(evpl, c->bind, (int) (total + len));
                 return;
             }
-            total += evpl_iovec_length(&v[i]);
+            total += len;
         }
         if (!c->bind) {
             return;
         }
+        c->h2_skip = skip;
         evpl_consume(evpl, c->bind, (int) total);
     }
     conn_kick(c);
@@ -3073,7 +3268,8 @@ h2_flush(struct evpl_http_conn *c)
         return;
     }
     if (c->h2_failed) {
-        nghttp2_session_terminate_session(c->h2, NGHTTP2_PROTOCOL_ERROR);
+        nghttp2_session_terminate_session(c->h2, c->h2_calm ? NGHTTP2_ENHANCE_YOUR_CALM
+                                                            : NGHTTP2_PROTOCOL_ERROR);
     }
     int rv = nghttp2_session_send(c->h2);
 
@@ -3221,6 +3417,24 @@ conn_service(struct evpl *evpl, void *arg)
     }
     conn_leave(c);
 } /* conn_service */
+
+/* The next pass after a connection's read work ran out (conn_work). */
+static void
+conn_resume(struct evpl *evpl, void *arg)
+{
+    struct evpl_http_conn *c = arg;
+
+    (void) evpl;
+    conn_enter(c);
+    if (c->bind && !c->rx_paused) {
+        if (c->is_client) {
+            client_read(c);
+        } else {
+            server_read(c);
+        }
+    }
+    conn_leave(c);
+} /* conn_resume */
 
 /* ------------------------------------------------------------------ */
 /* public: agent                                                        */

@@ -20,10 +20,12 @@
 #define RECV_LIMIT_DEFAULT (64ull * 1024 * 1024)
 
 uint64_t
-evpl__bind_recv_limit(void)
+evpl__bind_recv_limit(const struct evpl_bind *bind)
 {
-    return evpl_shared->config->stream_recv_limit ? evpl_shared->config->stream_recv_limit
-                                                  : RECV_LIMIT_DEFAULT;
+    uint64_t limit = evpl_shared->config->stream_recv_limit ? evpl_shared->config->stream_recv_limit
+                                                            : RECV_LIMIT_DEFAULT;
+
+    return bind && bind->recv_limit && bind->recv_limit < limit ? bind->recv_limit : limit;
 } /* evpl__bind_recv_limit */
 
 static void
@@ -569,13 +571,21 @@ static void
 maybe_resume(struct evpl *evpl, struct evpl_bind *bind)
 {
     if ((bind->flags & EVPL_BIND_READ_PAUSED) &&
-        bind->recv_ring.length <= evpl__bind_recv_limit() / 2) {
+        bind->recv_ring.length <= evpl__bind_recv_limit(bind) / 2) {
         bind->flags &= ~EVPL_BIND_READ_PAUSED;
         if ((bind->flags & EVPL_BIND_TRANSPORT_UP) && bind->protocol->read_resume) {
             bind->protocol->read_resume(evpl, bind);
         }
     }
 } /* maybe_resume */
+
+EVPL_API void
+evpl__bind_set_recv_limit(struct evpl *evpl, struct evpl_bind *bind, uint64_t bytes)
+{
+    EVPL_OWNER_ONLY(evpl);
+    bind->recv_limit = bytes;
+    maybe_resume(evpl, bind); /* (raised: a pause may be over) */
+} /* evpl__bind_set_recv_limit */
 
 /* Copy up to len bytes from the front of the ring without consuming. */
 uint64_t
@@ -831,7 +841,7 @@ evpl__bind_received(struct evpl *evpl, struct evpl_bind *bind)
 
         notify(evpl, bind, &n);
     }
-    if (bind->recv_ring.length > evpl__bind_recv_limit()) {
+    if (bind->recv_ring.length > evpl__bind_recv_limit(bind)) {
         if (!bind->segment_callback || (bind->flags & EVPL_BIND_RECV_HELD)) {
             /* back-pressure: stop reading until the application drains
              * (or the module holding the receive side lets go) */

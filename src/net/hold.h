@@ -24,4 +24,15 @@
  */
 EVPL_API void evpl__bind_hold_recv(struct evpl *evpl, struct evpl_bind *bind, int hold);
 
+/*
+ * A stream bind's own receive limit, when it is below stream_recv_limit
+ * (0: that limit again): the transport stops reading once the bind holds
+ * more unconsumed bytes (TCP pushes back on the peer) and resumes below
+ * half of it.  A module that parses what arrives (libevpl_http) keeps what
+ * a peer that sends faster than it is served can make it hold small.  It
+ * must stay above the longest unit the module needs whole to consume
+ * anything (a head), or reading stalls.
+ */
+EVPL_API void evpl__bind_set_recv_limit(struct evpl *evpl, struct evpl_bind *bind, uint64_t bytes);
+
 #endif

@@ -210,6 +210,7 @@ struct evpl_bind {
     uint64_t path_ino;              /* AF_UNIX: the socket file it made (EVPL_BIND_OWNS_PATH) */
     uint32_t lowat;                 /* current receive low-water mark (0/1: none) */
     uint64_t want;                  /* length the segmenter asked for */
+    uint64_t recv_limit;            /* below stream_recv_limit (hold.h); 0: that */
     uint64_t rx_since_send;         /* stream: bytes read since the application last sent */
     uint64_t last_len;              /* length of the last message segmented */
     uint64_t msg_sent;              /* bytes of the front message already written */
@@ -237,7 +238,7 @@ void evpl__bind_received_msg(struct evpl *evpl, struct evpl_bind *bind, struct e
 /* bytes and whole messages left for the transport: SENT, finish-close. */
 void evpl__bind_sent(struct evpl *evpl, struct evpl_bind *bind, uint64_t bytes, uint64_t msgs);
 /* The receive ring's limit for back-pressure. */
-uint64_t evpl__bind_recv_limit(void);
+uint64_t evpl__bind_recv_limit(const struct evpl_bind *bind);
 /* Copy up to len bytes from the front of r without consuming them. */
 uint64_t evpl__ring_copy(struct evpl_iovec_ring *r, void *buffer, uint64_t len);
 /* Move up to maxlength bytes from the front of r into at most maxiov

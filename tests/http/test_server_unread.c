@@ -9,6 +9,10 @@
  * - HTTP/1.1: 20,000 pipelined GETs, each answered with 1000 bytes, from a
  *   socket with a small receive buffer that reads nothing: far fewer are
  *   dispatched than were sent; then it reads, and every answer arrives.
+ * - HTTP/1.1: 4,000,000 pipelined GETs (112 MB) whose answers are never
+ *   read: the server reads at most 16 MiB ahead of what it parses (the
+ *   rest waits in the kernel, and TCP pushes back on the client), so the
+ *   client can write far less than before (64 MiB stream_recv_limit).
  * - HTTP/2 (h2c): 2,000,000 PINGs (34 MB) in one go: memory grows by no
  *   more than what sits in the receive ring, and other clients are still
  *   served.  (This passes without the send-side limit too: sent in one go
@@ -169,6 +173,38 @@ pipelined_unread(struct evpl *evpl, struct evpl_endpoint *ep)
 }
 
 static void
+pipelined_bulk_unread(struct evpl *evpl, struct evpl_endpoint *ep)
+{
+    static const char req[] = "GET /u HTTP/1.1\r\nHost: x\r\n\r\n";
+    enum { N = 4000000 };
+    const size_t reqlen = sizeof(req) - 1;
+    size_t total = N * reqlen, off = 0;
+    char *out = malloc(total);
+    long rss0, rss1;
+    int fd;
+
+    fprintf(stderr, "-- HTTP/1.1: %d pipelined requests, never read\n", N);
+    T_OK(out != NULL);
+    for (int i = 0; i < N; i++) {
+        memcpy(out + (size_t) i * reqlen, req, reqlen);
+    }
+    rss0 = (long) (t_rss_bytes() / 1024); /* (with the 112 MB to write) */
+    fd = connect_small_rcvbuf(ep);
+    T_EQ(write_until_stall(evpl, fd, out, total, &off), 0);
+    rss1 = (long) (t_rss_bytes() / 1024);
+    fprintf(stderr, "  %zu of %zu bytes written; server RSS %ld -> %ld KiB\n", off, total, rss0,
+            rss1);
+    /* 16 MiB read ahead, 1 MiB of answers, the kernel's buffers both ways
+     * (tcp_rmem / tcp_wmem maxima: 6 + 4 MB here); 64 MiB read ahead
+     * before */
+    T_OK(off < 64u << 20);
+    T_OK(rss1 - rss0 < 32 * 1024);
+    close(fd);
+    free(out);
+    t_hpump_for(evpl, 50);
+}
+
+static void
 ping_flood_unread(struct evpl *evpl, struct evpl_endpoint *ep)
 {
     static const unsigned char ping[17] = {0, 0, 8, 6, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8};
@@ -177,7 +213,7 @@ ping_flood_unread(struct evpl *evpl, struct evpl_endpoint *ep)
     size_t total = 0, off = 0;
     int fd, ended;
     struct t_raw ok;
-    long rss0 = (long) (t_rss_bytes() / 1024), rss1;
+    long rss0, rss1;
 
     fprintf(stderr, "-- HTTP/2: %d PINGs, the ACKs not read\n", NPING);
     T_OK(out != NULL);
@@ -189,6 +225,7 @@ ping_flood_unread(struct evpl *evpl, struct evpl_endpoint *ep)
         memcpy(out + total, ping, sizeof(ping));
         total += sizeof(ping);
     }
+    rss0 = (long) (t_rss_bytes() / 1024); /* (with the 34 MB to write) */
     fd = connect_small_rcvbuf(ep);
     ended = write_until_stall(evpl, fd, (const char *) out, total, &off);
     t_hpump_for(evpl, 300);
@@ -231,6 +268,7 @@ main(void)
     t_evpl = evpl;
 
     pipelined_unread(evpl, ep);
+    pipelined_bulk_unread(evpl, ep);
 #ifdef T_HAVE_NGHTTP2
     ping_flood_unread(evpl, ep);
 #endif

@@ -286,7 +286,7 @@ deliver_held(struct evpl *evpl, struct inproc_end *end)
                 if (m->first == m->niov) {
                     free(held_pop(end));
                 }
-            } while (end->held && (bind->recv_ring.length <= evpl__bind_recv_limit() ||
+            } while (end->held && (bind->recv_ring.length <= evpl__bind_recv_limit(bind) ||
                                    bind->recv_ring.length < bind->want));
             evpl__bind_received(evpl, bind);
         }

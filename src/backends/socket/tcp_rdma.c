@@ -115,7 +115,7 @@ struct trma {
 static uint64_t
 wire_bound(void)
 {
-    uint64_t limit = evpl__bind_recv_limit(), least = 2ull * TRMA_OPS_MAX * TRMA_REPLY_COST;
+    uint64_t limit = evpl__bind_recv_limit(NULL), least = 2ull * TRMA_OPS_MAX * TRMA_REPLY_COST;
 
     return limit > least ? limit : least;
 } /* wire_bound */
@@ -717,7 +717,7 @@ trma_received(struct evpl *evpl, struct evpl_bind *bind)
         evpl_defer(evpl, &bind->flush);
     }
     if ((bind->flags & EVPL_BIND_READ_PAUSED) && trma_of(bind) && !trma_of(bind)->stalled &&
-        (bind->recv_ring.length <= evpl__bind_recv_limit() ||
+        (bind->recv_ring.length <= evpl__bind_recv_limit(bind) ||
          bind->want > bind->recv_ring.length)) {
         /* paused while a long frame filled the ring: it is consumed now,
          * or the rest of it is still to come */

@@ -798,7 +798,7 @@ evpl__tls13_read(struct evpl *evpl, struct evpl_bind *bind, struct tls13 *r)
             evpl__event_set(evpl, &bind->event, EVPL_EV_READABLE);
             break;
         }
-        if (bind->recv_ring.length > evpl__bind_recv_limit() &&
+        if (bind->recv_ring.length > evpl__bind_recv_limit(bind) &&
             bind->recv_ring.length >= bind->want) {
             if (!bind->segment_callback) {
                 bind->flags |= EVPL_BIND_READ_PAUSED;

@@ -1,0 +1,555 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * One peer cannot hold a server's loop (helper-85's HTTP attack run):
+ *  - a connection's read work is bounded per loop pass: 3000 pipelined
+ *    requests are dispatched at most 256 per pass (all 3000 in one or two
+ *    passes before), as are 3000 responses at a client, a body of 4000 one-byte chunks and an HTTP/2 stream
+ *    of 3000 one-byte DATA frames arrive at most 256 bytes per pass,
+ *    and everything is still answered, in order;
+ *  - HTTP/2 frames that do nothing end the connection with GOAWAY
+ *    ENHANCE_YOUR_CALM (nghttp2 1.52 counts none of them): more than 16
+ *    empty DATA frames in a row, more PRIORITY or WINDOW_UPDATE frames
+ *    than 100 per HEADERS and DATA frame exchanged (plus 100); up to the
+ *    limit the connection is served.
+ */
+#include "t_h2.h"
+
+#define PASS_WORK 256 /* HTTP_PASS_WORK */
+
+static struct evpl_http_request *cur;
+static int dispatched, completed;
+static uint64_t body_total;
+static struct t_buf body; /* what the application took, in order */
+
+static void
+app_notify(struct evpl *evpl, struct evpl_http_agent *agent, struct evpl_http_request *request,
+           enum evpl_http_notify_type type, enum evpl_http_request_type rt, const char *uri,
+           void *nd, void *pd)
+{
+    if (type == EVPL_HTTP_NOTIFY_RECEIVE_DATA) {
+        t_take_all(evpl, request, &body);
+    } else if (type == EVPL_HTTP_NOTIFY_RECEIVE_COMPLETE) {
+        completed++;
+        t_take_all(evpl, request, &body);
+        body_total = body.len;
+        cur = NULL;
+        evpl_http_server_dispatch_default(request, 200);
+    } else if (type == EVPL_HTTP_NOTIFY_RESPONSE_COMPLETE || type == EVPL_HTTP_NOTIFY_FAILED) {
+        if (cur == request) {
+            cur = NULL;
+        }
+    }
+}
+
+static void
+app_dispatch(struct evpl *evpl, struct evpl_http_agent *agent, struct evpl_http_request *request,
+             evpl_http_notify_callback_t *cb, void **nd, void *pd)
+{
+    dispatched++;
+    cur = request; /* its body is counted per pass */
+    *cb = app_notify;
+}
+
+struct rig {
+    struct evpl *evpl;
+    struct evpl_http_agent *agent;
+    struct evpl_endpoint *ep;
+    struct evpl_listener *l;
+    struct evpl_http_server *server;
+};
+
+static void
+rig_open(struct rig *g)
+{
+    g->evpl = t_net_loop();
+    t_evpl = g->evpl;
+    g->agent = evpl_http_init(g->evpl);
+    g->ep = t_endpoint(EVPL_STREAM_SOCKET_TCP);
+    g->l = t_listen(EVPL_STREAM_SOCKET_TCP, g->ep);
+    g->server = evpl_http_attach(g->agent, g->l, app_dispatch, NULL);
+    cur = NULL;
+    dispatched = completed = 0;
+    body_total = 0;
+    t_buf_free(&body);
+}
+
+static void
+rig_close(struct rig *g)
+{
+    evpl_http_server_destroy(g->agent, g->server);
+    evpl_http_destroy(g->agent);
+    evpl_listener_destroy(g->l);
+    evpl_destroy(g->evpl);
+}
+
+/* Count the server's passes until done() holds, from before the first
+ * byte arrives: the most requests dispatched and the most body bytes that
+ * arrived in any one pass. */
+struct per_pass {
+    int max_dispatched;
+    uint64_t max_bytes;
+    int passes;
+};
+
+/* The body taken is n bytes of 'z'. */
+static void
+check_body(uint64_t n)
+{
+    T_EQ_U(body.len, n);
+    for (uint64_t i = 0; i < n; i++) {
+        T_EQ(body.p[i], 'z');
+    }
+}
+
+static void
+pump_counting(struct rig *g, int (*done)(void), struct per_pass *pp)
+{
+    uint64_t deadline = t_now_ns() + 30000000000ull;
+    memset(pp, 0, sizeof(*pp));
+    while (!done()) {
+        int d0 = dispatched;
+        uint64_t b0 = body.len + (cur ? evpl_http_request_get_data_avail(cur) : 0);
+
+        T_OK(t_now_ns() < deadline);
+        t_raw_all_io();
+        evpl_continue(g->evpl);
+        pp->passes++;
+        if (dispatched - d0 > pp->max_dispatched) {
+            pp->max_dispatched = dispatched - d0;
+        }
+        uint64_t seen = body.len + (cur ? evpl_http_request_get_data_avail(cur) : 0);
+        if (seen > b0 && seen - b0 > pp->max_bytes) {
+            pp->max_bytes = seen - b0;
+        }
+    }
+}
+
+/* ---- HTTP/1.1: pipelined requests ---- */
+
+#define NPIPE 3000
+
+static struct t_raw *pipe_raw;
+
+static int
+pipe_done(void)
+{
+    static const char marker[] = "HTTP/1.1 200 OK\r\n";
+    int n = 0;
+
+    for (size_t i = 0; i + sizeof(marker) - 1 <= pipe_raw->in.len; i++) {
+        if (memcmp(pipe_raw->in.p + i, marker, sizeof(marker) - 1) == 0) {
+            n++;
+        }
+    }
+    return n == NPIPE;
+}
+
+static void
+pipelined(void)
+{
+    static const char req[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    struct rig g;
+    struct t_raw raw;
+    struct per_pass pp;
+    struct t_buf all = {0};
+
+    fprintf(stderr, "-- HTTP/1.1: %d requests pipelined in one write\n", NPIPE);
+    rig_open(&g);
+    t_raw_open(&raw, g.ep);
+    for (int i = 0; i < NPIPE; i++) {
+        t_buf_adds(&all, req);
+    }
+    t_raw_send(&raw, all.p, all.len);
+    t_buf_free(&all);
+    pipe_raw = &raw;
+    pump_counting(&g, pipe_done, &pp);
+    fprintf(stderr, "  %d dispatched, at most %d in one pass, %d passes\n", dispatched,
+            pp.max_dispatched, pp.passes);
+    T_EQ(dispatched, NPIPE);
+    T_EQ(completed, NPIPE);
+    T_OK(pp.max_dispatched <= PASS_WORK);
+    t_raw_close(&raw);
+    rig_close(&g);
+}
+
+/* ---- HTTP/1.1 client: pipelined responses ---- */
+
+static int c_complete;
+
+static void
+c_notify(struct evpl *evpl, struct evpl_http_agent *agent, struct evpl_http_request *request,
+         enum evpl_http_notify_type type, enum evpl_http_request_type rt, const char *uri, void *nd,
+         void *pd)
+{
+    if (type == EVPL_HTTP_NOTIFY_RECEIVE_COMPLETE) {
+        T_EQ(evpl_http_request_status(request), 200);
+        c_complete++;
+    } else if (type == EVPL_HTTP_NOTIFY_FAILED) {
+        T_FAIL("request failed");
+    }
+}
+
+static void
+client_responses(void)
+{
+    static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    struct evpl *evpl = t_net_loop();
+    struct evpl_http_agent *agent = evpl_http_init(evpl);
+    struct t_rawsrv rs;
+    struct evpl_endpoint *ep;
+    struct evpl_http_conn *conn;
+    struct t_buf all = {0};
+    int max = 0, passes = 0;
+    uint64_t deadline = t_now_ns() + 30000000000ull;
+
+    fprintf(stderr, "-- HTTP/1.1 client: %d responses arriving in one write\n", NPIPE);
+    t_evpl = evpl;
+    c_complete = 0;
+    t_rawsrv_open(&rs);
+    ep = evpl_endpoint_create("127.0.0.1", rs.port);
+    conn =
+        evpl_http_client_connect(agent, EVPL_STREAM_SOCKET_TCP, ep, EVPL_HTTP_VERSION_HTTP1, NULL);
+    for (int i = 0; i < NPIPE; i++) {
+        struct evpl_http_request *r =
+            evpl_http_request_create(conn, EVPL_HTTP_REQUEST_TYPE_GET, "/");
+
+        T_OK(r != NULL);
+        evpl_http_request_dispatch(r, c_notify, NULL);
+    }
+    T_HPUMP(evpl, rs.nconns == 1 && rs.conns[0].in.len >= NPIPE * 20, 10000);
+    for (int i = 0; i < NPIPE; i++) {
+        t_buf_adds(&all, resp);
+    }
+    t_raw_send(&rs.conns[0], all.p, all.len);
+    t_buf_free(&all);
+    while (c_complete < NPIPE) {
+        int c0 = c_complete;
+
+        T_OK(t_now_ns() < deadline);
+        t_raw_all_io();
+        evpl_continue(evpl);
+        passes++;
+        if (c_complete - c0 > max) {
+            max = c_complete - c0;
+        }
+    }
+    fprintf(stderr, "  %d answered, at most %d in one pass, %d passes\n", c_complete, max, passes);
+    T_OK(max <= PASS_WORK);
+    evpl_http_client_close(agent, conn);
+    evpl_http_destroy(agent);
+    t_rawsrv_close(&rs);
+    evpl_destroy(evpl);
+    evpl_endpoint_close(ep);
+}
+
+/* ---- HTTP/1.1: one-byte chunks ---- */
+
+#define NCHUNK 4000
+
+static int
+request_done(void)
+{
+    return completed == 1;
+}
+
+static void
+tiny_chunks(void)
+{
+    struct rig g;
+    struct t_raw raw;
+    struct per_pass pp;
+    struct t_buf all = {0};
+
+    fprintf(stderr, "-- HTTP/1.1: a body of %d one-byte chunks in one write\n", NCHUNK);
+    rig_open(&g);
+    t_raw_open(&raw, g.ep);
+    t_buf_adds(&all, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+    for (int i = 0; i < NCHUNK; i++) {
+        t_buf_adds(&all, "1\r\nz\r\n");
+    }
+    t_buf_adds(&all, "0\r\n\r\n");
+    t_raw_send(&raw, all.p, all.len);
+    t_buf_free(&all);
+    pump_counting(&g, request_done, &pp);
+    fprintf(stderr, "  %" PRIu64 " bytes, at most %" PRIu64 " in one pass, %d passes\n", body_total,
+            pp.max_bytes, pp.passes);
+    check_body(NCHUNK);
+    T_OK(pp.max_bytes <= PASS_WORK);
+    T_HPUMP(g.evpl, raw.in.len >= 15, 5000);
+    T_BYTES_EQ(raw.in.p, 15, "HTTP/1.1 200 OK");
+    t_raw_close(&raw);
+    rig_close(&g);
+}
+
+#ifdef T_HAVE_NGHTTP2
+
+/* ---- HTTP/2, raw frames ---- */
+
+static void
+frame(struct t_buf *b, int type, int flags, uint32_t sid, const void *payload, size_t len)
+{
+    unsigned char h[9] = {
+        (unsigned char) (len >> 16), (unsigned char) (len >> 8), (unsigned char) len,
+        (unsigned char) type,        (unsigned char) flags,      (unsigned char) (sid >> 24),
+        (unsigned char) (sid >> 16), (unsigned char) (sid >> 8), (unsigned char) sid};
+
+    t_buf_add(b, h, 9);
+    if (len) {
+        t_buf_add(b, payload, len);
+    }
+}
+
+static void
+h2_preface(struct t_buf *b)
+{
+    t_buf_adds(b, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+    frame(b, 4, 0, 0, NULL, 0); /* empty SETTINGS */
+}
+
+/* HEADERS for POST / (or GET /) on stream sid, END_HEADERS */
+static void
+h2_request(struct t_buf *b, uint32_t sid, int post, int end_stream)
+{
+    static const unsigned char post_block[] = {0x83, 0x86, 0x84, 0x41, 7,   'h',
+                                               '2',  '.',  't',  'e',  's', 't'};
+    unsigned char block[sizeof(post_block)];
+
+    memcpy(block, post_block, sizeof(block));
+    if (!post) {
+        block[0] = 0x82;
+    }
+    frame(b, 1, 0x04 | (end_stream ? 0x01 : 0), sid, block, sizeof(block));
+}
+
+/* The error code of the GOAWAY a raw connection received; -1 while none. */
+static int64_t
+goaway_code(const struct t_raw *raw)
+{
+    const unsigned char *q = (const unsigned char *) raw->in.p;
+    size_t off = 0;
+
+    while (off + 9 <= raw->in.len) {
+        size_t len = ((size_t) q[off] << 16) | ((size_t) q[off + 1] << 8) | q[off + 2];
+
+        if (off + 9 + len > raw->in.len) {
+            break;
+        }
+        if (q[off + 3] == 0x07 && len >= 8) {
+            const unsigned char *e = q + off + 9 + 4;
+
+            return ((int64_t) e[0] << 24) | ((int64_t) e[1] << 16) | ((int64_t) e[2] << 8) | e[3];
+        }
+        off += 9 + len;
+    }
+    return -1;
+}
+
+/* A HEADERS frame with END_STREAM on stream sid has arrived (a response). */
+static int
+response_seen(const struct t_raw *raw, uint32_t sid)
+{
+    const unsigned char *q = (const unsigned char *) raw->in.p;
+    size_t off = 0;
+
+    while (off + 9 <= raw->in.len) {
+        size_t len = ((size_t) q[off] << 16) | ((size_t) q[off + 1] << 8) | q[off + 2];
+        uint32_t s = ((uint32_t) (q[off + 5] & 0x7f) << 24) | ((uint32_t) q[off + 6] << 16) |
+                     ((uint32_t) q[off + 7] << 8) | q[off + 8];
+
+        if (off + 9 + len > raw->in.len) {
+            break;
+        }
+        if (q[off + 3] == 0x01 && s == sid) {
+            return 1;
+        }
+        off += 9 + len;
+    }
+    return 0;
+}
+
+#define NFRAME 3000
+
+static void
+h2_tiny_frames(void)
+{
+    struct rig g;
+    struct t_raw raw;
+    struct per_pass pp;
+    struct t_buf all = {0};
+
+    fprintf(stderr, "-- HTTP/2: %d one-byte DATA frames in one write\n", NFRAME);
+    rig_open(&g);
+    t_raw_open(&raw, g.ep);
+    h2_preface(&all);
+    h2_request(&all, 1, 1, 0);
+    for (int i = 0; i < NFRAME; i++) {
+        frame(&all, 0, i == NFRAME - 1 ? 0x01 : 0, 1, "z", 1);
+    }
+    t_raw_send(&raw, all.p, all.len);
+    t_buf_free(&all);
+    pump_counting(&g, request_done, &pp);
+    fprintf(stderr, "  %" PRIu64 " bytes, at most %" PRIu64 " in one pass, %d passes\n", body_total,
+            pp.max_bytes, pp.passes);
+    check_body(NFRAME);
+    T_OK(pp.max_bytes <= PASS_WORK);
+    T_HPUMP(g.evpl, response_seen(&raw, 1), 5000);
+    T_EQ(goaway_code(&raw), -1);
+    t_raw_close(&raw);
+    rig_close(&g);
+}
+
+/* The same reading, with the input arriving 7 bytes at a time (frame
+ * headers split across reads) and frames of several sizes, one padded. */
+static void
+h2_split_input(void)
+{
+    struct rig g;
+    struct t_raw raw;
+    struct t_buf all = {0};
+    static char zs[5000];
+    uint64_t want = 0;
+    int fd;
+
+    fprintf(stderr, "-- HTTP/2: DATA frames of 1 to 5000 bytes arriving 7 bytes at a time\n");
+    memset(zs, 'z', sizeof(zs));
+    rig_open(&g);
+    fd = t_raw_connect(g.ep);
+    T_OK(fd >= 0);
+    T_OK(setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int)) == 0);
+    t_set_nonblock(fd);
+    h2_preface(&all);
+    h2_request(&all, 1, 1, 0);
+    for (int i = 0; i < 200; i++) {
+        size_t len = i % 10 == 9 ? 5000 : (size_t) (i % 3) + 1;
+
+        frame(&all, 0, 0, 1, zs, len);
+        want += len;
+    }
+    {
+        /* PADDED: pad length 4, 3 bytes of data, 4 of padding */
+        static const char padded[8] = {4, 'z', 'z', 'z', 0, 0, 0, 0};
+
+        frame(&all, 0, 0x08 | 0x01, 1, padded, sizeof(padded));
+        want += 3;
+    }
+    for (size_t off = 0; off < all.len; off += 7) {
+        size_t n = all.len - off < 7 ? all.len - off : 7;
+
+        T_EQ((int) send(fd, all.p + off, n, MSG_NOSIGNAL), (int) n);
+        evpl_continue(g.evpl);
+    }
+    t_buf_free(&all);
+    T_HPUMP(g.evpl, completed == 1, 5000);
+    check_body(want);
+    t_raw_init_fd(&raw, fd);
+    T_HPUMP(g.evpl, response_seen(&raw, 1), 5000);
+    T_EQ(goaway_code(&raw), -1);
+    t_raw_close(&raw);
+    rig_close(&g);
+}
+
+enum flood { EMPTY_DATA, PRIORITY, WINDOW_UPDATE };
+
+/* n frames of the kind; 1: the connection must end with
+ * ENHANCE_YOUR_CALM (0xb) and the request on stream 1 is not answered;
+ * 0: it is answered and there is no GOAWAY. */
+static void
+h2_flood(enum flood kind, int n, int ends)
+{
+    static const char *const names[] = {"empty DATA", "PRIORITY", "WINDOW_UPDATE"};
+    static const unsigned char prio[5] = {0, 0, 0, 0, 15}; /* on stream 0's tree */
+    static const unsigned char incr[4] = {0, 0, 0, 1};     /* one byte of credit */
+    struct rig g;
+    struct t_raw raw;
+    struct t_buf all = {0};
+
+    fprintf(stderr, "-- HTTP/2: %d %s frames%s\n", n, names[kind], ends ? "" : " (allowed)");
+    rig_open(&g);
+    t_raw_open(&raw, g.ep);
+    h2_preface(&all);
+    if (kind == EMPTY_DATA) {
+        h2_request(&all, 1, 1, 0); /* a POST whose body never comes */
+    }
+    for (int i = 0; i < n; i++) {
+        switch (kind) {
+            case EMPTY_DATA:
+                frame(&all, 0, 0, 1, NULL, 0);
+                break;
+            case PRIORITY:
+                frame(&all, 2, 0, 3 + 2 * (uint32_t) (i % 50), prio, sizeof(prio));
+                break;
+            case WINDOW_UPDATE:
+                frame(&all, 8, 0, 0, incr, sizeof(incr));
+                break;
+        } /* switch */
+    }
+    if (kind == EMPTY_DATA) {
+        frame(&all, 0, 0x01, 1, NULL, 0); /* END_STREAM: the request is complete */
+    } else {
+        h2_request(&all, 1, 0, 1);
+    }
+    t_raw_send(&raw, all.p, all.len);
+    t_buf_free(&all);
+    if (ends) {
+        T_HPUMP(g.evpl, goaway_code(&raw) >= 0, 5000);
+        T_EQ(goaway_code(&raw), 0xb);
+        T_HPUMP(g.evpl, t_raw_closed(&raw), 5000);
+        T_EQ(response_seen(&raw, 1), 0);
+        fprintf(stderr, "  ok: GOAWAY ENHANCE_YOUR_CALM, closed\n");
+    } else {
+        T_HPUMP(g.evpl, response_seen(&raw, 1), 5000);
+        t_hpump_for(g.evpl, 20);
+        T_EQ(goaway_code(&raw), -1);
+        fprintf(stderr, "  ok: answered\n");
+    }
+    t_raw_close(&raw);
+    rig_close(&g);
+}
+
+#endif /* T_HAVE_NGHTTP2 */
+
+/* A case name as the argument runs that case alone. */
+static int
+want(int argc, char **argv, const char *name)
+{
+    return argc < 2 || strcmp(argv[1], name) == 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);
+    if (want(argc, argv, "pipelined")) {
+        pipelined();
+    }
+    if (want(argc, argv, "client")) {
+        client_responses();
+    }
+    if (want(argc, argv, "chunks")) {
+        tiny_chunks();
+    }
+#ifdef T_HAVE_NGHTTP2
+    if (want(argc, argv, "h2_frames")) {
+        h2_tiny_frames();
+    }
+    if (want(argc, argv, "h2_split")) {
+        h2_split_input();
+    }
+    if (want(argc, argv, "h2_empty")) {
+        h2_flood(EMPTY_DATA, 16, 0);
+        h2_flood(EMPTY_DATA, 17, 1);
+    }
+    if (want(argc, argv, "h2_priority")) {
+        h2_flood(PRIORITY, 100, 0);
+        h2_flood(PRIORITY, 101, 1);
+    }
+    if (want(argc, argv, "h2_window")) {
+        h2_flood(WINDOW_UPDATE, 100, 0);
+        h2_flood(WINDOW_UPDATE, 101, 1);
+    }
+#else
+    fprintf(stderr, "(built without nghttp2: the HTTP/2 cases are skipped)\n");
+#endif
+    fprintf(stderr, "PASS\n");
+    return 0;
+}
