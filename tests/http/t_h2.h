@@ -184,6 +184,35 @@ t_tool_run(struct evpl *evpl, struct evpl *evpl2, char *const argv[], struct t_b
 /* ------------------------------------------------------------------ */
 /* a raw HTTP/2 peer on nghttp2                                        */
 /* ------------------------------------------------------------------ */
+/* raw HTTP/2 frames a t_raw received                                  */
+/* ------------------------------------------------------------------ */
+
+/* The 9-byte header of the first whole frame of `type` on stream `sid`
+ * (any stream when sid < 0) among the frames a raw connection has
+ * received (the payload follows it); NULL while there is none. */
+static inline const unsigned char *
+t_raw_h2_frame(const struct t_raw *raw, int type, int64_t sid)
+{
+    const unsigned char *q = (const unsigned char *) raw->in.p;
+    size_t off = 0;
+
+    while (off + 9 <= raw->in.len) {
+        size_t len = ((size_t) q[off] << 16) | ((size_t) q[off + 1] << 8) | q[off + 2];
+        uint32_t s = ((uint32_t) (q[off + 5] & 0x7f) << 24) | ((uint32_t) q[off + 6] << 16) |
+                     ((uint32_t) q[off + 7] << 8) | q[off + 8];
+
+        if (off + 9 + len > raw->in.len) {
+            break;
+        }
+        if (q[off + 3] == type && (sid < 0 || s == (uint32_t) sid)) {
+            return q + off;
+        }
+        off += 9 + len;
+    }
+    return NULL;
+} /* t_raw_h2_frame */
+
+/* ------------------------------------------------------------------ */
 
 #ifdef T_HAVE_NGHTTP2
 

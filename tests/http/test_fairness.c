@@ -325,46 +325,20 @@ h2_request(struct t_buf *b, uint32_t sid, int post, int end_stream)
 static int64_t
 goaway_code(const struct t_raw *raw)
 {
-    const unsigned char *q = (const unsigned char *) raw->in.p;
-    size_t off = 0;
+    const unsigned char *f = t_raw_h2_frame(raw, 0x07, -1);
+    const unsigned char *e = f ? f + 9 + 4 : NULL;
 
-    while (off + 9 <= raw->in.len) {
-        size_t len = ((size_t) q[off] << 16) | ((size_t) q[off + 1] << 8) | q[off + 2];
-
-        if (off + 9 + len > raw->in.len) {
-            break;
-        }
-        if (q[off + 3] == 0x07 && len >= 8) {
-            const unsigned char *e = q + off + 9 + 4;
-
-            return ((int64_t) e[0] << 24) | ((int64_t) e[1] << 16) | ((int64_t) e[2] << 8) | e[3];
-        }
-        off += 9 + len;
+    if (!f || (((size_t) f[0] << 16) | ((size_t) f[1] << 8) | f[2]) < 8) {
+        return -1;
     }
-    return -1;
+    return ((int64_t) e[0] << 24) | ((int64_t) e[1] << 16) | ((int64_t) e[2] << 8) | e[3];
 }
 
-/* A HEADERS frame with END_STREAM on stream sid has arrived (a response). */
+/* A HEADERS frame on stream sid has arrived (a response). */
 static int
 response_seen(const struct t_raw *raw, uint32_t sid)
 {
-    const unsigned char *q = (const unsigned char *) raw->in.p;
-    size_t off = 0;
-
-    while (off + 9 <= raw->in.len) {
-        size_t len = ((size_t) q[off] << 16) | ((size_t) q[off + 1] << 8) | q[off + 2];
-        uint32_t s = ((uint32_t) (q[off + 5] & 0x7f) << 24) | ((uint32_t) q[off + 6] << 16) |
-                     ((uint32_t) q[off + 7] << 8) | q[off + 8];
-
-        if (off + 9 + len > raw->in.len) {
-            break;
-        }
-        if (q[off + 3] == 0x01 && s == sid) {
-            return 1;
-        }
-        off += 9 + len;
-    }
-    return 0;
+    return t_raw_h2_frame(raw, 0x01, sid) != NULL;
 }
 
 #define NFRAME 3000
