@@ -476,7 +476,7 @@ struct evpl_http_conn {
     uint64_t h2_conn_held; /* received bytes not credited to the connection */
     /* frames that cost us work and do nothing, against frames that do
      * (HEADERS either way, DATA sent): h2_begin_frame_cb */
-    uint32_t h2_empty; /* DATA frames with no payload, in a row */
+    uint32_t h2_empty; /* DATA frames with no payload since one with, or a HEADERS */
     uint64_t h2_priority, h2_window_updates, h2_substance;
     uint64_t h2_skip; /* input bytes to the next frame header (h2_slice) */
 #else
@@ -524,6 +524,7 @@ static void h2_uncount(struct evpl_http_request *r, uint64_t remaining);
 static void conn_release(struct evpl_http_conn *c);
 static int body_take(struct evpl_http_conn *c, struct evpl_http_request *r, int all);
 static void client_read(struct evpl_http_conn *c);
+static void server_read(struct evpl_http_conn *c);
 static void conn_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *notify,
                         void *priv);
 
@@ -1126,11 +1127,18 @@ conn_release(struct evpl_http_conn *c)
 static void
 conn_lost(struct evpl_http_conn *c)
 {
-    if (c->is_client && c->bind && c->head && c->rx != RX_STOP && !c->closing && !c->h2) {
-        /* what is still buffered (reading may have paused) can complete
-         * responses: read it all, past the buffering limits */
+    if (c->bind && !c->closing && (c->h2 || (c->rx != RX_STOP && (c->head || !c->is_client)))) {
+        /* what is still buffered (reading may have paused, or stopped at
+         * a pass's share of work) can complete requests and responses:
+         * read it all, past the buffering limits and the pass's share */
         c->draining = 1;
-        client_read(c);
+        if (c->h2) {
+            h2_read(c);
+        } else if (c->is_client) {
+            client_read(c);
+        } else {
+            server_read(c);
+        }
     }
     int close_body = c->rx == RX_CLOSE_BODY;
 
@@ -3094,6 +3102,7 @@ h2_begin_frame_cb(nghttp2_session *session, const nghttp2_frame_hd *hd, void *us
             break;
         case NGHTTP2_HEADERS:
             c->h2_substance++;
+            c->h2_empty = 0; /* (a body that ended empty, then trailers) */
             break;
         case NGHTTP2_PRIORITY:
             if (++c->h2_priority > allowed) {
@@ -3216,7 +3225,8 @@ h2_read(struct evpl_http_conn *c)
     while (conn_live(c) && conn_work(c, 0)) {
         int n = evpl_peekv(evpl, c->bind, v, 16, 1 << 30);
         uint64_t skip = c->h2_skip;
-        size_t slice = n > 0 ? h2_slice(v, n, &skip, HTTP_PASS_WORK - c->work) : 0;
+        unsigned int frames = c->draining ? UINT32_MAX : HTTP_PASS_WORK - c->work;
+        size_t slice = n > 0 ? h2_slice(v, n, &skip, frames) : 0;
         size_t total = 0;
 
         if (slice == 0) {

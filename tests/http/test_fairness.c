@@ -5,14 +5,20 @@
  *    requests are dispatched at most 256 per pass (all 3000 in one or two
  *    passes before), as are 3000 responses at a client, a body of 4000 one-byte chunks and an HTTP/2 stream
  *    of 3000 one-byte DATA frames arrive at most 256 bytes per pass,
- *    and everything is still answered, in order;
+ *    and everything is still answered, in order; input that stopped at a
+ *    pass's share is still read whole when the peer closes behind it
+ *    (the FIN cases: helper-87 saw the rest dropped at DISCONNECTED, on
+ *    both sides and both versions);
  *  - HTTP/2 frames that do nothing end the connection with GOAWAY
  *    ENHANCE_YOUR_CALM (nghttp2 1.52 counts none of them): more than 16
- *    empty DATA frames in a row, more PRIORITY or WINDOW_UPDATE frames
+ *    empty DATA frames in a row (a HEADERS frame, e.g. trailers after a
+ *    body that ended empty, breaks the run), more PRIORITY or WINDOW_UPDATE frames
  *    than 100 per HEADERS and DATA frame exchanged (plus 100); up to the
  *    limit the connection is served.
  */
 #include "t_h2.h"
+
+#include <fcntl.h>
 
 #define PASS_WORK 256 /* HTTP_PASS_WORK */
 
@@ -276,6 +282,28 @@ body_per_pass(struct t_buf *input, uint64_t n, int (*answered)(struct t_raw *raw
     rig_close(&g);
 }
 
+/* The same input, then the client's FIN, all before the server reads:
+ * the transport ends, and what it held is still read whole (it stopped
+ * at the pass's share of work; the next pass brings DISCONNECTED). */
+static void
+body_then_fin(struct t_buf *input, uint64_t n)
+{
+    struct rig g;
+    int fd;
+
+    rig_open(&g);
+    fd = t_raw_connect(g.ep);
+    T_OK(fd >= 0);
+    T_EQ((int) send(fd, input->p, input->len, MSG_NOSIGNAL), (int) input->len);
+    T_OK(shutdown(fd, SHUT_WR) == 0);
+    t_buf_free(input);
+    T_HPUMP(g.evpl, completed == 1, 5000);
+    check_body(n);
+    fprintf(stderr, "  ok: %" PRIu64 " bytes, complete\n", n);
+    close(fd);
+    rig_close(&g);
+}
+
 static int
 h1_answered(struct t_raw *raw)
 {
@@ -287,17 +315,28 @@ h1_answered(struct t_raw *raw)
 }
 
 static void
-tiny_chunks(void)
+chunked_post(struct t_buf *all, int n)
+{
+    t_buf_adds(all, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+    for (int i = 0; i < n; i++) {
+        t_buf_adds(all, "1\r\nz\r\n");
+    }
+    t_buf_adds(all, "0\r\n\r\n");
+}
+
+static void
+tiny_chunks(int fin)
 {
     struct t_buf all = {0};
 
-    fprintf(stderr, "-- HTTP/1.1: a body of %d one-byte chunks in one write\n", NCHUNK);
-    t_buf_adds(&all, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
-    for (int i = 0; i < NCHUNK; i++) {
-        t_buf_adds(&all, "1\r\nz\r\n");
+    fprintf(stderr, "-- HTTP/1.1: a body of %d one-byte chunks in one write%s\n", NCHUNK,
+            fin ? ", then FIN" : "");
+    chunked_post(&all, NCHUNK);
+    if (fin) {
+        body_then_fin(&all, NCHUNK);
+    } else {
+        body_per_pass(&all, NCHUNK, h1_answered);
     }
-    t_buf_adds(&all, "0\r\n\r\n");
-    body_per_pass(&all, NCHUNK, h1_answered);
 }
 
 #ifdef T_HAVE_NGHTTP2
@@ -370,18 +409,127 @@ h2_answered(struct t_raw *raw)
     return response_seen(raw, 1);
 }
 
+/* n one-byte DATA frames on stream sid, the last with END_STREAM */
 static void
-h2_tiny_frames(void)
+tiny_frames(struct t_buf *all, uint32_t sid, int n)
+{
+    for (int i = 0; i < n; i++) {
+        frame(all, 0, i == n - 1 ? 0x01 : 0, sid, "z", 1);
+    }
+}
+
+static void
+h2_tiny_frames(int fin)
 {
     struct t_buf all = {0};
 
-    fprintf(stderr, "-- HTTP/2: %d one-byte DATA frames in one write\n", NFRAME);
+    fprintf(stderr, "-- HTTP/2: %d one-byte DATA frames in one write%s\n", NFRAME,
+            fin ? ", then FIN" : "");
     h2_preface(&all);
     h2_request(&all, 1, 1, 0);
-    for (int i = 0; i < NFRAME; i++) {
-        frame(&all, 0, i == NFRAME - 1 ? 0x01 : 0, 1, "z", 1);
+    tiny_frames(&all, 1, NFRAME);
+    if (fin) {
+        body_then_fin(&all, NFRAME);
+    } else {
+        body_per_pass(&all, NFRAME, h2_answered);
     }
-    body_per_pass(&all, NFRAME, h2_answered);
+}
+
+/* A client: the server's response of NFRAME one-byte DATA frames, and
+ * its close, arrive before the client reads; the response completes. */
+static int h2c_done, h2c_failed;
+static struct t_buf h2c_body;
+
+static void
+h2c_notify(struct evpl *evpl, struct evpl_http_agent *agent, struct evpl_http_request *request,
+           enum evpl_http_notify_type type, enum evpl_http_request_type rt, const char *uri,
+           void *nd, void *pd)
+{
+    if (type == EVPL_HTTP_NOTIFY_RECEIVE_DATA || type == EVPL_HTTP_NOTIFY_RECEIVE_COMPLETE) {
+        t_take_all(evpl, request, &h2c_body);
+    }
+    if (type == EVPL_HTTP_NOTIFY_RECEIVE_COMPLETE) {
+        T_EQ(evpl_http_request_status(request), 200);
+        h2c_done++;
+    } else if (type == EVPL_HTTP_NOTIFY_FAILED) {
+        h2c_failed++;
+    }
+}
+
+static void
+h2_client_response_then_close(void)
+{
+    static const unsigned char status200 = 0x88; /* :status 200, indexed */
+    struct evpl *evpl = t_net_loop();
+    struct evpl_http_agent *agent = evpl_http_init(evpl);
+    struct t_rawsrv rs;
+    struct evpl_endpoint *ep;
+    struct evpl_http_conn *conn;
+    struct evpl_http_request *r;
+    struct t_buf all = {0};
+    int fd;
+
+    fprintf(stderr, "-- HTTP/2 client: a response of %d one-byte DATA frames, then close\n",
+            NFRAME);
+    t_evpl = evpl;
+    t_rawsrv_open(&rs);
+    ep = evpl_endpoint_create("127.0.0.1", rs.port);
+    conn =
+        evpl_http_client_connect(agent, EVPL_STREAM_SOCKET_TCP, ep, EVPL_HTTP_VERSION_HTTP2, NULL);
+    r = evpl_http_request_create(conn, EVPL_HTTP_REQUEST_TYPE_GET, "/");
+    evpl_http_request_dispatch(r, h2c_notify, NULL);
+    /* the client's magic, SETTINGS and the request's HEADERS */
+    T_HPUMP(evpl, rs.nconns == 1 && rs.conns[0].in.len >= 24 + 9 + 9, 5000);
+    t_hpump_for(evpl, 50);
+    frame(&all, 4, 0, 0, NULL, 0);          /* SETTINGS */
+    frame(&all, 4, 1, 0, NULL, 0);          /* its ACK */
+    frame(&all, 1, 0x04, 1, &status200, 1); /* HEADERS */
+    tiny_frames(&all, 1, NFRAME);
+    fd = rs.conns[0].fd;
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    T_EQ((int) send(fd, all.p, all.len, MSG_NOSIGNAL), (int) all.len);
+    t_buf_free(&all);
+    t_raw_close(&rs.conns[0]);
+    T_HPUMP(evpl, h2c_done + h2c_failed > 0, 5000);
+    T_EQ(h2c_failed, 0);
+    T_EQ(h2c_done, 1);
+    T_EQ_U(h2c_body.len, NFRAME);
+    fprintf(stderr, "  ok: complete, %zu bytes\n", h2c_body.len);
+    t_buf_free(&h2c_body);
+    evpl_http_client_close(agent, conn);
+    evpl_http_destroy(agent);
+    t_rawsrv_close(&rs);
+    evpl_destroy(evpl);
+    evpl_endpoint_close(ep);
+}
+
+/* 17 requests, each with a body that ends empty before its trailers
+ * (HEADERS, an empty DATA frame, HEADERS with END_STREAM): legal, and not
+ * a run of empty DATA frames. */
+static void
+h2_empty_then_trailers(void)
+{
+    static const unsigned char trailer[] = {0x40, 1, 'x', 1, 'y'}; /* x: y */
+    struct rig g;
+    struct t_raw raw;
+    struct t_buf all = {0};
+
+    fprintf(stderr, "-- HTTP/2: 17 requests each with an empty DATA frame, then trailers\n");
+    rig_open(&g);
+    t_raw_open(&raw, g.ep);
+    h2_preface(&all);
+    for (uint32_t sid = 1; sid <= 33; sid += 2) {
+        h2_request(&all, sid, 1, 0);
+        frame(&all, 0, 0, sid, NULL, 0);
+        frame(&all, 1, 0x05, sid, trailer, sizeof(trailer));
+    }
+    t_raw_send(&raw, all.p, all.len);
+    t_buf_free(&all);
+    T_HPUMP(g.evpl, completed == 17 && response_seen(&raw, 33), 5000);
+    T_EQ(goaway_code(&raw), -1);
+    fprintf(stderr, "  ok: all answered\n");
+    t_raw_close(&raw);
+    rig_close(&g);
 }
 
 /* The same reading, with the input arriving 7 bytes at a time (frame
@@ -512,11 +660,19 @@ main(int argc, char **argv)
         client_responses();
     }
     if (want(argc, argv, "chunks")) {
-        tiny_chunks();
+        tiny_chunks(0);
+        tiny_chunks(1);
     }
 #ifdef T_HAVE_NGHTTP2
     if (want(argc, argv, "h2_frames")) {
-        h2_tiny_frames();
+        h2_tiny_frames(0);
+        h2_tiny_frames(1);
+    }
+    if (want(argc, argv, "h2_client_fin")) {
+        h2_client_response_then_close();
+    }
+    if (want(argc, argv, "h2_trailers")) {
+        h2_empty_then_trailers();
     }
     if (want(argc, argv, "h2_split")) {
         h2_split_input();
