@@ -46,18 +46,26 @@
 /* Read work one connection may do in a loop pass (a request head, a chunk
  * or trailer line, an HTTP/2 frame: 1 each); the rest waits for the next
  * pass, so a peer that pipelines thousands of requests or sends one-byte
- * chunks or frames cannot hold the loop from the others. */
-#define HTTP_PASS_WORK 256
+ * chunks or frames cannot hold the loop from the others.  All of an
+ * agent's connections together do HTTP_AGENT_WORK, past which each may
+ * still do HTTP_MIN_WORK (a pass is bounded however many connections
+ * send at once, and none waits for ever behind the others).  Once the
+ * peer has closed, what the connection holds is read at once (there is
+ * no later pass), up to HTTP_DRAIN_WORK; the rest is dropped. */
+#define HTTP_PASS_WORK  256
+#define HTTP_AGENT_WORK 1024
+#define HTTP_MIN_WORK   16
+#define HTTP_DRAIN_WORK 4096
 /* Unparsed input a server connection's transport reads ahead, at most
  * (and at least 4 heads), in place of stream_recv_limit (64 MiB by
  * default) when that is more: bodies are taken by reference as they come
  * and HTTP/2 frames fed as they come, so this is reached only when
  * parsing stops (a client that pipelines and does not read its answers,
  * a body the application does not take) or the client sends faster than
- * a pass's share of work; TCP then pushes back.  As much as a request
- * body may hold unread (HTTP_BODY_BYTES).  Clients keep the global limit:
- * they chose their server. */
-#define HTTP_RECV_LIMIT (16u << 20)
+ * a pass's share of work; TCP then pushes back (16 MiB per connection
+ * let 16 clients that pipeline and never read hold 300 MB: helper-88).
+ * Clients keep the global limit: they chose their server. */
+#define HTTP_RECV_LIMIT (1u << 20)
 
 #define http_error(...) evpl_log_message("error", "http", __FILE__, __LINE__, __VA_ARGS__)
 #define http_debug(...) evpl_log_message("debug", "http", __FILE__, __LINE__, __VA_ARGS__)
@@ -506,6 +514,8 @@ struct evpl_http_agent {
     size_t out_cap;
     time_t date_at;
     char date[40];
+    uint64_t work_pass; /* the pass work was counted in */
+    unsigned int work;  /* read work all connections did in it (HTTP_AGENT_WORK) */
 };
 
 static void conn_service(struct evpl *evpl, void *arg);
@@ -995,26 +1005,50 @@ conn_kick(struct evpl_http_conn *c)
     }
 } /* conn_kick */
 
-/* Count cost against the connection's read work for this pass.  0 when
- * the pass's share was spent before: the caller stops reading, and it
- * goes on from the next pass.  (Never when draining what a closed
- * transport left: that is read now or never.) */
-static int
-conn_work(struct evpl_http_conn *c, unsigned int cost)
+/* Units of read work c may still do in this pass (HTTP_PASS_WORK). */
+static unsigned int
+conn_work_left(struct evpl_http_conn *c)
 {
-    uint64_t pass = evpl__pass(c->agent->evpl);
+    struct evpl_http_agent *a = c->agent;
+    uint64_t pass = evpl__pass(a->evpl);
+    unsigned int own, shared;
 
     if (c->work_pass != pass) {
         c->work_pass = pass;
         c->work = 0;
     }
-    if (c->work >= HTTP_PASS_WORK && !c->draining) {
-        if (c->bind) {
+    if (a->work_pass != pass) {
+        a->work_pass = pass;
+        a->work = 0;
+    }
+    if (c->draining) {
+        return c->work < HTTP_DRAIN_WORK ? HTTP_DRAIN_WORK - c->work : 0;
+    }
+    own = c->work < HTTP_PASS_WORK ? HTTP_PASS_WORK - c->work : 0;
+    shared = a->work < HTTP_AGENT_WORK ? HTTP_AGENT_WORK - a->work : 0;
+    if (c->work < HTTP_MIN_WORK && shared < HTTP_MIN_WORK - c->work) {
+        shared = HTTP_MIN_WORK - c->work;
+    }
+    return own < shared ? own : shared;
+} /* conn_work_left */
+
+/* Count cost against the read work of c and its agent for this pass.  0
+ * when none was left: the caller stops reading, and it goes on from the
+ * next pass (or, once the peer has closed, not at all). */
+static int
+conn_work(struct evpl_http_conn *c, unsigned int cost)
+{
+    if (!conn_work_left(c)) {
+        if (c->draining) {
+            http_debug("the peer closed with more than %u units of input unread: dropped",
+                       HTTP_DRAIN_WORK);
+        } else if (c->bind) {
             evpl__defer_next(c->agent->evpl, &c->resume);
         }
         return 0;
     }
     c->work += cost;
+    c->agent->work += cost;
     return 1;
 } /* conn_work */
 
@@ -2360,7 +2394,7 @@ conn_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *notif
  * connection's window stops being credited: without it, 100 streams of
  * 16 MiB each (body_room) could hold 1.6 GB on one connection.  With its
  * window that is at most 80 MiB (an HTTP/1 connection: 16 MiB plus the
- * 16 MiB read ahead), room for applications that read several bodies
+ * 1 MiB read ahead), room for applications that read several bodies
  * only once they are complete. */
 #define H2_CONN_BUFFER    (64u << 20)
 #define H2_MAX_CONCURRENT 100
@@ -3189,8 +3223,8 @@ iov_byte(const struct evpl_iovec *v, int n, size_t pos)
  * one, no more than `frames` frame headers, and never part of a header
  * (it waits for the rest: v is the bind's first pieces, all of them or
  * at least 16 bytes, so a header that is in is found from the front).
- * *skip becomes what is left of the last frame fed.  So a pass begins at
- * most HTTP_PASS_WORK frames however small.
+ * *skip becomes what is left of the last frame fed.  So a pass begins no
+ * more frames than the connection's work left, however small.
  */
 static size_t
 h2_slice(const struct evpl_iovec *v, int n, uint64_t *skip, unsigned int frames)
@@ -3225,8 +3259,7 @@ h2_read(struct evpl_http_conn *c)
     while (conn_live(c) && conn_work(c, 0)) {
         int n = evpl_peekv(evpl, c->bind, v, 16, 1 << 30);
         uint64_t skip = c->h2_skip;
-        unsigned int frames = c->draining ? UINT32_MAX : HTTP_PASS_WORK - c->work;
-        size_t slice = n > 0 ? h2_slice(v, n, &skip, frames) : 0;
+        size_t slice = n > 0 ? h2_slice(v, n, &skip, conn_work_left(c)) : 0;
         size_t total = 0;
 
         if (slice == 0) {
@@ -3285,7 +3318,14 @@ h2_flush(struct evpl_http_conn *c)
 
     if (rv || c->h2_failed) {
         http_debug("HTTP/2 session ends: %s", rv ? nghttp2_strerror(rv) : "protocol error");
-        conn_finish(c);
+        if (c->unsent >= HTTP_SEND_HIGH) {
+            /* the peer does not read what is queued (a flood of PINGs
+             * whose ACKs it never takes): a graceful close would wait
+             * for it for ever */
+            conn_abort(c);
+        } else {
+            conn_finish(c);
+        }
         return;
     }
     for (struct evpl_http_request *r = c->head, *next; r && conn_live(c); r = next) {

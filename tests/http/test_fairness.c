@@ -20,10 +20,13 @@
 
 #include <fcntl.h>
 
-#define PASS_WORK 256 /* HTTP_PASS_WORK */
+#define PASS_WORK  256  /* HTTP_PASS_WORK */
+#define AGENT_WORK 1024 /* HTTP_AGENT_WORK */
+#define MIN_WORK   16   /* HTTP_MIN_WORK */
+#define DRAIN_WORK 4096 /* HTTP_DRAIN_WORK */
 
 static struct evpl_http_request *cur;
-static int dispatched, completed;
+static int dispatched, completed, failed;
 static uint64_t body_total;
 static struct t_buf body; /* what the application took, in order */
 
@@ -41,6 +44,7 @@ app_notify(struct evpl *evpl, struct evpl_http_agent *agent, struct evpl_http_re
         cur = NULL;
         evpl_http_server_dispatch_default(request, 200);
     } else if (type == EVPL_HTTP_NOTIFY_RESPONSE_COMPLETE || type == EVPL_HTTP_NOTIFY_FAILED) {
+        failed += type == EVPL_HTTP_NOTIFY_FAILED;
         if (cur == request) {
             cur = NULL;
         }
@@ -74,7 +78,7 @@ rig_open(struct rig *g)
     g->l = t_listen(EVPL_STREAM_SOCKET_TCP, g->ep);
     g->server = evpl_http_attach(g->agent, g->l, app_dispatch, NULL);
     cur = NULL;
-    dispatched = completed = 0;
+    dispatched = completed = failed = 0;
     body_total = 0;
     t_buf_free(&body);
 }
@@ -134,7 +138,10 @@ pump_counting(struct rig *g, int (*done)(void), struct per_pass *pp)
 
 #define NPIPE 3000
 
+#define NPIPE_CONNS 8
+
 static struct t_raw *pipe_raw;
+static int pipe_conns;
 
 static int
 pipe_done(void)
@@ -142,39 +149,53 @@ pipe_done(void)
     static const char marker[] = "HTTP/1.1 200 OK\r\n";
     int n = 0;
 
-    for (size_t i = 0; i + sizeof(marker) - 1 <= pipe_raw->in.len; i++) {
-        if (memcmp(pipe_raw->in.p + i, marker, sizeof(marker) - 1) == 0) {
-            n++;
+    for (int k = 0; k < pipe_conns; k++) {
+        const struct t_raw *raw = &pipe_raw[k];
+
+        for (size_t i = 0; i + sizeof(marker) - 1 <= raw->in.len; i++) {
+            if (memcmp(raw->in.p + i, marker, sizeof(marker) - 1) == 0) {
+                n++;
+            }
         }
     }
-    return n == NPIPE;
+    return n == NPIPE * pipe_conns;
 }
 
+/* nconn connections each send NPIPE requests in one write: at most
+ * PASS_WORK dispatched per pass for one, AGENT_WORK (plus MIN_WORK each)
+ * for all together. */
 static void
-pipelined(void)
+pipelined(int nconn)
 {
     static const char req[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
     struct rig g;
-    struct t_raw raw;
+    struct t_raw raw[NPIPE_CONNS];
     struct per_pass pp;
     struct t_buf all = {0};
+    int bound = nconn == 1 ? PASS_WORK : AGENT_WORK + nconn * MIN_WORK;
 
-    fprintf(stderr, "-- HTTP/1.1: %d requests pipelined in one write\n", NPIPE);
+    fprintf(stderr, "-- HTTP/1.1: %d requests pipelined in one write, on %d connection(s)\n", NPIPE,
+            nconn);
     rig_open(&g);
-    t_raw_open(&raw, g.ep);
     for (int i = 0; i < NPIPE; i++) {
         t_buf_adds(&all, req);
     }
-    t_raw_send(&raw, all.p, all.len);
+    for (int k = 0; k < nconn; k++) {
+        t_raw_open(&raw[k], g.ep);
+        t_raw_send(&raw[k], all.p, all.len);
+    }
     t_buf_free(&all);
-    pipe_raw = &raw;
+    pipe_raw = raw;
+    pipe_conns = nconn;
     pump_counting(&g, pipe_done, &pp);
     fprintf(stderr, "  %d dispatched, at most %d in one pass, %d passes\n", dispatched,
             pp.max_dispatched, pp.passes);
-    T_EQ(dispatched, NPIPE);
-    T_EQ(completed, NPIPE);
-    T_OK(pp.max_dispatched <= PASS_WORK);
-    t_raw_close(&raw);
+    T_EQ(dispatched, NPIPE * nconn);
+    T_EQ(completed, NPIPE * nconn);
+    T_OK(pp.max_dispatched <= bound);
+    for (int k = 0; k < nconn; k++) {
+        t_raw_close(&raw[k]);
+    }
     rig_close(&g);
 }
 
@@ -322,6 +343,38 @@ chunked_post(struct t_buf *all, int n)
         t_buf_adds(all, "1\r\nz\r\n");
     }
     t_buf_adds(all, "0\r\n\r\n");
+}
+
+/* More input than a closing connection reads (DRAIN_WORK units after the
+ * pass's share), then FIN: the rest is dropped and the request fails; the
+ * server goes on serving. */
+static void
+too_much_then_fin(void)
+{
+    enum { N = 12000 };
+    struct rig g;
+    struct t_buf all = {0};
+    struct t_raw ok;
+    int fd;
+
+    fprintf(stderr, "-- HTTP/1.1: a body of %d one-byte chunks, then FIN\n", N);
+    chunked_post(&all, N);
+    rig_open(&g);
+    fd = t_raw_connect(g.ep);
+    T_OK(fd >= 0);
+    T_EQ((int) send(fd, all.p, all.len, MSG_NOSIGNAL), (int) all.len);
+    T_OK(shutdown(fd, SHUT_WR) == 0);
+    t_buf_free(&all);
+    T_HPUMP(g.evpl, failed == 1, 5000);
+    T_EQ(completed, 0);
+    T_OK(body.len <= PASS_WORK + DRAIN_WORK);
+    fprintf(stderr, "  ok: %zu bytes read, then dropped: the request failed\n", body.len);
+    close(fd);
+    t_raw_open(&ok, g.ep);
+    t_raw_sends(&ok, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    T_HPUMP(g.evpl, h1_answered(&ok), 5000);
+    t_raw_close(&ok);
+    rig_close(&g);
 }
 
 static void
@@ -654,7 +707,8 @@ main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
     if (want(argc, argv, "pipelined")) {
-        pipelined();
+        pipelined(1);
+        pipelined(NPIPE_CONNS);
     }
     if (want(argc, argv, "client")) {
         client_responses();
@@ -662,6 +716,7 @@ main(int argc, char **argv)
     if (want(argc, argv, "chunks")) {
         tiny_chunks(0);
         tiny_chunks(1);
+        too_much_then_fin();
     }
 #ifdef T_HAVE_NGHTTP2
     if (want(argc, argv, "h2_frames")) {
