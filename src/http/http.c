@@ -51,7 +51,8 @@
  * still do HTTP_MIN_WORK (a pass is bounded however many connections
  * send at once, and none waits for ever behind the others).  Once the
  * peer has closed, what the connection holds is read at once (there is
- * no later pass), up to HTTP_DRAIN_WORK; the rest is dropped. */
+ * no later pass), on a server up to HTTP_DRAIN_WORK; the rest is
+ * dropped. */
 #define HTTP_PASS_WORK  256
 #define HTTP_AGENT_WORK 1024
 #define HTTP_MIN_WORK   16
@@ -1022,7 +1023,10 @@ conn_work_left(struct evpl_http_conn *c)
         a->work = 0;
     }
     if (c->draining) {
-        return c->work < HTTP_DRAIN_WORK ? HTTP_DRAIN_WORK - c->work : 0;
+        /* (a client reads all its server sent: it chose the server) */
+        return c->is_client                ? UINT32_MAX - c->work
+               : c->work < HTTP_DRAIN_WORK ? HTTP_DRAIN_WORK - c->work
+                                           : 0;
     }
     own = c->work < HTTP_PASS_WORK ? HTTP_PASS_WORK - c->work : 0;
     shared = a->work < HTTP_AGENT_WORK ? HTTP_AGENT_WORK - a->work : 0;

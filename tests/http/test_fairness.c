@@ -488,8 +488,8 @@ h2_tiny_frames(int fin)
     }
 }
 
-/* A client: the server's response of NFRAME one-byte DATA frames, and
- * its close, arrive before the client reads; the response completes. */
+/* A client: the server's response of n one-byte DATA frames, and its
+ * close, arrive before the client reads; the response completes. */
 static int h2c_done, h2c_failed;
 static struct t_buf h2c_body;
 
@@ -510,7 +510,7 @@ h2c_notify(struct evpl *evpl, struct evpl_http_agent *agent, struct evpl_http_re
 }
 
 static void
-h2_client_response_then_close(void)
+h2_client_response_then_close(int n)
 {
     static const unsigned char status200 = 0x88; /* :status 200, indexed */
     struct evpl *evpl = t_net_loop();
@@ -522,9 +522,9 @@ h2_client_response_then_close(void)
     struct t_buf all = {0};
     int fd;
 
-    fprintf(stderr, "-- HTTP/2 client: a response of %d one-byte DATA frames, then close\n",
-            NFRAME);
+    fprintf(stderr, "-- HTTP/2 client: a response of %d one-byte DATA frames, then close\n", n);
     t_evpl = evpl;
+    h2c_done = h2c_failed = 0;
     t_rawsrv_open(&rs);
     ep = evpl_endpoint_create("127.0.0.1", rs.port);
     conn =
@@ -537,7 +537,7 @@ h2_client_response_then_close(void)
     frame(&all, 4, 0, 0, NULL, 0);          /* SETTINGS */
     frame(&all, 4, 1, 0, NULL, 0);          /* its ACK */
     frame(&all, 1, 0x04, 1, &status200, 1); /* HEADERS */
-    tiny_frames(&all, 1, NFRAME);
+    tiny_frames(&all, 1, n);
     fd = rs.conns[0].fd;
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     T_EQ((int) send(fd, all.p, all.len, MSG_NOSIGNAL), (int) all.len);
@@ -546,7 +546,7 @@ h2_client_response_then_close(void)
     T_HPUMP(evpl, h2c_done + h2c_failed > 0, 5000);
     T_EQ(h2c_failed, 0);
     T_EQ(h2c_done, 1);
-    T_EQ_U(h2c_body.len, NFRAME);
+    T_EQ_U(h2c_body.len, (uint64_t) n);
     fprintf(stderr, "  ok: complete, %zu bytes\n", h2c_body.len);
     t_buf_free(&h2c_body);
     evpl_http_client_close(agent, conn);
@@ -724,7 +724,9 @@ main(int argc, char **argv)
         h2_tiny_frames(1);
     }
     if (want(argc, argv, "h2_client_fin")) {
-        h2_client_response_then_close();
+        h2_client_response_then_close(NFRAME);
+        /* past what a server drains after a close: a client reads it all */
+        h2_client_response_then_close(6000);
     }
     if (want(argc, argv, "h2_trailers")) {
         h2_empty_then_trailers();
