@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "block/block.h"
+#include "core/next_pass.h"
 
 #define MAX_REQUEST_FILE (4u << 20)
 #define ZERO_CHUNK_MAX   (1u << 20)
@@ -239,7 +240,6 @@ evpl_block_sector_size(struct evpl_block_device *dev)
 
 static void q_free(struct evpl_block_queue *q);
 static void queue_unlink(struct evpl_block_queue *q);
-static void fail_later_cb(struct evpl *evpl, struct evpl_event *event);
 
 /* A request refused for its arguments (no request was made for it). */
 struct evpl_block_refused {
@@ -292,15 +292,9 @@ fail_run(struct evpl *evpl, void *arg)
         return;
     }
     if ((q->failed.head || q->refused_head) && !q->failing && !q->dead) {
-        evpl__event_set(evpl, &q->fail_later, EVPL_EV_KICK); /* the next pass */
+        evpl__defer_next(evpl, &q->fail_deferral);
     }
 } /* fail_run */
-
-static void
-fail_later_cb(struct evpl *evpl, struct evpl_event *event)
-{
-    fail_run(evpl, container_of(event, struct evpl_block_queue, fail_later));
-} /* fail_later_cb */
 
 /* See that fail_run completes what was refused: in this pass, unless it ran
  * in this pass already (the refusal then comes from what its callbacks did,
@@ -309,11 +303,11 @@ fail_later_cb(struct evpl *evpl, struct evpl_event *event)
 static void
 fail_soon(struct evpl *evpl, struct evpl_block_queue *q)
 {
-    if (q->failing || (q->fail_later.flags & EVPL_EV_KICK)) {
+    if (q->failing || q->fail_deferral.armed) {
         return; /* fail_run, now or on the next pass, sees to it */
     }
     if (q->fail_pass == evpl__pass_id(evpl)) {
-        evpl__event_set(evpl, &q->fail_later, EVPL_EV_KICK);
+        evpl__defer_next(evpl, &q->fail_deferral);
     } else {
         evpl_defer(evpl, &q->fail_deferral);
     }
@@ -339,7 +333,6 @@ evpl_block_open_queue(struct evpl *evpl, struct evpl_block_device *dev)
     q->dev = dev;
     q->evpl = evpl;
     evpl_deferral_init(&q->fail_deferral, fail_run, q);
-    evpl__event_init(&q->fail_later, -1, fail_later_cb, NULL, NULL);
     rc = dev->backend->queue_open(evpl, q);
     if (rc < 0) {
         evpl_log_error("block", "queue on %s: %s", dev->uri, strerror(-rc));
@@ -410,7 +403,6 @@ evpl_block_close_queue(struct evpl *evpl, struct evpl_block_queue *q)
         }
     }
     evpl_remove_deferral(evpl, &q->fail_deferral);
-    evpl__event_remove(evpl, &q->fail_later);
     q->dev->backend->queue_close(evpl, q);
     atomic_fetch_sub(&q->dev->queues, 1);
     if (q->failing) {

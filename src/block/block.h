@@ -131,7 +131,6 @@ struct evpl_block_queue {
     struct evpl_deferral fail_deferral;
     /* kicked: fail_run on the next pass (refusals made after it ran in
      * this one; no timer, which a virtual clock would hold back) */
-    struct evpl_event fail_later;
     int failing; /* fail_run is on the stack */
     int dead;    /* closed meanwhile: fail_run frees the queue */
     /* refused for their arguments, failed later (by fail_run too) */
