@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
 /*
- * Work bounded per loop pass, for the module libraries (libevpl_http): a
- * connection that has done its share of a pass puts the rest off to the
- * next one, so one busy peer cannot hold the loop.  Internal to our
+ * Work bounded per loop pass, for the module libraries (libevpl_http,
+ * libevpl_rpc2): a connection that has done its share of a pass puts the
+ * rest off to the next one, so one busy peer cannot hold the loop.  Internal to our
  * libraries: exported by libevpl.so for them, declared in no public header.
  */
 #ifndef EVPL_CORE_NEXT_PASS_H
@@ -22,5 +22,47 @@ EVPL_API void evpl__defer_next(struct evpl *evpl, struct evpl_deferral *deferral
 /* The number of the loop's current pass (never 0): a per-pass budget is
  * reset when it changes.  Owning thread. */
 EVPL_API uint64_t evpl__pass(struct evpl *evpl);
+
+/* Work done in one loop pass, by one party or by all of them together. */
+struct evpl__budget {
+    uint64_t pass; /* the pass the work was counted in */
+    unsigned int work;
+};
+
+/* Units of work a party may still do in pass `pass` (evpl__pass): at most
+ * own_max of its own, and of what all parties together may do (all_max)
+ * what is left, but never fewer than min_share of its own while all have
+ * used theirs up (so none waits for ever behind the others).  Counters of
+ * an earlier pass start again from 0. */
+static inline unsigned int
+evpl__budget_left(uint64_t pass, struct evpl__budget *own, unsigned int own_max,
+                  struct evpl__budget *all, unsigned int all_max, unsigned int min_share)
+{
+    unsigned int mine, shared;
+
+    if (own->pass != pass) {
+        own->pass = pass;
+        own->work = 0;
+    }
+    if (all->pass != pass) {
+        all->pass = pass;
+        all->work = 0;
+    }
+    mine = own->work < own_max ? own_max - own->work : 0;
+    shared = all->work < all_max ? all_max - all->work : 0;
+    if (own->work < min_share && shared < min_share - own->work) {
+        shared = min_share - own->work;
+    }
+    return mine < shared ? mine : shared;
+}
+
+/* Count cost units of work against a party and all parties (after
+ * evpl__budget_left in the same pass). */
+static inline void
+evpl__budget_spend(struct evpl__budget *own, struct evpl__budget *all, unsigned int cost)
+{
+    own->work += cost;
+    all->work += cost;
+}
 
 #endif

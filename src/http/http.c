@@ -496,8 +496,7 @@ struct evpl_http_conn {
     uint64_t unsent;
     struct evpl_deferral service;
     struct evpl_deferral resume; /* reading again in the next pass */
-    uint64_t work_pass;          /* the pass work was counted in */
-    unsigned int work;           /* read work done in it (HTTP_PASS_WORK) */
+    struct evpl__budget work;    /* read work done in a pass (HTTP_PASS_WORK) */
     char host[EVPL_ADDRESS_STRLEN + 16];
 };
 
@@ -515,8 +514,7 @@ struct evpl_http_agent {
     size_t out_cap;
     time_t date_at;
     char date[40];
-    uint64_t work_pass; /* the pass work was counted in */
-    unsigned int work;  /* read work all connections did in it (HTTP_AGENT_WORK) */
+    struct evpl__budget work; /* read work all connections did (HTTP_AGENT_WORK) */
 };
 
 static void conn_service(struct evpl *evpl, void *arg);
@@ -1012,28 +1010,14 @@ conn_work_left(struct evpl_http_conn *c)
 {
     struct evpl_http_agent *a = c->agent;
     uint64_t pass = evpl__pass(a->evpl);
-    unsigned int own, shared;
 
-    if (c->work_pass != pass) {
-        c->work_pass = pass;
-        c->work = 0;
-    }
-    if (a->work_pass != pass) {
-        a->work_pass = pass;
-        a->work = 0;
-    }
     if (c->draining) {
         /* (a client reads all its server sent: it chose the server) */
-        return c->is_client                ? UINT32_MAX - c->work
-               : c->work < HTTP_DRAIN_WORK ? HTTP_DRAIN_WORK - c->work
-                                           : 0;
+        return evpl__budget_left(pass, &c->work, c->is_client ? UINT32_MAX : HTTP_DRAIN_WORK,
+                                 &a->work, UINT32_MAX, 0);
     }
-    own = c->work < HTTP_PASS_WORK ? HTTP_PASS_WORK - c->work : 0;
-    shared = a->work < HTTP_AGENT_WORK ? HTTP_AGENT_WORK - a->work : 0;
-    if (c->work < HTTP_MIN_WORK && shared < HTTP_MIN_WORK - c->work) {
-        shared = HTTP_MIN_WORK - c->work;
-    }
-    return own < shared ? own : shared;
+    return evpl__budget_left(pass, &c->work, HTTP_PASS_WORK, &a->work, HTTP_AGENT_WORK,
+                             HTTP_MIN_WORK);
 } /* conn_work_left */
 
 /* Count cost against the read work of c and its agent for this pass.  0
@@ -1051,8 +1035,7 @@ conn_work(struct evpl_http_conn *c, unsigned int cost)
         }
         return 0;
     }
-    c->work += cost;
-    c->agent->work += cost;
+    evpl__budget_spend(&c->work, &c->agent->work, cost);
     return 1;
 } /* conn_work */
 

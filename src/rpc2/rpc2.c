@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "core/metrics_source.h"
+#include "core/next_pass.h"
 #include "net/hold.h"
 #include "rpc2/rpc2.h"
 
@@ -42,8 +43,17 @@
 #define RPC2_SEND_HIGH   (16u << 20)
 #define RPC2_SEND_MSGS   16384 /* a small reply costs ~300 bytes queued, not its size */
 #define RPC2_SERVING_MAX 1024
-#define RPC_HDR_MAX      512 /* call header with the largest AUTH_SYS credential */
-#define AUTH_BODY_MAX    400 /* RFC 5531 §8.2 */
+/* Calls one such connection is served in a loop pass; the rest wait in its
+ * receive buffer for the next pass, so a client that pipelines thousands
+ * cannot hold the loop from the others.  All of a thread's connections
+ * together are served RPC2_THREAD_CALLS, past which each still gets
+ * RPC2_MIN_CALLS (a pass is bounded however many connections call at
+ * once, and none waits for ever behind the others). */
+#define RPC2_PASS_CALLS   256
+#define RPC2_THREAD_CALLS 1024
+#define RPC2_MIN_CALLS    16
+#define RPC_HDR_MAX       512 /* call header with the largest AUTH_SYS credential */
+#define AUTH_BODY_MAX     400 /* RFC 5531 §8.2 */
 
 #define rpc2_error(...) evpl_log_message("error", "rpc2", __FILE__, __LINE__, __VA_ARGS__)
 #define MACHINE_MAX     255
@@ -133,17 +143,20 @@ struct rpc2_sreq {
 /* The library's side of a connection. */
 struct rpc2_conn {
     struct evpl_rpc2_conn pub;
-    int stream;             /* record marking (else RPC-over-RDMA) */
-    int closing;            /* evpl_close called */
-    int gone;               /* DISCONNECTED seen */
-    int connected;          /* CONNECTED seen */
-    int flow;               /* accepted on a stream protocol: flow controlled */
-    int rx_held;            /* taking no calls (flow control) */
-    int nserving;           /* calls being served */
-    uint64_t unsent;        /* bytes sent and not yet reported SENT (flow) */
-    uint64_t unsent_msgs;   /* messages (0 once the bytes are all reported) */
-    uint32_t reasm_room;    /* free bytes after the record's last iovec, a copy */
-    struct rpc2_held *held; /* calls waiting for CONNECTED, oldest first */
+    int stream;                     /* record marking (else RPC-over-RDMA) */
+    int closing;                    /* evpl_close called */
+    int gone;                       /* DISCONNECTED seen */
+    int connected;                  /* CONNECTED seen */
+    int flow;                       /* accepted on a stream protocol: flow controlled */
+    int rx_held;                    /* taking no calls (flow control) */
+    int nserving;                   /* calls being served */
+    int pass_done;                  /* served its share of this pass (RPC2_PASS_CALLS) */
+    struct evpl__budget calls;      /* calls served in a pass */
+    struct evpl_deferral next_pass; /* ends pass_done */
+    uint64_t unsent;                /* bytes sent and not yet reported SENT (flow) */
+    uint64_t unsent_msgs;           /* messages (0 once the bytes are all reported) */
+    uint32_t reasm_room;            /* free bytes after the record's last iovec, a copy */
+    struct rpc2_held *held;         /* calls waiting for CONNECTED, oldest first */
     struct rpc2_held **held_tail;
     struct rpc2_sreq *sreqs;
     struct evpl_rpc2_request *failed; /* calls to complete from the loop */
@@ -167,6 +180,7 @@ struct evpl_rpc2_thread {
     struct xdr_dbuf client_dbuf;
     struct xdr_dbuf reply_dbuf;
     struct rpc2_binding *bindings;
+    struct evpl__budget calls; /* calls all its connections were served in a pass */
     const struct evpl_rpc2_gss_provider *gss;
     void *gss_arg;
     struct rpc2_sreq *free_sreqs;
@@ -546,11 +560,41 @@ flow_check(struct evpl *evpl, struct rpc2_conn *c)
         return;
     }
     hold = c->unsent >= RPC2_SEND_HIGH || c->unsent_msgs >= RPC2_SEND_MSGS ||
-           c->nserving >= RPC2_SERVING_MAX;
+           c->nserving >= RPC2_SERVING_MAX || c->pass_done;
     if (hold != c->rx_held) {
         c->rx_held = hold;
         evpl__bind_hold_recv(evpl, c->pub.bind, hold);
     }
+}
+
+/* A call taken from c: past its share of the pass, c takes no more until
+ * the next one. */
+static void
+flow_served(struct evpl *evpl, struct rpc2_conn *c)
+{
+    struct evpl__budget *all = &c->pub.thread->calls;
+    uint64_t pass = evpl__pass(evpl);
+
+    if (!c->flow) {
+        return;
+    }
+    (void) evpl__budget_left(pass, &c->calls, RPC2_PASS_CALLS, all, RPC2_THREAD_CALLS,
+                             RPC2_MIN_CALLS);
+    evpl__budget_spend(&c->calls, all, 1);
+    if (!evpl__budget_left(pass, &c->calls, RPC2_PASS_CALLS, all, RPC2_THREAD_CALLS,
+                           RPC2_MIN_CALLS)) {
+        c->pass_done = 1;
+        evpl__defer_next(evpl, &c->next_pass);
+    }
+}
+
+static void
+next_pass(struct evpl *evpl, void *arg)
+{
+    struct rpc2_conn *c = arg;
+
+    c->pass_done = 0;
+    flow_check(evpl, c);
 }
 
 /* bytes in msgs messages queued (sent 0) or reported SENT (sent 1) */
@@ -656,6 +700,7 @@ conn_new(struct evpl_rpc2_thread *t, enum evpl_protocol_id protocol)
     c->credits = 1;
     c->held_tail = &c->held;
     evpl_deferral_init(&c->fail_deferral, complete_failed, c);
+    evpl_deferral_init(&c->next_pass, next_pass, c);
     c->pub.next = t->conns;
     if (t->conns) {
         t->conns->prev = &c->pub;
@@ -1665,6 +1710,7 @@ server_call(struct evpl *evpl, struct rpc2_conn *c, struct rpc2_rd *r, uint32_t 
     }
     c->sreqs = s;
     c->nserving++;
+    flow_served(evpl, c);
     flow_check(evpl, c);
     s->enc.xid = xid;
     memcpy(s->msg, msg, (size_t) nmsg * sizeof(*msg));
@@ -2822,6 +2868,7 @@ conn_gone(struct evpl *evpl, struct rpc2_conn *c)
 
     c->gone = 1;
     evpl_remove_deferral(evpl, &c->fail_deferral);
+    evpl_remove_deferral(evpl, &c->next_pass);
     complete_failed(evpl, c);
     /* every call still waiting completes with CONN_LOST, including calls
      * made from these callbacks (they join the table) */
