@@ -43,19 +43,22 @@ test: debug
 		UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
 		ctest --output-on-failure -j $(JOBS)
 
-# libFuzzer (clang): the HTTP and RPC2 parsers for FUZZ_SECONDS each, from the seed corpora
+# libFuzzer (clang): the HTTP and RPC2 parsers and the TCP-RDMA wire protocol for
+# FUZZ_SECONDS each, from the seed corpora
 FUZZ_SECONDS ?= 120
 $(BUILD)/fuzz/CMakeCache.txt:
 	CC=clang $(CMAKE) -S . -B $(BUILD)/fuzz -DCMAKE_BUILD_TYPE=Debug -DEVPL_FUZZ=ON \
 		-DEVPL_SANITIZE=address,undefined -DEVPL_BUILD_BENCH=OFF
 
 fuzz: deps $(BUILD)/fuzz/CMakeCache.txt
-	$(CMAKE) --build $(BUILD)/fuzz -j $(JOBS) --target fuzz_http fuzz_rpc2
-	mkdir -p $(BUILD)/fuzz/corpus-http $(BUILD)/fuzz/corpus-rpc2
+	$(CMAKE) --build $(BUILD)/fuzz -j $(JOBS) --target fuzz_http fuzz_rpc2 fuzz_tcp_rdma
+	mkdir -p $(BUILD)/fuzz/corpus-http $(BUILD)/fuzz/corpus-rpc2 $(BUILD)/fuzz/corpus-tcp_rdma
 	ASAN_OPTIONS="detect_leaks=1" $(BUILD)/fuzz/fuzz/fuzz_http -max_total_time=$(FUZZ_SECONDS) \
 		-max_len=8192 -timeout=10 $(BUILD)/fuzz/corpus-http fuzz/corpus/http
 	ASAN_OPTIONS="detect_leaks=1" $(BUILD)/fuzz/fuzz/fuzz_rpc2 -max_total_time=$(FUZZ_SECONDS) \
 		-max_len=8192 -timeout=10 $(BUILD)/fuzz/corpus-rpc2 fuzz/corpus/rpc2
+	ASAN_OPTIONS="detect_leaks=1" $(BUILD)/fuzz/fuzz/fuzz_tcp_rdma -max_total_time=$(FUZZ_SECONDS) \
+		-max_len=8192 -timeout=10 $(BUILD)/fuzz/corpus-tcp_rdma fuzz/corpus/tcp_rdma
 
 # the hardware paths (NVMe, VFIO, kTLS, RDMA over soft-RoCE) in a qemu guest
 test-vm: debug

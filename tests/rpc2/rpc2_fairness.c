@@ -103,8 +103,7 @@ exchange(struct peer *p, int np, int n)
                     c->off += (size_t) k;
                 }
             }
-            while ((k = recv(c->fd, c->in + c->have, sizeof(c->in) - c->have, MSG_DONTWAIT)) >
-                   0) {
+            while ((k = recv(c->fd, c->in + c->have, sizeof(c->in) - c->have, MSG_DONTWAIT)) > 0) {
                 c->have += (size_t) k;
                 while (c->have >= 4) {
                     uint32_t rl = get32(c->in) & 0x7fffffffu;
@@ -207,8 +206,8 @@ fin(struct raw_server *rs, int n)
         T_OK(t_now_ns() < deadline);
         pass();
     }
-    fprintf(stderr, "%d calls then FIN: %d served, %zu reply bytes read, at most %d in a pass\n",
-            n, ngreet - 1, replied, max_in_pass);
+    fprintf(stderr, "%d calls then FIN: %d served, %zu reply bytes read, at most %d in a pass\n", n,
+            ngreet - 1, replied, max_in_pass);
     T_LE(max_in_pass, PASS_CALLS + 1);
     close(fd);
     close(other.fd);
