@@ -763,10 +763,13 @@ static void
 segment(struct evpl *evpl, struct evpl_bind *bind)
 {
     struct evpl_iovec stack[16], *iov = stack;
-    int cap = 16;
+    int cap = 16, delivered = 0;
     uint64_t max = evpl_shared->config->max_msg_size;
 
-    while (!(bind->flags & (EVPL_BIND_CLOSING | EVPL_BIND_RECV_HELD)) && bind->recv_ring.length) {
+    /* after a message the callback is asked again, even with nothing left
+     * buffered (net.md §9.1, as upstream: it sees an empty peek) */
+    while (!(bind->flags & (EVPL_BIND_CLOSING | EVPL_BIND_RECV_HELD)) &&
+           (bind->recv_ring.length || delivered)) {
         int len = bind->segment_callback(evpl, bind, bind->private_data);
         uint64_t bytes;
         int n;
@@ -805,6 +808,7 @@ segment(struct evpl *evpl, struct evpl_bind *bind)
         bind->want = 0;
         bind->last_len = (uint64_t) len;
         deliver_msg(evpl, bind, iov, n, (unsigned int) len, bind->remote);
+        delivered = 1;
     }
     if (iov != stack) {
         free(iov);

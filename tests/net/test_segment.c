@@ -17,7 +17,7 @@ static struct evpl *evpl;
 static enum evpl_protocol_id proto;
 static struct evpl_endpoint *ep;
 static struct t_server srv;
-static int seg_calls;
+static int seg_calls, seg_empty; /* calls; calls with nothing buffered */
 
 /*
  * 4-byte big-endian total length.  0xFFFFFFFF: the stream is rejected
@@ -34,6 +34,7 @@ segment(struct evpl *e, struct evpl_bind *bind, void *priv)
     (void) priv;
     seg_calls++;
     if (evpl_peek(e, bind, h, T_HDR) < T_HDR) {
+        seg_empty += evpl_peek(e, bind, h, 1) == 0;
         return 0;
     }
     v = t_get_be32(h);
@@ -222,6 +223,9 @@ main(void)
         T_PUMP(evpl, s->nrecv_msg == 202, 5000);
         T_EQ(s->msg_len[201], 40000);
         check_msg(s->rx + s->rxlen - 40000, 40000, 6);
+        /* §9.1: after delivering a message the library calls the callback
+         * again, also when nothing is left buffered (it then says 0) */
+        T_GT(seg_empty, 0);
         free(m);
     }
 
