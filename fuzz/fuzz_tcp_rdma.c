@@ -294,8 +294,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     drained = 0;
 
     if (!client_side) {
-        struct sockaddr_in sa = {.sin_family = AF_INET,
-                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         uint32_t key = 0;
         uint64_t addr = 0;
 
@@ -315,7 +314,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uint32_t key = 0;
         uint64_t addr = 0;
 
-        side.bind = evpl_connect(evpl, EVPL_DATAGRAM_TCP_RDMA, NULL, raw_ep, on_notify, NULL, &side);
+        side.bind =
+            evpl_connect(evpl, EVPL_DATAGRAM_TCP_RDMA, NULL, raw_ep, on_notify, NULL, &side);
         check(side.bind != NULL, "evpl_connect");
         while ((fd = accept4(raw_listen_fd, NULL, NULL, SOCK_CLOEXEC)) < 0) {
             check(errno == EAGAIN && now_ns() < deadline, "accept");

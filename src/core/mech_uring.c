@@ -22,8 +22,7 @@
 
 #include "core/internal.h"
 
-#define URING_ENTRIES 1024
-#define CANCEL_TAG    0x7fffffffu /* slot number used by the cancels of polls */
+#define CANCEL_TAG 0x7fffffffu /* slot number used by the cancels of polls */
 
 struct slot {
     struct evpl_event *event;
@@ -102,7 +101,9 @@ ur_create(struct evpl *evpl)
     int rc;
 
     /* the loop is the only submitter: the cheapest modes, if the kernel has them */
-    rc = evpl__uring_queue_init(URING_ENTRIES, &st->ring, 0);
+    /* its depth is the config's (core.md §2.1): the io_uring backends share
+     * this ring when the loop waits on it */
+    rc = evpl__uring_queue_init(evpl_shared->config->io_uring_entries, &st->ring, 0);
     if (rc < 0) {
         free(st);
         return rc;
