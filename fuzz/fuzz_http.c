@@ -325,32 +325,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     return 0;
 } /* LLVMFuzzerTestOneInput */
 
-#ifndef EVPL_FUZZ_LIBFUZZER
-/* Replay: run each file named on the command line through the target. */
-int
-main(int argc, char **argv)
+#define FUZZ_NAME "fuzz_http"
+
+__attribute__((unused)) static void
+fuzz_replay_done(void)
 {
-    int n = 0;
-
-    for (int i = 1; i < argc; i++) {
-        FILE *f = fopen(argv[i], "rb");
-        static uint8_t buf[1 << 20];
-        size_t len;
-
-        if (!f) {
-            perror(argv[i]);
-            return 1;
-        }
-        len = fread(buf, 1, sizeof(buf), f);
-        fclose(f);
-        LLVMFuzzerTestOneInput(buf, len);
-        n++;
-    }
     if (evpl) {
         evpl_destroy(evpl);
         evpl_listener_destroy(listener);
     }
-    printf("fuzz_http: %d inputs replayed\n", n);
-    return 0;
-} /* main */
-#endif
+}
+
+#include "fuzz_replay.h"

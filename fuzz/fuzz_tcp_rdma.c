@@ -362,25 +362,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     return 0;
 }
 
-#ifndef EVPL_FUZZ_LIBFUZZER
-/* Replay: run each file named on the command line through the target. */
-int
-main(int argc, char **argv)
-{
-    for (int i = 1; i < argc; i++) {
-        FILE *f = fopen(argv[i], "rb");
-        static uint8_t buf[1 << 20];
-        size_t n;
+#define FUZZ_NAME "fuzz_tcp_rdma"
 
-        if (!f) {
-            perror(argv[i]);
-            return 1;
-        }
-        n = fread(buf, 1, sizeof(buf), f);
-        fclose(f);
-        LLVMFuzzerTestOneInput(buf, n);
-    }
-    fprintf(stderr, "fuzz_tcp_rdma: %d inputs replayed\n", argc - 1);
-    return 0;
+__attribute__((unused)) static void
+fuzz_replay_done(void)
+{
+    /* (the loop and listener live until exit, as under libFuzzer) */
 }
-#endif
+
+#include "fuzz_replay.h"
