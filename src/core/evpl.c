@@ -371,6 +371,15 @@ evpl_continue(struct evpl *evpl)
     EVPL_OWNER_ONLY(evpl);
     unsigned ran;
 
+    /* what an earlier pass put off runs in this one's deferral dispatch;
+     * what this pass puts off (from timers, the wait's reaps, polls,
+     * events or deferrals) waits for the next (helper-92: promoted after
+     * the wait, a deferral put off by a reap ran in the pass that armed
+     * it) */
+    if (evpl->deferrals_next_len) {
+        evpl__deferrals_promote(evpl);
+    }
+
     if (evpl->poll_mode && evpl->polls_len && evpl->poll_passes < evpl->config.poll_iterations) {
         /* poll-only pass: no clock, no syscall */
         evpl->poll_passes++;
@@ -381,10 +390,6 @@ evpl_continue(struct evpl *evpl)
 
     if (atomic_load_explicit(&evpl->doorbells_pending, memory_order_relaxed)) {
         evpl__doorbells_collect(evpl);
-    }
-
-    if (evpl->deferrals_next_len) {
-        evpl__deferrals_promote(evpl);
     }
 
     if (evpl->active_len) {

@@ -6,7 +6,8 @@
  * it from a callback does not run in that pass but in the next one; one
  * that re-arms itself that way runs once per pass; evpl_defer brings it
  * forward to the current pass; evpl_remove_deferral disarms it (with
- * others armed either way untouched); a loop with one armed does not sleep
+ * others armed either way untouched); one armed from a timer waits for
+ * the next pass too; a loop with one armed does not sleep
  * (wait_ms -1 would otherwise block for ever); evpl__pass counts passes.
  */
 #include <evpl/evpl.h>
@@ -88,6 +89,18 @@ on_trigger(struct evpl *evpl, void *p)
         evpl_defer(evpl, &bring_forward->d); /* armed for the next pass: now */
     }
 } /* on_trigger */
+
+/* a one-shot timer that arms timer_item for the next pass */
+static struct item *timer_item;
+static int timer_fired;
+
+static void
+on_timer(struct evpl *evpl, struct evpl_timer *timer)
+{
+    (void) timer;
+    timer_fired = 1;
+    evpl__defer_next(evpl, &timer_item->d);
+} /* on_timer */
 
 int
 main(void)
@@ -186,6 +199,28 @@ main(void)
     pass(evpl);
     T_EQ(a.calls, 1);
     T_EQ_U(a.last_pass, p0);
+
+    /* armed from a timer (before the pass's wait, as from the wait's own
+     * completions): not in that pass either, in the next (helper-92: it
+     * ran in the same pass) */
+    {
+        struct evpl_timer tm;
+
+        item_init(&a);
+        arm_next[0] = &a;
+        timer_item = &a;
+        evpl_add_oneshot_timer(evpl, &tm, on_timer, 1000);
+        while (!timer_fired) {
+            pass(evpl); /* (the wait ends at the deadline) */
+        }
+        T_EQ(a.calls, 0);
+        T_OK(a.d.armed != 0);
+        p0 = evpl__pass(evpl);
+        pass(evpl);
+        T_EQ(a.calls, 1);
+        T_EQ_U(a.last_pass, p0);
+        arm_next[0] = NULL;
+    }
 
     evpl_destroy(evpl);
     return 0;
