@@ -199,10 +199,11 @@ recv_complete(struct evpl *evpl, struct evpl_uring_req *req, int res, uint32_t f
          * receiving more: with no buffer memory left at all that wait
          * would never end, for it and every other connection of the loop,
          * so it is closed, as the socket backend closes a bind that cannot
-         * reserve a buffer */
+         * reserve a buffer (one that holds nothing, though a fixed-length
+         * framing asks for a length, frees nothing by closing: it waits) */
         if (wants_data(c) && !c->recv_armed) {
-            if (bind->segment_callback && bind->want > bind->recv_ring.length &&
-                evpl__uring_pool_exhausted(evpl, c->pool)) {
+            if (bind->segment_callback && bind->recv_ring.length &&
+                bind->want > bind->recv_ring.length && evpl__uring_pool_exhausted(evpl, c->pool)) {
                 evpl_log_error("io_uring", "no buffer memory to receive into: closing");
                 evpl__bind_fail(evpl, bind, -ENOMEM);
                 conn_maybe_free(evpl, c);
