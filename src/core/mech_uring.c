@@ -70,7 +70,9 @@ evpl__uring_queue_init(unsigned entries, struct io_uring *ring, unsigned extra)
     int rc = -EINVAL;
 
     for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]) && rc < 0; i++) {
-        rc = io_uring_queue_init(entries, ring, tries[i] | extra);
+        /* CLAMP: a depth over the kernel's maximum (io_uring_entries is
+         * the user's) gets the maximum, not EINVAL */
+        rc = io_uring_queue_init(entries, ring, tries[i] | extra | IORING_SETUP_CLAMP);
     }
     if (rc == 0) {
         /* every enter skips the ring file's lookup (fget/fput, ~7% of a
