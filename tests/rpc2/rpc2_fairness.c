@@ -7,7 +7,8 @@
  * loop from the others.  The rest wait in the receive buffer for the next
  * pass; every call is still answered, in order.
  *
- * Cases (argv[1], all when none): pipelined, many, fin.
+ * Cases (argv[1], all when none): pipelined, many, fin.  T_PROTO picks
+ * another stream protocol a raw TCP peer can reach (io_uring TCP).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -231,7 +232,10 @@ main(int argc, char **argv)
     t_evpl = t_net_loop();
     RT_V1_init(&sprog);
     sprog.recv_call_GREET = s_greet;
-    raw_server_start(&rs, &sprog.rpc2);
+    /* T_PROTO=STREAM_IO_URING_TCP: receives handled in the wait's reaps
+     * (with EVPL_CORE_MECH=io_uring), before the pass's deferrals */
+    raw_server_start_on(&rs, &sprog.rpc2,
+                        getenv("T_PROTO") ? t_proto(T_NET_KIND_STREAM) : EVPL_STREAM_SOCKET_TCP);
 
     if (want(argc, argv, "pipelined")) {
         pipelined(&rs, 1, 1000, PASS_CALLS);

@@ -109,8 +109,9 @@ call_msg(unsigned char *buf, uint32_t xid, uint32_t rpcvers, uint32_t prog, uint
     return (size_t) (p - buf) + args_len;
 }
 
-/* A server of one program over TCP on the loop t_evpl, served by a new
- * RPC thread of that loop; raw_server_stop undoes it all. */
+/* A server of one program over TCP (or another stream protocol a raw TCP
+ * peer can reach) on the loop t_evpl, served by a new RPC thread of that
+ * loop; raw_server_stop undoes it all. */
 struct raw_server {
     struct evpl_rpc2_program *programs[1];
     struct evpl_rpc2_server *server;
@@ -119,15 +120,22 @@ struct raw_server {
 };
 
 static inline void
-raw_server_start(struct raw_server *s, struct evpl_rpc2_program *program)
+raw_server_start_on(struct raw_server *s, struct evpl_rpc2_program *program,
+                    enum evpl_protocol_id proto)
 {
     s->programs[0] = program;
     s->server = evpl_rpc2_server_init(s->programs, 1);
     T_OK(s->server != NULL);
-    s->ep = t_endpoint(EVPL_STREAM_SOCKET_TCP);
-    T_EQ(evpl_rpc2_server_start(s->server, EVPL_STREAM_SOCKET_TCP, s->ep), 0);
+    s->ep = t_endpoint(proto);
+    T_EQ(evpl_rpc2_server_start(s->server, proto, s->ep), 0);
     s->thread = evpl_rpc2_thread_init(t_evpl, NULL, 0, NULL, NULL);
     evpl_rpc2_server_attach(s->thread, s->server, NULL);
+}
+
+static inline void
+raw_server_start(struct raw_server *s, struct evpl_rpc2_program *program)
+{
+    raw_server_start_on(s, program, EVPL_STREAM_SOCKET_TCP);
 }
 
 static inline void
