@@ -43,6 +43,12 @@
 #define RPC2_SEND_HIGH   (16u << 20)
 #define RPC2_SEND_MSGS   16384 /* a small reply costs ~300 bytes queued, not its size */
 #define RPC2_SERVING_MAX 1024
+/* ... and it reads at most this far ahead of the calls it takes (not
+ * stream_recv_limit, 64 MiB by default: a client that calls and never
+ * reads made the server hold that much of its calls).  A record longer
+ * than this is still read whole: a segmented bind waiting for the rest of
+ * a message reads on. */
+#define RPC2_RECV_LIMIT (4u << 20)
 /* Calls one such connection is served in a loop pass; the rest wait in its
  * receive buffer for the next pass, so a client that pipelines thousands
  * cannot hold the loop from the others.  All of a thread's connections
@@ -3011,6 +3017,7 @@ accepted(struct evpl *evpl, struct evpl_bind *bind, evpl_notify_callback_t *noti
     if (c->stream) {
         c->flow = 1;
         evpl_bind_request_send_notifications(evpl, bind);
+        evpl__bind_set_recv_limit(evpl, bind, RPC2_RECV_LIMIT);
     }
     notify(t, &c->pub, EVPL_RPC2_NOTIFY_ACCEPTED, b->private_data);
 }

@@ -7,7 +7,10 @@
  * loop from the others.  The rest wait in the receive buffer for the next
  * pass; every call is still answered, in order.
  *
- * Cases (argv[1], all when none): pipelined, many, fin.  T_PROTO picks
+ * A server connection also reads at most RPC2_RECV_LIMIT ahead of the calls
+ * it takes (unread).
+ *
+ * Cases (argv[1], all when none): pipelined, many, fin, unread.  T_PROTO picks
  * another stream protocol a raw TCP peer can reach (io_uring TCP).
  */
 #include <errno.h>
@@ -216,6 +219,39 @@ fin(struct raw_server *rs, int n)
     free(obuf);
 }
 
+/* A client writes calls and reads nothing: once its replies back up, the
+ * server stops reading its calls; what it holds of them by then is its
+ * read-ahead.  Returns the bytes the client got to send before stalling. */
+static size_t
+unread(struct raw_server *rs)
+{
+    size_t len, off = 0;
+    unsigned char *buf = calls(2000000, &len); /* 112 MB */
+    int fd = raw_connect(rs->ep);
+    uint64_t last = t_now_ns();
+
+    for (int i = 0; i < 50; i++) {
+        pass();
+    }
+    while (off < len && t_now_ns() - last < 300000000ull) {
+        ssize_t n = send(fd, buf + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+        if (n > 0) {
+            off += (size_t) n;
+            last = t_now_ns();
+            continue;
+        }
+        T_OK(n < 0 && errno == EAGAIN);
+        pass();
+    }
+    close(fd);
+    for (int i = 0; i < 100; i++) {
+        pass();
+    }
+    free(buf);
+    return off;
+}
+
 static int
 want(int argc, char **argv, const char *name)
 {
@@ -246,6 +282,16 @@ main(int argc, char **argv)
     }
     if (want(argc, argv, "fin")) {
         fin(&rs, 1000);
+    }
+    if (want(argc, argv, "unread")) {
+        size_t sent = unread(&rs);
+
+        fprintf(stderr, "a client that does not read: %zu bytes of calls sent before the stall\n",
+                sent);
+        /* the server's read-ahead is RPC2_RECV_LIMIT (4 MiB), the rest is
+         * the sockets' buffers and the calls served before the replies
+         * backed up (17 MB here; 78 MB with the 64 MiB stream_recv_limit) */
+        T_LT(sent, 40u << 20);
     }
 
     raw_server_stop(&rs);
