@@ -225,25 +225,14 @@ fin(struct raw_server *rs, int n)
 static size_t
 unread(struct raw_server *rs)
 {
-    size_t len, off = 0;
+    size_t len, off;
     unsigned char *buf = calls(2000000, &len); /* 112 MB */
     int fd = raw_connect(rs->ep);
-    uint64_t last = t_now_ns();
 
     for (int i = 0; i < 50; i++) {
         pass();
     }
-    while (off < len && t_now_ns() - last < 300000000ull) {
-        ssize_t n = send(fd, buf + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
-
-        if (n > 0) {
-            off += (size_t) n;
-            last = t_now_ns();
-            continue;
-        }
-        T_OK(n < 0 && errno == EAGAIN);
-        pass();
-    }
+    off = raw_send_until_stalled(fd, buf, len);
     close(fd);
     for (int i = 0; i < 100; i++) {
         pass();

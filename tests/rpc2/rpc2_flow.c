@@ -152,28 +152,6 @@ release_held(int from, int to)
     }
 }
 
-/* Send what the socket takes, running the loop, until all is sent or
- * nothing more went for 300 ms; returns the bytes sent. */
-static size_t
-send_until_stalled(int fd, const unsigned char *buf, size_t len)
-{
-    size_t off = 0;
-    uint64_t last = t_now_ns();
-
-    while (off < len && t_now_ns() - last < 300000000ull) {
-        ssize_t n = send(fd, buf + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
-
-        if (n > 0) {
-            off += (size_t) n;
-            last = t_now_ns();
-            continue;
-        }
-        T_OK(n < 0 && errno == EAGAIN);
-        evpl_continue(t_evpl);
-    }
-    return off;
-}
-
 /* Resets the peak resident set (VmHWM); 0, or -1 where the kernel cannot. */
 static int
 rss_peak_reset(void)
@@ -229,7 +207,7 @@ main(void)
      * hold), so the client's sends stall long before the end */
     fd = raw_connect(rs.ep);
     buf = calls(NCALLS, 1, &len);
-    off = send_until_stalled(fd, buf, len);
+    off = raw_send_until_stalled(fd, buf, len);
     fprintf(stderr, "unread replies: %d calls served, %zu of %zu bytes sent before the stall\n",
             ngreet, off, len);
     T_LT(off, len);
@@ -252,7 +230,7 @@ main(void)
     /* calls held by the handler: at most SERVE_MAX at once per connection */
     fd = raw_connect(rs.ep);
     buf = calls(NHOLD, 6, &len);
-    off = send_until_stalled(fd, buf, len);
+    off = raw_send_until_stalled(fd, buf, len);
     T_EQ(off, len); /* 6 MB fit the buffers: the server just stops taking them */
     T_PUMP(t_evpl, nheld == SERVE_MAX, 10000);
     t_pump_for(t_evpl, 200);
@@ -296,7 +274,7 @@ main(void)
         T_OK(buf != NULL);
         memcpy(buf, f, fl);
         memcpy(buf + fl, b, bl);
-        off = send_until_stalled(fd, buf, fl + bl);
+        off = raw_send_until_stalled(fd, buf, fl + bl);
         T_EQ(ngreet, 0);
 
         release_held(0, SERVE_MAX);

@@ -67,6 +67,28 @@ raw_send(int fd, const void *buf, size_t len)
     }
 }
 
+/* Send what the socket takes, running the loop, until all is sent or
+ * nothing more went for 300 ms; returns the bytes sent. */
+static inline size_t
+raw_send_until_stalled(int fd, const unsigned char *buf, size_t len)
+{
+    size_t off = 0;
+    uint64_t last = t_now_ns();
+
+    while (off < len && t_now_ns() - last < 300000000ull) {
+        ssize_t n = send(fd, buf + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+        if (n > 0) {
+            off += (size_t) n;
+            last = t_now_ns();
+            continue;
+        }
+        T_OK(n < 0 && errno == EAGAIN);
+        evpl_continue(t_evpl);
+    }
+    return off;
+}
+
 static inline uint8_t *
 put32(uint8_t *p, uint32_t v)
 {
