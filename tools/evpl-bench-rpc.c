@@ -334,6 +334,11 @@ bench_rpc_main(int argc, char **argv)
         usage();
         return 2;
     }
+    if (!rc.zc && rc.size > (128u << 10) - 1024) {
+        /* a stub's inline message is at most 128 KiB (rpc2.md §9.4) */
+        fprintf(stderr, "evpl-bench rpc: payloads over about 127 KiB need --zc\n");
+        return 2;
+    }
     {
         struct evpl_global_config *gc = evpl_global_config_init();
 
@@ -387,7 +392,13 @@ bench_rpc_main(int argc, char **argv)
     payload = calloc(1, rc.size ? rc.size : 1);
     memset(payload, 'p', rc.size);
     if (rc.zc) {
-        evpl_iovec_alloc(cevpl, rc.size ? rc.size : 1, 8, 1, 0, &zpayload);
+        if (evpl_iovec_alloc(cevpl, rc.size ? rc.size : 1, 8, 1, 0, &zpayload) != 1) {
+            fprintf(stderr,
+                    "evpl-bench rpc: a --zc payload of %u bytes must fit one buffer "
+                    "(buffer_size, 2 MiB by default)\n",
+                    rc.size);
+            return 2;
+        }
         memset(evpl_iovec_data(&zpayload), 'p', rc.size);
     }
     slots = calloc((size_t) rc.conns * rc.depth, sizeof(*slots));
