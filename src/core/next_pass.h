@@ -29,25 +29,29 @@ struct evpl__budget {
     unsigned int work;
 };
 
+/* Counters of an earlier pass start again from 0. */
+static inline void
+evpl__budget_fresh(uint64_t pass, struct evpl__budget *b)
+{
+    if (b->pass != pass) {
+        b->pass = pass;
+        b->work = 0;
+    }
+}
+
 /* Units of work a party may still do in pass `pass` (evpl__pass): at most
  * own_max of its own, and of what all parties together may do (all_max)
  * what is left, but never fewer than min_share of its own while all have
- * used theirs up (so none waits for ever behind the others).  Counters of
- * an earlier pass start again from 0. */
+ * used theirs up (so none waits for ever behind the others). */
+
 static inline unsigned int
 evpl__budget_left(uint64_t pass, struct evpl__budget *own, unsigned int own_max,
                   struct evpl__budget *all, unsigned int all_max, unsigned int min_share)
 {
     unsigned int mine, shared;
 
-    if (own->pass != pass) {
-        own->pass = pass;
-        own->work = 0;
-    }
-    if (all->pass != pass) {
-        all->pass = pass;
-        all->work = 0;
-    }
+    evpl__budget_fresh(pass, own);
+    evpl__budget_fresh(pass, all);
     mine = own->work < own_max ? own_max - own->work : 0;
     shared = all->work < all_max ? all_max - all->work : 0;
     if (own->work < min_share && shared < min_share - own->work) {
@@ -56,11 +60,14 @@ evpl__budget_left(uint64_t pass, struct evpl__budget *own, unsigned int own_max,
     return mine < shared ? mine : shared;
 }
 
-/* Count cost units of work against a party and all parties (after
- * evpl__budget_left in the same pass). */
+/* Count cost units of work in pass `pass` against a party and all
+ * parties. */
 static inline void
-evpl__budget_spend(struct evpl__budget *own, struct evpl__budget *all, unsigned int cost)
+evpl__budget_spend(uint64_t pass, struct evpl__budget *own, struct evpl__budget *all,
+                   unsigned int cost)
 {
+    evpl__budget_fresh(pass, own);
+    evpl__budget_fresh(pass, all);
     own->work += cost;
     all->work += cost;
 }

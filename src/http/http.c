@@ -1035,7 +1035,7 @@ conn_work(struct evpl_http_conn *c, unsigned int cost)
         }
         return 0;
     }
-    evpl__budget_spend(&c->work, &c->agent->work, cost);
+    evpl__budget_spend(evpl__pass(c->agent->evpl), &c->work, &c->agent->work, cost);
     return 1;
 } /* conn_work */
 

@@ -584,10 +584,7 @@ flow_served(struct evpl *evpl, struct rpc2_conn *c)
     if (!c->flow) {
         return;
     }
-    /* (the first look starts the counts afresh in a new pass) */
-    (void) evpl__budget_left(pass, &c->calls, RPC2_PASS_CALLS, all, RPC2_THREAD_CALLS,
-                             RPC2_MIN_CALLS);
-    evpl__budget_spend(&c->calls, all, 1);
+    evpl__budget_spend(pass, &c->calls, all, 1);
     if (!evpl__budget_left(pass, &c->calls, RPC2_PASS_CALLS, all, RPC2_THREAD_CALLS,
                            RPC2_MIN_CALLS)) {
         c->pass_done = 1;
