@@ -14,6 +14,7 @@
 
 #include "core/internal.h"
 #include "mem/mem.h"
+#include "mem/ring.h"
 #include "mem/size.h"
 
 #define SHARED_CACHE_MAX  1024
@@ -121,6 +122,10 @@ evpl__iovec_make_shared(struct evpl *evpl, const struct evpl_iovec *iovec)
     if (evpl->mem.local.current == (struct evpl_buffer *) ref) {
         evpl->mem.local.current = NULL;
         evpl_iovec_ref_release(evpl, ref); /* the pool's hold */
+    }
+    if (evpl->mem.compact.current == (struct evpl_buffer *) ref) {
+        evpl->mem.compact.current = NULL;
+        evpl_iovec_ref_release(evpl, ref);
     }
 } /* evpl__iovec_make_shared */
 
@@ -340,6 +345,7 @@ evpl__mem_loop_cleanup(struct evpl *evpl)
     /* dropping the current buffers may put them on our free lists: drain after */
     set_current(evpl, &evpl->mem.local, NULL);
     set_current(evpl, &evpl->mem.shared, NULL);
+    set_current(evpl, &evpl->mem.compact, NULL);
     pool_drain(evpl, &evpl->mem.local);
     pool_drain(evpl, &evpl->mem.shared);
 #ifndef NDEBUG
@@ -382,3 +388,112 @@ evpl__iovec_buffer_size(void)
 {
     return evpl__buffer_size;
 } /* evpl__iovec_buffer_size */
+
+/* The waiting-queue policy: entries shorter than COMPACT_PIECE, in runs
+ * of at least COMPACT_RUN (a lone short message pins little).  Runs are
+ * cut at one buffer's worth, so each copy is one iovec. */
+#define COMPACT_PIECE 2048
+#define COMPACT_RUN   8
+
+static int
+compact_place(struct evpl *evpl, uint32_t bytes, struct evpl_iovec *out)
+{
+    struct evpl_buffer *b = evpl->mem.compact.current;
+
+    if (!b || evpl__buffer_size - b->used < bytes) {
+        b = buffer_get(evpl, &evpl->mem.local, 0);
+        if (!b) {
+            return -1;
+        }
+        set_current(evpl, &evpl->mem.compact, b); /* buffer_get's count: the hold */
+    }
+    out->data = b->data + b->used;
+    out->length = bytes;
+    out->pad = 0;
+    evpl_iovec_take_ref(out, &b->ref);
+    b->used += bytes;
+    return 0;
+} /* compact_place */
+
+/* Move entry rd of f to wr (wr <= rd). */
+static inline void
+compact_keep(struct evpl_iovec_fifo *f, uint32_t wr, uint32_t rd)
+{
+    if (wr != rd) {
+        *evpl_iovec_fifo_at(f, wr) = *evpl_iovec_fifo_at(f, rd);
+    }
+} /* compact_keep */
+
+/* Entries from index rd on shorter than piece, in runs of at least run,
+ * are copied to the compact pool. */
+static void
+ring_compact(struct evpl *evpl, struct evpl_iovec_ring *r, uint32_t rd, uint64_t piece,
+             uint32_t run)
+{
+    struct evpl_iovec_fifo *f = &r->fifo;
+    uint32_t count = evpl_iovec_fifo_count(f), wr = rd, mark = UINT32_MAX;
+
+    while (rd < count) {
+        uint32_t end = rd;
+        uint64_t bytes = 0;
+
+        while (end < count && evpl_iovec_fifo_at(f, end)->length < piece &&
+               bytes + evpl_iovec_fifo_at(f, end)->length <= evpl__buffer_size) {
+            bytes += evpl_iovec_fifo_at(f, end)->length;
+            end++;
+        }
+        if (end - rd >= run) {
+            struct evpl_iovec copy;
+            char *to;
+
+            if (compact_place(evpl, (uint32_t) bytes, &copy) < 0) {
+                mark = wr; /* no memory: the rest stays, to be tried again */
+                break;
+            }
+            to = copy.data;
+            for (; rd < end; rd++) {
+                struct evpl_iovec *v = evpl_iovec_fifo_at(f, rd);
+
+                memcpy(to, v->data, v->length);
+                to += v->length;
+                evpl_iovec_release_internal(evpl, v);
+            }
+            *evpl_iovec_fifo_at(f, wr++) = copy;
+            continue;
+        }
+        if (end == rd) {
+            end++; /* a long entry stays */
+        } else if (end == count) {
+            mark = wr; /* a short run at the end may grow: looked at again */
+        }
+        for (; rd < end; rd++, wr++) {
+            compact_keep(f, wr, rd);
+        }
+    }
+    for (; rd < count; rd++, wr++) {
+        compact_keep(f, wr, rd);
+    }
+    f->tail = f->head + wr;
+    r->compacted = f->head + (mark < wr ? mark : wr);
+} /* ring_compact */
+
+void
+evpl__iovec_ring_compact(struct evpl *evpl, struct evpl_iovec_ring *r, uint32_t keep)
+{
+    uint32_t count = evpl_iovec_fifo_count(&r->fifo);
+    uint32_t from = r->compacted - r->fifo.head; /* past what it looked at */
+
+    if (from > count) {
+        from = 0; /* (what it looked at has all been consumed) */
+    }
+    if (from < keep) {
+        from = keep < count ? keep : count;
+    }
+    ring_compact(evpl, r, from, COMPACT_PIECE, COMPACT_RUN);
+} /* evpl__iovec_ring_compact */
+
+void
+evpl__iovec_ring_compact_all(struct evpl *evpl, struct evpl_iovec_ring *r)
+{
+    ring_compact(evpl, r, 0, evpl__buffer_size, 1);
+} /* evpl__iovec_ring_compact_all */

@@ -45,6 +45,10 @@ struct evpl_mem_pool {
 struct evpl_mem_cache {
     struct evpl_mem_pool local;
     struct evpl_mem_pool shared;
+    /* current buffer only: where queues that wait are compacted to
+     * (evpl__iovec_ring_compact), apart from short-lived data, so what
+     * lives long is packed together; its buffers come from local's */
+    struct evpl_mem_pool compact;
     _Atomic uint64_t hits;   /* buffers taken from this loop's free lists */
     _Atomic uint64_t misses; /* buffers taken from the global pool */
     uint64_t pooled;         /* references backends keep as receive space (not leaks) */

@@ -57,21 +57,18 @@
         return r->tail == r->head;                                                        \
     }                                                                                     \
                                                                                           \
-    /* Double the capacity, unwrapping the contents to start at 0. */                     \
+    /* Double the capacity; the indexes stay (marks kept by index hold). */               \
     static inline __attribute__((unused)) void name##_grow(struct name *r)                \
     {                                                                                     \
-        uint32_t size = r->mask + 1, n = name##_count(r);                                 \
+        uint32_t size = r->mask + 1;                                                      \
         type *e = evpl__zalloc((size_t) size * 2 * sizeof(type));                         \
-        uint32_t h = r->head & r->mask;                                                   \
-        uint32_t run = n < size - h ? n : size - h;                                       \
                                                                                           \
-        memcpy(e, r->elems + h, run * sizeof(type));                                      \
-        memcpy(e + run, r->elems, (n - run) * sizeof(type));                              \
+        for (uint32_t i = r->head; i != r->tail; i++) {                                   \
+            e[i & (size * 2 - 1)] = r->elems[i & r->mask];                                \
+        }                                                                                 \
         free(r->elems);                                                                   \
         r->elems = e;                                                                     \
         r->mask = size * 2 - 1;                                                           \
-        r->head = 0;                                                                      \
-        r->tail = n;                                                                      \
     }                                                                                     \
                                                                                           \
     static inline __attribute__((unused)) type *name##_push(struct name *r)               \
@@ -111,6 +108,7 @@ EVPL_RING_DEFINE(evpl_iovec_fifo, struct evpl_iovec)
 struct evpl_iovec_ring {
     struct evpl_iovec_fifo fifo;
     uint64_t length;
+    uint32_t compacted; /* fifo index up to which compaction looked */
 };
 
 static inline void
@@ -118,7 +116,36 @@ evpl_iovec_ring_init(struct evpl_iovec_ring *r, uint32_t size)
 {
     evpl_iovec_fifo_init(&r->fifo, size);
     r->length = 0;
+    r->compacted = 0;
 } /* evpl_iovec_ring_init */
+
+/*
+ * A queue that waits (its socket is full, its peer reads nothing): copy
+ * runs of small entries (slices of buffers shared with other connections'
+ * data, e.g. thousands of short answers) into buffer space of their own
+ * and release the slices, so the buffers they pinned can go back; a few
+ * bytes left in each of many 2 MiB buffers otherwise hold them all.  Looks
+ * at entries past those it looked at before (each byte is copied at most
+ * once) and at least keep entries from the front, which the caller may
+ * have handed to the kernel.  Leaves the queue as it was when there is no
+ * memory for the copy.  In buffer.c.
+ */
+void evpl__iovec_ring_compact(struct evpl *evpl, struct evpl_iovec_ring *r, uint32_t keep);
+/* The same for a queue known to be short that will wait long (a receive
+ * queue its reader stopped taking from): every entry shorter than a
+ * buffer is copied, whether looked at before or not. */
+void evpl__iovec_ring_compact_all(struct evpl *evpl, struct evpl_iovec_ring *r);
+
+/* A stream's send queue waits for its peer (the socket buffer is full, the
+ * window closed): compacted once it is 64 KiB or more.  Byte streams only:
+ * a datagram queue's entries are counted per message. */
+static inline void
+evpl_iovec_ring_waits(struct evpl *evpl, struct evpl_iovec_ring *r, uint32_t keep)
+{
+    if (r->length >= 64 * 1024) {
+        evpl__iovec_ring_compact(evpl, r, keep);
+    }
+} /* evpl_iovec_ring_waits */
 
 /* Takes iovec's reference.  Zero-length iovecs are released at once. */
 static inline void

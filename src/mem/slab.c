@@ -362,7 +362,7 @@ evpl__mem_exit_check(void)
     pthread_mutex_lock(&evpl_shared->lock);
     for (struct evpl *evpl = evpl_shared->loops; evpl; evpl = evpl->next) {
         loop_refs += (evpl->mem.local.current != NULL) + (evpl->mem.shared.current != NULL) +
-                     evpl->mem.pooled;
+                     (evpl->mem.compact.current != NULL) + evpl->mem.pooled;
     }
     pthread_mutex_unlock(&evpl_shared->lock);
 
