@@ -587,6 +587,15 @@ evpl__bind_set_recv_limit(struct evpl *evpl, struct evpl_bind *bind, uint64_t by
     maybe_resume(evpl, bind); /* (raised: a pause may be over) */
 } /* evpl__bind_set_recv_limit */
 
+EVPL_API void
+evpl__bind_compact_recv(struct evpl *evpl, struct evpl_bind *bind)
+{
+    EVPL_OWNER_ONLY(evpl);
+    if (bind->protocol->stream) {
+        evpl__iovec_ring_compact_all(evpl, &bind->recv_ring);
+    }
+} /* evpl__bind_compact_recv */
+
 /* Copy up to len bytes from the front of the ring without consuming. */
 uint64_t
 evpl__ring_copy(struct evpl_iovec_ring *r, void *buffer, uint64_t len)

@@ -459,6 +459,12 @@ flush_out(struct evpl *evpl, struct evpl_bind *bind, int force)
         /* the peer has not taken what it has: it wakes us when it does */
         chan->send_blocked[end->side] = 1;
         pthread_mutex_unlock(&chan->lock);
+        if (bind->protocol->stream) {
+            /* (what the peer holds, up to the window, it holds by
+             * reference: compacting that would copy every short message
+             * of a stream whose reader lags, half its speed at 1 KiB) */
+            evpl_iovec_ring_waits(evpl, &bind->send_ring, 0);
+        }
         return;
     } else {
         room = INPROC_WINDOW - chan->unread[end->side];

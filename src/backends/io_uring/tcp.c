@@ -337,6 +337,11 @@ uring_flush(struct evpl *evpl, struct evpl_bind *bind)
 {
     struct uconn *c = bind->backend;
 
+    if (c->send_busy) {
+        /* queued behind a send the kernel holds (a full socket buffer
+         * parks it); the entries that send reads stay as they are */
+        evpl_iovec_ring_waits(evpl, &bind->send_ring, c->send_niov);
+    }
     if (!(bind->flags & EVPL_BIND_CONNECTED) || c->send_busy || !bind->send_ring.length) {
         return; /* connecting, or the completion of the send in flight continues */
     }

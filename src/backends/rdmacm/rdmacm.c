@@ -2445,6 +2445,9 @@ rc_flush(struct evpl *evpl, struct evpl_bind *bind)
     if (c->d->waiting && !c->d->woken && c->d->sends < c->d->send_room) {
         wait_wake(evpl, c->d); /* room left that this one did not need */
     }
+    if (rc >= 0 && c->stream) {
+        evpl_iovec_ring_waits(evpl, &bind->send_ring, 0); /* (nothing of it is posted) */
+    }
     if (rc < 0) {
         evpl__bind_fail(evpl, bind, rc);
     } else if (c->ud) {

@@ -105,6 +105,8 @@ evpl__stream_write_ring(struct evpl *evpl, struct evpl_bind *bind, struct evpl_i
     }
     if (!*failed && !ring->length) {
         evpl__event_clear(evpl, &bind->event, EVPL_EV_WRITE_INTEREST);
+    } else if (!*failed) {
+        evpl_iovec_ring_waits(evpl, ring, 0);
     }
     return written;
 } /* evpl__stream_write_ring */
@@ -158,6 +160,20 @@ stream_read(struct evpl *evpl, struct evpl_event *event)
         if (iov.length > READ_BULK && bind->rx_since_send >= BULK_AFTER &&
             (bind->want ? bind->want : bind->last_len) < READ_BULK) {
             iov.length = READ_BULK;
+        }
+        if (iov.length > READ_MIN) {
+            /* no further past the receive limit than READ_MIN (a read
+             * takes what is left of a 2 MiB buffer: a bind with a low
+             * limit, libevpl_http's, would hold up to that much) */
+            uint64_t cap = evpl__bind_recv_limit(bind), have = bind->recv_ring.length;
+
+            if (cap < bind->want) {
+                cap = bind->want;
+            }
+            cap = cap > have + READ_MIN ? cap - have : READ_MIN;
+            if (iov.length > cap) {
+                iov.length = (unsigned int) cap;
+            }
         }
         n = evpl_sys_read(event->fd, iov.data, iov.length);
         if (n > 0) {

@@ -414,6 +414,10 @@ evpl__tls13_flush(struct evpl *evpl, struct evpl_bind *bind, struct tls13 *r)
     }
     if (!bind->send_ring.length && !r->out.length && !r->update_due) {
         evpl__event_clear(evpl, &bind->event, EVPL_EV_WRITE_INTEREST);
+    } else {
+        /* the socket buffer is full (the record in hand has its plaintext
+         * sealed: the queue is only counted off by bytes from here) */
+        evpl_iovec_ring_waits(evpl, &bind->send_ring, 0);
     }
     evpl__bind_sent(evpl, bind, bytes, msgs);
 } /* evpl__tls13_flush */

@@ -766,6 +766,9 @@ tls_flush(struct evpl *evpl, struct evpl_bind *bind)
         if (err == SSL_ERROR_WANT_WRITE) {
             t->wpending = len; /* OpenSSL holds the record: repeat this write */
             evpl__stream_wait_writable(evpl, bind);
+            /* (the repeat may come from elsewhere with the same bytes:
+             * SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER) */
+            evpl_iovec_ring_waits(evpl, &bind->send_ring, 0);
             break;
         }
         if (err == SSL_ERROR_WANT_READ) {
