@@ -64,9 +64,12 @@
  * parsing stops (a client that pipelines and does not read its answers,
  * a body the application does not take) or the client sends faster than
  * a pass's share of work; TCP then pushes back (16 MiB per connection
- * let 16 clients that pipeline and never read hold 300 MB: helper-88).
- * Clients keep the global limit: they chose their server. */
-#define HTTP_RECV_LIMIT (1u << 20)
+ * let 16 clients that pipeline and never read hold 300 MB: helper-88;
+ * 1 MiB let 64 hold 141 buffers, 296 MB, with the buffers their bytes
+ * pinned).  256 KiB is still a thousand pipelined requests, more than
+ * a pass serves.  Clients keep the global limit: they chose their
+ * server. */
+#define HTTP_RECV_LIMIT (256u << 10)
 
 #define http_error(...) evpl_log_message("error", "http", __FILE__, __LINE__, __VA_ARGS__)
 #define http_debug(...) evpl_log_message("debug", "http", __FILE__, __LINE__, __VA_ARGS__)
@@ -474,6 +477,7 @@ struct evpl_http_conn {
     unsigned int retired : 1; /* client: the peer went; handle kept */
     unsigned int user_closed : 1;
     unsigned int rx_paused : 1; /* stopped reading: resume in service */
+    unsigned int rx_stuck : 1;  /* ... because HTTP_SEND_HIGH is unsent */
     unsigned int draining : 1;  /* the transport ended: read what is left */
     unsigned int rx_last : 1;   /* client: the server closes after this response */
     unsigned int settled : 1;   /* HTTP/1 or HTTP/2 decided */
@@ -1039,14 +1043,35 @@ conn_work(struct evpl_http_conn *c, unsigned int cost)
     return 1;
 } /* conn_work */
 
+/* A server connection whose client does not read its answers (rx_stuck:
+ * parsing waits for HTTP_SEND_HIGH to drain) reads no further ahead than
+ * one head, and what it read ahead moves out of the receive buffers it
+ * shares with other connections (evpl__bind_compact_recv): it cannot be
+ * served before the client reads, and meanwhile it would hold those
+ * buffers whole.  The rest waits in the kernel, and TCP pushes back. */
 static void
 conn_recv_limit(struct evpl_http_conn *c)
 {
     uint64_t heads = 4 * (uint64_t) c->agent->max_hdr;
+    uint64_t limit = heads > HTTP_RECV_LIMIT ? heads : HTTP_RECV_LIMIT;
 
-    evpl__bind_set_recv_limit(c->agent->evpl, c->bind,
-                              heads > HTTP_RECV_LIMIT ? heads : HTTP_RECV_LIMIT);
+    if (c->rx_stuck) {
+        limit = c->agent->max_hdr;
+    }
+    evpl__bind_set_recv_limit(c->agent->evpl, c->bind, limit);
 } /* conn_recv_limit */
+
+static void
+conn_rx_stuck(struct evpl_http_conn *c, int stuck)
+{
+    if (c->rx_stuck != (unsigned int) stuck && c->bind) {
+        c->rx_stuck = (unsigned int) stuck;
+        conn_recv_limit(c);
+        if (stuck) {
+            evpl__bind_compact_recv(c->agent->evpl, c->bind);
+        }
+    }
+} /* conn_rx_stuck */
 
 static void
 conn_send(struct evpl_http_conn *c, const void *data, size_t len)
@@ -1786,11 +1811,13 @@ server_read(struct evpl_http_conn *c)
              * never reads would otherwise have them queued without end) */
             if (c->nqueued >= HTTP_READ_AHEAD || !c->server || c->unsent >= HTTP_SEND_HIGH) {
                 c->rx_paused = c->nqueued >= HTTP_READ_AHEAD || c->unsent >= HTTP_SEND_HIGH;
+                conn_rx_stuck(c, c->server && c->unsent >= HTTP_SEND_HIGH);
                 if (!c->server && !c->nqueued) {
                     conn_finish(c);
                 }
                 return;
             }
+            conn_rx_stuck(c, 0);
             if (!conn_work(c, 1)) {
                 return;
             }
