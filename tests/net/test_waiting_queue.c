@@ -18,9 +18,9 @@
 /* ALSO_MECH: io_uring */
 #include "t_net.h"
 
-#define SMALL     57
-#define BIG       4096
-#define SEED      0x5157
+#define SMALL      57
+#define BIG        4096
+#define SEED       0x5157
 #define RECV_LIMIT (64u << 10)
 
 static uint64_t a_checked, b_read;
@@ -39,7 +39,8 @@ a_reader(struct t_conn *c, struct evpl_notify *n)
         int64_t bad = t_pattern_check(SEED, a_checked, buf, (size_t) r);
 
         if (bad >= 0) {
-            T_FAIL("A: byte at offset %llu differs", (unsigned long long) (a_checked + (uint64_t) bad));
+            T_FAIL("A: byte at offset %llu differs",
+                   (unsigned long long) (a_checked + (uint64_t) bad));
         }
         a_checked += (uint64_t) r;
     }
@@ -141,8 +142,9 @@ main(void)
 
     evpl_close(evpl, a.bind);
     evpl_close(evpl, b.bind);
-    T_PUMP(evpl, a.disconnected && b.disconnected && srv.conns[0].disconnected &&
-                     srv.conns[1].disconnected,
+    T_PUMP(evpl,
+           a.disconnected && b.disconnected && srv.conns[0].disconnected &&
+               srv.conns[1].disconnected,
            10000);
     t_server_stop(&srv);
     evpl_endpoint_close(ep);
