@@ -49,6 +49,11 @@
  * than this is still read whole: a segmented bind waiting for the rest of
  * a message reads on. */
 #define RPC2_RECV_LIMIT (4u << 20)
+/* ... and once its replies back up (RPC2_SEND_HIGH, RPC2_SEND_MSGS: the
+ * client reads none), no further than this, and what it read ahead moves
+ * out of the receive buffers it shares with other connections: none of
+ * it can be served before the client reads. */
+#define RPC2_STUCK_LIMIT (64u << 10)
 /* Calls one such connection is served in a loop pass; the rest wait in its
  * receive buffer for the next pass, so a client that pipelines thousands
  * cannot hold the loop from the others.  All of a thread's connections
@@ -155,6 +160,7 @@ struct rpc2_conn {
     int connected;                  /* CONNECTED seen */
     int flow;                       /* accepted on a stream protocol: flow controlled */
     int rx_held;                    /* taking no calls (flow control) */
+    int rx_stuck;                   /* ... because its replies back up */
     int nserving;                   /* calls being served */
     int pass_done;                  /* served its share of this pass (RPC2_PASS_CALLS) */
     struct evpl__budget calls;      /* calls served in a pass */
@@ -560,13 +566,20 @@ notify(struct evpl_rpc2_thread *t, struct evpl_rpc2_conn *conn, unsigned int typ
 static void
 flow_check(struct evpl *evpl, struct rpc2_conn *c)
 {
-    int hold;
+    int hold, stuck;
 
     if (!c->flow || c->closing || c->gone) {
         return;
     }
-    hold = c->unsent >= RPC2_SEND_HIGH || c->unsent_msgs >= RPC2_SEND_MSGS ||
-           c->nserving >= RPC2_SERVING_MAX || c->pass_done;
+    stuck = c->unsent >= RPC2_SEND_HIGH || c->unsent_msgs >= RPC2_SEND_MSGS;
+    hold = stuck || c->nserving >= RPC2_SERVING_MAX || c->pass_done;
+    if (stuck != c->rx_stuck) {
+        c->rx_stuck = stuck;
+        evpl__bind_set_recv_limit(evpl, c->pub.bind, stuck ? RPC2_STUCK_LIMIT : RPC2_RECV_LIMIT);
+        if (stuck) {
+            evpl__bind_compact_recv(evpl, c->pub.bind);
+        }
+    }
     if (hold != c->rx_held) {
         c->rx_held = hold;
         evpl__bind_hold_recv(evpl, c->pub.bind, hold);
