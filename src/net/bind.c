@@ -857,8 +857,12 @@ evpl__bind_received(struct evpl *evpl, struct evpl_bind *bind)
     if (bind->recv_ring.length > evpl__bind_recv_limit(bind)) {
         if (!bind->segment_callback || (bind->flags & EVPL_BIND_RECV_HELD)) {
             /* back-pressure: stop reading until the application drains
-             * (or the module holding the receive side lets go) */
+             * (or the module holding the receive side lets go); what
+             * waits meanwhile, if it came in short pieces (an RDMA
+             * receive or an io_uring chunk each), moves out of the
+             * receive buffers those pieces pin */
             bind->flags |= EVPL_BIND_READ_PAUSED;
+            evpl__iovec_ring_compact(evpl, &bind->recv_ring, 0);
         } else if (bind->want == 0 && !(bind->flags & EVPL_BIND_CLOSING)) {
             /* the framing cannot tell a message length from this many
              * bytes: nothing the application can consume will change that */
