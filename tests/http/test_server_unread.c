@@ -70,22 +70,6 @@ pump_until_still(struct evpl *evpl)
     }
 }
 
-/* A non-blocking client socket to ep whose receive buffer is small (it
- * reads nothing for a while: the server's answers back up sooner). */
-static int
-connect_small_rcvbuf(struct evpl_endpoint *ep)
-{
-    struct sockaddr_storage ss;
-    socklen_t sl = t_endpoint_sockaddr(ep, &ss);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), small = 64 << 10;
-
-    T_OK(fd >= 0);
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
-    T_EQ(connect(fd, (struct sockaddr *) &ss, sl), 0);
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-    return fd;
-}
-
 /* Write out[*off..total) as the server takes it, pumping its loop, until
  * all is written or 50 tries in a row found no room; 1 if the server ended
  * the connection (EPIPE/ECONNRESET) meanwhile. */
@@ -129,7 +113,7 @@ pipelined_unread(struct evpl *evpl, struct evpl_endpoint *ep)
     for (int i = 0; i < NREQ; i++) {
         memcpy(out + (size_t) i * reqlen, req, reqlen);
     }
-    fd = connect_small_rcvbuf(ep);
+    fd = t_raw_connect_small(ep);
     T_EQ(write_until_stall(evpl, fd, out, total, &off), 0);
     pump_until_still(evpl);
     fprintf(stderr, "  %zu of %zu request bytes written, %d requests dispatched\n", off, total,
@@ -192,7 +176,7 @@ pipelined_bulk_unread(struct evpl *evpl, struct evpl_endpoint *ep)
         memcpy(out + (size_t) i * reqlen, req, reqlen);
     }
     rss0 = (long) (t_rss_bytes() / 1024); /* (with the 112 MB to write) */
-    fd = connect_small_rcvbuf(ep);
+    fd = t_raw_connect_small(ep);
     T_EQ(write_until_stall(evpl, fd, out, total, &off), 0);
     rss1 = (long) (t_rss_bytes() / 1024);
     fprintf(stderr, "  %zu of %zu bytes written; server RSS %ld -> %ld KiB\n", off, total, rss0,
@@ -233,25 +217,12 @@ many_pipelined_unread(struct evpl *evpl, struct evpl_endpoint *ep)
         memcpy(out + (size_t) i * reqlen, req, reqlen);
     }
     for (int c = 0; c < NCLI; c++) {
-        fds[c] = connect_small_rcvbuf(ep);
+        fds[c] = t_raw_connect_small(ep);
     }
     /* a little from each in turn, until none can write more */
     for (int idle = 0; idle < 50;) {
-        int moved = 0;
-
         T_OK(t_now_ns() < end);
-        for (int c = 0; c < NCLI; c++) {
-            size_t chunk = total - off[c] < 4096 ? total - off[c] : 4096;
-            ssize_t n = chunk ? write(fds[c], out + off[c], chunk) : 0;
-
-            if (n > 0) {
-                off[c] += (size_t) n;
-                moved = 1;
-            } else {
-                T_OK(n == 0 || errno == EAGAIN);
-            }
-        }
-        idle = moved ? 0 : idle + 1;
+        idle = t_write_round(fds, NCLI, out, total, off) ? 0 : idle + 1;
         t_hpump_for(evpl, 1);
     }
     pump_until_still(evpl);
@@ -290,7 +261,7 @@ ping_flood_unread(struct evpl *evpl, struct evpl_endpoint *ep)
         total += sizeof(ping);
     }
     rss0 = (long) (t_rss_bytes() / 1024); /* (with the 34 MB to write) */
-    fd = connect_small_rcvbuf(ep);
+    fd = t_raw_connect_small(ep);
     ended = write_until_stall(evpl, fd, (const char *) out, total, &off);
     t_hpump_for(evpl, 300);
     rss1 = (long) (t_rss_bytes() / 1024);

@@ -308,6 +308,46 @@ t_raw_connect(struct evpl_endpoint *ep)
     return fd;
 } /* t_raw_connect */
 
+/* A non-blocking raw client of ep with a small receive buffer: a peer
+ * that reads nothing backs the server's answers up sooner. */
+static inline int
+t_raw_connect_small(struct evpl_endpoint *ep)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = t_endpoint_sockaddr(ep, &ss);
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), small = 64 << 10;
+
+    T_OK(fd >= 0);
+    T_EQ(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+    T_EQ(connect(fd, (struct sockaddr *) &ss, len), 0);
+    T_EQ(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
+    return fd;
+} /* t_raw_connect_small */
+
+/* One round of writes to n non-blocking fds, up to 4 KiB each, every one
+ * from its own offset off[i] into the same len bytes of buf (clients
+ * sending at once).  Returns whether any wrote. */
+static inline int
+t_write_round(const int *fds, int n, const void *buf, size_t len, size_t *off)
+{
+    int moved = 0;
+
+    for (int i = 0; i < n; i++) {
+        size_t chunk = len - off[i] < 4096 ? len - off[i] : 4096;
+        ssize_t w =
+            chunk ? send(fds[i], (const char *) buf + off[i], chunk, MSG_NOSIGNAL | MSG_DONTWAIT)
+                  : 0;
+
+        if (w > 0) {
+            off[i] += (size_t) w;
+            moved = 1;
+        } else {
+            T_OK(w == 0 || errno == EAGAIN);
+        }
+    }
+    return moved;
+} /* t_write_round */
+
 /* Write all of buf to a blocking fd. */
 static inline void
 t_write_all(int fd, const void *buf, size_t len)
@@ -436,6 +476,25 @@ t_pattern_check(uint64_t seed, uint64_t off, const void *buf, size_t len)
     }
     return -1;
 } /* t_pattern_check */
+
+/* Take all a stream bind holds, checking it against the pattern from
+ * stream offset *checked on (which advances); fails at a wrong byte. */
+static inline void
+t_recv_pattern(struct evpl *evpl, struct evpl_bind *bind, uint64_t seed, uint64_t *checked)
+{
+    static uint8_t buf[1 << 20];
+    int r;
+
+    while ((r = evpl_recv(evpl, bind, buf, sizeof(buf), 0)) > 0) {
+        int64_t bad = t_pattern_check(seed, *checked, buf, (size_t) r);
+
+        if (bad >= 0) {
+            T_FAIL("byte at stream offset %llu differs",
+                   (unsigned long long) (*checked + (uint64_t) bad));
+        }
+        *checked += (uint64_t) r;
+    }
+} /* t_recv_pattern */
 
 /* ---- a generic per-bind observer ---- */
 

@@ -56,21 +56,10 @@ static uint64_t checked;
 static void
 reader(struct t_conn *c, struct evpl_notify *n)
 {
-    static uint8_t buf[1 << 20];
-    int r;
-
     if (n->notify_type != EVPL_NOTIFY_RECV_DATA || !c->user) {
         return;
     }
-    while ((r = evpl_recv(c->evpl, c->bind, buf, sizeof(buf), 0)) > 0) {
-        int64_t bad = t_pattern_check(SEED, checked, buf, (size_t) r);
-
-        if (bad >= 0) {
-            T_FAIL("byte at stream offset %llu differs",
-                   (unsigned long long) (checked + (uint64_t) bad));
-        }
-        checked += (uint64_t) r;
-    }
+    t_recv_pattern(c->evpl, c->bind, SEED, &checked);
 }
 
 int

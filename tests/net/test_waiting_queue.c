@@ -29,21 +29,10 @@ static uint64_t a_checked, b_read;
 static void
 a_reader(struct t_conn *c, struct evpl_notify *n)
 {
-    static uint8_t buf[1 << 16];
-    int r;
-
     if (n->notify_type != EVPL_NOTIFY_RECV_DATA || !c->user) {
         return;
     }
-    while ((r = evpl_recv(c->evpl, c->bind, buf, sizeof(buf), 0)) > 0) {
-        int64_t bad = t_pattern_check(SEED, a_checked, buf, (size_t) r);
-
-        if (bad >= 0) {
-            T_FAIL("A: byte at offset %llu differs",
-                   (unsigned long long) (a_checked + (uint64_t) bad));
-        }
-        a_checked += (uint64_t) r;
-    }
+    t_recv_pattern(c->evpl, c->bind, SEED, &a_checked);
 }
 
 /* B: read and drop. */

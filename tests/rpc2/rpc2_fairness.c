@@ -261,31 +261,11 @@ unread_many(struct raw_server *rs)
     uint64_t end = t_now_ns() + 60000000000ull;
 
     for (int c = 0; c < NCLI; c++) {
-        struct sockaddr_storage ss;
-        socklen_t sl = t_endpoint_sockaddr(rs->ep, &ss);
-        int small = 64 << 10; /* (its replies back up sooner) */
-
-        fds[c] = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        T_OK(fds[c] >= 0);
-        T_EQ(setsockopt(fds[c], SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
-        T_EQ(connect(fds[c], (struct sockaddr *) &ss, sl), 0);
+        fds[c] = t_raw_connect_small(rs->ep);
     }
     for (int idle = 0; idle < 100;) {
-        int moved = 0;
-
         T_OK(t_now_ns() < end);
-        for (int c = 0; c < NCLI; c++) {
-            size_t chunk = len - off[c] < 4096 ? len - off[c] : 4096;
-            ssize_t n = chunk ? send(fds[c], buf + off[c], chunk, MSG_NOSIGNAL | MSG_DONTWAIT) : 0;
-
-            if (n > 0) {
-                off[c] += (size_t) n;
-                moved = 1;
-            } else {
-                T_OK(n == 0 || errno == EAGAIN);
-            }
-        }
-        idle = moved ? 0 : idle + 1;
+        idle = t_write_round(fds, NCLI, buf, len, off) ? 0 : idle + 1;
         pass();
     }
     for (int i = 0; i < 100; i++) {
