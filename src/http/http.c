@@ -1064,12 +1064,15 @@ conn_recv_limit(struct evpl_http_conn *c)
 static void
 conn_rx_stuck(struct evpl_http_conn *c, int stuck)
 {
-    if (c->rx_stuck != (unsigned int) stuck && c->bind) {
+    if (!c->bind) {
+        return;
+    }
+    /* (what arrives while stuck is moved too: helper-94 found a read in
+     * progress left up to 64 KiB in a shared buffer) */
+    if (c->rx_stuck != (unsigned int) stuck) {
         c->rx_stuck = (unsigned int) stuck;
         conn_recv_limit(c);
-        if (stuck) {
-            evpl__bind_compact_recv(c->agent->evpl, c->bind);
-        }
+        evpl__bind_compact_recv(c->agent->evpl, c->bind, stuck);
     }
 } /* conn_rx_stuck */
 

@@ -495,5 +495,9 @@ evpl__iovec_ring_compact(struct evpl *evpl, struct evpl_iovec_ring *r, uint32_t 
 void
 evpl__iovec_ring_compact_all(struct evpl *evpl, struct evpl_iovec_ring *r)
 {
-    ring_compact(evpl, r, 0, evpl__buffer_size, 1);
+    uint32_t count = evpl_iovec_fifo_count(&r->fifo);
+    uint32_t from = r->parked - r->fifo.head; /* (moved already) */
+
+    ring_compact(evpl, r, from > count ? 0 : from, evpl__buffer_size, 1);
+    r->parked = r->compacted;
 } /* evpl__iovec_ring_compact_all */

@@ -109,6 +109,7 @@ struct evpl_iovec_ring {
     struct evpl_iovec_fifo fifo;
     uint64_t length;
     uint32_t compacted; /* fifo index up to which compaction looked */
+    uint32_t parked;    /* ... and up to which compact_all moved everything */
 };
 
 static inline void
@@ -117,6 +118,7 @@ evpl_iovec_ring_init(struct evpl_iovec_ring *r, uint32_t size)
     evpl_iovec_fifo_init(&r->fifo, size);
     r->length = 0;
     r->compacted = 0;
+    r->parked = 0;
 } /* evpl_iovec_ring_init */
 
 /*
@@ -133,7 +135,8 @@ evpl_iovec_ring_init(struct evpl_iovec_ring *r, uint32_t size)
 void evpl__iovec_ring_compact(struct evpl *evpl, struct evpl_iovec_ring *r, uint32_t keep);
 /* The same for a queue known to be short that will wait long (a receive
  * queue its reader stopped taking from): every entry shorter than a
- * buffer is copied, whether looked at before or not. */
+ * buffer past those looked at before is copied (called again as bytes
+ * arrive, it copies only those). */
 void evpl__iovec_ring_compact_all(struct evpl *evpl, struct evpl_iovec_ring *r);
 
 /* A stream's send queue waits for its peer (the socket buffer is full, the

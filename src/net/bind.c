@@ -588,12 +588,15 @@ evpl__bind_set_recv_limit(struct evpl *evpl, struct evpl_bind *bind, uint64_t by
 } /* evpl__bind_set_recv_limit */
 
 EVPL_API void
-evpl__bind_compact_recv(struct evpl *evpl, struct evpl_bind *bind)
+evpl__bind_compact_recv(struct evpl *evpl, struct evpl_bind *bind, int park)
 {
     EVPL_OWNER_ONLY(evpl);
-    if (bind->protocol->stream) {
-        evpl__iovec_ring_compact_all(evpl, &bind->recv_ring);
+    if (!bind->protocol->stream || !park) {
+        bind->flags &= ~EVPL_BIND_RECV_PARK;
+        return;
     }
+    bind->flags |= EVPL_BIND_RECV_PARK;
+    evpl__iovec_ring_compact_all(evpl, &bind->recv_ring);
 } /* evpl__bind_compact_recv */
 
 /* Copy up to len bytes from the front of the ring without consuming. */
@@ -853,6 +856,9 @@ evpl__bind_received(struct evpl *evpl, struct evpl_bind *bind)
         struct evpl_notify n = {.notify_type = EVPL_NOTIFY_RECV_DATA};
 
         notify(evpl, bind, &n);
+    }
+    if (bind->flags & EVPL_BIND_RECV_PARK) {
+        evpl__iovec_ring_compact_all(evpl, &bind->recv_ring); /* (what this read brought) */
     }
     if (bind->recv_ring.length > evpl__bind_recv_limit(bind)) {
         if (!bind->segment_callback || (bind->flags & EVPL_BIND_RECV_HELD)) {

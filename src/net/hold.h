@@ -36,12 +36,13 @@ EVPL_API void evpl__bind_hold_recv(struct evpl *evpl, struct evpl_bind *bind, in
 EVPL_API void evpl__bind_set_recv_limit(struct evpl *evpl, struct evpl_bind *bind, uint64_t bytes);
 
 /*
- * The module will not take what a stream bind holds for a long time (its
- * peer reads none of the answers): the bytes move to buffer space kept
- * for data that waits, so the buffers they were read into (shared with
- * other connections' input) can go back.  Call with the receive limit
- * already lowered, so little is copied.
+ * park 1: the module will not take what a stream bind holds for a long
+ * time (its peer reads none of the answers): those bytes, and what arrives
+ * until park 0, move to buffer space kept for data that waits, so the
+ * buffers they were read into (shared with other connections' input) can
+ * go back.  Lower the receive limit first, so little is copied.  Calling
+ * it again with the same value is cheap.
  */
-EVPL_API void evpl__bind_compact_recv(struct evpl *evpl, struct evpl_bind *bind);
+EVPL_API void evpl__bind_compact_recv(struct evpl *evpl, struct evpl_bind *bind, int park);
 
 #endif

@@ -177,6 +177,7 @@ enum {
     EVPL_BIND_OWNS_PATH = 1u << 9,    /* bound an AF_UNIX path: removed at close */
     EVPL_BIND_RECV_HELD = 1u << 10,   /* a module holds the receive side (hold.h) */
     EVPL_BIND_RECV_DRAIN = 1u << 11,  /* delivering at failure: sends are dropped */
+    EVPL_BIND_RECV_PARK = 1u << 12,   /* what arrives waits long: compacted (hold.h) */
 };
 
 struct evpl_bind {

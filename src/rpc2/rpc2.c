@@ -576,9 +576,7 @@ flow_check(struct evpl *evpl, struct rpc2_conn *c)
     if (stuck != c->rx_stuck) {
         c->rx_stuck = stuck;
         evpl__bind_set_recv_limit(evpl, c->pub.bind, stuck ? RPC2_STUCK_LIMIT : RPC2_RECV_LIMIT);
-        if (stuck) {
-            evpl__bind_compact_recv(evpl, c->pub.bind);
-        }
+        evpl__bind_compact_recv(evpl, c->pub.bind, stuck);
     }
     if (hold != c->rx_held) {
         c->rx_held = hold;

@@ -203,7 +203,7 @@ static void
 many_pipelined_unread(struct evpl *evpl, struct evpl_endpoint *ep)
 {
     static const char req[] = "GET /u HTTP/1.1\r\nHost: x\r\n\r\n";
-    enum { NCLI = 16, PER = 60000 };
+    enum { NCLI = 16, PER = 60000, STEP = 512 };
     const size_t reqlen = sizeof(req) - 1, total = PER * reqlen;
     size_t off[NCLI] = {0};
     char *out = malloc(total);
@@ -222,7 +222,7 @@ many_pipelined_unread(struct evpl *evpl, struct evpl_endpoint *ep)
     /* a little from each in turn, until none can write more */
     for (int idle = 0; idle < 50;) {
         T_OK(t_now_ns() < end);
-        idle = t_write_round(fds, NCLI, out, total, off) ? 0 : idle + 1;
+        idle = t_write_round(fds, NCLI, out, total, off, STEP) ? 0 : idle + 1;
         t_hpump_for(evpl, 1);
     }
     pump_until_still(evpl);

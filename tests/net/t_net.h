@@ -324,16 +324,16 @@ t_raw_connect_small(struct evpl_endpoint *ep)
     return fd;
 } /* t_raw_connect_small */
 
-/* One round of writes to n non-blocking fds, up to 4 KiB each, every one
- * from its own offset off[i] into the same len bytes of buf (clients
+/* One round of writes to n non-blocking fds, up to step bytes each, every
+ * one from its own offset off[i] into the same len bytes of buf (clients
  * sending at once).  Returns whether any wrote. */
 static inline int
-t_write_round(const int *fds, int n, const void *buf, size_t len, size_t *off)
+t_write_round(const int *fds, int n, const void *buf, size_t len, size_t *off, size_t step)
 {
     int moved = 0;
 
     for (int i = 0; i < n; i++) {
-        size_t chunk = len - off[i] < 4096 ? len - off[i] : 4096;
+        size_t chunk = len - off[i] < step ? len - off[i] : step;
         ssize_t w =
             chunk ? send(fds[i], (const char *) buf + off[i], chunk, MSG_NOSIGNAL | MSG_DONTWAIT)
                   : 0;

@@ -265,7 +265,7 @@ unread_many(struct raw_server *rs)
     }
     for (int idle = 0; idle < 100;) {
         T_OK(t_now_ns() < end);
-        idle = t_write_round(fds, NCLI, buf, len, off) ? 0 : idle + 1;
+        idle = t_write_round(fds, NCLI, buf, len, off, 4096) ? 0 : idle + 1;
         pass();
     }
     for (int i = 0; i < 100; i++) {

@@ -211,6 +211,19 @@ main(void)
     T_EQ(evpl_iovec_fifo_count(&r.fifo), 1);
     T_EQ_U(r.length, 500009);
     check_bytes(&r, 0);
+    /* called again as bytes arrive, it moves only those (helper-94: every
+     * call copied the whole queue again) */
+    {
+        void *at = evpl_iovec_fifo_front(&r.fifo)->data;
+
+        append(evpl, &r, &next, 3000);
+        append(evpl, &r, &next, 40);
+        evpl__iovec_ring_compact_all(evpl, &r);
+        T_EQ(evpl_iovec_fifo_count(&r.fifo), 2);
+        T_OK(evpl_iovec_fifo_front(&r.fifo)->data == at);
+        T_EQ(evpl_iovec_fifo_at(&r.fifo, 1)->length, 3040);
+        check_bytes(&r, 0);
+    }
     evpl_iovec_ring_cleanup(evpl, &r);
 
     evpl_destroy(evpl);
