@@ -40,9 +40,15 @@
 #define HTTP_BODY_IOV   1023        /* buffered body pieces before reading pauses */
 #define HTTP_BODY_BYTES (16u << 20) /* ... or buffered body bytes */
 #define HTTP_SEND_HIGH  (1u << 20)  /* bytes in the transport before WANT_DATA waits */
-#define HTTP_NAME_MAX   255
-#define HTTP_VALUE_MAX  16383
-#define HTTP_RESERVE    256 /* of the header budget, for library-made lines */
+/* ... and before a server stops parsing pipelined request heads: answers
+ * the transport could not hand to the kernel mean the client is not
+ * keeping up, and what would be parsed could only add to them (64 clients
+ * that pipeline and read nothing held ~1.7 MiB each with HTTP_SEND_HIGH
+ * here; nginx stops at what its socket takes) */
+#define HTTP_HEAD_HIGH (256u << 10)
+#define HTTP_NAME_MAX  255
+#define HTTP_VALUE_MAX 16383
+#define HTTP_RESERVE   256 /* of the header budget, for library-made lines */
 /* Read work one connection may do in a loop pass (a request head, a chunk
  * or trailer line, an HTTP/2 frame: 1 each); the rest waits for the next
  * pass, so a peer that pipelines thousands of requests or sends one-byte
@@ -477,7 +483,7 @@ struct evpl_http_conn {
     unsigned int retired : 1; /* client: the peer went; handle kept */
     unsigned int user_closed : 1;
     unsigned int rx_paused : 1; /* stopped reading: resume in service */
-    unsigned int rx_stuck : 1;  /* ... because HTTP_SEND_HIGH is unsent */
+    unsigned int rx_stuck : 1;  /* ... because HTTP_HEAD_HIGH is unsent */
     unsigned int draining : 1;  /* the transport ended: read what is left */
     unsigned int rx_last : 1;   /* client: the server closes after this response */
     unsigned int settled : 1;   /* HTTP/1 or HTTP/2 decided */
@@ -1044,7 +1050,7 @@ conn_work(struct evpl_http_conn *c, unsigned int cost)
 } /* conn_work */
 
 /* A server connection whose client does not read its answers (rx_stuck:
- * parsing waits for HTTP_SEND_HIGH to drain) reads no further ahead than
+ * parsing waits for HTTP_HEAD_HIGH to drain) reads no further ahead than
  * one head, and what it read ahead moves out of the receive buffers it
  * shares with other connections (evpl__bind_compact_recv): it cannot be
  * served before the client reads, and meanwhile it would hold those
@@ -1812,9 +1818,9 @@ server_read(struct evpl_http_conn *c)
         if (c->rx == RX_HEAD) {
             /* (responses piling up unsent: a client that pipelines and
              * never reads would otherwise have them queued without end) */
-            if (c->nqueued >= HTTP_READ_AHEAD || !c->server || c->unsent >= HTTP_SEND_HIGH) {
-                c->rx_paused = c->nqueued >= HTTP_READ_AHEAD || c->unsent >= HTTP_SEND_HIGH;
-                conn_rx_stuck(c, c->server && c->unsent >= HTTP_SEND_HIGH);
+            if (c->nqueued >= HTTP_READ_AHEAD || !c->server || c->unsent >= HTTP_HEAD_HIGH) {
+                c->rx_paused = c->nqueued >= HTTP_READ_AHEAD || c->unsent >= HTTP_HEAD_HIGH;
+                conn_rx_stuck(c, c->server && c->unsent >= HTTP_HEAD_HIGH);
                 if (!c->server && !c->nqueued) {
                     conn_finish(c);
                 }
@@ -3476,7 +3482,7 @@ conn_service(struct evpl *evpl, void *arg)
     } else {
         server_flush(c);
         if (c->rx_paused && c->bind &&
-            (c->rx != RX_HEAD || (c->nqueued < HTTP_READ_AHEAD && c->unsent < HTTP_SEND_HIGH)) &&
+            (c->rx != RX_HEAD || (c->nqueued < HTTP_READ_AHEAD && c->unsent < HTTP_HEAD_HIGH)) &&
             (c->rx == RX_HEAD || !c->tail || body_room(c->tail))) {
             c->rx_paused = 0;
             server_read(c);

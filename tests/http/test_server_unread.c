@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
 /*
  * A client that sends and never reads what the server answers: the
- * server's memory stays bounded.  Past 1 MiB of answers not yet taken by
+ * server's memory stays bounded.  Past 256 KiB of answers not yet taken by
  * the transport it stops reading the connection, and goes on once the
  * client reads (helper-70's probe: 2,000,000 pipelined requests took the
  * server to 313 MB; a PING flood queued every ACK).
@@ -118,7 +118,7 @@ pipelined_unread(struct evpl *evpl, struct evpl_endpoint *ep)
     pump_until_still(evpl);
     fprintf(stderr, "  %zu of %zu request bytes written, %d requests dispatched\n", off, total,
             dispatched);
-    /* ~1 MiB waiting in the library, plus the kernel's buffers */
+    /* ~256 KiB waiting in the library, plus the kernel's buffers */
     T_OK(dispatched < NREQ / 2);
 
     /* now the client reads: everything is answered */
@@ -181,7 +181,7 @@ pipelined_bulk_unread(struct evpl *evpl, struct evpl_endpoint *ep)
     rss1 = (long) (t_rss_bytes() / 1024);
     fprintf(stderr, "  %zu of %zu bytes written; server RSS %ld -> %ld KiB\n", off, total, rss0,
             rss1);
-    /* 256 KiB read ahead, 1 MiB of answers, the kernel's buffers both
+    /* 256 KiB read ahead, 256 KiB of answers, the kernel's buffers both
      * ways (tcp_rmem / tcp_wmem maxima: 6 + 4 MB here); 64 MiB read
      * ahead before */
     T_OK(off < 64u << 20);
@@ -196,7 +196,7 @@ pipelined_bulk_unread(struct evpl *evpl, struct evpl_endpoint *ep)
  * bytes were cut from.  Their answers interleave in the loop's buffers,
  * so each client's last MiB of answers held a slice of every buffer the
  * others' answers passed through; the requests read ahead the same.
- * 16 clients held 80+ buffers (2 MiB each) for ~21 MiB of bytes; queues
+ * 16 clients held 35-36 buffers (2 MiB each) for ~21 MiB of bytes; queues
  * that wait are now compacted, and a connection whose client does not
  * read stops reading at once. */
 static void
@@ -229,9 +229,9 @@ many_pipelined_unread(struct evpl *evpl, struct evpl_endpoint *ep)
     held = t_metric("evpl_allocator_buffers_in_use") - base;
     fprintf(stderr, "  %d requests dispatched; buffers in use +%lld\n", dispatched - d0,
             (long long) held);
-    /* per client: up to 1 MiB of answers waiting and what it read ahead
-     * (little, once stuck): ~16 MiB, 8 buffers, + the loop's own */
-    T_LE(held, 16); /* (8-9 here; 35-36 before) */
+    /* per client: up to 256 KiB of answers waiting (HTTP_HEAD_HIGH) and
+     * what it read ahead (little, once stuck): ~4 MiB, + the loop's own */
+    T_LE(held, 16); /* (2 here; 35-36 before) */
     for (int c = 0; c < NCLI; c++) {
         close(fds[c]);
     }
