@@ -254,12 +254,16 @@ static int64_t
 unread_many(struct raw_server *rs)
 {
     enum { NCLI = 8 };
-    size_t len, off[NCLI] = {0};
-    unsigned char *buf = calls(150000, &len); /* 8.4 MB each */
-    int fds[NCLI];
-    int64_t base = t_metric("evpl_allocator_buffers_in_use"), held;
+    size_t len, off[NCLI] = {0}, written = 0;
+    unsigned char *buf = calls(150000, &len); /* 8.4 MB each, 56 bytes a call */
+    int fds[NCLI], served = ngreet;
+    int64_t base, held;
     uint64_t end = t_now_ns() + 60000000000ull;
 
+    for (int i = 0; i < 200; i++) {
+        pass(); /* (what the cases before let go is back first) */
+    }
+    base = t_metric("evpl_allocator_buffers_in_use");
     for (int c = 0; c < NCLI; c++) {
         fds[c] = t_raw_connect_small(rs->ep);
     }
@@ -272,6 +276,14 @@ unread_many(struct raw_server *rs)
         pass();
     }
     held = t_metric("evpl_allocator_buffers_in_use") - base;
+    for (int c = 0; c < NCLI; c++) {
+        written += off[c];
+    }
+    served = ngreet - served;
+    fprintf(stderr, "%zu calls written, %d served\n", written / 56, served);
+    /* the connections got stuck: calls written and not served (~27,000 a
+     * connection here) wait in the read-ahead and the kernel's buffers */
+    T_LT((size_t) served + NCLI * 5000, written / 56);
     for (int c = 0; c < NCLI; c++) {
         close(fds[c]);
     }
@@ -327,7 +339,10 @@ main(int argc, char **argv)
         int64_t held = unread_many(&rs);
 
         fprintf(stderr, "8 clients that do not read: buffers in use +%lld\n", (long long) held);
-        T_LE(held, 20); /* (TCP 4, io_uring TCP 11-12 here; 29-30 before) */
+        /* TCP 3-6 here, io_uring TCP 9-14 (it holds receive chunks); with
+         * a 4 MiB read-ahead and no parking while stuck (helper-95): 10-11
+         * and 18-20; 29-30 before any compaction */
+        T_LE(held, getenv("T_PROTO") ? 16 : 8);
     }
 
     raw_server_stop(&rs);
