@@ -53,6 +53,7 @@ buffer_get(struct evpl *evpl, struct evpl_mem_pool *p, unsigned int flags)
     evpl__buffer_unpoison(b);
     b->next = NULL;
     b->used = 0;
+    b->waits = 0;
     atomic_store_explicit(&b->owner, evpl, memory_order_relaxed);
     b->ref.flags = flags;
     buffer_set_count(b, 1);
@@ -405,6 +406,7 @@ compact_place(struct evpl *evpl, uint32_t bytes, struct evpl_iovec *out)
         if (!b) {
             return -1;
         }
+        b->waits = 1;
         set_current(evpl, &evpl->mem.compact, b); /* buffer_get's count: the hold */
     }
     out->data = b->data + b->used;
@@ -414,6 +416,14 @@ compact_place(struct evpl *evpl, uint32_t bytes, struct evpl_iovec *out)
     b->used += bytes;
     return 0;
 } /* compact_place */
+
+/* Whether v lies in the compact pool already (moved once: stays). */
+static inline int
+compacted_already(const struct evpl_iovec *v)
+{
+    return v->ref && v->ref->release == evpl__buffer_release &&
+           ((const struct evpl_buffer *) v->ref)->waits;
+} /* compacted_already */
 
 /* Move entry rd of f to wr (wr <= rd). */
 static inline void
@@ -438,7 +448,8 @@ ring_compact(struct evpl *evpl, struct evpl_iovec_ring *r, uint32_t rd, uint64_t
         uint64_t bytes = 0;
 
         while (end < count && evpl_iovec_fifo_at(f, end)->length < piece &&
-               bytes + evpl_iovec_fifo_at(f, end)->length <= evpl__buffer_size) {
+               bytes + evpl_iovec_fifo_at(f, end)->length <= evpl__buffer_size &&
+               !compacted_already(evpl_iovec_fifo_at(f, end))) {
             bytes += evpl_iovec_fifo_at(f, end)->length;
             end++;
         }

@@ -19,6 +19,7 @@ struct evpl_buffer {
     char *data;
     uint32_t used;                /* fill mark while it is a loop's current buffer */
     uint32_t index;               /* within its slab */
+    uint32_t waits;               /* taken for the compact pool (data that waits) */
     struct evpl_buffer *next;     /* free-list link */
     _Atomic(struct evpl *) owner; /* loop that last took it (leak reports) */
 };

@@ -199,6 +199,27 @@ main(void)
     }
     evpl_iovec_ring_cleanup(evpl, &r);
 
+    /* compact_all leaves what the waiting-queue rule moved where it is
+     * (helper-95: a pause, then a park, copied the same bytes twice) */
+    evpl_iovec_ring_init(&r, 4);
+    next = 0;
+    for (int i = 0; i < 10; i++) {
+        append(evpl, &r, &next, SLICE);
+    }
+    evpl__iovec_ring_compact(evpl, &r, 0);
+    T_EQ(evpl_iovec_fifo_count(&r.fifo), 1);
+    {
+        void *at = evpl_iovec_fifo_front(&r.fifo)->data;
+
+        append(evpl, &r, &next, 100);
+        evpl__iovec_ring_compact_all(evpl, &r);
+        T_EQ(evpl_iovec_fifo_count(&r.fifo), 2);
+        T_OK(evpl_iovec_fifo_front(&r.fifo)->data == at);
+        T_OK(evpl_iovec_fifo_at(&r.fifo, 1)->data != NULL);
+        check_bytes(&r, 0);
+    }
+    evpl_iovec_ring_cleanup(evpl, &r);
+
     /* compact_all: a short receive queue of long reads moves whole */
     evpl_iovec_ring_init(&r, 4);
     next = 0;
