@@ -8,6 +8,7 @@
 # usage: bench/compare-http.sh [--duration S] [--reps N] [--out DIR] <evpl-http-hello>
 # Installs nginx and h2o if missing (their services are not started).
 set -eu
+. "$(dirname "$0")/nginx-hello.sh"
 
 duration=5
 reps=3
@@ -51,27 +52,7 @@ p_nginx2=$((port + 2))
 p_h2o=$((port + 3))
 
 printf 'hello, world\n' > "$tmp/hello"
-cat > "$tmp/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $tmp/nginx.pid.run;
-error_log /dev/null;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $tmp;
-    proxy_temp_path $tmp;
-    fastcgi_temp_path $tmp;
-    uwsgi_temp_path $tmp;
-    scgi_temp_path $tmp;
-    server {
-        listen 127.0.0.1:$p_nginx1;
-        listen 127.0.0.1:$p_nginx2 http2;
-        keepalive_requests 1000000;
-        location = /hello { default_type text/plain; return 200 "hello, world\n"; }
-    }
-}
-EOF
+nginx_hello_conf "$tmp" "127.0.0.1:$p_nginx1" "127.0.0.1:$p_nginx2 http2"
 cat > "$tmp/h2o.conf" <<EOF
 num-threads: 1
 pid-file: $tmp/h2o.pid.run

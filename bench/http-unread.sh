@@ -12,6 +12,7 @@
 # prints one line per run: server, connections, request bytes written,
 # RSS before and after (KiB)
 set -eu
+. "$(dirname "$0")/nginx-hello.sh"
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 FLOOD=${H1_FLOOD:-$ROOT/build/release/bench/h1-flood}
@@ -60,26 +61,7 @@ while [ $i -lt "$reps" ]; do
     done
     if command -v nginx > /dev/null || [ -x /usr/sbin/nginx ]; then
         port=$((port + 1))
-        cat > "$tmp/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $tmp/nginx.pid.run;
-error_log /dev/null;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $tmp;
-    proxy_temp_path $tmp;
-    fastcgi_temp_path $tmp;
-    uwsgi_temp_path $tmp;
-    scgi_temp_path $tmp;
-    server {
-        listen 127.0.0.1:$port;
-        keepalive_requests 1000000;
-        location = /hello { default_type text/plain; return 200 "hello, world\n"; }
-    }
-}
-EOF
+        nginx_hello_conf "$tmp" "127.0.0.1:$port"
         PATH=$PATH:/usr/sbin taskset -c 0 nginx -c "$tmp/nginx.conf" > /dev/null 2>&1 &
         echo $! > "$tmp/nginx.pid"
         sleep 1
