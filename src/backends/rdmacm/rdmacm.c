@@ -265,8 +265,31 @@ struct rloop {
     struct evpl_deferral reap; /* detached queue pairs: drain, then destroy */
 };
 
-/* one posted work request */
-enum { WR_SEND = 1, WR_WRITE, WR_READ };
+/* one posted work request (WR_CTL: a flow-control message, below) */
+enum { WR_SEND = 1, WR_WRITE, WR_READ, WR_CTL };
+
+/*
+ * Stream flow control (DESIGN §9.3) between two ends of this library.
+ * RC has none of its own: receives come from the loop's shared queue,
+ * whatever a bind's application has read, so a peer could fill memory with
+ * bytes nobody reads.  The connecting end offers it in the CM's private
+ * data (RC_HELLO_LEN bytes: "EVRC", version 1, flags), the accepting end
+ * answers the same way, and a peer that says nothing (upstream libevpl)
+ * gets neither the offer's meaning nor control messages.  Then a receiver
+ * whose bind pauses for back-pressure sends RC_CTL_PAUSE, and RC_CTL_RESUME
+ * once it resumes: zero-length sends with an immediate, which take a
+ * receive at the other end like any message.  The sender posts no stream
+ * bytes in between; what it had posted still lands.  So a bind holds at
+ * most its receive limit plus two send queues of receive-sized messages:
+ * one in flight when it paused, one posted as those completed while the
+ * pause was on its way.  The pause goes out at once, from the completion
+ * that made it (a poll lasts as long as the peer keeps sending).
+ */
+#define RC_HELLO_LEN  8
+#define RC_HELLO_FLOW 1u
+#define RC_CTL_MAGIC  0x45560000u /* "EV" in the immediate's upper half */
+#define RC_CTL_PAUSE  1u
+#define RC_CTL_RESUME 2u
 
 struct rwr {
     uint8_t kind;
@@ -318,6 +341,10 @@ struct rconn {
     uint32_t sq_size, max_sge, max_inline;
     uint32_t max_sge_rd; /* pieces of one RDMA read (the device may take fewer than for sends) */
     struct udtab *ud;    /* EVPL_DATAGRAM_RDMACM_UD: its peers (else NULL) */
+    /* stream flow control, when both ends agreed to it (RC_HELLO): */
+    uint8_t flow;        /* agreed */
+    uint8_t told_paused; /* what we last told the peer: stop sending */
+    uint8_t peer_paused; /* the peer told us to stop sending stream bytes */
 };
 
 struct rlisten {
@@ -652,6 +679,7 @@ qp_lookup(struct rldev *ld, uint32_t qp_num)
 struct rreq {
     struct rdma_cm_id *id;
     uint8_t initiator_depth, responder_resources; /* what the peer offered */
+    uint8_t flow;                                 /* it asked for stream flow control */
 };
 
 static struct rdma_event_channel *parking;
@@ -879,6 +907,31 @@ conn_params(struct rconn *c, struct rdma_conn_param *p)
         (uint8_t) (cfg()->rdmacm_rnr_retry_count > 7 ? 7 : cfg()->rdmacm_rnr_retry_count);
 } /* conn_params */
 
+/* Our hello (RC_HELLO_LEN bytes into h), offering or granting flags. */
+static void
+rc_hello(uint8_t *h, uint8_t flags)
+{
+    memcpy(h, "EVRC", 4);
+    h[4] = 1;
+    h[5] = flags;
+    h[6] = 0;
+    h[7] = 0;
+} /* rc_hello */
+
+/* The flags a peer's private data says, if it is our hello (else 0: the
+ * CM pads private data with zeros, so anything else is a peer of another
+ * kind, or one that said nothing). */
+static uint8_t
+rc_hello_flags(const void *data, uint32_t len)
+{
+    const uint8_t *h = data;
+
+    if (!h || len < RC_HELLO_LEN || memcmp(h, "EVRC", 4) != 0 || h[4] != 1) {
+        return 0;
+    }
+    return h[5];
+} /* rc_hello_flags */
+
 static void
 set_tos(struct rdma_cm_id *id)
 {
@@ -967,6 +1020,7 @@ rc_attach(struct evpl *evpl, struct evpl_bind *bind, struct evpl_accepted *conn)
     struct rdma_conn_param p;
     struct rldev *ld;
     struct rconn *c;
+    uint8_t hello[RC_HELLO_LEN];
     int rc;
 
     if (!l) {
@@ -993,6 +1047,12 @@ rc_attach(struct evpl *evpl, struct evpl_bind *bind, struct evpl_accepted *conn)
         return rc;
     }
     conn_params(c, &p);
+    if (c->stream && req->flow) {
+        rc_hello(hello, RC_HELLO_FLOW); /* (rdma_accept copies it) */
+        p.private_data = hello;
+        p.private_data_len = RC_HELLO_LEN;
+        c->flow = 1;
+    }
     /* no more reads in flight than the peer can take, nor than it sends */
     if (p.initiator_depth > req->responder_resources) {
         p.initiator_depth = req->responder_resources;
@@ -1256,6 +1316,38 @@ post_stream(struct evpl *evpl, struct rconn *c, struct evpl_bind *bind, uint64_t
     c->taken += bytes;
     return 0;
 } /* post_stream */
+
+/* The flow-control message (RC_CTL_*) saying where the bind's reading is
+ * now: no data, an immediate. */
+static int
+post_ctl(struct rconn *c, struct evpl_bind *bind)
+{
+    uint8_t paused = (bind->flags & EVPL_BIND_READ_PAUSED) != 0;
+    struct ibv_send_wr wr, *bad = NULL;
+    struct rwr *w = wr_push(c);
+    int rc;
+
+    w->kind = WR_CTL;
+    memset(&wr, 0, sizeof(wr));
+    wr.wr_id = (uintptr_t) c;
+    wr.opcode = IBV_WR_SEND_WITH_IMM;
+    wr.send_flags = IBV_SEND_SIGNALED;
+    wr.imm_data = htonl(RC_CTL_MAGIC | (paused ? RC_CTL_PAUSE : RC_CTL_RESUME));
+    rc = ibv_post_send(c->qp, &wr, &bad);
+    if (rc != 0) {
+        wr_unpush(c);
+        return rc > 0 ? -rc : -EIO;
+    }
+    c->told_paused = paused;
+    return 0;
+} /* post_ctl */
+
+/* The peer is to hear that this bind paused or resumed reading. */
+static int
+ctl_due(const struct rconn *c, const struct evpl_bind *bind)
+{
+    return c->flow && c->told_paused != ((bind->flags & EVPL_BIND_READ_PAUSED) != 0);
+} /* ctl_due */
 
 static int
 post_op(struct rconn *c, struct rop *op)
@@ -2362,8 +2454,8 @@ fail:
 static int
 has_work(const struct rconn *c, const struct evpl_bind *bind)
 {
-    return c->ops || bind->send_ring.length || !evpl_dgram_ring_empty(&bind->dgram_send) ||
-           (c->ud && c->ud->ready);
+    return c->ops || (bind->send_ring.length && !c->peer_paused) ||
+           !evpl_dgram_ring_empty(&bind->dgram_send) || (c->ud && c->ud->ready) || ctl_due(c, bind);
 } /* has_work */
 
 static void
@@ -2402,6 +2494,13 @@ rc_flush(struct evpl *evpl, struct evpl_bind *bind)
             }
             break;
         }
+        if (ctl_due(c, bind)) {
+            rc = post_ctl(c, bind); /* (ahead of everything queued) */
+            if (rc < 0) {
+                break;
+            }
+            continue;
+        }
         if (op && op->barrier <= c->taken) {
             c->ops = op->next;
             if (!c->ops) {
@@ -2428,8 +2527,8 @@ rc_flush(struct evpl *evpl, struct evpl_bind *bind)
             continue;
         }
         if (c->stream) {
-            if (!bind->send_ring.length) {
-                break;
+            if (!bind->send_ring.length || c->peer_paused) {
+                break; /* (paused: RC_CTL_RESUME flushes) */
             }
             rc = post_stream(evpl, c, bind, op ? op->barrier - c->taken : UINT64_MAX);
         } else {
@@ -2456,6 +2555,17 @@ rc_flush(struct evpl *evpl, struct evpl_bind *bind)
         evpl__bind_sent(evpl, bind, 0, 0); /* that may have been what a finish waited for */
     }
 } /* rc_flush */
+
+/* The application drained its receive ring: the peer may send again. */
+static void
+rc_read_resume(struct evpl *evpl, struct evpl_bind *bind)
+{
+    struct rconn *c = bind->backend;
+
+    if (c && ctl_due(c, bind)) {
+        evpl_defer(evpl, &bind->flush);
+    }
+} /* rc_read_resume */
 
 static int
 rc_send_pending(const struct evpl_bind *bind)
@@ -2503,6 +2613,11 @@ deliver(struct evpl *evpl, struct rconn *c, struct evpl_iovec *iov, uint32_t len
         }
         evpl_iovec_ring_append(evpl, &bind->recv_ring, iov);
         evpl__bind_received(evpl, bind);
+        if (c->bind && ctl_due(c, c->bind)) {
+            /* it paused: the peer is to stop now, not after this poll,
+             * which may go on for as long as the peer keeps sending */
+            rc_flush(evpl, c->bind);
+        }
     } else if (len == 0) {
         /* an empty message has no iovecs (as on every transport) */
         evpl_iovec_release_internal(evpl, iov);
@@ -2511,6 +2626,31 @@ deliver(struct evpl *evpl, struct rconn *c, struct evpl_iovec *iov, uint32_t len
         evpl__bind_received_msg(evpl, bind, iov, 1, len, bind->remote);
     }
 } /* deliver */
+
+/* A flow-control message from the peer (the receive's buffer is ours to
+ * release); 0, or -EPROTO for an immediate we never send. */
+static int
+ctl_received(struct evpl *evpl, struct rconn *c, struct evpl_iovec *iov, const struct ibv_wc *wc)
+{
+    uint32_t imm = ntohl(wc->imm_data);
+
+    evpl_iovec_release_internal(evpl, iov);
+    if (wc->byte_len != 0 || (imm & 0xffff0000u) != RC_CTL_MAGIC ||
+        (imm != (RC_CTL_MAGIC | RC_CTL_PAUSE) && imm != (RC_CTL_MAGIC | RC_CTL_RESUME))) {
+        evpl_log_error("rdmacm", "unknown control message %#x (%u bytes): closing", imm,
+                       wc->byte_len);
+        return -EPROTO;
+    }
+    if (imm == (RC_CTL_MAGIC | RC_CTL_PAUSE)) {
+        c->peer_paused = 1;
+    } else if (c->peer_paused) {
+        c->peer_paused = 0;
+        if (c->bind && c->bind->send_ring.length) {
+            evpl_defer(evpl, &c->bind->flush);
+        }
+    }
+    return 0;
+} /* ctl_received */
 
 static void
 send_done(struct evpl *evpl, struct rconn *c, const struct ibv_wc *wc)
@@ -2604,6 +2744,12 @@ rldev_poll(struct rldev *ld)
                 }
                 if (c->ud) {
                     ud_deliver(evpl, c, &iov, &wc[i]);
+                } else if (c->flow && (wc[i].wc_flags & IBV_WC_WITH_IMM)) {
+                    int rc = ctl_received(evpl, c, &iov, &wc[i]);
+
+                    if (rc < 0) {
+                        conn_fail(c, rc);
+                    }
                 } else {
                     deliver(evpl, c, &iov, wc[i].byte_len);
                 }
@@ -2722,6 +2868,7 @@ conn_event(struct evpl *evpl, struct rconn *c, const struct rdma_cm_event *ev)
 {
     struct rdma_conn_param p;
     struct rldev *ld;
+    uint8_t hello[RC_HELLO_LEN];
     int rc;
 
     switch (ev->event) {
@@ -2746,6 +2893,11 @@ conn_event(struct evpl *evpl, struct rconn *c, const struct rdma_cm_event *ev)
             rc = ld ? qp_create(c, ld, IBV_QPT_RC) : -ENODEV;
             if (rc == 0) {
                 conn_params(c, &p);
+                if (c->stream) {
+                    rc_hello(hello, RC_HELLO_FLOW); /* (rdma_connect copies it) */
+                    p.private_data = hello;
+                    p.private_data_len = RC_HELLO_LEN;
+                }
                 if (rdma_connect(c->id, &p) != 0) {
                     rc = -errno;
                 }
@@ -2769,6 +2921,11 @@ conn_event(struct evpl *evpl, struct rconn *c, const struct rdma_cm_event *ev)
                     conn_maybe_free(c);
                 }
                 return;
+            }
+            if (c->stream && !c->passive &&
+                (rc_hello_flags(ev->param.conn.private_data, ev->param.conn.private_data_len) &
+                 RC_HELLO_FLOW)) {
+                c->flow = 1; /* the accepting end agreed (before anything arrives) */
             }
             if (c->state != ST_ESTABLISHED) {
                 conn_established(evpl, c); /* (or the peer's first message did) */
@@ -2830,6 +2987,8 @@ listen_event(struct rlisten *ls, const struct rdma_cm_event *ev)
     req->id = ev->id;
     req->initiator_depth = ev->param.conn.initiator_depth;
     req->responder_resources = ev->param.conn.responder_resources;
+    req->flow = (rc_hello_flags(ev->param.conn.private_data, ev->param.conn.private_data_len) &
+                 RC_HELLO_FLOW) != 0;
     conn->protocol = ls->protocol;
     conn->fd = -1;
     conn->backend = req;
@@ -2861,13 +3020,17 @@ cm_ready(struct evpl *evpl, struct evpl_event *event)
              * until a loop takes it */
             ctx = ev->listen_id ? ev->listen_id->context : NULL;
             ev->id->context = NULL;
-            /* (what the requester said goes with the event) */
-            if (ev->param.conn.private_data) {
-                plen = ev->param.conn.private_data_len < sizeof(pdata)
-                           ? ev->param.conn.private_data_len
-                           : (uint32_t) sizeof(pdata);
-                memcpy(pdata, ev->param.conn.private_data, plen);
-            }
+        }
+        /* what the peer said (a request's hello, or the answer to ours on
+         * a connection) goes with the event */
+        if ((ev->event == RDMA_CM_EVENT_CONNECT_REQUEST ||
+             (ev->event == RDMA_CM_EVENT_ESTABLISHED && ctx && *(int *) ctx == KIND_CONN)) &&
+            ev->param.conn.private_data) {
+            plen = ev->param.conn.private_data_len < sizeof(pdata) ? ev->param.conn.private_data_len
+                                                                   : (uint32_t) sizeof(pdata);
+            memcpy(pdata, ev->param.conn.private_data, plen);
+            copy.param.conn.private_data = pdata;
+            copy.param.conn.private_data_len = (uint8_t) plen;
         }
         /* acknowledged before it is acted on: destroying an id waits for
          * its events' acknowledgements */
@@ -3225,6 +3388,7 @@ const struct evpl_protocol evpl_protocol_rdmacm_rc_stream = {
     .id = EVPL_STREAM_RDMACM_RC,
     .name = "STREAM_RDMACM_RC",
     .stream = 1,
+    .read_resume = rc_read_resume,
     RC_PROTOCOL_COMMON,
 };
 

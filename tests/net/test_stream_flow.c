@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * Stream flow control between two ends of this library, on every stream
+ * protocol (DESIGN §9.3): a receiver that does not read holds its sender
+ * back, so the bytes it buffers stay bounded, as with a full TCP window;
+ * once it reads, every byte arrives once and in order.  The sender sees
+ * the hold-up as SENT notifications that stop, as with a socket whose
+ * buffer is full.
+ *
+ * RDMA RC has no flow control of its own (receives come from the loop's
+ * shared queue): the two ends agree on pause/resume messages when they
+ * connect, and what the sender had posted before the pause reached it
+ * still lands.
+ */
+/* MATRIX: stream */
+#include "t_net.h"
+
+#define CHUNK (1u << 20)
+#define TOTAL (64ull << 20)
+#define LIMIT (1u << 20)
+/* bytes a receiver that reads nothing may buffer: its limit plus one read
+ * budget (sockets, TLS), or the in-process window, or on RDMA RC what the
+ * sender had posted when the pause reached it: up to two send queues (64
+ * here) of 64 KiB messages, one in flight when the receiver paused and one
+ * posted as those completed while the pause was on its way */
+#define BUFFERED_BOUND (LIMIT + 2 * 64 * (64u << 10) + (1u << 20))
+/* in-process: the receive ring (limit + one chunk) and the in-flight
+ * window (4 MiB) plus one chunk the sender may hand over at its edge */
+#define INPROC_SENT_BOUND (LIMIT + CHUNK + (4u << 20) + CHUNK)
+
+static unsigned char
+byte_at(uint64_t i)
+{
+    return (unsigned char) ((i * 2654435761u) >> 11);
+}
+
+int
+main(void)
+{
+    struct evpl_global_config *gc = evpl_global_config_init();
+    enum evpl_protocol_id proto;
+    struct evpl *evpl;
+    struct evpl_endpoint *ep;
+    struct t_server srv;
+    struct t_conn c;
+    static unsigned char buf[CHUNK];
+    static unsigned char peekbuf[TOTAL];
+    uint64_t queued = 0, got = 0, last, stall_start, deadline;
+    int r, buffered;
+
+    t_net_guard(90);
+    evpl_global_config_set_stream_recv_limit(gc, LIMIT);
+    evpl_global_config_set_rdmacm_sq_size(gc, 64);
+    evpl_init(gc);
+    proto = t_proto(T_NET_KIND_STREAM);
+    evpl = t_net_loop();
+    ep = t_endpoint(proto);
+    memset(&srv, 0, sizeof(srv));
+    srv.autodrain = 0;
+    srv.keep_msgs = 1; /* (else t_server_start turns autodrain on) */
+    t_server_start(&srv, evpl, proto, ep, 1);
+    t_connect(evpl, proto, ep, &c, NULL);
+    evpl_bind_request_send_notifications(evpl, c.bind);
+    T_PUMP(evpl, c.connected && srv.n == 1 && srv.conns[0].connected, 10000);
+
+    /* queue it all; the receiver does not read: run until the sender stalls */
+    while (queued < TOTAL) {
+        for (unsigned int i = 0; i < CHUNK; i++) {
+            buf[i] = byte_at(queued + i);
+        }
+        evpl_send(evpl, c.bind, buf, CHUNK);
+        queued += CHUNK;
+    }
+    last = 0;
+    stall_start = t_now_ns();
+    deadline = t_now_ns() + 30ull * 1000000000ull;
+    for (;;) {
+        evpl_continue(evpl);
+        if (c.sent_bytes != last) {
+            last = c.sent_bytes;
+            stall_start = t_now_ns();
+        } else if (t_now_ns() - stall_start > 300ull * 1000000ull) {
+            break; /* no progress for 300 ms */
+        }
+        if (c.sent_bytes >= TOTAL) {
+            T_FAIL("all %llu bytes went to a receiver that reads nothing: no flow control",
+                   (unsigned long long) TOTAL);
+        }
+        T_OK(t_now_ns() < deadline);
+    }
+    buffered = evpl_peek(evpl, srv.conns[0].bind, peekbuf, sizeof(peekbuf));
+    fprintf(stderr, "stalled: sent %llu, receiver buffers %d\n", (unsigned long long) c.sent_bytes,
+            buffered);
+    T_OK(c.sent_bytes > 0);
+    T_OK(srv.conns[0].nrecv_data > 0);
+    T_OK(buffered > 0);
+    T_LE(buffered, BUFFERED_BOUND);
+    if (evpl_protocol_is_inproc(proto)) {
+        T_LE(c.sent_bytes, INPROC_SENT_BOUND);
+    } else {
+        /* (kernel socket buffers hold the rest) */
+        T_LE(c.sent_bytes, TOTAL / 2);
+    }
+    T_EQ(c.disconnected, 0);
+    T_EQ(srv.conns[0].disconnected, 0);
+
+    /* now read: everything arrives, in order */
+    deadline = t_now_ns() + 60ull * 1000000000ull;
+    while (got < TOTAL) {
+        evpl_continue(evpl);
+        while ((r = evpl_recv(evpl, srv.conns[0].bind, buf, sizeof(buf), 0)) > 0) {
+            for (int i = 0; i < r; i++) {
+                if (buf[i] != byte_at(got + (uint64_t) i)) {
+                    T_FAIL("byte %llu: %u, want %u", (unsigned long long) (got + (uint64_t) i),
+                           buf[i], byte_at(got + (uint64_t) i));
+                }
+            }
+            got += (uint64_t) r;
+        }
+        T_OK(t_now_ns() < deadline);
+    }
+    T_PUMP(evpl, c.sent_bytes == TOTAL, 10000);
+    T_EQ(got, TOTAL);
+    T_EQ(c.errors, 0);
+    T_EQ(srv.conns[0].errors, 0);
+
+    evpl_close(evpl, c.bind);
+    T_PUMP(evpl, c.disconnected && srv.conns[0].disconnected, 10000);
+    T_EQ(srv.conns[0].disconnect_status, 0);
+    t_conn_free(&c);
+    t_server_stop(&srv);
+    evpl_destroy(evpl);
+    evpl_endpoint_close(ep);
+    return 0;
+}
