@@ -94,6 +94,10 @@ struct inproc_end {
     struct inproc_end *batch_next; /* loop_ring's batch (owner only) */
     int wake_send;                 /* the peer took data: flush again (chan->lock) */
     struct parked_op *parked;      /* one-sided ops refused since the peer closed (owner) */
+    /* stream: held bytes taken out of their messages while the bind is
+     * paused, runs of short pieces copied into buffers of their own (owner
+     * only; delivered before what is held) */
+    struct evpl_iovec_ring waiting;
 };
 
 /* A one-sided operation that found the peer closed: it completes with
@@ -272,23 +276,49 @@ deliver_held(struct evpl *evpl, struct inproc_end *end)
             }
         }
     } else {
-        while (end->held && !(bind->flags & (EVPL_BIND_CLOSING | EVPL_BIND_READ_PAUSED))) {
+        while ((end->waiting.length || end->held) &&
+               !(bind->flags & (EVPL_BIND_CLOSING | EVPL_BIND_READ_PAUSED))) {
             /* append iovecs up to the receive limit (further while a
              * segmented bind waits for a longer message), then let the
              * bind layer look: it pauses a bind above the limit, as the
              * socket backends do */
             do {
-                struct inproc_msg *m = end->held;
-                struct evpl_iovec *v = &m->iov[m->first++];
+                struct evpl_iovec v;
 
-                bytes += v->length;
-                evpl_iovec_ring_append_coalesce(evpl, &bind->recv_ring, v);
-                if (m->first == m->niov) {
-                    free(held_pop(end));
+                if (end->waiting.length) {
+                    v = *evpl_iovec_fifo_front(&end->waiting.fifo);
+                    evpl_iovec_fifo_pop(&end->waiting.fifo);
+                    end->waiting.length -= v.length;
+                } else {
+                    struct inproc_msg *m = end->held;
+
+                    v = m->iov[m->first++];
+                    if (m->first == m->niov) {
+                        free(held_pop(end));
+                    }
                 }
-            } while (end->held && (bind->recv_ring.length <= evpl__bind_recv_limit(bind) ||
-                                   bind->recv_ring.length < bind->want));
+                bytes += v.length;
+                evpl_iovec_ring_append_coalesce(evpl, &bind->recv_ring, &v);
+            } while ((end->waiting.length || end->held) &&
+                     (bind->recv_ring.length <= evpl__bind_recv_limit(bind) ||
+                      bind->recv_ring.length < bind->want));
             evpl__bind_received(evpl, bind);
+        }
+        if (end->held &&
+            (bind->flags & (EVPL_BIND_CLOSING | EVPL_BIND_READ_PAUSED)) == EVPL_BIND_READ_PAUSED) {
+            /* paused: what waits here stays until the application reads,
+             * and short pieces (slices of buffers other data went through)
+             * would pin a buffer each: those move out, as a socket
+             * backend's paused receive queue does */
+            while (end->held) {
+                struct inproc_msg *m = end->held;
+
+                while (m->first < m->niov) {
+                    evpl_iovec_ring_append(evpl, &end->waiting, &m->iov[m->first++]);
+                }
+                free(held_pop(end));
+            }
+            evpl__iovec_ring_compact(evpl, &end->waiting, 0);
         }
     }
     if (bytes) {
@@ -328,7 +358,7 @@ end_serve(struct evpl *evpl, struct inproc_end *end)
         evpl_defer(evpl, &bind->flush); /* what the window held back (or drop it) */
     }
     deliver_held(evpl, end);
-    if (peer_closed && !end->held) {
+    if (peer_closed && !end->held && !end->waiting.length) {
         /* everything the peer sent came first.  As with TCP: a peer that
          * dropped data it had received resets, and a connection no loop
          * took was refused */
@@ -728,6 +758,8 @@ inproc_connect(struct evpl *evpl, struct evpl_bind *bind)
         return -ENOMEM;
     }
     pthread_mutex_init(&chan->lock, NULL);
+    evpl_iovec_ring_init(&chan->end[0].waiting, 64);
+    evpl_iovec_ring_init(&chan->end[1].waiting, 64);
     chan->refs = 2;
     end_init(chan, 0);
     end_init(chan, 1);
@@ -808,7 +840,8 @@ inproc_close(struct evpl *evpl, struct evpl_bind *bind)
     }
     pthread_mutex_lock(&chan->lock);
     chan->closed[end->side] = 1;
-    chan->reset[end->side] = end->inbox || end->held || bind->recv_ring.length;
+    chan->reset[end->side] =
+        end->inbox || end->held || end->waiting.length || bind->recv_ring.length;
     inbox = end->inbox;
     end->inbox = end->inbox_tail = NULL;
     /* the peer hears of it, once it has a loop (an accepted end that no
@@ -834,6 +867,7 @@ inproc_close(struct evpl *evpl, struct evpl_bind *bind)
     msgs_free(evpl, inbox);
     msgs_free(evpl, end->held);
     end->held = end->held_tail = NULL;
+    evpl_iovec_ring_cleanup(evpl, &end->waiting);
     bind->backend = NULL;
     while (end->parked) {
         struct parked_op *op = end->parked;
