@@ -16,6 +16,9 @@
  *     and every byte arrives once, in order.
  *  3. Bad input: the same peer then sends an immediate that is no control
  *     message: the connection ends with an error (-EPROTO), no crash.
+ *  4. A peer that posts no receives: our PAUSE and RESUME to it are still
+ *     in flight (RNR retries) when it disconnects after everything it sent
+ *     was read: the bind ends cleanly (0, not -ECONNRESET).
  *
  * Needs an RDMA device: soft-RoCE in the test VM (tests/vm); skips (77)
  * elsewhere.
@@ -36,6 +39,7 @@
 #define PAUSE  0x45560001u
 #define RESUME 0x45560002u
 #define BOGUS  0x45560099u
+#define CASE4  (LIMIT + 4 * MSG)
 
 static int port;
 static uint8_t *data;
@@ -43,8 +47,8 @@ static uint8_t *data;
 /* set by the peer thread, read by the test */
 static atomic_int peer_phase;         /* 1: case 1 sent all; 2: case 2 saw PAUSE; 3: saw RESUME,
                                       * sent all; 4: sent the bogus immediate; -1: failed */
-static atomic_int peer_hello_back[2]; /* the accepting end's answer carried our hello */
-static atomic_int peer_imms[2];       /* control messages received, by case */
+static atomic_int peer_hello_back[3]; /* the accepting end's answer carried our hello */
+static atomic_int peer_imms[3];       /* control messages received, by case */
 static atomic_ullong peer_sent_at_pause;
 /* set by the test */
 static atomic_int
@@ -133,7 +137,7 @@ reap(struct peer *p, int which)
 
 /* Connect, offering our hello or not; records whether it came back. */
 static int
-peer_connect(struct peer *p, int hello, int which)
+peer_connect(struct peer *p, int hello, int which, int nrecv)
 {
     char portstr[16];
     struct rdma_addrinfo hints, *res = NULL;
@@ -164,7 +168,7 @@ peer_connect(struct peer *p, int hello, int which)
     if (!p->mr || !p->rmr) {
         return -1;
     }
-    for (int i = 0; i < NRECV; i++) {
+    for (int i = 0; i < nrecv; i++) {
         if (post_recv(p, i) != 0) {
             return -1;
         }
@@ -208,7 +212,7 @@ peer(void *arg)
 
     (void) arg;
     /* 1: no hello; all of it goes, and nothing comes back */
-    if (peer_connect(&p, 0, 0) != 0) {
+    if (peer_connect(&p, 0, 0, NRECV) != 0) {
         PEER_FAIL("connect (no hello): %s", strerror(errno));
     }
     while (p.off < TOTAL || p.inflight) {
@@ -228,7 +232,7 @@ peer(void *arg)
     peer_close(&p);
 
     /* 2: with the hello; stop at PAUSE, go on at RESUME */
-    if (peer_connect(&p, 1, 1) != 0) {
+    if (peer_connect(&p, 1, 1, NRECV) != 0) {
         PEER_FAIL("connect (hello): %s", strerror(errno));
     }
     deadline = t_now_ns() + 20ull * 1000000000ull;
@@ -287,6 +291,32 @@ peer(void *arg)
         (void) reap(&p, 1); /* (errors expected: the other end is gone) */
     }
     peer_close(&p);
+
+    /* 4: no receives posted, so the other end's PAUSE and RESUME wait here
+     * (RNR, retried without end: rnr_retry_count 7) when this end leaves */
+    if (peer_connect(&p, 1, 2, 0) != 0) {
+        PEER_FAIL("connect (no receives): %s", strerror(errno));
+    }
+    while (p.off < CASE4 || p.inflight) {
+        if (p.off < CASE4 && p.inflight < DEPTH && post_send(&p, MSG, 0, 0) != 0) {
+            PEER_FAIL("post");
+        }
+        if (reap(&p, 2) < 0) {
+            PEER_FAIL("case 4");
+        }
+    }
+    atomic_store(&peer_phase, 5);
+    while (atomic_load(&test_go) < 4) {
+        usleep(1000);
+    }
+    rdma_disconnect(p.id);
+    atomic_store(&peer_phase, 6);
+    while (atomic_load(&test_go) < 5) {
+        usleep(1000);
+    }
+    ibv_dereg_mr(p.mr);
+    ibv_dereg_mr(p.rmr);
+    rdma_destroy_ep(p.id);
     return NULL;
 }
 
@@ -334,7 +364,7 @@ main(void)
     memset(&srv, 0, sizeof(srv));
     srv.autodrain = 0;
     srv.keep_msgs = 1;
-    t_server_start(&srv, evpl, proto, ep, 2);
+    t_server_start(&srv, evpl, proto, ep, 3);
     T_EQ(pthread_create(&th, NULL, peer, NULL), 0);
 
     /* 1 */
@@ -387,6 +417,31 @@ main(void)
     T_EQ(srv.conns[1].disconnect_status, -EPROTO);
     T_EQ(srv.conns[0].errors + srv.conns[1].errors, 0);
     atomic_store(&test_go, 3);
+
+    /* 4: every byte is read (PAUSE, then RESUME, are posted to a peer
+     * with no receives); the peer leaves cleanly with both still on their
+     * way: DISCONNECTED with 0, not -ECONNRESET */
+    T_EQ(server_phase_wait(evpl, 5), 0);
+    T_EQ(atomic_load(&peer_hello_back[2]), 1);
+    T_EQ(srv.n, 3);
+    checked = 0;
+    {
+        uint64_t deadline = t_now_ns() + 30ull * 1000000000ull;
+
+        while (checked < CASE4) {
+            t_recv_pattern(evpl, srv.conns[2].bind, SEED, &checked);
+            evpl_continue(evpl);
+            T_OK(t_now_ns() < deadline);
+        }
+    }
+    t_pump_for(evpl, 100);
+    T_EQ(srv.conns[2].disconnected, 0);
+    atomic_store(&test_go, 4);
+    T_EQ(server_phase_wait(evpl, 6), 0);
+    T_PUMP(evpl, srv.conns[2].disconnected, 10000);
+    T_EQ(srv.conns[2].disconnect_status, 0);
+    T_EQ(srv.conns[2].errors, 0);
+    atomic_store(&test_go, 5);
     pthread_join(th, NULL);
 
     t_server_stop(&srv);

@@ -242,6 +242,7 @@ struct rldev {
     /* the completion queue's room left for send requests (beyond every
      * receive that can be posted), and the connections waiting for it */
     uint32_t send_room, sends;
+    uint32_t ctl_room;                    /* beyond send_room: for flow-control messages only */
     struct rconn *waiting, *waiting_tail; /* first come, first served */
     uint32_t woken;                       /* given room, not yet flushed */
     struct evpl_timer retry;              /* receive memory ran out: try again */
@@ -283,13 +284,20 @@ enum { WR_SEND = 1, WR_WRITE, WR_READ, WR_CTL };
  * most its receive limit plus two send queues of receive-sized messages:
  * one in flight when it paused, one posted as those completed while the
  * pause was on its way.  The pause goes out at once, from the completion
- * that made it (a poll lasts as long as the peer keeps sending).
+ * that made it (a poll lasts as long as the peer keeps sending), ahead of
+ * the connections waiting for completion-queue room, in entries of the
+ * send and completion queues kept for it.  Offered and granted only on
+ * InfiniBand and RoCE devices (iWARP has no immediate data).
  */
 #define RC_HELLO_LEN  8
 #define RC_HELLO_FLOW 1u
 #define RC_CTL_MAGIC  0x45560000u /* "EV" in the immediate's upper half */
 #define RC_CTL_PAUSE  1u
 #define RC_CTL_RESUME 2u
+/* queue entries kept for them beyond the data's: per queue pair, per
+ * completion queue */
+#define RC_CTL_SQ 2u
+#define RC_CTL_CQ 32u
 
 struct rwr {
     uint8_t kind;
@@ -342,9 +350,10 @@ struct rconn {
     uint32_t max_sge_rd; /* pieces of one RDMA read (the device may take fewer than for sends) */
     struct udtab *ud;    /* EVPL_DATAGRAM_RDMACM_UD: its peers (else NULL) */
     /* stream flow control, when both ends agreed to it (RC_HELLO): */
-    uint8_t flow;        /* agreed */
-    uint8_t told_paused; /* what we last told the peer: stop sending */
-    uint8_t peer_paused; /* the peer told us to stop sending stream bytes */
+    uint8_t flow;          /* agreed */
+    uint8_t told_paused;   /* what we last told the peer: stop sending */
+    uint8_t peer_paused;   /* the peer told us to stop sending stream bytes */
+    uint32_t ctl_inflight; /* flow-control messages posted, not completed */
 };
 
 struct rlisten {
@@ -582,6 +591,9 @@ rldev_get(struct rloop *l, struct ibv_context *ctx)
         ld->target = cqe / 2; /* the rest of the queue is for sends */
     }
     ld->send_room = cqe - ld->target;
+    /* and a little of that for flow-control messages, which go ahead */
+    ld->ctl_room = ld->send_room / 4 < RC_CTL_CQ ? ld->send_room / 4 : RC_CTL_CQ;
+    ld->send_room -= ld->ctl_room;
     ld->slots = calloc(srq, sizeof(*ld->slots));
     ld->free_slots = calloc(srq, sizeof(*ld->free_slots));
     ld->cc = ibv_create_comp_channel(ctx);
@@ -839,18 +851,19 @@ qp_create(struct rconn *c, struct rldev *ld, enum ibv_qp_type type)
     struct ibv_qp_init_attr a;
     const struct ibv_device_attr *da = &ld->dev->attr;
     uint32_t sq = cfg()->rdmacm_sq_size, sge = cfg()->rdmacm_max_sge;
+    uint32_t extra = c->stream ? RC_CTL_SQ : 0; /* (flow-control messages) */
 
-    if (da->max_qp_wr > 0 && sq > (uint32_t) da->max_qp_wr) {
-        sq = (uint32_t) da->max_qp_wr;
+    if (da->max_qp_wr > 0 && sq + extra > (uint32_t) da->max_qp_wr) {
+        sq = (uint32_t) da->max_qp_wr > extra ? (uint32_t) da->max_qp_wr - extra : 1;
     }
     if (da->max_sge > 0 && sge > (uint32_t) da->max_sge) {
         sge = (uint32_t) da->max_sge;
     }
-    c->wrs = calloc(sq, sizeof(*c->wrs));
+    c->wrs = calloc(sq + extra, sizeof(*c->wrs));
     if (!c->wrs) {
         return -ENOMEM;
     }
-    c->wr_cap = sq;
+    c->wr_cap = sq + extra;
     for (int attempt = 0; attempt < 2; attempt++) {
         memset(&a, 0, sizeof(a));
         a.qp_context = c;
@@ -859,7 +872,7 @@ qp_create(struct rconn *c, struct rldev *ld, enum ibv_qp_type type)
         a.srq = ld->srq;
         a.qp_type = type;
         a.sq_sig_all = 1;
-        a.cap.max_send_wr = sq;
+        a.cap.max_send_wr = sq + extra;
         a.cap.max_send_sge = sge;
         a.cap.max_inline_data = attempt ? 0 : cfg()->rdmacm_max_inline;
         if (rdma_create_qp(c->id, ld->dev->pd, &a) == 0) {
@@ -926,11 +939,19 @@ rc_hello_flags(const void *data, uint32_t len)
 {
     const uint8_t *h = data;
 
-    if (!h || len < RC_HELLO_LEN || memcmp(h, "EVRC", 4) != 0 || h[4] != 1) {
+    if (!h || len < RC_HELLO_LEN || memcmp(h, "EVRC", 4) != 0 || h[4] < 1) {
         return 0;
     }
-    return h[5];
+    return h[5] & RC_HELLO_FLOW; /* (a later version's other bits: not ours) */
 } /* rc_hello_flags */
+
+/* Whether a stream connection on id can have flow control: its device
+ * carries immediate data (InfiniBand, RoCE; not iWARP). */
+static int
+rc_flow_capable(const struct rconn *c, const struct rdma_cm_id *id)
+{
+    return c->stream && id->verbs && id->verbs->device->transport_type == IBV_TRANSPORT_IB;
+} /* rc_flow_capable */
 
 static void
 set_tos(struct rdma_cm_id *id)
@@ -1047,7 +1068,7 @@ rc_attach(struct evpl *evpl, struct evpl_bind *bind, struct evpl_accepted *conn)
         return rc;
     }
     conn_params(c, &p);
-    if (c->stream && req->flow) {
+    if (req->flow && rc_flow_capable(c, id)) {
         rc_hello(hello, RC_HELLO_FLOW); /* (rdma_accept copies it) */
         p.private_data = hello;
         p.private_data_len = RC_HELLO_LEN;
@@ -1339,6 +1360,7 @@ post_ctl(struct rconn *c, struct evpl_bind *bind)
         return rc > 0 ? -rc : -EIO;
     }
     c->told_paused = paused;
+    c->ctl_inflight++;
     return 0;
 } /* post_ctl */
 
@@ -2467,6 +2489,16 @@ rc_flush(struct evpl *evpl, struct evpl_bind *bind)
     if (!c || c->state != ST_ESTABLISHED || evpl__bind_closing(bind)) {
         return;
     }
+    if (ctl_due(c, bind) && c->wr_count < c->sq_size + RC_CTL_SQ &&
+        c->d->sends < c->d->send_room + c->d->ctl_room) {
+        /* ahead of everything queued, and of the connections waiting for
+         * room (else it waits as data does: has_work) */
+        rc = post_ctl(c, bind);
+        if (rc < 0) {
+            evpl__bind_fail(evpl, bind, rc);
+            return;
+        }
+    }
     if ((c->d->waiting || c->d->woken) && !c->woken) {
         /* others wait for room in the completion queue: behind them */
         if (has_work(c, bind)) {
@@ -2493,13 +2525,6 @@ rc_flush(struct evpl *evpl, struct evpl_bind *bind)
                 wait_add(c);
             }
             break;
-        }
-        if (ctl_due(c, bind)) {
-            rc = post_ctl(c, bind); /* (ahead of everything queued) */
-            if (rc < 0) {
-                break;
-            }
-            continue;
         }
         if (op && op->barrier <= c->taken) {
             c->ops = op->next;
@@ -2673,6 +2698,9 @@ send_done(struct evpl *evpl, struct rconn *c, const struct ibv_wc *wc)
     c->d->sends--;
     wait_wake(evpl, c->d);
     kind = w->kind;
+    if (kind == WR_CTL) {
+        c->ctl_inflight--;
+    }
     bytes = w->bytes;
     msgs = w->msgs;
     cb = w->cb;
@@ -2693,6 +2721,9 @@ send_done(struct evpl *evpl, struct rconn *c, const struct ibv_wc *wc)
     if (!c->bind) {
         conn_maybe_free(c);
         return;
+    }
+    if (status && kind == WR_CTL && wc->status == IBV_WC_WR_FLUSH_ERR) {
+        return; /* the connection is ending: no more to tell the peer (not a loss) */
     }
     if (status) {
         evpl__bind_fail(evpl, c->bind, wc->status == IBV_WC_WR_FLUSH_ERR ? -ECONNRESET : -EIO);
@@ -2893,7 +2924,7 @@ conn_event(struct evpl *evpl, struct rconn *c, const struct rdma_cm_event *ev)
             rc = ld ? qp_create(c, ld, IBV_QPT_RC) : -ENODEV;
             if (rc == 0) {
                 conn_params(c, &p);
-                if (c->stream) {
+                if (rc_flow_capable(c, c->id)) {
                     rc_hello(hello, RC_HELLO_FLOW); /* (rdma_connect copies it) */
                     p.private_data = hello;
                     p.private_data_len = RC_HELLO_LEN;
@@ -2944,7 +2975,9 @@ conn_event(struct evpl *evpl, struct rconn *c, const struct rdma_cm_event *ev)
              * queue pair: what is still queued is flushed back to us */
             rdma_disconnect(c->id);
             if (c->bind) {
-                int idle = !c->wr_count && !c->ops && !c->bind->send_ring.length &&
+                /* (a flow-control message in flight is not data lost) */
+                int idle = c->wr_count == c->ctl_inflight && !c->ops &&
+                           !c->bind->send_ring.length &&
                            evpl_dgram_ring_empty(&c->bind->dgram_send);
 
                 evpl__bind_fail(evpl, c->bind, idle ? 0 : -ECONNRESET);
