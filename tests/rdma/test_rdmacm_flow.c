@@ -19,6 +19,11 @@
  *  4. A peer that posts no receives: our PAUSE and RESUME to it are still
  *     in flight (RNR retries) when it disconnects after everything it sent
  *     was read: the bind ends cleanly (0, not -ECONNRESET).
+ *  5. Fairness: 3000 small messages wait in the completion queue (the
+ *     application's first RECV_DATA returns only once the peer has sent
+ *     them all) and a 1 us timer is armed then: it fires after the next
+ *     few hundred, not after all of them (one look at the queue has a
+ *     budget; before, it lasted as long as the queue had completions).
  *
  * Needs an RDMA device: soft-RoCE in the test VM (tests/vm); skips (77)
  * elsewhere.
@@ -40,6 +45,11 @@
 #define RESUME 0x45560002u
 #define BOGUS  0x45560099u
 #define CASE4  (LIMIT + 4 * MSG)
+/* case 5: small messages, fewer than the receives posted up front (4096:
+ * half the completion queue) */
+#define SMALL       64
+#define FLOOD       3000
+#define FLOOD_DEPTH 128
 
 static int port;
 static uint8_t *data;
@@ -154,7 +164,7 @@ peer_connect(struct peer *p, int hello, int which, int nrecv)
         return -1;
     }
     memset(&attr, 0, sizeof(attr));
-    attr.cap.max_send_wr = DEPTH + 2;
+    attr.cap.max_send_wr = FLOOD_DEPTH + 2;
     attr.cap.max_recv_wr = NRECV;
     attr.cap.max_send_sge = attr.cap.max_recv_sge = 1;
     attr.sq_sig_all = 1;
@@ -317,7 +327,61 @@ peer(void *arg)
     ibv_dereg_mr(p.mr);
     ibv_dereg_mr(p.rmr);
     rdma_destroy_ep(p.id);
+
+    /* 5: a flood of small messages */
+    if (peer_connect(&p, 0, 0, NRECV) != 0) {
+        PEER_FAIL("connect (flood): %s", strerror(errno));
+    }
+    while (p.off < (uint64_t) FLOOD * SMALL || p.inflight) {
+        if (p.off < (uint64_t) FLOOD * SMALL && p.inflight < FLOOD_DEPTH &&
+            post_send(&p, SMALL, 0, 0) != 0) {
+            PEER_FAIL("post");
+        }
+        if (reap(&p, 0) < 0) {
+            PEER_FAIL("case 5");
+        }
+    }
+    atomic_store(&peer_phase, 7);
+    while (atomic_load(&test_go) < 6) {
+        usleep(1000);
+    }
+    peer_close(&p);
     return NULL;
+}
+
+/* case 5: the application takes its time over every message */
+static uint64_t flood_got, flood_got_at_timer, flood_start;
+static int timer_armed, timer_fired;
+static struct evpl_timer flood_timer;
+
+static void
+flood_timer_cb(struct evpl *evpl, struct evpl_timer *timer)
+{
+    (void) evpl;
+    (void) timer;
+    timer_fired = 1;
+    flood_got_at_timer = flood_got;
+}
+
+static void
+flood_hook(struct t_conn *c, struct evpl_notify *n)
+{
+    if (n->notify_type != EVPL_NOTIFY_RECV_DATA) {
+        return;
+    }
+    t_recv_pattern(c->evpl, c->bind, SEED, &flood_got);
+    if (!timer_armed) {
+        uint64_t deadline = t_now_ns() + 30ull * 1000000000ull;
+
+        /* the rest lands meanwhile (its receives are posted) */
+        while (atomic_load(&peer_phase) != 7) {
+            T_OK(atomic_load(&peer_phase) >= 0);
+            T_OK(t_now_ns() < deadline);
+            usleep(1000);
+        }
+        timer_armed = 1;
+        evpl_add_oneshot_timer(c->evpl, &flood_timer, flood_timer_cb, 1);
+    }
 }
 
 static int
@@ -350,6 +414,7 @@ main(void)
 
     t_net_guard(120);
     evpl_global_config_set_stream_recv_limit(gc, LIMIT);
+    evpl_global_config_set_rdmacm_srq_prefill(gc, 1);
     evpl_init(gc);
     proto = t_proto(T_NET_KIND_STREAM);
     if (!t_proto_is_rdmacm(proto)) {
@@ -364,7 +429,7 @@ main(void)
     memset(&srv, 0, sizeof(srv));
     srv.autodrain = 0;
     srv.keep_msgs = 1;
-    t_server_start(&srv, evpl, proto, ep, 3);
+    t_server_start(&srv, evpl, proto, ep, 4);
     T_EQ(pthread_create(&th, NULL, peer, NULL), 0);
 
     /* 1 */
@@ -441,7 +506,31 @@ main(void)
     T_PUMP(evpl, srv.conns[2].disconnected, 10000);
     T_EQ(srv.conns[2].disconnect_status, 0);
     T_EQ(srv.conns[2].errors, 0);
+    srv.hook = flood_hook; /* (for the next connection) */
     atomic_store(&test_go, 5);
+
+    /* 5 */
+    {
+        uint64_t deadline = t_now_ns() + 60ull * 1000000000ull;
+
+        flood_start = t_now_ns();
+
+        while (atomic_load(&peer_phase) != 7 || flood_got < (uint64_t) FLOOD * SMALL) {
+            T_OK(atomic_load(&peer_phase) >= 0);
+            T_OK(t_now_ns() < deadline);
+            evpl_continue(evpl);
+        }
+    }
+    T_EQ(srv.n, 4);
+    T_EQ_U(flood_got, (uint64_t) FLOOD * SMALL);
+    fprintf(stderr, "flood: the timer fired after %llu of %llu bytes (%.2f s in all)\n",
+            (unsigned long long) flood_got_at_timer, (unsigned long long) FLOOD * SMALL,
+            (double) (t_now_ns() - flood_start) / 1e9);
+    T_EQ(timer_fired, 1);
+    T_LT(flood_got_at_timer, (uint64_t) FLOOD * SMALL / 2);
+    T_EQ(srv.conns[3].errors, 0);
+    atomic_store(&test_go, 6);
+    T_PUMP(evpl, srv.conns[3].disconnected, 10000);
     pthread_join(th, NULL);
 
     t_server_stop(&srv);

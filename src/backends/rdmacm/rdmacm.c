@@ -29,6 +29,7 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -45,6 +46,10 @@
 #define KIND_UDPEER 3 /* an unreliable-datagram destination being resolved */
 #define QP_BUCKETS  1024
 #define POLL_BATCH  32
+/* completions reaped in one look while the loop runs: a queue kept busy
+ * (a peer sending as fast as the application takes it) waits for the
+ * next pass, so timers, sockets and deferred work get their turn */
+#define POLL_BUDGET 512
 #define RD_ATOMIC   16 /* outstanding RDMA reads per queue pair, at most */
 
 /* ---- devices (process-wide) ---- */
@@ -245,6 +250,7 @@ struct rldev {
     uint32_t ctl_room;                    /* beyond send_room: for flow-control messages only */
     struct rconn *waiting, *waiting_tail; /* first come, first served */
     uint32_t woken;                       /* given room, not yet flushed */
+    int more;                             /* the last look stopped at its budget */
     struct evpl_timer retry;              /* receive memory ran out: try again */
     int retry_armed;
     /* whole buffers the receive slots are cut from, back to back: posted
@@ -383,7 +389,7 @@ recv_size(void)
 
 static void cm_ready(struct evpl *evpl, struct evpl_event *event);
 static void cc_ready(struct evpl *evpl, struct evpl_event *event);
-static int rldev_poll(struct rldev *ld);
+static int rldev_poll(struct rldev *ld, int budget);
 static void reap_detached(struct evpl *evpl, void *arg);
 static void rloop_poll(struct evpl *evpl, void *arg);
 static void rloop_poll_exit(struct evpl *evpl, void *arg);
@@ -821,7 +827,7 @@ reap_detached(struct evpl *evpl, void *arg)
 
     (void) evpl;
     for (struct rldev *ld = l->devs; ld; ld = ld->next) {
-        rldev_poll(ld);
+        rldev_poll(ld, INT_MAX);
     }
     while (*p) {
         struct rconn *c = *p;
@@ -2738,7 +2744,7 @@ send_done(struct evpl *evpl, struct rconn *c, const struct ibv_wc *wc)
 } /* send_done */
 
 static int
-rldev_poll(struct rldev *ld)
+rldev_poll(struct rldev *ld, int budget)
 {
     struct evpl *evpl = ld->l->evpl;
     struct ibv_wc wc[POLL_BATCH];
@@ -2796,7 +2802,8 @@ rldev_poll(struct rldev *ld)
         if (ld->posted + ld->batch <= ld->target || ld->posted < ld->target / 2) {
             srq_refill(ld);
         }
-    } while (n == POLL_BATCH);
+    } while (n == POLL_BATCH && total < budget);
+    ld->more = n == POLL_BATCH; /* (the budget ran out: there may be more) */
     srq_refill(ld);
     return total;
 } /* rldev_poll */
@@ -2816,12 +2823,16 @@ cc_ready(struct evpl *evpl, struct evpl_event *event)
         ibv_ack_cq_events(ld->cq, ld->cq_events);
         ld->cq_events = 0;
     }
-    rldev_poll(ld);
-    if (!ld->l->polling) {
+    rldev_poll(ld, POLL_BUDGET);
+    if (!ld->more && !ld->l->polling) {
         /* re-arm, then look once more: a completion between the two
          * polls would otherwise wait for the next one */
         ibv_req_notify_cq(ld->cq, 0);
-        rldev_poll(ld);
+        rldev_poll(ld, POLL_BUDGET);
+    }
+    if (ld->more) {
+        /* the rest next pass (no event would say it is there) */
+        evpl__event_set(evpl, event, EVPL_EV_READABLE);
     }
 } /* cc_ready */
 
@@ -2837,7 +2848,7 @@ rloop_poll(struct evpl *evpl, void *arg)
      * polls must keep its completion channels armed) */
     l->polling = 1;
     for (struct rldev *ld = l->devs; ld; ld = ld->next) {
-        n += rldev_poll(ld);
+        n += rldev_poll(ld, POLL_BUDGET); /* (the rest: the next pass polls again) */
     }
     if (n) {
         evpl_activity(evpl);
@@ -2857,7 +2868,7 @@ rloop_poll_exit(struct evpl *evpl, void *arg)
     l->polling = 0;
     for (struct rldev *ld = l->devs; ld; ld = ld->next) {
         ibv_req_notify_cq(ld->cq, 0);
-        n += rldev_poll(ld);
+        n += rldev_poll(ld, INT_MAX); /* (what came before the arming: all of it) */
     }
     if (n) {
         evpl_activity(evpl);
@@ -2968,7 +2979,7 @@ conn_event(struct evpl *evpl, struct rconn *c, const struct rdma_cm_event *ev)
             }
             /* what the peer sent before it left is in the queue: first */
             if (c->d) {
-                rldev_poll(c->d);
+                rldev_poll(c->d, INT_MAX);
             }
             c->cm_done = 1;
             /* answer the peer's request (it waits for that), and end our
