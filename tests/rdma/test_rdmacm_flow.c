@@ -145,6 +145,22 @@ reap(struct peer *p, int which)
     return last;
 }
 
+/* Send until off reaches total, len bytes a message, depth in flight, and
+ * wait for the last completion: 0, or -1 on an error. */
+static int
+send_all(struct peer *p, uint64_t total, uint32_t len, int depth, int which)
+{
+    while (p->off < total || p->inflight) {
+        if (p->off < total && p->inflight < depth && post_send(p, len, 0, 0) != 0) {
+            return -1;
+        }
+        if (reap(p, which) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* Connect, offering our hello or not; records whether it came back. */
 static int
 peer_connect(struct peer *p, int hello, int which, int nrecv)
@@ -225,13 +241,8 @@ peer(void *arg)
     if (peer_connect(&p, 0, 0, NRECV) != 0) {
         PEER_FAIL("connect (no hello): %s", strerror(errno));
     }
-    while (p.off < TOTAL || p.inflight) {
-        if (p.off < TOTAL && p.inflight < DEPTH && post_send(&p, MSG, 0, 0) != 0) {
-            PEER_FAIL("post");
-        }
-        if (reap(&p, 0) < 0) {
-            PEER_FAIL("case 1");
-        }
+    if (send_all(&p, TOTAL, MSG, DEPTH, 0) != 0) {
+        PEER_FAIL("case 1");
     }
     atomic_store(&peer_phase, 1);
     while (atomic_load(&test_go) < 1) {
@@ -307,13 +318,8 @@ peer(void *arg)
     if (peer_connect(&p, 1, 2, 0) != 0) {
         PEER_FAIL("connect (no receives): %s", strerror(errno));
     }
-    while (p.off < CASE4 || p.inflight) {
-        if (p.off < CASE4 && p.inflight < DEPTH && post_send(&p, MSG, 0, 0) != 0) {
-            PEER_FAIL("post");
-        }
-        if (reap(&p, 2) < 0) {
-            PEER_FAIL("case 4");
-        }
+    if (send_all(&p, CASE4, MSG, DEPTH, 2) != 0) {
+        PEER_FAIL("case 4");
     }
     atomic_store(&peer_phase, 5);
     while (atomic_load(&test_go) < 4) {
@@ -332,14 +338,8 @@ peer(void *arg)
     if (peer_connect(&p, 0, 0, NRECV) != 0) {
         PEER_FAIL("connect (flood): %s", strerror(errno));
     }
-    while (p.off < (uint64_t) FLOOD * SMALL || p.inflight) {
-        if (p.off < (uint64_t) FLOOD * SMALL && p.inflight < FLOOD_DEPTH &&
-            post_send(&p, SMALL, 0, 0) != 0) {
-            PEER_FAIL("post");
-        }
-        if (reap(&p, 0) < 0) {
-            PEER_FAIL("case 5");
-        }
+    if (send_all(&p, (uint64_t) FLOOD * SMALL, SMALL, FLOOD_DEPTH, 0) != 0) {
+        PEER_FAIL("case 5");
     }
     atomic_store(&peer_phase, 7);
     while (atomic_load(&test_go) < 6) {

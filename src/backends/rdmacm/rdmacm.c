@@ -287,13 +287,15 @@ enum { WR_SEND = 1, WR_WRITE, WR_READ, WR_CTL };
  * once it resumes: zero-length sends with an immediate, which take a
  * receive at the other end like any message.  The sender posts no stream
  * bytes in between; what it had posted still lands.  So a bind holds at
- * most its receive limit plus two send queues of receive-sized messages:
- * one in flight when it paused, one posted as those completed while the
- * pause was on its way.  The pause goes out at once, from the completion
- * that made it (a poll lasts as long as the peer keeps sending), ahead of
- * the connections waiting for completion-queue room, in entries of the
- * send and completion queues kept for it.  Offered and granted only on
- * InfiniBand and RoCE devices (iWARP has no immediate data).
+ * most its receive limit plus twice what a sender keeps in flight (the
+ * smaller of RC_STREAM_INFLIGHT and a send queue of receive-sized
+ * messages): what was in flight when it paused, and what was posted as
+ * that completed while the pause was on its way.  The pause goes out at
+ * once, from the completion that made it (a poll lasts as long as the
+ * peer keeps sending), ahead of the connections waiting for
+ * completion-queue room, in entries of the send and completion queues
+ * kept for it.  Offered and granted only on InfiniBand and RoCE devices
+ * (iWARP has no immediate data).
  */
 #define RC_HELLO_LEN  8
 #define RC_HELLO_FLOW 1u
@@ -304,6 +306,10 @@ enum { WR_SEND = 1, WR_WRITE, WR_READ, WR_CTL };
  * completion queue */
 #define RC_CTL_SQ 2u
 #define RC_CTL_CQ 32u
+/* Stream bytes a connection has in flight (posted, not yet acknowledged) at
+ * most: far above any RDMA network's bandwidth-delay product, and what
+ * bounds a paused receiver's memory, with its limit, at twice this */
+#define RC_STREAM_INFLIGHT (4u << 20)
 
 struct rwr {
     uint8_t kind;
@@ -351,7 +357,8 @@ struct rconn {
     uint32_t wr_cap, wr_head, wr_count;
     uint64_t wr_done; /* requests completed so far (the send queue completes in order) */
     struct rop *ops, *ops_tail;
-    uint64_t taken; /* messages (datagram) or bytes (stream) posted so far */
+    uint64_t taken;    /* messages (datagram) or bytes (stream) posted so far */
+    uint64_t inflight; /* stream: bytes posted, not completed */
     uint32_t sq_size, max_sge, max_inline;
     uint32_t max_sge_rd; /* pieces of one RDMA read (the device may take fewer than for sends) */
     struct udtab *ud;    /* EVPL_DATAGRAM_RDMACM_UD: its peers (else NULL) */
@@ -1341,6 +1348,7 @@ post_stream(struct evpl *evpl, struct rconn *c, struct evpl_bind *bind, uint64_t
         return rc;
     }
     c->taken += bytes;
+    c->inflight += bytes;
     return 0;
 } /* post_stream */
 
@@ -2558,8 +2566,8 @@ rc_flush(struct evpl *evpl, struct evpl_bind *bind)
             continue;
         }
         if (c->stream) {
-            if (!bind->send_ring.length || c->peer_paused) {
-                break; /* (paused: RC_CTL_RESUME flushes) */
+            if (!bind->send_ring.length || c->peer_paused || c->inflight >= RC_STREAM_INFLIGHT) {
+                break; /* (paused: RC_CTL_RESUME flushes; else a completion) */
             }
             rc = post_stream(evpl, c, bind, op ? op->barrier - c->taken : UINT64_MAX);
         } else {
@@ -2706,6 +2714,8 @@ send_done(struct evpl *evpl, struct rconn *c, const struct ibv_wc *wc)
     kind = w->kind;
     if (kind == WR_CTL) {
         c->ctl_inflight--;
+    } else if (kind == WR_SEND && c->stream) {
+        c->inflight -= w->bytes;
     }
     bytes = w->bytes;
     msgs = w->msgs;
