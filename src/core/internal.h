@@ -371,6 +371,9 @@ void evpl__polls_run(struct evpl *evpl);
 void evpl__polls_enter(struct evpl *evpl);
 void evpl__polls_exit(struct evpl *evpl);
 void evpl__polls_destroy(struct evpl *evpl);
+/* A poll callback stopped at its budget with work left: the next pass is a
+ * full one (timers, the wait's reaps), not up to poll_iterations later. */
+void evpl__poll_yield(struct evpl *evpl);
 
 /* ---- the loop (evpl.c) ---- */
 

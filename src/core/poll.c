@@ -123,6 +123,14 @@ evpl__polls_destroy(struct evpl *evpl)
     evpl->polls_len = 0;
 } /* evpl__polls_destroy */
 
+void
+evpl__poll_yield(struct evpl *evpl)
+{
+    if (evpl->poll_mode) {
+        evpl->poll_passes = evpl->config.poll_iterations;
+    }
+} /* evpl__poll_yield */
+
 EVPL_API void
 evpl_activity(struct evpl *evpl)
 {

@@ -29,7 +29,6 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -290,7 +289,9 @@ enum { WR_SEND = 1, WR_WRITE, WR_READ, WR_CTL };
  * most its receive limit plus twice what a sender keeps in flight (the
  * smaller of RC_STREAM_INFLIGHT and a send queue of receive-sized
  * messages): what was in flight when it paused, and what was posted as
- * that completed while the pause was on its way.  The pause goes out at
+ * that completed while the pause was on its way; and what had landed in
+ * the posted receives before the loop looked (the device acknowledges on
+ * landing: a fixed pool per device, shared).  The pause goes out at
  * once, from the completion that made it (a poll lasts as long as the
  * peer keeps sending), ahead of the connections waiting for
  * completion-queue room, in entries of the send and completion queues
@@ -367,6 +368,7 @@ struct rconn {
     uint8_t told_paused;   /* what we last told the peer: stop sending */
     uint8_t peer_paused;   /* the peer told us to stop sending stream bytes */
     uint32_t ctl_inflight; /* flow-control messages posted, not completed */
+    uint8_t disconnecting; /* the peer's disconnect is being handled */
 };
 
 struct rlisten {
@@ -397,6 +399,7 @@ recv_size(void)
 static void cm_ready(struct evpl *evpl, struct evpl_event *event);
 static void cc_ready(struct evpl *evpl, struct evpl_event *event);
 static int rldev_poll(struct rldev *ld, int budget);
+static int drain_budget(const struct rldev *ld);
 static void reap_detached(struct evpl *evpl, void *arg);
 static void rloop_poll(struct evpl *evpl, void *arg);
 static void rloop_poll_exit(struct evpl *evpl, void *arg);
@@ -834,7 +837,7 @@ reap_detached(struct evpl *evpl, void *arg)
 
     (void) evpl;
     for (struct rldev *ld = l->devs; ld; ld = ld->next) {
-        rldev_poll(ld, INT_MAX);
+        rldev_poll(ld, drain_budget(ld));
     }
     while (*p) {
         struct rconn *c = *p;
@@ -2710,7 +2713,9 @@ send_done(struct evpl *evpl, struct rconn *c, const struct ibv_wc *wc)
     c->wr_count--;
     c->wr_done++;
     c->d->sends--;
-    wait_wake(evpl, c->d);
+    if (c->d->sends < c->d->send_room) {
+        wait_wake(evpl, c->d); /* (a control message's room is not theirs) */
+    }
     kind = w->kind;
     if (kind == WR_CTL) {
         c->ctl_inflight--;
@@ -2738,7 +2743,7 @@ send_done(struct evpl *evpl, struct rconn *c, const struct ibv_wc *wc)
         conn_maybe_free(c);
         return;
     }
-    if (status && kind == WR_CTL && wc->status == IBV_WC_WR_FLUSH_ERR) {
+    if (status && kind == WR_CTL && (wc->status == IBV_WC_WR_FLUSH_ERR || c->disconnecting)) {
         return; /* the connection is ending: no more to tell the peer (not a loss) */
     }
     if (status) {
@@ -2752,6 +2757,16 @@ send_done(struct evpl *evpl, struct rconn *c, const struct ibv_wc *wc)
         rc_flush(evpl, c->bind);
     }
 } /* send_done */
+
+/* A budget that reaps everything in the queue when the look starts (it
+ * holds at most cqe entries, in order), and no more: what must come first
+ * (a peer's data before its disconnect) does, and peers that keep the
+ * queue busy still cannot hold the loop. */
+static int
+drain_budget(const struct rldev *ld)
+{
+    return ld->cq->cqe + POLL_BATCH;
+} /* drain_budget */
 
 static int
 rldev_poll(struct rldev *ld, int budget)
@@ -2858,7 +2873,12 @@ rloop_poll(struct evpl *evpl, void *arg)
      * polls must keep its completion channels armed) */
     l->polling = 1;
     for (struct rldev *ld = l->devs; ld; ld = ld->next) {
-        n += rldev_poll(ld, POLL_BUDGET); /* (the rest: the next pass polls again) */
+        n += rldev_poll(ld, POLL_BUDGET);
+        if (ld->more) {
+            /* the rest on the next pass, which is a full one: timers and
+             * sockets first (a poll-only run would be up to 1000 looks) */
+            evpl__poll_yield(evpl);
+        }
     }
     if (n) {
         evpl_activity(evpl);
@@ -2878,7 +2898,7 @@ rloop_poll_exit(struct evpl *evpl, void *arg)
     l->polling = 0;
     for (struct rldev *ld = l->devs; ld; ld = ld->next) {
         ibv_req_notify_cq(ld->cq, 0);
-        n += rldev_poll(ld, INT_MAX); /* (what came before the arming: all of it) */
+        n += rldev_poll(ld, drain_budget(ld)); /* (what came before the arming) */
     }
     if (n) {
         evpl_activity(evpl);
@@ -2988,8 +3008,9 @@ conn_event(struct evpl *evpl, struct rconn *c, const struct rdma_cm_event *ev)
                 return; /* ended already (an error event): done with the CM */
             }
             /* what the peer sent before it left is in the queue: first */
+            c->disconnecting = 1;
             if (c->d) {
-                rldev_poll(c->d, INT_MAX);
+                rldev_poll(c->d, drain_budget(c->d));
             }
             c->cm_done = 1;
             /* answer the peer's request (it waits for that), and end our
