@@ -221,13 +221,20 @@ peer_connect(struct peer *p, int hello, int which, int nrecv)
     return 0;
 }
 
+/* Its memory and endpoint back (disconnected already). */
+static void
+peer_free(struct peer *p)
+{
+    ibv_dereg_mr(p->mr);
+    ibv_dereg_mr(p->rmr);
+    rdma_destroy_ep(p->id);
+}
+
 static void
 peer_close(struct peer *p)
 {
     rdma_disconnect(p->id);
-    ibv_dereg_mr(p->mr);
-    ibv_dereg_mr(p->rmr);
-    rdma_destroy_ep(p->id);
+    peer_free(p);
 }
 
 /* T_FLOW_PART=budget: case 5 alone (its own receive configuration) */
@@ -337,9 +344,7 @@ peer(void *arg)
     while (atomic_load(&test_go) < 5) {
         usleep(1000);
     }
-    ibv_dereg_mr(p.mr);
-    ibv_dereg_mr(p.rmr);
-    rdma_destroy_ep(p.id);
+    peer_free(&p);
     return NULL;
 
 flood:

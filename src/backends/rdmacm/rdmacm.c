@@ -2677,7 +2677,7 @@ ctl_received(struct evpl *evpl, struct rconn *c, struct evpl_iovec *iov, const s
     uint32_t imm = ntohl(wc->imm_data);
 
     evpl_iovec_release_internal(evpl, iov);
-    if (wc->byte_len != 0 || (imm & 0xffff0000u) != RC_CTL_MAGIC ||
+    if (wc->byte_len != 0 ||
         (imm != (RC_CTL_MAGIC | RC_CTL_PAUSE) && imm != (RC_CTL_MAGIC | RC_CTL_RESUME))) {
         evpl_log_error("rdmacm", "unknown control message %#x (%u bytes): closing", imm,
                        wc->byte_len);
@@ -2848,8 +2848,11 @@ cc_ready(struct evpl *evpl, struct evpl_event *event)
         ibv_ack_cq_events(ld->cq, ld->cq_events);
         ld->cq_events = 0;
     }
+    if (ld->l->polling) {
+        return; /* the loop's poll callback looks, one budget a pass */
+    }
     rldev_poll(ld, POLL_BUDGET);
-    if (!ld->more && !ld->l->polling) {
+    if (!ld->more) {
         /* re-arm, then look once more: a completion between the two
          * polls would otherwise wait for the next one */
         ibv_req_notify_cq(ld->cq, 0);
