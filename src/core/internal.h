@@ -374,6 +374,17 @@ void evpl__polls_destroy(struct evpl *evpl);
 /* A poll callback stopped at its budget with work left: the next pass is a
  * full one (timers, the wait's reaps), not up to poll_iterations later. */
 void evpl__poll_yield(struct evpl *evpl);
+/* A backend's completion poll (it also has a wake source: an eventfd, a
+ * completion channel).  NULL, and nothing registered, on a loop that never
+ * busy-polls: poll_mode 0, or spin_ns 0.  With spin_ns 0 a registered one
+ * would keep the loop polling for as long as completions come: each it
+ * reaps is activity, which renews poll mode for another poll_iterations
+ * poll-only passes, so under steady traffic the loop never slept.
+ * Without it the completions come with the wait, as a socket's readiness
+ * does, and the loop sleeps after a pass that found nothing. */
+struct evpl_poll *evpl__add_completion_poll(struct evpl *evpl, evpl_poll_enter_callback_t enter,
+                                            evpl_poll_exit_callback_t exit,
+                                            evpl_poll_callback_t callback, void *private_data);
 
 /* ---- the loop (evpl.c) ---- */
 

@@ -131,6 +131,17 @@ evpl__poll_yield(struct evpl *evpl)
     }
 } /* evpl__poll_yield */
 
+struct evpl_poll *
+evpl__add_completion_poll(struct evpl *evpl, evpl_poll_enter_callback_t enter,
+                          evpl_poll_exit_callback_t exit, evpl_poll_callback_t callback,
+                          void *private_data)
+{
+    if (!evpl->config.poll_mode || evpl->config.spin_ns == 0) {
+        return NULL;
+    }
+    return evpl_add_poll(evpl, enter, exit, callback, private_data);
+} /* evpl__add_completion_poll */
+
 EVPL_API void
 evpl_activity(struct evpl *evpl)
 {

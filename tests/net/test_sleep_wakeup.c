@@ -13,6 +13,14 @@
  * The client pumps with plain evpl_continue, as applications do; a
  * watchdog thread fails the test when a round trip takes 10 s.
  *
+ * With T_SPIN_NS=0 the loops are told never to busy-poll (spin_ns 0) and
+ * the server echoes at once: the client must sleep between round trips,
+ * not spin.  A backend whose completion poll stayed registered kept such a
+ * loop polling for as long as completions came (each reaped one renewed
+ * poll mode): over io_uring and RDMA CM the client ran 30-60 passes per
+ * round trip, and the two loops slept 6-10 times in all the round trips
+ * (4 passes and 2-3 sleeps per round trip since).
+ *
  * Unconnected datagrams (UDP, RDMA CM UD) too: the server binds and
  * echoes to the client's endpoint.  Only the first message is sent again
  * (from a timer) until its echo comes, in case the first datagram beats
@@ -35,6 +43,7 @@ static struct evpl_endpoint *ep, *cep; /* the server's, the client's (dgram) */
 static atomic_int server_bound;
 static _Atomic uint64_t progress; /* round trips completed */
 static atomic_int client_done;
+static int spin_zero; /* T_SPIN_NS=0: never busy-poll, echo at once */
 
 /* ---- server: echo each message after 0 .. 4 x SPIN_US ---- */
 
@@ -85,6 +94,10 @@ server_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *n, 
             memcpy(s->iov, n->recv_msg.iovec, sizeof(struct evpl_iovec) * n->recv_msg.niov);
             s->rng = t_mix64(s->rng);
             s->armed = 1;
+            if (spin_zero) {
+                echo_now(evpl, &s->timer);
+                break;
+            }
             evpl_add_oneshot_timer(evpl, &s->timer, echo_now, s->rng % (4 * SPIN_US));
             break;
         case EVPL_NOTIFY_DISCONNECTED:
@@ -236,10 +249,13 @@ main(void)
     struct evpl_bind *bind;
     pthread_t dog;
     int rounds;
+    uint64_t passes = 0;
+    int64_t sleeps;
 
     t_net_guard(300);
     gc = evpl_global_config_init();
-    evpl_global_config_set_spin_ns(gc, SPIN_US * 1000ull);
+    spin_zero = getenv("T_SPIN_NS") && strcmp(getenv("T_SPIN_NS"), "0") == 0;
+    evpl_global_config_set_spin_ns(gc, spin_zero ? 0 : SPIN_US * 1000ull);
     evpl_init(gc);
     proto = t_proto(T_NET_KIND_STREAM | T_NET_KIND_CDGRAM | T_NET_KIND_DATAGRAM);
     dgram = !evpl_protocol_is_stream(proto) && !t_proto_is_connected_datagram(proto);
@@ -282,6 +298,7 @@ main(void)
         }
         while (echoes == i) {
             evpl_continue(evpl);
+            passes++;
         }
         T_EQ(echoes, i + 1);
         atomic_store(&progress, (uint64_t) i + 1);
@@ -289,7 +306,15 @@ main(void)
     atomic_store(&client_done, 1); /* the watchdog judges the round trips only */
     pthread_join(dog, NULL);
     T_OK(connected);
-    fprintf(stderr, "%d round trips\n", rounds);
+    sleeps = t_metric("evpl_loop_sleeps_total");
+    fprintf(stderr, "%d round trips, %" PRIu64 " client passes, %" PRId64 " sleeps (both loops)\n",
+            rounds, passes, sleeps);
+    if (spin_zero) {
+        /* a pass to send, one to sleep, one woken: a few; a loop that
+         * polls the round trip out runs tens, and hardly sleeps */
+        T_OK(passes <= (uint64_t) rounds * 20);
+        T_OK(sleeps >= rounds / 2);
+    }
 
     if (dgram) {
         evpl_remove_timer(evpl, &first_timer); /* if it has not gone */

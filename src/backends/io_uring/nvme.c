@@ -255,7 +255,7 @@ pt_queue_open(struct evpl *evpl, struct evpl_block_queue *q)
         return rc;
     }
     evpl_deferral_init(&pq->submit, pt_flush_submissions, pq);
-    pq->poll = evpl_add_poll(evpl, NULL, NULL, pt_poll, pq);
+    pq->poll = evpl__add_completion_poll(evpl, NULL, NULL, pt_poll, pq);
     q->private_data = pq;
     return 0;
 } /* pt_queue_open */
@@ -277,7 +277,9 @@ pt_queue_close(struct evpl *evpl, struct evpl_block_queue *q)
     struct pqueue *pq = q->private_data;
 
     evpl_remove_deferral(evpl, &pq->submit);
-    evpl_remove_poll(evpl, pq->poll);
+    if (pq->poll) {
+        evpl_remove_poll(evpl, pq->poll);
+    }
     if (pq->busy) {
         pq->dead = 1; /* closed from a completion callback: pq_reap frees it */
         return;

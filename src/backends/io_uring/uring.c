@@ -663,7 +663,7 @@ evpl__uring_get(struct evpl *evpl)
     evpl->uring = u;
     files_init(u);
     fixed_init(u);
-    u->poll = evpl_add_poll(evpl, poll_enter, poll_exit, poll_callback, u);
+    u->poll = evpl__add_completion_poll(evpl, poll_enter, poll_exit, poll_callback, u);
     evpl_log_debug("io_uring", "loop %p: %s ring", (void *) evpl, u->owned ? "own" : "shared");
     return u;
 } /* evpl__uring_get */

@@ -304,7 +304,7 @@ queue_open(struct evpl *evpl, struct evpl_block_queue *q)
         return rc;
     }
     evpl_deferral_init(&aq->submit, submit_batch, aq);
-    aq->poll = evpl_add_poll(evpl, NULL, NULL, poll_cb, aq);
+    aq->poll = evpl__add_completion_poll(evpl, NULL, NULL, poll_cb, aq);
     q->private_data = aq;
     return 0;
 } /* queue_open */
@@ -349,7 +349,9 @@ queue_close(struct evpl *evpl, struct evpl_block_queue *q)
     struct aqueue *aq = q->private_data;
 
     evpl_remove_deferral(evpl, &aq->submit);
-    evpl_remove_poll(evpl, aq->poll);
+    if (aq->poll) {
+        evpl_remove_poll(evpl, aq->poll);
+    }
     evpl__event_remove(evpl, &aq->event);
     if (aq->retry_armed) {
         evpl_remove_timer(evpl, &aq->retry);

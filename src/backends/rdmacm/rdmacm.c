@@ -443,7 +443,7 @@ rloop_get(struct evpl *evpl)
         errno = ENOMEM;
         return NULL;
     }
-    l->poll = evpl_add_poll(evpl, NULL, rloop_poll_exit, rloop_poll, l);
+    l->poll = evpl__add_completion_poll(evpl, NULL, rloop_poll_exit, rloop_poll, l);
     evpl_deferral_init(&l->reap, reap_detached, l);
     evpl->rdmacm = l;
     return l;
