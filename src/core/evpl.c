@@ -258,6 +258,9 @@ update_poll_mode(struct evpl *evpl, uint64_t now)
 
     if (want == evpl->poll_mode) {
         if (want) {
+            if (evpl__polls_dormant(evpl)) {
+                evpl__polls_exit_dormant(evpl); /* the last pin or poll went */
+            }
             evpl__polls_enter(evpl); /* polls added since entering */
             if (evpl->in_run && !atomic_load_explicit(&evpl->polling, memory_order_relaxed)) {
                 atomic_store(&evpl->polling, 1); /* evpl_run began while polling */
@@ -380,7 +383,8 @@ evpl_continue(struct evpl *evpl)
         evpl__deferrals_promote(evpl);
     }
 
-    if (evpl->poll_mode && evpl->polls_len && evpl->poll_passes < evpl->config.poll_iterations) {
+    if (evpl->poll_mode && evpl->polls_len && evpl->poll_passes < evpl->config.poll_iterations &&
+        !evpl__polls_dormant(evpl)) {
         /* poll-only pass: no clock, no syscall */
         evpl->poll_passes++;
         evpl__polls_run(evpl);

@@ -365,6 +365,7 @@ struct evpl_poll {
     void *private_data;
     uint32_t idx;
     int entered;
+    int completion; /* a backend's (evpl__add_completion_poll) */
 };
 
 void evpl__polls_run(struct evpl *evpl);
@@ -374,17 +375,23 @@ void evpl__polls_destroy(struct evpl *evpl);
 /* A poll callback stopped at its budget with work left: the next pass is a
  * full one (timers, the wait's reaps), not up to poll_iterations later. */
 void evpl__poll_yield(struct evpl *evpl);
-/* A backend's completion poll (it also has a wake source: an eventfd, a
- * completion channel).  NULL, and nothing registered, on a loop that never
- * busy-polls: poll_mode 0, or spin_ns 0.  With spin_ns 0 a registered one
- * would keep the loop polling for as long as completions come: each it
- * reaps is activity, which renews poll mode for another poll_iterations
- * poll-only passes, so under steady traffic the loop never slept.
- * Without it the completions come with the wait, as a socket's readiness
- * does, and the loop sleeps after a pass that found nothing. */
+/* A backend's completion poll; the backend also has a wake source (an
+ * eventfd, a completion channel) that reaps on full passes.  On a loop with
+ * spin_ns 0, no pin and no other poll, completion polls are dormant: never
+ * entered or run, and they put the loop through no poll-only passes.
+ * Running, each completion such a poll reaped was activity, which renewed
+ * poll mode for another poll_iterations poll-only passes, so under steady
+ * traffic a loop told never to busy-poll never slept.  Dormant, the loop
+ * gets its completions with the wait, as it gets a socket's readiness, and
+ * sleeps after a pass that found nothing.  A pin or an application poll
+ * wakes them (the loop polls anyway, loop.md §4.2, and they reap in its
+ * poll-only passes). */
 struct evpl_poll *evpl__add_completion_poll(struct evpl *evpl, evpl_poll_enter_callback_t enter,
                                             evpl_poll_exit_callback_t exit,
                                             evpl_poll_callback_t callback, void *private_data);
+/* Exit the completion polls that are entered (the loop has just become one
+ * whose completion polls are dormant). */
+void evpl__polls_exit_dormant(struct evpl *evpl);
 
 /* ---- the loop (evpl.c) ---- */
 
@@ -413,6 +420,7 @@ struct evpl {
 
     struct evpl_poll **polls;
     uint32_t polls_len, polls_cap;
+    uint32_t polls_other; /* registered polls that are not completion polls */
     int polls_iterating;
     int polls_holes;
 
@@ -461,6 +469,14 @@ struct evpl {
 
     _Alignas(EVPL_CACHELINE) struct evpl_loop_counters counters;
 };
+
+/* Completion polls dormant (evpl__add_completion_poll): spin_ns 0, no
+ * pin, no other poll. */
+static inline int
+evpl__polls_dormant(const struct evpl *evpl)
+{
+    return evpl->config.spin_ns == 0 && evpl->pins == 0 && evpl->polls_other == 0;
+} /* evpl__polls_dormant */
 
 /* A struct evpl-scoped call on a thread other than the loop's owner is a
  * programming error (spec README rule 1): debug builds abort on it, release

@@ -9,12 +9,11 @@
 
 #include "core/internal.h"
 
-EVPL_API struct evpl_poll *
-evpl_add_poll(struct evpl *evpl, evpl_poll_enter_callback_t enter_callback,
-              evpl_poll_exit_callback_t exit_callback, evpl_poll_callback_t callback,
-              void *private_data)
+static struct evpl_poll *
+add_poll(struct evpl *evpl, evpl_poll_enter_callback_t enter_callback,
+         evpl_poll_exit_callback_t exit_callback, evpl_poll_callback_t callback, void *private_data,
+         int completion)
 {
-    EVPL_OWNER_ONLY(evpl);
     struct evpl_poll *poll;
 
     if (!callback) {
@@ -25,6 +24,8 @@ evpl_add_poll(struct evpl *evpl, evpl_poll_enter_callback_t enter_callback,
     poll->exit_callback = exit_callback;
     poll->callback = callback;
     poll->private_data = private_data;
+    poll->completion = completion;
+    evpl->polls_other += !completion;
 
     evpl_array_reserve(evpl->polls, evpl->polls_cap, evpl->polls_len);
     poll->idx = evpl->polls_len;
@@ -36,7 +37,24 @@ evpl_add_poll(struct evpl *evpl, evpl_poll_enter_callback_t enter_callback,
         evpl->poll_passes = evpl->config.poll_iterations;
     }
     return poll;
+} /* add_poll */
+
+EVPL_API struct evpl_poll *
+evpl_add_poll(struct evpl *evpl, evpl_poll_enter_callback_t enter_callback,
+              evpl_poll_exit_callback_t exit_callback, evpl_poll_callback_t callback,
+              void *private_data)
+{
+    EVPL_OWNER_ONLY(evpl);
+    return add_poll(evpl, enter_callback, exit_callback, callback, private_data, 0);
 } /* evpl_add_poll */
+
+struct evpl_poll *
+evpl__add_completion_poll(struct evpl *evpl, evpl_poll_enter_callback_t enter,
+                          evpl_poll_exit_callback_t exit, evpl_poll_callback_t callback,
+                          void *private_data)
+{
+    return add_poll(evpl, enter, exit, callback, private_data, 1);
+} /* evpl__add_completion_poll */
 
 static void
 compact(struct evpl *evpl)
@@ -58,6 +76,7 @@ evpl_remove_poll(struct evpl *evpl, struct evpl_poll *poll)
 {
     EVPL_OWNER_ONLY(evpl);
     EVPL_ASSERT(poll->idx < evpl->polls_len && evpl->polls[poll->idx] == poll);
+    evpl->polls_other -= !poll->completion;
     evpl->polls[poll->idx] = NULL;
     free(poll);
     if (evpl->polls_iterating) {
@@ -91,8 +110,10 @@ evpl__polls_run(struct evpl *evpl)
 void
 evpl__polls_enter(struct evpl *evpl)
 {
+    int dormant = evpl__polls_dormant(evpl);
+
     FOR_EACH_POLL(
-        evpl, p, if (!p->entered) {
+        evpl, p, if (!p->entered && !(dormant && p->completion)) {
             p->entered = 1;
             if (p->enter_callback) {
                 p->enter_callback(evpl, p->private_data);
@@ -100,17 +121,30 @@ evpl__polls_enter(struct evpl *evpl)
         });
 } /* evpl__polls_enter */
 
-void
-evpl__polls_exit(struct evpl *evpl)
+/* Exit the entered polls (only the completion polls if completion_only). */
+static void
+exit_polls(struct evpl *evpl, int completion_only)
 {
     FOR_EACH_POLL(
-        evpl, p, if (p->entered) {
+        evpl, p, if (p->entered && (p->completion || !completion_only)) {
             p->entered = 0;
             if (p->exit_callback) {
                 p->exit_callback(evpl, p->private_data);
             }
         });
+} /* exit_polls */
+
+void
+evpl__polls_exit(struct evpl *evpl)
+{
+    exit_polls(evpl, 0);
 } /* evpl__polls_exit */
+
+void
+evpl__polls_exit_dormant(struct evpl *evpl)
+{
+    exit_polls(evpl, 1);
+} /* evpl__polls_exit_dormant */
 
 void
 evpl__polls_destroy(struct evpl *evpl)
@@ -130,17 +164,6 @@ evpl__poll_yield(struct evpl *evpl)
         evpl->poll_passes = evpl->config.poll_iterations;
     }
 } /* evpl__poll_yield */
-
-struct evpl_poll *
-evpl__add_completion_poll(struct evpl *evpl, evpl_poll_enter_callback_t enter,
-                          evpl_poll_exit_callback_t exit, evpl_poll_callback_t callback,
-                          void *private_data)
-{
-    if (!evpl->config.poll_mode || evpl->config.spin_ns == 0) {
-        return NULL;
-    }
-    return evpl_add_poll(evpl, enter, exit, callback, private_data);
-} /* evpl__add_completion_poll */
 
 EVPL_API void
 evpl_activity(struct evpl *evpl)

@@ -15,7 +15,7 @@
  *
  * With T_SPIN_NS=0 the loops are told never to busy-poll (spin_ns 0) and
  * the server echoes at once: the client must sleep between round trips,
- * not spin.  A backend whose completion poll stayed registered kept such a
+ * not spin.  A backend whose completion poll ran on such a loop kept the
  * loop polling for as long as completions came (each reaped one renewed
  * poll mode): over io_uring and RDMA CM the client ran 30-60 passes per
  * round trip, and the two loops slept 6-10 times in all the round trips
