@@ -277,9 +277,7 @@ pt_queue_close(struct evpl *evpl, struct evpl_block_queue *q)
     struct pqueue *pq = q->private_data;
 
     evpl_remove_deferral(evpl, &pq->submit);
-    if (pq->poll) {
-        evpl_remove_poll(evpl, pq->poll);
-    }
+    evpl_remove_poll(evpl, pq->poll);
     if (pq->busy) {
         pq->dead = 1; /* closed from a completion callback: pq_reap frees it */
         return;

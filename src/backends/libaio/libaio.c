@@ -349,9 +349,7 @@ queue_close(struct evpl *evpl, struct evpl_block_queue *q)
     struct aqueue *aq = q->private_data;
 
     evpl_remove_deferral(evpl, &aq->submit);
-    if (aq->poll) {
-        evpl_remove_poll(evpl, aq->poll);
-    }
+    evpl_remove_poll(evpl, aq->poll);
     evpl__event_remove(evpl, &aq->event);
     if (aq->retry_armed) {
         evpl_remove_timer(evpl, &aq->retry);
