@@ -384,7 +384,7 @@ evpl_continue(struct evpl *evpl)
     }
 
     if (evpl->poll_mode && evpl->polls_len && evpl->poll_passes < evpl->config.poll_iterations &&
-        !evpl__polls_dormant(evpl)) {
+        evpl__polls_settled(evpl)) {
         /* poll-only pass: no clock, no syscall */
         evpl->poll_passes++;
         evpl__polls_run(evpl);

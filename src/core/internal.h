@@ -377,15 +377,16 @@ void evpl__polls_destroy(struct evpl *evpl);
 void evpl__poll_yield(struct evpl *evpl);
 /* A backend's completion poll; the backend also has a wake source (an
  * eventfd, a completion channel) that reaps on full passes.  On a loop with
- * spin_ns 0, no pin and no other poll, completion polls are dormant: never
- * entered or run, and they put the loop through no poll-only passes.
+ * spin_ns 0, no pin and no other poll (the application's, a VFIO queue's),
+ * completion polls are dormant: not entered or run (those still entered
+ * are exited on the next full pass), and no poll-only passes for them.
  * Running, each completion such a poll reaped was activity, which renewed
  * poll mode for another poll_iterations poll-only passes, so under steady
  * traffic a loop told never to busy-poll never slept.  Dormant, the loop
  * gets its completions with the wait, as it gets a socket's readiness, and
- * sleeps after a pass that found nothing.  A pin or an application poll
- * wakes them (the loop polls anyway, loop.md §4.2, and they reap in its
- * poll-only passes). */
+ * sleeps after a pass that found nothing.  A pin or another poll wakes
+ * them: the next pass is a full one, which enters them (the loop polls
+ * then, loop.md §4.2, and they reap in its poll-only passes). */
 struct evpl_poll *evpl__add_completion_poll(struct evpl *evpl, evpl_poll_enter_callback_t enter,
                                             evpl_poll_exit_callback_t exit,
                                             evpl_poll_callback_t callback, void *private_data);
@@ -421,6 +422,7 @@ struct evpl {
     struct evpl_poll **polls;
     uint32_t polls_len, polls_cap;
     uint32_t polls_other; /* registered polls that are not completion polls */
+    int polls_asleep;     /* the last evpl__polls_enter left completion polls out */
     int polls_iterating;
     int polls_holes;
 
@@ -477,6 +479,17 @@ evpl__polls_dormant(const struct evpl *evpl)
 {
     return evpl->config.spin_ns == 0 && evpl->pins == 0 && evpl->polls_other == 0;
 } /* evpl__polls_dormant */
+
+/* A poll-only pass may run: not when completion polls have become dormant
+ * (a full pass exits them) or stopped being so since they were left out (a
+ * full pass enters them; a pin or a poll added by a callback of this very
+ * pass, or by an enter callback, would otherwise wait poll_iterations
+ * passes with the completions unreaped). */
+static inline int
+evpl__polls_settled(const struct evpl *evpl)
+{
+    return !evpl->polls_asleep && !evpl__polls_dormant(evpl);
+} /* evpl__polls_settled */
 
 /* A struct evpl-scoped call on a thread other than the loop's owner is a
  * programming error (spec README rule 1): debug builds abort on it, release

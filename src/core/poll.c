@@ -112,6 +112,7 @@ evpl__polls_enter(struct evpl *evpl)
 {
     int dormant = evpl__polls_dormant(evpl);
 
+    evpl->polls_asleep = dormant;
     FOR_EACH_POLL(
         evpl, p, if (!p->entered && !(dormant && p->completion)) {
             p->entered = 1;
