@@ -258,10 +258,7 @@ update_poll_mode(struct evpl *evpl, uint64_t now)
 
     if (want == evpl->poll_mode) {
         if (want) {
-            if (evpl__polls_dormant(evpl)) {
-                evpl__polls_exit_dormant(evpl); /* the last pin or poll went */
-            }
-            evpl__polls_enter(evpl); /* polls added since entering */
+            evpl__polls_enter(evpl); /* polls added since entering, dormancy */
             if (evpl->in_run && !atomic_load_explicit(&evpl->polling, memory_order_relaxed)) {
                 atomic_store(&evpl->polling, 1); /* evpl_run began while polling */
             }

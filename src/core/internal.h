@@ -369,6 +369,8 @@ struct evpl_poll {
 };
 
 void evpl__polls_run(struct evpl *evpl);
+/* Enter the polls not entered yet; completion polls follow dormancy (see
+ * evpl__add_completion_poll): left out, or exited, while it holds. */
 void evpl__polls_enter(struct evpl *evpl);
 void evpl__polls_exit(struct evpl *evpl);
 void evpl__polls_destroy(struct evpl *evpl);
@@ -390,9 +392,6 @@ void evpl__poll_yield(struct evpl *evpl);
 struct evpl_poll *evpl__add_completion_poll(struct evpl *evpl, evpl_poll_enter_callback_t enter,
                                             evpl_poll_exit_callback_t exit,
                                             evpl_poll_callback_t callback, void *private_data);
-/* Exit the completion polls that are entered (the loop has just become one
- * whose completion polls are dormant). */
-void evpl__polls_exit_dormant(struct evpl *evpl);
 
 /* ---- the loop (evpl.c) ---- */
 

@@ -107,21 +107,6 @@ evpl__polls_run(struct evpl *evpl)
     FOR_EACH_POLL(evpl, p, if (p->entered) p->callback(evpl, p->private_data));
 } /* evpl__polls_run */
 
-void
-evpl__polls_enter(struct evpl *evpl)
-{
-    int dormant = evpl__polls_dormant(evpl);
-
-    evpl->polls_asleep = dormant;
-    FOR_EACH_POLL(
-        evpl, p, if (!p->entered && !(dormant && p->completion)) {
-            p->entered = 1;
-            if (p->enter_callback) {
-                p->enter_callback(evpl, p->private_data);
-            }
-        });
-} /* evpl__polls_enter */
-
 /* Exit the entered polls (only the completion polls if completion_only). */
 static void
 exit_polls(struct evpl *evpl, int completion_only)
@@ -136,16 +121,28 @@ exit_polls(struct evpl *evpl, int completion_only)
 } /* exit_polls */
 
 void
+evpl__polls_enter(struct evpl *evpl)
+{
+    int dormant = evpl__polls_dormant(evpl);
+
+    evpl->polls_asleep = dormant;
+    if (dormant) {
+        exit_polls(evpl, 1); /* (entered before the last pin or other poll went) */
+    }
+    FOR_EACH_POLL(
+        evpl, p, if (!p->entered && !(dormant && p->completion)) {
+            p->entered = 1;
+            if (p->enter_callback) {
+                p->enter_callback(evpl, p->private_data);
+            }
+        });
+} /* evpl__polls_enter */
+
+void
 evpl__polls_exit(struct evpl *evpl)
 {
     exit_polls(evpl, 0);
 } /* evpl__polls_exit */
-
-void
-evpl__polls_exit_dormant(struct evpl *evpl)
-{
-    exit_polls(evpl, 1);
-} /* evpl__polls_exit_dormant */
 
 void
 evpl__polls_destroy(struct evpl *evpl)
