@@ -763,6 +763,9 @@ parse_framing(const struct hfields *h, enum body_mode *mode, uint64_t *length, i
             have_cl = 1;
         } else if (name_is(name, "Transfer-Encoding")) {
             const char *p = value;
+            /* repeated field lines are one list: a chunked ending an
+             * earlier line is followed by any coding on this one */
+            int before = chunked_last;
 
             te = 1;
             /* an empty field, or one ending in a comma, leaves no final coding */
@@ -784,9 +787,10 @@ parse_framing(const struct hfields *h, enum body_mode *mode, uint64_t *length, i
                 while (e > p && is_ws(e[-1])) {
                     e--;
                 }
-                if (chunked_last) {
+                if (chunked_last || before) {
                     chunked_early = 1; /* chunked followed by another coding */
                 }
+                before = 0;
                 if ((size_t) (e - p) == 7 && strncasecmp(p, "chunked", 7) == 0) {
                     chunked_last = 1;
                 } else {
@@ -1006,6 +1010,16 @@ conn_live(const struct evpl_http_conn *c)
     return c->bind && !c->closing;
 } /* conn_live */
 
+/* conn_live, and what we write can still reach the peer: the library has
+ * not closed the bind for us either (the peer's EOF or an error does, and
+ * drops what is sent after; DISCONNECTED comes on a later pass, and what
+ * was received can still be read until then) */
+static inline int
+conn_writable(struct evpl_http_conn *c)
+{
+    return conn_live(c) && !evpl_bind_is_closing(c->bind);
+} /* conn_writable */
+
 static void
 conn_kick(struct evpl_http_conn *c)
 {
@@ -1220,18 +1234,21 @@ conn_lost(struct evpl_http_conn *c)
  * Find a complete head (start line + fields + empty line) at the front of
  * the bind's buffer, skipping empty lines before it.  Returns its length
  * (copied to the agent's scratch), 0 when more bytes are needed, -1 when
- * a line or the whole block is over the limits.
+ * a line or the whole block is over the limits.  *start_end: where the
+ * start line ends (past its LF) once it is complete, else 0.
  */
-static int head_find_copy(struct evpl_http_conn *c, uint32_t limit);
+static int head_find_copy(struct evpl_http_conn *c, uint32_t limit, uint32_t *start_end);
 
 static int
-head_find(struct evpl_http_conn *c, uint32_t limit)
+head_find(struct evpl_http_conn *c, uint32_t limit, uint32_t *start_end)
 {
     struct evpl_http_agent *a = c->agent;
     struct evpl_iovec v[32];
     int n = evpl_peekv(a->evpl, c->bind, v, 32, (int) limit);
     uint32_t off = 0, line = 0; /* bytes scanned; of them, the current line's */
     int prev_cr = 0, seen = 0;
+
+    *start_end = 0;
 
     /* scanned where it lies (views of the receive buffer): only the head
      * found is copied */
@@ -1264,8 +1281,9 @@ head_find(struct evpl_http_conn *c, uint32_t limit)
                                ? (int) off
                                : -1;
                 }
-            } else {
+            } else if (!seen) {
                 seen = 1;
+                *start_end = off;
             }
             line = 0;
             prev_cr = 0;
@@ -1276,12 +1294,12 @@ head_find(struct evpl_http_conn *c, uint32_t limit)
         return -1;
     }
     /* more pieces than views: look again by copying */
-    return n == 32 ? head_find_copy(c, limit) : 0;
+    return n == 32 ? head_find_copy(c, limit, start_end) : 0;
 } /* head_find */
 
 /* head_find for a head spread over many pieces: scan a copy */
 static int
-head_find_copy(struct evpl_http_conn *c, uint32_t limit)
+head_find_copy(struct evpl_http_conn *c, uint32_t limit, uint32_t *start_end)
 {
     struct evpl_http_agent *a = c->agent;
     int got = evpl_peek(a->evpl, c->bind, a->scratch, (int) limit);
@@ -1299,7 +1317,10 @@ head_find_copy(struct evpl_http_conn *c, uint32_t limit)
             if (content == 0 && seen) {
                 return i + 1;
             }
-            seen |= content != 0;
+            if (content && !seen) {
+                seen = 1;
+                *start_end = (uint32_t) i + 1;
+            }
             line = 0;
         } else if (++line > HTTP_LINE_MAX + 1) {
             return -1;
@@ -1614,28 +1635,27 @@ server_reject(struct evpl_http_conn *c, int status)
     conn_kick(c);
 } /* server_reject */
 
-/*
- * Parse one request head (len bytes in scratch).  Returns the request, or
- * NULL with *status set (400 / 501) or 0 on allocation failure.
- */
-static struct evpl_http_request *
-server_parse_head(struct evpl_http_conn *c, int len, int *status)
-{
-    struct evpl_http_agent *a = c->agent;
-    const char *p = a->scratch, *end = a->scratch + len, *next;
-    size_t n;
+/* A request line's tokens (views of the line) and minor version */
+struct reqline {
+    const char *tok[4]; /* (a fourth: room to see one too many) */
+    size_t tlen[4];
+    uint64_t minor;
+};
 
-    *status = 400;
-    /* empty lines before the request line */
-    while ((n = line_take(p, end, &next)) == 0 && next < end) {
-        p = next;
-    }
+/*
+ * Check a request line [p, p + n) (no CR LF) against every rule that makes
+ * it a 400: method SP target SP HTTP/<digits>.<digits> with major 1.
+ * Returns 0 with rl filled, -1 when malformed.
+ */
+static int
+reqline_parse(const char *p, size_t n, struct reqline *rl)
+{
     if (n == 0 || is_ws(p[0]) || memchr(p, '\0', n) || memchr(p, '\r', n)) {
-        return NULL;
+        return -1;
     }
     /* method SP target SP version, runs of SP/HT between */
-    const char *tok[4];
-    size_t tlen[4];
+    const char **tok = rl->tok;
+    size_t *tlen = rl->tlen;
     int ntok = 0;
     const char *q = p, *qe = p + n;
 
@@ -1647,7 +1667,7 @@ server_parse_head(struct evpl_http_conn *c, int len, int *status)
             break;
         }
         if (ntok == 4) {
-            return NULL;
+            return -1;
         }
         tok[ntok] = q;
         while (q < qe && !is_ws(*q)) {
@@ -1657,7 +1677,7 @@ server_parse_head(struct evpl_http_conn *c, int len, int *status)
         ntok++;
     }
     if (ntok != 3) {
-        return NULL;
+        return -1;
     }
     /* no control bytes in the target (RFC 9112 3.2; bytes above 0x7f are
      * let through, as raw UTF-8 paths are common) */
@@ -1665,7 +1685,7 @@ server_parse_head(struct evpl_http_conn *c, int len, int *status)
         unsigned char ch = (unsigned char) tok[1][k];
 
         if (ch <= 0x20 || ch == 0x7f) {
-            return NULL;
+            return -1;
         }
     }
     /* HTTP/<digits>.<digits>, major 1 */
@@ -1674,7 +1694,7 @@ server_parse_head(struct evpl_http_conn *c, int len, int *status)
     int dm = 0, dn = 0;
 
     if (tlen[2] < 8 || memcmp(v, "HTTP/", 5) != 0) {
-        return NULL;
+        return -1;
     }
     v += 5;
     while (v < ve && isdigit((unsigned char) *v)) {
@@ -1683,7 +1703,7 @@ server_parse_head(struct evpl_http_conn *c, int len, int *status)
         dm++;
     }
     if (!dm || v == ve || *v != '.') {
-        return NULL;
+        return -1;
     }
     v++;
     while (v < ve && isdigit((unsigned char) *v)) {
@@ -1692,8 +1712,56 @@ server_parse_head(struct evpl_http_conn *c, int len, int *status)
         dn++;
     }
     if (!dn || v != ve || major != 1) {
+        return -1;
+    }
+    rl->minor = minor;
+    return 0;
+} /* reqline_parse */
+
+/* reqline_parse on the first non-empty line of [p, end); *next: past it */
+static int
+reqline_take(const char *p, const char *end, struct reqline *rl, const char **next)
+{
+    size_t n;
+
+    while ((n = line_take(p, end, next)) == 0 && *next < end) {
+        p = *next;
+    }
+    return reqline_parse(p, n, rl);
+} /* reqline_take */
+
+/* Whether the complete start line ending at start_end (past its LF, after
+ * any empty lines) of a head still incomplete is a valid request line */
+static int
+server_start_line_ok(struct evpl_http_conn *c, uint32_t start_end)
+{
+    struct evpl_http_agent *a = c->agent;
+    const char *next;
+    struct reqline rl;
+
+    return evpl_peek(a->evpl, c->bind, a->scratch, (int) start_end) == (int) start_end &&
+           reqline_take(a->scratch, a->scratch + start_end, &rl, &next) == 0;
+} /* server_start_line_ok */
+
+/*
+ * Parse one request head (len bytes in scratch).  Returns the request, or
+ * NULL with *status set (400 / 501) or 0 on allocation failure.
+ */
+static struct evpl_http_request *
+server_parse_head(struct evpl_http_conn *c, int len, int *status)
+{
+    struct evpl_http_agent *a = c->agent;
+    const char *end = a->scratch + len, *next;
+    struct reqline rl;
+
+    *status = 400;
+    if (reqline_take(a->scratch, end, &rl, &next)) {
         return NULL;
     }
+
+    const char *const *tok = rl.tok;
+    const size_t *tlen = rl.tlen;
+    uint64_t minor = rl.minor;
 
     enum evpl_http_request_type type = EVPL_HTTP_REQUEST_TYPE_UNKNOWN;
 
@@ -1830,9 +1898,16 @@ server_read(struct evpl_http_conn *c)
             if (!conn_work(c, 1)) {
                 return;
             }
-            int len = head_find(c, a->max_hdr);
+            uint32_t start_end;
+            int len = head_find(c, a->max_hdr, &start_end);
 
             if (len == 0) {
+                /* a bad request line is answered without waiting for a
+                 * header block that may never come (an HTTP/0.9 simple
+                 * request has none) */
+                if (start_end && !server_start_line_ok(c, start_end)) {
+                    server_reject(c, 400);
+                }
                 return;
             }
             int status = 400;
@@ -2012,7 +2087,7 @@ server_flush(struct evpl_http_conn *c)
 {
     struct evpl_http_agent *a = c->agent;
 
-    while (c->bind && !c->closing && c->head) {
+    while (conn_writable(c) && c->head) {
         struct evpl_http_request *r = c->head;
 
         if (r->expect_continue && !r->hdr_sent) {
@@ -2053,10 +2128,10 @@ server_flush(struct evpl_http_conn *c)
             server_read(c);
         }
     }
-    if (!c->server && !c->head && c->bind && !c->closing && !c->reject) {
+    if (!c->server && !c->head && conn_writable(c) && !c->reject) {
         conn_finish(c); /* its server is gone */
     }
-    if (c->reject && !c->head && c->bind && !c->closing) {
+    if (c->reject && !c->head && conn_writable(c)) {
         char buf[160];
         int n = snprintf(buf, sizeof(buf),
                          "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Length: 0\r\n"
@@ -2239,7 +2314,8 @@ client_read(struct evpl_http_conn *c)
             if (!conn_work(c, 1)) {
                 return;
             }
-            int len = head_find(c, a->max_hdr);
+            uint32_t start_end;
+            int len = head_find(c, a->max_hdr, &start_end);
 
             if (len == 0) {
                 return;
@@ -2329,7 +2405,7 @@ client_flush(struct evpl_http_conn *c)
 {
     struct evpl_http_agent *a = c->agent;
 
-    while (c->bind && !c->closing && c->settled && c->wr) {
+    while (conn_writable(c) && c->settled && c->wr) {
         struct evpl_http_request *r = c->wr;
 
         if (!r->hdr_sent) {
@@ -2563,8 +2639,11 @@ h2_send_cb(nghttp2_session *session, const uint8_t *data, size_t length, int fla
 {
     struct evpl_http_conn *c = user;
 
-    if (!c->bind || c->closing) {
+    if (!conn_live(c)) {
         return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    if (!conn_writable(c)) {
+        return NGHTTP2_ERR_WOULDBLOCK; /* nothing completes; DISCONNECTED fails it */
     }
     if (c->unsent >= HTTP_SEND_HIGH && !c->h2_failed) {
         /* the peer is not reading: frames wait in nghttp2, whose limit on
@@ -2588,8 +2667,11 @@ h2_send_data_cb(nghttp2_session *session, nghttp2_frame *frame, const uint8_t *f
     struct evpl_http_request *r =
         nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
 
-    if (!c->bind || c->closing) {
+    if (!conn_live(c)) {
         return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    if (!conn_writable(c)) {
+        return NGHTTP2_ERR_WOULDBLOCK; /* nothing completes; DISCONNECTED fails it */
     }
     if (!r) {
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* its request is gone: reset */

@@ -115,6 +115,11 @@ main(void)
         {"leading HT", S("\tGET / HTTP/1.1\r\nHost: x\r\n\r\n"), 400, 0},
         {"missing target", S("GET\r\nHost: x\r\n\r\n"), 400, 0},
         {"missing version (HTTP/0.9 simple request)", S("GET /\r\n\r\n"), 400, 0},
+        /* a bad request line is answered without waiting for a header
+         * block: an HTTP/0.9 simple request is the line alone */
+        {"HTTP/0.9 simple request, the line alone", S("GET /\r\n"), 400, 0},
+        {"bad version, the line alone", S("GET / HTTP/2.0\r\n"), 400, 0},
+        {"bad version, the line and a field", S("GET / HTTP/1.1x\r\nHost: x\r\n"), 400, 0},
         {"version HTTP/1", S("GET / HTTP/1\r\nHost: x\r\n\r\n"), 400, 0},
         {"version HTTP/1.1x", S("GET / HTTP/1.1x\r\nHost: x\r\n\r\n"), 400, 0},
         {"version http/1.1", S("GET / http/1.1\r\nHost: x\r\n\r\n"), 400, 0},
@@ -171,6 +176,10 @@ main(void)
         {"chunked not final (two fields)",
          S("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: "
            "gzip\r\n\r\n"),
+         400, 0},
+        {"chunked twice (two fields)",
+         S("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: "
+           "chunked\r\n\r\n0\r\n\r\n"),
          400, 0},
         /* 501 */
         {"method FROB (statement 5)", S("FROB / HTTP/1.1\r\nHost: x\r\n\r\n"), 501, 0},
