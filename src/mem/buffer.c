@@ -32,6 +32,20 @@ buffer_set_count(struct evpl_buffer *b, unsigned int n)
     atomic_store_explicit(&b->ref.refcnt_atomic, n, memory_order_relaxed);
 } /* buffer_set_count */
 
+/* A free buffer becomes evpl's, empty, with count 1 */
+static void
+buffer_hand_out(struct evpl *evpl, struct evpl_buffer *b, unsigned int flags)
+{
+    atomic_fetch_add_explicit(&evpl__buffers_in_use, 1, memory_order_relaxed);
+    evpl__buffer_unpoison(b);
+    b->next = NULL;
+    b->used = 0;
+    b->waits = 0;
+    atomic_store_explicit(&b->owner, evpl, memory_order_relaxed);
+    b->ref.flags = flags;
+    buffer_set_count(b, 1);
+} /* buffer_hand_out */
+
 /* A fresh buffer (count 1) for pool, or NULL when memory is exhausted. */
 static struct evpl_buffer *
 buffer_get(struct evpl *evpl, struct evpl_mem_pool *p, unsigned int flags)
@@ -49,14 +63,7 @@ buffer_get(struct evpl *evpl, struct evpl_mem_pool *p, unsigned int flags)
         }
         evpl_counter_add(&evpl->mem.misses, 1);
     }
-    atomic_fetch_add_explicit(&evpl__buffers_in_use, 1, memory_order_relaxed);
-    evpl__buffer_unpoison(b);
-    b->next = NULL;
-    b->used = 0;
-    b->waits = 0;
-    atomic_store_explicit(&b->owner, evpl, memory_order_relaxed);
-    b->ref.flags = flags;
-    buffer_set_count(b, 1);
+    buffer_hand_out(evpl, b, flags);
     return b;
 } /* buffer_get */
 
@@ -67,9 +74,26 @@ evpl__buffer_release(struct evpl *evpl, struct evpl_iovec_ref *ref)
     unsigned int shared = ref->flags & EVPL_IOVEC_FLAG_SHARED;
     struct evpl_mem_pool *p;
 
-    /* GLOBAL buffers come here on their single release; forget the flag so
-     * a second release of the same iovec is caught as a double release */
-    ref->flags = 0;
+    if (ref->flags & EVPL_IOVEC_FLAG_GLOBAL) {
+        /*
+         * The owner's single release (evpl_iovec_release).  The library
+         * may still hold views of the buffer it took without a count: a
+         * send ring's, until the send's completion is reaped, which can be
+         * a pass after the peer has every byte (memory.md statement 12).
+         * Their releases are no-ops only while the buffer says GLOBAL, so
+         * it keeps the flag and goes to a list that hands it out again as
+         * GLOBAL alone: a late release never reaches a count of a buffer
+         * given out since (helper-100).  Its count, 1 from allocation to
+         * release, catches a second release.
+         */
+        unsigned int prev = atomic_exchange_explicit(&ref->refcnt_atomic, 0, memory_order_acq_rel);
+
+        evpl_memory_abort_if(prev != 1, "GLOBAL iovec released twice, buffer ref %p", (void *) ref);
+        atomic_fetch_sub_explicit(&evpl__buffers_in_use, 1, memory_order_relaxed);
+        evpl__buffer_poison(b);
+        evpl__mem_global_freed_put(b);
+        return;
+    }
     buffer_set_count(b, 0);
     atomic_fetch_sub_explicit(&evpl__buffers_in_use, 1, memory_order_relaxed);
     evpl__buffer_poison(b);
@@ -302,8 +326,14 @@ evpl_iovec_commit(struct evpl *evpl, unsigned int alignment, struct evpl_iovec *
 EVPL_API void
 evpl_iovec_alloc_global(struct evpl *evpl, struct evpl_iovec *r_iovec)
 {
-    struct evpl_buffer *b =
-        buffer_get(evpl, &evpl->mem.shared, EVPL_IOVEC_FLAG_SHARED | EVPL_IOVEC_FLAG_GLOBAL);
+    const unsigned int flags = EVPL_IOVEC_FLAG_SHARED | EVPL_IOVEC_FLAG_GLOBAL;
+    struct evpl_buffer *b = evpl__mem_global_freed_get();
+
+    if (b) {
+        buffer_hand_out(evpl, b, flags); /* (a freed GLOBAL one: evpl__buffer_release) */
+    } else {
+        b = buffer_get(evpl, &evpl->mem.shared, flags);
+    }
 
     if (!b) {
         evpl_log_error("mem", "evpl_iovec_alloc_global: out of buffer memory");

@@ -121,6 +121,9 @@ struct evpl_buffer *evpl__mem_buffer_of(const void *data, uint64_t len);
 struct evpl_buffer *evpl__mem_global_get(void);
 void evpl__mem_global_put(struct evpl_buffer *buf);
 void evpl__mem_global_put_list(struct evpl_buffer *head, struct evpl_buffer *tail, uint32_t n);
+/* Freed GLOBAL buffers, kept apart: see evpl__buffer_release */
+void evpl__mem_global_freed_put(struct evpl_buffer *buf);
+struct evpl_buffer *evpl__mem_global_freed_get(void);
 void evpl__buffer_release(struct evpl *evpl, struct evpl_iovec_ref *ref);
 void evpl__buffer_poison(struct evpl_buffer *buf);
 void evpl__buffer_unpoison(struct evpl_buffer *buf);

@@ -35,6 +35,10 @@ static struct {
     pthread_mutex_t lock;
     struct evpl_buffer *free;
     uint64_t nfree;
+    /* GLOBAL buffers their owners freed: handed out again only as GLOBAL
+     * (evpl__mem_global_freed_get) */
+    struct evpl_buffer *global_free;
+    uint64_t nglobal_free;
     struct evpl_slab *slabs;
     uint64_t nslabs;
     uint64_t mapped_bytes;
@@ -277,6 +281,34 @@ evpl__mem_global_put(struct evpl_buffer *buf)
     evpl__mem_global_put_list(buf, buf, 1);
 } /* evpl__mem_global_put */
 
+void
+evpl__mem_global_freed_put(struct evpl_buffer *buf)
+{
+    pthread_mutex_lock(&pool.lock);
+    buf->next = pool.global_free;
+    pool.global_free = buf;
+    pool.nglobal_free++;
+    pthread_mutex_unlock(&pool.lock);
+} /* evpl__mem_global_freed_put */
+
+struct evpl_buffer *
+evpl__mem_global_freed_get(void)
+{
+    struct evpl_buffer *buf;
+
+    pthread_mutex_lock(&pool.lock);
+    buf = pool.global_free;
+    if (buf) {
+        pool.global_free = buf->next;
+        pool.nglobal_free--;
+    }
+    pthread_mutex_unlock(&pool.lock);
+    if (buf) {
+        buf->next = NULL;
+    }
+    return buf;
+} /* evpl__mem_global_freed_get */
+
 int
 evpl__mem_framework_register(const struct evpl_mem_framework *fw)
 {
@@ -339,7 +371,7 @@ evpl__mem_stats(struct evpl_mem_stats *st)
     pthread_mutex_lock(&pool.lock);
     st->slabs = pool.nslabs;
     st->mapped_bytes = pool.mapped_bytes;
-    st->free_buffers = pool.nfree;
+    st->free_buffers = pool.nfree + pool.nglobal_free;
     pthread_mutex_unlock(&pool.lock);
     st->buffers_in_use =
         (uint64_t) atomic_load_explicit(&evpl__buffers_in_use, memory_order_relaxed);
@@ -371,11 +403,8 @@ evpl__mem_exit_check(void)
         for (uint32_t i = 0; i < s->nbuffers; i++) {
             struct evpl_buffer *b = &s->buffers[i];
 
-            if (b->ref.flags & EVPL_IOVEC_FLAG_GLOBAL) {
-                leaked++;
-            } else {
-                leaked += atomic_load_explicit(&b->ref.refcnt_atomic, memory_order_relaxed);
-            }
+            /* (a GLOBAL buffer counts 1 from its allocation to its release) */
+            leaked += atomic_load_explicit(&b->ref.refcnt_atomic, memory_order_relaxed);
         }
     }
     pthread_mutex_unlock(&pool.lock);
