@@ -39,8 +39,9 @@ connect_one(struct t_conn *c, struct t_server *a, struct t_server *b, int *which
     struct t_conn *s;
 
     t_connect(evpl, proto, ep, c, NULL);
-    if (proto == EVPL_STREAM_SOCKET_TCP) {
-        /* net.md §3: the kernel-assigned local address, from the connect */
+    if (proto == EVPL_STREAM_SOCKET_TCP || proto == EVPL_STREAM_IO_URING_TCP) {
+        /* net.md §3: the kernel-assigned local address, from the connect
+         * (io_uring TCP had it only once connected: helper-103) */
         char local[EVPL_ADDRESS_STRLEN];
 
         evpl_bind_get_local_address(c->bind, local, sizeof(local));

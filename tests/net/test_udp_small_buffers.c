@@ -9,13 +9,21 @@
 /* ALSO_MECH: io_uring */
 #include "t_net.h"
 
+/* (test_udp_max_datagram.c: the same with its own sizes) */
+#ifndef T_BUFFER_SIZE
+#define T_BUFFER_SIZE  16384
+#define T_MAX_DATAGRAM 65535
+#endif
+/* the largest datagram received */
+#define T_LIMIT (T_BUFFER_SIZE < T_MAX_DATAGRAM ? T_BUFFER_SIZE : T_MAX_DATAGRAM)
+
 int
 main(void)
 {
     struct evpl_global_config *cfg = evpl_global_config_init();
-    static const unsigned sizes[] = {100, 16000, 16384, 20000, 1};
+    static const unsigned sizes[] = {100, T_LIMIT - 384, T_LIMIT, T_LIMIT + 1, T_LIMIT + 3616, 1};
     enum { N = sizeof(sizes) / sizeof(sizes[0]) };
-    static char buf[20000];
+    static char buf[T_LIMIT + 3616];
     enum evpl_protocol_id proto;
     struct evpl *evpl;
     struct evpl_endpoint *epa, *epb;
@@ -24,8 +32,8 @@ main(void)
     int k = 0;
 
     t_net_guard(60);
-    evpl_global_config_set_buffer_size(cfg, 16384);
-    evpl_global_config_set_max_datagram_size(cfg, 65535);
+    evpl_global_config_set_buffer_size(cfg, T_BUFFER_SIZE);
+    evpl_global_config_set_max_datagram_size(cfg, T_MAX_DATAGRAM);
     evpl_init(cfg);
     proto = t_proto(T_NET_KIND_DATAGRAM);
     if (evpl_protocol_is_local(proto)) {
@@ -37,7 +45,7 @@ main(void)
     for (int i = 0; i < N; i++) {
         t_pattern_fill(11 + (uint64_t) i, 0, buf, sizes[i]);
         evpl_sendtoep(evpl, b.bind, epa, buf, sizes[i]);
-        if (sizes[i] > 16384) {
+        if (sizes[i] > T_LIMIT) {
             t_pump_for(evpl, 100); /* dropped: nothing arrives */
             T_EQ(a.nrecv_msg, k);
             continue;
@@ -46,7 +54,7 @@ main(void)
         T_PUMP(evpl, a.nrecv_msg == k, 5000);
     }
     for (int i = 0, j = 0; i < N; i++) {
-        if (sizes[i] > 16384) {
+        if (sizes[i] > T_LIMIT) {
             continue;
         }
         T_EQ(a.msg_len[j], sizes[i]);

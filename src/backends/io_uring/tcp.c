@@ -200,16 +200,22 @@ recv_complete(struct evpl *evpl, struct evpl_uring_req *req, int res, uint32_t f
          * would never end, for it and every other connection of the loop,
          * so it is closed, as the socket backend closes a bind that cannot
          * reserve a buffer (one that holds nothing, though a fixed-length
-         * framing asks for a length, frees nothing by closing: it waits) */
-        if (wants_data(c) && !c->recv_armed) {
-            if (bind->segment_callback && bind->recv_ring.length &&
-                bind->want > bind->recv_ring.length && evpl__uring_pool_exhausted(evpl, c->pool)) {
-                evpl_log_error("io_uring", "no buffer memory to receive into: closing");
-                evpl__bind_fail(evpl, bind, -ENOMEM);
-                conn_maybe_free(evpl, c);
-                return;
+         * framing asks for a length, frees nothing by closing: it waits).
+         * Paused meanwhile (back-pressure), it waits for the application;
+         * either way errors are watched for (helper-103: a paused bind
+         * whose receive ended here missed its peer's reset) */
+        if (!c->recv_armed) {
+            if (wants_data(c)) {
+                if (bind->segment_callback && bind->recv_ring.length &&
+                    bind->want > bind->recv_ring.length &&
+                    evpl__uring_pool_exhausted(evpl, c->pool)) {
+                    evpl_log_error("io_uring", "no buffer memory to receive into: closing");
+                    evpl__bind_fail(evpl, bind, -ENOMEM);
+                    conn_maybe_free(evpl, c);
+                    return;
+                }
+                evpl__uring_wait_buffers(evpl, c->pool, &c->waiter);
             }
-            evpl__uring_wait_buffers(evpl, c->pool, &c->waiter);
             err_arm(evpl, c);
         }
         conn_maybe_free(evpl, c);
@@ -403,6 +409,27 @@ set_nodelay(int fd)
     (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 } /* set_nodelay */
 
+/* The bind's local address from fd, once the kernel gave it a port */
+static void
+local_if_bound(struct evpl_bind *bind, int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    in_port_t port = 0;
+
+    if (getsockname(fd, (struct sockaddr *) &ss, &len) < 0) {
+        return;
+    }
+    if (ss.ss_family == AF_INET) {
+        port = ((struct sockaddr_in *) &ss)->sin_port;
+    } else if (ss.ss_family == AF_INET6) {
+        port = ((struct sockaddr_in6 *) &ss)->sin6_port;
+    }
+    if (port) {
+        evpl__bind_local_from_fd(bind, fd);
+    }
+} /* local_if_bound */
+
 static int
 uring_connect(struct evpl *evpl, struct evpl_bind *bind)
 {
@@ -439,6 +466,10 @@ uring_connect(struct evpl *evpl, struct evpl_bind *bind)
     /* like connect(2) on the socket backend: the SYN leaves now, not at
      * the next pass (a peer may be waiting for it before it runs the loop) */
     io_uring_submit(c->u->ring);
+    /* and the kernel chose the local address as it sent it: known from
+     * here, as there (net.md §3; helper-103), if the connect was issued
+     * inline (else at completion) */
+    local_if_bound(bind, fd);
     return 0;
 } /* uring_connect */
 

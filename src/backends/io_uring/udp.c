@@ -88,7 +88,13 @@ recv_arm(struct evpl *evpl, struct udpc *c)
         /* the kernel writes name, control and flags back into recv_msg */
         memset(&c->recv_msg, 0, sizeof(c->recv_msg));
         c->single_iov.iov_base = NULL;
+        /* no more than max_datagram_size: a larger datagram is truncated,
+         * and dropped as on the socket backend (helper-103: a buffer_size
+         * a little over max_datagram_size let one through) */
         c->single_iov.iov_len = c->pool->chunk_size;
+        if (c->single_iov.iov_len > evpl_shared->config->max_datagram_size) {
+            c->single_iov.iov_len = evpl_shared->config->max_datagram_size;
+        }
         c->recv_msg.msg_iov = &c->single_iov;
         c->recv_msg.msg_iovlen = 1;
         c->recv_msg.msg_name = &c->single_name;
