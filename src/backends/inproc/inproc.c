@@ -425,10 +425,14 @@ msg_new(uint32_t niov, uint32_t nparts)
     return m;
 } /* msg_new */
 
-/* Move up to niov iovecs (and their references) from the send ring. */
-static void
+/* Move up to niov iovecs (and their references) from the send ring.
+ * -ENOMEM when a GLOBAL one could not be copied (all niov are taken off
+ * the ring regardless; m is then incomplete, not to be delivered). */
+static int
 msg_take(struct evpl *evpl, struct evpl_bind *bind, struct inproc_msg *m, uint32_t niov, int cross)
 {
+    int rc = 0;
+
     for (uint32_t i = 0; i < niov && !evpl_iovec_fifo_empty(&bind->send_ring.fifo); i++) {
         struct evpl_iovec *f = evpl_iovec_fifo_front(&bind->send_ring.fifo);
 
@@ -444,7 +448,10 @@ msg_take(struct evpl *evpl, struct evpl_bind *bind, struct inproc_msg *m, uint32
             }
             if (evpl_iovec_alloc(evpl, f->length, 0, 1, cross ? EVPL_IOVEC_FLAG_SHARED : 0, &c) !=
                 1) {
-                evpl_abort("inproc", __FILE__, __LINE__, "out of buffer memory");
+                bind->send_ring.length -= f->length;
+                evpl_iovec_fifo_pop(&bind->send_ring.fifo); /* (no-op release: GLOBAL) */
+                rc = -ENOMEM;
+                continue;
             }
             memcpy(c.data, f->data, f->length);
             evpl_iovec_release_internal(evpl, f); /* no-op: GLOBAL */
@@ -457,6 +464,7 @@ msg_take(struct evpl *evpl, struct evpl_bind *bind, struct inproc_msg *m, uint32
         bind->send_ring.length -= f->length;
         evpl_iovec_fifo_pop(&bind->send_ring.fifo);
     }
+    return rc;
 } /* msg_take */
 
 /* Hand what is queued to the peer, within the window unless force. */
@@ -467,7 +475,7 @@ flush_out(struct evpl *evpl, struct evpl_bind *bind, int force)
     struct inproc_chan *chan = end->chan;
     struct inproc_msg *head = NULL, *tail = NULL;
     uint64_t bytes = 0, msgs = 0, room;
-    int cross, open, more;
+    int cross, open, more, rc = 0;
 
     if (!(bind->flags & EVPL_BIND_CONNECTED)) {
         if (!force) {
@@ -517,7 +525,7 @@ flush_out(struct evpl *evpl, struct evpl_bind *bind, int force)
                 evpl__bind_fail(evpl, bind, -ENOMEM);
                 return;
             }
-            msg_take(evpl, bind, head, n, cross);
+            rc = msg_take(evpl, bind, head, n, cross);
             bytes = head->length;
             /* every send of an in-process stream is a message (net.md §10) */
             msgs = evpl__stream_messages_done(bind, bytes);
@@ -548,7 +556,7 @@ flush_out(struct evpl *evpl, struct evpl_bind *bind, int force)
 
                 head->parts[i].niov = d->niov;
                 head->parts[i].length = d->length;
-                msg_take(evpl, bind, head, d->niov, cross);
+                rc |= msg_take(evpl, bind, head, d->niov, cross);
                 evpl__address_release(d->addr);
                 evpl_dgram_ring_pop(&bind->dgram_send);
             }
@@ -560,6 +568,15 @@ flush_out(struct evpl *evpl, struct evpl_bind *bind, int force)
     }
     if (!head) {
         evpl__bind_sent(evpl, bind, bytes, msgs);
+        return;
+    }
+    if (rc) {
+        /* no buffer memory for the copy a GLOBAL buffer needs: this bind
+         * ends, as on any transport that cannot get memory (helper-100:
+         * it aborted) */
+        evpl_log_error("inproc", "no buffer memory to copy a GLOBAL buffer: closing");
+        msgs_free(evpl, head);
+        evpl__bind_fail(evpl, bind, -ENOMEM);
         return;
     }
 
