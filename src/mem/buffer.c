@@ -42,7 +42,11 @@ buffer_hand_out(struct evpl *evpl, struct evpl_buffer *b, unsigned int flags)
     b->used = 0;
     b->waits = 0;
     atomic_store_explicit(&b->owner, evpl, memory_order_relaxed);
-    b->ref.flags = flags;
+    if (b->ref.flags != flags) {
+        /* (a freed GLOBAL buffer given out as GLOBAL again is not written:
+         * a late release may be reading its flags on another thread) */
+        b->ref.flags = flags;
+    }
     buffer_set_count(b, 1);
 } /* buffer_hand_out */
 
@@ -82,9 +86,10 @@ evpl__buffer_release(struct evpl *evpl, struct evpl_iovec_ref *ref)
          * a pass after the peer has every byte (memory.md statement 12).
          * Their releases are no-ops only while the buffer says GLOBAL, so
          * it keeps the flag and goes to a list that hands it out again as
-         * GLOBAL alone: a late release never reaches a count of a buffer
-         * given out since (helper-100).  Its count, 1 from allocation to
-         * release, catches a second release.
+         * GLOBAL: a late release never reaches a count of a buffer given
+         * out since (helper-100).  (Other uses take it only when a cap on
+         * buffer memory leaves nothing else: evpl__mem_global_get.)  Its
+         * count, 1 from allocation to release, catches a second release.
          */
         unsigned int prev = atomic_exchange_explicit(&ref->refcnt_atomic, 0, memory_order_acq_rel);
 

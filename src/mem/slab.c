@@ -254,8 +254,18 @@ evpl__mem_global_get(void)
 
     pthread_mutex_lock(&pool.lock);
     if (!pool.free && !slab_create(1)) {
+        /* the memory cap is reached: buffers freed from GLOBAL use are
+         * the last resort (evpl__buffer_release keeps them apart) */
+        buf = pool.global_free;
+        if (buf) {
+            pool.global_free = buf->next;
+            pool.nglobal_free--;
+        }
         pthread_mutex_unlock(&pool.lock);
-        return NULL;
+        if (buf) {
+            buf->next = NULL;
+        }
+        return buf;
     }
     buf = pool.free;
     pool.free = buf->next;

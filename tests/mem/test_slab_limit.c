@@ -63,5 +63,29 @@ main(void)
     evpl_destroy(evpl);
     T_EQ(t_metric("evpl_allocator_buffers_in_use"), 0);
     T_EQ(t_metric("evpl_allocator_free_buffers"), 4);
+
+    /* buffers freed from GLOBAL use are kept for GLOBAL allocations, but
+     * not at the price of an error: with the cap reached, other
+     * allocations get them */
+    evpl = evpl_create(NULL);
+    for (int i = 0; i < 4; i++) {
+        evpl_iovec_alloc_global(evpl, &iov[i]);
+        T_OK(iov[i].data != NULL);
+    }
+    for (int i = 0; i < 4; i++) {
+        evpl_iovec_release(evpl, &iov[i]);
+    }
+    T_EQ(t_metric("evpl_allocator_free_buffers"), 4);
+    for (int i = 0; i < 4; i++) {
+        T_EQ(evpl_iovec_alloc(evpl, BUF, 0, 1, i % 2 ? EVPL_IOVEC_FLAG_SHARED : 0, &iov[i]), 1);
+        memset(iov[i].data, i, BUF);
+    }
+    T_EQ(evpl_iovec_alloc(evpl, BUF, 0, 1, 0, &iov[4]), -1);
+    for (int i = 0; i < 4; i++) {
+        T_EQ(((unsigned char *) iov[i].data)[0], i);
+        evpl_iovec_release(evpl, &iov[i]);
+    }
+    evpl_destroy(evpl);
+    T_EQ(t_metric("evpl_allocator_buffers_in_use"), 0);
     return 0;
 }

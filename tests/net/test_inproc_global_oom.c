@@ -10,7 +10,7 @@
 /* MATRIX: stream cdatagram */
 #include "t_net.h"
 
-enum { MAXG = 64 };
+enum { MAXG = 64, MAXL = 256 };
 
 int
 main(void)
@@ -20,8 +20,8 @@ main(void)
     struct evpl_endpoint *ep;
     struct t_server srv;
     struct t_conn c, *s;
-    struct evpl_iovec g[MAXG];
-    int ng = 0, stream;
+    struct evpl_iovec g[MAXG], l[MAXL];
+    int ng = 0, nl = 0, stream;
 
     t_net_guard(60);
     t_init_memory_cap(64 << 10, 2); /* 32 buffers of 64 KiB */
@@ -50,6 +50,16 @@ main(void)
     }
     T_GT(ng, 0);
     T_OK(ng < MAXG); /* memory ran out */
+    /* and what is left of the loop's current buffers, where the copy
+     * could otherwise go */
+    while (nl < MAXL && evpl_iovec_alloc(evpl, 1000, 0, 1, 0, &l[nl]) == 1) {
+        nl++;
+    }
+    T_OK(nl < MAXL);
+    while (nl < MAXL && evpl_iovec_alloc(evpl, 1000, 0, 1, EVPL_IOVEC_FLAG_SHARED, &l[nl]) == 1) {
+        nl++;
+    }
+    T_OK(nl < MAXL);
     memset(g[0].data, 'x', 1000);
     evpl_sendv(evpl, c.bind, &g[0], 1, 1000, 0);
     T_PUMP(evpl, c.disconnected, 5000);
@@ -62,6 +72,9 @@ main(void)
             ng);
     for (int i = 0; i < ng; i++) {
         evpl_iovec_release(evpl, &g[i]);
+    }
+    for (int i = 0; i < nl; i++) {
+        evpl_iovec_release(evpl, &l[i]);
     }
 
     t_server_stop(&srv);
