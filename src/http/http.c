@@ -3927,12 +3927,12 @@ evpl_http_request_add_datav(struct evpl_http_request *request, struct evpl_iovec
     struct evpl_http_conn *c = request->conn;
     struct evpl *evpl = c->agent->evpl;
 
+    /* (the releases here are the library's: a GLOBAL buffer stays the
+     * application's to free, memory.md §2) */
     if (request->out_ended) {
         if (niov > 0) {
             http_error("body data added after the body ended: dropped");
-            for (int i = 0; i < niov; i++) {
-                evpl_iovec_release(evpl, &iov[i]);
-            }
+            evpl_iovecs_release_internal(evpl, iov, niov);
         }
         return;
     }
@@ -3940,15 +3940,28 @@ evpl_http_request_add_datav(struct evpl_http_request *request, struct evpl_iovec
         request->out_ended = 1;
     }
     for (int i = 0; i < niov; i++) {
-        if (iovq_push(&request->out_body, &iov[i])) {
-            http_error("out of memory staging body data");
-            for (int j = i; j < niov; j++) {
-                evpl_iovec_release(evpl, &iov[j]);
+        struct evpl_iovec v = iov[i];
+        int copy = v.ref && (v.ref->flags & EVPL_IOVEC_FLAG_GLOBAL) && v.length, rc = 0;
+
+        if (copy) {
+            /* the body is written later and may be cut, and every piece
+             * this module holds is released as counted: a GLOBAL buffer
+             * goes as a counted copy */
+            rc = evpl_iovec_alloc(evpl, v.length, 0, 1, 0, &v) == 1 ? 0 : -1;
+            if (rc == 0) {
+                memcpy(v.data, iov[i].data, v.length);
             }
+        }
+        if (rc || iovq_push(&request->out_body, &v)) {
+            http_error("out of memory staging body data");
+            if (copy && rc == 0) {
+                evpl_iovec_release(evpl, &v);
+            }
+            evpl_iovecs_release_internal(evpl, iov + i, niov - i);
             conn_abort(c);
             return;
         }
-        request->out_added += iov[i].length;
+        request->out_added += v.length;
     }
     if (request->framing == 1 && request->out_added >= request->out_length) {
         request->out_ended = 1;

@@ -122,6 +122,27 @@ hook(struct t_app *a, struct t_sreq *r, int type)
     if (strcmp(r->url, "/hold") == 0) {
         return; /* never answered */
     }
+    if (strcmp(r->url, "/global") == 0) {
+        static struct evpl_iovec g; /* the application's, until the request ends */
+
+        if (type == EVPL_HTTP_NOTIFY_RECEIVE_COMPLETE) {
+            struct evpl_iovec v;
+
+            evpl_iovec_alloc_global(evpl, &g);
+            T_OK(g.data != NULL);
+            memset(g.data, '#', 100);
+            memcpy(g.data, "global body", 11);
+            /* more than the declared length: the rest is cut */
+            v = g;
+            v.length = 100;
+            evpl_http_server_set_response_length(req, 11);
+            evpl_http_request_add_datav(req, &v, 1);
+            evpl_http_server_dispatch_default(req, 200);
+        } else if (type == EVPL_HTTP_NOTIFY_RESPONSE_COMPLETE || type == EVPL_HTTP_NOTIFY_FAILED) {
+            evpl_iovec_release(evpl, &g); /* its one release (memory.md §2) */
+        }
+        return;
+    }
     if (strcmp(r->url, "/bigresp") == 0) {
         if (type == EVPL_HTTP_NOTIFY_RECEIVE_COMPLETE) {
             evpl_http_server_set_response_chunked(req);
@@ -238,6 +259,18 @@ main(void)
         }
         T_HPUMP(app.evpl, r->req == NULL, 5000);
     }
+
+    fprintf(stderr, "-- a GLOBAL buffer as the body, longer than declared\n");
+    t_raw_sends(&c, "GET /global HTTP/1.1\r\nHost: x\r\n\r\n");
+    expect_body(&c, "global body");
+    r = last_req();
+    T_HPUMP(app.evpl, r->req == NULL, 5000);
+    T_EQ(r->n_rcomplete, 1);
+    /* the connection goes on; the buffer is the application's to free,
+     * once: the exit leak check and the double-release check hold */
+    t_raw_sends(&c, "GET /next HTTP/1.1\r\nHost: x\r\n\r\n");
+    expect_body(&c, "0:");
+    fprintf(stderr, "  ok: 11 bytes sent, the rest cut, one release by the application\n");
 
     fprintf(stderr, "-- rule 4: nothing written before the request is fully received\n");
     t_raw_sends(&c, "POST /early HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01234");
