@@ -697,8 +697,8 @@ evpl_block_discard(struct evpl *evpl, struct evpl_block_queue *queue, uint64_t o
         end_later(evpl, queue, callback, private_data, 0);
         return;
     }
-    if ((offset | length) & (queue->dev->sector - 1)) {
-        end_later(evpl, queue, callback, private_data, EINVAL);
+    if (((offset | length) & (queue->dev->sector - 1)) || length > UINT64_MAX - offset) {
+        end_later(evpl, queue, callback, private_data, EINVAL); /* (or a range past 2^64) */
         return;
     }
     r = req_get(queue);
@@ -753,8 +753,8 @@ evpl_block_write_zeroes(struct evpl *evpl, struct evpl_block_queue *queue, uint6
         }
         return;
     }
-    if ((offset | length) & (queue->dev->sector - 1)) {
-        end_later(evpl, queue, callback, private_data, EINVAL);
+    if (((offset | length) & (queue->dev->sector - 1)) || length > UINT64_MAX - offset) {
+        end_later(evpl, queue, callback, private_data, EINVAL); /* (or a range past 2^64) */
         return;
     }
     if (queue->dev->caps & EVPL_BLOCK_CAP_ZEROES) {

@@ -258,6 +258,12 @@ basics(void)
     evpl_block_write_zeroes(evpl, q, 4096, 0, op_done, &o);
     T_EQ(o.done, 1);
     T_EQ(o.status, 0);
+    /* a range whose end wraps past 2^64: refused, not "done" after one
+     * chunk (helper-107) */
+    memset(&o, 0, sizeof(o));
+    evpl_block_write_zeroes(evpl, q, 4096, UINT64_MAX - 4095, op_done, &o);
+    WAIT(evpl, &o);
+    T_EQ(o.status, EINVAL);
 
     /* 6: discard calls back before returning */
     memset(&o, 0, sizeof(o));

@@ -14,6 +14,8 @@
  * that it is neither freed nor overlapped by a later allocation.
  */
 /* MATRIX: stream datagram */
+/* MATRIX_ONLY: STREAM_SOCKET_TCP STREAM_IO_URING_TCP STREAM_SOCKET_UNIX */
+/* MATRIX_ONLY: DATAGRAM_SOCKET_UDP DATAGRAM_IO_URING_UDP */
 /* ALSO_MECH: io_uring */
 #include "t_net.h"
 

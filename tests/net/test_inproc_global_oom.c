@@ -8,6 +8,7 @@
  * GLOBAL buffers are the owner's to release, afterwards as before.
  */
 /* MATRIX: stream cdatagram */
+/* MATRIX_ONLY: STREAM_INPROC DATAGRAM_INPROC */
 #include "t_net.h"
 
 enum { MAXG = 64, MAXL = 256 };

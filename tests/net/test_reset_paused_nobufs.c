@@ -10,6 +10,7 @@
  * read again (helper-103).  Several connections, each its own peer.
  */
 /* MATRIX: stream */
+/* MATRIX_ONLY: STREAM_SOCKET_TCP STREAM_IO_URING_TCP */
 /* ALSO_MECH: io_uring */
 #include "t_net.h"
 
