@@ -247,31 +247,34 @@ slab_create(int carve)
     return slab;
 } /* slab_create */
 
+/* Pop the head of a free list (pool.lock held), or NULL */
+static struct evpl_buffer *
+list_pop_locked(struct evpl_buffer **list, uint64_t *n)
+{
+    struct evpl_buffer *buf = *list;
+
+    if (buf) {
+        *list = buf->next;
+        --*n;
+        buf->next = NULL;
+    }
+    return buf;
+} /* list_pop_locked */
+
 struct evpl_buffer *
 evpl__mem_global_get(void)
 {
     struct evpl_buffer *buf;
 
     pthread_mutex_lock(&pool.lock);
-    if (!pool.free && !slab_create(1)) {
+    if (pool.free || slab_create(1)) {
+        buf = list_pop_locked(&pool.free, &pool.nfree);
+    } else {
         /* the memory cap is reached: buffers freed from GLOBAL use are
          * the last resort (evpl__buffer_release keeps them apart) */
-        buf = pool.global_free;
-        if (buf) {
-            pool.global_free = buf->next;
-            pool.nglobal_free--;
-        }
-        pthread_mutex_unlock(&pool.lock);
-        if (buf) {
-            buf->next = NULL;
-        }
-        return buf;
+        buf = list_pop_locked(&pool.global_free, &pool.nglobal_free);
     }
-    buf = pool.free;
-    pool.free = buf->next;
-    pool.nfree--;
     pthread_mutex_unlock(&pool.lock);
-    buf->next = NULL;
     return buf;
 } /* evpl__mem_global_get */
 
@@ -307,15 +310,8 @@ evpl__mem_global_freed_get(void)
     struct evpl_buffer *buf;
 
     pthread_mutex_lock(&pool.lock);
-    buf = pool.global_free;
-    if (buf) {
-        pool.global_free = buf->next;
-        pool.nglobal_free--;
-    }
+    buf = list_pop_locked(&pool.global_free, &pool.nglobal_free);
     pthread_mutex_unlock(&pool.lock);
-    if (buf) {
-        buf->next = NULL;
-    }
     return buf;
 } /* evpl__mem_global_freed_get */
 
