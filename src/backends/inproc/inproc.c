@@ -358,10 +358,15 @@ end_serve(struct evpl *evpl, struct inproc_end *end)
         evpl_defer(evpl, &bind->flush); /* what the window held back (or drop it) */
     }
     deliver_held(evpl, end);
-    if (peer_closed && !end->held && !end->waiting.length) {
+    if (peer_closed && !end->held && !end->waiting.length &&
+        !(bind->flags & EVPL_BIND_READ_PAUSED)) {
         /* everything the peer sent came first.  As with TCP: a peer that
          * dropped data it had received resets, and a connection no loop
-         * took was refused */
+         * took was refused.  Not while reading is paused: as a socket's
+         * EOF waits behind the data not yet read, the close waits for the
+         * application to drain what it holds (net.md statement 29;
+         * helper-106: it came at once, and what was unread could only be
+         * read inside DISCONNECTED); resuming serves this end again */
         evpl__bind_fail(evpl, bind, !accepted ? -ECONNREFUSED : peer_reset ? -ECONNRESET : 0);
     }
 } /* end_serve */

@@ -44,6 +44,7 @@ struct uconn {
     unsigned send_busy : 1;
     unsigned connecting : 1;
     unsigned err_armed : 1;
+    unsigned eof_held : 1; /* the peer's EOF came while reading was paused */
     struct msghdr msg;
     struct iovec *iov;
     uint32_t iov_cap;
@@ -143,6 +144,10 @@ recv_arm(struct evpl *evpl, struct uconn *c)
         err_arm(evpl, c); /* paused (or before the first read): errors still count */
         return;
     }
+    if (c->eof_held) {
+        evpl__bind_fail(evpl, c->bind, 0); /* drained: now the end */
+        return;
+    }
     if (c->err_armed) {
         evpl__uring_cancel(c->u, &c->err_req); /* the receive reports errors now */
     }
@@ -218,6 +223,14 @@ recv_complete(struct evpl *evpl, struct evpl_uring_req *req, int res, uint32_t f
             }
             err_arm(evpl, c);
         }
+        conn_maybe_free(evpl, c);
+        return;
+    } else if (res == 0 && bind && !wants_data(c) && !(bind->flags & EVPL_BIND_CLOSING)) {
+        /* the peer closed while reading was paused: the end waits behind
+         * the data the application has not read, as a socket's EOF does
+         * (net.md statement 29; helper-106's test: the receives in flight
+         * when the pause began brought it) */
+        c->eof_held = 1;
         conn_maybe_free(evpl, c);
         return;
     } else if (res != -ECANCELED && bind) {

@@ -369,6 +369,7 @@ struct rconn {
     uint8_t peer_paused;   /* the peer told us to stop sending stream bytes */
     uint32_t ctl_inflight; /* flow-control messages posted, not completed */
     uint8_t disconnecting; /* the peer's disconnect is being handled */
+    uint8_t eof_held;      /* it came while reading was paused: ends on resume */
 };
 
 struct rlisten {
@@ -2604,7 +2605,9 @@ rc_read_resume(struct evpl *evpl, struct evpl_bind *bind)
 {
     struct rconn *c = bind->backend;
 
-    if (c && ctl_due(c, bind)) {
+    if (c && c->eof_held) {
+        evpl__bind_fail(evpl, bind, 0); /* the peer's end, held while paused */
+    } else if (c && ctl_due(c, bind)) {
         evpl_defer(evpl, &bind->flush);
     }
 } /* rc_read_resume */
@@ -3025,6 +3028,15 @@ conn_event(struct evpl *evpl, struct rconn *c, const struct rdma_cm_event *ev)
                            !c->bind->send_ring.length &&
                            evpl_dgram_ring_empty(&c->bind->dgram_send);
 
+                if (idle && (c->bind->flags & (EVPL_BIND_READ_PAUSED | EVPL_BIND_CLOSING)) ==
+                                EVPL_BIND_READ_PAUSED) {
+                    /* an orderly end while reading is paused waits behind
+                     * the data the application has not read, as a TCP
+                     * socket's EOF does (net.md statement 29): it ends the
+                     * bind once the application drains (rc_read_resume) */
+                    c->eof_held = 1;
+                    return;
+                }
                 evpl__bind_fail(evpl, c->bind, idle ? 0 : -ECONNRESET);
             } else {
                 conn_maybe_free(c);

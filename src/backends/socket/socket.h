@@ -69,6 +69,24 @@ evpl__stream_write_error(struct evpl *evpl, struct evpl_bind *bind)
     return EVPL_WRITE_FAILED;
 } /* evpl__stream_write_error */
 
+/* Back-pressure in a read pass: past the receive limit (and holding at
+ * least the length a segmented bind waits for) reading stops here, and an
+ * unsegmented bind pauses until the application drains; what follows in
+ * the transport (an EOF, a close_notify) waits behind it, as on TCP.
+ * Returns whether to stop. */
+static inline int
+evpl__stream_recv_full(struct evpl_bind *bind)
+{
+    if (bind->recv_ring.length > evpl__bind_recv_limit(bind) &&
+        bind->recv_ring.length >= bind->want) {
+        if (!bind->segment_callback) {
+            bind->flags |= EVPL_BIND_READ_PAUSED;
+        }
+        return 1;
+    }
+    return 0;
+} /* evpl__stream_recv_full */
+
 /* End of a read pass: data that arrived is delivered first, then an EOF
  * (status 0) or error (< 0) closes the bind; 1: still open. */
 static inline void

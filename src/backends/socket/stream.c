@@ -187,11 +187,7 @@ stream_read(struct evpl *evpl, struct evpl_event *event)
             /* back-pressure: stop at the limit, not after the whole budget
              * (a segmented bind waiting for a longer message reads on; the
              * bind layer decides after segmenting) */
-            if (bind->recv_ring.length > evpl__bind_recv_limit(bind) &&
-                bind->recv_ring.length >= bind->want) {
-                if (!bind->segment_callback) {
-                    bind->flags |= EVPL_BIND_READ_PAUSED;
-                }
+            if (evpl__stream_recv_full(bind)) {
                 break;
             }
             /* a short read means drained - unless the peer has closed, in

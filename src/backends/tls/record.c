@@ -623,6 +623,13 @@ open_records(struct evpl *evpl, struct evpl_bind *bind, struct tls13 *r,
             r->backlog = 1; /* the rest next pass */
             break;
         }
+        if (evpl__stream_recv_full(bind)) {
+            /* the rest once the application drains: a close_notify right
+             * behind the data must not end the bind before it is read
+             * (helper-106) */
+            r->backlog = 1;
+            break;
+        }
         if (rec[0] != CT_DATA || body > REC_BODY_MAX || body < REC_TAG + 1) {
             evpl_log_error("tls", "bad record (type %u, length %zu): closing", rec[0], body);
             alert = rec[0] != CT_DATA     ? AL_UNEXPECTED_MESSAGE
@@ -802,11 +809,7 @@ evpl__tls13_read(struct evpl *evpl, struct evpl_bind *bind, struct tls13 *r)
             evpl__event_set(evpl, &bind->event, EVPL_EV_READABLE);
             break;
         }
-        if (bind->recv_ring.length > evpl__bind_recv_limit(bind) &&
-            bind->recv_ring.length >= bind->want) {
-            if (!bind->segment_callback) {
-                bind->flags |= EVPL_BIND_READ_PAUSED;
-            }
+        if (evpl__stream_recv_full(bind)) {
             break;
         }
         if ((size_t) n < cap - (have - (size_t) n) && !(bind->event.flags & EVPL_EV_RDHUP)) {

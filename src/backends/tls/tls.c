@@ -592,8 +592,8 @@ tls_read(struct evpl *evpl, struct evpl_bind *bind)
             }
             total += n;
             t->updates_in_row = 0;
-            if (!more) {
-                break;
+            if (!more || evpl__stream_recv_full(bind)) {
+                break; /* (READABLE stays: OpenSSL may hold more) */
             }
             continue;
         }
@@ -681,6 +681,9 @@ ktls_read(struct evpl *evpl, struct evpl_bind *bind)
                 break;
             }
             total += (uint64_t) n;
+            if (evpl__stream_recv_full(bind)) {
+                break;
+            }
             continue;
         }
         evpl_iovec_release(evpl, &iov);
