@@ -6,7 +6,9 @@
  * peer saw -EPIPE).  With received bytes the closing side never read, a
  * TCP or AF_UNIX peer gets DISCONNECTED -ECONNRESET (a reset, as close(2)
  * gives); with nothing unread, 0.  TLS: the peer's DISCONNECTED arrives,
- * status as docs/BEHAVIOUR.md says (close_notify decides).
+ * status as docs/BEHAVIOUR.md says (close_notify decides).  evpl_finish
+ * with data unread is an orderly end: the peer gets what was queued, then
+ * 0 (TCP lingers; the in-process transport reset: helper-106).
  */
 /* MATRIX: stream */
 #include "t_net.h"
@@ -39,7 +41,7 @@ main(void)
     memset(&srv, 0, sizeof(srv));
     srv.autodrain = 0; /* never read: the data stays buffered */
     srv.keep_msgs = 1; /* (else t_server_start turns autodrain on) */
-    t_server_start(&srv, evpl, proto, ep, 2);
+    t_server_start(&srv, evpl, proto, ep, 3);
 
     /* 1: unread data at the closer */
     t_connect(evpl, proto, ep, &c, NULL);
@@ -64,6 +66,22 @@ main(void)
     evpl_close(evpl, srv.conns[1].bind);
     T_PUMP(evpl, c.disconnected && srv.conns[1].disconnected, 5000);
     T_EQ(c.disconnect_status, 0);
+    t_conn_free(&c);
+
+    /* 3: unread data at the closer, but a finish with 1 MiB queued */
+    t_connect(evpl, proto, ep, &c, NULL);
+    T_PUMP(evpl, c.connected && srv.n == 3 && srv.conns[2].connected, 5000);
+    evpl_send(evpl, c.bind, big, 1000);
+    T_PUMP(evpl, srv.conns[2].nrecv_data > 0, 5000);
+    evpl_send(evpl, srv.conns[2].bind, big, 1u << 20);
+    evpl_finish(evpl, srv.conns[2].bind);
+    T_PUMP(evpl, c.disconnected && srv.conns[2].disconnected, 5000);
+    T_EQ_U(c.rxlen, 1u << 20);
+    if (tcp) {
+        T_EQ(c.disconnect_status, 0);
+    } else {
+        T_LE(c.disconnect_status, 0);
+    }
     t_conn_free(&c);
 
     t_server_stop(&srv);

@@ -862,8 +862,12 @@ inproc_close(struct evpl *evpl, struct evpl_bind *bind)
     }
     pthread_mutex_lock(&chan->lock);
     chan->closed[end->side] = 1;
+    /* unread data makes an abortive close a reset, as on TCP; a finish
+     * that ran its course is an orderly end there (the socket lingers),
+     * and here (helper-106: the peer got -ECONNRESET) */
     chan->reset[end->side] =
-        end->inbox || end->held || end->waiting.length || bind->recv_ring.length;
+        !((bind->flags & EVPL_BIND_FINISH) && bind->close_status == 0) &&
+        (end->inbox || end->held || end->waiting.length || bind->recv_ring.length);
     inbox = end->inbox;
     end->inbox = end->inbox_tail = NULL;
     /* the peer hears of it, once it has a loop (an accepted end that no
