@@ -12,7 +12,8 @@
  *    CONNECTED) both go once connected;
  *  - an operation the receiver would refuse (above max_msg_size), or one
  *    on a closing bind, fails through its callback, never inside the call,
- *    and before the bind's DISCONNECTED.
+ *    and before the bind's DISCONNECTED; a datagram above it ends the
+ *    sending bind with -EMSGSIZE.
  */
 
 #include "t_net.h"
@@ -375,6 +376,23 @@ main(void)
         T_EQ(o1.during_call + o2.during_call + o3.during_call, 0);
         evpl_iovecs_release(evpl, big, nbig);
         evpl_iovec_release(evpl, &r);
+    }
+    t_conn_free(&c);
+
+    /* a datagram above max_msg_size, which the receiver would refuse:
+     * the sender ends with -EMSGSIZE, and nothing of it is delivered
+     * (the receiver closed on it, the sender saw -ECONNRESET: helper-106) */
+    t_connect(evpl, proto, ep, &c, NULL);
+    T_PUMP(evpl, c.connected && srv.n == 5 && srv.conns[4].connected, 5000);
+    {
+        static char huge[5u << 20];
+
+        evpl_send(evpl, c.bind, "small", 5);
+        evpl_send(evpl, c.bind, huge, sizeof(huge));
+        T_PUMP(evpl, c.disconnected && srv.conns[4].disconnected, 5000);
+        T_EQ(c.disconnect_status, -EMSGSIZE);
+        T_EQ(srv.conns[4].nmsg_len, 1); /* the small one, before it */
+        T_EQ(srv.conns[4].msg_len[0], 5);
     }
     t_conn_free(&c);
 

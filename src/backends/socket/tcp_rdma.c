@@ -104,6 +104,7 @@ struct trma {
      * both push one-sided traffic at each other must both keep reading */
     uint64_t owed;
     int stalled;
+    uint64_t oversize;    /* a datagram at the front is above max_msg_size: its length */
     uint32_t bad_targets; /* the peer's operations in a row that named no memory */
     struct evpl_deferral resume;
     struct evpl_bind *bind;
@@ -211,7 +212,16 @@ wire_fill(struct evpl *evpl, struct evpl_bind *bind)
            (!t->pend || t->filled < t->pend->barrier)) {
         struct evpl_dgram *d = evpl_dgram_ring_front(&bind->dgram_send);
         struct evpl_iovec f;
+        uint64_t limit = evpl_shared->config->max_msg_size;
 
+        if (limit && d->length > limit) {
+            /* the peer would close on it (as RDMA CM's receiver would on
+             * a datagram over its receive size): what came before goes,
+             * then the sender ends, with the reason (trma_flush; helper-106:
+             * the peer broke the connection) */
+            t->oversize = d->length;
+            break;
+        }
         if (d->length <= TRMA_INLINE &&
             evpl_iovec_alloc(evpl, TRMA_HDR + d->length, 0, 1, 0, &f) == 1) {
             struct trma_frame *fr = trma_frames_push(&t->frames);
@@ -311,6 +321,12 @@ trma_flush(struct evpl *evpl, struct evpl_bind *bind)
      * other protocol (upstream also counts frame headers and one-sided
      * traffic: net.md §10 QUIRK) */
     evpl__bind_sent(evpl, bind, payload, msgs);
+    if (t->oversize && !t->wire.length && !(bind->flags & EVPL_BIND_CLOSING)) {
+        evpl_log_error("tcp_rdma", "datagram of %llu bytes exceeds max_msg_size %llu: closing",
+                       (unsigned long long) t->oversize,
+                       (unsigned long long) evpl_shared->config->max_msg_size);
+        evpl__bind_fail(evpl, bind, -EMSGSIZE);
+    }
 } /* trma_flush */
 
 static int
@@ -442,7 +458,6 @@ wire_pump(struct evpl *evpl, struct evpl_bind *bind)
 
     for (;;) {
         struct trma_op *op = t->pend;
-
         if (wire_fill(evpl, bind) < 0) {
             return -ENOMEM;
         }
