@@ -426,20 +426,22 @@ set_nodelay(int fd)
 static void
 local_if_bound(struct evpl_bind *bind, int fd)
 {
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
+    struct evpl_address *a = evpl__address_of_fd(fd, 0);
     in_port_t port = 0;
 
-    if (getsockname(fd, (struct sockaddr *) &ss, &len) < 0) {
+    if (!a) {
         return;
     }
-    if (ss.ss_family == AF_INET) {
-        port = ((struct sockaddr_in *) &ss)->sin_port;
-    } else if (ss.ss_family == AF_INET6) {
-        port = ((struct sockaddr_in6 *) &ss)->sin6_port;
+    if (a->sa.ss_family == AF_INET) {
+        port = ((struct sockaddr_in *) &a->sa)->sin_port;
+    } else if (a->sa.ss_family == AF_INET6) {
+        port = ((struct sockaddr_in6 *) &a->sa)->sin6_port;
     }
     if (port) {
-        evpl__bind_local_from_fd(bind, fd);
+        evpl__address_release(bind->local);
+        bind->local = a;
+    } else {
+        evpl__address_release(a);
     }
 } /* local_if_bound */
 
