@@ -350,7 +350,9 @@ full_pass(struct evpl *evpl)
         evpl->hooks.post_wait(evpl, evpl->hooks.private_data);
     }
     if (evpl->mech->reap) {
-        evpl->mech->reap(evpl);
+        /* a wait can collect what is no news: the cancel of a removed
+         * fd's poll, or that poll's last word (io_uring) */
+        n = evpl->mech->reap(evpl);
     }
 
     if (n > 0) {

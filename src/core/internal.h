@@ -251,8 +251,10 @@ struct evpl_mech_ops {
      * with evpl__event_set; returns the number of events reported. */
     int (*wait)(struct evpl *evpl, int64_t timeout_ns);
     /* Optional: run what the wait collected that calls back into the
-     * program (io_uring completions), after the post_wait hook. */
-    void (*reap)(struct evpl *evpl);
+     * program (io_uring completions), after the post_wait hook; returns
+     * how many were news (readiness or a completion), which is then the
+     * pass's count instead of what wait returned. */
+    int (*reap)(struct evpl *evpl);
 };
 
 extern const struct evpl_mech_ops evpl_mech_epoll;

@@ -3,6 +3,15 @@
  * epoll wait mechanism, edge-triggered.  Every fd is registered once for
  * input (and output when the event asks for it); readiness is latched in
  * the event, so interest changes never cost an epoll_ctl.
+ *
+ * A report carries the fd number and a generation, never the event's
+ * address, and is looked up in a table indexed by fd.  An fd the program
+ * closed before removing its event (loop.md §6 says not to) cannot be
+ * taken out of the epoll set if a dup keeps its file open: that entry
+ * goes on reporting, and its old generation makes the report harmless
+ * instead of a write into freed memory.  The table also says which event
+ * owns a number, so removing such a stale event leaves alone a newer one
+ * that got the same number.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -15,9 +24,16 @@
 
 #define EPOLL_BATCH 256
 
+struct ep_slot {
+    struct evpl_event *ev; /* NULL: no event owns this number */
+    uint32_t gen;
+};
+
 struct epoll_state {
     struct epoll_event events[EPOLL_BATCH];
     int no_pwait2;
+    struct ep_slot *by_fd;
+    uint32_t cap;
 };
 
 static int
@@ -37,30 +53,58 @@ ep_create(struct evpl *evpl)
 static void
 ep_destroy(struct evpl *evpl)
 {
+    struct epoll_state *st = evpl->mech_state;
+
     close(evpl->mech_fd);
-    free(evpl->mech_state);
+    free(st->by_fd);
+    free(st);
 } /* ep_destroy */
 
 static int
 ep_add(struct evpl *evpl, struct evpl_event *event)
 {
+    struct epoll_state *st = evpl->mech_state;
     struct epoll_event ee;
+    uint32_t oldcap = st->cap;
+    struct ep_slot *slot;
+
+    if (event->fd < 0) {
+        return -EBADF;
+    }
+    evpl_array_reserve(st->by_fd, st->cap, (uint32_t) event->fd);
+    if (st->cap != oldcap) {
+        memset(st->by_fd + oldcap, 0, (st->cap - oldcap) * sizeof(*st->by_fd));
+    }
+    slot = &st->by_fd[event->fd];
 
     memset(&ee, 0, sizeof(ee));
     ee.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
-    ee.data.ptr = event;
+    ee.data.u64 = ((uint64_t) (slot->gen + 1) << 32) | (uint32_t) event->fd;
     if (event->flags & EVPL_EV_WANT_WRITE) {
         ee.events |= EPOLLOUT;
     }
+    /* the kernel refuses the same open file twice (EEXIST); if it accepts
+     * a number an event still owns, that event's fd was closed under it */
     if (epoll_ctl(evpl->mech_fd, EPOLL_CTL_ADD, event->fd, &ee) < 0) {
         return -errno;
     }
+    slot->gen++;
+    slot->ev = event;
     return 0;
 } /* ep_add */
 
 static void
 ep_remove(struct evpl *evpl, struct evpl_event *event)
 {
+    struct epoll_state *st = evpl->mech_state;
+    struct ep_slot *slot;
+
+    if (event->fd < 0 || (uint32_t) event->fd >= st->cap || st->by_fd[event->fd].ev != event) {
+        return; /* never added, or its number went to a newer event */
+    }
+    slot = &st->by_fd[event->fd];
+    slot->ev = NULL;
+    slot->gen++; /* reports still queued for it are stale from now on */
     /* EBADF/ENOENT: the owner closed the fd first; nothing left to undo */
     (void) epoll_ctl(evpl->mech_fd, EPOLL_CTL_DEL, event->fd, NULL);
 } /* ep_remove */
@@ -100,9 +144,19 @@ ep_wait(struct evpl *evpl, int64_t timeout_ns)
     }
 
     for (i = 0; i < n; i++) {
-        struct evpl_event *ev = st->events[i].data.ptr;
+        uint64_t data = st->events[i].data.u64;
+        uint32_t fd = (uint32_t) data;
         uint32_t e = st->events[i].events;
         uint32_t bits = 0;
+        struct ep_slot *slot;
+
+        if (unlikely(fd >= st->cap)) {
+            continue;
+        }
+        slot = &st->by_fd[fd];
+        if (unlikely(!slot->ev || slot->gen != (uint32_t) (data >> 32))) {
+            continue; /* a removed event, or the stale entry of a closed fd */
+        }
 
         if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
             bits |= EVPL_EV_READABLE;
@@ -116,7 +170,7 @@ ep_wait(struct evpl *evpl, int64_t timeout_ns)
         if (e & (EPOLLRDHUP | EPOLLHUP)) {
             bits |= EVPL_EV_RDHUP;
         }
-        evpl__event_set(evpl, ev, bits);
+        evpl__event_set(evpl, slot->ev, bits);
     }
     /* a full batch means more may be waiting: do not sleep next time */
     evpl->mech_full = (n == EPOLL_BATCH);

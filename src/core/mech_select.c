@@ -15,6 +15,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "core/internal.h"
 
@@ -33,6 +34,7 @@ struct select_state {
     int max_fd;
     struct pollfd *pfds; /* built anew by every wait */
     uint32_t pfds_cap;
+    int split_logged;
 };
 
 static int
@@ -93,6 +95,69 @@ sel_remove(struct evpl *evpl, struct evpl_event *event)
     }
 } /* sel_remove */
 
+/* ppoll the descriptors in parts of at most *part, halving it on failure. */
+static int
+sel_poll_parts(struct select_state *st, uint32_t npfd, uint32_t *part, const struct timespec *t)
+{
+    int total = 0;
+
+    for (uint32_t off = 0; off < npfd;) {
+        uint32_t len = npfd - off < *part ? npfd - off : *part;
+        int n = ppoll(st->pfds + off, len, t, NULL);
+
+        if (n < 0 && errno == EINTR) {
+            break;
+        }
+        if (n < 0) {
+            if (len == 1) {
+                return -1; /* no smaller part to try */
+            }
+            *part = len / 2;
+            continue;
+        }
+        total += n;
+        off += len;
+    }
+    return total;
+} /* sel_poll_parts */
+
+/*
+ * ppoll refuses more descriptors than RLIMIT_NOFILE allows (EINVAL; the
+ * program lowered it with descriptors open) and fails for lack of kernel
+ * memory (ENOMEM).  Ask in parts instead, no larger than the limit; none
+ * may wait while the others are not asked, so all are asked without
+ * waiting, and if nothing is ready the first part is waited on for at
+ * most a millisecond.  Slower, but nothing goes unreported and the loop
+ * does not spin.
+ */
+static int
+sel_poll_split(struct select_state *st, uint32_t npfd, const struct timespec *tsp)
+{
+    static const struct timespec zero = {0, 0}, ms = {0, 1000000};
+    struct rlimit rl;
+    uint32_t part = npfd / 2 ? npfd / 2 : 1;
+    int n;
+
+    if (!st->split_logged) {
+        st->split_logged = 1;
+        evpl_log_error("core",
+                       "select mechanism: ppoll of %u descriptors failed (%s); "
+                       "polling them in parts",
+                       npfd, strerror(errno));
+    }
+    if (errno == EINVAL && getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < npfd) {
+        part = rl.rlim_cur > 0 ? (uint32_t) rl.rlim_cur : 1;
+    }
+    n = sel_poll_parts(st, npfd, &part, &zero);
+    if (n != 0 || (tsp && tsp->tv_sec == 0 && tsp->tv_nsec == 0)) {
+        return n;
+    }
+    if (tsp && tsp->tv_sec == 0 && tsp->tv_nsec < ms.tv_nsec) {
+        return sel_poll_parts(st, part < npfd ? part : npfd, &part, tsp);
+    }
+    return sel_poll_parts(st, part < npfd ? part : npfd, &part, &ms);
+} /* sel_poll_split */
+
 static int
 sel_wait(struct evpl *evpl, int64_t timeout_ns)
 {
@@ -131,6 +196,9 @@ sel_wait(struct evpl *evpl, int64_t timeout_ns)
     }
 
     n = ppoll(st->pfds, npfd, tsp, NULL);
+    if (n < 0 && (errno == EINVAL || errno == ENOMEM)) {
+        n = sel_poll_split(st, npfd, tsp);
+    }
     if (n <= 0) {
         return 0; /* EINTR counts as nothing ready */
     }

@@ -18,7 +18,9 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/internal.h"
 
@@ -34,6 +36,7 @@ struct uring_state {
     struct io_uring ring;
     struct slot *slots;
     uint32_t nslots, cap, free_slot;
+    int probe_fd; /* epoll set asked whether a character device polls; -1 */
 };
 
 static inline uint64_t
@@ -111,6 +114,7 @@ ur_create(struct evpl *evpl)
         return rc;
     }
     st->free_slot = UINT32_MAX;
+    st->probe_fd = -1;
     evpl->mech_fd = st->ring.ring_fd;
     evpl->mech_state = st;
     return 0;
@@ -122,9 +126,39 @@ ur_destroy(struct evpl *evpl)
     struct uring_state *st = evpl->mech_state;
 
     io_uring_queue_exit(&st->ring);
+    if (st->probe_fd >= 0) {
+        close(st->probe_fd);
+    }
     free(st->slots);
     free(st);
 }
+
+/* Whether a poll of fd waits for something.  A character device may or
+ * may not have a poll method (a tty has, /dev/null has not); epoll is the
+ * kernel's only way to tell, so a spare epoll set answers for them. */
+static int
+pollable(struct uring_state *st, int fd, mode_t mode)
+{
+    struct epoll_event ee = {.events = EPOLLIN};
+
+    if (S_ISREG(mode) || S_ISDIR(mode) || S_ISBLK(mode)) {
+        return 0;
+    }
+    if (!S_ISCHR(mode)) {
+        return 1;
+    }
+    if (st->probe_fd < 0) {
+        st->probe_fd = epoll_create1(EPOLL_CLOEXEC);
+        if (st->probe_fd < 0) {
+            return 1; /* cannot tell: poll it, as before */
+        }
+    }
+    if (epoll_ctl(st->probe_fd, EPOLL_CTL_ADD, fd, &ee) < 0) {
+        return errno != EPERM;
+    }
+    (void) epoll_ctl(st->probe_fd, EPOLL_CTL_DEL, fd, NULL);
+    return 1;
+} /* pollable */
 
 static int
 ur_add(struct evpl *evpl, struct evpl_event *event)
@@ -135,9 +169,10 @@ ur_add(struct evpl *evpl, struct evpl_event *event)
     unsigned mask = POLLIN | POLLRDHUP;
     struct stat sb;
 
-    /* like epoll: regular files and directories cannot be polled (their
+    /* like epoll: regular files, directories, block devices and character
+     * devices without a poll method (/dev/null) cannot be polled (their
      * poll completes at once, forever); the caller treats them as ready */
-    if (fstat(event->fd, &sb) == 0 && (S_ISREG(sb.st_mode) || S_ISDIR(sb.st_mode))) {
+    if (fstat(event->fd, &sb) == 0 && !pollable(st, event->fd, sb.st_mode)) {
         return -EPERM;
     }
     if (st->free_slot != UINT32_MAX) {
@@ -320,16 +355,17 @@ ur_wait(struct evpl *evpl, int64_t timeout_ns)
     return (int) io_uring_cq_ready(&st->ring);
 }
 
-static void
+static int
 ur_reap(struct evpl *evpl)
 {
     struct uring_state *st = evpl->mech_state;
+    int reported = evpl__uring_process(evpl, &st->ring);
 
-    evpl__uring_process(evpl, &st->ring);
     /* completions left for the next pass (in the ring, or held back by
      * the kernel while it was full): it must not sleep */
     evpl->mech_full = io_uring_cq_ready(&st->ring) != 0 ||
                       (IO_URING_READ_ONCE(*st->ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW) != 0;
+    return reported;
 }
 
 void
