@@ -534,6 +534,7 @@ static void h2_flush(struct evpl_http_conn *c);
 static int h2_detect(struct evpl_http_conn *c);
 #ifdef HAVE_NGHTTP2
 static int h2_start(struct evpl_http_conn *c);
+static void h2_goaway(struct evpl_http_conn *c);
 #endif
 static void h2_resume(struct evpl_http_request *r);
 static void h2_taken(struct evpl_http_request *r);
@@ -1194,7 +1195,7 @@ conn_release(struct evpl_http_conn *c)
 
 /* The transport is gone: every outstanding request ends. */
 static void
-conn_lost(struct evpl_http_conn *c)
+conn_lost(struct evpl_http_conn *c, int status)
 {
     if (c->bind && !c->closing && (c->h2 || (c->rx != RX_STOP && (c->head || !c->is_client)))) {
         /* what is still buffered (reading may have paused, or stopped at
@@ -1215,9 +1216,11 @@ conn_lost(struct evpl_http_conn *c)
     c->rx = RX_STOP;
     if (c->is_client) {
         c->retired = 1;
-        if (c->head && close_body && !c->user_closed) {
-            /* close-delimited response: the peer's close is its end (not
-             * the application's: then the body may be cut, FAILED below) */
+        if (c->head && close_body && !c->user_closed && status == 0) {
+            /* close-delimited response: the peer's orderly close is its
+             * end (not a reset, a TLS close without close_notify, or the
+             * application's close: then the body may be cut, FAILED
+             * below; RFC 9112 §8) */
             c->head->in_complete = 1;
             req_end(c->head, EVPL_HTTP_NOTIFY_RECEIVE_COMPLETE, 0);
         }
@@ -2473,7 +2476,7 @@ conn_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *notif
             if (notify->notify_status) {
                 http_debug("connection lost: %s", strerror(-notify->notify_status));
             }
-            conn_lost(c);
+            conn_lost(c, notify->notify_status);
             break;
         default:
             break;
@@ -3307,6 +3310,9 @@ h2_start(struct evpl_http_conn *c)
     nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv,
                             c->is_client ? 4 : 3); /* ENABLE_PUSH is the client's */
     nghttp2_session_set_local_window_size(c->h2, NGHTTP2_FLAG_NONE, 0, H2_CONN_WINDOW);
+    if (!c->is_client && !c->server) {
+        h2_goaway(c); /* its server is gone already */
+    }
     conn_kick(c);
     return 0;
 } /* h2_start */
@@ -3445,6 +3451,19 @@ h2_flush(struct evpl_http_conn *c)
     }
 } /* h2_flush */
 
+/* Server going away: no stream after those begun is served, and the
+ * connection closes once they are done (want_read and want_write both
+ * end then, h2_flush). */
+static void
+h2_goaway(struct evpl_http_conn *c)
+{
+    if (c->h2 && conn_live(c)) {
+        (void) nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE,
+                                     nghttp2_session_get_last_proc_stream_id(c->h2),
+                                     NGHTTP2_NO_ERROR, NULL, 0);
+    }
+} /* h2_goaway */
+
 /* Server: the first bytes of a connection decide HTTP/1 or h2c. */
 static int
 h2_detect(struct evpl_http_conn *c)
@@ -3514,6 +3533,11 @@ h2_taken(struct evpl_http_request *r)
 } /* h2_taken */
 
 #else /* !HAVE_NGHTTP2 */
+
+static void
+h2_goaway(struct evpl_http_conn *c)
+{
+} /* h2_goaway */
 
 static void
 h2_read(struct evpl_http_conn *c)
@@ -3710,6 +3734,9 @@ evpl_http_server_destroy(struct evpl_http_agent *agent, struct evpl_http_server 
             if (!c->h2 && c->tail && !c->tail->hdr_sent) {
                 c->tail->keepalive = 0;
             }
+            /* HTTP/2: GOAWAY names the last stream still served; the
+             * session ends when those are done (h2_flush) */
+            h2_goaway(c);
             conn_kick(c);
         }
     }

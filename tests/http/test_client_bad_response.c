@@ -8,7 +8,8 @@
  * Content-Length, both Content-Length and Transfer-Encoding, a header block
  * over the limit (statement 12, client), malformed chunking;
  * EVPL_HTTP_ERROR_CONN_LOST when the server closes without answering
- * (statement 13) or in the middle of the head or body.  Exactly one
+ * (statement 13) or in the middle of the head or body, and when it resets a
+ * close-delimited body (only an orderly close ends one).  Exactly one
  * terminal notification (statement 17); evpl_http_request_status reports
  * the negative reason on FAILED.  Also: a reason-less status line is fine;
  * a response arriving when no request is pending closes the connection.
@@ -201,6 +202,10 @@ main(void)
         {"closed in the body", S("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc"), 1, LOST, 1,
          NULL},
         {"reset in the body", S("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc"), 2, LOST, 1,
+         NULL},
+        {"close-delimited, closed (its end)", S("HTTP/1.0 200 OK\r\n\r\nabc"), 1, 200, 1, "abc"},
+        {"close-delimited, reset in the body", S("HTTP/1.0 200 OK\r\n\r\nabc"), 2, LOST, 1, NULL},
+        {"close-delimited 1.1, reset in the body", S("HTTP/1.1 200 OK\r\n\r\nabc"), 2, LOST, 1,
          NULL},
         {"closed in a chunk", S("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel"), 1,
          LOST, 1, NULL},
