@@ -147,6 +147,8 @@ struct rpc2_sreq {
     struct rpc2_gss_ctx *gss; /* RPCSEC_GSS DATA call: its context */
     uint32_t gss_seq;
     uint32_t gss_svc;
+    int orphaned; /* its connection is gone: on the thread's orphans */
+    int dead;     /* its thread is gone too: the reply only frees it */
     struct rpc2_sreq *prev;
     struct rpc2_sreq *next;
 };
@@ -178,7 +180,11 @@ struct rpc2_conn {
 
 struct rpc2_binding {
     struct evpl_rpc2_thread *thread;
-    struct evpl_rpc2_server *server;
+    struct evpl_rpc2_server *server; /* compared, never read: it may be gone */
+    /* the server's programs, copied: its listener's bindings outlive
+     * evpl_rpc2_server_destroy and may still hand over a connection */
+    struct evpl_rpc2_program *programs[4];
+    int nprograms;
     struct evpl_listener_binding *lb;
     void *private_data;
     struct rpc2_binding *next;
@@ -197,6 +203,7 @@ struct evpl_rpc2_thread {
     void *gss_arg;
     struct rpc2_sreq *free_sreqs;
     int nfree_sreqs;
+    struct rpc2_sreq *orphans;            /* calls served whose connection is gone */
     struct evpl_rpc2_request *free_calls; /* recycled client requests */
     int nfree_calls;
     /* evpl_rpc2_queue_depth: calls in flight by role, written by this
@@ -497,6 +504,8 @@ evpl_rpc2_thread_init(struct evpl *evpl, struct evpl_rpc2_program **programs, in
 
 static void sreq_free(struct rpc2_sreq *s);
 
+static void sreq_orphan_release(struct rpc2_sreq *s);
+
 EVPL_API void
 evpl_rpc2_thread_destroy(struct evpl_rpc2_thread *thread)
 {
@@ -513,6 +522,10 @@ evpl_rpc2_thread_destroy(struct evpl_rpc2_thread *thread)
     }
     while (thread->conns) {
         evpl_continue(thread->evpl);
+    }
+    /* calls the application still holds: a reply after this only frees */
+    while (thread->orphans) {
+        sreq_orphan_release(thread->orphans);
     }
     while (thread->bindings) {
         evpl_rpc2_server_detach(thread, thread->bindings->server);
@@ -861,7 +874,17 @@ sreq_get(struct evpl_rpc2_thread *t, uint32_t msglen)
 static void
 sreq_unlink(struct rpc2_sreq *s)
 {
-    if (s->conn) {
+    if (s->orphaned) {
+        if (s->prev) {
+            s->prev->next = s->next;
+        } else {
+            s->thread->orphans = s->next;
+        }
+        if (s->next) {
+            s->next->prev = s->prev;
+        }
+        s->orphaned = 0;
+    } else if (s->conn) {
         struct rpc2_conn *c = priv(s->conn);
 
         if (s->prev) {
@@ -878,13 +901,62 @@ sreq_unlink(struct rpc2_sreq *s)
     }
 }
 
+/* A call whose connection is gone, still with the application (a reply
+ * comes later): kept on its thread's list, so that the thread's end can
+ * let go of what it holds (sreq_orphan_release). */
+static void
+sreq_orphan(struct rpc2_sreq *s)
+{
+    struct evpl_rpc2_thread *t = s->thread;
+
+    sreq_unlink(s);
+    s->orphaned = 1;
+    s->prev = NULL;
+    s->next = t->orphans;
+    if (t->orphans) {
+        t->orphans->prev = s;
+    }
+    t->orphans = s;
+}
+
+static void sreq_release(struct rpc2_sreq *s);
+
+/* The thread ends before the application replied: what the call holds
+ * goes back now; the reply, if it comes, only frees the rest. */
+static void
+sreq_orphan_release(struct rpc2_sreq *s)
+{
+    sreq_unlink(s);
+    sreq_release(s);
+    depth_add(s->thread, ROLE_SERVER, -1);
+    s->thread = NULL;
+    s->dead = 1;
+}
+
 static void
 sreq_free(struct rpc2_sreq *s)
 {
     struct evpl_rpc2_thread *t = s->thread;
-    struct evpl *evpl = t->evpl;
 
     sreq_unlink(s);
+    sreq_release(s);
+    depth_add(t, ROLE_SERVER, -1);
+    if (t->nfree_sreqs < SREQ_CACHE && s->dbuf.size <= (int) (4 * DBUF_MIN)) {
+        s->next = t->free_sreqs;
+        t->free_sreqs = s;
+        t->nfree_sreqs++;
+        return;
+    }
+    free(s->dbuf.buffer);
+    free(s);
+}
+
+/* What a call being served holds: its message, chunks, GSS context. */
+static void
+sreq_release(struct rpc2_sreq *s)
+{
+    struct evpl *evpl = s->thread->evpl;
+
     if (s->msg) {
         release_all(evpl, s->msg, s->nmsg);
         if (s->msg != s->msg_inline) {
@@ -905,15 +977,6 @@ sreq_free(struct rpc2_sreq *s)
         rpc2_gss_put(s->gss);
         s->gss = NULL;
     }
-    depth_add(t, ROLE_SERVER, -1);
-    if (t->nfree_sreqs < SREQ_CACHE && s->dbuf.size <= (int) (4 * DBUF_MIN)) {
-        s->next = t->free_sreqs;
-        t->free_sreqs = s;
-        t->nfree_sreqs++;
-        return;
-    }
-    free(s->dbuf.buffer);
-    free(s);
 }
 
 /* Credits granted with a reply: what the client asked for, at least 1. */
@@ -1236,6 +1299,13 @@ rpc2_send_reply(struct evpl *evpl, struct evpl_rpc2_encoding *encoding,
     int n, vlen;
 
     (void) verf; /* AUTH_NONE verifiers only (AUTH_SHORT is not issued) */
+    if (s->dead) {
+        /* its thread was destroyed while the application held it */
+        release_all(evpl, iov, niov);
+        free(s->dbuf.buffer);
+        free(s);
+        return 0;
+    }
     if ((uint32_t) length < reserve || niov < 0) {
         release_all(evpl, iov, niov);
         sreq_free(s);
@@ -2793,6 +2863,13 @@ rdma_message(struct evpl *evpl, struct rpc2_conn *c, struct evpl_iovec *iov, int
         goto malformed;
     }
     have = more && rchunk.n > 0;
+    if (proc == RDMA_MSG && len - r.pos > evpl_global_config_get_rpc2_max_message_size()) {
+        /* the same bound as a stream's record (§5.1) */
+        rpc2_error("inline message of %u bytes over the limit: closing", len - r.pos);
+        release_all(evpl, iov, niov);
+        close_conn(evpl, c);
+        return;
+    }
 
     own = own_iovecs(stack, iov, niov);
     if (!own) {
@@ -2897,7 +2974,7 @@ conn_gone(struct evpl *evpl, struct rpc2_conn *c)
     }
     /* calls being served keep going; their replies are dropped */
     while (c->sreqs) {
-        sreq_unlink(c->sreqs);
+        sreq_orphan(c->sreqs);
     }
     release_all(evpl, conn->reasm_iov, conn->reasm_niov);
     free(conn->reasm_iov);
@@ -3016,10 +3093,10 @@ accepted(struct evpl *evpl, struct evpl_bind *bind, evpl_notify_callback_t *noti
     c->pub.bind = bind;
     c->pub.server_binding = (struct evpl_rpc2_server_binding *) b;
     c->pub.server_private_data = b->private_data;
-    for (int i = 0; i < b->server->nprograms; i++) {
-        c->pub.server_programs[i] = b->server->programs[i];
+    for (int i = 0; i < b->nprograms; i++) {
+        c->pub.server_programs[i] = b->programs[i];
     }
-    c->pub.num_server_programs = b->server->nprograms;
+    c->pub.num_server_programs = b->nprograms;
     *notify_cb = conn_event;
     *segment = c->stream ? segment_cb : NULL;
     *conn_private = c;
@@ -3039,6 +3116,8 @@ evpl_rpc2_server_attach(struct evpl_rpc2_thread *thread, struct evpl_rpc2_server
 
     b->thread = thread;
     b->server = server;
+    memcpy(b->programs, server->programs, sizeof(b->programs));
+    b->nprograms = server->nprograms;
     b->private_data = private_data;
     b->lb = evpl_listener_attach(thread->evpl, server->listener, accepted, b);
     b->next = thread->bindings;

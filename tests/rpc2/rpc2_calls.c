@@ -882,6 +882,36 @@ main(void)
     }
     fprintf(stderr, "ok: a call held for CONNECTED is lost with its connection\n");
 
+    /* 7: a call above rpc2_max_message_size (4 MiB) sent inline: the
+     * server closes the connection, the call is CONN_LOST.  On
+     * RPC-over-RDMA the bound held for read chunks only and inline
+     * messages of any size were served (helper-108). */
+    {
+        struct evpl_rpc2_conn *over;
+        struct evpl_iovec iov[5];
+        uint64_t served = server_blob_bytes;
+        Blob b;
+
+        over = evpl_rpc2_client_connect(thread, proto, ep, NULL, 0, NULL);
+        T_OK(over != NULL);
+        T_PUMP(t_evpl, count_events(over, EVPL_RPC2_NOTIFY_CONNECTED) == 1, 10000);
+        for (int k = 0; k < 5; k++) {
+            blob_fill(&iov[k], 5);
+        }
+        b.tag = 5;
+        xdr_set_ref(&b, data, iov, 5, 5 * BLOB_SIZE);
+        blob_lost = 0;
+        cprog.send_call_ECHO_BLOB(&cprog.rpc2, t_evpl, over, NULL, &b, 0, 0, NULL, 0, 0,
+                                  c_blob_lost, NULL);
+        T_PUMP(t_evpl, count_events(over, EVPL_RPC2_NOTIFY_DISCONNECTED) == 1, 20000);
+        T_EQ(blob_lost, 1);
+        T_EQ_U(server_blob_bytes, served);
+        t_pump_for(t_evpl, 50);
+        T_EQ(t_metric(DEPTH_CLIENT), 0);
+        T_EQ(t_metric(DEPTH_SERVER), 0);
+    }
+    fprintf(stderr, "ok: an inline call over the size limit closes its connection\n");
+
     evpl_rpc2_server_stop(server);
     evpl_rpc2_server_detach(thread, server);
     evpl_rpc2_thread_destroy(thread);
