@@ -15,16 +15,21 @@
 static struct t_app app;
 static struct t_sreq *held;
 
+/* t_app_stop without the server's destroy (done already) */
 static void
-app_free(void)
+app_end(void)
 {
+    evpl_http_destroy(app.agent);
+    evpl_listener_destroy(app.listener);
+    evpl_destroy(app.evpl);
+    evpl_endpoint_close(app.ep);
     t_app_check_terminal(&app);
     for (int i = 0; i < app.nreqs; i++) {
         t_buf_free(&app.reqs[i].body);
         t_buf_free(&app.reqs[i].headers);
         t_buf_free(&app.reqs[i].trailers);
     }
-} /* app_free */
+} /* app_end */
 
 static void
 hook(struct t_app *a, struct t_sreq *r, int type)
@@ -79,11 +84,7 @@ h2_part(void)
     t_h2peer_free(&pi);
     t_raw_close(&c);
     t_raw_close(&idle);
-    evpl_http_destroy(app.agent);
-    evpl_listener_destroy(app.listener);
-    evpl_destroy(app.evpl);
-    evpl_endpoint_close(app.ep);
-    app_free();
+    app_end();
 } /* h2_part */
 #endif
 
@@ -128,11 +129,7 @@ main(void)
 
     t_raw_close(&c);
     t_raw_close(&idle);
-    evpl_http_destroy(app.agent);
-    evpl_listener_destroy(app.listener);
-    evpl_destroy(app.evpl);
-    evpl_endpoint_close(app.ep);
-    app_free();
+    app_end();
 #ifdef T_HAVE_NGHTTP2
     h2_part();
 #endif
