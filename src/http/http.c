@@ -532,9 +532,9 @@ static void conn_resume(struct evpl *evpl, void *arg);
 static void h2_read(struct evpl_http_conn *c);
 static void h2_flush(struct evpl_http_conn *c);
 static int h2_detect(struct evpl_http_conn *c);
+static void h2_goaway(struct evpl_http_conn *c);
 #ifdef HAVE_NGHTTP2
 static int h2_start(struct evpl_http_conn *c);
-static void h2_goaway(struct evpl_http_conn *c);
 #endif
 static void h2_resume(struct evpl_http_request *r);
 static void h2_taken(struct evpl_http_request *r);
@@ -2445,10 +2445,10 @@ conn_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *notif
         case EVPL_NOTIFY_CONNECTED:
             /* a TLS client settles on HTTP/1 or 2 here (servers: h2_detect) */
             if (c->is_client && !c->settled) {
-                const char *proto = evpl_bind_get_alpn(bind);
-
                 c->settled = 1;
 #ifdef HAVE_NGHTTP2
+                const char *proto = evpl_bind_get_alpn(bind);
+
                 if (proto && strcmp(proto, "h2") == 0 && h2_start(c)) {
                     http_error("cannot start an HTTP/2 session");
                     conn_abort(c);
