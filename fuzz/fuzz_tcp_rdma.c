@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -305,6 +306,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
          * fuzzer's rate while closed connections sit in TIME_WAIT; that
          * is this harness's limit, not the library's, so it waits) */
         for (int tries = 0; connect(fd, (struct sockaddr *) &sa, sizeof(sa)) != 0; tries++) {
+            if (errno == EINTR) {
+                /* a signal (libFuzzer's timeout timer) came first; the
+                 * connect goes on: wait for its end */
+                struct pollfd p = {.fd = fd, .events = POLLOUT};
+                int err = 0;
+                socklen_t len = sizeof(err);
+
+                while (poll(&p, 1, 1000) < 0 && errno == EINTR) {
+                }
+                if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0) {
+                    break;
+                }
+                errno = err;
+            }
             if (errno != EADDRNOTAVAIL || tries == 1000) {
                 fprintf(stderr, "fuzz_tcp_rdma: connect: %s\n", strerror(errno));
                 check(0, "connect");

@@ -171,20 +171,61 @@ udp_read(struct evpl *evpl, struct evpl_event *event)
  */
 #define IOV_CAP EVPL_UDP_IOV_CAP
 
-/* Drop the front datagram if no single send can carry it; 1 if dropped. */
+/*
+ * A datagram of more pieces than one send carries (the kernel takes 1024
+ * iovecs a message) is copied into buffers of its own first (a few: it
+ * is at most 64 KiB).  Only without memory for the copy is it dropped,
+ * rather than stall the queue behind it (UDP may lose a datagram).  1 if
+ * dropped.
+ */
 int
 evpl__udp_drop_unsendable(struct evpl *evpl, struct evpl_bind *bind, uint64_t *bytes,
                           uint64_t *msgs)
 {
     struct evpl_dgram *d = evpl_dgram_ring_front(&bind->dgram_send);
+    struct evpl_iovec_fifo *f = &bind->send_ring.fifo;
+    struct evpl_iovec copy[16];
+    uint32_t src = 0, src_off = 0;
+    int n;
 
     if (d->niov <= IOV_CAP) {
         return 0;
     }
-    /* rather than stall the queue behind it */
-    evpl_log_error("socket", "UDP datagram in %u iovecs (max %d) dropped", d->niov, IOV_CAP);
-    evpl__udp_consume(evpl, bind, 1, bytes, msgs);
-    return 1;
+    n = evpl_iovec_alloc(evpl, d->length, 0, 16, 0, copy);
+    if (n < 1) {
+        evpl_log_error("socket",
+                       "UDP datagram in %u iovecs (max %d), no memory to join them: dropped",
+                       d->niov, IOV_CAP);
+        evpl__udp_consume(evpl, bind, 1, bytes, msgs);
+        return 1;
+    }
+    for (int k = 0; k < n; k++) {
+        for (uint32_t off = 0; off < copy[k].length;) {
+            struct evpl_iovec *v = evpl_iovec_fifo_at(f, src);
+            uint32_t len = v->length - src_off;
+
+            if (len > copy[k].length - off) {
+                len = copy[k].length - off;
+            }
+            memcpy((char *) copy[k].data + off, (char *) v->data + src_off, len);
+            off += len;
+            src_off += len;
+            if (src_off == v->length) {
+                src++;
+                src_off = 0;
+            }
+        }
+    }
+    for (uint32_t i = 0; i < d->niov; i++) {
+        evpl_iovec_release_internal(evpl, evpl_iovec_fifo_at(f, i));
+    }
+    /* the last pieces' slots hold the copy; the others go */
+    f->head += d->niov - (uint32_t) n;
+    for (int k = 0; k < n; k++) {
+        *evpl_iovec_fifo_at(f, (uint32_t) k) = copy[k];
+    }
+    d->niov = (uint32_t) n;
+    return 0;
 } /* evpl__udp_drop_unsendable */
 
 unsigned int
