@@ -9,7 +9,8 @@
  * operations name unregistered memory 32 times in a row is closed
  * (-EACCES);
  * then bad input (wrong magic, unknown opcode, a length above
- * max_msg_size, a reply to nothing) closes that connection with an error
+ * max_msg_size, a reply to nothing, a frame cut by the peer's close)
+ * closes that connection with an error
  * and leaves the others alone.
  */
 
@@ -223,20 +224,34 @@ main(void)
         static const struct {
             uint32_t magic, op, len;
             int status;
+            int cut; /* then the peer closes: 1 after 10 body bytes, 2 inside the header */
         } bad[] = {
-            {0x12345678u, SEND, 0, -EPROTO},          /* wrong magic */
-            {0x54524D41u, 99, 0, -EPROTO},            /* unknown opcode */
-            {0x54524D41u, SEND, 2u << 20, -EMSGSIZE}, /* above max_msg_size */
-            {0x54524D41u, READ_REPLY, 4, -EPROTO},    /* answers nothing */
-            {0x54524D41u, WRITE_REPLY, 0, -EPROTO},   /* answers nothing */
-            {0x54524D41u, READ_REQ, 8, -EPROTO},      /* read length not 4 bytes */
+            {0x12345678u, SEND, 0, -EPROTO, 0},          /* wrong magic */
+            {0x54524D41u, 99, 0, -EPROTO, 0},            /* unknown opcode */
+            {0x54524D41u, SEND, 2u << 20, -EMSGSIZE, 0}, /* above max_msg_size */
+            {0x54524D41u, READ_REPLY, 4, -EPROTO, 0},    /* answers nothing */
+            {0x54524D41u, WRITE_REPLY, 0, -EPROTO, 0},   /* answers nothing */
+            {0x54524D41u, READ_REQ, 8, -EPROTO, 0},      /* read length not 4 bytes */
+            /* a message cut by the peer's close is lost: an error, not an
+             * orderly end (it ended 0: helper-111) */
+            {0x54524D41u, SEND, 100, -EPROTO, 1},
+            {0x54524D41u, SEND, 100, -EPROTO, 2},
         };
 
         for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
             struct t_conn *b;
             int bfd = raw_conn(evpl, ep, &srv, &b);
 
-            t_trma_put(bfd, bad[i].magic, bad[i].op, bad[i].len, 0, 0, 1);
+            if (bad[i].cut == 2) {
+                t_write_all(bfd, "\x54\x52\x4d\x41\0\0\0\x01\0\0", 10);
+                shutdown(bfd, SHUT_WR);
+            } else {
+                t_trma_put(bfd, bad[i].magic, bad[i].op, bad[i].len, 0, 0, 1);
+            }
+            if (bad[i].cut == 1) {
+                t_write_all(bfd, "0123456789", 10);
+                shutdown(bfd, SHUT_WR);
+            }
             if (bad[i].op == READ_REPLY) {
                 t_write_all(bfd, "abcd", 4);
             }

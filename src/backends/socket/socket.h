@@ -95,6 +95,11 @@ evpl__stream_read_end(struct evpl *evpl, struct evpl_bind *bind, int got, int st
     if (got) {
         evpl__bind_received(evpl, bind);
     }
+    if (status == 0 && !bind->protocol->stream && bind->recv_ring.length) {
+        /* messages framed on a byte stream (TCP-RDMA): the peer ended
+         * inside one, which is lost: an error, not an orderly end */
+        status = -EPROTO;
+    }
     if (status <= 0) {
         evpl__event_clear(evpl, &bind->event, EVPL_EV_READABLE | EVPL_EV_READ_INTEREST);
         evpl__bind_fail(evpl, bind, status);
