@@ -93,7 +93,7 @@ EVPL_API int
 evpl_protocol_lookup(enum evpl_protocol_id *id, const char *name)
 {
     evpl_auto_init(); /* core.md §1: an auto-initializing call, whatever the name */
-    if (!name) {
+    if (!name || !id) {
         return -1;
     }
     for (int i = 0; i < EVPL_NUM_PROTO; i++) {

@@ -65,6 +65,8 @@ main(void)
     T_EQ(evpl_protocol_lookup(&id, "STREAM_SOCKET_TCPX"), -1);
     T_EQ(evpl_protocol_lookup(&id, "NO_SUCH_PROTOCOL"), -1);
     T_EQ(evpl_protocol_lookup(&id, ""), -1);
+    T_EQ(evpl_protocol_lookup(&id, NULL), -1);
+    T_EQ(evpl_protocol_lookup(NULL, "STREAM_SOCKET_TCP"), -1); /* wrote through NULL */
 
     /* predicates on the socket protocols */
     T_EQ(evpl_protocol_available(EVPL_STREAM_SOCKET_TCP), 1);
