@@ -178,6 +178,7 @@ enum {
     EVPL_BIND_RECV_HELD = 1u << 10,   /* a module holds the receive side (hold.h) */
     EVPL_BIND_RECV_DRAIN = 1u << 11,  /* delivering at failure: sends are dropped */
     EVPL_BIND_RECV_PARK = 1u << 12,   /* what arrives waits long: compacted (hold.h) */
+    EVPL_BIND_GSO_PROBE = 1u << 13,   /* UDP: a grouped send failed; is UDP_SEGMENT to blame? */
 };
 
 struct evpl_bind {

@@ -227,6 +227,7 @@ batch_done(struct evpl *evpl, struct udpc *c)
         int res = c->sends[k].res;
 
         if (res >= 0) {
+            evpl__udp_probe_result(bind, 1);
             evpl__udp_consume(evpl, bind, c->batch.count[k], &bytes, &msgs);
             continue;
         }
@@ -234,11 +235,12 @@ batch_done(struct evpl *evpl, struct udpc *c)
             break; /* the rest is still queued: the next batch sends it */
         }
         if (c->batch.count[k] > 1) {
-            evpl__udp_gso_refused(bind, -res);
+            evpl__udp_group_failed(bind, -res);
             break;
         }
         /* this datagram cannot go (too big, unreachable): drop it alone */
         evpl_log_error("io_uring", "UDP send: %s; datagram dropped", strerror(-res));
+        evpl__udp_probe_result(bind, 0);
         evpl__udp_consume(evpl, bind, 1, &bytes, &msgs); /* counted: it left the queue */
     }
     c->nsends = 0;
@@ -265,7 +267,6 @@ static void
 udp_flush(struct evpl *evpl, struct evpl_bind *bind)
 {
     struct udpc *c = bind->backend;
-    int gso = !(bind->flags & EVPL_BIND_NO_GSO);
     struct io_uring_sqe *prev = NULL;
     uint64_t dropped_bytes = 0, dropped_msgs = 0;
     unsigned int k;
@@ -279,7 +280,7 @@ udp_flush(struct evpl *evpl, struct evpl_bind *bind)
     if (evpl_dgram_ring_empty(&bind->dgram_send)) {
         goto report;
     }
-    k = evpl__udp_batch_build(bind, &c->batch, gso);
+    k = evpl__udp_batch_build(bind, &c->batch, evpl__udp_gso_on(bind));
     /* the chain must go to the kernel whole: a submission in its middle
      * (queue full) would split it, and the halves could overtake */
     if (io_uring_sq_space_left(c->u->ring) < k) {

@@ -200,4 +200,16 @@ void evpl__udp_consume(struct evpl *evpl, struct evpl_bind *bind, uint32_t count
 int evpl__udp_drop_unsendable(struct evpl *evpl, struct evpl_bind *bind, uint64_t *bytes,
                               uint64_t *msgs);
 /* A grouped send failed: no more UDP_SEGMENT on this bind. */
-void evpl__udp_gso_refused(struct evpl_bind *bind, int err);
+/* A send of several datagrams (UDP_SEGMENT) failed: the next send of its
+ * first datagram goes alone, and says whether segmentation was to blame
+ * (it goes: no more grouping on this bind) or the datagram itself (a bad
+ * address; it fails too and is dropped: grouping goes on). */
+void evpl__udp_group_failed(struct evpl_bind *bind, int err);
+void evpl__udp_probe_result(struct evpl_bind *bind, int sent);
+
+/* Whether the next batch may group datagrams. */
+static inline int
+evpl__udp_gso_on(const struct evpl_bind *bind)
+{
+    return !(bind->flags & (EVPL_BIND_NO_GSO | EVPL_BIND_GSO_PROBE));
+} /* evpl__udp_gso_on */

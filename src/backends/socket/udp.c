@@ -302,7 +302,6 @@ udp_flush(struct evpl *evpl, struct evpl_bind *bind)
 {
     struct evpl_udp_batch b;
     uint64_t bytes = 0, sent_msgs = 0;
-    int gso = !(bind->flags & EVPL_BIND_NO_GSO);
     unsigned int rounds = 0;
 
     while (!evpl_dgram_ring_empty(&bind->dgram_send)) {
@@ -318,7 +317,7 @@ udp_flush(struct evpl *evpl, struct evpl_bind *bind)
         if (evpl__udp_drop_unsendable(evpl, bind, &bytes, &sent_msgs)) {
             continue;
         }
-        k = evpl__udp_batch_build(bind, &b, gso);
+        k = evpl__udp_batch_build(bind, &b, evpl__udp_gso_on(bind));
         n = evpl_sys_sendmmsg(bind->event.fd, b.msgs, k, MSG_DONTWAIT);
         if (n < 0) {
             if (errno == EINTR) {
@@ -329,13 +328,15 @@ udp_flush(struct evpl *evpl, struct evpl_bind *bind)
                 break;
             }
             if (b.count[0] > 1) {
-                evpl__udp_gso_refused(bind, errno);
-                gso = 0;
+                evpl__udp_group_failed(bind, errno);
                 continue;
             }
             /* this datagram cannot go (too big, unreachable): drop it alone */
             evpl_log_error("socket", "UDP send: %s; datagram dropped", strerror(errno));
+            evpl__udp_probe_result(bind, 0);
             n = 1;
+        } else {
+            evpl__udp_probe_result(bind, 1);
         }
         for (int i = 0; i < n; i++) {
             evpl__udp_consume(evpl, bind, b.count[i], &bytes, &sent_msgs);
@@ -348,13 +349,26 @@ udp_flush(struct evpl *evpl, struct evpl_bind *bind)
 } /* udp_flush */
 
 void
-evpl__udp_gso_refused(struct evpl_bind *bind, int err)
+evpl__udp_group_failed(struct evpl_bind *bind, int err)
 {
-    /* the path refuses segmentation offload: plain sends from now on */
-    evpl_log_info("socket", "UDP_SEGMENT refused (%s); sending datagrams one by one",
-                  strerror(err));
-    bind->flags |= EVPL_BIND_NO_GSO;
-} /* evpl__udp_gso_refused */
+    evpl_log_debug("socket", "UDP send of grouped datagrams: %s; trying the first alone",
+                   strerror(err));
+    bind->flags |= EVPL_BIND_GSO_PROBE;
+} /* evpl__udp_group_failed */
+
+void
+evpl__udp_probe_result(struct evpl_bind *bind, int sent)
+{
+    if (!(bind->flags & EVPL_BIND_GSO_PROBE)) {
+        return;
+    }
+    bind->flags &= ~EVPL_BIND_GSO_PROBE;
+    if (sent) {
+        /* the path refuses segmentation offload: plain sends from now on */
+        evpl_log_info("socket", "UDP_SEGMENT refused; sending datagrams one by one");
+        bind->flags |= EVPL_BIND_NO_GSO;
+    }
+} /* evpl__udp_probe_result */
 
 static void
 udp_write(struct evpl *evpl, struct evpl_event *event)
