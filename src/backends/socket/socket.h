@@ -95,9 +95,11 @@ evpl__stream_read_end(struct evpl *evpl, struct evpl_bind *bind, int got, int st
     if (got) {
         evpl__bind_received(evpl, bind);
     }
-    if (status == 0 && !bind->protocol->stream && bind->recv_ring.length) {
+    if (status == 0 && !bind->protocol->stream && bind->recv_ring.length &&
+        bind->want > bind->recv_ring.length) {
         /* messages framed on a byte stream (TCP-RDMA): the peer ended
-         * inside one, which is lost: an error, not an orderly end */
+         * inside one, which is lost: an error, not an orderly end (whole
+         * frames left waiting, a stalled peer's requests, are not that) */
         status = -EPROTO;
     }
     if (status <= 0) {
