@@ -1126,6 +1126,17 @@ t_app_check_terminal(struct t_app *a)
     T_EQ(a->errors, 0);
 } /* t_app_check_terminal */
 
+/* What the server side's requests recorded (bodies, fields). */
+static inline void
+t_app_free_reqs(struct t_app *a)
+{
+    for (int i = 0; i < a->nreqs; i++) {
+        t_buf_free(&a->reqs[i].body);
+        t_buf_free(&a->reqs[i].headers);
+        t_buf_free(&a->reqs[i].trailers);
+    }
+} /* t_app_free_reqs */
+
 static inline void
 t_app_stop(struct t_app *a)
 {
@@ -1140,11 +1151,7 @@ t_app_stop(struct t_app *a)
     evpl_destroy(a->evpl);
     evpl_endpoint_close(a->ep);
     t_app_check_terminal(a);
-    for (int i = 0; i < a->nreqs; i++) {
-        t_buf_free(&a->reqs[i].body);
-        t_buf_free(&a->reqs[i].headers);
-        t_buf_free(&a->reqs[i].trailers);
-    }
+    t_app_free_reqs(a);
 } /* t_app_stop */
 
 #define T_EV_EQ(r, want)                                                              \

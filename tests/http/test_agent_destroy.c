@@ -114,11 +114,7 @@ main(void)
     evpl_destroy(app.evpl);
     evpl_endpoint_close(app.ep);
     evpl_endpoint_close(rep);
-    for (int i = 0; i < app.nreqs; i++) {
-        t_buf_free(&app.reqs[i].body);
-        t_buf_free(&app.reqs[i].headers);
-        t_buf_free(&app.reqs[i].trailers);
-    }
+    t_app_free_reqs(&app);
     t_client_free_reqs(&cl);
     fprintf(stderr, "PASS\n");
     return 0;

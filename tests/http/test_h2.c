@@ -294,11 +294,7 @@ section_end(const char *name)
     fprintf(stderr, "  ok: %s: %d server / %d client requests, protocol HTTP2, Host " HOSTV "\n",
             name, app.nreqs, cl.nreqs);
     t_client_free_reqs(&cl);
-    for (int i = 0; i < app.nreqs; i++) {
-        t_buf_free(&app.reqs[i].body);
-        t_buf_free(&app.reqs[i].headers);
-        t_buf_free(&app.reqs[i].trailers);
-    }
+    t_app_free_reqs(&app);
     cl.nreqs = 0;
     app.nreqs = 0;
     memset(cproto, 0, sizeof(cproto));

@@ -519,11 +519,7 @@ server_agent_destroyed(void)
     evpl_destroy(app.evpl);
     evpl_endpoint_close(app.ep);
     t_app_check_terminal(&app);
-    for (int i = 0; i < app.nreqs; i++) {
-        t_buf_free(&app.reqs[i].body);
-        t_buf_free(&app.reqs[i].headers);
-        t_buf_free(&app.reqs[i].trailers);
-    }
+    t_app_free_reqs(&app);
 }
 
 static void
@@ -596,11 +592,7 @@ agent_destroy_both_sides(void)
     evpl_listener_destroy(app.listener);
     evpl_destroy(app.evpl);
     evpl_endpoint_close(app.ep);
-    for (int i = 0; i < app.nreqs; i++) {
-        t_buf_free(&app.reqs[i].body);
-        t_buf_free(&app.reqs[i].headers);
-        t_buf_free(&app.reqs[i].trailers);
-    }
+    t_app_free_reqs(&app);
     t_client_free_reqs(&cl);
 }
 

@@ -116,11 +116,7 @@ reset_records(void)
     t_client_check_terminal(&cl);
     t_app_check_terminal(&app);
     t_client_free_reqs(&cl);
-    for (int i = 0; i < app.nreqs; i++) {
-        t_buf_free(&app.reqs[i].body);
-        t_buf_free(&app.reqs[i].headers);
-        t_buf_free(&app.reqs[i].trailers);
-    }
+    t_app_free_reqs(&app);
     cl.nreqs = 0;
     app.nreqs = 0;
     memset(sproto, 0, sizeof(sproto));
@@ -310,11 +306,7 @@ main(void)
     evpl_destroy(app.evpl);
     evpl_endpoint_close(app.ep);
     t_client_free_reqs(&cl);
-    for (int i = 0; i < app.nreqs; i++) {
-        t_buf_free(&app.reqs[i].body);
-        t_buf_free(&app.reqs[i].headers);
-        t_buf_free(&app.reqs[i].trailers);
-    }
+    t_app_free_reqs(&app);
     free(big);
     fprintf(stderr, "PASS\n");
     return 0;

@@ -24,11 +24,7 @@ app_end(void)
     evpl_destroy(app.evpl);
     evpl_endpoint_close(app.ep);
     t_app_check_terminal(&app);
-    for (int i = 0; i < app.nreqs; i++) {
-        t_buf_free(&app.reqs[i].body);
-        t_buf_free(&app.reqs[i].headers);
-        t_buf_free(&app.reqs[i].trailers);
-    }
+    t_app_free_reqs(&app);
 } /* app_end */
 
 static void
