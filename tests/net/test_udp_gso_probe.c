@@ -9,10 +9,10 @@
  * bad run all arrive.
  *
  * Then (root: a private network namespace whose loopback has a 1000-byte
- * MTU) a run the path cannot segment (1400-byte datagrams, larger than
- * the MTU, which go as IP fragments one by one) fails as a group but goes datagram by datagram: that is
- * segmentation's fault, so the bind stops grouping (one "refused" line),
- * and every datagram arrives.
+ * MTU) a run of 1400-byte datagrams, larger than the MTU.  Whether the
+ * kernel segments it is its call (6.18 refuses, 6.1 does not); refused,
+ * it goes datagram by datagram as IP fragments, and the bind stops
+ * grouping (one "refused" line at most).  Every datagram arrives.
  */
 /* MATRIX: datagram */
 /* MATRIX_ONLY: DATAGRAM_SOCKET_UDP DATAGRAM_IO_URING_UDP */
@@ -104,7 +104,12 @@ main(void)
             }
             T_PUMP(evpl, cb.nmsg_len == before + 8, 5000);
         }
-        T_EQ(refused, 1);
+        /* whether such a run is refused is the kernel's call (6.18
+         * refuses it, Debian 12's 6.1 segments it): every datagram
+         * arrives either way, and a refusal is found once */
+        fprintf(stderr, "path MTU 1000, 1400-byte run: %s\n",
+                refused ? "segmentation refused, sent one by one" : "segmented");
+        T_LE(refused, 1);
         T_EQ_U(cb.rxlen, 3 * 8 * 200 + 2 * 8 * 1400);
     } else {
         fprintf(stderr, "not root: the path-MTU part is skipped\n");
