@@ -384,17 +384,26 @@ t_read_all(int fd, void *buf, size_t len)
     }
 } /* t_read_all */
 
-/* A TCP-RDMA frame header (rdma.md §6), big-endian, written to fd. */
+/* A TCP-RDMA frame header (rdma.md §6), big-endian, into b[32]. */
 static inline void
-t_trma_put(int fd, uint32_t magic, uint32_t op, uint32_t len, uint32_t key, uint64_t addr,
-           uint64_t id)
+t_trma_hdr(unsigned char *b, uint32_t magic, uint32_t op, uint32_t len, uint32_t key,
+           uint64_t addr, uint64_t id)
 {
-    unsigned char b[32];
     uint32_t v[4] = {htobe32(magic), htobe32(op), htobe32(len), htobe32(key)};
     uint64_t w[2] = {htobe64(addr), htobe64(id)};
 
     memcpy(b, v, 16);
     memcpy(b + 16, w, 16);
+} /* t_trma_hdr */
+
+/* The same, written to fd. */
+static inline void
+t_trma_put(int fd, uint32_t magic, uint32_t op, uint32_t len, uint32_t key, uint64_t addr,
+           uint64_t id)
+{
+    unsigned char b[32];
+
+    t_trma_hdr(b, magic, op, len, key, addr, id);
     t_write_all(fd, b, 32);
 } /* t_trma_put */
 
