@@ -132,6 +132,7 @@ struct rpc2_sreq {
     uint32_t read_position;
     int reads_left;
     int read_failed;
+    int long_call;                 /* the read chunk is the whole call (RFC 8166 §3.5.3) */
     struct rpc2_chunk write_offer; /* the client's write chunk */
     int write_offered;             /* it sent one (maybe of no segments) */
     struct rpc2_chunk reply_offer; /* the client's reply chunk (n 0: none) */
@@ -1440,6 +1441,7 @@ parse_authsys(struct rpc2_sreq *s, struct rpc2_rd *r, uint32_t body_len)
 }
 
 static void dispatch_call(struct evpl *evpl, struct rpc2_sreq *s);
+static void long_call_fetched(struct evpl *evpl, struct rpc2_sreq *s);
 
 static void
 read_chunk_done(int status, void *private_data)
@@ -1460,6 +1462,10 @@ read_chunk_done(int status, void *private_data)
                 evpl_close(evpl, s->conn->bind);
             }
             sreq_free(s);
+            return;
+        }
+        if (s->long_call) {
+            long_call_fetched(evpl, s);
             return;
         }
         dispatch_call(evpl, s);
@@ -1771,6 +1777,80 @@ deny:
  * A CALL (RFC 5531 §9): the header after the xid and message type.  r is
  * positioned after those two words; msg is owned by this function.
  */
+/* s is served on c (served: a call taken now, counted in c's budget). */
+static void
+sreq_link(struct evpl *evpl, struct rpc2_conn *c, struct rpc2_sreq *s, int served)
+{
+    s->conn = &c->pub;
+    s->prev = NULL;
+    s->next = c->sreqs;
+    if (c->sreqs) {
+        c->sreqs->prev = s;
+    }
+    c->sreqs = s;
+    c->nserving++;
+    if (served) {
+        flow_served(evpl, c);
+    }
+    flow_check(evpl, c);
+} /* sreq_link */
+
+/*
+ * RDMA-read the call's read chunk (s->read_segs) into buffers the request
+ * owns (released with it unless the handler takes them); read_chunk_done
+ * goes on.  On failure the connection closes and s is freed.
+ */
+static void
+fetch_read_chunk(struct evpl *evpl, struct rpc2_conn *c, struct rpc2_sreq *s)
+{
+    struct evpl_iovec *pieces, stack[STACK_IOV];
+    uint64_t total = 0;
+    int n;
+
+    for (int i = 0; i < s->nread_segs; i++) {
+        total += s->read_segs[i].length;
+    }
+    if (total > evpl_global_config_get_rpc2_max_message_size()) {
+        /* more than a record may carry inline: not taken */
+        rpc2_error("read chunk of %llu bytes over the limit: closing", (unsigned long long) total);
+        close_conn(evpl, c);
+        sreq_free(s);
+        return;
+    }
+    n = alloc_spread(evpl, total, 0, s->read_inline, &s->read_heap, &s->read_chunk.iov);
+    if (n < 0) {
+        out_of_memory(evpl, c, "a read chunk");
+        sreq_free(s);
+        return;
+    }
+    s->read_chunk.length = (uint32_t) total;
+    s->read_chunk.niov = n;
+    if (total == 0) {
+        s->read_chunk.iov[0].length = 0; /* (one byte was allocated) */
+    }
+    /* each segment lands where it sits in the chunk, across buffers */
+    pieces = iov_array(stack, n);
+    if (!pieces) {
+        out_of_memory(evpl, c, "a read chunk");
+        sreq_free(s);
+        return;
+    }
+    s->reads_left = s->nread_segs;
+    for (uint32_t i = 0, off = 0; i < (uint32_t) s->nread_segs; i++) {
+        int k = view(s->read_chunk.iov, n, off, s->read_segs[i].length, pieces, n);
+
+        if (k <= 0) { /* an empty segment */
+            pieces[0] = s->read_chunk.iov[0];
+            pieces[0].length = 0;
+            k = 1;
+        }
+        off += s->read_segs[i].length;
+        evpl_rdma_read(evpl, c->pub.bind, s->read_segs[i].handle, s->read_segs[i].offset, pieces, k,
+                       read_chunk_done, s);
+    }
+    iov_array_free(pieces, stack);
+} /* fetch_read_chunk */
+
 static void
 server_call(struct evpl *evpl, struct rpc2_conn *c, struct rpc2_rd *r, uint32_t xid,
             const struct evpl_iovec *msg, int nmsg, uint32_t msglen, struct rpc2_sreq *s)
@@ -1778,8 +1858,7 @@ server_call(struct evpl *evpl, struct rpc2_conn *c, struct rpc2_rd *r, uint32_t 
     struct evpl_rpc2_conn *conn = &c->pub;
     uint32_t rpcvers, prog, vers, proc, flavor, blen, vflavor, vlen;
     uint32_t low = UINT32_MAX, high = 0;
-    int found_prog = 0, n;
-    struct evpl_iovec *pieces, stack[STACK_IOV];
+    int found_prog = 0;
 
     s->msg = nmsg <= MSG_INLINE ? s->msg_inline : malloc((size_t) nmsg * sizeof(*msg));
     if (!s->msg) {
@@ -1788,15 +1867,8 @@ server_call(struct evpl *evpl, struct rpc2_conn *c, struct rpc2_rd *r, uint32_t 
         out_of_memory(evpl, c, "a call");
         return;
     }
-    s->conn = conn;
-    s->next = c->sreqs;
-    if (c->sreqs) {
-        c->sreqs->prev = s;
-    }
-    c->sreqs = s;
-    c->nserving++;
-    flow_served(evpl, c);
-    flow_check(evpl, c);
+    sreq_link(evpl, c, s, !s->long_call); /* (a long call was counted when it came) */
+    s->long_call = 0;
     s->enc.xid = xid;
     memcpy(s->msg, msg, (size_t) nmsg * sizeof(*msg));
     s->nmsg = nmsg;
@@ -1879,59 +1951,13 @@ dispatch:
     if (s->nread_segs) {
         /* fetch the directly placed argument before dispatch (RFC 8166
          * §3.5.3); its position is counted from the RPC message start */
-        uint64_t total = 0;
-
-        for (int i = 0; i < s->nread_segs; i++) {
-            total += s->read_segs[i].length;
-        }
-        if (total > evpl_global_config_get_rpc2_max_message_size()) {
-            /* more than a record may carry inline: not taken */
-            rpc2_error("read chunk of %llu bytes over the limit: closing",
-                       (unsigned long long) total);
-            close_conn(evpl, c);
-            sreq_free(s);
-            return;
-        }
         if (s->read_position < s->args_pos) {
             send_error(evpl, s, xid, 0, ACCEPT_GARBAGE_ARGS, 0, 0);
             sreq_free(s);
             return;
         }
-        n = alloc_spread(evpl, total, 0, s->read_inline, &s->read_heap, &s->read_chunk.iov);
-        if (n < 0) {
-            out_of_memory(evpl, c, "a read chunk");
-            sreq_free(s);
-            return;
-        }
         s->read_chunk.xdr_position = s->read_position - s->args_pos;
-        s->read_chunk.length = (uint32_t) total;
-        /* the request owns the buffers from here (released with it unless
-         * the handler takes them) */
-        s->read_chunk.niov = n;
-        if (total == 0) {
-            s->read_chunk.iov[0].length = 0; /* (one byte was allocated) */
-        }
-        /* each segment lands where it sits in the chunk, across buffers */
-        pieces = iov_array(stack, n);
-        if (!pieces) {
-            out_of_memory(evpl, c, "a read chunk");
-            sreq_free(s);
-            return;
-        }
-        s->reads_left = s->nread_segs;
-        for (uint32_t i = 0, off = 0; i < (uint32_t) s->nread_segs; i++) {
-            int k = view(s->read_chunk.iov, n, off, s->read_segs[i].length, pieces, n);
-
-            if (k <= 0) { /* an empty segment */
-                pieces[0] = s->read_chunk.iov[0];
-                pieces[0].length = 0;
-                k = 1;
-            }
-            off += s->read_segs[i].length;
-            evpl_rdma_read(evpl, conn->bind, s->read_segs[i].handle, s->read_segs[i].offset, pieces,
-                           k, read_chunk_done, s);
-        }
-        iov_array_free(pieces, stack);
+        fetch_read_chunk(evpl, c, s);
         return;
     }
     dispatch_call(evpl, s);
@@ -2517,6 +2543,38 @@ own_iovecs(struct evpl_iovec *stack, const struct evpl_iovec *iov, int niov)
     return m;
 }
 
+/* A long call's chunk arrived: it is the RPC message, parsed as one that
+ * came inline (the request goes along, with the chunks it offered). */
+static void
+long_call_fetched(struct evpl *evpl, struct rpc2_sreq *s)
+{
+    struct rpc2_conn *c = priv(s->conn);
+    struct evpl_iovec *msg, stack[STACK_IOV];
+    uint32_t len = s->read_chunk.length;
+    int n = s->read_chunk.niov;
+
+    msg = own_iovecs(stack, s->read_chunk.iov, n);
+    if (!msg) {
+        out_of_memory(evpl, c, "a long call");
+        sreq_free(s);
+        return;
+    }
+    s->read_chunk.niov = 0;
+    free(s->read_heap); /* (copied into msg) */
+    s->read_heap = NULL;
+    s->nread_segs = 0;
+    sreq_unlink(s); /* (server_call links it again) */
+    if (dbuf_fit(&s->dbuf, (uint64_t) len * DBUF_PER_BYTE + DBUF_MIN) < 0) {
+        release_all(evpl, msg, n);
+        iov_array_free(msg, stack);
+        out_of_memory(evpl, c, "a long call");
+        sreq_free(s);
+        return;
+    }
+    rpc_message(evpl, c, msg, n, len, s, NULL); /* takes the references */
+    iov_array_free(msg, stack);
+} /* long_call_fetched */
+
 /* Drop n bytes from the front of an owned iovec list. */
 static int
 strip_front(struct evpl *evpl, struct evpl_iovec *iov, int niov, uint32_t n)
@@ -2879,6 +2937,34 @@ rdma_message(struct evpl *evpl, struct rpc2_conn *c, struct evpl_iovec *iov, int
     }
     n = strip_front(evpl, own, niov, r.pos);
 
+    if (proc == RDMA_NOMSG && nread) {
+        /* a long call (RFC 8166 §3.5.3): the whole message in a
+         * position-zero read chunk, fetched before anything else */
+        release_all(evpl, own, n);
+        iov_array_free(own, stack);
+        if (read_pos != 0) {
+            goto malformed_released;
+        }
+        s = sreq_get(conn->thread, 0);
+        if (!s) {
+            out_of_memory(evpl, c, "a call");
+            return;
+        }
+        memcpy(s->read_segs, reads, sizeof(reads));
+        s->nread_segs = nread;
+        s->long_call = 1;
+        s->rdma = 1;
+        if (have_written) {
+            s->write_offer = wchunk;
+            s->write_offered = 1;
+        }
+        if (have) {
+            s->reply_offer = rchunk;
+        }
+        sreq_link(evpl, c, s, 1);
+        fetch_read_chunk(evpl, c, s);
+        return;
+    }
     if (proc == RDMA_NOMSG) {
         /* a long reply, written into our reply chunk */
         struct evpl_rpc2_request *req;
@@ -2888,8 +2974,7 @@ rdma_message(struct evpl *evpl, struct rpc2_conn *c, struct evpl_iovec *iov, int
         iov_array_free(own, stack);
         HASH_FIND(hh, conn->pending_calls, &xid, sizeof(xid), req);
         if (!req) {
-            /* a long call (position-zero read chunk), or a stray reply:
-             * not something this end takes */
+            /* a reply to nothing */
             rpc2_error("unexpected RDMA_NOMSG: closing");
             close_conn(evpl, c);
             return;
@@ -2946,8 +3031,9 @@ rdma_message(struct evpl *evpl, struct rpc2_conn *c, struct evpl_iovec *iov, int
     return;
 
 malformed:
-    rpc2_error("malformed RPC-over-RDMA header: closing");
     release_all(evpl, iov, niov);
+malformed_released:
+    rpc2_error("malformed RPC-over-RDMA header: closing");
     close_conn(evpl, c);
 }
 

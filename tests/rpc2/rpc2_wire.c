@@ -126,6 +126,82 @@ roundtrip(int fd, const unsigned char *msg, size_t len, unsigned char *reply)
     return raw_reply(fd, reply, 4096);
 }
 
+/* ---- RPC-over-RDMA long calls (RFC 8166 §3.5.3) on TCP-RDMA ---- */
+
+struct seg {
+    uint32_t handle, length;
+    uint64_t offset;
+    const unsigned char *data; /* what the peer's memory holds there */
+};
+
+/* An RDMA_NOMSG header whose read list is segs at position pos, sent as
+ * one TCP-RDMA SEND. */
+static void
+long_call_send(int fd, uint32_t xid, uint32_t pos, const struct seg *segs, int nsegs)
+{
+    unsigned char frame[512], *q = frame;
+
+    q = put32(q, xid);
+    q = put32(q, 1); /* version */
+    q = put32(q, 8); /* credits asked */
+    q = put32(q, 1); /* RDMA_NOMSG */
+    for (int i = 0; i < nsegs; i++) {
+        q = put32(q, 1);
+        q = put32(q, pos);
+        q = put32(q, segs[i].handle);
+        q = put32(q, segs[i].length);
+        q = put32(q, (uint32_t) (segs[i].offset >> 32));
+        q = put32(q, (uint32_t) segs[i].offset);
+    }
+    q = put32(q, 0); /* end of the read list */
+    q = put32(q, 0); /* no write list */
+    q = put32(q, 0); /* no reply chunk */
+    t_trma_put(fd, 0x54524D41u, 1 /* SEND */, (uint32_t) (q - frame), 0, 0, 0);
+    raw_send(fd, frame, (size_t) (q - frame));
+}
+
+/* Answer the server's READ_REQUESTs for segs from their data, or with an
+ * ERROR when fail; returns how many came before the frame that is not one
+ * (its header in hdr; 0 with hdr's opcode 0: the server closed). */
+static int
+serve_reads(int fd, const struct seg *segs, int nsegs, int fail, unsigned char *hdr)
+{
+    int served = 0;
+
+    for (;;) {
+        unsigned char lenb[4];
+        uint32_t key, len;
+        uint64_t addr, id;
+        const struct seg *g = NULL;
+
+        if (!raw_read_or_eof(fd, hdr, 32)) {
+            memset(hdr, 0, 32);
+            return served;
+        }
+        if (get32(hdr + 4) != 2 /* READ_REQUEST */) {
+            return served;
+        }
+        raw_read_exact(fd, lenb, 4);
+        key = get32(hdr + 12);
+        addr = (uint64_t) get32(hdr + 16) << 32 | get32(hdr + 20);
+        id = (uint64_t) get32(hdr + 24) << 32 | get32(hdr + 28);
+        len = get32(lenb);
+        for (int i = 0; i < nsegs; i++) {
+            if (segs[i].handle == key && segs[i].offset == addr && segs[i].length == len) {
+                g = &segs[i];
+            }
+        }
+        T_OK(g != NULL); /* the server reads what was offered, as offered */
+        if (fail) {
+            t_trma_put(fd, 0x54524D41u, 6 /* ERROR */, EACCES, key, addr, id);
+        } else {
+            t_trma_put(fd, 0x54524D41u, 3 /* READ_REPLY */, len, key, addr, id);
+            raw_send(fd, g->data, len);
+        }
+        served++;
+    }
+}
+
 static const unsigned char greet_args[] = {0,   0,   0,   7,   0,   0, 0, 5,
                                            'h', 'e', 'l', 'l', 'o', 0, 0, 0};
 
@@ -477,6 +553,95 @@ main(void)
         evpl_rpc2_server_detach(rs.thread, s2);
         evpl_rpc2_server_destroy(s2);
         evpl_endpoint_close(ep2);
+    }
+
+    /* long calls: the whole call in a position-zero read chunk, here in
+     * three segments the server fetches before it parses anything; the
+     * reply comes inline (RDMA_MSG) */
+    {
+        struct evpl_rpc2_server *s3 = evpl_rpc2_server_init(rs.programs, 1);
+        struct evpl_endpoint *ep3 = t_endpoint(EVPL_DATAGRAM_TCP_RDMA);
+        static unsigned char call[256], hdr[32], back[512], junk[64];
+        struct seg segs[3];
+        size_t clen;
+        uint32_t blen;
+        int fd3;
+
+        T_EQ(evpl_rpc2_server_start(s3, EVPL_DATAGRAM_TCP_RDMA, ep3), 0);
+        evpl_rpc2_server_attach(rs.thread, s3, NULL);
+        clen = call_msg(call, 60, 2, 0x20001234, 1, 1, 0, 0, greet_args, sizeof(greet_args));
+        segs[0] = (struct seg){0x1111, 20, 0x100000000ull, call};
+        segs[1] = (struct seg){0x2222, 0, 0x2000, call + 20};
+        segs[2] = (struct seg){0x3333, (uint32_t) clen - 20, 0x3000, call + 20};
+        fd3 = raw_connect(ep3);
+        long_call_send(fd3, 60, 0, segs, 3);
+        T_EQ(serve_reads(fd3, segs, 3, 0, hdr), 3);
+        T_EQ(get32(hdr + 4), 1); /* then the reply: a SEND */
+        blen = get32(hdr + 8);
+        T_OK(blen >= 28 + 24 && blen <= sizeof(back));
+        raw_read_exact(fd3, back, blen);
+        T_EQ(get32(back), 60);      /* xid */
+        T_EQ(get32(back + 12), 0);  /* RDMA_MSG */
+        T_EQ(get32(back + 16), 0);  /* no read list */
+        T_EQ(get32(back + 20), 0);  /* no write list */
+        T_EQ(get32(back + 24), 0);  /* no reply chunk */
+        T_EQ(get32(back + 28), 60); /* the RPC reply: xid */
+        T_EQ(get32(back + 48), 0);  /* SUCCESS */
+        T_EQ(get32(back + 52), 8);  /* GREET's result: id + 1 */
+        T_EQ(get32(back + 56), 5);
+        T_OK(memcmp(back + 60, "hello", 5) == 0);
+        /* and again on the same connection, one segment */
+        clen = call_msg(call, 61, 2, 0x20001234, 1, 1, 0, 0, greet_args, sizeof(greet_args));
+        segs[0] = (struct seg){0x4444, (uint32_t) clen, 0x4000, call};
+        long_call_send(fd3, 61, 0, segs, 1);
+        T_EQ(serve_reads(fd3, segs, 1, 0, hdr), 1);
+        T_EQ(get32(hdr + 4), 1);
+        blen = get32(hdr + 8);
+        T_OK(blen >= 28 + 24 && blen <= sizeof(back));
+        raw_read_exact(fd3, back, blen);
+        T_EQ(get32(back + 28), 61);
+        T_EQ(get32(back + 52), 8);
+        close(fd3);
+
+        /* what closes the connection instead: a read list not at position
+         * zero, a chunk over rpc2_max_message_size (nothing is read), a
+         * read the peer fails, a chunk that is no RPC message, and the
+         * peer going away while the server reads */
+        memset(junk, 0xa5, sizeof(junk));
+        for (int k = 0; k < 5; k++) {
+            struct seg one = {0x5555, (uint32_t) clen, 0x5000, call};
+
+            if (k == 1) {
+                one.length = MAX_MSG + 1;
+            }
+            if (k == 3) {
+                one.data = junk;
+                one.length = sizeof(junk);
+            }
+            fd3 = raw_connect(ep3);
+            long_call_send(fd3, 70 + (uint32_t) k, k == 0 ? 8 : 0, &one, 1);
+            if (k == 4) {
+                /* the read request, then nothing but the close */
+                raw_read_exact(fd3, hdr, 32);
+                T_EQ(get32(hdr + 4), 2);
+                close(fd3);
+                continue;
+            }
+            T_EQ(serve_reads(fd3, &one, 1, k == 2, hdr), k >= 2 ? 1 : 0);
+            T_EQ(get32(hdr + 4), 0); /* closed, nothing else sent */
+            close(fd3);
+        }
+        /* the server still serves long calls */
+        fd3 = raw_connect(ep3);
+        long_call_send(fd3, 62, 0, segs, 1);
+        T_EQ(serve_reads(fd3, segs, 1, 0, hdr), 1);
+        T_EQ(get32(hdr + 4), 1);
+        close(fd3);
+        fprintf(stderr, "ok: RPC-over-RDMA long calls\n");
+        evpl_rpc2_server_stop(s3);
+        evpl_rpc2_server_detach(rs.thread, s3);
+        evpl_rpc2_server_destroy(s3);
+        evpl_endpoint_close(ep3);
     }
 
     raw_server_stop(&rs);

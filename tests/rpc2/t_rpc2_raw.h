@@ -48,6 +48,25 @@ raw_read_exact(int fd, void *buf, size_t len)
     }
 }
 
+/* Exactly len bytes from fd as raw_read_exact, or 0 when the peer closes
+ * first (before any of them). */
+static inline int
+raw_read_or_eof(int fd, void *buf, size_t len)
+{
+    uint64_t deadline = t_now_ns() + 10000000000ull;
+    ssize_t n;
+
+    while ((n = recv(fd, buf, 1, 0)) < 0 && (errno == EAGAIN || errno == EINTR)) {
+        T_OK(t_now_ns() < deadline);
+        evpl_continue(t_evpl);
+    }
+    if (n <= 0) {
+        return 0; /* EOF, or a reset */
+    }
+    raw_read_exact(fd, (char *) buf + 1, len - 1);
+    return 1;
+}
+
 /* All of buf, running the loop while the socket is full. */
 static inline void
 raw_send(int fd, const void *buf, size_t len)
