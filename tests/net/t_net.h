@@ -386,8 +386,8 @@ t_read_all(int fd, void *buf, size_t len)
 
 /* A TCP-RDMA frame header (rdma.md §6), big-endian, into b[32]. */
 static inline void
-t_trma_hdr(unsigned char *b, uint32_t magic, uint32_t op, uint32_t len, uint32_t key,
-           uint64_t addr, uint64_t id)
+t_trma_hdr(unsigned char *b, uint32_t magic, uint32_t op, uint32_t len, uint32_t key, uint64_t addr,
+           uint64_t id)
 {
     uint32_t v[4] = {htobe32(magic), htobe32(op), htobe32(len), htobe32(key)};
     uint64_t w[2] = {htobe64(addr), htobe64(id)};
