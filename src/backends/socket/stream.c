@@ -694,7 +694,7 @@ accept_retry(struct evpl *evpl, struct evpl_timer *timer)
 {
     struct listen_state *ls = container_of(timer, struct listen_state, retry);
 
-    evpl__event_set(evpl, &ls->event, EVPL_EV_READABLE);
+    evpl__event_set(evpl, &ls->event, EVPL_EV_READ_INTEREST | EVPL_EV_READABLE);
 } /* accept_retry */
 
 static void
@@ -713,13 +713,17 @@ accept_ready(struct evpl *evpl, struct evpl_event *event)
             if (errno == EINTR || errno == ECONNABORTED) {
                 continue;
             }
-            evpl__event_clear(evpl, event, EVPL_EV_READABLE);
-            if (errno != EAGAIN) {
-                /* EMFILE and friends: the connection stays in the backlog;
-                 * try again shortly instead of spinning or giving up */
-                evpl__accept_failed(evpl, &ls->errlog, "socket", errno);
-                evpl_add_oneshot_timer(evpl, &ls->retry, accept_retry, EVPL_ACCEPT_RETRY_US);
+            if (errno == EAGAIN) {
+                evpl__event_clear(evpl, event, EVPL_EV_READABLE);
+                return;
             }
+            /* EMFILE and friends: the connection stays in the backlog, the
+             * socket readable; no interest until the retry (a level-triggered
+             * mechanism, select, would report it on every pass) instead of
+             * spinning or giving up */
+            evpl__event_clear(evpl, event, EVPL_EV_READABLE | EVPL_EV_READ_INTEREST);
+            evpl__accept_failed(evpl, &ls->errlog, "socket", errno);
+            evpl_add_oneshot_timer(evpl, &ls->retry, accept_retry, EVPL_ACCEPT_RETRY_US);
             return;
         }
         conn = calloc(1, sizeof(*conn));
