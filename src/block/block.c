@@ -56,7 +56,7 @@ backend_of(enum evpl_block_protocol_id id)
         default:
             break;
     }
-    return b && (!b->available || b->available()) ? b : NULL;
+    return b && (!b->available || b->available() > 0) ? b : NULL;
 } /* backend_of */
 
 /* ---- devices ---- */

@@ -150,6 +150,7 @@ enum {
 struct evpl_block_backend {
     enum evpl_block_protocol_id id;
     const char *name; /* metric label "type" */
+    /* 1 usable, 0 not; -1 not now (as for protocols) */
     int (*available)(void);
     /* Open uri (the generic part opened nothing): set fd, size, sector,
      * max_request, private_data.  0 or a negative errno. */

@@ -394,3 +394,26 @@ evpl_listener_detach(struct evpl *evpl, struct evpl_listener_binding *b)
     }
     free(b);
 } /* evpl_listener_detach */
+
+/* evpl_destroy: bindings the program left attached (net.md §4 asks it to
+ * detach them first; upstream then hands connections to the freed loop)
+ * are detached here, with an error, their queued connections going to the
+ * loops still attached. */
+void
+evpl__listener_loop_gone(struct evpl *evpl)
+{
+    for (uint32_t i = evpl->doorbells_len; i-- > 0;) {
+        struct evpl_doorbell_impl *db = evpl->doorbells[i];
+
+        if (db->callback == binding_ring) {
+            struct evpl_listener_binding *b =
+                container_of((struct evpl_doorbell *) db, struct evpl_listener_binding, bell);
+
+            evpl_log_error("net", "evpl_destroy: listener binding %p still attached: detached",
+                           (void *) b);
+            evpl_listener_detach(evpl, b);
+            i = evpl->doorbells_len; /* (the array changed) */
+        }
+    }
+} /* evpl__listener_loop_gone */
+

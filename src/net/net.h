@@ -118,6 +118,7 @@ struct evpl_protocol {
     int own_connected; /* the backend reports CONNECTED (after a handshake) */
     int stream_msgs;   /* a stream that counts its sends in SENT.msgs (in-process, net.md §10) */
     enum evpl_endpoint_kind kind;
+    /* 1 usable, 0 not; -1 not now (out of descriptors: asked again) */
     int (*available)(void);
 
     /* Start connecting bind->remote; negative errno = failed at once. */
@@ -308,6 +309,8 @@ void evpl__resolve_forget(struct evpl_bind *bind);
 
 /* Backend listen callbacks hand each accepted connection here. */
 void evpl__listener_deliver(struct evpl_listener *listener, struct evpl_accepted *conn);
+/* evpl_destroy: detach the bindings the program left attached to it. */
+void evpl__listener_loop_gone(struct evpl *evpl);
 
 /* An accept that failed for want of descriptors or memory (EMFILE, ENFILE,
  * ENOMEM, ENOBUFS): the connection stays in the backlog and the listener

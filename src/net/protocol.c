@@ -64,6 +64,9 @@ static const char *const names[EVPL_NUM_PROTO] = {
 };
 
 static const struct evpl_protocol *table[EVPL_NUM_PROTO];
+/* not available when the table was made, for a reason that may pass (no
+ * descriptor for io_uring's probe ring): asked again on each lookup */
+static const struct evpl_protocol *undecided[EVPL_NUM_PROTO];
 static pthread_once_t table_once = PTHREAD_ONCE_INIT;
 
 static void
@@ -71,9 +74,12 @@ table_init(void)
 {
     for (size_t i = 0; i < sizeof(compiled_in) / sizeof(compiled_in[0]); i++) {
         const struct evpl_protocol *p = compiled_in[i];
+        int rc = p->available ? p->available() : 1;
 
-        if (!p->available || p->available()) {
+        if (rc > 0) {
             table[p->id] = p;
+        } else if (rc < 0) {
+            undecided[p->id] = p;
         }
     }
 } /* table_init */
@@ -81,12 +87,19 @@ table_init(void)
 const struct evpl_protocol *
 evpl__protocol(enum evpl_protocol_id id)
 {
+    const struct evpl_protocol *p;
+
     evpl_auto_init();
     pthread_once(&table_once, table_init);
     if ((unsigned) id >= EVPL_NUM_PROTO) {
         return NULL;
     }
-    return table[id];
+    p = __atomic_load_n(&table[id], __ATOMIC_ACQUIRE);
+    if (!p && undecided[id] && undecided[id]->available() > 0) {
+        p = undecided[id];
+        __atomic_store_n(&table[id], p, __ATOMIC_RELEASE);
+    }
+    return p;
 } /* evpl__protocol */
 
 EVPL_API int

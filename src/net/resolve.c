@@ -199,6 +199,7 @@ evpl__resolve_loop_cleanup(struct evpl *evpl)
 void
 evpl__net_loop_cleanup(struct evpl *evpl)
 {
+    evpl__listener_loop_gone(evpl);
     evpl__resolve_loop_cleanup(evpl);
     evpl__stream_linger_cleanup(evpl);
     evpl__inproc_loop_cleanup(evpl);

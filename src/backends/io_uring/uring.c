@@ -15,6 +15,8 @@
  * small messages share one chunk instead of taking one each.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -37,10 +39,13 @@
 
 /* ---- availability ---- */
 
+/* 1 or 0 once known; -1 until then (and after a failure that may pass:
+ * out of descriptors or memory is no answer for the life of the process) */
 static int available = -1;
-static pthread_once_t available_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t available_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void
+/* 1, 0, or -errno for a failure that may pass */
+static int
 probe(void)
 {
     struct io_uring ring;
@@ -48,37 +53,84 @@ probe(void)
     static const int ops[] = {IORING_OP_RECV,    IORING_OP_SENDMSG, IORING_OP_ACCEPT,
                               IORING_OP_CONNECT, IORING_OP_SEND_ZC, IORING_OP_ASYNC_CANCEL,
                               IORING_OP_RECVMSG, IORING_OP_POLL_ADD};
-    int rc;
+    int rc, ok;
 
-    available = 0;
-    if (!evpl_shared->config->io_uring_enabled) {
-        return;
-    }
     rc = io_uring_queue_init(4, &ring, 0);
+    if (rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM || rc == -EAGAIN || rc == -EINTR) {
+        return rc;
+    }
     if (rc < 0) {
         evpl_log_info("io_uring", "io_uring unavailable (%s): its protocols are not registered",
                       strerror(-rc));
-        return;
+        return 0;
     }
     p = io_uring_get_probe_ring(&ring);
-    available = p != NULL;
+    ok = p != NULL;
     /* SEND_ZC stands in for kernel 6.0, which brought multishot receive */
     for (size_t i = 0; p && i < sizeof(ops) / sizeof(ops[0]); i++) {
         if (!io_uring_opcode_supported(p, ops[i])) {
             evpl_log_info("io_uring", "kernel lacks io_uring opcode %d: protocols not registered",
                           ops[i]);
-            available = 0;
+            ok = 0;
         }
     }
     io_uring_free_probe(p);
     io_uring_queue_exit(&ring);
+    return ok;
 } /* probe */
+
+static void *
+probe_thread(void *arg)
+{
+    *(int *) arg = probe();
+    return NULL;
+} /* probe_thread */
 
 int
 evpl__uring_available(void)
 {
-    pthread_once(&available_once, probe);
-    return available;
+    static int logged;
+    int known = __atomic_load_n(&available, __ATOMIC_ACQUIRE), rc;
+    sigset_t all, old;
+    pthread_t th;
+
+    if (known >= 0) {
+        return known;
+    }
+    pthread_mutex_lock(&available_lock);
+    if (available >= 0) {
+        pthread_mutex_unlock(&available_lock);
+        return available;
+    }
+    if (!evpl_shared->config->io_uring_enabled) {
+        rc = 0;
+    } else {
+        /* on a thread of its own, signals blocked: the ring's teardown
+         * interrupts a blocking call of the thread that made it (EINTR
+         * from a read with SO_RCVTIMEO, seen on 6.18: helper-116); the
+         * application's thread is not that one */
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        if (pthread_create(&th, NULL, probe_thread, &rc) == 0) {
+            pthread_join(th, NULL);
+        } else {
+            rc = probe(); /* no thread to be had: here, then */
+        }
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
+    if (rc < 0) {
+        if (!logged) {
+            evpl_log_error("io_uring",
+                           "cannot create a ring (%s): io_uring protocols unavailable for now",
+                           strerror(-rc));
+            logged = 1;
+        }
+        pthread_mutex_unlock(&available_lock);
+        return -1;
+    }
+    __atomic_store_n(&available, rc, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&available_lock);
+    return rc;
 } /* evpl__uring_available */
 
 /* ---- submission ---- */
@@ -634,7 +686,7 @@ evpl__uring_get(struct evpl *evpl)
     if (u) {
         return u;
     }
-    if (!evpl__uring_available()) {
+    if (evpl__uring_available() <= 0) {
         return NULL;
     }
     u = evpl__zalloc(sizeof(*u));
