@@ -47,6 +47,20 @@ evpl_defer(struct evpl *evpl, struct evpl_deferral *deferral)
     deferral->armed = ++evpl->deferrals_len;
 } /* evpl_defer */
 
+/* A backend's hand-over to the kernel, once per pass: put off to the
+ * pass's deferral dispatch, or done at once when that has run (a request
+ * made from the iteration_end hook: block.md §3 rule 1, helper-114). */
+void
+evpl__defer_handover(struct evpl *evpl, struct evpl_deferral *deferral)
+{
+    if (evpl->pass_tail) {
+        evpl_remove_deferral(evpl, deferral);
+        deferral->callback(evpl, deferral->private_data);
+        return;
+    }
+    evpl_defer(evpl, deferral);
+} /* evpl__defer_handover */
+
 EVPL_API void
 evpl_remove_deferral(struct evpl *evpl, struct evpl_deferral *deferral)
 {

@@ -413,7 +413,16 @@ evpl_continue(struct evpl *evpl)
 #endif
 
     if (evpl->hooks.iteration_end) {
+        /* block requests made here reach the kernel in this pass too
+         * (block.md §3 rule 1: helper-114) */
+        evpl->pass_tail = 1;
         evpl->hooks.iteration_end(evpl, evpl->hooks.private_data);
+        evpl->pass_tail = 0;
+#ifdef HAVE_IO_URING
+        if (evpl->uring || evpl->mech == &evpl_mech_io_uring) {
+            evpl__uring_pass_end(evpl);
+        }
+#endif
     }
 
     evpl_counter_add(&evpl->counters.passes, 1);

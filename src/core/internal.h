@@ -338,6 +338,9 @@ evpl__timers_next(const struct evpl_timers *timers)
 
 /* ---- deferrals (deferral.c) ---- */
 
+/* A backend's once-per-pass hand-over to the kernel: evpl_defer, or at once
+ * when the pass's deferrals have run (evpl->pass_tail). */
+void evpl__defer_handover(struct evpl *evpl, struct evpl_deferral *deferral);
 void evpl__deferrals_run(struct evpl *evpl);
 void evpl__deferrals_promote(struct evpl *evpl);
 
@@ -434,6 +437,9 @@ struct evpl {
     /* hybrid event/poll mode */
     struct evpl_thread_config config;
     int poll_mode;   /* currently polling */
+    /* the pass's deferrals have run (the iteration_end hook): a request
+     * a backend would put off to them goes to the kernel at once */
+    int pass_tail;
     int poll_passes; /* poll-only passes since full */
     int pins;
     int activity; /* reported since last full pass */

@@ -232,7 +232,7 @@ pt_submit(struct evpl *evpl, struct evpl_block_queue *q, struct evpl_block_req *
     r->ureq.complete = pt_complete;
     io_uring_sqe_set_data(sqe, &r->ureq);
     pq->inflight++;
-    evpl_defer(evpl, &pq->submit); /* one enter for the pass */
+    evpl__defer_handover(evpl, &pq->submit); /* one enter for the pass */
 } /* pt_submit */
 
 static int

@@ -243,7 +243,7 @@ submit(struct evpl *evpl, struct evpl_block_queue *q, struct evpl_block_req *r)
          * burst of new requests while the rest are still being made) */
         submit_now(evpl, aq, 1);
     } else {
-        evpl_defer(evpl, &aq->submit); /* one io_submit at the end of the pass */
+        evpl__defer_handover(evpl, &aq->submit); /* one io_submit at the end of the pass */
     }
 } /* submit */
 

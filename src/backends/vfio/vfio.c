@@ -622,7 +622,7 @@ vq_start(struct evpl *evpl, struct evpl_block_queue *q, struct evpl_block_req *r
         evpl__block_complete_later(evpl, r, rc);
         return 1;
     }
-    evpl_defer(evpl, &vq->ring); /* one doorbell write per pass */
+    evpl__defer_handover(evpl, &vq->ring); /* one doorbell write per pass */
     vq_pin(evpl, vq);
     return 1;
 } /* vq_start */
