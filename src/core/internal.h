@@ -436,7 +436,7 @@ struct evpl {
 
     /* hybrid event/poll mode */
     struct evpl_thread_config config;
-    int poll_mode;   /* currently polling */
+    int poll_mode; /* currently polling */
     /* the pass's deferrals have run (the iteration_end hook): a request
      * a backend would put off to them goes to the kernel at once */
     int pass_tail;

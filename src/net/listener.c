@@ -416,4 +416,3 @@ evpl__listener_loop_gone(struct evpl *evpl)
         }
     }
 } /* evpl__listener_loop_gone */
-
