@@ -13,6 +13,21 @@
 #include <unistd.h>
 
 #include "block/block.h"
+
+/* Debug builds: a queue is used with the loop that opened it, on that
+ * loop's thread (block.md §2; the loop argument alone was checked, so a
+ * queue of another thread's loop went unnoticed: helper-114). */
+#ifndef NDEBUG
+#define QUEUE_OWNER_ONLY(evpl, q)                                                               \
+    do {                                                                                        \
+        EVPL_OWNER_ONLY(evpl);                                                                  \
+        if (unlikely((q) && (q)->evpl != (evpl))) {                                             \
+            evpl_bug("block", "%s: the queue belongs to another loop (block.md §2)", __func__); \
+        }                                                                                       \
+    } while (0)
+#else
+#define QUEUE_OWNER_ONLY(evpl, q) ((void) (evpl), (void) (q))
+#endif
 #include "core/next_pass.h"
 
 #define MAX_REQUEST_FILE (4u << 20)
@@ -391,7 +406,7 @@ evpl__block_loop_cleanup(struct evpl *evpl)
 EVPL_API void
 evpl_block_close_queue(struct evpl *evpl, struct evpl_block_queue *q)
 {
-    EVPL_OWNER_ONLY(evpl);
+    QUEUE_OWNER_ONLY(evpl, q);
     if (!q || q->closing) {
         return; /* (again, from a callback that the close runs) */
     }
@@ -662,7 +677,7 @@ EVPL_API void
 evpl_block_read(struct evpl *evpl, struct evpl_block_queue *queue, struct evpl_iovec *iov, int niov,
                 uint64_t offset, evpl_block_callback_t callback, void *private_data)
 {
-    EVPL_OWNER_ONLY(evpl);
+    QUEUE_OWNER_ONLY(evpl, queue);
     rw(evpl, queue, iov, niov, offset, 0, EVPL_BLOCK_OP_READ, callback, private_data);
 } /* evpl_block_read */
 
@@ -671,7 +686,7 @@ evpl_block_write(struct evpl *evpl, struct evpl_block_queue *queue, const struct
                  int niov, uint64_t offset, int sync, evpl_block_callback_t callback,
                  void *private_data)
 {
-    EVPL_OWNER_ONLY(evpl);
+    QUEUE_OWNER_ONLY(evpl, queue);
     rw(evpl, queue, iov, niov, offset, sync, EVPL_BLOCK_OP_WRITE, callback, private_data);
 } /* evpl_block_write */
 
@@ -679,7 +694,7 @@ EVPL_API void
 evpl_block_flush(struct evpl *evpl, struct evpl_block_queue *queue, evpl_block_callback_t callback,
                  void *private_data)
 {
-    EVPL_OWNER_ONLY(evpl);
+    QUEUE_OWNER_ONLY(evpl, queue);
     struct evpl_block_req *r = req_get(queue);
 
     r->op = EVPL_BLOCK_OP_FLUSH;
@@ -692,7 +707,7 @@ EVPL_API void
 evpl_block_discard(struct evpl *evpl, struct evpl_block_queue *queue, uint64_t offset,
                    uint64_t length, evpl_block_callback_t callback, void *private_data)
 {
-    EVPL_OWNER_ONLY(evpl);
+    QUEUE_OWNER_ONLY(evpl, queue);
     struct evpl_block_req *r;
 
     if (!(queue->dev->caps & EVPL_BLOCK_CAP_DISCARD)) {
@@ -751,7 +766,7 @@ EVPL_API void
 evpl_block_write_zeroes(struct evpl *evpl, struct evpl_block_queue *queue, uint64_t offset,
                         uint64_t length, evpl_block_callback_t callback, void *private_data)
 {
-    EVPL_OWNER_ONLY(evpl);
+    QUEUE_OWNER_ONLY(evpl, queue);
     struct evpl_block_req *r;
 
     if (length == 0) {

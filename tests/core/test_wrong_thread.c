@@ -4,7 +4,9 @@
  * A struct evpl-scoped call made off the loop's owning thread (spec README,
  * cross-cutting rule 1) is a programming error: debug builds abort on it
  * (DESIGN §7) instead of racing the loop.  The calls the rule lets any
- * thread make (evpl_stop, evpl_ring_doorbell) must not abort.
+ * thread make (evpl_stop, evpl_ring_doorbell) must not abort.  A block
+ * queue is used with the loop that opened it: another thread's loop with
+ * it aborts too (only that loop was checked: helper-114).
  */
 #include "t_loop.h"
 
@@ -17,12 +19,22 @@ main(void)
 } /* main */
 #else
 
-enum call { CALL_TIMER, CALL_CONTINUE, CALL_DEFER, CALL_CONNECT, CALL_ACTIVITY, CALL_STOP };
+enum call {
+    CALL_TIMER,
+    CALL_CONTINUE,
+    CALL_DEFER,
+    CALL_CONNECT,
+    CALL_ACTIVITY,
+    CALL_STOP,
+    CALL_BLOCK_QUEUE
+};
 
 static struct evpl *loop;
 static enum call which;
 static struct evpl_timer timer;
 static struct evpl_deferral deferral;
+static struct evpl_block_queue *queue; /* of loop */
+static char block_path[64];
 
 static void
 on_timer(struct evpl *evpl, struct evpl_timer *t)
@@ -65,6 +77,13 @@ foreign_thread(void *arg)
         case CALL_STOP:
             evpl_stop(loop); /* any thread: must not abort */
             break;
+        case CALL_BLOCK_QUEUE: {
+            struct evpl *mine = evpl_create(NULL);
+
+            evpl_block_flush(mine, queue, NULL, NULL); /* loop's queue */
+            evpl_destroy(mine);
+            break;
+        }
     }
     return NULL;
 } /* foreign_thread */
@@ -77,6 +96,16 @@ child(void *arg)
     which = (enum call)(intptr_t) arg;
     evpl_init(t_global_config());
     loop = t_loop_create(0, 0);
+    if (which == CALL_BLOCK_QUEUE) {
+        struct evpl_block_device *dev =
+            evpl_block_open_device(EVPL_BLOCK_PROTOCOL_IO_URING, block_path);
+
+        if (!dev) {
+            dev = evpl_block_open_device(EVPL_BLOCK_PROTOCOL_LIBAIO, block_path);
+        }
+        T_OK(dev != NULL);
+        queue = evpl_block_open_queue(loop, dev);
+    }
     pthread_create(&tid, NULL, foreign_thread, NULL);
     pthread_join(tid, NULL);
     evpl_destroy(loop);
@@ -92,6 +121,18 @@ main(void)
     T_EQ(t_child_signal(child, (void *) (intptr_t) CALL_CONNECT), SIGABRT);
     T_EQ(t_child_signal(child, (void *) (intptr_t) CALL_ACTIVITY), SIGABRT);
     T_EQ(t_child_signal(child, (void *) (intptr_t) CALL_STOP), 0);
+    {
+        /* a file O_DIRECT can open (/var/tmp: not tmpfs) */
+        int fd;
+
+        snprintf(block_path, sizeof(block_path), "/var/tmp/evpl-wrong-thread-XXXXXX");
+        fd = mkstemp(block_path);
+        T_OK(fd >= 0);
+        T_EQ(ftruncate(fd, 1 << 20), 0);
+        close(fd);
+        T_EQ(t_child_signal(child, (void *) (intptr_t) CALL_BLOCK_QUEUE), SIGABRT);
+        unlink(block_path);
+    }
     return 0;
 } /* main */
 #endif /* NDEBUG */
