@@ -282,6 +282,21 @@ openssl_client(int max_version, int renegotiate)
             got += n > 0 ? n : 0;
         }
         ok = ok && memcmp(big, back, sizeof(back)) == 0;
+    } else if (ok && renegotiate >= 3) {
+        /* "hello" echoed, then 3: the connection ends without close_notify;
+         * 4: a record header longer than TLS allows (2^14 + 256) follows */
+        static const unsigned char oversize[] = {0x17, 0x03, 0x03, 0x48, 0x01};
+        char junk[64];
+
+        ok = SSL_write(ssl, "hello", 5) == 5 && SSL_read(ssl, buf, sizeof(buf)) == 5;
+        if (ok && renegotiate == 4) {
+            memset(junk, 0x5a, sizeof(junk));
+            ok = write(fd, oversize, sizeof(oversize)) == (ssize_t) sizeof(oversize) &&
+                 write(fd, junk, sizeof(junk)) == (ssize_t) sizeof(junk);
+            while (ok && read(fd, junk, sizeof(junk)) > 0) {
+                /* the server's alert, then its close */
+            }
+        }
     } else if (ok && renegotiate) {
         /* the server must refuse; a refused renegotiation fails here */
         ok = SSL_renegotiate(ssl) == 1 && SSL_write(ssl, "x", 1) == 1 &&
@@ -579,6 +594,18 @@ main(void)
     /* a client that negotiated 512-byte fragments gets them (TLS 1.3; our
      * record layer writes 16 KiB records, so OpenSSL's serves it) */
     T_EQ(openssl_peer(TLS1_3_VERSION, 2), 0);
+    /* what the peer sent may be cut: an end without close_notify is
+     * -ECONNRESET, and a record too long for TLS -EPROTO, on every record
+     * layer (kernel TLS said 0 and -EMSGSIZE: helper-115) */
+    {
+        int before = server_idle();
+
+        T_EQ(openssl_peer(TLS1_3_VERSION, 3), 0);
+        T_EQ(next_server_status(before), -ECONNRESET);
+        before = server_idle();
+        T_EQ(openssl_peer(TLS1_3_VERSION, 4), 0);
+        T_EQ(next_server_status(before), -EPROTO);
+    }
     curl_ok(); /* still serving */
 
     /* our client against bad certificates */

@@ -28,6 +28,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -691,12 +692,18 @@ ktls_read(struct evpl *evpl, struct evpl_bind *bind)
             continue;
         }
         if (n == 0) {
-            status = 0;
+            /* an end without close_notify (that came as a record above):
+             * what was sent may be cut, as on the other record layers
+             * (helper-115) */
+            status = -ECONNRESET;
         } else if (err == EAGAIN) {
             evpl__event_clear(evpl, &bind->event, EVPL_EV_READABLE);
         } else {
-            /* EBADMSG: a record that does not authenticate */
-            status = err == EBADMSG ? -EPROTO : -err;
+            /* a record that does not authenticate (EBADMSG), is too long
+             * (EMSGSIZE) or has a bad header (EINVAL) breaks the protocol,
+             * as on the other record layers; socket errors stay what they
+             * are */
+            status = err == EBADMSG || err == EMSGSIZE || err == EINVAL ? -EPROTO : -err;
             evpl_log_error("tls", "kernel TLS receive: %s", strerror(err));
         }
         break;
@@ -995,6 +1002,24 @@ tls_attach(struct evpl *evpl, struct evpl_bind *bind, struct evpl_accepted *conn
     return 0;
 } /* tls_attach */
 
+/* Bytes from the peer that no one will read: still in the socket, or
+ * records (or their starts) taken from it and not opened.  TCP answers a
+ * close with such input with a reset, so the peer learns its data was
+ * thrown away; a close_notify first would tell it the opposite. */
+static int
+input_discarded(struct tls_conn *t, struct evpl_bind *bind)
+{
+    int queued = 0;
+
+    if (ioctl(bind->event.fd, FIONREAD, &queued) == 0 && queued > 0) {
+        return 1;
+    }
+    if (t->utls_rx) {
+        return t->rl.part.length != 0;
+    }
+    return !t->ktls_rx && SSL_has_pending(t->ssl);
+} /* input_discarded */
+
 static void
 tls_close(struct evpl *evpl, struct evpl_bind *bind)
 {
@@ -1003,9 +1028,12 @@ tls_close(struct evpl *evpl, struct evpl_bind *bind)
     evpl_remove_timer(evpl, &bind->retry);
     if (t) {
         /* close_notify says nothing was cut off: not after an error, nor
-         * with data still queued (an abortive close) */
+         * with data still queued (an abortive close), nor, on evpl_close,
+         * with the peer's input thrown away (TCP resets there, and a
+         * finish lingers, draining it, as here: helper-115) */
         if (t->secure && bind->event.fd >= 0 && bind->close_status == 0 &&
-            bind->send_ring.length == 0 && !t->wpending) {
+            bind->send_ring.length == 0 && !t->wpending &&
+            ((bind->flags & EVPL_BIND_FINISH) || !input_discarded(t, bind))) {
             if (t->ktls_tx) {
                 evpl__ktls_alert(bind->event.fd, 1, 0);
             } else if (t->utls_tx) {
