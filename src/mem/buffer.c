@@ -103,7 +103,9 @@ evpl__buffer_release(struct evpl *evpl, struct evpl_iovec_ref *ref)
     atomic_fetch_sub_explicit(&evpl__buffers_in_use, 1, memory_order_relaxed);
     evpl__buffer_poison(b);
 
-    if (!evpl) {
+    if (!evpl || evpl__mem_capped) {
+        /* (a whole buffer's release: one lock per buffer's use, not per
+         * iovec) */
         evpl__mem_global_put(b);
         return;
     }

@@ -130,3 +130,7 @@ void evpl__buffer_unpoison(struct evpl_buffer *buf);
 
 extern uint64_t evpl__buffer_size;
 extern _Atomic int64_t evpl__buffers_in_use;
+/* A cap on buffer memory is set (max_slabs): freed buffers go back to the
+ * global pool, not to the freeing loop's own lists, where no other loop
+ * could take them (an allocation failed with none in use: helper-117). */
+extern int evpl__mem_capped;

@@ -30,6 +30,7 @@
 uint64_t evpl__buffer_size;
 static uint64_t buffer_stride; /* buffer_size rounded up to whole pages */
 _Atomic int64_t evpl__buffers_in_use;
+int evpl__mem_capped;
 
 static struct {
     pthread_mutex_t lock;
@@ -64,6 +65,7 @@ evpl__mem_init(const struct evpl_global_config *config)
     if (env && *env) {
         pool.max_slabs = (unsigned int) strtoul(env, NULL, 0);
     }
+    evpl__mem_capped = pool.max_slabs != 0;
 
     buffer_stride = (evpl__buffer_size + 4095) & ~(uint64_t) 4095;
     /* slabs are mapped as configured (whole pages) and carved into as many

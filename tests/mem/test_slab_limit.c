@@ -3,6 +3,9 @@
  * Exhaustion: with a cap of one slab of four buffers, allocations past it
  * return -1 (never abort), and succeed again once memory is released.
  * Also: a slab smaller than a buffer, huge pages falling back, metrics.
+ * Memory freed on another loop than the one that took it is any loop's
+ * again: it went to the freeing loop's own lists, where the allocating
+ * loop found nothing with no buffer in use (helper-117).
  */
 #include <evpl/evpl.h>
 
@@ -87,5 +90,32 @@ main(void)
     }
     evpl_destroy(evpl);
     T_EQ(t_metric("evpl_allocator_buffers_in_use"), 0);
+
+    /* freed by another loop (memory.md §4 lets any thread release a
+     * SHARED iovec; two loops of one thread here): the first loop takes
+     * the buffers again, and so does the second, and again */
+    {
+        struct evpl *a = evpl_create(NULL), *b = evpl_create(NULL);
+
+        for (int round = 0; round < 3; round++) {
+            struct evpl *take = round % 2 ? b : a, *give = round % 2 ? a : b;
+
+            for (int i = 0; i < 4; i++) {
+                T_EQ(evpl_iovec_alloc(take, BUF, 0, 1, EVPL_IOVEC_FLAG_SHARED, &iov[i]), 1);
+            }
+            T_EQ(evpl_iovec_alloc(take, BUF, 0, 1, 0, &iov[4]), -1);
+            for (int i = 0; i < 4; i++) {
+                evpl_iovec_release(give, &iov[i]);
+            }
+            T_EQ(t_metric("evpl_allocator_buffers_in_use"), 0);
+            /* and the loop that freed them takes one too */
+            T_EQ(evpl_iovec_alloc(take, BUF, 0, 1, 0, &iov[0]), 1);
+            T_EQ(evpl_iovec_alloc(give, BUF, 0, 1, 0, &iov[1]), 1);
+            evpl_iovec_release(take, &iov[0]);
+            evpl_iovec_release(give, &iov[1]);
+        }
+        evpl_destroy(a);
+        evpl_destroy(b);
+    }
     return 0;
 }
