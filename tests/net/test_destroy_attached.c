@@ -75,7 +75,8 @@ main(void)
     /* and with no loop attached, a connection is closed */
     evpl_listener_detach(kept, sk.binding);
     sk.binding = NULL;
-    if (!t_proto_is_tls && !t_proto_is_inproc) { /* (a raw peer: TLS is spoken by the above) */
+    if (proto == EVPL_STREAM_SOCKET_TCP || proto == EVPL_STREAM_SOCKET_UNIX ||
+        proto == EVPL_STREAM_IO_URING_TCP) { /* (a raw socket peer; the others did the above) */
         struct timeval tv = {.tv_sec = 5};
 
         fd = t_raw_connect(ep);
