@@ -24,12 +24,36 @@ unlink_slot(struct evpl_deferral **arr, uint32_t *len, struct evpl_deferral *def
     deferral->armed = 0;
 } /* unlink_slot */
 
+/* deferral sits in one of evpl's arrays, where its armed says */
+static int
+armed_on(const struct evpl *evpl, const struct evpl_deferral *deferral)
+{
+    uint64_t slot = (deferral->armed & ~DEFER_NEXT) - 1;
+
+    if (deferral->armed & DEFER_NEXT) {
+        return slot < evpl->deferrals_next_len && evpl->deferrals_next[slot] == deferral;
+    }
+    return slot < evpl->deferrals_len && evpl->deferrals[slot] == deferral;
+} /* armed_on */
+
 EVPL_API void
 evpl_deferral_init(struct evpl_deferral *deferral, deferral_callback_t callback, void *private_data)
 {
     deferral->callback = callback;
     deferral->private_data = private_data;
-    deferral->armed = 0; /* upstream leaves it; storage need not be zeroed */
+    /* Storage need not be zeroed (loop.md §3), but a deferral still armed
+     * stays armed, as upstream leaves it: cleared, it was queued twice by
+     * the next evpl_defer and could not be removed, so it ran on storage
+     * freed after its removal (helper-118).  Whatever armed holds, only a
+     * slot of this thread's loops that holds this deferral counts. */
+    if (deferral->armed) {
+        for (const struct evpl *evpl = evpl__thread_loops(); evpl; evpl = evpl->thread_next) {
+            if (armed_on(evpl, deferral)) {
+                return;
+            }
+        }
+    }
+    deferral->armed = 0;
 } /* evpl_deferral_init */
 
 EVPL_API void

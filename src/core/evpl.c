@@ -97,6 +97,16 @@ evpl__ensure_init(void)
     pthread_mutex_unlock(&init_lock);
 } /* evpl__ensure_init */
 
+/* the loops this thread owns: a deferral's init asks them whether it is
+ * armed (deferral.c) */
+static __thread struct evpl *thread_loops;
+
+struct evpl *
+evpl__thread_loops(void)
+{
+    return thread_loops;
+} /* evpl__thread_loops */
+
 static void
 wake_callback(struct evpl *evpl, struct evpl_doorbell *doorbell)
 {
@@ -152,6 +162,11 @@ evpl__create(const struct evpl_thread_config *config)
     evpl_shared->loops = evpl;
     pthread_mutex_unlock(&evpl_shared->lock);
 
+    evpl->thread_next = thread_loops;
+    if (thread_loops) {
+        thread_loops->thread_prev = evpl;
+    }
+    thread_loops = evpl;
     return evpl;
 } /* evpl__create */
 
@@ -210,6 +225,15 @@ evpl_destroy(struct evpl *evpl)
 
         evpl_log_error("core", "evpl_destroy: doorbell %p still registered", (void *) db);
         evpl_remove_doorbell(evpl, (struct evpl_doorbell *) db);
+    }
+
+    if (evpl->thread_prev) {
+        evpl->thread_prev->thread_next = evpl->thread_next;
+    } else {
+        thread_loops = evpl->thread_next;
+    }
+    if (evpl->thread_next) {
+        evpl->thread_next->thread_prev = evpl->thread_prev;
     }
 
     pthread_mutex_lock(&s->lock);

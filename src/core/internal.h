@@ -341,6 +341,8 @@ evpl__timers_next(const struct evpl_timers *timers)
 /* A backend's once-per-pass hand-over to the kernel: evpl_defer, or at once
  * when the pass's deferrals have run (evpl->pass_tail). */
 void evpl__defer_handover(struct evpl *evpl, struct evpl_deferral *deferral);
+/* The loops created on the calling thread (evpl->thread_next). */
+struct evpl *evpl__thread_loops(void);
 void evpl__deferrals_run(struct evpl *evpl);
 void evpl__deferrals_promote(struct evpl *evpl);
 
@@ -467,6 +469,7 @@ struct evpl {
     void *rdmacm;              /* backends/rdmacm: event channel, device queues */
 
     struct evpl *next, *prev; /* evpl_shared->loops */
+    struct evpl *thread_next, *thread_prev; /* the loops of the owning thread */
 
     /* written by other threads */
     _Alignas(EVPL_CACHELINE) _Atomic int stopped;

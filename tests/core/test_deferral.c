@@ -2,7 +2,7 @@
 /*
  * Deferrals (loop.md §3, statements 8-11): coalescing, self re-arm within
  * the same evpl_continue, removal, a deferral armed outside a pass making
- * the next pass non-blocking; plus init clearing `armed`, many armed at
+ * the next pass non-blocking; plus init clearing `armed` (not while queued), many armed at
  * once (no fixed capacity), deferrals armed from other callbacks running in
  * the same pass, and removal of another armed deferral from a callback.
  */
@@ -207,6 +207,33 @@ main(void)
     evpl_defer(evpl, &c.d);
     pass(evpl);
     T_EQ(c.calls, 1);
+
+    /* ... but not while it is armed: it stays queued once.  Cleared, the
+     * next defer queued it twice (two calls), and a removal found nothing
+     * to remove, so it ran on storage freed after the removal
+     * (helper-118) */
+    counted_init(&a);
+    evpl_defer(evpl, &a.d);
+    evpl_deferral_init(&a.d, on_count, &a);
+    T_NE(a.d.armed, 0);
+    evpl_defer(evpl, &a.d);
+    pass(evpl);
+    T_EQ(a.calls, 1);
+    {
+        struct counted *gone = calloc(1, sizeof(*gone));
+
+        T_OK(gone != NULL);
+        evpl_deferral_init(&gone->d, on_count, gone);
+        evpl_defer(evpl, &gone->d);
+        evpl_deferral_init(&gone->d, on_count, gone);
+        evpl_remove_deferral(evpl, &gone->d);
+        T_EQ_U(gone->d.armed, 0);
+        free(gone); /* loop.md §3: removed, its storage may go */
+        counted_init(&b);
+        evpl_defer(evpl, &b.d);
+        pass(evpl); /* (ASan: a use after free here before) */
+        T_EQ(b.calls, 1);
+    }
 
     /* no fixed capacity: 10000 armed at once, each runs exactly once */
     many = calloc(N, sizeof(*many));
