@@ -468,7 +468,7 @@ struct evpl {
     void *rdma;                /* net/rdma.c: completions due on the next look */
     void *rdmacm;              /* backends/rdmacm: event channel, device queues */
 
-    struct evpl *next, *prev; /* evpl_shared->loops */
+    struct evpl *next, *prev;               /* evpl_shared->loops */
     struct evpl *thread_next, *thread_prev; /* the loops of the owning thread */
 
     /* written by other threads */
