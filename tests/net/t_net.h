@@ -384,6 +384,36 @@ t_read_all(int fd, void *buf, size_t len)
     }
 } /* t_read_all */
 
+/* The library's log lines that contain a string, counted (one string per
+ * process): t_count_log_lines(s) installs the log function, t_log_lines
+ * is the count. */
+static const char *t_log_needle;
+static atomic_int t_log_lines;
+
+static inline void
+t_log_match(const char *level, const char *module, const char *srcfile, int lineno, const char *fmt,
+            va_list ap)
+{
+    char line[512];
+
+    (void) level;
+    (void) module;
+    (void) srcfile;
+    (void) lineno;
+    vsnprintf(line, sizeof(line), fmt, ap);
+    if (t_log_needle && strstr(line, t_log_needle)) {
+        t_log_lines++;
+    }
+} /* t_log_match */
+
+static inline void
+t_count_log_lines(const char *needle)
+{
+    t_log_needle = needle;
+    atomic_store(&t_log_lines, 0);
+    evpl_set_log_fn(t_log_match, NULL);
+} /* t_count_log_lines */
+
 /* A TCP-RDMA frame header (rdma.md §6), big-endian, into b[32]. */
 static inline void
 t_trma_hdr(unsigned char *b, uint32_t magic, uint32_t op, uint32_t len, uint32_t key, uint64_t addr,

@@ -11,24 +11,6 @@
 /* LABELS: threads */
 #include "t_net.h"
 
-static atomic_int still_attached;
-
-static void
-log_sink(const char *level, const char *module, const char *srcfile, int lineno, const char *fmt,
-         va_list ap)
-{
-    char line[512];
-
-    (void) level;
-    (void) module;
-    (void) srcfile;
-    (void) lineno;
-    vsnprintf(line, sizeof(line), fmt, ap);
-    if (strstr(line, "still attached")) {
-        still_attached++;
-    }
-} /* log_sink */
-
 int
 main(void)
 {
@@ -41,7 +23,7 @@ main(void)
     int fd;
 
     t_net_guard(30);
-    evpl_set_log_fn(log_sink, NULL);
+    t_count_log_lines("still attached");
     proto = t_proto(T_NET_KIND_STREAM);
     ep = t_endpoint(proto);
     gone = t_net_loop();
@@ -60,7 +42,7 @@ main(void)
     /* the program forgets to detach `gone` */
     evpl_destroy(gone);
     sg.binding = NULL;
-    T_EQ(still_attached, 1);
+    T_EQ(t_log_lines, 1);
 
     /* every connection now goes to the loop still attached */
     for (int i = 0; i < 2; i++) {

@@ -19,7 +19,6 @@
 
 static int fill[MAXFILL];
 static int nfill;
-static atomic_int accept_lines;
 static atomic_int accept_refused; /* accept4 calls out of descriptors */
 
 /* The library's accept4 (socket protocols; io_uring accepts otherwise)
@@ -35,22 +34,6 @@ accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
     return rc;
 }
 
-static void
-log_sink(const char *level, const char *module, const char *srcfile, int lineno, const char *fmt,
-         va_list ap)
-{
-    char line[512];
-
-    (void) level;
-    (void) module;
-    (void) srcfile;
-    (void) lineno;
-    vsnprintf(line, sizeof(line), fmt, ap);
-    if (strncmp(line, "accept: ", 8) == 0) {
-        accept_lines++;
-    }
-}
-
 int
 main(void)
 {
@@ -63,7 +46,7 @@ main(void)
     int fd;
 
     t_net_guard(30);
-    evpl_set_log_fn(log_sink, NULL);
+    t_count_log_lines("accept: ");
     proto = t_proto(T_NET_KIND_STREAM);
     if (evpl_protocol_is_inproc(proto)) {
         T_SKIP("in-process connections take no descriptor");
@@ -101,7 +84,7 @@ main(void)
     T_EQ(srv.n, 1); /* not accepted: no descriptor for it */
     T_EQ(c.disconnected, 0);
     /* a dozen retries or so, one line (the next would come 10 s later) */
-    T_EQ(accept_lines, 1);
+    T_EQ(t_log_lines, 1);
     fprintf(stderr, "%d accepts refused in 600 ms\n", atomic_load(&accept_refused));
     T_LT(accept_refused, 100);
 
