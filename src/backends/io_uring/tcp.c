@@ -542,6 +542,17 @@ uring_close(struct evpl *evpl, struct evpl_bind *bind)
             close(fd);
             evpl__stream_abort(c->fd);
         }
+    } else if (c->send_busy && c->send_zc) {
+        /* a zero-copy send's pages are the kernel's until the peer has
+         * taken the bytes, and a peer that reads nothing never does: the
+         * connection stayed, with its buffers, and evpl_destroy waited 5 s
+         * for it, then leaked them (helper-120).  evpl_close is abortive:
+         * a reset lets go of them now */
+        struct sockaddr sa = {.sa_family = AF_UNSPEC};
+
+        if (connect(c->fd, &sa, sizeof(sa)) != 0) {
+            evpl__stream_abort(c->fd);
+        }
     } else {
         evpl__stream_abort(c->fd); /* its requests are cancelled above */
     }
