@@ -49,9 +49,11 @@ struct uconn {
     struct iovec *iov;
     uint32_t iov_cap;
     uint32_t send_niov;
-    unsigned send_zc : 1;    /* the send in flight is SENDMSG_ZC */
-    int zc_res;              /* its result, applied when the kernel lets go */
-    struct evpl_iovec *held; /* in-flight send data after the bind closed */
+    unsigned send_zc : 1; /* the send in flight is SENDMSG_ZC */
+    int zc_res;           /* its result, applied when the kernel lets go */
+    /* data the kernel may still read: a zero-copy send's (reported sent,
+     * kept until its notification), or what was in flight at the close */
+    struct evpl_iovec *held;
     uint32_t nheld;
     struct evpl_address *connect_addr; /* kept while the connect is in flight */
 };
@@ -265,6 +267,32 @@ zc_init(void)
     zc_min = env ? strtoull(env, NULL, 0) : 0;
 } /* zc_init */
 
+/* A zero-copy send's first completion: its res bytes are queued, as a
+ * plain send's are when it completes, and count as sent now (net.md SENT:
+ * they counted only at the notification, so a peer that read nothing got
+ * none: helper-120); the pages stay the kernel's until the notification,
+ * so the ring entries that cover them are kept (cloned) until then. */
+static void
+zc_queued(struct evpl *evpl, struct uconn *c, struct evpl_bind *bind, uint64_t res)
+{
+    uint32_t n = 0;
+    uint64_t msgs = 0;
+
+    for (uint64_t covered = 0; covered < res; n++) {
+        covered += evpl_iovec_fifo_at(&bind->send_ring.fifo, n)->length;
+    }
+    c->held = evpl__realloc(c->held, (c->nheld + n) * sizeof(*c->held));
+    for (uint32_t i = 0; i < n; i++) {
+        evpl_iovec_clone(&c->held[c->nheld++], evpl_iovec_fifo_at(&bind->send_ring.fifo, i));
+    }
+    c->send_niov = 0; /* (what a close would keep is held already) */
+    evpl_iovec_ring_consume(evpl, &bind->send_ring, res);
+    if (bind->segment_callback) {
+        msgs = evpl__stream_messages_done(bind, res);
+    }
+    evpl__bind_sent(evpl, bind, res, msgs);
+} /* zc_queued */
+
 static void
 send_complete(struct evpl *evpl, struct evpl_uring_req *req, int res, uint32_t flags)
 {
@@ -273,16 +301,35 @@ send_complete(struct evpl *evpl, struct evpl_uring_req *req, int res, uint32_t f
     uint64_t msgs = 0;
 
     if (c->send_zc) {
-        /* zero-copy: the bytes count as sent once the kernel has let go
-         * of the pages (the notification), not when they were queued */
         if (!(flags & IORING_CQE_F_NOTIF)) {
             c->zc_res = res;
+            if (res > 0 && bind) {
+                zc_queued(evpl, c, bind, (uint64_t) res);
+            }
             if (flags & IORING_CQE_F_MORE) {
                 return; /* the notification follows */
             }
         }
+        /* the kernel is done with the pages */
         res = c->zc_res;
         c->send_zc = 0;
+        c->send_busy = 0;
+        c->u->pending--;
+        if (!c->bind) {
+            conn_maybe_free(evpl, c); /* (releases what is held) */
+            return;
+        }
+        evpl_iovecs_release_internal(evpl, c->held, (int) c->nheld);
+        c->nheld = 0;
+        bind = c->bind;
+        if (res < 0 && res != -EINTR && res != -EAGAIN) {
+            if (!(bind->flags & EVPL_BIND_CLOSING)) {
+                evpl__bind_fail(evpl, bind, res);
+            }
+        } else if (bind->send_ring.length && !(bind->flags & EVPL_BIND_CLOSING)) {
+            send_submit(evpl, c);
+        }
+        return;
     }
     c->send_busy = 0;
     c->u->pending--;
@@ -516,12 +563,15 @@ uring_close(struct evpl *evpl, struct evpl_bind *bind)
         evpl__uring_unwait(c->pool, &c->waiter);
     }
     if (c->send_busy) {
-        /* the kernel may still read these: keep them referenced */
-        c->held = evpl__zalloc(c->send_niov * sizeof(*c->held));
-        for (uint32_t i = 0; i < c->send_niov; i++) {
-            evpl_iovec_clone(&c->held[i], evpl_iovec_fifo_at(&bind->send_ring.fifo, i));
+        /* the kernel may still read these: keep them referenced (a
+         * zero-copy send past its first completion holds its own) */
+        if (c->send_niov) {
+            c->held = evpl__realloc(c->held, (c->nheld + c->send_niov) * sizeof(*c->held));
+            for (uint32_t i = 0; i < c->send_niov; i++) {
+                evpl_iovec_clone(&c->held[c->nheld++],
+                                 evpl_iovec_fifo_at(&bind->send_ring.fifo, i));
+            }
         }
-        c->nheld = c->send_niov;
         evpl__uring_cancel(c->u, &c->send_req);
     }
     if (c->recv_armed) {
