@@ -438,6 +438,7 @@ struct evpl_http_request {
     uint64_t h2_field_bytes;          /* HTTP/2: received field bytes (budget) */
     unsigned int h2_too_big : 1;      /* HTTP/2: reset for oversized fields */
     unsigned int h2_malformed : 1;    /* HTTP/2: the peer's message broke the rules */
+    unsigned int h2_bad_host : 1;     /* HTTP/2: Host fields that disagree, or a bad one */
     unsigned int h2_remote_done : 1;  /* HTTP/2: the peer ended its side */
     struct evpl_iovec h2_fill;        /* HTTP/2: buffer received data is copied to */
     unsigned int h2_fill_used;
@@ -2769,7 +2770,32 @@ h2_nva(struct hfields *h, nghttp2_nv *nv, size_t n, size_t max, int drop_host)
 {
     HF_FOREACH(h, name, value)
     {
-        if (n == max || h2_forbidden(name) || (drop_host && strcasecmp(name, "host") == 0)) {
+        const char *v = value;
+        size_t vlen;
+        int ctl = 0;
+
+        if (n == max || h2_forbidden(name) || (drop_host && strcasecmp(name, "host") == 0) ||
+            (strcasecmp(name, "te") == 0 && strcasecmp(value, "trailers") != 0)) {
+            continue; /* (RFC 9113 8.2.2: te only as "trailers") */
+        }
+        /* whitespace around a value is not part of it (RFC 9110 5.5), and
+         * HTTP/2 peers refuse a value with it, or with a control
+         * character: the whole message failed there, where HTTP/1 went
+         * through (helper-119).  Such a field is left out. */
+        while (*v == ' ' || *v == '\t') {
+            v++;
+        }
+        vlen = strlen(v);
+        while (vlen && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t')) {
+            vlen--;
+        }
+        for (size_t i = 0; i < vlen; i++) {
+            unsigned char ch = (unsigned char) v[i];
+
+            ctl |= (ch < 0x20 && ch != '\t') || ch == 0x7f;
+        }
+        if (ctl) {
+            http_error("HTTP/2: field %s has a control character in its value: left out", name);
             continue;
         }
         for (char *p = (char *) name; *p; p++) {
@@ -2777,8 +2803,8 @@ h2_nva(struct hfields *h, nghttp2_nv *nv, size_t n, size_t max, int drop_host)
         }
         nv[n].name = (uint8_t *) name;
         nv[n].namelen = strlen(name);
-        nv[n].value = (uint8_t *) value;
-        nv[n].valuelen = strlen(value);
+        nv[n].value = (uint8_t *) v;
+        nv[n].valuelen = vlen;
         nv[n].flags = NGHTTP2_NV_FLAG_NONE;
         n++;
     }
@@ -2955,6 +2981,7 @@ h2_header_cb(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t
                 return NGHTTP2_ERR_CALLBACK_FAILURE;
             }
         } else if (strcmp(nm, ":authority") == 0) {
+            r->h2_bad_host |= !host_value_ok(v);
             hf_add(&r->in_hdr, "Host", 4, v, valuelen);
         }
         return 0;
@@ -2962,9 +2989,73 @@ h2_header_cb(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t
     if (c->is_client && r->h2_status < 200) {
         return 0; /* fields of an interim response */
     }
+    if (!c->is_client && name_is(nm, "host")) {
+        /* one Host, as over HTTP/1, where two are a 400: a host field
+         * that differs from :authority (RFC 9113 8.3.1) was passed on
+         * next to it, and one that is the same is said once (helper-119) */
+        const char *have = hf_get(&r->in_hdr, "Host");
+
+        r->h2_bad_host |= !host_value_ok(v) || (have && strcasecmp(have, v) != 0);
+        if (have) {
+            return 0;
+        }
+    }
     hf_add(&r->in_hdr, nm, namelen, v, valuelen);
     return 0;
 } /* h2_header_cb */
+
+/* Cookie crumbs an HTTP/2 client sent as fields of their own, one field
+ * again as HTTP/1 has it (RFC 9113 8.2.3: the application read the first
+ * crumb alone: helper-119).  0, or -1 without memory. */
+static int
+h2_join_cookies(struct hfields *h)
+{
+    struct hfields joined = {0};
+    char *all = NULL;
+    size_t len = 0;
+
+    if (hf_count(h, "cookie") < 2) {
+        return 0;
+    }
+    HF_FOREACH(h, name, value)
+    {
+        if (name_is(name, "cookie")) {
+            size_t vlen = strlen(value);
+            char *grown = realloc(all, len + vlen + 3);
+
+            if (!grown) {
+                free(all);
+                hf_free(&joined);
+                return -1;
+            }
+            all = grown;
+            if (len) {
+                memcpy(all + len, "; ", 2);
+                len += 2;
+            }
+            memcpy(all + len, value, vlen);
+            len += vlen;
+        }
+    }
+    HF_FOREACH(h, name, value)
+    {
+        int cookie = name_is(name, "cookie");
+
+        if ((cookie && all && hf_add(&joined, name, strlen(name), all, len) < 0) ||
+            (!cookie && hf_add(&joined, name, strlen(name), value, strlen(value)) < 0)) {
+            free(all);
+            hf_free(&joined);
+            return -1;
+        }
+        if (cookie) {
+            free(all);
+            all = NULL; /* (the first crumb's place) */
+        }
+    }
+    hf_free(h);
+    *h = joined;
+    return 0;
+} /* h2_join_cookies */
 
 /*
  * A fresh fill buffer for received DATA: 64 KiB in one piece where the
@@ -3139,11 +3230,17 @@ h2_frame_recv_cb(nghttp2_session *session, const nghttp2_frame *frame, void *use
         return 0;
     }
     if (!c->is_client && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
-        if (r->h2_too_big || r->type == EVPL_HTTP_REQUEST_TYPE_UNKNOWN || !r->url || !c->server) {
+        if (h2_join_cookies(&r->in_hdr) < 0) {
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        }
+        if (r->h2_too_big || r->h2_bad_host || r->type == EVPL_HTTP_REQUEST_TYPE_UNKNOWN ||
+            !r->url || !c->server) {
             /* answered here, never seen by the application */
             r->in_complete = 1;
             r->dispatched = 1;
-            r->status = !c->server ? 503 : r->h2_too_big ? 400 : 501;
+            r->status = !c->server                        ? 503
+                        : r->h2_too_big || r->h2_bad_host ? 400
+                                                          : 501;
             conn_kick(c);
             return 0;
         }

@@ -520,6 +520,18 @@ t_h2peer_request(struct t_h2peer *p, const char *method, const char *path, const
     return id;
 } /* t_h2peer_request */
 
+/* Client peer: a GET with exactly these header fields (pseudo ones
+ * included), no body.  Returns the stream id. */
+static inline int32_t
+t_h2peer_request_nv(struct t_h2peer *p, const nghttp2_nv *nv, size_t n)
+{
+    int32_t id = nghttp2_submit_request(p->s, NULL, nv, n, NULL, NULL);
+
+    T_GT(id, 0);
+    t_h2s_get(p, id);
+    return id;
+} /* t_h2peer_request_nv */
+
 /* more body for an open stream (last: end it) */
 static inline void
 t_h2peer_more(struct t_h2peer *p, int32_t id, const char *body, size_t len, int last)
