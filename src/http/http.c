@@ -3238,9 +3238,7 @@ h2_frame_recv_cb(nghttp2_session *session, const nghttp2_frame *frame, void *use
             /* answered here, never seen by the application */
             r->in_complete = 1;
             r->dispatched = 1;
-            r->status = !c->server                        ? 503
-                        : r->h2_too_big || r->h2_bad_host ? 400
-                                                          : 501;
+            r->status = !c->server ? 503 : r->h2_too_big || r->h2_bad_host ? 400 : 501;
             conn_kick(c);
             return 0;
         }
