@@ -569,6 +569,29 @@ test_write(int ddp, int rdma)
         inline_data = 1;
         t_encoding(&enc, NULL, NULL);
     }
+    if (ddp && rdma) {
+        /* a read chunk is the zcopaque at its position, of its length (up
+         * to the XDR roundup): one elsewhere, or longer, is GARBAGE_ARGS
+         * (it went to the first zcopaque, all of it: helper-121) */
+        struct evpl_rpc2_rdma_chunk bad = call.chunk;
+        xdr_iovec longer[4], extra = t_buffer("12345678", 8);
+
+        handled = 0;
+        bad.xdr_position = 24;
+        t_encoding(&enc, &bad, NULL);
+        T_EQ(dispatch(7, &enc, views, n, len), 2);
+        memcpy(longer, call.chunk.iov, 3 * sizeof(*longer));
+        longer[3] = extra;
+        bad = call.chunk;
+        bad.iov = longer;
+        bad.niov = 4;
+        bad.length = 3008;
+        t_encoding(&enc, &bad, NULL);
+        T_EQ(dispatch(7, &enc, views, n, len), 2);
+        T_EQ(handled, 0);
+        evpl_iovec_release(evpl, &extra);
+        t_encoding(&enc, &call.chunk, NULL);
+    }
     handled = 0;
     T_EQ(dispatch(7, &enc, views, n, len), 0);
     T_EQ(handled, 1);

@@ -1026,6 +1026,69 @@ test_long_lists(void)
     evpl = mine;
 }
 
+/* ---- nesting: a hostile message nests a self-reaching type as deep as
+ * its bytes allow (8 bytes a level); past XRT_MAX_DEPTH it is refused,
+ * not decoded one call per level into a stack overflow (a 1 MiB call
+ * crashed a server: helper-121) ---- */
+
+/* depth levels of left children, as a peer would send them */
+static int
+deep_tree(int depth, tree *out, xdr_dbuf *db)
+{
+    size_t len = (size_t) depth * 8 + 8;
+    xdr_iovec in;
+    uint32_t *w;
+    int rc;
+
+    T_EQ(evpl_iovec_alloc(evpl, (unsigned) len, 0, 1, 0, &in), 1);
+    w = in.data;
+    for (int i = 0; i < depth; i++) {
+        w[i] = htonl(1); /* left follows */
+    }
+    memset(w + depth, 0, len - (size_t) depth * 4); /* the last one's two, the rights */
+    xdr_dbuf_reset(db);
+    rc = unmarshall_tree(out, 1, &in, 1, db);
+    evpl_iovec_release(evpl, &in);
+    return rc;
+}
+
+static void *
+deep_nesting(void *arg)
+{
+    xdr_dbuf *db = xdr_dbuf_alloc(8 << 20);
+    tree t;
+    int n = 0;
+
+    (void) arg;
+    evpl = evpl_create(NULL);
+    T_EQ(deep_tree(500, &t, db), 500 * 8 + 8);
+    for (tree *p = t.left; p; p = p->left) {
+        n++;
+    }
+    T_EQ(n, 500);
+    T_EQ(deep_tree(999, &t, db), 999 * 8 + 8);
+    T_EQ(deep_tree(1000, &t, db), -1);
+    T_EQ(deep_tree(131071, &t, db), -1); /* 1 MiB */
+    xdr_dbuf_free(db);
+    evpl_destroy(evpl);
+    return NULL;
+}
+
+static void
+test_deep_nesting(void)
+{
+    pthread_attr_t attr;
+    pthread_t th;
+    struct evpl *mine = evpl;
+
+    T_EQ(pthread_attr_init(&attr), 0);
+    T_EQ(pthread_attr_setstacksize(&attr, 8 << 20), 0);
+    T_EQ(pthread_create(&th, &attr, deep_nesting, NULL), 0);
+    T_EQ(pthread_join(th, NULL), 0);
+    pthread_attr_destroy(&attr);
+    evpl = mine;
+}
+
 /* ---- the runtime helpers of the header ---- */
 
 static void
@@ -1091,6 +1154,7 @@ main(void)
     test_zc();
     test_opaque_union();
     test_long_lists();
+    test_deep_nesting();
 
     xdr_dbuf_free(dbuf);
     evpl_destroy(evpl);

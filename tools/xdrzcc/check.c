@@ -458,6 +458,72 @@ compute_has_zc(void)
     }
 } /* compute_has_zc */
 
+/* ---- types that reach themselves (decoding them recurses) ---- */
+
+static int reaches(const struct xc_def *from, const struct xc_def *target, int *seen);
+
+static int
+decl_reaches(const struct xc_decl *d, const struct xc_def *target, int *seen)
+{
+    const struct xc_def *t;
+
+    if (d->kind != XD_SCALAR && d->kind != XD_FIXED && d->kind != XD_VAR && d->kind != XD_OPT) {
+        return 0;
+    }
+    t = d->type.def;
+    return t && (t == target || reaches(t, target, seen));
+} /* decl_reaches */
+
+/* target is a member type of from, or of one of its member types ... */
+static int
+reaches(const struct xc_def *from, const struct xc_def *target, int *seen)
+{
+    int i;
+
+    for (i = 0; i < xc_spec.ndefs && xc_spec.defs[i] != from; i++) {
+    }
+    if (i == xc_spec.ndefs || seen[i]) {
+        return 0;
+    }
+    seen[i] = 1;
+    switch (from->kind) {
+        case XK_TYPEDEF:
+            return decl_reaches(&from->tdecl, target, seen);
+        case XK_STRUCT:
+            for (int m = 0; m < from->nmembers; m++) {
+                if (decl_reaches(&from->members[m], target, seen)) {
+                    return 1;
+                }
+            }
+            return 0;
+        case XK_UNION:
+        case XK_OUNION:
+            for (int a = 0; a < from->narms; a++) {
+                if (decl_reaches(&from->arms[a].decl, target, seen)) {
+                    return 1;
+                }
+            }
+            return 0;
+        default:
+            return 0;
+    }
+} /* reaches */
+
+static void
+compute_recursive(void)
+{
+    int *seen = xc_alloc(((size_t) xc_spec.ndefs + 1) * sizeof(*seen));
+
+    for (int i = 0; i < xc_spec.ndefs; i++) {
+        struct xc_def *d = xc_spec.defs[i];
+
+        if (is_type_kind(d->kind)) {
+            memset(seen, 0, (size_t) xc_spec.ndefs * sizeof(*seen));
+            d->recursive = reaches(d, d, seen);
+        }
+    }
+} /* compute_recursive */
+
 /* ---- smallest encodings; a by-value cycle is a type containing itself ---- */
 
 #define MIN_CAP 0x7fffffffull /* keeps count * minsize within 64 bits */
@@ -898,6 +964,7 @@ xc_check(void)
 
     /* 4: facts for the emitters */
     compute_has_zc();
+    compute_recursive();
     for (int i = 0; i < xc_spec.ndefs; i++) {
         struct xc_def *d = xc_spec.defs[i];
 

@@ -329,7 +329,9 @@ static const char runtime_dec_head[] =
     "    int               niov;\n"
     "};\n"
     "\n"
-    "/* Decoder over iovecs split anywhere; limit bounds every read. */\n"
+    "/* Decoder over iovecs split anywhere; limit bounds every read.  Types\n"
+    " * that reach themselves nest at most XRT_MAX_DEPTH deep. */\n"
+    "#define XRT_MAX_DEPTH 1000\n"
     "struct xrt_dec {\n"
     "    const xdr_iovec   *iov;\n"
     "    int                niov;\n"
@@ -339,13 +341,15 @@ static const char runtime_dec_head[] =
     "    uint64_t           limit; /* bytes that may be consumed */\n"
     "    xdr_dbuf          *dbuf;\n"
     "    struct evpl       *evpl;\n"
-    "    struct xrt_taken  *taken;\n";
+    "    struct xrt_taken  *taken;\n"
+    "    uint32_t           depth; /* nesting of types that reach themselves */\n";
 
 static const char runtime_dec_rpc_fields[] =
     "    /* RPC-over-RDMA: the first zcopaque aliases this chunk when it has data */\n"
     "    struct evpl_rpc2_rdma_chunk *chunk;\n"
     "    int                          chunk_done;\n"
-    "    int                          chunk_used; /* the value aliases the chunk */\n";
+    "    int                          chunk_used; /* the value aliases the chunk */\n"
+    "    int                          chunk_positioned; /* a read chunk: at xdr_position */\n";
 
 static const char runtime_dec_body[] =
     "};\n"
@@ -566,17 +570,28 @@ static const char runtime_dec_body[] =
     "    }\n";
 
 static const char runtime_get_zc_chunk[] =
-    "    if (d->chunk && !d->chunk_done) {\n"
+    "    /* placed directly (RFC 8166): a read chunk at this position, or a\n"
+    "     * write chunk (no position: the first zcopaque of a result); its\n"
+    "     * bytes are this length, with at most the XDR roundup after them\n"
+    "     * (the value's iovecs add up to len: they were the whole chunk, and\n"
+    "     * a chunk anywhere went to the first zcopaque: helper-121) */\n"
+    "    if (d->chunk && !d->chunk_done &&\n"
+    "        (!d->chunk_positioned || d->chunk->xdr_position == d->pos)) {\n"
     "        d->chunk_done = 1;\n"
     "        if (d->chunk->niov > 0) {\n"
-    "            /* placed directly (RFC 8166): alias the chunk, no reference taken */\n"
     "            uint64_t have = 0;\n"
     "\n"
     "            for (i = 0; i < d->chunk->niov; i++) {\n"
     "                have += d->chunk->iov[i].length;\n"
     "            }\n"
-    "            if (len > have) {\n"
+    "            if (len > have || have - len > 3) {\n"
     "                return -1;\n"
+    "            }\n"
+    "            for (i = 0, left = len; i < d->chunk->niov; i++) {\n"
+    "                if (d->chunk->iov[i].length > left) {\n"
+    "                    d->chunk->iov[i].length = left; /* (the roundup) */\n"
+    "                }\n"
+    "                left -= d->chunk->iov[i].length;\n"
     "            }\n"
     "            r->iov    = d->chunk->iov;\n"
     "            r->niov   = d->chunk->niov;\n"
@@ -1128,6 +1143,12 @@ member_num(enum op op, const struct xc_decl *d)
     return xc_fmt("%s->num_%s", op == OP_DEC ? "out" : "in", d->name);
 } /* member_num */
 
+/* A type that reaches itself decodes through a wrapper that counts the
+ * nesting (XRT_MAX_DEPTH): one C call per level, and a hostile message
+ * nests as deep as its bytes allow (8 bytes a level: a 1 MiB call
+ * overflowed the stack, helper-121).  Its own decoder is xdr_dec_T_body. */
+static const char *dec_suffix = "";
+
 static void
 signature(FILE *f, enum op op, const struct xc_def *def, int prototype)
 {
@@ -1137,8 +1158,8 @@ signature(FILE *f, enum op op, const struct xc_def *def, int prototype)
                     prototype ? " " : "\n", def->name, def->name);
             break;
         case OP_DEC:
-            fprintf(f, "static int%sxdr_dec_%s(struct xrt_dec *d, %s *out)", prototype ? " " : "\n",
-                    def->name, def->name);
+            fprintf(f, "static int%sxdr_dec_%s%s(struct xrt_dec *d, %s *out)",
+                    prototype ? " " : "\n", def->name, dec_suffix, def->name);
             break;
         case OP_LEN:
             fprintf(f, "static uint64_t%sxdr_len_%s(const %s *in)", prototype ? " " : "\n",
@@ -1560,6 +1581,11 @@ xc_emit_codec(FILE *f, const char *header_base)
         }
         signature(f, OP_ENC, d, 1);
         signature(f, OP_DEC, d, 1);
+        if (d->recursive) {
+            dec_suffix = "_body";
+            signature(f, OP_DEC, d, 1);
+            dec_suffix = "";
+        }
         signature(f, OP_LEN, d, 1);
         if (d->has_zc) {
             signature(f, OP_ZW, d, 1);
@@ -1573,7 +1599,20 @@ xc_emit_codec(FILE *f, const char *header_base)
             continue;
         }
         emit_op(f, OP_ENC, d);
-        emit_op(f, OP_DEC, d);
+        if (d->recursive) {
+            dec_suffix = "_body";
+            emit_op(f, OP_DEC, d);
+            dec_suffix = "";
+            signature(f, OP_DEC, d, 0);
+            fprintf(f,
+                    "{\n    int rc;\n\n"
+                    "    if (unlikely(d->depth >= XRT_MAX_DEPTH)) {\n        return -1;\n    }\n"
+                    "    d->depth++;\n    rc = xdr_dec_%s_body(d, out);\n    d->depth--;\n"
+                    "    return rc;\n}\n\n",
+                    d->name);
+        } else {
+            emit_op(f, OP_DEC, d);
+        }
         emit_op(f, OP_LEN, d);
         if (d->has_zc) {
             emit_op(f, OP_ZW, d);

@@ -378,7 +378,7 @@ emit_send_reply(FILE *f, const struct xc_version *v, const struct xc_proc *p)
 /* decode a value into *ptr from iov (exactly length bytes); on failure run `fail` */
 static void
 emit_decode(FILE *f, int n, const struct xc_type *t, const char *ptr, const char *dbuf,
-            const char *chunk, const char *fail)
+            const char *chunk, int positioned, const char *fail)
 {
     fprintf(f, "%*sxrt_dec_init(&d, iov, niov, %s, evpl);\n", n * 4, "", dbuf);
     fprintf(f, "%*sif (x_length >= 0 && (uint64_t) x_length < d.limit) {\n", n * 4, "");
@@ -386,6 +386,9 @@ emit_decode(FILE *f, int n, const struct xc_type *t, const char *ptr, const char
     fprintf(f, "%*s}\n", n * 4, "");
     if (zc(t)) {
         fprintf(f, "%*sd.chunk = %s;\n", n * 4, "", chunk);
+        if (positioned) {
+            fprintf(f, "%*sd.chunk_positioned = 1;\n", n * 4, "");
+        }
     }
     fprintf(f, "%*sif (%s || x_length < 0 || d.pos != (uint64_t) x_length) {\n", n * 4, "",
             dec_expr(t, ptr));
@@ -441,7 +444,7 @@ emit_call_dispatch(FILE *f, const struct xc_version *v)
                     "encoding->dbuf);\n",
                     ct);
             fprintf(f, "            if (!argp) {\n                return 2;\n            }\n");
-            emit_decode(f, 3, &p->arg, "argp", "encoding->dbuf", "encoding->read_chunk",
+            emit_decode(f, 3, &p->arg, "argp", "encoding->dbuf", "encoding->read_chunk", 1,
                         "return 2;");
             fprintf(f,
                     "            prog->recv_call_%s(evpl, conn, cred, %sargp, encoding, "
@@ -499,7 +502,7 @@ emit_reply_dispatch(FILE *f, const struct xc_version *v)
             fprintf(f, "            if (x_status) {\n");
             fprintf(f, "                cb(evpl, verf, res, x_status, callback_private_data);\n");
             fprintf(f, "                return 0;\n            }\n");
-            emit_decode(f, 3, t, "&res", "dbuf", "read_chunk",
+            emit_decode(f, 3, t, "&res", "dbuf", "read_chunk", 0,
                         xc_fmt("res = (%s) 0;\n"
                                "                cb(evpl, verf, res, EVPL_RPC2_REPLY_DECODE_ERROR, "
                                "callback_private_data);\n"
@@ -524,7 +527,7 @@ emit_reply_dispatch(FILE *f, const struct xc_version *v)
             fprintf(f, "                cb(evpl, verf, NULL, EVPL_RPC2_REPLY_DECODE_ERROR, "
                        "callback_private_data);\n");
             fprintf(f, "                return 0;\n            }\n");
-            emit_decode(f, 3, t, "resp", "dbuf", "read_chunk",
+            emit_decode(f, 3, t, "resp", "dbuf", "read_chunk", 0,
                         "cb(evpl, verf, NULL, EVPL_RPC2_REPLY_DECODE_ERROR, "
                         "callback_private_data);\n                return 0;");
             if (zc(t)) {

@@ -154,6 +154,7 @@ struct xc_def {
     uint64_t minsize;  /* smallest encoding in bytes */
     int min_state;     /* 0 unknown, 1 computing, 2 done */
     int tail_self;     /* struct: the last member is an optional pointer to itself */
+    int recursive;     /* reaches itself through its members: decoding counts depth */
     int emit_state;    /* header order: 0 not yet, 1 in progress, 2 emitted */
     int disc_unsigned; /* union: discriminant compared as uint32_t */
     int proc_string;   /* typedef made for a `string` procedure argument/result */
