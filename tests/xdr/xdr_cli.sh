@@ -205,6 +205,19 @@ fi
 [ $? -eq 2 ] || { echo "FAIL: unknown option: expected exit 2"; fail=1; }
 "$gen" -h > "$work/help.out" 2>&1
 [ $? -eq 0 ] && grep -q "usage" "$work/help.out" || { echo "FAIL: -h: expected usage, exit 0"; fail=1; }
+# the same file twice: refused, nothing written (helper-121: one output
+# over the other left a mixed file; an output over the input replaced it)
+printf 'struct same { int a; };\n' > "$work/same.x"
+cp "$work/same.x" "$work/same.keep"
+"$gen" "$work/same.x" "$work/same.c" "$work/same.c" 2> /dev/null
+[ $? -eq 2 ] && [ ! -e "$work/same.c" ] || { echo "FAIL: two outputs the same: expected exit 2, no file"; fail=1; }
+"$gen" "$work/same.x" "$work/same.x" "$work/same.h" 2> /dev/null
+[ $? -eq 2 ] && cmp -s "$work/same.x" "$work/same.keep" && [ ! -e "$work/same.h" ] ||
+    { echo "FAIL: output over the input: expected exit 2, the input kept"; fail=1; }
+ln -sf same.x "$work/alias.x"
+"$gen" "$work/same.x" "$work/same.c" "$work/alias.x" 2> /dev/null
+[ $? -eq 2 ] && cmp -s "$work/same.x" "$work/same.keep" ||
+    { echo "FAIL: output over the input by another name: expected exit 2"; fail=1; }
 
 # -r (upstream's RPC2 mode, which its builds pass): the same outputs
 printf 'program P { version PV { void NOP(void) = 1; } = 1; } = 7;\n' > "$work/r.x"

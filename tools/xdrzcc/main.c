@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "xdrzcc.h"
@@ -198,6 +199,19 @@ xc_input_base(void)
     return base_name(xc_input_name);
 } /* xc_input_base */
 
+/* a and b name one file: by name, or, when both exist, by device and inode */
+static int
+same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+
+    if (strcmp(a, b) == 0) {
+        return 1;
+    }
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
+} /* same_file */
+
 int
 main(int argc, char **argv)
 {
@@ -229,6 +243,12 @@ main(int argc, char **argv)
         return 2;
     }
     xc_input_name = argv[1];
+    /* one output over the other left a file of both (helper-121), and one
+     * over the input replaced the .x with C */
+    if (same_file(argv[2], argv[3]) || same_file(argv[1], argv[2]) || same_file(argv[1], argv[3])) {
+        fprintf(stderr, "xdrzcc: the input and the two outputs must be three different files\n");
+        return 2;
+    }
     atexit(remove_temporaries);
 
     text = read_file(argv[1]);
