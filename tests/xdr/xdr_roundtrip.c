@@ -1010,20 +1010,27 @@ long_lists(void *arg)
     return NULL;
 }
 
+/* fn on a thread of its own with a stack of stack bytes (it makes a loop
+ * of its own: evpl is put back after) */
 static void
-test_long_lists(void)
+on_stack(void *(*fn)(void *), size_t stack)
 {
     pthread_attr_t attr;
     pthread_t th;
     struct evpl *mine = evpl;
 
-    /* 10,000 calls deep would need far more than this */
     T_EQ(pthread_attr_init(&attr), 0);
-    T_EQ(pthread_attr_setstacksize(&attr, 256 * 1024), 0);
-    T_EQ(pthread_create(&th, &attr, long_lists, NULL), 0);
+    T_EQ(pthread_attr_setstacksize(&attr, stack), 0);
+    T_EQ(pthread_create(&th, &attr, fn, NULL), 0);
     T_EQ(pthread_join(th, NULL), 0);
     pthread_attr_destroy(&attr);
     evpl = mine;
+}
+
+static void
+test_long_lists(void)
+{
+    on_stack(long_lists, 256 * 1024); /* 10,000 calls deep would need far more */
 }
 
 /* ---- nesting: a hostile message nests a self-reaching type as deep as
@@ -1077,16 +1084,7 @@ deep_nesting(void *arg)
 static void
 test_deep_nesting(void)
 {
-    pthread_attr_t attr;
-    pthread_t th;
-    struct evpl *mine = evpl;
-
-    T_EQ(pthread_attr_init(&attr), 0);
-    T_EQ(pthread_attr_setstacksize(&attr, 8 << 20), 0);
-    T_EQ(pthread_create(&th, &attr, deep_nesting, NULL), 0);
-    T_EQ(pthread_join(th, NULL), 0);
-    pthread_attr_destroy(&attr);
-    evpl = mine;
+    on_stack(deep_nesting, 8 << 20);
 }
 
 /* ---- the runtime helpers of the header ---- */
