@@ -328,6 +328,8 @@ send_complete(struct evpl *evpl, struct evpl_uring_req *req, int res, uint32_t f
             }
         } else if (bind->send_ring.length && !(bind->flags & EVPL_BIND_CLOSING)) {
             send_submit(evpl, c);
+        } else {
+            evpl__bind_sent(evpl, bind, 0, 0); /* a finish waited for this */
         }
         return;
     }
@@ -354,6 +356,23 @@ send_complete(struct evpl *evpl, struct evpl_uring_req *req, int res, uint32_t f
     }
     evpl__bind_sent(evpl, bind, (uint64_t) res, msgs);
 } /* send_complete */
+
+/* A GLOBAL piece among the first n: a zero-copy send reports SENT before
+ * the kernel is done with the pages, and a GLOBAL buffer, which clones do
+ * not count, may be released and given out again then (memory.md §2): its
+ * bytes would change under the kernel (helper-122).  Those go copied. */
+static int
+has_global(struct evpl_bind *bind, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        const struct evpl_iovec *v = evpl_iovec_fifo_at(&bind->send_ring.fifo, i);
+
+        if (v->ref && (v->ref->flags & EVPL_IOVEC_FLAG_GLOBAL)) {
+            return 1;
+        }
+    }
+    return 0;
+} /* has_global */
 
 static void
 send_submit(struct evpl *evpl, struct uconn *c)
@@ -384,7 +403,7 @@ send_submit(struct evpl *evpl, struct uconn *c)
     memset(&c->msg, 0, sizeof(c->msg));
     c->msg.msg_iov = c->iov;
     c->msg.msg_iovlen = n;
-    if (zc_min && bind->send_ring.length >= zc_min) {
+    if (zc_min && bind->send_ring.length >= zc_min && !has_global(bind, entries)) {
         io_uring_prep_sendmsg_zc(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
         c->send_zc = 1;
     } else if (n == 1) {
@@ -397,6 +416,17 @@ send_submit(struct evpl *evpl, struct uconn *c)
     c->send_niov = entries; /* ring entries the kernel may read */
     c->send_busy = 1;
 } /* send_submit */
+
+/* A zero-copy send's pages are still the kernel's: a finish waits for
+ * them (its close would linger on a copy of the descriptor, and a peer
+ * that reads nothing would keep the connection and its buffers). */
+static int
+uring_send_pending(const struct evpl_bind *bind)
+{
+    const struct uconn *c = bind->backend;
+
+    return c && c->send_busy && c->send_zc;
+} /* uring_send_pending */
 
 static void
 uring_flush(struct evpl *evpl, struct evpl_bind *bind)
@@ -584,8 +614,10 @@ uring_close(struct evpl *evpl, struct evpl_bind *bind)
         evpl__uring_cancel(c->u, &c->connect_req);
     }
     if ((bind->flags & EVPL_BIND_FINISH) && bind->close_status == 0 &&
-        (bind->flags & EVPL_BIND_CONNECTED)) {
-        /* graceful: FIN after the queued bytes, drain, then close */
+        (bind->flags & EVPL_BIND_CONNECTED) && !(c->send_busy && c->send_zc && evpl->destroying)) {
+        /* graceful: FIN after the queued bytes, drain, then close (not
+         * when the loop goes with a zero-copy send's pages still the
+         * kernel's: reset below, as for evpl_close) */
         int fd = dup(c->fd);
 
         if (fd >= 0 && (fcntl(fd, F_SETFL, O_NONBLOCK) < 0 || evpl__stream_linger(evpl, fd) < 0)) {
@@ -794,6 +826,7 @@ const struct evpl_protocol evpl_protocol_io_uring_tcp = {
     .listen = uring_listen,
     .unlisten = uring_unlisten,
     .flush = uring_flush,
+    .send_pending = uring_send_pending,
     .close = uring_close,
     .read_resume = uring_read_resume,
     .rcvlowat = uring_rcvlowat,
