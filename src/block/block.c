@@ -112,6 +112,7 @@ evpl__block_open_file(struct evpl_block_device *dev, const char *path)
         dev->st_dev = st.st_rdev;
         dev->st_ino = 0;
     } else if (S_ISREG(st.st_mode)) {
+#ifdef STATX_DIOALIGN
         struct statx sx;
 
         /* O_DIRECT's offset alignment, from the file system: 4096 on a
@@ -123,6 +124,7 @@ evpl__block_open_file(struct evpl_block_device *dev, const char *path)
             (sx.stx_dio_offset_align & (sx.stx_dio_offset_align - 1)) == 0) {
             dev->sector = sx.stx_dio_offset_align;
         }
+#endif
         dev->size = (uint64_t) st.st_size;
         dev->st_dev = st.st_dev;
         dev->st_ino = st.st_ino;

@@ -2774,9 +2774,8 @@ h2_nva(struct hfields *h, nghttp2_nv *nv, size_t n, size_t max, int drop_host)
         size_t vlen;
         int ctl = 0;
 
-        if (n == max || h2_forbidden(name) || (drop_host && strcasecmp(name, "host") == 0) ||
-            (strcasecmp(name, "te") == 0 && strcasecmp(value, "trailers") != 0)) {
-            continue; /* (RFC 9113 8.2.2: te only as "trailers") */
+        if (n == max || h2_forbidden(name) || (drop_host && strcasecmp(name, "host") == 0)) {
+            continue;
         }
         /* whitespace around a value is not part of it (RFC 9110 5.5), and
          * HTTP/2 peers refuse a value with it, or with a control
@@ -2793,6 +2792,9 @@ h2_nva(struct hfields *h, nghttp2_nv *nv, size_t n, size_t max, int drop_host)
             unsigned char ch = (unsigned char) v[i];
 
             ctl |= (ch < 0x20 && ch != '\t') || ch == 0x7f;
+        }
+        if (strcasecmp(name, "te") == 0 && (vlen != 8 || strncasecmp(v, "trailers", 8) != 0)) {
+            continue; /* (RFC 9113 8.2.2: te only as "trailers") */
         }
         if (ctl) {
             http_error("HTTP/2: field %s has a control character in its value: left out", name);
