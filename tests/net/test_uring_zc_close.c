@@ -17,46 +17,74 @@
  */
 #include "t_net.h"
 
+/* Our io_uring TCP bind (c, on loop evpl) connected to a raw peer socket
+ * (fd) that reads nothing unless told to; rcvbuf: the peer's, 0 default. */
+struct zc_pair {
+    struct evpl *evpl;
+    struct evpl_endpoint *ep;
+    int lfd, fd;
+    struct t_conn c;
+};
+
+static void
+zc_open(struct zc_pair *z, int rcvbuf)
+{
+    enum evpl_protocol_id proto = EVPL_STREAM_IO_URING_TCP;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int one = 1;
+
+    z->evpl = t_net_loop();
+    z->ep = t_endpoint(proto);
+    len = t_endpoint_sockaddr(z->ep, &ss);
+    z->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    T_OK(z->lfd >= 0);
+    T_EQ(setsockopt(z->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)), 0);
+    if (rcvbuf) {
+        T_EQ(setsockopt(z->lfd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)), 0);
+    }
+    T_EQ(bind(z->lfd, (struct sockaddr *) &ss, len), 0);
+    T_EQ(listen(z->lfd, 1), 0);
+    t_conn_init(&z->c);
+    z->c.owner = pthread_self();
+    t_connect(z->evpl, proto, z->ep, &z->c, NULL);
+    z->fd = accept(z->lfd, NULL, NULL);
+    T_OK(z->fd >= 0);
+    T_PUMP(z->evpl, z->c.connected, 5000);
+} /* zc_open */
+
+/* after evpl_destroy(z->evpl): the peer's sockets and the rest */
+static void
+zc_done(struct zc_pair *z)
+{
+    close(z->fd);
+    close(z->lfd);
+    t_conn_free(&z->c);
+    evpl_endpoint_close(z->ep);
+} /* zc_done */
+
 static void
 one_run(int close_first)
 {
     static uint8_t big[4 << 20];
-    enum evpl_protocol_id proto = EVPL_STREAM_IO_URING_TCP;
-    struct evpl *evpl = t_net_loop();
-    struct evpl_endpoint *ep = t_endpoint(proto);
-    struct sockaddr_storage ss;
-    socklen_t len = t_endpoint_sockaddr(ep, &ss);
-    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), fd, one = 1;
-    struct t_conn c;
+    struct zc_pair z;
 
-    T_OK(lfd >= 0);
-    T_EQ(setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)), 0);
-    T_EQ(bind(lfd, (struct sockaddr *) &ss, len), 0);
-    T_EQ(listen(lfd, 1), 0);
-    t_conn_init(&c);
-    c.owner = pthread_self();
-    t_connect(evpl, proto, ep, &c, NULL);
-    fd = accept(lfd, NULL, NULL);
-    T_OK(fd >= 0);
-    T_PUMP(evpl, c.connected, 5000);
-    evpl_bind_request_send_notifications(evpl, c.bind);
-    evpl_send(evpl, c.bind, big, sizeof(big)); /* more than the socket takes */
-    t_pump_for(evpl, 200);
-    T_EQ(c.disconnected, 0);
+    zc_open(&z, 0);
+    evpl_bind_request_send_notifications(z.evpl, z.c.bind);
+    evpl_send(z.evpl, z.c.bind, big, sizeof(big)); /* more than the socket takes */
+    t_pump_for(z.evpl, 200);
+    T_EQ(z.c.disconnected, 0);
     fprintf(stderr, "SENT %llu of %zu bytes to a peer that reads nothing\n",
-            (unsigned long long) c.sent_bytes, sizeof(big));
-    T_GT(c.sent_bytes, 0);
-    T_LT(c.sent_bytes, sizeof(big));
+            (unsigned long long) z.c.sent_bytes, sizeof(big));
+    T_GT(z.c.sent_bytes, 0);
+    T_LT(z.c.sent_bytes, sizeof(big));
     if (close_first) {
-        evpl_close(evpl, c.bind);
-        T_PUMP(evpl, c.disconnected, 5000);
+        evpl_close(z.evpl, z.c.bind);
+        T_PUMP(z.evpl, z.c.disconnected, 5000);
     }
-    evpl_destroy(evpl);
+    evpl_destroy(z.evpl);
     T_EQ(t_metric("evpl_allocator_buffers_in_use"), 0);
-    close(fd); /* (the peer is still there: only the reset freed the pages) */
-    close(lfd);
-    t_conn_free(&c);
-    evpl_endpoint_close(ep);
+    zc_done(&z); /* (the peer was still there: only the reset freed the pages) */
 } /* one_run */
 
 /* A GLOBAL buffer sent without TAKE_REF, released on its SENT and taken
@@ -65,65 +93,46 @@ one_run(int close_first)
 static void
 global_reuse(void)
 {
-    enum evpl_protocol_id proto = EVPL_STREAM_IO_URING_TCP;
-    struct evpl *evpl = t_net_loop();
-    struct evpl_endpoint *ep = t_endpoint(proto);
-    struct sockaddr_storage ss;
-    socklen_t len = t_endpoint_sockaddr(ep, &ss);
-    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), fd, one = 1, small = 16384;
     struct evpl_iovec g, again;
-    struct t_conn c;
+    struct zc_pair z;
     unsigned char *back;
     size_t got = 0, glen;
 
-    T_OK(lfd >= 0);
-    T_EQ(setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)), 0);
-    T_EQ(setsockopt(lfd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
-    T_EQ(bind(lfd, (struct sockaddr *) &ss, len), 0);
-    T_EQ(listen(lfd, 1), 0);
-    t_conn_init(&c);
-    c.owner = pthread_self();
-    t_connect(evpl, proto, ep, &c, NULL);
-    fd = accept(lfd, NULL, NULL);
-    T_OK(fd >= 0);
-    T_PUMP(evpl, c.connected, 5000);
-    evpl_bind_request_send_notifications(evpl, c.bind);
-    evpl_iovec_alloc_global(evpl, &g);
+    zc_open(&z, 16384);
+    evpl_bind_request_send_notifications(z.evpl, z.c.bind);
+    evpl_iovec_alloc_global(z.evpl, &g);
     T_OK(g.data != NULL);
     glen = g.length;
     t_pattern_fill(41, 0, g.data, glen);
-    evpl_sendv(evpl, c.bind, &g, 1, glen, 0);
-    T_PUMP(evpl, c.sent_bytes > 0, 5000);
-    t_pump_for(evpl, 50);
+    evpl_sendv(z.evpl, z.c.bind, &g, 1, glen, 0);
+    T_PUMP(z.evpl, z.c.sent_bytes > 0, 5000);
+    t_pump_for(z.evpl, 50);
     /* SENT: released, then given out again and overwritten */
-    evpl_iovec_release(evpl, &g);
-    evpl_iovec_alloc_global(evpl, &again);
+    evpl_iovec_release(z.evpl, &g);
+    evpl_iovec_alloc_global(z.evpl, &again);
     T_OK(again.data != NULL);
     memset(again.data, 0xee, again.length);
     /* now the peer reads all of it */
     back = malloc(glen);
     T_OK(back != NULL);
-    T_EQ(fcntl(fd, F_SETFL, O_NONBLOCK), 0);
+    T_EQ(fcntl(z.fd, F_SETFL, O_NONBLOCK), 0);
     for (uint64_t end = t_now_ns() + 10000000000ull; got < glen && t_now_ns() < end;) {
-        ssize_t n = read(fd, back + got, glen - got);
+        ssize_t n = read(z.fd, back + got, glen - got);
 
         if (n > 0) {
             got += (size_t) n;
         } else {
-            t_pump_for(evpl, 1);
+            t_pump_for(z.evpl, 1);
         }
     }
     T_EQ_U(got, glen);
     T_EQ(t_pattern_check(41, 0, back, glen), -1);
     free(back);
-    evpl_iovec_release(evpl, &again);
-    evpl_close(evpl, c.bind);
-    T_PUMP(evpl, c.disconnected, 5000);
-    evpl_destroy(evpl);
-    close(fd);
-    close(lfd);
-    t_conn_free(&c);
-    evpl_endpoint_close(ep);
+    evpl_iovec_release(z.evpl, &again);
+    evpl_close(z.evpl, z.c.bind);
+    T_PUMP(z.evpl, z.c.disconnected, 5000);
+    evpl_destroy(z.evpl);
+    zc_done(&z);
 } /* global_reuse */
 
 /* evpl_finish while the pages are out, the peer reading nothing, then the
@@ -132,35 +141,17 @@ static void
 finish_then_destroy(void)
 {
     static uint8_t big[4 << 20];
-    enum evpl_protocol_id proto = EVPL_STREAM_IO_URING_TCP;
-    struct evpl *evpl = t_net_loop();
-    struct evpl_endpoint *ep = t_endpoint(proto);
-    struct sockaddr_storage ss;
-    socklen_t len = t_endpoint_sockaddr(ep, &ss);
-    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), fd, one = 1;
-    struct t_conn c;
+    struct zc_pair z;
 
-    T_OK(lfd >= 0);
-    T_EQ(setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)), 0);
-    T_EQ(bind(lfd, (struct sockaddr *) &ss, len), 0);
-    T_EQ(listen(lfd, 1), 0);
-    t_conn_init(&c);
-    c.owner = pthread_self();
-    t_connect(evpl, proto, ep, &c, NULL);
-    fd = accept(lfd, NULL, NULL);
-    T_OK(fd >= 0);
-    T_PUMP(evpl, c.connected, 5000);
-    evpl_send(evpl, c.bind, big, sizeof(big));
-    t_pump_for(evpl, 200);
-    evpl_finish(evpl, c.bind);
-    t_pump_for(evpl, 100);
-    T_EQ(c.disconnected, 0); /* (the bytes wait for a reader) */
-    evpl_destroy(evpl);
+    zc_open(&z, 0);
+    evpl_send(z.evpl, z.c.bind, big, sizeof(big));
+    t_pump_for(z.evpl, 200);
+    evpl_finish(z.evpl, z.c.bind);
+    t_pump_for(z.evpl, 100);
+    T_EQ(z.c.disconnected, 0); /* (the bytes wait for a reader) */
+    evpl_destroy(z.evpl);
     T_EQ(t_metric("evpl_allocator_buffers_in_use"), 0);
-    close(fd);
-    close(lfd);
-    t_conn_free(&c);
-    evpl_endpoint_close(ep);
+    zc_done(&z);
 } /* finish_then_destroy */
 
 int
